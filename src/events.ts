@@ -1,0 +1,41 @@
+/**
+ * The one event interface every pipeline stage reports through.
+ *
+ * Stages never print: they call `reporter.emit(event)`. The CLI attaches listeners (a progress
+ * display on a terminal, plain lines otherwise, nothing with -q, everything with --debug, and
+ * later --explain). Events are plain data so they can be logged as JSON.
+ */
+
+export type PullEvent =
+  | { type: 'resolve'; reference: string; registry: string; repository: string; endpoint: string; mirror?: boolean }
+  | { type: 'manifest'; digest: string; mediaType: string; platform?: string; fromIndex?: string }
+  | { type: 'config'; digest: string }
+  | { type: 'layer-start'; digest: string; size: number; chainId: string }
+  | { type: 'layer-exists'; digest: string; chainId: string }
+  | { type: 'layer-wait'; digest: string; chainId: string }
+  | { type: 'layer-progress'; digest: string; done: number; size: number }
+  | { type: 'layer-verifying'; digest: string }
+  | { type: 'layer-done'; digest: string; chainId: string; diffId: string; unpackedBytes: number }
+  | { type: 'image-stored'; id: string; names: string[]; digest: string; fresh: boolean };
+
+export type DebugEvent = { type: 'debug'; scope: string; message: string; data?: unknown };
+
+export type TsrunEvent = PullEvent | DebugEvent;
+
+export interface Reporter {
+  emit(event: TsrunEvent): void;
+}
+
+/** A reporter that drops everything (the default for library callers and tests). */
+export const silentReporter: Reporter = { emit() {} };
+
+/** Fan out to several listeners. */
+export function fanout(...reporters: Reporter[]): Reporter {
+  return { emit: (e) => { for (const r of reporters) r.emit(e); } };
+}
+
+/** Collects events into an array (tests, --explain). */
+export function collectingReporter(): Reporter & { events: TsrunEvent[] } {
+  const events: TsrunEvent[] = [];
+  return { events, emit: (e) => { events.push(e); } };
+}
