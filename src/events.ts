@@ -16,11 +16,14 @@ export type PullEvent =
   | { type: 'layer-progress'; digest: string; done: number; size: number }
   | { type: 'layer-verifying'; digest: string }
   | { type: 'layer-done'; digest: string; chainId: string; diffId: string; unpackedBytes: number }
-  | { type: 'image-stored'; id: string; names: string[]; digest: string; fresh: boolean };
+  | { type: 'layer-retry'; digest: string; attempt: number; reason: string }
+  | { type: 'image-stored'; id: string; name?: string; digest: string; fresh: boolean };
+
+export type WarningEvent = { type: 'warning'; message: string };
 
 export type DebugEvent = { type: 'debug'; scope: string; message: string; data?: unknown };
 
-export type TsrunEvent = PullEvent | DebugEvent;
+export type TsrunEvent = PullEvent | WarningEvent | DebugEvent;
 
 export interface Reporter {
   emit(event: TsrunEvent): void;

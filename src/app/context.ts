@@ -1,0 +1,31 @@
+/**
+ * What every use case receives: where the store is, who listens to events, and the process
+ * environment (passed in, never read deep inside, so tests can give their own).
+ */
+import os from 'node:os';
+import path from 'node:path';
+import type { Reporter } from '../events.js';
+import { silentReporter } from '../events.js';
+
+export interface AppContext {
+  /** The store root (`--root`, `TSRUN_ROOT`, or the default for this user). */
+  root: string;
+  reporter: Reporter;
+  env: NodeJS.ProcessEnv;
+  home: string;
+  uid: number;
+}
+
+/** Default store root: /var/lib/tsrun for root, $XDG_DATA_HOME/tsrun (~/.local/share/tsrun) otherwise. */
+export function defaultRoot(env: NodeJS.ProcessEnv, uid: number, home: string): string {
+  if (env.TSRUN_ROOT) return env.TSRUN_ROOT;
+  if (uid === 0) return '/var/lib/tsrun';
+  return path.join(env.XDG_DATA_HOME || path.join(home, '.local', 'share'), 'tsrun');
+}
+
+export function processContext(opts: { root?: string; reporter?: Reporter } = {}): AppContext {
+  const env = process.env;
+  const uid = process.getuid ? process.getuid() : 0;
+  const home = env.HOME || os.homedir();
+  return { root: opts.root ?? defaultRoot(env, uid, home), reporter: opts.reporter ?? silentReporter, env, home, uid };
+}

@@ -1,0 +1,154 @@
+/**
+ * Image use cases that only read or rearrange the store: images, image inspect, tag, rmi.
+ * Views here are Docker-shaped data; the CLI only prints them.
+ */
+import { TsrunError } from '../errors.js';
+import { formatReference, familiarName, parseReference, type Reference } from '../reference/reference.js';
+import { findImage } from '../store/lookup.js';
+import { tagsOf, type ImageRecord } from '../store/images.js';
+import { Store } from '../store/store.js';
+import { imageConfigSchema } from '../oci/schemas.js';
+import type { AppContext } from './context.js';
+
+export interface ImageRow {
+  repository: string;
+  tag: string;
+  digest: string;
+  id: string;
+  created?: string;
+  size: number;
+}
+
+const familiar = (full: string): Reference => parseReference(full);
+const repoOf = (full: string): string => familiarName({ ...familiar(full), tag: undefined, digest: undefined }).replace(/:latest$/, '');
+
+/** One row per tag, plus one `<none>` row per untagged image; newest first (as `docker images`). */
+export async function listImages(ctx: AppContext): Promise<ImageRow[]> {
+  const store = await Store.open(ctx.root);
+  const file = await store.readImages();
+  const rows: ImageRow[] = [];
+  for (const img of Object.values(file.images)) {
+    const tags = tagsOf(file, img.id);
+    const digest = img.repoDigests[0]?.split('@')[1] ?? '<none>';
+    if (tags.length === 0) {
+      rows.push({ repository: img.repoDigests[0] ? repoOf(img.repoDigests[0].split('@')[0] as string) : '<none>', tag: '<none>', digest, id: img.id, created: img.created, size: img.size });
+    }
+    for (const t of tags) {
+      const ref = familiar(t);
+      rows.push({ repository: repoOf(t), tag: ref.tag ?? '<none>', digest, id: img.id, created: img.created, size: img.size });
+    }
+  }
+  return rows.sort((a, b) => (b.created ?? '').localeCompare(a.created ?? '') || a.repository.localeCompare(b.repository) || a.tag.localeCompare(b.tag));
+}
+
+/** Docker-compatible `image inspect` objects. */
+export async function inspectImages(ctx: AppContext, queries: string[]): Promise<{ found: unknown[]; missing: TsrunError[] }> {
+  const store = await Store.open(ctx.root);
+  const file = await store.readImages();
+  const found: unknown[] = [];
+  const missing: TsrunError[] = [];
+  for (const q of queries) {
+    let record: ImageRecord;
+    try {
+      record = findImage(file, q).record;
+    } catch (err) {
+      missing.push(err as TsrunError);
+      continue;
+    }
+    const config = imageConfigSchema.parse(JSON.parse((await store.readBlob(record.id)).toString('utf8')));
+    const c = config.config ?? {};
+    found.push({
+      Id: record.id,
+      RepoTags: tagsOf(file, record.id).map((t) => familiarName(parseReference(t))),
+      RepoDigests: record.repoDigests.map((d) => familiarDigest(d)),
+      Parent: '',
+      Comment: (config as { comment?: string }).comment ?? '',
+      Created: config.created ?? '0001-01-01T00:00:00Z',
+      Author: config.author ?? '',
+      Config: {
+        Hostname: '', Domainname: '', User: c.User ?? '', AttachStdin: false, AttachStdout: false, AttachStderr: false,
+        ExposedPorts: c.ExposedPorts ?? undefined, Tty: false, OpenStdin: false, StdinOnce: false,
+        Env: c.Env ?? null, Cmd: c.Cmd ?? null, Image: '', Volumes: c.Volumes ?? null, WorkingDir: c.WorkingDir ?? '',
+        Entrypoint: c.Entrypoint ?? null, OnBuild: c.OnBuild ?? null, Labels: c.Labels ?? null,
+        ...(c.StopSignal ? { StopSignal: c.StopSignal } : {}),
+        ...(c.Healthcheck ? { Healthcheck: c.Healthcheck } : {}),
+        ...(c.Shell ? { Shell: c.Shell } : {}),
+      },
+      Architecture: config.architecture,
+      ...(config.variant ? { Variant: config.variant } : {}),
+      Os: config.os,
+      Size: record.size,
+      GraphDriver: {
+        Name: 'overlay',
+        Data: { LowerDir: [...record.layers].reverse().map((l) => store.layerDiff(l.chainId)).join(':') },
+      },
+      RootFS: { Type: 'layers', Layers: config.rootfs.diff_ids },
+      Metadata: { LastTagTime: record.lastTagTime ?? '0001-01-01T00:00:00Z' },
+      // tsrun's own: where the manifest came from (not in Docker's output).
+      Descriptor: { manifestDigest: record.manifestDigest, mediaType: record.manifestMediaType, indexDigest: record.indexDigest },
+    });
+  }
+  return { found, missing };
+}
+
+function familiarDigest(repoDigest: string): string {
+  const [repo, digest] = repoDigest.split('@') as [string, string];
+  return `${familiarName({ ...parseReference(repo), tag: undefined, digest: undefined }).replace(/:latest$/, '')}@${digest}`;
+}
+
+/** `tsrun tag SOURCE TARGET`: TARGET (default tag latest) now names SOURCE's image. */
+export async function tagImage(ctx: AppContext, source: string, target: string): Promise<void> {
+  const ref = parseReference(target);
+  if (ref.digest) {
+    throw new TsrunError('ERR_REFERENCE', `tagging ${source} as ${target}: a tag cannot contain a digest`, { hint: 'give a name with a :tag' });
+  }
+  const store = await Store.open(ctx.root);
+  await store.updateImages((file) => {
+    const { record } = findImage(file, source);
+    const name = formatReference(ref);
+    if (file.tags[name] !== record.id) record.lastTagTime = new Date().toISOString();
+    file.tags[name] = record.id;
+  });
+}
+
+export type RemoveLine = { untagged: string } | { deleted: string };
+
+/**
+ * `tsrun rmi`: untag what the user named; delete an image once no tag is left; then free the
+ * layers and blobs nothing uses any more. Naming an image by id when several tags point at it
+ * needs --force (as Docker).
+ */
+export async function removeImages(ctx: AppContext, queries: string[], force: boolean): Promise<{ lines: RemoveLine[]; errors: TsrunError[] }> {
+  const store = await Store.open(ctx.root);
+  const lines: RemoveLine[] = [];
+  const errors: TsrunError[] = [];
+  for (const q of queries) {
+    try {
+      await store.updateImages((file) => {
+        const found = findImage(file, q);
+        const id = found.record.id;
+        const tags = tagsOf(file, id);
+        const toUntag = found.tag ? [found.tag] : tags;
+        if (!found.tag && !found.repoDigest && tags.length > 1 && !force) {
+          throw new TsrunError('ERR_IMAGE_IN_USE', `unable to delete ${id.slice(7, 19)} (must be forced): image is referenced in multiple repositories`, { hint: 'remove it by name, or use --force' });
+        }
+        for (const t of toUntag) {
+          delete file.tags[t];
+          lines.push({ untagged: familiarName(parseReference(t)) });
+        }
+        if (tagsOf(file, id).length === 0) {
+          for (const d of found.record.repoDigests) lines.push({ untagged: familiarDigest(d) });
+          delete file.images[id];
+          lines.push({ deleted: id });
+        }
+      });
+    } catch (err) {
+      errors.push(err instanceof TsrunError ? err : new TsrunError('ERR_STORE', `removing ${q}: ${(err as Error).message}`));
+    }
+  }
+  if (lines.some((l) => 'deleted' in l)) {
+    const freed = await store.gc();
+    for (const l of freed.layers) lines.push({ deleted: l });
+  }
+  return { lines, errors };
+}

@@ -1,0 +1,295 @@
+/**
+ * `tsrun pull`: reference → registry → store → layers.
+ *
+ * Flow: parse the reference; ask registries.conf where it may come from (mirrors first); fetch
+ * the manifest (choosing the platform from an index); fetch and validate the config; then, for
+ * every layer in parallel, stream the blob once into both the store's ingest file and the
+ * unpacker (decompress → tar → overlayfs-form directory), verifying the blob digest, its size and
+ * the layer's diff id on the way. Only when all of that succeeded is anything renamed into place,
+ * and only after every layer is in place is the image recorded and tagged.
+ *
+ * Contract: idempotent (a second pull of the same image downloads nothing); concurrent pulls of
+ * the same layers do the work once (layer locks); a failed or killed pull leaves no image record,
+ * no blob and no layer that was not complete and verified.
+ */
+import { createWriteStream, promises as fs } from 'node:fs';
+import { pipeline } from 'node:stream/promises';
+import type { Readable } from 'node:stream';
+import { TsrunError, isTsrunError, wrapError } from '../errors.js';
+import { chainIds } from '../oci/digest.js';
+import { isIndexType, layerCompression } from '../oci/media-types.js';
+import { imageConfigSchema, type Descriptor, type ImageConfig, type Platform } from '../oci/schemas.js';
+import { formatReference, parseReference, repositoryName, type Reference } from '../reference/reference.js';
+import { RegistryClient, parseManifestOrIndex } from '../registry/client.js';
+import { lookupCredentials } from '../registry/credentials.js';
+import { endpointsFor, loadRegistriesConf } from '../registry/registries-conf.js';
+import { formatPlatform, hostPlatform, parsePlatform, selectManifest } from '../registry/resolve.js';
+import { decompress } from '../layers/compression.js';
+import { unpackTar } from '../layers/unpack.js';
+import { Store } from '../store/store.js';
+import type { ImageRecord, LayerRecord } from '../store/images.js';
+import { mapLimit, sleep } from '../util/concurrency.js';
+import type { AppContext } from './context.js';
+
+export interface PullOptions {
+  reference: string;
+  /** os/arch[/variant]; default: the host's. */
+  platform?: string;
+  /** Layers fetched at once (Docker's default is 3). */
+  concurrency?: number;
+}
+
+export interface PullResult {
+  id: string;
+  /** Full reference that now names the image (absent when pulled by digest only). */
+  name?: string;
+  /** The digest a user pulls by: the index's when there was one, else the manifest's. */
+  digest: string;
+  /** False when everything was already in the store. */
+  fresh: boolean;
+  reference: Reference;
+}
+
+const CONFIG_MAX = 8 * 1024 * 1024;
+const LAYER_ATTEMPTS = 3;
+
+export async function pull(ctx: AppContext, opts: PullOptions): Promise<PullResult> {
+  const ref = parseReference(opts.reference);
+  try {
+    const store = await Store.open(ctx.root);
+    await store.cleanTemp();
+    return await store.withSharedLock(() => pullInto(ctx, store, ref, opts));
+  } catch (err) {
+    throw wrapError(`pulling ${formatReference(ref)}`, err);
+  }
+}
+
+async function pullInto(ctx: AppContext, store: Store, ref: Reference, opts: PullOptions): Promise<PullResult> {
+  const { reporter } = ctx;
+  const regCtx = { env: ctx.env, home: ctx.home, uid: ctx.uid };
+  const conf = loadRegistriesConf(regCtx);
+  const endpoints = endpointsFor(conf, ref.registry, ref.repository, { byDigest: ref.digest !== undefined });
+  const want: Platform = opts.platform ? parsePlatform(opts.platform) : hostPlatform();
+  const credentials = () => lookupCredentials(regCtx, ref.registry);
+
+  // Resolve the reference against each endpoint in turn: mirrors first, the registry last.
+  const target = ref.digest ?? ref.tag ?? 'latest';
+  let client: RegistryClient | undefined;
+  let top: { bytes: Buffer; mediaType: string; digest: string } | undefined;
+  let lastError: unknown;
+  for (const endpoint of endpoints) {
+    const candidate = new RegistryClient({ endpoint, credentials, reporter });
+    reporter.emit({ type: 'resolve', reference: formatReference(ref), registry: ref.registry, repository: endpoint.repository, endpoint: endpoint.host, mirror: endpoint.mirror });
+    try {
+      top = await candidate.getManifest(target);
+      client = candidate;
+      break;
+    } catch (err) {
+      lastError = err;
+      if (!endpoint.mirror) throw err;
+      reporter.emit({ type: 'warning', message: `mirror ${endpoint.host} failed for ${formatReference(ref)}: ${(err as Error).message}; trying the next location` });
+    }
+  }
+  if (!client || !top) throw lastError ?? new TsrunError('ERR_REGISTRY', 'no registry location to pull from');
+
+  // An index leads to the manifest for our platform.
+  let manifestBytes = top.bytes;
+  let manifestDigest = top.digest;
+  let manifestMediaType = top.mediaType;
+  let indexDigest: string | undefined;
+  let parsed = parseManifestOrIndex(top.bytes, top.mediaType);
+  if (parsed.kind === 'index') {
+    indexDigest = top.digest;
+    const chosen = selectManifest(parsed.index, want);
+    const m = await client.getManifest(chosen.digest);
+    manifestBytes = m.bytes;
+    manifestDigest = m.digest;
+    manifestMediaType = m.mediaType;
+    parsed = parseManifestOrIndex(m.bytes, m.mediaType);
+    if (parsed.kind !== 'manifest') {
+      throw new TsrunError('ERR_MANIFEST', `index ${indexDigest} points at another index (${chosen.digest}); nested indexes are not supported`);
+    }
+    reporter.emit({ type: 'manifest', digest: m.digest, mediaType: m.mediaType, platform: formatPlatform(want), fromIndex: indexDigest });
+  } else {
+    reporter.emit({ type: 'manifest', digest: top.digest, mediaType: top.mediaType });
+  }
+  const manifest = parsed.manifest;
+
+  // The config: small, verified, validated.
+  if (manifest.config.size > CONFIG_MAX) {
+    throw new TsrunError('ERR_SIZE', `image config ${manifest.config.digest} is ${manifest.config.size} bytes, more than the ${CONFIG_MAX} allowed`);
+  }
+  const configBytes = await readAll(await client.fetchBlob(manifest.config));
+  const config = parseConfig(configBytes, manifest.config.digest);
+  reporter.emit({ type: 'config', digest: manifest.config.digest });
+  const id = manifest.config.digest;
+
+  if (opts.platform && !platformMatches(config, want)) {
+    throw new TsrunError('ERR_PLATFORM', `image ${formatReference(ref)} is ${config.os}/${config.architecture}${config.variant ? '/' + config.variant : ''}, not the requested ${formatPlatform(want)}`);
+  }
+  if (!opts.platform && !platformMatches(config, want)) {
+    reporter.emit({ type: 'warning', message: `the image's platform (${config.os}/${config.architecture}) does not match the host's (${formatPlatform(want)})` });
+  }
+
+  const diffIds = config.rootfs.diff_ids;
+  if (diffIds.length !== manifest.layers.length) {
+    throw new TsrunError('ERR_MANIFEST', `manifest ${manifestDigest} has ${manifest.layers.length} layers but its config lists ${diffIds.length} diff ids`);
+  }
+  const chains = chainIds(diffIds);
+  const layers: LayerRecord[] = manifest.layers.map((desc, i) => ({
+    digest: desc.digest, mediaType: desc.mediaType, size: desc.size, diffId: diffIds[i] as string, chainId: chains[i] as string,
+  }));
+  for (const l of layers) {
+    if (layerCompression(l.mediaType) === undefined) {
+      throw new TsrunError('ERR_LAYER', `layer ${l.digest} has media type ${l.mediaType}, which is not an image layer tsrun can unpack`);
+    }
+  }
+
+  // Layers, in parallel; each one done at most once across processes.
+  const outcomes = await mapLimit(layers, opts.concurrency ?? 3, (layer, i) =>
+    ensureLayer(ctx, store, client as RegistryClient, manifest.layers[i] as Descriptor, layer));
+  const fresh = outcomes.some((o) => o === 'fetched');
+
+  // Small blobs last, then the record: the image exists only once everything it needs does.
+  if (indexDigest) await store.putBlob(indexDigest, top.bytes);
+  await store.putBlob(manifestDigest, manifestBytes);
+  await store.putBlob(id, configBytes);
+  const unpacked = await Promise.all(layers.map((l) => store.readLayerMeta(l.chainId)));
+  const size = unpacked.reduce((n, m) => n + m.unpackedSize, 0);
+  const pulledDigest = indexDigest ?? manifestDigest;
+  const name = ref.tag !== undefined ? formatReference({ ...ref, digest: undefined }) : undefined;
+  const now = new Date().toISOString();
+  const repoDigest = `${repositoryName(ref)}@${pulledDigest}`;
+  const isNewRecord = await store.updateImages((file) => {
+    const existing = file.images[id];
+    const record: ImageRecord = existing ?? {
+      id, manifestDigest, manifestMediaType, indexDigest, repoDigests: [], layers, size,
+      created: config.created, storedAt: now,
+    };
+    if (!record.repoDigests.includes(repoDigest)) record.repoDigests.push(repoDigest);
+    if (name) {
+      if (file.tags[name] !== id) record.lastTagTime = now;
+      file.tags[name] = id;
+    }
+    file.images[id] = record;
+    return existing === undefined;
+  });
+  reporter.emit({ type: 'image-stored', id, name, digest: pulledDigest, fresh: fresh || isNewRecord });
+  return { id, name, digest: pulledDigest, fresh: fresh || isNewRecord, reference: ref };
+}
+
+function parseConfig(bytes: Buffer, digest: string): ImageConfig {
+  let json: unknown;
+  try {
+    json = JSON.parse(bytes.toString('utf8'));
+  } catch (err) {
+    throw new TsrunError('ERR_MANIFEST', `reading image config ${digest}: not JSON (${(err as Error).message})`);
+  }
+  const r = imageConfigSchema.safeParse(json);
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    throw new TsrunError('ERR_MANIFEST', `reading image config ${digest}: ${issue?.path.join('.') || 'value'}: ${issue?.message}`);
+  }
+  return r.data;
+}
+
+function platformMatches(config: ImageConfig, want: Platform): boolean {
+  if (config.os !== want.os || config.architecture !== want.architecture) return false;
+  if (!want.variant || !config.variant) return true;
+  return config.variant === want.variant;
+}
+
+async function readAll(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of stream) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+type LayerOutcome = 'present' | 'fetched';
+
+/** Make sure the layer is committed in the store: already there, done by another process, or fetched now. */
+async function ensureLayer(ctx: AppContext, store: Store, client: RegistryClient, desc: Descriptor, layer: LayerRecord): Promise<LayerOutcome> {
+  const { reporter } = ctx;
+  if (await store.hasLayer(layer.chainId) && await store.hasBlob(layer.digest)) {
+    reporter.emit({ type: 'layer-exists', digest: layer.digest, chainId: layer.chainId });
+    return 'present';
+  }
+  reporter.emit({ type: 'layer-wait', digest: layer.digest, chainId: layer.chainId });
+  return store.withLayerLock(layer.chainId, async () => {
+    // Another process may have finished it while we waited for the lock.
+    if (await store.hasLayer(layer.chainId) && await store.hasBlob(layer.digest)) {
+      reporter.emit({ type: 'layer-exists', digest: layer.digest, chainId: layer.chainId });
+      return 'present';
+    }
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await fetchLayer(ctx, store, client, desc, layer);
+        return 'fetched';
+      } catch (err) {
+        if (attempt >= LAYER_ATTEMPTS || !isRetryable(err)) {
+          throw wrapError(`fetching layer ${layer.digest}`, err, 'ERR_LAYER');
+        }
+        reporter.emit({ type: 'layer-retry', digest: layer.digest, attempt, reason: (err as Error).message });
+        await sleep(500 * 2 ** (attempt - 1));
+      }
+    }
+  });
+}
+
+const NETWORK_CODES = new Set(['ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ECONNREFUSED', 'ERR_STREAM_PREMATURE_CLOSE', 'UND_ERR_SOCKET']);
+function isRetryable(err: unknown): boolean {
+  if (isTsrunError(err)) return err.retryable;
+  const e = err as { code?: string; name?: string; type?: string };
+  return NETWORK_CODES.has(e.code ?? '') || e.name === 'FetchError' || e.name === 'AbortError';
+}
+
+/**
+ * One attempt: stream the blob into an ingest file and, at the same time, through the
+ * decompressor into the unpacker. Verify, then commit both. On failure remove everything.
+ */
+async function fetchLayer(ctx: AppContext, store: Store, client: RegistryClient, desc: Descriptor, layer: LayerRecord): Promise<void> {
+  const { reporter } = ctx;
+  const compression = layerCompression(layer.mediaType) ?? 'none';
+  const ingest = store.tempPath('blob');
+  const work = await store.prepareLayer();
+  const root = ctx.uid === 0;
+  reporter.emit({ type: 'layer-start', digest: layer.digest, size: layer.size, chainId: layer.chainId });
+  try {
+    const blob = await client.fetchBlob(desc);
+    let done = 0;
+    let lastReport = 0;
+    blob.on('data', (chunk: Buffer) => {
+      done += chunk.length;
+      const now = Date.now();
+      if (now - lastReport > 100 || done === layer.size) {
+        lastReport = now;
+        reporter.emit({ type: 'layer-progress', digest: layer.digest, done, size: layer.size });
+      }
+    });
+    const toFile = pipeline(blob, createWriteStream(ingest, { mode: 0o644 }));
+    const tar = decompress(blob, compression);
+    const unpacked = unpackTar(tar, work.diff, {
+      preserveOwnership: root,
+      overlayXattrPrefix: root ? 'trusted.overlay.' : 'user.overlay.',
+      canMknod: root,
+      onWarning: (message: string) => reporter.emit({ type: 'warning', message: `layer ${layer.digest}: ${message}` }),
+    });
+    // Whichever side fails first fails the layer; make sure the other side stops too.
+    const [, result] = await Promise.all([
+      toFile.catch((err: unknown) => { tar.destroy(err as Error); throw err; }),
+      unpacked.catch((err: unknown) => { blob.destroy(err as Error); throw err; }),
+    ]);
+    reporter.emit({ type: 'layer-verifying', digest: layer.digest });
+    if (result.diffId !== layer.diffId) {
+      throw new TsrunError('ERR_DIGEST_MISMATCH', `layer ${layer.digest} unpacks to diff id ${result.diffId}, but the image config says ${layer.diffId}`);
+    }
+    await store.commitBlobFile(ingest, layer.digest);
+    await store.commitLayer(work.dir, { chainId: layer.chainId, diffId: result.diffId, tarSize: result.tarSize, unpackedSize: result.unpackedSize });
+    reporter.emit({ type: 'layer-done', digest: layer.digest, chainId: layer.chainId, diffId: result.diffId, unpackedBytes: result.unpackedSize });
+  } catch (err) {
+    await fs.rm(ingest, { force: true });
+    await fs.rm(work.dir, { recursive: true, force: true });
+    throw err;
+  }
+}
+

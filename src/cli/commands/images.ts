@@ -1,0 +1,131 @@
+/**
+ * Image verbs: pull, images / image ls, image inspect / inspect, tag, rmi / image rm.
+ * Flags follow `docker` (pull -q --platform; images -q --no-trunc --digests; rmi -f).
+ * Each action only turns flags into options and prints what the use case returns.
+ */
+import type { Command } from 'commander';
+import type { Reporter } from '../../events.js';
+import { EXIT_TSRUN, printError, type CliIo } from '../main.js';
+
+async function context(io: CliIo, reporter?: Reporter) {
+  const { processContext } = await import('../../app/context.js');
+  return processContext({ root: io.globals().root, reporter });
+}
+
+export function registerImageCommands(program: Command, io: CliIo): void {
+  const pullCmd = (cmd: Command) => cmd
+    .description('Download an image from a registry')
+    .argument('<image>', 'image reference, e.g. node:17-alpine, localhost:5000/app@sha256:…')
+    .option('-q, --quiet', 'print only the image name')
+    .option('--platform <os/arch[/variant]>', 'pull this platform from a multi-platform image')
+    .action(async (image: string, opts: { quiet?: boolean; platform?: string }) => pullAction(io, image, opts));
+  pullCmd(program.command('pull'));
+
+  const imagesCmd = (cmd: Command) => cmd
+    .description('List images')
+    .option('-q, --quiet', 'only show image ids')
+    .option('--no-trunc', 'do not truncate ids')
+    .option('--digests', 'show digests')
+    .action(async (opts: { quiet?: boolean; trunc: boolean; digests?: boolean }) => imagesAction(io, opts));
+  imagesCmd(program.command('images'));
+
+  const inspectCmd = (cmd: Command) => cmd
+    .description('Show details of one or more images as JSON')
+    .argument('<image...>', 'image names or ids')
+    .action(async (images: string[]) => inspectAction(io, images));
+  inspectCmd(program.command('inspect'));
+
+  const tagCmd = (cmd: Command) => cmd
+    .description('Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE')
+    .argument('<source>', 'SOURCE_IMAGE[:TAG] or image id')
+    .argument('<target>', 'TARGET_IMAGE[:TAG]')
+    .action(async (source: string, target: string) => {
+      const { tagImage } = await import('../../app/images.js');
+      await tagImage(await context(io), source, target);
+    });
+  tagCmd(program.command('tag'));
+
+  const rmiCmd = (cmd: Command) => cmd
+    .description('Remove one or more images')
+    .argument('<image...>', 'image names or ids')
+    .option('-f, --force', 'remove an image by id even when several tags refer to it')
+    .action(async (images: string[], opts: { force?: boolean }) => rmiAction(io, images, Boolean(opts.force)));
+  rmiCmd(program.command('rmi'));
+
+  const image = program.command('image').description('Manage images');
+  pullCmd(image.command('pull'));
+  imagesCmd(image.command('ls').alias('list'));
+  inspectCmd(image.command('inspect'));
+  tagCmd(image.command('tag'));
+  rmiCmd(image.command('rm').alias('remove'));
+}
+
+async function pullAction(io: CliIo, image: string, opts: { quiet?: boolean; platform?: string }): Promise<void> {
+  const { fanout } = await import('../../events.js');
+  const progress = await import('../progress.js');
+  const { familiarName } = await import('../../reference/reference.js');
+  const debug = Boolean(io.globals().debug);
+  const listeners: Reporter[] = [];
+  let tty: (Reporter & { stop(): void }) | undefined;
+  if (debug) listeners.push(progress.debugReporter(io.err));
+  else if (!opts.quiet) {
+    if (io.out.isTTY) listeners.push((tty = await progress.ttyPullReporter(io.out, io.err)));
+    else listeners.push(progress.plainPullReporter(io.out, io.err));
+  }
+  const ctx = await context(io, fanout(...listeners));
+  const { parseReference } = await import('../../reference/reference.js');
+  const ref = parseReference(image);
+  if (!opts.quiet) {
+    if (!/[:@]/.test(image.split('/').pop() ?? '')) io.out.write('Using default tag: latest\n');
+    io.out.write(`${ref.digest ?? ref.tag}: Pulling from ${familiarName({ ...ref, tag: undefined, digest: undefined }).replace(/^([^/]+)$/, 'library/$1')}\n`);
+  }
+  const { pull } = await import('../../app/pull.js');
+  let result;
+  try {
+    result = await pull(ctx, { reference: image, platform: opts.platform });
+  } finally {
+    tty?.stop();
+  }
+  const { formatReference } = await import('../../reference/reference.js');
+  if (!opts.quiet) {
+    io.out.write(`Digest: ${result.digest}\n`);
+    io.out.write(result.fresh
+      ? `Status: Downloaded newer image for ${familiarName(result.reference)}\n`
+      : `Status: Image is up to date for ${familiarName(result.reference)}\n`);
+  }
+  io.out.write(`${formatReference(result.reference)}\n`);
+}
+
+async function imagesAction(io: CliIo, opts: { quiet?: boolean; trunc: boolean; digests?: boolean }): Promise<void> {
+  const { listImages } = await import('../../app/images.js');
+  const { table, timeAgo, humanSize } = await import('../format.js');
+  const rows = await listImages(await context(io));
+  const id = (d: string) => (opts.trunc ? d.slice(7, 19) : d);
+  if (opts.quiet) {
+    const seen = new Set<string>();
+    for (const r of rows) if (!seen.has(r.id)) { seen.add(r.id); io.out.write(`${id(r.id)}\n`); }
+    return;
+  }
+  const header = opts.digests
+    ? ['REPOSITORY', 'TAG', 'DIGEST', 'IMAGE ID', 'CREATED', 'SIZE']
+    : ['REPOSITORY', 'TAG', 'IMAGE ID', 'CREATED', 'SIZE'];
+  io.out.write(table(header, rows.map((r) => [
+    r.repository, r.tag, ...(opts.digests ? [r.digest] : []), id(r.id), timeAgo(r.created), humanSize(r.size),
+  ])));
+}
+
+async function inspectAction(io: CliIo, images: string[]): Promise<void> {
+  const { inspectImages } = await import('../../app/images.js');
+  const { found, missing } = await inspectImages(await context(io), images);
+  io.out.write(JSON.stringify(found, null, 4) + '\n');
+  for (const e of missing) printError(e, io, false);
+  if (missing.length > 0) process.exitCode = EXIT_TSRUN;
+}
+
+async function rmiAction(io: CliIo, images: string[], force: boolean): Promise<void> {
+  const { removeImages } = await import('../../app/images.js');
+  const { lines, errors } = await removeImages(await context(io), images, force);
+  for (const l of lines) io.out.write('untagged' in l ? `Untagged: ${l.untagged}\n` : `Deleted: ${l.deleted}\n`);
+  for (const e of errors) printError(e, io, false);
+  if (errors.length > 0) process.exitCode = EXIT_TSRUN;
+}

@@ -1,0 +1,80 @@
+/**
+ * argv → one use case → exit code. The only place that prints errors and sets the exit code.
+ *
+ * Exit codes: 0 success; 125 for tsrun's own failures and bad usage (as podman, and as
+ * `docker run`); later, 126/127 and the container's own code for run/exec.
+ * Start-up time is a feature: command modules are imported only when their verb runs, and use
+ * cases only inside the action.
+ */
+import type { Command } from 'commander';
+import { TsrunError } from '../errors.js';
+
+export const EXIT_TSRUN = 125;
+
+export interface GlobalOptions {
+  root?: string;
+  debug?: boolean;
+}
+
+/** Everything a command needs from the CLI around it. */
+export interface CliIo {
+  out: NodeJS.WriteStream;
+  err: NodeJS.WriteStream;
+  globals(): GlobalOptions;
+}
+
+export function printError(err: unknown, io: Pick<CliIo, 'err'>, debug: boolean): void {
+  if (err instanceof TsrunError) {
+    io.err.write(`Error: ${err.message}\n`);
+    if (err.hint) io.err.write(`hint: ${err.hint}\n`);
+    if (debug && err.stack) io.err.write(`${err.stack}\n`);
+  } else {
+    const e = err as Error;
+    io.err.write(`Error: ${e?.message ?? String(err)}\n`);
+    if (debug && e?.stack) io.err.write(`${e.stack}\n`);
+  }
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const { Command: CommandCtor, CommanderError } = await import('commander');
+  const program: Command = new CommandCtor('tsrun');
+  const io: CliIo = {
+    out: process.stdout,
+    err: process.stderr,
+    globals: () => program.opts<GlobalOptions>(),
+  };
+  program
+    .description('A daemonless container runtime: pull, run and build OCI images without a daemon')
+    .version(await version(), '-v, --version', 'print the version')
+    .option('--root <dir>', 'directory for all persistent state (env TSRUN_ROOT; default /var/lib/tsrun for root, ~/.local/share/tsrun otherwise)')
+    .option('--debug', 'print every pipeline event and stack traces')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride()
+    .configureOutput({ writeOut: (s) => io.out.write(s), writeErr: (s) => io.err.write(s) });
+
+  const { registerImageCommands } = await import('./commands/images.js');
+  registerImageCommands(program, io);
+  const { registerAuthCommands } = await import('./commands/login.js');
+  registerAuthCommands(program, io);
+
+  let code = 0;
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    code = typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // --help and --version come through here with exit code 0.
+      code = err.exitCode === 0 ? 0 : EXIT_TSRUN;
+    } else {
+      printError(err, io, Boolean(program.opts<GlobalOptions>().debug));
+      code = EXIT_TSRUN;
+    }
+  }
+  process.exit(code);
+}
+
+async function version(): Promise<string> {
+  const { readFile } = await import('node:fs/promises');
+  const pkg = JSON.parse(await readFile(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}

@@ -1,0 +1,225 @@
+/**
+ * The content-addressed store under one root directory (`--root`, `TSRUN_ROOT`).
+ *
+ *   blobs/sha256/<hex>      manifests, indexes, configs and compressed layers, verified before rename
+ *   layers/<chainhex>/diff  one unpacked layer per chain id, shared by every image that has it
+ *   layers/<chainhex>/layer.json
+ *   images.json             image records and tags (see images.ts)
+ *   tmp/<pid>-…             work in progress: ingest files and half-unpacked layers
+ *   locks/                  flock files
+ *
+ * Contracts (after containerd's content store):
+ * - Nothing is ever visible under blobs/ or layers/ unless complete and verified: everything is
+ *   written under tmp/ and renamed into place. A pull killed at any moment leaves only tmp/
+ *   entries, which later commands remove once their pid is gone.
+ * - Locks: every user of layers (pull, later run) holds `store.lock` shared; garbage collection
+ *   holds it exclusive, so it never deletes a layer a running pull just committed. Work on one
+ *   layer is serialised by `layer-<chainhex>.lock`, so concurrent pulls never unpack it twice.
+ *   flock locks die with their process: a killed pull never leaves a stale lock.
+ * - The layout has nothing root-specific: a non-root user gets the same store in their home
+ *   (ownership inside layers is then a matter for the unpacker running in a user namespace).
+ */
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { TsrunError } from '../errors.js';
+import { digestHex, sha256Digest } from '../oci/digest.js';
+import { withFileLock } from '../native/index.js';
+import { emptyImagesFile, imagesFileSchema, type ImageRecord, type ImagesFile } from './images.js';
+import { exists, removeStaleTemps, tempName, writeFileAtomic } from './fsutil.js';
+
+export interface LayerMeta {
+  chainId: string;
+  diffId: string;
+  /** Bytes of the uncompressed tar. */
+  tarSize: number;
+  /** Sum of the sizes of the regular files in the layer. */
+  unpackedSize: number;
+}
+
+export class Store {
+  readonly root: string;
+
+  private constructor(root: string) {
+    this.root = root;
+  }
+
+  /** Open (creating if needed) the store at `root`. The root is 0700: layers hold setuid files. */
+  static async open(root: string): Promise<Store> {
+    const store = new Store(path.resolve(root));
+    try {
+      await fs.mkdir(store.root, { recursive: true, mode: 0o700 });
+      for (const d of ['blobs/sha256', 'layers', 'tmp', 'locks']) {
+        await fs.mkdir(path.join(store.root, d), { recursive: true, mode: 0o700 });
+      }
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      throw new TsrunError('ERR_STORE', `opening store ${store.root}: ${e.message}`, {
+        cause: err,
+        hint: e.code === 'EACCES' ? 'choose a directory you can write with --root or TSRUN_ROOT' : undefined,
+      });
+    }
+    return store;
+  }
+
+  // ---- paths ----
+  blobPath(digest: string): string {
+    return path.join(this.root, 'blobs', 'sha256', digestHex(digest));
+  }
+  layerDir(chainId: string): string {
+    return path.join(this.root, 'layers', digestHex(chainId));
+  }
+  /** The unpacked tree of a committed layer (an overlayfs lowerdir). */
+  layerDiff(chainId: string): string {
+    return path.join(this.layerDir(chainId), 'diff');
+  }
+  private lockPath(name: string): string {
+    return path.join(this.root, 'locks', name);
+  }
+
+  // ---- locks ----
+  /** Hold the store shared for the duration of fn: pulls and runs. */
+  withSharedLock<T>(fn: () => Promise<T>): Promise<T> {
+    return withFileLock(this.lockPath('store.lock'), 'sh', fn);
+  }
+  /** Hold the store exclusively (garbage collection). */
+  withExclusiveLock<T>(fn: () => Promise<T>): Promise<T> {
+    return withFileLock(this.lockPath('store.lock'), 'ex', fn);
+  }
+  withLayerLock<T>(chainId: string, fn: () => Promise<T>): Promise<T> {
+    return withFileLock(this.lockPath(`layer-${digestHex(chainId)}.lock`), 'ex', fn);
+  }
+
+  // ---- temp space ----
+  /** A fresh path under tmp/ (not created). Removed by `cleanTemp` once our pid is gone. */
+  tempPath(kind: string): string {
+    return path.join(this.root, 'tmp', tempName(kind));
+  }
+  cleanTemp(): Promise<number> {
+    return removeStaleTemps(path.join(this.root, 'tmp'));
+  }
+
+  // ---- blobs ----
+  hasBlob(digest: string): Promise<boolean> {
+    return exists(this.blobPath(digest));
+  }
+  async readBlob(digest: string): Promise<Buffer> {
+    try {
+      return await fs.readFile(this.blobPath(digest));
+    } catch (err) {
+      throw new TsrunError('ERR_STORE', `reading blob ${digest}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+  /** Store small content (manifests, configs) after checking it hashes to `digest`. Idempotent. */
+  async putBlob(digest: string, bytes: Buffer): Promise<void> {
+    const actual = sha256Digest(bytes);
+    if (actual !== digest) {
+      throw new TsrunError('ERR_DIGEST_MISMATCH', `storing blob ${digest}: content hashes to ${actual}`);
+    }
+    if (await this.hasBlob(digest)) return;
+    await writeFileAtomic(this.blobPath(digest), bytes, 0o644);
+  }
+  /**
+   * Move a verified ingest file (under tmp/) into place as `digest`. The caller has verified the
+   * digest while streaming (the registry client does). Idempotent: a concurrent identical commit wins.
+   */
+  async commitBlobFile(tmpFile: string, digest: string): Promise<void> {
+    await fs.rename(tmpFile, this.blobPath(digest));
+  }
+
+  // ---- layers ----
+  hasLayer(chainId: string): Promise<boolean> {
+    return exists(path.join(this.layerDir(chainId), 'layer.json'));
+  }
+  async readLayerMeta(chainId: string): Promise<LayerMeta> {
+    return JSON.parse(await fs.readFile(path.join(this.layerDir(chainId), 'layer.json'), 'utf8')) as LayerMeta;
+  }
+  /**
+   * A new private work dir for unpacking one layer: returns `{ dir, diff }` where `diff` is the
+   * empty directory to unpack into. Commit it with `commitLayer`, or remove `dir` on failure.
+   */
+  async prepareLayer(): Promise<{ dir: string; diff: string }> {
+    const dir = this.tempPath('layer');
+    await fs.mkdir(dir, { mode: 0o700 });
+    const diff = path.join(dir, 'diff');
+    await fs.mkdir(diff, { mode: 0o755 });
+    return { dir, diff };
+  }
+  /** Rename a prepared layer into place under its chain id. Call with the layer lock held. */
+  async commitLayer(dir: string, meta: LayerMeta): Promise<void> {
+    await writeFileAtomic(path.join(dir, 'layer.json'), JSON.stringify(meta) + '\n');
+    try {
+      await fs.rename(dir, this.layerDir(meta.chainId));
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if ((code === 'ENOTEMPTY' || code === 'EEXIST') && (await this.hasLayer(meta.chainId))) {
+        await fs.rm(dir, { recursive: true, force: true });
+        return;
+      }
+      throw err;
+    }
+  }
+
+  // ---- image records ----
+  private get imagesFile(): string {
+    return path.join(this.root, 'images.json');
+  }
+  async readImages(): Promise<ImagesFile> {
+    let text: string;
+    try {
+      text = await fs.readFile(this.imagesFile, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return emptyImagesFile();
+      throw err;
+    }
+    const parsed = imagesFileSchema.safeParse(JSON.parse(text));
+    if (!parsed.success) {
+      throw new TsrunError('ERR_STORE', `reading ${this.imagesFile}: not a tsrun image list (${parsed.error.issues[0]?.message})`);
+    }
+    return parsed.data;
+  }
+  /** Read-modify-write images.json under its lock; `fn` mutates the copy it is given. */
+  async updateImages<T>(fn: (file: ImagesFile) => T | Promise<T>): Promise<T> {
+    return withFileLock(this.lockPath('images.lock'), 'ex', async () => {
+      const file = await this.readImages();
+      const result = await fn(file);
+      await writeFileAtomic(this.imagesFile, JSON.stringify(file, null, 1) + '\n', 0o600);
+      return result;
+    });
+  }
+
+  /**
+   * Remove layers and blobs no image refers to, and stale temp entries. Holds the store
+   * exclusively, so it waits for running pulls. Returns what was removed.
+   */
+  async gc(): Promise<{ layers: string[]; blobs: string[] }> {
+    return this.withExclusiveLock(async () => {
+      const file = await this.readImages();
+      const keepLayers = new Set<string>();
+      const keepBlobs = new Set<string>();
+      for (const img of Object.values(file.images) as ImageRecord[]) {
+        keepBlobs.add(digestHex(img.id));
+        keepBlobs.add(digestHex(img.manifestDigest));
+        if (img.indexDigest) keepBlobs.add(digestHex(img.indexDigest));
+        for (const l of img.layers) {
+          keepLayers.add(digestHex(l.chainId));
+          keepBlobs.add(digestHex(l.digest));
+        }
+      }
+      const removed = { layers: [] as string[], blobs: [] as string[] };
+      for (const hex of await fs.readdir(path.join(this.root, 'layers'))) {
+        if (keepLayers.has(hex)) continue;
+        await fs.rm(path.join(this.root, 'layers', hex), { recursive: true, force: true });
+        removed.layers.push(`sha256:${hex}`);
+      }
+      for (const hex of await fs.readdir(path.join(this.root, 'blobs', 'sha256'))) {
+        if (keepBlobs.has(hex)) continue;
+        await fs.rm(path.join(this.root, 'blobs', 'sha256', hex), { force: true });
+        removed.blobs.push(`sha256:${hex}`);
+      }
+      // No pull is running (we hold the lock exclusively): every temp entry is stale.
+      const tmp = path.join(this.root, 'tmp');
+      for (const name of await fs.readdir(tmp)) await fs.rm(path.join(tmp, name), { recursive: true, force: true });
+      return removed;
+    });
+  }
+}

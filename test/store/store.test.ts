@@ -1,0 +1,97 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { mkdtempSync, promises as fs, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Store } from '../../src/store/store.js';
+import { sha256Digest } from '../../src/oci/digest.js';
+import { findImage } from '../../src/store/lookup.js';
+import { emptyImagesFile, type ImageRecord } from '../../src/store/images.js';
+
+const tmp = mkdtempSync(path.join(os.tmpdir(), 'tsrun-store-'));
+test.after(() => rmSync(tmp, { recursive: true, force: true }));
+
+test('putBlob refuses content that does not hash to the digest, and stores nothing', async () => {
+  const store = await Store.open(path.join(tmp, 's1'));
+  const digest = sha256Digest('hello');
+  await assert.rejects(() => store.putBlob(digest, Buffer.from('tampered')), /hashes to/);
+  assert.is(await store.hasBlob(digest), false);
+  await store.putBlob(digest, Buffer.from('hello'));
+  assert.is((await store.readBlob(digest)).toString(), 'hello');
+});
+
+test('store root and its folders are private (0700)', async () => {
+  const store = await Store.open(path.join(tmp, 's2'));
+  assert.is((await fs.stat(store.root)).mode & 0o777, 0o700);
+  assert.is((await fs.stat(path.join(store.root, 'layers'))).mode & 0o777, 0o700);
+});
+
+test('a prepared layer is invisible until committed; a second commit of the same chain id is discarded', async () => {
+  const store = await Store.open(path.join(tmp, 's3'));
+  const chainId = sha256Digest('layer');
+  const a = await store.prepareLayer();
+  await fs.writeFile(path.join(a.diff, 'f'), 'a');
+  assert.is(await store.hasLayer(chainId), false);
+  await store.commitLayer(a.dir, { chainId, diffId: chainId, tarSize: 1, unpackedSize: 1 });
+  assert.is(await store.hasLayer(chainId), true);
+  const b = await store.prepareLayer();
+  await fs.writeFile(path.join(b.diff, 'f'), 'b');
+  await store.commitLayer(b.dir, { chainId, diffId: chainId, tarSize: 1, unpackedSize: 1 });
+  assert.is(await fs.readFile(path.join(store.layerDiff(chainId), 'f'), 'utf8'), 'a');
+  assert.is(await fs.stat(b.dir).then(() => true, () => false), false);
+});
+
+test('stale temp entries of dead processes are removed, live ones kept', async () => {
+  const store = await Store.open(path.join(tmp, 's4'));
+  const dead = path.join(store.root, 'tmp', '999999-layer-x');
+  const mine = store.tempPath('layer');
+  await fs.mkdir(dead);
+  await fs.mkdir(mine);
+  assert.is(await store.cleanTemp(), 1);
+  assert.is(await fs.stat(dead).then(() => true, () => false), false);
+  assert.is(await fs.stat(mine).then(() => true, () => false), true);
+});
+
+test('gc frees layers and blobs no image refers to, keeps the rest', async () => {
+  const store = await Store.open(path.join(tmp, 's5'));
+  const keep = sha256Digest('keep');
+  const drop = sha256Digest('drop');
+  for (const c of [keep, drop]) {
+    const l = await store.prepareLayer();
+    await store.commitLayer(l.dir, { chainId: c, diffId: c, tarSize: 0, unpackedSize: 0 });
+  }
+  const cfg = Buffer.from('{}');
+  const id = sha256Digest(cfg);
+  await store.putBlob(id, cfg);
+  await store.putBlob(drop, Buffer.from('drop'));
+  await store.updateImages((f) => {
+    f.images[id] = {
+      id, manifestDigest: id, manifestMediaType: 'x', repoDigests: [], size: 0, storedAt: 'now',
+      layers: [{ digest: id, mediaType: 'x', size: 0, diffId: keep, chainId: keep }],
+    };
+  });
+  const removed = await store.gc();
+  assert.equal(removed.layers, [drop]);
+  assert.equal(removed.blobs, [drop]);
+  assert.is(await store.hasLayer(keep), true);
+  assert.is(await store.hasBlob(id), true);
+});
+
+test('findImage resolves names, digests and id prefixes as Docker does', () => {
+  const file = emptyImagesFile();
+  const id = sha256Digest('img');
+  const rec: ImageRecord = {
+    id, manifestDigest: sha256Digest('m'), manifestMediaType: 'x', storedAt: 'now', size: 0, layers: [],
+    repoDigests: [`docker.io/library/busybox@${sha256Digest('idx')}`],
+  };
+  file.images[id] = rec;
+  file.tags['docker.io/library/busybox:latest'] = id;
+  assert.is(findImage(file, 'busybox').record.id, id);
+  assert.is(findImage(file, 'docker.io/library/busybox:latest').tag, 'docker.io/library/busybox:latest');
+  assert.is(findImage(file, `busybox@${sha256Digest('idx')}`).record.id, id);
+  assert.is(findImage(file, id.slice(7, 19)).record.id, id);
+  assert.is(findImage(file, id).record.id, id);
+  assert.throws(() => findImage(file, 'busybox:1'), /no such image/);
+});
+
+test.run();
