@@ -3,7 +3,7 @@
  * Views here are Docker-shaped data; the CLI only prints them.
  */
 import { TsrunError } from '../errors.js';
-import { formatReference, familiarName, parseReference, type Reference } from '../reference/reference.js';
+import { formatReference, familiarName, familiarRepository, parseReference } from '../reference/reference.js';
 import { findImage } from '../store/lookup.js';
 import { tagsOf, type ImageRecord } from '../store/images.js';
 import { Store } from '../store/store.js';
@@ -19,8 +19,8 @@ export interface ImageRow {
   size: number;
 }
 
-const familiar = (full: string): Reference => parseReference(full);
-const repoOf = (full: string): string => familiarName({ ...familiar(full), tag: undefined, digest: undefined }).replace(/:latest$/, '');
+/** 'docker.io/library/node:1' or 'docker.io/library/node' → 'node' */
+const repoOf = (full: string): string => familiarRepository(parseReference(full));
 
 /** One row per tag, plus one `<none>` row per untagged image; newest first (as `docker images`). */
 export async function listImages(ctx: AppContext): Promise<ImageRow[]> {
@@ -34,7 +34,7 @@ export async function listImages(ctx: AppContext): Promise<ImageRow[]> {
       rows.push({ repository: img.repoDigests[0] ? repoOf(img.repoDigests[0].split('@')[0] as string) : '<none>', tag: '<none>', digest, id: img.id, created: img.created, size: img.size });
     }
     for (const t of tags) {
-      const ref = familiar(t);
+      const ref = parseReference(t);
       rows.push({ repository: repoOf(t), tag: ref.tag ?? '<none>', digest, id: img.id, created: img.created, size: img.size });
     }
   }
@@ -93,7 +93,7 @@ export async function inspectImages(ctx: AppContext, queries: string[]): Promise
 
 function familiarDigest(repoDigest: string): string {
   const [repo, digest] = repoDigest.split('@') as [string, string];
-  return `${familiarName({ ...parseReference(repo), tag: undefined, digest: undefined }).replace(/:latest$/, '')}@${digest}`;
+  return `${repoOf(repo)}@${digest}`;
 }
 
 /** `tsrun tag SOURCE TARGET`: TARGET (default tag latest) now names SOURCE's image. */

@@ -17,7 +17,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import { TsrunError, isTsrunError, wrapError } from '../errors.js';
 import { chainIds } from '../oci/digest.js';
-import { isIndexType, layerCompression } from '../oci/media-types.js';
+import { layerCompression } from '../oci/media-types.js';
 import { imageConfigSchema, type Descriptor, type ImageConfig, type Platform } from '../oci/schemas.js';
 import { formatReference, parseReference, repositoryName, type Reference } from '../reference/reference.js';
 import { RegistryClient, parseManifestOrIndex } from '../registry/client.js';

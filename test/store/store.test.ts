@@ -14,7 +14,8 @@ test.after(() => rmSync(tmp, { recursive: true, force: true }));
 test('putBlob refuses content that does not hash to the digest, and stores nothing', async () => {
   const store = await Store.open(path.join(tmp, 's1'));
   const digest = sha256Digest('hello');
-  await assert.rejects(() => store.putBlob(digest, Buffer.from('tampered')), /hashes to/);
+  const err = await store.putBlob(digest, Buffer.from('tampered')).then(() => undefined, (e: Error) => e);
+  assert.match(String(err?.message), /hashes to/);
   assert.is(await store.hasBlob(digest), false);
   await store.putBlob(digest, Buffer.from('hello'));
   assert.is((await store.readBlob(digest)).toString(), 'hello');

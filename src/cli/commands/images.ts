@@ -77,7 +77,7 @@ async function pullAction(io: CliIo, image: string, opts: { quiet?: boolean; pla
   const ref = parseReference(image);
   if (!opts.quiet) {
     if (!/[:@]/.test(image.split('/').pop() ?? '')) io.out.write('Using default tag: latest\n');
-    io.out.write(`${ref.digest ?? ref.tag}: Pulling from ${familiarName({ ...ref, tag: undefined, digest: undefined }).replace(/^([^/]+)$/, 'library/$1')}\n`);
+    io.out.write(`${ref.digest ?? ref.tag}: Pulling from ${ref.repository}\n`);
   }
   const { pull } = await import('../../app/pull.js');
   let result;

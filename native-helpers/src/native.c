@@ -1,0 +1,192 @@
+/*
+ * tsrun's native seam: the few syscalls Node cannot make (Linux only).
+ *
+ *   mknod(path, mode, major, minor)       device nodes, fifos, overlayfs whiteouts (0/0 char devices)
+ *   lsetxattr(path, name, value: Buffer)  e.g. security.capability, trusted.overlay.opaque
+ *   lgetxattr(path, name) -> Buffer|null  null when the attribute is absent (ENODATA)
+ *   llistxattr(path) -> string[]
+ *   flock(fd, op) -> boolean              op = LOCK_SH|LOCK_EX|LOCK_UN [|LOCK_NB]; false = would block
+ *
+ * Contract: every call is synchronous and never follows a final symlink (l* variants); on failure
+ * it throws an Error whose `code` is the errno name (EPERM, ENOENT, ...), with `errno`, `syscall`
+ * and `path` set, as Node's own fs errors are. Nothing here keeps state between calls.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <node_api.h>
+
+#define PATH_BUF 4096
+#define NAME_BUF 256
+
+static const char *errno_name(int e) {
+  switch (e) {
+    case EPERM: return "EPERM"; case ENOENT: return "ENOENT"; case EACCES: return "EACCES";
+    case EEXIST: return "EEXIST"; case ENOTDIR: return "ENOTDIR"; case EISDIR: return "EISDIR";
+    case EINVAL: return "EINVAL"; case ENOSPC: return "ENOSPC"; case EROFS: return "EROFS";
+    case ENOTSUP: return "ENOTSUP"; case ENODATA: return "ENODATA"; case ERANGE: return "ERANGE";
+    case E2BIG: return "E2BIG"; case EWOULDBLOCK: return "EWOULDBLOCK"; case EBADF: return "EBADF";
+    case ELOOP: return "ELOOP"; case ENAMETOOLONG: return "ENAMETOOLONG"; case EDQUOT: return "EDQUOT";
+    case EINTR: return "EINTR"; case ENOLCK: return "ENOLCK"; case EIO: return "EIO";
+    default: return "EUNKNOWN";
+  }
+}
+
+static napi_value throw_errno(napi_env env, int e, const char *syscall, const char *path) {
+  char msg[PATH_BUF + 128];
+  snprintf(msg, sizeof msg, "%s: %s, %s '%s'", errno_name(e), strerror(e), syscall, path ? path : "");
+  napi_value message, error, v;
+  napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &message);
+  napi_create_error(env, NULL, message, &error);
+  napi_create_string_utf8(env, errno_name(e), NAPI_AUTO_LENGTH, &v);
+  napi_set_named_property(env, error, "code", v);
+  napi_create_int32(env, -e, &v);
+  napi_set_named_property(env, error, "errno", v);
+  napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &v);
+  napi_set_named_property(env, error, "syscall", v);
+  if (path) {
+    napi_create_string_utf8(env, path, NAPI_AUTO_LENGTH, &v);
+    napi_set_named_property(env, error, "path", v);
+  }
+  napi_throw(env, error);
+  return NULL;
+}
+
+static int get_string(napi_env env, napi_value v, char *buf, size_t size) {
+  size_t len = 0;
+  if (napi_get_value_string_utf8(env, v, buf, size, &len) != napi_ok) {
+    napi_throw_type_error(env, NULL, "expected a string");
+    return -1;
+  }
+  if (len >= size - 1) {
+    napi_throw_range_error(env, NULL, "string too long");
+    return -1;
+  }
+  return 0;
+}
+
+static napi_value js_mknod(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  char path[PATH_BUF];
+  uint32_t mode = 0, major = 0, minor = 0;
+  if (argc < 4 || get_string(env, argv[0], path, sizeof path)) return NULL;
+  napi_get_value_uint32(env, argv[1], &mode);
+  napi_get_value_uint32(env, argv[2], &major);
+  napi_get_value_uint32(env, argv[3], &minor);
+  if (mknod(path, (mode_t)mode, makedev(major, minor)) != 0) return throw_errno(env, errno, "mknod", path);
+  return NULL;
+}
+
+static napi_value js_lsetxattr(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  char path[PATH_BUF], name[NAME_BUF];
+  void *data = NULL;
+  size_t len = 0;
+  if (argc < 3 || get_string(env, argv[0], path, sizeof path) || get_string(env, argv[1], name, sizeof name)) return NULL;
+  if (napi_get_buffer_info(env, argv[2], &data, &len) != napi_ok) {
+    napi_throw_type_error(env, NULL, "value must be a Buffer");
+    return NULL;
+  }
+  if (lsetxattr(path, name, data, len, 0) != 0) return throw_errno(env, errno, "lsetxattr", path);
+  return NULL;
+}
+
+static napi_value js_lgetxattr(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  char path[PATH_BUF], name[NAME_BUF];
+  if (argc < 2 || get_string(env, argv[0], path, sizeof path) || get_string(env, argv[1], name, sizeof name)) return NULL;
+  for (;;) {
+    ssize_t size = lgetxattr(path, name, NULL, 0);
+    if (size < 0) {
+      if (errno == ENODATA) { napi_value n; napi_get_null(env, &n); return n; }
+      return throw_errno(env, errno, "lgetxattr", path);
+    }
+    void *out = NULL;
+    napi_value buf;
+    napi_create_buffer(env, (size_t)size, &out, &buf);
+    ssize_t got = size == 0 ? 0 : lgetxattr(path, name, out, (size_t)size);
+    if (got < 0 && errno == ERANGE) continue; /* grew between the calls */
+    if (got < 0) return throw_errno(env, errno, "lgetxattr", path);
+    if (got == size) return buf;
+    napi_value sliced;
+    napi_create_buffer_copy(env, (size_t)got, out, NULL, &sliced);
+    return sliced;
+  }
+}
+
+static napi_value js_llistxattr(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  char path[PATH_BUF];
+  if (argc < 1 || get_string(env, argv[0], path, sizeof path)) return NULL;
+  for (;;) {
+    ssize_t size = llistxattr(path, NULL, 0);
+    if (size < 0) return throw_errno(env, errno, "llistxattr", path);
+    char *names = malloc((size_t)size + 1);
+    if (!names) return throw_errno(env, ENOMEM, "llistxattr", path);
+    ssize_t got = size == 0 ? 0 : llistxattr(path, names, (size_t)size);
+    if (got < 0) {
+      int e = errno;
+      free(names);
+      if (e == ERANGE) continue;
+      return throw_errno(env, e, "llistxattr", path);
+    }
+    napi_value arr;
+    napi_create_array(env, &arr);
+    uint32_t i = 0;
+    for (ssize_t off = 0; off < got;) {
+      size_t l = strnlen(names + off, (size_t)(got - off));
+      napi_value s;
+      napi_create_string_utf8(env, names + off, l, &s);
+      napi_set_element(env, arr, i++, s);
+      off += (ssize_t)l + 1;
+    }
+    free(names);
+    return arr;
+  }
+}
+
+static napi_value js_flock(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int32_t fd = -1, op = 0;
+  napi_get_value_int32(env, argv[0], &fd);
+  napi_get_value_int32(env, argv[1], &op);
+  napi_value result;
+  int r;
+  do { r = flock(fd, op); } while (r != 0 && errno == EINTR);
+  if (r != 0) {
+    if (errno == EWOULDBLOCK && (op & LOCK_NB)) { napi_get_boolean(env, false, &result); return result; }
+    return throw_errno(env, errno, "flock", NULL);
+  }
+  napi_get_boolean(env, true, &result);
+  return result;
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+    { "mknod", NULL, js_mknod, NULL, NULL, NULL, napi_default, NULL },
+    { "lsetxattr", NULL, js_lsetxattr, NULL, NULL, NULL, napi_default, NULL },
+    { "lgetxattr", NULL, js_lgetxattr, NULL, NULL, NULL, napi_default, NULL },
+    { "llistxattr", NULL, js_llistxattr, NULL, NULL, NULL, napi_default, NULL },
+    { "flock", NULL, js_flock, NULL, NULL, NULL, napi_default, NULL },
+  };
+  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

@@ -1,0 +1,284 @@
+/**
+ * Unpack one layer tar into a directory in overlayfs form (OCI image-spec layer.md; the kernel's
+ * filesystems/overlayfs.rst), faithfully and safely.
+ *
+ * Faithful: owners (when `preserveOwnership`), modes including setuid/setgid/sticky (chown before
+ * chmod, capabilities after chown, since chown clears both), mtimes (directories last, deepest
+ * first), symlinks with their targets exactly as written (absolute ones too), hardlinks, device
+ * nodes and fifos, xattrs (binary-safe; see tar-reader.ts). Whiteouts become overlayfs whiteouts:
+ * `.wh.NAME` → a 0/0 character device NAME; `.wh..wh..opq` → `<prefix>opaque=y` on the directory.
+ *
+ * Safe (layers are untrusted): names are cleaned lexically as containerd does, so `..` cannot
+ * climb above the root and absolute names land inside it; an entry whose parent chain contains a
+ * symlink is refused (ERR_UNSAFE_LAYER) — `dest` is private and only this call writes into it, so
+ * checking parents with lstat is enough to guarantee nothing is written or linked outside it;
+ * nothing is ever opened through a final symlink (O_NOFOLLOW | O_EXCL after removing what was
+ * there); hardlink targets must be earlier non-directory entries of this layer; xattrs in the
+ * overlay namespaces are dropped so a layer cannot forge overlayfs metadata.
+ *
+ * Contract: `dest` exists, is empty and private. The diff id (sha256 over every byte of the
+ * uncompressed stream, including what follows the end-of-archive marker) is computed here; the
+ * caller compares it with the image config. Not idempotent; on error the caller removes `dest`.
+ * File operations are synchronous on purpose: they are many and tiny, and the thread-pool round
+ * trip of fs/promises costs more than the syscalls (decompression runs on the pool meanwhile).
+ */
+import { createHash } from 'node:crypto';
+import fs, { constants as C } from 'node:fs';
+import path from 'node:path';
+import { TsrunError } from '../errors.js';
+import { native } from '../native/index.js';
+import { readTar, type TarHeader } from './tar-reader.js';
+
+export interface UnpackOptions {
+  /** lchown to the tar's uid/gid (root, or inside a user namespace). */
+  preserveOwnership: boolean;
+  /** 'trusted.overlay.' for root; 'user.overlay.' for rootless overlayfs mounted with userxattr. */
+  overlayXattrPrefix: 'trusted.overlay.' | 'user.overlay.';
+  /** Device nodes can be created (CAP_MKNOD). Without it they are skipped with a warning. */
+  canMknod: boolean;
+  onWarning?: (message: string) => void;
+}
+
+export interface UnpackResult {
+  diffId: string;
+  /** Bytes of the uncompressed stream. */
+  tarSize: number;
+  /** Sum of the sizes of regular files. */
+  unpackedSize: number;
+  entries: number;
+}
+
+const WH = '.wh.';
+const OPAQUE = '.wh..wh..opq';
+
+/** Lexical clean relative to the root: "" for the root itself, else "a/b". Never contains "..". */
+export function cleanPath(name: string): string {
+  const out: string[] = [];
+  for (const part of name.split('/')) {
+    if (part === '' || part === '.') continue;
+    if (part === '..') out.pop();
+    else out.push(part);
+  }
+  return out.join('/');
+}
+
+const unsafe = (entry: string, why: string) =>
+  new TsrunError('ERR_UNSAFE_LAYER', `refusing layer entry "${entry}": ${why}`, { hint: 'the image is malformed or malicious; do not use it' });
+
+export async function unpackTar(source: AsyncIterable<Buffer>, dest: string, opts: UnpackOptions): Promise<UnpackResult> {
+  const hash = createHash('sha256');
+  let tarSize = 0;
+  const it = (async function* () {
+    for await (const chunk of source) {
+      const b = chunk as Buffer;
+      hash.update(b);
+      tarSize += b.length;
+      yield b;
+    }
+  })()[Symbol.asyncIterator]();
+  const shared: AsyncIterable<Buffer> = { [Symbol.asyncIterator]: () => ({ next: () => it.next() }) };
+
+  const u = new Unpacker(dest, opts);
+  let entries = 0;
+  for await (const entry of readTar(shared)) {
+    entries++;
+    await u.apply(entry.header, entry.body());
+  }
+  u.finish();
+  // Whatever follows the end-of-archive marker is part of the diff id too.
+  while (!(await it.next()).done) { /* drain */ }
+  return { diffId: `sha256:${hash.digest('hex')}`, tarSize, unpackedSize: u.unpackedSize, entries };
+}
+
+class Unpacker {
+  unpackedSize = 0;
+  /** Relative paths known to be real directories we created or checked. */
+  private dirs = new Set<string>(['']);
+  private dirTimes: Array<[string, number]> = [];
+  private readonly n = native();
+
+  constructor(private readonly root: string, private readonly opts: UnpackOptions) {}
+
+  private abs(rel: string): string {
+    return rel === '' ? this.root : path.join(this.root, rel);
+  }
+
+  /** Make sure every parent of `rel` is a real directory inside the root; create missing ones. */
+  private parents(rel: string, entry: string, create: boolean): void {
+    const parts = rel.split('/');
+    let cur = '';
+    for (let i = 0; i < parts.length - 1; i++) {
+      cur = cur === '' ? (parts[i] as string) : `${cur}/${parts[i]}`;
+      if (this.dirs.has(cur)) continue;
+      let st: fs.Stats | undefined;
+      try {
+        st = fs.lstatSync(this.abs(cur));
+      } catch {
+        if (!create) throw new TsrunError('ERR_LAYER', `layer entry "${entry}": "${cur}" does not exist`);
+        fs.mkdirSync(this.abs(cur), 0o755);
+        this.dirs.add(cur);
+        continue;
+      }
+      if (st.isSymbolicLink()) throw unsafe(entry, `its parent "${cur}" is a symlink`);
+      if (!st.isDirectory()) throw new TsrunError('ERR_LAYER', `layer entry "${entry}": its parent "${cur}" is not a directory`);
+      this.dirs.add(cur);
+    }
+  }
+
+  /** Remove whatever is at rel unless it is a directory and `keepDir`. Returns true if a dir remains. */
+  private clear(rel: string, keepDir: boolean): boolean {
+    let st: fs.Stats;
+    try {
+      st = fs.lstatSync(this.abs(rel));
+    } catch {
+      return false;
+    }
+    if (st.isDirectory()) {
+      if (keepDir) return true;
+      fs.rmSync(this.abs(rel), { recursive: true, force: true });
+      for (const d of [...this.dirs]) if (d === rel || d.startsWith(`${rel}/`)) this.dirs.delete(d);
+      return false;
+    }
+    fs.unlinkSync(this.abs(rel));
+    return false;
+  }
+
+  private owner(p: string, h: TarHeader): void {
+    if (this.opts.preserveOwnership) fs.lchownSync(p, h.uid, h.gid);
+  }
+
+  private xattrs(p: string, h: TarHeader): void {
+    for (const [name, value] of h.xattrs) {
+      if (name.startsWith('trusted.overlay.') || name.startsWith('user.overlay.')) {
+        this.opts.onWarning?.(`dropped xattr ${name} on "${h.path}": overlayfs metadata cannot come from an image`);
+        continue;
+      }
+      try {
+        this.n.lsetxattr(p, name, value);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'EPERM' || code === 'ENOTSUP' || code === 'EACCES') {
+          this.opts.onWarning?.(`could not set xattr ${name} on "${h.path}" (${code})`);
+        } else throw err;
+      }
+    }
+  }
+
+  async apply(h: TarHeader, body: AsyncIterable<Buffer>): Promise<void> {
+    if (h.path.includes('\0') || h.linkpath.includes('\0')) throw unsafe(h.path, 'the name contains a NUL byte');
+    const rel = cleanPath(h.path);
+    const base = rel.slice(rel.lastIndexOf('/') + 1);
+
+    if (base.startsWith(WH)) return this.whiteout(h, rel, base);
+    if (rel === '' && h.type !== 'dir') throw unsafe(h.path, 'only a directory can be the root');
+    if (rel !== '') this.parents(rel, h.path, true);
+    const p = this.abs(rel);
+
+    switch (h.type) {
+      case 'dir': {
+        if (!this.clear(rel, true)) fs.mkdirSync(p, 0o700);
+        this.dirs.add(rel);
+        this.owner(p, h);
+        fs.chmodSync(p, h.mode);
+        this.xattrs(p, h);
+        this.dirTimes.push([p, h.mtime]);
+        return;
+      }
+      case 'file': {
+        this.clear(rel, false);
+        const fd = fs.openSync(p, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
+        try {
+          for await (const chunk of body) {
+            let off = 0;
+            while (off < chunk.length) off += fs.writeSync(fd, chunk, off, chunk.length - off);
+          }
+          if (this.opts.preserveOwnership) fs.fchownSync(fd, h.uid, h.gid);
+          fs.fchmodSync(fd, h.mode);
+          this.xattrs(p, h);
+          fs.futimesSync(fd, h.mtime, h.mtime);
+        } finally {
+          fs.closeSync(fd);
+        }
+        this.unpackedSize += h.size;
+        return;
+      }
+      case 'symlink': {
+        this.clear(rel, false);
+        fs.symlinkSync(h.linkpath, p);
+        this.owner(p, h);
+        this.xattrs(p, h);
+        fs.lutimesSync(p, h.mtime, h.mtime);
+        return;
+      }
+      case 'hardlink': {
+        const target = cleanPath(h.linkpath);
+        if (target === '') throw unsafe(h.path, 'a hardlink cannot point at the root');
+        this.parents(target, h.path, false);
+        let st: fs.Stats;
+        try {
+          st = fs.lstatSync(this.abs(target));
+        } catch {
+          throw unsafe(h.path, `its hardlink target "${h.linkpath}" is not an earlier entry of this layer`);
+        }
+        if (st.isDirectory()) throw unsafe(h.path, `its hardlink target "${h.linkpath}" is a directory`);
+        if (target === rel) return;
+        this.clear(rel, false);
+        fs.linkSync(this.abs(target), p); // link(2) does not follow a symlink target
+        return;
+      }
+      case 'char':
+      case 'block':
+      case 'fifo': {
+        if (h.type !== 'fifo' && !this.opts.canMknod) {
+          this.opts.onWarning?.(`skipped device node "${h.path}" (creating devices needs root)`);
+          return;
+        }
+        this.clear(rel, false);
+        const kind = h.type === 'char' ? C.S_IFCHR : h.type === 'block' ? C.S_IFBLK : C.S_IFIFO;
+        this.n.mknod(p, kind | (h.mode & 0o777), h.devmajor, h.devminor);
+        this.owner(p, h);
+        fs.chmodSync(p, h.mode);
+        this.xattrs(p, h);
+        fs.utimesSync(p, h.mtime, h.mtime);
+        return;
+      }
+      default:
+        this.opts.onWarning?.(`skipped "${h.path}": unsupported tar entry type '${h.typeflag}'`);
+    }
+  }
+
+  private whiteout(h: TarHeader, rel: string, base: string): void {
+    const dirRel = rel.includes('/') ? rel.slice(0, rel.lastIndexOf('/')) : '';
+    if (base === OPAQUE) {
+      if (dirRel !== '') {
+        this.parents(`${dirRel}/x`, h.path, true);
+        if (!this.dirs.has(dirRel) && !this.clear(dirRel, true)) {
+          fs.mkdirSync(this.abs(dirRel), 0o755);
+          this.dirs.add(dirRel);
+        }
+      }
+      this.n.lsetxattr(this.abs(dirRel), `${this.opts.overlayXattrPrefix}opaque`, Buffer.from('y'));
+      return;
+    }
+    if (base.startsWith(`${WH}${WH}`)) return; // other aufs metadata
+    const name = base.slice(WH.length);
+    if (name === '' || name === '.' || name === '..') throw unsafe(h.path, 'malformed whiteout');
+    const target = dirRel === '' ? name : `${dirRel}/${name}`;
+    this.parents(target, h.path, true);
+    this.clear(target, false);
+    try {
+      this.n.mknod(this.abs(target), C.S_IFCHR, 0, 0);
+    } catch (err) {
+      throw new TsrunError('ERR_LAYER', `creating whiteout for "${target}": ${(err as Error).message}`, {
+        cause: err, hint: 'overlayfs whiteouts are 0/0 character devices; creating them needs root or a user namespace',
+      });
+    }
+    if (this.opts.preserveOwnership) fs.lchownSync(this.abs(target), h.uid, h.gid);
+  }
+
+  /** Directory mtimes last (writing children changed them), deepest first. */
+  finish(): void {
+    this.dirTimes.sort((a, b) => b[0].length - a[0].length);
+    for (const [p, t] of this.dirTimes) fs.utimesSync(p, t, t);
+  }
+}

@@ -1,0 +1,380 @@
+/**
+ * A read-only client for one repository on one Endpoint (distribution spec v2, OCI
+ * distribution-spec v1.1 "Pull": GET /v2/, /v2/<name>/manifests/<ref>, /v2/<name>/blobs/<digest>).
+ *
+ * Auth is lazy: requests go out anonymously until a 401 names a challenge; then we get a token
+ * (Bearer) or use the credentials (Basic), retry once, and from then on attach it up front.
+ *
+ * Contract — what is verified:
+ * - manifests: at most 4 MiB (we read no more than cap+1 bytes); digest = sha256 of the bytes,
+ *   checked against the reference when fetched by digest; schema 1 is refused.
+ * - blobs: the returned stream yields at most desc.size bytes and ends cleanly only when the
+ *   size and sha256 both match; otherwise it errors (ERR_SIZE / ERR_DIGEST_MISMATCH). A failure
+ *   mid-stream is a retryable ERR_NETWORK: the caller retries the whole blob.
+ */
+import { createHash } from 'node:crypto';
+import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import type { Response } from 'node-fetch';
+import { TsrunError } from '../errors.js';
+import { silentReporter, type Reporter } from '../events.js';
+import { sha256Digest } from '../oci/digest.js';
+import { MANIFEST_ACCEPT, MediaType, isIndexType, isManifestType, isSchema1Type } from '../oci/media-types.js';
+import { DIGEST_RE, indexSchema, manifestSchema, type Descriptor, type Index, type Manifest } from '../oci/schemas.js';
+import { basicAuthorization, defaultTokenCache, getToken, parseWWWAuthenticate, repositoryScope, type Challenge, type TokenCache } from './auth.js';
+import { baseUrl, loginHint, readLimited, redact, registryError, send, type HttpOptions, type SendRequest } from './http.js';
+import type { Credentials, Endpoint } from './types.js';
+
+export const MANIFEST_MAX = 4 * 1024 * 1024;
+/** A blob stream that sees no data for this long fails (retryably). */
+export const BLOB_IDLE_TIMEOUT_MS = 60_000;
+
+export interface RegistryClientOptions {
+  endpoint: Endpoint;
+  /** Looked up once, on the first challenge that needs them. */
+  credentials?: () => Promise<Credentials | undefined>;
+  reporter?: Reporter;
+  /** Scope actions asked for (default ['pull']). */
+  actions?: string[];
+  http?: HttpOptions;
+  tokenCache?: TokenCache;
+}
+
+export interface FetchedManifest {
+  bytes: Buffer;
+  mediaType: string;
+  digest: string;
+}
+
+export type ParsedManifest =
+  | { kind: 'manifest'; mediaType: string; manifest: Manifest }
+  | { kind: 'index'; mediaType: string; index: Index };
+
+export class RegistryClient {
+  readonly endpoint: Endpoint;
+  private readonly credentialsFn: (() => Promise<Credentials | undefined>) | undefined;
+  private readonly reporter: Reporter;
+  private readonly actions: string[];
+  private readonly httpOpts: HttpOptions;
+  private readonly cache: TokenCache;
+  private challenge: Challenge | undefined;
+  private credentials: Credentials | undefined;
+  private credentialsLoaded = false;
+
+  constructor(opts: RegistryClientOptions) {
+    this.endpoint = opts.endpoint;
+    this.credentialsFn = opts.credentials;
+    this.reporter = opts.reporter ?? silentReporter;
+    this.actions = opts.actions ?? ['pull'];
+    this.httpOpts = { ...opts.http, reporter: opts.http?.reporter ?? this.reporter };
+    this.cache = opts.tokenCache ?? defaultTokenCache;
+  }
+
+  private get host(): string { return this.endpoint.host; }
+  private get repo(): string { return this.endpoint.repository; }
+
+  private name(tagOrDigest: string): string {
+    return `${this.host}/${this.repo}${tagOrDigest.startsWith('sha256:') ? '@' : ':'}${tagOrDigest}`;
+  }
+
+  /** GET /v2/: checks the endpoint speaks the v2 API and learns its challenge. */
+  async ping(): Promise<void> {
+    const res = await this.sendRaw({ url: `${baseUrl(this.host, this.endpoint.insecure)}/v2/` }, {});
+    if (res.status === 401) {
+      this.learnChallenge(res);
+      await readLimited(res, 64 * 1024);
+      return;
+    }
+    if (!res.ok) throw await registryError(res, { action: `pinging ${this.host}`, host: this.host });
+    await readLimited(res, 64 * 1024);
+  }
+
+  /** Fetch a manifest or index by tag or digest; bytes are exact, digest computed here. */
+  async getManifest(tagOrDigest: string): Promise<FetchedManifest> {
+    const byDigest = tagOrDigest.startsWith('sha256:');
+    if (byDigest && !DIGEST_RE.test(tagOrDigest)) {
+      throw new TsrunError('ERR_REFERENCE', `fetching manifest ${this.name(tagOrDigest)}: invalid digest`);
+    }
+    const action = `fetching manifest ${this.name(tagOrDigest)}`;
+    const res = await this.request(`/v2/${this.repo}/manifests/${tagOrDigest}`, { Accept: MANIFEST_ACCEPT.join(', ') }, action);
+    const length = Number(res.headers.get('content-length') ?? NaN);
+    if (Number.isFinite(length) && length > MANIFEST_MAX) {
+      (res.body as Readable | null)?.destroy();
+      throw new TsrunError('ERR_SIZE', `${action}: the manifest is ${length} bytes, more than the ${MANIFEST_MAX} allowed`);
+    }
+    let read;
+    try {
+      read = await readLimited(res, MANIFEST_MAX + 1);
+    } catch (err) {
+      throw new TsrunError('ERR_NETWORK', `${action}: ${(err as Error).message}`, { cause: err, retryable: true });
+    }
+    const { bytes } = read;
+    if (bytes.length > MANIFEST_MAX) {
+      throw new TsrunError('ERR_SIZE', `${action}: the manifest is more than the ${MANIFEST_MAX} bytes allowed`);
+    }
+    const digest = sha256Digest(bytes);
+    if (byDigest && digest !== tagOrDigest) {
+      throw new TsrunError('ERR_DIGEST_MISMATCH', `${action}: the registry sent content with digest ${digest}`);
+    }
+    let declared: unknown;
+    let schemaVersion: unknown;
+    try {
+      const json = JSON.parse(bytes.toString('utf8')) as Record<string, unknown>;
+      declared = json?.['mediaType'];
+      schemaVersion = json?.['schemaVersion'];
+    } catch { /* parseManifestOrIndex reports bad JSON */ }
+    const contentType = (res.headers.get('content-type') ?? '').split(';')[0]?.trim() ?? '';
+    const mediaType = typeof declared === 'string' && declared ? declared : contentType;
+    if (isSchema1Type(mediaType) || isSchema1Type(contentType) || schemaVersion === 1) {
+      throw new TsrunError('ERR_REGISTRY_UNSUPPORTED', 'manifest schema 1 is deprecated and not supported', {
+        hint: 'push the image again with a current Docker, podman or buildah',
+      });
+    }
+    this.reporter.emit({ type: 'debug', scope: 'registry', message: `manifest ${this.name(tagOrDigest)} → ${digest} (${mediaType}, ${bytes.length} bytes)` });
+    return { bytes, mediaType, digest };
+  }
+
+  /**
+   * Stream a blob, verifying size and digest as it flows. The stream errors (never ends cleanly)
+   * when the content does not match `desc`, and never yields more than desc.size bytes.
+   */
+  async fetchBlob(desc: Descriptor, opts: { signal?: AbortSignal } = {}): Promise<Readable> {
+    if (!DIGEST_RE.test(desc.digest)) {
+      throw new TsrunError('ERR_MANIFEST', `fetching blob ${desc.digest}: invalid digest`);
+    }
+    const action = `fetching blob ${desc.digest} from ${this.host}/${this.repo}`;
+    const res = await this.request(`/v2/${this.repo}/blobs/${desc.digest}`, {}, action, opts.signal);
+    const length = Number(res.headers.get('content-length') ?? NaN);
+    const body = res.body as Readable | null;
+    if (Number.isFinite(length) && length !== desc.size) {
+      body?.destroy();
+      throw new TsrunError('ERR_SIZE', `${action}: the registry announces ${length} bytes, the descriptor says ${desc.size}`);
+    }
+    const out = new VerifyingStream(desc, action);
+    if (!body) {
+      process.nextTick(() => out.end());
+      return out;
+    }
+    let idle: NodeJS.Timeout | undefined;
+    const arm = () => {
+      if (idle) clearTimeout(idle);
+      idle = setTimeout(() => {
+        body.destroy(Object.assign(new Error(`no data for ${BLOB_IDLE_TIMEOUT_MS / 1000} s`), { code: 'ETIMEDOUT' }));
+      }, BLOB_IDLE_TIMEOUT_MS);
+      idle.unref();
+    };
+    arm();
+    body.on('data', arm);
+    const disarm = () => { if (idle) clearTimeout(idle); };
+    body.on('end', disarm);
+    body.on('close', disarm);
+    body.on('error', (err: Error & { code?: string }) => {
+      disarm();
+      const aborted = err.name === 'AbortError';
+      out.destroy(new TsrunError('ERR_NETWORK', `${action}: ${aborted ? 'aborted' : `the connection failed mid-stream (${err.code ?? err.message})`}`, {
+        cause: err, retryable: !aborted,
+      }));
+    });
+    // The caller aborted, or the consumer gave up: stop downloading.
+    const onAbort = () => {
+      const e = new Error('aborted');
+      e.name = 'AbortError';
+      body.destroy(e);
+    };
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    out.on('close', () => {
+      disarm();
+      opts.signal?.removeEventListener('abort', onAbort);
+      if (!body.destroyed && !body.readableEnded) body.destroy();
+    });
+    body.pipe(out);
+    return out;
+  }
+
+  /**
+   * For `tsrun login`: check credentials against the registry. Basic: GET /v2/ with them.
+   * Bearer: a token for the registry's service (no scope) with them. A 401 means bad credentials.
+   * Returns which scheme the registry uses ('none' when it needs no auth at all).
+   */
+  async checkCredentials(creds: Credentials): Promise<{ scheme: 'none' | 'basic' | 'bearer'; identityToken?: string }> {
+    const res = await this.sendRaw({ url: `${baseUrl(this.host, this.endpoint.insecure)}/v2/` }, {});
+    await readLimited(res, 64 * 1024).catch(() => undefined);
+    if (res.ok) return { scheme: 'none' };
+    if (res.status !== 401) throw await registryError(res, { action: `logging in to ${this.host}`, host: this.host });
+    const ch = this.learnChallenge(res);
+    if (ch?.scheme === 'bearer' && ch.params['realm']) {
+      const token = await getToken({
+        realm: ch.params['realm'], service: ch.params['service'], scopes: [], credentials: creds,
+        insecure: this.endpoint.insecure, registryHost: this.host, noCache: true,
+      }, { http: this.httpOpts, reporter: this.reporter });
+      return token.refreshToken ? { scheme: 'bearer', identityToken: token.refreshToken } : { scheme: 'bearer' };
+    }
+    if (ch?.scheme === 'basic') {
+      if (creds.kind !== 'basic') throw new TsrunError('ERR_REGISTRY_AUTH', `logging in to ${this.host}: the registry uses Basic auth, which needs a username and password`);
+      const again = await this.sendRaw({ url: `${baseUrl(this.host, this.endpoint.insecure)}/v2/`, headers: { Authorization: basicAuthorization(creds.username, creds.password) } }, {});
+      await readLimited(again, 64 * 1024).catch(() => undefined);
+      if (again.ok) return { scheme: 'basic' };
+      if (again.status === 401 || again.status === 403) {
+        throw new TsrunError('ERR_REGISTRY_AUTH', `logging in to ${this.host}: the registry refused the username or password`, { hint: 'check the username and password' });
+      }
+      throw await registryError(again, { action: `logging in to ${this.host}`, host: this.host });
+    }
+    throw new TsrunError('ERR_REGISTRY_UNSUPPORTED', `logging in to ${this.host}: unsupported authentication scheme "${ch?.scheme ?? 'none'}"`);
+  }
+
+  // ---- internals ----
+
+  private learnChallenge(res: Response): Challenge | undefined {
+    const header = res.headers.get('www-authenticate');
+    if (!header) return undefined;
+    const all = parseWWWAuthenticate(header);
+    const ch = all.find((c) => c.scheme === 'bearer') ?? all.find((c) => c.scheme === 'basic');
+    if (ch) {
+      this.challenge = ch;
+      this.reporter.emit({ type: 'debug', scope: 'auth', message: `${this.host} asks for ${ch.scheme} auth${ch.params['realm'] ? ` (realm ${redact(ch.params['realm'])})` : ''}` });
+    }
+    return ch;
+  }
+
+  private async loadCredentials(): Promise<Credentials | undefined> {
+    if (!this.credentialsLoaded) {
+      this.credentials = await this.credentialsFn?.();
+      this.credentialsLoaded = true;
+    }
+    return this.credentials;
+  }
+
+  /** The Authorization header for the challenge we know, or undefined. */
+  private async authorization(): Promise<string | undefined> {
+    const ch = this.challenge;
+    if (!ch) return undefined;
+    const creds = await this.loadCredentials();
+    if (ch.scheme === 'basic') {
+      return creds?.kind === 'basic' ? basicAuthorization(creds.username, creds.password) : undefined;
+    }
+    if (ch.scheme === 'bearer') {
+      const realm = ch.params['realm'];
+      if (!realm) throw new TsrunError('ERR_REGISTRY_AUTH', `authenticating to ${this.host}: the Bearer challenge has no realm`);
+      const scopes = [repositoryScope(this.repo, this.actions)];
+      const token = await getToken({
+        realm, service: ch.params['service'], scopes, credentials: creds, insecure: this.endpoint.insecure, registryHost: this.host,
+      }, { cache: this.cache, http: this.httpOpts, reporter: this.reporter });
+      return `Bearer ${token.token}`;
+    }
+    return undefined;
+  }
+
+  private sendRaw(req: Omit<SendRequest, 'insecure'>, extra: Record<string, string>): Promise<Response> {
+    return send({ ...req, headers: { ...req.headers, ...extra }, insecure: this.endpoint.insecure }, this.httpOpts);
+  }
+
+  /** GET with auth: on the first 401, learn the challenge, authenticate and retry once. Non-2xx → TsrunError. */
+  private async request(path: string, headers: Record<string, string>, action: string, signal?: AbortSignal): Promise<Response> {
+    const go = async (): Promise<Response> => {
+      const auth = await this.authorization();
+      const h = auth ? { ...headers, Authorization: auth } : headers;
+      const req: SendRequest = { url: `${baseUrl(this.host, this.endpoint.insecure)}${path}`, headers: h, insecure: this.endpoint.insecure };
+      if (signal) req.signal = signal;
+      return send(req, this.httpOpts);
+    };
+    let res = await go();
+    if (res.status === 401) {
+      const before = this.challenge;
+      const ch = this.learnChallenge(res);
+      // Retry once if we learned something we did not send: a first challenge, or a new one.
+      const sentAuth = before !== undefined;
+      if (ch && (!sentAuth || JSON.stringify(before) !== JSON.stringify(ch))) {
+        await readLimited(res, 64 * 1024).catch(() => undefined);
+        res = await go();
+      }
+    }
+    if (!res.ok) {
+      const err = await registryError(res, { action, host: this.host });
+      if (err.code === 'ERR_REGISTRY_AUTH' && !this.credentials) {
+        throw new TsrunError(err.code, err.message, { hint: `the image may be private: ${loginHint(this.host)}`, detail: err.detail });
+      }
+      throw err;
+    }
+    return res;
+  }
+}
+
+/** Verifies size and sha256 as bytes pass; errors instead of ending when they do not match. */
+class VerifyingStream extends Transform {
+  private readonly hash = createHash('sha256');
+  private seen = 0;
+
+  constructor(private readonly desc: Descriptor, private readonly action: string) {
+    super();
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    const room = this.desc.size - this.seen;
+    if (chunk.length > room) {
+      const part = chunk.subarray(0, room);
+      this.seen += chunk.length;
+      if (part.length) { this.hash.update(part); this.push(part); }
+      cb(new TsrunError('ERR_SIZE', `${this.action}: the registry sent more than the ${this.desc.size} bytes the descriptor declares`));
+      return;
+    }
+    this.seen += chunk.length;
+    this.hash.update(chunk);
+    cb(null, chunk);
+  }
+
+  override _flush(cb: TransformCallback): void {
+    if (this.seen !== this.desc.size) {
+      cb(new TsrunError('ERR_SIZE', `${this.action}: got ${this.seen} bytes, the descriptor declares ${this.desc.size}`, { retryable: this.seen < this.desc.size }));
+      return;
+    }
+    const got = 'sha256:' + this.hash.digest('hex');
+    if (got !== this.desc.digest) {
+      cb(new TsrunError('ERR_DIGEST_MISMATCH', `${this.action}: the content has digest ${got}`));
+      return;
+    }
+    cb();
+  }
+}
+
+/**
+ * Validate manifest/index bytes with the OCI schemas. `mediaType` (from getManifest) decides
+ * the kind; when it is neither, the JSON's shape does (`manifests` → index, `config` → manifest).
+ */
+export function parseManifestOrIndex(bytes: Buffer, mediaType: string): ParsedManifest {
+  let json: unknown;
+  try {
+    json = JSON.parse(bytes.toString('utf8'));
+  } catch (err) {
+    throw new TsrunError('ERR_MANIFEST', `reading manifest: not JSON (${(err as Error).message})`);
+  }
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
+    throw new TsrunError('ERR_MANIFEST', 'reading manifest: not a JSON object');
+  }
+  const obj = json as Record<string, unknown>;
+  if (obj['schemaVersion'] === 1 || isSchema1Type(mediaType)) {
+    throw new TsrunError('ERR_REGISTRY_UNSUPPORTED', 'manifest schema 1 is deprecated and not supported', {
+      hint: 'push the image again with a current Docker, podman or buildah',
+    });
+  }
+  const declared = typeof obj['mediaType'] === 'string' ? obj['mediaType'] : undefined;
+  if (declared && mediaType && declared !== mediaType && (isIndexType(mediaType) || isManifestType(mediaType))) {
+    throw new TsrunError('ERR_MANIFEST', `reading manifest: the content says media type ${declared} but was served as ${mediaType}`);
+  }
+  const type = mediaType || declared || '';
+  const kind = isIndexType(type) ? 'index' : isManifestType(type) ? 'manifest'
+    : Array.isArray(obj['manifests']) ? 'index' : obj['config'] !== undefined ? 'manifest' : undefined;
+  if (!kind) {
+    throw new TsrunError('ERR_MANIFEST', `reading manifest: unsupported media type "${type || '(none)'}"`, {
+      hint: 'tsrun pulls OCI and Docker v2 images',
+    });
+  }
+  const schema = kind === 'index' ? indexSchema : manifestSchema;
+  const r = schema.safeParse(json);
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    throw new TsrunError('ERR_MANIFEST', `reading ${kind === 'index' ? 'image index' : 'manifest'}: ${issue?.path.join('.') || 'value'}: ${issue?.message}`);
+  }
+  const mt = type || (kind === 'index' ? MediaType.OCIIndex : MediaType.OCIManifest);
+  return kind === 'index'
+    ? { kind, mediaType: mt, index: r.data as Index }
+    : { kind, mediaType: mt, manifest: r.data as Manifest };
+}

@@ -1,0 +1,69 @@
+/**
+ * Fixture layers for the end-to-end tests, built by code (no checked-in binaries).
+ */
+import { spawnSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { layerBlob, makeTar, type LayerBlob } from '../helpers/tar-writer.js';
+
+/** cap_net_bind_service, as `setcap cap_net_bind_service=ep` writes it (VFS_CAP_REVISION_2). */
+export const CAP_NET_BIND = Buffer.from('0100000200040000000000000000000000000000', 'hex');
+
+/** A base layer with every kind of entry the unpacker must keep faithfully. */
+export function baseLayer(): LayerBlob {
+  return layerBlob(makeTar([
+    { name: 'bin/', type: 'dir' },
+    { name: 'bin/busybox', content: '#!fake busybox\n', mode: 0o4755 },
+    { name: 'bin/sh', type: 'symlink', linkname: '/bin/busybox' },
+    { name: 'bin/ls', type: 'hardlink', linkname: 'bin/busybox' },
+    { name: 'etc/', type: 'dir' },
+    { name: 'etc/passwd', content: 'root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n' },
+    { name: 'home/app/', type: 'dir', uid: 1000, gid: 1000, mode: 0o750 },
+    { name: 'home/app/notes', content: 'mine', uid: 1000, gid: 1000, mode: 0o600 },
+    { name: 'usr/bin/ping', content: 'ping', mode: 0o755, xattrs: { 'security.capability': CAP_NET_BIND } },
+    { name: 'dev/', type: 'dir' },
+    { name: 'dev/null', type: 'char', devmajor: 1, devminor: 3, mode: 0o666 },
+    { name: 'tmp/', type: 'dir', mode: 0o1777 },
+    { name: 'opt/a', content: 'a' },
+    { name: 'opt/b', content: 'b' },
+    { name: 'var/cache/old', content: 'old' },
+  ]));
+}
+
+/** A layer on top of baseLayer that deletes opt/a and makes var/cache opaque. */
+export function topLayer(): LayerBlob {
+  return layerBlob(makeTar([
+    { name: 'opt/', type: 'dir' },
+    { name: 'opt/.wh.a', content: '' },
+    { name: 'var/cache/', type: 'dir' },
+    { name: 'var/cache/.wh..wh..opq', content: '' },
+    { name: 'var/cache/new', content: 'new' },
+    { name: 'etc/hostname', content: 'fixture\n' },
+  ]));
+}
+
+/** A layer of `mb` MiB of incompressible data in several files (for kill and parallelism tests). */
+export function bulkLayer(mb: number, files = 8): LayerBlob {
+  const per = Math.ceil((mb * 1024 * 1024) / files);
+  return layerBlob(makeTar(Array.from({ length: files }, (_, i) => ({ name: `bulk/f${i}`, content: randomBytes(per) }))));
+}
+
+export function zstdLayer(): LayerBlob {
+  const tar = makeTar([{ name: 'zstd/hello', content: 'compressed with zstd\n' }]);
+  const r = spawnSync('zstd', ['-q', '-c'], { input: tar, maxBuffer: 64 * 1024 * 1024 });
+  if (r.status !== 0) throw new Error(`zstd failed: ${r.stderr}`);
+  const blob = r.stdout;
+  const sha = (b: Buffer) => 'sha256:' + createHash('sha256').update(b).digest('hex');
+  return { blob, digest: sha(blob), diffId: sha(tar), mediaType: 'application/vnd.oci.image.layer.v1.tar+zstd' };
+}
+
+/** Hostile layers: each must fail the pull and leave the store and the host untouched. */
+export function hostileLayers(outside: string): Record<string, LayerBlob> {
+  return {
+    dotdot: layerBlob(makeTar([{ name: '../../../../../../..' + outside + '/dotdot', content: 'x' }])),
+    symlinkEscape: layerBlob(makeTar([
+      { name: 'x', type: 'symlink', linkname: outside },
+      { name: 'x/pwned', content: 'x' },
+    ])),
+    hardlinkOut: layerBlob(makeTar([{ name: 'passwd', type: 'hardlink', linkname: '../../../../../../../etc/passwd' }])),
+  };
+}
