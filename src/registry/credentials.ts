@@ -264,6 +264,10 @@ interface HelperResult {
  * keeps them open (a `sleep`, an agent) cannot hold us.
  */
 async function runHelper(ctx: CredentialsContext, helper: string, action: 'get' | 'store' | 'erase', input: string): Promise<HelperResult> {
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(helper)) {
+    // The name comes from a config file and becomes part of a program name: no paths.
+    throw new TsrunError('ERR_CREDENTIALS', `running credential helper "${helper}": not a valid helper name`, { hint: 'credsStore/credHelpers name a helper such as "pass" or "secretservice" (for docker-credential-pass, …)' });
+  }
   const sub = execa(`docker-credential-${helper}`, [action], { input, env: ctx.env, extendEnv: false, reject: false, stripFinalNewline: true });
   let timedOut = false;
   const timer = setTimeout(() => {

@@ -258,7 +258,7 @@ export function matchPrefix(ref: string, prefix: string): number {
     return host.length > suffix.length && host.toLowerCase().endsWith(suffix) ? host.length : -1;
   }
   if (ref === prefix) return prefix.length;
-  if (ref.length > prefix.length && ref.startsWith(prefix) && true) return prefix.length;
+  if (ref.length > prefix.length && ref.startsWith(prefix) && ref[prefix.length] === '/') return prefix.length;
   return -1;
 }
 
@@ -306,7 +306,7 @@ export function endpointsFor(conf: RegistriesConf, registry: string, repository:
   const entry = findRegistry(conf, registry, repository);
   if (!entry) return [toEndpoint(ref, conf, '(none)', false, false)];
   if (entry.blocked) {
-    throw new TsrunError('ERR_REGISTRY_BLOCKED', `pulling ${ref}: registry ${entry.prefix} is blocked in ${entry.source}`, {
+    throw new TsrunError('ERR_REGISTRY_BLOCKED', `${ref}: registry ${entry.prefix} is blocked in ${entry.source}`, {
       hint: `remove "blocked = true" from the [[registry]] with prefix "${entry.prefix}" in ${entry.source}, or pull the image from another registry`,
     });
   }

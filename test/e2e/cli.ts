@@ -12,12 +12,12 @@ export interface CliResult { code: number; stdout: string; stderr: string }
 export async function tsrun(args: string[], opts: { root: string; env?: Record<string, string>; input?: string } ): Promise<CliResult> {
   const r = await execa(process.execPath, [BIN, '--root', opts.root, ...args], {
     reject: false, env: { HOME: opts.env?.HOME ?? process.env.HOME ?? '/root', ...opts.env }, input: opts.input ?? '',
-    timeout: 120_000,
+    timeout: 120_000, stripFinalNewline: false,
   });
   return { code: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
 }
 
 /** Start the CLI without waiting (for kill and concurrency tests). */
 export function spawnTsrun(args: string[], opts: { root: string; env?: Record<string, string> }): ResultPromise {
-  return execa(process.execPath, [BIN, '--root', opts.root, ...args], { reject: false, env: opts.env ?? {}, stdin: 'ignore' });
+  return execa(process.execPath, [BIN, '--root', opts.root, ...args], { reject: false, env: opts.env ?? {}, stdin: 'ignore', stripFinalNewline: false });
 }

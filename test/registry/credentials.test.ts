@@ -218,6 +218,8 @@ test('helper errors: missing program and timeout are ERR_CREDENTIALS with no sec
     const e = await rejects(lookupCredentials(w.ctx, 'quay.io'), 'ERR_CREDENTIALS');
     assert.match(e.message, 'docker-credential-nonexistent was not found');
     assert.ok(e.hint);
+    w.writeJson(w.files.docker, { credsStore: '../../bin/sh' });
+    assert.match((await rejects(lookupCredentials(w.ctx, 'quay.io'), 'ERR_CREDENTIALS')).message, 'not a valid helper name');
     w.writeJson(w.files.docker, { credsStore: 'slow' });
     const t0 = Date.now();
     const e2 = await rejects(lookupCredentials({ ...w.ctx, helperTimeoutMs: 300 }, 'quay.io'), 'ERR_CREDENTIALS');

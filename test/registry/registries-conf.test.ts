@@ -69,6 +69,9 @@ location = "special.example.com/foo"
   assert.is(findRegistry(c, 'example.com', 'foobar')!.prefix, 'example.com');
   assert.equal(endpointsFor(c, 'example.com', 'foobar', tag)[0]!.host, 'plain.example.com');
   assert.equal(endpointsFor(c, 'example.com', 'foo/app', tag), [{ host: 'special.example.com', repository: 'foo/app', insecure: false, mirror: false }]);
+  // Longest wins by length, not by position in the list.
+  const reversed: RegistriesConf = { ...c, registries: [...c.registries].reverse() };
+  assert.is(findRegistry(reversed, 'example.com', 'foo/app')!.prefix, 'example.com/foo');
 });
 
 test('location rewrite: prefix replaced by location', () => {
@@ -146,7 +149,7 @@ location = "evil.example"
 blocked = true
 `, '/cfg/registries.conf');
   const e = throws(() => endpointsFor(c, 'evil.example', 'x/y', tag), 'ERR_REGISTRY_BLOCKED');
-  assert.is(e.message, 'pulling evil.example/x/y: registry evil.example is blocked in /cfg/registries.conf');
+  assert.is(e.message, 'evil.example/x/y: registry evil.example is blocked in /cfg/registries.conf');
   assert.ok(e.hint && e.hint.includes('blocked = true'));
   assert.is(endpointsFor(c, 'good.example', 'x/y', tag).length, 1);
 });
