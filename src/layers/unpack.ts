@@ -65,6 +65,12 @@ export function cleanPath(name: string): string {
 const unsafe = (entry: string, why: string) =>
   new TsrunError('ERR_UNSAFE_LAYER', `refusing layer entry "${entry}": ${why}`, { hint: 'the image is malformed or malicious; do not use it' });
 
+function readUmask(): number {
+  const m = process.umask(0o022);
+  process.umask(m);
+  return m;
+}
+
 export async function unpackTar(source: AsyncIterable<Buffer>, dest: string, opts: UnpackOptions): Promise<UnpackResult> {
   const hash = createHash('sha256');
   let tarSize = 0;
@@ -96,6 +102,10 @@ class Unpacker {
   private dirs = new Set<string>(['']);
   private dirTimes: Array<[string, number]> = [];
   private readonly n = native();
+  private readonly euid = process.geteuid ? process.geteuid() : 0;
+  private readonly egid = process.getegid ? process.getegid() : 0;
+  /** The process umask: a new file's mode is exact when the header asks for nothing it masks. */
+  private readonly umask = readUmask();
 
   constructor(private readonly root: string, private readonly opts: UnpackOptions) {}
 
@@ -143,8 +153,27 @@ class Unpacker {
     return false;
   }
 
+  /** Whether a new file (owned by us) needs a chown to match the header. */
+  private needsChown(h: TarHeader): boolean {
+    return this.opts.preserveOwnership && (h.uid !== this.euid || h.gid !== this.egid);
+  }
+
   private owner(p: string, h: TarHeader): void {
-    if (this.opts.preserveOwnership) fs.lchownSync(p, h.uid, h.gid);
+    if (this.needsChown(h)) fs.lchownSync(p, h.uid, h.gid);
+  }
+
+  /**
+   * Create with `create`; if something is already there (an earlier entry of the same path),
+   * remove it and try once more. Saves an lstat per entry in the common case of a fresh path.
+   */
+  private create(rel: string, create: () => void): void {
+    try {
+      create();
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      this.clear(rel, false);
+      create();
+    }
   }
 
   private xattrs(p: string, h: TarHeader): void {
@@ -176,24 +205,34 @@ class Unpacker {
 
     switch (h.type) {
       case 'dir': {
-        if (!this.clear(rel, true)) fs.mkdirSync(p, 0o700);
+        let fresh = false;
+        if (rel !== '') {
+          try {
+            fs.mkdirSync(p, h.mode & 0o777);
+            fresh = true;
+          } catch (err) {
+            if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+            if (!this.clear(rel, true)) { fs.mkdirSync(p, h.mode & 0o777); fresh = true; }
+          }
+        }
         this.dirs.add(rel);
         this.owner(p, h);
-        fs.chmodSync(p, h.mode);
+        if (!fresh || this.needsChmod(h)) fs.chmodSync(p, h.mode);
         this.xattrs(p, h);
         this.dirTimes.push([p, h.mtime]);
         return;
       }
       case 'file': {
-        this.clear(rel, false);
-        const fd = fs.openSync(p, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
+        const flags = C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW;
+        let fd = -1;
+        this.create(rel, () => { fd = fs.openSync(p, flags, h.mode & 0o777); });
         try {
           for await (const chunk of body) {
             let off = 0;
             while (off < chunk.length) off += fs.writeSync(fd, chunk, off, chunk.length - off);
           }
-          if (this.opts.preserveOwnership) fs.fchownSync(fd, h.uid, h.gid);
-          fs.fchmodSync(fd, h.mode);
+          if (this.needsChown(h)) fs.fchownSync(fd, h.uid, h.gid);
+          if (this.needsChmod(h)) fs.fchmodSync(fd, h.mode);
           this.xattrs(p, h);
           fs.futimesSync(fd, h.mtime, h.mtime);
         } finally {
@@ -203,8 +242,7 @@ class Unpacker {
         return;
       }
       case 'symlink': {
-        this.clear(rel, false);
-        fs.symlinkSync(h.linkpath, p);
+        this.create(rel, () => fs.symlinkSync(h.linkpath, p));
         this.owner(p, h);
         this.xattrs(p, h);
         fs.lutimesSync(p, h.mtime, h.mtime);
@@ -222,8 +260,7 @@ class Unpacker {
         }
         if (st.isDirectory()) throw unsafe(h.path, `its hardlink target "${h.linkpath}" is a directory`);
         if (target === rel) return;
-        this.clear(rel, false);
-        fs.linkSync(this.abs(target), p); // link(2) does not follow a symlink target
+        this.create(rel, () => fs.linkSync(this.abs(target), p)); // link(2) does not follow a symlink target
         return;
       }
       case 'char':
@@ -233,9 +270,8 @@ class Unpacker {
           this.opts.onWarning?.(`skipped device node "${h.path}" (creating devices needs root)`);
           return;
         }
-        this.clear(rel, false);
         const kind = h.type === 'char' ? C.S_IFCHR : h.type === 'block' ? C.S_IFBLK : C.S_IFIFO;
-        this.n.mknod(p, kind | (h.mode & 0o777), h.devmajor, h.devminor);
+        this.create(rel, () => this.n.mknod(p, kind | (h.mode & 0o777), h.devmajor, h.devminor));
         this.owner(p, h);
         fs.chmodSync(p, h.mode);
         this.xattrs(p, h);
@@ -245,6 +281,11 @@ class Unpacker {
       default:
         this.opts.onWarning?.(`skipped "${h.path}": unsupported tar entry type '${h.typeflag}'`);
     }
+  }
+
+  /** A chmod is needed when the mode has bits the umask strips or that open/mkdir ignore. */
+  private needsChmod(h: TarHeader): boolean {
+    return (h.mode & 0o7000) !== 0 || (h.mode & this.umask) !== 0;
   }
 
   private whiteout(h: TarHeader, rel: string, base: string): void {
