@@ -124,7 +124,7 @@ class Unpacker {
       try {
         st = fs.lstatSync(this.abs(cur));
       } catch {
-        if (!create) throw new TsrunError('ERR_LAYER', `layer entry "${entry}": "${cur}" does not exist`);
+        if (!create) throw unsafe(entry, `its hardlink target's parent "${cur}" is not in this layer`);
         fs.mkdirSync(this.abs(cur), 0o755);
         this.dirs.add(cur);
         continue;
@@ -186,7 +186,7 @@ class Unpacker {
         this.n.lsetxattr(p, name, value);
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
-        if (code === 'EPERM' || code === 'ENOTSUP' || code === 'EACCES') {
+        if (code === 'EPERM' || code === 'ENOTSUP' || code === 'EACCES' || code === 'EINVAL') {
           this.opts.onWarning?.(`could not set xattr ${name} on "${h.path}" (${code})`);
         } else throw err;
       }
