@@ -60,7 +60,7 @@ export async function ttyPullReporter(stream: NodeJS.WriteStream, err: NodeJS.Wr
         default: break;
       }
     },
-    stop() { bars.stop(); void err; },
+    stop() { bars.update(); bars.stop(); void err; },
   };
 }
 
