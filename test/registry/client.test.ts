@@ -4,7 +4,6 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { Readable } from 'node:stream';
 import { TsrunError } from '../../src/errors.js';
 import { MediaType } from '../../src/oci/media-types.js';
 import { TokenCache } from '../../src/registry/auth.js';
@@ -14,6 +13,7 @@ import type { Credentials, Endpoint } from '../../src/registry/types.js';
 import { layerBlob, makeTar } from '../helpers/tar-writer.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { pushImage, pushIndex } from '../helpers/push.js';
+import { readAll, rejects } from '../helpers/assert.js';
 
 const FAST = { baseDelayMs: 5, maxDelayMs: 50 };
 
@@ -27,21 +27,6 @@ function client(reg: TestRegistry, repository: string, creds?: Credentials, cach
   return new RegistryClient(opts);
 }
 
-async function readAll(s: Readable): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const c of s) chunks.push(c as Buffer);
-  return Buffer.concat(chunks);
-}
-
-async function rejects(p: Promise<unknown>, code: string, re?: RegExp): Promise<TsrunError> {
-  try { await p; } catch (err) {
-    assert.instance(err, TsrunError, String(err));
-    assert.is((err as TsrunError).code, code, (err as Error).message);
-    if (re) assert.match((err as Error).message, re);
-    return err as TsrunError;
-  }
-  return assert.unreachable(`expected ${code}`) as never;
-}
 
 const layer = (name: string, content: string) => layerBlob(makeTar([{ name, content }]));
 

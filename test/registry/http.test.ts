@@ -8,13 +8,12 @@ import * as assert from 'uvu/assert';
 import { createHash } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Readable } from 'node:stream';
-import { TsrunError } from '../../src/errors.js';
 import { collectingReporter } from '../../src/events.js';
 import { MediaType } from '../../src/oci/media-types.js';
 import { TokenCache } from '../../src/registry/auth.js';
 import { MANIFEST_MAX, RegistryClient } from '../../src/registry/client.js';
 import { USER_AGENT, retryAfterMs } from '../../src/registry/http.js';
+import { readAll, rejects } from '../helpers/assert.js';
 
 type Handler = (req: http.IncomingMessage, res: http.ServerResponse) => void;
 interface Fake { host: string; url: string; close(): Promise<void>; requests: Array<{ method: string; url: string; headers: http.IncomingHttpHeaders }> }
@@ -40,21 +39,6 @@ function clientFor(f: Fake, opts: Partial<ConstructorParameters<typeof RegistryC
   return new RegistryClient({ endpoint: { host: f.host, repository: 'test/app', insecure: true, mirror: false }, http: FAST, tokenCache: new TokenCache(), ...opts });
 }
 
-async function readAll(s: Readable): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const c of s) chunks.push(c as Buffer);
-  return Buffer.concat(chunks);
-}
-
-async function rejects(p: Promise<unknown>, code: string, re?: RegExp): Promise<TsrunError> {
-  try { await p; } catch (err) {
-    assert.instance(err, TsrunError, String(err));
-    assert.is((err as TsrunError).code, code, (err as Error).message);
-    if (re) assert.match((err as Error).message, re);
-    return err as TsrunError;
-  }
-  return assert.unreachable(`expected ${code}`) as never;
-}
 
 const manifest = Buffer.from(JSON.stringify({
   schemaVersion: 2, mediaType: MediaType.OCIManifest,
