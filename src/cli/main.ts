@@ -59,6 +59,8 @@ export async function main(argv: string[]): Promise<void> {
 
   let code = 0;
   try {
+    // Like docker: no arguments at all prints the usage and succeeds.
+    if (argv.length === 0) program.help();
     await program.parseAsync(argv, { from: 'user' });
     code = typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (err) {

@@ -5,6 +5,8 @@
  */
 import { createHash } from 'node:crypto';
 
+export const DIGEST_RE = /^sha256:[a-f0-9]{64}$/;
+
 export function sha256Digest(data: Buffer | string): string {
   return 'sha256:' + createHash('sha256').update(data).digest('hex');
 }

@@ -9,7 +9,9 @@
  */
 import { z } from 'zod';
 
-export const DIGEST_RE = /^sha256:[a-f0-9]{64}$/;
+import { DIGEST_RE } from './digest.js';
+
+export { DIGEST_RE };
 export const digestSchema = z.string().regex(DIGEST_RE, 'must be sha256:<64 lowercase hex>');
 
 export const platformSchema = z.looseObject({

@@ -6,43 +6,63 @@
  * (the config digest, as Docker does); names are full references (docker.io/library/node:latest).
  * A tag points at exactly one image; re-pointing it leaves the old image untagged (`<none>`).
  */
-import { z } from 'zod';
-import { digestSchema } from '../oci/schemas.js';
+import { DIGEST_RE } from '../oci/digest.js';
 
-export const layerRecordSchema = z.object({
+export interface LayerRecord {
   /** Digest of the blob as the registry serves it (compressed). */
-  digest: digestSchema,
-  mediaType: z.string(),
-  size: z.number().int().nonnegative(),
-  diffId: digestSchema,
-  chainId: digestSchema,
-});
-export type LayerRecord = z.infer<typeof layerRecordSchema>;
+  digest: string;
+  mediaType: string;
+  size: number;
+  diffId: string;
+  chainId: string;
+}
 
-export const imageRecordSchema = z.object({
-  id: digestSchema,
-  manifestDigest: digestSchema,
-  manifestMediaType: z.string(),
+export interface ImageRecord {
+  /** The config digest, as Docker does. */
+  id: string;
+  manifestDigest: string;
+  manifestMediaType: string;
   /** Digest of the index the manifest was chosen from, when it came from one. */
-  indexDigest: digestSchema.optional(),
+  indexDigest?: string;
   /** `repository@digest` for every repository it was pulled from (the digest you pull by). */
-  repoDigests: z.array(z.string()),
-  layers: z.array(layerRecordSchema),
+  repoDigests: string[];
+  layers: LayerRecord[];
   /** Sum of the unpacked layers' file sizes. */
-  size: z.number().int().nonnegative(),
-  created: z.string().optional(),
-  storedAt: z.string(),
-  lastTagTime: z.string().optional(),
-});
-export type ImageRecord = z.infer<typeof imageRecordSchema>;
+  size: number;
+  created?: string;
+  storedAt: string;
+  lastTagTime?: string;
+}
 
-export const imagesFileSchema = z.object({
-  version: z.literal(1),
-  images: z.record(z.string(), imageRecordSchema),
+export interface ImagesFile {
+  version: 1;
+  images: Record<string, ImageRecord>;
   /** full reference (registry/repository:tag) → image id */
-  tags: z.record(z.string(), digestSchema),
-});
-export type ImagesFile = z.infer<typeof imagesFileSchema>;
+  tags: Record<string, string>;
+}
+
+/**
+ * A structural check of images.json. It is our own file, written atomically, so this guards
+ * against a hand-edited or foreign file, not against an attacker; it is deliberately cheap (no
+ * zod here: every read-only verb loads this module, and start-up time matters).
+ */
+export function checkImagesFile(value: unknown): string | undefined {
+  const v = value as Partial<ImagesFile> | null;
+  if (!v || typeof v !== 'object' || v.version !== 1) return 'version is not 1';
+  if (!v.images || typeof v.images !== 'object' || !v.tags || typeof v.tags !== 'object') return 'images or tags missing';
+  for (const [id, img] of Object.entries(v.images)) {
+    if (!DIGEST_RE.test(id) || !img || img.id !== id || !Array.isArray(img.layers) || !Array.isArray(img.repoDigests)) {
+      return `image record ${id} is malformed`;
+    }
+    for (const l of img.layers) {
+      if (!DIGEST_RE.test(l?.chainId ?? '') || !DIGEST_RE.test(l?.digest ?? '')) return `a layer of image ${id} is malformed`;
+    }
+  }
+  for (const [name, id] of Object.entries(v.tags)) {
+    if (typeof id !== 'string' || !v.images[id]) return `tag ${name} points at a missing image`;
+  }
+  return undefined;
+}
 
 export const emptyImagesFile = (): ImagesFile => ({ version: 1, images: {}, tags: {} });
 

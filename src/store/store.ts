@@ -24,7 +24,7 @@ import path from 'node:path';
 import { TsrunError } from '../errors.js';
 import { digestHex, sha256Digest } from '../oci/digest.js';
 import { withFileLock } from '../native/index.js';
-import { emptyImagesFile, imagesFileSchema, type ImageRecord, type ImagesFile } from './images.js';
+import { checkImagesFile, emptyImagesFile, type ImageRecord, type ImagesFile } from './images.js';
 import { exists, removeStaleTemps, tempName, writeFileAtomic } from './fsutil.js';
 
 export interface LayerMeta {
@@ -171,11 +171,19 @@ export class Store {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return emptyImagesFile();
       throw err;
     }
-    const parsed = imagesFileSchema.safeParse(JSON.parse(text));
-    if (!parsed.success) {
-      throw new TsrunError('ERR_STORE', `reading ${this.imagesFile}: not a tsrun image list (${parsed.error.issues[0]?.message})`);
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch (err) {
+      throw new TsrunError('ERR_STORE', `reading ${this.imagesFile}: not JSON (${(err as Error).message})`);
     }
-    return parsed.data;
+    const problem = checkImagesFile(parsed);
+    if (problem) {
+      throw new TsrunError('ERR_STORE', `reading ${this.imagesFile}: not a tsrun image list (${problem})`, {
+        hint: 'restore it from a backup, or remove the store directory and pull again',
+      });
+    }
+    return parsed as ImagesFile;
   }
   /** Read-modify-write images.json under its lock; `fn` mutates the copy it is given. */
   async updateImages<T>(fn: (file: ImagesFile) => T | Promise<T>): Promise<T> {

@@ -78,6 +78,16 @@ test('gc frees layers and blobs no image refers to, keeps the rest', async () =>
   assert.is(await store.hasBlob(id), true);
 });
 
+test('a corrupted images.json is a clear ERR_STORE error, not a crash', async () => {
+  const store = await Store.open(path.join(tmp, 's6'));
+  for (const bad of ['{not json', JSON.stringify({ version: 1, images: {}, tags: { 'x:1': sha256Digest('missing') } })]) {
+    await fs.writeFile(path.join(store.root, 'images.json'), bad);
+    const err = await store.readImages().then(() => undefined, (e: { code?: string; message: string }) => e);
+    assert.is(err?.code, 'ERR_STORE');
+    assert.match(String(err?.message), 'images.json');
+  }
+});
+
 test('findImage resolves names, digests and id prefixes as Docker does', () => {
   const file = emptyImagesFile();
   const id = sha256Digest('img');
