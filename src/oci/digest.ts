@@ -24,7 +24,3 @@ export function chainIds(diffIds: readonly string[]): string[] {
   return out;
 }
 
-/** Docker's short id: first 12 hex chars of a digest. */
-export function shortId(digest: string): string {
-  return digestHex(digest).slice(0, 12);
-}
