@@ -29,13 +29,21 @@ export type ErrorCode =
   | 'ERR_CONFIG'
   | 'ERR_CREDENTIALS'
   | 'ERR_NATIVE'
+  | 'ERR_CONTAINER_NOT_FOUND'
+  | 'ERR_NAME_IN_USE'
+  | 'ERR_CONTAINER_STATE'
+  | 'ERR_RUNTIME'
+  | 'ERR_EXEC'
   | 'ERR_INTERNAL';
 
 export interface TsrunErrorOptions {
   hint?: string;
   cause?: unknown;
   retryable?: boolean;
-  /** Extra machine-readable detail (HTTP status, registry error codes, ...). */
+  /**
+   * Extra machine-readable detail (HTTP status, registry error codes, ...). `exitCode` overrides
+   * the CLI's 125 (126: the container's command cannot run, 127: it was not found).
+   */
   detail?: Record<string, unknown>;
 }
 

@@ -123,6 +123,9 @@ export async function removeImages(ctx: AppContext, queries: string[], force: bo
   const store = await Store.open(ctx.root);
   const lines: RemoveLine[] = [];
   const errors: TsrunError[] = [];
+  const { openEnv, imagesInUse, layersInUse } = await import('./containers.js');
+  const env = await openEnv(ctx);
+  const users = await imagesInUse(env);
   for (const q of queries) {
     try {
       await store.updateImages((file) => {
@@ -137,6 +140,12 @@ export async function removeImages(ctx: AppContext, queries: string[], force: bo
           delete file.tags[t];
           lines.push({ untagged: familiarName(parseReference(t)) });
         }
+        const user = users.get(id)?.[0];
+        if (tagsOf(file, id).length === 0 && user && !force) {
+          throw new TsrunError('ERR_IMAGE_IN_USE', `unable to remove ${q} (must be forced): container ${user.id.slice(0, 12)} is using its referenced image ${id.slice(7, 19)}`, {
+            hint: `remove the container first (tsrun rm ${user.name}), or use --force`,
+          });
+        }
         if (tagsOf(file, id).length === 0) {
           for (const d of found.record.repoDigests) lines.push({ untagged: familiarDigest(d) });
           delete file.images[id];
@@ -148,7 +157,8 @@ export async function removeImages(ctx: AppContext, queries: string[], force: bo
     }
   }
   if (lines.some((l) => 'deleted' in l)) {
-    const freed = await store.gc();
+    // Layers of removed images stay while a container still uses them (rmi --force).
+    const freed = await store.gc(() => layersInUse(env));
     for (const l of freed.layers) lines.push({ deleted: l });
   }
   return { lines, errors };

@@ -48,6 +48,7 @@ export async function main(argv: string[]): Promise<void> {
     .version(await version(), '-v, --version', 'print the version')
     .option('--root <dir>', 'directory for all persistent state (env TSRUN_ROOT; default /var/lib/tsrun for root, ~/.local/share/tsrun otherwise)')
     .option('--debug', 'print every pipeline event and stack traces')
+    .enablePositionalOptions()
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
     .configureOutput({ writeOut: (s) => io.out.write(s), writeErr: (s) => io.err.write(s) });
@@ -56,6 +57,8 @@ export async function main(argv: string[]): Promise<void> {
   registerImageCommands(program, io);
   const { registerAuthCommands } = await import('./commands/login.js');
   registerAuthCommands(program, io);
+  const { registerContainerCommands } = await import('./commands/containers.js');
+  registerContainerCommands(program, io);
 
   let code = 0;
   try {
@@ -69,7 +72,8 @@ export async function main(argv: string[]): Promise<void> {
       code = err.exitCode === 0 ? 0 : EXIT_TSRUN;
     } else {
       printError(err, io, Boolean(program.opts<GlobalOptions>().debug));
-      code = EXIT_TSRUN;
+      const wanted = err instanceof TsrunError ? err.detail?.exitCode : undefined;
+      code = typeof wanted === 'number' ? wanted : EXIT_TSRUN;
     }
   }
   process.exit(code);

@@ -197,12 +197,14 @@ export class Store {
 
   /**
    * Remove layers and blobs no image refers to, and stale temp entries. Holds the store
-   * exclusively, so it waits for running pulls. Returns what was removed.
+   * exclusively, so it waits for running pulls (and container creation, which holds it shared).
+   * `moreLayers` names chain ids to keep besides the images' (the containers'); it is called
+   * under the lock, so a container created meanwhile cannot be missed. Returns what was removed.
    */
-  async gc(): Promise<{ layers: string[]; blobs: string[] }> {
+  async gc(moreLayers: () => Promise<string[]> = async () => []): Promise<{ layers: string[]; blobs: string[] }> {
     return this.withExclusiveLock(async () => {
       const file = await this.readImages();
-      const keepLayers = new Set<string>();
+      const keepLayers = new Set<string>((await moreLayers()).map(digestHex));
       const keepBlobs = new Set<string>();
       for (const img of Object.values(file.images) as ImageRecord[]) {
         keepBlobs.add(digestHex(img.id));

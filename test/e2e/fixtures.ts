@@ -2,6 +2,7 @@
  * Fixture layers for the end-to-end tests, built by code (no checked-in binaries).
  */
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
 import { layerBlob, makeTar, type LayerBlob } from '../helpers/tar-writer.js';
 
@@ -66,4 +67,26 @@ export function hostileLayers(outside: string): Record<string, LayerBlob> {
     ])),
     hardlinkOut: layerBlob(makeTar([{ name: 'passwd', type: 'hardlink', linkname: '../../../../../../../etc/passwd' }])),
   };
+}
+
+/**
+ * A real, runnable busybox image layer from Debian's busybox-static: the binary, one symlink per
+ * applet, and the /etc files a base image has (root, a user `app` 1000 with a supplementary
+ * group, nobody). No /tmp or WORKDIR on purpose: run must create what it needs.
+ */
+export function busyboxLayer(): LayerBlob {
+  const bin = readFileSync('/bin/busybox');
+  const applets = spawnSync('/bin/busybox', ['--list'], { encoding: 'utf8' }).stdout.split('\n').filter((a) => a && a !== 'busybox');
+  return layerBlob(makeTar([
+    { name: 'bin/', type: 'dir' },
+    { name: 'bin/busybox', content: bin, mode: 0o755 },
+    ...applets.map((a) => ({ name: `bin/${a}`, type: 'symlink' as const, linkname: 'busybox' })),
+    { name: 'etc/', type: 'dir' },
+    { name: 'etc/passwd', content: 'root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' },
+    { name: 'etc/group', content: 'root:x:0:\napp:x:1000:\nstaff:x:50:app\nnogroup:x:65534:\n' },
+    { name: 'root/', type: 'dir', mode: 0o700 },
+    { name: 'home/app/', type: 'dir', uid: 1000, gid: 1000, mode: 0o755 },
+    { name: 'home/app/hello.txt', content: 'hello from the image\n', uid: 1000, gid: 1000 },
+    { name: 'tmp/', type: 'dir', mode: 0o1777 },
+  ]));
 }

@@ -1,0 +1,508 @@
+/*
+ * tsrun-monitor: the small process that owns one container for its whole life, so the CLI can
+ * detach (`run -d`) or die (SIGKILL) without losing the container's output, exit status or
+ * `--rm` cleanup. It plays the part conmon plays for podman, with a protocol Node can speak over
+ * a plain SOCK_STREAM unix socket.
+ *
+ *   tsrun-monitor --id ID --bundle DIR --state DIR --runtime PATH --runtime-root DIR --log FILE
+ *                 [--tty] [--stdin] [-- EXIT-COMMAND ARG...]
+ *
+ * Life:
+ *   1. becomes a child subreaper, so the container's init (forked by `runtime create`, which then
+ *      exits) is re-parented to us and we can wait(2) for it;
+ *   2. runs `runtime create` with the container's stdio: pipes (stdout, stderr, stdin with
+ *      --stdin) or, with --tty, a pty whose master fd runc sends back over STATE/console.sock
+ *      (SCM_RIGHTS, runtime-spec "terminal" + runc's --console-socket);
+ *   3. reports on fd 3, then closes it: "ok <pid>\n", or "err <message>\n" and exits 1;
+ *   4. someone else runs `runtime start` (the CLI, after attaching); meanwhile and afterwards,
+ *      every byte the container writes goes to the log (k8s-file format, as conmon writes it:
+ *      "<RFC3339Nano> <stdout|stderr> <F|P> <text>\n", P marking a partial line) and to every
+ *      client attached at STATE/attach.sock;
+ *   5. when the container's init exits: drains its output, writes STATE/exit (JSON
+ *      {"exitCode":N,"finishedAt":"..."}; 128+signal for a signal death) by rename, sends the exit
+ *      frame to clients, waits (at most 10 s) for them to hang up, then runs EXIT-COMMAND unless
+ *      STATE/cleaned exists or STATE is gone (an attached CLI that cleaned up says so that way).
+ *
+ * Frames on attach.sock, both ways: 1 byte type, 4 bytes big-endian length, payload.
+ *   monitor → client: '1' stdout data, '2' stderr data, 'x' exit (int32 code)
+ *   client → monitor: 'i' stdin data, 'c' close stdin, 'r' resize (u16 rows, u16 cols),
+ *                     'k' signal (u8 signal number, sent to the container's init)
+ *
+ * Contract: the runtime gets only fds 0-2 (everything else here is O_CLOEXEC and the child closes
+ * the rest); the monitor never touches the container's filesystem; it holds ~100 KiB of buffers.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_CLIENTS 16
+#define BUF 8192
+#define SYNC_FD 3
+
+struct client {
+  int fd;
+  unsigned char in[BUF + 5];
+  size_t have;
+};
+
+static struct {
+  const char *id, *bundle, *state, *runtime, *runtime_root, *log_path;
+  int tty, open_stdin;
+  char **exit_cmd;
+} opt;
+
+static int log_fd = -1, stdin_fd = -1, out_fd[2] = {-1, -1}; /* out_fd[1] unused with a tty */
+static struct client clients[MAX_CLIENTS];
+static pid_t container_pid;
+static int partial[2]; /* last log record of the stream ended without a newline */
+
+static void die(const char *fmt, ...) {
+  char msg[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  dprintf(SYNC_FD, "err %s\n", msg);
+  fprintf(stderr, "tsrun-monitor %s: %s\n", opt.id ? opt.id : "?", msg);
+  exit(1);
+}
+
+static void usage(void) {
+  fprintf(stderr, "usage: tsrun-monitor --id ID --bundle DIR --state DIR --runtime PATH --runtime-root DIR --log FILE [--tty] [--stdin] [-- EXIT-COMMAND...]\n");
+  exit(2);
+}
+
+static void parse_args(int argc, char **argv) {
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    const char **slot = NULL;
+    if (!strcmp(a, "--")) { opt.exit_cmd = argc > i + 1 ? &argv[i + 1] : NULL; break; }
+    if (!strcmp(a, "--tty")) { opt.tty = 1; continue; }
+    if (!strcmp(a, "--stdin")) { opt.open_stdin = 1; continue; }
+    if (!strcmp(a, "--id")) slot = &opt.id;
+    else if (!strcmp(a, "--bundle")) slot = &opt.bundle;
+    else if (!strcmp(a, "--state")) slot = &opt.state;
+    else if (!strcmp(a, "--runtime")) slot = &opt.runtime;
+    else if (!strcmp(a, "--runtime-root")) slot = &opt.runtime_root;
+    else if (!strcmp(a, "--log")) slot = &opt.log_path;
+    if (!slot || i + 1 >= argc) usage();
+    *slot = argv[++i];
+  }
+  if (!opt.id || !opt.bundle || !opt.state || !opt.runtime || !opt.runtime_root || !opt.log_path) usage();
+}
+
+/* ---- output: log + clients ---------------------------------------------------------------- */
+
+static void write_all(int fd, const void *buf, size_t len) {
+  const char *p = buf;
+  while (len > 0) {
+    ssize_t n = write(fd, p, len);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN) { struct pollfd w = {fd, POLLOUT, 0}; poll(&w, 1, 1000); continue; }
+      return;
+    }
+    p += n;
+    len -= (size_t)n;
+  }
+}
+
+static void timestamp(char *out, size_t size) {
+  struct timespec ts;
+  struct tm tm;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  gmtime_r(&ts.tv_sec, &tm);
+  size_t n = strftime(out, size, "%Y-%m-%dT%H:%M:%S", &tm);
+  snprintf(out + n, size - n, ".%09ldZ", ts.tv_nsec);
+}
+
+/* One k8s-file record per line; a trailing piece without newline is a 'P' (partial) record. */
+static void log_data(int stream, const char *data, size_t len) {
+  static char rec[BUF + 128];
+  char ts[40];
+  const char *name = stream == 1 ? "stdout" : "stderr";
+  timestamp(ts, sizeof ts);
+  while (len > 0) {
+    const char *nl = memchr(data, '\n', len);
+    size_t line = nl ? (size_t)(nl - data) : len;
+    int head = snprintf(rec, sizeof rec, "%s %s %c ", ts, name, nl ? 'F' : 'P');
+    memcpy(rec + head, data, line);
+    rec[head + line] = '\n';
+    write_all(log_fd, rec, (size_t)head + line + 1);
+    partial[stream - 1] = !nl;
+    data += line + (nl ? 1 : 0);
+    len -= line + (nl ? 1 : 0);
+  }
+}
+
+static void drop_client(int i) {
+  close(clients[i].fd);
+  clients[i].fd = -1;
+  clients[i].have = 0;
+}
+
+static void send_frame(int i, char type, const void *data, uint32_t len) {
+  unsigned char head[5] = {(unsigned char)type, len >> 24, len >> 16, len >> 8, len};
+  if (clients[i].fd < 0) return;
+  /* Clients are blocking on purpose: a slow reader slows the container (as a pipe would). */
+  if (write(clients[i].fd, head, 5) != 5) { drop_client(i); return; }
+  if (len && write(clients[i].fd, data, len) != (ssize_t)len) drop_client(i);
+}
+
+static void broadcast(char type, const void *data, uint32_t len) {
+  for (int i = 0; i < MAX_CLIENTS; i++) send_frame(i, type, data, len);
+}
+
+/* 1: data moved; -1: nothing to read now; 0: EOF/EIO (the writer side is gone, fd closed). */
+static int pump(int s) {
+  char buf[BUF];
+  ssize_t n = read(out_fd[s], buf, sizeof buf);
+  if (n < 0 && (errno == EAGAIN || errno == EINTR)) return -1;
+  if (n <= 0) { close(out_fd[s]); out_fd[s] = -1; return 0; }
+  log_data(s + 1, buf, (size_t)n);
+  broadcast(s == 0 ? '1' : '2', buf, (uint32_t)n);
+  return 1;
+}
+
+/* ---- input from clients ------------------------------------------------------------------ */
+
+static void handle_frame(unsigned char type, const unsigned char *p, uint32_t len) {
+  switch (type) {
+    case 'i':
+      if (stdin_fd >= 0) write_all(stdin_fd, p, len);
+      break;
+    case 'c':
+      if (stdin_fd >= 0 && !opt.tty) { close(stdin_fd); stdin_fd = -1; }
+      break;
+    case 'r':
+      if (opt.tty && len == 4 && out_fd[0] >= 0) {
+        struct winsize ws = {.ws_row = (unsigned short)(p[0] << 8 | p[1]), .ws_col = (unsigned short)(p[2] << 8 | p[3])};
+        ioctl(out_fd[0], TIOCSWINSZ, &ws);
+      }
+      break;
+    case 'k':
+      if (len == 1 && container_pid > 0) kill(container_pid, p[0]);
+      break;
+  }
+}
+
+static void read_client(int i) {
+  struct client *c = &clients[i];
+  ssize_t n = read(c->fd, c->in + c->have, sizeof c->in - c->have);
+  if (n <= 0) {
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+    drop_client(i);
+    return;
+  }
+  c->have += (size_t)n;
+  for (;;) {
+    if (c->have < 5) return;
+    uint32_t len = (uint32_t)c->in[1] << 24 | (uint32_t)c->in[2] << 16 | (uint32_t)c->in[3] << 8 | c->in[4];
+    if (len > BUF) { drop_client(i); return; }
+    if (c->have < 5 + len) return;
+    handle_frame(c->in[0], c->in + 5, len);
+    memmove(c->in, c->in + 5 + len, c->have - 5 - len);
+    c->have -= 5 + len;
+  }
+}
+
+static void accept_client(int lfd, int exited, int32_t code) {
+  int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+  if (fd < 0) return;
+  for (int i = 0; i < MAX_CLIENTS; i++) {
+    if (clients[i].fd < 0) {
+      clients[i].fd = fd;
+      clients[i].have = 0;
+      if (exited) {
+        unsigned char b[4] = {(unsigned char)(code >> 24), (unsigned char)(code >> 16), (unsigned char)(code >> 8), (unsigned char)code};
+        send_frame(i, 'x', b, 4);
+      }
+      return;
+    }
+  }
+  close(fd);
+}
+
+/* ---- set-up --------------------------------------------------------------------------------- */
+
+static int listen_unix(const char *name) {
+  struct sockaddr_un addr = {.sun_family = AF_UNIX};
+  if (strlen(name) >= sizeof addr.sun_path) die("socket path too long: %s", name);
+  strcpy(addr.sun_path, name);
+  unlink(name);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0 || bind(fd, (struct sockaddr *)&addr, sizeof addr) < 0 || listen(fd, 16) < 0) die("listening on %s: %s", name, strerror(errno));
+  chmod(name, 0600);
+  return fd;
+}
+
+/* Receive the pty master runc sends over the console socket. */
+static int recv_fd(int sock) {
+  char data[256];
+  char ctl[CMSG_SPACE(sizeof(int))];
+  struct iovec iov = {data, sizeof data};
+  struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl, .msg_controllen = sizeof ctl};
+  if (recvmsg(sock, &msg, MSG_CMSG_CLOEXEC) < 0) return -1;
+  struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+  if (!cm || cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS) return -1;
+  int fd;
+  memcpy(&fd, CMSG_DATA(cm), sizeof fd);
+  return fd;
+}
+
+static pid_t spawn(char **argv, int in, int out, int err, const sigset_t *mask) {
+  pid_t pid = fork();
+  if (pid < 0) die("fork: %s", strerror(errno));
+  if (pid > 0) return pid;
+  sigprocmask(SIG_SETMASK, mask, NULL);
+  signal(SIGPIPE, SIG_DFL);
+  if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0) _exit(127);
+  for (int fd = 3; fd < 1024; fd++) close(fd);
+  execv(argv[0], argv);
+  dprintf(2, "exec %s: %s\n", argv[0], strerror(errno));
+  _exit(127);
+}
+
+static void read_small(const char *path, char *buf, size_t size) {
+  buf[0] = 0;
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  ssize_t n = read(fd, buf, size - 1);
+  close(fd);
+  buf[n > 0 ? n : 0] = 0;
+}
+
+/* runc prints its error last on stderr; keep that line (trimmed) as the message. */
+static void last_line(char *text) {
+  size_t n = strlen(text);
+  while (n > 0 && (text[n - 1] == '\n' || text[n - 1] == '\r')) text[--n] = 0;
+  char *nl = strrchr(text, '\n');
+  if (nl) memmove(text, nl + 1, strlen(nl + 1) + 1);
+}
+
+static void drain_into(int fd, char *buf, size_t size) {
+  size_t have = strlen(buf);
+  fcntl(fd, F_SETFL, O_NONBLOCK);
+  for (;;) {
+    if (have + 1 >= size) memmove(buf, buf + size / 2, have + 1 - size / 2), have -= size / 2;
+    ssize_t n = read(fd, buf + have, size - 1 - have);
+    if (n <= 0) break;
+    have += (size_t)n;
+    buf[have] = 0;
+  }
+}
+
+static void run_exit_command(const sigset_t *mask) {
+  struct stat st;
+  if (!opt.exit_cmd) return;
+  if (stat(opt.state, &st) < 0 || stat("cleaned", &st) == 0) return;
+  int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+  pid_t pid = spawn(opt.exit_cmd, devnull, devnull, 2, mask);
+  int status;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+}
+
+int main(int argc, char **argv) {
+  parse_args(argc, argv);
+  fcntl(SYNC_FD, F_SETFD, FD_CLOEXEC);
+  setsid();
+  signal(SIGPIPE, SIG_IGN);
+  signal(SIGHUP, SIG_IGN);
+  if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0) die("becoming a subreaper: %s", strerror(errno));
+  if (chdir(opt.state) < 0) die("entering %s: %s", opt.state, strerror(errno));
+  for (int i = 0; i < MAX_CLIENTS; i++) clients[i].fd = -1;
+
+  sigset_t chld, old;
+  sigemptyset(&chld);
+  sigaddset(&chld, SIGCHLD);
+  sigprocmask(SIG_BLOCK, &chld, &old);
+  int sfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+  if (sfd < 0) die("signalfd: %s", strerror(errno));
+
+  log_fd = open(opt.log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+  if (log_fd < 0) die("opening log %s: %s", opt.log_path, strerror(errno));
+  int lfd = listen_unix("attach.sock");
+
+  int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+  int err_pipe[2], out_pipe[2] = {-1, -1}, in_pipe[2] = {-1, -1}, console = -1;
+  if (pipe2(err_pipe, O_CLOEXEC) < 0) die("pipe: %s", strerror(errno));
+  char pidfile[] = "pid", consock[4096];
+  snprintf(consock, sizeof consock, "%s/console.sock", opt.state);
+  char *rargv[24];
+  int k = 0;
+  rargv[k++] = (char *)opt.runtime;
+  rargv[k++] = "--root";
+  rargv[k++] = (char *)opt.runtime_root;
+  rargv[k++] = "--log";
+  rargv[k++] = "runtime.log";
+  rargv[k++] = "--log-format";
+  rargv[k++] = "json";
+  rargv[k++] = "create";
+  rargv[k++] = "--bundle";
+  rargv[k++] = (char *)opt.bundle;
+  rargv[k++] = "--pid-file";
+  rargv[k++] = pidfile;
+  if (opt.tty) {
+    console = listen_unix("console.sock");
+    rargv[k++] = "--console-socket";
+    rargv[k++] = consock;
+  }
+  rargv[k++] = (char *)opt.id;
+  rargv[k] = NULL;
+
+  pid_t runc;
+  if (opt.tty) {
+    runc = spawn(rargv, devnull, devnull, err_pipe[1], &old);
+  } else {
+    if (pipe2(out_pipe, O_CLOEXEC) < 0) die("pipe: %s", strerror(errno));
+    if (opt.open_stdin && pipe2(in_pipe, O_CLOEXEC) < 0) die("pipe: %s", strerror(errno));
+    /* The container inherits runc's stdio: stdout → out_pipe, stderr → err_pipe. */
+    runc = spawn(rargv, opt.open_stdin ? in_pipe[0] : devnull, out_pipe[1], err_pipe[1], &old);
+    close(out_pipe[1]);
+    if (in_pipe[0] >= 0) close(in_pipe[0]);
+    stdin_fd = in_pipe[1];
+    out_fd[0] = out_pipe[0];
+    out_fd[1] = err_pipe[0];
+  }
+  close(err_pipe[1]);
+
+  /* Wait for runc create to finish; with a tty, take the pty master it sends meanwhile. */
+  int runc_status = -1, master = -1;
+  char errtext[4096] = "";
+  while (runc_status == -1) {
+    struct pollfd p[2] = {{sfd, POLLIN, 0}, {console, POLLIN, 0}};
+    if (poll(p, console >= 0 ? 2 : 1, -1) < 0 && errno != EINTR) die("poll: %s", strerror(errno));
+    if (console >= 0 && (p[1].revents & POLLIN)) {
+      int conn = accept4(console, NULL, NULL, SOCK_CLOEXEC);
+      if (conn >= 0) { master = recv_fd(conn); close(conn); }
+      close(console);
+      console = -1;
+      unlink("console.sock");
+    }
+    struct signalfd_siginfo si;
+    while (read(sfd, &si, sizeof si) > 0) {}
+    int st;
+    if (waitpid(runc, &st, WNOHANG) == runc) runc_status = st;
+  }
+  if (!WIFEXITED(runc_status) || WEXITSTATUS(runc_status) != 0) {
+    drain_into(err_pipe[0], errtext, sizeof errtext);
+    last_line(errtext);
+    unlink("attach.sock");
+    die("%s", errtext[0] ? errtext : "the runtime failed to create the container");
+  }
+  char pidtext[32];
+  read_small(pidfile, pidtext, sizeof pidtext);
+  container_pid = (pid_t)atoi(pidtext);
+  if (container_pid <= 0) die("the runtime wrote no container pid");
+  if (opt.tty) {
+    if (master < 0) die("the runtime sent no terminal");
+    close(err_pipe[0]);
+    out_fd[0] = master;
+    stdin_fd = master;
+  }
+  fcntl(out_fd[0], F_SETFL, O_NONBLOCK);
+  if (out_fd[1] >= 0) fcntl(out_fd[1], F_SETFL, O_NONBLOCK);
+  dprintf(SYNC_FD, "ok %d\n", container_pid);
+  close(SYNC_FD);
+
+  /* Main loop: until the container's init exits, then drain what it left in the pipes. */
+  int exited = 0;
+  int32_t code = 0;
+  struct timespec exit_time = {0, 0};
+  for (;;) {
+    struct pollfd p[4 + MAX_CLIENTS];
+    int n = 0;
+    p[n++] = (struct pollfd){sfd, POLLIN, 0};
+    p[n++] = (struct pollfd){lfd, POLLIN, 0};
+    for (int s = 0; s < 2; s++) p[n++] = (struct pollfd){out_fd[s], POLLIN, 0};
+    for (int i = 0; i < MAX_CLIENTS; i++) p[n++] = (struct pollfd){clients[i].fd, POLLIN, 0};
+    int open_outputs = (out_fd[0] >= 0) + (out_fd[1] >= 0);
+    if (exited && open_outputs == 0) break;
+    /* After the exit, output still held open by a stray writer gets 2 s. */
+    if (exited) {
+      struct timespec now;
+      clock_gettime(CLOCK_MONOTONIC, &now);
+      if (now.tv_sec - exit_time.tv_sec >= 2) break;
+    }
+    if (poll(p, (nfds_t)n, exited ? 100 : -1) < 0 && errno != EINTR) break;
+    if (p[0].revents & POLLIN) {
+      struct signalfd_siginfo si;
+      while (read(sfd, &si, sizeof si) > 0) {}
+      int st;
+      pid_t w;
+      while ((w = waitpid(-1, &st, WNOHANG)) > 0) {
+        if (w != container_pid) continue;
+        exited = 1;
+        code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        clock_gettime(CLOCK_MONOTONIC, &exit_time);
+      }
+    }
+    if (p[1].revents & POLLIN) accept_client(lfd, 0, 0);
+    for (int s = 0; s < 2; s++) {
+      if (p[2 + s].revents & (POLLIN | POLLHUP | POLLERR)) {
+        /* With a tty, the master is also stdin: keep it for resize/input until exit. */
+        while (out_fd[s] >= 0 && pump(s) == 1 && exited) {}
+        if (opt.tty && out_fd[0] < 0) stdin_fd = -1;
+      }
+    }
+    for (int i = 0; i < MAX_CLIENTS; i++) {
+      if (clients[i].fd >= 0 && (p[4 + i].revents & (POLLIN | POLLHUP | POLLERR))) read_client(i);
+    }
+  }
+  for (int s = 0; s < 2; s++) {
+    if (partial[s]) log_data(s + 1, "\n", 1);
+  }
+
+  char ts[40], json[128];
+  timestamp(ts, sizeof ts);
+  int len = snprintf(json, sizeof json, "{\"exitCode\":%d,\"finishedAt\":\"%s\"}\n", code, ts);
+  int efd = open("exit.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (efd >= 0) {
+    write_all(efd, json, (size_t)len);
+    fsync(efd);
+    close(efd);
+    rename("exit.tmp", "exit");
+  }
+  unsigned char b[4] = {(unsigned char)(code >> 24), (unsigned char)(code >> 16), (unsigned char)(code >> 8), (unsigned char)code};
+  broadcast('x', b, 4);
+
+  /* Let attached clients finish (an attached CLI cleans up itself, then hangs up). */
+  struct timespec start, now;
+  clock_gettime(CLOCK_MONOTONIC, &start);
+  for (;;) {
+    struct pollfd p[1 + MAX_CLIENTS];
+    int n = 0, live = 0;
+    p[n++] = (struct pollfd){lfd, POLLIN, 0};
+    for (int i = 0; i < MAX_CLIENTS; i++) {
+      p[n++] = (struct pollfd){clients[i].fd, POLLIN, 0};
+      live += clients[i].fd >= 0;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (!live || now.tv_sec - start.tv_sec >= 10) break;
+    if (poll(p, (nfds_t)n, 200) < 0 && errno != EINTR) break;
+    if (p[0].revents & POLLIN) accept_client(lfd, 1, code);
+    for (int i = 0; i < MAX_CLIENTS; i++) {
+      if (clients[i].fd >= 0 && (p[1 + i].revents & (POLLIN | POLLHUP | POLLERR))) read_client(i);
+    }
+  }
+  close(lfd);
+  unlink("attach.sock");
+  run_exit_command(&old);
+  return 0;
+}

@@ -1,0 +1,335 @@
+/**
+ * Container lifecycle use cases: start, cleanup, stop, kill, wait, rm, prune, ps rows, inspect.
+ * `run` (run.ts) creates a container and then uses `startContainer` like `tsrun start` does.
+ *
+ * Contracts:
+ * - Every change to a container happens under its lock (records.ts), so the monitor's exit
+ *   command, an attached CLI and a concurrent `rm -f` can all try to clean up: the first does
+ *   it, the others find nothing to do (`cleanupContainer` is idempotent).
+ * - A container that is not running has no mount and no runtime state: cleanup unmounts the
+ *   root, deletes the runtime's container and, for `--rm`, removes record, name and directories.
+ * - Creating a container holds the store's shared lock, and garbage collection keeps every layer
+ *   a container record names, so `rmi` can never pull layers from under a container.
+ */
+import { promises as fs, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { constants as osConstants } from 'node:os';
+import { TsrunError } from '../errors.js';
+import { Store } from '../store/store.js';
+import { planOverlay, mountAll, unmountAll, type Mount } from '../snapshot/overlay.js';
+import { storePaths } from '../runtime/paths.js';
+import { Containers, type Container, type ContainerRecord } from '../runtime/records.js';
+import { locateRuntime, OciRuntime } from '../runtime/oci-runtime.js';
+import { attach, spawnMonitor, type Attachment } from '../runtime/monitor.js';
+import { sleep } from '../util/concurrency.js';
+import type { AppContext } from './context.js';
+
+export interface Env {
+  store: Store;
+  containers: Containers;
+  ctx: AppContext;
+}
+
+export async function openEnv(ctx: AppContext): Promise<Env> {
+  const store = await Store.open(ctx.root);
+  const sp = storePaths(store.root, ctx.uid, ctx.env);
+  await fs.mkdir(sp.run, { recursive: true, mode: 0o700 });
+  return { store, containers: new Containers(sp, path.join(store.root, 'locks')), ctx };
+}
+
+export async function runtimeFor(env: Env, name: string): Promise<OciRuntime> {
+  const info = await locateRuntime(name, env.ctx.env, env.containers.sp.run);
+  return new OciRuntime(info, env.containers.sp.runtimeRoot);
+}
+
+/** The root filesystem of a container as a mount (data; see snapshot/overlay.ts). */
+export function rootfsMount(env: Env, c: Pick<Container, 'record' | 'paths'>): Mount {
+  return planOverlay({
+    layersDir: path.join(env.store.root, 'layers'),
+    chainIds: c.record.layers,
+    upper: c.paths.upper,
+    work: c.paths.work,
+    target: c.paths.rootfs,
+  });
+}
+
+export function isMounted(target: string): boolean {
+  const info = readFileSync('/proc/self/mountinfo', 'utf8');
+  const escaped = target.replace(/[ \t\n\\]/g, (ch) => `\\${ch.charCodeAt(0).toString(8).padStart(3, '0')}`);
+  return info.split('\n').some((line) => line.split(' ')[4] === escaped);
+}
+
+export async function ensureMounted(env: Env, c: Pick<Container, 'record' | 'paths'>): Promise<void> {
+  if (!isMounted(c.paths.rootfs)) await mountAll([rootfsMount(env, c)]);
+}
+
+/** The argv the monitor runs after the container exits: `tsrun container cleanup ID`. */
+function exitCommand(env: Env, id: string): string[] {
+  const bin = new URL('../../../bin/tsrun.js', import.meta.url).pathname;
+  return [process.execPath, bin, '--root', env.store.root, 'container', 'cleanup', id];
+}
+
+export interface StartOptions {
+  /** Attach before the container starts (so no output is lost); called with the attachment. */
+  attachIo?: (a: Attachment) => void;
+}
+
+/**
+ * Start a created or exited container: mount its root, hand the bundle to a new monitor (which
+ * runs `runtime create`), optionally attach, then `runtime start`. On failure nothing is left
+ * mounted or running, the record keeps the error, and an `--rm` container is removed.
+ */
+export async function startContainer(env: Env, c: Container, o: StartOptions = {}): Promise<Attachment | undefined> {
+  const { record, paths } = c;
+  const runtime = await runtimeFor(env, record.host.runtime);
+  let attachment: Attachment | undefined;
+  await env.containers.lock(record.id, async () => {
+    const now = env.containers.observe(record);
+    if (now.observed.status === 'running') {
+      throw new TsrunError('ERR_CONTAINER_STATE', `starting container ${record.name}: it is already running`);
+    }
+    try {
+      await runtime.delete(record.id, true);
+      await fs.rm(paths.state, { recursive: true, force: true });
+      await env.store.withSharedLock(() => ensureMounted(env, c));
+      await spawnMonitor({
+        id: record.id, bundle: paths.bundle, state: paths.state, runtimePath: runtime.info.path,
+        runtimeRoot: runtime.root, log: paths.log, tty: record.config.tty, stdin: record.config.openStdin,
+        exitCommand: exitCommand(env, record.id),
+      });
+      if (o.attachIo) {
+        attachment = await attach(paths.attachSocket);
+        o.attachIo(attachment);
+      }
+      await runtime.start(record.id);
+      const startedAt = new Date().toISOString();
+      await fs.writeFile(path.join(paths.state, 'started'), startedAt);
+      record.state = { startedAt };
+      await env.containers.write(record);
+    } catch (err) {
+      attachment?.close();
+      await runtime.delete(record.id, true).catch(() => {});
+      await unmountAll([rootfsMount(env, c)]).catch(() => {});
+      await fs.rm(paths.state, { recursive: true, force: true });
+      const detail = (err as TsrunError).detail;
+      const code = typeof detail?.exitCode === 'number' ? detail.exitCode : 125;
+      if (record.host.autoRemove) {
+        await env.containers.remove(record);
+      } else {
+        record.state = { ...record.state, error: (err as Error).message, exitCode: code, finishedAt: new Date().toISOString() };
+        await env.containers.write(record).catch(() => {});
+      }
+      throw err;
+    }
+  });
+  return attachment;
+}
+
+/**
+ * After the container's exit: keep how it ended in the record, delete the runtime's container,
+ * unmount the root; with `--rm` (or `remove`) remove everything. Idempotent; a running container
+ * is left alone.
+ */
+export async function cleanupContainer(env: Env, id: string, o: { remove?: boolean } = {}): Promise<void> {
+  await env.containers.lock(id, async () => {
+    const record = await env.containers.read(id);
+    if (!record) return;
+    const c = env.containers.observe(record);
+    if (c.observed.status === 'running' || (c.observed.status === 'created' && c.observed.monitorPid > 0)) return;
+    if (c.observed.finishedAt) {
+      record.state = { ...record.state, exitCode: c.observed.exitCode, finishedAt: c.observed.finishedAt };
+    }
+    const runtime = await runtimeFor(env, record.host.runtime);
+    await runtime.delete(id, true);
+    await unmountAll([rootfsMount(env, c)]);
+    if (record.host.autoRemove || o.remove) {
+      await env.containers.remove(record);
+      return;
+    }
+    await env.containers.write(record);
+    await fs.mkdir(c.paths.state, { recursive: true, mode: 0o700 });
+    await fs.writeFile(path.join(c.paths.state, 'cleaned'), '');
+  });
+}
+
+/** Wait until the container is no longer running (exit file written); false on timeout. */
+export async function waitExited(env: Env, id: string, timeoutMs = Infinity): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (let delay = 10; ; delay = Math.min(delay * 2, 100)) {
+    const record = await env.containers.read(id);
+    if (!record) return true;
+    const s = env.containers.observe(record).observed.status;
+    if (s !== 'running' && !(s === 'created' && env.containers.observe(record).observed.monitorPid > 0)) return true;
+    if (Date.now() >= deadline) return false;
+    await sleep(Math.min(delay, Math.max(1, deadline - Date.now())));
+  }
+}
+
+export function signalNumber(sig: string | number): number {
+  if (typeof sig === 'number') return sig;
+  if (/^\d+$/.test(sig)) return Number(sig);
+  const name = (sig.toUpperCase().startsWith('SIG') ? sig.toUpperCase() : `SIG${sig.toUpperCase()}`) as keyof typeof osConstants.signals;
+  const n = osConstants.signals[name];
+  if (n === undefined) throw new TsrunError('ERR_USAGE', `invalid signal: ${sig}`, { hint: 'use a name like SIGTERM, TERM or a number like 15' });
+  return n;
+}
+
+function running(c: Container): boolean {
+  return c.observed.status === 'running';
+}
+
+/** `stop`: the stop signal, then SIGKILL after `timeoutSec`; then clean up. */
+export async function stopContainer(env: Env, query: string, timeoutSec = 10): Promise<void> {
+  const c = await env.containers.find(query);
+  if (running(c)) {
+    const runtime = await runtimeFor(env, c.record.host.runtime);
+    const sig = c.record.config.stopSignal || 'SIGTERM';
+    await runtime.kill(c.record.id, sig).catch(() => {});
+    if (!(await waitExited(env, c.record.id, timeoutSec * 1000))) {
+      await runtime.kill(c.record.id, 'SIGKILL').catch(() => {});
+      await waitExited(env, c.record.id, 30_000);
+    }
+  }
+  await cleanupContainer(env, c.record.id);
+}
+
+export async function killContainer(env: Env, query: string, signal = 'SIGKILL'): Promise<void> {
+  const c = await env.containers.find(query);
+  signalNumber(signal);
+  if (!running(c)) {
+    throw new TsrunError('ERR_CONTAINER_STATE', `killing container ${query}: container ${c.record.id.slice(0, 12)} is not running`);
+  }
+  const runtime = await runtimeFor(env, c.record.host.runtime);
+  await runtime.kill(c.record.id, signal);
+}
+
+export async function waitContainer(env: Env, query: string): Promise<number> {
+  const c = await env.containers.find(query);
+  await waitExited(env, c.record.id);
+  const record = await env.containers.read(c.record.id);
+  if (!record) return c.observed.exitCode;
+  return env.containers.observe(record).observed.exitCode;
+}
+
+export async function removeContainer(env: Env, query: string, force = false): Promise<string> {
+  const c = await env.containers.find(query);
+  if (running(c) || (c.observed.status === 'created' && c.observed.monitorPid > 0)) {
+    if (!force) {
+      throw new TsrunError('ERR_CONTAINER_STATE', `removing container ${query}: you cannot remove a running container ${c.record.id.slice(0, 12)}`, {
+        hint: 'stop the container before removing it, or force-remove it with `tsrun rm -f`',
+      });
+    }
+    const runtime = await runtimeFor(env, c.record.host.runtime);
+    await runtime.kill(c.record.id, 'SIGKILL').catch(() => {});
+    if (!(await waitExited(env, c.record.id, 30_000))) {
+      throw new TsrunError('ERR_RUNTIME', `removing container ${query}: it did not die within 30 s of SIGKILL`);
+    }
+  }
+  await cleanupContainer(env, c.record.id, { remove: true });
+  return query;
+}
+
+export async function pruneContainers(env: Env): Promise<string[]> {
+  const removed: string[] = [];
+  for (const c of await env.containers.list()) {
+    if (c.observed.status !== 'exited' && !(c.observed.status === 'created' && c.observed.monitorPid === 0)) continue;
+    await cleanupContainer(env, c.record.id, { remove: true });
+    removed.push(c.record.id);
+  }
+  return removed;
+}
+
+/** Chain ids every container record needs (for garbage collection). */
+export async function layersInUse(env: Env): Promise<string[]> {
+  const out: string[] = [];
+  for (const id of await env.containers.ids()) {
+    const r = await env.containers.read(id);
+    if (r) out.push(...r.layers);
+  }
+  return out;
+}
+
+export async function imagesInUse(env: Env): Promise<Map<string, ContainerRecord[]>> {
+  const m = new Map<string, ContainerRecord[]>();
+  for (const id of await env.containers.ids()) {
+    const r = await env.containers.read(id);
+    if (r) m.set(r.imageId, [...(m.get(r.imageId) ?? []), r]);
+  }
+  return m;
+}
+
+// ---- views -------------------------------------------------------------------------------------
+
+export function commandText(r: ContainerRecord): string {
+  return [r.path, ...r.args].map((a) => (/[\s"']/.test(a) ? JSON.stringify(a) : a)).join(' ');
+}
+
+/** `docker container inspect` JSON (the fields tsrun has). */
+export function inspectView(env: Env, c: Container): Record<string, unknown> {
+  const r = c.record;
+  const o = c.observed;
+  return {
+    Id: r.id,
+    Created: r.created,
+    Path: r.path,
+    Args: r.args,
+    State: {
+      Status: o.status,
+      Running: o.status === 'running',
+      Paused: false,
+      Restarting: false,
+      OOMKilled: false,
+      Dead: false,
+      Pid: o.pid,
+      ExitCode: o.exitCode,
+      Error: r.state.error ?? '',
+      StartedAt: o.startedAt ?? '0001-01-01T00:00:00Z',
+      FinishedAt: o.finishedAt ?? '0001-01-01T00:00:00Z',
+    },
+    Image: r.imageId,
+    ResolvConfPath: path.join(c.paths.etc, 'resolv.conf'),
+    HostnamePath: path.join(c.paths.etc, 'hostname'),
+    HostsPath: path.join(c.paths.etc, 'hosts'),
+    LogPath: c.paths.log,
+    Name: `/${r.name}`,
+    RestartCount: r.restartCount,
+    Driver: 'overlay',
+    Platform: 'linux',
+    HostConfig: {
+      Binds: r.host.binds.map((b) => `${b.source}:${b.destination}${b.readonly ? ':ro' : ''}`),
+      NetworkMode: r.host.network,
+      AutoRemove: r.host.autoRemove,
+      ReadonlyRootfs: r.host.readonly,
+      Runtime: r.host.runtime,
+      Memory: r.host.memory ?? 0,
+      NanoCpus: r.host.cpus ? Math.round(r.host.cpus * 1e9) : 0,
+      PidsLimit: r.host.pidsLimit ?? null,
+    },
+    GraphDriver: {
+      Name: 'overlay',
+      Data: {
+        LowerDir: [...r.layers].reverse().map((l) => env.store.layerDiff(l)).join(':'),
+        UpperDir: c.paths.upper,
+        WorkDir: c.paths.work,
+        MergedDir: c.paths.rootfs,
+      },
+    },
+    Mounts: r.host.binds.map((b) => ({ Type: 'bind', Source: b.source, Destination: b.destination, Mode: b.readonly ? 'ro' : '', RW: !b.readonly, Propagation: 'rprivate' })),
+    Config: {
+      Hostname: r.config.hostname,
+      User: r.config.user,
+      Tty: r.config.tty,
+      OpenStdin: r.config.openStdin,
+      Env: r.config.env,
+      Cmd: r.config.cmd,
+      Image: r.image,
+      WorkingDir: r.config.cwd,
+      Entrypoint: r.config.entrypoint,
+      Labels: r.config.labels,
+      ExposedPorts: Object.fromEntries(r.config.exposedPorts.map((p) => [p, {}])),
+      StopSignal: r.config.stopSignal ?? 'SIGTERM',
+    },
+  };
+}
+
+export type { Attachment };

@@ -1,0 +1,256 @@
+/**
+ * `tsrun run` (and `create`): image → record → root filesystem → /etc files → config.json, then
+ * `startContainer` (containers.ts) hands the bundle to a monitor and the runtime.
+ *
+ * The order is chosen so a failure at any step leaves nothing: the name is reserved first (a
+ * duplicate fails before any work), the record is written before the mount (so GC and `rm` know
+ * the container), and every later failure unmounts and, for `--rm`, removes it all.
+ * The config follows Docker (see spec/options.ts for each rule); what tsrun decided is reported
+ * as debug events (`--debug` shows the mounts and the generated config).
+ */
+import { randomBytes } from 'node:crypto';
+import { promises as fs, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { TsrunError, isTsrunError, wrapError } from '../errors.js';
+import type { ContainerConfig } from '../oci/schemas.js';
+import { findImage } from '../store/lookup.js';
+import type { ImageRecord } from '../store/images.js';
+import { defaultSpec, serializeSpec } from '../spec/defaults.js';
+import {
+  applyOpts, parseEnvFile, parseMemory, resolveCwd, withBindMounts, withCwd, withEnv, withEtcFiles, withHostname,
+  withProcessArgs, withReadonlyRootfs, withResources, withTty, withUser, type BindMount,
+} from '../spec/options.js';
+import { resolveUser } from '../spec/user.js';
+import type { ContainerRecord } from '../runtime/records.js';
+import { resolveInRoot } from '../snapshot/rootfs-copy.js';
+import { unmountAll } from '../snapshot/overlay.js';
+import type { AppContext } from './context.js';
+import { ensureMounted, openEnv, rootfsMount, startContainer, type Attachment, type Env } from './containers.js';
+import { randomName } from './names.js';
+
+export interface RunOptions {
+  image: string;
+  /** Arguments after the image: the command. */
+  args: string[];
+  name?: string;
+  detach?: boolean;
+  interactive?: boolean;
+  tty?: boolean;
+  rm?: boolean;
+  env?: string[];
+  envFiles?: string[];
+  volumes?: string[];
+  workdir?: string;
+  user?: string;
+  entrypoint?: string;
+  hostname?: string;
+  readOnly?: boolean;
+  memory?: string;
+  cpus?: string;
+  pidsLimit?: string;
+  runtime?: string;
+  network?: string;
+  labels?: string[];
+  /** missing (default), always, never — Docker's --pull. */
+  pull?: string;
+  platform?: string;
+}
+
+export interface Created {
+  id: string;
+  env: Env;
+}
+
+/** Docker's `-v` syntax for binds: /host:/ctr[:ro|rw]. Named volumes are not supported yet. */
+export function parseVolume(spec: string): BindMount {
+  const parts = spec.split(':');
+  if (parts.length < 2 || parts.length > 3 || !parts[0] || !parts[1]) {
+    throw new TsrunError('ERR_USAGE', `invalid volume specification: '${spec}'`, { hint: 'use -v /host/path:/container/path[:ro]' });
+  }
+  const [source, destination, mode] = parts as [string, string, string | undefined];
+  if (!source.startsWith('/')) {
+    throw new TsrunError('ERR_USAGE', `invalid volume specification: '${spec}': named volumes are not supported yet`, {
+      hint: 'bind-mount a host directory with an absolute path, e.g. -v "$PWD/data:/data"',
+    });
+  }
+  if (mode !== undefined && !/^(ro|rw)$/.test(mode)) {
+    throw new TsrunError('ERR_USAGE', `invalid volume specification: '${spec}': invalid mode: ${mode}`, { hint: 'the mode is ro or rw' });
+  }
+  return { source: path.resolve(source), destination, readonly: mode === 'ro' };
+}
+
+async function imageFor(env: Env, ctx: AppContext, o: RunOptions, err: NodeJS.WritableStream): Promise<{ image: ImageRecord; config: ContainerConfig }> {
+  const policy = o.pull ?? 'missing';
+  if (!/^(missing|always|never)$/.test(policy)) {
+    throw new TsrunError('ERR_USAGE', `invalid --pull policy "${policy}"`, { hint: 'use missing, always or never' });
+  }
+  let found: ImageRecord | undefined;
+  if (policy !== 'always') {
+    try {
+      found = findImage(await env.store.readImages(), o.image).record;
+    } catch (e) {
+      if (!isTsrunError(e, 'ERR_IMAGE_NOT_FOUND') || policy === 'never') throw e;
+    }
+  }
+  if (!found) {
+    if (policy === 'missing') err.write(`Unable to find image '${o.image}' locally\n`);
+    const { pull } = await import('./pull.js');
+    const r = await pull(ctx, { reference: o.image, platform: o.platform });
+    found = (await env.store.readImages()).images[r.id];
+    if (!found) throw new TsrunError('ERR_STORE', `running ${o.image}: the pulled image ${r.id} is not in the store`);
+  }
+  const cfg = JSON.parse((await env.store.readBlob(found.id)).toString('utf8')) as { config?: ContainerConfig | null };
+  return { image: found, config: cfg.config ?? {} };
+}
+
+function readInRoot(rootfs: string, file: string): Promise<string | undefined> {
+  return resolveInRoot(rootfs, file).then((p) => fs.readFile(p, 'utf8')).catch(() => undefined);
+}
+
+function hostResolvConf(keepLoopback: boolean): string {
+  let text = '';
+  try {
+    text = readFileSync('/etc/resolv.conf', 'utf8');
+  } catch { /* none */ }
+  if (keepLoopback) return text;
+  // moby libnetwork/resolvconf: a nameserver on the host's loopback is unreachable from a
+  // container's own network namespace; when none is left, use Google's public DNS as Docker does.
+  const lines = text.split('\n').filter((l) => !/^\s*nameserver\s+(127\.|::1\b)/.test(l));
+  if (!lines.some((l) => /^\s*nameserver\s/.test(l))) lines.push('nameserver 8.8.8.8', 'nameserver 8.8.4.4');
+  return lines.join('\n').replace(/\n*$/, '\n');
+}
+
+const HOSTS_BASE = '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n';
+
+/**
+ * Make the container (record, root, bundle) but do not start it: `tsrun create`, and the first
+ * half of `tsrun run`.
+ */
+export async function createContainer(ctx: AppContext, o: RunOptions, err: NodeJS.WritableStream): Promise<Created> {
+  const env = await openEnv(ctx);
+  const network = o.network ?? 'bridge';
+  if (!/^(bridge|none|host)$/.test(network)) {
+    throw new TsrunError('ERR_USAGE', `invalid --network "${network}"`, { hint: 'use bridge, none or host' });
+  }
+  const binds = (o.volumes ?? []).map(parseVolume);
+  const userEnv: string[] = [];
+  for (const f of o.envFiles ?? []) {
+    const text = await fs.readFile(f, 'utf8').catch((e: Error) => {
+      throw new TsrunError('ERR_USAGE', `reading env file ${f}: ${e.message}`);
+    });
+    userEnv.push(...parseEnvFile(text, f));
+  }
+  userEnv.push(...(o.env ?? []));
+  const resources = {
+    memory: o.memory !== undefined ? parseMemory(o.memory) : undefined,
+    cpus: o.cpus !== undefined ? Number(o.cpus) : undefined,
+    pidsLimit: o.pidsLimit !== undefined ? Number(o.pidsLimit) : undefined,
+  };
+  if (resources.cpus !== undefined && Number.isNaN(resources.cpus)) throw new TsrunError('ERR_USAGE', `invalid --cpus "${o.cpus}"`);
+  if (resources.pidsLimit !== undefined && !Number.isInteger(resources.pidsLimit)) throw new TsrunError('ERR_USAGE', `invalid --pids-limit "${o.pidsLimit}"`);
+  const labels: Record<string, string> = {};
+  for (const l of o.labels ?? []) {
+    const i = l.indexOf('=');
+    labels[i < 0 ? l : l.slice(0, i)] = i < 0 ? '' : l.slice(i + 1);
+  }
+
+  const { image, config } = await imageFor(env, ctx, o, err);
+  const id = randomBytes(32).toString('hex');
+  const hostname = o.hostname ?? (network === 'host' ? readFileSync('/proc/sys/kernel/hostname', 'utf8').trim() : id.slice(0, 12));
+  // Checked now, before anything is made: argv, workdir, hostname.
+  const argsOpt = withProcessArgs(config, { entrypoint: o.entrypoint === undefined ? undefined : (o.entrypoint === '' ? '' : [o.entrypoint]), cmd: o.args });
+  const cwd = resolveCwd(config.WorkingDir, o.workdir);
+  const hostnameOpt = withHostname(hostname);
+
+  let name = o.name;
+  if (name === undefined) {
+    for (let i = 0; ; i++) {
+      name = randomName(i > 3);
+      try {
+        await env.containers.reserveName(name, id);
+        break;
+      } catch (e) {
+        if (!isTsrunError(e, 'ERR_NAME_IN_USE') || i > 10) throw e;
+      }
+    }
+  } else {
+    await env.containers.reserveName(name, id);
+  }
+
+  const record: ContainerRecord = {
+    id, name, image: o.image, imageId: image.id, layers: image.layers.map((l) => l.chainId),
+    created: new Date().toISOString(), path: '', args: [],
+    config: {
+      hostname, env: [], cwd, user: o.user ?? config.User ?? '', tty: Boolean(o.tty), openStdin: Boolean(o.interactive),
+      entrypoint: o.entrypoint !== undefined ? (o.entrypoint === '' ? null : [o.entrypoint]) : (config.Entrypoint ?? null),
+      cmd: o.args.length > 0 ? o.args : (o.entrypoint !== undefined ? null : (config.Cmd ?? null)),
+      labels: { ...(config.Labels ?? {}), ...labels },
+      exposedPorts: Object.keys(config.ExposedPorts ?? {}),
+      stopSignal: config.StopSignal,
+    },
+    host: {
+      autoRemove: Boolean(o.rm), binds, readonly: Boolean(o.readOnly), network, runtime: o.runtime ?? 'runc',
+      memory: resources.memory, cpus: resources.cpus, pidsLimit: resources.pidsLimit,
+    },
+    state: {},
+    restartCount: 0,
+  };
+  const c = { record, paths: env.containers.paths(id) };
+  const p = c.paths;
+  try {
+    await env.store.withSharedLock(async () => {
+      await env.containers.write(record);
+      for (const d of [p.work, p.rootfs, p.etc]) await fs.mkdir(d, { recursive: true, mode: 0o700 });
+      // The overlay's root takes the upper dir's owner and mode: it is the container's "/".
+      await fs.mkdir(p.upper, { mode: 0o755 });
+      await ensureMounted(env, c);
+    });
+    ctx.reporter.emit({ type: 'debug', scope: 'run', message: `mounted ${p.rootfs}`, data: rootfsMount(env, c) });
+
+    // Docker creates a missing WORKDIR (owned by the container's user? no: by root, 0755).
+    const cwdHost = await resolveInRoot(p.rootfs, cwd);
+    await fs.mkdir(cwdHost, { recursive: true, mode: 0o755 });
+    const user = resolveUser(record.config.user || '0', await readInRoot(p.rootfs, '/etc/passwd'), await readInRoot(p.rootfs, '/etc/group'));
+    for (const b of binds) await fs.mkdir(b.source, { recursive: true });
+
+    await fs.writeFile(path.join(p.etc, 'hostname'), `${hostname}\n`);
+    await fs.writeFile(path.join(p.etc, 'hosts'), network === 'host' ? readFileSync('/etc/hosts', 'utf8') : HOSTS_BASE);
+    await fs.writeFile(path.join(p.etc, 'resolv.conf'), hostResolvConf(network === 'host'));
+
+    const spec = applyOpts(defaultSpec(),
+      argsOpt,
+      withEnv(config.Env, userEnv, { callerEnv: ctx.env, hostname, tty: Boolean(o.tty), home: user.home }),
+      withCwd(config.WorkingDir, o.workdir),
+      withUser(user),
+      withTty(Boolean(o.tty)),
+      withReadonlyRootfs(Boolean(o.readOnly)),
+      hostnameOpt,
+      withBindMounts(binds),
+      withEtcFiles({ hosts: path.join(p.etc, 'hosts'), hostname: path.join(p.etc, 'hostname'), resolvConf: path.join(p.etc, 'resolv.conf') }),
+      withResources(resources),
+      (s) => {
+        s.linux.cgroupsPath = `/tsrun/${id}`;
+        if (network === 'host') s.linux.namespaces = s.linux.namespaces.filter((n) => n.type !== 'network' && n.type !== 'uts');
+      },
+    );
+    record.path = spec.process.args[0] ?? '';
+    record.args = spec.process.args.slice(1);
+    record.config.env = spec.process.env;
+    await fs.writeFile(p.config, serializeSpec(spec));
+    await env.containers.write(record);
+    ctx.reporter.emit({ type: 'debug', scope: 'run', message: `wrote ${p.config}`, data: spec });
+    return { id, env };
+  } catch (e) {
+    await unmountAll([rootfsMount(env, c)]).catch(() => {});
+    await env.containers.remove(record).catch(() => {});
+    throw isTsrunError(e) ? e : wrapError(`creating a container from ${o.image}`, e);
+  }
+}
+
+/** `run`: create, then start; attached runs get their attachment before the start. */
+export async function runContainer(ctx: AppContext, o: RunOptions, err: NodeJS.WritableStream, attachIo?: (a: Attachment) => void): Promise<{ id: string; env: Env; attachment?: Attachment }> {
+  const { id, env } = await createContainer(ctx, o, err);
+  const c = await env.containers.find(id);
+  const attachment = await startContainer(env, c, { attachIo: o.detach ? undefined : attachIo });
+  return { id, env, attachment };
+}

@@ -1,0 +1,393 @@
+/**
+ * Container verbs: run, create, start, stop, restart, kill, rm, ps, logs, exec, wait, cp, and the
+ * `container` group (ls, rm, prune, inspect, ...). Flags, columns and exit codes follow `docker`:
+ * `run` and `exec` exit with the container's status, 125 for tsrun's own errors, 126 when the
+ * command cannot run and 127 when it is not found. Each action turns flags into options, calls
+ * one use case, and prints.
+ */
+import type { Command } from 'commander';
+import type { Reporter } from '../../events.js';
+import { EXIT_TSRUN, printError, type CliIo } from '../main.js';
+import type { Container } from '../../runtime/records.js';
+
+const collect = (v: string, prev: string[]) => [...prev, v];
+
+async function context(io: CliIo, reporter?: Reporter) {
+  const { processContext } = await import('../../app/context.js');
+  return processContext({ root: io.globals().root, reporter });
+}
+
+async function env(io: CliIo) {
+  const { openEnv } = await import('../../app/containers.js');
+  return openEnv(await context(io));
+}
+
+interface RunFlags {
+  detach?: boolean; interactive?: boolean; tty?: boolean; rm?: boolean; name?: string; env: string[]; envFile: string[];
+  volume: string[]; workdir?: string; user?: string; entrypoint?: string; hostname?: string; readOnly?: boolean;
+  memory?: string; cpus?: string; pidsLimit?: string; runtime?: string; network?: string; label: string[];
+  pull?: string; platform?: string; sigProxy: boolean; publish: string[];
+}
+
+function runOptions(cmd: Command): Command {
+  return cmd
+    .argument('<image>', 'image to run (pulled if missing)')
+    .argument('[command...]', 'command and arguments (default: the image\'s ENTRYPOINT/CMD)')
+    .option('-d, --detach', 'run in the background and print the container id')
+    .option('-i, --interactive', 'keep stdin open and pass it to the container')
+    .option('-t, --tty', 'allocate a pseudo-terminal')
+    .option('--rm', 'remove the container when it exits')
+    .option('--name <name>', 'assign a name to the container')
+    .option('-e, --env <KEY=VALUE>', 'set an environment variable (KEY alone takes it from here)', collect, [])
+    .option('--env-file <file>', 'read environment variables from a file', collect, [])
+    .option('-v, --volume <host:ctr[:ro]>', 'bind-mount a host path', collect, [])
+    .option('-w, --workdir <dir>', 'working directory inside the container')
+    .option('-u, --user <user[:group]>', 'user name or uid, optionally with group')
+    .option('--entrypoint <cmd>', 'override the image\'s ENTRYPOINT (\'\' to clear it)')
+    .option('-h, --hostname <name>', 'container host name')
+    .option('--read-only', 'mount the root filesystem read-only')
+    .option('-m, --memory <bytes>', 'memory limit (e.g. 512m)')
+    .option('--cpus <n>', 'number of CPUs (e.g. 1.5)')
+    .option('--pids-limit <n>', 'process limit (-1 for unlimited)')
+    .option('--runtime <name>', 'OCI runtime: runc (default) or crun')
+    .option('--network <mode>', 'bridge (default), none or host')
+    .option('-l, --label <key=value>', 'set a label', collect, [])
+    .option('--pull <policy>', 'pull the image: missing (default), always, never')
+    .option('--platform <os/arch>', 'platform to pull if the image is missing')
+    .option('--no-sig-proxy', 'do not forward received signals to the container')
+    .option('-p, --publish <[ip:]host:ctr>', 'publish a port (not yet supported)', collect, [])
+    .passThroughOptions();
+}
+
+function toRunOptions(image: string, args: string[], f: RunFlags) {
+  return {
+    image, args, name: f.name, detach: f.detach, interactive: f.interactive, tty: f.tty, rm: f.rm, env: f.env,
+    envFiles: f.envFile, volumes: f.volume, workdir: f.workdir, user: f.user, entrypoint: f.entrypoint,
+    hostname: f.hostname, readOnly: f.readOnly, memory: f.memory, cpus: f.cpus, pidsLimit: f.pidsLimit,
+    runtime: f.runtime, network: f.network, labels: f.label, pull: f.pull, platform: f.platform,
+  };
+}
+
+async function pullReporter(io: CliIo): Promise<Reporter> {
+  const progress = await import('../progress.js');
+  if (io.globals().debug) return progress.debugReporter(io.err);
+  return progress.plainPullReporter(io.err, io.err);
+}
+
+async function runAction(io: CliIo, image: string, args: string[], f: RunFlags): Promise<void> {
+  const { TsrunError } = await import('../../errors.js');
+  if (f.publish.length > 0) {
+    throw new TsrunError('ERR_USAGE', 'publishing ports (-p) is not supported yet', { hint: 'use --network host to reach the container\'s ports' });
+  }
+  if (f.tty && f.interactive && !process.stdin.isTTY) {
+    throw new TsrunError('ERR_USAGE', 'the input device is not a TTY', { hint: 'drop -t, or run from a terminal' });
+  }
+  const ctx = await context(io, await pullReporter(io));
+  const { runContainer } = await import('../../app/run.js');
+  const { wire } = await import('../attach.js');
+  let unwire: (() => void) | undefined;
+  const r = await runContainer(ctx, toRunOptions(image, args, f), io.err, (a) => {
+    unwire = wire(a, { tty: Boolean(f.tty), interactive: Boolean(f.interactive), sigProxy: f.sigProxy });
+  });
+  if (f.detach || !r.attachment) {
+    io.out.write(`${r.id}\n`);
+    return;
+  }
+  let code: number;
+  try {
+    code = await r.attachment.exited;
+  } finally {
+    unwire?.();
+  }
+  const { cleanupContainer } = await import('../../app/containers.js');
+  await cleanupContainer(r.env, r.id);
+  r.attachment.close();
+  process.exitCode = code;
+}
+
+async function createAction(io: CliIo, image: string, args: string[], f: RunFlags): Promise<void> {
+  const ctx = await context(io, await pullReporter(io));
+  const { createContainer } = await import('../../app/run.js');
+  const { id } = await createContainer(ctx, toRunOptions(image, args, f), io.err);
+  io.out.write(`${id}\n`);
+}
+
+/** Run `fn` for each name, print the name on success, report failures and exit 125 if any failed (docker stop/rm/kill). */
+async function each(io: CliIo, names: string[], fn: (name: string) => Promise<unknown>): Promise<void> {
+  let failed = false;
+  for (const n of names) {
+    try {
+      await fn(n);
+      io.out.write(`${n}\n`);
+    } catch (err) {
+      printError(err, io, Boolean(io.globals().debug));
+      failed = true;
+    }
+  }
+  if (failed) process.exitCode = EXIT_TSRUN;
+}
+
+async function startAction(io: CliIo, names: string[], o: { attach?: boolean; interactive?: boolean }): Promise<void> {
+  const e = await env(io);
+  const { startContainer, cleanupContainer } = await import('../../app/containers.js');
+  if (o.attach || o.interactive) {
+    const { wire } = await import('../attach.js');
+    const c = await e.containers.find(names[0] ?? '');
+    let unwire: (() => void) | undefined;
+    const a = await startContainer(e, c, {
+      attachIo: (att) => { unwire = wire(att, { tty: c.record.config.tty, interactive: Boolean(o.interactive), sigProxy: true }); },
+    });
+    if (!a) return;
+    try {
+      process.exitCode = await a.exited;
+    } finally {
+      unwire?.();
+    }
+    await cleanupContainer(e, c.record.id);
+    a.close();
+    return;
+  }
+  await each(io, names, async (n) => {
+    const c = await e.containers.find(n);
+    if (c.observed.status === 'running') return;
+    await startContainer(e, c);
+  });
+}
+
+async function psAction(io: CliIo, o: { all?: boolean; quiet?: boolean; format?: string; trunc: boolean; latest?: boolean }): Promise<void> {
+  const e = await env(io);
+  const { table, timeAgo, humanDuration } = await import('../format.js');
+  const { commandText } = await import('../../app/containers.js');
+  let list = (await e.containers.list()).filter((c) => o.all || o.latest || c.observed.status === 'running');
+  if (o.latest) list = list.slice(0, 1);
+  const now = Date.now();
+  const id = (c: Container) => (o.trunc ? c.record.id.slice(0, 12) : c.record.id);
+  const status = (c: Container) => {
+    const s = c.observed;
+    if (s.status === 'running') return `Up ${humanDuration(now - Date.parse(s.startedAt ?? c.record.created))}`;
+    if (s.status === 'created') return 'Created';
+    return `Exited (${s.exitCode}) ${timeAgo(s.finishedAt ?? c.record.created, now)}`;
+  };
+  const command = (c: Container) => {
+    const text = commandText(c.record);
+    return JSON.stringify(o.trunc && text.length > 20 ? `${text.slice(0, 19)}…` : text);
+  };
+  if (o.quiet) {
+    for (const c of list) io.out.write(`${id(c)}\n`);
+    return;
+  }
+  if (o.format) {
+    const { renderFormat } = await import('../template.js');
+    io.out.write(renderFormat(o.format, list, {
+      fields: {
+        ID: id, Image: (c) => c.record.image, Command: command, CreatedAt: (c) => c.record.created,
+        RunningFor: (c) => timeAgo(c.record.created, now), Status: status, State: (c) => c.observed.status,
+        Ports: () => '', Names: (c) => c.record.name, Labels: (c) => Object.entries(c.record.config.labels).map(([k, v]) => `${k}=${v}`).join(','),
+        Mounts: (c) => c.record.host.binds.map((b) => b.destination).join(','), Networks: (c) => c.record.host.network,
+        Pid: (c) => c.observed.pid, ExitCode: (c) => c.observed.exitCode,
+      },
+      headers: { ID: 'CONTAINER ID', CreatedAt: 'CREATED AT', RunningFor: 'CREATED' },
+    }));
+    return;
+  }
+  io.out.write(table(['CONTAINER ID', 'IMAGE', 'COMMAND', 'CREATED', 'STATUS', 'PORTS', 'NAMES'],
+    list.map((c) => [id(c), c.record.image, command(c), timeAgo(c.record.created, now), status(c), '', c.record.name])));
+}
+
+async function logsAction(io: CliIo, name: string, o: { follow?: boolean; tail?: string; timestamps?: boolean }): Promise<void> {
+  const { TsrunError } = await import('../../errors.js');
+  let tail: number | undefined;
+  if (o.tail !== undefined && o.tail !== 'all') {
+    tail = Number(o.tail);
+    if (!Number.isInteger(tail)) throw new TsrunError('ERR_USAGE', `invalid --tail "${o.tail}"`, { hint: 'a number of lines, or all' });
+  }
+  const e = await env(io);
+  const { readLogs } = await import('../../app/logs.js');
+  for await (const l of readLogs(e, name, { follow: o.follow, tail })) {
+    const stream = l.stream === 'stdout' ? io.out : io.err;
+    if (o.timestamps) stream.write(`${l.time} `);
+    stream.write(l.text);
+    if (l.newline) stream.write('\n');
+  }
+}
+
+async function inspectContainers(io: CliIo, names: string[], format?: string): Promise<void> {
+  const e = await env(io);
+  const { inspectView } = await import('../../app/containers.js');
+  const found: Record<string, unknown>[] = [];
+  let failed = false;
+  for (const n of names) {
+    try {
+      found.push(inspectView(e, await e.containers.find(n)));
+    } catch (err) {
+      printError(err, io, false);
+      failed = true;
+    }
+  }
+  if (format) {
+    const { renderFormat } = await import('../template.js');
+    io.out.write(renderFormat(format, found, { fields: {} }));
+  } else {
+    io.out.write(JSON.stringify(found, null, 4) + '\n');
+  }
+  if (failed) process.exitCode = EXIT_TSRUN;
+}
+
+export function registerContainerCommands(program: Command, io: CliIo): void {
+  const runCmd = (cmd: Command) => runOptions(cmd.description('Create and run a new container from an image'))
+    .action(async (image: string, args: string[], f: RunFlags) => runAction(io, image, args, f));
+  runCmd(program.command('run'));
+
+  const createCmd = (cmd: Command) => runOptions(cmd.description('Create a new container without starting it'))
+    .action(async (image: string, args: string[], f: RunFlags) => createAction(io, image, args, f));
+  createCmd(program.command('create'));
+
+  const startCmd = (cmd: Command) => cmd.description('Start one or more stopped containers')
+    .argument('<container...>')
+    .option('-a, --attach', 'attach stdout/stderr and forward signals')
+    .option('-i, --interactive', 'attach stdin')
+    .action(async (names: string[], o: { attach?: boolean; interactive?: boolean }) => startAction(io, names, o));
+  startCmd(program.command('start'));
+
+  const stopCmd = (cmd: Command) => cmd.description('Stop one or more running containers (stop signal, then SIGKILL)')
+    .argument('<container...>')
+    .option('-t, --time <seconds>', 'seconds to wait before killing', '10')
+    .action(async (names: string[], o: { time: string }) => {
+      const { stopContainer } = await import('../../app/containers.js');
+      const e = await env(io);
+      await each(io, names, (n) => stopContainer(e, n, Number(o.time)));
+    });
+  stopCmd(program.command('stop'));
+
+  const restartCmd = (cmd: Command) => cmd.description('Restart one or more containers')
+    .argument('<container...>')
+    .option('-t, --time <seconds>', 'seconds to wait before killing', '10')
+    .action(async (names: string[], o: { time: string }) => {
+      const { stopContainer, startContainer } = await import('../../app/containers.js');
+      const e = await env(io);
+      await each(io, names, async (n) => {
+        await stopContainer(e, n, Number(o.time));
+        const c = await e.containers.find(n);
+        c.record.restartCount += 1;
+        await startContainer(e, c);
+      });
+    });
+  restartCmd(program.command('restart'));
+
+  const killCmd = (cmd: Command) => cmd.description('Send a signal to one or more running containers')
+    .argument('<container...>')
+    .option('-s, --signal <signal>', 'signal to send', 'SIGKILL')
+    .action(async (names: string[], o: { signal: string }) => {
+      const { killContainer } = await import('../../app/containers.js');
+      const e = await env(io);
+      await each(io, names, (n) => killContainer(e, n, o.signal));
+    });
+  killCmd(program.command('kill'));
+
+  const rmCmd = (cmd: Command) => cmd.description('Remove one or more containers')
+    .argument('<container...>')
+    .option('-f, --force', 'kill and remove a running container')
+    .action(async (names: string[], o: { force?: boolean }) => {
+      const { removeContainer } = await import('../../app/containers.js');
+      const e = await env(io);
+      await each(io, names, (n) => removeContainer(e, n, Boolean(o.force)));
+    });
+  rmCmd(program.command('rm'));
+
+  const psCmd = (cmd: Command) => cmd.description('List containers')
+    .option('-a, --all', 'show all containers (default: running only)')
+    .option('-q, --quiet', 'only show ids')
+    .option('-l, --latest', 'show the latest created container')
+    .option('--no-trunc', 'do not truncate output')
+    .option('--format <template>', 'Go template (e.g. "{{.Names}}"), "table ...", or json')
+    .action(async (o: { all?: boolean; quiet?: boolean; format?: string; trunc: boolean; latest?: boolean }) => psAction(io, o));
+  psCmd(program.command('ps'));
+
+  const logsCmd = (cmd: Command) => cmd.description('Show the output of a container')
+    .argument('<container>')
+    .option('-f, --follow', 'follow the output')
+    .option('-n, --tail <lines>', 'number of lines from the end (or all)')
+    .option('-t, --timestamps', 'show timestamps')
+    .action(async (name: string, o: { follow?: boolean; tail?: string; timestamps?: boolean }) => logsAction(io, name, o));
+  logsCmd(program.command('logs'));
+
+  const execCmd = (cmd: Command) => cmd.description('Run a command in a running container')
+    .argument('<container>')
+    .argument('<command...>')
+    .option('-i, --interactive', 'keep stdin open')
+    .option('-t, --tty', 'allocate a pseudo-terminal')
+    .option('-d, --detach', 'run in the background')
+    .option('-e, --env <KEY=VALUE>', 'set an environment variable', collect, [])
+    .option('-u, --user <user[:group]>', 'user name or uid')
+    .option('-w, --workdir <dir>', 'working directory')
+    .passThroughOptions()
+    .action(async (name: string, args: string[], o: { interactive?: boolean; tty?: boolean; detach?: boolean; env: string[]; user?: string; workdir?: string }) => {
+      const { execInContainer } = await import('../../app/exec.js');
+      process.exitCode = await execInContainer(await context(io), name, args, o);
+    });
+  execCmd(program.command('exec'));
+
+  const waitCmd = (cmd: Command) => cmd.description('Wait for containers to stop, then print their exit codes')
+    .argument('<container...>')
+    .action(async (names: string[]) => {
+      const { waitContainer } = await import('../../app/containers.js');
+      const e = await env(io);
+      let failed = false;
+      for (const n of names) {
+        try {
+          io.out.write(`${await waitContainer(e, n)}\n`);
+        } catch (err) {
+          printError(err, io, false);
+          failed = true;
+        }
+      }
+      if (failed) process.exitCode = EXIT_TSRUN;
+    });
+  waitCmd(program.command('wait'));
+
+  const cpCmd = (cmd: Command) => cmd.description('Copy files between a container and the host (CONTAINER:PATH on one side)')
+    .argument('<src>')
+    .argument('<dest>')
+    .option('-a, --archive', 'keep uid/gid of the copied files')
+    .action(async (src: string, dest: string, o: { archive?: boolean }) => {
+      const { copy } = await import('../../app/cp.js');
+      await copy(await context(io), src, dest, { archive: Boolean(o.archive) });
+    });
+  cpCmd(program.command('cp'));
+
+  const group = program.command('container').description('Manage containers');
+  runCmd(group.command('run'));
+  createCmd(group.command('create'));
+  startCmd(group.command('start'));
+  stopCmd(group.command('stop'));
+  restartCmd(group.command('restart'));
+  killCmd(group.command('kill'));
+  rmCmd(group.command('rm').alias('remove'));
+  psCmd(group.command('ls').alias('list').alias('ps'));
+  logsCmd(group.command('logs'));
+  execCmd(group.command('exec'));
+  waitCmd(group.command('wait'));
+  cpCmd(group.command('cp'));
+  group.command('inspect').description('Show details of one or more containers as JSON')
+    .argument('<container...>')
+    .option('-f, --format <template>', 'Go template')
+    .action(async (names: string[], o: { format?: string }) => inspectContainers(io, names, o.format));
+  group.command('prune').description('Remove all stopped containers')
+    .option('-f, --force', 'do not ask for confirmation (tsrun never asks)')
+    .action(async () => {
+      const { pruneContainers } = await import('../../app/containers.js');
+      const removed = await pruneContainers(await env(io));
+      io.out.write('Deleted Containers:\n');
+      for (const id of removed) io.out.write(`${id}\n`);
+      io.out.write('\n');
+    });
+  // Run by the monitor after a container exits; idempotent.
+  group.command('cleanup', { hidden: true })
+    .argument('<id>')
+    .action(async (id: string) => {
+      const { cleanupContainer } = await import('../../app/containers.js');
+      await cleanupContainer(await env(io), id);
+    });
+}
+
+export { inspectContainers };

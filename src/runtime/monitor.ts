@@ -1,0 +1,158 @@
+/**
+ * Node's side of tsrun-monitor (native-helpers/src/monitor.c, which documents the protocol):
+ * starting a monitor for a container, and attaching to a running one.
+ *
+ * Contract: `spawnMonitor` resolves once the runtime has *created* the container (its init
+ * waits at the exec fifo for `runtime start`), with the init's pid; if creation fails it rejects
+ * with the runtime's message, and the monitor has exited. The monitor runs in its own session and
+ * outlives the CLI. `attach` never starts anything: it streams frames until the exit frame.
+ */
+import { spawn } from 'node:child_process';
+import { openSync, closeSync } from 'node:fs';
+import { promises as fs } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { TsrunError } from '../errors.js';
+
+export interface MonitorOptions {
+  id: string;
+  bundle: string;
+  state: string;
+  runtimePath: string;
+  runtimeRoot: string;
+  log: string;
+  tty: boolean;
+  stdin: boolean;
+  /** Run by the monitor after the container exits, unless an attached CLI cleaned up already. */
+  exitCommand: string[];
+}
+
+export function monitorBinary(): string {
+  const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+  return path.join(root, 'native-helpers', 'build', 'Release', 'tsrun-monitor');
+}
+
+export interface Created {
+  pid: number;
+  monitorPid: number;
+}
+
+export async function spawnMonitor(o: MonitorOptions): Promise<Created> {
+  await fs.mkdir(o.state, { recursive: true, mode: 0o700 });
+  const bin = monitorBinary();
+  const args = ['--id', o.id, '--bundle', o.bundle, '--state', o.state, '--runtime', o.runtimePath,
+    '--runtime-root', o.runtimeRoot, '--log', o.log];
+  if (o.tty) args.push('--tty');
+  if (o.stdin) args.push('--stdin');
+  args.push('--', ...o.exitCommand);
+  const errFd = openSync(path.join(o.state, 'monitor.log'), 'a', 0o600);
+  let child;
+  try {
+    child = spawn(bin, args, { detached: true, stdio: ['ignore', 'ignore', errFd, 'pipe'] });
+  } finally {
+    closeSync(errFd);
+  }
+  const sync = child.stdio[3] as NodeJS.ReadableStream;
+  const line = await new Promise<string>((resolve, reject) => {
+    let text = '';
+    sync.on('data', (d: Buffer) => { text += d.toString(); });
+    sync.on('end', () => resolve(text));
+    child.on('error', (err) => reject(new TsrunError('ERR_NATIVE', `starting the monitor ${bin}: ${err.message}`, {
+      hint: 'run `npm run build` in the tsrun checkout', cause: err,
+    })));
+  });
+  child.unref();
+  const m = /^ok (\d+)/.exec(line);
+  if (m) {
+    await fs.writeFile(path.join(o.state, 'monitor.pid'), String(child.pid));
+    return { pid: Number(m[1]), monitorPid: child.pid ?? 0 };
+  }
+  const msg = /^err (.*)/s.exec(line)?.[1]?.trim() || 'the monitor exited without a word (see its log)';
+  throw runtimeCreateError(msg);
+}
+
+/**
+ * What Docker does with a failed create: "executable file not found" → 127, "permission
+ * denied" / "is a directory" on exec → 126, anything else is ours (125).
+ */
+export function runtimeCreateError(msg: string): TsrunError {
+  let exitCode = 125;
+  if (/executable file not found|no such file or directory/i.test(msg) && /exec/i.test(msg)) exitCode = 127;
+  else if (/permission denied|is a directory|exec format error/i.test(msg) && /exec/i.test(msg)) exitCode = 126;
+  return new TsrunError(exitCode === 125 ? 'ERR_RUNTIME' : 'ERR_EXEC', `the OCI runtime could not create the container: ${msg}`, {
+    detail: { exitCode },
+  });
+}
+
+export interface Attachment {
+  onStdout(fn: (d: Buffer) => void): void;
+  onStderr(fn: (d: Buffer) => void): void;
+  /** Resolves with the container's exit code; rejects if the monitor goes away first. */
+  exited: Promise<number>;
+  stdin(d: Buffer): void;
+  closeStdin(): void;
+  resize(rows: number, cols: number): void;
+  signal(sig: number): void;
+  close(): void;
+}
+
+function frame(type: string, payload: Buffer): Buffer {
+  const head = Buffer.alloc(5);
+  head[0] = type.charCodeAt(0);
+  head.writeUInt32BE(payload.length, 1);
+  return Buffer.concat([head, payload]);
+}
+
+export function attach(socketPath: string): Promise<Attachment> {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect(socketPath);
+    const out: ((d: Buffer) => void)[] = [];
+    const err: ((d: Buffer) => void)[] = [];
+    let settleExit: (code: number) => void = () => {};
+    let failExit: (e: Error) => void = () => {};
+    let gotExit = false;
+    const exited = new Promise<number>((res, rej) => { settleExit = res; failExit = rej; });
+    exited.catch(() => {});
+    let buf: Buffer = Buffer.alloc(0);
+    sock.on('data', (d: Buffer) => {
+      buf = buf.length ? Buffer.concat([buf, d]) : d;
+      while (buf.length >= 5) {
+        const len = buf.readUInt32BE(1);
+        if (buf.length < 5 + len) break;
+        const type = String.fromCharCode(buf[0] ?? 0);
+        const payload = buf.subarray(5, 5 + len);
+        buf = buf.subarray(5 + len);
+        if (type === '1') for (const f of out) f(payload);
+        else if (type === '2') for (const f of err) f(payload);
+        else if (type === 'x') { gotExit = true; settleExit(payload.readInt32BE(0)); }
+      }
+    });
+    sock.on('close', () => {
+      if (!gotExit) failExit(new TsrunError('ERR_RUNTIME', 'attaching: the container monitor went away before the container exited'));
+    });
+    sock.once('error', (e) => {
+      reject(new TsrunError('ERR_RUNTIME', `attaching to ${socketPath}: ${e.message}`, { cause: e }));
+      failExit(e);
+    });
+    const send = (type: string, payload: Buffer) => { if (!sock.destroyed) sock.write(frame(type, payload)); };
+    sock.on('connect', () => resolve({
+      onStdout: (fn) => out.push(fn),
+      onStderr: (fn) => err.push(fn),
+      exited,
+      stdin: (d) => {
+        // The monitor reads frames of at most 8 KiB.
+        for (let i = 0; i < d.length; i += 8192) send('i', d.subarray(i, i + 8192));
+      },
+      closeStdin: () => send('c', Buffer.alloc(0)),
+      resize: (rows, cols) => {
+        const p = Buffer.alloc(4);
+        p.writeUInt16BE(rows, 0);
+        p.writeUInt16BE(cols, 2);
+        send('r', p);
+      },
+      signal: (sig) => send('k', Buffer.from([sig])),
+      close: () => sock.end(),
+    }));
+  });
+}

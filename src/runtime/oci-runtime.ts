@@ -1,0 +1,168 @@
+/**
+ * The boundary to the OCI runtime (runc, or crun with `--runtime crun`): the runtime-spec
+ * "Operations" (runtime.md: create, start, kill, delete, state) as runc's command line spells
+ * them. `create` itself is run by the monitor (monitor.ts), which must be the runtime's parent.
+ *
+ * Contract: every call execs the runtime with our store's `--root`, so two stores never see each
+ * other's containers; the runtime gets no file descriptor beyond stdio (Node opens everything
+ * close-on-exec); failures become TsrunError('ERR_RUNTIME') carrying the runtime's own message.
+ * `locate` checks the runtime's version once per binary (cached by path, size and mtime).
+ */
+import { execFile, spawn } from 'node:child_process';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { constants } from 'node:os';
+
+const osSignals = constants.signals as Record<string, number>;
+import { TsrunError } from '../errors.js';
+
+export interface RuntimeInfo {
+  name: string;
+  path: string;
+  version: string;
+}
+
+const KNOWN: Record<string, { min: [number, number]; re: RegExp }> = {
+  runc: { min: [1, 0], re: /runc version (\d+)\.(\d+)\.(\d+)\S*/ },
+  crun: { min: [0, 17], re: /crun version (\d+)\.(\d+)(?:\.(\d+))?\S*/ },
+};
+
+function run(file: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(file, args, { maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
+      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
+      resolve({ code, stdout: String(stdout), stderr: String(stderr) });
+    });
+  });
+}
+
+async function which(name: string, env: NodeJS.ProcessEnv): Promise<string | undefined> {
+  if (name.includes('/')) return name;
+  const dirs = (env.PATH || '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin').split(':');
+  for (const d of [...dirs, '/usr/sbin', '/sbin']) {
+    const p = path.join(d, name);
+    try {
+      await fs.access(p, fs.constants.X_OK);
+      return p;
+    } catch { /* next */ }
+  }
+  return undefined;
+}
+
+/** The runtime binary for `name` ("runc", "crun" or a path), with its version checked. */
+export async function locateRuntime(name: string, env: NodeJS.ProcessEnv, cacheDir: string): Promise<RuntimeInfo> {
+  const file = await which(name, env);
+  const base = path.basename(name);
+  if (!file) {
+    throw new TsrunError('ERR_RUNTIME', `finding the OCI runtime "${name}": not found in PATH`, {
+      hint: base === 'crun' ? 'install it: apt-get install crun' : 'install it: apt-get install runc',
+    });
+  }
+  const st = await fs.stat(file);
+  const cacheFile = path.join(cacheDir, `runtime-${base}.json`);
+  const key = `${file}:${st.size}:${st.mtimeMs}`;
+  const cached = await fs.readFile(cacheFile, 'utf8').then((t) => JSON.parse(t) as RuntimeInfo & { key: string }).catch(() => undefined);
+  if (cached?.key === key) return { name: cached.name, path: cached.path, version: cached.version };
+
+  const r = await run(file, ['--version']);
+  const known = KNOWN[base];
+  const m = known?.re.exec(r.stdout);
+  if (r.code !== 0 || (known && !m)) {
+    throw new TsrunError('ERR_RUNTIME', `checking the OCI runtime ${file}: \`${base} --version\` failed: ${(r.stderr || r.stdout).trim()}`);
+  }
+  if (known && m) {
+    const [maj, min] = [Number(m[1]), Number(m[2])];
+    if (maj < known.min[0] || (maj === known.min[0] && min < known.min[1])) {
+      throw new TsrunError('ERR_RUNTIME', `the OCI runtime ${file} is ${m[0]}, older than ${base} ${known.min.join('.')}`, {
+        hint: `upgrade ${base}`,
+      });
+    }
+  }
+  const info: RuntimeInfo = { name: base, path: file, version: m ? m[0] : r.stdout.split('\n')[0] ?? '' };
+  await fs.mkdir(cacheDir, { recursive: true, mode: 0o700 });
+  await fs.writeFile(cacheFile, JSON.stringify({ ...info, key }));
+  return info;
+}
+
+export interface RuntimeState {
+  status: string;
+  pid: number;
+}
+
+/** runc's last words: the JSON log's final error, else its stderr. */
+async function runtimeError(stateDir: string | undefined, stderr: string): Promise<string> {
+  const text = stderr.trim();
+  if (text) return text.split('\n').pop() ?? text;
+  if (!stateDir) return '';
+  const log = await fs.readFile(path.join(stateDir, 'runtime.log'), 'utf8').catch(() => '');
+  const lines = log.trim().split('\n').reverse();
+  for (const l of lines) {
+    try {
+      const e = JSON.parse(l) as { level?: string; msg?: string };
+      if (e.level === 'error' && e.msg) return e.msg;
+    } catch { /* not JSON */ }
+  }
+  return '';
+}
+
+export class OciRuntime {
+  constructor(readonly info: RuntimeInfo, readonly root: string) {}
+
+  private async call(verb: string, args: string[], what: string): Promise<string> {
+    const r = await run(this.info.path, ['--root', this.root, verb, ...args]);
+    if (r.code !== 0) {
+      const msg = await runtimeError(undefined, r.stderr);
+      throw new TsrunError('ERR_RUNTIME', `${what}: ${this.info.name} ${verb} failed: ${msg || `exit status ${r.code}`}`);
+    }
+    return r.stdout;
+  }
+
+  async start(id: string): Promise<void> {
+    await this.call('start', [id], `starting container ${id.slice(0, 12)}`);
+  }
+
+  /** Signal the container's init (or, with `all`, every process in it). */
+  async kill(id: string, signal: string, all = false): Promise<void> {
+    await this.call('kill', [...(all ? ['--all'] : []), id, signal], `signalling container ${id.slice(0, 12)}`);
+  }
+
+  /** Forget a stopped container (and kill it first with `force`); a container the runtime does not know is fine. */
+  async delete(id: string, force = false): Promise<void> {
+    const r = await run(this.info.path, ['--root', this.root, 'delete', ...(force ? ['--force'] : []), id]);
+    if (r.code !== 0 && !/does not exist|not found|no such/i.test(r.stderr)) {
+      throw new TsrunError('ERR_RUNTIME', `deleting container ${id.slice(0, 12)}: ${r.stderr.trim()}`);
+    }
+  }
+
+  async state(id: string): Promise<RuntimeState | undefined> {
+    const r = await run(this.info.path, ['--root', this.root, 'state', id]);
+    if (r.code !== 0) return undefined;
+    return JSON.parse(r.stdout) as RuntimeState;
+  }
+
+  /** argv for `exec` (run by the caller with the user's stdio, so the runtime handles the tty). */
+  execArgv(id: string, o: { tty: boolean; env: string[]; cwd?: string; user?: string; additionalGids?: number[]; detach?: boolean; logFile?: string }, args: string[]): string[] {
+    const argv = ['--root', this.root];
+    if (o.logFile) argv.push('--log', o.logFile, '--log-format', 'json');
+    argv.push('exec');
+    if (o.tty) argv.push('--tty');
+    if (o.detach) argv.push('--detach');
+    for (const e of o.env) argv.push('--env', e);
+    if (o.cwd) argv.push('--cwd', o.cwd);
+    if (o.user) argv.push('--user', o.user);
+    for (const g of o.additionalGids ?? []) argv.push('--additional-gids', String(g));
+    argv.push(id, ...args);
+    return argv;
+  }
+
+  /** Run `runtime exec` in the foreground with our stdio (stdin only when `stdin`); resolves with its exit status. */
+  runExec(argv: string[], stdin: boolean): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const child = spawn(this.info.path, argv, { stdio: [stdin ? 'inherit' : 'ignore', 'inherit', 'inherit'] });
+      child.on('error', reject);
+      child.on('exit', (code, signal) => resolve(code ?? 128 + (signal ? (osSignals[signal] ?? 0) : 0)));
+    });
+  }
+}
+
+export { runtimeError };

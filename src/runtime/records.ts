@@ -1,0 +1,220 @@
+/**
+ * Container records and their observed state.
+ *
+ * A record (`container.json`) is what `run` decided: image, command, config, host options. It is
+ * written atomically and changed only under the container's lock (`locks/ctr-<id>.lock`), by
+ * create, start and cleanup. What the container is *doing* is never stored as a guess: it is
+ * observed from the volatile state the monitor keeps (paths.ts), so a killed CLI or a reboot
+ * cannot leave a record that says "running" about a dead container.
+ *
+ *   exit file present                      → exited (code and time from the monitor)
+ *   monitor alive, start recorded          → running
+ *   monitor alive, not started             → created
+ *   no monitor, no exit file (crash/reboot)→ the last state the record kept, else exited (255)
+ *
+ * Names: `names/<name>` is a symlink to the id, made with symlink(2), which fails if it exists,
+ * so two concurrent `run --name x` cannot both win. Docker's rule for names: [a-zA-Z0-9][a-zA-Z0-9_.-]+.
+ */
+import { promises as fs, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { TsrunError } from '../errors.js';
+import { withFileLock } from '../native/index.js';
+import { writeFileAtomic } from '../store/fsutil.js';
+import type { BindMount } from '../spec/options.js';
+import { containerPaths, type ContainerPaths, type StorePaths } from './paths.js';
+
+export interface ContainerRecord {
+  id: string;
+  name: string;
+  /** The image as the user named it, and its id. */
+  image: string;
+  imageId: string;
+  /** Chain ids of the image's layers, bottom first: garbage collection keeps these. */
+  layers: string[];
+  created: string;
+  path: string;
+  args: string[];
+  config: {
+    hostname: string;
+    env: string[];
+    cwd: string;
+    user: string;
+    tty: boolean;
+    openStdin: boolean;
+    entrypoint: string[] | null;
+    cmd: string[] | null;
+    labels: Record<string, string>;
+    exposedPorts: string[];
+    stopSignal?: string;
+  };
+  host: {
+    autoRemove: boolean;
+    binds: BindMount[];
+    readonly: boolean;
+    network: string;
+    runtime: string;
+    memory?: number;
+    cpus?: number;
+    pidsLimit?: number;
+  };
+  /** Filled by start and cleanup; kept so a reboot does not forget how a container ended. */
+  state: {
+    startedAt?: string;
+    finishedAt?: string;
+    exitCode?: number;
+    /** An error from the runtime when the container could not start (Docker's State.Error). */
+    error?: string;
+  };
+  restartCount: number;
+}
+
+export type Status = 'created' | 'running' | 'exited';
+
+export interface Observed {
+  status: Status;
+  /** The container's init pid, while running. */
+  pid: number;
+  exitCode: number;
+  startedAt?: string;
+  finishedAt?: string;
+  monitorPid: number;
+}
+
+export interface Container {
+  record: ContainerRecord;
+  paths: ContainerPaths;
+  observed: Observed;
+}
+
+const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/;
+
+export function checkName(name: string): void {
+  if (!NAME_RE.test(name)) {
+    throw new TsrunError('ERR_USAGE', `invalid container name "${name}", only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`, {
+      hint: 'names start with a letter or digit and have at least two characters',
+    });
+  }
+}
+
+export class Containers {
+  constructor(readonly sp: StorePaths, private readonly locksDir: string) {}
+
+  paths(id: string): ContainerPaths {
+    return containerPaths(this.sp, id);
+  }
+
+  lock<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    return withFileLock(path.join(this.locksDir, `ctr-${id}.lock`), 'ex', fn);
+  }
+
+  /** Take `name` for `id`; a taken name is Docker's conflict error. */
+  async reserveName(name: string, id: string): Promise<void> {
+    checkName(name);
+    await fs.mkdir(this.sp.names, { recursive: true, mode: 0o700 });
+    try {
+      await fs.symlink(id, path.join(this.sp.names, name));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const owner = await fs.readlink(path.join(this.sp.names, name)).catch(() => '?');
+      throw new TsrunError('ERR_NAME_IN_USE', `the container name "/${name}" is already in use by container "${owner}"`, {
+        hint: 'remove (or rename) that container to be able to reuse that name, or choose another with --name',
+      });
+    }
+  }
+
+  async releaseName(name: string, id: string): Promise<void> {
+    const link = path.join(this.sp.names, name);
+    const owner = await fs.readlink(link).catch(() => undefined);
+    if (owner === id) await fs.rm(link, { force: true });
+  }
+
+  async write(record: ContainerRecord): Promise<void> {
+    const p = this.paths(record.id);
+    await fs.mkdir(p.dir, { recursive: true, mode: 0o700 });
+    await writeFileAtomic(p.record, JSON.stringify(record, null, 1) + '\n', 0o600);
+  }
+
+  async read(id: string): Promise<ContainerRecord | undefined> {
+    try {
+      return JSON.parse(await fs.readFile(this.paths(id).record, 'utf8')) as ContainerRecord;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw new TsrunError('ERR_STORE', `reading container ${id}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  async ids(): Promise<string[]> {
+    const names = await fs.readdir(this.sp.containers).catch(() => [] as string[]);
+    return names.filter((n) => /^[a-f0-9]{64}$/.test(n));
+  }
+
+  async list(): Promise<Container[]> {
+    const out: Container[] = [];
+    for (const id of await this.ids()) {
+      const record = await this.read(id);
+      if (record) out.push(this.observe(record));
+    }
+    return out.sort((a, b) => b.record.created.localeCompare(a.record.created));
+  }
+
+  /** By full name, full id, or unique id prefix (Docker's order). */
+  async find(query: string): Promise<Container> {
+    const q = query.startsWith('/') ? query.slice(1) : query;
+    const byName = await fs.readlink(path.join(this.sp.names, q)).catch(() => undefined);
+    const candidates = byName ? [byName] : (await this.ids()).filter((id) => /^[a-f0-9]+$/.test(q) && id.startsWith(q));
+    if (candidates.length > 1) {
+      throw new TsrunError('ERR_CONTAINER_NOT_FOUND', `multiple containers match "${query}"`, { hint: 'give more characters of the id' });
+    }
+    const record = candidates[0] ? await this.read(candidates[0]) : undefined;
+    if (!record) {
+      throw new TsrunError('ERR_CONTAINER_NOT_FOUND', `no such container: ${query}`, { hint: 'see `tsrun ps -a` for the containers of this store' });
+    }
+    return this.observe(record);
+  }
+
+  async remove(record: ContainerRecord): Promise<void> {
+    const p = this.paths(record.id);
+    await this.releaseName(record.name, record.id);
+    await fs.rm(p.state, { recursive: true, force: true });
+    await fs.rm(p.dir, { recursive: true, force: true });
+    await fs.rm(path.join(this.locksDir, `ctr-${record.id}.lock`), { force: true });
+  }
+
+  observe(record: ContainerRecord): Container {
+    const paths = this.paths(record.id);
+    return { record, paths, observed: observe(record, paths) };
+  }
+}
+
+function readText(file: string): string | undefined {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+/** Is `pid` a live tsrun-monitor for this container? (A pid alone may have been reused.) */
+function monitorAlive(pid: number, id: string): boolean {
+  if (!(pid > 0)) return false;
+  const cmdline = readText(`/proc/${pid}/cmdline`);
+  return cmdline !== undefined && cmdline.includes('tsrun-monitor') && cmdline.includes(id);
+}
+
+export function observe(record: ContainerRecord, p: ContainerPaths): Observed {
+  const base = { startedAt: record.state.startedAt, finishedAt: record.state.finishedAt };
+  const exitText = readText(p.exitFile);
+  if (exitText !== undefined) {
+    const e = JSON.parse(exitText) as { exitCode: number; finishedAt: string };
+    return { status: 'exited', pid: 0, exitCode: e.exitCode, startedAt: base.startedAt, finishedAt: e.finishedAt, monitorPid: 0 };
+  }
+  const monitorPid = Number(readText(path.join(p.state, 'monitor.pid')) ?? 0);
+  if (monitorAlive(monitorPid, record.id)) {
+    const started = readText(path.join(p.state, 'started'));
+    const pid = Number(readText(path.join(p.state, 'pid')) ?? 0);
+    if (started !== undefined) return { status: 'running', pid, exitCode: 0, startedAt: started.trim(), monitorPid };
+    return { status: 'created', pid, exitCode: 0, monitorPid };
+  }
+  if (!record.state.startedAt && record.state.exitCode === undefined) return { status: 'created', pid: 0, exitCode: 0, monitorPid: 0 };
+  return { status: 'exited', pid: 0, exitCode: record.state.exitCode ?? 255, ...base, monitorPid: 0 };
+}

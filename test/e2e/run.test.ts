@@ -1,0 +1,303 @@
+/**
+ * End to end: the real CLI runs containers with real runc from an image pulled from a real
+ * registry. What is checked is what Docker documents for each flag, and that `--rm` and failed
+ * runs leave nothing behind (no record, mount, runtime state or monitor state).
+ */
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { execa } from 'execa';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdtempSync, promises as fs, readFileSync, readdirSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { BIN, spawnTsrun, tsrun } from './cli.js';
+import { busyboxLayer } from './fixtures.js';
+import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { pushImage } from '../helpers/push.js';
+import { sleep } from '../../src/util/concurrency.js';
+
+let reg: TestRegistry;
+const tmp = mkdtempSync(path.join(os.tmpdir(), 'tsrun-e2e-run-'));
+const root = path.join(tmp, 'root');
+let IMAGE = '';
+
+const Run = suite('e2e run');
+
+Run.before(async () => {
+  reg = await startRegistry({ auth: 'anonymous' });
+  await pushImage(reg, 'e2e/busybox', 'latest', {
+    layers: [busyboxLayer()],
+    config: { config: { Cmd: ['sh'], Env: ['PATH=/usr/sbin:/usr/bin:/sbin:/bin', 'FROM_IMAGE=yes'], WorkingDir: '/srv/app' } },
+  });
+  IMAGE = `${reg.host}/e2e/busybox`;
+  const r = await tsrun(['pull', '-q', IMAGE], { root });
+  assert.is(r.code, 0, r.stderr);
+});
+Run.after(async () => {
+  // Whatever a failed test left running must not outlive the suite.
+  const ps = await tsrun(['ps', '-aq', '--no-trunc'], { root });
+  for (const id of ps.stdout.split('\n').filter(Boolean)) await tsrun(['rm', '-f', id], { root });
+  await reg?.stop();
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+const run = (args: string[], input?: string) => tsrun(['run', ...args], { root, input });
+
+function runDir(r: string): string {
+  return path.join('/run/tsrun', createHash('sha256').update(path.resolve(r)).digest('hex').slice(0, 12));
+}
+
+/** Everything a container can leave behind; [] means clean. */
+async function leftovers(r = root): Promise<string[]> {
+  const out: string[] = [];
+  const cdir = path.join(r, 'containers');
+  for (const n of existsSync(cdir) ? readdirSync(cdir) : []) if (n !== 'names') out.push(`record ${n}`);
+  for (const n of existsSync(path.join(cdir, 'names')) ? readdirSync(path.join(cdir, 'names')) : []) out.push(`name ${n}`);
+  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    if (line.split(' ')[4]?.startsWith(r)) out.push(`mount ${line.split(' ')[4]}`);
+  }
+  const rd = runDir(r);
+  for (const n of existsSync(rd) ? readdirSync(rd) : []) {
+    if (n !== 'runc' && !n.startsWith('runtime-')) out.push(`state ${n}`);
+  }
+  if (existsSync(path.join(rd, 'runc'))) {
+    const l = await execa('runc', ['--root', path.join(rd, 'runc'), 'list', '-q'], { reject: false });
+    for (const id of String(l.stdout).split('\n').filter(Boolean)) out.push(`runc ${id}`);
+  }
+  return out;
+}
+
+async function eventually(what: string, fn: () => Promise<boolean>, ms = 15_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await fn()) return;
+    await sleep(100);
+  }
+  assert.unreachable(`timed out waiting for: ${what}`);
+}
+
+Run('run --rm: output, exit code and nothing left behind', async () => {
+  const r = await run(['--rm', IMAGE, 'sh', '-c', 'echo out; echo err >&2; exit 7']);
+  assert.is(r.stdout, 'out\n');
+  assert.is(r.stderr, 'err\n');
+  assert.is(r.code, 7);
+  assert.equal(await leftovers(), []);
+});
+
+Run('exit codes: 127 not found, 126 not executable, 125 our own errors, 128+n for a signal', async () => {
+  const nf = await run(['--rm', IMAGE, 'no-such-command']);
+  assert.is(nf.code, 127, nf.stderr);
+  assert.match(nf.stderr, /no-such-command/);
+  const ne = await run(['--rm', IMAGE, '/etc/passwd']);
+  assert.is(ne.code, 126, ne.stderr);
+  const bad = await run(['--rm', '--memory', 'lots', IMAGE, 'true']);
+  assert.is(bad.code, 125);
+  assert.match(bad.stderr, /invalid size: 'lots'/);
+  const missing = await run(['--rm', '--pull', 'never', 'no-such-image:1', 'true']);
+  assert.is(missing.code, 125);
+  // The init of a pid namespace ignores signals from inside it, so the kill comes from outside.
+  const attached = spawnTsrun(['run', '--rm', '--name', 'killme', IMAGE, 'sleep', '30'], { root });
+  await eventually('the container runs', async () => (await tsrun(['ps', '-q'], { root })).stdout !== '');
+  assert.is((await tsrun(['kill', 'killme'], { root })).code, 0);
+  assert.is((await attached).exitCode, 137);
+  assert.equal(await leftovers(), []);
+});
+
+Run('image config and flags: ENV, -e, -u (passwd and groups), -w, WORKDIR created, --hostname, /etc files', async () => {
+  const script = 'echo "$FROM_IMAGE $FOO $HOME"; id; pwd; hostname; cat /etc/hostname; grep -c localhost /etc/hosts; ls -d /srv/app';
+  const r = await run(['--rm', '-e', 'FOO=bar', '-u', 'app', '--hostname', 'box', IMAGE, 'sh', '-c', script]);
+  assert.is(r.code, 0, r.stderr);
+  const lines = r.stdout.split('\n');
+  assert.is(lines[0], 'yes bar /home/app');
+  // setgroups(2) sorts the list; busybox id prints it in that order.
+  assert.is(lines[1], 'uid=1000(app) gid=1000(app) groups=50(staff),1000(app)');
+  assert.is(lines[2], '/srv/app', 'WORKDIR is the cwd, created although the image lacks it');
+  assert.is(lines[3], 'box');
+  assert.is(lines[4], 'box');
+  assert.ok(Number(lines[5]) >= 1);
+  const w = await run(['--rm', '-w', '/made/by/w', IMAGE, 'pwd']);
+  assert.is(w.stdout, '/made/by/w\n');
+  const entry = await run(['--rm', '--entrypoint', 'echo', IMAGE, 'a', 'b']);
+  assert.is(entry.stdout, 'a b\n');
+});
+
+Run('-i passes stdin; without -i the container gets none', async () => {
+  const r = await run(['--rm', '-i', IMAGE, 'sh', '-c', 'cat; echo done'], 'line one\nline two\n');
+  assert.is(r.stdout, 'line one\nline two\ndone\n');
+  const n = await run(['--rm', IMAGE, 'sh', '-c', 'cat; echo done'], 'ignored\n');
+  assert.is(n.stdout, 'done\n');
+});
+
+Run('-t gives a real terminal (run under script(1))', async () => {
+  const cmd = `${process.execPath} ${BIN} --root ${root} run --rm -t ${IMAGE} sh -c 'tty; stty size'`;
+  const r = await execa('script', ['-qec', cmd, '/dev/null'], { reject: false, env: { COLUMNS: '100', LINES: '30' } });
+  assert.is(r.exitCode, 0, String(r.stdout));
+  assert.match(String(r.stdout), /\/dev\/pts\/\d+/);
+  assert.equal(await leftovers(), []);
+});
+
+Run('-v binds host paths (rw and ro); --read-only root', async () => {
+  const host = path.join(tmp, 'vol');
+  await fs.mkdir(host, { recursive: true });
+  await fs.writeFile(path.join(host, 'in.txt'), 'from host\n');
+  const r = await run(['--rm', '-v', `${host}:/data`, IMAGE, 'sh', '-c', 'cat /data/in.txt; echo from ctr > /data/out.txt']);
+  assert.is(r.code, 0, r.stderr);
+  assert.is(r.stdout, 'from host\n');
+  assert.is(await fs.readFile(path.join(host, 'out.txt'), 'utf8'), 'from ctr\n');
+  const ro = await run(['--rm', '-v', `${host}:/data:ro`, IMAGE, 'sh', '-c', 'echo x > /data/nope']);
+  assert.is.not(ro.code, 0);
+  assert.match(ro.stderr, /Read-only file system/);
+  const rr = await run(['--rm', '--read-only', IMAGE, 'sh', '-c', 'echo x > /x']);
+  assert.is.not(rr.code, 0);
+  assert.match(rr.stderr, /Read-only file system/);
+});
+
+Run('--memory, --pids-limit reach the cgroup', async () => {
+  const r = await run(['--rm', '-m', '64m', '--pids-limit', '50', IMAGE, 'sh', '-c',
+    'cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max; cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max']);
+  assert.is(r.code, 0, r.stderr);
+  assert.is(r.stdout, `${64 * 1024 * 1024}\n50\n`);
+});
+
+Run('-d, ps, logs, exec, stop, start, wait, rm', async () => {
+  const script = 'echo started; trap "echo bye; exit 3" TERM; while true; do sleep 0.1; done';
+  const d = await run(['-d', '--name', 'svc', '-e', 'FOO=bar', IMAGE, 'sh', '-c', script]);
+  assert.is(d.code, 0, d.stderr);
+  const id = d.stdout.trim();
+  assert.match(id, /^[a-f0-9]{64}$/);
+
+  const ps = await tsrun(['ps'], { root });
+  assert.match(ps.stdout, /^CONTAINER ID\s+IMAGE\s+COMMAND\s+CREATED\s+STATUS\s+PORTS\s+NAMES/);
+  assert.match(ps.stdout, new RegExp(`${id.slice(0, 12)}\\s+.*Up .*svc`));
+  const names = await tsrun(['ps', '--format', '{{.Names}} {{.State}}'], { root });
+  assert.is(names.stdout, 'svc running\n');
+
+  await eventually('logs show "started"', async () => (await tsrun(['logs', 'svc'], { root })).stdout === 'started\n');
+  const ex = await tsrun(['exec', 'svc', 'sh', '-c', 'echo $FOO; id -u'], { root });
+  assert.is(ex.stdout, 'bar\n0\n');
+  const exu = await tsrun(['exec', '-u', 'app', '-w', '/tmp', '-e', 'X=1', 'svc', 'sh', '-c', 'echo $X; id -un; pwd'], { root });
+  assert.is(exu.stdout, '1\napp\n/tmp\n');
+  const exi = await tsrun(['exec', '-i', 'svc', 'cat'], { root, input: 'piped\n' });
+  assert.is(exi.stdout, 'piped\n');
+  const nf = await tsrun(['exec', 'svc', 'nope'], { root });
+  assert.is(nf.code, 127);
+  const ec = await tsrun(['exec', 'svc', 'sh', '-c', 'exit 5'], { root });
+  assert.is(ec.code, 5);
+
+  const rmRunning = await tsrun(['rm', 'svc'], { root });
+  assert.is(rmRunning.code, 125);
+  assert.match(rmRunning.stderr, /cannot remove a running container/);
+
+  const stop = await tsrun(['stop', 'svc'], { root });
+  assert.is(stop.code, 0, stop.stderr);
+  assert.is(stop.stdout, 'svc\n');
+  const ps2 = await tsrun(['ps', '-a', '--format', '{{.Status}}'], { root });
+  assert.match(ps2.stdout, /^Exited \(3\) /);
+  assert.is((await tsrun(['wait', 'svc'], { root })).stdout, '3\n');
+  assert.is((await tsrun(['logs', 'svc'], { root })).stdout, 'started\nbye\n');
+  assert.is((await tsrun(['logs', '--tail', '1', 'svc'], { root })).stdout, 'bye\n');
+  assert.match((await tsrun(['logs', '-t', 'svc'], { root })).stdout, /^\d{4}-\d\d-\d\dT[\d:.]+Z started\n/);
+  const mounts = readFileSync('/proc/self/mountinfo', 'utf8');
+  assert.not.ok(mounts.includes(path.join(root, 'containers', id)), 'a stopped container is unmounted');
+
+  const start = await tsrun(['start', 'svc'], { root });
+  assert.is(start.code, 0, start.stderr);
+  assert.match((await tsrun(['ps', '--format', '{{.Names}}'], { root })).stdout, /svc/);
+  const inspect = await tsrun(['container', 'inspect', 'svc'], { root });
+  const info = JSON.parse(inspect.stdout) as [{ Id: string; Name: string; State: { Running: boolean; Pid: number } }];
+  assert.is(info[0].Id, id);
+  assert.is(info[0].Name, '/svc');
+  assert.ok(info[0].State.Running && info[0].State.Pid > 0);
+
+  const kill = await tsrun(['kill', '-s', 'TERM', 'svc'], { root });
+  assert.is(kill.code, 0, kill.stderr);
+  assert.is((await tsrun(['wait', 'svc'], { root })).stdout, '3\n');
+  const rm = await tsrun(['rm', 'svc'], { root });
+  assert.is(rm.code, 0, rm.stderr);
+  assert.equal(await leftovers(), []);
+});
+
+Run('--name is unique per store; names and ids never cross stores', async () => {
+  const a = await run(['-d', '--name', 'dup', IMAGE, 'sleep', '30']);
+  assert.is(a.code, 0, a.stderr);
+  const b = await run(['--name', 'dup', IMAGE, 'true']);
+  assert.is(b.code, 125);
+  assert.match(b.stderr, /name "\/dup" is already in use/);
+  const other = path.join(tmp, 'other-root');
+  assert.is((await tsrun(['ps', '-aq'], { root: other })).stdout, '');
+  assert.is((await tsrun(['rm', '-f', 'dup'], { root: other })).code, 125);
+  const rm = await tsrun(['rm', '-f', 'dup'], { root });
+  assert.is(rm.code, 0, rm.stderr);
+  assert.equal(await leftovers(), []);
+});
+
+Run('--rm cleans up when the CLI is SIGKILLed, and on SIGINT/SIGTERM forwarded to the container', async () => {
+  const killed = spawnTsrun(['run', '--rm', IMAGE, 'sh', '-c', 'sleep 1; echo finished'], { root });
+  await eventually('the container runs', async () => (await tsrun(['ps', '-q'], { root })).stdout !== '');
+  killed.kill('SIGKILL');
+  await killed;
+  await eventually('nothing left after the monitor cleaned up', async () => (await leftovers()).length === 0);
+
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    const p = spawnTsrun(['run', '--rm', IMAGE, 'sh', '-c', 'trap "echo got it; exit 42" INT TERM; while true; do sleep 0.1; done'], { root });
+    await eventually('the container runs', async () => (await tsrun(['ps', '-q'], { root })).stdout !== '');
+    await sleep(200);
+    p.kill(sig);
+    const r = await p;
+    assert.is(r.exitCode, 42, `${sig}: ${String(r.stderr)}`);
+    assert.is(String(r.stdout), 'got it\n');
+    assert.equal(await leftovers(), []);
+  }
+});
+
+Run('several run --rm at once', async () => {
+  const rs = await Promise.all([1, 2, 3, 4].map((i) => run(['--rm', IMAGE, 'sh', '-c', `echo ${i}`])));
+  rs.forEach((r, i) => {
+    assert.is(r.code, 0, r.stderr);
+    assert.is(r.stdout, `${i + 1}\n`);
+  });
+  assert.equal(await leftovers(), []);
+});
+
+Run('cp both ways, never through the container\'s symlinks to the host', async () => {
+  const d = await run(['-d', '--name', 'files', IMAGE, 'sh', '-c', 'ln -s / /escape; ln -s /etc/passwd /pw; echo inside > /tmp/made; sleep 60']);
+  assert.is(d.code, 0, d.stderr);
+  await eventually('the container made its files', async () => (await tsrun(['exec', 'files', 'cat', '/tmp/made'], { root })).code === 0);
+  const out = path.join(tmp, 'cp-out');
+  await fs.mkdir(out);
+  const c1 = await tsrun(['cp', 'files:/tmp/made', out], { root });
+  assert.is(c1.code, 0, c1.stderr);
+  assert.is(await fs.readFile(path.join(out, 'made'), 'utf8'), 'inside\n');
+  // /pw is a symlink to /etc/passwd inside the container: copying it out copies the link.
+  const c2 = await tsrun(['cp', 'files:/pw', path.join(out, 'pw')], { root });
+  assert.is(c2.code, 0, c2.stderr);
+  assert.is(await fs.readlink(path.join(out, 'pw')), '/etc/passwd');
+
+  const src = path.join(tmp, 'cp-in.txt');
+  await fs.writeFile(src, 'from host\n');
+  const sentinel = `/tmp/tsrun-cp-sentinel-${process.pid}`;
+  const c3 = await tsrun(['cp', src, `files:/escape${sentinel}`], { root });
+  assert.is(c3.code, 0, c3.stderr);
+  assert.not.ok(existsSync(sentinel), 'the host was not written through the container\'s symlink');
+  const seen = await tsrun(['exec', 'files', 'cat', sentinel], { root });
+  assert.is(seen.stdout, 'from host\n');
+  await tsrun(['stop', '-t', '0', 'files'], { root });
+  const c4 = await tsrun(['cp', 'files:/tmp/made', path.join(out, 'after-stop')], { root });
+  assert.is(c4.code, 0, `cp from a stopped container: ${c4.stderr}`);
+  assert.is((await tsrun(['rm', 'files'], { root })).code, 0);
+  assert.equal(await leftovers(), []);
+});
+
+Run('rmi refuses an image a container uses; container prune removes stopped ones', async () => {
+  const c = await run(['--name', 'user', IMAGE, 'true']);
+  assert.is(c.code, 0, c.stderr);
+  const rmi = await tsrun(['rmi', IMAGE], { root });
+  assert.is(rmi.code, 125);
+  assert.match(rmi.stderr, /container [a-f0-9]{12} is using its referenced image/);
+  const prune = await tsrun(['container', 'prune', '-f'], { root });
+  assert.is(prune.code, 0, prune.stderr);
+  assert.match(prune.stdout, /Deleted Containers:\n[a-f0-9]{64}\n/);
+  assert.equal(await leftovers(), []);
+});
+
+Run.run();
