@@ -29,11 +29,13 @@ export function registerImageCommands(program: Command, io: CliIo): void {
     .action(async (opts: { quiet?: boolean; trunc: boolean; digests?: boolean }) => imagesAction(io, opts));
   imagesCmd(program.command('images'));
 
-  const inspectCmd = (cmd: Command) => cmd
-    .description('Show details of one or more images as JSON')
-    .argument('<image...>', 'image names or ids')
-    .action(async (images: string[]) => inspectAction(io, images));
-  inspectCmd(program.command('inspect'));
+  const inspectCmd = (cmd: Command, imagesOnly: boolean) => cmd
+    .description(imagesOnly ? 'Show details of one or more images as JSON' : 'Show details of containers or images as JSON')
+    .argument('<name...>', imagesOnly ? 'image names or ids' : 'container or image names or ids')
+    .option('-f, --format <template>', 'Go template, e.g. "{{.State.Status}}"')
+    .option('--type <type>', 'only look for this type: container or image')
+    .action(async (names: string[], o: { format?: string; type?: string }) => inspectAction(io, names, o, imagesOnly));
+  inspectCmd(program.command('inspect'), false);
 
   const tagCmd = (cmd: Command) => cmd
     .description('Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE')
@@ -55,7 +57,7 @@ export function registerImageCommands(program: Command, io: CliIo): void {
   const image = program.command('image').description('Manage images');
   pullCmd(image.command('pull'));
   imagesCmd(image.command('ls').alias('list'));
-  inspectCmd(image.command('inspect'));
+  inspectCmd(image.command('inspect'), true);
   tagCmd(image.command('tag'));
   rmiCmd(image.command('rm').alias('remove'));
 }
@@ -114,10 +116,32 @@ async function imagesAction(io: CliIo, opts: { quiet?: boolean; trunc: boolean; 
   ])));
 }
 
-async function inspectAction(io: CliIo, images: string[]): Promise<void> {
+/**
+ * `inspect NAME...`: containers first, then images, as `docker inspect` resolves names;
+ * `image inspect` looks at images only.
+ */
+async function inspectAction(io: CliIo, names: string[], o: { format?: string; type?: string }, imagesOnly = false): Promise<void> {
   const { inspectImages } = await import('../../app/images.js');
-  const { found, missing } = await inspectImages(await context(io), images);
-  io.out.write(JSON.stringify(found, null, 4) + '\n');
+  const { openEnv, inspectView } = await import('../../app/containers.js');
+  const { TsrunError } = await import('../../errors.js');
+  const ctx = await context(io);
+  const env = imagesOnly || o.type === 'image' ? undefined : await openEnv(ctx);
+  const found: unknown[] = [];
+  const missing: Error[] = [];
+  for (const name of names) {
+    const c = env ? await env.containers.find(name).catch(() => undefined) : undefined;
+    if (c && env) { found.push(inspectView(env, c)); continue; }
+    if (o.type === 'container') { missing.push(new TsrunError('ERR_CONTAINER_NOT_FOUND', `no such container: ${name}`)); continue; }
+    const r = await inspectImages(ctx, [name]);
+    found.push(...r.found);
+    missing.push(...(env ? r.missing.map(() => new TsrunError('ERR_IMAGE_NOT_FOUND', `no such object: ${name}`)) : r.missing));
+  }
+  if (o.format) {
+    const { renderFormat } = await import('../template.js');
+    io.out.write(renderFormat(o.format, found as Record<string, unknown>[], { fields: {} }));
+  } else {
+    io.out.write(JSON.stringify(found, null, 4) + '\n');
+  }
   for (const e of missing) printError(e, io, false);
   if (missing.length > 0) process.exitCode = EXIT_TSRUN;
 }
