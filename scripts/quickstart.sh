@@ -5,7 +5,8 @@
 #      (Debian's docker-registry on 127.0.0.1:5000) and seed it with a demo image, `busybox`, built
 #      here from Debian's busybox-static package; a registries.conf drop-in makes it a mirror of
 #      docker.io, exactly as a pull-through mirror would be configured;
-#   3. run the main job with the real CLI: pull the image, list it, inspect it.
+#   3. run the main job with the real CLI: pull the image, list it, run a container from it
+#      (--rm: nothing is left behind), and a detached one that is listed, logged and removed.
 # Everything it adds is listed at the end, with how to remove it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,4 +28,8 @@ echo "==> the main job"
 set -x
 tsrun pull busybox
 tsrun images
-tsrun image inspect busybox | head -n 30
+tsrun run --rm busybox sh -c 'echo "hello from $(hostname), pid $$ in its own namespace"; id'
+tsrun run -d --name quickstart-demo busybox sh -c 'echo started; sleep 300'
+tsrun ps
+tsrun logs quickstart-demo
+tsrun rm -f quickstart-demo

@@ -260,8 +260,9 @@ export async function imagesInUse(env: Env): Promise<Map<string, ContainerRecord
 
 // ---- views -------------------------------------------------------------------------------------
 
+/** The command as Docker's API shows it: path and args joined by spaces, unquoted. */
 export function commandText(r: ContainerRecord): string {
-  return [r.path, ...r.args].map((a) => (/[\s"']/.test(a) ? JSON.stringify(a) : a)).join(' ');
+  return [r.path, ...r.args].join(' ');
 }
 
 /** `docker container inspect` JSON (the fields tsrun has). */
