@@ -81,14 +81,15 @@ export interface StartOptions {
  */
 export async function startContainer(env: Env, c: Container, o: StartOptions = {}): Promise<Attachment | undefined> {
   const { record, paths } = c;
-  const runtime = await runtimeFor(env, record.host.runtime);
   let attachment: Attachment | undefined;
   await env.containers.lock(record.id, async () => {
     const now = env.containers.observe(record);
     if (now.observed.status === 'running') {
       throw new TsrunError('ERR_CONTAINER_STATE', `starting container ${record.name}: it is already running`);
     }
+    let runtime: OciRuntime | undefined;
     try {
+      runtime = await runtimeFor(env, record.host.runtime);
       await runtime.delete(record.id, true);
       await fs.rm(paths.state, { recursive: true, force: true });
       await env.store.withSharedLock(() => ensureMounted(env, c));
@@ -108,7 +109,7 @@ export async function startContainer(env: Env, c: Container, o: StartOptions = {
       await env.containers.write(record);
     } catch (err) {
       attachment?.close();
-      await runtime.delete(record.id, true).catch(() => {});
+      await runtime?.delete(record.id, true).catch(() => {});
       await unmountAll([rootfsMount(env, c)]).catch(() => {});
       await fs.rm(paths.state, { recursive: true, force: true });
       const detail = (err as TsrunError).detail;
@@ -139,8 +140,9 @@ export async function cleanupContainer(env: Env, id: string, o: { remove?: boole
     if (c.observed.finishedAt) {
       record.state = { ...record.state, exitCode: c.observed.exitCode, finishedAt: c.observed.finishedAt };
     }
-    const runtime = await runtimeFor(env, record.host.runtime);
-    await runtime.delete(id, true);
+    // A runtime that cannot be found now never created anything to delete.
+    const runtime = await runtimeFor(env, record.host.runtime).catch(() => undefined);
+    await runtime?.delete(id, true);
     await unmountAll([rootfsMount(env, c)]);
     if (record.host.autoRemove || o.remove) {
       await env.containers.remove(record);

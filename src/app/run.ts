@@ -25,7 +25,7 @@ import type { ContainerRecord } from '../runtime/records.js';
 import { resolveInRoot } from '../snapshot/rootfs-copy.js';
 import { unmountAll } from '../snapshot/overlay.js';
 import type { AppContext } from './context.js';
-import { ensureMounted, openEnv, rootfsMount, startContainer, type Attachment, type Env } from './containers.js';
+import { ensureMounted, openEnv, rootfsMount, runtimeFor, startContainer, type Attachment, type Env } from './containers.js';
 import { randomName } from './names.js';
 
 export interface RunOptions {
@@ -154,6 +154,8 @@ export async function createContainer(ctx: AppContext, o: RunOptions, err: NodeJ
     labels[i < 0 ? l : l.slice(0, i)] = i < 0 ? '' : l.slice(i + 1);
   }
 
+  // The runtime is looked for (and its version checked) before anything is made.
+  await runtimeFor(env, o.runtime ?? 'runc');
   const { image, config } = await imageFor(env, ctx, o, err);
   const id = randomBytes(32).toString('hex');
   const hostname = o.hostname ?? (network === 'host' ? readFileSync('/proc/sys/kernel/hostname', 'utf8').trim() : id.slice(0, 12));

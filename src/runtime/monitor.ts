@@ -80,8 +80,10 @@ export function runtimeCreateError(msg: string): TsrunError {
   let exitCode = 125;
   if (/executable file not found|no such file or directory/i.test(msg) && /exec/i.test(msg)) exitCode = 127;
   else if (/permission denied|is a directory|exec format error/i.test(msg) && /exec/i.test(msg)) exitCode = 126;
+  // crun refuses hosts that mount cgroup v1 controllers beside a v2 hierarchy (hybrid mode).
+  const hint = /hybrid mode not supported/.test(msg) ? 'this host mixes cgroup v1 and v2 (hybrid mode), which crun does not support: use --runtime runc' : undefined;
   return new TsrunError(exitCode === 125 ? 'ERR_RUNTIME' : 'ERR_EXEC', `the OCI runtime could not create the container: ${msg}`, {
-    detail: { exitCode },
+    detail: { exitCode }, hint,
   });
 }
 
