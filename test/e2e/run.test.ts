@@ -129,6 +129,12 @@ Run('image config and flags: ENV, -e, -u (passwd and groups), -w, WORKDIR create
   assert.is(entry.stdout, 'a b\n');
 });
 
+Run('the container gets only stdio: no descriptor of tsrun, the monitor or runc leaks in', async () => {
+  // sh stays pid 1 (the trailing true keeps it from exec'ing ls).
+  const r = await run(['--rm', IMAGE, 'sh', '-c', 'ls /proc/1/fd; true']);
+  assert.is(r.stdout, '0\n1\n2\n');
+});
+
 Run('-i passes stdin; without -i the container gets none', async () => {
   const r = await run(['--rm', '-i', IMAGE, 'sh', '-c', 'cat; echo done'], 'line one\nline two\n');
   assert.is(r.stdout, 'line one\nline two\ndone\n');
@@ -222,6 +228,29 @@ Run('-d, ps, logs, exec, stop, start, wait, rm', async () => {
   assert.is((await tsrun(['wait', 'svc'], { root })).stdout, '3\n');
   const rm = await tsrun(['rm', 'svc'], { root });
   assert.is(rm.code, 0, rm.stderr);
+  assert.equal(await leftovers(), []);
+});
+
+Run('logs -f follows until the container exits; create + start -a; restart counts', async () => {
+  const d = await run(['-d', '--name', 'follow', IMAGE, 'sh', '-c', 'echo a; sleep 0.5; echo b >&2; sleep 0.3; echo c']);
+  assert.is(d.code, 0, d.stderr);
+  const f = await tsrun(['logs', '-f', 'follow'], { root });
+  assert.is(f.code, 0);
+  assert.is(f.stdout, 'a\nc\n');
+  assert.is(f.stderr, 'b\n');
+  assert.is((await tsrun(['rm', 'follow'], { root })).code, 0);
+
+  const c = await tsrun(['create', '--name', 'later', IMAGE, 'sh', '-c', 'echo ran; exit 4'], { root });
+  assert.is(c.code, 0, c.stderr);
+  assert.match((await tsrun(['ps', '-a', '--format', '{{.Names}} {{.Status}}'], { root })).stdout, /^later Created\n/);
+  const sa = await tsrun(['start', '-a', 'later'], { root });
+  assert.is(sa.stdout, 'ran\n');
+  assert.is(sa.code, 4);
+  const rs = await tsrun(['restart', 'later'], { root });
+  assert.is(rs.code, 0, rs.stderr);
+  assert.is((await tsrun(['wait', 'later'], { root })).stdout, '4\n');
+  assert.is((await tsrun(['logs', 'later'], { root })).stdout, 'ran\nran\n');
+  assert.is((await tsrun(['rm', 'later'], { root })).code, 0);
   assert.equal(await leftovers(), []);
 });
 
