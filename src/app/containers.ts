@@ -90,7 +90,8 @@ export async function startContainer(env: Env, c: Container, o: StartOptions = {
     let runtime: OciRuntime | undefined;
     try {
       runtime = await runtimeFor(env, record.host.runtime);
-      await runtime.delete(record.id, true);
+      // A container that ran before may have left the runtime's record behind (a crash).
+      if (record.state.startedAt || record.state.finishedAt) await runtime.delete(record.id, true);
       await fs.rm(paths.state, { recursive: true, force: true });
       await env.store.withSharedLock(() => ensureMounted(env, c));
       await spawnMonitor({

@@ -29,7 +29,6 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import crypto from 'node:crypto';
-import { execa } from 'execa';
 import { z } from 'zod';
 import { TsrunError } from '../errors.js';
 import type { Credentials } from './types.js';
@@ -268,6 +267,8 @@ async function runHelper(ctx: CredentialsContext, helper: string, action: 'get' 
     // The name comes from a config file and becomes part of a program name: no paths.
     throw new TsrunError('ERR_CREDENTIALS', `running credential helper "${helper}": not a valid helper name`, { hint: 'credsStore/credHelpers name a helper such as "pass" or "secretservice" (for docker-credential-pass, …)' });
   }
+  // Imported here: execa costs ~90 ms to load, and most pulls and runs never need a helper.
+  const { execa } = await import('execa');
   const sub = execa(`docker-credential-${helper}`, [action], { input, env: ctx.env, extendEnv: false, reject: false, stripFinalNewline: true });
   let timedOut = false;
   const timer = setTimeout(() => {
