@@ -38,6 +38,7 @@ Run.after(async () => {
   const ps = await tsrun(['ps', '-aq', '--no-trunc'], { root });
   for (const id of ps.stdout.split('\n').filter(Boolean)) await tsrun(['rm', '-f', id], { root });
   await reg?.stop();
+  for (const r of [root, path.join(tmp, 'other-root')]) rmSync(runDir(r), { recursive: true, force: true });
   rmSync(tmp, { recursive: true, force: true });
 });
 
