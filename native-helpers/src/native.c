@@ -6,6 +6,9 @@
  *   lgetxattr(path, name) -> Buffer|null  null when the attribute is absent (ENODATA)
  *   llistxattr(path) -> string[]
  *   flock(fd, op) -> boolean              op = LOCK_SH|LOCK_EX|LOCK_UN [|LOCK_NB]; false = would block
+ *   mount(source, target, fstype, data)   mount(2) with no flags (overlay roots); relative paths in
+ *                                         `data` resolve against the process's cwd
+ *   umount(target)                        umount2(2) with no flags
  *
  * Contract: every call is synchronous and never follows a final symlink (l* variants); on failure
  * it throws an Error whose `code` is the errno name (EPERM, ENOENT, ...), with `errno`, `syscall`
@@ -17,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
@@ -177,6 +181,27 @@ static napi_value js_flock(napi_env env, napi_callback_info info) {
   return result;
 }
 
+static napi_value js_mount(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  char source[PATH_BUF], target[PATH_BUF], fstype[NAME_BUF], data[2 * PATH_BUF];
+  if (argc < 4 || get_string(env, argv[0], source, sizeof source) || get_string(env, argv[1], target, sizeof target)
+      || get_string(env, argv[2], fstype, sizeof fstype) || get_string(env, argv[3], data, sizeof data)) return NULL;
+  if (mount(source, target, fstype, 0, data) != 0) return throw_errno(env, errno, "mount", target);
+  return NULL;
+}
+
+static napi_value js_umount(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  char target[PATH_BUF];
+  if (argc < 1 || get_string(env, argv[0], target, sizeof target)) return NULL;
+  if (umount2(target, 0) != 0) return throw_errno(env, errno, "umount2", target);
+  return NULL;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     { "mknod", NULL, js_mknod, NULL, NULL, NULL, napi_default, NULL },
@@ -184,6 +209,8 @@ static napi_value init(napi_env env, napi_value exports) {
     { "lgetxattr", NULL, js_lgetxattr, NULL, NULL, NULL, napi_default, NULL },
     { "llistxattr", NULL, js_llistxattr, NULL, NULL, NULL, napi_default, NULL },
     { "flock", NULL, js_flock, NULL, NULL, NULL, napi_default, NULL },
+    { "mount", NULL, js_mount, NULL, NULL, NULL, napi_default, NULL },
+    { "umount", NULL, js_umount, NULL, NULL, NULL, napi_default, NULL },
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

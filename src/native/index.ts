@@ -18,6 +18,10 @@ export interface Native {
   llistxattr(path: string): string[];
   /** flock(2); returns false when `nonblock` and the lock is held elsewhere. */
   flock(fd: number, op: 'sh' | 'ex' | 'un', nonblock?: boolean): boolean;
+  /** mount(2) without flags; relative paths in `data` resolve against the process's cwd. */
+  mount(source: string, target: string, fstype: string, data: string): void;
+  /** umount2(2) without flags. */
+  umount(target: string): void;
 }
 
 interface Addon {
@@ -26,6 +30,8 @@ interface Addon {
   lgetxattr(path: string, name: string): Buffer | null;
   llistxattr(path: string): string[];
   flock(fd: number, op: number): boolean;
+  mount(source: string, target: string, fstype: string, data: string): void;
+  umount(target: string): void;
 }
 
 const LOCK = { sh: 1, ex: 2, un: 8 } as const;
@@ -52,6 +58,8 @@ export function native(): Native {
     lgetxattr: (p, name) => addon.lgetxattr(p, name),
     llistxattr: (p) => addon.llistxattr(p),
     flock: (fd, op, nonblock = false) => addon.flock(fd, LOCK[op] | (nonblock ? LOCK_NB : 0)),
+    mount: (source, target, fstype, data) => addon.mount(source, target, fstype, data),
+    umount: (target) => addon.umount(target),
   };
   return loaded;
 }

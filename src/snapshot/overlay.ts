@@ -11,13 +11,13 @@
  * the working directory: `<64 hex>/diff` is 69 bytes, so ~58 layers fit; beyond that the plan
  * is refused with a clear error rather than failing inside the kernel.
  *
- * mount(8) and umount(8) are run with node:child_process rather than execa: `run` is start-up
- * bound, and importing execa costs ~90 ms.
+ * Mounting is mount(2)/umount2(2) through the native helper, not mount(8): `run` is start-up
+ * bound and each exec costs ~5 ms.
  *
  * Contract: `planOverlay` is pure. `mountAll` mounts in order and, if one fails, unmounts what
  * it mounted before throwing: no half-made root is left behind. `unmountAll` is idempotent.
  */
-import { execFile } from 'node:child_process';
+import { native } from '../native/index.js';
 import { TsrunError } from '../errors.js';
 import { digestHex } from '../oci/digest.js';
 
@@ -61,19 +61,20 @@ export function planOverlay(plan: OverlayPlan): Mount {
   return { type: 'overlay', source: 'overlay', target: plan.target, options, cwd: plan.layersDir };
 }
 
-function run(file: string, args: string[], cwd?: string): Promise<{ code: number; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(file, args, { cwd }, (err, _stdout, stderr) => {
-      const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
-      resolve({ code, stderr: String(stderr) });
-    });
-  });
-}
-
-async function mountOne(m: Mount): Promise<void> {
-  const r = await run('mount', ['-t', m.type, '-o', m.options.join(','), m.source, m.target], m.cwd);
-  if (r.code !== 0) {
-    throw new TsrunError('ERR_STORE', `mounting ${m.type} at ${m.target}: ${r.stderr.trim() || `mount exited ${r.code}`}`);
+/**
+ * mount(2) from the main thread: relative lowerdirs need the cwd, and chdir is process-wide, so
+ * the change is made and undone synchronously around the call (nothing else runs meanwhile; all
+ * other paths tsrun uses are absolute).
+ */
+function mountOne(m: Mount): void {
+  const prev = process.cwd();
+  try {
+    if (m.cwd) process.chdir(m.cwd);
+    native().mount(m.source, m.target, m.type, m.options.join(','));
+  } catch (err) {
+    throw new TsrunError('ERR_STORE', `mounting ${m.type} at ${m.target}: ${(err as Error).message}`, { cause: err });
+  } finally {
+    if (m.cwd) process.chdir(prev);
   }
 }
 
@@ -81,7 +82,7 @@ export async function mountAll(mounts: readonly Mount[]): Promise<void> {
   const done: Mount[] = [];
   try {
     for (const m of mounts) {
-      await mountOne(m);
+      mountOne(m);
       done.push(m);
     }
   } catch (err) {
@@ -93,9 +94,12 @@ export async function mountAll(mounts: readonly Mount[]): Promise<void> {
 /** Unmount in reverse order; a target that is not mounted is fine. */
 export async function unmountAll(mounts: readonly Mount[]): Promise<void> {
   for (const m of [...mounts].reverse()) {
-    const r = await run('umount', [m.target]);
-    if (r.code !== 0 && !/not mounted|no mount point|not found/i.test(r.stderr)) {
-      throw new TsrunError('ERR_STORE', `unmounting ${m.target}: ${r.stderr.trim()}`);
+    try {
+      native().umount(m.target);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EINVAL' || code === 'ENOENT') continue; // not mounted, or gone
+      throw new TsrunError('ERR_STORE', `unmounting ${m.target}: ${(err as Error).message}`, { cause: err });
     }
   }
 }
