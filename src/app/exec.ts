@@ -13,6 +13,7 @@ import path from 'node:path';
 import { TsrunError } from '../errors.js';
 import { resolveUser } from '../spec/user.js';
 import { resolveInRoot } from '../snapshot/rootfs-copy.js';
+import { lastLogError } from '../runtime/oci-runtime.js';
 import type { AppContext } from './context.js';
 import { openEnv, runtimeFor } from './containers.js';
 
@@ -57,7 +58,7 @@ export async function execInContainer(ctx: AppContext, query: string, args: stri
   try {
     const code = await runtime.runExec(argv, Boolean(o.interactive));
     if (code === 255) {
-      const msg = await lastError(logFile);
+      const msg = await lastLogError(logFile);
       if (/executable file not found|no such file or directory/i.test(msg)) return 127;
       if (/permission denied|exec format error|is a directory/i.test(msg)) return 126;
     }
@@ -65,15 +66,4 @@ export async function execInContainer(ctx: AppContext, query: string, args: stri
   } finally {
     await fs.rm(logFile, { force: true });
   }
-}
-
-async function lastError(logFile: string): Promise<string> {
-  const text = await fs.readFile(logFile, 'utf8').catch(() => '');
-  for (const l of text.trim().split('\n').reverse()) {
-    try {
-      const e = JSON.parse(l) as { level?: string; msg?: string };
-      if (e.level === 'error' && e.msg) return e.msg;
-    } catch { /* skip */ }
-  }
-  return '';
 }

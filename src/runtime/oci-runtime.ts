@@ -84,19 +84,10 @@ export async function locateRuntime(name: string, env: NodeJS.ProcessEnv, cacheD
   return info;
 }
 
-export interface RuntimeState {
-  status: string;
-  pid: number;
-}
-
-/** runc's last words: the JSON log's final error, else its stderr. */
-async function runtimeError(stateDir: string | undefined, stderr: string): Promise<string> {
-  const text = stderr.trim();
-  if (text) return text.split('\n').pop() ?? text;
-  if (!stateDir) return '';
-  const log = await fs.readFile(path.join(stateDir, 'runtime.log'), 'utf8').catch(() => '');
-  const lines = log.trim().split('\n').reverse();
-  for (const l of lines) {
+/** The last error a runtime wrote to its `--log FILE --log-format json` log ('' if none). */
+export async function lastLogError(logFile: string): Promise<string> {
+  const log = await fs.readFile(logFile, 'utf8').catch(() => '');
+  for (const l of log.trim().split('\n').reverse()) {
     try {
       const e = JSON.parse(l) as { level?: string; msg?: string };
       if (e.level === 'error' && e.msg) return e.msg;
@@ -111,7 +102,7 @@ export class OciRuntime {
   private async call(verb: string, args: string[], what: string): Promise<string> {
     const r = await run(this.info.path, ['--root', this.root, verb, ...args]);
     if (r.code !== 0) {
-      const msg = await runtimeError(undefined, r.stderr);
+      const msg = r.stderr.trim().split('\n').pop();
       throw new TsrunError('ERR_RUNTIME', `${what}: ${this.info.name} ${verb} failed: ${msg || `exit status ${r.code}`}`);
     }
     return r.stdout;
@@ -132,12 +123,6 @@ export class OciRuntime {
     if (r.code !== 0 && !/does not exist|not found|no such/i.test(r.stderr)) {
       throw new TsrunError('ERR_RUNTIME', `deleting container ${id.slice(0, 12)}: ${r.stderr.trim()}`);
     }
-  }
-
-  async state(id: string): Promise<RuntimeState | undefined> {
-    const r = await run(this.info.path, ['--root', this.root, 'state', id]);
-    if (r.code !== 0) return undefined;
-    return JSON.parse(r.stdout) as RuntimeState;
   }
 
   /** argv for `exec` (run by the caller with the user's stdio, so the runtime handles the tty). */
@@ -165,4 +150,3 @@ export class OciRuntime {
   }
 }
 
-export { runtimeError };
