@@ -34,6 +34,8 @@ export type ErrorCode =
   | 'ERR_CONTAINER_STATE'
   | 'ERR_RUNTIME'
   | 'ERR_EXEC'
+  | 'ERR_CNI'
+  | 'ERR_PORT_IN_USE'
   | 'ERR_INTERNAL';
 
 export interface TsrunErrorOptions {

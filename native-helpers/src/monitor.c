@@ -5,20 +5,23 @@
  * a plain SOCK_STREAM unix socket.
  *
  *   tsrun-monitor --id ID --bundle DIR --state DIR --runtime PATH --runtime-root DIR --log FILE
- *                 [--tty] [--stdin] [-- EXIT-COMMAND ARG...]
+ *                 [--tty] [--stdin] [--publish PROTO:IP:PORT]... [-- EXIT-COMMAND ARG...]
  *
  * Life:
  *   1. becomes a child subreaper, so the container's init (forked by `runtime create`, which then
  *      exits) is re-parented to us and we can wait(2) for it;
- *   2. runs `runtime create` with the container's stdio: pipes (stdout, stderr, stdin with
+ *   2. binds every --publish host port (tcp: listening, udp: bound) and holds it until it exits,
+ *      so no other program can take a port the container's DNAT rules forward (podman's conmon
+ *      does the same); a taken port is reported as "err bind ..." before anything runs;
+ *   3. runs `runtime create` with the container's stdio: pipes (stdout, stderr, stdin with
  *      --stdin) or, with --tty, a pty whose master fd runc sends back over STATE/console.sock
  *      (SCM_RIGHTS, runtime-spec "terminal" + runc's --console-socket);
- *   3. reports on fd 3, then closes it: "ok <pid>\n", or "err <message>\n" and exits 1;
- *   4. someone else runs `runtime start` (the CLI, after attaching); meanwhile and afterwards,
+ *   4. reports on fd 3, then closes it: "ok <pid>\n", or "err <message>\n" and exits 1;
+ *   5. someone else runs `runtime start` (the CLI, after attaching); meanwhile and afterwards,
  *      every byte the container writes goes to the log (k8s-file format, as conmon writes it:
  *      "<RFC3339Nano> <stdout|stderr> <F|P> <text>\n", P marking a partial line) and to every
  *      client attached at STATE/attach.sock;
- *   5. when the container's init exits: drains its output, writes STATE/exit (JSON
+ *   6. when the container's init exits: drains its output, releases the held ports, writes STATE/exit (JSON
  *      {"exitCode":N,"finishedAt":"..."}; 128+signal for a signal death) by rename, sends the exit
  *      frame to clients, waits (at most 10 s) for them to hang up, then runs EXIT-COMMAND unless
  *      STATE/cleaned exists or STATE is gone (an attached CLI that cleaned up says so that way).
@@ -41,6 +44,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
@@ -54,6 +59,7 @@
 #define MAX_CLIENTS 16
 #define BUF 8192
 #define SYNC_FD 3
+#define MAX_PUBLISH 256
 
 struct client {
   int fd;
@@ -65,7 +71,11 @@ static struct {
   const char *id, *bundle, *state, *runtime, *runtime_root, *log_path;
   int tty, open_stdin;
   char **exit_cmd;
+  const char *publish[MAX_PUBLISH];
+  int npublish;
 } opt;
+
+static int held[MAX_PUBLISH]; /* the sockets holding published host ports */
 
 static int log_fd = -1, stdin_fd = -1, out_fd[2] = {-1, -1}; /* out_fd[1] unused with a tty */
 static struct client clients[MAX_CLIENTS];
@@ -84,7 +94,7 @@ static void die(const char *fmt, ...) {
 }
 
 static void usage(void) {
-  fprintf(stderr, "usage: tsrun-monitor --id ID --bundle DIR --state DIR --runtime PATH --runtime-root DIR --log FILE [--tty] [--stdin] [-- EXIT-COMMAND...]\n");
+  fprintf(stderr, "usage: tsrun-monitor --id ID --bundle DIR --state DIR --runtime PATH --runtime-root DIR --log FILE [--tty] [--stdin] [--publish PROTO:IP:PORT]... [-- EXIT-COMMAND...]\n");
   exit(2);
 }
 
@@ -95,6 +105,7 @@ static void parse_args(int argc, char **argv) {
     if (!strcmp(a, "--")) { opt.exit_cmd = argc > i + 1 ? &argv[i + 1] : NULL; break; }
     if (!strcmp(a, "--tty")) { opt.tty = 1; continue; }
     if (!strcmp(a, "--stdin")) { opt.open_stdin = 1; continue; }
+    if (!strcmp(a, "--publish") && i + 1 < argc && opt.npublish < MAX_PUBLISH) { opt.publish[opt.npublish++] = argv[++i]; continue; }
     if (!strcmp(a, "--id")) slot = &opt.id;
     else if (!strcmp(a, "--bundle")) slot = &opt.bundle;
     else if (!strcmp(a, "--state")) slot = &opt.state;
@@ -105,6 +116,44 @@ static void parse_args(int argc, char **argv) {
     *slot = argv[++i];
   }
   if (!opt.id || !opt.bundle || !opt.state || !opt.runtime || !opt.runtime_root || !opt.log_path) usage();
+}
+
+/*
+ * Hold one published host port: "tcp:0.0.0.0:8080", "udp:::1:53" (the address is everything
+ * between the first and the last colon). The socket stays open, close-on-exec, for our life.
+ */
+static int hold_port(const char *spec) {
+  const char *c1 = strchr(spec, ':'), *c2 = strrchr(spec, ':');
+  if (!c1 || c2 == c1) die("bad --publish %s", spec);
+  int udp = !strncmp(spec, "udp:", 4);
+  char host[64];
+  size_t hl = (size_t)(c2 - c1 - 1);
+  if (hl >= sizeof host) die("bad --publish %s", spec);
+  memcpy(host, c1 + 1, hl);
+  host[hl] = 0;
+  int port = atoi(c2 + 1);
+  struct sockaddr_storage ss;
+  memset(&ss, 0, sizeof ss);
+  socklen_t len;
+  int family;
+  struct sockaddr_in *v4 = (struct sockaddr_in *)&ss;
+  struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&ss;
+  if (inet_pton(AF_INET, host[0] ? host : "0.0.0.0", &v4->sin_addr) == 1) {
+    family = AF_INET; v4->sin_family = AF_INET; v4->sin_port = htons((uint16_t)port); len = sizeof *v4;
+  } else if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
+    family = AF_INET6; v6->sin6_family = AF_INET6; v6->sin6_port = htons((uint16_t)port); len = sizeof *v6;
+  } else {
+    die("bad --publish %s", spec);
+  }
+  int fd = socket(family, (udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_CLOEXEC, 0);
+  int one = 1;
+  if (fd < 0) die("socket: %s", strerror(errno));
+  if (!udp) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  if (bind(fd, (struct sockaddr *)&ss, len) < 0 || (!udp && listen(fd, 1) < 0)) {
+    die("bind %s %s:%d: %s", udp ? "udp" : "tcp", host[0] ? host : "0.0.0.0", port, strerror(errno));
+  }
+  return fd;
 }
 
 /* ---- output: log + clients ---------------------------------------------------------------- */
@@ -335,6 +384,8 @@ int main(int argc, char **argv) {
   int sfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
   if (sfd < 0) die("signalfd: %s", strerror(errno));
 
+  for (int i = 0; i < opt.npublish; i++) held[i] = hold_port(opt.publish[i]);
+
   log_fd = open(opt.log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
   if (log_fd < 0) die("opening log %s: %s", opt.log_path, strerror(errno));
   int lfd = listen_unix("attach.sock");
@@ -472,6 +523,8 @@ int main(int argc, char **argv) {
   char ts[40], json[128];
   timestamp(ts, sizeof ts);
   int len = snprintf(json, sizeof json, "{\"exitCode\":%d,\"finishedAt\":\"%s\"}\n", code, ts);
+  /* The container is gone: its ports are free again before anyone can see it exited. */
+  for (int i = 0; i < opt.npublish; i++) close(held[i]);
   int efd = open("exit.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (efd >= 0) {
     write_all(efd, json, (size_t)len);

@@ -22,6 +22,9 @@ import { Containers, type Container, type ContainerRecord } from '../runtime/rec
 import { locateRuntime, OciRuntime } from '../runtime/oci-runtime.js';
 import { attach, spawnMonitor, type Attachment } from '../runtime/monitor.js';
 import { sleep } from '../util/concurrency.js';
+import { connect, disconnect, netnsPath, type NetworkInfo } from '../network/bridge.js';
+import { hostsFile } from '../network/etc-files.js';
+import { assignHostPorts, formatPortsColumn, portLines, type PortMapping } from '../network/ports.js';
 import type { AppContext } from './context.js';
 
 export interface Env {
@@ -88,15 +91,22 @@ export async function startContainer(env: Env, c: Container, o: StartOptions = {
       throw new TsrunError('ERR_CONTAINER_STATE', `starting container ${record.name}: it is already running`);
     }
     let runtime: OciRuntime | undefined;
+    let network: NetworkInfo | undefined;
     try {
       runtime = await runtimeFor(env, record.host.runtime);
       // A container that ran before may have left the runtime's record behind (a crash).
       if (record.state.startedAt || record.state.finishedAt) await runtime.delete(record.id, true);
       await fs.rm(paths.state, { recursive: true, force: true });
       await env.store.withSharedLock(() => ensureMounted(env, c));
+      if (record.host.network === 'bridge') {
+        const ports = await assignHostPorts(record.host.ports ?? []);
+        network = await connect({ id: record.id, store: env.store.root, ports, env: env.ctx.env });
+        await fs.writeFile(path.join(paths.etc, 'hosts'), hostsFile(record.config.hostname, network.ip));
+      }
       await spawnMonitor({
         id: record.id, bundle: paths.bundle, state: paths.state, runtimePath: runtime.info.path,
         runtimeRoot: runtime.root, log: paths.log, tty: record.config.tty, stdin: record.config.openStdin,
+        publish: network?.ports.map((p) => `${p.protocol}:${p.hostIP}:${p.hostPort}`),
         exitCommand: exitCommand(env, record.id),
       });
       if (o.attachIo) {
@@ -106,11 +116,12 @@ export async function startContainer(env: Env, c: Container, o: StartOptions = {
       await runtime.start(record.id);
       const startedAt = new Date().toISOString();
       await fs.writeFile(path.join(paths.state, 'started'), startedAt);
-      record.state = { startedAt };
+      record.state = { startedAt, ...(network ? { network } : {}) };
       await env.containers.write(record);
     } catch (err) {
       attachment?.close();
       await runtime?.delete(record.id, true).catch(() => {});
+      if (record.host.network === 'bridge') await disconnect(record.id, env.ctx.env).catch(() => {});
       await unmountAll([rootfsMount(env, c)]).catch(() => {});
       await fs.rm(paths.state, { recursive: true, force: true });
       const detail = (err as TsrunError).detail;
@@ -144,14 +155,18 @@ export async function cleanupContainer(env: Env, id: string, o: { remove?: boole
     // A runtime that cannot be found now never created anything to delete.
     const runtime = await runtimeFor(env, record.host.runtime).catch(() => undefined);
     await runtime?.delete(id, true);
+    // A plugin failure must not keep the rest in place: finish, then report it (the network's
+    // record stays, so `tsrun system prune` can try again).
+    const netError = record.host.network === 'bridge' ? await disconnect(id, env.ctx.env).then(() => undefined, (e: unknown) => e) : undefined;
     await unmountAll([rootfsMount(env, c)]);
     if (record.host.autoRemove || o.remove) {
       await env.containers.remove(record);
-      return;
+    } else {
+      await env.containers.write(record);
+      await fs.mkdir(c.paths.state, { recursive: true, mode: 0o700 });
+      await fs.writeFile(path.join(c.paths.state, 'cleaned'), '');
     }
-    await env.containers.write(record);
-    await fs.mkdir(c.paths.state, { recursive: true, mode: 0o700 });
-    await fs.writeFile(path.join(c.paths.state, 'cleaned'), '');
+    if (netError) throw netError;
   });
 }
 
@@ -268,6 +283,25 @@ export function commandText(r: ContainerRecord): string {
   return [r.path, ...r.args].join(' ');
 }
 
+/** `ps`'s PORTS: published ports while running, and the exposed ones. */
+export function portsColumn(c: Container): string {
+  if (c.observed.status !== 'running') return '';
+  return formatPortsColumn(c.record.state.network?.ports ?? [], c.record.config.exposedPorts);
+}
+
+/** `tsrun port NAME [PORT[/PROTO]]`. */
+export async function containerPorts(env: Env, query: string, port?: string): Promise<string[]> {
+  const c = await env.containers.find(query);
+  const published = c.observed.status === 'running' ? (c.record.state.network?.ports ?? []) : [];
+  const lines = portLines(published, port);
+  if (!lines) {
+    throw new TsrunError('ERR_USAGE', `no public port '${port?.includes('/') ? port : `${port}/tcp`}' published for ${query}`, {
+      hint: `see \`tsrun port ${query}\` for what is published`,
+    });
+  }
+  return lines;
+}
+
 /** `docker container inspect` JSON (the fields tsrun has). */
 export function inspectView(env: Env, c: Container): Record<string, unknown> {
   const r = c.record;
@@ -308,6 +342,8 @@ export function inspectView(env: Env, c: Container): Record<string, unknown> {
       Memory: r.host.memory ?? 0,
       NanoCpus: r.host.cpus ? Math.round(r.host.cpus * 1e9) : 0,
       PidsLimit: r.host.pidsLimit ?? null,
+      PortBindings: portMap(r.host.ports ?? [], true),
+      PublishAllPorts: false,
     },
     GraphDriver: {
       Name: 'overlay',
@@ -318,6 +354,7 @@ export function inspectView(env: Env, c: Container): Record<string, unknown> {
         MergedDir: c.paths.rootfs,
       },
     },
+    NetworkSettings: networkSettings(c),
     Mounts: r.host.binds.map((b) => ({ Type: 'bind', Source: b.source, Destination: b.destination, Mode: b.readonly ? 'ro' : '', RW: !b.readonly, Propagation: 'rprivate' })),
     Config: {
       Hostname: r.config.hostname,
@@ -333,6 +370,33 @@ export function inspectView(env: Env, c: Container): Record<string, unknown> {
       ExposedPorts: Object.fromEntries(r.config.exposedPorts.map((p) => [p, {}])),
       StopSignal: r.config.stopSignal ?? 'SIGTERM',
     },
+  };
+}
+
+function portMap(ports: PortMapping[], asked: boolean): Record<string, { HostIp: string; HostPort: string }[]> {
+  const m: Record<string, { HostIp: string; HostPort: string }[]> = {};
+  for (const p of ports) {
+    const k = `${p.containerPort}/${p.protocol}`;
+    const hostPort = p.hostRange ? `${p.hostRange[0]}-${p.hostRange[1]}` : (p.hostPort || asked ? String(p.hostPort || '') : '');
+    (m[k] ??= []).push({ HostIp: p.hostIP || (asked ? '' : '0.0.0.0'), HostPort: hostPort });
+  }
+  return m;
+}
+
+/** Docker's NetworkSettings: filled while the container runs on the bridge. */
+function networkSettings(c: Container): Record<string, unknown> {
+  const n = c.observed.status === 'running' ? c.record.state.network : undefined;
+  const ports: Record<string, unknown> = portMap(n?.ports ?? [], false);
+  for (const e of c.record.config.exposedPorts) ports[e.includes('/') ? e : `${e}/tcp`] ??= null;
+  const endpoint = {
+    IPAddress: n?.ip ?? '', IPPrefixLen: n?.prefixLen ?? 0, Gateway: n?.gateway ?? '', MacAddress: n?.mac ?? '',
+  };
+  return {
+    Bridge: n?.bridge ?? '',
+    SandboxKey: n ? netnsPath(c.record.id) : '',
+    Ports: ports,
+    ...endpoint,
+    Networks: c.record.host.network === 'bridge' ? { bridge: { ...endpoint, NetworkID: 'tsrun' } } : { [c.record.host.network]: {} },
   };
 }
 

@@ -27,6 +27,9 @@ import { unmountAll } from '../snapshot/overlay.js';
 import type { AppContext } from './context.js';
 import { ensureMounted, openEnv, rootfsMount, runtimeFor, startContainer, type Attachment, type Env } from './containers.js';
 import { randomName } from './names.js';
+import { hostsFile, resolvConf } from '../network/etc-files.js';
+import { assignHostPorts, parsePublish, publishAll, type PortMapping } from '../network/ports.js';
+import { netnsPath } from '../network/bridge.js';
 
 export interface RunOptions {
   image: string;
@@ -50,6 +53,10 @@ export interface RunOptions {
   pidsLimit?: string;
   runtime?: string;
   network?: string;
+  /** `-p` specs. */
+  publish?: string[];
+  /** `-P`: every EXPOSEd port on a free host port. */
+  publishAll?: boolean;
   labels?: string[];
   /** missing (default), always, never — Docker's --pull. */
   pull?: string;
@@ -107,21 +114,6 @@ function readInRoot(rootfs: string, file: string): Promise<string | undefined> {
   return resolveInRoot(rootfs, file).then((p) => fs.readFile(p, 'utf8')).catch(() => undefined);
 }
 
-function hostResolvConf(keepLoopback: boolean): string {
-  let text = '';
-  try {
-    text = readFileSync('/etc/resolv.conf', 'utf8');
-  } catch { /* none */ }
-  if (keepLoopback) return text;
-  // moby libnetwork/resolvconf: a nameserver on the host's loopback is unreachable from a
-  // container's own network namespace; when none is left, use Google's public DNS as Docker does.
-  const lines = text.split('\n').filter((l) => !/^\s*nameserver\s+(127\.|::1\b)/.test(l));
-  if (!lines.some((l) => /^\s*nameserver\s/.test(l))) lines.push('nameserver 8.8.8.8', 'nameserver 8.8.4.4');
-  return lines.join('\n').replace(/\n*$/, '\n');
-}
-
-const HOSTS_BASE = '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n';
-
 /**
  * Make the container (record, root, bundle) but do not start it: `tsrun create`, and the first
  * half of `tsrun run`.
@@ -154,9 +146,26 @@ export async function createContainer(ctx: AppContext, o: RunOptions, err: NodeJ
     labels[i < 0 ? l : l.slice(0, i)] = i < 0 ? '' : l.slice(i + 1);
   }
 
+  let ports: PortMapping[] = (o.publish ?? []).flatMap(parsePublish);
+  if (network === 'bridge' && ctx.uid !== 0) {
+    throw new TsrunError('ERR_USAGE', 'the bridge network needs root (rootless networking is not there yet)', {
+      hint: 'run as root, or use --network none or --network host',
+    });
+  }
+
   // The runtime is looked for (and its version checked) before anything is made.
   await runtimeFor(env, o.runtime ?? 'runc');
   const { image, config } = await imageFor(env, ctx, o, err);
+  if (o.publishAll) ports.push(...publishAll(Object.keys(config.ExposedPorts ?? {})));
+  if (ports.length > 0 && network === 'none') {
+    throw new TsrunError('ERR_USAGE', 'conflicting options: port publishing and --network none', { hint: 'drop -p/-P, or use the bridge network' });
+  }
+  if (ports.length > 0 && network === 'host') {
+    err.write('WARNING: Published ports are discarded when using host network mode\n');
+    ports = [];
+  }
+  // A taken host port fails here, before anything is made (the monitor holds them at start).
+  await assignHostPorts(ports);
   const id = randomBytes(32).toString('hex');
   const hostname = o.hostname ?? (network === 'host' ? readFileSync('/proc/sys/kernel/hostname', 'utf8').trim() : id.slice(0, 12));
   // Checked now, before anything is made: argv, workdir, hostname.
@@ -193,6 +202,7 @@ export async function createContainer(ctx: AppContext, o: RunOptions, err: NodeJ
     host: {
       autoRemove: Boolean(o.rm), binds, readonly: Boolean(o.readOnly), network, runtime: o.runtime ?? 'runc',
       memory: resources.memory, cpus: resources.cpus, pidsLimit: resources.pidsLimit,
+      ...(ports.length > 0 ? { ports } : {}),
     },
     state: {},
     restartCount: 0,
@@ -216,8 +226,13 @@ export async function createContainer(ctx: AppContext, o: RunOptions, err: NodeJ
     for (const b of binds) await fs.mkdir(b.source, { recursive: true });
 
     await fs.writeFile(path.join(p.etc, 'hostname'), `${hostname}\n`);
-    await fs.writeFile(path.join(p.etc, 'hosts'), network === 'host' ? readFileSync('/etc/hosts', 'utf8') : HOSTS_BASE);
-    await fs.writeFile(path.join(p.etc, 'resolv.conf'), hostResolvConf(network === 'host'));
+    // On the bridge, start rewrites hosts with the address the container gets.
+    await fs.writeFile(path.join(p.etc, 'hosts'), network === 'host' ? readFileSync('/etc/hosts', 'utf8') : hostsFile(hostname));
+    let hostResolv = '';
+    try {
+      hostResolv = readFileSync('/etc/resolv.conf', 'utf8');
+    } catch { /* none */ }
+    await fs.writeFile(path.join(p.etc, 'resolv.conf'), resolvConf(hostResolv, network === 'host'));
 
     const spec = applyOpts(defaultSpec(),
       argsOpt,
@@ -233,6 +248,8 @@ export async function createContainer(ctx: AppContext, o: RunOptions, err: NodeJ
       (s) => {
         s.linux.cgroupsPath = `/tsrun/${id}`;
         if (network === 'host') s.linux.namespaces = s.linux.namespaces.filter((n) => n.type !== 'network' && n.type !== 'uts');
+        // The bridge's namespace is made (by network/bridge.ts) at each start, at a fixed path.
+        if (network === 'bridge') s.linux.namespaces = s.linux.namespaces.map((n) => (n.type === 'network' ? { ...n, path: netnsPath(id) } : n));
       },
     );
     record.path = spec.process.args[0] ?? '';

@@ -24,6 +24,8 @@ export interface MonitorOptions {
   log: string;
   tty: boolean;
   stdin: boolean;
+  /** Host ports the monitor binds and holds for the container's life: "tcp:0.0.0.0:8080". */
+  publish?: string[];
   /** Run by the monitor after the container exits, unless an attached CLI cleaned up already. */
   exitCommand: string[];
 }
@@ -45,6 +47,7 @@ export async function spawnMonitor(o: MonitorOptions): Promise<Created> {
     '--runtime-root', o.runtimeRoot, '--log', o.log];
   if (o.tty) args.push('--tty');
   if (o.stdin) args.push('--stdin');
+  for (const p of o.publish ?? []) args.push('--publish', p);
   args.push('--', ...o.exitCommand);
   const errFd = openSync(path.join(o.state, 'monitor.log'), 'a', 0o600);
   let child;
@@ -69,6 +72,12 @@ export async function spawnMonitor(o: MonitorOptions): Promise<Created> {
     return { pid: Number(m[1]), monitorPid: child.pid ?? 0 };
   }
   const msg = /^err (.*)/s.exec(line)?.[1]?.trim() || 'the monitor exited without a word (see its log)';
+  const bind = /^bind (tcp|udp) (.*):(\d+): (.*)$/.exec(msg);
+  if (bind) {
+    throw new TsrunError('ERR_PORT_IN_USE', `Bind for ${bind[2]}:${bind[3]} failed: ${/in use/i.test(bind[4] ?? '') ? 'port is already allocated' : bind[4]}`, {
+      hint: `another program (or container) holds ${bind[1]} port ${bind[3]}: choose another host port`,
+    });
+  }
   throw runtimeCreateError(msg);
 }
 

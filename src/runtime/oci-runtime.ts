@@ -8,13 +8,14 @@
  * close-on-exec); failures become TsrunError('ERR_RUNTIME') carrying the runtime's own message.
  * `locate` checks the runtime's version once per binary (cached by path, size and mtime).
  */
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { constants } from 'node:os';
 
 const osSignals = constants.signals as Record<string, number>;
 import { TsrunError } from '../errors.js';
+import { runProgram as run, which } from '../util/exec.js';
 
 export interface RuntimeInfo {
   name: string;
@@ -26,28 +27,6 @@ const KNOWN: Record<string, { min: [number, number]; re: RegExp }> = {
   runc: { min: [1, 0], re: /runc version (\d+)\.(\d+)\.(\d+)\S*/ },
   crun: { min: [0, 17], re: /crun version (\d+)\.(\d+)(?:\.(\d+))?\S*/ },
 };
-
-function run(file: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(file, args, { maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
-      resolve({ code, stdout: String(stdout), stderr: String(stderr) });
-    });
-  });
-}
-
-async function which(name: string, env: NodeJS.ProcessEnv): Promise<string | undefined> {
-  if (name.includes('/')) return name;
-  const dirs = (env.PATH || '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin').split(':');
-  for (const d of [...dirs, '/usr/sbin', '/sbin']) {
-    const p = path.join(d, name);
-    try {
-      await fs.access(p, fs.constants.X_OK);
-      return p;
-    } catch { /* next */ }
-  }
-  return undefined;
-}
 
 /** The runtime binary for `name` ("runc", "crun" or a path), with its version checked. */
 export async function locateRuntime(name: string, env: NodeJS.ProcessEnv, cacheDir: string): Promise<RuntimeInfo> {

@@ -21,6 +21,8 @@ import { TsrunError } from '../errors.js';
 import { withFileLock } from '../native/index.js';
 import { writeFileAtomic } from '../store/fsutil.js';
 import type { BindMount } from '../spec/options.js';
+import type { PortMapping } from '../network/ports.js';
+import type { NetworkInfo } from '../network/bridge.js';
 import { containerPaths, type ContainerPaths, type StorePaths } from './paths.js';
 
 export interface ContainerRecord {
@@ -52,6 +54,8 @@ export interface ContainerRecord {
     binds: BindMount[];
     readonly: boolean;
     network: string;
+    /** `-p`/`-P` as asked (host port 0: any free one, chosen at each start). */
+    ports?: PortMapping[];
     runtime: string;
     memory?: number;
     cpus?: number;
@@ -64,6 +68,8 @@ export interface ContainerRecord {
     exitCode?: number;
     /** An error from the runtime when the container could not start (Docker's State.Error). */
     error?: string;
+    /** What the bridge gave the container at its last start (address, published ports). */
+    network?: NetworkInfo;
   };
   restartCount: number;
 }

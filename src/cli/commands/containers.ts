@@ -26,7 +26,7 @@ interface RunFlags {
   detach?: boolean; interactive?: boolean; tty?: boolean; rm?: boolean; name?: string; env: string[]; envFile: string[];
   volume: string[]; workdir?: string; user?: string; entrypoint?: string; hostname?: string; readOnly?: boolean;
   memory?: string; cpus?: string; pidsLimit?: string; runtime?: string; network?: string; label: string[];
-  pull?: string; platform?: string; sigProxy: boolean; publish: string[];
+  pull?: string; platform?: string; sigProxy: boolean; publish: string[]; publishAll?: boolean;
 }
 
 function runOptions(cmd: Command): Command {
@@ -55,7 +55,8 @@ function runOptions(cmd: Command): Command {
     .option('--pull <policy>', 'pull the image: missing (default), always, never')
     .option('--platform <os/arch>', 'platform to pull if the image is missing')
     .option('--no-sig-proxy', 'do not forward received signals to the container')
-    .option('-p, --publish <[ip:]host:ctr>', 'publish a port (not yet supported)', collect, [])
+    .option('-p, --publish <[ip:][host:]ctr[/proto]>', 'publish a container port on the host (ranges allowed)', collect, [])
+    .option('-P, --publish-all', 'publish every exposed port on a free host port')
     .passThroughOptions();
 }
 
@@ -65,6 +66,7 @@ function toRunOptions(image: string, args: string[], f: RunFlags) {
     envFiles: f.envFile, volumes: f.volume, workdir: f.workdir, user: f.user, entrypoint: f.entrypoint,
     hostname: f.hostname, readOnly: f.readOnly, memory: f.memory, cpus: f.cpus, pidsLimit: f.pidsLimit,
     runtime: f.runtime, network: f.network, labels: f.label, pull: f.pull, platform: f.platform,
+    publish: f.publish, publishAll: f.publishAll,
   };
 }
 
@@ -76,9 +78,6 @@ async function pullReporter(io: CliIo): Promise<Reporter> {
 
 async function runAction(io: CliIo, image: string, args: string[], f: RunFlags): Promise<void> {
   const { TsrunError } = await import('../../errors.js');
-  if (f.publish.length > 0) {
-    throw new TsrunError('ERR_USAGE', 'publishing ports (-p) is not supported yet', { hint: 'use --network host to reach the container\'s ports' });
-  }
   if (f.tty && f.interactive && !process.stdin.isTTY) {
     throw new TsrunError('ERR_USAGE', 'the input device is not a TTY', { hint: 'drop -t, or run from a terminal' });
   }
@@ -157,7 +156,7 @@ async function startAction(io: CliIo, names: string[], o: { attach?: boolean; in
 async function psAction(io: CliIo, o: { all?: boolean; quiet?: boolean; format?: string; trunc: boolean; latest?: boolean }): Promise<void> {
   const e = await env(io);
   const { table, timeAgo, humanDuration } = await import('../format.js');
-  const { commandText } = await import('../../app/containers.js');
+  const { commandText, portsColumn } = await import('../../app/containers.js');
   let list = (await e.containers.list()).filter((c) => o.all || o.latest || c.observed.status === 'running');
   if (o.latest) list = list.slice(0, 1);
   const now = Date.now();
@@ -182,7 +181,7 @@ async function psAction(io: CliIo, o: { all?: boolean; quiet?: boolean; format?:
       fields: {
         ID: id, Image: (c) => c.record.image, Command: command, CreatedAt: (c) => c.record.created,
         RunningFor: (c) => timeAgo(c.record.created, now), Status: status, State: (c) => c.observed.status,
-        Ports: () => '', Names: (c) => c.record.name, Labels: (c) => Object.entries(c.record.config.labels).map(([k, v]) => `${k}=${v}`).join(','),
+        Ports: portsColumn, Names: (c) => c.record.name, Labels: (c) => Object.entries(c.record.config.labels).map(([k, v]) => `${k}=${v}`).join(','),
         Mounts: (c) => c.record.host.binds.map((b) => b.destination).join(','), Networks: (c) => c.record.host.network,
         Pid: (c) => c.observed.pid, ExitCode: (c) => c.observed.exitCode,
       },
@@ -191,7 +190,7 @@ async function psAction(io: CliIo, o: { all?: boolean; quiet?: boolean; format?:
     return;
   }
   io.out.write(table(['CONTAINER ID', 'IMAGE', 'COMMAND', 'CREATED', 'STATUS', 'PORTS', 'NAMES'],
-    list.map((c) => [id(c), c.record.image, command(c), timeAgo(c.record.created, now), status(c), '', c.record.name])));
+    list.map((c) => [id(c), c.record.image, command(c), timeAgo(c.record.created, now), status(c), portsColumn(c), c.record.name])));
 }
 
 async function logsAction(io: CliIo, name: string, o: { follow?: boolean; tail?: string; timestamps?: boolean }): Promise<void> {
@@ -355,6 +354,15 @@ export function registerContainerCommands(program: Command, io: CliIo): void {
     });
   cpCmd(program.command('cp'));
 
+  const portCmd = (cmd: Command) => cmd.description('List the port mappings of a container, or look one up')
+    .argument('<container>')
+    .argument('[port]', 'PRIVATE_PORT[/PROTO]')
+    .action(async (name: string, port: string | undefined) => {
+      const { containerPorts } = await import('../../app/containers.js');
+      for (const l of await containerPorts(await env(io), name, port)) io.out.write(`${l}\n`);
+    });
+  portCmd(program.command('port'));
+
   const group = program.command('container').description('Manage containers');
   runCmd(group.command('run'));
   createCmd(group.command('create'));
@@ -368,6 +376,7 @@ export function registerContainerCommands(program: Command, io: CliIo): void {
   execCmd(group.command('exec'));
   waitCmd(group.command('wait'));
   cpCmd(group.command('cp'));
+  portCmd(group.command('port'));
   group.command('inspect').description('Show details of one or more containers as JSON')
     .argument('<container...>')
     .option('-f, --format <template>', 'Go template')

@@ -1,0 +1,233 @@
+/**
+ * The default "bridge" network for containers run by root: each container gets a network
+ * namespace (`ip netns add tsrun-<id12>`, so `ip netns exec` shows a learner what the container
+ * sees), a veth on the host bridge `tsrun0` with an address from host-local IPAM, a default
+ * route, outbound NAT, firewall accepts, and its published ports as DNAT rules — all made by the
+ * CNI reference plugins (bridge, host-local, portmap, firewall, loopback), never hand-written.
+ *
+ * State (volatile, so a reboot, which destroys every namespace and rule, also forgets it):
+ *   /run/tsrun/net/tsrun.conflist        the network: a CNI configuration list; the subnet is
+ *                                         the first candidate no host route overlaps
+ *   /run/tsrun/net/ipam/                 host-local's leases (its dataDir)
+ *   /run/tsrun/net/containers/<id>.json  one attachment: store, netns, config list, ports, result
+ *
+ * The bridge, its subnet and the leases belong to the host, not to a store: containers of every
+ * `--root` share them, so addresses never collide.
+ *
+ * Contract: `connect` records the attachment before making anything, and undoes all it made if a
+ * step fails; `disconnect` is idempotent and keeps the record when a plugin fails, so `sweep`
+ * (`tsrun system prune`) can finish the job; nothing else in tsrun touches namespaces or rules.
+ */
+import { promises as fs, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { TsrunError } from '../errors.js';
+import { writeFileAtomic } from '../store/fsutil.js';
+import { runProgram, which } from '../util/exec.js';
+import { addList, cniPath, CNI_VERSION, delList, type CniResult, type ConfList, type Invocation } from './cni.js';
+import type { PortMapping } from './ports.js';
+
+export const NET_RUN_DIR = '/run/tsrun/net';
+export const BRIDGE = 'tsrun0';
+export const NETWORK_NAME = 'tsrun';
+
+/** Subnets tried in order (podman's 10.88/16 and Docker's 172.17/16 are left to them). */
+const CANDIDATES = ['10.66.0.0/16', '10.67.0.0/16', '10.68.0.0/16', '172.30.0.0/16', '192.168.166.0/24'];
+
+export interface NetworkAttachment {
+  id: string;
+  /** The store that owns the container (`--root`), so `sweep` can ask whether it still runs. */
+  store: string;
+  netns: string;
+  conflist: ConfList;
+  ports: PortMapping[];
+  result?: CniResult;
+}
+
+/** What the container got, for /etc/hosts, inspect, ps and port. */
+export interface NetworkInfo {
+  ip: string;
+  prefixLen: number;
+  gateway: string;
+  mac: string;
+  bridge: string;
+  ports: PortMapping[];
+}
+
+export function netnsName(id: string): string {
+  return `tsrun-${id.slice(0, 12)}`;
+}
+
+export function netnsPath(id: string): string {
+  return `/run/netns/${netnsName(id)}`;
+}
+
+function attachmentFile(id: string): string {
+  return path.join(NET_RUN_DIR, 'containers', `${id}.json`);
+}
+
+function ipToInt(ip: string): number {
+  return ip.split('.').reduce((a, o) => (a * 256 + Number(o)) >>> 0, 0);
+}
+
+function cidrRange(cidr: string): [number, number] {
+  const [ip, bits] = cidr.split('/') as [string, string];
+  const size = 2 ** (32 - Number(bits));
+  const start = ipToInt(ip) - (ipToInt(ip) % size);
+  return [start, start + size - 1];
+}
+
+/** Host IPv4 routes from /proc/net/route: [iface, first, last]. */
+export function hostRoutes(text: string): { iface: string; first: number; last: number; cidr: string }[] {
+  const out = [];
+  for (const line of text.trim().split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f.length < 8) continue;
+    // Little-endian hex as the kernel prints it.
+    const le = (h: string): number => Buffer.from(h, 'hex').readUInt32LE(0);
+    const dest = le(f[1] ?? '0');
+    const mask = le(f[7] ?? '0');
+    const bits = mask.toString(2).replace(/0/g, '').length;
+    if (bits === 0) continue; // the default route overlaps everything; it does not count
+    const first = dest >>> 0;
+    const size = 2 ** (32 - bits);
+    const dotted = [24, 16, 8, 0].map((s) => (first >>> s) & 255).join('.');
+    out.push({ iface: f[0] ?? '', first, last: first + size - 1, cidr: `${dotted}/${bits}` });
+  }
+  return out;
+}
+
+/** The bridge's subnet: the one its existing route says, else the first free candidate. */
+export function chooseSubnet(routesText: string): string {
+  const routes = hostRoutes(routesText);
+  const own = routes.find((r) => r.iface === BRIDGE);
+  if (own) return own.cidr;
+  for (const c of CANDIDATES) {
+    const [a, b] = cidrRange(c);
+    if (!routes.some((r) => r.first <= b && a <= r.last)) return c;
+  }
+  throw new TsrunError('ERR_CNI', `choosing a subnet for the ${BRIDGE} bridge: every candidate (${CANDIDATES.join(', ')}) overlaps a host route`, {
+    hint: 'free one of those ranges, or write your own network to /run/tsrun/net/tsrun.conflist',
+  });
+}
+
+export function bridgeConfList(subnet: string): ConfList {
+  const [first] = cidrRange(subnet);
+  const gw = [24, 16, 8, 0].map((s) => ((first + 1) >>> s) & 255).join('.');
+  return {
+    cniVersion: CNI_VERSION,
+    name: NETWORK_NAME,
+    plugins: [
+      {
+        type: 'bridge', bridge: BRIDGE, isGateway: true, ipMasq: true, hairpinMode: true,
+        ipam: {
+          type: 'host-local', dataDir: path.join(NET_RUN_DIR, 'ipam'),
+          routes: [{ dst: '0.0.0.0/0' }], ranges: [[{ subnet, gateway: gw }]],
+        },
+      },
+      { type: 'portmap', capabilities: { portMappings: true }, snat: true },
+      { type: 'firewall', backend: 'iptables' },
+    ],
+  };
+}
+
+const LOOPBACK: ConfList = { cniVersion: CNI_VERSION, name: 'tsrun-loopback', plugins: [{ type: 'loopback' }] };
+
+/** The network's configuration list, written on first use (atomically: racing writers agree). */
+export async function defaultNetwork(): Promise<ConfList> {
+  const file = path.join(NET_RUN_DIR, `${NETWORK_NAME}.conflist`);
+  try {
+    return JSON.parse(await fs.readFile(file, 'utf8')) as ConfList;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+      throw new TsrunError('ERR_CNI', `reading ${file}: ${(err as Error).message}`, { hint: `remove ${file}: tsrun writes it again` });
+    }
+  }
+  const list = bridgeConfList(chooseSubnet(readFileSync('/proc/net/route', 'utf8')));
+  await fs.mkdir(NET_RUN_DIR, { recursive: true, mode: 0o700 });
+  await writeFileAtomic(file, `${JSON.stringify(list, null, 2)}\n`);
+  return list;
+}
+
+async function ip(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; stderr: string }> {
+  const bin = await which('ip', env);
+  if (!bin) throw new TsrunError('ERR_CNI', 'making a network namespace: the `ip` command is missing', { hint: 'apt-get install iproute2' });
+  return runProgram(bin, args);
+}
+
+function cniPorts(ports: PortMapping[]): Record<string, unknown>[] {
+  return ports.map((p) => ({ hostPort: p.hostPort, containerPort: p.containerPort, protocol: p.protocol, ...(p.hostIP ? { hostIP: p.hostIP } : {}) }));
+}
+
+function invocation(a: NetworkAttachment, env: NodeJS.ProcessEnv, ifName = 'eth0'): Invocation {
+  return { containerId: a.id, netns: a.netns, ifName, paths: cniPath(env), pathEnv: env.PATH };
+}
+
+/** Put container `id` on the bridge, publishing `ports` (already assigned host ports). */
+export async function connect(o: { id: string; store: string; ports: PortMapping[]; env: NodeJS.ProcessEnv }): Promise<NetworkInfo> {
+  await disconnect(o.id, o.env); // a leftover from a crash, if any
+  const a: NetworkAttachment = { id: o.id, store: o.store, netns: netnsPath(o.id), conflist: await defaultNetwork(), ports: o.ports };
+  await fs.mkdir(path.dirname(attachmentFile(o.id)), { recursive: true, mode: 0o700 });
+  await writeFileAtomic(attachmentFile(o.id), JSON.stringify(a));
+  try {
+    const made = await ip(['netns', 'add', netnsName(o.id)], o.env);
+    if (made.code !== 0) throw new TsrunError('ERR_CNI', `making network namespace ${netnsName(o.id)}: ${made.stderr.trim()}`);
+    await addList(LOOPBACK, invocation(a, o.env, 'lo'));
+    a.result = await addList(a.conflist, invocation(a, o.env), { portMappings: cniPorts(a.ports) });
+    await writeFileAtomic(attachmentFile(o.id), JSON.stringify(a));
+    return infoOf(a);
+  } catch (err) {
+    await disconnect(o.id, o.env).catch(() => {});
+    throw err;
+  }
+}
+
+/** Undo `connect`: plugins' DEL (rules, veth, lease), then the namespace, then the record. */
+export async function disconnect(id: string, env: NodeJS.ProcessEnv): Promise<void> {
+  let a: NetworkAttachment;
+  try {
+    a = JSON.parse(await fs.readFile(attachmentFile(id), 'utf8')) as NetworkAttachment;
+  } catch {
+    return;
+  }
+  await delList(a.conflist, invocation(a, env), a.result, { portMappings: cniPorts(a.ports) });
+  const del = await ip(['netns', 'delete', netnsName(id)], env);
+  if (del.code !== 0 && !/No such file/i.test(del.stderr)) {
+    throw new TsrunError('ERR_CNI', `removing network namespace ${netnsName(id)}: ${del.stderr.trim()}`);
+  }
+  await fs.rm(attachmentFile(id), { force: true });
+}
+
+export function infoOf(a: NetworkAttachment): NetworkInfo {
+  const first = a.result?.ips?.[0];
+  const [addr = '', bits = '0'] = (first?.address ?? '').split('/');
+  const iface = first?.interface !== undefined ? a.result?.interfaces?.[first.interface] : undefined;
+  return { ip: addr, prefixLen: Number(bits), gateway: first?.gateway ?? '', mac: iface?.mac ?? '', bridge: BRIDGE, ports: a.ports };
+}
+
+/** Every attachment on this host (all stores). */
+export async function attachments(): Promise<NetworkAttachment[]> {
+  const dir = path.dirname(attachmentFile('x'));
+  const names = await fs.readdir(dir).catch(() => [] as string[]);
+  const out: NetworkAttachment[] = [];
+  for (const n of names) {
+    if (!n.endsWith('.json')) continue;
+    try {
+      out.push(JSON.parse(await fs.readFile(path.join(dir, n), 'utf8')) as NetworkAttachment);
+    } catch { /* being written */ }
+  }
+  return out;
+}
+
+/**
+ * Tear down the attachments whose container is gone (`alive` says which are not): what a killed
+ * monitor or a crash left. Returns the ids it removed.
+ */
+export async function sweep(alive: (a: NetworkAttachment) => Promise<boolean>, env: NodeJS.ProcessEnv): Promise<string[]> {
+  const removed: string[] = [];
+  for (const a of await attachments()) {
+    if (await alive(a)) continue;
+    await disconnect(a.id, env);
+    removed.push(a.id);
+  }
+  return removed;
+}
