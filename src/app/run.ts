@@ -247,7 +247,11 @@ export async function createContainer(ctx: AppContext, o: RunOptions, err: NodeJ
       withResources(resources),
       (s) => {
         s.linux.cgroupsPath = `/tsrun/${id}`;
-        if (network === 'host') s.linux.namespaces = s.linux.namespaces.filter((n) => n.type !== 'network' && n.type !== 'uts');
+        if (network === 'host') {
+          // Docker shares the host's UTS namespace too: the runtime may not set a hostname then.
+          s.linux.namespaces = s.linux.namespaces.filter((n) => n.type !== 'network' && n.type !== 'uts');
+          delete s.hostname;
+        }
         // The bridge's namespace is made (by network/bridge.ts) at each start, at a fixed path.
         if (network === 'bridge') s.linux.namespaces = s.linux.namespaces.map((n) => (n.type === 'network' ? { ...n, path: netnsPath(id) } : n));
       },

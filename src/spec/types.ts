@@ -97,7 +97,7 @@ export interface Spec {
   ociVersion: string;
   process: Process;
   root: Root;
-  hostname: string;
+  hostname?: string;
   mounts: Mount[];
   linux: Linux;
 }

@@ -6,11 +6,11 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execa } from 'execa';
-import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, promises as fs, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, promises as fs, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { BIN, spawnTsrun, tsrun } from './cli.js';
+import { eventually, leftovers as leftoversIn, runDir } from './containers.js';
 import { busyboxLayer } from './fixtures.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { pushImage } from '../helpers/push.js';
@@ -43,39 +43,7 @@ Run.after(async () => {
 });
 
 const run = (args: string[], input?: string) => tsrun(['run', ...args], { root, input });
-
-function runDir(r: string): string {
-  return path.join('/run/tsrun', createHash('sha256').update(path.resolve(r)).digest('hex').slice(0, 12));
-}
-
-/** Everything a container can leave behind; [] means clean. */
-async function leftovers(r = root): Promise<string[]> {
-  const out: string[] = [];
-  const cdir = path.join(r, 'containers');
-  for (const n of existsSync(cdir) ? readdirSync(cdir) : []) if (n !== 'names') out.push(`record ${n}`);
-  for (const n of existsSync(path.join(cdir, 'names')) ? readdirSync(path.join(cdir, 'names')) : []) out.push(`name ${n}`);
-  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
-    if (line.split(' ')[4]?.startsWith(r)) out.push(`mount ${line.split(' ')[4]}`);
-  }
-  const rd = runDir(r);
-  for (const n of existsSync(rd) ? readdirSync(rd) : []) {
-    if (n !== 'runc' && !n.startsWith('runtime-')) out.push(`state ${n}`);
-  }
-  if (existsSync(path.join(rd, 'runc'))) {
-    const l = await execa('runc', ['--root', path.join(rd, 'runc'), 'list', '-q'], { reject: false });
-    for (const id of String(l.stdout).split('\n').filter(Boolean)) out.push(`runc ${id}`);
-  }
-  return out;
-}
-
-async function eventually(what: string, fn: () => Promise<boolean>, ms = 15_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await fn()) return;
-    await sleep(100);
-  }
-  assert.unreachable(`timed out waiting for: ${what}`);
-}
+const leftovers = (r = root) => leftoversIn(r);
 
 Run('run --rm: output, exit code and nothing left behind', async () => {
   const r = await run(['--rm', IMAGE, 'sh', '-c', 'echo out; echo err >&2; exit 7']);

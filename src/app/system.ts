@@ -1,0 +1,36 @@
+/**
+ * `tsrun system prune`: remove stopped containers and repair what a crash left behind.
+ *
+ * After a killed monitor, a CLI killed mid-start or a power cut, a container can be left with a
+ * mount, a runtime record, an orphaned process or a network attachment (namespace, veth, lease,
+ * port rules). Cleaning every stopped container (containers.ts `cleanupContainer`) undoes the
+ * first three; `sweep` then tears down every network attachment on the host whose container, in
+ * whichever store owns it, is no longer running.
+ */
+import path from 'node:path';
+import { storePaths } from '../runtime/paths.js';
+import { Containers } from '../runtime/records.js';
+import { sweep, type NetworkAttachment } from '../network/bridge.js';
+import { pruneContainers, type Env } from './containers.js';
+
+export interface PruneReport {
+  containers: string[];
+  /** Attachments torn down because their container was gone. */
+  networks: string[];
+}
+
+async function attachmentAlive(env: Env, a: NetworkAttachment): Promise<boolean> {
+  const containers = a.store === env.store.root
+    ? env.containers
+    : new Containers(storePaths(a.store, env.ctx.uid, env.ctx.env), path.join(a.store, 'locks'));
+  const record = await containers.read(a.id).catch(() => undefined);
+  if (!record) return false;
+  const o = containers.observe(record).observed;
+  return o.status === 'running' || (o.status === 'created' && o.monitorPid > 0);
+}
+
+export async function systemPrune(env: Env): Promise<PruneReport> {
+  const containers = await pruneContainers(env);
+  const networks = env.ctx.uid === 0 ? await sweep((a) => attachmentAlive(env, a), env.ctx.env) : [];
+  return { containers, networks };
+}

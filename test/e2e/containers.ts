@@ -1,0 +1,68 @@
+/**
+ * What the container end-to-end suites share: where a store's volatile state lives, and the
+ * list of everything a container can leave behind (records, names, mounts, monitor and runtime
+ * state, and on the host network: attachments, namespaces, veths, leases, iptables rules).
+ */
+import * as assert from 'uvu/assert';
+import { execa } from 'execa';
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { sleep } from '../../src/util/concurrency.js';
+
+export function runDir(r: string): string {
+  return path.join('/run/tsrun', createHash('sha256').update(path.resolve(r)).digest('hex').slice(0, 12));
+}
+
+/** Everything a container of store `r` can leave behind; [] means clean. */
+export async function leftovers(r: string): Promise<string[]> {
+  const out: string[] = [];
+  const cdir = path.join(r, 'containers');
+  for (const n of existsSync(cdir) ? readdirSync(cdir) : []) if (n !== 'names') out.push(`record ${n}`);
+  for (const n of existsSync(path.join(cdir, 'names')) ? readdirSync(path.join(cdir, 'names')) : []) out.push(`name ${n}`);
+  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    if (line.split(' ')[4]?.startsWith(r)) out.push(`mount ${line.split(' ')[4]}`);
+  }
+  const rd = runDir(r);
+  for (const n of existsSync(rd) ? readdirSync(rd) : []) {
+    if (n !== 'runc' && !n.startsWith('runtime-')) out.push(`state ${n}`);
+  }
+  if (existsSync(path.join(rd, 'runc'))) {
+    const l = await execa('runc', ['--root', path.join(rd, 'runc'), 'list', '-q'], { reject: false });
+    for (const id of String(l.stdout).split('\n').filter(Boolean)) out.push(`runc ${id}`);
+  }
+  return [...out, ...(await networkLeftovers())];
+}
+
+/**
+ * What the bridge network can leave on the host. Host-wide on purpose: the suites run alone on
+ * the machine, and a leak from any store is a leak.
+ */
+export async function networkLeftovers(): Promise<string[]> {
+  const out: string[] = [];
+  const att = '/run/tsrun/net/containers';
+  for (const n of existsSync(att) ? readdirSync(att) : []) out.push(`attachment ${n}`);
+  const ipam = '/run/tsrun/net/ipam/tsrun';
+  for (const n of existsSync(ipam) ? readdirSync(ipam) : []) {
+    if (n !== 'lock' && !n.startsWith('last_reserved_ip')) out.push(`lease ${n}`);
+  }
+  for (const n of existsSync('/run/netns') ? readdirSync('/run/netns') : []) if (n.startsWith('tsrun-')) out.push(`netns ${n}`);
+  const links = await execa('ip', ['-o', 'link', 'show', 'master', 'tsrun0'], { reject: false });
+  for (const l of String(links.stdout).split('\n').filter(Boolean)) out.push(`veth ${l.split(':')[1]?.trim()}`);
+  for (const table of ['nat', 'filter']) {
+    const rules = await execa('iptables-save', ['-t', table], { reject: false });
+    for (const l of String(rules.stdout).split('\n')) {
+      if (/name: \\?"tsrun\\?" id:/.test(l) || /CNI-FORWARD .*-[ds] \d/.test(l) || /CNI-DN-/.test(l)) out.push(`iptables ${table}: ${l}`);
+    }
+  }
+  return out;
+}
+
+export async function eventually(what: string, fn: () => Promise<boolean>, ms = 15_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await fn()) return;
+    await sleep(100);
+  }
+  assert.unreachable(`timed out waiting for: ${what}`);
+}
