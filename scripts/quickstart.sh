@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 echo "==> installing Debian packages"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -q >/dev/null
-apt-get install -y -q --no-install-recommends docker-registry zstd runc busybox-static openssl ca-certificates make g++ python3 >/dev/null
+apt-get install -y -q --no-install-recommends docker-registry zstd runc busybox-static openssl ca-certificates make g++ python3 containernetworking-plugins iptables iproute2 curl >/dev/null
 echo "==> npm ci && npm run build && npm link"
 npm ci --no-audit --no-fund --loglevel=error
 npm run build --silent
@@ -33,3 +33,8 @@ tsrun run -d --name quickstart-demo busybox sh -c 'echo started; sleep 300'
 tsrun ps
 tsrun logs quickstart-demo
 tsrun rm -f quickstart-demo
+# A web server on the bridge network, published on the host's port 8080 (busybox httpd serving /etc).
+tsrun run -d --rm --name quickstart-web -p 8080:80 busybox httpd -f -p 80 -h /etc
+tsrun port quickstart-web
+for i in 1 2 3 4 5 6 7 8 9 10; do curl -sf http://127.0.0.1:8080/hostname && break; sleep 0.2; done
+tsrun stop quickstart-web

@@ -18,7 +18,8 @@ export function hostsFile(hostname: string, ip?: string): string {
  */
 export function resolvConf(hostText: string, keepLoopback: boolean): string {
   if (keepLoopback) return hostText;
-  const lines = hostText.split('\n').filter((l) => !/^\s*nameserver\s+(127\.|::1\b)/.test(l));
+  const body = hostText.replace(/\n+$/, '');
+  const lines = (body ? body.split('\n') : []).filter((l) => !/^\s*nameserver\s+(127\.|::1\b)/.test(l));
   if (!lines.some((l) => /^\s*nameserver\s/.test(l))) lines.push('nameserver 8.8.8.8', 'nameserver 8.8.4.4');
   return lines.join('\n').replace(/\n*$/, '\n');
 }
