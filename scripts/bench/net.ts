@@ -14,7 +14,7 @@
  * here: netavark). Podman's flags are the ones the run benchmark explains (no systemd, hybrid
  * cgroups, rlimits). The image is the test fixture pushed to a loopback docker-registry.
  *
- *   npm run bench:net                          # 512 MiB, 5 rounds; 10 rounds for run timing
+ *   npm run bench:net                          # 1 GiB, 21 download rounds, 15 run rounds
  *   npm run bench:net -- --size 1024 --rounds 8 --run-rounds 20 --json out.json
  */
 import { spawn, spawnSync } from 'node:child_process';
@@ -96,9 +96,9 @@ async function waitServing(url: string): Promise<void> {
 }
 
 async function main(): Promise<number> {
-  const sizeMiB = Number(option('--size', '512'));
-  const rounds = Number(option('--rounds', '5'));
-  const runRounds = Number(option('--run-rounds', '10'));
+  const sizeMiB = Number(option('--size', '1024'));
+  const rounds = Number(option('--rounds', '21'));
+  const runRounds = Number(option('--run-rounds', '15'));
   const bytes = sizeMiB * 1024 * 1024;
   const work = mkdtempSync(path.join(os.tmpdir(), 'tsrun-bench-net-'));
   const root = path.join(work, 'tsrun');

@@ -12,7 +12,7 @@
  *   floor   runc run -b BUNDLE (a bundle prepared once: what the OCI runtime alone costs)
  *   node    node -e 0 (what starting Node alone costs: the floor of any Node CLI)
  *
- * Both tools use runc and no network (tsrun has no bridge networking yet). Podman needs the
+ * Both tools use runc and no network (what networking adds is scripts/bench/net.ts's business). Podman needs the
  * flags above on this kind of machine: no systemd (cgroupfs, file events), crun refuses the
  * hybrid cgroup layout, and podman's default rlimits (nofile 1048576, nproc = the hard limit)
  * fail to apply here ("error setting rlimit type 6/7: operation not permitted").
