@@ -17,66 +17,22 @@
  *   npm run bench:net                          # 1 GiB, 21 download rounds, 15 run rounds
  *   npm run bench:net -- --size 1024 --rounds 8 --run-rounds 20 --json out.json
  */
-import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { busyboxLayer } from '../../test/e2e/fixtures.js';
 import { pushImage } from '../../test/helpers/push.js';
 import { startRegistry } from '../../test/helpers/registry.js';
+import { freePort, hostAddress } from '../../test/helpers/net.js';
+import { median, option, sh, timed, TSRUN } from './common.js';
 
-const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
-const TSRUN = path.join(REPO, 'bin', 'tsrun.js');
 const TARGET_RATIO = 0.9;
 
 const log = (m: string) => process.stderr.write(`bench:net: ${m}\n`);
 
-function option(name: string, fallback: string): string {
-  const i = process.argv.indexOf(name);
-  return i >= 0 && process.argv[i + 1] ? (process.argv[i + 1] as string) : fallback;
-}
-
-function sh(cmd: string, args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(cmd, args, { encoding: 'utf8' });
-  return { status: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
-}
-
 function must(what: string, r: { status: number | null; stdout: string; stderr: string }): string {
   if (r.status !== 0) throw new Error(`${what} failed: ${r.stderr.trim()}`);
   return r.stdout.trim();
-}
-
-function timed(cmd: string, args: string[]): Promise<{ ms: number; code: number | null; stderr: string }> {
-  return new Promise((resolve) => {
-    const t = process.hrtime.bigint();
-    const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
-    child.on('close', (code) => resolve({ ms: Number(process.hrtime.bigint() - t) / 1e6, code, stderr }));
-  });
-}
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length === 0 ? NaN : s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
-};
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '0.0.0.0', r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
-function hostAddress(): string {
-  for (const list of Object.values(os.networkInterfaces())) {
-    for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal && !/^10\.(66|88)\./.test(a.address)) return a.address;
-  }
-  throw new Error('no non-loopback IPv4 address');
 }
 
 /** Download url to /dev/null with curl; MB/s (10^6 bytes), checking the size. */

@@ -28,47 +28,18 @@
  *   npm run bench:run                           # 20 rounds, Markdown on stdout
  *   npm run bench:run -- --rounds 40 --json out.json --monitors 5
  */
-import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { busyboxLayer } from '../../test/e2e/fixtures.js';
 import { pushImage } from '../../test/helpers/push.js';
 import { startRegistry } from '../../test/helpers/registry.js';
+import { median, option, sh, timed, TSRUN } from './common.js';
 
-const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
-const TSRUN = path.join(REPO, 'bin', 'tsrun.js');
 const TARGET_RATIO = 0.6;
 type Tool = 'tsrun' | 'podman' | 'floor' | 'node';
 
 const log = (m: string) => process.stderr.write(`bench:run: ${m}\n`);
-
-function option(name: string, fallback: string): string {
-  const i = process.argv.indexOf(name);
-  return i >= 0 && process.argv[i + 1] ? (process.argv[i + 1] as string) : fallback;
-}
-
-function sh(cmd: string, args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(cmd, args, { encoding: 'utf8' });
-  return { status: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
-}
-
-function timed(cmd: string, args: string[]): Promise<{ ms: number; code: number | null; stderr: string }> {
-  return new Promise((resolve) => {
-    const t = process.hrtime.bigint();
-    const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
-    child.on('close', (code) => resolve({ ms: Number(process.hrtime.bigint() - t) / 1e6, code, stderr }));
-  });
-}
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
-};
 
 function memoryOf(pid: number): { rss: number; pss: number } {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');

@@ -20,6 +20,7 @@ import { busyboxLayer } from './fixtures.js';
 import { layerBlob, makeTar } from '../helpers/tar-writer.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { pushImage } from '../helpers/push.js';
+import { freePort, hostAddress } from '../helpers/net.js';
 
 let reg: TestRegistry;
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'tsrun-e2e-net-'));
@@ -51,15 +52,6 @@ N.after(async () => {
 
 const cli = (args: string[]) => tsrun(args, { root });
 
-/** A free host port (bound then closed). */
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '0.0.0.0', r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
 /** GET http://host:port/ (retried while the server in the container starts). */
 async function get(host: string, port: number): Promise<string> {
   let last: unknown;
@@ -80,14 +72,6 @@ async function get(host: string, port: number): Promise<string> {
     }
   }
   throw last;
-}
-
-/** The host's first non-loopback IPv4 address (traffic to it stays on this machine). */
-function hostAddress(): string {
-  for (const list of Object.values(os.networkInterfaces())) {
-    for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal && !a.address.startsWith('10.66.')) return a.address;
-  }
-  throw new Error('no non-loopback IPv4 address on this host');
 }
 
 N('-p HOST:80 answers on 127.0.0.1 and on the host\'s address; port, ps and inspect show it; rm -f leaves nothing', async () => {

@@ -1,0 +1,23 @@
+/**
+ * Host-side network helpers for tests and benchmarks: a free port, and the host's own address
+ * (traffic to it stays on this machine, but goes through the non-loopback path).
+ */
+import net from 'node:net';
+import os from 'node:os';
+
+/** A TCP port free on every address right now (bound, then closed). */
+export async function freePort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, '0.0.0.0', r));
+  const port = (s.address() as net.AddressInfo).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+/** The first non-loopback IPv4 address that is not on a container bridge (tsrun 10.66/16, podman 10.88/16). */
+export function hostAddress(): string {
+  for (const list of Object.values(os.networkInterfaces())) {
+    for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal && !/^10\.(66|88)\./.test(a.address)) return a.address;
+  }
+  throw new Error('no non-loopback IPv4 address on this host');
+}
