@@ -19,11 +19,16 @@ export type PullEvent =
   | { type: 'layer-retry'; digest: string; attempt: number; reason: string }
   | { type: 'image-stored'; id: string; name?: string; digest: string; fresh: boolean };
 
+export type PushEvent =
+  | { type: 'push-start'; repository: string; tag: string }
+  | { type: 'push-blob'; digest: string; outcome: 'exists' | 'mounted' | 'pushed'; from?: string }
+  | { type: 'push-manifest'; tag: string; digest: string; size: number };
+
 export type WarningEvent = { type: 'warning'; message: string };
 
 export type DebugEvent = { type: 'debug'; scope: string; message: string; data?: unknown };
 
-export type TsrunEvent = PullEvent | WarningEvent | DebugEvent;
+export type TsrunEvent = PullEvent | PushEvent | WarningEvent | DebugEvent;
 
 export interface Reporter {
   emit(event: TsrunEvent): void;

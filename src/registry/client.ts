@@ -1,6 +1,7 @@
 /**
- * A read-only client for one repository on one Endpoint (distribution spec v2, OCI
- * distribution-spec v1.1 "Pull": GET /v2/, /v2/<name>/manifests/<ref>, /v2/<name>/blobs/<digest>).
+ * A client for one repository on one Endpoint (distribution spec v2, OCI distribution-spec v1.1
+ * "Pull": GET /v2/, /v2/<name>/manifests/<ref>, /v2/<name>/blobs/<digest>), plus `call`, the
+ * authenticated request that push.ts builds the "Push" operations on.
  *
  * Auth is lazy: requests go out anonymously until a 401 names a challenge; then we get a token
  * (Bearer) or use the credentials (Basic), retry once, and from then on attach it up front.
@@ -35,6 +36,8 @@ export interface RegistryClientOptions {
   reporter?: Reporter;
   /** Scope actions asked for (default ['pull']). */
   actions?: string[];
+  /** More token scopes (a cross-repository mount needs pull on the source repository). */
+  extraScopes?: string[];
   http?: HttpOptions;
   tokenCache?: TokenCache;
 }
@@ -54,6 +57,7 @@ export class RegistryClient {
   private readonly credentialsFn: (() => Promise<Credentials | undefined>) | undefined;
   private readonly reporter: Reporter;
   private readonly actions: string[];
+  private readonly extraScopes: string[];
   private readonly httpOpts: HttpOptions;
   private readonly cache: TokenCache;
   private challenge: Challenge | undefined;
@@ -65,6 +69,7 @@ export class RegistryClient {
     this.credentialsFn = opts.credentials;
     this.reporter = opts.reporter ?? silentReporter;
     this.actions = opts.actions ?? ['pull'];
+    this.extraScopes = opts.extraScopes ?? [];
     this.httpOpts = { ...opts.http, reporter: opts.http?.reporter ?? this.reporter };
     this.cache = opts.tokenCache ?? defaultTokenCache;
   }
@@ -254,7 +259,7 @@ export class RegistryClient {
     if (ch.scheme === 'bearer') {
       const realm = ch.params['realm'];
       if (!realm) throw new TsrunError('ERR_REGISTRY_AUTH', `authenticating to ${this.host}: the Bearer challenge has no realm`);
-      const scopes = [repositoryScope(this.repo, this.actions)];
+      const scopes = [repositoryScope(this.repo, this.actions), ...this.extraScopes];
       const token = await getToken({
         realm, service: ch.params['service'], scopes, credentials: creds, insecure: this.endpoint.insecure, registryHost: this.host,
       }, { cache: this.cache, http: this.httpOpts, reporter: this.reporter });
@@ -267,27 +272,54 @@ export class RegistryClient {
     return send({ ...req, headers: { ...req.headers, ...extra }, insecure: this.endpoint.insecure }, this.httpOpts);
   }
 
-  /** GET with auth: on the first 401, learn the challenge, authenticate and retry once. Non-2xx → TsrunError. */
-  private async request(path: string, headers: Record<string, string>, action: string, signal?: AbortSignal): Promise<Response> {
+  /** The base URL of this endpoint's v2 API for this repository: …/v2/<name>. */
+  repositoryUrl(): string {
+    return `${baseUrl(this.host, this.endpoint.insecure)}/v2/${this.repo}`;
+  }
+
+  /**
+   * An authenticated request of any method to a path under /v2/ or to a URL the registry gave
+   * (an upload's Location; relative ones resolve against the endpoint). Authorization goes only
+   * to the endpoint's own host. Statuses in `ok` return the response; others become TsrunError.
+   * `noRetry` for requests whose body must not be sent twice (upload chunks).
+   */
+  async call(method: NonNullable<SendRequest['method']>, pathOrUrl: string, o: {
+    headers?: Record<string, string>; body?: Buffer | string; ok: number[]; action: string; noRetry?: boolean;
+  }): Promise<Response> {
+    return this.request(pathOrUrl, o.headers ?? {}, o.action, undefined, { method, body: o.body, ok: o.ok, noRetry: o.noRetry });
+  }
+
+  /** With auth: on the first 401, learn the challenge, authenticate and retry once. Unexpected status → TsrunError. */
+  private async request(path: string, headers: Record<string, string>, action: string, signal?: AbortSignal,
+    more: { method?: SendRequest['method']; body?: Buffer | string; ok?: number[]; noRetry?: boolean } = {}): Promise<Response> {
+    const base = baseUrl(this.host, this.endpoint.insecure);
+    const url = new URL(path, `${base}/`).toString();
+    const sameHost = new URL(url).host === new URL(base).host;
+    // The challenge this attempt was authorised for (undefined: sent anonymously). Read per
+    // attempt, not after the answer: concurrent requests learn the challenge for each other.
+    let sentFor: Challenge | undefined;
     const go = async (): Promise<Response> => {
-      const auth = await this.authorization();
+      sentFor = this.challenge;
+      const auth = sameHost ? await this.authorization() : undefined;
       const h = auth ? { ...headers, Authorization: auth } : headers;
-      const req: SendRequest = { url: `${baseUrl(this.host, this.endpoint.insecure)}${path}`, headers: h, insecure: this.endpoint.insecure };
+      const req: SendRequest = { url, headers: h, insecure: this.endpoint.insecure };
+      if (more.method) req.method = more.method;
+      if (more.body !== undefined) req.body = more.body;
+      if (more.noRetry) req.noRetry = true;
       if (signal) req.signal = signal;
       return send(req, this.httpOpts);
     };
     let res = await go();
     if (res.status === 401) {
-      const before = this.challenge;
+      const before = sentFor;
       const ch = this.learnChallenge(res);
       // Retry once if we learned something we did not send: a first challenge, or a new one.
-      const sentAuth = before !== undefined;
-      if (ch && (!sentAuth || JSON.stringify(before) !== JSON.stringify(ch))) {
+      if (ch && (before === undefined || JSON.stringify(before) !== JSON.stringify(ch))) {
         await readLimited(res, 64 * 1024).catch(() => undefined);
         res = await go();
       }
     }
-    if (!res.ok) {
+    if (more.ok ? !more.ok.includes(res.status) : !res.ok) {
       const err = await registryError(res, { action, host: this.host });
       if (err.code === 'ERR_REGISTRY_AUTH' && !this.credentials) {
         throw new TsrunError(err.code, err.message, { hint: `the image may be private: ${loginHint(this.host)}`, detail: err.detail });

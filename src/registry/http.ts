@@ -51,7 +51,7 @@ export interface HttpOptions {
 }
 
 export interface SendRequest {
-  method?: 'GET' | 'HEAD' | 'POST' | 'PUT';
+  method?: 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH';
   url: string;
   headers?: Record<string, string>;
   body?: string | Buffer | URLSearchParams;

@@ -21,6 +21,14 @@ export function registerImageCommands(program: Command, io: CliIo): void {
     .action(async (image: string, opts: { quiet?: boolean; platform?: string }) => pullAction(io, image, opts));
   pullCmd(program.command('pull'));
 
+  const pushCmd = (cmd: Command) => cmd
+    .description('Upload an image to a registry')
+    .argument('<name[:tag]>', 'a local tag, e.g. localhost:5000/app:1 (tag it first with `tsrun tag`)')
+    .option('-a, --all-tags', 'push every local tag of the repository')
+    .option('-q, --quiet', 'print only the pushed references')
+    .action(async (name: string, opts: { allTags?: boolean; quiet?: boolean }) => pushAction(io, name, opts));
+  pushCmd(program.command('push'));
+
   const imagesCmd = (cmd: Command) => cmd
     .description('List images')
     .option('-q, --quiet', 'only show image ids')
@@ -56,10 +64,38 @@ export function registerImageCommands(program: Command, io: CliIo): void {
 
   const image = program.command('image').description('Manage images');
   pullCmd(image.command('pull'));
+  pushCmd(image.command('push'));
   imagesCmd(image.command('ls').alias('list'));
   inspectCmd(image.command('inspect'), true);
   tagCmd(image.command('tag'));
   rmiCmd(image.command('rm').alias('remove'));
+}
+
+/** Docker's push output: one line per blob, then "TAG: digest: D size: N". */
+async function pushAction(io: CliIo, name: string, opts: { allTags?: boolean; quiet?: boolean }): Promise<void> {
+  const { fanout } = await import('../../events.js');
+  const progress = await import('../progress.js');
+  const listeners: Reporter[] = [];
+  if (io.globals().debug) listeners.push(progress.debugReporter(io.err));
+  if (!opts.quiet) {
+    listeners.push({
+      emit(e) {
+        if (e.type === 'push-start') io.out.write(`The push refers to repository [${e.repository}]\n`);
+        else if (e.type === 'push-blob') {
+          const what = e.outcome === 'exists' ? 'Layer already exists' : e.outcome === 'mounted' ? `Mounted from ${e.from}` : 'Pushed';
+          io.out.write(`${e.digest.slice(7, 19)}: ${what}\n`);
+        } else if (e.type === 'push-manifest') io.out.write(`${e.tag}: digest: ${e.digest} size: ${e.size}\n`);
+        else if (e.type === 'warning') io.err.write(`WARNING: ${e.message}\n`);
+      },
+    });
+  }
+  const ctx = await context(io, fanout(...listeners));
+  const { push } = await import('../../app/push.js');
+  const pushed = await push(ctx, { reference: name, allTags: opts.allTags });
+  if (opts.quiet) {
+    const { familiarName, parseNormalizedNamed } = await import('../../reference/reference.js');
+    for (const p of pushed) io.out.write(`${familiarName({ ...parseNormalizedNamed(name), tag: p.tag })}\n`);
+  }
 }
 
 async function pullAction(io: CliIo, image: string, opts: { quiet?: boolean; platform?: string }): Promise<void> {
