@@ -24,14 +24,23 @@ const HOME = path.join(tmp, 'home');
 const root = path.join(tmp, 'root');
 let hub: TestRegistry;
 let plain: TestRegistry;
-let proxy: { host: string; log: string[]; stop(): Promise<void> };
+let proxy: { host: string; log: string[]; failNextPatch(): void; stop(): Promise<void> };
 let manifestDigest = '';
 
 /** A loopback HTTP proxy in front of a registry that records "METHOD path [Content-Range]". */
 async function recordingProxy(target: TestRegistry): Promise<typeof proxy> {
   const log: string[] = [];
+  let failPatch = false;
   const server = http.createServer((req, res) => {
     const u = new URL(req.url ?? '/', 'http://x');
+    if (failPatch && req.method === 'PATCH') {
+      // A registry hiccup in the middle of a chunked upload: the client must start the blob over.
+      failPatch = false;
+      log.push(`PATCH ${u.pathname} -> 503`);
+      req.resume();
+      res.writeHead(503, { 'Content-Type': 'application/json' }).end('{"errors":[{"code":"UNAVAILABLE","message":"injected"}]}');
+      return;
+    }
     log.push(`${req.method} ${u.pathname}${u.searchParams.has('digest') ? '?digest' : ''}${u.searchParams.has('mount') ? '?mount' : ''}${req.headers['content-range'] ? ` ${req.headers['content-range']}` : ''}`);
     const up = http.request(`${target.url}${req.url}`, { method: req.method, headers: req.headers }, (r) => {
       res.writeHead(r.statusCode ?? 502, r.headers);
@@ -41,7 +50,11 @@ async function recordingProxy(target: TestRegistry): Promise<typeof proxy> {
     req.pipe(up);
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { host: `127.0.0.1:${(server.address() as AddressInfo).port}`, log, stop: () => new Promise((r) => server.close(() => r())) };
+  return {
+    host: `127.0.0.1:${(server.address() as AddressInfo).port}`, log,
+    failNextPatch: () => { failPatch = true; },
+    stop: () => new Promise((r) => server.close(() => r())),
+  };
 }
 
 const cli = (args: string[], o: { root?: string; input?: string; env?: Record<string, string> } = {}) =>
@@ -136,6 +149,24 @@ P('anonymous registry behind a recording proxy: small blobs in one PUT, a large 
   assert.is((JSON.parse(String(sk.stdout)) as { Digest: string }).Digest, manifestDigest);
   const copy = await execa('skopeo', ['copy', '--src-tls-verify=false', `docker://${target}:1`, `oci:${path.join(tmp, 'oci')}:x`], { reject: false });
   assert.is(copy.exitCode, 0, String(copy.stderr));
+});
+
+P('a chunk the registry fails is not fatal: the blob starts over in a new upload session', async () => {
+  // An image none of whose blobs the anonymous registry has yet (so nothing can be mounted).
+  await pushImage(hub, 'public/fresh', '1', { layers: [bulkLayer(2, 1)], config: { config: { Cmd: ['sh'] } } });
+  assert.is((await cli(['pull', '-q', `${hub.host}/public/fresh:1`])).code, 0);
+  const target = `${proxy.host}/team/retry`;
+  assert.is((await cli(['tag', `${hub.host}/public/fresh:1`, `${target}:1`])).code, 0);
+  const before = proxy.log.length;
+  proxy.failNextPatch();
+  const r = await cli(['push', `${target}:1`], { env: { TSRUN_PUSH_CHUNK_SIZE: String(1024 * 1024) } });
+  assert.is(r.code, 0, r.stderr);
+  const log = proxy.log.slice(before);
+  assert.ok(log.some((l) => l.endsWith('-> 503')), log.join('\n'));
+  // One more upload session than blobs (a layer and the config): the failed one was replaced.
+  assert.is(log.filter((l) => l.startsWith('POST /v2/team/retry/blobs/uploads/')).length, 3, log.join('\n'));
+  const sk = await execa('skopeo', ['copy', '--src-tls-verify=false', `docker://${target}:1`, `oci:${path.join(tmp, 'oci2')}:x`], { reject: false });
+  assert.is(sk.exitCode, 0, String(sk.stderr));
 });
 
 P.run();
