@@ -18,7 +18,7 @@ import { TsrunError } from '../errors.js';
 import { Store } from '../store/store.js';
 import { planOverlay, mountAll, unmountAll, type Mount } from '../snapshot/overlay.js';
 import { storePaths } from '../runtime/paths.js';
-import { Containers, type Container, type ContainerRecord } from '../runtime/records.js';
+import { Containers, isActive, type Container, type ContainerRecord } from '../runtime/records.js';
 import { locateRuntime, OciRuntime } from '../runtime/oci-runtime.js';
 import { attach, spawnMonitor, type Attachment } from '../runtime/monitor.js';
 import { sleep } from '../util/concurrency.js';
@@ -148,7 +148,7 @@ export async function cleanupContainer(env: Env, id: string, o: { remove?: boole
     const record = await env.containers.read(id);
     if (!record) return;
     const c = env.containers.observe(record);
-    if (c.observed.status === 'running' || (c.observed.status === 'created' && c.observed.monitorPid > 0)) return;
+    if (isActive(c.observed)) return;
     if (c.observed.finishedAt) {
       record.state = { ...record.state, exitCode: c.observed.exitCode, finishedAt: c.observed.finishedAt };
     }
@@ -176,8 +176,7 @@ export async function waitExited(env: Env, id: string, timeoutMs = Infinity): Pr
   for (let delay = 10; ; delay = Math.min(delay * 2, 100)) {
     const record = await env.containers.read(id);
     if (!record) return true;
-    const s = env.containers.observe(record).observed.status;
-    if (s !== 'running' && !(s === 'created' && env.containers.observe(record).observed.monitorPid > 0)) return true;
+    if (!isActive(env.containers.observe(record).observed)) return true;
     if (Date.now() >= deadline) return false;
     await sleep(Math.min(delay, Math.max(1, deadline - Date.now())));
   }
@@ -231,7 +230,7 @@ export async function waitContainer(env: Env, query: string): Promise<number> {
 
 export async function removeContainer(env: Env, query: string, force = false): Promise<string> {
   const c = await env.containers.find(query);
-  if (running(c) || (c.observed.status === 'created' && c.observed.monitorPid > 0)) {
+  if (isActive(c.observed)) {
     if (!force) {
       throw new TsrunError('ERR_CONTAINER_STATE', `removing container ${query}: you cannot remove a running container ${c.record.id.slice(0, 12)}`, {
         hint: 'stop the container before removing it, or force-remove it with `tsrun rm -f`',
@@ -250,7 +249,7 @@ export async function removeContainer(env: Env, query: string, force = false): P
 export async function pruneContainers(env: Env): Promise<string[]> {
   const removed: string[] = [];
   for (const c of await env.containers.list()) {
-    if (c.observed.status !== 'exited' && !(c.observed.status === 'created' && c.observed.monitorPid === 0)) continue;
+    if (isActive(c.observed)) continue;
     await cleanupContainer(env, c.record.id, { remove: true });
     removed.push(c.record.id);
   }
@@ -283,17 +282,21 @@ export function commandText(r: ContainerRecord): string {
   return [r.path, ...r.args].join(' ');
 }
 
+/** What the bridge gave the container, while it runs (the record keeps the last start's). */
+function liveNetwork(c: Container): NetworkInfo | undefined {
+  return c.observed.status === 'running' ? c.record.state.network : undefined;
+}
+
 /** `ps`'s PORTS: published ports while running, and the exposed ones. */
 export function portsColumn(c: Container): string {
   if (c.observed.status !== 'running') return '';
-  return formatPortsColumn(c.record.state.network?.ports ?? [], c.record.config.exposedPorts);
+  return formatPortsColumn(liveNetwork(c)?.ports ?? [], c.record.config.exposedPorts);
 }
 
 /** `tsrun port NAME [PORT[/PROTO]]`. */
 export async function containerPorts(env: Env, query: string, port?: string): Promise<string[]> {
   const c = await env.containers.find(query);
-  const published = c.observed.status === 'running' ? (c.record.state.network?.ports ?? []) : [];
-  const lines = portLines(published, port);
+  const lines = portLines(liveNetwork(c)?.ports ?? [], port);
   if (!lines) {
     throw new TsrunError('ERR_USAGE', `no public port '${port?.includes('/') ? port : `${port}/tcp`}' published for ${query}`, {
       hint: `see \`tsrun port ${query}\` for what is published`,
@@ -342,7 +345,7 @@ export function inspectView(env: Env, c: Container): Record<string, unknown> {
       Memory: r.host.memory ?? 0,
       NanoCpus: r.host.cpus ? Math.round(r.host.cpus * 1e9) : 0,
       PidsLimit: r.host.pidsLimit ?? null,
-      PortBindings: portMap(r.host.ports ?? [], true),
+      PortBindings: portMap(r.host.ports ?? [], ''),
       PublishAllPorts: false,
     },
     GraphDriver: {
@@ -373,20 +376,23 @@ export function inspectView(env: Env, c: Container): Record<string, unknown> {
   };
 }
 
-function portMap(ports: PortMapping[], asked: boolean): Record<string, { HostIp: string; HostPort: string }[]> {
+/**
+ * Docker's port map: HostConfig.PortBindings as asked ("" for any address or any port), or
+ * NetworkSettings.Ports as bound (`defaultIP` 0.0.0.0).
+ */
+function portMap(ports: PortMapping[], defaultIP: string): Record<string, { HostIp: string; HostPort: string }[]> {
   const m: Record<string, { HostIp: string; HostPort: string }[]> = {};
   for (const p of ports) {
-    const k = `${p.containerPort}/${p.protocol}`;
-    const hostPort = p.hostRange ? `${p.hostRange[0]}-${p.hostRange[1]}` : (p.hostPort || asked ? String(p.hostPort || '') : '');
-    (m[k] ??= []).push({ HostIp: p.hostIP || (asked ? '' : '0.0.0.0'), HostPort: hostPort });
+    const hostPort = p.hostRange ? `${p.hostRange[0]}-${p.hostRange[1]}` : p.hostPort ? String(p.hostPort) : '';
+    (m[`${p.containerPort}/${p.protocol}`] ??= []).push({ HostIp: p.hostIP || defaultIP, HostPort: hostPort });
   }
   return m;
 }
 
 /** Docker's NetworkSettings: filled while the container runs on the bridge. */
 function networkSettings(c: Container): Record<string, unknown> {
-  const n = c.observed.status === 'running' ? c.record.state.network : undefined;
-  const ports: Record<string, unknown> = portMap(n?.ports ?? [], false);
+  const n = liveNetwork(c);
+  const ports: Record<string, unknown> = portMap(n?.ports ?? [], '0.0.0.0');
   for (const e of c.record.config.exposedPorts) ports[e.includes('/') ? e : `${e}/tcp`] ??= null;
   const endpoint = {
     IPAddress: n?.ip ?? '', IPPrefixLen: n?.prefixLen ?? 0, Gateway: n?.gateway ?? '', MacAddress: n?.mac ?? '',

@@ -9,7 +9,7 @@
  */
 import path from 'node:path';
 import { storePaths } from '../runtime/paths.js';
-import { Containers } from '../runtime/records.js';
+import { Containers, isActive } from '../runtime/records.js';
 import { sweep, type NetworkAttachment } from '../network/bridge.js';
 import { pruneContainers, type Env } from './containers.js';
 
@@ -25,8 +25,7 @@ async function attachmentAlive(env: Env, a: NetworkAttachment): Promise<boolean>
     : new Containers(storePaths(a.store, env.ctx.uid, env.ctx.env), path.join(a.store, 'locks'));
   const record = await containers.read(a.id).catch(() => undefined);
   if (!record) return false;
-  const o = containers.observe(record).observed;
-  return o.status === 'running' || (o.status === 'created' && o.monitorPid > 0);
+  return isActive(containers.observe(record).observed);
 }
 
 export async function systemPrune(env: Env): Promise<PruneReport> {

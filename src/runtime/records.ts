@@ -207,6 +207,14 @@ function monitorAlive(pid: number, id: string): boolean {
   return cmdline !== undefined && cmdline.includes('tsrun-monitor') && cmdline.includes(id);
 }
 
+/**
+ * Owned by a live monitor: running, or created and waiting for `runtime start`. Such a container
+ * may not be cleaned up or removed without being killed first; anything else is stopped.
+ */
+export function isActive(o: Observed): boolean {
+  return o.status === 'running' || (o.status === 'created' && o.monitorPid > 0);
+}
+
 export function observe(record: ContainerRecord, p: ContainerPaths): Observed {
   const base = { startedAt: record.state.startedAt, finishedAt: record.state.finishedAt };
   const exitText = readText(p.exitFile);
