@@ -6,7 +6,8 @@
 #      here from Debian's busybox-static package; a registries.conf drop-in makes it a mirror of
 #      docker.io, exactly as a pull-through mirror would be configured;
 #   3. run the main job with the real CLI: pull the image, list it, run a container from it
-#      (--rm: nothing is left behind), and a detached one that is listed, logged and removed.
+#      (--rm: nothing is left behind), a detached one that is listed, logged and removed, and a
+#      web server on the bridge network published on the host's port 8080 and fetched with curl.
 # Everything it adds is listed at the end, with how to remove it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
