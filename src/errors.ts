@@ -36,6 +36,9 @@ export type ErrorCode =
   | 'ERR_EXEC'
   | 'ERR_CNI'
   | 'ERR_PORT_IN_USE'
+  | 'ERR_DOCKERFILE'
+  | 'ERR_BUILD_CONTEXT'
+  | 'ERR_BUILD_STEP'
   | 'ERR_INTERNAL';
 
 export interface TsrunErrorOptions {

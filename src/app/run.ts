@@ -13,7 +13,6 @@ import { promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { TsrunError, isTsrunError, wrapError } from '../errors.js';
 import type { ContainerConfig } from '../oci/schemas.js';
-import { findImage } from '../store/lookup.js';
 import type { ImageRecord } from '../store/images.js';
 import { defaultSpec, serializeSpec } from '../spec/defaults.js';
 import {
@@ -27,6 +26,7 @@ import { unmountAll } from '../snapshot/overlay.js';
 import type { AppContext } from './context.js';
 import { ensureMounted, openEnv, rootfsMount, runtimeFor, startContainer, type Attachment, type Env } from './containers.js';
 import { randomName } from './names.js';
+import { findOrPull } from './image-source.js';
 import { hostsFile, resolvConf } from '../network/etc-files.js';
 import { assignHostPorts, parsePublish, publishAll, type PortMapping } from '../network/ports.js';
 import { netnsPath } from '../network/bridge.js';
@@ -87,27 +87,9 @@ export function parseVolume(spec: string): BindMount {
 }
 
 async function imageFor(env: Env, ctx: AppContext, o: RunOptions, err: NodeJS.WritableStream): Promise<{ image: ImageRecord; config: ContainerConfig }> {
-  const policy = o.pull ?? 'missing';
-  if (!/^(missing|always|never)$/.test(policy)) {
-    throw new TsrunError('ERR_USAGE', `invalid --pull policy "${policy}"`, { hint: 'use missing, always or never' });
-  }
-  let found: ImageRecord | undefined;
-  if (policy !== 'always') {
-    try {
-      found = findImage(await env.store.readImages(), o.image).record;
-    } catch (e) {
-      if (!isTsrunError(e, 'ERR_IMAGE_NOT_FOUND') || policy === 'never') throw e;
-    }
-  }
-  if (!found) {
-    if (policy === 'missing') err.write(`Unable to find image '${o.image}' locally\n`);
-    const { pull } = await import('./pull.js');
-    const r = await pull(ctx, { reference: o.image, platform: o.platform });
-    found = (await env.store.readImages()).images[r.id];
-    if (!found) throw new TsrunError('ERR_STORE', `running ${o.image}: the pulled image ${r.id} is not in the store`);
-  }
-  const cfg = JSON.parse((await env.store.readBlob(found.id)).toString('utf8')) as { config?: ContainerConfig | null };
-  return { image: found, config: cfg.config ?? {} };
+  const { image, configBytes } = await findOrPull(ctx, env.store, o.image, { pull: o.pull, platform: o.platform, err });
+  const cfg = JSON.parse(configBytes.toString('utf8')) as { config?: ContainerConfig | null };
+  return { image, config: cfg.config ?? {} };
 }
 
 function readInRoot(rootfs: string, file: string): Promise<string | undefined> {

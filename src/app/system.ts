@@ -20,6 +20,14 @@ export interface PruneReport {
 }
 
 async function attachmentAlive(env: Env, a: NetworkAttachment): Promise<boolean> {
+  if (a.pid !== undefined) {
+    try {
+      process.kill(a.pid, 0);
+      return true;
+    } catch (e) {
+      return (e as NodeJS.ErrnoException).code === 'EPERM';
+    }
+  }
   const containers = a.store === env.store.root
     ? env.containers
     : new Containers(storePaths(a.store, env.ctx.uid, env.ctx.env), path.join(a.store, 'locks'));

@@ -59,6 +59,8 @@ export async function main(argv: string[]): Promise<void> {
   registerAuthCommands(program, io);
   const { registerContainerCommands } = await import('./commands/containers.js');
   registerContainerCommands(program, io);
+  const { registerBuildCommands } = await import('./commands/build.js');
+  registerBuildCommands(program, io);
   const { registerSystemCommands } = await import('./commands/system.js');
   registerSystemCommands(program, io);
 

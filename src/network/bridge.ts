@@ -37,6 +37,8 @@ export interface NetworkAttachment {
   id: string;
   /** The store that owns the container (`--root`), so `sweep` can ask whether it still runs. */
   store: string;
+  /** Set for a build step's attachment (no container record): alive while this process is. */
+  pid?: number;
   netns: string;
   conflist: ConfList;
   ports: PortMapping[];
@@ -163,13 +165,13 @@ function invocation(a: NetworkAttachment, env: NodeJS.ProcessEnv, ifName = 'eth0
 }
 
 /** Put container `id` on the bridge, publishing `ports` (already assigned host ports). */
-export async function connect(o: { id: string; store: string; ports: PortMapping[]; env: NodeJS.ProcessEnv }): Promise<NetworkInfo> {
+export async function connect(o: { id: string; store: string; ports: PortMapping[]; env: NodeJS.ProcessEnv; pid?: number }): Promise<NetworkInfo> {
   await disconnect(o.id, o.env); // a leftover from a crash, if any
   const network = await defaultNetwork();
   // Without published ports portmap has nothing to do: leaving it out of this attachment's list
   // (which its DEL reuses) saves two plugin runs per container.
   const conflist = o.ports.length > 0 ? network : { ...network, plugins: network.plugins.filter((p) => p.type !== 'portmap') };
-  const a: NetworkAttachment = { id: o.id, store: o.store, netns: netnsPath(o.id), conflist, ports: o.ports };
+  const a: NetworkAttachment = { id: o.id, store: o.store, pid: o.pid, netns: netnsPath(o.id), conflist, ports: o.ports };
   await fs.mkdir(path.dirname(attachmentFile(o.id)), { recursive: true, mode: 0o700 });
   await writeFileAtomic(attachmentFile(o.id), JSON.stringify(a));
   try {

@@ -52,3 +52,15 @@ export function layerCompression(mediaType: string): Compression | undefined {
       return undefined;
   }
 }
+
+/** The OCI media type for the same layer bytes (an OCI manifest must not list Docker types). */
+export function ociLayerType(mediaType: string): string {
+  switch (mediaType) {
+    case MediaType.DockerLayerGzip:
+      return MediaType.OCILayerGzip;
+    case MediaType.DockerLayerForeignGzip:
+      return MediaType.OCILayerNondistributableGzip;
+    default:
+      return mediaType;
+  }
+}

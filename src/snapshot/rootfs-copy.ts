@@ -55,6 +55,32 @@ function cpError(src: string, dest: string, cause: string, hint?: string): Tsrun
   return new TsrunError('ERR_USAGE', `copying ${src} to ${dest}: ${cause}`, { hint });
 }
 
+/**
+ * Copy a regular file's bytes to a new file `dst` (created with `mode`, never through a link:
+ * O_NOFOLLOW on both ends and O_EXCL); returns the bytes copied.
+ */
+export async function copyRegularFile(src: string, dst: string, mode: number): Promise<number> {
+  const input = await fs.open(src, constants.O_RDONLY | constants.O_NOFOLLOW);
+  let bytes = 0;
+  try {
+    const output = await fs.open(dst, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, mode);
+    try {
+      const buf = Buffer.allocUnsafe(1 << 20);
+      for (;;) {
+        const { bytesRead } = await input.read(buf, 0, buf.length, null);
+        if (bytesRead === 0) break;
+        await output.write(buf, 0, bytesRead);
+        bytes += bytesRead;
+      }
+    } finally {
+      await output.close();
+    }
+  } finally {
+    await input.close();
+  }
+  return bytes;
+}
+
 /** Copy `src` (lstat'ed, never followed) to `dst`, replacing whatever non-directory is in the way. */
 async function copyEntry(src: string, dst: string, st: Stats, c: Ctx): Promise<void> {
   const existing = await fs.lstat(dst).catch(() => undefined);
@@ -70,23 +96,7 @@ async function copyEntry(src: string, dst: string, st: Stats, c: Ctx): Promise<v
     if (st.isSymbolicLink()) {
       await fs.symlink(await fs.readlink(src), dst);
     } else {
-      const input = await fs.open(src, constants.O_RDONLY | constants.O_NOFOLLOW);
-      try {
-        const output = await fs.open(dst, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
-        try {
-          const buf = Buffer.allocUnsafe(1 << 20);
-          for (;;) {
-            const { bytesRead } = await input.read(buf, 0, buf.length, null);
-            if (bytesRead === 0) break;
-            await output.write(buf, 0, bytesRead);
-            c.result.bytes += bytesRead;
-          }
-        } finally {
-          await output.close();
-        }
-      } finally {
-        await input.close();
-      }
+      c.result.bytes += await copyRegularFile(src, dst, 0o600);
     }
   } else {
     return; // devices, fifos, sockets: skipped

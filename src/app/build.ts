@@ -1,0 +1,562 @@
+/**
+ * `tsrun build`: Dockerfile → stages → steps → image (ARCHITECTURE.md, "build").
+ *
+ * The Dockerfile is parsed (build/dockerfile.ts); only the stages the target needs are built, in
+ * order. Each instruction is a step that turns a state (an image config plus its layers) into the
+ * next: metadata instructions are pure (build/evaluate.ts); RUN runs a container over the
+ * state's layers (build/run-step.ts); COPY/ADD/WORKDIR write into a fresh overlay upper
+ * (build/copy.ts); a filesystem step's upper directory becomes a layer (build/layer.ts). Every
+ * step is looked up in the cache first (build/cache.ts), so an unchanged rebuild does no work
+ * and yields the same image id.
+ *
+ * Contracts: the store is held shared for the whole build (GC waits); every step root, runtime
+ * container and network attachment is removed when its step ends, on failure and on Ctrl-C too;
+ * the image record and tags are written only at the end, so a failed build leaves no image (its
+ * finished steps stay in the cache, as Docker's do). The context is read in place, never sent.
+ */
+import { randomBytes } from 'node:crypto';
+import { createReadStream, promises as fs } from 'node:fs';
+import path from 'node:path';
+import { TsrunError, isTsrunError, wrapError } from '../errors.js';
+import { sha256Digest } from '../oci/digest.js';
+import { MediaType, ociLayerType } from '../oci/media-types.js';
+import type { ContainerConfig, ImageConfig } from '../oci/schemas.js';
+import { formatReference, parseReference } from '../reference/reference.js';
+import { formatPlatform, hostPlatform, parsePlatform } from '../registry/resolve.js';
+import type { ImageRecord, LayerRecord } from '../store/images.js';
+import type { Store } from '../store/store.js';
+import { resolveInRoot } from '../snapshot/rootfs-copy.js';
+import { decompress } from '../layers/compression.js';
+import { unpackTar } from '../layers/unpack.js';
+import { parseDockerfile, type Dockerfile, type Instruction, type Stage } from '../build/dockerfile.js';
+import { applyMetadata, commandOf, declareArgs, resolveChown, scopeVars } from '../build/evaluate.js';
+import { expandWord, expandWords } from '../build/words.js';
+import { BuildCache, stateId, stepKey, type BuildState } from '../build/cache.js';
+import { applySources, collectSources, hashSources, loadDockerignore, mkdirInRoot, type Source, type SourceRoot } from '../build/copy.js';
+import { prepareStepRoot, releaseStepRoot, unmountStepRoot, type StepRoot } from '../build/step-root.js';
+import { removeMountpoints, runStep, type BuildNetwork, type Mountpoint } from '../build/run-step.js';
+import { commitLayer } from '../build/layer.js';
+import { DEFAULT_PATH_ENV } from '../spec/defaults.js';
+import type { AppContext } from './context.js';
+import { openEnv, runtimeFor, type Env } from './containers.js';
+import { findOrPull } from './image-source.js';
+import type { OciRuntime } from '../runtime/oci-runtime.js';
+
+export interface BuildOptions {
+  /** The build context directory. */
+  context: string;
+  /** The Dockerfile's path (default: <context>/Dockerfile). */
+  file?: string;
+  /** The Dockerfile's text, when it does not come from a file (`-f -`). */
+  dockerfileText?: string;
+  tags?: string[];
+  /** `--build-arg K=V` (or bare `K`: taken from the caller's environment). */
+  buildArgs?: string[];
+  target?: string;
+  noCache?: boolean;
+  /** Network for RUN steps: bridge (default), host or none. */
+  network?: string;
+  /** `--pull`: always pull base images. */
+  pull?: boolean;
+  /** `--label K=V` on the final image. */
+  labels?: string[];
+  platform?: string;
+}
+
+/** Where the build's progress goes: Docker's "Step n/m" lines and the running steps' output. */
+export interface BuildIo {
+  line(text: string): void;
+  output(chunk: Buffer): void;
+  warn(text: string): void;
+}
+
+export interface BuildResult {
+  id: string;
+  /** Full references the image was tagged with. */
+  names: string[];
+}
+
+interface Built {
+  state: BuildState;
+  platform: string;
+}
+
+const short = (digest: string) => digest.slice('sha256:'.length, 'sha256:'.length + 12);
+
+/** The stages `target` needs (its FROM and COPY --from chain), in file order. */
+export function neededStages(df: Dockerfile, target: number): number[] {
+  const need = new Set<number>();
+  const byName = (ref: string): number | undefined => {
+    const lower = ref.toLowerCase();
+    const named = df.stages.findIndex((s) => s.name === lower);
+    if (named >= 0) return named;
+    return /^\d+$/.test(ref) && Number(ref) < df.stages.length ? Number(ref) : undefined;
+  };
+  const visit = (i: number) => {
+    if (need.has(i)) return;
+    need.add(i);
+    const s = df.stages[i] as Stage;
+    const base = df.stages.findIndex((t, j) => j < i && t.name === s.base.toLowerCase());
+    if (base >= 0) visit(base);
+    for (const ins of s.instructions) {
+      const from = ins.keyword === 'COPY' ? ins.flags.from : undefined;
+      const dep = from !== undefined ? byName(from) : undefined;
+      if (dep !== undefined && dep < i) visit(dep);
+    }
+  };
+  visit(target);
+  return [...need].sort((a, b) => a - b);
+}
+
+function parseBuildArgs(list: readonly string[], callerEnv: NodeJS.ProcessEnv): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const a of list) {
+    const i = a.indexOf('=');
+    if (i === 0) throw new TsrunError('ERR_USAGE', `invalid --build-arg "${a}"`, { hint: 'use --build-arg NAME=VALUE' });
+    if (i > 0) out.set(a.slice(0, i), a.slice(i + 1));
+    else if (callerEnv[a] !== undefined) out.set(a, callerEnv[a] as string);
+  }
+  return out;
+}
+
+function emptyState(platform: string): BuildState {
+  const p = parsePlatform(platform);
+  const config: ImageConfig = {
+    architecture: p.architecture, os: p.os, ...(p.variant ? { variant: p.variant } : {}),
+    config: { Env: [`PATH=${DEFAULT_PATH_ENV}`] },
+    rootfs: { type: 'layers', diff_ids: [] },
+    history: [],
+  };
+  return { configBytes: JSON.stringify(config), layers: [] };
+}
+
+function configOf(s: BuildState): ImageConfig {
+  return JSON.parse(s.configBytes) as ImageConfig;
+}
+
+/** The next state: `mutate` edits a copy of the config; `layer` is the step's layer, if any. */
+function derive(parent: BuildState, createdBy: string, mutate: (c: ImageConfig) => void, layer?: LayerRecord): BuildState {
+  const c = configOf(parent);
+  const now = new Date().toISOString();
+  c.created = now;
+  mutate(c);
+  if (layer) c.rootfs = { type: 'layers', diff_ids: [...c.rootfs.diff_ids, layer.diffId] };
+  c.history = [...(c.history ?? []), { created: now, created_by: createdBy, comment: 'tsrun build', ...(layer ? {} : { empty_layer: true }) }];
+  return { configBytes: JSON.stringify(c), layers: layer ? [...parent.layers, layer] : parent.layers };
+}
+
+function parseMode(s: string): number {
+  if (!/^[0-7]{3,4}$/.test(s)) throw new TsrunError('ERR_DOCKERFILE', `--chmod: invalid mode "${s}"`, { hint: 'use octal, e.g. --chmod=755' });
+  return parseInt(s, 8);
+}
+
+const ARCHIVE_UNSUPPORTED = [Buffer.from('BZh'), Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00])];
+
+/** ADD extracts local tar archives: plain, gzip or zstd (detected by content, as Docker does). */
+async function archiveKind(file: string): Promise<'gzip' | 'zstd' | 'none' | undefined> {
+  const fh = await fs.open(file, 'r');
+  try {
+    const head = Buffer.alloc(512);
+    const { bytesRead } = await fh.read(head, 0, 512, 0);
+    if (bytesRead >= 2 && head[0] === 0x1f && head[1] === 0x8b) return 'gzip';
+    if (bytesRead >= 4 && head.readUInt32LE(0) === 0xfd2fb528) return 'zstd';
+    if (bytesRead === 512 && head.toString('ascii', 257, 262) === 'ustar') return 'none';
+    if (ARCHIVE_UNSUPPORTED.some((m) => head.subarray(0, m.length).equals(m))) {
+      throw new TsrunError('ERR_BUILD_STEP', `ADD: ${path.basename(file)} is a bzip2 or xz archive, which tsrun cannot extract yet`, {
+        hint: 'recompress it with gzip or zstd, or COPY it and extract it in a RUN step',
+      });
+    }
+    return undefined;
+  } finally {
+    await fh.close();
+  }
+}
+
+class Builder {
+  private readonly cache: BuildCache;
+  private runtime?: OciRuntime;
+  private step = 0;
+  private readonly built = new Map<number, Built>();
+  private readonly usedArgs = new Set<string>();
+  private readonly abort = new AbortController();
+
+  constructor(
+    private readonly env: Env,
+    private readonly df: Dockerfile,
+    private readonly o: BuildOptions & { contextDir: string; ignore: Pick<SourceRoot, 'ignores' | 'hasExceptions'>; network: BuildNetwork },
+    private readonly buildArgs: Map<string, string>,
+    private readonly total: number,
+    private readonly io: BuildIo,
+  ) {
+    this.cache = new BuildCache(path.join(env.store.root, 'build-cache'));
+  }
+
+  get store(): Store {
+    return this.env.store;
+  }
+
+  interrupt(): void {
+    this.abort.abort();
+  }
+
+  private checkAborted(): void {
+    if (this.abort.signal.aborted) throw new TsrunError('ERR_BUILD_STEP', 'build interrupted', { detail: { exitCode: 130 } });
+  }
+
+  private async layersPresent(s: BuildState): Promise<boolean> {
+    for (const l of s.layers) {
+      if (!(await this.store.hasLayer(l.chainId)) || !(await this.store.hasBlob(l.digest))) return false;
+    }
+    return true;
+  }
+
+  /** A step through the cache: a hit returns the stored state, a miss runs `execute` and stores it. */
+  private async cached(parent: BuildState, keyParts: readonly unknown[], execute: () => Promise<BuildState>): Promise<BuildState> {
+    const key = stepKey(parent, keyParts);
+    if (!this.o.noCache) {
+      const hit = await this.cache.get(key);
+      if (hit && (await this.layersPresent(hit))) {
+        this.io.line(' ---> Using cache');
+        return hit;
+      }
+    }
+    const next = await execute();
+    await this.cache.put(key, next);
+    return next;
+  }
+
+  /** Run `work` in a fresh root over `parent`'s layers; its changes become a layer (or none, with `skipEmpty`). */
+  private async fsStep(parent: BuildState, work: (root: StepRoot) => Promise<Mountpoint[] | void>, skipEmpty = false): Promise<LayerRecord | undefined> {
+    const root = await prepareStepRoot(this.store, parent.layers.map((l) => l.chainId));
+    try {
+      const mountpoints = await work(root);
+      await unmountStepRoot(root);
+      if (mountpoints) await removeMountpoints(root.upper, mountpoints);
+      if (skipEmpty && (await fs.readdir(root.upper)).length === 0) return undefined;
+      const parentChain = parent.layers[parent.layers.length - 1]?.chainId;
+      return await commitLayer(this.store, root.upper, parentChain, { overlayXattrPrefix: 'trusted.overlay.', root: true });
+    } finally {
+      await releaseStepRoot(root);
+    }
+  }
+
+  /** Mount `state` read-only-in-spirit for reading (COPY --from); `fn` gets its root. */
+  private async withRoot<T>(state: BuildState, fn: (rootfs: string) => Promise<T>): Promise<T> {
+    const root = await prepareStepRoot(this.store, state.layers.map((l) => l.chainId));
+    try {
+      return await fn(root.rootfs);
+    } finally {
+      await releaseStepRoot(root);
+    }
+  }
+
+  private stageIndex(ref: string, before: number, line: number): number | undefined {
+    const lower = ref.toLowerCase();
+    const i = this.df.stages.findIndex((s, j) => j < before && s.name === lower);
+    if (i >= 0) return i;
+    if (/^\d+$/.test(ref)) {
+      const n = Number(ref);
+      if (n >= before) throw new TsrunError('ERR_DOCKERFILE', `line ${line}: COPY --from=${ref} refers to a stage that is not before this one`);
+      return n;
+    }
+    return undefined;
+  }
+
+  async buildStages(target: number): Promise<Built> {
+    const globals = new Map<string, string>();
+    for (const ins of this.df.globalArgs) {
+      for (const [k, v] of declareArgs(ins, globals, this.df.escape, this.buildArgs, new Map())) {
+        this.usedArgs.add(k);
+        if (v !== undefined) globals.set(k, v);
+      }
+    }
+    for (const i of neededStages(this.df, target)) {
+      this.built.set(i, await this.buildStage(this.df.stages[i] as Stage, globals));
+    }
+    for (const k of this.buildArgs.keys()) {
+      if (!this.usedArgs.has(k)) this.io.warn(`[Warning] One or more build-args [${k}] were not consumed`);
+    }
+    return this.built.get(target) as Built;
+  }
+
+  private async baseState(stage: Stage, globals: Map<string, string>): Promise<Built> {
+    const base = expandWord(stage.base, globals, this.df.escape);
+    const platform = stage.platform !== undefined ? expandWord(stage.platform, globals, this.df.escape) : this.o.platform;
+    const earlier = this.df.stages.findIndex((s, j) => j < stage.index && s.name === base.toLowerCase());
+    if (earlier >= 0) return this.built.get(earlier) as Built;
+    if (base === 'scratch') {
+      const p = platform ?? formatPlatform(hostPlatform());
+      return { state: emptyState(p), platform: p };
+    }
+    const { image, configBytes } = await findOrPull(this.env.ctx, this.store, base, { pull: this.o.pull ? 'always' : 'missing', platform });
+    const cfg = JSON.parse(configBytes.toString('utf8')) as ImageConfig;
+    if ((cfg.config?.OnBuild ?? []).length > 0) this.io.warn(`[Warning] ${base} has ONBUILD triggers; tsrun does not run them`);
+    const layers = image.layers.map((l) => ({ ...l, mediaType: ociLayerType(l.mediaType) }));
+    return { state: { configBytes: configBytes.toString('utf8'), layers }, platform: `${cfg.os}/${cfg.architecture}${cfg.variant ? `/${cfg.variant}` : ''}` };
+  }
+
+  private async buildStage(stage: Stage, globals: Map<string, string>): Promise<Built> {
+    this.io.line(`Step ${++this.step}/${this.total} : ${stage.from.text}`);
+    const base = await this.baseState(stage, globals);
+    let state = base.state;
+    if (stage.instructions.length > 0) {
+      // A new stage starts without the base's ONBUILD triggers (Docker clears them).
+      const c = configOf(state);
+      if (c.config?.OnBuild) state = derive(state, 'ONBUILD (cleared)', (x) => { if (x.config) delete x.config.OnBuild; });
+    }
+    this.io.line(` ---> ${short(stateId(state))}`);
+    const args = new Map<string, string>();
+    const flags = { cmdSet: false };
+    for (const ins of stage.instructions) {
+      this.checkAborted();
+      this.io.line(`Step ${++this.step}/${this.total} : ${ins.text}`);
+      try {
+        state = await this.instruction(stage, ins, state, args, globals, flags);
+      } catch (err) {
+        if (isTsrunError(err)) throw err;
+        throw wrapError(`step ${this.step}/${this.total} (${ins.text})`, err, 'ERR_BUILD_STEP');
+      }
+      this.io.line(` ---> ${short(stateId(state))}`);
+    }
+    return { state, platform: base.platform };
+  }
+
+  private async instruction(stage: Stage, ins: Instruction, state: BuildState, args: Map<string, string>, globals: Map<string, string>, flags: { cmdSet: boolean }): Promise<BuildState> {
+    const config: ContainerConfig = configOf(state).config ?? {};
+    const vars = scopeVars(config, args);
+    const esc = this.df.escape;
+    switch (ins.keyword) {
+      case 'ARG':
+        for (const [k, v] of declareArgs(ins, vars, esc, this.buildArgs, globals)) {
+          this.usedArgs.add(k);
+          if (v !== undefined) args.set(k, v);
+        }
+        return state;
+      case 'RUN':
+        return this.run(ins, state, config, args);
+      case 'COPY':
+      case 'ADD':
+        return this.copy(stage, ins, state, config, vars);
+      case 'WORKDIR': {
+        const next = applyMetadata(ins, config, vars, esc, flags).config;
+        const dir = next.WorkingDir as string;
+        return this.cached(state, ['WORKDIR', dir], async () => {
+          // Reproducible: new directories take the parent image's time; their parent keeps its own.
+          const time = new Date(configOf(state).created ?? 0);
+          const layer = await this.fsStep(state, async (root) => {
+            let parent: { host: string; atime: Date; mtime: Date } | undefined;
+            const made = await mkdirInRoot(root.rootfs, dir, { uid: 0, gid: 0 }, `WORKDIR ${dir}`, async (host) => {
+              const st = await fs.lstat(host);
+              parent = { host, atime: st.atime, mtime: st.mtime };
+            });
+            for (const d of made.created.reverse()) await fs.utimes(d, time, time);
+            if (parent) await fs.utimes(parent.host, parent.atime, parent.mtime);
+          }, true);
+          return derive(state, `WORKDIR ${dir}`, (c) => { c.config = next; }, layer);
+        });
+      }
+      default: {
+        const r = applyMetadata(ins, config, vars, esc, flags);
+        return this.cached(state, [ins.keyword, r], async () => derive(state, ins.text, (c) => {
+          c.config = r.config;
+          if (r.author !== undefined) c.author = r.author;
+        }));
+      }
+    }
+  }
+
+  private async run(ins: Instruction, state: BuildState, config: ContainerConfig, args: Map<string, string>): Promise<BuildState> {
+    const argv = commandOf(ins, config);
+    const argEnv = [...args].map(([k, v]) => `${k}=${v}`);
+    const network = ins.flags.network ?? 'default';
+    if (!/^(host|none|default)$/.test(network)) throw new TsrunError('ERR_DOCKERFILE', `line ${ins.line}: RUN --network must be default, none or host`);
+    const net = network === 'default' ? this.o.network : (network as BuildNetwork);
+    const createdBy = ins.json ? `RUN ${JSON.stringify(argv)}` : `RUN ${argv.join(' ')}`;
+    return this.cached(state, ['RUN', argv, argEnv, net], async () => {
+      this.runtime ??= await runtimeFor(this.env, 'runc');
+      const runtime = this.runtime;
+      const layer = await this.fsStep(state, async (root) => {
+        const id = randomBytes(32).toString('hex');
+        this.io.line(` ---> Running in ${id.slice(0, 12)}`);
+        const r = await runStep({
+          id, runtime, root, storeRoot: this.store.root, argv, config, argEnv, network: net,
+          callerEnv: this.env.ctx.env, output: (c) => this.io.output(c), signal: this.abort.signal,
+        });
+        this.checkAborted();
+        if (r.exitCode !== 0) {
+          throw new TsrunError('ERR_BUILD_STEP', `The command '${argv.join(' ')}' returned a non-zero code: ${r.exitCode}`, { detail: { exitCode: 1 } });
+        }
+        return r.mountpoints;
+      });
+      return derive(state, createdBy, () => {}, layer);
+    });
+  }
+
+  private async copy(stage: Stage, ins: Instruction, state: BuildState, config: ContainerConfig, vars: Map<string, string>): Promise<BuildState> {
+    const esc = this.df.escape;
+    const words = ins.json ? ins.json.map((w) => expandWord(w, vars, esc)) : expandWords(ins.args, vars, esc);
+    if (words.length < 2) throw new TsrunError('ERR_DOCKERFILE', `line ${ins.line}: ${ins.keyword} needs a source and a destination`);
+    const dest = words[words.length - 1] as string;
+    const patterns = words.slice(0, -1);
+    const what = `${ins.keyword} ${words.join(' ')}`;
+    if (ins.keyword === 'ADD' && patterns.some((p) => /^[a-z]+:\/\//i.test(p))) {
+      throw new TsrunError('ERR_DOCKERFILE', `line ${ins.line}: ADD from a URL is not supported yet`, { hint: 'download it in a RUN step (wget/curl), or put the file in the build context' });
+    }
+    const chown = ins.flags.chown !== undefined ? expandWord(ins.flags.chown, vars, esc) : undefined;
+    const chmod = ins.flags.chmod !== undefined ? parseMode(expandWord(ins.flags.chmod, vars, esc)) : undefined;
+    const fromRef = ins.flags.from !== undefined ? expandWord(ins.flags.from, vars, esc) : undefined;
+    const workdir = config.WorkingDir || '/';
+    const key = ['COPY', ins.keyword, dest, workdir, chown, chmod];
+
+    const apply = (sources: Source[], keepOwners: boolean) => async (root: StepRoot) => {
+      const owner = chown !== undefined
+        ? resolveChown(chown, await readIn(root.rootfs, '/etc/passwd'), await readIn(root.rootfs, '/etc/group'))
+        : undefined;
+      const expanded = ins.keyword === 'ADD' ? await this.extractArchives(sources) : { sources, cleanup: async () => {} };
+      try {
+        await applySources(root.rootfs, expanded.sources, { dest, workdir, owner, keepOwners, chmod, what });
+      } finally {
+        await expanded.cleanup();
+      }
+    };
+
+    if (fromRef !== undefined) {
+      const idx = this.stageIndex(fromRef, stage.index, ins.line);
+      const source = idx !== undefined
+        ? (this.built.get(idx) as Built).state
+        : await this.imageState(fromRef);
+      return this.cached(state, [...key, 'from', stateId(source), patterns], async () => this.withRoot(source, async (srcRoot) => {
+        const sources = await collectSources({ dir: srcRoot }, patterns, what);
+        const layer = await this.fsStep(state, apply(sources, true));
+        return derive(state, `${what} (from ${fromRef})`, () => {}, layer);
+      }));
+    }
+    const sources = await collectSources({ dir: this.o.contextDir, ...this.o.ignore }, patterns, what);
+    const digest = await hashSources(sources, false);
+    return this.cached(state, [...key, 'context', digest], async () => {
+      const layer = await this.fsStep(state, apply(sources, false));
+      return derive(state, `${ins.keyword} ${digest.slice(0, 19)} in ${dest}`, () => {}, layer);
+    });
+  }
+
+  private async imageState(ref: string): Promise<BuildState> {
+    const { image, configBytes } = await findOrPull(this.env.ctx, this.store, ref, { pull: 'missing', platform: this.o.platform });
+    return { configBytes: configBytes.toString('utf8'), layers: image.layers };
+  }
+
+  /** ADD: tar sources (by content) are unpacked into temporary trees whose contents are copied. */
+  private async extractArchives(sources: Source[]): Promise<{ sources: Source[]; cleanup: () => Promise<void> }> {
+    const temps: string[] = [];
+    const out: Source[] = [];
+    for (const s of sources) {
+      const top = s.entries[0];
+      const kind = top && top.st.isFile() ? await archiveKind(top.abs) : undefined;
+      if (!top || kind === undefined) {
+        out.push(s);
+        continue;
+      }
+      const dir = this.store.tempPath('add');
+      temps.push(dir);
+      await fs.mkdir(dir, { mode: 0o755 });
+      await unpackTar(decompress(createReadStream(top.abs), kind), dir, { preserveOwnership: true, overlayXattrPrefix: 'trusted.overlay.', canMknod: true });
+      out.push(...(await collectSources({ dir }, ['.'], `ADD ${s.name}`)));
+    }
+    return { sources: out, cleanup: async () => { for (const t of temps) await fs.rm(t, { recursive: true, force: true }); } };
+  }
+
+  /** The image: config blob, OCI manifest, record, tags. */
+  async commit(built: Built, labels: Record<string, string>, tags: string[]): Promise<BuildResult> {
+    let state = built.state;
+    if (Object.keys(labels).length > 0) {
+      state = await this.cached(state, ['LABEL', labels], async () => derive(state, `LABEL ${Object.entries(labels).map(([k, v]) => `${k}=${v}`).join(' ')}`, (c) => {
+        c.config = { ...(c.config ?? {}), Labels: { ...(c.config?.Labels ?? {}), ...labels } };
+      }));
+    }
+    const configBytes = Buffer.from(state.configBytes);
+    const id = sha256Digest(configBytes);
+    const layers = state.layers.map((l) => ({ ...l, mediaType: ociLayerType(l.mediaType) }));
+    const manifest = {
+      schemaVersion: 2,
+      mediaType: MediaType.OCIManifest,
+      config: { mediaType: MediaType.OCIConfig, digest: id, size: configBytes.length },
+      layers: layers.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size })),
+    };
+    const manifestBytes = Buffer.from(JSON.stringify(manifest));
+    const manifestDigest = sha256Digest(manifestBytes);
+    await this.store.putBlob(id, configBytes);
+    await this.store.putBlob(manifestDigest, manifestBytes);
+    const metas = await Promise.all(layers.map((l) => this.store.readLayerMeta(l.chainId)));
+    const names = tags.map((t) => {
+      const ref = parseReference(t);
+      if (ref.digest) throw new TsrunError('ERR_REFERENCE', `tagging the build as ${t}: a tag cannot contain a digest`);
+      return formatReference(ref);
+    });
+    const now = new Date().toISOString();
+    await this.store.updateImages((file) => {
+      const record: ImageRecord = file.images[id] ?? {
+        id, manifestDigest, manifestMediaType: MediaType.OCIManifest, repoDigests: [], layers,
+        size: metas.reduce((n, m) => n + m.unpackedSize, 0), created: configOf(state).created, storedAt: now,
+      };
+      for (const name of names) {
+        if (file.tags[name] !== id) record.lastTagTime = now;
+        file.tags[name] = id;
+      }
+      file.images[id] = record;
+    });
+    return { id, names };
+  }
+}
+
+async function readIn(rootfs: string, file: string): Promise<string | undefined> {
+  return resolveInRoot(rootfs, file).then((p) => fs.readFile(p, 'utf8')).catch(() => undefined);
+}
+
+export async function build(ctx: AppContext, o: BuildOptions, io: BuildIo): Promise<BuildResult> {
+  const contextDir = path.resolve(o.context);
+  const st = await fs.stat(contextDir).catch(() => undefined);
+  if (!st?.isDirectory()) {
+    throw new TsrunError('ERR_USAGE', `building: the context "${o.context}" is not a directory`, { hint: 'give the directory holding your files, e.g. tsrun build -t app .' });
+  }
+  const file = o.file ?? path.join(contextDir, 'Dockerfile');
+  const text = o.dockerfileText ?? await fs.readFile(file, 'utf8').catch((e: NodeJS.ErrnoException) => {
+    throw new TsrunError('ERR_USAGE', `building: reading ${file}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`, {
+      hint: 'put a Dockerfile in the context, or name one with -f',
+    });
+  });
+  const df = await parseDockerfile(text, o.dockerfileText !== undefined ? 'Dockerfile' : path.basename(file));
+  let target = df.stages.length - 1;
+  if (o.target !== undefined) {
+    target = df.stages.findIndex((s) => s.name === o.target?.toLowerCase());
+    if (target < 0) throw new TsrunError('ERR_USAGE', `building: no stage named "${o.target}"`, { hint: `stages: ${df.stages.map((s) => s.name ?? `#${s.index}`).join(', ')}` });
+  }
+  const network = o.network ?? 'bridge';
+  if (!/^(bridge|host|none|default)$/.test(network)) throw new TsrunError('ERR_USAGE', `invalid --network "${network}"`, { hint: 'use bridge, host or none' });
+  if (ctx.uid !== 0) {
+    throw new TsrunError('ERR_USAGE', 'building needs root for now (rootless builds come with rootless mode)', { hint: 'run tsrun build as root' });
+  }
+  const labels: Record<string, string> = {};
+  for (const l of o.labels ?? []) {
+    const i = l.indexOf('=');
+    labels[i < 0 ? l : l.slice(0, i)] = i < 0 ? '' : l.slice(i + 1);
+  }
+  const needed = neededStages(df, target);
+  const total = needed.reduce((n, i) => n + 1 + (df.stages[i] as Stage).instructions.length, 0);
+  const env = await openEnv(ctx);
+  const ignore = await loadDockerignore(contextDir);
+  const builder = new Builder(env, df, {
+    ...o, contextDir, ignore, network: (network === 'default' ? 'bridge' : network) as BuildNetwork,
+  }, parseBuildArgs(o.buildArgs ?? [], ctx.env), total, io);
+  const onSignal = () => builder.interrupt();
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    return await env.store.withSharedLock(async () => {
+      await env.store.cleanTemp();
+      const built = await builder.buildStages(target);
+      return builder.commit(built, labels, o.tags ?? []);
+    });
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}

@@ -1,0 +1,41 @@
+/**
+ * An image by reference for `run`, `create` and `build`'s FROM: from the store, or pulled,
+ * following Docker's `--pull` policy (missing: pull only when absent, saying so on stderr as
+ * Docker does; always; never).
+ */
+import { TsrunError, isTsrunError } from '../errors.js';
+import { findImage } from '../store/lookup.js';
+import type { ImageRecord } from '../store/images.js';
+import type { Store } from '../store/store.js';
+import type { AppContext } from './context.js';
+
+export interface ImageSourceOptions {
+  /** missing (default), always, never. */
+  pull?: string;
+  platform?: string;
+  /** Where "Unable to find image … locally" goes. */
+  err?: NodeJS.WritableStream;
+}
+
+export async function findOrPull(ctx: AppContext, store: Store, reference: string, o: ImageSourceOptions = {}): Promise<{ image: ImageRecord; configBytes: Buffer }> {
+  const policy = o.pull ?? 'missing';
+  if (!/^(missing|always|never)$/.test(policy)) {
+    throw new TsrunError('ERR_USAGE', `invalid --pull policy "${policy}"`, { hint: 'use missing, always or never' });
+  }
+  let found: ImageRecord | undefined;
+  if (policy !== 'always') {
+    try {
+      found = findImage(await store.readImages(), reference).record;
+    } catch (e) {
+      if (!isTsrunError(e, 'ERR_IMAGE_NOT_FOUND') || policy === 'never') throw e;
+    }
+  }
+  if (!found) {
+    if (policy === 'missing') o.err?.write(`Unable to find image '${reference}' locally\n`);
+    const { pull } = await import('./pull.js');
+    const r = await pull(ctx, { reference, platform: o.platform });
+    found = (await store.readImages()).images[r.id];
+    if (!found) throw new TsrunError('ERR_STORE', `using ${reference}: the pulled image ${r.id} is not in the store`);
+  }
+  return { image: found, configBytes: await store.readBlob(found.id) };
+}

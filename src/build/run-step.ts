@@ -1,0 +1,158 @@
+/**
+ * A RUN step: the command runs as a container over the step's root (step-root.ts), through the
+ * same pieces `tsrun run` uses — the spec option functions, the runtime boundary, the bridge —
+ * but in the foreground (`runtime run`), with its output streamed to the build's output and no
+ * monitor: the build process owns it, as buildah's `run` does.
+ *
+ * What the runtime leaves in the root is not part of the step: runc creates missing mount points
+ * (/proc, /dev, /sys, /etc/hosts, /etc/resolv.conf, /etc/hostname); those it created, if still
+ * empty, are removed from the upper directory so they do not end up in the layer.
+ * Contract: returns the command's exit status; afterwards no runtime container, network
+ * namespace or attachment is left, whatever happened (abort included).
+ */
+import { spawn } from 'node:child_process';
+import { promises as fs, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { constants as osConstants } from 'node:os';
+import type { ContainerConfig } from '../oci/schemas.js';
+import { defaultSpec, serializeSpec } from '../spec/defaults.js';
+import { applyOpts, withCwd, withEnv, withEtcFiles, withHostname, withUser } from '../spec/options.js';
+import { resolveUser } from '../spec/user.js';
+import type { OciRuntime } from '../runtime/oci-runtime.js';
+import { resolveInRoot } from '../snapshot/rootfs-copy.js';
+import { connect, disconnect, netnsPath } from '../network/bridge.js';
+import { hostsFile, resolvConf } from '../network/etc-files.js';
+import type { StepRoot } from './step-root.js';
+import { native } from '../native/index.js';
+
+export type BuildNetwork = 'bridge' | 'host' | 'none';
+
+export interface RunStepOptions {
+  /** The runtime container's id (64 hex; its first 12 name the network namespace). */
+  id: string;
+  runtime: OciRuntime;
+  root: StepRoot;
+  /** The store root (owner of the network attachment). */
+  storeRoot: string;
+  argv: string[];
+  config: ContainerConfig;
+  /** Build arguments in scope, as KEY=VALUE (ENV wins over them, as in Docker). */
+  argEnv: string[];
+  network: BuildNetwork;
+  callerEnv: NodeJS.ProcessEnv;
+  /** Receives the command's stdout and stderr as they come. */
+  output: (chunk: Buffer) => void;
+  signal?: AbortSignal;
+}
+
+/** Mount points the runtime creates when missing, children before parents (removal order). */
+const RUNTIME_MOUNTPOINTS = ['etc/hosts', 'etc/hostname', 'etc/resolv.conf', 'etc', 'proc', 'sys', 'dev'];
+
+/** A mount point as it was before the step: absent, or a directory the runtime may copy up. */
+export interface Mountpoint {
+  path: string;
+  /** For a directory that existed: its owner and mode, to recognise an untouched copy-up. */
+  before?: { mode: number; uid: number; gid: number };
+}
+
+async function readInRoot(rootfs: string, file: string): Promise<string | undefined> {
+  return resolveInRoot(rootfs, file).then((p) => fs.readFile(p, 'utf8')).catch(() => undefined);
+}
+
+export interface RunStepResult {
+  exitCode: number;
+  /** Mount points the runtime may have created: pass to `removeMountpoints` once unmounted. */
+  mountpoints: Mountpoint[];
+}
+
+export async function runStep(o: RunStepOptions): Promise<RunStepResult> {
+  const { id, root } = o;
+  const mountpoints: Mountpoint[] = [];
+  for (const m of RUNTIME_MOUNTPOINTS) {
+    const st = await fs.lstat(path.join(root.rootfs, m)).catch(() => undefined);
+    if (!st) mountpoints.push({ path: m });
+    else if (st.isDirectory()) mountpoints.push({ path: m, before: { mode: st.mode, uid: st.uid, gid: st.gid } });
+  }
+  const hostname = id.slice(0, 12);
+  const etc = path.join(root.dir, 'etc');
+  await fs.mkdir(etc, { recursive: true, mode: 0o700 });
+  await fs.writeFile(path.join(etc, 'hostname'), `${hostname}\n`);
+  const host = o.network === 'host';
+  await fs.writeFile(path.join(etc, 'hosts'), host ? readFileSync('/etc/hosts', 'utf8') : hostsFile(hostname));
+  let hostResolv = '';
+  try {
+    hostResolv = readFileSync('/etc/resolv.conf', 'utf8');
+  } catch { /* none */ }
+  await fs.writeFile(path.join(etc, 'resolv.conf'), resolvConf(hostResolv, host));
+
+  const user = resolveUser(o.config.User || '0', await readInRoot(root.rootfs, '/etc/passwd'), await readInRoot(root.rootfs, '/etc/group'));
+  const spec = applyOpts(defaultSpec(),
+    (s) => { s.process.args = o.argv; },
+    withEnv(o.argEnv, o.config.Env ?? [], { hostname, tty: false, home: user.home }),
+    withCwd(o.config.WorkingDir, undefined),
+    withUser(user),
+    withHostname(hostname),
+    withEtcFiles({ hosts: path.join(etc, 'hosts'), hostname: path.join(etc, 'hostname'), resolvConf: path.join(etc, 'resolv.conf') }),
+    (s) => {
+      s.root = { path: root.rootfs, readonly: false };
+      s.process.terminal = false;
+      s.linux.cgroupsPath = `/tsrun/build-${id}`;
+      if (host) {
+        s.linux.namespaces = s.linux.namespaces.filter((n) => n.type !== 'network' && n.type !== 'uts');
+        delete s.hostname;
+      }
+      if (o.network === 'bridge') s.linux.namespaces = s.linux.namespaces.map((n) => (n.type === 'network' ? { ...n, path: netnsPath(id) } : n));
+    },
+  );
+  const bundle = path.join(root.dir, 'bundle');
+  await fs.mkdir(bundle, { recursive: true, mode: 0o700 });
+  await fs.writeFile(path.join(bundle, 'config.json'), serializeSpec(spec));
+
+  try {
+    if (o.network === 'bridge') await connect({ id, store: o.storeRoot, ports: [], env: o.callerEnv, pid: process.pid });
+    return { exitCode: await runForeground(o, id, bundle), mountpoints };
+  } finally {
+    await o.runtime.delete(id, true).catch(() => {});
+    if (o.network === 'bridge') await disconnect(id, o.callerEnv);
+  }
+}
+
+/**
+ * Remove, from an unmounted upper dir, what the runtime made and the step did not use: mount
+ * points that were absent and stayed empty, and directories copied up only because a mount
+ * point was made in them (still empty: no whiteouts, same owner and mode).
+ */
+export async function removeMountpoints(upper: string, mountpoints: readonly Mountpoint[]): Promise<void> {
+  for (const m of mountpoints) {
+    const p = path.join(upper, m.path);
+    const st = await fs.lstat(p).catch(() => undefined);
+    if (!st) continue;
+    if (m.before && !(st.isDirectory() && st.mode === m.before.mode && st.uid === m.before.uid && st.gid === m.before.gid)) continue;
+    if (m.before && native().llistxattr(p).some((x) => x.endsWith('overlay.opaque'))) continue;
+    await removeIfEmpty(p);
+  }
+}
+
+function runForeground(o: RunStepOptions, id: string, bundle: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(o.runtime.info.path, ['--root', o.runtime.root, 'run', '--bundle', bundle, id], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child.stdout.on('data', o.output);
+    child.stderr.on('data', o.output);
+    const abort = () => { o.runtime.kill(id, 'SIGKILL', true).catch(() => {}); };
+    o.signal?.addEventListener('abort', abort);
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      o.signal?.removeEventListener('abort', abort);
+      resolve(code ?? 128 + (signal ? (osConstants.signals[signal] ?? 0) : 0));
+    });
+  });
+}
+
+async function removeIfEmpty(p: string): Promise<void> {
+  const st = await fs.lstat(p).catch(() => undefined);
+  if (!st) return;
+  if (st.isDirectory()) await fs.rmdir(p).catch(() => {}); // only if empty
+  else if (st.isFile() && st.size === 0) await fs.rm(p, { force: true });
+}

@@ -1,0 +1,70 @@
+/**
+ * `tsrun build` (and `image build`): flags as `docker build` has them; output as Docker's
+ * classic builder prints it ("Step n/m : …", " ---> Using cache", "Successfully built …").
+ * Pull progress for base images goes to stderr; the steps' own output to stdout.
+ */
+import type { Command } from 'commander';
+import { readFileSync } from 'node:fs';
+import type { CliIo } from '../main.js';
+
+const collect = (v: string, prev: string[]) => [...prev, v];
+
+interface BuildFlags {
+  tag: string[];
+  file?: string;
+  buildArg: string[];
+  target?: string;
+  cache: boolean;
+  network?: string;
+  pull?: boolean;
+  quiet?: boolean;
+  label: string[];
+  platform?: string;
+}
+
+export function registerBuildCommands(program: Command, io: CliIo): void {
+  const buildCmd = (cmd: Command) => cmd
+    .description('Build an image from a Dockerfile')
+    .argument('<context>', 'the build context directory (COPY and ADD read from it)')
+    .option('-t, --tag <name[:tag]>', 'name the image (repeatable)', collect, [])
+    .option('-f, --file <path>', 'the Dockerfile (default: CONTEXT/Dockerfile; "-" reads it from stdin)')
+    .option('--build-arg <KEY=VALUE>', 'set a build argument (KEY alone takes it from here)', collect, [])
+    .option('--target <stage>', 'build up to this stage')
+    .option('--no-cache', 'do not use the build cache')
+    .option('--network <mode>', 'network for RUN steps: bridge (default), host or none')
+    .option('--pull', 'always pull base images')
+    .option('-q, --quiet', 'print only the image id')
+    .option('--label <key=value>', 'set a label on the image', collect, [])
+    .option('--platform <os/arch[/variant]>', 'platform of the base images')
+    .action(async (context: string, flags: BuildFlags) => buildAction(io, context, flags));
+  buildCmd(program.command('build'));
+  const image = program.commands.find((c) => c.name() === 'image');
+  if (image) buildCmd(image.command('build'));
+}
+
+async function buildAction(io: CliIo, context: string, f: BuildFlags): Promise<void> {
+  const { processContext } = await import('../../app/context.js');
+  const progress = await import('../progress.js');
+  const { fanout } = await import('../../events.js');
+  const { familiarName, parseReference } = await import('../../reference/reference.js');
+  const listeners = [];
+  if (io.globals().debug) listeners.push(progress.debugReporter(io.err));
+  const ctx = processContext({ root: io.globals().root, reporter: fanout(...listeners) });
+  const { build } = await import('../../app/build.js');
+  const quiet = Boolean(f.quiet);
+  const result = await build(ctx, {
+    context, file: f.file === '-' ? undefined : f.file, dockerfileText: f.file === '-' ? readFileSync(0, 'utf8') : undefined,
+    tags: f.tag, buildArgs: f.buildArg, target: f.target, noCache: !f.cache, network: f.network, pull: f.pull,
+    labels: f.label, platform: f.platform,
+  }, {
+    line: (t) => { if (!quiet) io.out.write(`${t}\n`); },
+    output: (c) => { if (!quiet) io.out.write(c); },
+    warn: (t) => io.err.write(`${t}\n`),
+  });
+  if (quiet) {
+    io.out.write(`${result.id}\n`);
+    return;
+  }
+  io.out.write(`Successfully built ${result.id.slice(7, 19)}\n`);
+  for (const n of result.names) io.out.write(`Successfully tagged ${familiarName(parseReference(n))}\n`);
+}
