@@ -117,6 +117,7 @@ class Lexer {
       const name = this.name();
       if (!name) this.fail('bad substitution: a variable name must follow "${"');
       const op = this.peek();
+      if (op === undefined) this.fail(`missing "}" in substitution of ${name}`);
       if (op === '}') {
         this.i++;
         return this.vars.get(name) ?? '';
