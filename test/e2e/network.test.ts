@@ -9,7 +9,6 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execa } from 'execa';
-import http from 'node:http';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -20,7 +19,8 @@ import { busyboxLayer } from './fixtures.js';
 import { layerBlob, makeTar } from '../helpers/tar-writer.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { pushImage } from '../helpers/push.js';
-import { freePort, hostAddress } from '../helpers/net.js';
+import http from 'node:http';
+import { freePort, hostAddress, httpGet } from '../helpers/net.js';
 
 let reg: TestRegistry;
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'tsrun-e2e-net-'));
@@ -52,27 +52,7 @@ N.after(async () => {
 
 const cli = (args: string[]) => tsrun(args, { root });
 
-/** GET http://host:port/ (retried while the server in the container starts). */
-async function get(host: string, port: number): Promise<string> {
-  let last: unknown;
-  for (let i = 0; i < 50; i++) {
-    try {
-      return await new Promise<string>((resolve, reject) => {
-        const req = http.get({ host, port, path: '/index.html', timeout: 2000 }, (res) => {
-          let body = '';
-          res.on('data', (d: Buffer) => { body += d.toString(); });
-          res.on('end', () => resolve(body));
-        });
-        req.on('error', reject);
-        req.on('timeout', () => req.destroy(new Error('timeout')));
-      });
-    } catch (e) {
-      last = e;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-  throw last;
-}
+const get = (host: string, port: number) => httpGet(host, port, '/index.html');
 
 N('-p HOST:80 answers on 127.0.0.1 and on the host\'s address; port, ps and inspect show it; rm -f leaves nothing', async () => {
   const port = await freePort();

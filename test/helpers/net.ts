@@ -2,6 +2,7 @@
  * Host-side network helpers for tests and benchmarks: a free port, and the host's own address
  * (traffic to it stays on this machine, but goes through the non-loopback path).
  */
+import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 
@@ -20,4 +21,26 @@ export function hostAddress(): string {
     for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal && !/^10\.(66|88)\./.test(a.address)) return a.address;
   }
   throw new Error('no non-loopback IPv4 address on this host');
+}
+
+/** GET http://host:port/path, retried (for up to ~5 s) while a server in a container starts. */
+export async function httpGet(host: string, port: number, urlPath = '/'): Promise<string> {
+  let last: unknown;
+  for (let i = 0; i < 50; i++) {
+    try {
+      return await new Promise<string>((resolve, reject) => {
+        const req = http.get({ host, port, path: urlPath, timeout: 2000 }, (res) => {
+          let body = '';
+          res.on('data', (d: Buffer) => { body += d.toString(); });
+          res.on('end', () => resolve(body));
+        });
+        req.on('error', reject);
+        req.on('timeout', () => req.destroy(new Error('timeout')));
+      });
+    } catch (e) {
+      last = e;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  throw last;
 }

@@ -1,0 +1,221 @@
+/**
+ * End to end: `tsrun build` with the real CLI, real runc and a real registry, on the getting-
+ * started tutorial's Dockerfile (word for word: `FROM node:17-alpine`, served by a Docker-Hub-
+ * style token registry configured as docker.io's mirror, holding a Node image made from this
+ * machine's node and npm). Then: the app runs with -p and answers; the cache by image ids (an
+ * unchanged rebuild, one changed file, --no-cache and reproducible COPY layers); a multi-stage
+ * build with COPY --from and --target; failures that leave nothing; and a push to the token
+ * registry that pulls back and runs in tsrun and in podman, and reads in skopeo.
+ */
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { execa } from 'execa';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { tsrun } from './cli.js';
+import { leftovers, runDir } from './containers.js';
+import { busyboxLayer, nodeLayer } from './fixtures.js';
+import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { pushImage } from '../helpers/push.js';
+import { freePort, httpGet } from '../helpers/net.js';
+
+const B = suite('e2e build');
+const tmp = mkdtempSync(path.join(os.tmpdir(), 'tsrun-e2e-build-'));
+const root = path.join(tmp, 'root');
+const HOME = path.join(tmp, 'home');
+const app = path.join(tmp, 'app');
+let hub: TestRegistry;
+let conf = '';
+
+const TUTORIAL = `FROM node:17-alpine
+WORKDIR /app
+COPY package*.json ./
+RUN npm install
+COPY . .
+EXPOSE 3000
+CMD ["npm", "start"]
+`;
+
+const cli = (args: string[], o: { root?: string; input?: string; env?: Record<string, string> } = {}) =>
+  tsrun(args, { root: o.root ?? root, input: o.input, env: { HOME, CONTAINERS_REGISTRIES_CONF: conf, ...o.env } });
+
+function writeApp(message: string): void {
+  mkdirSync(app, { recursive: true });
+  writeFileSync(path.join(app, 'Dockerfile'), TUTORIAL);
+  writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'getting-started', version: '1.0.0', scripts: { start: 'node src/index.js' } }, null, 2));
+  mkdirSync(path.join(app, 'src'), { recursive: true });
+  writeFileSync(path.join(app, 'src', 'index.js'), [
+    "const http = require('http');",
+    "const fs = require('fs');",
+    "http.createServer((req, res) => res.end(fs.readFileSync(__dirname + '/message.txt'))).listen(3000, () => console.log('Listening on port 3000'));",
+  ].join('\n'));
+  writeFileSync(path.join(app, 'src', 'message.txt'), message);
+  writeFileSync(path.join(app, '.dockerignore'), 'node_modules\n*.secret\n');
+  writeFileSync(path.join(app, 'deploy.secret'), 'do not ship me');
+}
+
+/** The " ---> …" lines of a build's output, in order. */
+const arrows = (out: string) => out.split('\n').filter((l) => l.startsWith(' ---> ')).map((l) => l.slice(6));
+const imageId = async (ref: string, r = root) => (await cli(['image', 'inspect', '-f', '{{.Id}}', ref], { root: r })).stdout.trim();
+const layersOf = async (ref: string) => JSON.parse((await cli(['image', 'inspect', '-f', '{{json .RootFS.Layers}}', ref])).stdout) as string[];
+
+B.before(async () => {
+  hub = await startRegistry({ auth: 'token' });
+  await pushImage(hub, 'library/node', '17-alpine', {
+    layers: [busyboxLayer(), nodeLayer()],
+    config: { config: { Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'], Cmd: ['node'] } },
+  });
+  conf = path.join(tmp, 'registries.conf');
+  writeFileSync(conf, ['[[registry]]', 'prefix = "docker.io"', 'location = "registry-1.docker.io"', '[[registry.mirror]]', `location = "${hub.host}"`, ''].join('\n'));
+  writeApp('hello from the tutorial\n');
+});
+B.after(async () => {
+  await hub?.stop();
+  for (const r of [root, path.join(tmp, 'back')]) rmSync(runDir(r), { recursive: true, force: true });
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+B('the tutorial: build -t, then run --rm -p 3000:3000 answers; .dockerignore kept the secret out', async () => {
+  const r = await cli(['build', '-t', 'getting-started', app]);
+  assert.is(r.code, 0, r.stderr + r.stdout);
+  assert.match(r.stdout, /^Step 1\/7 : FROM node:17-alpine$/m);
+  assert.match(r.stdout, /^Step 4\/7 : RUN npm install$/m);
+  assert.match(r.stdout, /^ ---> Running in [0-9a-f]{12}$/m);
+  assert.match(r.stdout, /^Successfully tagged getting-started:latest$/m);
+  const id = await imageId('getting-started');
+  assert.match(r.stdout, `Successfully built ${id.slice(7, 19)}`);
+  const cfg = JSON.parse((await cli(['image', 'inspect', '-f', '{{json .Config}}', 'getting-started'])).stdout) as Record<string, unknown>;
+  assert.equal([cfg.Cmd, cfg.WorkingDir, Object.keys(cfg.ExposedPorts as object)], [['npm', 'start'], '/app', ['3000/tcp']]);
+
+  const port = await freePort();
+  const run = await cli(['run', '-d', '--rm', '--name', 'tut', '-p', `${port}:3000`, 'getting-started']);
+  assert.is(run.code, 0, run.stderr);
+  try {
+    assert.is(await httpGet('127.0.0.1', port), 'hello from the tutorial\n');
+    const ls = await cli(['exec', 'tut', 'ls', '-a', '/app']);
+    assert.equal(ls.stdout.split('\n').filter(Boolean).sort(), ['.', '..', '.dockerignore', 'Dockerfile', 'package-lock.json', 'package.json', 'src']);
+  } finally {
+    await cli(['stop', '-t', '1', 'tut']);
+  }
+  assert.equal(await leftovers(root), []);
+});
+
+B('cache: an unchanged rebuild reuses every step (same id); one changed file rebuilds from its COPY on', async () => {
+  const first = await imageId('getting-started');
+  const again = await cli(['build', '-t', 'getting-started', app]);
+  assert.is(again.code, 0, again.stderr);
+  assert.is(arrows(again.stdout).filter((a) => a === 'Using cache').length, 6);
+  assert.not.match(again.stdout, 'Running in');
+  assert.is(await imageId('getting-started'), first);
+
+  writeFileSync(path.join(app, 'src', 'message.txt'), 'changed\n');
+  const changed = await cli(['build', '-t', 'getting-started:2', app]);
+  assert.is(changed.code, 0, changed.stderr);
+  const steps = changed.stdout.split(/^Step /m).slice(1);
+  // WORKDIR, COPY package*.json and RUN npm install come from the cache; COPY . . and after do not.
+  assert.equal(steps.map((s) => s.includes('Using cache')), [false, true, true, true, false, false, false]);
+  assert.is.not(await imageId('getting-started:2'), first);
+  const [a, b] = [await layersOf('getting-started'), await layersOf('getting-started:2')];
+  assert.equal(b.slice(0, 5), a.slice(0, 5));
+  assert.is.not(b[5], a[5]);
+
+  // --no-cache runs everything again, and the COPY layers come out byte for byte the same.
+  const fresh = await cli(['build', '--no-cache', '-t', 'getting-started:3', app]);
+  assert.is(fresh.code, 0, fresh.stderr);
+  assert.not.match(fresh.stdout, 'Using cache');
+  const c = await layersOf('getting-started:3');
+  // [busybox, node, WORKDIR, COPY package*.json, RUN, COPY . .]: what does not follow a RUN
+  // (whose files carry the time they were made) is reproducible.
+  assert.is(c[2], b[2], 'WORKDIR layer reproducible');
+  assert.is(c[3], b[3], 'COPY package*.json layer reproducible');
+  assert.is.not(c[4], b[4], 'RUN layers carry their times');
+  writeFileSync(path.join(app, 'src', 'message.txt'), 'hello from the tutorial\n');
+});
+
+B('multi-stage: COPY --from a named stage into scratch; --target stops at a stage', async () => {
+  const dir = path.join(tmp, 'multi');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(path.join(dir, 'Dockerfile'), [
+    'ARG BASE=node:17-alpine',
+    'FROM ${BASE} AS build',
+    'ARG GREETING=hi',
+    'RUN mkdir -p /out && echo "$GREETING from the build stage" > /out/artifact && chown 1234:1234 /out/artifact',
+    'FROM scratch',
+    'COPY --from=build /bin/busybox /bin/',
+    'COPY --from=build /out/artifact /srv/',
+    'ENTRYPOINT ["/bin/busybox"]',
+    'CMD ["cat", "/srv/artifact"]',
+  ].join('\n'));
+  const r = await cli(['build', '--build-arg', 'GREETING=hello', '--build-arg', 'UNUSED=1', '-t', 'multi', dir]);
+  assert.is(r.code, 0, r.stderr + r.stdout);
+  assert.match(r.stderr, 'build-args [UNUSED] were not consumed');
+  const run = await cli(['run', '--rm', '--network', 'none', 'multi']);
+  assert.is(run.stdout, 'hello from the build stage\n', run.stderr);
+  const owner = await cli(['run', '--rm', '--network', 'none', 'multi', 'stat', '-c', '%u', '/srv/artifact']);
+  assert.is(owner.stdout.trim(), '1234', 'COPY --from keeps the owner');
+  assert.is((await layersOf('multi')).length, 2);
+
+  const t = await cli(['build', '--target', 'build', '-t', 'multi:build', dir]);
+  assert.is(t.code, 0, t.stderr);
+  assert.match(t.stdout, /^Step 3\/3 : RUN /m);
+  const cat = await cli(['run', '--rm', '--network', 'none', 'multi:build', 'cat', '/out/artifact']);
+  assert.is(cat.stdout, 'hi from the build stage\n');
+});
+
+B('failures: a failing RUN exits 1 and tags nothing; bad Dockerfiles and missing sources exit 125; nothing is left behind', async () => {
+  const dir = path.join(tmp, 'bad');
+  mkdirSync(dir, { recursive: true });
+  const build = async (dockerfile: string) => {
+    writeFileSync(path.join(dir, 'Dockerfile'), dockerfile);
+    return cli(['build', '-t', 'bad', dir]);
+  };
+  const failing = await build('FROM node:17-alpine\nRUN echo about to fail && exit 3\n');
+  assert.is(failing.code, 1);
+  assert.match(failing.stdout, 'about to fail');
+  assert.match(failing.stderr, "The command '/bin/sh -c echo about to fail && exit 3' returned a non-zero code: 3");
+  const syntax = await build('FROM node:17-alpine\nRUN true\nFLY away\n');
+  assert.is(syntax.code, 125);
+  assert.match(syntax.stderr, 'Dockerfile:3: unknown instruction: FLY');
+  const missing = await build('FROM node:17-alpine\nCOPY nothing-here /x\n');
+  assert.is(missing.code, 125);
+  assert.match(missing.stderr, '"nothing-here" not found in the build context');
+  const escape = await build('FROM node:17-alpine\nCOPY ../app/deploy.secret /x\n');
+  assert.is(escape.code, 125);
+  assert.is((await cli(['image', 'inspect', 'bad'])).code, 125, 'no image was tagged');
+  assert.equal(await leftovers(root), []);
+  assert.equal(readdirSync(path.join(root, 'tmp')), []);
+});
+
+B('push: the built image goes to a token registry, pulls back and runs in tsrun and podman, and reads in skopeo', async () => {
+  const target = `${hub.host}/alice/getting-started:1`;
+  assert.is((await cli(['tag', 'getting-started', target])).code, 0);
+  assert.is((await cli(['login', '-u', 'alice', '--password-stdin', hub.host], { input: 'wonderland\n' })).code, 0);
+  const p = await cli(['push', target]);
+  assert.is(p.code, 0, p.stderr);
+  // The base came through docker.io's mirror, so nothing can be mounted: all is uploaded.
+  assert.is(p.stdout.split('\n').filter((l) => l.endsWith(': Pushed')).length, 7, p.stdout);
+  const digest = /digest: (sha256:[0-9a-f]{64})/.exec(p.stdout)?.[1];
+
+  const back = path.join(tmp, 'back');
+  const login = await cli(['login', '-u', 'alice', '--password-stdin', hub.host], { root: back, input: 'wonderland\n' });
+  assert.is(login.code, 0);
+  assert.is((await cli(['pull', '-q', target], { root: back })).code, 0);
+  assert.is(await imageId(target, back), await imageId('getting-started'));
+  const run = await cli(['run', '--rm', '--network', 'none', target, 'cat', '/app/src/message.txt'], { root: back });
+  assert.is(run.stdout, 'hello from the tutorial\n', run.stderr);
+
+  const sk = await execa('skopeo', ['inspect', '--tls-verify=false', '--creds', 'alice:wonderland', `docker://${target}`], { reject: false });
+  assert.is(sk.exitCode, 0, String(sk.stderr));
+  assert.is((JSON.parse(String(sk.stdout)) as { Digest: string }).Digest, digest);
+
+  const pod = ['--root', path.join(tmp, 'podman'), '--runroot', path.join(tmp, 'podman-run'), '--storage-driver', 'overlay', '--cgroup-manager', 'cgroupfs', '--events-backend', 'file', '--runtime', 'runc'];
+  const pull = await execa('podman', [...pod, 'pull', '--tls-verify=false', '--creds', 'alice:wonderland', target], { reject: false });
+  assert.is(pull.exitCode, 0, String(pull.stderr));
+  const prun = await execa('podman', [...pod, 'run', '--rm', '--network', 'none', '--ulimit', 'nofile=1024:20000', '--ulimit', 'nproc=4096:4096', target, 'node', '-e', "console.log(require('fs').readFileSync('/app/src/message.txt', 'utf8').trim(), process.cwd())"], { reject: false });
+  assert.is(prun.exitCode, 0, String(prun.stderr));
+  assert.is(String(prun.stdout).trim(), 'hello from the tutorial /app');
+  await execa('podman', [...pod, 'system', 'reset', '-f'], { reject: false });
+});
+
+B.run();
