@@ -9,6 +9,7 @@
  */
 import path from 'node:path';
 import { storePaths } from '../runtime/paths.js';
+import { pidAlive } from '../store/fsutil.js';
 import { Containers, isActive } from '../runtime/records.js';
 import { sweep, type NetworkAttachment } from '../network/bridge.js';
 import { pruneContainers, type Env } from './containers.js';
@@ -20,14 +21,7 @@ export interface PruneReport {
 }
 
 async function attachmentAlive(env: Env, a: NetworkAttachment): Promise<boolean> {
-  if (a.pid !== undefined) {
-    try {
-      process.kill(a.pid, 0);
-      return true;
-    } catch (e) {
-      return (e as NodeJS.ErrnoException).code === 'EPERM';
-    }
-  }
+  if (a.pid !== undefined) return pidAlive(a.pid);
   const containers = a.store === env.store.root
     ? env.containers
     : new Containers(storePaths(a.store, env.ctx.uid, env.ctx.env), path.join(a.store, 'locks'));

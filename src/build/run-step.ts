@@ -135,15 +135,25 @@ export async function removeMountpoints(upper: string, mountpoints: readonly Mou
 
 function runForeground(o: RunStepOptions, id: string, bundle: string): Promise<number> {
   return new Promise((resolve, reject) => {
+    if (o.signal?.aborted) {
+      resolve(130);
+      return;
+    }
     const child = spawn(o.runtime.info.path, ['--root', o.runtime.root, 'run', '--bundle', bundle, id], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
+    let exited = false;
     child.stdout.on('data', o.output);
     child.stderr.on('data', o.output);
-    const abort = () => { o.runtime.kill(id, 'SIGKILL', true).catch(() => {}); };
+    // Until runc has made the container, kill finds nothing: keep trying until the child exits.
+    const abort = () => {
+      if (exited) return;
+      o.runtime.kill(id, 'SIGKILL', true).catch(() => setTimeout(abort, 50));
+    };
     o.signal?.addEventListener('abort', abort);
     child.on('error', reject);
     child.on('close', (code, signal) => {
+      exited = true;
       o.signal?.removeEventListener('abort', abort);
       resolve(code ?? 128 + (signal ? (osConstants.signals[signal] ?? 0) : 0));
     });

@@ -7,8 +7,9 @@
  * their writer is still alive.
  */
 import { randomBytes } from 'node:crypto';
-import { promises as fs } from 'node:fs';
+import { promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { native } from '../native/index.js';
 
 export async function writeFileAtomic(file: string, data: Buffer | string, mode = 0o644): Promise<void> {
   const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`);
@@ -31,7 +32,8 @@ export function tempName(prefix: string): string {
   return `${process.pid}-${prefix}-${randomBytes(6).toString('hex')}`;
 }
 
-function pidAlive(pid: number): boolean {
+/** Whether process `pid` exists (ours or another user's). */
+export function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
@@ -52,10 +54,35 @@ export async function removeStaleTemps(dir: string): Promise<number> {
   for (const name of names) {
     const pid = Number(name.split('-')[0]);
     if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid || pidAlive(pid)) continue;
-    await fs.rm(path.join(dir, name), { recursive: true, force: true });
-    removed++;
+    if (await removeTempEntry(path.join(dir, name))) removed++;
   }
   return removed;
+}
+
+/**
+ * Remove a temp entry. A killed build can leave its step's root mounted there: unmount first,
+ * and leave the entry alone (false) while something still holds the mount.
+ */
+export async function removeTempEntry(p: string): Promise<boolean> {
+  if (!unmountUnder(p)) return false;
+  await fs.rm(p, { recursive: true, force: true });
+  return true;
+}
+
+/** Unmount every mount at or below `top`, deepest first; false if one is still busy. */
+function unmountUnder(top: string): boolean {
+  const targets = readFileSync('/proc/self/mountinfo', 'utf8').split('\n')
+    .map((l) => l.split(' ')[4]?.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))))
+    .filter((t): t is string => t !== undefined && (t === top || t.startsWith(`${top}/`)))
+    .sort((a, b) => b.length - a.length);
+  for (const t of targets) {
+    try {
+      native().umount(t);
+    } catch {
+      return false;
+    }
+  }
+  return true;
 }
 
 export async function exists(p: string): Promise<boolean> {

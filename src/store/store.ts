@@ -25,7 +25,7 @@ import { TsrunError } from '../errors.js';
 import { digestHex, sha256Digest } from '../oci/digest.js';
 import { withFileLock } from '../native/index.js';
 import { checkImagesFile, emptyImagesFile, type ImageRecord, type ImagesFile } from './images.js';
-import { exists, removeStaleTemps, tempName, writeFileAtomic } from './fsutil.js';
+import { exists, removeStaleTemps, removeTempEntry, tempName, writeFileAtomic } from './fsutil.js';
 
 export interface LayerMeta {
   chainId: string;
@@ -228,7 +228,7 @@ export class Store {
       }
       // No pull is running (we hold the lock exclusively): every temp entry is stale.
       const tmp = path.join(this.root, 'tmp');
-      for (const name of await fs.readdir(tmp)) await fs.rm(path.join(tmp, name), { recursive: true, force: true });
+      for (const name of await fs.readdir(tmp)) await removeTempEntry(path.join(tmp, name));
       return removed;
     });
   }

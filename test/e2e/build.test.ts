@@ -13,8 +13,8 @@ import { execa } from 'execa';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { tsrun } from './cli.js';
-import { leftovers, runDir } from './containers.js';
+import { spawnTsrun, tsrun } from './cli.js';
+import { eventually, leftovers, runDir } from './containers.js';
 import { busyboxLayer, nodeLayer } from './fixtures.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { pushImage } from '../helpers/push.js';
@@ -183,6 +183,24 @@ B('failures: a failing RUN exits 1 and tags nothing; bad Dockerfiles and missing
   const escape = await build('FROM node:17-alpine\nCOPY ../app/deploy.secret /x\n');
   assert.is(escape.code, 125);
   assert.is((await cli(['image', 'inspect', 'bad'])).code, 125, 'no image was tagged');
+  assert.equal(await leftovers(root), []);
+  assert.equal(readdirSync(path.join(root, 'tmp')), []);
+});
+
+B('Ctrl-C during a RUN step stops the build (130) and removes its container, mount and network', async () => {
+  const dir = path.join(tmp, 'slow');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(path.join(dir, 'Dockerfile'), 'FROM node:17-alpine\nRUN echo started && sleep 60\n');
+  const child = spawnTsrun(['build', dir], { root, env: { HOME, CONTAINERS_REGISTRIES_CONF: conf, PATH: process.env.PATH ?? '' } });
+  let out = '';
+  child.stdout?.on('data', (d: Buffer) => { out += d.toString(); });
+  await eventually('the RUN step to start', async () => out.includes('\nstarted\n'));
+  const started = Date.now();
+  child.kill('SIGINT');
+  const r = await child;
+  assert.is(r.exitCode, 130, String(r.stderr));
+  assert.ok(Date.now() - started < 10_000, `stopped promptly (${Date.now() - started} ms): ${String(r.stderr)}`);
+  assert.match(String(r.stderr), 'build interrupted');
   assert.equal(await leftovers(root), []);
   assert.equal(readdirSync(path.join(root, 'tmp')), []);
 });
