@@ -15,7 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { spawnTsrun, tsrun } from './cli.js';
 import { eventually, leftovers, runDir } from './containers.js';
-import { busyboxLayer, nodeLayer } from './fixtures.js';
+import { busyboxLayer, dockerHubMirror, nodeLayer, writeTutorialApp } from './fixtures.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { pushImage } from '../helpers/push.js';
 import { freePort, httpGet } from '../helpers/net.js';
@@ -28,32 +28,8 @@ const app = path.join(tmp, 'app');
 let hub: TestRegistry;
 let conf = '';
 
-const TUTORIAL = `FROM node:17-alpine
-WORKDIR /app
-COPY package*.json ./
-RUN npm install
-COPY . .
-EXPOSE 3000
-CMD ["npm", "start"]
-`;
-
 const cli = (args: string[], o: { root?: string; input?: string; env?: Record<string, string> } = {}) =>
   tsrun(args, { root: o.root ?? root, input: o.input, env: { HOME, CONTAINERS_REGISTRIES_CONF: conf, ...o.env } });
-
-function writeApp(message: string): void {
-  mkdirSync(app, { recursive: true });
-  writeFileSync(path.join(app, 'Dockerfile'), TUTORIAL);
-  writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'getting-started', version: '1.0.0', scripts: { start: 'node src/index.js' } }, null, 2));
-  mkdirSync(path.join(app, 'src'), { recursive: true });
-  writeFileSync(path.join(app, 'src', 'index.js'), [
-    "const http = require('http');",
-    "const fs = require('fs');",
-    "http.createServer((req, res) => res.end(fs.readFileSync(__dirname + '/message.txt'))).listen(3000, () => console.log('Listening on port 3000'));",
-  ].join('\n'));
-  writeFileSync(path.join(app, 'src', 'message.txt'), message);
-  writeFileSync(path.join(app, '.dockerignore'), 'node_modules\n*.secret\n');
-  writeFileSync(path.join(app, 'deploy.secret'), 'do not ship me');
-}
 
 /** The " ---> …" lines of a build's output, in order. */
 const arrows = (out: string) => out.split('\n').filter((l) => l.startsWith(' ---> ')).map((l) => l.slice(6));
@@ -67,8 +43,8 @@ B.before(async () => {
     config: { config: { Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'], Cmd: ['node'] } },
   });
   conf = path.join(tmp, 'registries.conf');
-  writeFileSync(conf, ['[[registry]]', 'prefix = "docker.io"', 'location = "registry-1.docker.io"', '[[registry.mirror]]', `location = "${hub.host}"`, ''].join('\n'));
-  writeApp('hello from the tutorial\n');
+  writeFileSync(conf, dockerHubMirror(hub.host));
+  writeTutorialApp(app, 'hello from the tutorial\n');
 });
 B.after(async () => {
   await hub?.stop();

@@ -2,7 +2,7 @@
  * Fixture layers for the end-to-end tests, built by code (no checked-in binaries).
  */
 import { spawnSync } from 'node:child_process';
-import { lstatSync, readdirSync, readFileSync, readlinkSync, realpathSync } from 'node:fs';
+import { lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, realpathSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import { layerBlob, makeTar, type LayerBlob, type TarEntrySpec } from '../helpers/tar-writer.js';
@@ -124,4 +124,38 @@ export function nodeLayer(): LayerBlob {
   };
   walk(npmDir, 'usr/local/lib/node_modules/npm');
   return layerBlob(makeTar(entries), 'none');
+}
+
+/** The getting-started tutorial's Dockerfile, word for word. */
+export const TUTORIAL_DOCKERFILE = `FROM node:17-alpine
+WORKDIR /app
+COPY package*.json ./
+RUN npm install
+COPY . .
+EXPOSE 3000
+CMD ["npm", "start"]
+`;
+
+/**
+ * The tutorial's app in `dir`: package.json with a start script, a server on port 3000 that
+ * answers with src/message.txt, a .dockerignore (node_modules, *.secret) and a secret file it
+ * must keep out of the image.
+ */
+export function writeTutorialApp(dir: string, message: string): void {
+  mkdirSync(path.join(dir, 'src'), { recursive: true });
+  writeFileSync(path.join(dir, 'Dockerfile'), TUTORIAL_DOCKERFILE);
+  writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: 'getting-started', version: '1.0.0', scripts: { start: 'node src/index.js' } }, null, 2));
+  writeFileSync(path.join(dir, 'src', 'index.js'), [
+    "const http = require('http');",
+    "const fs = require('fs');",
+    "http.createServer((req, res) => res.end(fs.readFileSync(__dirname + '/message.txt'))).listen(3000, () => console.log('Listening on port 3000'));",
+  ].join('\n'));
+  writeFileSync(path.join(dir, 'src', 'message.txt'), message);
+  writeFileSync(path.join(dir, '.dockerignore'), 'node_modules\n*.secret\n');
+  writeFileSync(path.join(dir, 'deploy.secret'), 'do not ship me');
+}
+
+/** A registries.conf making `host` (plain HTTP, loopback) the mirror of docker.io, for tsrun and podman. */
+export function dockerHubMirror(host: string): string {
+  return ['[[registry]]', 'prefix = "docker.io"', 'location = "registry-1.docker.io"', '[[registry.mirror]]', `location = "${host}"`, 'insecure = true', ''].join('\n');
 }
