@@ -11,14 +11,15 @@
  *              --events-backend file --runtime runc build --ulimit nofile=1024:20000
  *              --ulimit nproc=4096:4096 …
  *
- * Both run RUN steps on the host network (`--network host`), so what is compared is the builder,
- * not network set-up (scripts/bench/net.ts measures that). The base `node:17-alpine` is the test
+ * Both run RUN steps on the host network (`--network host`; `--network default` for each tool's
+ * default: tsrun's bridge, podman's netavark), so what is compared is the builder, not network
+ * set-up (net.ts measures that). The base `node:17-alpine` is the test
  * fixture (this machine's node and npm on Debian's busybox-static) pushed to a loopback
  * docker-registry that a registries.conf makes docker.io's mirror for both tools. Every timed
  * build is checked (exit 0); a failed one is never reported as a time and makes the exit status 1.
  *
  *   npm run bench:build                         # 5 rounds, Markdown on stdout
- *   npm run bench:build -- --rounds 10 --json out.json
+ *   npm run bench:build -- --rounds 10 --json out.json --network default
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -36,6 +37,7 @@ const log = (m: string) => process.stderr.write(`bench:build: ${m}\n`);
 
 async function main(): Promise<number> {
   const rounds = Number(option('--rounds', '5'));
+  const network = option('--network', 'host');
   const work = mkdtempSync(path.join(os.tmpdir(), 'tsrun-bench-build-'));
   const root = path.join(work, 'tsrun');
   const proot = path.join(work, 'podman');
@@ -61,9 +63,10 @@ async function main(): Promise<number> {
 
     const argv = (tool: Tool, kind: Kind): [string, string[]] => {
       const nc = kind === 'first' ? ['--no-cache'] : [];
+      if (network !== 'default') nc.push('--network', network);
       return tool === 'tsrun'
-        ? [process.execPath, [TSRUN, '--root', root, 'build', ...nc, '--network', 'host', '-t', 'bench-app', context]]
-        : ['podman', [...podman, 'build', ...nc, '--network', 'host', '--ulimit', 'nofile=1024:20000', '--ulimit', 'nproc=4096:4096', '-t', 'bench-app', context]];
+        ? [process.execPath, [TSRUN, '--root', root, 'build', ...nc, '-t', 'bench-app', context]]
+        : ['podman', [...podman, 'build', ...nc, '--ulimit', 'nofile=1024:20000', '--ulimit', 'nproc=4096:4096', '-t', 'bench-app', context]];
     };
     const tools: Tool[] = ['tsrun', 'podman'];
     const times: Record<string, number[]> = { 'tsrun first': [], 'podman first': [], 'tsrun rebuild': [], 'podman rebuild': [] };
