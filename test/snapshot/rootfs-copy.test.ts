@@ -4,14 +4,17 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync, mkdtempSync, promises as fs, readlinkSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, promises as fs, readlinkSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { TsrunError } from '../../src/errors.js';
 import { copyIn, copyOut, resolveInRoot } from '../../src/snapshot/rootfs-copy.js';
 
+const tmp = mkdtempSync(path.join(os.tmpdir(), 'tsrun-cp-'));
+test.after(() => rmSync(tmp, { recursive: true, force: true }));
+
 async function setup() {
-  const base = mkdtempSync(path.join(os.tmpdir(), 'tsrun-cp-'));
+  const base = mkdtempSync(path.join(tmp, 'case-'));
   const root = path.join(base, 'root');
   const host = path.join(base, 'host');
   const sentinel = path.join(base, 'sentinel');
