@@ -511,6 +511,11 @@ async function readIn(rootfs: string, file: string): Promise<string | undefined>
   return resolveInRoot(rootfs, file).then((p) => fs.readFile(p, 'utf8')).catch(() => undefined);
 }
 
+/** `tsrun builder prune`: forget every cached build step (layers stay while images use them). */
+export async function pruneBuildCache(store: Store): Promise<number> {
+  return new BuildCache(path.join(store.root, 'build-cache')).clear();
+}
+
 export async function build(ctx: AppContext, o: BuildOptions, io: BuildIo): Promise<BuildResult> {
   const contextDir = path.resolve(o.context);
   const st = await fs.stat(contextDir).catch(() => undefined);

@@ -5,7 +5,7 @@
  * mount, a runtime record, an orphaned process or a network attachment (namespace, veth, lease,
  * port rules). Cleaning every stopped container (containers.ts `cleanupContainer`) undoes the
  * first three; `sweep` then tears down every network attachment on the host whose container, in
- * whichever store owns it, is no longer running.
+ * whichever store owns it, is no longer running. As Docker's, it also empties the build cache.
  */
 import path from 'node:path';
 import { storePaths } from '../runtime/paths.js';
@@ -16,6 +16,8 @@ import { pruneContainers, type Env } from './containers.js';
 
 export interface PruneReport {
   containers: string[];
+  /** Build cache entries removed. */
+  buildCache: number;
   /** Attachments torn down because their container was gone. */
   networks: string[];
 }
@@ -33,5 +35,7 @@ async function attachmentAlive(env: Env, a: NetworkAttachment): Promise<boolean>
 export async function systemPrune(env: Env): Promise<PruneReport> {
   const containers = await pruneContainers(env);
   const networks = env.ctx.uid === 0 ? await sweep((a) => attachmentAlive(env, a), env.ctx.env) : [];
-  return { containers, networks };
+  const { pruneBuildCache } = await import('./build.js');
+  const buildCache = await pruneBuildCache(env.store);
+  return { containers, networks, buildCache };
 }

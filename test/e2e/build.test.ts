@@ -11,14 +11,18 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execa } from 'execa';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
+import { gzipSync } from 'node:zlib';
 import path from 'node:path';
 import { spawnTsrun, tsrun } from './cli.js';
 import { eventually, leftovers, runDir } from './containers.js';
 import { busyboxLayer, dockerHubMirror, nodeLayer, writeTutorialApp } from './fixtures.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { pushImage } from '../helpers/push.js';
-import { freePort, httpGet } from '../helpers/net.js';
+import { freePort, hostAddress, httpGet } from '../helpers/net.js';
+import { makeTar } from '../helpers/tar-writer.js';
 
 const B = suite('e2e build');
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'tsrun-e2e-build-'));
@@ -137,6 +141,62 @@ B('multi-stage: COPY --from a named stage into scratch; --target stops at a stag
   assert.match(t.stdout, /^Step 3\/3 : RUN /m);
   const cat = await cli(['run', '--rm', '--network', 'none', 'multi:build', 'cat', '/out/artifact']);
   assert.is(cat.stdout, 'hi from the build stage\n');
+});
+
+B('the rest of the instruction set: ADD extracts tars, --chown/--chmod, USER for RUN, exec form, SHELL, a host server reached over the bridge, metadata recorded; -f outside the context and -f -', async () => {
+  const dir = path.join(tmp, 'full');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(path.join(dir, 'bundle.tar.gz'), gzipSync(makeTar([{ name: 'dir/', type: 'dir' }, { name: 'dir/a.txt', content: 'from the tarball\n' }])));
+  writeFileSync(path.join(dir, 'notes.txt'), 'notes\n');
+  writeFileSync(path.join(dir, 'config.json'), '{}\n');
+  const server = http.createServer((_, res) => res.end('fetched from the host\n'));
+  const host = hostAddress();
+  await new Promise<void>((r) => server.listen(0, host, r));
+  const port = (server.address() as AddressInfo).port;
+  const dockerfile = path.join(tmp, 'elsewhere', 'Build.dockerfile');
+  mkdirSync(path.dirname(dockerfile), { recursive: true });
+  writeFileSync(dockerfile, [
+    'FROM node:17-alpine',
+    'LABEL org.example.team="platform" version=1',
+    'ARG APPDIR=/srv/app',
+    'ENV APPDIR=${APPDIR} GREETING="hello there"',
+    'WORKDIR $APPDIR',
+    'ADD bundle.tar.gz ./',
+    'ADD notes.txt ./notes/',
+    'COPY --chown=app:app --chmod=640 config.json ${APPDIR}/config.json',
+    'USER app',
+    'RUN ["sh", "-c", "id -u > /tmp/whoami"]',
+    'USER root',
+    'SHELL ["/bin/sh", "-ec"]',
+    `RUN wget -qO fetched.txt http://${host}:${port}/`,
+    'VOLUME /data',
+    'STOPSIGNAL SIGINT',
+    'HEALTHCHECK --interval=30s CMD wget -q localhost:3000 || exit 1',
+    'ENTRYPOINT ["/bin/sh", "-c"]',
+    'CMD ["cat $APPDIR/fetched.txt"]',
+  ].join('\n'));
+  try {
+    const r = await cli(['build', '-f', dockerfile, '-t', 'full', dir]);
+    assert.is(r.code, 0, r.stderr + r.stdout);
+  } finally {
+    server.close();
+  }
+  const run = await cli(['run', '--rm', '--network', 'none', 'full']);
+  assert.is(run.stdout, 'fetched from the host\n', run.stderr);
+  const look = await cli(['run', '--rm', '--network', 'none', 'full', 'cat dir/a.txt notes/notes.txt /tmp/whoami; stat -c "%u:%g %a" config.json; echo $GREETING']);
+  assert.is(look.stdout, 'from the tarball\nnotes\n1000\n1000:1000 640\nhello there\n', look.stderr);
+  const cfg = JSON.parse((await cli(['image', 'inspect', '-f', '{{json .Config}}', 'full'])).stdout) as Record<string, unknown>;
+  assert.equal(cfg.Labels, { 'org.example.team': 'platform', version: '1' });
+  assert.is(cfg.StopSignal, 'SIGINT');
+  assert.equal(cfg.Volumes, { '/data': {} });
+  assert.equal(cfg.Healthcheck, { Test: ['CMD-SHELL', 'wget -q localhost:3000 || exit 1'], Interval: 30e9 });
+  assert.equal([cfg.Entrypoint, cfg.Cmd, cfg.WorkingDir, cfg.User], [['/bin/sh', '-c'], ['cat $APPDIR/fetched.txt'], '/srv/app', 'root']);
+
+  const stdin = await cli(['build', '-q', '-f', '-', dir], { input: 'FROM node:17-alpine\nRUN echo from stdin > /stdin.txt\n' });
+  assert.is(stdin.code, 0, stdin.stderr);
+  assert.match(stdin.stdout, /^sha256:[0-9a-f]{64}\n$/);
+  const cat = await cli(['run', '--rm', '--network', 'none', stdin.stdout.trim(), 'cat', '/stdin.txt']);
+  assert.is(cat.stdout, 'from stdin\n');
 });
 
 B('failures: a failing RUN exits 1 and tags nothing; bad Dockerfiles and missing sources exit 125; nothing is left behind', async () => {

@@ -40,6 +40,16 @@ export function registerBuildCommands(program: Command, io: CliIo): void {
   buildCmd(program.command('build'));
   const image = program.commands.find((c) => c.name() === 'image');
   if (image) buildCmd(image.command('build'));
+  program.command('builder').description('Manage the build cache')
+    .command('prune').description('Remove every cached build step')
+    .option('-f, --force', 'do not ask for confirmation (tsrun never asks)')
+    .action(async () => {
+      const { processContext } = await import('../../app/context.js');
+      const { Store } = await import('../../store/store.js');
+      const { pruneBuildCache } = await import('../../app/build.js');
+      const n = await pruneBuildCache(await Store.open(processContext({ root: io.globals().root }).root));
+      io.out.write(`Deleted build cache objects: ${n}\n`);
+    });
 }
 
 async function buildAction(io: CliIo, context: string, f: BuildFlags): Promise<void> {

@@ -7,7 +7,7 @@ import type { CliIo } from '../main.js';
 
 export function registerSystemCommands(program: Command, io: CliIo): void {
   const system = program.command('system').description('Manage tsrun');
-  system.command('prune').description('Remove stopped containers and repair what crashes left behind (mounts, network attachments)')
+  system.command('prune').description('Remove stopped containers and the build cache, and repair what crashes left behind (mounts, network attachments)')
     .option('-f, --force', 'do not ask for confirmation (tsrun never asks)')
     .action(async () => {
       const { processContext } = await import('../../app/context.js');
@@ -20,6 +20,7 @@ export function registerSystemCommands(program: Command, io: CliIo): void {
         io.out.write('\nTorn-down network attachments:\n');
         for (const id of r.networks) io.out.write(`${id}\n`);
       }
+      if (r.buildCache > 0) io.out.write(`\nDeleted build cache objects: ${r.buildCache}\n`);
       io.out.write('\n');
     });
 }
