@@ -37,6 +37,7 @@ export type ErrorCode =
   | 'ERR_CNI'
   | 'ERR_PORT_IN_USE'
   | 'ERR_DOCKERFILE'
+  | 'ERR_ROOTLESS'
   | 'ERR_BUILD_CONTEXT'
   | 'ERR_BUILD_STEP'
   | 'ERR_INTERNAL';

@@ -53,6 +53,8 @@ export function rootfsMount(env: Env, c: Pick<Container, 'record' | 'paths'>): M
     upper: c.paths.upper,
     work: c.paths.work,
     target: c.paths.rootfs,
+    // Rootless: overlayfs keeps its whiteout/opaque xattrs in user.overlay.* (as the unpacker wrote them).
+    userxattr: env.ctx.uid !== 0,
   });
 }
 

@@ -13,7 +13,10 @@ export interface AppContext {
   reporter: Reporter;
   env: NodeJS.ProcessEnv;
   home: string;
+  /** The user's real uid (outside the rootless namespace too). */
   uid: number;
+  /** Running inside the rootless namespace (uid 0 there, `uid` outside; src/rootless/). */
+  rootless: boolean;
 }
 
 /** Default store root: /var/lib/tsrun for root, $XDG_DATA_HOME/tsrun (~/.local/share/tsrun) otherwise. */
@@ -25,7 +28,9 @@ export function defaultRoot(env: NodeJS.ProcessEnv, uid: number, home: string): 
 
 export function processContext(opts: { root?: string; reporter?: Reporter } = {}): AppContext {
   const env = process.env;
-  const uid = process.getuid ? process.getuid() : 0;
+  const inside = process.getuid ? process.getuid() : 0;
+  const rootless = Boolean(env.TSRUN_ROOTLESS) && inside === 0;
+  const uid = rootless ? Number(env.TSRUN_ROOTLESS) : inside;
   const home = env.HOME || os.homedir();
-  return { root: opts.root ?? defaultRoot(env, uid, home), reporter: opts.reporter ?? silentReporter, env, home, uid };
+  return { root: opts.root ?? defaultRoot(env, uid, home), reporter: opts.reporter ?? silentReporter, env, home, uid, rootless };
 }

@@ -252,7 +252,10 @@ async function fetchLayer(ctx: AppContext, store: Store, client: RegistryClient,
   const compression = layerCompression(layer.mediaType) ?? 'none';
   const ingest = store.tempPath('blob');
   const work = await store.prepareLayer();
+  // Root, or uid 0 of the rootless namespace, keeps owners (there as subordinate ids); only real
+  // root has trusted.* xattrs and may make device nodes.
   const root = ctx.uid === 0;
+  const owners = root || ctx.rootless;
   reporter.emit({ type: 'layer-start', digest: layer.digest, size: layer.size, chainId: layer.chainId });
   try {
     const blob = await client.fetchBlob(desc);
@@ -269,7 +272,7 @@ async function fetchLayer(ctx: AppContext, store: Store, client: RegistryClient,
     const toFile = pipeline(blob, createWriteStream(ingest, { mode: 0o644 }));
     const tar = decompress(blob, compression);
     const unpacked = unpackTar(tar, work.diff, {
-      preserveOwnership: root,
+      preserveOwnership: owners,
       overlayXattrPrefix: root ? 'trusted.overlay.' : 'user.overlay.',
       canMknod: root,
       onWarning: (message: string) => reporter.emit({ type: 'warning', message: `layer ${layer.digest}: ${message}` }),

@@ -17,7 +17,7 @@ import type { ImageRecord } from '../store/images.js';
 import { defaultSpec, serializeSpec } from '../spec/defaults.js';
 import {
   applyOpts, parseEnvFile, parseMemory, resolveCwd, withBindMounts, withCwd, withEnv, withEtcFiles, withHostname,
-  withProcessArgs, withReadonlyRootfs, withResources, withTty, withUser, type BindMount,
+  withProcessArgs, withReadonlyRootfs, withResources, withRootless, withTty, withUser, type BindMount,
 } from '../spec/options.js';
 import { resolveUser } from '../spec/user.js';
 import type { ContainerRecord } from '../runtime/records.js';
@@ -130,8 +130,8 @@ export async function createContainer(ctx: AppContext, o: RunOptions, err: NodeJ
 
   let ports: PortMapping[] = (o.publish ?? []).flatMap(parsePublish);
   if (network === 'bridge' && ctx.uid !== 0) {
-    throw new TsrunError('ERR_USAGE', 'the bridge network needs root (rootless networking is not there yet)', {
-      hint: 'run as root, or use --network none or --network host',
+    throw new TsrunError('ERR_ROOTLESS', 'rootless mode: the default network (slirp4netns, for -p) is not there yet', {
+      hint: 'use --network none or --network host, or run as root',
     });
   }
 
@@ -229,6 +229,7 @@ export async function createContainer(ctx: AppContext, o: RunOptions, err: NodeJ
       withResources(resources),
       (s) => {
         s.linux.cgroupsPath = `/tsrun/${id}`;
+        if (ctx.rootless) withRootless({ hostNetwork: network === 'host' })(s);
         if (network === 'host') {
           // Docker shares the host's UTS namespace too: the runtime may not set a hostname then.
           s.linux.namespaces = s.linux.namespaces.filter((n) => n.type !== 'network' && n.type !== 'uts');

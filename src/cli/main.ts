@@ -36,6 +36,16 @@ export function printError(err: unknown, io: Pick<CliIo, 'err'>, debug: boolean)
 }
 
 export async function main(argv: string[]): Promise<void> {
+  // An unprivileged user's command runs inside the user's rootless namespace (src/rootless/).
+  const { needsNamespace, runInNamespace } = await import('../rootless/enter.js');
+  if (needsNamespace(argv, process.getuid?.() ?? 0, process.env)) {
+    try {
+      process.exit(await runInNamespace(argv, process.env));
+    } catch (err) {
+      printError(err, { err: process.stderr }, argv.includes('--debug'));
+      process.exit(EXIT_TSRUN);
+    }
+  }
   const { Command: CommandCtor, CommanderError } = await import('commander');
   const program: Command = new CommandCtor('tsrun');
   const io: CliIo = {

@@ -395,3 +395,30 @@ export function parseMemory(s: string): number {
   if (!Number.isSafeInteger(bytes)) throw new TsrunError('ERR_USAGE', `invalid size: '${s}': too large`);
   return bytes;
 }
+
+// ---------------------------------------------------------------------------------------------
+// rootless
+
+/**
+ * The config for a runtime running as uid 0 of a rootless user namespace (src/rootless/), after
+ * runc's own `spec --rootless` conversion: the cgroup hierarchy is the host's and not ours, so it
+ * is bind-mounted read-only instead of mounted, and no cgroup path is set (runc then skips the
+ * cgroups it may not create instead of failing); with the host's network, sysfs cannot be mounted
+ * (the network namespace is not ours), so /sys is bind-mounted read-only too. Resource limits
+ * need a delegated cgroup v2 hierarchy: refused with a clear error rather than ignored.
+ */
+export function withRootless(o: { hostNetwork: boolean }): SpecOpt {
+  return (spec) => {
+    if (spec.linux.resources && Object.keys(spec.linux.resources).some((k) => k !== 'devices')) {
+      throw new TsrunError('ERR_ROOTLESS', 'rootless mode: --memory, --cpus and --pids-limit need a cgroup v2 hierarchy delegated to you, and this host has none', {
+        hint: 'drop the limits, or run as root (see `tsrun info`)',
+      });
+    }
+    delete spec.linux.cgroupsPath;
+    spec.mounts = spec.mounts.map((m) => {
+      if (m.type === 'cgroup') return { destination: m.destination, type: 'bind', source: '/sys/fs/cgroup', options: ['rbind', 'nosuid', 'noexec', 'nodev', 'ro'] };
+      if (m.type === 'sysfs' && o.hostNetwork) return { destination: m.destination, type: 'bind', source: '/sys', options: ['rbind', 'nosuid', 'noexec', 'nodev', 'ro'] };
+      return m;
+    });
+  };
+}

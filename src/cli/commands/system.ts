@@ -6,7 +6,42 @@ import type { Command } from 'commander';
 import type { CliIo } from '../main.js';
 
 export function registerSystemCommands(program: Command, io: CliIo): void {
+  const infoCmd = (cmd: Command) => cmd
+    .description('Show where tsrun keeps things, what the host offers, and (rootless) what is missing')
+    .option('-f, --format <format>', '"json" for JSON')
+    .action(async (opts: { format?: string }) => {
+      const { processContext } = await import('../../app/context.js');
+      const { systemInfo } = await import('../../app/info.js');
+      const { readFileSync } = await import('node:fs');
+      const version = (JSON.parse(readFileSync(new URL('../../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+      const info = await systemInfo(processContext({ root: io.globals().root }), version);
+      if (opts.format === 'json') {
+        io.out.write(`${JSON.stringify(info, null, 2)}\n`);
+        return;
+      }
+      const lines = [
+        `tsrun ${info.version}`,
+        ` User: ${info.user.name} (uid ${info.user.uid})`,
+        ` Rootless: ${info.rootless}`,
+        ` Root Dir: ${info.rootDir}`,
+        ` Run Dir: ${info.runDir}`,
+        ` Runtime: ${info.runtime.error ? `MISSING (${info.runtime.error})` : `${info.runtime.version} (${info.runtime.path})`}`,
+        ` Storage Driver: ${info.storage}`,
+        ` Networks: ${info.network}`,
+      ];
+      if (info.checks) {
+        lines.push(` User namespace: ${info.pause ? `running (pause process ${info.pause})` : 'not started (the first command starts it)'}`, ' Rootless prerequisites:');
+        const w = Math.max(...info.checks.map((c) => c.name.length));
+        for (const c of info.checks) {
+          const state = c.ok ? 'ok' : c.required ? 'MISSING' : 'limited';
+          lines.push(`  ${state.padEnd(8)} ${c.name.padEnd(w)}  ${c.detail}${c.ok || !c.fix ? '' : `\n  ${''.padEnd(8)} ${''.padEnd(w)}  fix: ${c.fix}`}`);
+        }
+      }
+      io.out.write(`${lines.join('\n')}\n`);
+    });
+  infoCmd(program.command('info'));
   const system = program.command('system').description('Manage tsrun');
+  infoCmd(system.command('info'));
   system.command('prune').description('Remove stopped containers and the build cache, and repair what crashes left behind (mounts, network attachments)')
     .option('-f, --force', 'do not ask for confirmation (tsrun never asks)')
     .action(async () => {

@@ -1,0 +1,56 @@
+/**
+ * `tsrun info`: where things are and what this host gives tsrun, as `docker info` does, plus
+ * (for a non-root user) each rootless prerequisite with the command that fixes what is missing.
+ * Read-only; never fails for a missing piece (that is what it reports).
+ */
+import os from 'node:os';
+import { storePaths } from '../runtime/paths.js';
+import { locateRuntime } from '../runtime/oci-runtime.js';
+import { rootlessChecks, type Check } from '../rootless/checks.js';
+import { userRunBase } from '../rootless/namespace.js';
+import type { AppContext } from './context.js';
+
+export interface Info {
+  version: string;
+  user: { uid: number; name: string };
+  rootless: boolean;
+  rootDir: string;
+  runDir: string;
+  runtime: { name: string; path?: string; version?: string; error?: string };
+  storage: string;
+  network: string;
+  /** Rootless prerequisites (non-root users only). */
+  checks?: Check[];
+  /** Whether the rootless namespace's pause process is running. */
+  pause?: number;
+}
+
+export async function systemInfo(ctx: AppContext, version: string): Promise<Info> {
+  const uid = ctx.uid;
+  const rootless = uid !== 0;
+  const sp = storePaths(ctx.root, uid, ctx.env);
+  let runtime: Info['runtime'];
+  try {
+    const r = await locateRuntime('runc', ctx.env, sp.run);
+    runtime = { name: r.name, path: r.path, version: r.version };
+  } catch (e) {
+    runtime = { name: 'runc', error: (e as Error).message };
+  }
+  const info: Info = {
+    version,
+    user: { uid, name: os.userInfo().username },
+    rootless,
+    rootDir: ctx.root,
+    runDir: sp.run,
+    runtime,
+    storage: rootless ? 'overlay (userxattr, inside the rootless user namespace)' : 'overlay',
+    network: rootless ? 'none and host (the default slirp4netns network is not there yet)' : 'bridge (CNI: bridge, host-local, portmap, firewall), none, host',
+  };
+  if (rootless) {
+    info.checks = await rootlessChecks({ uid, gid: process.getgid?.() ?? 0, name: info.user.name }, ctx.env);
+    const { readFileSync } = await import('node:fs');
+    const pid = Number((() => { try { return readFileSync(`${userRunBase(uid, ctx.env)}/pause.pid`, 'utf8'); } catch { return ''; } })().trim());
+    if (pid > 0) info.pause = pid;
+  }
+  return info;
+}

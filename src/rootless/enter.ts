@@ -1,0 +1,63 @@
+/**
+ * The CLI's door into rootless mode: an unprivileged user's command runs again inside the
+ * user's namespace (namespace.ts) as a child `nsenter … node bin/tsrun.js ARGS`, whose exit
+ * status becomes ours. Node cannot join a user namespace itself (setns(2) into one needs a
+ * single-threaded process), hence the second process; it costs one more Node start.
+ *
+ * Inside, TSRUN_ROOTLESS holds the real uid: paths stay the user's (store under ~/.local/share,
+ * state under $XDG_RUNTIME_DIR or /tmp/tsrun-UID) while the process is uid 0 of the namespace.
+ * Signals: SIGTERM, SIGHUP, SIGQUIT, SIGUSR1/2 are passed on; SIGINT too unless stdin is a
+ * terminal, where Ctrl-C already reaches both processes (same process group) and passing it on
+ * would deliver it twice. Verbs that touch no store (help, version, login, logout, info) stay out.
+ */
+import { spawn } from 'node:child_process';
+import os from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { constants as osConstants } from 'node:os';
+import { ensureNamespace, namespaceRequirements, nsenterArgv } from './namespace.js';
+
+const OUTSIDE = new Set(['help', 'login', 'logout', 'info', 'version']);
+
+/** The verb in an argv after tsrun's global options. */
+export function verbOf(argv: readonly string[]): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] as string;
+    if (a === '--root') i++;
+    else if (!a.startsWith('-')) return a;
+  }
+  return undefined;
+}
+
+export function needsNamespace(argv: readonly string[], uid: number, env: NodeJS.ProcessEnv): boolean {
+  if (uid === 0 || env.TSRUN_ROOTLESS) return false;
+  const verb = verbOf(argv);
+  if (verb === undefined || OUTSIDE.has(verb)) return false;
+  if (verb === 'system' && argv.includes('info')) return false;
+  return !argv.some((a) => a === '--help' || a === '-h' || a === '--version');
+}
+
+/** Run argv in the namespace; resolves with the exit code to use. */
+export async function runInNamespace(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<number> {
+  const uid = process.getuid?.() ?? 0;
+  const id = { uid, gid: process.getgid?.() ?? 0, name: os.userInfo().username };
+  const { nsenter } = await namespaceRequirements(id, env);
+  const pid = await ensureNamespace(id, env);
+  const bin = fileURLToPath(new URL('../../../bin/tsrun.js', import.meta.url));
+  const [cmd, ...args] = nsenterArgv(nsenter, pid, [process.execPath, bin, ...argv]);
+  const child = spawn(cmd as string, args, { stdio: 'inherit', env: { ...env, TSRUN_ROOTLESS: String(uid) } });
+  const forwarded: NodeJS.Signals[] = ['SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'];
+  if (!process.stdin.isTTY) forwarded.push('SIGINT');
+  const relay = (sig: NodeJS.Signals) => { child.kill(sig); };
+  for (const s of forwarded) process.on(s, relay);
+  if (process.stdin.isTTY) process.on('SIGINT', () => {});
+  return new Promise((resolve) => {
+    child.on('error', (err) => {
+      process.stderr.write(`Error: running tsrun in the rootless namespace: ${err.message}\n`);
+      resolve(125);
+    });
+    child.on('exit', (code, signal) => {
+      for (const s of forwarded) process.off(s, relay);
+      resolve(code ?? 128 + (signal ? (osConstants.signals[signal] ?? 0) : 0));
+    });
+  });
+}

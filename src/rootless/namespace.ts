@@ -1,0 +1,135 @@
+/**
+ * Rootless mode's user namespace (user_namespaces(7); podman's "pause process" design).
+ *
+ * An unprivileged user gets one long-lived namespace pair per machine: a user namespace mapping
+ * uid 0 to the user and uids 1..N to the user's subordinate range from /etc/subuid (gids from
+ * /etc/subgid), so image files owned by uid 1000 stay uid 1000 inside and land on disk as
+ * subordinate ids, never as the real root; and a mount namespace where the store's overlay
+ * mounts live. A tiny process (`sleep infinity`, started through util-linux `unshare`, which
+ * writes the maps with the setuid `newuidmap`/`newgidmap` from Debian's uidmap) keeps both alive;
+ * every tsrun command of that user re-runs itself inside them with `nsenter`, as podman does, so
+ * detached containers, their mounts and later `exec`/`stop`/`rm` all see the same world.
+ *
+ * Contract: `ensureNamespace` is safe to call concurrently (a file lock serialises creation) and
+ * checks that a recorded process really is our pause process before reusing it; a missing piece
+ * (no range, no uidmap, user namespaces disabled) is an ERR_ROOTLESS naming the command that
+ * fixes it. The namespace dies with the pause process (kill it, or reboot).
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, promises as fs, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { TsrunError } from '../errors.js';
+import { withFileLock } from '../native/index.js';
+import { which } from '../util/exec.js';
+import { sleep } from '../util/concurrency.js';
+
+export interface IdRange {
+  start: number;
+  count: number;
+}
+
+/** The first subordinate range of `user` (name or uid) in an /etc/subuid-format text. */
+export function subordinateRange(text: string, name: string, uid: number): IdRange | undefined {
+  for (const line of text.split('\n')) {
+    const [who, start, count] = line.trim().split(':');
+    if ((who === name || who === String(uid)) && /^\d+$/.test(start ?? '') && /^\d+$/.test(count ?? '') && Number(count) > 0) {
+      return { start: Number(start), count: Number(count) };
+    }
+  }
+  return undefined;
+}
+
+export interface Identity {
+  uid: number;
+  gid: number;
+  name: string;
+}
+
+/** The volatile directory for a non-root user's runtime state (as storePaths). */
+export function userRunBase(uid: number, env: NodeJS.ProcessEnv): string {
+  return env.XDG_RUNTIME_DIR ? path.join(env.XDG_RUNTIME_DIR, 'tsrun') : `/tmp/tsrun-${uid}`;
+}
+
+function readOr(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+/** Is `pid` our pause process (sleep infinity, owned by uid, with a mapped user namespace)? */
+function isPause(pid: number, uid: number): boolean {
+  const cmdline = readOr(`/proc/${pid}/cmdline`);
+  if (cmdline !== 'sleep\0infinity\0') return false;
+  const uids = /^Uid:\s+(\d+)/m.exec(readOr(`/proc/${pid}/status`))?.[1];
+  if (Number(uids) !== uid) return false;
+  return readOr(`/proc/${pid}/uid_map`).trim().split('\n').length >= 2;
+}
+
+const rootlessError = (msg: string, hint: string) => new TsrunError('ERR_ROOTLESS', msg, { hint });
+
+/** What creating the namespace needs; throws ERR_ROOTLESS for the first thing missing. */
+export async function namespaceRequirements(id: Identity, env: NodeJS.ProcessEnv): Promise<{ uids: IdRange; gids: IdRange; unshare: string; nsenter: string }> {
+  const uids = subordinateRange(readOr('/etc/subuid'), id.name, id.uid);
+  const gids = subordinateRange(readOr('/etc/subgid'), id.name, id.uid);
+  if (!uids || !gids) {
+    throw rootlessError(`rootless mode: user ${id.name} has no subordinate ${uids ? 'gid' : 'uid'} range in /etc/sub${uids ? 'gid' : 'uid'}`,
+      `as root: usermod --add-subuids 100000-165535 --add-subgids 100000-165535 ${id.name}`);
+  }
+  if (!existsSync('/usr/bin/newuidmap') && !(await which('newuidmap', env))) {
+    throw rootlessError('rootless mode: newuidmap and newgidmap are missing', 'as root: apt-get install uidmap');
+  }
+  const max = readOr('/proc/sys/user/max_user_namespaces').trim();
+  if (max === '0') throw rootlessError('rootless mode: user namespaces are disabled (user.max_user_namespaces = 0)', 'as root: sysctl -w user.max_user_namespaces=15000');
+  if (readOr('/proc/sys/kernel/unprivileged_userns_clone').trim() === '0') {
+    throw rootlessError('rootless mode: unprivileged user namespaces are disabled', 'as root: sysctl -w kernel.unprivileged_userns_clone=1');
+  }
+  const unshare = await which('unshare', env);
+  const nsenter = await which('nsenter', env);
+  if (!unshare || !nsenter) throw rootlessError('rootless mode: unshare or nsenter is missing', 'as root: apt-get install util-linux');
+  return { uids, gids, unshare, nsenter };
+}
+
+/** The pid of the user's pause process, started if needed. */
+export async function ensureNamespace(id: Identity, env: NodeJS.ProcessEnv): Promise<number> {
+  const base = userRunBase(id.uid, env);
+  await fs.mkdir(base, { recursive: true, mode: 0o700 });
+  const pidFile = path.join(base, 'pause.pid');
+  const recorded = Number(readOr(pidFile).trim());
+  if (recorded > 0 && isPause(recorded, id.uid)) return recorded;
+  const req = await namespaceRequirements(id, env);
+  return withFileLock(path.join(base, 'pause.lock'), 'ex', async () => {
+    const again = Number(readOr(pidFile).trim());
+    if (again > 0 && isPause(again, id.uid)) return again;
+    const child = spawn(req.unshare, [
+      '--map-root-user',
+      `--map-users=${req.uids.start},1,${req.uids.count}`,
+      `--map-groups=${req.gids.start},1,${req.gids.count}`,
+      '--mount', '--propagation', 'private',
+      '--', 'sleep', 'infinity',
+    ], { detached: true, stdio: ['ignore', 'ignore', 'pipe'], cwd: '/' });
+    let stderr = '';
+    child.stderr?.on('data', (d: Buffer) => { stderr += d.toString(); });
+    let exited: number | null | undefined;
+    child.on('exit', (code) => { exited = code; });
+    const pid = child.pid as number;
+    for (let i = 0; i < 200 && !isPause(pid, id.uid); i++) {
+      if (exited !== undefined) {
+        throw rootlessError(`rootless mode: creating the user namespace failed: ${stderr.trim() || `unshare exited with ${exited}`}`,
+          'check /etc/subuid and /etc/subgid, and that newuidmap/newgidmap are setuid root (apt-get install --reinstall uidmap)');
+      }
+      await sleep(10);
+    }
+    if (!isPause(pid, id.uid)) throw rootlessError('rootless mode: the user namespace did not come up', 'see `tsrun info`');
+    child.stderr?.destroy();
+    child.unref();
+    await fs.writeFile(pidFile, `${pid}\n`);
+    return pid;
+  });
+}
+
+/** argv that runs `argv` inside the pause process's namespaces, as uid 0 there. */
+export function nsenterArgv(nsenter: string, pid: number, argv: readonly string[]): string[] {
+  return [nsenter, '--user', '--mount', '--target', String(pid), '--', ...argv];
+}
