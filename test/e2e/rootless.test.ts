@@ -1,0 +1,155 @@
+/**
+ * End to end, as an unprivileged user: the suite (run as root by CI) creates the users it needs
+ * — `tsrun-rl` with subordinate ranges, `tsrun-nosub` without — and drives the real CLI as them.
+ * What is checked is what the rootless issue asks: images with several users keep their owners
+ * (as subordinate ids on disk, never the real root), run/exec/logs/cp/stop/rm work with
+ * --network none and host, and what cannot work says what is missing and how to fix it.
+ */
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { execa } from 'execa';
+import { execFileSync } from 'node:child_process';
+import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, chownSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { BIN } from './cli.js';
+import { busyboxLayer } from './fixtures.js';
+import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { pushImage } from '../helpers/push.js';
+
+const R = suite('e2e rootless');
+const USER = 'tsrun-rl';
+const NOSUB = 'tsrun-nosub';
+let reg: TestRegistry;
+let IMAGE = '';
+let uid = 0;
+let gid = 0;
+let home = '';
+let root = '';
+const tmp = mkdtempSync(path.join(os.tmpdir(), 'tsrun-e2e-rootless-'));
+
+function ensureUser(name: string, subordinate: boolean): { uid: number; gid: number; home: string } {
+  if (spawnOk('id', ['-u', name]) === false) {
+    execFileSync('useradd', ['-m', '-s', '/bin/sh', ...(subordinate ? [] : ['-K', 'SUB_UID_COUNT=0', '-K', 'SUB_GID_COUNT=0']), name]);
+  }
+  const [u, g] = ['-u', '-g'].map((f) => Number(execFileSync('id', [f, name]).toString().trim())) as [number, number];
+  const line = readFileSync('/etc/subuid', 'utf8').split('\n').find((l) => l.startsWith(`${name}:`));
+  if (subordinate && !line) execFileSync('usermod', ['--add-subuids', '300000-365535', '--add-subgids', '300000-365535', name]);
+  return { uid: u, gid: g, home: execFileSync('getent', ['passwd', name]).toString().split(':')[5] as string };
+}
+
+function spawnOk(cmd: string, args: string[]): boolean {
+  try {
+    execFileSync(cmd, args, { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The CLI as `as` (default the rootless user), with a clean environment as a CI job has. */
+async function cli(args: string[], o: { as?: { uid: number; gid: number; home: string }; input?: string } = {}) {
+  const who = o.as ?? { uid, gid, home };
+  const r = await execa(process.execPath, [BIN, '--root', path.join(who.home, 'tsrun-store'), ...args], {
+    reject: false, uid: who.uid, gid: who.gid, cwd: who.home, extendEnv: false, input: o.input ?? '',
+    env: { HOME: who.home, PATH: process.env.PATH ?? '/usr/bin:/bin', USER: String(who.uid) }, timeout: 120_000, stripFinalNewline: false,
+  });
+  return { code: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
+}
+
+const pausePid = () => Number(readFileSync(`/tmp/tsrun-${uid}/pause.pid`, 'utf8').trim());
+
+R.before(async () => {
+  ({ uid, gid, home } = ensureUser(USER, true));
+  root = path.join(home, 'tsrun-store');
+  reg = await startRegistry({ auth: 'anonymous' });
+  await pushImage(reg, 'rl/busybox', '1', { layers: [busyboxLayer()], config: { config: { Cmd: ['sh'], Env: ['PATH=/bin'] } } });
+  IMAGE = `${reg.host}/rl/busybox:1`;
+});
+R.after(async () => {
+  await reg?.stop();
+  if (existsSync(`/tmp/tsrun-${uid}/pause.pid`)) {
+    try { process.kill(pausePid(), 'SIGKILL'); } catch { /* gone */ }
+  }
+  rmSync(`/tmp/tsrun-${uid}`, { recursive: true, force: true });
+  rmSync(root, { recursive: true, force: true });
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+R('info: rootless, every required prerequisite ok', async () => {
+  const r = await cli(['info']);
+  assert.is(r.code, 0, r.stderr);
+  assert.match(r.stdout, ' Rootless: true');
+  assert.match(r.stdout, `Root Dir: ${root}`);
+  assert.not.match(r.stdout, 'MISSING', r.stdout);
+  assert.match(r.stdout, /ok\s+subordinate uids/);
+});
+
+R('pull: owners kept as subordinate ids; nothing in the store belongs to the real root', async () => {
+  const r = await cli(['pull', '-q', IMAGE]);
+  assert.is(r.code, 0, r.stderr);
+  const sub = Number(readFileSync('/etc/subuid', 'utf8').split('\n').find((l) => l.startsWith(`${USER}:`))?.split(':')[1]);
+  const layers = readdirSync(path.join(root, 'layers'));
+  const hello = lstatSync(path.join(root, 'layers', layers[0] as string, 'diff', 'home', 'app', 'hello.txt'));
+  assert.is(hello.uid, sub + 999, 'uid 1000 in the image is subordinate id start+999 on disk');
+  const owners = new Set<number>();
+  const walk = (d: string) => {
+    for (const n of readdirSync(d)) {
+      const p = path.join(d, n);
+      const st = lstatSync(p);
+      owners.add(st.uid);
+      if (st.isDirectory()) walk(p);
+    }
+  };
+  walk(root);
+  assert.not.ok(owners.has(0), `owners: ${[...owners].join(',')}`);
+  assert.ok(owners.has(uid));
+});
+
+R('run --rm: uid 0 inside is the user outside; image users resolve; exit codes pass through', async () => {
+  const r = await cli(['run', '--rm', '--network', 'none', IMAGE, 'sh', '-c', 'id -u; stat -c %u /home/app/hello.txt; cat /proc/self/uid_map | wc -l']);
+  assert.is(r.stdout, '0\n1000\n2\n', r.stderr);
+  const app = await cli(['run', '--rm', '--network', 'none', '-u', 'app', IMAGE, 'id', '-u']);
+  assert.is(app.stdout, '1000\n', app.stderr);
+  assert.is((await cli(['run', '--rm', '--network', 'none', IMAGE, 'sh', '-c', 'exit 7'])).code, 7);
+});
+
+R('run -d on the host network: ps, logs, exec, cp both ways, stop, rm; no mount left in the namespace', async () => {
+  const d = await cli(['run', '-d', '--name', 'rl', '--network', 'host', IMAGE, 'sh', '-c', 'echo up; exec sleep 60']);
+  assert.is(d.code, 0, d.stderr);
+  assert.match((await cli(['ps'])).stdout, /\srl\n/);
+  assert.is((await cli(['exec', '-u', 'app', 'rl', 'id', '-u'])).stdout, '1000\n');
+  const src = path.join(home, 'in.txt');
+  writeFileSync(src, 'copied in\n');
+  chownSync(src, uid, gid);
+  assert.is((await cli(['cp', src, 'rl:/tmp/in.txt'])).code, 0);
+  assert.is((await cli(['exec', 'rl', 'cat', '/tmp/in.txt'])).stdout, 'copied in\n');
+  assert.is((await cli(['cp', 'rl:/home/app/hello.txt', path.join(home, 'out.txt')])).code, 0);
+  assert.is(readFileSync(path.join(home, 'out.txt'), 'utf8'), 'hello from the image\n');
+  assert.is(lstatSync(path.join(home, 'out.txt')).uid, uid);
+  assert.is((await cli(['logs', 'rl'])).stdout, 'up\n');
+  assert.is((await cli(['stop', '-t', '1', 'rl'])).code, 0);
+  assert.is((await cli(['rm', 'rl'])).code, 0);
+  assert.is((await cli(['ps', '-aq'])).stdout, '');
+  const mounts = readFileSync(`/proc/${pausePid()}/mountinfo`, 'utf8').split('\n').filter((l) => l.includes(root));
+  assert.equal(mounts, []);
+});
+
+R('what cannot work says what is missing and how to fix it', async () => {
+  const net = await cli(['run', '--rm', IMAGE, 'true']);
+  assert.is(net.code, 125);
+  assert.match(net.stderr, 'use --network none or --network host');
+  const mem = await cli(['run', '--rm', '--network', 'none', '-m', '64m', IMAGE, 'true']);
+  assert.is(mem.code, 125);
+  assert.match(mem.stderr, 'need a cgroup v2 hierarchy delegated to you');
+  assert.is((await cli(['ps', '-aq'])).stdout, '', 'the refused run left no container');
+  const nosub = ensureUser(NOSUB, false);
+  const r = await cli(['pull', IMAGE], { as: nosub });
+  assert.is(r.code, 125);
+  assert.match(r.stderr, `user ${NOSUB} has no subordinate uid range in /etc/subuid`);
+  assert.match(r.stderr, `usermod --add-subuids 100000-165535 --add-subgids 100000-165535 ${NOSUB}`);
+  const info = await cli(['info'], { as: nosub });
+  assert.match(info.stdout, /MISSING\s+subordinate uids/);
+});
+
+R.run();
