@@ -24,6 +24,7 @@ import { attach, spawnMonitor, type Attachment } from '../runtime/monitor.js';
 import { sleep } from '../util/concurrency.js';
 import { connect, disconnect, netnsPath, type NetworkInfo } from '../network/bridge.js';
 import { hostsFile } from '../network/etc-files.js';
+import { connectSlirp, disconnectSlirp } from '../network/slirp.js';
 import { assignHostPorts, formatPortsColumn, portLines, type PortMapping } from '../network/ports.js';
 import type { AppContext } from './context.js';
 
@@ -68,6 +69,11 @@ export async function ensureMounted(env: Env, c: Pick<Container, 'record' | 'pat
   if (!isMounted(c.paths.rootfs)) await mountAll([rootfsMount(env, c)]);
 }
 
+/** Undo what start connected: the bridge (root) or slirp4netns (rootless). */
+function disconnectNetwork(env: Env, id: string): Promise<void> {
+  return env.ctx.rootless ? disconnectSlirp(id, env.containers.sp.run) : disconnect(id, env.ctx.env);
+}
+
 /** The argv the monitor runs after the container exits: `tsrun container cleanup ID`. */
 function exitCommand(env: Env, id: string): string[] {
   const bin = new URL('../../../bin/tsrun.js', import.meta.url).pathname;
@@ -102,13 +108,16 @@ export async function startContainer(env: Env, c: Container, o: StartOptions = {
       await env.store.withSharedLock(() => ensureMounted(env, c));
       if (record.host.network === 'bridge') {
         const ports = await assignHostPorts(record.host.ports ?? []);
-        network = await connect({ id: record.id, store: env.store.root, ports, env: env.ctx.env });
+        network = env.ctx.rootless
+          ? await connectSlirp({ id: record.id, runDir: env.containers.sp.run, ports, env: env.ctx.env })
+          : await connect({ id: record.id, store: env.store.root, ports, env: env.ctx.env });
         await fs.writeFile(path.join(paths.etc, 'hosts'), hostsFile(record.config.hostname, network.ip));
       }
       await spawnMonitor({
         id: record.id, bundle: paths.bundle, state: paths.state, runtimePath: runtime.info.path,
         runtimeRoot: runtime.root, log: paths.log, tty: record.config.tty, stdin: record.config.openStdin,
-        publish: network?.ports.map((p) => `${p.protocol}:${p.hostIP}:${p.hostPort}`),
+        // The monitor holds published ports for the bridge; slirp4netns binds its own.
+        publish: env.ctx.rootless ? undefined : network?.ports.map((p) => `${p.protocol}:${p.hostIP}:${p.hostPort}`),
         exitCommand: exitCommand(env, record.id),
       });
       if (o.attachIo) {
@@ -123,7 +132,7 @@ export async function startContainer(env: Env, c: Container, o: StartOptions = {
     } catch (err) {
       attachment?.close();
       await runtime?.delete(record.id, true).catch(() => {});
-      if (record.host.network === 'bridge') await disconnect(record.id, env.ctx.env).catch(() => {});
+      if (record.host.network === 'bridge') await disconnectNetwork(env, record.id).catch(() => {});
       await unmountAll([rootfsMount(env, c)]).catch(() => {});
       await fs.rm(paths.state, { recursive: true, force: true });
       const detail = (err as TsrunError).detail;
@@ -159,7 +168,7 @@ export async function cleanupContainer(env: Env, id: string, o: { remove?: boole
     await runtime?.delete(id, true);
     // A plugin failure must not keep the rest in place: finish, then report it (the network's
     // record stays, so `tsrun system prune` can try again).
-    const netError = record.host.network === 'bridge' ? await disconnect(id, env.ctx.env).then(() => undefined, (e: unknown) => e) : undefined;
+    const netError = record.host.network === 'bridge' ? await disconnectNetwork(env, id).then(() => undefined, (e: unknown) => e) : undefined;
     await unmountAll([rootfsMount(env, c)]);
     if (record.host.autoRemove || o.remove) {
       await env.containers.remove(record);

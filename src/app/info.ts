@@ -44,7 +44,7 @@ export async function systemInfo(ctx: AppContext, version: string): Promise<Info
     runDir: sp.run,
     runtime,
     storage: rootless ? 'overlay (userxattr, inside the rootless user namespace)' : 'overlay',
-    network: rootless ? 'none and host (the default slirp4netns network is not there yet)' : 'bridge (CNI: bridge, host-local, portmap, firewall), none, host',
+    network: rootless ? 'slirp4netns (the default; -p through its port forwarder), none, host' : 'bridge (CNI: bridge, host-local, portmap, firewall), none, host',
   };
   if (rootless) {
     info.checks = await rootlessChecks({ uid, gid: process.getgid?.() ?? 0, name: info.user.name }, ctx.env);

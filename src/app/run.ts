@@ -30,6 +30,7 @@ import { findOrPull } from './image-source.js';
 import { hostsFile, resolvConf } from '../network/etc-files.js';
 import { assignHostPorts, parsePublish, publishAll, type PortMapping } from '../network/ports.js';
 import { netnsPath } from '../network/bridge.js';
+import { slirpNetnsPath, slirpResolvConf } from '../network/slirp.js';
 
 export interface RunOptions {
   image: string;
@@ -129,9 +130,9 @@ export async function createContainer(ctx: AppContext, o: RunOptions, err: NodeJ
   }
 
   let ports: PortMapping[] = (o.publish ?? []).flatMap(parsePublish);
-  if (network === 'bridge' && ctx.uid !== 0) {
-    throw new TsrunError('ERR_ROOTLESS', 'rootless mode: the default network (slirp4netns, for -p) is not there yet', {
-      hint: 'use --network none or --network host, or run as root',
+  if (network === 'bridge' && ctx.uid !== 0 && !ctx.rootless) {
+    throw new TsrunError('ERR_ROOTLESS', 'an unprivileged user gets the default network inside the rootless namespace only', {
+      hint: 'run tsrun through its CLI (which enters the namespace), or use --network none or --network host',
     });
   }
 
@@ -214,7 +215,8 @@ export async function createContainer(ctx: AppContext, o: RunOptions, err: NodeJ
     try {
       hostResolv = readFileSync('/etc/resolv.conf', 'utf8');
     } catch { /* none */ }
-    await fs.writeFile(path.join(p.etc, 'resolv.conf'), resolvConf(hostResolv, network === 'host'));
+    const slirp = ctx.rootless && network === 'bridge';
+    await fs.writeFile(path.join(p.etc, 'resolv.conf'), slirp ? slirpResolvConf(hostResolv) : resolvConf(hostResolv, network === 'host'));
 
     const spec = applyOpts(defaultSpec(),
       argsOpt,
@@ -236,7 +238,8 @@ export async function createContainer(ctx: AppContext, o: RunOptions, err: NodeJ
           delete s.hostname;
         }
         // The bridge's namespace is made (by network/bridge.ts) at each start, at a fixed path.
-        if (network === 'bridge') s.linux.namespaces = s.linux.namespaces.map((n) => (n.type === 'network' ? { ...n, path: netnsPath(id) } : n));
+        const nsPath = ctx.rootless ? slirpNetnsPath(env.containers.sp.run, id) : netnsPath(id);
+        if (network === 'bridge') s.linux.namespaces = s.linux.namespaces.map((n) => (n.type === 'network' ? { ...n, path: nsPath } : n));
       },
     );
     record.path = spec.process.args[0] ?? '';

@@ -3,19 +3,24 @@
  * — `tsrun-rl` with subordinate ranges, `tsrun-nosub` without — and drives the real CLI as them.
  * What is checked is what the rootless issue asks: images with several users keep their owners
  * (as subordinate ids on disk, never the real root), run/exec/logs/cp/stop/rm work with
- * --network none and host, and what cannot work says what is missing and how to fix it.
+ * --network none and host, the default network is slirp4netns with -p, and what cannot work
+ * says what is missing and how to fix it.
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execa } from 'execa';
 import { execFileSync } from 'node:child_process';
-import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, chownSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { BIN } from './cli.js';
+import { eventually } from './containers.js';
 import { busyboxLayer } from './fixtures.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { pushImage } from '../helpers/push.js';
+import { freePort, hostAddress, httpGet } from '../helpers/net.js';
 
 const R = suite('e2e rootless');
 const USER = 'tsrun-rl';
@@ -135,10 +140,39 @@ R('run -d on the host network: ps, logs, exec, cp both ways, stop, rm; no mount 
   assert.equal(mounts, []);
 });
 
+R('default network: slirp4netns; -p answers on 127.0.0.1; the host is reachable by its address; rm leaves no slirp4netns', async () => {
+  const port = await freePort();
+  const d = await cli(['run', '-d', '--name', 'web', '-p', `${port}:80`, IMAGE, 'sh', '-c', 'mkdir /www && echo hello-rootless > /www/index.html && exec httpd -f -p 80 -h /www']);
+  assert.is(d.code, 0, d.stderr);
+  try {
+    assert.is(await httpGet('127.0.0.1', port, '/index.html'), 'hello-rootless\n');
+    assert.is((await cli(['port', 'web'])).stdout, `80/tcp -> 0.0.0.0:${port}\n`);
+    const server = http.createServer((_, res) => res.end('host says hi\n'));
+    const host = hostAddress();
+    await new Promise<void>((r) => server.listen(0, host, r));
+    const out = await cli(['exec', 'web', 'wget', '-qO-', `http://${host}:${(server.address() as AddressInfo).port}/`]);
+    server.close();
+    assert.is(out.stdout, 'host says hi\n', out.stderr);
+    assert.match((await cli(['exec', 'web', 'cat', '/etc/resolv.conf'])).stdout, 'nameserver 10.0.2.3');
+  } finally {
+    assert.is((await cli(['rm', '-f', 'web'])).code, 0);
+  }
+  // (a killed slirp4netns is reaped by init, which can take a moment)
+  await eventually('slirp4netns to be gone', async () => !spawnOk('pgrep', ['-u', String(uid), 'slirp4netns']));
+});
+
 R('what cannot work says what is missing and how to fix it', async () => {
-  const net = await cli(['run', '--rm', IMAGE, 'true']);
-  assert.is(net.code, 125);
-  assert.match(net.stderr, 'use --network none or --network host');
+  const mode = lstatSync('/dev/net/tun').mode & 0o777;
+  chmodSync('/dev/net/tun', 0o600);
+  try {
+    const net = await cli(['run', '--rm', IMAGE, 'true']);
+    assert.is(net.code, 125);
+    assert.match(net.stderr, 'rootless networking needs /dev/net/tun, which you cannot use (mode 0600)');
+    assert.match(net.stderr, 'chmod 0666 /dev/net/tun');
+    assert.is((await cli(['run', '--rm', '--network', 'none', IMAGE, 'true'])).code, 0, 'none still works');
+  } finally {
+    chmodSync('/dev/net/tun', mode);
+  }
   const mem = await cli(['run', '--rm', '--network', 'none', '-m', '64m', IMAGE, 'true']);
   assert.is(mem.code, 125);
   assert.match(mem.stderr, 'need a cgroup v2 hierarchy delegated to you');

@@ -1,0 +1,151 @@
+/**
+ * Rootless networking: a network namespace per container with user-mode networking by
+ * slirp4netns (its README; podman's rootless default), for the default network of an
+ * unprivileged user. The container sees tap0 = 10.0.2.100/24, gateway 10.0.2.2, DNS 10.0.2.3
+ * (forwarded to the host's resolvers); `-p` becomes slirp4netns `add_hostfwd` on its API socket,
+ * so the host port is bound by slirp4netns itself, as the user. Host loopback services are not
+ * reachable from the container (`--disable-host-loopback`), as with Docker's bridge.
+ *
+ * Runs inside the rootless namespace (src/rootless/): the namespace is made persistent by
+ * `unshare --net=FILE` (a bind mount in our mount namespace), and slirp4netns, a detached child,
+ * outlives the CLI; both are recorded in `<run>/slirp/<id>.json` for `disconnectSlirp`.
+ * Contract: `connectSlirp` leaves nothing behind if it fails; `disconnectSlirp` is idempotent.
+ */
+import { spawn } from 'node:child_process';
+import { constants as C, promises as fs, readFileSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { TsrunError } from '../errors.js';
+import { native } from '../native/index.js';
+import { runProgram, which } from '../util/exec.js';
+import { sleep } from '../util/concurrency.js';
+import type { NetworkInfo } from './bridge.js';
+import type { PortMapping } from './ports.js';
+
+export const SLIRP_IP = '10.0.2.100';
+const GATEWAY = '10.0.2.2';
+export const SLIRP_DNS = '10.0.2.3';
+
+interface SlirpRecord {
+  pid: number;
+  netns: string;
+  socket: string;
+}
+
+const dirOf = (runDir: string) => path.join(runDir, 'slirp');
+
+/** Where container `id`'s network namespace is kept (the spec joins it by this path). */
+export function slirpNetnsPath(runDir: string, id: string): string {
+  return path.join(dirOf(runDir), `${id}.netns`);
+}
+
+/** resolv.conf for a slirp4netns container: its DNS forwarder, and the host's search domains. */
+export function slirpResolvConf(hostText: string): string {
+  const search = hostText.split('\n').filter((l) => /^\s*(search|domain|options)\s/.test(l));
+  return [...search, `nameserver ${SLIRP_DNS}`].join('\n') + '\n';
+}
+
+function apiCall(socket: string, request: unknown): Promise<{ error?: { desc?: string } }> {
+  return new Promise((resolve, reject) => {
+    const c = net.connect(socket);
+    let data = '';
+    c.on('connect', () => c.end(JSON.stringify(request)));
+    c.on('data', (d) => { data += d.toString(); });
+    c.on('error', reject);
+    c.on('close', () => {
+      try {
+        resolve(JSON.parse(data) as { error?: { desc?: string } });
+      } catch {
+        reject(new Error(`slirp4netns answered "${data}"`));
+      }
+    });
+  });
+}
+
+export async function connectSlirp(o: { id: string; runDir: string; ports: PortMapping[]; env: NodeJS.ProcessEnv }): Promise<NetworkInfo> {
+  const slirp = await which('slirp4netns', o.env);
+  if (!slirp) {
+    throw new TsrunError('ERR_ROOTLESS', 'rootless networking needs slirp4netns, which is not installed', {
+      hint: 'as root: apt-get install slirp4netns; or use --network none or --network host',
+    });
+  }
+  const tun = await fs.access('/dev/net/tun', C.R_OK | C.W_OK).then(() => true, () => false);
+  if (!tun) {
+    const mode = await fs.stat('/dev/net/tun').then((s) => (s.mode & 0o777).toString(8).padStart(4, '0'), () => 'missing');
+    throw new TsrunError('ERR_ROOTLESS', `rootless networking needs /dev/net/tun, which you cannot use (mode ${mode})`, {
+      hint: 'as root: chmod 0666 /dev/net/tun (the mode distributions ship); or use --network none or --network host',
+    });
+  }
+  await disconnectSlirp(o.id, o.runDir);
+  const dir = dirOf(o.runDir);
+  await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+  const netns = slirpNetnsPath(o.runDir, o.id);
+  const socket = path.join(dir, `${o.id.slice(0, 12)}.sock`);
+  const recordFile = path.join(dir, `${o.id}.json`);
+  try {
+    await fs.writeFile(netns, '');
+    const made = await runProgram('unshare', [`--net=${netns}`, 'true'], { env: o.env });
+    if (made.code !== 0) throw new TsrunError('ERR_ROOTLESS', `making the network namespace for ${o.id.slice(0, 12)}: ${made.stderr.trim()}`);
+    const child = spawn(slirp, ['--configure', '--mtu=65520', '--disable-host-loopback', '--api-socket', socket,
+      '--ready-fd=3', '--netns-type=path', netns, 'tap0'], { detached: true, stdio: ['ignore', 'ignore', 'pipe', 'pipe'] });
+    await fs.writeFile(recordFile, JSON.stringify({ pid: child.pid ?? 0, netns, socket } satisfies SlirpRecord));
+    let stderr = '';
+    child.stderr?.on('data', (d: Buffer) => { stderr += d.toString(); });
+    await new Promise<void>((resolve, reject) => {
+      const ready = child.stdio[3] as NodeJS.ReadableStream;
+      ready.once('data', () => resolve());
+      child.once('exit', (code) => reject(new TsrunError('ERR_ROOTLESS', `slirp4netns exited (${code}): ${stderr.trim()}`)));
+    });
+    for (const s of [child.stderr, child.stdio[3]]) (s as NodeJS.ReadableStream & { destroy(): void } | null)?.destroy();
+    child.unref();
+    for (const p of o.ports) {
+      const r = await apiCall(socket, {
+        execute: 'add_hostfwd',
+        arguments: { proto: p.protocol, host_addr: p.hostIP || '0.0.0.0', host_port: p.hostPort, guest_addr: SLIRP_IP, guest_port: p.containerPort },
+      });
+      if (r.error) {
+        const desc = r.error.desc ?? JSON.stringify(r.error);
+        throw new TsrunError('ERR_PORT_IN_USE', `publishing ${p.hostIP || '0.0.0.0'}:${p.hostPort}: ${desc}`, {
+          hint: p.hostPort < 1024 ? 'ports below 1024 need root, or as root: sysctl -w net.ipv4.ip_unprivileged_port_start=0' : 'choose another host port',
+        });
+      }
+    }
+    return { ip: SLIRP_IP, prefixLen: 24, gateway: GATEWAY, mac: '', bridge: 'slirp4netns', ports: o.ports };
+  } catch (err) {
+    await disconnectSlirp(o.id, o.runDir).catch(() => {});
+    throw err;
+  }
+}
+
+/** Alive and not a zombie (a slirp4netns whose CLI is gone is reaped by init, not by us). */
+function running(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z' && stat.includes('(slirp4netns)');
+  } catch {
+    return false;
+  }
+}
+
+/** Stop slirp4netns and remove the namespace and its files. */
+export async function disconnectSlirp(id: string, runDir: string): Promise<void> {
+  const recordFile = path.join(dirOf(runDir), `${id}.json`);
+  let r: SlirpRecord | undefined;
+  try {
+    r = JSON.parse(await fs.readFile(recordFile, 'utf8')) as SlirpRecord;
+  } catch { /* none */ }
+  if (r?.pid && running(r.pid)) {
+    try {
+      process.kill(r.pid, 'SIGTERM');
+      for (let i = 0; i < 100 && running(r.pid); i++) await sleep(10);
+      if (running(r.pid)) process.kill(r.pid, 'SIGKILL');
+    } catch { /* gone */ }
+  }
+  const netns = slirpNetnsPath(runDir, id);
+  try {
+    native().umount(netns);
+  } catch { /* not mounted */ }
+  await fs.rm(netns, { force: true });
+  if (r?.socket) await fs.rm(r.socket, { force: true });
+  await fs.rm(recordFile, { force: true });
+}
