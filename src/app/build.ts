@@ -195,6 +195,19 @@ class Builder {
     return this.env.store;
   }
 
+  /** Inside the rootless namespace: overlayfs keeps its xattrs in user.overlay.*, no device nodes. */
+  private get rootless(): boolean {
+    return this.env.ctx.rootless;
+  }
+
+  private get xattrPrefix(): 'trusted.overlay.' | 'user.overlay.' {
+    return this.rootless ? 'user.overlay.' : 'trusted.overlay.';
+  }
+
+  private get unpackAs(): { preserveOwnership: boolean; canMknod: boolean } {
+    return { preserveOwnership: true, canMknod: !this.rootless };
+  }
+
   interrupt(): void {
     this.abort.abort();
   }
@@ -227,14 +240,14 @@ class Builder {
 
   /** Run `work` in a fresh root over `parent`'s layers; its changes become a layer (or none, with `skipEmpty`). */
   private async fsStep(parent: BuildState, work: (root: StepRoot) => Promise<Mountpoint[] | void>, skipEmpty = false): Promise<LayerRecord | undefined> {
-    const root = await prepareStepRoot(this.store, parent.layers.map((l) => l.chainId));
+    const root = await prepareStepRoot(this.store, parent.layers.map((l) => l.chainId), this.rootless);
     try {
       const mountpoints = await work(root);
       await unmountStepRoot(root);
       if (mountpoints) await removeMountpoints(root.upper, mountpoints);
       if (skipEmpty && (await fs.readdir(root.upper)).length === 0) return undefined;
       const parentChain = parent.layers[parent.layers.length - 1]?.chainId;
-      return await commitLayer(this.store, root.upper, parentChain, { overlayXattrPrefix: 'trusted.overlay.', root: true });
+      return await commitLayer(this.store, root.upper, parentChain, { overlayXattrPrefix: this.xattrPrefix, unpack: this.unpackAs });
     } finally {
       await releaseStepRoot(root);
     }
@@ -242,7 +255,7 @@ class Builder {
 
   /** Mount `state` read-only-in-spirit for reading (COPY --from); `fn` gets its root. */
   private async withRoot<T>(state: BuildState, fn: (rootfs: string) => Promise<T>): Promise<T> {
-    const root = await prepareStepRoot(this.store, state.layers.map((l) => l.chainId));
+    const root = await prepareStepRoot(this.store, state.layers.map((l) => l.chainId), this.rootless);
     try {
       return await fn(root.rootfs);
     } finally {
@@ -379,7 +392,7 @@ class Builder {
         const id = randomBytes(32).toString('hex');
         this.io.line(` ---> Running in ${id.slice(0, 12)}`);
         const r = await runStep({
-          id, runtime, root, storeRoot: this.store.root, argv, config, argEnv, network: net,
+          id, runtime, root, storeRoot: this.store.root, runDir: this.env.containers.sp.run, rootless: this.rootless, argv, config, argEnv, network: net,
           callerEnv: this.env.ctx.env, output: (c) => this.io.output(c), signal: this.abort.signal,
         });
         this.checkAborted();
@@ -458,7 +471,7 @@ class Builder {
       const dir = this.store.tempPath('add');
       temps.push(dir);
       await fs.mkdir(dir, { mode: 0o755 });
-      await unpackTar(decompress(createReadStream(top.abs), kind), dir, { preserveOwnership: true, overlayXattrPrefix: 'trusted.overlay.', canMknod: true });
+      await unpackTar(decompress(createReadStream(top.abs), kind), dir, { ...this.unpackAs, overlayXattrPrefix: this.xattrPrefix });
       out.push(...(await collectSources({ dir }, ['.'], `ADD ${s.name}`)));
     }
     return { sources: out, cleanup: async () => { for (const t of temps) await fs.rm(t, { recursive: true, force: true }); } };
@@ -536,8 +549,8 @@ export async function build(ctx: AppContext, o: BuildOptions, io: BuildIo): Prom
   }
   const network = o.network ?? 'bridge';
   if (!/^(bridge|host|none|default)$/.test(network)) throw new TsrunError('ERR_USAGE', `invalid --network "${network}"`, { hint: 'use bridge, host or none' });
-  if (ctx.uid !== 0) {
-    throw new TsrunError('ERR_USAGE', 'building needs root for now (rootless builds come with rootless mode)', { hint: 'run tsrun build as root' });
+  if (ctx.uid !== 0 && !ctx.rootless) {
+    throw new TsrunError('ERR_ROOTLESS', 'an unprivileged user builds inside the rootless namespace only', { hint: 'run tsrun through its CLI, which enters it' });
   }
   const labels: Record<string, string> = {};
   for (const l of o.labels ?? []) {

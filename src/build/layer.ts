@@ -20,7 +20,12 @@ import { unpackTar } from '../layers/unpack.js';
 import type { Store } from '../store/store.js';
 import type { LayerRecord } from '../store/images.js';
 
-export async function commitLayer(store: Store, dir: string, parentChainId: string | undefined, opts: DiffOptions & { root: boolean }): Promise<LayerRecord> {
+export interface CommitOptions extends DiffOptions {
+  /** How the layer is unpacked into the store: as pulls are for this user (see app/pull.ts). */
+  unpack: { preserveOwnership: boolean; canMknod: boolean };
+}
+
+export async function commitLayer(store: Store, dir: string, parentChainId: string | undefined, opts: CommitOptions): Promise<LayerRecord> {
   const ingest = store.tempPath('blob');
   const work = await store.prepareLayer();
   try {
@@ -43,7 +48,7 @@ export async function commitLayer(store: Store, dir: string, parentChainId: stri
       gzip.end();
     })();
     const result = await unpackTar(tee, work.diff, {
-      preserveOwnership: opts.root, overlayXattrPrefix: opts.overlayXattrPrefix, canMknod: opts.root,
+      ...opts.unpack, overlayXattrPrefix: opts.overlayXattrPrefix,
     });
     await closed;
     const digest = `sha256:${blobHash.digest('hex')}`;

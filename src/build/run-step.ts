@@ -16,12 +16,13 @@ import path from 'node:path';
 import { constants as osConstants } from 'node:os';
 import type { ContainerConfig } from '../oci/schemas.js';
 import { defaultSpec, serializeSpec } from '../spec/defaults.js';
-import { applyOpts, withCwd, withEnv, withEtcFiles, withHostname, withUser } from '../spec/options.js';
+import { applyOpts, withCwd, withEnv, withEtcFiles, withHostname, withRootless, withUser } from '../spec/options.js';
 import { resolveUser } from '../spec/user.js';
 import type { OciRuntime } from '../runtime/oci-runtime.js';
 import { resolveInRoot } from '../snapshot/rootfs-copy.js';
 import { connect, disconnect, netnsPath } from '../network/bridge.js';
 import { hostsFile, resolvConf } from '../network/etc-files.js';
+import { connectSlirp, disconnectSlirp, slirpNetnsPath, slirpResolvConf } from '../network/slirp.js';
 import type { StepRoot } from './step-root.js';
 import { native } from '../native/index.js';
 
@@ -34,6 +35,10 @@ export interface RunStepOptions {
   root: StepRoot;
   /** The store root (owner of the network attachment). */
   storeRoot: string;
+  /** The store's volatile directory (rootless: where slirp4netns keeps its namespace). */
+  runDir: string;
+  /** Inside the rootless namespace: slirp4netns for the default network, runc's rootless config. */
+  rootless: boolean;
   argv: string[];
   config: ContainerConfig;
   /** Build arguments in scope, as KEY=VALUE (ENV wins over them, as in Docker). */
@@ -83,7 +88,8 @@ export async function runStep(o: RunStepOptions): Promise<RunStepResult> {
   try {
     hostResolv = readFileSync('/etc/resolv.conf', 'utf8');
   } catch { /* none */ }
-  await fs.writeFile(path.join(etc, 'resolv.conf'), resolvConf(hostResolv, host));
+  const slirp = o.rootless && o.network === 'bridge';
+  await fs.writeFile(path.join(etc, 'resolv.conf'), slirp ? slirpResolvConf(hostResolv) : resolvConf(hostResolv, host));
 
   const user = resolveUser(o.config.User || '0', await readInRoot(root.rootfs, '/etc/passwd'), await readInRoot(root.rootfs, '/etc/group'));
   const spec = applyOpts(defaultSpec(),
@@ -101,7 +107,9 @@ export async function runStep(o: RunStepOptions): Promise<RunStepResult> {
         s.linux.namespaces = s.linux.namespaces.filter((n) => n.type !== 'network' && n.type !== 'uts');
         delete s.hostname;
       }
-      if (o.network === 'bridge') s.linux.namespaces = s.linux.namespaces.map((n) => (n.type === 'network' ? { ...n, path: netnsPath(id) } : n));
+      const nsPath = slirp ? slirpNetnsPath(o.runDir, id) : netnsPath(id);
+      if (o.network === 'bridge') s.linux.namespaces = s.linux.namespaces.map((n) => (n.type === 'network' ? { ...n, path: nsPath } : n));
+      if (o.rootless) withRootless({ hostNetwork: host })(s);
     },
   );
   const bundle = path.join(root.dir, 'bundle');
@@ -109,11 +117,13 @@ export async function runStep(o: RunStepOptions): Promise<RunStepResult> {
   await fs.writeFile(path.join(bundle, 'config.json'), serializeSpec(spec));
 
   try {
-    if (o.network === 'bridge') await connect({ id, store: o.storeRoot, ports: [], env: o.callerEnv, pid: process.pid });
+    if (slirp) await connectSlirp({ id, runDir: o.runDir, ports: [], env: o.callerEnv });
+    else if (o.network === 'bridge') await connect({ id, store: o.storeRoot, ports: [], env: o.callerEnv, pid: process.pid });
     return { exitCode: await runForeground(o, id, bundle), mountpoints };
   } finally {
     await o.runtime.delete(id, true).catch(() => {});
-    if (o.network === 'bridge') await disconnect(id, o.callerEnv);
+    if (slirp) await disconnectSlirp(id, o.runDir);
+    else if (o.network === 'bridge') await disconnect(id, o.callerEnv);
   }
 }
 

@@ -24,7 +24,8 @@ export interface StepRoot {
   mount?: Mount;
 }
 
-export async function prepareStepRoot(store: Store, chainIds: readonly string[]): Promise<StepRoot> {
+/** `userxattr`: overlayfs in the rootless user namespace (its xattrs in user.overlay.*). */
+export async function prepareStepRoot(store: Store, chainIds: readonly string[], userxattr = false): Promise<StepRoot> {
   const dir = store.tempPath('step');
   await fs.mkdir(dir, { mode: 0o700 });
   const upper = path.join(dir, 'upper');
@@ -36,7 +37,7 @@ export async function prepareStepRoot(store: Store, chainIds: readonly string[])
     const rootfs = path.join(dir, 'rootfs');
     await fs.mkdir(work, { mode: 0o700 });
     await fs.mkdir(rootfs, { mode: 0o755 });
-    const mount = planOverlay({ layersDir: path.join(store.root, 'layers'), chainIds, upper, work, target: rootfs });
+    const mount = planOverlay({ layersDir: path.join(store.root, 'layers'), chainIds, upper, work, target: rootfs, userxattr });
     await mountAll([mount]);
     return { dir, rootfs, upper, mount };
   } catch (err) {

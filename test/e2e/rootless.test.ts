@@ -3,14 +3,14 @@
  * — `tsrun-rl` with subordinate ranges, `tsrun-nosub` without — and drives the real CLI as them.
  * What is checked is what the rootless issue asks: images with several users keep their owners
  * (as subordinate ids on disk, never the real root), run/exec/logs/cp/stop/rm work with
- * --network none and host, the default network is slirp4netns with -p, and what cannot work
- * says what is missing and how to fix it.
+ * --network none and host, the default network is slirp4netns with -p, build works with the
+ * same layers root would make, and what cannot work says what is missing and how to fix it.
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execa } from 'execa';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -159,6 +159,33 @@ R('default network: slirp4netns; -p answers on 127.0.0.1; the host is reachable 
   }
   // (a killed slirp4netns is reaped by init, which can take a moment)
   await eventually('slirp4netns to be gone', async () => !spawnOk('pgrep', ['-u', String(uid), 'slirp4netns']));
+});
+
+R('build: RUN over slirp4netns, owners and deletions in the layers as for root, the cache on a rebuild', async () => {
+  const ctx = path.join(home, 'ctx');
+  mkdirSync(ctx, { recursive: true });
+  writeFileSync(path.join(ctx, 'Dockerfile'), [
+    `FROM ${IMAGE}`,
+    'WORKDIR /app',
+    'COPY a.txt ./',
+    'RUN chown 1000:1000 /app/a.txt && rm /home/app/hello.txt && cat /etc/resolv.conf > /app/resolv',
+    'CMD ["cat", "/app/a.txt"]',
+  ].join('\n'));
+  writeFileSync(path.join(ctx, 'a.txt'), 'built rootless\n');
+  execFileSync('chown', ['-R', `${uid}:${gid}`, ctx]);
+  const b = await cli(['build', '-t', 'rl-built', ctx]);
+  assert.is(b.code, 0, b.stderr + b.stdout);
+  const r = await cli(['run', '--rm', '--network', 'none', 'rl-built', 'sh', '-c', 'cat /app/a.txt; stat -c %u /app/a.txt; ls /home/app | wc -l; cat /app/resolv']);
+  assert.is(r.stdout, 'built rootless\n1000\n0\nnameserver 10.0.2.3\n', r.stderr);
+  // The RUN layer as the registry would get it: uid 1000 (not a subordinate id) and a whiteout.
+  const digest = JSON.parse((await cli(['image', 'inspect', '-f', '{{json .RootFS.Layers}}', 'rl-built'])).stdout) as string[];
+  const images = JSON.parse(readFileSync(path.join(root, 'images.json'), 'utf8')) as { images: Record<string, { layers: { digest: string; diffId: string }[] }> };
+  const layer = Object.values(images.images).flatMap((i) => i.layers).find((l) => l.diffId === digest[digest.length - 1]);
+  const listing = execFileSync('tar', ['--numeric-owner', '-tvzf', path.join(root, 'blobs', 'sha256', (layer?.digest ?? '').slice(7))], { encoding: 'utf8' });
+  assert.match(listing, /1000\/1000 .* app\/a\.txt/);
+  assert.match(listing, /home\/app\/\.wh\.hello\.txt/);
+  const again = await cli(['build', '-t', 'rl-built', ctx]);
+  assert.is(again.stdout.split('\n').filter((l) => l === ' ---> Using cache').length, 4);
 });
 
 R('what cannot work says what is missing and how to fix it', async () => {
