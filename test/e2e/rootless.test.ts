@@ -21,6 +21,7 @@ import { busyboxLayer } from './fixtures.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { pushImage } from '../helpers/push.js';
 import { freePort, hostAddress, httpGet } from '../helpers/net.js';
+import { ensureUser, subuidStart } from '../helpers/users.js';
 
 const R = suite('e2e rootless');
 const USER = 'tsrun-rl';
@@ -32,25 +33,6 @@ let gid = 0;
 let home = '';
 let root = '';
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'tsrun-e2e-rootless-'));
-
-function ensureUser(name: string, subordinate: boolean): { uid: number; gid: number; home: string } {
-  if (spawnOk('id', ['-u', name]) === false) {
-    execFileSync('useradd', ['-m', '-s', '/bin/sh', ...(subordinate ? [] : ['-K', 'SUB_UID_COUNT=0', '-K', 'SUB_GID_COUNT=0']), name]);
-  }
-  const [u, g] = ['-u', '-g'].map((f) => Number(execFileSync('id', [f, name]).toString().trim())) as [number, number];
-  const line = readFileSync('/etc/subuid', 'utf8').split('\n').find((l) => l.startsWith(`${name}:`));
-  if (subordinate && !line) execFileSync('usermod', ['--add-subuids', '300000-365535', '--add-subgids', '300000-365535', name]);
-  return { uid: u, gid: g, home: execFileSync('getent', ['passwd', name]).toString().split(':')[5] as string };
-}
-
-function spawnOk(cmd: string, args: string[]): boolean {
-  try {
-    execFileSync(cmd, args, { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** The CLI as `as` (default the rootless user), with a clean environment as a CI job has. */
 async function cli(args: string[], o: { as?: { uid: number; gid: number; home: string }; input?: string } = {}) {
@@ -93,7 +75,7 @@ R('info: rootless, every required prerequisite ok', async () => {
 R('pull: owners kept as subordinate ids; nothing in the store belongs to the real root', async () => {
   const r = await cli(['pull', '-q', IMAGE]);
   assert.is(r.code, 0, r.stderr);
-  const sub = Number(readFileSync('/etc/subuid', 'utf8').split('\n').find((l) => l.startsWith(`${USER}:`))?.split(':')[1]);
+  const sub = subuidStart(USER);
   const layers = readdirSync(path.join(root, 'layers'));
   const hello = lstatSync(path.join(root, 'layers', layers[0] as string, 'diff', 'home', 'app', 'hello.txt'));
   assert.is(hello.uid, sub + 999, 'uid 1000 in the image is subordinate id start+999 on disk');
@@ -158,7 +140,14 @@ R('default network: slirp4netns; -p answers on 127.0.0.1; the host is reachable 
     assert.is((await cli(['rm', '-f', 'web'])).code, 0);
   }
   // (a killed slirp4netns is reaped by init, which can take a moment)
-  await eventually('slirp4netns to be gone', async () => !spawnOk('pgrep', ['-u', String(uid), 'slirp4netns']));
+  await eventually('slirp4netns to be gone', async () => {
+    try {
+      execFileSync('pgrep', ['-u', String(uid), 'slirp4netns'], { stdio: 'ignore' });
+      return false;
+    } catch {
+      return true;
+    }
+  });
 });
 
 R('build: RUN over slirp4netns, owners and deletions in the layers as for root, the cache on a rebuild', async () => {
