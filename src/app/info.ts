@@ -7,7 +7,7 @@ import os from 'node:os';
 import { storePaths } from '../runtime/paths.js';
 import { locateRuntime } from '../runtime/oci-runtime.js';
 import { rootlessChecks, type Check } from '../rootless/checks.js';
-import { userRunBase } from '../rootless/namespace.js';
+import { storageProbe, userRunBase } from '../rootless/namespace.js';
 import type { AppContext } from './context.js';
 
 export interface Info {
@@ -23,6 +23,12 @@ export interface Info {
   checks?: Check[];
   /** Whether the rootless namespace's pause process is running. */
   pause?: number;
+}
+
+function rootlessStorage(uid: number, env: NodeJS.ProcessEnv): string {
+  const p = storageProbe(uid, env);
+  if (!p) return 'overlay with userxattr in the rootless user namespace (probed when the namespace starts)';
+  return p.ok ? `overlay (${p.detail}; probed ${p.at})` : `NONE: ${p.detail} (fuse-overlayfs and copying fallbacks are not implemented yet)`;
 }
 
 export async function systemInfo(ctx: AppContext, version: string): Promise<Info> {
@@ -43,7 +49,7 @@ export async function systemInfo(ctx: AppContext, version: string): Promise<Info
     rootDir: ctx.root,
     runDir: sp.run,
     runtime,
-    storage: rootless ? 'overlay (userxattr, inside the rootless user namespace)' : 'overlay',
+    storage: rootless ? rootlessStorage(uid, ctx.env) : 'overlay',
     network: rootless ? 'slirp4netns (the default; -p through its port forwarder), none, host' : 'bridge (CNI: bridge, host-local, portmap, firewall), none, host',
   };
   if (rootless) {

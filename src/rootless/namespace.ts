@@ -20,7 +20,7 @@ import { existsSync, promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { TsrunError } from '../errors.js';
 import { withFileLock } from '../native/index.js';
-import { which } from '../util/exec.js';
+import { runProgram, which } from '../util/exec.js';
 import { sleep } from '../util/concurrency.js';
 
 export interface IdRange {
@@ -124,9 +124,46 @@ export async function ensureNamespace(id: Identity, env: NodeJS.ProcessEnv): Pro
     if (!isPause(pid, id.uid)) throw rootlessError('rootless mode: the user namespace did not come up', 'see `tsrun info`');
     child.stderr?.destroy();
     child.unref();
+    const probe = await probeOverlay(req.nsenter, pid, base, env);
+    await fs.writeFile(path.join(base, 'storage.json'), JSON.stringify(probe));
+    if (!probe.ok) {
+      process.kill(pid, 'SIGKILL');
+      throw rootlessError(`rootless mode: this kernel cannot mount overlayfs in a user namespace (${probe.detail})`,
+        'rootless storage needs Linux 5.11 or later (overlayfs with userxattr); fuse-overlayfs and copying fallbacks are not implemented yet: run as root');
+    }
     await fs.writeFile(pidFile, `${pid}\n`);
     return pid;
   });
+}
+
+export interface StorageProbe {
+  ok: boolean;
+  driver: 'overlay';
+  detail: string;
+  at: string;
+}
+
+/**
+ * Can overlayfs be mounted in the namespace (unprivileged overlayfs with `userxattr`, Linux ≥
+ * 5.11)? Tried once per namespace, on a scratch lower/upper/work under the run directory.
+ */
+async function probeOverlay(nsenter: string, pid: number, base: string, env: NodeJS.ProcessEnv): Promise<StorageProbe> {
+  const dir = path.join(base, 'overlay-probe');
+  await fs.rm(dir, { recursive: true, force: true });
+  for (const d of ['lower', 'upper', 'work', 'merged']) await fs.mkdir(path.join(dir, d), { recursive: true });
+  // Removed inside too: overlayfs leaves work/work with mode 0, which only a capable uid 0 may enter.
+  const script = 'mount -t overlay overlay -o "lowerdir=$1/lower,upperdir=$1/upper,workdir=$1/work,userxattr" "$1/merged" && umount "$1/merged"; s=$?; rm -rf "$1"; exit $s';
+  const r = await runProgram(nsenter, nsenterArgv(nsenter, pid, ['sh', '-c', script, 'probe', dir]).slice(1), { env });
+  return { ok: r.code === 0, driver: 'overlay', detail: r.code === 0 ? 'overlayfs with userxattr' : r.stderr.trim() || `exit ${r.code}`, at: new Date().toISOString() };
+}
+
+/** What the namespace's storage probe found (undefined before the first command). */
+export function storageProbe(uid: number, env: NodeJS.ProcessEnv): StorageProbe | undefined {
+  try {
+    return JSON.parse(readFileSync(path.join(userRunBase(uid, env), 'storage.json'), 'utf8')) as StorageProbe;
+  } catch {
+    return undefined;
+  }
 }
 
 /** argv that runs `argv` inside the pause process's namespaces, as uid 0 there. */

@@ -75,6 +75,8 @@ R('info: rootless, every required prerequisite ok', async () => {
 R('pull: owners kept as subordinate ids; nothing in the store belongs to the real root', async () => {
   const r = await cli(['pull', '-q', IMAGE]);
   assert.is(r.code, 0, r.stderr);
+  // The first command started the namespace and probed its storage; info says what it found.
+  assert.match((await cli(['info'])).stdout, /Storage Driver: overlay \(overlayfs with userxattr; probed /);
   const sub = subuidStart(USER);
   const layers = readdirSync(path.join(root, 'layers'));
   const hello = lstatSync(path.join(root, 'layers', layers[0] as string, 'diff', 'home', 'app', 'hello.txt'));
