@@ -312,10 +312,12 @@ class Builder {
     this.io.line(`Step ${++this.step}/${this.total} : ${stage.from.text}`);
     const base = await this.baseState(stage, globals);
     let state = base.state;
-    if (stage.instructions.length > 0) {
-      // A new stage starts without the base's ONBUILD triggers (Docker clears them).
-      const c = configOf(state);
-      if (c.config?.OnBuild) state = derive(state, 'ONBUILD (cleared)', (x) => { if (x.config) delete x.config.OnBuild; });
+    const c = configOf(state);
+    if (stage.instructions.length > 0 && c.config?.OnBuild) {
+      // A new stage starts without the base's ONBUILD triggers (Docker clears them). No history
+      // entry and no new time: the state stays a pure function of the base, so the cache holds.
+      delete c.config.OnBuild;
+      state = { ...state, configBytes: JSON.stringify(c) };
     }
     this.io.line(` ---> ${short(stateId(state))}`);
     const args = new Map<string, string>();
