@@ -301,9 +301,9 @@ class Builder {
       const p = platform ?? formatPlatform(hostPlatform());
       return { state: emptyState(p), platform: p };
     }
-    const { image, configBytes } = await findOrPull(this.env.ctx, this.store, base, { pull: this.o.pull ? 'always' : 'missing', platform });
+    const notice = { write: (t: string) => { this.io.line(t.trimEnd()); return true; } };
+    const { image, configBytes } = await findOrPull(this.env.ctx, this.store, base, { pull: this.o.pull ? 'always' : 'missing', platform, err: notice });
     const cfg = JSON.parse(configBytes.toString('utf8')) as ImageConfig;
-    if ((cfg.config?.OnBuild ?? []).length > 0) this.io.warn(`[Warning] ${base} has ONBUILD triggers; tsrun does not run them`);
     const layers = image.layers.map((l) => ({ ...l, mediaType: ociLayerType(l.mediaType) }));
     return { state: { configBytes: configBytes.toString('utf8'), layers }, platform: `${cfg.os}/${cfg.architecture}${cfg.variant ? `/${cfg.variant}` : ''}` };
   }
@@ -313,27 +313,49 @@ class Builder {
     const base = await this.baseState(stage, globals);
     let state = base.state;
     const c = configOf(state);
-    if (stage.instructions.length > 0 && c.config?.OnBuild) {
-      // A new stage starts without the base's ONBUILD triggers (Docker clears them). No history
-      // entry and no new time: the state stays a pure function of the base, so the cache holds.
+    const triggers = await this.triggers(c.config?.OnBuild ?? []);
+    if (c.config?.OnBuild && (triggers.length > 0 || stage.instructions.length > 0)) {
+      // A new stage starts without the base's ONBUILD triggers (Docker clears them, after running
+      // them). No history entry and no new time: the state stays a pure function of the base.
       delete c.config.OnBuild;
       state = { ...state, configBytes: JSON.stringify(c) };
     }
-    this.io.line(` ---> ${short(stateId(state))}`);
     const args = new Map<string, string>();
     const flags = { cmdSet: false };
+    if (triggers.length > 0) this.io.line(`# Executing ${triggers.length} build trigger${triggers.length > 1 ? 's' : ''}`);
+    for (const ins of triggers) state = await this.step1(stage, ins, state, args, globals, flags, ` ---> Running trigger: ${ins.text}`);
+    this.io.line(` ---> ${short(stateId(state))}`);
     for (const ins of stage.instructions) {
-      this.checkAborted();
-      this.io.line(`Step ${++this.step}/${this.total} : ${ins.text}`);
-      try {
-        state = await this.instruction(stage, ins, state, args, globals, flags);
-      } catch (err) {
-        if (isTsrunError(err)) throw err;
-        throw wrapError(`step ${this.step}/${this.total} (${ins.text})`, err, 'ERR_BUILD_STEP');
-      }
+      state = await this.step1(stage, ins, state, args, globals, flags, `Step ${++this.step}/${this.total} : ${ins.text}`);
       this.io.line(` ---> ${short(stateId(state))}`);
     }
     return { state, platform: base.platform };
+  }
+
+  /** One instruction, announced by `title`; unexpected errors name it. */
+  private async step1(stage: Stage, ins: Instruction, state: BuildState, args: Map<string, string>, globals: Map<string, string>, flags: { cmdSet: boolean }, title: string): Promise<BuildState> {
+    this.checkAborted();
+    this.io.line(title);
+    try {
+      return await this.instruction(stage, ins, state, args, globals, flags);
+    } catch (err) {
+      if (isTsrunError(err)) throw err;
+      throw wrapError(`${title.trim()}`, err, 'ERR_BUILD_STEP');
+    }
+  }
+
+  /** A base image's ONBUILD triggers as instructions (Docker forbids ONBUILD, FROM and MAINTAINER there). */
+  private async triggers(onBuild: readonly string[]): Promise<Instruction[]> {
+    if (onBuild.length === 0) return [];
+    const parsed = await parseDockerfile(`FROM scratch\n${onBuild.join('\n')}\n`, 'ONBUILD trigger');
+    const list = (parsed.stages[0] as Stage).instructions;
+    if (parsed.stages.length > 1) throw new TsrunError('ERR_DOCKERFILE', 'the base image has an ONBUILD FROM trigger, which is not allowed');
+    for (const t of list) {
+      if (t.keyword === 'ONBUILD' || t.keyword === 'FROM' || t.keyword === 'MAINTAINER') {
+        throw new TsrunError('ERR_DOCKERFILE', `the base image's ONBUILD trigger "${t.text}" is not allowed`, { hint: 'ONBUILD may not trigger ONBUILD, FROM or MAINTAINER' });
+      }
+    }
+    return list;
   }
 
   private async instruction(stage: Stage, ins: Instruction, state: BuildState, args: Map<string, string>, globals: Map<string, string>, flags: { cmdSet: boolean }): Promise<BuildState> {

@@ -14,7 +14,7 @@ export interface ImageSourceOptions {
   pull?: string;
   platform?: string;
   /** Where "Unable to find image … locally" goes. */
-  err?: NodeJS.WritableStream;
+  err?: Pick<NodeJS.WritableStream, 'write'>;
 }
 
 export async function findOrPull(ctx: AppContext, store: Store, reference: string, o: ImageSourceOptions = {}): Promise<{ image: ImageRecord; configBytes: Buffer }> {

@@ -199,6 +199,26 @@ B('the rest of the instruction set: ADD extracts tars, --chown/--chmod, USER for
   assert.is(cat.stdout, 'from stdin\n');
 });
 
+B('ONBUILD: triggers recorded in a base run in the child build (in the child\'s context), then are cleared', async () => {
+  const base = path.join(tmp, 'onbase');
+  const child = path.join(tmp, 'onchild');
+  mkdirSync(base, { recursive: true });
+  mkdirSync(child, { recursive: true });
+  writeFileSync(path.join(base, 'Dockerfile'), 'FROM node:17-alpine\nONBUILD COPY trigger.txt /t/\nONBUILD RUN cat /t/trigger.txt > /t/ran\n');
+  const b = await cli(['build', '-t', 'onbase', base]);
+  assert.is(b.code, 0, b.stderr + b.stdout);
+  assert.equal(JSON.parse((await cli(['image', 'inspect', '-f', '{{json .Config.OnBuild}}', 'onbase'])).stdout), ['COPY trigger.txt /t/', 'RUN cat /t/trigger.txt > /t/ran']);
+  writeFileSync(path.join(child, 'Dockerfile'), 'FROM onbase\nCMD ["cat", "/t/ran"]\n');
+  writeFileSync(path.join(child, 'trigger.txt'), 'from the child context\n');
+  const c = await cli(['build', '-t', 'onchild', child]);
+  assert.is(c.code, 0, c.stderr + c.stdout);
+  assert.match(c.stdout, '# Executing 2 build triggers');
+  assert.is((await cli(['run', '--rm', '--network', 'none', 'onchild'])).stdout, 'from the child context\n');
+  assert.is((await cli(['image', 'inspect', '-f', '{{json .Config.OnBuild}}', 'onchild'])).stdout.trim(), 'null');
+  const again = await cli(['build', '-t', 'onchild', child]);
+  assert.is(again.stdout.split('\n').filter((l) => l === ' ---> Using cache').length, 3, again.stdout);
+});
+
 B('failures: a failing RUN exits 1 and tags nothing; bad Dockerfiles and missing sources exit 125; nothing is left behind', async () => {
   const dir = path.join(tmp, 'bad');
   mkdirSync(dir, { recursive: true });

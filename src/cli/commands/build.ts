@@ -57,11 +57,13 @@ async function buildAction(io: CliIo, context: string, f: BuildFlags): Promise<v
   const progress = await import('../progress.js');
   const { fanout } = await import('../../events.js');
   const { familiarName, parseReference } = await import('../../reference/reference.js');
+  const quiet = Boolean(f.quiet);
   const listeners = [];
   if (io.globals().debug) listeners.push(progress.debugReporter(io.err));
+  // Base images pulled during the build report their layers as `pull` does (Docker's builder too).
+  else if (!quiet) listeners.push(progress.plainPullReporter(io.out, io.err));
   const ctx = processContext({ root: io.globals().root, reporter: fanout(...listeners) });
   const { build } = await import('../../app/build.js');
-  const quiet = Boolean(f.quiet);
   const result = await build(ctx, {
     context, file: f.file === '-' ? undefined : f.file, dockerfileText: f.file === '-' ? readFileSync(0, 'utf8') : undefined,
     tags: f.tag, buildArgs: f.buildArg, target: f.target, noCache: !f.cache, network: f.network, pull: f.pull,
