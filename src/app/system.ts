@@ -5,13 +5,15 @@
  * mount, a runtime record, an orphaned process or a network attachment (namespace, veth, lease,
  * port rules). Cleaning every stopped container (containers.ts `cleanupContainer`) undoes the
  * first three; `sweep` then tears down every network attachment on the host whose container, in
- * whichever store owns it, is no longer running. As Docker's, it also empties the build cache.
+ * whichever store owns it, is no longer running (rootless: each slirp4netns whose container is
+ * gone). As Docker's, it also empties the build cache.
  */
 import path from 'node:path';
 import { storePaths } from '../runtime/paths.js';
 import { pidAlive } from '../store/fsutil.js';
 import { Containers, isActive } from '../runtime/records.js';
 import { sweep, type NetworkAttachment } from '../network/bridge.js';
+import { disconnectSlirp, slirpAttachments } from '../network/slirp.js';
 import { pruneContainers, type Env } from './containers.js';
 
 export interface PruneReport {
@@ -32,9 +34,21 @@ async function attachmentAlive(env: Env, a: NetworkAttachment): Promise<boolean>
   return isActive(containers.observe(record).observed);
 }
 
+/** Rootless: slirp4netns processes and namespaces whose container is no longer running. */
+async function sweepSlirp(env: Env): Promise<string[]> {
+  const removed: string[] = [];
+  for (const id of await slirpAttachments(env.containers.sp.run)) {
+    const record = await env.containers.read(id).catch(() => undefined);
+    if (record && isActive(env.containers.observe(record).observed)) continue;
+    await disconnectSlirp(id, env.containers.sp.run);
+    removed.push(id);
+  }
+  return removed;
+}
+
 export async function systemPrune(env: Env): Promise<PruneReport> {
   const containers = await pruneContainers(env);
-  const networks = env.ctx.uid === 0 ? await sweep((a) => attachmentAlive(env, a), env.ctx.env) : [];
+  const networks = env.ctx.uid === 0 ? await sweep((a) => attachmentAlive(env, a), env.ctx.env) : await sweepSlirp(env);
   const { pruneBuildCache } = await import('./build.js');
   const buildCache = await pruneBuildCache(env.store);
   return { containers, networks, buildCache };

@@ -117,6 +117,12 @@ export async function connectSlirp(o: { id: string; runDir: string; ports: PortM
   }
 }
 
+/** Ids of the containers that have a slirp4netns attachment recorded under `runDir`. */
+export async function slirpAttachments(runDir: string): Promise<string[]> {
+  const names = await fs.readdir(dirOf(runDir)).catch(() => [] as string[]);
+  return names.filter((n) => /^[0-9a-f]{64}\.json$/.test(n)).map((n) => n.slice(0, 64));
+}
+
 /** Alive and not a zombie (a slirp4netns whose CLI is gone is reaped by init, not by us). */
 function running(pid: number): boolean {
   try {

@@ -44,6 +44,16 @@ async function cli(args: string[], o: { as?: { uid: number; gid: number; home: s
   return { code: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
 }
 
+/** No slirp4netns of the user is left (a killed one is reaped by init, which can take a moment). */
+const slirpGone = () => eventually('slirp4netns to be gone', async () => {
+  try {
+    execFileSync('pgrep', ['-u', String(uid), 'slirp4netns'], { stdio: 'ignore' });
+    return false;
+  } catch {
+    return true;
+  }
+});
+
 const pausePid = () => Number(readFileSync(`/tmp/tsrun-${uid}/pause.pid`, 'utf8').trim());
 
 R.before(async () => {
@@ -141,15 +151,7 @@ R('default network: slirp4netns; -p answers on 127.0.0.1; the host is reachable 
   } finally {
     assert.is((await cli(['rm', '-f', 'web'])).code, 0);
   }
-  // (a killed slirp4netns is reaped by init, which can take a moment)
-  await eventually('slirp4netns to be gone', async () => {
-    try {
-      execFileSync('pgrep', ['-u', String(uid), 'slirp4netns'], { stdio: 'ignore' });
-      return false;
-    } catch {
-      return true;
-    }
-  });
+  await slirpGone();
 });
 
 R('build: RUN over slirp4netns, owners and deletions in the layers as for root, the cache on a rebuild', async () => {
@@ -177,6 +179,20 @@ R('build: RUN over slirp4netns, owners and deletions in the layers as for root, 
   assert.match(listing, /home\/app\/\.wh\.hello\.txt/);
   const again = await cli(['build', '-t', 'rl-built', ctx]);
   assert.is(again.stdout.split('\n').filter((l) => l === ' ---> Using cache').length, 4);
+});
+
+R('a SIGKILLed monitor: system prune removes the container and its slirp4netns', async () => {
+  const port = await freePort();
+  assert.is((await cli(['run', '-d', '--name', 'orphan', '-p', `${port}:80`, IMAGE, 'sleep', '60'])).code, 0);
+  execFileSync('pkill', ['-KILL', '-u', String(uid), 'tsrun-monitor']);
+  const pr = await cli(['system', 'prune', '-f']);
+  assert.is(pr.code, 0, pr.stderr);
+  assert.is((await cli(['ps', '-aq'])).stdout, '');
+  await slirpGone();
+  assert.equal(readdirSync(path.join(`/tmp/tsrun-${uid}`)).filter((n) => n !== 'pause.pid' && n !== 'pause.lock' && n !== 'storage.json').flatMap((d) => {
+    const slirp = path.join(`/tmp/tsrun-${uid}`, d, 'slirp');
+    return existsSync(slirp) ? readdirSync(slirp) : [];
+  }), []);
 });
 
 R('what cannot work says what is missing and how to fix it', async () => {
