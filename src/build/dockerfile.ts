@@ -25,6 +25,8 @@ export interface Instruction {
   flags: Record<string, string>;
   /** The instruction as one line, for output ("COPY --chown=1:2 a b/"). */
   text: string;
+  /** RUN with a heredoc (`RUN <<EOF` … `EOF`): `args` keeps its lines. */
+  heredoc?: boolean;
 }
 
 export interface Stage {
@@ -82,8 +84,9 @@ export async function parseDockerfile(text: string, fileName = 'Dockerfile'): Pr
       flags[name] = f.getValue() ?? '';
     }
     const args = (ins.getArgumentsContent() ?? '').trim();
-    if (/^<<-?["']?[A-Za-z_]/.test(args) && (keyword === 'RUN' || keyword === 'COPY' || keyword === 'ADD')) {
-      fail(line, `${keyword} with a heredoc is not supported yet`, 'put the script in a file in the build context and COPY it, or use RUN with && between commands');
+    const heredoc = /<<-?(["']?)[A-Za-z_][A-Za-z0-9_]*\1/.test(args.split('\n')[0] ?? '') && args.includes('\n');
+    if (heredoc && (keyword === 'COPY' || keyword === 'ADD')) {
+      fail(line, `${keyword} with a heredoc is not supported yet`, 'put the file in the build context and COPY it, or write it in a RUN heredoc');
     }
     if (!args && !['HEALTHCHECK'].includes(keyword)) fail(line, `${keyword} needs at least one argument`);
     let json: string[] | undefined;
@@ -93,7 +96,8 @@ export async function parseDockerfile(text: string, fileName = 'Dockerfile'): Pr
         if (Array.isArray(parsed) && parsed.every((s) => typeof s === 'string')) json = parsed as string[];
       } catch { /* not JSON: shell form, as Docker does */ }
     }
-    const item: Instruction = { keyword, line, args, json, flags, text: ins.toString().replace(/\s*\n\s*/g, ' ') };
+    const text = heredoc ? `${ins.getInstruction().toUpperCase()} ${args.split('\n')[0]}` : ins.toString().replace(/\s*\n\s*/g, ' ');
+    const item: Instruction = { keyword, line, args, json, flags, text, ...(heredoc ? { heredoc: true } : {}) };
 
     if (keyword === 'FROM') {
       const words = args.split(/\s+/);

@@ -38,9 +38,25 @@ export function setEnv(env: readonly string[] | null | undefined, pairs: readonl
   return out;
 }
 
-/** argv for RUN/CMD/ENTRYPOINT: the JSON form as given, or SHELL + [text]. */
+/**
+ * argv for RUN/CMD/ENTRYPOINT: the JSON form as given, or SHELL + [text]. A RUN heredoc
+ * (BuildKit's Dockerfile 1.4 syntax) is given to the shell as written, which runs
+ * `cmd <<EOF … EOF` itself; a bare `RUN <<EOF` runs the heredoc's body as the script
+ * (`<<-` strips leading tabs). A body starting with `#!` would need its own interpreter: refused.
+ */
 export function commandOf(ins: Instruction, config: ContainerConfig): string[] {
-  return ins.json ?? [...(config.Shell && config.Shell.length > 0 ? config.Shell : DEFAULT_SHELL), ins.args];
+  const shell = config.Shell && config.Shell.length > 0 ? config.Shell : DEFAULT_SHELL;
+  if (ins.json) return ins.json;
+  if (!ins.heredoc) return [...shell, ins.args];
+  const [first = '', ...rest] = ins.args.split('\n');
+  const bare = /^<<(-?)(["']?)([A-Za-z_][A-Za-z0-9_]*)\2\s*$/.exec(first.trim());
+  if (!bare) return [...shell, ins.args];
+  const end = rest.indexOf(bare[3] as string);
+  const body = (end < 0 ? rest : rest.slice(0, end)).map((l) => (bare[1] ? l.replace(/^\t+/, '') : l));
+  if (body[0]?.startsWith('#!')) {
+    throw new TsrunError('ERR_DOCKERFILE', `line ${ins.line}: a RUN heredoc with a #! interpreter is not supported yet`, { hint: 'pipe it instead: RUN python3 <<EOF … EOF' });
+  }
+  return [...shell, body.join('\n')];
 }
 
 const NS: Record<string, number> = { ns: 1, us: 1e3, µs: 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9 };

@@ -45,7 +45,7 @@ D('errors name the file and the line', async () => {
     ['# nothing\n', /no FROM instruction/],
     ['FROM a\nCOPY --bogus=1 a b\n', /Dockerfile:2: COPY does not take --bogus/],
     ['FROM a\nRUN --mount=type=cache,target=/x true\n', /RUN --mount is not supported yet/],
-    ['FROM a\nRUN <<EOF\necho\nEOF\n', /heredoc is not supported yet/],
+    ['FROM a\nCOPY <<EOF /x\nhello\nEOF\n', /COPY with a heredoc is not supported yet/],
     ['FROM a AS x\nFROM b AS X\n', /duplicate stage name "x"/],
     ['FROM a b c d\n', /FROM takes an image/],
     ['FROM a\nSHELL /bin/bash -c\n', /SHELL must be a JSON array/],

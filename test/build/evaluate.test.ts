@@ -35,6 +35,15 @@ E('shell form uses SHELL', async () => {
   assert.equal(commandOf(run!, {}), ['/bin/sh', '-c', 'echo hi']);
 });
 
+E('RUN heredocs: a bare one is the script (<<- strips tabs); after a command the shell gets it as written', async () => {
+  const [bare, strip, piped, shebang] = await instrs('RUN <<EOF\necho one\necho two\nEOF\nRUN <<-EOT\n\techo tab\nEOT\nRUN cat <<EOF > /x\nhello $HOME\nEOF\nRUN <<EOF\n#!/usr/bin/env python3\nprint(1)\nEOF');
+  assert.equal(commandOf(bare!, {}), ['/bin/sh', '-c', 'echo one\necho two']);
+  assert.is(bare!.text, 'RUN <<EOF');
+  assert.equal(commandOf(strip!, {}), ['/bin/sh', '-c', 'echo tab']);
+  assert.equal(commandOf(piped!, {}), ['/bin/sh', '-c', 'cat <<EOF > /x\nhello $HOME\nEOF']);
+  assert.throws(() => commandOf(shebang!, {}), /#! interpreter is not supported yet/);
+});
+
 E('EXPOSE (ranges, protocols), LABEL, USER, WORKDIR relative to the last, VOLUME, STOPSIGNAL', async () => {
   const c = await apply('ARG P=3000\nEXPOSE $P 53/udp 8000-8001\nLABEL "a b"="c d" e=f\nUSER app:staff\nWORKDIR /srv\nWORKDIR app/../web\nVOLUME ["/data"]\nSTOPSIGNAL SIGINT'
     .split('\n').filter((l) => !l.startsWith('ARG')).join('\n'), {}, new Map([['P', '3000']]));

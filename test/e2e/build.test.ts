@@ -143,7 +143,7 @@ B('multi-stage: COPY --from a named stage into scratch; --target stops at a stag
   assert.is(cat.stdout, 'hi from the build stage\n');
 });
 
-B('the rest of the instruction set: ADD extracts tars, --chown/--chmod, USER for RUN, exec form, SHELL, a host server reached over the bridge, metadata recorded; -f outside the context and -f -', async () => {
+B('the rest of the instruction set: ADD extracts tars, --chown/--chmod, USER for RUN, exec form, SHELL, RUN heredocs, a host server reached over the bridge, metadata recorded; -f outside the context and -f -', async () => {
   const dir = path.join(tmp, 'full');
   mkdirSync(dir, { recursive: true });
   writeFileSync(path.join(dir, 'bundle.tar.gz'), gzipSync(makeTar([{ name: 'dir/', type: 'dir' }, { name: 'dir/a.txt', content: 'from the tarball\n' }])));
@@ -169,6 +169,13 @@ B('the rest of the instruction set: ADD extracts tars, --chown/--chmod, USER for
     'USER root',
     'SHELL ["/bin/sh", "-ec"]',
     `RUN wget -qO fetched.txt http://${host}:${port}/`,
+    'RUN <<EOF',
+    'mkdir -p /h',
+    'echo "heredoc in $APPDIR" > /h/x',
+    'EOF',
+    'RUN cat <<EOF > /h/y',
+    'piped $GREETING',
+    'EOF',
     'VOLUME /data',
     'STOPSIGNAL SIGINT',
     'HEALTHCHECK --interval=30s CMD wget -q localhost:3000 || exit 1',
@@ -183,8 +190,8 @@ B('the rest of the instruction set: ADD extracts tars, --chown/--chmod, USER for
   }
   const run = await cli(['run', '--rm', '--network', 'none', 'full']);
   assert.is(run.stdout, 'fetched from the host\n', run.stderr);
-  const look = await cli(['run', '--rm', '--network', 'none', 'full', 'cat dir/a.txt notes/notes.txt /tmp/whoami; stat -c "%u:%g %a" config.json; echo $GREETING']);
-  assert.is(look.stdout, 'from the tarball\nnotes\n1000\n1000:1000 640\nhello there\n', look.stderr);
+  const look = await cli(['run', '--rm', '--network', 'none', 'full', 'cat dir/a.txt notes/notes.txt /tmp/whoami; stat -c "%u:%g %a" config.json; echo $GREETING; cat /h/x /h/y']);
+  assert.is(look.stdout, 'from the tarball\nnotes\n1000\n1000:1000 640\nhello there\nheredoc in /srv/app\npiped hello there\n', look.stderr);
   const cfg = JSON.parse((await cli(['image', 'inspect', '-f', '{{json .Config}}', 'full'])).stdout) as Record<string, unknown>;
   assert.equal(cfg.Labels, { 'org.example.team': 'platform', version: '1' });
   assert.is(cfg.StopSignal, 'SIGINT');
