@@ -30,7 +30,7 @@ import { decompress } from '../layers/compression.js';
 import { unpackTar } from '../layers/unpack.js';
 import { parseDockerfile, type Dockerfile, type Instruction, type Stage } from '../build/dockerfile.js';
 import { applyMetadata, commandOf, declareArgs, resolveChown, scopeVars } from '../build/evaluate.js';
-import { expandWord, expandWords } from '../build/words.js';
+import { expandHeredoc, expandWord, expandWords, rawWords } from '../build/words.js';
 import { BuildCache, stateId, stepKey, type BuildState } from '../build/cache.js';
 import { applySources, collectSources, hashSources, loadDockerignore, mkdirInRoot, type Source, type SourceRoot } from '../build/copy.js';
 import { prepareStepRoot, releaseStepRoot, unmountStepRoot, type StepRoot } from '../build/step-root.js';
@@ -430,6 +430,7 @@ class Builder {
   }
 
   private async copy(stage: Stage, ins: Instruction, state: BuildState, config: ContainerConfig, vars: Map<string, string>): Promise<BuildState> {
+    if (ins.heredoc) return this.copyHeredoc(ins, state, config, vars);
     const esc = this.df.escape;
     const words = ins.json ? ins.json.map((w) => expandWord(w, vars, esc)) : expandWords(ins.args, vars, esc);
     if (words.length < 2) throw new TsrunError('ERR_DOCKERFILE', `line ${ins.line}: ${ins.keyword} needs a source and a destination`);
@@ -474,6 +475,54 @@ class Builder {
       const layer = await this.fsStep(state, apply(sources, false));
       return derive(state, `${ins.keyword} ${digest.slice(0, 19)} in ${dest}`, () => {}, layer);
     });
+  }
+
+  /**
+   * `COPY <<EOF /dest` (BuildKit's heredocs): each heredoc becomes a file named after its
+   * delimiter, in a temporary directory that is then the source; an unquoted delimiter expands
+   * variables in the body, a quoted one keeps it as written; `<<-` strips leading tabs.
+   */
+  private async copyHeredoc(ins: Instruction, state: BuildState, config: ContainerConfig, vars: Map<string, string>): Promise<BuildState> {
+    const esc = this.df.escape;
+    const [first = '', ...lines] = ins.args.split('\n');
+    const tokens = rawWords(first, esc);
+    const docs: { name: string; strip: boolean; expand: boolean }[] = [];
+    const rest: string[] = [];
+    for (const t of tokens) {
+      const m = /^<<(-?)(["']?)([A-Za-z_][A-Za-z0-9_]*)\2$/.exec(t);
+      if (m) docs.push({ name: m[3] as string, strip: m[1] === '-', expand: m[2] === '' });
+      else rest.push(t);
+    }
+    if (rest.length !== 1) throw new TsrunError('ERR_DOCKERFILE', `line ${ins.line}: ${ins.keyword} <<NAME takes one destination after its heredocs`);
+    const dir = this.store.tempPath('heredoc');
+    await fs.mkdir(dir, { mode: 0o755 });
+    try {
+      let i = 0;
+      for (const d of docs) {
+        const end = lines.indexOf(d.name, i);
+        if (end < 0) throw new TsrunError('ERR_DOCKERFILE', `line ${ins.line}: heredoc ${d.name} has no closing ${d.name} line`);
+        let body = lines.slice(i, end).map((l) => (d.strip ? l.replace(/^\t+/, '') : l)).join('\n') + '\n';
+        if (d.expand) body = expandHeredoc(body, vars, esc);
+        await fs.writeFile(path.join(dir, d.name), body, { mode: 0o644 });
+        await fs.utimes(path.join(dir, d.name), 0, 0);
+        i = end + 1;
+      }
+      const sources = await collectSources({ dir }, docs.map((d) => d.name), `${ins.keyword} heredoc`);
+      const dest = expandWord(rest[0] as string, vars, esc);
+      const workdir = config.WorkingDir || '/';
+      const chown = ins.flags.chown !== undefined ? expandWord(ins.flags.chown, vars, esc) : undefined;
+      const chmod = ins.flags.chmod !== undefined ? parseMode(expandWord(ins.flags.chmod, vars, esc)) : undefined;
+      const digest = await hashSources(sources, false);
+      return await this.cached(state, ['COPY heredoc', dest, workdir, chown, chmod, digest], async () => {
+        const layer = await this.fsStep(state, async (root) => {
+          const owner = chown !== undefined ? resolveChown(chown, await readIn(root.rootfs, '/etc/passwd'), await readIn(root.rootfs, '/etc/group')) : undefined;
+          await applySources(root.rootfs, sources, { dest, workdir, owner, chmod, what: ins.text });
+        });
+        return derive(state, `${ins.keyword} heredoc ${digest.slice(0, 19)} in ${dest}`, () => {}, layer);
+      });
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true });
+    }
   }
 
   private async imageState(ref: string): Promise<BuildState> {

@@ -25,7 +25,7 @@ export interface Instruction {
   flags: Record<string, string>;
   /** The instruction as one line, for output ("COPY --chown=1:2 a b/"). */
   text: string;
-  /** RUN with a heredoc (`RUN <<EOF` … `EOF`): `args` keeps its lines. */
+  /** RUN/COPY/ADD with a heredoc (`<<EOF` … `EOF`): `args` keeps its lines. */
   heredoc?: boolean;
 }
 
@@ -85,9 +85,6 @@ export async function parseDockerfile(text: string, fileName = 'Dockerfile'): Pr
     }
     const args = (ins.getArgumentsContent() ?? '').trim();
     const heredoc = /<<-?(["']?)[A-Za-z_][A-Za-z0-9_]*\1/.test(args.split('\n')[0] ?? '') && args.includes('\n');
-    if (heredoc && (keyword === 'COPY' || keyword === 'ADD')) {
-      fail(line, `${keyword} with a heredoc is not supported yet`, 'put the file in the build context and COPY it, or write it in a RUN heredoc');
-    }
     if (!args && !['HEALTHCHECK'].includes(keyword)) fail(line, `${keyword} needs at least one argument`);
     let json: string[] | undefined;
     if (JSON_FORM.has(keyword) && args.startsWith('[')) {

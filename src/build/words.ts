@@ -21,7 +21,8 @@ const SPACE = /[ \t\r\n\f\v]/;
 
 class Lexer {
   i = 0;
-  constructor(readonly s: string, readonly vars: Vars, readonly escape: string) {}
+  /** `literal`: quotes are ordinary characters (heredoc bodies). */
+  constructor(readonly s: string, readonly vars: Vars, readonly escape: string, readonly literal = false) {}
 
   peek(): string | undefined {
     return this.s[this.i];
@@ -54,7 +55,16 @@ class Lexer {
         continue;
       }
       has = true;
-      if (ch === "'") {
+      if (this.literal && (ch === "'" || ch === '"' || ch === this.escape)) {
+        const next = this.s[this.i + 1];
+        if (ch === this.escape && (next === '$' || next === this.escape)) {
+          cur += next;
+          this.i += 2;
+        } else {
+          cur += ch;
+          this.i++;
+        }
+      } else if (ch === "'") {
         this.i++;
         const end = this.s.indexOf("'", this.i);
         if (end < 0) this.fail('unexpected end of statement while looking for matching single-quote');
@@ -160,6 +170,11 @@ export function expandWord(text: string, vars: Vars, escape = '\\'): string {
 /** Split on unquoted whitespace, each word expanded (FROM, COPY sources, EXPOSE, VOLUME). */
 export function expandWords(text: string, vars: Vars, escape = '\\'): string[] {
   return new Lexer(text, vars, escape).words(true).words;
+}
+
+/** A heredoc body with an unquoted delimiter: variables expanded, quotes kept as written. */
+export function expandHeredoc(text: string, vars: Vars, escape = '\\'): string {
+  return new Lexer(text, vars, escape, true).words(false).words.join('');
 }
 
 /**

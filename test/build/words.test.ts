@@ -1,6 +1,6 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { expandWord, expandWords, keyValues, rawWords } from '../../src/build/words.js';
+import { expandHeredoc, expandWord, expandWords, keyValues, rawWords } from '../../src/build/words.js';
 
 const W = suite('build/words: Docker environment replacement');
 const vars = new Map([['A', 'x'], ['EMPTY', ''], ['SP', 'a b']]);
@@ -30,6 +30,9 @@ W('a lone $ is literal; bad substitutions are errors naming the text', () => {
   assert.is(expandWord('cost $5 $', vars), 'cost $5 $');
   assert.throws(() => expandWord('${A', vars), /missing "}"/);
   assert.throws(() => expandWord('${A%x}', vars), /unsupported modifier/);
+});
+W('heredoc bodies: variables expanded, quotes kept', () => {
+  assert.is(expandHeredoc(`say "$A" '\${A}' \\$A\n`, vars), `say "x" 'x' $A\n`);
 });
 W('rawWords keeps quotes so key=value can be split before expansion', () => {
   assert.equal(rawWords('a="x y" b=\'$z\' c'), ['a="x y"', "b='$z'", 'c']);

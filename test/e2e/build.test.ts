@@ -143,7 +143,7 @@ B('multi-stage: COPY --from a named stage into scratch; --target stops at a stag
   assert.is(cat.stdout, 'hi from the build stage\n');
 });
 
-B('the rest of the instruction set: ADD extracts tars, --chown/--chmod, USER for RUN, exec form, SHELL, RUN heredocs, a host server reached over the bridge, metadata recorded; -f outside the context and -f -', async () => {
+B('the rest of the instruction set: ADD extracts tars, --chown/--chmod, USER for RUN, exec form, SHELL, RUN and COPY heredocs, a host server reached over the bridge, metadata recorded; -f outside the context and -f -', async () => {
   const dir = path.join(tmp, 'full');
   mkdirSync(dir, { recursive: true });
   writeFileSync(path.join(dir, 'bundle.tar.gz'), gzipSync(makeTar([{ name: 'dir/', type: 'dir' }, { name: 'dir/a.txt', content: 'from the tarball\n' }])));
@@ -176,6 +176,12 @@ B('the rest of the instruction set: ADD extracts tars, --chown/--chmod, USER for
     'RUN cat <<EOF > /h/y',
     'piped $GREETING',
     'EOF',
+    'COPY <<EOF /h/conf.txt',
+    'dir=$APPDIR "quoted"',
+    'EOF',
+    "COPY <<'RAW' /h/raw.txt",
+    'kept $APPDIR',
+    'RAW',
     'VOLUME /data',
     'STOPSIGNAL SIGINT',
     'HEALTHCHECK --interval=30s CMD wget -q localhost:3000 || exit 1',
@@ -190,8 +196,8 @@ B('the rest of the instruction set: ADD extracts tars, --chown/--chmod, USER for
   }
   const run = await cli(['run', '--rm', '--network', 'none', 'full']);
   assert.is(run.stdout, 'fetched from the host\n', run.stderr);
-  const look = await cli(['run', '--rm', '--network', 'none', 'full', 'cat dir/a.txt notes/notes.txt /tmp/whoami; stat -c "%u:%g %a" config.json; echo $GREETING; cat /h/x /h/y']);
-  assert.is(look.stdout, 'from the tarball\nnotes\n1000\n1000:1000 640\nhello there\nheredoc in /srv/app\npiped hello there\n', look.stderr);
+  const look = await cli(['run', '--rm', '--network', 'none', 'full', 'cat dir/a.txt notes/notes.txt /tmp/whoami; stat -c "%u:%g %a" config.json; echo $GREETING; cat /h/x /h/y /h/conf.txt /h/raw.txt']);
+  assert.is(look.stdout, 'from the tarball\nnotes\n1000\n1000:1000 640\nhello there\nheredoc in /srv/app\npiped hello there\ndir=/srv/app "quoted"\nkept $APPDIR\n', look.stderr);
   const cfg = JSON.parse((await cli(['image', 'inspect', '-f', '{{json .Config}}', 'full'])).stdout) as Record<string, unknown>;
   assert.equal(cfg.Labels, { 'org.example.team': 'platform', version: '1' });
   assert.is(cfg.StopSignal, 'SIGINT');
