@@ -42,6 +42,35 @@ export async function listImages(ctx: AppContext): Promise<ImageRow[]> {
 }
 
 /** Docker-compatible `image inspect` objects. */
+export interface HistoryRow {
+  /** The image id on the newest row, undefined (Docker's "<missing>") below it. */
+  id?: string;
+  created?: string;
+  createdBy: string;
+  /** Bytes of the layer this step made (0 for metadata-only steps). */
+  size: number;
+  comment: string;
+}
+
+/**
+ * `tsrun history`: the image config's history, newest first, each step with the size of the
+ * layer it made (steps marked empty_layer made none), as `docker history` shows it.
+ */
+export async function imageHistory(ctx: AppContext, query: string): Promise<HistoryRow[]> {
+  const store = await Store.open(ctx.root);
+  const { record } = findImage(await store.readImages(), query);
+  const config = JSON.parse((await store.readBlob(record.id)).toString('utf8')) as { history?: { created?: string; created_by?: string; comment?: string; empty_layer?: boolean }[] };
+  const sizes = await Promise.all(record.layers.map((l) => store.readLayerMeta(l.chainId).then((m) => m.unpackedSize, () => 0)));
+  let layer = 0;
+  const rows: HistoryRow[] = (config.history ?? []).map((h) => ({
+    created: h.created, createdBy: h.created_by ?? '', comment: h.comment ?? '',
+    size: h.empty_layer ? 0 : (sizes[layer++] ?? 0),
+  }));
+  rows.reverse();
+  if (rows[0]) rows[0].id = record.id;
+  return rows;
+}
+
 export async function inspectImages(ctx: AppContext, queries: string[]): Promise<{ found: unknown[]; missing: TsrunError[] }> {
   const store = await Store.open(ctx.root);
   const file = await store.readImages();

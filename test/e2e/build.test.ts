@@ -67,6 +67,12 @@ B('the tutorial: build -t, then run --rm -p 3000:3000 answers; .dockerignore kep
   assert.match(r.stdout, `Successfully built ${id.slice(7, 19)}`);
   const cfg = JSON.parse((await cli(['image', 'inspect', '-f', '{{json .Config}}', 'getting-started'])).stdout) as Record<string, unknown>;
   assert.equal([cfg.Cmd, cfg.WorkingDir, Object.keys(cfg.ExposedPorts as object)], [['npm', 'start'], '/app', ['3000/tcp']]);
+  // history: the six steps newest first (then the base's two), sizes only where a layer was made.
+  const history = (await cli(['history', '--no-trunc', 'getting-started'])).stdout.split('\n').slice(1, 7).map((l) => l.split(/\s{3,}/));
+  assert.equal(history.map((h) => h[0] === '<missing>'), [false, true, true, true, true, true]);
+  assert.equal(history.map((h) => h[2]?.split(' ')[0]), ['CMD', 'EXPOSE', 'COPY', 'RUN', 'COPY', 'WORKDIR']);
+  assert.is(history[3]?.[2], 'RUN /bin/sh -c npm install');
+  assert.equal(history.map((h) => h[3] === '0B'), [true, true, false, false, false, true]);
 
   const port = await freePort();
   const run = await cli(['run', '-d', '--rm', '--name', 'tut', '-p', `${port}:3000`, 'getting-started']);

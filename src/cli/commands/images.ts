@@ -55,6 +55,26 @@ export function registerImageCommands(program: Command, io: CliIo): void {
     });
   tagCmd(program.command('tag'));
 
+  const historyCmd = (cmd: Command) => cmd
+    .description('Show the steps an image was built from, newest first')
+    .argument('<image>', 'image name or id')
+    .option('--no-trunc', 'do not truncate ids and commands')
+    .option('-q, --quiet', 'only show image ids')
+    .action(async (image: string, opts: { trunc: boolean; quiet?: boolean }) => {
+      const { imageHistory } = await import('../../app/images.js');
+      const { table, timeAgo, humanSize } = await import('../format.js');
+      const rows = await imageHistory(await context(io), image);
+      const id = (r: { id?: string }) => (r.id ? (opts.trunc ? r.id.slice(7, 19) : r.id) : '<missing>');
+      if (opts.quiet) {
+        io.out.write(rows.map((r) => `${id(r)}\n`).join(''));
+        return;
+      }
+      const cut = (t: string) => (opts.trunc && t.length > 45 ? `${t.slice(0, 44)}…` : t);
+      io.out.write(table(['IMAGE', 'CREATED', 'CREATED BY', 'SIZE', 'COMMENT'],
+        rows.map((r) => [id(r), timeAgo(r.created), cut(r.createdBy), humanSize(r.size), r.comment])));
+    });
+  historyCmd(program.command('history'));
+
   const rmiCmd = (cmd: Command) => cmd
     .description('Remove one or more images')
     .argument('<image...>', 'image names or ids')
@@ -68,6 +88,7 @@ export function registerImageCommands(program: Command, io: CliIo): void {
   imagesCmd(image.command('ls').alias('list'));
   inspectCmd(image.command('inspect'), true);
   tagCmd(image.command('tag'));
+  historyCmd(image.command('history'));
   rmiCmd(image.command('rm').alias('remove'));
 }
 
