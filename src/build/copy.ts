@@ -237,9 +237,11 @@ export async function applySources(rootfs: string, sources: readonly Source[], o
     if (st.isDirectory()) {
       dirTimes.push({ host: target, times });
       ours.add(target);
+    } else if (!st.isSymbolicLink()) {
+      await fs.utimes(target, times.atime, times.mtime);
+    } else {
+      await fs.lutimes(target, times.atime, times.mtime);
     }
-    else if (!st.isSymbolicLink()) await fs.utimes(target, times.atime, times.mtime);
-    else await fs.lutimes(target, times.atime, times.mtime);
     return target;
   };
 
