@@ -38,7 +38,7 @@ import { removeMountpoints, runStep, type BuildNetwork, type Mountpoint } from '
 import { commitLayer } from '../build/layer.js';
 import { DEFAULT_PATH_ENV } from '../spec/defaults.js';
 import type { AppContext } from './context.js';
-import { openEnv, runtimeFor, type Env } from './containers.js';
+import { openEnv, overlayDriver, runtimeFor, type Env } from './containers.js';
 import { findOrPull } from './image-source.js';
 import type { OciRuntime } from '../runtime/oci-runtime.js';
 
@@ -240,7 +240,7 @@ class Builder {
 
   /** Run `work` in a fresh root over `parent`'s layers; its changes become a layer (or none, with `skipEmpty`). */
   private async fsStep(parent: BuildState, work: (root: StepRoot) => Promise<Mountpoint[] | void>, skipEmpty = false): Promise<LayerRecord | undefined> {
-    const root = await prepareStepRoot(this.store, parent.layers.map((l) => l.chainId), this.rootless);
+    const root = await prepareStepRoot(this.store, parent.layers.map((l) => l.chainId), overlayDriver(this.env.ctx));
     try {
       const mountpoints = await work(root);
       await unmountStepRoot(root);
@@ -255,7 +255,7 @@ class Builder {
 
   /** Mount `state` read-only-in-spirit for reading (COPY --from); `fn` gets its root. */
   private async withRoot<T>(state: BuildState, fn: (rootfs: string) => Promise<T>): Promise<T> {
-    const root = await prepareStepRoot(this.store, state.layers.map((l) => l.chainId), this.rootless);
+    const root = await prepareStepRoot(this.store, state.layers.map((l) => l.chainId), overlayDriver(this.env.ctx));
     try {
       return await fn(root.rootfs);
     } finally {

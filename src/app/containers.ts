@@ -16,7 +16,8 @@ import path from 'node:path';
 import { constants as osConstants } from 'node:os';
 import { TsrunError } from '../errors.js';
 import { Store } from '../store/store.js';
-import { planOverlay, mountAll, unmountAll, type Mount } from '../snapshot/overlay.js';
+import { planOverlay, mountAll, unmountAll, type Mount, type OverlayDriver } from '../snapshot/overlay.js';
+import { rootlessDriver } from '../rootless/namespace.js';
 import { storePaths } from '../runtime/paths.js';
 import { Containers, isActive, type Container, type ContainerRecord } from '../runtime/records.js';
 import { locateRuntime, OciRuntime } from '../runtime/oci-runtime.js';
@@ -54,9 +55,13 @@ export function rootfsMount(env: Env, c: Pick<Container, 'record' | 'paths'>): M
     upper: c.paths.upper,
     work: c.paths.work,
     target: c.paths.rootfs,
-    // Rootless: overlayfs keeps its whiteout/opaque xattrs in user.overlay.* (as the unpacker wrote them).
-    userxattr: env.ctx.uid !== 0,
+    driver: overlayDriver(env.ctx),
   });
+}
+
+/** Root: the kernel's overlayfs. Rootless: what the namespace's storage probe chose. */
+export function overlayDriver(ctx: AppContext): OverlayDriver {
+  return ctx.uid === 0 ? 'overlay' : rootlessDriver(ctx.uid, ctx.env);
 }
 
 export function isMounted(target: string): boolean {

@@ -28,7 +28,7 @@ export interface Info {
 function rootlessStorage(uid: number, env: NodeJS.ProcessEnv): string {
   const p = storageProbe(uid, env);
   if (!p) return 'overlay with userxattr in the rootless user namespace (probed when the namespace starts)';
-  return p.ok ? `overlay (${p.detail}; probed ${p.at})` : `NONE: ${p.detail} (fuse-overlayfs and copying fallbacks are not implemented yet)`;
+  return p.ok ? `${p.driver === 'fuse-overlayfs' ? 'fuse-overlayfs' : 'overlay'} (${p.detail}; probed ${p.at})` : `NONE: ${p.detail}`;
 }
 
 export async function systemInfo(ctx: AppContext, version: string): Promise<Info> {

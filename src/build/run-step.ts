@@ -138,7 +138,7 @@ export async function removeMountpoints(upper: string, mountpoints: readonly Mou
     const st = await fs.lstat(p).catch(() => undefined);
     if (!st) continue;
     if (m.before && !(st.isDirectory() && st.mode === m.before.mode && st.uid === m.before.uid && st.gid === m.before.gid)) continue;
-    if (m.before && native().llistxattr(p).some((x) => x.endsWith('overlay.opaque'))) continue;
+    if (m.before && native().llistxattr(p).some((x) => x.endsWith('.opaque'))) continue;
     await removeIfEmpty(p);
   }
 }

@@ -11,7 +11,7 @@
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { mountAll, planOverlay, unmountAll, type Mount } from '../snapshot/overlay.js';
+import { mountAll, planOverlay, unmountAll, type Mount, type OverlayDriver } from '../snapshot/overlay.js';
 import type { Store } from '../store/store.js';
 
 export interface StepRoot {
@@ -24,8 +24,7 @@ export interface StepRoot {
   mount?: Mount;
 }
 
-/** `userxattr`: overlayfs in the rootless user namespace (its xattrs in user.overlay.*). */
-export async function prepareStepRoot(store: Store, chainIds: readonly string[], userxattr = false): Promise<StepRoot> {
+export async function prepareStepRoot(store: Store, chainIds: readonly string[], driver: OverlayDriver = 'overlay'): Promise<StepRoot> {
   const dir = store.tempPath('step');
   await fs.mkdir(dir, { mode: 0o700 });
   const upper = path.join(dir, 'upper');
@@ -37,7 +36,7 @@ export async function prepareStepRoot(store: Store, chainIds: readonly string[],
     const rootfs = path.join(dir, 'rootfs');
     await fs.mkdir(work, { mode: 0o700 });
     await fs.mkdir(rootfs, { mode: 0o755 });
-    const mount = planOverlay({ layersDir: path.join(store.root, 'layers'), chainIds, upper, work, target: rootfs, userxattr });
+    const mount = planOverlay({ layersDir: path.join(store.root, 'layers'), chainIds, upper, work, target: rootfs, driver });
     await mountAll([mount]);
     return { dir, rootfs, upper, mount };
   } catch (err) {

@@ -6,7 +6,9 @@
  *
  * Reproducible: entries in byte order of their names, parents before children, integer mtimes,
  * no user or group names, hardlinks by (dev, ino) to the first name seen; overlayfs's own
- * bookkeeping xattrs (origin, impure, redirect…) are dropped, other xattrs kept sorted.
+ * bookkeeping xattrs (origin, impure, redirect…, and fuse-overlayfs's) are dropped, other xattrs
+ * kept sorted. An upper dir written by fuse-overlayfs works too: its opaque xattr is read, and
+ * whiteouts it wrote as `.wh.NAME` files are already in OCI form.
  * Contract: `dir` does not change while it is read (the step's container has exited); what is
  * yielded is the whole archive including the end marker. Nothing is followed: symlinks are
  * read as links, and only regular files are opened (O_NOFOLLOW).
@@ -24,7 +26,9 @@ export interface DiffOptions {
 }
 
 const READ_CHUNK = 1 << 20;
-const OVERLAY_PREFIXES = ['trusted.overlay.', 'user.overlay.'];
+const OVERLAY_PREFIXES = ['trusted.overlay.', 'user.overlay.', 'user.fuseoverlayfs.'];
+/** fuse-overlayfs marks opaque directories with its own xattr (and whiteouts as 0/0 devices or .wh. files). */
+const FUSE_OPAQUE = 'user.fuseoverlayfs.opaque';
 
 function byteOrder(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a), Buffer.from(b));
@@ -67,7 +71,7 @@ export async function* diffTar(dir: string, opts: DiffOptions): AsyncGenerator<B
       const xattrs = xattrsOf(p);
       if (st.isDirectory()) {
         yield encodeHeader({ ...base, name: `${childRel}/`, type: 'dir', xattrs });
-        if (n.lgetxattr(p, opaque)?.toString() === 'y') {
+        if (n.lgetxattr(p, opaque)?.toString() === 'y' || n.lgetxattr(p, FUSE_OPAQUE)?.toString() === 'y') {
           yield encodeHeader({ ...base, name: `${childRel}/.wh..wh..opq`, type: 'file', mode: 0o600, uid: 0, gid: 0 });
         }
         yield* walk(childRel);

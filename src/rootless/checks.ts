@@ -74,6 +74,13 @@ export async function rootlessChecks(id: Identity, env: NodeJS.ProcessEnv): Prom
     detail: tun ? `usable (mode ${tunMode})` : `not usable by you (mode ${tunMode}; slirp4netns needs it for -p)`,
     fix: 'as root: chmod 0666 /dev/net/tun (the mode distributions ship)',
   });
+  const fuse = await which('fuse-overlayfs', env);
+  const devFuse = await fs.access('/dev/fuse', C.R_OK | C.W_OK).then(() => true, () => false);
+  out.push({
+    name: 'fuse-overlayfs', required: false, ok: Boolean(fuse) && devFuse,
+    detail: !fuse ? 'not installed (only needed where the kernel cannot mount overlayfs in a user namespace)' : devFuse ? `${fuse}, /dev/fuse usable` : `${fuse}, but /dev/fuse is not usable by you`,
+    fix: !fuse ? 'as root: apt-get install fuse-overlayfs' : 'as root: chmod 0666 /dev/fuse (the mode distributions ship)',
+  });
   const cgroup2 = (read('/proc/self/mountinfo') ?? '').split('\n').some((l) => / \/sys\/fs\/cgroup .* - cgroup2 /.test(l));
   out.push({
     name: 'resource limits', required: false, ok: false,

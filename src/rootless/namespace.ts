@@ -124,12 +124,12 @@ export async function ensureNamespace(id: Identity, env: NodeJS.ProcessEnv): Pro
     if (!isPause(pid, id.uid)) throw rootlessError('rootless mode: the user namespace did not come up', 'see `tsrun info`');
     child.stderr?.destroy();
     child.unref();
-    const probe = await probeOverlay(req.nsenter, pid, base, env);
+    const probe = await probeStorage(req.nsenter, pid, base, env);
     await fs.writeFile(path.join(base, 'storage.json'), JSON.stringify(probe));
     if (!probe.ok) {
       process.kill(pid, 'SIGKILL');
-      throw rootlessError(`rootless mode: this kernel cannot mount overlayfs in a user namespace (${probe.detail})`,
-        'rootless storage needs Linux 5.11 or later (overlayfs with userxattr); fuse-overlayfs and copying fallbacks are not implemented yet: run as root');
+      throw rootlessError(`rootless mode: no overlay filesystem can be mounted in the user namespace (${probe.detail})`,
+        'use Linux 5.11 or later (overlayfs with userxattr), or as root: apt-get install fuse-overlayfs and chmod 0666 /dev/fuse');
     }
     await fs.writeFile(pidFile, `${pid}\n`);
     return pid;
@@ -138,23 +138,38 @@ export async function ensureNamespace(id: Identity, env: NodeJS.ProcessEnv): Pro
 
 export interface StorageProbe {
   ok: boolean;
-  driver: 'overlay';
+  /** What mounts container roots: the kernel's overlayfs (with userxattr), or fuse-overlayfs. */
+  driver?: 'overlay-userxattr' | 'fuse-overlayfs';
   detail: string;
   at: string;
 }
 
 /**
- * Can overlayfs be mounted in the namespace (unprivileged overlayfs with `userxattr`, Linux ≥
- * 5.11)? Tried once per namespace, on a scratch lower/upper/work under the run directory.
+ * Which overlay works in the namespace, tried on scratch lower/upper/work directories: the
+ * kernel's overlayfs with `userxattr` (Linux ≥ 5.11), else fuse-overlayfs (needs the program
+ * and a usable /dev/fuse). TSRUN_STORAGE_DRIVER=overlay or fuse-overlayfs skips the other (for
+ * tests and benchmarks). Tried once per namespace.
  */
-async function probeOverlay(nsenter: string, pid: number, base: string, env: NodeJS.ProcessEnv): Promise<StorageProbe> {
-  const dir = path.join(base, 'overlay-probe');
-  await fs.rm(dir, { recursive: true, force: true });
-  for (const d of ['lower', 'upper', 'work', 'merged']) await fs.mkdir(path.join(dir, d), { recursive: true });
-  // Removed inside too: overlayfs leaves work/work with mode 0, which only a capable uid 0 may enter.
-  const script = 'mount -t overlay overlay -o "lowerdir=$1/lower,upperdir=$1/upper,workdir=$1/work,userxattr" "$1/merged" && umount "$1/merged"; s=$?; rm -rf "$1"; exit $s';
-  const r = await runProgram(nsenter, nsenterArgv(nsenter, pid, ['sh', '-c', script, 'probe', dir]).slice(1), { env });
-  return { ok: r.code === 0, driver: 'overlay', detail: r.code === 0 ? 'overlayfs with userxattr' : r.stderr.trim() || `exit ${r.code}`, at: new Date().toISOString() };
+async function probeStorage(nsenter: string, pid: number, base: string, env: NodeJS.ProcessEnv): Promise<StorageProbe> {
+  const forced = env.TSRUN_STORAGE_DRIVER;
+  const at = new Date().toISOString();
+  const failures: string[] = [];
+  const tries: [StorageProbe['driver'], string][] = [
+    ['overlay-userxattr', 'mount -t overlay overlay -o "lowerdir=$1/lower,upperdir=$1/upper,workdir=$1/work,userxattr" "$1/merged"'],
+    ['fuse-overlayfs', 'fuse-overlayfs -o "lowerdir=$1/lower,upperdir=$1/upper,workdir=$1/work" "$1/merged"'],
+  ];
+  for (const [driver, mount] of tries) {
+    if (forced && !(driver ?? '').startsWith(forced)) continue;
+    const dir = path.join(base, 'overlay-probe');
+    await fs.rm(dir, { recursive: true, force: true });
+    for (const d of ['lower', 'upper', 'work', 'merged']) await fs.mkdir(path.join(dir, d), { recursive: true });
+    // Removed inside too: overlayfs leaves work/work with mode 0, which only a capable uid 0 may enter.
+    const script = `${mount} && umount "$1/merged"; s=$?; rm -rf "$1"; exit $s`;
+    const r = await runProgram(nsenter, nsenterArgv(nsenter, pid, ['sh', '-c', script, 'probe', dir]).slice(1), { env });
+    if (r.code === 0) return { ok: true, driver, detail: driver === 'fuse-overlayfs' ? 'fuse-overlayfs' : 'overlayfs with userxattr', at };
+    failures.push(`${driver}: ${r.stderr.trim().split('\n').pop() || `exit ${r.code}`}`);
+  }
+  return { ok: false, detail: failures.join('; ') || `no storage driver named "${forced}"`, at };
 }
 
 /** What the namespace's storage probe found (undefined before the first command). */
@@ -164,6 +179,11 @@ export function storageProbe(uid: number, env: NodeJS.ProcessEnv): StorageProbe 
   } catch {
     return undefined;
   }
+}
+
+/** The overlay driver rootless roots are mounted with (the kernel's, unless the probe chose FUSE). */
+export function rootlessDriver(uid: number, env: NodeJS.ProcessEnv): 'overlay-userxattr' | 'fuse-overlayfs' {
+  return storageProbe(uid, env)?.driver ?? 'overlay-userxattr';
 }
 
 /** argv that runs `argv` inside the pause process's namespaces, as uid 0 there. */

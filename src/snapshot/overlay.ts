@@ -12,11 +12,13 @@
  * is refused with a clear error rather than failing inside the kernel.
  *
  * Mounting is mount(2)/umount2(2) through the native helper, not mount(8): `run` is start-up
- * bound and each exec costs ~5 ms.
+ * bound and each exec costs ~5 ms. Rootless mode on a kernel without unprivileged overlayfs
+ * uses fuse-overlayfs instead (same layout, its own daemon; unmounted with umount2 as well).
  *
  * Contract: `planOverlay` is pure. `mountAll` mounts in order and, if one fails, unmounts what
  * it mounted before throwing: no half-made root is left behind. `unmountAll` is idempotent.
  */
+import { spawnSync } from 'node:child_process';
 import { native } from '../native/index.js';
 import { TsrunError } from '../errors.js';
 import { digestHex } from '../oci/digest.js';
@@ -31,6 +33,7 @@ export interface Mount {
 }
 
 export const PAGE_SIZE = 4096;
+const FUSE_TYPE = 'fuse.fuse-overlayfs';
 
 export interface OverlayPlan {
   /** The store's layers/ directory. */
@@ -40,9 +43,15 @@ export interface OverlayPlan {
   upper: string;
   work: string;
   target: string;
-  /** Overlay xattrs in the user namespace (rootless): mount with `userxattr`. */
-  userxattr?: boolean;
+  /**
+   * overlay: the kernel's, as root; overlay-userxattr: the kernel's inside a rootless user
+   * namespace (its xattrs in user.overlay.*); fuse-overlayfs: the FUSE implementation, for
+   * kernels that cannot mount overlayfs in a user namespace.
+   */
+  driver?: OverlayDriver;
 }
+
+export type OverlayDriver = 'overlay' | 'overlay-userxattr' | 'fuse-overlayfs';
 
 export function planOverlay(plan: OverlayPlan): Mount {
   if (plan.chainIds.length === 0) {
@@ -50,8 +59,13 @@ export function planOverlay(plan: OverlayPlan): Mount {
   }
   // overlayfs lists lowerdirs top first.
   const lowers = [...plan.chainIds].reverse().map((c) => `${digestHex(c)}/diff`);
+  if (plan.driver === 'fuse-overlayfs') {
+    // Options go on fuse-overlayfs's command line (no page limit); it is given absolute paths.
+    const abs = lowers.map((l) => `${plan.layersDir}/${l}`);
+    return { type: FUSE_TYPE, source: 'fuse-overlayfs', target: plan.target, options: [`lowerdir=${abs.join(':')}`, `upperdir=${plan.upper}`, `workdir=${plan.work}`] };
+  }
   const options = [`lowerdir=${lowers.join(':')}`, `upperdir=${plan.upper}`, `workdir=${plan.work}`, 'index=off'];
-  if (plan.userxattr) options.push('userxattr');
+  if (plan.driver === 'overlay-userxattr') options.push('userxattr');
   const length = options.join(',').length;
   if (length >= PAGE_SIZE) {
     throw new TsrunError('ERR_STORE', `preparing a root filesystem: ${plan.chainIds.length} layers make ${length} bytes of overlay options, more than the kernel's ${PAGE_SIZE}`, {
@@ -67,6 +81,12 @@ export function planOverlay(plan: OverlayPlan): Mount {
  * other paths tsrun uses are absolute).
  */
 function mountOne(m: Mount): void {
+  if (m.type === FUSE_TYPE) {
+    // fuse-overlayfs mounts, then stays as the filesystem's daemon until the unmount.
+    const r = spawnSync('fuse-overlayfs', ['-o', m.options.join(','), m.target], { encoding: 'utf8', stdio: ['ignore', 'ignore', 'pipe'] });
+    if (r.status !== 0) throw new TsrunError('ERR_STORE', `mounting fuse-overlayfs at ${m.target}: ${(r.stderr || r.error?.message || `exit ${r.status}`).trim()}`);
+    return;
+  }
   const prev = process.cwd();
   try {
     if (m.cwd) process.chdir(m.cwd);

@@ -35,13 +35,22 @@ let root = '';
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'tsrun-e2e-rootless-'));
 
 /** The CLI as `as` (default the rootless user), with a clean environment as a CI job has. */
-async function cli(args: string[], o: { as?: { uid: number; gid: number; home: string }; input?: string } = {}) {
+async function cli(args: string[], o: { as?: { uid: number; gid: number; home: string }; input?: string; env?: Record<string, string> } = {}) {
   const who = o.as ?? { uid, gid, home };
   const r = await execa(process.execPath, [BIN, '--root', path.join(who.home, 'tsrun-store'), ...args], {
     reject: false, uid: who.uid, gid: who.gid, cwd: who.home, extendEnv: false, input: o.input ?? '',
-    env: { HOME: who.home, PATH: process.env.PATH ?? '/usr/bin:/bin', USER: String(who.uid) }, timeout: 120_000, stripFinalNewline: false,
+    env: { HOME: who.home, PATH: process.env.PATH ?? '/usr/bin:/bin', USER: String(who.uid), ...o.env }, timeout: 120_000, stripFinalNewline: false,
   });
   return { code: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
+}
+
+function spawnOk(cmd: string, args: string[]): boolean {
+  try {
+    execFileSync(cmd, args, { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** No slirp4netns of the user is left (a killed one is reaped by init, which can take a moment). */
@@ -193,6 +202,33 @@ R('a SIGKILLed monitor: system prune removes the container and its slirp4netns',
     const slirp = path.join(`/tmp/tsrun-${uid}`, d, 'slirp');
     return existsSync(slirp) ? readdirSync(slirp) : [];
   }), []);
+});
+
+R('fuse-overlayfs where the kernel\'s overlay is not used: pull, run, build with deletions and opaque directories', async () => {
+  const fu = ensureUser('tsrun-fuse', true, '500000-565535');
+  const env = { TSRUN_STORAGE_DRIVER: 'fuse-overlayfs' };
+  try {
+    assert.is((await cli(['pull', '-q', IMAGE], { as: fu, env })).code, 0);
+    assert.match((await cli(['info'], { as: fu, env })).stdout, /Storage Driver: fuse-overlayfs/);
+    const r = await cli(['run', '--rm', '--network', 'none', IMAGE, 'sh', '-c', 'stat -c %u /home/app/hello.txt; grep " / " /proc/mounts | cut -d" " -f3'], { as: fu, env });
+    assert.is(r.stdout, '1000\nfuse.fuse-overlayfs\n', r.stderr);
+    const ctx = path.join(fu.home, 'ctx');
+    mkdirSync(ctx, { recursive: true });
+    writeFileSync(path.join(ctx, 'Dockerfile'), `FROM ${IMAGE}\nRUN rm /tmp -rf && mkdir -p /tmp/new && rm -rf /home && mkdir /home && echo fresh > /home/only\n`);
+    execFileSync('chown', ['-R', `${fu.uid}:${fu.gid}`, ctx]);
+    const b = await cli(['build', '-t', 'fused', ctx], { as: fu, env });
+    assert.is(b.code, 0, b.stderr + b.stdout);
+    // /home was replaced (an opaque directory): its old app/ must not show through.
+    const look = await cli(['run', '--rm', '--network', 'none', 'fused', 'sh', '-c', 'ls /home; ls /tmp'], { as: fu, env });
+    assert.is(look.stdout, 'only\nnew\n', look.stderr);
+    // Each unmount ends its fuse-overlayfs daemon (which may take a moment to exit).
+    await eventually('no fuse-overlayfs left running', async () => !spawnOk('pgrep', ['-u', String(fu.uid), 'fuse-overlayfs']));
+  } finally {
+    const pid = Number(readFileSync(`/tmp/tsrun-${fu.uid}/pause.pid`, 'utf8').trim());
+    try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+    rmSync(`/tmp/tsrun-${fu.uid}`, { recursive: true, force: true });
+    rmSync(path.join(fu.home, '.local'), { recursive: true, force: true });
+  }
 });
 
 R('what cannot work says what is missing and how to fix it', async () => {
