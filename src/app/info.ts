@@ -7,7 +7,7 @@ import os from 'node:os';
 import { storePaths } from '../runtime/paths.js';
 import { locateRuntime } from '../runtime/oci-runtime.js';
 import { rootlessChecks, type Check } from '../rootless/checks.js';
-import { storageProbe, userRunBase } from '../rootless/namespace.js';
+import { runningPause, storageProbe } from '../rootless/namespace.js';
 import type { AppContext } from './context.js';
 
 export interface Info {
@@ -21,7 +21,7 @@ export interface Info {
   network: string;
   /** Rootless prerequisites (non-root users only). */
   checks?: Check[];
-  /** Whether the rootless namespace's pause process is running. */
+  /** The rootless namespace's pause process, when it is running. */
   pause?: number;
 }
 
@@ -54,9 +54,7 @@ export async function systemInfo(ctx: AppContext, version: string): Promise<Info
   };
   if (rootless) {
     info.checks = await rootlessChecks({ uid, gid: process.getgid?.() ?? 0, name: info.user.name }, ctx.env);
-    const { readFileSync } = await import('node:fs');
-    const pid = Number((() => { try { return readFileSync(`${userRunBase(uid, ctx.env)}/pause.pid`, 'utf8'); } catch { return ''; } })().trim());
-    if (pid > 0) info.pause = pid;
+    info.pause = runningPause(uid, ctx.env);
   }
   return info;
 }

@@ -12,13 +12,14 @@
  * Contract: `connectSlirp` leaves nothing behind if it fails; `disconnectSlirp` is idempotent.
  */
 import { spawn } from 'node:child_process';
-import { constants as C, promises as fs, readFileSync } from 'node:fs';
+import { promises as fs, readFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { TsrunError } from '../errors.js';
 import { native } from '../native/index.js';
 import { runProgram, which } from '../util/exec.js';
 import { sleep } from '../util/concurrency.js';
+import { deviceAccess } from '../util/device.js';
 import type { NetworkInfo } from './bridge.js';
 import type { PortMapping } from './ports.js';
 
@@ -69,10 +70,9 @@ export async function connectSlirp(o: { id: string; runDir: string; ports: PortM
       hint: 'as root: apt-get install slirp4netns; or use --network none or --network host',
     });
   }
-  const tun = await fs.access('/dev/net/tun', C.R_OK | C.W_OK).then(() => true, () => false);
-  if (!tun) {
-    const mode = await fs.stat('/dev/net/tun').then((s) => (s.mode & 0o777).toString(8).padStart(4, '0'), () => 'missing');
-    throw new TsrunError('ERR_ROOTLESS', `rootless networking needs /dev/net/tun, which you cannot use (mode ${mode})`, {
+  const tun = await deviceAccess('/dev/net/tun');
+  if (!tun.usable) {
+    throw new TsrunError('ERR_ROOTLESS', `rootless networking needs /dev/net/tun, which you cannot use (mode ${tun.mode})`, {
       hint: 'as root: chmod 0666 /dev/net/tun (the mode distributions ship); or use --network none or --network host',
     });
   }

@@ -3,7 +3,8 @@
  * what it found and, when something is missing, the command that fixes it. Read-only: nothing
  * here changes the host or starts a namespace.
  */
-import { constants as C, promises as fs, readFileSync } from 'node:fs';
+import { promises as fs, readFileSync } from 'node:fs';
+import { deviceAccess } from '../util/device.js';
 import { which } from '../util/exec.js';
 import { subordinateRange, type Identity } from './namespace.js';
 
@@ -67,15 +68,14 @@ export async function rootlessChecks(id: Identity, env: NodeJS.ProcessEnv): Prom
   });
   const slirp = await which('slirp4netns', env);
   out.push({ name: 'slirp4netns', required: false, ok: Boolean(slirp), detail: slirp ?? 'not installed (needed for -p)', fix: 'as root: apt-get install slirp4netns' });
-  const tun = await fs.access('/dev/net/tun', C.R_OK | C.W_OK).then(() => true, () => false);
-  const tunMode = await fs.stat('/dev/net/tun').then((s) => (s.mode & 0o777).toString(8).padStart(4, '0'), () => 'missing');
+  const tun = await deviceAccess('/dev/net/tun');
   out.push({
-    name: '/dev/net/tun', required: false, ok: tun,
-    detail: tun ? `usable (mode ${tunMode})` : `not usable by you (mode ${tunMode}; slirp4netns needs it for -p)`,
+    name: '/dev/net/tun', required: false, ok: tun.usable,
+    detail: tun.usable ? `usable (mode ${tun.mode})` : `not usable by you (mode ${tun.mode}; slirp4netns needs it for -p)`,
     fix: 'as root: chmod 0666 /dev/net/tun (the mode distributions ship)',
   });
   const fuse = await which('fuse-overlayfs', env);
-  const devFuse = await fs.access('/dev/fuse', C.R_OK | C.W_OK).then(() => true, () => false);
+  const devFuse = (await deviceAccess('/dev/fuse')).usable;
   out.push({
     name: 'fuse-overlayfs', required: false, ok: Boolean(fuse) && devFuse,
     detail: !fuse ? 'not installed (only needed where the kernel cannot mount overlayfs in a user namespace)' : devFuse ? `${fuse}, /dev/fuse usable` : `${fuse}, but /dev/fuse is not usable by you`,

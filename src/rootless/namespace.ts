@@ -91,17 +91,23 @@ export async function namespaceRequirements(id: Identity, env: NodeJS.ProcessEnv
   return { uids, gids, unshare, nsenter };
 }
 
+/** The user's running pause process, if there is one. */
+export function runningPause(uid: number, env: NodeJS.ProcessEnv): number | undefined {
+  const pid = Number(readOr(path.join(userRunBase(uid, env), 'pause.pid')).trim());
+  return pid > 0 && isPause(pid, uid) ? pid : undefined;
+}
+
 /** The pid of the user's pause process, started if needed. */
 export async function ensureNamespace(id: Identity, env: NodeJS.ProcessEnv): Promise<number> {
   const base = userRunBase(id.uid, env);
   await fs.mkdir(base, { recursive: true, mode: 0o700 });
   const pidFile = path.join(base, 'pause.pid');
-  const recorded = Number(readOr(pidFile).trim());
-  if (recorded > 0 && isPause(recorded, id.uid)) return recorded;
+  const recorded = runningPause(id.uid, env);
+  if (recorded) return recorded;
   const req = await namespaceRequirements(id, env);
   return withFileLock(path.join(base, 'pause.lock'), 'ex', async () => {
-    const again = Number(readOr(pidFile).trim());
-    if (again > 0 && isPause(again, id.uid)) return again;
+    const again = runningPause(id.uid, env);
+    if (again) return again;
     const child = spawn(req.unshare, [
       '--map-root-user',
       `--map-users=${req.uids.start},1,${req.uids.count}`,
