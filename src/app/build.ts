@@ -430,65 +430,70 @@ class Builder {
   }
 
   private async copy(stage: Stage, ins: Instruction, state: BuildState, config: ContainerConfig, vars: Map<string, string>): Promise<BuildState> {
-    if (ins.heredoc) return this.copyHeredoc(ins, state, config, vars);
     const esc = this.df.escape;
-    const words = ins.json ? ins.json.map((w) => expandWord(w, vars, esc)) : expandWords(ins.args, vars, esc);
-    if (words.length < 2) throw new TsrunError('ERR_DOCKERFILE', `line ${ins.line}: ${ins.keyword} needs a source and a destination`);
-    const dest = words[words.length - 1] as string;
-    const patterns = words.slice(0, -1);
-    const what = `${ins.keyword} ${words.join(' ')}`;
-    if (ins.keyword === 'ADD' && patterns.some((p) => /^[a-z]+:\/\//i.test(p))) {
-      throw new TsrunError('ERR_DOCKERFILE', `line ${ins.line}: ADD from a URL is not supported yet`, { hint: 'download it in a RUN step (wget/curl), or put the file in the build context' });
-    }
-    const chown = ins.flags.chown !== undefined ? expandWord(ins.flags.chown, vars, esc) : undefined;
-    const chmod = ins.flags.chmod !== undefined ? parseMode(expandWord(ins.flags.chmod, vars, esc)) : undefined;
-    const fromRef = ins.flags.from !== undefined ? expandWord(ins.flags.from, vars, esc) : undefined;
-    const workdir = config.WorkingDir || '/';
-    const key = ['COPY', ins.keyword, dest, workdir, chown, chmod];
-
-    const apply = (sources: Source[], keepOwners: boolean) => async (root: StepRoot) => {
-      const owner = chown !== undefined
-        ? resolveChown(chown, await readIn(root.rootfs, '/etc/passwd'), await readIn(root.rootfs, '/etc/group'))
-        : undefined;
-      const expanded = ins.keyword === 'ADD' ? await this.extractArchives(sources) : { sources, cleanup: async () => {} };
-      try {
-        await applySources(root.rootfs, expanded.sources, { dest, workdir, owner, keepOwners, chmod, what });
-      } finally {
-        await expanded.cleanup();
+    const heredoc = ins.heredoc ? await this.heredocFiles(ins, vars) : undefined;
+    try {
+      const words = heredoc ? heredoc.words : ins.json ? ins.json.map((w) => expandWord(w, vars, esc)) : expandWords(ins.args, vars, esc);
+      if (words.length < 2) throw new TsrunError('ERR_DOCKERFILE', `line ${ins.line}: ${ins.keyword} needs a source and a destination`);
+      const dest = words[words.length - 1] as string;
+      const patterns = words.slice(0, -1);
+      const what = heredoc ? ins.text : `${ins.keyword} ${words.join(' ')}`;
+      if (ins.keyword === 'ADD' && patterns.some((p) => /^[a-z]+:\/\//i.test(p))) {
+        throw new TsrunError('ERR_DOCKERFILE', `line ${ins.line}: ADD from a URL is not supported yet`, { hint: 'download it in a RUN step (wget/curl), or put the file in the build context' });
       }
-    };
+      const chown = ins.flags.chown !== undefined ? expandWord(ins.flags.chown, vars, esc) : undefined;
+      const chmod = ins.flags.chmod !== undefined ? parseMode(expandWord(ins.flags.chmod, vars, esc)) : undefined;
+      const fromRef = ins.flags.from !== undefined ? expandWord(ins.flags.from, vars, esc) : undefined;
+      const workdir = config.WorkingDir || '/';
+      const key = ['COPY', ins.keyword, dest, workdir, chown, chmod];
 
-    if (fromRef !== undefined) {
-      const idx = this.stageIndex(fromRef, stage.index, ins.line);
-      const source = idx !== undefined
-        ? (this.built.get(idx) as Built).state
-        : await this.imageState(fromRef);
-      return this.cached(state, [...key, 'from', stateId(source), patterns], async () => this.withRoot(source, async (srcRoot) => {
-        const sources = await collectSources({ dir: srcRoot }, patterns, what);
-        const layer = await this.fsStep(state, apply(sources, true));
-        return derive(state, `${what} (from ${fromRef})`, () => {}, layer);
-      }));
+      const apply = (sources: Source[], keepOwners: boolean) => async (root: StepRoot) => {
+        const owner = chown !== undefined
+          ? resolveChown(chown, await readIn(root.rootfs, '/etc/passwd'), await readIn(root.rootfs, '/etc/group'))
+          : undefined;
+        const expanded = ins.keyword === 'ADD' && !heredoc ? await this.extractArchives(sources) : { sources, cleanup: async () => {} };
+        try {
+          await applySources(root.rootfs, expanded.sources, { dest, workdir, owner, keepOwners, chmod, what });
+        } finally {
+          await expanded.cleanup();
+        }
+      };
+
+      if (fromRef !== undefined && !heredoc) {
+        const idx = this.stageIndex(fromRef, stage.index, ins.line);
+        const source = idx !== undefined
+          ? (this.built.get(idx) as Built).state
+          : await this.imageState(fromRef);
+        return await this.cached(state, [...key, 'from', stateId(source), patterns], async () => this.withRoot(source, async (srcRoot) => {
+          const sources = await collectSources({ dir: srcRoot }, patterns, what);
+          const layer = await this.fsStep(state, apply(sources, true));
+          return derive(state, `${what} (from ${fromRef})`, () => {}, layer);
+        }));
+      }
+      const root: SourceRoot = heredoc ? { dir: heredoc.dir } : { dir: this.o.contextDir, ...this.o.ignore };
+      const sources = await collectSources(root, patterns, what);
+      const digest = await hashSources(sources, false);
+      return await this.cached(state, [...key, heredoc ? 'heredoc' : 'context', digest], async () => {
+        const layer = await this.fsStep(state, apply(sources, false));
+        return derive(state, `${ins.keyword} ${heredoc ? 'heredoc ' : ''}${digest.slice(0, 19)} in ${dest}`, () => {}, layer);
+      });
+    } finally {
+      if (heredoc) await fs.rm(heredoc.dir, { recursive: true, force: true });
     }
-    const sources = await collectSources({ dir: this.o.contextDir, ...this.o.ignore }, patterns, what);
-    const digest = await hashSources(sources, false);
-    return this.cached(state, [...key, 'context', digest], async () => {
-      const layer = await this.fsStep(state, apply(sources, false));
-      return derive(state, `${ins.keyword} ${digest.slice(0, 19)} in ${dest}`, () => {}, layer);
-    });
   }
 
   /**
    * `COPY <<EOF /dest` (BuildKit's heredocs): each heredoc becomes a file named after its
-   * delimiter, in a temporary directory that is then the source; an unquoted delimiter expands
-   * variables in the body, a quoted one keeps it as written; `<<-` strips leading tabs.
+   * delimiter, in a temporary directory the copy then reads from (the caller removes it); an
+   * unquoted delimiter expands variables in the body, a quoted one keeps it as written; `<<-`
+   * strips leading tabs. Returns the directory and the COPY's words (file names, destination).
    */
-  private async copyHeredoc(ins: Instruction, state: BuildState, config: ContainerConfig, vars: Map<string, string>): Promise<BuildState> {
+  private async heredocFiles(ins: Instruction, vars: Map<string, string>): Promise<{ dir: string; words: string[] }> {
     const esc = this.df.escape;
     const [first = '', ...lines] = ins.args.split('\n');
-    const tokens = rawWords(first, esc);
     const docs: { name: string; strip: boolean; expand: boolean }[] = [];
     const rest: string[] = [];
-    for (const t of tokens) {
+    for (const t of rawWords(first, esc)) {
       const m = /^<<(-?)(["']?)([A-Za-z_][A-Za-z0-9_]*)\2$/.exec(t);
       if (m) docs.push({ name: m[3] as string, strip: m[1] === '-', expand: m[2] === '' });
       else rest.push(t);
@@ -507,22 +512,11 @@ class Builder {
         await fs.utimes(path.join(dir, d.name), 0, 0);
         i = end + 1;
       }
-      const sources = await collectSources({ dir }, docs.map((d) => d.name), `${ins.keyword} heredoc`);
-      const dest = expandWord(rest[0] as string, vars, esc);
-      const workdir = config.WorkingDir || '/';
-      const chown = ins.flags.chown !== undefined ? expandWord(ins.flags.chown, vars, esc) : undefined;
-      const chmod = ins.flags.chmod !== undefined ? parseMode(expandWord(ins.flags.chmod, vars, esc)) : undefined;
-      const digest = await hashSources(sources, false);
-      return await this.cached(state, ['COPY heredoc', dest, workdir, chown, chmod, digest], async () => {
-        const layer = await this.fsStep(state, async (root) => {
-          const owner = chown !== undefined ? resolveChown(chown, await readIn(root.rootfs, '/etc/passwd'), await readIn(root.rootfs, '/etc/group')) : undefined;
-          await applySources(root.rootfs, sources, { dest, workdir, owner, chmod, what: ins.text });
-        });
-        return derive(state, `${ins.keyword} heredoc ${digest.slice(0, 19)} in ${dest}`, () => {}, layer);
-      });
-    } finally {
+    } catch (err) {
       await fs.rm(dir, { recursive: true, force: true });
+      throw err;
     }
+    return { dir, words: [...docs.map((d) => d.name), expandWord(rest[0] as string, vars, esc)] };
   }
 
   private async imageState(ref: string): Promise<BuildState> {
