@@ -33,7 +33,7 @@ import { applyMetadata, commandOf, declareArgs, resolveChown, scopeVars } from '
 import { expandHeredoc, expandWord, expandWords, rawWords } from '../build/words.js';
 import { BuildCache, stateId, stepKey, type BuildState } from '../build/cache.js';
 import { applySources, collectSources, hashSources, loadDockerignore, mkdirInRoot, type Source, type SourceRoot } from '../build/copy.js';
-import { prepareStepRoot, releaseStepRoot, unmountStepRoot, type StepRoot } from '../build/step-root.js';
+import { finishStepRoot, prepareStepRoot, releaseStepRoot, type StepRoot } from '../build/step-root.js';
 import { removeMountpoints, runStep, type BuildNetwork, type Mountpoint } from '../build/run-step.js';
 import { commitLayer } from '../build/layer.js';
 import { DEFAULT_PATH_ENV } from '../spec/defaults.js';
@@ -243,7 +243,7 @@ class Builder {
     const root = await prepareStepRoot(this.store, parent.layers.map((l) => l.chainId), overlayDriver(this.env.ctx));
     try {
       const mountpoints = await work(root);
-      await unmountStepRoot(root);
+      await finishStepRoot(root);
       if (mountpoints) await removeMountpoints(root.upper, mountpoints);
       if (skipEmpty && (await fs.readdir(root.upper)).length === 0) return undefined;
       const parentChain = parent.layers[parent.layers.length - 1]?.chainId;

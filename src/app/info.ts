@@ -28,7 +28,8 @@ export interface Info {
 function rootlessStorage(uid: number, env: NodeJS.ProcessEnv): string {
   const p = storageProbe(uid, env);
   if (!p) return 'overlay with userxattr in the rootless user namespace (probed when the namespace starts)';
-  return p.ok ? `${p.driver === 'fuse-overlayfs' ? 'fuse-overlayfs' : 'overlay'} (${p.detail}; probed ${p.at})` : `NONE: ${p.detail}`;
+  const name = p.driver === 'overlay-userxattr' ? 'overlay' : p.driver;
+  return p.ok ? `${name} (${p.detail}; probed ${p.at})` : `NONE: ${p.detail}`;
 }
 
 export async function systemInfo(ctx: AppContext, version: string): Promise<Info> {

@@ -2,7 +2,9 @@
  * The root filesystem a build step works in: an overlayfs mount of the parent's layers with a
  * fresh upper directory, so that afterwards the upper directory holds exactly the step's changes
  * (layer.ts turns it into a layer). A stage with no layers yet (FROM scratch) has nothing to
- * mount: the upper directory itself is the root.
+ * mount: the upper directory itself is the root. With the copy driver (rootless last resort)
+ * the root is a copy of the layers, and the changes are found by comparing it with a second
+ * copy when the step finishes.
  *
  * Contract: `prepareStepRoot` leaves nothing behind if it fails; `releaseStepRoot` is
  * idempotent and removes the mount and every directory it made. Everything lives under the
@@ -19,9 +21,12 @@ export interface StepRoot {
   dir: string;
   /** What the step sees as "/". */
   rootfs: string;
-  /** The step's changes (overlayfs form). */
+  /** The step's changes (overlayfs form): complete once `finishStepRoot` has run. */
   upper: string;
   mount?: Mount;
+  /** Copy driver: a second copy of the parent, to find the step's changes by comparison. */
+  lower?: string;
+  finished?: boolean;
 }
 
 export async function prepareStepRoot(store: Store, chainIds: readonly string[], driver: OverlayDriver = 'overlay'): Promise<StepRoot> {
@@ -36,21 +41,35 @@ export async function prepareStepRoot(store: Store, chainIds: readonly string[],
     const rootfs = path.join(dir, 'rootfs');
     await fs.mkdir(work, { mode: 0o700 });
     await fs.mkdir(rootfs, { mode: 0o755 });
-    const mount = planOverlay({ layersDir: path.join(store.root, 'layers'), chainIds, upper, work, target: rootfs, driver });
+    const plan = { layersDir: path.join(store.root, 'layers'), chainIds, upper, work, driver };
+    const mount = planOverlay({ ...plan, target: rootfs });
     await mountAll([mount]);
-    return { dir, rootfs, upper, mount };
+    if (driver !== 'copy') return { dir, rootfs, upper, mount };
+    const lower = path.join(dir, 'lower');
+    await fs.mkdir(lower, { mode: 0o755 });
+    await mountAll([planOverlay({ ...plan, target: lower })]);
+    return { dir, rootfs, upper, mount, lower };
   } catch (err) {
     await fs.rm(dir, { recursive: true, force: true });
     throw err;
   }
 }
 
-/** Unmount (so the upper dir is stable) without removing anything. Idempotent. */
-export async function unmountStepRoot(root: StepRoot): Promise<void> {
+/**
+ * End the step's writes and make `upper` hold its changes: unmount the overlay, or (copy
+ * driver) compare the root with the parent's copy. Idempotent.
+ */
+export async function finishStepRoot(root: StepRoot): Promise<void> {
+  if (root.finished) return;
+  root.finished = true;
   if (root.mount) await unmountAll([root.mount]);
+  if (root.lower) {
+    const { diffTrees } = await import('../snapshot/copy.js');
+    await diffTrees(root.lower, root.rootfs, root.upper);
+  }
 }
 
 export async function releaseStepRoot(root: StepRoot): Promise<void> {
-  await unmountStepRoot(root);
+  if (root.mount) await unmountAll([root.mount]);
   await fs.rm(root.dir, { recursive: true, force: true });
 }

@@ -134,18 +134,20 @@ export async function ensureNamespace(id: Identity, env: NodeJS.ProcessEnv): Pro
     await fs.writeFile(path.join(base, 'storage.json'), JSON.stringify(probe));
     if (!probe.ok) {
       process.kill(pid, 'SIGKILL');
-      throw rootlessError(`rootless mode: no overlay filesystem can be mounted in the user namespace (${probe.detail})`,
-        'use Linux 5.11 or later (overlayfs with userxattr), or as root: apt-get install fuse-overlayfs and chmod 0666 /dev/fuse');
+      throw rootlessError(`rootless mode: the storage driver TSRUN_STORAGE_DRIVER asks for cannot be used (${probe.detail})`,
+        'unset TSRUN_STORAGE_DRIVER to let tsrun choose (overlayfs, fuse-overlayfs, then copies)');
     }
     await fs.writeFile(pidFile, `${pid}\n`);
     return pid;
   });
 }
 
+export type RootlessDriver = 'overlay-userxattr' | 'fuse-overlayfs' | 'copy';
+
 export interface StorageProbe {
   ok: boolean;
-  /** What mounts container roots: the kernel's overlayfs (with userxattr), or fuse-overlayfs. */
-  driver?: 'overlay-userxattr' | 'fuse-overlayfs';
+  /** What makes container roots: the kernel's overlayfs (with userxattr), fuse-overlayfs, or copies. */
+  driver?: RootlessDriver;
   detail: string;
   at: string;
 }
@@ -153,8 +155,8 @@ export interface StorageProbe {
 /**
  * Which overlay works in the namespace, tried on scratch lower/upper/work directories: the
  * kernel's overlayfs with `userxattr` (Linux ≥ 5.11), else fuse-overlayfs (needs the program
- * and a usable /dev/fuse). TSRUN_STORAGE_DRIVER=overlay or fuse-overlayfs skips the other (for
- * tests and benchmarks). Tried once per namespace.
+ * and a usable /dev/fuse), else copies (always possible, slow). TSRUN_STORAGE_DRIVER=overlay,
+ * fuse-overlayfs or copy chooses (for tests and benchmarks). Tried once per namespace.
  */
 async function probeStorage(nsenter: string, pid: number, base: string, env: NodeJS.ProcessEnv): Promise<StorageProbe> {
   const forced = env.TSRUN_STORAGE_DRIVER;
@@ -175,6 +177,10 @@ async function probeStorage(nsenter: string, pid: number, base: string, env: Nod
     if (r.code === 0) return { ok: true, driver, detail: driver === 'fuse-overlayfs' ? 'fuse-overlayfs' : 'overlayfs with userxattr', at };
     failures.push(`${driver}: ${r.stderr.trim().split('\n').pop() || `exit ${r.code}`}`);
   }
+  if (!forced || forced === 'copy') {
+    const why = failures.length > 0 ? ` (${failures.join('; ')})` : '';
+    return { ok: true, driver: 'copy', detail: `copying every image's layers: slow, and a full copy per container${why}`, at };
+  }
   return { ok: false, detail: failures.join('; ') || `no storage driver named "${forced}"`, at };
 }
 
@@ -187,8 +193,8 @@ export function storageProbe(uid: number, env: NodeJS.ProcessEnv): StorageProbe 
   }
 }
 
-/** The overlay driver rootless roots are mounted with (the kernel's, unless the probe chose FUSE). */
-export function rootlessDriver(uid: number, env: NodeJS.ProcessEnv): 'overlay-userxattr' | 'fuse-overlayfs' {
+/** What rootless roots are made with (the kernel's overlay, unless the probe chose otherwise). */
+export function rootlessDriver(uid: number, env: NodeJS.ProcessEnv): RootlessDriver {
   return storageProbe(uid, env)?.driver ?? 'overlay-userxattr';
 }
 

@@ -34,6 +34,10 @@ export interface Mount {
 
 export const PAGE_SIZE = 4096;
 const FUSE_TYPE = 'fuse.fuse-overlayfs';
+const COPY_TYPE = 'copy';
+
+/** Where a copy root records that it is complete (next to it, not inside it). */
+const copyMarker = (target: string) => `${target}.populated`;
 
 export interface OverlayPlan {
   /** The store's layers/ directory. */
@@ -46,12 +50,13 @@ export interface OverlayPlan {
   /**
    * overlay: the kernel's, as root; overlay-userxattr: the kernel's inside a rootless user
    * namespace (its xattrs in user.overlay.*); fuse-overlayfs: the FUSE implementation, for
-   * kernels that cannot mount overlayfs in a user namespace.
+   * kernels that cannot mount overlayfs in a user namespace; copy: no mount at all, the target
+   * is a full copy of the layers (snapshot/copy.ts), the last resort.
    */
   driver?: OverlayDriver;
 }
 
-export type OverlayDriver = 'overlay' | 'overlay-userxattr' | 'fuse-overlayfs';
+export type OverlayDriver = 'overlay' | 'overlay-userxattr' | 'fuse-overlayfs' | 'copy';
 
 export function planOverlay(plan: OverlayPlan): Mount {
   if (plan.chainIds.length === 0) {
@@ -59,6 +64,10 @@ export function planOverlay(plan: OverlayPlan): Mount {
   }
   // overlayfs lists lowerdirs top first.
   const lowers = [...plan.chainIds].reverse().map((c) => `${digestHex(c)}/diff`);
+  if (plan.driver === 'copy') {
+    // Bottom layer first, absolute: populate() applies them in order.
+    return { type: COPY_TYPE, source: 'copy', target: plan.target, options: plan.chainIds.map((c) => `${plan.layersDir}/${digestHex(c)}/diff`) };
+  }
   if (plan.driver === 'fuse-overlayfs') {
     // Options go on fuse-overlayfs's command line (no page limit); it is given absolute paths.
     const abs = lowers.map((l) => `${plan.layersDir}/${l}`);
@@ -102,7 +111,8 @@ export async function mountAll(mounts: readonly Mount[]): Promise<void> {
   const done: Mount[] = [];
   try {
     for (const m of mounts) {
-      mountOne(m);
+      if (m.type === COPY_TYPE) await populateOnce(m);
+      else mountOne(m);
       done.push(m);
     }
   } catch (err) {
@@ -111,9 +121,27 @@ export async function mountAll(mounts: readonly Mount[]): Promise<void> {
   }
 }
 
-/** Unmount in reverse order; a target that is not mounted is fine. */
+/**
+ * A copy root is made once and then is the container's filesystem (it persists across stop and
+ * start, as an upper dir does): a half-made one (no marker) is emptied and made again.
+ */
+async function populateOnce(m: Mount): Promise<void> {
+  const { existsSync, promises: fsp } = await import('node:fs');
+  if (existsSync(copyMarker(m.target))) return;
+  const { populate } = await import('./copy.js');
+  for (const name of await fsp.readdir(m.target)) await fsp.rm(`${m.target}/${name}`, { recursive: true, force: true });
+  try {
+    await populate(m.options, m.target);
+  } catch (err) {
+    throw new TsrunError('ERR_STORE', `copying the image's layers into ${m.target}: ${(err as Error).message}`, { cause: err });
+  }
+  await fsp.writeFile(copyMarker(m.target), '');
+}
+
+/** Unmount in reverse order; a target that is not mounted is fine. A copy root stays as it is. */
 export async function unmountAll(mounts: readonly Mount[]): Promise<void> {
   for (const m of [...mounts].reverse()) {
+    if (m.type === COPY_TYPE) continue;
     try {
       native().umount(m.target);
     } catch (err) {

@@ -204,32 +204,40 @@ R('a SIGKILLed monitor: system prune removes the container and its slirp4netns',
   }), []);
 });
 
-R('fuse-overlayfs where the kernel\'s overlay is not used: pull, run, build with deletions and opaque directories', async () => {
-  const fu = ensureUser('tsrun-fuse', true, '500000-565535');
-  const env = { TSRUN_STORAGE_DRIVER: 'fuse-overlayfs' };
-  try {
-    assert.is((await cli(['pull', '-q', IMAGE], { as: fu, env })).code, 0);
-    assert.match((await cli(['info'], { as: fu, env })).stdout, /Storage Driver: fuse-overlayfs/);
-    const r = await cli(['run', '--rm', '--network', 'none', IMAGE, 'sh', '-c', 'stat -c %u /home/app/hello.txt; grep " / " /proc/mounts | cut -d" " -f3'], { as: fu, env });
-    assert.is(r.stdout, '1000\nfuse.fuse-overlayfs\n', r.stderr);
-    const ctx = path.join(fu.home, 'ctx');
-    mkdirSync(ctx, { recursive: true });
-    writeFileSync(path.join(ctx, 'Dockerfile'), `FROM ${IMAGE}\nRUN rm /tmp -rf && mkdir -p /tmp/new && rm -rf /home && mkdir /home && echo fresh > /home/only\n`);
-    execFileSync('chown', ['-R', `${fu.uid}:${fu.gid}`, ctx]);
-    const b = await cli(['build', '-t', 'fused', ctx], { as: fu, env });
-    assert.is(b.code, 0, b.stderr + b.stdout);
-    // /home was replaced (an opaque directory): its old app/ must not show through.
-    const look = await cli(['run', '--rm', '--network', 'none', 'fused', 'sh', '-c', 'ls /home; ls /tmp'], { as: fu, env });
-    assert.is(look.stdout, 'only\nnew\n', look.stderr);
-    // Each unmount ends its fuse-overlayfs daemon (which may take a moment to exit).
-    await eventually('no fuse-overlayfs left running', async () => !spawnOk('pgrep', ['-u', String(fu.uid), 'fuse-overlayfs']));
-  } finally {
-    const pid = Number(readFileSync(`/tmp/tsrun-${fu.uid}/pause.pid`, 'utf8').trim());
-    try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
-    rmSync(`/tmp/tsrun-${fu.uid}`, { recursive: true, force: true });
-    rmSync(path.join(fu.home, '.local'), { recursive: true, force: true });
-  }
-});
+for (const [driver, name, range] of [['fuse-overlayfs', 'tsrun-fuse', '500000-565535'], ['copy', 'tsrun-copy', '600000-665535']] as const) {
+  R(`storage driver ${driver} (chosen by TSRUN_STORAGE_DRIVER, as where the kernel's overlay is missing): pull, run, build with deletions and opaque directories`, async () => {
+    const fu = ensureUser(name, true, range);
+    const env = { TSRUN_STORAGE_DRIVER: driver };
+    try {
+      assert.is((await cli(['pull', '-q', IMAGE], { as: fu, env })).code, 0);
+      assert.match((await cli(['info'], { as: fu, env })).stdout, `Storage Driver: ${driver} (`);
+      const r = await cli(['run', '--rm', '--network', 'none', IMAGE, 'sh', '-c', 'stat -c %u /home/app/hello.txt'], { as: fu, env });
+      assert.is(r.stdout, '1000\n', r.stderr);
+      const ctx = path.join(fu.home, 'ctx');
+      mkdirSync(ctx, { recursive: true });
+      writeFileSync(path.join(ctx, 'Dockerfile'), `FROM ${IMAGE}\nRUN rm /tmp -rf && mkdir -p /tmp/new && rm -rf /home && mkdir /home && echo fresh > /home/only\n`);
+      execFileSync('chown', ['-R', `${fu.uid}:${fu.gid}`, ctx]);
+      const b = await cli(['build', '-t', 'stored', ctx], { as: fu, env });
+      assert.is(b.code, 0, b.stderr + b.stdout);
+      // /home was replaced (an opaque directory): its old app/ must not show through.
+      const look = await cli(['run', '--rm', '--network', 'none', 'stored', 'sh', '-c', 'ls /home; ls /tmp'], { as: fu, env });
+      assert.is(look.stdout, 'only\nnew\n', look.stderr);
+      // A detached container keeps its changes across stop and start.
+      assert.is((await cli(['run', '-d', '--name', 'keep', '--network', 'none', 'stored', 'sh', '-c', 'echo kept >> /home/only; sleep 60'], { as: fu, env })).code, 0);
+      assert.is((await cli(['stop', '-t', '0', 'keep'], { as: fu, env })).code, 0);
+      assert.is((await cli(['start', 'keep'], { as: fu, env })).code, 0);
+      assert.is((await cli(['exec', 'keep', 'cat', '/home/only'], { as: fu, env })).stdout, 'fresh\nkept\nkept\n');
+      assert.is((await cli(['rm', '-f', 'keep'], { as: fu, env })).code, 0);
+      // Each unmount ends its fuse-overlayfs daemon (which may take a moment to exit).
+      await eventually('no fuse-overlayfs left running', async () => !spawnOk('pgrep', ['-u', String(fu.uid), 'fuse-overlayfs']));
+    } finally {
+      const pid = Number(readFileSync(`/tmp/tsrun-${fu.uid}/pause.pid`, 'utf8').trim());
+      try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+      rmSync(`/tmp/tsrun-${fu.uid}`, { recursive: true, force: true });
+      rmSync(path.join(fu.home, '.local'), { recursive: true, force: true });
+    }
+  });
+}
 
 R('what cannot work says what is missing and how to fix it', async () => {
   const mode = lstatSync('/dev/net/tun').mode & 0o777;
