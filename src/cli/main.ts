@@ -36,14 +36,18 @@ export function printError(err: unknown, io: Pick<CliIo, 'err'>, debug: boolean)
 }
 
 export async function main(argv: string[]): Promise<void> {
-  // An unprivileged user's command runs inside the user's rootless namespace (src/rootless/).
-  const { needsNamespace, runInNamespace } = await import('../rootless/enter.js');
-  if (needsNamespace(argv, process.getuid?.() ?? 0, process.env)) {
-    try {
-      process.exit(await runInNamespace(argv, process.env));
-    } catch (err) {
-      printError(err, { err: process.stderr }, argv.includes('--debug'));
-      process.exit(EXIT_TSRUN);
+  // An unprivileged user's command runs inside the user's rootless namespace (src/rootless/);
+  // root's start-up does not even load that module.
+  const uid = process.getuid?.() ?? 0;
+  if (uid !== 0 && !process.env.TSRUN_ROOTLESS) {
+    const { needsNamespace, runInNamespace } = await import('../rootless/enter.js');
+    if (needsNamespace(argv, uid, process.env)) {
+      try {
+        process.exit(await runInNamespace(argv, process.env));
+      } catch (err) {
+        printError(err, { err: process.stderr }, argv.includes('--debug'));
+        process.exit(EXIT_TSRUN);
+      }
     }
   }
   const { Command: CommandCtor, CommanderError } = await import('commander');
