@@ -127,7 +127,10 @@ export async function ensureNamespace(id: Identity, env: NodeJS.ProcessEnv): Pro
       }
       await sleep(10);
     }
-    if (!isPause(pid, id.uid)) throw rootlessError('rootless mode: the user namespace did not come up', 'see `tsrun info`');
+    if (!isPause(pid, id.uid)) {
+      child.kill('SIGKILL');
+      throw rootlessError('rootless mode: the user namespace did not come up within 2 s', 'see `tsrun info`');
+    }
     child.stderr?.destroy();
     child.unref();
     const probe = await probeStorage(req.nsenter, pid, base, env);
