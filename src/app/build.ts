@@ -15,7 +15,8 @@
  * finished steps stay in the cache, as Docker's do). The context is read in place, never sent.
  */
 import { randomBytes } from 'node:crypto';
-import { createReadStream, promises as fs } from 'node:fs';
+import { createReadStream, createWriteStream, promises as fs } from 'node:fs';
+import { pipeline } from 'node:stream/promises';
 import path from 'node:path';
 import { TsrunError, isTsrunError, wrapError } from '../errors.js';
 import { sha256Digest } from '../oci/digest.js';
@@ -26,7 +27,7 @@ import { formatPlatform, hostPlatform, parsePlatform } from '../registry/resolve
 import type { ImageRecord, LayerRecord } from '../store/images.js';
 import type { Store } from '../store/store.js';
 import { resolveInRoot } from '../snapshot/rootfs-copy.js';
-import { decompress } from '../layers/compression.js';
+import { decompress, type ArchiveCompression } from '../layers/compression.js';
 import { unpackTar } from '../layers/unpack.js';
 import { parseDockerfile, type Dockerfile, type Instruction, type Stage } from '../build/dockerfile.js';
 import { applyMetadata, commandOf, declareArgs, resolveChown, scopeVars } from '../build/evaluate.js';
@@ -150,26 +151,51 @@ function parseMode(s: string): number {
   return parseInt(s, 8);
 }
 
-const ARCHIVE_UNSUPPORTED = [Buffer.from('BZh'), Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00])];
+const MAGIC: [ArchiveCompression, Buffer][] = [
+  ['gzip', Buffer.from([0x1f, 0x8b])],
+  ['zstd', Buffer.from([0x28, 0xb5, 0x2f, 0xfd])],
+  ['bzip2', Buffer.from('BZh')],
+  ['xz', Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00])],
+];
 
-/** ADD extracts local tar archives: plain, gzip or zstd (detected by content, as Docker does). */
-async function archiveKind(file: string): Promise<'gzip' | 'zstd' | 'none' | undefined> {
+/** A tar header block: the ustar magic, or (old v7 archives) a matching header checksum. */
+function isTarHeader(b: Buffer): boolean {
+  if (b.length < 512) return false;
+  if (b.toString('ascii', 257, 262) === 'ustar') return true;
+  let sum = 0;
+  for (let i = 0; i < 512; i++) sum += i >= 148 && i < 156 ? 32 : (b[i] as number);
+  return sum > 256 && sum === parseInt(b.toString('ascii', 148, 156).replace(/[\0 ]+/g, ' ').trim(), 8);
+}
+
+/**
+ * ADD extracts local tar archives, plain or compressed (gzip, zstd, bzip2, xz), recognised by
+ * content as Docker does: a compressed file that is not a tar inside is copied as it is.
+ */
+async function archiveKind(file: string): Promise<ArchiveCompression | undefined> {
   const fh = await fs.open(file, 'r');
+  let head: Buffer;
   try {
-    const head = Buffer.alloc(512);
-    const { bytesRead } = await fh.read(head, 0, 512, 0);
-    if (bytesRead >= 2 && head[0] === 0x1f && head[1] === 0x8b) return 'gzip';
-    if (bytesRead >= 4 && head.readUInt32LE(0) === 0xfd2fb528) return 'zstd';
-    if (bytesRead === 512 && head.toString('ascii', 257, 262) === 'ustar') return 'none';
-    if (ARCHIVE_UNSUPPORTED.some((m) => head.subarray(0, m.length).equals(m))) {
-      throw new TsrunError('ERR_BUILD_STEP', `ADD: ${path.basename(file)} is a bzip2 or xz archive, which tsrun cannot extract yet`, {
-        hint: 'recompress it with gzip or zstd, or COPY it and extract it in a RUN step',
-      });
-    }
-    return undefined;
+    head = Buffer.alloc(512);
+    head = head.subarray(0, (await fh.read(head, 0, 512, 0)).bytesRead);
   } finally {
     await fh.close();
   }
+  const kind = MAGIC.find(([, m]) => head.subarray(0, m.length).equals(m))?.[0] ?? 'none';
+  if (kind === 'none') return isTarHeader(head) ? 'none' : undefined;
+  // Look at the first block inside.
+  const inner = decompress(createReadStream(file), kind);
+  let first = Buffer.alloc(0);
+  try {
+    for await (const chunk of inner) {
+      first = Buffer.concat([first, chunk as Buffer]);
+      if (first.length >= 512) break;
+    }
+  } catch {
+    return undefined;
+  } finally {
+    inner.destroy();
+  }
+  return isTarHeader(first) ? kind : undefined;
 }
 
 class Builder {
@@ -432,15 +458,19 @@ class Builder {
   private async copy(stage: Stage, ins: Instruction, state: BuildState, config: ContainerConfig, vars: Map<string, string>): Promise<BuildState> {
     const esc = this.df.escape;
     const heredoc = ins.heredoc ? await this.heredocFiles(ins, vars) : undefined;
+    let remote: { dir: string; names: string[] } | undefined;
     try {
       const words = heredoc ? heredoc.words : ins.json ? ins.json.map((w) => expandWord(w, vars, esc)) : expandWords(ins.args, vars, esc);
       if (words.length < 2) throw new TsrunError('ERR_DOCKERFILE', `line ${ins.line}: ${ins.keyword} needs a source and a destination`);
       const dest = words[words.length - 1] as string;
-      const patterns = words.slice(0, -1);
       const what = heredoc ? ins.text : `${ins.keyword} ${words.join(' ')}`;
-      if (ins.keyword === 'ADD' && patterns.some((p) => /^[a-z]+:\/\//i.test(p))) {
-        throw new TsrunError('ERR_DOCKERFILE', `line ${ins.line}: ADD from a URL is not supported yet`, { hint: 'download it in a RUN step (wget/curl), or put the file in the build context' });
+      const isUrl = (p: string) => /^[a-z][a-z0-9+.-]*:\/\//i.test(p);
+      const urls = ins.keyword === 'ADD' ? words.slice(0, -1).filter(isUrl) : [];
+      const patterns = words.slice(0, -1).filter((p) => !urls.includes(p));
+      if (ins.keyword === 'COPY' && words.slice(0, -1).some(isUrl)) {
+        throw new TsrunError('ERR_DOCKERFILE', `line ${ins.line}: COPY cannot fetch URLs`, { hint: 'use ADD for a URL' });
       }
+      if (urls.length > 0) remote = await this.download(urls, ins.line);
       const chown = ins.flags.chown !== undefined ? expandWord(ins.flags.chown, vars, esc) : undefined;
       const chmod = ins.flags.chmod !== undefined ? parseMode(expandWord(ins.flags.chmod, vars, esc)) : undefined;
       const fromRef = ins.flags.from !== undefined ? expandWord(ins.flags.from, vars, esc) : undefined;
@@ -451,7 +481,9 @@ class Builder {
         const owner = chown !== undefined
           ? resolveChown(chown, await readIn(root.rootfs, '/etc/passwd'), await readIn(root.rootfs, '/etc/group'))
           : undefined;
-        const expanded = ins.keyword === 'ADD' && !heredoc ? await this.extractArchives(sources) : { sources, cleanup: async () => {} };
+        // ADD extracts local archives only (never heredocs or downloads, as Docker).
+        const local = (src: Source) => !heredoc && !(remote && src.entries[0]?.abs.startsWith(`${remote.dir}/`));
+        const expanded = ins.keyword === 'ADD' ? await this.extractArchives(sources, local) : { sources, cleanup: async () => {} };
         try {
           await applySources(root.rootfs, expanded.sources, { dest, workdir, owner, keepOwners, chmod, what });
         } finally {
@@ -471,15 +503,51 @@ class Builder {
         }));
       }
       const root: SourceRoot = heredoc ? { dir: heredoc.dir } : { dir: this.o.contextDir, ...this.o.ignore };
-      const sources = await collectSources(root, patterns, what);
+      const sources = [
+        ...(patterns.length > 0 ? await collectSources(root, patterns, what) : []),
+        ...(remote ? await collectSources({ dir: remote.dir }, remote.names, what) : []),
+      ];
       const digest = await hashSources(sources, false);
       return await this.cached(state, [...key, heredoc ? 'heredoc' : 'context', digest], async () => {
         const layer = await this.fsStep(state, apply(sources, false));
         return derive(state, `${ins.keyword} ${heredoc ? 'heredoc ' : ''}${digest.slice(0, 19)} in ${dest}`, () => {}, layer);
       });
     } finally {
-      if (heredoc) await fs.rm(heredoc.dir, { recursive: true, force: true });
+      for (const d of [heredoc?.dir, remote?.dir]) if (d) await fs.rm(d, { recursive: true, force: true });
     }
+  }
+
+  /**
+   * ADD <url>: each URL is fetched (on every build, as Docker does: the cache key is its content)
+   * into a temporary directory, as a file named after the URL's last path segment, mode 0600,
+   * with the Last-Modified time when the server gives one. Never extracted.
+   */
+  private async download(urls: readonly string[], line: number): Promise<{ dir: string; names: string[] }> {
+    const { default: fetch } = await import('node-fetch');
+    const dir = this.store.tempPath('add-url');
+    await fs.mkdir(dir, { mode: 0o755 });
+    const names: string[] = [];
+    try {
+      for (const u of urls) {
+        const url = new URL(u);
+        if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new TsrunError('ERR_DOCKERFILE', `line ${line}: ADD ${u}: only http and https URLs can be fetched`);
+        const name = decodeURIComponent(url.pathname.split('/').filter(Boolean).pop() ?? '') || 'index.html';
+        if (name.includes('/') || name === '.' || name === '..' || names.includes(name)) throw new TsrunError('ERR_DOCKERFILE', `line ${line}: ADD ${u}: cannot name a file after this URL`);
+        const res = await fetch(u, { redirect: 'follow' });
+        if (!res.ok || !res.body) throw new TsrunError('ERR_BUILD_STEP', `ADD ${u}: the server answered ${res.status} ${res.statusText}`);
+        const file = path.join(dir, name);
+        await pipeline(res.body, createWriteStream(file, { mode: 0o600 }));
+        const modified = Date.parse(res.headers.get('last-modified') ?? '');
+        const t = Number.isNaN(modified) ? new Date(0) : new Date(modified);
+        await fs.utimes(file, t, t);
+        names.push(name);
+      }
+    } catch (err) {
+      await fs.rm(dir, { recursive: true, force: true });
+      if (isTsrunError(err)) throw err;
+      throw new TsrunError('ERR_BUILD_STEP', `ADD: fetching ${urls.join(', ')}: ${(err as Error).message}`, { cause: err });
+    }
+    return { dir, names };
   }
 
   /**
@@ -525,12 +593,12 @@ class Builder {
   }
 
   /** ADD: tar sources (by content) are unpacked into temporary trees whose contents are copied. */
-  private async extractArchives(sources: Source[]): Promise<{ sources: Source[]; cleanup: () => Promise<void> }> {
+  private async extractArchives(sources: Source[], extractable: (s: Source) => boolean): Promise<{ sources: Source[]; cleanup: () => Promise<void> }> {
     const temps: string[] = [];
     const out: Source[] = [];
     for (const s of sources) {
       const top = s.entries[0];
-      const kind = top && top.st.isFile() ? await archiveKind(top.abs) : undefined;
+      const kind = top && top.st.isFile() && extractable(s) ? await archiveKind(top.abs) : undefined;
       if (!top || kind === undefined) {
         out.push(s);
         continue;

@@ -1,6 +1,7 @@
 /**
  * Layer decompression: gzip through node:zlib (multi-member streams included), zstd through the
- * `zstd` program (Debian package zstd; Node 20's zlib has no zstd), uncompressed as is.
+ * `zstd` program (Debian package zstd; Node 20's zlib has no zstd), uncompressed as is. For
+ * ADD's local archives also bzip2 and xz, through the `bzip2` and `xz` programs.
  *
  * Contract: the returned stream errors (never ends cleanly) if the input is corrupt or the
  * decompressor fails; destroying it stops the decompressor.
@@ -11,7 +12,17 @@ import { createGunzip } from 'node:zlib';
 import { TsrunError } from '../errors.js';
 import type { Compression } from '../oci/media-types.js';
 
-export function decompress(source: Readable, compression: Compression): Readable {
+/** Layer compressions, and what else a local archive for ADD may use. */
+export type ArchiveCompression = Compression | 'bzip2' | 'xz';
+
+/** The program (and its Debian package) that decompresses each of the others to stdout. */
+const PROGRAMS: Record<'zstd' | 'bzip2' | 'xz', { argv: string[]; pkg: string }> = {
+  zstd: { argv: ['zstd', '-d', '-c', '-q'], pkg: 'zstd' },
+  bzip2: { argv: ['bzip2', '-d', '-c'], pkg: 'bzip2' },
+  xz: { argv: ['xz', '-d', '-c'], pkg: 'xz-utils' },
+};
+
+export function decompress(source: Readable, compression: ArchiveCompression): Readable {
   switch (compression) {
     case 'none': {
       const out = new PassThrough({ highWaterMark: 1 << 20 });
@@ -25,22 +36,23 @@ export function decompress(source: Readable, compression: Compression): Readable
       const out = source.pipe(gunzip);
       return out;
     }
-    case 'zstd':
-      return zstd(source);
+    default:
+      return throughProgram(source, compression);
   }
 }
 
-function zstd(source: Readable): Readable {
+function throughProgram(source: Readable, kind: keyof typeof PROGRAMS): Readable {
+  const { argv: [cmd, ...args], pkg } = PROGRAMS[kind];
   const out = new PassThrough({ highWaterMark: 1 << 20 });
-  const child = spawn('zstd', ['-d', '-c', '-q'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(cmd as string, args, { stdio: ['pipe', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => { if (stderr.length < 4096) stderr += d.toString(); });
   child.on('error', (err: NodeJS.ErrnoException) => {
     out.destroy(err.code === 'ENOENT'
-      ? new TsrunError('ERR_LAYER', 'decompressing a zstd layer: the zstd program is not installed', { hint: 'apt-get install zstd' })
+      ? new TsrunError('ERR_LAYER', `decompressing ${kind} data: the ${cmd} program is not installed`, { hint: `apt-get install ${pkg}` })
       : err);
   });
-  child.stdin.on('error', () => undefined); // EPIPE when zstd dies: reported through its exit
+  child.stdin.on('error', () => undefined); // EPIPE when the program dies: reported through its exit
   source.on('error', (err) => { child.kill('SIGKILL'); out.destroy(err); });
   source.pipe(child.stdin);
   child.stdout.pipe(out, { end: false });
@@ -49,7 +61,7 @@ function zstd(source: Readable): Readable {
   const finish = () => {
     if (exited === undefined || !stdoutDone) return;
     if (exited === 0) out.end();
-    else out.destroy(new TsrunError('ERR_LAYER', `decompressing a zstd layer: zstd failed: ${stderr.trim() || `exit ${exited}`}`));
+    else out.destroy(new TsrunError('ERR_LAYER', `decompressing ${kind} data: ${cmd} failed: ${stderr.trim() || `exit ${exited}`}`));
   };
   child.stdout.on('end', () => { stdoutDone = true; finish(); });
   child.on('exit', (code) => { exited = code; finish(); });

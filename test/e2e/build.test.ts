@@ -10,6 +10,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execa } from 'execa';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -149,13 +150,20 @@ B('multi-stage: COPY --from a named stage into scratch; --target stops at a stag
   assert.is(cat.stdout, 'hi from the build stage\n');
 });
 
-B('the rest of the instruction set: ADD extracts tars, --chown/--chmod, USER for RUN, exec form, SHELL, RUN and COPY heredocs, a host server reached over the bridge, metadata recorded; -f outside the context and -f -', async () => {
+B('the rest of the instruction set: ADD extracts tars (gzip, xz, bzip2; not a compressed non-tar) and fetches URLs, --chown/--chmod, USER for RUN, exec form, SHELL, RUN and COPY heredocs, a host server reached over the bridge, metadata recorded; -f outside the context and -f -', async () => {
   const dir = path.join(tmp, 'full');
   mkdirSync(dir, { recursive: true });
   writeFileSync(path.join(dir, 'bundle.tar.gz'), gzipSync(makeTar([{ name: 'dir/', type: 'dir' }, { name: 'dir/a.txt', content: 'from the tarball\n' }])));
   writeFileSync(path.join(dir, 'notes.txt'), 'notes\n');
+  const inner = makeTar([{ name: 'xz/', type: 'dir' }, { name: 'xz/b.txt', content: 'from xz\n' }]);
+  writeFileSync(path.join(dir, 'more.tar.xz'), execFileSync('xz', ['-c'], { input: inner }));
+  writeFileSync(path.join(dir, 'more.tar.bz2'), execFileSync('bzip2', ['-c'], { input: makeTar([{ name: 'bz/c.txt', content: 'from bzip2\n' }]) }));
+  writeFileSync(path.join(dir, 'plain.gz'), gzipSync('not a tar\n'));
   writeFileSync(path.join(dir, 'config.json'), '{}\n');
-  const server = http.createServer((_, res) => res.end('fetched from the host\n'));
+  const server = http.createServer((req, res) => {
+    if (req.url === '/files/data.txt') res.writeHead(200, { 'Last-Modified': 'Tue, 14 Nov 2023 22:13:20 GMT' }).end('downloaded\n');
+    else res.end('fetched from the host\n');
+  });
   const host = hostAddress();
   await new Promise<void>((r) => server.listen(0, host, r));
   const port = (server.address() as AddressInfo).port;
@@ -169,6 +177,8 @@ B('the rest of the instruction set: ADD extracts tars, --chown/--chmod, USER for
     'WORKDIR $APPDIR',
     'ADD bundle.tar.gz ./',
     'ADD notes.txt ./notes/',
+    'ADD more.tar.xz more.tar.bz2 plain.gz ./',
+    `ADD http://${host}:${port}/files/data.txt /h/`,
     'COPY --chown=app:app --chmod=640 config.json ${APPDIR}/config.json',
     'USER app',
     'RUN ["sh", "-c", "id -u > /tmp/whoami"]',
@@ -202,8 +212,8 @@ B('the rest of the instruction set: ADD extracts tars, --chown/--chmod, USER for
   }
   const run = await cli(['run', '--rm', '--network', 'none', 'full']);
   assert.is(run.stdout, 'fetched from the host\n', run.stderr);
-  const look = await cli(['run', '--rm', '--network', 'none', 'full', 'cat dir/a.txt notes/notes.txt /tmp/whoami; stat -c "%u:%g %a" config.json; echo $GREETING; cat /h/x /h/y /h/conf.txt /h/raw.txt']);
-  assert.is(look.stdout, 'from the tarball\nnotes\n1000\n1000:1000 640\nhello there\nheredoc in /srv/app\npiped hello there\ndir=/srv/app "quoted"\nkept $APPDIR\n', look.stderr);
+  const look = await cli(['run', '--rm', '--network', 'none', 'full', 'cat dir/a.txt notes/notes.txt /tmp/whoami; stat -c "%u:%g %a" config.json; echo $GREETING; cat /h/x /h/y /h/conf.txt /h/raw.txt xz/b.txt bz/c.txt /h/data.txt; stat -c "%a %Y" /h/data.txt; zcat plain.gz']);
+  assert.is(look.stdout, 'from the tarball\nnotes\n1000\n1000:1000 640\nhello there\nheredoc in /srv/app\npiped hello there\ndir=/srv/app "quoted"\nkept $APPDIR\nfrom xz\nfrom bzip2\ndownloaded\n600 1700000000\nnot a tar\n', look.stderr);
   const cfg = JSON.parse((await cli(['image', 'inspect', '-f', '{{json .Config}}', 'full'])).stdout) as Record<string, unknown>;
   assert.equal(cfg.Labels, { 'org.example.team': 'platform', version: '1' });
   assert.is(cfg.StopSignal, 'SIGINT');
