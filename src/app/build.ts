@@ -36,6 +36,9 @@ import { BuildCache, stateId, stepKey, type BuildState } from '../build/cache.js
 import { applySources, collectSources, hashSources, loadDockerignore, mkdirInRoot, type Source, type SourceRoot } from '../build/copy.js';
 import { finishStepRoot, prepareStepRoot, releaseStepRoot, type StepRoot } from '../build/step-root.js';
 import { removeMountpoints, runStep, type BuildNetwork, type Mountpoint } from '../build/run-step.js';
+import { parseRunMount, type RunMount } from '../build/mounts.js';
+import type { Mount as SpecMount } from '../spec/types.js';
+import { withFileLock } from '../native/index.js';
 import { commitLayer } from '../build/layer.js';
 import { DEFAULT_PATH_ENV } from '../spec/defaults.js';
 import type { AppContext } from './context.js';
@@ -61,6 +64,8 @@ export interface BuildOptions {
   pull?: boolean;
   /** `--label K=V` on the final image. */
   labels?: string[];
+  /** `--secret id=…,src=FILE|env=VAR`: what RUN --mount=type=secret may read. */
+  secrets?: Map<string, { file?: string; env?: string }>;
   platform?: string;
 }
 
@@ -435,16 +440,24 @@ class Builder {
     if (!/^(host|none|default)$/.test(network)) throw new TsrunError('ERR_DOCKERFILE', `line ${ins.line}: RUN --network must be default, none or host`);
     const net = network === 'default' ? this.o.network : (network as BuildNetwork);
     const createdBy = ins.json ? `RUN ${JSON.stringify(argv)}` : `RUN ${argv.join(' ')}`;
-    return this.cached(state, ['RUN', argv, argEnv, net], async () => {
+    const mounts = (ins.mounts ?? []).map((m) => parseRunMount(m, config.WorkingDir || '/', ins.line));
+    // What the mounts add to the key: bind sources by content; never a secret's value.
+    const mountKey = await Promise.all(mounts.map(async (m) => (m.type === 'bind'
+      ? { ...m, content: await hashSources(await collectSources({ dir: this.o.contextDir, ...this.o.ignore }, [m.source], `RUN --mount source=${m.source}`), false) }
+      : m.type === 'secret' ? { type: m.type, id: m.id, target: m.target } : m)));
+    return this.cached(state, ['RUN', argv, argEnv, net, mountKey], async () => {
       this.runtime ??= await runtimeFor(this.env, 'runc');
       const runtime = this.runtime;
       const layer = await this.fsStep(state, async (root) => {
         const id = randomBytes(32).toString('hex');
         this.io.line(` ---> Running in ${id.slice(0, 12)}`);
-        const r = await runStep({
+        const prepared = await this.runMounts(mounts, root.dir);
+        const go = () => runStep({
           id, runtime, root, storeRoot: this.store.root, runDir: this.env.containers.sp.run, rootless: this.rootless, argv, config, argEnv, network: net,
-          callerEnv: this.env.ctx.env, output: (c) => this.io.output(c), signal: this.abort.signal,
+          extraMounts: prepared.mounts, callerEnv: this.env.ctx.env, output: (c) => this.io.output(c), signal: this.abort.signal,
         });
+        // sharing=locked: one build at a time uses that cache.
+        const r = await prepared.locks.reduce<() => ReturnType<typeof go>>((inner, lock) => () => withFileLock(lock, 'ex', inner), go)();
         this.checkAborted();
         if (r.exitCode !== 0) {
           throw new TsrunError('ERR_BUILD_STEP', `The command '${argv.join(' ')}' returned a non-zero code: ${r.exitCode}`, { detail: { exitCode: 1 } });
@@ -453,6 +466,52 @@ class Builder {
       });
       return derive(state, createdBy, () => {}, layer);
     });
+  }
+
+  /** RUN --mount's sources made ready under the step's directory (removed with it), as spec mounts. */
+  private async runMounts(mounts: readonly RunMount[], stepDir: string): Promise<{ mounts: SpecMount[]; locks: string[] }> {
+    const out: SpecMount[] = [];
+    const locks: string[] = [];
+    for (const [i, m] of mounts.entries()) {
+      if (m.type === 'tmpfs') {
+        out.push({ destination: m.target, type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', ...(m.size ? [`size=${m.size}`] : [])] });
+      } else if (m.type === 'cache') {
+        const dir = m.sharing === 'private'
+          ? path.join(stepDir, `cache-${i}`)
+          : path.join(this.store.root, 'build-cache-mounts', sha256Digest(m.id).slice(7, 39));
+        if (!(await fs.stat(dir).catch(() => undefined))) {
+          await fs.mkdir(dir, { recursive: true, mode: m.mode });
+          await fs.chmod(dir, m.mode);
+          await fs.chown(dir, m.uid, m.gid);
+        }
+        if (m.sharing === 'locked') locks.push(`${dir}.lock`);
+        out.push({ destination: m.target, type: 'bind', source: dir, options: ['rbind', m.readonly ? 'ro' : 'rw'] });
+      } else if (m.type === 'secret') {
+        const given = this.o.secrets?.get(m.id);
+        const value = given?.file !== undefined
+          ? await fs.readFile(given.file).catch((e: Error) => { throw new TsrunError('ERR_USAGE', `--secret id=${m.id}: reading ${given.file}: ${e.message}`); })
+          : given?.env !== undefined ? Buffer.from(this.env.ctx.env[given.env] ?? '') : undefined;
+        if (value === undefined) {
+          if (m.required) throw new TsrunError('ERR_BUILD_STEP', `RUN --mount=type=secret,id=${m.id}: no such secret was given`, { hint: `pass it: tsrun build --secret id=${m.id},src=FILE` });
+          continue;
+        }
+        const file = path.join(stepDir, `secret-${i}`);
+        await fs.writeFile(file, value, { mode: 0o600 });
+        await fs.chown(file, m.uid, m.gid);
+        await fs.chmod(file, m.mode);
+        out.push({ destination: m.target, type: 'bind', source: file, options: ['rbind', 'ro'] });
+      } else {
+        // A copy of the context path (with .dockerignore applied), never the host path itself.
+        const dir = path.join(stepDir, `bind-${i}`);
+        await fs.mkdir(dir, { mode: 0o755 });
+        const sources = await collectSources({ dir: this.o.contextDir, ...this.o.ignore }, [m.source], `RUN --mount source=${m.source}`);
+        await applySources(dir, sources, { dest: '/', workdir: '/', what: `RUN --mount source=${m.source}` });
+        const top = sources[0]?.entries[0];
+        const source = top && !top.st.isDirectory() ? path.join(dir, path.basename(sources[0]?.name || top.abs)) : dir;
+        out.push({ destination: m.target, type: 'bind', source, options: ['rbind', 'ro'] });
+      }
+    }
+    return { mounts: out, locks };
   }
 
   private async copy(stage: Stage, ins: Instruction, state: BuildState, config: ContainerConfig, vars: Map<string, string>): Promise<BuildState> {
@@ -659,8 +718,12 @@ async function readIn(rootfs: string, file: string): Promise<string | undefined>
   return resolveInRoot(rootfs, file).then((p) => fs.readFile(p, 'utf8')).catch(() => undefined);
 }
 
-/** `tsrun builder prune`: forget every cached build step (layers stay while images use them). */
+/**
+ * `tsrun builder prune`: forget every cached build step (layers stay while images use them) and
+ * every RUN --mount=type=cache directory. Returns how many step entries were removed.
+ */
 export async function pruneBuildCache(store: Store): Promise<number> {
+  await fs.rm(path.join(store.root, 'build-cache-mounts'), { recursive: true, force: true });
   return new BuildCache(path.join(store.root, 'build-cache')).clear();
 }
 

@@ -27,6 +27,8 @@ export interface Instruction {
   text: string;
   /** RUN/COPY/ADD with a heredoc (`<<EOF` … `EOF`): `args` keeps its lines. */
   heredoc?: boolean;
+  /** RUN's `--mount=…` values, in order (the flag may repeat). */
+  mounts?: string[];
 }
 
 export interface Stage {
@@ -50,7 +52,7 @@ export interface Dockerfile {
 /** Instructions and the flags each accepts (BuildKit's stable set; --link etc. are not supported). */
 const FLAGS: Record<string, readonly string[]> = {
   FROM: ['platform'],
-  RUN: ['network'],
+  RUN: ['network', 'mount'],
   COPY: ['from', 'chown', 'chmod'],
   ADD: ['chown', 'chmod'],
   CMD: [], ENTRYPOINT: [], ENV: [], ARG: [], WORKDIR: [], USER: [], EXPOSE: [], LABEL: [], VOLUME: [],
@@ -75,13 +77,12 @@ export async function parseDockerfile(text: string, fileName = 'Dockerfile'): Pr
     const allowed = FLAGS[keyword];
     if (!allowed) fail(line, `unknown instruction: ${ins.getInstruction()}`, 'see https://docs.docker.com/reference/dockerfile/ for the instructions');
     const flags: Record<string, string> = {};
+    const mounts: string[] = [];
     for (const f of (ins as { getFlags?: () => { getName(): string; getValue(): string | null }[] }).getFlags?.() ?? []) {
       const name = f.getName();
-      if (!(allowed as readonly string[]).includes(name)) {
-        const why = keyword === 'RUN' && name === 'mount' ? ' (RUN --mount is not supported yet)' : '';
-        fail(line, `${keyword} does not take --${name}${why}`);
-      }
-      flags[name] = f.getValue() ?? '';
+      if (!(allowed as readonly string[]).includes(name)) fail(line, `${keyword} does not take --${name}`);
+      if (name === 'mount') mounts.push(f.getValue() ?? '');
+      else flags[name] = f.getValue() ?? '';
     }
     const args = (ins.getArgumentsContent() ?? '').trim();
     const heredoc = /<<-?(["']?)[A-Za-z_][A-Za-z0-9_]*\1/.test(args.split('\n')[0] ?? '') && args.includes('\n');
@@ -94,7 +95,7 @@ export async function parseDockerfile(text: string, fileName = 'Dockerfile'): Pr
       } catch { /* not JSON: shell form, as Docker does */ }
     }
     const text = heredoc ? `${ins.getInstruction().toUpperCase()} ${args.split('\n')[0]}` : ins.toString().replace(/\s*\n\s*/g, ' ');
-    const item: Instruction = { keyword, line, args, json, flags, text, ...(heredoc ? { heredoc: true } : {}) };
+    const item: Instruction = { keyword, line, args, json, flags, text, ...(heredoc ? { heredoc: true } : {}), ...(mounts.length > 0 ? { mounts } : {}) };
 
     if (keyword === 'FROM') {
       const words = args.split(/\s+/);

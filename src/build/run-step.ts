@@ -16,6 +16,7 @@ import path from 'node:path';
 import { constants as osConstants } from 'node:os';
 import type { ContainerConfig } from '../oci/schemas.js';
 import { defaultSpec, serializeSpec } from '../spec/defaults.js';
+import type { Mount as SpecMount } from '../spec/types.js';
 import { applyOpts, withCwd, withEnv, withEtcFiles, withHostname, withRootless, withUser } from '../spec/options.js';
 import { resolveUser } from '../spec/user.js';
 import type { OciRuntime } from '../runtime/oci-runtime.js';
@@ -45,6 +46,8 @@ export interface RunStepOptions {
   argEnv: string[];
   network: BuildNetwork;
   callerEnv: NodeJS.ProcessEnv;
+  /** RUN --mount's mounts, ready for the spec (build/mounts.ts; sources prepared by the caller). */
+  extraMounts?: SpecMount[];
   /** Receives the command's stdout and stderr as they come. */
   output: (chunk: Buffer) => void;
   signal?: AbortSignal;
@@ -73,7 +76,12 @@ export interface RunStepResult {
 export async function runStep(o: RunStepOptions): Promise<RunStepResult> {
   const { id, root } = o;
   const mountpoints: Mountpoint[] = [];
-  for (const m of RUNTIME_MOUNTPOINTS) {
+  // The runtime makes missing mount points (and their parents) for RUN --mount targets too.
+  const extra = (o.extraMounts ?? []).flatMap((m) => {
+    const parts = m.destination.split('/').filter(Boolean);
+    return parts.map((_, i) => parts.slice(0, parts.length - i).join('/'));
+  });
+  for (const m of [...new Set(extra)].concat(RUNTIME_MOUNTPOINTS.filter((r) => !extra.includes(r)))) {
     const st = await fs.lstat(path.join(root.rootfs, m)).catch(() => undefined);
     if (!st) mountpoints.push({ path: m });
     else if (st.isDirectory()) mountpoints.push({ path: m, before: { mode: st.mode, uid: st.uid, gid: st.gid } });
@@ -101,6 +109,7 @@ export async function runStep(o: RunStepOptions): Promise<RunStepResult> {
     withEtcFiles({ hosts: path.join(etc, 'hosts'), hostname: path.join(etc, 'hostname'), resolvConf: path.join(etc, 'resolv.conf') }),
     (s) => {
       s.root = { path: root.rootfs, readonly: false };
+      s.mounts = [...s.mounts, ...(o.extraMounts ?? [])];
       s.process.terminal = false;
       s.linux.cgroupsPath = `/tsrun/build-${id}`;
       if (host) {

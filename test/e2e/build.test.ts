@@ -11,11 +11,11 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execa } from 'execa';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
-import { gzipSync } from 'node:zlib';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import path from 'node:path';
 import { spawnTsrun, tsrun } from './cli.js';
 import { eventually, leftovers, runDir } from './containers.js';
@@ -246,6 +246,44 @@ B('ONBUILD: triggers recorded in a base run in the child build (in the child\'s 
   assert.is((await cli(['image', 'inspect', '-f', '{{json .Config.OnBuild}}', 'onchild'])).stdout.trim(), 'null');
   const again = await cli(['build', '-t', 'onchild', child]);
   assert.is(again.stdout.split('\n').filter((l) => l === ' ---> Using cache').length, 3, again.stdout);
+});
+
+B('RUN --mount: a cache kept across builds and out of the layers, a secret that leaves no trace, a read-only view of the context, tmpfs', async () => {
+  const dir = path.join(tmp, 'mounts');
+  mkdirSync(path.join(dir, 'src'), { recursive: true });
+  writeFileSync(path.join(dir, 'src', 'input.txt'), 'from the context\n');
+  writeFileSync(path.join(dir, '.dockerignore'), 'src/ignored.txt\n');
+  writeFileSync(path.join(dir, 'src', 'ignored.txt'), 'ignored\n');
+  const secret = path.join(tmp, 'token.txt');
+  writeFileSync(secret, 's3cret-value');
+  writeFileSync(path.join(dir, 'Dockerfile'), [
+    'FROM node:17-alpine',
+    'RUN --mount=type=cache,target=/var/cache/app echo "run $(date +%s%N)" >> /var/cache/app/log && wc -l < /var/cache/app/log > /runs',
+    'RUN --mount=type=secret,id=token,required cat /run/secrets/token | wc -c > /secret-length',
+    'RUN --mount=source=src,target=/mnt/src ls /mnt/src > /seen && cat /mnt/src/input.txt >> /seen && (touch /mnt/src/x 2>/dev/null && echo writable || echo read-only) >> /seen',
+    'RUN --mount=type=tmpfs,target=/scratch touch /scratch/t && mount | grep -c " /scratch " > /tmpfs',
+  ].join('\n'));
+  const build = (extra: string[] = []) => cli(['build', ...extra, '--secret', `id=token,src=${secret}`, '-t', 'mounts', dir]);
+  const first = await build();
+  assert.is(first.code, 0, first.stderr + first.stdout);
+  const second = await build(['--no-cache']);
+  assert.is(second.code, 0, second.stderr);
+  // Mount points the runtime made for the mounts (and their parents) are not in the layers.
+  const out = await cli(['run', '--rm', '--network', 'none', 'mounts', 'sh', '-c', 'cat /runs /secret-length /seen /tmpfs; for p in /var /run /mnt /scratch; do [ -e $p ] && echo "$p left"; done; echo end']);
+  assert.is(out.stdout, '2\n12\ninput.txt\nfrom the context\nread-only\n1\nend\n', out.stderr);
+  // The secret is nowhere in the image: not in a layer, the config or the history.
+  const images = JSON.parse(readFileSync(path.join(root, 'images.json'), 'utf8')) as { tags: Record<string, string>; images: Record<string, { layers: { digest: string }[] }> };
+  const id = images.tags['docker.io/library/mounts:latest'] as string;
+  for (const blob of [id, ...(images.images[id]?.layers ?? []).map((l) => l.digest)]) {
+    const bytes = readFileSync(path.join(root, 'blobs', 'sha256', blob.slice(7)));
+    const text = bytes[0] === 0x1f && bytes[1] === 0x8b ? gunzipSync(bytes) : bytes;
+    assert.not.ok(text.includes('s3cret-value'), `secret found in ${blob}`);
+  }
+  // (a cached step does not run, so it needs no secret, as in BuildKit)
+  const missing = await cli(['build', '--no-cache', '-t', 'mounts', dir]);
+  assert.is(missing.code, 125);
+  assert.match(missing.stderr, 'no such secret was given');
+  assert.match(missing.stderr, 'tsrun build --secret id=token,src=FILE');
 });
 
 B('failures: a failing RUN exits 1 and tags nothing; bad Dockerfiles and missing sources exit 125; nothing is left behind', async () => {

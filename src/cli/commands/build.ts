@@ -6,6 +6,7 @@
 import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import type { CliIo } from '../main.js';
+import { TsrunError } from '../../errors.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
@@ -20,6 +21,23 @@ interface BuildFlags {
   quiet?: boolean;
   label: string[];
   platform?: string;
+  secret: string[];
+}
+
+/** `--secret id=NAME,src=FILE` (or `source=`), `id=NAME,env=VAR`; `id=NAME` alone reads $NAME. */
+function parseSecrets(list: readonly string[]): Map<string, { file?: string; env?: string }> {
+  const out = new Map<string, { file?: string; env?: string }>();
+  for (const spec of list) {
+    const kv = new Map(spec.split(',').map((f) => {
+      const i = f.indexOf('=');
+      return [i < 0 ? f : f.slice(0, i), i < 0 ? '' : f.slice(i + 1)] as [string, string];
+    }));
+    const id = kv.get('id');
+    const file = kv.get('src') ?? kv.get('source');
+    if (!id) throw new TsrunError('ERR_USAGE', `invalid --secret "${spec}": it needs id=NAME`, { hint: 'use --secret id=NAME,src=FILE or --secret id=NAME,env=VAR' });
+    out.set(id, file !== undefined ? { file } : { env: kv.get('env') ?? id });
+  }
+  return out;
 }
 
 export function registerBuildCommands(program: Command, io: CliIo): void {
@@ -36,6 +54,7 @@ export function registerBuildCommands(program: Command, io: CliIo): void {
     .option('-q, --quiet', 'print only the image id')
     .option('--label <key=value>', 'set a label on the image', collect, [])
     .option('--platform <os/arch[/variant]>', 'platform of the base images')
+    .option('--secret <id=NAME,src=FILE|env=VAR>', 'a secret for RUN --mount=type=secret (repeatable; never stored in the image)', collect, [])
     .action(async (context: string, flags: BuildFlags) => buildAction(io, context, flags));
   buildCmd(program.command('build'));
   const image = program.commands.find((c) => c.name() === 'image');
@@ -67,7 +86,7 @@ async function buildAction(io: CliIo, context: string, f: BuildFlags): Promise<v
   const result = await build(ctx, {
     context, file: f.file === '-' ? undefined : f.file, dockerfileText: f.file === '-' ? readFileSync(0, 'utf8') : undefined,
     tags: f.tag, buildArgs: f.buildArg, target: f.target, noCache: !f.cache, network: f.network, pull: f.pull,
-    labels: f.label, platform: f.platform,
+    labels: f.label, platform: f.platform, secrets: parseSecrets(f.secret),
   }, {
     line: (t) => { if (!quiet) io.out.write(`${t}\n`); },
     output: (c) => { if (!quiet) io.out.write(c); },
