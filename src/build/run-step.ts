@@ -20,7 +20,7 @@ import type { Mount as SpecMount } from '../spec/types.js';
 import { applyOpts, withCwd, withEnv, withEtcFiles, withHostname, withRootless, withUser } from '../spec/options.js';
 import { resolveUser } from '../spec/user.js';
 import type { OciRuntime } from '../runtime/oci-runtime.js';
-import { resolveInRoot } from '../snapshot/rootfs-copy.js';
+import { readFileInRoot } from '../snapshot/rootfs-copy.js';
 import { connect, disconnect, netnsPath } from '../network/bridge.js';
 import { hostsFile, resolvConf } from '../network/etc-files.js';
 import { connectSlirp, disconnectSlirp, slirpNetnsPath, slirpResolvConf } from '../network/slirp.js';
@@ -53,7 +53,7 @@ export interface RunStepOptions {
   signal?: AbortSignal;
 }
 
-/** Mount points the runtime creates when missing, children before parents (removal order). */
+/** Mount points the runtime creates when missing (their parents included). */
 const RUNTIME_MOUNTPOINTS = ['etc/hosts', 'etc/hostname', 'etc/resolv.conf', 'etc', 'proc', 'sys', 'dev'];
 
 /** A mount point as it was before the step: absent, or a directory the runtime may copy up. */
@@ -61,10 +61,6 @@ export interface Mountpoint {
   path: string;
   /** For a directory that existed: its owner and mode, to recognise an untouched copy-up. */
   before?: { mode: number; uid: number; gid: number };
-}
-
-async function readInRoot(rootfs: string, file: string): Promise<string | undefined> {
-  return resolveInRoot(rootfs, file).then((p) => fs.readFile(p, 'utf8')).catch(() => undefined);
 }
 
 export interface RunStepResult {
@@ -77,11 +73,13 @@ export async function runStep(o: RunStepOptions): Promise<RunStepResult> {
   const { id, root } = o;
   const mountpoints: Mountpoint[] = [];
   // The runtime makes missing mount points (and their parents) for RUN --mount targets too.
+  // Deepest first, so a parent is looked at only after everything the runtime made in it.
   const extra = (o.extraMounts ?? []).flatMap((m) => {
     const parts = m.destination.split('/').filter(Boolean);
-    return parts.map((_, i) => parts.slice(0, parts.length - i).join('/'));
+    return parts.map((_, i) => parts.slice(0, i + 1).join('/'));
   });
-  for (const m of [...new Set(extra)].concat(RUNTIME_MOUNTPOINTS.filter((r) => !extra.includes(r)))) {
+  const depth = (p: string) => p.split('/').length;
+  for (const m of [...new Set([...extra, ...RUNTIME_MOUNTPOINTS])].sort((a, b) => depth(b) - depth(a))) {
     const st = await fs.lstat(path.join(root.rootfs, m)).catch(() => undefined);
     if (!st) mountpoints.push({ path: m });
     else if (st.isDirectory()) mountpoints.push({ path: m, before: { mode: st.mode, uid: st.uid, gid: st.gid } });
@@ -99,7 +97,7 @@ export async function runStep(o: RunStepOptions): Promise<RunStepResult> {
   const slirp = o.rootless && o.network === 'bridge';
   await fs.writeFile(path.join(etc, 'resolv.conf'), slirp ? slirpResolvConf(hostResolv) : resolvConf(hostResolv, host));
 
-  const user = resolveUser(o.config.User || '0', await readInRoot(root.rootfs, '/etc/passwd'), await readInRoot(root.rootfs, '/etc/group'));
+  const user = resolveUser(o.config.User || '0', await readFileInRoot(root.rootfs, '/etc/passwd'), await readFileInRoot(root.rootfs, '/etc/group'));
   const spec = applyOpts(defaultSpec(),
     (s) => { s.process.args = o.argv; },
     withEnv(o.argEnv, o.config.Env ?? [], { hostname, tty: false, home: user.home }),

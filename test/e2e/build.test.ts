@@ -262,6 +262,8 @@ B('RUN --mount: a cache kept across builds and out of the layers, a secret that 
     'RUN --mount=type=secret,id=token,required cat /run/secrets/token | wc -c > /secret-length',
     'RUN --mount=source=src,target=/mnt/src ls /mnt/src > /seen && cat /mnt/src/input.txt >> /seen && (touch /mnt/src/x 2>/dev/null && echo writable || echo read-only) >> /seen',
     'RUN --mount=type=tmpfs,target=/scratch touch /scratch/t && mount | grep -c " /scratch " > /tmpfs',
+    // Two mounts under one new parent: the parent the runtime made must not stay behind either.
+    'RUN --mount=type=tmpfs,target=/deep/a --mount=type=tmpfs,target=/deep/b/c true',
   ].join('\n'));
   const build = (extra: string[] = []) => cli(['build', ...extra, '--secret', `id=token,src=${secret}`, '-t', 'mounts', dir]);
   const first = await build();
@@ -269,7 +271,7 @@ B('RUN --mount: a cache kept across builds and out of the layers, a secret that 
   const second = await build(['--no-cache']);
   assert.is(second.code, 0, second.stderr);
   // Mount points the runtime made for the mounts (and their parents) are not in the layers.
-  const out = await cli(['run', '--rm', '--network', 'none', 'mounts', 'sh', '-c', 'cat /runs /secret-length /seen /tmpfs; for p in /var /run /mnt /scratch; do [ -e $p ] && echo "$p left"; done; echo end']);
+  const out = await cli(['run', '--rm', '--network', 'none', 'mounts', 'sh', '-c', 'cat /runs /secret-length /seen /tmpfs; for p in /var /run /mnt /scratch /deep; do [ -e $p ] && echo "$p left"; done; echo end']);
   assert.is(out.stdout, '2\n12\ninput.txt\nfrom the context\nread-only\n1\nend\n', out.stderr);
   // The secret is nowhere in the image: not in a layer, the config or the history.
   const images = JSON.parse(readFileSync(path.join(root, 'images.json'), 'utf8')) as { tags: Record<string, string>; images: Record<string, { layers: { digest: string }[] }> };
