@@ -26,7 +26,7 @@ import { formatReference, parseReference } from '../reference/reference.js';
 import { formatPlatform, hostPlatform, parsePlatform } from '../registry/resolve.js';
 import type { ImageRecord, LayerRecord } from '../store/images.js';
 import type { Store } from '../store/store.js';
-import { resolveInRoot } from '../snapshot/rootfs-copy.js';
+import { readFileInRoot } from '../snapshot/rootfs-copy.js';
 import { decompress, type ArchiveCompression } from '../layers/compression.js';
 import { unpackTar } from '../layers/unpack.js';
 import { parseDockerfile, type Dockerfile, type Instruction, type Stage } from '../build/dockerfile.js';
@@ -41,6 +41,7 @@ import type { Mount as SpecMount } from '../spec/types.js';
 import { withFileLock } from '../native/index.js';
 import { commitLayer } from '../build/layer.js';
 import { DEFAULT_PATH_ENV } from '../spec/defaults.js';
+import { parseLabels } from '../spec/options.js';
 import type { AppContext } from './context.js';
 import { openEnv, overlayDriver, runtimeFor, type Env } from './containers.js';
 import { findOrPull } from './image-source.js';
@@ -82,33 +83,27 @@ export interface BuildResult {
   names: string[];
 }
 
-interface Built {
-  state: BuildState;
-  platform: string;
-}
-
 const short = (digest: string) => digest.slice('sha256:'.length, 'sha256:'.length + 12);
+
+/**
+ * The stage a reference names among those before stage `before`: a stage name (Docker matches
+ * them case-insensitively) or, with `byIndex` (COPY --from), a number.
+ */
+function stageRef(df: Dockerfile, ref: string, before: number, byIndex: boolean): number | undefined {
+  const named = df.stages.findIndex((s, j) => j < before && s.name === ref.toLowerCase());
+  if (named >= 0) return named;
+  return byIndex && /^\d+$/.test(ref) && Number(ref) < before ? Number(ref) : undefined;
+}
 
 /** The stages `target` needs (its FROM and COPY --from chain), in file order. */
 export function neededStages(df: Dockerfile, target: number): number[] {
   const need = new Set<number>();
-  const byName = (ref: string): number | undefined => {
-    const lower = ref.toLowerCase();
-    const named = df.stages.findIndex((s) => s.name === lower);
-    if (named >= 0) return named;
-    return /^\d+$/.test(ref) && Number(ref) < df.stages.length ? Number(ref) : undefined;
-  };
   const visit = (i: number) => {
     if (need.has(i)) return;
     need.add(i);
     const s = df.stages[i] as Stage;
-    const base = df.stages.findIndex((t, j) => j < i && t.name === s.base.toLowerCase());
-    if (base >= 0) visit(base);
-    for (const ins of s.instructions) {
-      const from = ins.keyword === 'COPY' ? ins.flags.from : undefined;
-      const dep = from !== undefined ? byName(from) : undefined;
-      if (dep !== undefined && dep < i) visit(dep);
-    }
+    const deps = [stageRef(df, s.base, i, false), ...s.instructions.map((ins) => (ins.keyword === 'COPY' && ins.flags.from !== undefined ? stageRef(df, ins.flags.from, i, true) : undefined))];
+    for (const d of deps) if (d !== undefined) visit(d);
   };
   visit(target);
   return [...need].sort((a, b) => a - b);
@@ -207,7 +202,7 @@ class Builder {
   private readonly cache: BuildCache;
   private runtime?: OciRuntime;
   private step = 0;
-  private readonly built = new Map<number, Built>();
+  private readonly built = new Map<number, BuildState>();
   private readonly usedArgs = new Set<string>();
   private readonly abort = new AbortController();
 
@@ -294,19 +289,7 @@ class Builder {
     }
   }
 
-  private stageIndex(ref: string, before: number, line: number): number | undefined {
-    const lower = ref.toLowerCase();
-    const i = this.df.stages.findIndex((s, j) => j < before && s.name === lower);
-    if (i >= 0) return i;
-    if (/^\d+$/.test(ref)) {
-      const n = Number(ref);
-      if (n >= before) throw new TsrunError('ERR_DOCKERFILE', `line ${line}: COPY --from=${ref} refers to a stage that is not before this one`);
-      return n;
-    }
-    return undefined;
-  }
-
-  async buildStages(target: number): Promise<Built> {
+  async buildStages(target: number): Promise<BuildState> {
     const globals = new Map<string, string>();
     for (const ins of this.df.globalArgs) {
       for (const [k, v] of declareArgs(ins, globals, this.df.escape, this.buildArgs, new Map())) {
@@ -320,29 +303,24 @@ class Builder {
     for (const k of this.buildArgs.keys()) {
       if (!this.usedArgs.has(k)) this.io.warn(`[Warning] One or more build-args [${k}] were not consumed`);
     }
-    return this.built.get(target) as Built;
+    return this.built.get(target) as BuildState;
   }
 
-  private async baseState(stage: Stage, globals: Map<string, string>): Promise<Built> {
+  private async baseState(stage: Stage, globals: Map<string, string>): Promise<BuildState> {
     const base = expandWord(stage.base, globals, this.df.escape);
     const platform = stage.platform !== undefined ? expandWord(stage.platform, globals, this.df.escape) : this.o.platform;
-    const earlier = this.df.stages.findIndex((s, j) => j < stage.index && s.name === base.toLowerCase());
-    if (earlier >= 0) return this.built.get(earlier) as Built;
-    if (base === 'scratch') {
-      const p = platform ?? formatPlatform(hostPlatform());
-      return { state: emptyState(p), platform: p };
-    }
+    const earlier = stageRef(this.df, base, stage.index, false);
+    if (earlier !== undefined) return this.built.get(earlier) as BuildState;
+    if (base === 'scratch') return emptyState(platform ?? formatPlatform(hostPlatform()));
     const notice = { write: (t: string) => { this.io.line(t.trimEnd()); return true; } };
     const { image, configBytes } = await findOrPull(this.env.ctx, this.store, base, { pull: this.o.pull ? 'always' : 'missing', platform, err: notice });
-    const cfg = JSON.parse(configBytes.toString('utf8')) as ImageConfig;
     const layers = image.layers.map((l) => ({ ...l, mediaType: ociLayerType(l.mediaType) }));
-    return { state: { configBytes: configBytes.toString('utf8'), layers }, platform: `${cfg.os}/${cfg.architecture}${cfg.variant ? `/${cfg.variant}` : ''}` };
+    return { configBytes: configBytes.toString('utf8'), layers };
   }
 
-  private async buildStage(stage: Stage, globals: Map<string, string>): Promise<Built> {
+  private async buildStage(stage: Stage, globals: Map<string, string>): Promise<BuildState> {
     this.io.line(`Step ${++this.step}/${this.total} : ${stage.from.text}`);
-    const base = await this.baseState(stage, globals);
-    let state = base.state;
+    let state = await this.baseState(stage, globals);
     const c = configOf(state);
     const triggers = await this.triggers(c.config?.OnBuild ?? []);
     if (c.config?.OnBuild && (triggers.length > 0 || stage.instructions.length > 0)) {
@@ -354,24 +332,24 @@ class Builder {
     const args = new Map<string, string>();
     const flags = { cmdSet: false };
     if (triggers.length > 0) this.io.line(`# Executing ${triggers.length} build trigger${triggers.length > 1 ? 's' : ''}`);
-    for (const ins of triggers) state = await this.step1(stage, ins, state, args, globals, flags, ` ---> Running trigger: ${ins.text}`);
+    for (const ins of triggers) state = await this.announced(stage, ins, state, args, globals, flags, ` ---> Running trigger: ${ins.text}`);
     this.io.line(` ---> ${short(stateId(state))}`);
     for (const ins of stage.instructions) {
-      state = await this.step1(stage, ins, state, args, globals, flags, `Step ${++this.step}/${this.total} : ${ins.text}`);
+      state = await this.announced(stage, ins, state, args, globals, flags, `Step ${++this.step}/${this.total} : ${ins.text}`);
       this.io.line(` ---> ${short(stateId(state))}`);
     }
-    return { state, platform: base.platform };
+    return state;
   }
 
   /** One instruction, announced by `title`; unexpected errors name it. */
-  private async step1(stage: Stage, ins: Instruction, state: BuildState, args: Map<string, string>, globals: Map<string, string>, flags: { cmdSet: boolean }, title: string): Promise<BuildState> {
+  private async announced(stage: Stage, ins: Instruction, state: BuildState, args: Map<string, string>, globals: Map<string, string>, flags: { cmdSet: boolean }, title: string): Promise<BuildState> {
     this.checkAborted();
     this.io.line(title);
     try {
       return await this.instruction(stage, ins, state, args, globals, flags);
     } catch (err) {
       if (isTsrunError(err)) throw err;
-      throw wrapError(`${title.trim()}`, err, 'ERR_BUILD_STEP');
+      throw wrapError(title.trim(), err, 'ERR_BUILD_STEP');
     }
   }
 
@@ -441,9 +419,14 @@ class Builder {
     const net = network === 'default' ? this.o.network : (network as BuildNetwork);
     const createdBy = ins.json ? `RUN ${JSON.stringify(argv)}` : `RUN ${argv.join(' ')}`;
     const mounts = (ins.mounts ?? []).map((m) => parseRunMount(m, config.WorkingDir || '/', ins.line));
+    // Bind sources are read once: for the key (by content) and, on a miss, for the copy.
+    const binds = new Map<RunMount, Source[]>();
+    for (const m of mounts) {
+      if (m.type === 'bind') binds.set(m, await collectSources({ dir: this.o.contextDir, ...this.o.ignore }, [m.source], `RUN --mount source=${m.source}`));
+    }
     // What the mounts add to the key: bind sources by content; never a secret's value.
     const mountKey = await Promise.all(mounts.map(async (m) => (m.type === 'bind'
-      ? { ...m, content: await hashSources(await collectSources({ dir: this.o.contextDir, ...this.o.ignore }, [m.source], `RUN --mount source=${m.source}`), false) }
+      ? { ...m, content: await hashSources(binds.get(m) ?? [], false) }
       : m.type === 'secret' ? { type: m.type, id: m.id, target: m.target } : m)));
     return this.cached(state, ['RUN', argv, argEnv, net, mountKey], async () => {
       this.runtime ??= await runtimeFor(this.env, 'runc');
@@ -451,7 +434,7 @@ class Builder {
       const layer = await this.fsStep(state, async (root) => {
         const id = randomBytes(32).toString('hex');
         this.io.line(` ---> Running in ${id.slice(0, 12)}`);
-        const prepared = await this.runMounts(mounts, root.dir);
+        const prepared = await this.runMounts(mounts, binds, root.dir);
         const go = () => runStep({
           id, runtime, root, storeRoot: this.store.root, runDir: this.env.containers.sp.run, rootless: this.rootless, argv, config, argEnv, network: net,
           extraMounts: prepared.mounts, callerEnv: this.env.ctx.env, output: (c) => this.io.output(c), signal: this.abort.signal,
@@ -469,7 +452,7 @@ class Builder {
   }
 
   /** RUN --mount's sources made ready under the step's directory (removed with it), as spec mounts. */
-  private async runMounts(mounts: readonly RunMount[], stepDir: string): Promise<{ mounts: SpecMount[]; locks: string[] }> {
+  private async runMounts(mounts: readonly RunMount[], binds: ReadonlyMap<RunMount, Source[]>, stepDir: string): Promise<{ mounts: SpecMount[]; locks: string[] }> {
     const out: SpecMount[] = [];
     const locks: string[] = [];
     for (const [i, m] of mounts.entries()) {
@@ -504,7 +487,7 @@ class Builder {
         // A copy of the context path (with .dockerignore applied), never the host path itself.
         const dir = path.join(stepDir, `bind-${i}`);
         await fs.mkdir(dir, { mode: 0o755 });
-        const sources = await collectSources({ dir: this.o.contextDir, ...this.o.ignore }, [m.source], `RUN --mount source=${m.source}`);
+        const sources = binds.get(m) ?? [];
         await applySources(dir, sources, { dest: '/', workdir: '/', what: `RUN --mount source=${m.source}` });
         const top = sources[0]?.entries[0];
         const source = top && !top.st.isDirectory() ? path.join(dir, path.basename(sources[0]?.name || top.abs)) : dir;
@@ -538,7 +521,7 @@ class Builder {
 
       const apply = (sources: Source[], keepOwners: boolean) => async (root: StepRoot) => {
         const owner = chown !== undefined
-          ? resolveChown(chown, await readIn(root.rootfs, '/etc/passwd'), await readIn(root.rootfs, '/etc/group'))
+          ? resolveChown(chown, await readFileInRoot(root.rootfs, '/etc/passwd'), await readFileInRoot(root.rootfs, '/etc/group'))
           : undefined;
         // ADD extracts local archives only (never heredocs or downloads, as Docker).
         const local = (src: Source) => !heredoc && !(remote && src.entries[0]?.abs.startsWith(`${remote.dir}/`));
@@ -551,10 +534,11 @@ class Builder {
       };
 
       if (fromRef !== undefined && !heredoc) {
-        const idx = this.stageIndex(fromRef, stage.index, ins.line);
-        const source = idx !== undefined
-          ? (this.built.get(idx) as Built).state
-          : await this.imageState(fromRef);
+        if (/^\d+$/.test(fromRef) && Number(fromRef) >= stage.index) {
+          throw new TsrunError('ERR_DOCKERFILE', `line ${ins.line}: COPY --from=${fromRef} refers to a stage that is not before this one`);
+        }
+        const idx = stageRef(this.df, fromRef, stage.index, true);
+        const source = idx !== undefined ? (this.built.get(idx) as BuildState) : await this.imageState(fromRef);
         return await this.cached(state, [...key, 'from', stateId(source), patterns], async () => this.withRoot(source, async (srcRoot) => {
           const sources = await collectSources({ dir: srcRoot }, patterns, what);
           const layer = await this.fsStep(state, apply(sources, true));
@@ -672,8 +656,8 @@ class Builder {
   }
 
   /** The image: config blob, OCI manifest, record, tags. */
-  async commit(built: Built, labels: Record<string, string>, tags: string[]): Promise<BuildResult> {
-    let state = built.state;
+  async commit(built: BuildState, labels: Record<string, string>, tags: string[]): Promise<BuildResult> {
+    let state = built;
     if (Object.keys(labels).length > 0) {
       state = await this.cached(state, ['LABEL', labels], async () => derive(state, `LABEL ${Object.entries(labels).map(([k, v]) => `${k}=${v}`).join(' ')}`, (c) => {
         c.config = { ...(c.config ?? {}), Labels: { ...(c.config?.Labels ?? {}), ...labels } };
@@ -714,10 +698,6 @@ class Builder {
   }
 }
 
-async function readIn(rootfs: string, file: string): Promise<string | undefined> {
-  return resolveInRoot(rootfs, file).then((p) => fs.readFile(p, 'utf8')).catch(() => undefined);
-}
-
 /**
  * `tsrun builder prune`: forget every cached build step (layers stay while images use them) and
  * every RUN --mount=type=cache directory. Returns how many step entries were removed.
@@ -750,11 +730,7 @@ export async function build(ctx: AppContext, o: BuildOptions, io: BuildIo): Prom
   if (ctx.uid !== 0 && !ctx.rootless) {
     throw new TsrunError('ERR_ROOTLESS', 'an unprivileged user builds inside the rootless namespace only', { hint: 'run tsrun through its CLI, which enters it' });
   }
-  const labels: Record<string, string> = {};
-  for (const l of o.labels ?? []) {
-    const i = l.indexOf('=');
-    labels[i < 0 ? l : l.slice(0, i)] = i < 0 ? '' : l.slice(i + 1);
-  }
+  const labels = parseLabels(o.labels ?? []);
   const needed = neededStages(df, target);
   const total = needed.reduce((n, i) => n + 1 + (df.stages[i] as Stage).instructions.length, 0);
   const env = await openEnv(ctx);

@@ -16,12 +16,12 @@ import type { ContainerConfig } from '../oci/schemas.js';
 import type { ImageRecord } from '../store/images.js';
 import { defaultSpec, serializeSpec } from '../spec/defaults.js';
 import {
-  applyOpts, parseEnvFile, parseMemory, resolveCwd, withBindMounts, withCwd, withEnv, withEtcFiles, withHostname,
+  applyOpts, parseEnvFile, parseLabels, parseMemory, resolveCwd, withBindMounts, withCwd, withEnv, withEtcFiles, withHostname,
   withProcessArgs, withReadonlyRootfs, withResources, withRootless, withTty, withUser, type BindMount,
 } from '../spec/options.js';
 import { resolveUser } from '../spec/user.js';
 import type { ContainerRecord } from '../runtime/records.js';
-import { resolveInRoot } from '../snapshot/rootfs-copy.js';
+import { readFileInRoot, resolveInRoot } from '../snapshot/rootfs-copy.js';
 import { unmountAll } from '../snapshot/overlay.js';
 import type { AppContext } from './context.js';
 import { ensureMounted, openEnv, rootfsMount, runtimeFor, startContainer, type Attachment, type Env } from './containers.js';
@@ -93,10 +93,6 @@ async function imageFor(env: Env, ctx: AppContext, o: RunOptions, err: NodeJS.Wr
   return { image, config: cfg.config ?? {} };
 }
 
-function readInRoot(rootfs: string, file: string): Promise<string | undefined> {
-  return resolveInRoot(rootfs, file).then((p) => fs.readFile(p, 'utf8')).catch(() => undefined);
-}
-
 /**
  * Make the container (record, root, bundle) but do not start it: `tsrun create`, and the first
  * half of `tsrun run`.
@@ -123,11 +119,7 @@ export async function createContainer(ctx: AppContext, o: RunOptions, err: NodeJ
   };
   if (resources.cpus !== undefined && Number.isNaN(resources.cpus)) throw new TsrunError('ERR_USAGE', `invalid --cpus "${o.cpus}"`);
   if (resources.pidsLimit !== undefined && !Number.isInteger(resources.pidsLimit)) throw new TsrunError('ERR_USAGE', `invalid --pids-limit "${o.pidsLimit}"`);
-  const labels: Record<string, string> = {};
-  for (const l of o.labels ?? []) {
-    const i = l.indexOf('=');
-    labels[i < 0 ? l : l.slice(0, i)] = i < 0 ? '' : l.slice(i + 1);
-  }
+  const labels = parseLabels(o.labels ?? []);
 
   let ports: PortMapping[] = (o.publish ?? []).flatMap(parsePublish);
   if (network === 'bridge' && ctx.uid !== 0 && !ctx.rootless) {
@@ -205,7 +197,7 @@ export async function createContainer(ctx: AppContext, o: RunOptions, err: NodeJ
     // Docker creates a missing WORKDIR (owned by the container's user? no: by root, 0755).
     const cwdHost = await resolveInRoot(p.rootfs, cwd);
     await fs.mkdir(cwdHost, { recursive: true, mode: 0o755 });
-    const user = resolveUser(record.config.user || '0', await readInRoot(p.rootfs, '/etc/passwd'), await readInRoot(p.rootfs, '/etc/group'));
+    const user = resolveUser(record.config.user || '0', await readFileInRoot(p.rootfs, '/etc/passwd'), await readFileInRoot(p.rootfs, '/etc/group'));
     for (const b of binds) await fs.mkdir(b.source, { recursive: true });
 
     await fs.writeFile(path.join(p.etc, 'hostname'), `${hostname}\n`);

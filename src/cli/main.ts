@@ -21,6 +21,8 @@ export interface CliIo {
   out: NodeJS.WriteStream;
   err: NodeJS.WriteStream;
   globals(): GlobalOptions;
+  /** tsrun's version (package.json), read once. */
+  version: string;
 }
 
 export function printError(err: unknown, io: Pick<CliIo, 'err'>, debug: boolean): void {
@@ -56,10 +58,11 @@ export async function main(argv: string[]): Promise<void> {
     out: process.stdout,
     err: process.stderr,
     globals: () => program.opts<GlobalOptions>(),
+    version: await version(),
   };
   program
     .description('A daemonless container runtime: pull, run and build OCI images without a daemon')
-    .version(await version(), '-v, --version', 'print the version')
+    .version(io.version, '-v, --version', 'print the version')
     .option('--root <dir>', 'directory for all persistent state (env TSRUN_ROOT; default /var/lib/tsrun for root, ~/.local/share/tsrun otherwise)')
     .option('--debug', 'print every pipeline event and stack traces')
     .enablePositionalOptions()

@@ -47,6 +47,11 @@ export async function resolveInRoot(root: string, unsafePath: string, opts: { fo
   return path.join(root, ...current);
 }
 
+/** A text file of a root filesystem (e.g. its /etc/passwd), resolved inside it; undefined if absent. */
+export function readFileInRoot(root: string, file: string): Promise<string | undefined> {
+  return resolveInRoot(root, file).then((p) => fs.readFile(p, 'utf8')).catch(() => undefined);
+}
+
 export interface CopyResult { entries: number; bytes: number }
 
 interface Ctx { preserveOwnership: boolean; result: CopyResult }

@@ -73,6 +73,16 @@ export function withProcessArgs(image: ContainerConfig | null | undefined, o: Ar
 // ---------------------------------------------------------------------------------------------
 // process.env
 
+/** `--label K=V` values (a bare `K` is an empty label), later ones winning, as Docker's. */
+export function parseLabels(list: readonly string[]): Record<string, string> {
+  const labels: Record<string, string> = {};
+  for (const l of list) {
+    const i = l.indexOf('=');
+    labels[i < 0 ? l : l.slice(0, i)] = i < 0 ? '' : l.slice(i + 1);
+  }
+  return labels;
+}
+
 export interface EnvContext {
   /** The caller's environment, for bare `-e KEY` / env-file `KEY` (Docker's os.LookupEnv). */
   callerEnv?: Readonly<Record<string, string | undefined>>;

@@ -4,7 +4,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readlinkSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { applySources, collectSources, hashSources, loadDockerignore, segmentRegExp } from '../../src/build/copy.js';
@@ -90,6 +90,5 @@ test('several sources need a directory destination; the content hash ignores mti
   assert.is(await hashSources(await collectSources({ dir: c }, ['package*.json'], 'COPY'), false), h1);
   writeFileSync(path.join(c, 'package.json'), '{"x":1}');
   assert.is.not(await hashSources(await collectSources({ dir: c }, ['package*.json'], 'COPY'), false), h1);
-  assert.is(readFileSync(path.join(c, 'package-lock.json'), 'utf8'), '{}');
 });
 test.run();

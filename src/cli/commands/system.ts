@@ -12,9 +12,7 @@ export function registerSystemCommands(program: Command, io: CliIo): void {
     .action(async (opts: { format?: string }) => {
       const { processContext } = await import('../../app/context.js');
       const { systemInfo } = await import('../../app/info.js');
-      const { readFileSync } = await import('node:fs');
-      const version = (JSON.parse(readFileSync(new URL('../../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
-      const info = await systemInfo(processContext({ root: io.globals().root }), version);
+      const info = await systemInfo(processContext({ root: io.globals().root }), io.version);
       if (opts.format === 'json') {
         io.out.write(`${JSON.stringify(info, null, 2)}\n`);
         return;
