@@ -1,7 +1,22 @@
-#!/usr/bin/env node
-// Entry point: the compiled CLI lives in dist/ (run `npm run build` after `npm ci`).
-import('../dist/src/cli/main.js').then((m) => m.main(process.argv.slice(2))).catch((err) => {
+#!/bin/sh
+//bin/true; [ -z "${NODE_EXTRA_CA_CERTS-}" ] || { TSRUN_EXTRA_CA_CERTS=$NODE_EXTRA_CA_CERTS; export TSRUN_EXTRA_CA_CERTS; unset NODE_EXTRA_CA_CERTS; }; exec node "$0" "$@"
+/*
+ * tsrun's entry point. Run as a program (`tsrun` through npm's link, `./bin/tsrun.js`), /bin/sh
+ * reads the two lines above and starts Node on this same file; to Node (`node bin/tsrun.js`)
+ * they are a hashbang and a comment. The shell step exists for start-up time: Node reads
+ * NODE_EXTRA_CA_CERTS eagerly (~40 ms), so it is handed on as TSRUN_EXTRA_CA_CERTS and loaded
+ * only when a verified TLS connection needs it (src/util/ca.ts).
+ *
+ * The CLI itself is dist/tsrun.cjs, one file made by `npm run build` (scripts/bundle.mjs).
+ */
+import { createRequire } from 'node:module';
+
+let cli;
+try {
+  cli = createRequire(import.meta.url)('../dist/tsrun.cjs');
+} catch (err) {
   process.stderr.write(`tsrun: cannot start: ${err && err.message ? err.message : err}\n` +
     'hint: run `npm ci && npm run build` in the tsrun checkout\n');
   process.exit(125);
-});
+}
+cli.main(process.argv.slice(2));

@@ -58,14 +58,14 @@ async function main(): Promise<number> {
     const check = (what: string, r: { status: number | null; stderr: string }) => {
       if (r.status !== 0) throw new Error(`${what} failed: ${r.stderr.trim()}`);
     };
-    check('tsrun pull', sh(process.execPath, [TSRUN, '--root', root, 'pull', '-q', 'node:17-alpine']));
+    check('tsrun pull', sh(TSRUN, ['--root', root, 'pull', '-q', 'node:17-alpine']));
     check('podman pull', sh('podman', [...podman, 'pull', '-q', 'docker.io/library/node:17-alpine']));
 
     const argv = (tool: Tool, kind: Kind): [string, string[]] => {
       const nc = kind === 'first' ? ['--no-cache'] : [];
       if (network !== 'default') nc.push('--network', network);
       return tool === 'tsrun'
-        ? [process.execPath, [TSRUN, '--root', root, 'build', ...nc, '-t', 'bench-app', context]]
+        ? [TSRUN, ['--root', root, 'build', ...nc, '-t', 'bench-app', context]]
         : ['podman', [...podman, 'build', ...nc, '--ulimit', 'nofile=1024:20000', '--ulimit', 'nproc=4096:4096', '-t', 'bench-app', context]];
     };
     const tools: Tool[] = ['tsrun', 'podman'];

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+/** tsrun run as its users run it: the executable (bin/tsrun.js's shell line starts Node). */
 export const TSRUN = path.join(REPO, 'bin', 'tsrun.js');
 
 export function option(name: string, fallback: string): string {

@@ -61,7 +61,7 @@ async function main(): Promise<number> {
   const podman = ['--root', path.join(work, 'podman'), '--runroot', path.join(work, 'podman-run'), '--storage-driver', 'overlay',
     '--cgroup-manager', 'cgroupfs', '--events-backend', 'file', '--runtime', 'runc'];
   const limits = ['--ulimit', 'nofile=1024:20000', '--ulimit', 'nproc=4096:4096'];
-  const ts = (args: string[]) => sh(process.execPath, [TSRUN, '--root', root, ...args]);
+  const ts = (args: string[]) => sh(TSRUN, ['--root', root, ...args]);
   const pm = (args: string[]) => sh('podman', [...podman, ...args]);
   const reg = await startRegistry({ auth: 'anonymous' });
   let failed = false;
@@ -105,9 +105,9 @@ async function main(): Promise<number> {
 
     // 2. What networking adds to run --rm.
     const variants: Record<string, [string, string[]]> = {
-      'tsrun --network none': [process.execPath, [TSRUN, '--root', root, 'run', '--rm', '--network', 'none', image, 'true']],
-      'tsrun bridge': [process.execPath, [TSRUN, '--root', root, 'run', '--rm', image, 'true']],
-      'tsrun bridge -p': [process.execPath, [TSRUN, '--root', root, 'run', '--rm', '-p', '80', image, 'true']],
+      'tsrun --network none': [TSRUN, ['--root', root, 'run', '--rm', '--network', 'none', image, 'true']],
+      'tsrun bridge': [TSRUN, ['--root', root, 'run', '--rm', image, 'true']],
+      'tsrun bridge -p': [TSRUN, ['--root', root, 'run', '--rm', '-p', '80', image, 'true']],
       'podman --network none': ['podman', [...podman, 'run', '--rm', '--network', 'none', ...limits, image, 'true']],
       'podman bridge': ['podman', [...podman, 'run', '--rm', ...limits, image, 'true']],
       'podman bridge -p': ['podman', [...podman, 'run', '--rm', '-p', '80', ...limits, image, 'true']],

@@ -310,7 +310,7 @@ interface Ctx { reg: TestRegistry; ref: string; layers: BenchLayer[]; configDige
 function describe(tool: Tool, dir: string, ctx: Ctx): { cmd: string; args: string[] } {
   switch (tool) {
     case 'tsrun':
-      return { cmd: process.execPath, args: [TSRUN, '--root', dir, 'pull', '-q', ctx.ref] };
+      return { cmd: TSRUN, args: ['--root', dir, 'pull', '-q', ctx.ref] };
     case 'podman':
       return { cmd: 'podman', args: [...podmanGlobal(dir), 'pull', '-q', '--tls-verify=false', ctx.ref] };
     case 'floor':
@@ -330,7 +330,7 @@ const podmanGlobal = (dir: string): string[] => {
 function verify(tool: Tool, dir: string, ctx: Ctx): string | undefined {
   const id = ctx.configDigest.replace(/^sha256:/, '');
   if (tool === 'tsrun') {
-    const r = run(process.execPath, [TSRUN, '--root', dir, 'images', '--no-trunc']);
+    const r = run(TSRUN, ['--root', dir, 'images', '--no-trunc']);
     if (r.status !== 0) return `tsrun images exited ${r.status}: ${r.stderr.trim()}`;
     if (!r.stdout.includes(id) || !r.stdout.includes(`${ctx.reg.host}/${REPO_NAME}`)) return `tsrun images does not list ${ctx.ref} (${id.slice(0, 12)}):\n${r.stdout}`;
     const layersDir = path.join(dir, 'layers');
@@ -575,7 +575,7 @@ async function main(): Promise<number> {
           const d = describe(t, '<fresh dir>', ctx);
           const rr = runroots.get('<fresh dir>');
           if (rr) { rmSync(rr, { recursive: true, force: true }); runroots.delete('<fresh dir>'); }
-          return [t, [d.cmd === process.execPath ? 'node' : d.cmd, ...d.args.map((a) => (a === rr ? '<fresh dir in /run>' : a.replace(REPO + '/', '')))]];
+          return [t, [d.cmd.replace(REPO + '/', ''), ...d.args.map((a) => (a === rr ? '<fresh dir in /run>' : a.replace(REPO + '/', '')))]];
         })),
         runs: results,
         summary,

@@ -53,22 +53,22 @@ async function main(): Promise<number> {
     const check = (what: string, r: { status: number | null; stderr: string }) => {
       if (r.status !== 0) throw new Error(`${what} failed: ${r.stderr.trim()}`);
     };
-    check('tsrun pull', sh(process.execPath, [TSRUN, '--root', root, 'pull', '-q', small], as));
+    check('tsrun pull', sh(TSRUN, ['--root', root, 'pull', '-q', small], as));
     check('podman pull', sh('podman', [...podman, 'pull', '-q', '--tls-verify=false', small], as));
 
     const argv = (tool: 'tsrun' | 'podman', c: Case): [string, string[]] => {
       const net = c === 'run none' ? ['--network', 'none'] : [];
       if (tool === 'tsrun') {
         return c === 'pull'
-          ? [process.execPath, [TSRUN, '--root', root, 'pull', '-q', big]]
-          : [process.execPath, [TSRUN, '--root', root, 'run', '--rm', ...net, small, 'true']];
+          ? [TSRUN, ['--root', root, 'pull', '-q', big]]
+          : [TSRUN, ['--root', root, 'run', '--rm', ...net, small, 'true']];
       }
       return c === 'pull'
         ? ['podman', [...podman, 'pull', '-q', '--tls-verify=false', big]]
         : ['podman', [...podman, 'run', '--rm', ...net, ...limits, small, 'true']];
     };
     const removeBig = (tool: 'tsrun' | 'podman') => (tool === 'tsrun'
-      ? sh(process.execPath, [TSRUN, '--root', root, 'rmi', big], as)
+      ? sh(TSRUN, ['--root', root, 'rmi', big], as)
       : sh('podman', [...podman, 'rmi', big], as));
 
     for (let round = -1; round < rounds; round++) {

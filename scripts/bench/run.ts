@@ -5,12 +5,13 @@
  * What it measures, interleaved in one process with a rotating order per round, after one
  * untimed warm-up round (the image is already in both stores: "warm"):
  *
- *   tsrun   node bin/tsrun.js --root R run --rm --network none IMAGE true
+ *   tsrun   bin/tsrun.js --root R run --rm --network none IMAGE true (the executable, as users run it)
  *   podman  podman --root R --runroot RR --storage-driver overlay --cgroup-manager cgroupfs
  *             --events-backend file --runtime runc run --rm --network none
  *             --ulimit nofile=1024:20000 --ulimit nproc=4096:4096 IMAGE true
  *   floor   runc run -b BUNDLE (a bundle prepared once: what the OCI runtime alone costs)
- *   node    node -e 0 (what starting Node alone costs: the floor of any Node CLI)
+ *   node    node -e 0 without NODE_EXTRA_CA_CERTS, as bin/tsrun.js starts Node (the floor of any
+ *           Node CLI)
  *
  * Both tools use runc and no network (what networking adds is scripts/bench/net.ts's business). Podman needs the
  * flags above on this kind of machine: no systemd (cgroupfs, file events), crun refuses the
@@ -34,7 +35,7 @@ import path from 'node:path';
 import { busyboxLayer } from '../../test/e2e/fixtures.js';
 import { pushImage } from '../../test/helpers/push.js';
 import { startRegistry } from '../../test/helpers/registry.js';
-import { median, option, sh, timed, TSRUN } from './common.js';
+import { median, option, sh, timed, TSRUN, type As } from './common.js';
 
 const TARGET_RATIO = 0.6;
 type Tool = 'tsrun' | 'podman' | 'floor' | 'node';
@@ -77,26 +78,28 @@ async function main(): Promise<number> {
     const check = (what: string, r: { status: number | null; stderr: string }) => {
       if (r.status !== 0) throw new Error(`${what} failed: ${r.stderr.trim()}`);
     };
-    check('tsrun pull', sh(process.execPath, [TSRUN, '--root', root, 'pull', '-q', image]));
+    check('tsrun pull', sh(TSRUN, ['--root', root, 'pull', '-q', image]));
     check('podman pull', sh('podman', [...podman, 'pull', '-q', '--tls-verify=false', image]));
     // The floor's bundle: what tsrun creates, run directly by runc.
-    const created = sh(process.execPath, [TSRUN, '--root', root, 'create', '--network', 'none', image, 'true']);
+    const created = sh(TSRUN, ['--root', root, 'create', '--network', 'none', image, 'true']);
     check('tsrun create', created);
     const bundle = path.join(root, 'containers', created.stdout.trim(), 'bundle');
     const floorRoot = path.join(work, 'runc');
 
-    const argv: Record<Tool, [string, string[]]> = {
-      tsrun: [process.execPath, [TSRUN, '--root', root, 'run', '--rm', '--network', 'none', image, 'true']],
+    // Node as bin/tsrun.js starts it: without NODE_EXTRA_CA_CERTS (read lazily, src/util/ca.ts).
+    const { NODE_EXTRA_CA_CERTS: _extra, ...bareEnv } = process.env;
+    const argv: Record<Tool, [string, string[], As?]> = {
+      tsrun: [TSRUN, ['--root', root, 'run', '--rm', '--network', 'none', image, 'true']],
       podman: ['podman', [...podman, 'run', '--rm', '--network', 'none', ...limits, image, 'true']],
       floor: ['runc', ['--root', floorRoot, 'run', '-b', bundle, 'floor']],
-      node: [process.execPath, ['-e', '0']],
+      node: [process.execPath, ['-e', '0'], { env: bareEnv }],
     };
     const times: Record<string, number[]> = Object.fromEntries(tools.map((t) => [t, []]));
     for (let round = -1; round < rounds; round++) {
       const order = tools.map((_, i) => tools[(i + Math.max(round, 0)) % tools.length] as Tool);
       for (const tool of order) {
-        const [cmd, args] = argv[tool];
-        const r = await timed(cmd, args);
+        const [cmd, args, as] = argv[tool];
+        const r = await timed(cmd, args, as);
         if (r.code !== 0) {
           log(`${tool} round ${round}: exit ${r.code}: ${r.stderr.trim()}`);
           failed = true;
@@ -106,15 +109,15 @@ async function main(): Promise<number> {
       }
       if (round >= 0) log(`round ${round + 1}/${rounds}`);
     }
-    sh(process.execPath, [TSRUN, '--root', root, 'rm', '-f', created.stdout.trim()]);
+    sh(TSRUN, ['--root', root, 'rm', '-f', created.stdout.trim()]);
 
     // Monitor memory per detached container.
     const memory: Record<string, { rss: number; pss: number; n: number }> = {};
     if (tools.includes('tsrun')) {
-      const ids = Array.from({ length: monitors }, () => sh(process.execPath, [TSRUN, '--root', root, 'run', '-d', image, 'sleep', '300']).stdout.trim());
+      const ids = Array.from({ length: monitors }, () => sh(TSRUN, ['--root', root, 'run', '-d', image, 'sleep', '300']).stdout.trim());
       const ms = ids.flatMap((id) => pidsOf('tsrun-monitor', id)).map(memoryOf);
       memory.tsrun = { rss: ms.reduce((a, m) => a + m.rss, 0) / ms.length, pss: ms.reduce((a, m) => a + m.pss, 0) / ms.length, n: ms.length };
-      sh(process.execPath, [TSRUN, '--root', root, 'rm', '-f', ...ids]);
+      sh(TSRUN, ['--root', root, 'rm', '-f', ...ids]);
     }
     if (tools.includes('podman')) {
       const ids = Array.from({ length: monitors }, () => sh('podman', [...podman, 'run', '-d', '--network', 'none', ...limits, image, 'sleep', '300']).stdout.trim());

@@ -567,6 +567,7 @@ class Builder {
    */
   private async download(urls: readonly string[], line: number): Promise<{ dir: string; names: string[] }> {
     const { default: fetch } = await import('node-fetch');
+    const { tlsAgent } = await import('../registry/http.js');
     const dir = this.store.tempPath('add-url');
     await fs.mkdir(dir, { mode: 0o755 });
     const names: string[] = [];
@@ -576,7 +577,7 @@ class Builder {
         if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new TsrunError('ERR_DOCKERFILE', `line ${line}: ADD ${u}: only http and https URLs can be fetched`);
         const name = decodeURIComponent(url.pathname.split('/').filter(Boolean).pop() ?? '') || 'index.html';
         if (name.includes('/') || name === '.' || name === '..' || names.includes(name)) throw new TsrunError('ERR_DOCKERFILE', `line ${line}: ADD ${u}: cannot name a file after this URL`);
-        const res = await fetch(u, { redirect: 'follow' });
+        const res = await fetch(u, { redirect: 'follow', agent: (parsed: URL) => (parsed.protocol === 'https:' ? tlsAgent() : undefined) });
         if (!res.ok || !res.body) throw new TsrunError('ERR_BUILD_STEP', `ADD ${u}: the server answered ${res.status} ${res.statusText}`);
         const file = path.join(dir, name);
         await pipeline(res.body, createWriteStream(file, { mode: 0o600 }));

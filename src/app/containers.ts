@@ -23,6 +23,7 @@ import { Containers, isActive, type Container, type ContainerRecord } from '../r
 import { locateRuntime, OciRuntime } from '../runtime/oci-runtime.js';
 import { attach, spawnMonitor, type Attachment } from '../runtime/monitor.js';
 import { sleep } from '../util/concurrency.js';
+import { cliEntry } from '../util/project.js';
 import { connect, disconnect, netnsPath, type NetworkInfo } from '../network/bridge.js';
 import { hostsFile } from '../network/etc-files.js';
 import { connectSlirp, disconnectSlirp } from '../network/slirp.js';
@@ -81,8 +82,7 @@ function disconnectNetwork(env: Env, id: string): Promise<void> {
 
 /** The argv the monitor runs after the container exits: `tsrun container cleanup ID`. */
 function exitCommand(env: Env, id: string): string[] {
-  const bin = new URL('../../../bin/tsrun.js', import.meta.url).pathname;
-  return [process.execPath, bin, '--root', env.store.root, 'container', 'cleanup', id];
+  return [process.execPath, cliEntry(), '--root', env.store.root, 'container', 'cleanup', id];
 }
 
 export interface StartOptions {

@@ -8,6 +8,7 @@
  */
 import type { Command } from 'commander';
 import { TsrunError } from '../errors.js';
+import { projectVersion } from '../util/project.js';
 
 export const EXIT_TSRUN = 125;
 
@@ -58,7 +59,7 @@ export async function main(argv: string[]): Promise<void> {
     out: process.stdout,
     err: process.stderr,
     globals: () => program.opts<GlobalOptions>(),
-    version: await version(),
+    version: projectVersion(),
   };
   program
     .description('A daemonless container runtime: pull, run and build OCI images without a daemon')
@@ -98,10 +99,4 @@ export async function main(argv: string[]): Promise<void> {
     }
   }
   process.exit(code);
-}
-
-async function version(): Promise<string> {
-  const { readFile } = await import('node:fs/promises');
-  const pkg = JSON.parse(await readFile(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
-  return pkg.version;
 }

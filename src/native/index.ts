@@ -5,9 +5,9 @@
  */
 import { promises as fs } from 'node:fs';
 import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { TsrunError } from '../errors.js';
+import { projectRoot } from '../util/project.js';
 
 export interface Native {
   /** mknod(2); `mode` includes the file type bits (S_IFCHR, S_IFBLK, S_IFIFO). */
@@ -39,11 +39,10 @@ const LOCK_NB = 4;
 
 let loaded: Native | undefined;
 
-/** The native helpers (dist/src/native/index.js → package root is three levels up). */
+/** The native helpers (native-helpers/build/Release/tsrun_native.node, built by `npm run build`). */
 export function native(): Native {
   if (loaded) return loaded;
-  const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-  const file = path.join(root, 'native-helpers', 'build', 'Release', 'tsrun_native.node');
+  const file = path.join(projectRoot(), 'native-helpers', 'build', 'Release', 'tsrun_native.node');
   let addon: Addon;
   try {
     addon = createRequire(import.meta.url)(file) as Addon;

@@ -17,26 +17,14 @@
  */
 import http from 'node:http';
 import https from 'node:https';
-import { readFileSync } from 'node:fs';
 import type { Readable } from 'node:stream';
-import fetch, { type Response, type RequestInit } from 'node-fetch';
+import type { Response, RequestInit } from 'node-fetch';
 import { TsrunError } from '../errors.js';
+import { trustedCa } from '../util/ca.js';
+import { projectVersion } from '../util/project.js';
 import type { Reporter } from '../events.js';
 
-export const USER_AGENT = `tsrun/${readVersion()}`;
-
-function readVersion(): string {
-  try {
-    // dist/src/registry/http.js or src/registry/http.ts → the package root is three levels up.
-    const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version?: string };
-    if (pkg.version) return pkg.version;
-  } catch { /* fall through */ }
-  try {
-    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string };
-    if (pkg.version) return pkg.version;
-  } catch { /* fall through */ }
-  return '0.0.0';
-}
+export const USER_AGENT = `tsrun/${projectVersion()}`;
 
 export interface HttpOptions {
   /** Attempts per request, including the first (default 4). */
@@ -66,9 +54,15 @@ const MAX_REDIRECTS = 10;
 const RETRY_STATUSES = new Set([429, 500, 502, 503, 504]);
 const RETRY_CODES = new Set(['ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ECONNABORTED', 'EAI_AGAIN', 'ERR_STREAM_PREMATURE_CLOSE', 'UND_ERR_SOCKET']);
 
-const httpAgent = new http.Agent({ keepAlive: true });
-const httpsAgent = new https.Agent({ keepAlive: true });
-const insecureHttpsAgent = new https.Agent({ keepAlive: true, rejectUnauthorized: false });
+// Made on first use: the verifying agent reads the extra CA certificates then (src/util/ca.ts).
+let httpAgent: http.Agent | undefined;
+let httpsAgent: https.Agent | undefined;
+let insecureHttpsAgent: https.Agent | undefined;
+
+/** The agent for verified https: Node's roots plus NODE_EXTRA_CA_CERTS (also for build's ADD <url>). */
+export function tlsAgent(): https.Agent {
+  return (httpsAgent ??= new https.Agent({ keepAlive: true, ca: trustedCa() }));
+}
 
 /** host → scheme that worked for an insecure endpoint ('http' after a failed https attempt). */
 const schemeByHost = new Map<string, 'http' | 'https'>();
@@ -121,8 +115,8 @@ export function redact(url: string): string {
 }
 
 function agentFor(url: URL, insecure: boolean): http.Agent {
-  if (url.protocol === 'http:') return httpAgent;
-  return insecure ? insecureHttpsAgent : httpsAgent;
+  if (url.protocol === 'http:') return (httpAgent ??= new http.Agent({ keepAlive: true }));
+  return insecure ? (insecureHttpsAgent ??= new https.Agent({ keepAlive: true, rejectUnauthorized: false })) : tlsAgent();
 }
 
 /** Retry-After as milliseconds (delta-seconds or an HTTP date), or undefined. */
@@ -155,6 +149,8 @@ async function fetchOnce(url: string, req: SendRequest, headers: Record<string, 
       compress: false,
     };
     if (req.body !== undefined) init.body = req.body;
+    // Imported on first use: node-fetch is ESM-only and most commands never fetch (start-up time).
+    const { default: fetch } = await import('node-fetch');
     return await fetch(url, init);
   } catch (err) {
     if (timedOut) {

@@ -12,8 +12,8 @@
  */
 import { spawn } from 'node:child_process';
 import os from 'node:os';
-import { fileURLToPath } from 'node:url';
 import { constants as osConstants } from 'node:os';
+import { cliEntry } from '../util/project.js';
 import { ensureNamespace, namespaceRequirements, nsenterArgv } from './namespace.js';
 
 const OUTSIDE = new Set(['help', 'login', 'logout', 'info', 'version']);
@@ -42,8 +42,7 @@ export async function runInNamespace(argv: readonly string[], env: NodeJS.Proces
   const id = { uid, gid: process.getgid?.() ?? 0, name: os.userInfo().username };
   const { nsenter } = await namespaceRequirements(id, env);
   const pid = await ensureNamespace(id, env);
-  const bin = fileURLToPath(new URL('../../../bin/tsrun.js', import.meta.url));
-  const [cmd, ...args] = nsenterArgv(nsenter, pid, [process.execPath, bin, ...argv]);
+  const [cmd, ...args] = nsenterArgv(nsenter, pid, [process.execPath, cliEntry(), ...argv]);
   const child = spawn(cmd as string, args, { stdio: 'inherit', env: { ...env, TSRUN_ROOTLESS: String(uid) } });
   const forwarded: NodeJS.Signals[] = ['SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'];
   if (!process.stdin.isTTY) forwarded.push('SIGINT');

@@ -12,8 +12,8 @@ import { openSync, closeSync } from 'node:fs';
 import { promises as fs } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { TsrunError } from '../errors.js';
+import { projectRoot } from '../util/project.js';
 
 export interface MonitorOptions {
   id: string;
@@ -31,8 +31,7 @@ export interface MonitorOptions {
 }
 
 export function monitorBinary(): string {
-  const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-  return path.join(root, 'native-helpers', 'build', 'Release', 'tsrun-monitor');
+  return path.join(projectRoot(), 'native-helpers', 'build', 'Release', 'tsrun-monitor');
 }
 
 export interface Created {
