@@ -170,11 +170,18 @@ export async function cleanupContainer(env: Env, id: string, o: { remove?: boole
     }
     // A runtime that cannot be found now never created anything to delete.
     const runtime = await runtimeFor(env, record.host.runtime).catch(() => undefined);
-    await runtime?.delete(id, true);
+    // The runtime's container, the network and the root do not depend on each other: they are
+    // undone side by side (each step is idempotent, so a failed one is retried by the next cleanup).
     // A plugin failure must not keep the rest in place: finish, then report it (the network's
     // record stays, so `tsrun system prune` can try again).
-    const netError = record.host.network === 'bridge' ? await disconnectNetwork(env, id).then(() => undefined, (e: unknown) => e) : undefined;
-    await unmountAll([rootfsMount(env, c)]);
+    const [deleted, disconnected, unmounted] = await Promise.allSettled([
+      runtime?.delete(id, true),
+      record.host.network === 'bridge' ? disconnectNetwork(env, id) : undefined,
+      unmountAll([rootfsMount(env, c)]),
+    ]);
+    if (deleted.status === 'rejected') throw deleted.reason;
+    if (unmounted.status === 'rejected') throw unmounted.reason;
+    const netError = disconnected.status === 'rejected' ? disconnected.reason as unknown : undefined;
     if (record.host.autoRemove || o.remove) {
       await env.containers.remove(record);
     } else {

@@ -1,5 +1,6 @@
 /**
- * Drive the real CLI (bin/tsrun.js) as a user would, capturing output and exit code.
+ * Drive the real CLI as a user would, capturing output and exit code: bin/tsrun.js is executed
+ * itself (its shell line starts Node), not handed to node.
  */
 import { execa, type ResultPromise } from 'execa';
 import { fileURLToPath } from 'node:url';
@@ -10,7 +11,7 @@ export const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '.
 export interface CliResult { code: number; stdout: string; stderr: string }
 
 export async function tsrun(args: string[], opts: { root: string; env?: Record<string, string>; input?: string } ): Promise<CliResult> {
-  const r = await execa(process.execPath, [BIN, '--root', opts.root, ...args], {
+  const r = await execa(BIN, ['--root', opts.root, ...args], {
     reject: false, env: { HOME: opts.env?.HOME ?? process.env.HOME ?? '/root', ...opts.env }, input: opts.input ?? '',
     timeout: 120_000, stripFinalNewline: false,
   });
@@ -19,5 +20,5 @@ export async function tsrun(args: string[], opts: { root: string; env?: Record<s
 
 /** Start the CLI without waiting (for kill and concurrency tests). */
 export function spawnTsrun(args: string[], opts: { root: string; env?: Record<string, string> }): ResultPromise {
-  return execa(process.execPath, [BIN, '--root', opts.root, ...args], { reject: false, env: opts.env ?? {}, stdin: 'ignore', stripFinalNewline: false });
+  return execa(BIN, ['--root', opts.root, ...args], { reject: false, env: opts.env ?? {}, stdin: 'ignore', stripFinalNewline: false });
 }

@@ -37,7 +37,7 @@ const tmp = mkdtempSync(path.join(os.tmpdir(), 'tsrun-e2e-rootless-'));
 /** The CLI as `as` (default the rootless user), with a clean environment as a CI job has. */
 async function cli(args: string[], o: { as?: { uid: number; gid: number; home: string }; input?: string; env?: Record<string, string> } = {}) {
   const who = o.as ?? { uid, gid, home };
-  const r = await execa(process.execPath, [BIN, '--root', path.join(who.home, 'tsrun-store'), ...args], {
+  const r = await execa(BIN, ['--root', path.join(who.home, 'tsrun-store'), ...args], {
     reject: false, uid: who.uid, gid: who.gid, cwd: who.home, extendEnv: false, input: o.input ?? '',
     env: { HOME: who.home, PATH: process.env.PATH ?? '/usr/bin:/bin', USER: String(who.uid), ...o.env }, timeout: 120_000, stripFinalNewline: false,
   });

@@ -112,7 +112,7 @@ Run('-i passes stdin; without -i the container gets none', async () => {
 });
 
 Run('-t gives a real terminal (run under script(1))', async () => {
-  const cmd = `${process.execPath} ${BIN} --root ${root} run --rm -t ${IMAGE} sh -c 'tty; stty size'`;
+  const cmd = `${BIN} --root ${root} run --rm -t ${IMAGE} sh -c 'tty; stty size'`;
   const r = await execa('script', ['-qec', cmd, '/dev/null'], { reject: false, env: { COLUMNS: '100', LINES: '30' } });
   assert.is(r.exitCode, 0, String(r.stdout));
   assert.match(String(r.stdout), /\/dev\/pts\/\d+/);
