@@ -56,8 +56,13 @@ export function rootfsMount(env: Env, c: Pick<Container, 'record' | 'paths'>): M
     upper: c.paths.upper,
     work: c.paths.work,
     target: c.paths.rootfs,
-    driver: overlayDriver(env.ctx),
+    driver: storageDriver(env, c.record),
   });
+}
+
+/** The driver a container's root was made with (records from before it was kept: today's). */
+export function storageDriver(env: Env, record: ContainerRecord): OverlayDriver {
+  return record.host.storage ?? overlayDriver(env.ctx);
 }
 
 /** Root: the kernel's overlayfs. Rootless: what the namespace's storage probe chose. */
@@ -72,7 +77,17 @@ export function isMounted(target: string): boolean {
 }
 
 export async function ensureMounted(env: Env, c: Pick<Container, 'record' | 'paths'>): Promise<void> {
-  if (!isMounted(c.paths.rootfs)) await mountAll([rootfsMount(env, c)]);
+  if (isMounted(c.paths.rootfs)) return;
+  try {
+    await mountAll([rootfsMount(env, c)]);
+  } catch (err) {
+    const made = storageDriver(env, c.record);
+    const now = overlayDriver(env.ctx);
+    if (made === now) throw err;
+    throw new TsrunError('ERR_STORE', `container ${c.record.name}'s root was made with the ${made} storage driver, which cannot be mounted here (tsrun now uses ${now}): ${(err as Error).message}`, {
+      cause: err, hint: `remove the container, or start tsrun's namespace again with TSRUN_STORAGE_DRIVER=${made}`,
+    });
+  }
 }
 
 /** Undo what start connected: the bridge (root) or slirp4netns (rootless). */
@@ -357,7 +372,7 @@ export function inspectView(env: Env, c: Container): Record<string, unknown> {
     LogPath: c.paths.log,
     Name: `/${r.name}`,
     RestartCount: r.restartCount,
-    Driver: 'overlay',
+    Driver: storageDriver(env, r),
     Platform: 'linux',
     HostConfig: {
       Binds: r.host.binds.map((b) => `${b.source}:${b.destination}${b.readonly ? ':ro' : ''}`),
@@ -372,7 +387,7 @@ export function inspectView(env: Env, c: Container): Record<string, unknown> {
       PublishAllPorts: false,
     },
     GraphDriver: {
-      Name: 'overlay',
+      Name: storageDriver(env, r),
       Data: {
         LowerDir: [...r.layers].reverse().map((l) => env.store.layerDiff(l)).join(':'),
         UpperDir: c.paths.upper,

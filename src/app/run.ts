@@ -24,7 +24,7 @@ import type { ContainerRecord } from '../runtime/records.js';
 import { readFileInRoot, resolveInRoot } from '../snapshot/rootfs-copy.js';
 import { unmountAll } from '../snapshot/overlay.js';
 import type { AppContext } from './context.js';
-import { ensureMounted, openEnv, rootfsMount, runtimeFor, startContainer, type Attachment, type Env } from './containers.js';
+import { ensureMounted, openEnv, overlayDriver, rootfsMount, runtimeFor, startContainer, type Attachment, type Env } from './containers.js';
 import { randomName } from './names.js';
 import { findOrPull } from './image-source.js';
 import { hostsFile, resolvConf } from '../network/etc-files.js';
@@ -175,7 +175,7 @@ export async function createContainer(ctx: AppContext, o: RunOptions, err: NodeJ
       stopSignal: config.StopSignal,
     },
     host: {
-      autoRemove: Boolean(o.rm), binds, readonly: Boolean(o.readOnly), network, runtime: o.runtime ?? 'runc',
+      autoRemove: Boolean(o.rm), binds, readonly: Boolean(o.readOnly), network, runtime: o.runtime ?? 'runc', storage: overlayDriver(ctx),
       memory: resources.memory, cpus: resources.cpus, pidsLimit: resources.pidsLimit,
       ...(ports.length > 0 ? { ports } : {}),
     },

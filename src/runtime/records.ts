@@ -23,6 +23,7 @@ import { writeFileAtomic } from '../store/fsutil.js';
 import type { BindMount } from '../spec/options.js';
 import type { PortMapping } from '../network/ports.js';
 import type { NetworkInfo } from '../network/bridge.js';
+import type { OverlayDriver } from '../snapshot/overlay.js';
 import { containerPaths, type ContainerPaths, type StorePaths } from './paths.js';
 
 export interface ContainerRecord {
@@ -57,6 +58,13 @@ export interface ContainerRecord {
     /** `-p`/`-P` as asked (host port 0: any free one, chosen at each start). */
     ports?: PortMapping[];
     runtime: string;
+    /**
+     * How the root filesystem is made (snapshot/overlay.ts). An upper directory is only readable
+     * by the driver that wrote it, so a container keeps its driver when the rootless namespace
+     * later probes or is told another. Absent in records written before it was kept: the
+     * current driver.
+     */
+    storage?: OverlayDriver;
     memory?: number;
     cpus?: number;
     pidsLimit?: number;

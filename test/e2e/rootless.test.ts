@@ -204,6 +204,29 @@ R('a SIGKILLed monitor: system prune removes the container and its slirp4netns',
   }), []);
 });
 
+R('a container keeps the storage driver that made its root when the namespace later uses another', async () => {
+  const env = { TSRUN_STORAGE_DRIVER: 'copy' };
+  try {
+    const made = await cli(['run', '--name', 'made', '--network', 'none', IMAGE, 'sh', '-c', 'cat /kept 2>/dev/null || echo missing; echo kept > /kept']);
+    assert.is(made.stdout, 'missing\n', made.stderr);
+    const driver = (await cli(['inspect', '-f', '{{.GraphDriver.Name}}', 'made'])).stdout.trim();
+    assert.match(driver, /^(overlay-userxattr|fuse-overlayfs)$/);
+    // A new namespace that uses copies (as where the kernel's overlay went away, or by choice).
+    const pause = pausePid();
+    process.kill(pause, 'SIGKILL');
+    await eventually('the pause process gone', async () => !existsSync(`/proc/${pause}/status`) || /State:\s+Z/.test(readFileSync(`/proc/${pause}/status`, 'utf8')));
+    assert.match((await cli(['ps', '-a'], { env })).stdout, / made\n/); // starts the namespace
+    assert.match((await cli(['info'], { env })).stdout, 'Storage Driver: copy (');
+    const again = await cli(['start', '-a', 'made'], { env });
+    assert.is(again.stdout, 'kept\n', again.stderr);
+    assert.is((await cli(['inspect', '-f', '{{.GraphDriver.Name}}', 'made'], { env })).stdout.trim(), driver);
+  } finally {
+    await cli(['rm', '-f', 'made'], { env });
+    // The tests after this one get the probed driver again.
+    try { process.kill(pausePid(), 'SIGKILL'); } catch { /* gone */ }
+  }
+});
+
 for (const [driver, name, range] of [['fuse-overlayfs', 'tsrun-fuse', '500000-565535'], ['copy', 'tsrun-copy', '600000-665535']] as const) {
   R(`storage driver ${driver} (chosen by TSRUN_STORAGE_DRIVER, as where the kernel's overlay is missing): pull, run, build with deletions and opaque directories`, async () => {
     const fu = ensureUser(name, true, range);
