@@ -5,9 +5,8 @@
  */
 import { promises as fs } from 'node:fs';
 import { createRequire } from 'node:module';
-import path from 'node:path';
 import { TsrunError } from '../errors.js';
-import { projectRoot } from '../util/project.js';
+import { nativeBuild } from '../util/project.js';
 
 export interface Native {
   /** mknod(2); `mode` includes the file type bits (S_IFCHR, S_IFBLK, S_IFIFO). */
@@ -42,7 +41,7 @@ let loaded: Native | undefined;
 /** The native helpers (native-helpers/build/Release/tsrun_native.node, built by `npm run build`). */
 export function native(): Native {
   if (loaded) return loaded;
-  const file = path.join(projectRoot(), 'native-helpers', 'build', 'Release', 'tsrun_native.node');
+  const file = nativeBuild('tsrun_native.node');
   let addon: Addon;
   try {
     addon = createRequire(import.meta.url)(file) as Addon;

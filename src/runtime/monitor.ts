@@ -13,7 +13,7 @@ import { promises as fs } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { TsrunError } from '../errors.js';
-import { projectRoot } from '../util/project.js';
+import { nativeBuild } from '../util/project.js';
 
 export interface MonitorOptions {
   id: string;
@@ -31,7 +31,7 @@ export interface MonitorOptions {
 }
 
 export function monitorBinary(): string {
-  return path.join(projectRoot(), 'native-helpers', 'build', 'Release', 'tsrun-monitor');
+  return nativeBuild('tsrun-monitor');
 }
 
 export interface Created {

@@ -25,13 +25,18 @@ function locate(): { root: string; version: string } {
 }
 
 /** The directory holding tsrun's package.json. */
-export function projectRoot(): string {
+function projectRoot(): string {
   return locate().root;
 }
 
 /** tsrun's version, from its package.json. */
 export function projectVersion(): string {
   return locate().version;
+}
+
+/** A file `npm run build` makes from native-helpers/ (the monitor, the addon). */
+export function nativeBuild(file: string): string {
+  return path.join(projectRoot(), 'native-helpers', 'build', 'Release', file);
 }
 
 /** The CLI's entry point: what re-runs of tsrun (the monitor's exit command, rootless re-entry) execute. */
