@@ -25,11 +25,13 @@ export interface Info {
   pause?: number;
 }
 
-function rootlessStorage(uid: number, env: NodeJS.ProcessEnv): string {
+function rootlessStorage(uid: number, env: NodeJS.ProcessEnv, running: boolean): string {
   const p = storageProbe(uid, env);
   if (!p) return 'overlay with userxattr in the rootless user namespace (probed when the namespace starts)';
   const name = p.driver === 'overlay-userxattr' ? 'overlay' : p.driver;
-  return p.ok ? `${name} (${p.detail}; probed ${p.at})` : `NONE: ${p.detail}`;
+  // The probe file outlives its namespace; the next one probes again (TSRUN_STORAGE_DRIVER may differ).
+  const stale = running ? '' : '; that namespace has ended: the next command probes again';
+  return p.ok ? `${name} (${p.detail}; probed ${p.at}${stale})` : `NONE: ${p.detail}${stale}`;
 }
 
 export async function systemInfo(ctx: AppContext, version: string): Promise<Info> {
@@ -50,7 +52,7 @@ export async function systemInfo(ctx: AppContext, version: string): Promise<Info
     rootDir: ctx.root,
     runDir: sp.run,
     runtime,
-    storage: rootless ? rootlessStorage(uid, ctx.env) : 'overlay',
+    storage: rootless ? rootlessStorage(uid, ctx.env, runningPause(uid, ctx.env) !== undefined) : 'overlay',
     network: rootless ? 'slirp4netns (the default; -p through its port forwarder), none, host' : 'bridge (CNI: bridge, host-local, portmap, firewall), none, host',
   };
   if (rootless) {

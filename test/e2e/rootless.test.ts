@@ -215,6 +215,7 @@ R('a container keeps the storage driver that made its root when the namespace la
     const pause = pausePid();
     process.kill(pause, 'SIGKILL');
     await eventually('the pause process gone', async () => !existsSync(`/proc/${pause}/status`) || /State:\s+Z/.test(readFileSync(`/proc/${pause}/status`, 'utf8')));
+    assert.match((await cli(['info'], { env })).stdout, 'that namespace has ended: the next command probes again');
     assert.match((await cli(['ps', '-a'], { env })).stdout, / made\n/); // starts the namespace
     assert.match((await cli(['info'], { env })).stdout, 'Storage Driver: copy (');
     const again = await cli(['start', '-a', 'made'], { env });
