@@ -45,6 +45,7 @@ export async function systemInfo(ctx: AppContext, version: string): Promise<Info
   } catch (e) {
     runtime = { name: 'runc', error: (e as Error).message };
   }
+  const pause = rootless ? runningPause(uid, ctx.env) : undefined;
   const info: Info = {
     version,
     user: { uid, name: os.userInfo().username },
@@ -52,12 +53,12 @@ export async function systemInfo(ctx: AppContext, version: string): Promise<Info
     rootDir: ctx.root,
     runDir: sp.run,
     runtime,
-    storage: rootless ? rootlessStorage(uid, ctx.env, runningPause(uid, ctx.env) !== undefined) : 'overlay',
+    storage: rootless ? rootlessStorage(uid, ctx.env, pause !== undefined) : 'overlay',
     network: rootless ? 'slirp4netns (the default; -p through its port forwarder), none, host' : 'bridge (CNI: bridge, host-local, portmap, firewall), none, host',
   };
   if (rootless) {
     info.checks = await rootlessChecks({ uid, gid: process.getgid?.() ?? 0, name: info.user.name }, ctx.env);
-    info.pause = runningPause(uid, ctx.env);
+    info.pause = pause;
   }
   return info;
 }

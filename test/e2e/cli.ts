@@ -10,7 +10,7 @@ export const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '.
 
 export interface CliResult { code: number; stdout: string; stderr: string }
 
-export async function tsrun(args: string[], opts: { root: string; env?: Record<string, string>; input?: string } ): Promise<CliResult> {
+export async function tsrun(args: string[], opts: { root: string; env?: Record<string, string | undefined>; input?: string }): Promise<CliResult> {
   const r = await execa(BIN, ['--root', opts.root, ...args], {
     reject: false, env: { HOME: opts.env?.HOME ?? process.env.HOME ?? '/root', ...opts.env }, input: opts.input ?? '',
     timeout: 120_000, stripFinalNewline: false,
