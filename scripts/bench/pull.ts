@@ -189,7 +189,7 @@ function spawnTar(dirs: string[]) {
 async function tarDigest(dirs: string[]): Promise<{ hex: string; size: number }> {
   const { tar, done } = spawnTar(dirs);
   const h = hasher();
-  await Promise.all([pipeline(tar.stdout, h, async function* (src) { for await (const _ of src) { /* drain */ } }), done]);
+  await Promise.all([pipeline(tar.stdout, h, async (src: AsyncIterable<unknown>) => { for await (const _ of src) { /* drain */ } }), done]);
   return { hex: h.hex(), size: h.size() };
 }
 

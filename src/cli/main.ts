@@ -82,7 +82,7 @@ export async function main(argv: string[]): Promise<void> {
   const { registerSystemCommands } = await import('./commands/system.js');
   registerSystemCommands(program, io);
 
-  let code = 0;
+  let code: number;
   try {
     // Like docker: no arguments at all prints the usage and succeeds.
     if (argv.length === 0) program.help();

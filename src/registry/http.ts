@@ -253,7 +253,6 @@ export async function readLimited(res: Response, max: number): Promise<{ bytes: 
     const c = chunk as Buffer;
     if (total + c.length > max) {
       chunks.push(c.subarray(0, max - total));
-      total = max;
       body.destroy();
       return { bytes: Buffer.concat(chunks), truncated: true };
     }
