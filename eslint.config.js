@@ -16,6 +16,21 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
     },
   },
+  // The pipeline's one-way rule (docs/architecture.md): the stages below app/ never import the use
+  // cases or the CLI, and use cases never import the CLI.
+  {
+    files: ['src/**/*.ts'],
+    ignores: ['src/cli/**', 'src/app/**'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [{ group: ['**/app/*', '**/cli/*'], message: 'stages below app/ must not import app/ or cli/ (docs/architecture.md)' }] }],
+    },
+  },
+  {
+    files: ['src/app/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [{ group: ['**/cli/*'], message: 'use cases must not import cli/ (docs/architecture.md)' }] }],
+    },
+  },
   // Tests read loosely typed JSON (inspect output, registry answers) on purpose.
   { files: ['test/**/*.ts'], rules: { '@typescript-eslint/no-explicit-any': 'off' } },
 );
