@@ -35,10 +35,15 @@ export async function leftovers(r: string): Promise<string[]> {
 }
 
 /**
- * What the bridge network can leave on the host. Host-wide on purpose: the suites run alone on
- * the machine, and a leak from any store is a leak.
+ * What the bridge network can leave on the host, less what was there before this test process
+ * started (another store's running containers are not this suite's leak). Host-wide otherwise:
+ * a leak from any store the tests made is a leak.
  */
 export async function networkLeftovers(): Promise<string[]> {
+  return (await hostNetworkState()).filter((l) => !preexisting.has(l));
+}
+
+async function hostNetworkState(): Promise<string[]> {
   const out: string[] = [];
   const att = '/run/tsrun/net/containers';
   for (const n of existsSync(att) ? readdirSync(att) : []) out.push(`attachment ${n}`);
@@ -57,6 +62,9 @@ export async function networkLeftovers(): Promise<string[]> {
   }
   return out;
 }
+
+// Taken when the suites are imported, before any test runs.
+const preexisting = new Set(await hostNetworkState());
 
 export async function eventually(what: string, fn: () => Promise<boolean>, ms = 15_000): Promise<void> {
   const end = Date.now() + ms;
