@@ -17,6 +17,7 @@ export type PullEvent =
   | { type: 'layer-verifying'; digest: string }
   | { type: 'layer-done'; digest: string; chainId: string; diffId: string; unpackedBytes: number }
   | { type: 'layer-retry'; digest: string; attempt: number; reason: string }
+  | { type: 'blob-resume'; digest: string; offset: number; size: number; attempt: number; reason: string }
   | { type: 'image-stored'; id: string; name?: string; digest: string; fresh: boolean };
 
 export type PushEvent =

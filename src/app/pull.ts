@@ -20,6 +20,7 @@ import { chainIds } from '../oci/digest.js';
 import { layerCompression } from '../oci/media-types.js';
 import { imageConfigSchema, type Descriptor, type ImageConfig, type Platform } from '../oci/schemas.js';
 import { formatReference, parseReference, repositoryName, type Reference } from '../reference/reference.js';
+import { resumeSettings } from '../registry/blob-stream.js';
 import { RegistryClient, parseManifestOrIndex } from '../registry/client.js';
 import { lookupCredentials } from '../registry/credentials.js';
 import { endpointsFor, loadRegistriesConf } from '../registry/registries-conf.js';
@@ -78,7 +79,7 @@ async function pullInto(ctx: AppContext, store: Store, ref: Reference, opts: Pul
   let top: { bytes: Buffer; mediaType: string; digest: string } | undefined;
   let lastError: unknown;
   for (const endpoint of endpoints) {
-    const candidate = new RegistryClient({ endpoint, credentials, reporter });
+    const candidate = new RegistryClient({ endpoint, credentials, reporter, blob: resumeSettings(ctx.env) });
     reporter.emit({ type: 'resolve', reference: formatReference(ref), registry: ref.registry, repository: endpoint.repository, endpoint: endpoint.host, mirror: endpoint.mirror });
     try {
       top = await candidate.getManifest(target);

@@ -17,6 +17,7 @@ export function plainPullReporter(out: NodeJS.WritableStream, err: NodeJS.Writab
         case 'layer-exists': out.write(`${short(e.digest)}: Already exists\n`); break;
         case 'layer-start': if (!started.has(e.digest)) { started.add(e.digest); out.write(`${short(e.digest)}: Pulling fs layer\n`); } break;
         case 'layer-retry': out.write(`${short(e.digest)}: Retrying (attempt ${e.attempt + 1}): ${e.reason}\n`); break;
+        case 'blob-resume': out.write(`${short(e.digest)}: Resuming at ${humanSize(e.offset)} (${e.reason})\n`); break;
         case 'layer-done': out.write(`${short(e.digest)}: Pull complete\n`); break;
         case 'warning': err.write(`WARNING: ${e.message}\n`); break;
         default: break;
@@ -54,6 +55,7 @@ export async function ttyPullReporter(stream: NodeJS.WriteStream, err: NodeJS.Wr
         case 'layer-start': { const b = bar(e.digest, e.size); b.setTotal(Math.max(e.size, 1)); b.update(0, { status: 'Downloading  ', sizes: `0B/${humanSize(e.size)}` }); break; }
         case 'layer-progress': bar(e.digest, e.size).update(e.done, { status: 'Downloading  ', sizes: `${humanSize(e.done)}/${humanSize(e.size)}` }); break;
         case 'layer-retry': bar(e.digest, 1).update(0, { status: `Retrying (${e.attempt + 1})` }); break;
+        case 'blob-resume': bar(e.digest, e.size).update(e.offset, { status: 'Resuming     ' }); break;
         case 'layer-verifying': bar(e.digest, 1).update({ status: 'Verifying    ' }); break;
         case 'layer-done': { const b = bar(e.digest, 1); b.update(b.getTotal(), { status: 'Pull complete', sizes: humanSize(e.unpackedBytes) }); break; }
         case 'warning': bars.log(`WARNING: ${e.message}\n`); break;

@@ -10,24 +10,24 @@
  * - manifests: at most 4 MiB (we read no more than cap+1 bytes); digest = sha256 of the bytes,
  *   checked against the reference when fetched by digest; schema 1 is refused.
  * - blobs: the returned stream yields at most desc.size bytes and ends cleanly only when the
- *   size and sha256 both match; otherwise it errors (ERR_SIZE / ERR_DIGEST_MISMATCH). A failure
- *   mid-stream is a retryable ERR_NETWORK: the caller retries the whole blob.
+ *   size and sha256 both match; otherwise it errors (ERR_SIZE / ERR_DIGEST_MISMATCH). A dropped
+ *   or stalled connection is resumed from the byte reached with a Range request (blob-stream.ts);
+ *   when the resumes run out the stream errors with a final ERR_NETWORK.
  */
 import { createHash } from 'node:crypto';
-import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import { Readable, Transform, type TransformCallback } from 'node:stream';
 import type { Response } from 'node-fetch';
 import { TsrunError } from '../errors.js';
 import { silentReporter, type Reporter } from '../events.js';
 import { sha256Digest } from '../oci/digest.js';
 import { MANIFEST_ACCEPT, MediaType, isIndexType, isManifestType, isSchema1Type } from '../oci/media-types.js';
 import { DIGEST_RE, indexSchema, manifestSchema, type Descriptor, type Index, type Manifest } from '../oci/schemas.js';
+import { pumpResumable, resumeSettings, type BlobRange } from './blob-stream.js';
 import { basicAuthorization, defaultTokenCache, getToken, parseWWWAuthenticate, repositoryScope, type Challenge, type TokenCache } from './auth.js';
 import { baseUrl, loginHint, readLimited, redact, registryError, send, type HttpOptions, type SendRequest } from './http.js';
 import type { Credentials, Endpoint } from './types.js';
 
 export const MANIFEST_MAX = 4 * 1024 * 1024;
-/** A blob stream that sees no data for this long fails (retryably). */
-export const BLOB_IDLE_TIMEOUT_MS = 60_000;
 
 export interface RegistryClientOptions {
   endpoint: Endpoint;
@@ -40,6 +40,8 @@ export interface RegistryClientOptions {
   extraScopes?: string[];
   http?: HttpOptions;
   tokenCache?: TokenCache;
+  /** Resuming blob downloads (blob-stream.ts); default: resumeSettings of an empty environment. */
+  blob?: { stallMs: number; maxResumes: number };
 }
 
 export interface FetchedManifest {
@@ -60,6 +62,7 @@ export class RegistryClient {
   private readonly extraScopes: string[];
   private readonly httpOpts: HttpOptions;
   private readonly cache: TokenCache;
+  private readonly blobOpts: { stallMs: number; maxResumes: number };
   private challenge: Challenge | undefined;
   private credentials: Credentials | undefined;
   private credentialsLoaded = false;
@@ -72,6 +75,7 @@ export class RegistryClient {
     this.extraScopes = opts.extraScopes ?? [];
     this.httpOpts = { ...opts.http, reporter: opts.http?.reporter ?? this.reporter };
     this.cache = opts.tokenCache ?? defaultTokenCache;
+    this.blobOpts = opts.blob ?? resumeSettings({});
   }
 
   private get host(): string { return this.endpoint.host; }
@@ -147,52 +151,33 @@ export class RegistryClient {
       throw new TsrunError('ERR_MANIFEST', `fetching blob ${desc.digest}: invalid digest`);
     }
     const action = `fetching blob ${desc.digest} from ${this.host}/${this.repo}`;
-    const res = await this.request(`/v2/${this.repo}/blobs/${desc.digest}`, {}, action, opts.signal);
-    const length = Number(res.headers.get('content-length') ?? NaN);
-    const body = res.body as Readable | null;
-    if (Number.isFinite(length) && length !== desc.size) {
-      body?.destroy();
-      throw new TsrunError('ERR_SIZE', `${action}: the registry announces ${length} bytes, the descriptor says ${desc.size}`);
-    }
+    const first = await this.openBlob(desc, action, 0, opts.signal);
     const out = new VerifyingStream(desc, action);
-    if (!body) {
-      process.nextTick(() => out.end());
-      return out;
-    }
-    let idle: NodeJS.Timeout | undefined;
-    const arm = () => {
-      if (idle) clearTimeout(idle);
-      idle = setTimeout(() => {
-        body.destroy(Object.assign(new Error(`no data for ${BLOB_IDLE_TIMEOUT_MS / 1000} s`), { code: 'ETIMEDOUT' }));
-      }, BLOB_IDLE_TIMEOUT_MS);
-      idle.unref();
-    };
-    arm();
-    body.on('data', arm);
-    const disarm = () => { if (idle) clearTimeout(idle); };
-    body.on('end', disarm);
-    body.on('close', disarm);
-    body.on('error', (err: Error & { code?: string }) => {
-      disarm();
-      const aborted = err.name === 'AbortError';
-      out.destroy(new TsrunError('ERR_NETWORK', `${action}: ${aborted ? 'aborted' : `the connection failed mid-stream (${err.code ?? err.message})`}`, {
-        cause: err, retryable: !aborted,
-      }));
+    pumpResumable(first.body, (offset) => this.openBlob(desc, action, offset, opts.signal), out, {
+      action, size: desc.size, stallMs: this.blobOpts.stallMs, maxResumes: this.blobOpts.maxResumes, ...(opts.signal ? { signal: opts.signal } : {}),
+      onResume: (offset, attempt, reason) => this.reporter.emit({ type: 'blob-resume', digest: desc.digest, offset, size: desc.size, attempt, reason }),
     });
-    // The caller aborted, or the consumer gave up: stop downloading.
-    const onAbort = () => {
-      const e = new Error('aborted');
-      e.name = 'AbortError';
-      body.destroy(e);
-    };
-    opts.signal?.addEventListener('abort', onAbort, { once: true });
-    out.on('close', () => {
-      disarm();
-      opts.signal?.removeEventListener('abort', onAbort);
-      if (!body.destroyed && !body.readableEnded) body.destroy();
-    });
-    body.pipe(out);
     return out;
+  }
+
+  /** GET the blob from `offset` (a Range request past 0); see blob-stream.ts for a 200 answer. */
+  private async openBlob(desc: Descriptor, action: string, offset: number, signal?: AbortSignal): Promise<BlobRange> {
+    const headers: Record<string, string> = offset > 0 ? { Range: `bytes=${offset}-` } : {};
+    const res = await this.request(`/v2/${this.repo}/blobs/${desc.digest}`, headers, action, signal, offset > 0 ? { ok: [200, 206] } : {});
+    const body = (res.body as Readable | null) ?? Readable.from([]);
+    const partial = offset > 0 && res.status === 206;
+    const range = res.headers.get('content-range');
+    if (partial && !(range ?? '').startsWith(`bytes ${offset}-`)) {
+      body.destroy();
+      throw new TsrunError('ERR_REGISTRY', `${action}: asked for bytes from ${offset}, the registry sent range "${range}"`);
+    }
+    const length = Number(res.headers.get('content-length') ?? NaN);
+    const expected = partial ? desc.size - offset : desc.size;
+    if (Number.isFinite(length) && length !== expected) {
+      body.destroy();
+      throw new TsrunError('ERR_SIZE', `${action}: the registry announces ${length} bytes, the descriptor says ${desc.size}${partial ? ` (from byte ${offset})` : ''}`);
+    }
+    return { body, skip: partial ? 0 : offset };
   }
 
   /**
