@@ -88,7 +88,16 @@ export async function unpackTar(source: AsyncIterable<Buffer>, dest: string, opt
   let entries = 0;
   for await (const entry of readTar(shared)) {
     entries++;
-    await u.apply(entry.header, entry.body());
+    try {
+      await u.apply(entry.header, entry.body());
+    } catch (err) {
+      // What the kernel refuses for an odd entry (an empty symlink target, a name too long…)
+      // is the layer's fault: a typed error naming the entry, never a crash.
+      // Errors of the source (network, decompression) pass through as they are.
+      const e = err as NodeJS.ErrnoException;
+      if (err instanceof TsrunError || e?.syscall === undefined || e.path === undefined) throw err;
+      throw new TsrunError('ERR_LAYER', `layer entry "${entry.header.path}": ${e.message}`, { cause: err });
+    }
   }
   u.finish();
   // Whatever follows the end-of-archive marker is part of the diff id too.
@@ -242,6 +251,7 @@ class Unpacker {
         return;
       }
       case 'symlink': {
+        if (h.linkpath === '') throw new TsrunError('ERR_LAYER', `layer entry "${h.path}": a symlink with an empty target`);
         this.create(rel, () => fs.symlinkSync(h.linkpath, p));
         this.owner(p, h);
         this.xattrs(p, h);
@@ -320,6 +330,10 @@ class Unpacker {
   /** Directory mtimes last (writing children changed them), deepest first. */
   finish(): void {
     this.dirTimes.sort((a, b) => b[0].length - a[0].length);
-    for (const [p, t] of this.dirTimes) fs.utimesSync(p, t, t);
+    // A later entry may have replaced the directory (by a symlink to a host path, say): set the
+    // time only on what is still a directory, and never through a link.
+    for (const [p, t] of this.dirTimes) {
+      if (fs.lstatSync(p, { throwIfNoEntry: false })?.isDirectory()) fs.lutimesSync(p, t, t);
+    }
   }
 }

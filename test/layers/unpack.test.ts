@@ -7,12 +7,13 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { cleanPath, unpackTar, type UnpackOptions } from '../../src/layers/unpack.js';
 import { readTar } from '../../src/layers/tar-reader.js';
+import { TsrunError } from '../../src/errors.js';
 import { makeTar, type TarEntrySpec } from '../helpers/tar-writer.js';
 import { native } from '../../src/native/index.js';
 
@@ -206,6 +207,23 @@ test('a real tree: every entry GNU tar wrote comes back, with the same bytes', a
   assert.is(unpackedCount, hostCount);
   const diff = execFileSync('bash', ['-c', `diff -r --no-dereference ${src} ${path.join(dest, 'doc')} && echo same`], { encoding: 'utf8' });
   assert.match(diff, 'same');
+});
+
+test('regression (fuzzing): a symlink with an empty target is a typed layer error', async () => {
+  const r = await unpackEntries([{ name: 'a', type: 'symlink', linkname: '' }]);
+  assert.ok(r.error instanceof TsrunError, String(r.error));
+  assert.is(r.error.code, 'ERR_LAYER');
+  assert.match(r.error.message, 'empty target');
+});
+
+test('regression (fuzzing): a directory replaced by a symlink to a host path: no time is set through the link', async () => {
+  const outside = path.join(tmp, `outside${n++}`);
+  mkdirSync(outside);
+  utimesSync(outside, 1000, 1000);
+  const r = await unpackEntries([{ name: 'a', type: 'dir' }, { name: 'a', type: 'symlink', linkname: outside }]);
+  assert.is(r.error, undefined);
+  assert.is(readlinkSync(path.join(r.dest, 'a')), outside);
+  assert.is(statSync(outside).mtimeMs, 1_000_000, 'the host directory kept its time');
 });
 
 test.run();
