@@ -86,7 +86,10 @@ async function pushFrom(ctx: AppContext, store: Store, named: Reference, o: Push
     });
     const blobs = await blobsOf(store, record);
     const send = async (b: BlobRef): Promise<void> => {
-      const outcome = await pushBlob(client, b, { chunkSize, mountFrom });
+      const outcome = await pushBlob(client, b, {
+        chunkSize, mountFrom,
+        onResume: (offset, attempt, reason) => ctx.reporter.emit({ type: 'debug', scope: 'push', message: `resuming the upload of ${b.digest} at byte ${offset} (attempt ${attempt}): ${reason}` }),
+      });
       ctx.reporter.emit({ type: 'push-blob', digest: b.digest, outcome, ...(outcome === 'mounted' ? { from: mountFrom[0] } : {}) });
     };
     await mapLimit(blobs.layers, 3, send);

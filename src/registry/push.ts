@@ -11,9 +11,12 @@
  *                                                            answer's Location for the next
  *   PUT   /v2/<name>/manifests/<tag>                         the manifest's exact bytes, media type kept
  *
+ *   GET   <location>                                         upload status: `Range: 0-<last>`, to resume
+ *
  * Contract: blobs are read from a file in pieces of at most `chunkSize` (memory stays bounded
- * for any layer size); a blob upload that fails retryably is started over from a new session
- * (a half-sent chunk cannot be resumed reliably), at most `attempts` times; the manifest's
+ * for any layer size); a chunked upload whose PATCH fails is resumed from the offset the
+ * registry reports for the session (up to `resumes` times); otherwise a blob upload that fails
+ * retryably is started over from a new session, at most `attempts` times; the manifest's
  * digest as the registry reports it must be the one we computed.
  */
 import { promises as fs } from 'node:fs';
@@ -37,7 +40,10 @@ export interface UploadOptions {
   /** Other repositories on this registry known to hold the blob: a mount is tried from the first. */
   mountFrom?: string[];
   attempts?: number;
+  /** Chunked uploads: how many times a failed PATCH is resumed from the registry's offset (3). */
+  resumes?: number;
   onProgress?: (done: number) => void;
+  onResume?: (offset: number, attempt: number, reason: string) => void;
 }
 
 export const DEFAULT_CHUNK_SIZE = 32 * 1024 * 1024;
@@ -78,6 +84,19 @@ async function readPiece(fh: fs.FileHandle, offset: number, length: number): Pro
   return buf;
 }
 
+/**
+ * GET <location>: the distribution spec's upload status, `Range: 0-<last byte received>` (an
+ * empty session answers `0-0` or no Range) and the Location to continue at.
+ */
+async function uploadStatus(client: RegistryClient, loc: string, action: string): Promise<{ offset: number; location: string }> {
+  const res = await client.call('GET', loc, { ok: [204], action: `${action}: asking how much of it the registry has` });
+  await res.arrayBuffer().catch(() => undefined);
+  const range = /^(?:bytes=)?0-(\d+)$/.exec(res.headers.get('range') ?? '');
+  const last = range ? Number(range[1]) : -1;
+  // "0-0" is ambiguous (nothing, or one byte); distribution sends it for an empty upload.
+  return { offset: last > 0 ? last + 1 : 0, location: res.headers.get('location') ?? loc };
+}
+
 async function sendBlob(client: RegistryClient, blob: BlobRef, loc: string, o: UploadOptions): Promise<void> {
   const action = `uploading blob ${blob.digest}`;
   const fh = await fs.open(blob.file, 'r');
@@ -92,18 +111,33 @@ async function sendBlob(client: RegistryClient, blob: BlobRef, loc: string, o: U
       return;
     }
     let next = loc;
-    for (let offset = 0; offset < blob.size; offset += o.chunkSize) {
+    let resumes = 0;
+    for (let offset = 0; offset < blob.size;) {
       const body = await readPiece(fh, offset, Math.min(o.chunkSize, blob.size - offset));
-      const res = await client.call('PATCH', next, {
-        headers: {
-          'Content-Type': 'application/octet-stream', 'Content-Length': String(body.length),
-          'Content-Range': `${offset}-${offset + body.length - 1}`,
-        },
-        body, ok: [202], action, noRetry: true,
-      });
-      await res.arrayBuffer().catch(() => undefined);
-      next = location(res, action);
-      o.onProgress?.(offset + body.length);
+      try {
+        const res = await client.call('PATCH', next, {
+          headers: {
+            'Content-Type': 'application/octet-stream', 'Content-Length': String(body.length),
+            'Content-Range': `${offset}-${offset + body.length - 1}`,
+          },
+          body, ok: [202], action, noRetry: true,
+        });
+        await res.arrayBuffer().catch(() => undefined);
+        next = location(res, action);
+        offset += body.length;
+      } catch (err) {
+        if (!isTsrunError(err) || !(err.retryable || err.code === 'ERR_NETWORK') || resumes >= (o.resumes ?? 3)) throw err;
+        // The session may have kept part of the chunk: ask where it stands and go on from there.
+        // A registry that cannot say (distribution refuses a session that kept half a chunk)
+        // gets the blob again in a new session: the caller's retry.
+        resumes++;
+        const status = await uploadStatus(client, next, action).catch(() => undefined);
+        if (!status || status.offset > offset + body.length || status.offset < 0) throw err;
+        next = status.location;
+        offset = status.offset;
+        o.onResume?.(offset, resumes, err.message);
+      }
+      o.onProgress?.(offset);
     }
     const res = await client.call('PUT', withDigest(next, blob.digest), { headers: { 'Content-Length': '0' }, ok: [201], action, noRetry: true });
     await res.arrayBuffer().catch(() => undefined);

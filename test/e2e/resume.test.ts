@@ -1,5 +1,5 @@
 /**
- * End to end: pulls that finish on a bad link. A real registry behind a front that cuts, stalls or
+ * End to end: pulls and pushes that finish on a bad link. A real registry behind a front that cuts, stalls or
  * hides Range support halfway through every blob; the real CLI pulls through it. A resumed blob
  * costs about one blob's worth of bytes (not one and a half), a stall is noticed after
  * TSRUN_STALL_TIMEOUT, and when nothing works the error names the blob and what was tried and
@@ -23,7 +23,7 @@ let layer: LayerBlob;
 let n = 0;
 const freshRoot = () => path.join(tmp, `root${n++}`);
 
-const R = suite('e2e resumable pulls');
+const R = suite('e2e resumable pulls and pushes');
 R.before(async () => {
   reg = await startRegistry({ auth: 'anonymous' });
   layer = bulkLayer(6, 2);
@@ -85,6 +85,39 @@ R('a link that always drops: bounded retries, an error naming the blob, nothing 
   assert.not.ok(existsSync(path.join(blobs, layer.digest.slice(7))), 'no layer blob');
   const tmpDir = path.join(root, 'tmp');
   assert.equal(existsSync(tmpDir) ? readdirSync(tmpDir) : [], [], 'no temp file left');
+});
+
+async function pushThrough(mode: FrontMode) {
+  const root = freshRoot();
+  const pulled = await tsrun(['pull', '-q', `${reg.host}/e2e/big:1`], { root });
+  assert.is(pulled.code, 0, pulled.stderr);
+  const front = await startFlakyFront(reg.host, mode);
+  try {
+    const target = `${front.host}/e2e/pushed-${mode}:1`;
+    assert.is((await tsrun(['tag', `${reg.host}/e2e/big:1`, target], { root })).code, 0);
+    const r = await tsrun(['--debug', 'push', target], { root, env: { TSRUN_PUSH_CHUNK_SIZE: String(1024 * 1024) } });
+    assert.is(r.code, 0, r.stderr);
+    const back = await tsrun(['pull', '-q', `${reg.host}/e2e/pushed-${mode}:1`], { root: freshRoot() });
+    assert.is(back.code, 0, back.stderr);
+    return { r, uploads: front.uploads };
+  } finally {
+    await front.stop();
+  }
+}
+
+R('a push whose chunk is cut before the registry kept any of it resumes in the same session', async () => {
+  const { r, uploads } = await pushThrough('drop-upload-early');
+  const patches = uploads.filter((u) => u.startsWith('PATCH'));
+  assert.is(uploads.filter((u) => u === 'POST').length, 2, `one session per blob (layer and config): ${uploads.join(', ')}`);
+  assert.ok(uploads.includes('GET'), `asked the registry for the upload status: ${uploads.join(', ')}`);
+  assert.is(patches[1], patches[0], 'the cut chunk was sent again from where the registry stood');
+  assert.match(r.stderr, 'resuming the upload of');
+});
+
+R('a push whose chunk is cut halfway: a registry that cannot resume that session gets the blob in a new one', async () => {
+  const { uploads } = await pushThrough('drop-upload');
+  assert.ok(uploads.includes('GET'), 'asked first');
+  assert.is(uploads.filter((u) => u === 'POST').length, 3, `a second session for the layer: ${uploads.join(', ')}`);
 });
 
 R.run();
