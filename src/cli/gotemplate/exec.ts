@@ -217,6 +217,7 @@ class State {
         if (hasArgs) throw this.fail(at, `${name} has arguments but cannot be invoked as function`);
         return receiver.field(name);
       }
+      if (receiver.spec.lenient) return '';
       throw this.fail(at, receiver.spec.missing?.(name) ?? `can't evaluate field ${name} in type ${receiver.spec.type}`);
     }
     if (isMap(receiver)) {

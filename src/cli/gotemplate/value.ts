@@ -20,6 +20,8 @@ export interface GoStructSpec {
   methods?: Record<string, { params: ('string' | 'int')[]; fn: Method }>;
   /** What `json .` prints; default: every field. */
   json?: () => unknown;
+  /** An unknown field reads as "" (Docker's header maps) instead of failing. */
+  lenient?: boolean;
   /** Error for an unknown field; default Go's "can't evaluate field X in type T". */
   missing?: (name: string) => string;
 }
