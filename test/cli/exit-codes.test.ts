@@ -6,12 +6,17 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { tsrun } from '../e2e/cli.js';
+import { runDir } from '../e2e/containers.js';
 
 const root = mkdtempSync(path.join(os.tmpdir(), 'tsrun-exit-'));
+test.after(() => {
+  rmSync(runDir(root), { recursive: true, force: true });
+  rmSync(root, { recursive: true, force: true });
+});
 
 const TABLE: [string[], number, RegExp | string][] = [
   [['rm', 'nope'], 1, 'no such container: nope'],
