@@ -111,7 +111,7 @@ async function createAction(io: CliIo, image: string, args: string[], f: RunFlag
   io.out.write(`${id}\n`);
 }
 
-/** Run `fn` for each name, print the name on success, report failures and exit 125 if any failed (docker stop/rm/kill). */
+/** Run `fn` for each name, print the name on success, report failures; any failure is the verb's failure (main.ts: exit 1, as docker stop/rm/kill). */
 async function each(io: CliIo, names: string[], fn: (name: string) => Promise<unknown>): Promise<void> {
   let failed = false;
   for (const n of names) {
