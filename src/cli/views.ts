@@ -15,6 +15,7 @@
 import { humanDuration, humanSize } from './format.js';
 import { GoStruct } from './gotemplate/value.js';
 import type { ListFormat } from './template.js';
+import { GO_NAMES, type TypeShape } from './docker-types.js';
 import type { ContainerSummary, PortSummary } from '../app/ps.js';
 
 /** Docker's formatter.Ellipsis: cut to `max` columns, the last one "…". */
@@ -213,21 +214,40 @@ export function historyFormat(format: string | undefined, human: boolean): strin
 
 /** JSON keys whose values are Go maps in Docker's types (a missing key reads ""). */
 const MAP_KEYS = new Set(['Labels', 'Data', 'Networks', 'Ports', 'ExposedPorts', 'Volumes', 'PortBindings', 'Options',
-  'DriverOpts', 'Sysctls', 'Annotations', 'StorageOpt', 'Tmpfs', 'Metadata', 'Details']);
+  'DriverOpts', 'Sysctls', 'Annotations', 'StorageOpt', 'Tmpfs', 'Metadata', 'Details', 'Runtimes']);
+
+const isMapShape = (sh: unknown): boolean => typeof sh === 'object' && sh !== null && !Array.isArray(sh) && ('*' in sh || Object.keys(sh).length === 0);
+const isStructShape = (sh: unknown): sh is TypeShape => typeof sh === 'object' && sh !== null && !Array.isArray(sh) && !isMapShape(sh);
+
+function wrap(v: unknown, key: string, shape: unknown, type: string): unknown {
+  if (Array.isArray(v)) return v.map((x) => wrap(x, '', Array.isArray(shape) ? shape[0] : undefined, type));
+  if (v && typeof v === 'object') {
+    if (isMapShape(shape) || (shape === undefined && MAP_KEYS.has(key))) {
+      const each = (shape as { '*'?: unknown } | undefined)?.['*'];
+      return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, wrap(x, '', each, type)]));
+    }
+    return inspectStruct(v as Record<string, unknown>, type, isStructShape(shape) ? shape : undefined, key);
+  }
+  return v;
+}
+
+/** Go's zero value of a field the JSON left out. */
+function zero(shape: unknown, key: string, type: string): unknown {
+  if (Array.isArray(shape)) return [];
+  if (isMapShape(shape)) return {};
+  if (isStructShape(shape)) return inspectStruct({}, type, shape, key);
+  return shape;
+}
 
 /**
  * An inspect object (already Docker's JSON): readable by Go field name (`ID`) or JSON key (`Id`),
- * nested objects likewise; Go maps stay maps. `json .` prints the JSON unchanged.
+ * nested objects likewise, fields of Docker's struct that the JSON lacks as zero values
+ * (`shape`, src/cli/docker-types.ts); Go maps stay maps. `json .` prints the JSON unchanged.
  */
-export function inspectStruct(json: Record<string, unknown>, type: string, aliases: Record<string, string> = { ID: 'Id' }): GoStruct {
-  const wrap = (v: unknown, key: string): unknown => {
-    if (Array.isArray(v)) return v.map((x) => wrap(x, ''));
-    if (v && typeof v === 'object' && !MAP_KEYS.has(key)) return inspectStruct(v as Record<string, unknown>, type, {});
-    if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, wrap(x, '')]));
-    return v;
-  };
+export function inspectStruct(json: Record<string, unknown>, type: string, shape?: TypeShape, key = ''): GoStruct {
   const fields: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(json)) fields[k] = () => wrap(v, k);
-  for (const [alias, key] of Object.entries(aliases)) if (key in json) fields[alias] = () => wrap(json[key], key);
+  for (const [k, v] of Object.entries(json)) fields[k] = () => wrap(v, k, shape?.[k], type);
+  for (const [k, sh] of Object.entries(shape ?? {})) if (!(k in json)) fields[k] = () => zero(sh, k, type);
+  for (const [alias, k] of Object.entries(GO_NAMES[key] ?? {})) if (k in fields) fields[alias] = fields[k];
   return new GoStruct({ type, fields, json: () => json, missing: (name) => `map has no entry for key "${name}"` });
 }

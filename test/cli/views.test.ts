@@ -12,6 +12,7 @@ import {
   imageContext, imagesFormat, inspectStruct, PS_FORMAT, truncateID,
 } from '../../src/cli/views.js';
 import type { ContainerSummary } from '../../src/app/ps.js';
+import { CONTAINER_INSPECT, IMAGE_INSPECT } from '../../src/cli/docker-types.js';
 import { TsrunError } from '../../src/errors.js';
 
 const now = Date.parse('2024-06-01T12:00:00Z');
@@ -101,6 +102,16 @@ test('inspect objects: .ID and .Id, nested structs, maps read "" for a missing k
       assert.is((e as TsrunError).detail?.exitCode, code);
     }
   }
+});
+
+test("inspect objects have Docker's struct fields: zero values for what the JSON lacks, Go names as aliases", () => {
+  const o = inspectStruct({ Id: 'abc', State: { Pid: 7 }, HostConfig: { NanoCpus: 5e8 }, NetworkSettings: { Networks: { bridge: { IPAddress: '10.0.0.2' } } } }, 'container.InspectResponse', CONTAINER_INSPECT);
+  assert.is(renderObjects('{{if .State.Health}}h{{else}}-{{end}} {{.State.Running}} [{{.Config.Domainname}}] {{.HostConfig.NanoCPUs}} {{len .HostConfig.CapAdd}} {{.SizeRw}}', [o]), '- false [] 500000000 0 <nil>\n');
+  assert.is(renderObjects('{{range $n, $e := .NetworkSettings.Networks}}{{$n}}={{$e.IPAddress}}[{{$e.Gateway}}]{{end}}', [o]), 'bridge=10.0.0.2[]\n');
+  assert.is(renderObjects('json', [o]), `${JSON.stringify([{ Id: 'abc', State: { Pid: 7 }, HostConfig: { NanoCpus: 5e8 }, NetworkSettings: { Networks: { bridge: { IPAddress: '10.0.0.2' } } } }])}\n`, 'json is the JSON, not the zero values');
+  assert.throws(() => renderObjects('{{.State.Nope}}', [o]), /map has no entry for key "Nope"/);
+  const img = inspectStruct({ Id: 'sha256:1', Size: 10 }, 'image.InspectResponse', IMAGE_INSPECT);
+  assert.is(renderObjects('{{.ID}} {{.Size}} {{.Config.User}}|{{len .RootFS.Layers}}', [img]), 'sha256:1 10 |0\n');
 });
 
 test('helpers: TruncateID, Ellipsis, strconv.Quote, templateText', () => {

@@ -73,6 +73,7 @@ export async function inspectAction(io: CliIo, names: string[], o: InspectFlags,
   const { containerSizes } = await import('../../app/ps.js');
   const { renderObjects, parseTemplate } = await import('../template.js');
   const { inspectStruct } = await import('../views.js');
+  const { CONTAINER_INSPECT, IMAGE_INSPECT } = await import('../docker-types.js');
   if (o.format && o.format !== 'json') parseTemplate(o.format, 'template parsing error', 64);
   const ctx = processContext({ root: io.globals().root });
   const env = type === 'image' ? undefined : await openEnv(ctx);
@@ -83,12 +84,12 @@ export async function inspectAction(io: CliIo, names: string[], o: InspectFlags,
     if (c && env) {
       const view = inspectView(env, c);
       if (o.size) Object.assign(view, await containerSizes(env, c).then((s) => ({ SizeRw: s.sizeRw, SizeRootFs: s.sizeRootFs })));
-      found.push(inspectStruct(view, 'container.InspectResponse'));
+      found.push(inspectStruct(view, 'container.InspectResponse', CONTAINER_INSPECT));
       continue;
     }
     if (type === 'container') { errors.push(new TsrunError('ERR_CONTAINER_NOT_FOUND', `no such container: ${name}`)); continue; }
     const r = await inspectImages(ctx, [name]);
-    for (const img of r.found) found.push(inspectStruct(img as Record<string, unknown>, 'image.InspectResponse'));
+    for (const img of r.found) found.push(inspectStruct(img as Record<string, unknown>, 'image.InspectResponse', IMAGE_INSPECT));
     if (r.missing.length > 0) errors.push(type === 'image' ? r.missing[0] as Error : new TsrunError('ERR_IMAGE_NOT_FOUND', `no such object: ${name}`));
   }
   let out: string;

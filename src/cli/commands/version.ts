@@ -87,7 +87,7 @@ export function registerVersionCommand(program: Command, io: CliIo): void {
         if (e instanceof TemplateError) throw new TsrunError('ERR_USAGE', `template parsing error: ${e.message}`, { detail: { exitCode: 64 } });
         throw e;
       }
-      const data = inspectStruct(await versionInfo(io), 'system.versionInfo', {});
+      const data = inspectStruct(await versionInfo(io), 'system.versionInfo');
       try {
         io.out.write(tabwrite(`${tmpl.execute(data, funcs)}\n`, 20, 1));
       } catch (e) {
@@ -132,5 +132,5 @@ export async function infoFormat(io: CliIo, info: Info, format: string): Promise
   const images = Object.keys((await env.store.readImages()).images).length;
   const running = list.filter((c) => c.observed.status === 'running').length;
   const obj = infoObject(info, { containers: list.length, running, stopped: list.length - running, images });
-  return renderObject(format, inspectStruct(obj, 'system.Info', {}));
+  return renderObject(format, inspectStruct(obj, 'system.Info'));
 }
