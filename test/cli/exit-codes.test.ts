@@ -88,7 +88,7 @@ test('version and info: Docker\'s layout and fields', async () => {
   const v = await tsrun(['version'], { root });
   assert.is(v.code, 0);
   assert.match(v.stdout, /^Client: tsrun\n Version: {11}\d+\.\d+\.\d+\n/);
-  assert.match(v.stdout, /\n\nServer: tsrun \(daemonless\)\n Engine:\n  Version: +\d/);
+  assert.match(v.stdout, /\n\nServer: tsrun \(daemonless\)\n Engine:\n {2}Version: +\d/);
   const f = await tsrun(['version', '--format', '{{.Client.Version}}|{{.Server.Os}}|{{json .Client.Platform}}'], { root });
   assert.match(f.stdout, /^\d+\.\d+\.\d+\|linux\|\{"Name":"tsrun"\}\n$/);
   const i = await tsrun(['info', '--format', '{{.DockerRootDir}} {{.Containers}} {{.Images}} {{.OSType}} {{.Tsrun.rootDir}}'], { root });

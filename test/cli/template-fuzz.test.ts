@@ -27,7 +27,7 @@ function attempt(src: string, d: unknown = data): 'ok' | 'parse' | 'exec' {
   try {
     t = Template.parse(src);
   } catch (e) {
-    if (!(e instanceof TemplateError)) throw new Error(`parse of ${JSON.stringify(src)} threw ${String(e)}`);
+    if (!(e instanceof TemplateError)) throw new Error(`parse of ${JSON.stringify(src)} threw ${String(e)}`, { cause: e });
     assert.match(e.message, /^template: :\d+: /);
     return 'parse';
   }
@@ -36,7 +36,7 @@ function attempt(src: string, d: unknown = data): 'ok' | 'parse' | 'exec' {
     assert.type(out, 'string');
     return 'ok';
   } catch (e) {
-    if (!(e instanceof TemplateError)) throw new Error(`execute of ${JSON.stringify(src)} threw ${String(e)}`);
+    if (!(e instanceof TemplateError)) throw new Error(`execute of ${JSON.stringify(src)} threw ${String(e)}`, { cause: e });
     assert.match(e.message, /^template: :\d+(:\d+)?: /);
     return 'exec';
   }

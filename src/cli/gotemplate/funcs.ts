@@ -163,10 +163,24 @@ function title(s: string): string {
   return out;
 }
 
-function escapeJS(s: string): string {
-  return s.replace(/[\\'"<>&=\u0000-\u001f]/g, (c) => (c === '\\' ? '\\\\' : c === "'" ? "\\'" : c === '"' ? '\\"'
-    : `\\u${c.charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')}`));
+/** Replace characters one by one (no control characters in a regular expression). */
+function mapChars(s: string, f: (c: string) => string | undefined): string {
+  let out = '';
+  for (const c of s) out += f(c) ?? c;
+  return out;
 }
+
+function escapeJS(s: string): string {
+  return mapChars(s, (c) => {
+    if (c === '\\') return '\\\\';
+    if (c === "'") return "\\'";
+    if (c === '"') return '\\"';
+    if ('<>&='.includes(c) || c.charCodeAt(0) < 0x20) return `\\u${c.charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')}`;
+    return undefined;
+  });
+}
+
+const HTML: Record<string, string> = { '&': '&amp;', "'": '&#39;', '<': '&lt;', '>': '&gt;', '"': '&#34;', '\u0000': '\uFFFD' };
 
 export const FUNCS: Record<string, Func> = {
   // and / or are evaluated lazily by the executor; these are for completeness.
@@ -193,7 +207,7 @@ export const FUNCS: Record<string, Func> = {
   le: (a) => { arity('le', a, 2); return lt(a[0], a[1]) || eq(a); },
   gt: (a) => { arity('gt', a, 2); return !lt(a[0], a[1]) && !eq(a); },
   ge: (a) => { arity('ge', a, 2); return !lt(a[0], a[1]); },
-  html: (a) => sprint(a).replace(/[&'<>"\u0000]/g, (c) => ({ '&': '&amp;', "'": '&#39;', '<': '&lt;', '>': '&gt;', '"': '&#34;', '\u0000': '\uFFFD' })[c] as string),
+  html: (a) => mapChars(sprint(a), (c) => HTML[c]),
   js: (a) => escapeJS(sprint(a)),
   urlquery: (a) => encodeURIComponent(sprint(a)).replace(/%20/g, '+'),
   call: () => { throw new FuncError('call of a function value is not supported'); },

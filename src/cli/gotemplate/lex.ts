@@ -50,11 +50,10 @@ function unquote(src: string, start: number, body: string, quote: string): strin
     const e = body[++i];
     if (e === undefined) throw lexError(src, start, 'unterminated quoted string');
     if (e in ESCAPES && (e !== "'" || quote === "'") && (e !== '"' || quote === '"')) { out += ESCAPES[e]; continue; }
-    let hex = '';
     let len = 0;
     if (e === 'x') len = 2; else if (e === 'u') len = 4; else if (e === 'U') len = 8;
     if (len > 0) {
-      hex = body.slice(i + 1, i + 1 + len);
+      const hex = body.slice(i + 1, i + 1 + len);
       if (!new RegExp(`^[0-9a-fA-F]{${len}}$`).test(hex)) throw lexError(src, start, `invalid syntax`);
       const cp = parseInt(hex, 16);
       if (cp > 0x10ffff || (cp >= 0xd800 && cp < 0xe000)) throw lexError(src, start, 'invalid syntax');
