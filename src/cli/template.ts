@@ -115,22 +115,25 @@ export function fieldsUsed<Row>(format: string, probe: Row, spec: ListFormat<Row
 
 /**
  * Docker's inspect output for objects: no format → a JSON array indented by 4, `json` → compact,
- * else the template per object. A parse error exits 64 as Docker's does; an execution error 1.
+ * else the template per object. A parse error exits 64 as Docker's does (thrown); an object whose
+ * execution fails is skipped and its error returned, the others still print (exit 1).
  */
-export function renderObjects(format: string | undefined, objects: readonly GoStruct[], indent = 4): string {
-  if (!format) return `${JSON.stringify(objects, null, indent)}\n`;
-  if (format === 'json') return `${toJSON(objects)}\n`;
+export function renderObjects(format: string | undefined, objects: readonly GoStruct[], indent = 4): { out: string; errors: TsrunError[] } {
+  if (!format) return { out: `${JSON.stringify(objects, null, indent)}\n`, errors: [] };
+  if (format === 'json') return { out: `${toJSON(objects)}\n`, errors: [] };
   const tmpl = parseTemplate(format, 'template parsing error', 64);
   let out = '';
+  const errors: TsrunError[] = [];
   for (const o of objects) {
     try {
       out += `${tmpl.execute(o)}\n`;
     } catch (e) {
-      if (e instanceof TemplateError) throw usage('template parsing error', e);
-      throw e;
+      if (!(e instanceof TemplateError)) throw e;
+      errors.push(usage('template parsing error', e));
     }
   }
-  return out;
+  // Docker's Flush: an empty buffer still prints a newline.
+  return { out: out === '' ? '\n' : out, errors };
 }
 
 /** One object (info, version): the template once; `json` prints the object as JSON. */

@@ -88,6 +88,15 @@ export function displayablePorts(ports: PortSummary[]): string {
   return [...result, ...hostMappings].join(', ');
 }
 
+/** Docker's IMAGE column: an image named by id is shown truncated, a digest dropped (tag kept). */
+function psImage(c: ContainerSummary, trunc: boolean): string {
+  if (!c.image) return '<no image>';
+  if (!trunc) return c.image;
+  if (truncateID(c.imageId) === truncateID(c.image)) return truncateID(c.image);
+  const at = c.image.indexOf('@');
+  return at < 0 ? c.image : c.image.slice(0, at);
+}
+
 /** Docker's Status column: "Up 5 minutes", "Exited (0) 2 hours ago", "Created". */
 export function psStatus(c: ContainerSummary, now = Date.now()): string {
   const ago = (iso: string | undefined) => `${humanDuration(Math.max(0, now - Date.parse(iso ?? c.created)))} ago`;
@@ -106,7 +115,7 @@ export function containerContext(c: ContainerSummary, trunc: boolean, now = Date
     fields: {
       ID: () => (trunc ? truncateID(c.id) : c.id),
       Names: () => (trunc ? c.names.find((n) => !n.includes('/')) ?? '' : c.names.join(',')),
-      Image: () => c.image || '<no image>',
+      Image: () => psImage(c, trunc),
       Command: () => goQuote(trunc ? ellipsis(c.command, 20) : c.command),
       CreatedAt: () => goTime(c.created),
       RunningFor: () => `${humanDuration(Math.max(0, now - Date.parse(c.created)))} ago`,

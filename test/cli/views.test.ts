@@ -45,6 +45,9 @@ test("ps: custom formats, table headers (Docker's names, .Label header), --no-tr
   assert.is(ps('table {{upper .Names}} {{.Networks}}', [c1]), 'NAMES NETWORKS\nWEB bridge\n', 'header functions leave headers alone');
   assert.is(ps('table {{.ID}}', []), 'CONTAINER ID\n', 'a table with no rows has its header');
   assert.is(ps('{{.Size}}', [{ ...c1, sizeRw: 2, sizeRootFs: 21_500_000 }]), '2B (virtual 21.5MB)\n');
+  const byId = { ...c1, image: `sha256:${'a'.repeat(64)}`, imageId: `sha256:${'a'.repeat(64)}` };
+  assert.is(ps('{{.Image}}', [byId, { ...c1, image: `busybox:1@sha256:${'b'.repeat(64)}` }]), 'aaaaaaaaaaaa\nbusybox:1\n', 'ids truncated, digests dropped');
+  assert.is(ps('{{.Image}}', [byId], false), `sha256:${'a'.repeat(64)}\n`);
 });
 
 test("ps: {{json .}} and --format json print ContainerContext's keys, sorted, nothing of tsrun's records", () => {
@@ -89,29 +92,31 @@ test("images and history: Docker's default tables and fields", () => {
 
 test('inspect objects: .ID and .Id, nested structs, maps read "" for a missing key, unknown keys fail', () => {
   const o = inspectStruct({ Id: 'abc', State: { Pid: 7 }, Config: { Labels: { a: 'b' } }, Mounts: [{ Source: '/s' }] }, 'container.InspectResponse');
-  assert.is(renderObjects('{{.ID}} {{.Id}} {{.State.Pid}} [{{.Config.Labels.zz}}] {{range .Mounts}}{{.Source}}{{end}}', [o]), 'abc abc 7 [] /s\n');
-  assert.is(renderObjects(undefined, [o]), `${JSON.stringify([{ Id: 'abc', State: { Pid: 7 }, Config: { Labels: { a: 'b' } }, Mounts: [{ Source: '/s' }] }], null, 4)}\n`);
-  assert.is(renderObjects('json', [o]), '[{"Id":"abc","State":{"Pid":7},"Config":{"Labels":{"a":"b"}},"Mounts":[{"Source":"/s"}]}]\n');
-  for (const [f, re, code] of [['{{.State.Nope}}', /map has no entry for key "Nope"/, undefined], ['{{.ID', /unclosed action/, 64]] as const) {
-    try {
-      renderObjects(f, [o]);
-      assert.unreachable();
-    } catch (e) {
-      assert.match((e as Error).message, /^template parsing error: template: /);
-      assert.match((e as Error).message, re);
-      assert.is((e as TsrunError).detail?.exitCode, code);
-    }
+  assert.is(renderObjects('{{.ID}} {{.Id}} {{.State.Pid}} [{{.Config.Labels.zz}}] {{range .Mounts}}{{.Source}}{{end}}', [o]).out, 'abc abc 7 [] /s\n');
+  assert.is(renderObjects(undefined, [o]).out, `${JSON.stringify([{ Id: 'abc', State: { Pid: 7 }, Config: { Labels: { a: 'b' } }, Mounts: [{ Source: '/s' }] }], null, 4)}\n`);
+  assert.is(renderObjects('json', [o]).out, '[{"Id":"abc","State":{"Pid":7},"Config":{"Labels":{"a":"b"}},"Mounts":[{"Source":"/s"}]}]\n');
+  const other = inspectStruct({ Id: 'def', State: { Pid: 8, Nope: 'n' } }, 'container.InspectResponse');
+  const partial = renderObjects('{{.ID}} {{.State.Nope}}', [o, other]);
+  assert.is(partial.out, 'def n\n', 'the objects that render still print');
+  assert.is(partial.errors.length, 1);
+  assert.is(partial.errors[0]?.message, 'template parsing error: template: :1:10: executing "" at <.State.Nope>: map has no entry for key "Nope"');
+  try {
+    renderObjects('{{.ID', [o]);
+    assert.unreachable();
+  } catch (e) {
+    assert.is((e as Error).message, 'template parsing error: template: :1: unclosed action');
+    assert.is((e as TsrunError).detail?.exitCode, 64);
   }
 });
 
 test("inspect objects have Docker's struct fields: zero values for what the JSON lacks, Go names as aliases", () => {
   const o = inspectStruct({ Id: 'abc', State: { Pid: 7 }, HostConfig: { NanoCpus: 5e8 }, NetworkSettings: { Networks: { bridge: { IPAddress: '10.0.0.2' } } } }, 'container.InspectResponse', CONTAINER_INSPECT);
-  assert.is(renderObjects('{{if .State.Health}}h{{else}}-{{end}} {{.State.Running}} [{{.Config.Domainname}}] {{.HostConfig.NanoCPUs}} {{len .HostConfig.CapAdd}} {{.SizeRw}}', [o]), '- false [] 500000000 0 <nil>\n');
-  assert.is(renderObjects('{{range $n, $e := .NetworkSettings.Networks}}{{$n}}={{$e.IPAddress}}[{{$e.Gateway}}]{{end}}', [o]), 'bridge=10.0.0.2[]\n');
-  assert.is(renderObjects('json', [o]), `${JSON.stringify([{ Id: 'abc', State: { Pid: 7 }, HostConfig: { NanoCpus: 5e8 }, NetworkSettings: { Networks: { bridge: { IPAddress: '10.0.0.2' } } } }])}\n`, 'json is the JSON, not the zero values');
-  assert.throws(() => renderObjects('{{.State.Nope}}', [o]), /map has no entry for key "Nope"/);
+  assert.is(renderObjects('{{if .State.Health}}h{{else}}-{{end}} {{.State.Running}} [{{.Config.Domainname}}] {{.HostConfig.NanoCPUs}} {{len .HostConfig.CapAdd}} {{.SizeRw}}', [o]).out, '- false [] 500000000 0 <nil>\n');
+  assert.is(renderObjects('{{range $n, $e := .NetworkSettings.Networks}}{{$n}}={{$e.IPAddress}}[{{$e.Gateway}}]{{end}}', [o]).out, 'bridge=10.0.0.2[]\n');
+  assert.is(renderObjects('json', [o]).out, `${JSON.stringify([{ Id: 'abc', State: { Pid: 7 }, HostConfig: { NanoCpus: 5e8 }, NetworkSettings: { Networks: { bridge: { IPAddress: '10.0.0.2' } } } }])}\n`, 'json is the JSON, not the zero values');
+  assert.match(renderObjects('{{.State.Nope}}', [o]).errors[0]?.message ?? '', /map has no entry for key "Nope"/);
   const img = inspectStruct({ Id: 'sha256:1', Size: 10 }, 'image.InspectResponse', IMAGE_INSPECT);
-  assert.is(renderObjects('{{.ID}} {{.Size}} {{.Config.User}}|{{len .RootFS.Layers}}', [img]), 'sha256:1 10 |0\n');
+  assert.is(renderObjects('{{.ID}} {{.Size}} {{.Config.User}}|{{len .RootFS.Layers}}', [img]).out, 'sha256:1 10 |0\n');
 });
 
 test('helpers: TruncateID, Ellipsis, strconv.Quote, templateText', () => {

@@ -92,14 +92,9 @@ export async function inspectAction(io: CliIo, names: string[], o: InspectFlags,
     for (const img of r.found) found.push(inspectStruct(img as Record<string, unknown>, 'image.InspectResponse', IMAGE_INSPECT));
     if (r.missing.length > 0) errors.push(type === 'image' ? r.missing[0] as Error : new TsrunError('ERR_IMAGE_NOT_FOUND', `no such object: ${name}`));
   }
-  let out: string;
-  try {
-    out = renderObjects(o.format, found);
-  } catch (e) {
-    for (const err of errors) printError(err, io, false);
-    throw e;
-  }
-  io.out.write(out);
-  for (const e of errors) printError(e, io, false);
+  const r = renderObjects(o.format, found);
+  io.out.write(r.out);
+  for (const e of [...errors, ...r.errors]) printError(e, io, false);
+  errors.push(...r.errors);
   if (errors.length > 0) process.exitCode = 1;
 }
