@@ -75,13 +75,13 @@ export async function main(argv: string[]): Promise<void> {
   // root's start-up does not even load that module.
   const uid = process.getuid?.() ?? 0;
   if (uid !== 0 && !process.env.TSRUN_ROOTLESS) {
-    const { needsNamespace, runInNamespace } = await import('../rootless/enter.js');
+    const { needsNamespace, runInNamespace, verbOf } = await import('../rootless/enter.js');
     if (needsNamespace(argv, uid, process.env)) {
       try {
         process.exit(await runInNamespace(argv, process.env));
       } catch (err) {
         printError(err, { err: process.stderr }, argv.includes('--debug'));
-        process.exit(exitCodeFor(argv.find((a) => !a.startsWith('-')), err));
+        process.exit(exitCodeFor(verbOf(argv), err));
       }
     }
   }
