@@ -3,7 +3,9 @@
  * Docker's daemon filters them (daemon/list.go): `--filter KEY=VALUE`, the same key repeated is
  * OR, different keys AND (`label` filters all must match). Keys: status, name, id (regular
  * expressions, as Docker's), label (`k` or `k=v`), ancestor (image name or id), exited (exit
- * code), network, volume (mount source or destination), before, since. `status`/`exited`
+ * code), network, volume (mount source or destination), before, since, publish and expose
+ * (container ports, ranges, protocols), health (tsrun has no health checks: all are "none"),
+ * is-task (never). `status`/`exited`
  * filters list stopped containers without -a, as Docker's do.
  *
  * Sizes (`--size`, or a template reading `.Size`): SizeRw is the bytes the container wrote (its
@@ -45,7 +47,9 @@ export interface ListOptions {
   size?: boolean;
 }
 
-const FILTER_KEYS = new Set(['status', 'name', 'id', 'label', 'ancestor', 'exited', 'network', 'volume', 'before', 'since']);
+const FILTER_KEYS = new Set(['status', 'name', 'id', 'label', 'ancestor', 'exited', 'network', 'volume', 'before', 'since',
+  'publish', 'expose', 'health', 'is-task']);
+const HEALTH = new Set(['starting', 'healthy', 'unhealthy', 'none']);
 const STATUSES = new Set(['created', 'restarting', 'running', 'removing', 'paused', 'exited', 'dead']);
 
 /** "KEY=VALUE" filters → key → values, checked as Docker's daemon checks them. */
@@ -62,12 +66,27 @@ export function parseFilters(filters: string[]): Map<string, string[]> {
     if (key === 'status' && !STATUSES.has(value)) {
       throw new TsrunError('ERR_USAGE', `invalid filter 'status=${value}'`, { hint: `a status is one of ${[...STATUSES].join(', ')}` });
     }
+    if (key === 'health' && !HEALTH.has(value)) {
+      throw new TsrunError('ERR_USAGE', `invalid filter 'health=${value}'`, { hint: `a health status is one of ${[...HEALTH].join(', ')}` });
+    }
+    if ((key === 'publish' || key === 'expose') && !/^\d+(-\d+)?(\/(tcp|udp|sctp))?$/.test(value)) {
+      throw new TsrunError('ERR_USAGE', `invalid filter '${key}=${value}'`, { hint: `a port, a range, and/or a protocol: ${key}=80, ${key}=8000-8080/tcp` });
+    }
     if (key === 'exited' && !/^-?\d+$/.test(value)) {
       throw new TsrunError('ERR_USAGE', `invalid filter 'exited=${value}'`, { hint: 'exited takes an exit code, e.g. exited=0' });
     }
     m.set(key, [...(m.get(key) ?? []), value]);
   }
   return m;
+}
+
+/** Docker's publish/expose filter: "80", "8000-8080", "53/udp" (tcp when no protocol) against "PORT/PROTO" entries. */
+function portMatch(values: string[], ports: { port: number; proto: string }[]): boolean {
+  return values.some((v) => {
+    const [range, proto = 'tcp'] = v.split('/') as [string, string | undefined];
+    const [lo, hi = lo] = range.split('-').map(Number) as [number, number | undefined];
+    return ports.some((p) => p.proto === proto && p.port >= lo && p.port <= (hi as number));
+  });
 }
 
 /** Docker's filters.Match: any value, as a regular expression, matches somewhere in `s`. */
@@ -162,6 +181,13 @@ export async function listContainers(env: Env, o: ListOptions): Promise<Containe
     if (ancestors && !ancestors.has(r.imageId)) return false;
     if (has('network') && !vals('network').includes(r.host.network)) return false;
     if (has('volume') && !r.host.binds.some((b) => vals('volume').some((v) => v === b.source || v === b.destination))) return false;
+    const exposed = r.config.exposedPorts.map((e) => { const [p, proto = 'tcp'] = e.split('/'); return { port: Number(p), proto }; });
+    const published = (r.host.ports ?? []).map((m) => ({ port: m.containerPort, proto: m.protocol }));
+    if (has('publish') && !portMatch(vals('publish'), published)) return false;
+    if (has('expose') && !portMatch(vals('expose'), [...exposed, ...published])) return false;
+    // tsrun runs no health checks (every container is "none") and no swarm tasks.
+    if (has('health') && !vals('health').includes('none')) return false;
+    if (has('is-task') && !vals('is-task').includes('false')) return false;
     if (before && !before.every((t) => r.created < (t as string))) return false;
     if (since && !since.every((t) => r.created > (t as string))) return false;
     return true;

@@ -30,7 +30,7 @@ const lines = async (args: string[]) => {
 
 F.before(async () => {
   reg = await startRegistry({ auth: 'anonymous' });
-  await pushImage(reg, 'e2e/busybox', 'latest', { layers: [busyboxLayer()], config: { config: { Cmd: ['sh'], Env: ['PATH=/bin:/usr/bin'] } } });
+  await pushImage(reg, 'e2e/busybox', 'latest', { layers: [busyboxLayer()], config: { config: { Cmd: ['sh'], Env: ['PATH=/bin:/usr/bin'], ExposedPorts: { '80/tcp': {}, '81/tcp': {}, '53/udp': {} } } } });
   IMAGE = `${reg.host}/e2e/busybox`;
   assert.is((await cli(['pull', '-q', IMAGE])).code, 0);
   const web = await cli(['run', '-d', '--name', 'web', '--network', 'none', '-l', 'tier=front', '-l', 'app=x', '-v', `${data}:/data`, IMAGE, 'sleep', '60']);
@@ -85,6 +85,13 @@ F('ps --filter: each key, the same key repeated is OR, different keys AND; statu
   const id = (await cli(['inspect', '-f', '{{.ID}}', 'job'])).stdout.trim();
   assert.equal(await lines(['ps', '-a', '-f', `id=${id.slice(0, 8)}`, '--format', '{{.Names}}']), ['job']);
   assert.equal(await lines(['ps', '-n', '2', '--format', '{{.Names}}']), ['fresh', 'job'], '-n: the last created, any state');
+  assert.equal(await lines(['ps', '-a', '-f', 'expose=80-81', '--format', '{{.Names}}']), ['fresh', 'job', 'web']);
+  assert.equal(await lines(['ps', '-a', '-f', 'expose=53', '--format', '{{.Names}}']), [], 'tcp unless said');
+  assert.equal(await lines(['ps', '-a', '-f', 'expose=53/udp', '-f', 'name=web', '--format', '{{.Names}}']), ['web']);
+  assert.equal(await lines(['ps', '-a', '-f', 'publish=80', '--format', '{{.Names}}']), [], 'nothing published');
+  assert.equal(await lines(['ps', '-a', '-f', 'health=none', '--format', '{{.Names}}']), ['fresh', 'job', 'web']);
+  assert.equal(await lines(['ps', '-a', '-f', 'health=healthy', '--format', '{{.Names}}']), []);
+  assert.equal(await lines(['ps', '--format', '{{.Ports}}']), ['53/udp, 80-81/tcp'], "exposed ports collapse into Docker's ranges");
 });
 
 F("ps: COMMAND as Docker's daemon quotes it; -a=false and --all=true (pflag)", async () => {

@@ -242,7 +242,7 @@ export function registerContainerCommands(program: Command, io: CliIo): void {
     .option('-l, --latest', 'show the latest created container')
     .option('-n, --last <n>', 'show the n last created containers (all states)')
     .option('-s, --size', 'display total file sizes')
-    .option('-f, --filter <key=value>', 'filter: status, name, id, label, ancestor, exited, network, volume, before, since', collect, [])
+    .option('-f, --filter <key=value>', 'filter: status, name, id, label, ancestor, exited, network, volume, before, since, publish, expose, health', collect, [])
     .option('--no-trunc', 'do not truncate output')
     .option('--format <template>', 'Go template (e.g. "{{.Names}}"), "table ...", or json')
     .action(async (o: PsFlags) => (await import('./ps.js')).psAction(io, o));
