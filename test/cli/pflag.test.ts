@@ -5,6 +5,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Command } from 'commander';
+import fc from 'fast-check';
 import { normalize } from '../../src/cli/pflag.js';
 import { TsrunError } from '../../src/errors.js';
 
@@ -69,6 +70,21 @@ test('a bad boolean is pflag\'s error, exit 125', () => {
     assert.is((e as Error).message, 'invalid argument "maybe" for "--all" flag: strconv.ParseBool: parsing "maybe": invalid syntax');
     assert.is((e as TsrunError).detail?.exitCode, 125);
   }
+});
+
+test('any argv: normalize either rewrites it or throws TsrunError; words after `--` and after the image are kept as given', () => {
+  const word = fc.oneof(fc.constantFrom('run', 'ps', 'container', '-d', '-it', '-dit', '--rm', '--rm=false', '--tty=maybe', '-a=false', '-e', '-e=A=1',
+    '--name', '--name=x', '-p', '--sig-proxy=false', '--no-trunc=true', '--', '-', 'img', '--format', '--format={{.ID}}', '-q=1', '--bogus=1'), fc.string({ maxLength: 8 }));
+  fc.assert(fc.property(fc.array(word, { maxLength: 12 }), (argv) => {
+    try {
+      const n = normalize(program({}), argv);
+      assert.ok(Array.isArray(n.argv));
+      const dd = argv.indexOf('--');
+      if (dd >= 0 && n.argv.includes('--')) assert.equal(n.argv.slice(n.argv.indexOf('--')), argv.slice(dd));
+    } catch (e) {
+      if (!(e instanceof TsrunError)) throw e;
+    }
+  }), { numRuns: 3000 });
 });
 
 test.run();
