@@ -34,7 +34,8 @@ export function exitCodeFor(verb: string | undefined, err: unknown, reported?: n
   if (err === undefined) return reported === EXIT_TSRUN && !run ? 1 : reported ?? 0;
   const code = (err as { code?: unknown }).code;
   if (typeof code === 'string' && code.startsWith('commander.')) {
-    if ((err as { exitCode?: number }).exitCode === 0) return 0;
+    // A group alone (`tsrun container`) shows its help: Docker exits 0.
+    if ((err as { exitCode?: number }).exitCode === 0 || code === 'commander.help') return 0;
     return FLAG_ERRORS.has(code) ? EXIT_TSRUN : 1;
   }
   const wanted = err instanceof TsrunError ? err.detail?.exitCode : undefined;

@@ -62,6 +62,8 @@ const TABLE: [string[], number, RegExp | string][] = [
   [['ps', '-a=false'], 0, ''],
   [['ps', '--all=true', '--no-trunc=false', '-q'], 0, ''],
   [['--version'], 0, ''],
+  [['container'], 0, ''],
+  [['container', 'frob'], 1, "unknown command 'frob'"],
   [['ps', '--help'], 0, ''],
 ];
 
