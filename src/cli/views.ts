@@ -228,7 +228,14 @@ const MAP_KEYS = new Set(['Labels', 'Data', 'Networks', 'Ports', 'ExposedPorts',
 const isMapShape = (sh: unknown): boolean => typeof sh === 'object' && sh !== null && !Array.isArray(sh) && ('*' in sh || Object.keys(sh).length === 0);
 const isStructShape = (sh: unknown): sh is TypeShape => typeof sh === 'object' && sh !== null && !Array.isArray(sh) && !isMapShape(sh);
 
+/** Go's nil slice / nil map: prints "[]" / "map[]", is false and empty, and is null in JSON. */
+function nil<T extends object>(empty: T): T {
+  return Object.defineProperty(empty, 'toJSON', { value: () => null, enumerable: false });
+}
+
 function wrap(v: unknown, key: string, shape: unknown, type: string): unknown {
+  if (v === null && Array.isArray(shape)) return nil([]);
+  if (v === null && isMapShape(shape)) return nil({});
   if (Array.isArray(v)) return v.map((x) => wrap(x, '', Array.isArray(shape) ? shape[0] : undefined, type));
   if (v && typeof v === 'object') {
     if (isMapShape(shape) || (shape === undefined && MAP_KEYS.has(key))) {
@@ -242,8 +249,8 @@ function wrap(v: unknown, key: string, shape: unknown, type: string): unknown {
 
 /** Go's zero value of a field the JSON left out. */
 function zero(shape: unknown, key: string, type: string): unknown {
-  if (Array.isArray(shape)) return [];
-  if (isMapShape(shape)) return {};
+  if (Array.isArray(shape)) return nil([]);
+  if (isMapShape(shape)) return nil({});
   if (isStructShape(shape)) return inspectStruct({}, type, shape, key);
   return shape;
 }

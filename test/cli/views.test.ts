@@ -115,6 +115,9 @@ test("inspect objects have Docker's struct fields: zero values for what the JSON
   assert.is(renderObjects('{{range $n, $e := .NetworkSettings.Networks}}{{$n}}={{$e.IPAddress}}[{{$e.Gateway}}]{{end}}', [o]).out, 'bridge=10.0.0.2[]\n');
   assert.is(renderObjects('json', [o]).out, `${JSON.stringify([{ Id: 'abc', State: { Pid: 7 }, HostConfig: { NanoCpus: 5e8 }, NetworkSettings: { Networks: { bridge: { IPAddress: '10.0.0.2' } } } }])}\n`, 'json is the JSON, not the zero values');
   assert.match(renderObjects('{{.State.Nope}}', [o]).errors[0]?.message ?? '', /map has no entry for key "Nope"/);
+  const n = inspectStruct({ Id: 'x', Config: { Entrypoint: null, Labels: null } }, 'container.InspectResponse', CONTAINER_INSPECT);
+  assert.is(renderObjects('{{.Config.Entrypoint}} {{json .Config.Entrypoint}} {{.Config.Labels}} {{json .Config.Labels}} {{json .HostConfig.CapAdd}} {{if .Config.Cmd}}y{{else}}n{{end}}', [n]).out,
+    '[] null map[] null null n\n', "nil slices and maps print as Go prints them, null in JSON");
   const img = inspectStruct({ Id: 'sha256:1', Size: 10 }, 'image.InspectResponse', IMAGE_INSPECT);
   assert.is(renderObjects('{{.ID}} {{.Size}} {{.Config.User}}|{{len .RootFS.Layers}}', [img]).out, 'sha256:1 10 |0\n');
 });
