@@ -171,7 +171,7 @@ async function logsAction(io: CliIo, name: string, o: { follow?: boolean; tail?:
 }
 
 async function inspectContainers(io: CliIo, names: string[], o: { format?: string; size?: boolean }): Promise<void> {
-  const { inspectAction } = await import('./ps.js');
+  const { inspectAction } = await import('./inspect.js');
   return inspectAction(io, names, o, 'container');
 }
 

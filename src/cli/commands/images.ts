@@ -172,7 +172,7 @@ async function imagesAction(io: CliIo, opts: { quiet?: boolean; trunc: boolean; 
 }
 
 async function inspectAction(io: CliIo, names: string[], o: { format?: string; type?: string; size?: boolean }, imagesOnly = false): Promise<void> {
-  const { inspectAction: inspect } = await import('./ps.js');
+  const { inspectAction: inspect } = await import('./inspect.js');
   return inspect(io, names, o, imagesOnly ? 'image' : undefined);
 }
 
