@@ -27,7 +27,7 @@ import { cliEntry } from '../util/project.js';
 import { connect, disconnect, netnsPath, type NetworkInfo } from '../network/bridge.js';
 import { hostsFile } from '../network/etc-files.js';
 import { connectSlirp, disconnectSlirp } from '../network/slirp.js';
-import { assignHostPorts, formatPortsColumn, portLines, type PortMapping } from '../network/ports.js';
+import { assignHostPorts, portLines, type PortMapping } from '../network/ports.js';
 import type { AppContext } from './context.js';
 
 export interface Env {
@@ -315,21 +315,11 @@ export async function imagesInUse(env: Env): Promise<Map<string, ContainerRecord
 
 // ---- views -------------------------------------------------------------------------------------
 
-/** The command as Docker's API shows it: path and args joined by spaces, unquoted. */
-export function commandText(r: ContainerRecord): string {
-  return [r.path, ...r.args].join(' ');
-}
-
 /** What the bridge gave the container, while it runs (the record keeps the last start's). */
 function liveNetwork(c: Container): NetworkInfo | undefined {
   return c.observed.status === 'running' ? c.record.state.network : undefined;
 }
 
-/** `ps`'s PORTS: published ports while running, and the exposed ones. */
-export function portsColumn(c: Container): string {
-  if (c.observed.status !== 'running') return '';
-  return formatPortsColumn(liveNetwork(c)?.ports ?? [], c.record.config.exposedPorts);
-}
 
 /** `tsrun port NAME [PORT[/PROTO]]`. */
 export async function containerPorts(env: Env, query: string, port?: string): Promise<string[]> {

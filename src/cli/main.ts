@@ -1,20 +1,53 @@
 /**
  * argv → one use case → exit code. The only place that prints errors and sets the exit code.
  *
- * Exit codes: 0 success; 125 for tsrun's own failures and bad usage (as podman, and as
- * `docker run`); later, 126/127 and the container's own code for run/exec.
+ * Exit codes, as Docker's CLI sets them (docker/cli cmd/docker/docker.go, cli/cobra.go): 0 success;
+ * `run`, `create`, `start`, `exec`: the container's or command's own code, 126 (cannot execute),
+ * 127 (not found), 125 for tsrun's own failures; every other verb exits 1 on error (a missing
+ * object, a failed rm/stop/rmi, a template error, an unknown command, a wrong number of
+ * arguments); a bad flag (unknown, missing or invalid value) exits 125 for every verb, as
+ * Docker's FlagErrorFunc does; a TsrunError may carry Docker's own code (`inspect` template
+ * parse error: 64). `exitCodeFor` is the one place that decides.
  * Start-up time is a feature: command modules are imported only when their verb runs, and use
  * cases only inside the action.
  */
 import type { Command } from 'commander';
+import path from 'node:path';
 import { TsrunError } from '../errors.js';
 import { projectVersion } from '../util/project.js';
 
 export const EXIT_TSRUN = 125;
 
+/** The verbs whose failures are 125 (tsrun's own) or the container's code, as `docker run`. */
+const RUN_VERBS = new Set(['run', 'create', 'start', 'exec']);
+
+/** Commander's errors that are pflag's flag errors in Docker (exit 125 for every verb). */
+const FLAG_ERRORS = new Set(['commander.unknownOption', 'commander.optionMissingArgument', 'commander.invalidArgument',
+  'commander.missingMandatoryOptionValue', 'commander.conflictingOption']);
+
+/**
+ * The exit code for a failure of `verb` (the leaf command: `container rm` is rm). `reported` is
+ * a code a command set itself (125 from a helper means "failed": 1 outside the run verbs).
+ */
+export function exitCodeFor(verb: string | undefined, err: unknown, reported?: number): number {
+  const run = verb !== undefined && RUN_VERBS.has(verb);
+  if (err === undefined) return reported === EXIT_TSRUN && !run ? 1 : reported ?? 0;
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === 'string' && code.startsWith('commander.')) {
+    // A group alone (`tsrun container`) shows its help: Docker exits 0.
+    if ((err as { exitCode?: number }).exitCode === 0 || code === 'commander.help') return 0;
+    return FLAG_ERRORS.has(code) ? EXIT_TSRUN : 1;
+  }
+  const wanted = err instanceof TsrunError ? err.detail?.exitCode : undefined;
+  if (typeof wanted === 'number') return wanted;
+  return run ? EXIT_TSRUN : 1;
+}
+
 export interface GlobalOptions {
   root?: string;
   debug?: boolean;
+  /** Where the client config.json lives (Docker's --config; sets DOCKER_CONFIG). */
+  config?: string;
 }
 
 /** Everything a command needs from the CLI around it. */
@@ -43,13 +76,13 @@ export async function main(argv: string[]): Promise<void> {
   // root's start-up does not even load that module.
   const uid = process.getuid?.() ?? 0;
   if (uid !== 0 && !process.env.TSRUN_ROOTLESS) {
-    const { needsNamespace, runInNamespace } = await import('../rootless/enter.js');
+    const { needsNamespace, runInNamespace, verbOf } = await import('../rootless/enter.js');
     if (needsNamespace(argv, uid, process.env)) {
       try {
         process.exit(await runInNamespace(argv, process.env));
       } catch (err) {
         printError(err, { err: process.stderr }, argv.includes('--debug'));
-        process.exit(EXIT_TSRUN);
+        process.exit(exitCodeFor(verbOf(argv), err));
       }
     }
   }
@@ -66,6 +99,7 @@ export async function main(argv: string[]): Promise<void> {
     .version(io.version, '-v, --version', 'print the version')
     .option('--root <dir>', 'directory for all persistent state (env TSRUN_ROOT; default /var/lib/tsrun for root, ~/.local/share/tsrun otherwise)')
     .option('--debug', 'print every pipeline event and stack traces')
+    .option('--config <dir>', 'location of the client config files (config.json: credentials, psFormat, imagesFormat; env DOCKER_CONFIG; default ~/.docker)')
     .enablePositionalOptions()
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
@@ -81,22 +115,30 @@ export async function main(argv: string[]): Promise<void> {
   registerBuildCommands(program, io);
   const { registerSystemCommands } = await import('./commands/system.js');
   registerSystemCommands(program, io);
+  const { registerVersionCommand } = await import('./commands/version.js');
+  registerVersionCommand(program, io);
 
   let code: number;
+  let verb: string | undefined;
   try {
     // Like docker: no arguments at all prints the usage and succeeds.
     if (argv.length === 0) program.help();
-    await program.parseAsync(argv, { from: 'user' });
-    code = typeof process.exitCode === 'number' ? process.exitCode : 0;
+    const { normalize } = await import('./pflag.js');
+    const n = normalize(program, argv);
+    verb = n.verb;
+    program.hook('preAction', (_top, action) => {
+      const dir = program.opts<GlobalOptions>().config;
+      if (dir) process.env.DOCKER_CONFIG = path.resolve(dir);
+      for (let c: Command | null = action; c; c = c.parent) {
+        for (const [k, v] of Object.entries(n.overrides.get(c) ?? {})) c.setOptionValueWithSource(k, v, 'cli');
+      }
+    });
+    await program.parseAsync(n.argv, { from: 'user' });
+    code = exitCodeFor(verb, undefined, typeof process.exitCode === 'number' ? process.exitCode : 0);
   } catch (err) {
-    if (err instanceof CommanderError) {
-      // --help and --version come through here with exit code 0.
-      code = err.exitCode === 0 ? 0 : EXIT_TSRUN;
-    } else {
-      printError(err, io, Boolean(program.opts<GlobalOptions>().debug));
-      const wanted = err instanceof TsrunError ? err.detail?.exitCode : undefined;
-      code = typeof wanted === 'number' ? wanted : EXIT_TSRUN;
-    }
+    // Commander has printed its own message (--help and --version come through here with 0).
+    if (!(err instanceof CommanderError)) printError(err, io, Boolean(program.opts<GlobalOptions>().debug));
+    code = exitCodeFor(verb, err);
   }
   process.exit(code);
 }

@@ -1,182 +1,149 @@
 /**
- * `--format` for ps / inspect: the subset of Go's text/template that Docker's formatting uses
- * (docker/cli cli/command/formatter: `table` prefix and header row, `json`; templates package:
- * json, lower, upper, join, index, len, printf, println, pipelines).
+ * `--format` as Docker's CLI applies it (docker/cli cli/command/formatter/formatter.go and
+ * cli/command/inspect/inspector.go), on top of the Go template engine in ./gotemplate/.
  *
- * Supported: literal text; `{{.Field}}`, `{{.A.B}}` (into objects), `{{.}}`; function calls
- * `{{json .X}}`, `{{join .Args " "}}`, `{{index .Labels "k"}}`, `{{printf "%s-%d" .A .B}}`
- * (%s %d %v %q); pipelines `{{.X | upper}}`; the user's "\t" and "\n" as tab and newline;
- * `table ...` (a header row from each field's header, columns aligned as docker's tabwriter);
- * `json` alone (one JSON object per row). if/range/with and variables are refused.
- * Values print as Go prints them: nil as "<no value>", lists as "[a b]", maps as "map[k:v]".
+ * Lists (ps, images, history): `json` is `{{json .}}` per row; `table …` renders a header row
+ * from the command's header names (Docker's SubHeaderContext, with its HeaderFunctions) and
+ * aligns columns with Docker's tabwriter; anything else is one rendered line per row; literal
+ * `\t` and `\n` in the format become tab and newline; spaces around the format are trimmed.
+ * Nothing is printed when any row fails: Docker renders into a buffer first.
  *
- * Contract: pure (no I/O); a template error is TsrunError('ERR_USAGE', 'template parsing
- * error: ...'), raised before any row is printed.
+ * Single objects (inspect, info, version): empty format → indented JSON, `json` → compact JSON,
+ * else the template once per object.
+ *
+ * Contract: pure. Errors are TsrunError('ERR_USAGE') with Docker's wording ("template parsing
+ * error: template: :1:2: executing \"\" at <.Foo>: …"); `detail.exitCode` carries Docker's exit
+ * code where it is not 1 (inspect's parse error: 64).
  */
 import { TsrunError } from '../errors.js';
-import { table } from './format.js';
+import { TemplateError } from './gotemplate/errors.js';
+import { Template } from './gotemplate/exec.js';
+import { HEADER_FUNCS } from './gotemplate/funcs.js';
+import { GoStruct, toJSON } from './gotemplate/value.js';
+import { tabwrite } from './tabwriter.js';
 
-export interface FormatSpec<Row> {
-  /** Field name → value getter; a field not listed is read from the row's own properties. */
-  fields: Record<string, (row: Row) => unknown>;
-  /** Field name → table header; default: the field name upper-cased. */
-  headers?: Record<string, string>;
-  toJSON?: (row: Row) => unknown;
+export { GoStruct } from './gotemplate/value.js';
+export { goString } from './gotemplate/value.js';
+
+export interface ListFormat<Row> {
+  /** A row as Docker's typed struct (formatter.ContainerContext, imageContext, …). */
+  toStruct(row: Row): GoStruct;
+  /** Field → table header (Docker's SubHeaderContext). */
+  headers: Record<string, string>;
+  /** Docker's default table format for the command: used with no --format and with `table` alone. */
+  defaultTable: string;
+  /** Error prefixes: Docker's `ps` says "failed to parse template" / "failed to execute template". */
+  parsePrefix?: string;
+  execPrefix?: string;
 }
 
-type Arg = { kind: 'field'; path: string[] } | { kind: 'lit'; value: string | number } | { kind: 'fn'; name: string };
-type Command = Arg[];
-type Node = { text: string } | { pipeline: Command[]; src: string };
-
-const FUNCS = new Set(['json', 'lower', 'upper', 'join', 'index', 'len', 'printf', 'println', 'title']);
-const REFUSED = new Set(['if', 'range', 'with', 'else', 'end', 'define', 'template', 'block']);
-
-function parseError(msg: string): TsrunError {
-  return new TsrunError('ERR_USAGE', `template parsing error: ${msg}`, { hint: 'e.g. --format "{{.ID}} {{.Names}}", "table {{.ID}}\\t{{.Status}}" or json' });
+function usage(prefix: string, err: TemplateError, exitCode?: number): TsrunError {
+  return new TsrunError('ERR_USAGE', `${prefix}: ${err.message}`, exitCode === undefined ? {} : { detail: { exitCode } });
 }
 
-function tokenize(src: string): string[] {
-  const out: string[] = [];
-  const re = /\s*("(?:[^"\\]|\\.)*"|`[^`]*`|\||[^\s|"`]+)/y;
-  let pos = 0;
-  for (let m = re.exec(src); m !== null && m[1] !== undefined; m = re.exec(src)) {
-    out.push(m[1]);
-    pos = re.lastIndex;
+/** Docker's Format.templateString: the template text behind a --format value. */
+export function templateText(format: string): string {
+  if (format === 'json') return '{{json .}}';
+  let out = format.startsWith('table') ? format.slice(5) : format;
+  out = out.replace(/^ +| +$/g, '');
+  return out.replace(/\\t/g, '\t').replace(/\\n/g, '\n');
+}
+
+export function parseTemplate(text: string, prefix = 'template parsing error', exitCode?: number): Template {
+  try {
+    return Template.parse(text);
+  } catch (e) {
+    if (e instanceof TemplateError) throw usage(prefix, e, exitCode);
+    throw e;
   }
-  if (src.slice(pos).trim() !== '') throw parseError(`unterminated quoted string in "{{${src}}}"`);
-  return out;
 }
 
-function parseAction(src: string): Command[] {
-  const pipeline: Command[] = [[]];
-  for (const tok of tokenize(src)) {
-    const cmd = pipeline[pipeline.length - 1] as Command;
-    if (tok === '|') {
-      if (cmd.length === 0) throw parseError(`missing command before | in "{{${src}}}"`);
-      pipeline.push([]);
-    } else if (tok === '.') cmd.push({ kind: 'field', path: [] });
-    else if (tok.startsWith('.')) cmd.push({ kind: 'field', path: tok.slice(1).split('.') });
-    else if (tok.startsWith('"')) cmd.push({ kind: 'lit', value: JSON.parse(tok) as string });
-    else if (tok.startsWith('`')) cmd.push({ kind: 'lit', value: tok.slice(1, -1) });
-    else if (/^-?\d+(\.\d+)?$/.test(tok)) cmd.push({ kind: 'lit', value: Number(tok) });
-    else if (REFUSED.has(tok)) throw parseError(`"${tok}" is not supported by tsrun`);
-    else if (FUNCS.has(tok)) cmd.push({ kind: 'fn', name: tok });
-    else throw parseError(`function "${tok}" not defined`);
-  }
-  if (pipeline.some((c) => c.length === 0)) throw parseError(`empty command in "{{${src}}}"`);
-  return pipeline;
-}
-
-export function parseTemplate(format: string): Node[] {
-  const src = format.replace(/\\t/g, '\t').replace(/\\n/g, '\n');
-  const nodes: Node[] = [];
-  let i = 0;
-  while (i < src.length) {
-    const open = src.indexOf('{{', i);
-    if (open < 0) { nodes.push({ text: src.slice(i) }); break; }
-    if (open > i) nodes.push({ text: src.slice(i, open) });
-    const close = src.indexOf('}}', open + 2);
-    if (close < 0) throw parseError(`unclosed action in "${format}"`);
-    const inner = src.slice(open + 2, close).replace(/^-\s/, '').replace(/\s-$/, '');
-    nodes.push({ pipeline: parseAction(inner), src: inner.trim() });
-    i = close + 2;
-  }
-  return nodes;
-}
-
-/** Go's %v. */
-export function goString(v: unknown): string {
-  if (v === null || v === undefined) return '<no value>';
-  if (Array.isArray(v)) return `[${v.map(goString).join(' ')}]`;
-  if (typeof v === 'object') {
-    return `map[${Object.keys(v).sort().map((k) => `${k}:${goString((v as Record<string, unknown>)[k])}`).join(' ')}]`;
-  }
-  return String(v);
-}
-
-function printf(fmt: string, args: unknown[]): string {
-  let n = 0;
-  return fmt.replace(/%([sdvq%])/g, (_, c: string) => {
-    if (c === '%') return '%';
-    const v = args[n++];
-    if (c === 'd') return String(Math.trunc(Number(v)));
-    if (c === 'q') return JSON.stringify(goString(v));
-    return goString(v);
+/** Docker's header struct: the header names, `.Label "a.b-c"` → "b c". */
+function headerStruct(headers: Record<string, string>): GoStruct {
+  return new GoStruct({
+    type: 'formatter.SubHeaderContext',
+    fields: headers,
+    methods: { Label: { params: ['string'], fn: (name) => (String(name).split('.').pop() as string).replace(/[-_]/g, ' ') } },
+    lenient: true,
   });
 }
 
-function call(name: string, args: unknown[]): unknown {
-  const [a, b] = args;
-  switch (name) {
-    case 'json': return JSON.stringify(a ?? null);
-    case 'lower': return goString(a).toLowerCase();
-    case 'upper': return goString(a).toUpperCase();
-    case 'title': return goString(a).replace(/\b\w/g, (ch) => ch.toUpperCase());
-    case 'join': return Array.isArray(a) ? a.map(goString).join(String(b ?? '')) : goString(a);
-    case 'len': return Array.isArray(a) || typeof a === 'string' ? a.length : (a && typeof a === 'object' ? Object.keys(a).length : 0);
-    case 'index': return a && typeof a === 'object' ? (a as Record<string, unknown>)[String(b)] : undefined;
-    case 'printf': return printf(goString(a), args.slice(1));
-    case 'println': return `${args.map(goString).join(' ')}\n`;
-    default: throw parseError(`function "${name}" not defined`);
-  }
-}
-
-type Lookup = (path: string[], src: string) => unknown;
-
-function evalNode(node: Extract<Node, { pipeline: Command[] }>, lookup: Lookup): unknown {
-  let piped: unknown;
-  let first = true;
-  for (const cmd of node.pipeline) {
-    const values = cmd.map((arg) => (arg.kind === 'field' ? lookup(arg.path, node.src) : arg.kind === 'lit' ? arg.value : undefined));
-    const head = cmd[0] as Arg;
-    let result: unknown;
-    if (head.kind === 'fn') {
-      const args = values.slice(1);
-      if (!first) args.push(piped);
-      result = call(head.name, args);
-    } else {
-      if (cmd.length > 1 || !first) throw parseError(`can't give argument to non-function in "{{${node.src}}}"`);
-      result = values[0];
+/** Render rows with a --format value (undefined: the default table). */
+export function renderList<Row>(format: string | undefined, rows: readonly Row[], spec: ListFormat<Row>): string {
+  const f = format === undefined || format === '' || format === 'table' ? spec.defaultTable : format;
+  const tmpl = parseTemplate(templateText(f), spec.parsePrefix);
+  let body = '';
+  for (const row of rows) {
+    try {
+      body += `${tmpl.execute(spec.toStruct(row))}\n`;
+    } catch (e) {
+      if (e instanceof TemplateError) throw usage(spec.execPrefix ?? 'template parsing error', e);
+      throw e;
     }
-    piped = result;
-    first = false;
   }
-  return piped;
+  if (!f.startsWith('table')) return body;
+  let header: string;
+  try {
+    header = tmpl.execute(headerStruct(spec.headers), HEADER_FUNCS);
+  } catch (e) {
+    if (!(e instanceof TemplateError)) throw e;
+    header = e.partial; // Docker ignores the header's error and keeps what was written
+  }
+  return tabwrite(`${header}\n${body}`);
 }
 
-function render(nodes: Node[], lookup: Lookup): string {
-  return nodes.map((n) => ('text' in n ? n.text : goString(evalNode(n, lookup)))).join('');
+/**
+ * Check a list format against an empty row before listing (Docker's ps does this to learn
+ * whether `.Size` is used); returns the fields the template read.
+ */
+export function fieldsUsed<Row>(format: string, probe: Row, spec: ListFormat<Row>): Set<string> {
+  const used = new Set<string>();
+  const s = spec.toStruct(probe);
+  const traced = new GoStruct({
+    ...s.spec,
+    fields: Object.fromEntries(Object.keys(s.spec.fields).map((k) => [k, () => { used.add(k); return s.field(k); }])),
+  });
+  const tmpl = parseTemplate(templateText(format), spec.parsePrefix);
+  try {
+    tmpl.execute(traced);
+  } catch (e) {
+    if (e instanceof TemplateError) throw usage(spec.execPrefix ?? 'template parsing error', e);
+    throw e;
+  }
+  return used;
 }
 
-function rowLookup<Row>(row: Row, spec: FormatSpec<Row>): Lookup {
-  return (p, src) => {
-    if (p.length === 0) return row;
-    const [top, ...rest] = p as [string, ...string[]];
-    let v: unknown;
-    const getter = spec.fields[top];
-    if (getter) v = getter(row);
-    else if (row && typeof row === 'object' && Object.prototype.hasOwnProperty.call(row, top)) v = (row as Record<string, unknown>)[top];
-    else throw parseError(`template: :1: executing "" at <${src}>: can't evaluate field ${top}`);
-    for (const key of rest) {
-      if (v === null || v === undefined) return undefined;
-      if (typeof v !== 'object') throw parseError(`template: :1: executing "" at <${src}>: can't evaluate field ${key}`);
-      v = (v as Record<string, unknown>)[key];
+/**
+ * Docker's inspect output for objects: no format → a JSON array indented by 4, `json` → compact,
+ * else the template per object. A parse error exits 64 as Docker's does (thrown); an object whose
+ * execution fails is skipped and its error returned, the others still print (exit 1).
+ */
+export function renderObjects(format: string | undefined, objects: readonly GoStruct[], indent = 4): { out: string; errors: TsrunError[] } {
+  if (!format) return { out: `${JSON.stringify(objects, null, indent)}\n`, errors: [] };
+  if (format === 'json') return { out: `${toJSON(objects)}\n`, errors: [] };
+  const tmpl = parseTemplate(format, 'template parsing error', 64);
+  let out = '';
+  const errors: TsrunError[] = [];
+  for (const o of objects) {
+    try {
+      out += `${tmpl.execute(o)}\n`;
+    } catch (e) {
+      if (!(e instanceof TemplateError)) throw e;
+      errors.push(usage('template parsing error', e));
     }
-    return v;
-  };
+  }
+  // Docker's Flush: an empty buffer still prints a newline.
+  return { out: out === '' ? '\n' : out, errors };
 }
 
-export function renderFormat<Row>(format: string, rows: readonly Row[], spec: FormatSpec<Row>): string {
-  if (format.trim() === 'json') {
-    const toJSON = spec.toJSON ?? ((r: Row) => (Object.keys(spec.fields).length
-      ? Object.fromEntries(Object.entries(spec.fields).map(([k, f]) => [k, f(r)]))
-      : r));
-    return rows.map((r) => `${JSON.stringify(toJSON(r))}\n`).join('');
+/** One object (info, version): the template once; `json` prints the object as JSON. */
+export function renderObject(format: string, obj: GoStruct): string {
+  if (format === 'json') return `${toJSON(obj)}\n`;
+  const tmpl = parseTemplate(templateText(format));
+  try {
+    return `${tmpl.execute(obj)}\n`;
+  } catch (e) {
+    if (e instanceof TemplateError) throw usage('template parsing error', e);
+    throw e;
   }
-  const isTable = /^table(\s|$)/.test(format);
-  const nodes = parseTemplate(isTable ? format.replace(/^table\s?/, '') : format);
-  const lines = rows.map((r) => render(nodes, rowLookup(r, spec)));
-  if (!isTable) return lines.map((l) => `${l}\n`).join('');
-  const header = render(nodes, (p) => (p.length === 0 ? '' : spec.headers?.[p[0] as string] ?? (p[p.length - 1] as string).toUpperCase()));
-  return table(header.split('\t'), lines.map((l) => l.split('\t')));
 }

@@ -168,17 +168,6 @@ function hostAddr(m: PortMapping): string {
   return `${net.isIPv6(ip) ? `[${ip}]` : ip}:${m.hostPort}`;
 }
 
-/** `ps`'s PORTS column: published "0.0.0.0:8080->80/tcp", then exposed-only "443/tcp". */
-export function formatPortsColumn(published: PortMapping[], exposed: string[]): string {
-  const out = published.map((m) => `${hostAddr(m)}->${m.containerPort}/${m.protocol}`);
-  const seen = new Set(published.map((m) => `${m.containerPort}/${m.protocol}`));
-  for (const e of exposed) {
-    const k = e.includes('/') ? e : `${e}/tcp`;
-    if (!seen.has(k)) out.push(k);
-  }
-  return out.join(', ');
-}
-
 /**
  * `tsrun port NAME [PRIVATE_PORT[/PROTO]]`: "80/tcp -> 0.0.0.0:8080" lines, or with a port just
  * the host addresses. Undefined when the asked-for port is not published.

@@ -22,7 +22,7 @@ const OUTSIDE = new Set(['help', 'login', 'logout', 'info', 'version']);
 export function verbOf(argv: readonly string[]): string | undefined {
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] as string;
-    if (a === '--root') i++;
+    if (a === '--root' || a === '--config') i++;
     else if (!a.startsWith('-')) return a;
   }
   return undefined;

@@ -36,11 +36,11 @@ Token('anonymous pull of a public repository gets a token by itself', async () =
 Token('a private repository needs login; login stores 0600 credentials; logout removes them', async () => {
   const HOME = freshHome();
   const denied = await tsrun(['pull', `${hub.host}/alice/private:1`], { root, env: { HOME } });
-  assert.is(denied.code, 125);
+  assert.is(denied.code, 1);
   assert.match(denied.stderr, `tsrun login ${hub.host}`);
 
   const bad = await tsrun(['login', '-u', 'alice', '--password-stdin', hub.host], { root, env: { HOME }, input: 'wrong\n' });
-  assert.is(bad.code, 125);
+  assert.is(bad.code, 1);
   assert.not.match(bad.stderr + bad.stdout, 'wrong');
 
   const good = await tsrun(['login', '-u', 'alice', '--password-stdin', hub.host], { root, env: { HOME }, input: 'wonderland\n' });
@@ -60,7 +60,7 @@ Token('a private repository needs login; login stores 0600 credentials; logout r
   assert.is(out.code, 0, out.stderr);
   assert.is(JSON.parse(readFileSync(config, 'utf8')).auths[hub.host], undefined);
   const again = await tsrun(['pull', `${hub.host}/alice/private:1`], { root: path.join(tmp, 'root2'), env: { HOME } });
-  assert.is(again.code, 125);
+  assert.is(again.code, 1);
 });
 
 Token('REGISTRY_AUTH_FILE is read for credentials', async () => {
@@ -85,7 +85,7 @@ Basic.after(async () => { await basic?.stop(); rmSync(tmp, { recursive: true, fo
 Basic('login checks the password against the registry before storing anything', async () => {
   const HOME = freshHome();
   const bad = await tsrun(['login', '-u', 'bob', '--password-stdin', basic.host], { root, env: { HOME }, input: 'nope' });
-  assert.is(bad.code, 125);
+  assert.is(bad.code, 1);
   assert.match(bad.stderr, 'refused');
   assert.throws(() => statSync(path.join(HOME, '.docker', 'config.json')));
   const good = await tsrun(['login', '-u', 'bob', '--password-stdin', basic.host], { root, env: { HOME }, input: 's3cret:with:colons' });
@@ -96,7 +96,7 @@ Basic('login checks the password against the registry before storing anything', 
 
 Basic('a non-interactive login without a password is a clear usage error', async () => {
   const r = await tsrun(['login', '-u', 'bob', basic.host], { root, env: { HOME: freshHome() } });
-  assert.is(r.code, 125);
+  assert.is(r.code, 1);
   assert.match(r.stderr, 'non TTY');
 });
 

@@ -124,7 +124,7 @@ Pull('a multi-platform index: host platform by default, --platform picks another
   assert.is(info!.Architecture, 'arm64', 'the tag now points at the arm64 image');
   assert.is(info!.Id, arm.configDigest);
   const missing = await tsrun(['pull', '--platform', 'linux/s390x', name], { root });
-  assert.is(missing.code, 125);
+  assert.is(missing.code, 1);
   assert.match(missing.stderr, 'linux/s390x');
   assert.match(missing.stderr, 'linux/arm64');
 });
@@ -195,7 +195,7 @@ Pull('hostile layers never write outside the store, and a refused pull leaves no
     assert.equal(readdirSync(outside), [], `${label}: nothing written outside`);
     assert.is(statSync('/etc/passwd').nlink, passwdLinks, `${label}: no hardlink to /etc/passwd`);
     if (r.code !== 0) {
-      assert.is(r.code, 125);
+      assert.is(r.code, 1);
       assert.match(r.stderr, /^Error: pulling /m);
       assert.equal(readdirSync(path.join(root, 'layers')), [], `${label}: no layer committed`);
       assert.equal(readdirSync(path.join(root, 'tmp')), [], `${label}: work removed`);
@@ -203,7 +203,7 @@ Pull('hostile layers never write outside the store, and a refused pull leaves no
     }
   }
   const esc = await tsrun(['pull', `${reg.host}/e2e/hostile-symlinkescape:1`], { root: freshRoot() });
-  assert.is(esc.code, 125, 'a write through a symlink is refused');
+  assert.is(esc.code, 1, 'a write through a symlink is refused');
 });
 
 Pull('rmi untags, deletes, and frees only layers no other image uses', async () => {
@@ -217,7 +217,7 @@ Pull('rmi untags, deletes, and frees only layers no other image uses', async () 
   assert.is(tag.code, 0, tag.stderr);
   assert.match((await tsrun(['images'], { root })).stdout, /^mine\/app\s+2\s/m);
   const byId = await tsrun(['rmi', JSON.parse((await tsrun(['inspect', 'mine/app:2'], { root })).stdout)[0].Id], { root });
-  assert.is(byId.code, 125, 'an id with two tags needs -f');
+  assert.is(byId.code, 1, 'an id with two tags needs -f');
   assert.match(byId.stderr, 'must be forced');
   const untag = await tsrun(['rmi', 'mine/app:2'], { root });
   assert.is(untag.stdout, 'Untagged: mine/app:2\n');
@@ -229,20 +229,20 @@ Pull('rmi untags, deletes, and frees only layers no other image uses', async () 
   assert.equal(readdirSync(path.join(root, 'layers')), []);
   assert.equal(readdirSync(path.join(root, 'blobs', 'sha256')), []);
   const missing = await tsrun(['rmi', 'nope:1'], { root });
-  assert.is(missing.code, 125);
+  assert.is(missing.code, 1);
   assert.match(missing.stderr, 'no such image: nope:1');
 });
 
-Pull('errors name the thing and exit 125: bad reference, unknown tag, unreachable registry', async () => {
+Pull('errors name the thing and exit 1 as docker pull does: bad reference, unknown tag, unreachable registry', async () => {
   const root = freshRoot();
   const bad = await tsrun(['pull', 'UPPER/case'], { root });
-  assert.is(bad.code, 125);
+  assert.is(bad.code, 1);
   assert.match(bad.stderr, 'UPPER/case');
   const unknown = await tsrun(['pull', `${reg.host}/e2e/multi:does-not-exist`], { root });
-  assert.is(unknown.code, 125);
+  assert.is(unknown.code, 1);
   assert.match(unknown.stderr, 'does-not-exist');
   const down = await tsrun(['pull', '127.0.0.1:1/x:1'], { root });
-  assert.is(down.code, 125);
+  assert.is(down.code, 1);
   assert.match(down.stderr, '127.0.0.1:1');
 });
 
@@ -261,7 +261,7 @@ Pull('registries.conf: a mirror serves docker.io names; a blocked registry is re
   assert.ok(r.stdout.trimEnd().endsWith('docker.io/library/busybox:latest'));
   assert.match((await tsrun(['images'], { root })).stdout, /^busybox\s+latest\s/m);
   const blocked = await tsrun(['pull', 'blocked.example.com/x:1'], { root, env: { CONTAINERS_REGISTRIES_CONF: conf } });
-  assert.is(blocked.code, 125);
+  assert.is(blocked.code, 1);
   assert.match(blocked.stderr, 'blocked');
 });
 

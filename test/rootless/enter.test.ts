@@ -8,6 +8,7 @@ const E = suite('rootless: who enters the namespace, and the subordinate ranges'
 E('the verb after global options', () => {
   assert.is(verbOf(['--root', '/x', '--debug', 'run', '-it', 'img']), 'run');
   assert.is(verbOf(['--debug']), undefined);
+  assert.is(verbOf(['--config', '/cfg', 'login', 'r.io']), 'login', 'the value of --config is not the verb');
 });
 
 E('store commands of a non-root user enter; root, help, version, login and info do not', () => {

@@ -8,7 +8,7 @@
 import type { Command } from 'commander';
 import type { Reporter } from '../../events.js';
 import { EXIT_TSRUN, printError, type CliIo } from '../main.js';
-import type { Container } from '../../runtime/records.js';
+import type { PsFlags } from './ps.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
@@ -111,7 +111,7 @@ async function createAction(io: CliIo, image: string, args: string[], f: RunFlag
   io.out.write(`${id}\n`);
 }
 
-/** Run `fn` for each name, print the name on success, report failures and exit 125 if any failed (docker stop/rm/kill). */
+/** Run `fn` for each name, print the name on success, report failures; any failure is the verb's failure (main.ts: exit 1, as docker stop/rm/kill). */
 async function each(io: CliIo, names: string[], fn: (name: string) => Promise<unknown>): Promise<void> {
   let failed = false;
   for (const n of names) {
@@ -153,46 +153,6 @@ async function startAction(io: CliIo, names: string[], o: { attach?: boolean; in
   });
 }
 
-async function psAction(io: CliIo, o: { all?: boolean; quiet?: boolean; format?: string; trunc: boolean; latest?: boolean }): Promise<void> {
-  const e = await env(io);
-  const { table, timeAgo, humanDuration } = await import('../format.js');
-  const { commandText, portsColumn } = await import('../../app/containers.js');
-  let list = (await e.containers.list()).filter((c) => o.all || o.latest || c.observed.status === 'running');
-  if (o.latest) list = list.slice(0, 1);
-  const now = Date.now();
-  const id = (c: Container) => (o.trunc ? c.record.id.slice(0, 12) : c.record.id);
-  const status = (c: Container) => {
-    const s = c.observed;
-    if (s.status === 'running') return `Up ${humanDuration(now - Date.parse(s.startedAt ?? c.record.created))}`;
-    if (s.status === 'created') return 'Created';
-    return `Exited (${s.exitCode}) ${timeAgo(s.finishedAt ?? c.record.created, now)}`;
-  };
-  const command = (c: Container) => {
-    const text = commandText(c.record);
-    return JSON.stringify(o.trunc && text.length > 20 ? `${text.slice(0, 19)}…` : text);
-  };
-  if (o.quiet) {
-    for (const c of list) io.out.write(`${id(c)}\n`);
-    return;
-  }
-  if (o.format) {
-    const { renderFormat } = await import('../template.js');
-    io.out.write(renderFormat(o.format, list, {
-      fields: {
-        ID: id, Image: (c) => c.record.image, Command: command, CreatedAt: (c) => c.record.created,
-        RunningFor: (c) => timeAgo(c.record.created, now), Status: status, State: (c) => c.observed.status,
-        Ports: portsColumn, Names: (c) => c.record.name, Labels: (c) => Object.entries(c.record.config.labels).map(([k, v]) => `${k}=${v}`).join(','),
-        Mounts: (c) => c.record.host.binds.map((b) => b.destination).join(','), Networks: (c) => c.record.host.network,
-        Pid: (c) => c.observed.pid, ExitCode: (c) => c.observed.exitCode,
-      },
-      headers: { ID: 'CONTAINER ID', CreatedAt: 'CREATED AT', RunningFor: 'CREATED' },
-    }));
-    return;
-  }
-  io.out.write(table(['CONTAINER ID', 'IMAGE', 'COMMAND', 'CREATED', 'STATUS', 'PORTS', 'NAMES'],
-    list.map((c) => [id(c), c.record.image, command(c), timeAgo(c.record.created, now), status(c), portsColumn(c), c.record.name])));
-}
-
 async function logsAction(io: CliIo, name: string, o: { follow?: boolean; tail?: string; timestamps?: boolean }): Promise<void> {
   const { TsrunError } = await import('../../errors.js');
   let tail: number | undefined;
@@ -210,26 +170,9 @@ async function logsAction(io: CliIo, name: string, o: { follow?: boolean; tail?:
   }
 }
 
-async function inspectContainers(io: CliIo, names: string[], format?: string): Promise<void> {
-  const e = await env(io);
-  const { inspectView } = await import('../../app/containers.js');
-  const found: Record<string, unknown>[] = [];
-  let failed = false;
-  for (const n of names) {
-    try {
-      found.push(inspectView(e, await e.containers.find(n)));
-    } catch (err) {
-      printError(err, io, false);
-      failed = true;
-    }
-  }
-  if (format) {
-    const { renderFormat } = await import('../template.js');
-    io.out.write(renderFormat(format, found, { fields: {} }));
-  } else {
-    io.out.write(JSON.stringify(found, null, 4) + '\n');
-  }
-  if (failed) process.exitCode = EXIT_TSRUN;
+async function inspectContainers(io: CliIo, names: string[], o: { format?: string; size?: boolean }): Promise<void> {
+  const { inspectAction } = await import('./inspect.js');
+  return inspectAction(io, names, o, 'container');
 }
 
 export function registerContainerCommands(program: Command, io: CliIo): void {
@@ -297,9 +240,12 @@ export function registerContainerCommands(program: Command, io: CliIo): void {
     .option('-a, --all', 'show all containers (default: running only)')
     .option('-q, --quiet', 'only show ids')
     .option('-l, --latest', 'show the latest created container')
+    .option('-n, --last <n>', 'show the n last created containers (all states)')
+    .option('-s, --size', 'display total file sizes')
+    .option('-f, --filter <key=value>', 'filter: status, name, id, label, ancestor, exited, network, volume, before, since, publish, expose, health', collect, [])
     .option('--no-trunc', 'do not truncate output')
     .option('--format <template>', 'Go template (e.g. "{{.Names}}"), "table ...", or json')
-    .action(async (o: { all?: boolean; quiet?: boolean; format?: string; trunc: boolean; latest?: boolean }) => psAction(io, o));
+    .action(async (o: PsFlags) => (await import('./ps.js')).psAction(io, o));
   psCmd(program.command('ps'));
 
   const logsCmd = (cmd: Command) => cmd.description('Show the output of a container')
@@ -379,8 +325,9 @@ export function registerContainerCommands(program: Command, io: CliIo): void {
   portCmd(group.command('port'));
   group.command('inspect').description('Show details of one or more containers as JSON')
     .argument('<container...>')
-    .option('-f, --format <template>', 'Go template')
-    .action(async (names: string[], o: { format?: string }) => inspectContainers(io, names, o.format));
+    .option('-f, --format <template>', 'Go template, or json')
+    .option('-s, --size', 'display total file sizes')
+    .action(async (names: string[], o: { format?: string; size?: boolean }) => inspectContainers(io, names, o));
   group.command('prune').description('Remove all stopped containers')
     .option('-f, --force', 'do not ask for confirmation (tsrun never asks)')
     .action(async () => {

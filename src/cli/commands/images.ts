@@ -34,7 +34,8 @@ export function registerImageCommands(program: Command, io: CliIo): void {
     .option('-q, --quiet', 'only show image ids')
     .option('--no-trunc', 'do not truncate ids')
     .option('--digests', 'show digests')
-    .action(async (opts: { quiet?: boolean; trunc: boolean; digests?: boolean }) => imagesAction(io, opts));
+    .option('--format <template>', 'Go template (e.g. "{{.Repository}}:{{.Tag}}"), "table ...", or json')
+    .action(async (opts: { quiet?: boolean; trunc: boolean; digests?: boolean; format?: string }) => imagesAction(io, opts));
   imagesCmd(program.command('images'));
 
   const inspectCmd = (cmd: Command, imagesOnly: boolean) => cmd
@@ -42,7 +43,8 @@ export function registerImageCommands(program: Command, io: CliIo): void {
     .argument('<name...>', imagesOnly ? 'image names or ids' : 'container or image names or ids')
     .option('-f, --format <template>', 'Go template, e.g. "{{.State.Status}}"')
     .option('--type <type>', 'only look for this type: container or image')
-    .action(async (names: string[], o: { format?: string; type?: string }) => inspectAction(io, names, o, imagesOnly));
+    .option('-s, --size', 'display total file sizes (containers)')
+    .action(async (names: string[], o: { format?: string; type?: string; size?: boolean }) => inspectAction(io, names, o, imagesOnly));
   inspectCmd(program.command('inspect'), false);
 
   const tagCmd = (cmd: Command) => cmd
@@ -60,18 +62,16 @@ export function registerImageCommands(program: Command, io: CliIo): void {
     .argument('<image>', 'image name or id')
     .option('--no-trunc', 'do not truncate ids and commands')
     .option('-q, --quiet', 'only show image ids')
-    .action(async (image: string, opts: { trunc: boolean; quiet?: boolean }) => {
+    .option('-H, --human', 'print sizes and dates in human readable format (default true; -H=false for bytes and RFC 3339)')
+    .option('--format <template>', 'Go template (e.g. "{{.ID}} {{.CreatedBy}}"), "table ...", or json')
+    .action(async (image: string, opts: { trunc: boolean; quiet?: boolean; human?: boolean; format?: string }) => {
       const { imageHistory } = await import('../../app/images.js');
-      const { table, timeAgo, humanSize } = await import('../format.js');
+      const { renderList } = await import('../template.js');
+      const { historyContext, historyFormat, HISTORY_HEADERS } = await import('../views.js');
       const rows = await imageHistory(await context(io), image);
-      const id = (r: { id?: string }) => (r.id ? (opts.trunc ? r.id.slice(7, 19) : r.id) : '<missing>');
-      if (opts.quiet) {
-        io.out.write(rows.map((r) => `${id(r)}\n`).join(''));
-        return;
-      }
-      const cut = (t: string) => (opts.trunc && t.length > 45 ? `${t.slice(0, 44)}…` : t);
-      io.out.write(table(['IMAGE', 'CREATED', 'CREATED BY', 'SIZE', 'COMMENT'],
-        rows.map((r) => [id(r), timeAgo(r.created), cut(r.createdBy), humanSize(r.size), r.comment])));
+      const human = opts.human !== false;
+      const format = opts.quiet ? '{{.ID}}' : historyFormat(opts.format, human);
+      io.out.write(renderList(format, rows, { toStruct: (r) => historyContext(r, opts.trunc, human), headers: HISTORY_HEADERS, defaultTable: historyFormat(undefined, human) }));
     });
   historyCmd(program.command('history'));
 
@@ -155,9 +155,8 @@ async function pullAction(io: CliIo, image: string, opts: { quiet?: boolean; pla
   io.out.write(`${formatReference(result.reference)}\n`);
 }
 
-async function imagesAction(io: CliIo, opts: { quiet?: boolean; trunc: boolean; digests?: boolean }): Promise<void> {
+async function imagesAction(io: CliIo, opts: { quiet?: boolean; trunc: boolean; digests?: boolean; format?: string }): Promise<void> {
   const { listImages } = await import('../../app/images.js');
-  const { table, timeAgo, humanSize } = await import('../format.js');
   const rows = await listImages(await context(io));
   const id = (d: string) => (opts.trunc ? d.slice(7, 19) : d);
   if (opts.quiet) {
@@ -165,42 +164,16 @@ async function imagesAction(io: CliIo, opts: { quiet?: boolean; trunc: boolean; 
     for (const r of rows) if (!seen.has(r.id)) { seen.add(r.id); io.out.write(`${id(r.id)}\n`); }
     return;
   }
-  const header = opts.digests
-    ? ['REPOSITORY', 'TAG', 'DIGEST', 'IMAGE ID', 'CREATED', 'SIZE']
-    : ['REPOSITORY', 'TAG', 'IMAGE ID', 'CREATED', 'SIZE'];
-  io.out.write(table(header, rows.map((r) => [
-    r.repository, r.tag, ...(opts.digests ? [r.digest] : []), id(r.id), timeAgo(r.created), humanSize(r.size),
-  ])));
+  const { renderList } = await import('../template.js');
+  const { imageContext, imagesFormat, IMAGES_HEADERS } = await import('../views.js');
+  const { clientConfig } = await import('./ps.js');
+  const format = imagesFormat(opts.format || ((await clientConfig())['imagesFormat'] as string | undefined), Boolean(opts.digests));
+  io.out.write(renderList(format, rows, { toStruct: (r) => imageContext(r, opts.trunc), headers: IMAGES_HEADERS, defaultTable: imagesFormat(undefined, Boolean(opts.digests)) }));
 }
 
-/**
- * `inspect NAME...`: containers first, then images, as `docker inspect` resolves names;
- * `image inspect` looks at images only.
- */
-async function inspectAction(io: CliIo, names: string[], o: { format?: string; type?: string }, imagesOnly = false): Promise<void> {
-  const { inspectImages } = await import('../../app/images.js');
-  const { openEnv, inspectView } = await import('../../app/containers.js');
-  const { TsrunError } = await import('../../errors.js');
-  const ctx = await context(io);
-  const env = imagesOnly || o.type === 'image' ? undefined : await openEnv(ctx);
-  const found: unknown[] = [];
-  const missing: Error[] = [];
-  for (const name of names) {
-    const c = env ? await env.containers.find(name).catch(() => undefined) : undefined;
-    if (c && env) { found.push(inspectView(env, c)); continue; }
-    if (o.type === 'container') { missing.push(new TsrunError('ERR_CONTAINER_NOT_FOUND', `no such container: ${name}`)); continue; }
-    const r = await inspectImages(ctx, [name]);
-    found.push(...r.found);
-    missing.push(...(env ? r.missing.map(() => new TsrunError('ERR_IMAGE_NOT_FOUND', `no such object: ${name}`)) : r.missing));
-  }
-  if (o.format) {
-    const { renderFormat } = await import('../template.js');
-    io.out.write(renderFormat(o.format, found as Record<string, unknown>[], { fields: {} }));
-  } else {
-    io.out.write(JSON.stringify(found, null, 4) + '\n');
-  }
-  for (const e of missing) printError(e, io, false);
-  if (missing.length > 0) process.exitCode = EXIT_TSRUN;
+async function inspectAction(io: CliIo, names: string[], o: { format?: string; type?: string; size?: boolean }, imagesOnly = false): Promise<void> {
+  const { inspectAction: inspect } = await import('./inspect.js');
+  return inspect(io, names, o, imagesOnly ? 'image' : undefined);
 }
 
 async function rmiAction(io: CliIo, images: string[], force: boolean): Promise<void> {

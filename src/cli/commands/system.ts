@@ -8,13 +8,14 @@ import type { CliIo } from '../main.js';
 export function registerSystemCommands(program: Command, io: CliIo): void {
   const infoCmd = (cmd: Command) => cmd
     .description('Show where tsrun keeps things, what the host offers, and (rootless) what is missing')
-    .option('-f, --format <format>', '"json" for JSON')
+    .option('-f, --format <format>', 'Go template (Docker\'s field names, e.g. "{{.DockerRootDir}}"; tsrun\'s report as .Tsrun), or json')
     .action(async (opts: { format?: string }) => {
       const { processContext } = await import('../../app/context.js');
       const { systemInfo } = await import('../../app/info.js');
       const info = await systemInfo(processContext({ root: io.globals().root }), io.version);
-      if (opts.format === 'json') {
-        io.out.write(`${JSON.stringify(info, null, 2)}\n`);
+      if (opts.format) {
+        const { infoFormat } = await import('./version.js');
+        io.out.write(await infoFormat(io, info, opts.format));
         return;
       }
       const lines = [
