@@ -158,7 +158,7 @@ Cp('cp - : a tar to stdout and from stdin, as docker cp; names climbing out are 
   const evil = path.join(tmp, 'evil');
   mkdirSync(path.join(evil, 'a'), { recursive: true });
   writeFileSync(path.join(evil, 'escape'), 'no\n');
-  const evilTar = (await execa('tar', ['-c', '-C', path.join(evil, 'a'), '../escape'], { encoding: 'buffer' })).stdout;
+  const evilTar = (await execa('tar', ['-c', '-P', '-C', path.join(evil, 'a'), '../escape'], { encoding: 'buffer' })).stdout;
   const e = await execa(BIN, ['--root', root, 'cp', '-', 'tar:/in'], { input: evilTar, reject: false });
   assert.match(String(e.stderr), /is outside of/);
   assert.is(await sh('tar', 'test -e /escape && echo yes || echo no'), 'no\n');
