@@ -124,7 +124,10 @@ export async function tarIn(root: SafeRoot, input: ReadStream | NodeJS.ReadableS
     return posix.join('/', ctrDest);
   });
   const dirs: { path: string; header: TarEntry['header'] }[] = [];
-  for await (const entry of readTar(input as AsyncIterable<Buffer>)) {
+  // One iterator, drained after the end-of-archive marker: a writer (tar c | tsrun cp -) must not
+  // get EPIPE for the zero blocks it pads its last record with.
+  const it = (input as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+  for await (const entry of readTar({ [Symbol.asyncIterator]: () => it })) {
     const h = entry.header;
     const rel = posix.normalize(h.path.replace(/^\/+/, '')).replace(/\/+$/, '');
     if (rel === '..' || rel.startsWith('../')) throw cpError('-', ctx.dest, `"${h.path}" is outside of "${ctrDest}"`);
@@ -137,6 +140,7 @@ export async function tarIn(root: SafeRoot, input: ReadStream | NodeJS.ReadableS
       throw cpError('-', ctx.dest, `extracting ${h.path}: ${(err as Error).message}`);
     }
   }
+  while (!(await it.next()).done) { /* the rest of the stream */ }
   // Directory times last, so the entries made inside them do not change them again.
   for (const d of dirs.reverse()) {
     try {

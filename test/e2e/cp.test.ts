@@ -152,6 +152,11 @@ Cp('cp - : a tar to stdout and from stdin, as docker cp; names climbing out are 
   const i = await execa(BIN, ['--root', root, 'cp', '-', 'tar:/in'], { input: tar, reject: false });
   assert.is(i.exitCode, 0, String(i.stderr));
   assert.is(await sh('tar', 'cat /in/deep/er/f; stat -c %a /in/deep/er/f'), 'from a tar\n640\n');
+  // As people type it: tar's whole output is read, so tar never sees a broken pipe.
+  await sh('tar', 'mkdir -p /in2');
+  const piped = await execa('bash', ['-o', 'pipefail', '-c', `tar -c -C ${srcDir} . | ${BIN} --root ${root} cp - tar:/in2`], { reject: false });
+  assert.is(piped.exitCode, 0, String(piped.stderr));
+  assert.is(await sh('tar', 'cat /in2/deep/er/f'), 'from a tar\n');
   const notDir = await execa(BIN, ['--root', root, 'cp', '-', 'tar:/srv/t/a'], { input: tar, reject: false });
   assert.match(String(notDir.stderr), /destination "tar:\/srv\/t\/a" must be a directory/);
   // An archive entry "../escape" is refused, nothing is written above the destination.
