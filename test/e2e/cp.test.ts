@@ -35,7 +35,8 @@ Cp.after(async () => {
   for (const id of ps.stdout.split('\n').filter(Boolean)) await tsrun(['rm', '-f', id], { root });
   await reg?.stop();
   rmSync(runDir(root), { recursive: true, force: true });
-  rmSync(tmp, { recursive: true, force: true });
+  // A removed container's monitor may still be running its cleanup (it makes a lock file) as we go.
+  rmSync(tmp, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 });
 });
 
 const cli = (args: string[], env?: Record<string, string>) => tsrun(args, { root, env });
