@@ -37,7 +37,7 @@ Race.after(async () => {
 });
 
 Race('a container swapping a directory for a symlink to / never makes cp read or write the host', async () => {
-  const count = Number(process.env.CP_RACE_COUNT ?? 1500);
+  const count = Number(process.env.CP_RACE_COUNT ?? 3000);
   const r = await raceCp({ root, image: IMAGE, count });
   console.log(`  cp race: ${JSON.stringify(r)}`);
   assert.is(r.hostReads, 0, `host file read ${r.hostReads} times in ${r.attempts.out} copies out`);
