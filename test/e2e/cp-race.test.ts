@@ -11,7 +11,7 @@ import path from 'node:path';
 import { tsrun } from './cli.js';
 import { busyboxLayer } from './fixtures.js';
 import { leftovers, runDir } from './containers.js';
-import { raceCp } from './cp-race.js';
+import { raceCp, removeTree } from './cp-race.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { pushImage } from '../helpers/push.js';
 
@@ -32,8 +32,7 @@ Race.before(async () => {
 Race.after(async () => {
   await reg?.stop();
   rmSync(runDir(root), { recursive: true, force: true });
-  // A removed container's monitor may still be running its cleanup (it makes a lock file) as we go.
-  rmSync(tmp, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 });
+  await removeTree(tmp);
 });
 
 Race('a container swapping a directory for a symlink to / never makes cp read or write the host', async () => {

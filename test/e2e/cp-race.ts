@@ -13,6 +13,7 @@
  * older kernels is raced as hard as openat2 itself.
  */
 import { randomBytes } from 'node:crypto';
+import { sleep } from '../../src/util/concurrency.js';
 import { existsSync, mkdtempSync, promises as fs, readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { copy } from '../../src/app/cp.js';
@@ -90,4 +91,21 @@ export async function raceCp(o: { root: string; image: string; count: number; na
   }
   result.seconds = (Date.now() - started) / 1000;
   return result;
+}
+
+/**
+ * rm -rf that outlasts a removed container's monitor, whose cleanup (a second tsrun) may still
+ * make its lock file under the store for a moment after `rm -f` returned: Node's rmSync does not
+ * list a directory again after ENOTEMPTY, so the whole removal is retried.
+ */
+export async function removeTree(dir: string): Promise<void> {
+  for (let i = 0; ; i++) {
+    try {
+      rmSync(dir, { recursive: true, force: true });
+      return;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOTEMPTY' || i >= 40) throw err;
+      await sleep(250);
+    }
+  }
 }

@@ -13,6 +13,7 @@ import path from 'node:path';
 import { BIN, tsrun } from './cli.js';
 import { eventually, leftovers, runDir } from './containers.js';
 import { busyboxLayer } from './fixtures.js';
+import { removeTree } from './cp-race.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { pushImage } from '../helpers/push.js';
 
@@ -35,8 +36,7 @@ Cp.after(async () => {
   for (const id of ps.stdout.split('\n').filter(Boolean)) await tsrun(['rm', '-f', id], { root });
   await reg?.stop();
   rmSync(runDir(root), { recursive: true, force: true });
-  // A removed container's monitor may still be running its cleanup (it makes a lock file) as we go.
-  rmSync(tmp, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 });
+  await removeTree(tmp);
 });
 
 const cli = (args: string[], env?: Record<string, string>) => tsrun(args, { root, env });
