@@ -2,13 +2,19 @@
   "targets": [
     {
       "target_name": "tsrun_native",
-      "sources": ["src/native.c"],
+      "sources": ["src/native.c", "src/at.c", "src/walk.c"],
       "cflags": ["-O2", "-Wall", "-Wextra", "-std=gnu11"]
     },
     {
       "target_name": "tsrun-monitor",
       "type": "executable",
       "sources": ["src/monitor.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra", "-std=gnu11"]
+    },
+    {
+      "target_name": "tsrun-rootns",
+      "type": "executable",
+      "sources": ["src/rootns.c", "src/walk.c"],
       "cflags": ["-O2", "-Wall", "-Wextra", "-std=gnu11"]
     }
   ]

@@ -10,6 +10,8 @@
  *                                         `data` resolve against the process's cwd
  *   umount(target)                        umount2(2) with no flags
  *
+ * The *at() calls for walking a container's root from directory fds are in at.c.
+ *
  * Contract: every call is synchronous and never follows a final symlink (l* variants); on failure
  * it throws an Error whose `code` is the errno name (EPERM, ENOENT, ...), with `errno`, `syscall`
  * and `path` set, as Node's own fs errors are. Nothing here keeps state between calls.
@@ -25,9 +27,7 @@
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
 #include <node_api.h>
-
-#define PATH_BUF 4096
-#define NAME_BUF 256
+#include "native.h"
 
 static const char *errno_name(int e) {
   switch (e) {
@@ -38,11 +38,14 @@ static const char *errno_name(int e) {
     case E2BIG: return "E2BIG"; case EWOULDBLOCK: return "EWOULDBLOCK"; case EBADF: return "EBADF";
     case ELOOP: return "ELOOP"; case ENAMETOOLONG: return "ENAMETOOLONG"; case EDQUOT: return "EDQUOT";
     case EINTR: return "EINTR"; case ENOLCK: return "ENOLCK"; case EIO: return "EIO";
+    case ENOSYS: return "ENOSYS"; case EXDEV: return "EXDEV";
+    case ENOTEMPTY: return "ENOTEMPTY"; case EBUSY: return "EBUSY"; case EMLINK: return "EMLINK";
+    case ESRCH: return "ESRCH"; case ENOMEM: return "ENOMEM";
     default: return "EUNKNOWN";
   }
 }
 
-static napi_value throw_errno(napi_env env, int e, const char *syscall, const char *path) {
+napi_value throw_errno(napi_env env, int e, const char *syscall, const char *path) {
   char msg[PATH_BUF + 128];
   snprintf(msg, sizeof msg, "%s: %s, %s '%s'", errno_name(e), strerror(e), syscall, path ? path : "");
   napi_value message, error, v;
@@ -62,7 +65,7 @@ static napi_value throw_errno(napi_env env, int e, const char *syscall, const ch
   return NULL;
 }
 
-static int get_string(napi_env env, napi_value v, char *buf, size_t size) {
+int get_string(napi_env env, napi_value v, char *buf, size_t size) {
   size_t len = 0;
   if (napi_get_value_string_utf8(env, v, buf, size, &len) != napi_ok) {
     napi_throw_type_error(env, NULL, "expected a string");
@@ -213,6 +216,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "umount", NULL, js_umount, NULL, NULL, NULL, napi_default, NULL },
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  define_at(env, exports);
   return exports;
 }
 

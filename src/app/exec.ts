@@ -12,7 +12,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { TsrunError } from '../errors.js';
 import { resolveUser } from '../spec/user.js';
-import { resolveInRoot } from '../snapshot/rootfs-copy.js';
+import { readFileInRoot } from '../snapshot/rootfs-copy.js';
 import { lastLogError } from '../runtime/oci-runtime.js';
 import type { AppContext } from './context.js';
 import { openEnv, runtimeFor } from './containers.js';
@@ -46,7 +46,8 @@ export async function execInContainer(ctx: AppContext, query: string, args: stri
   let user: string | undefined;
   let additionalGids: number[] | undefined;
   if (o.user) {
-    const read = (f: string) => resolveInRoot(c.paths.rootfs, f).then((p) => fs.readFile(p, 'utf8')).catch(() => undefined);
+    // Through safe-root.ts: the container runs and may swap /etc for a link mid-read (issue 13).
+    const read = (f: string) => readFileInRoot(c.paths.rootfs, f);
     const u = resolveUser(o.user, await read('/etc/passwd'), await read('/etc/group'));
     user = `${u.uid}:${u.gid}`;
     additionalGids = u.additionalGids;

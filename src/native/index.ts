@@ -21,9 +21,53 @@ export interface Native {
   mount(source: string, target: string, fstype: string, data: string): void;
   /** umount2(2) without flags. */
   umount(target: string): void;
+  /**
+   * The *at() family (native-helpers/src/at.c, walk.c): an O_PATH fd for `path` resolved inside
+   * `rootfd` as if it were "/" (openat2 RESOLVE_IN_ROOT|RESOLVE_NO_MAGICLINKS, or the same rules
+   * one component at a time). Every `name` below is one path component ("" = the fd itself
+   * where allowed); O_NOFOLLOW and O_CLOEXEC are always added to openat.
+   */
+  walkInRoot(rootfd: number, path: string, followFinal: boolean): number;
+  openat(dirfd: number, name: string, flags: number, mode: number): number;
+  /** A usable fd for what an O_PATH fd names (open of /proc/self/fd/N; never creates). */
+  reopen(fd: number, flags: number): number;
+  statx(dirfd: number, name: string, follow: boolean): Statx;
+  mkdirat(dirfd: number, name: string, mode: number): void;
+  symlinkat(target: string, dirfd: number, name: string): void;
+  readlinkat(dirfd: number, name: string): string;
+  unlinkat(dirfd: number, name: string, dir: boolean): void;
+  renameat(fromDir: number, from: string, toDir: number, to: string): void;
+  /** Never follows a symlink; "" changes the fd itself (even an O_PATH one). */
+  fchownat(dirfd: number, name: string, uid: number, gid: number): void;
+  /** Never follows a symlink; times in nanoseconds since the epoch. */
+  utimensat(dirfd: number, name: string, atimeNs: bigint, mtimeNs: bigint): void;
+  /** Entry names of a directory fd, without "." and "..". */
+  readdir(dirfd: number): string[];
+  /** Is the mount that `fd` is on read-only? */
+  fsReadonly(fd: number): boolean;
 }
 
-interface Addon {
+export interface Statx {
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  nlink: number;
+  ino: number;
+  dev: number;
+  atimeSec: number;
+  atimeNsec: number;
+  mtimeSec: number;
+  mtimeNsec: number;
+  /** The mount's id (statx STATX_MNT_ID), -1 where the kernel does not give it (< 5.8). */
+  mntId: number;
+}
+
+type AtCalls = Pick<Native, 'walkInRoot' | 'openat' | 'reopen' | 'statx' | 'mkdirat' | 'symlinkat' | 'readlinkat' | 'unlinkat' | 'renameat'
+  | 'fchownat' | 'readdir' | 'fsReadonly'>;
+
+interface Addon extends AtCalls {
+  utimensat(dirfd: number, name: string, atimeNs: bigint, mtimeNs: bigint): void;
   mknod(path: string, mode: number, major: number, minor: number): void;
   lsetxattr(path: string, name: string, value: Buffer): void;
   lgetxattr(path: string, name: string): Buffer | null;
@@ -58,6 +102,19 @@ export function native(): Native {
     flock: (fd, op, nonblock = false) => addon.flock(fd, LOCK[op] | (nonblock ? LOCK_NB : 0)),
     mount: (source, target, fstype, data) => addon.mount(source, target, fstype, data),
     umount: (target) => addon.umount(target),
+    walkInRoot: (rootfd, p, followFinal) => addon.walkInRoot(rootfd, p, followFinal),
+    openat: (dirfd, name, flags, mode) => addon.openat(dirfd, name, flags, mode),
+    reopen: (fd, flags) => addon.reopen(fd, flags),
+    statx: (dirfd, name, follow) => addon.statx(dirfd, name, follow),
+    mkdirat: (dirfd, name, mode) => addon.mkdirat(dirfd, name, mode),
+    symlinkat: (target, dirfd, name) => addon.symlinkat(target, dirfd, name),
+    readlinkat: (dirfd, name) => addon.readlinkat(dirfd, name),
+    unlinkat: (dirfd, name, dir) => addon.unlinkat(dirfd, name, dir),
+    renameat: (fromDir, from, toDir, to) => addon.renameat(fromDir, from, toDir, to),
+    fchownat: (dirfd, name, uid, gid) => addon.fchownat(dirfd, name, uid, gid),
+    utimensat: (dirfd, name, a, m) => addon.utimensat(dirfd, name, a, m),
+    readdir: (dirfd) => addon.readdir(dirfd),
+    fsReadonly: (fd) => addon.fsReadonly(fd),
   };
   return loaded;
 }

@@ -1,23 +1,341 @@
 /**
- * Copying between a container's root filesystem (a directory on the host, e.g. its overlay
- * mount) and host paths: the filesystem half of `tsrun cp`, after Docker's documented rules
- * (docs.docker.com/reference/cli/docker/container/cp/, "SRC_PATH / DEST_PATH" table).
+ * Copying between a container's root filesystem and host paths: the filesystem half of
+ * `tsrun cp`, after Docker's documented rules (docs.docker.com/reference/cli/docker/container/cp/,
+ * the "SRC_PATH / DEST_PATH" table; `-L` follows a final symlink of SRC_PATH, `-a` keeps owners).
  *
- * The container's content is untrusted: it may hold symlinks (`etc -> /etc`, `x -> ../../..`)
- * meant to make us read or write host files. So:
- * - container paths are resolved with `resolveInRoot` (filepath-securejoin's SecureJoin
- *   semantics: `..` stops at the root, every symlink met is resolved as if the root were "/");
- * - inside a copied tree no symlink is ever followed: links are copied as links, files are opened
- *   with O_NOFOLLOW, and an existing entry in the way of a write is replaced, never written through.
- * Contract: host paths are the user's and are used as given. Copies are not atomic; a container
- * racing the copy (swapping a directory for a link mid-copy) can at worst make it fail. Special
- * files (devices, fifos, sockets) are skipped.
+ * The container's side is a `SafeRoot` (safe-root.ts): its paths are resolved inside it by the
+ * kernel, and every read, write, mkdir, chown and removal there is made relative to a directory
+ * fd, one name at a time, never through a final symlink — a container racing the copy (swapping a
+ * directory for a link to "/", issue 13) can make it fail, never reach the host. Inside a copied
+ * tree no symlink is followed: links are copied as links. The host's side is the user's: its
+ * paths are opened as given (links followed, as cp does), and from there on the same fd-relative
+ * code writes, so a link copied out of the container is never written through either.
+ *
+ * Mounts: a root opened through the container's mount namespace shows its bind mounts and its
+ * /etc/hosts, /etc/hostname and /etc/resolv.conf, so copies go into and out of them. A mount
+ * point is never unlinked or renamed over (that would detach the container's mount): a regular
+ * file copied onto a file mount point is written in place; anything else onto a mount point is
+ * refused. `readonlyRoot` (`--read-only`) refuses writes that land on the root's own mount with
+ * Docker's "container rootfs is marked read-only"; a read-only mount refuses with "mounted volume
+ * is marked read-only"; writable mounts below a read-only root take copies, as Docker's volumes do.
+ *
+ * Contract: copies are not atomic. Special files (devices, fifos, sockets) are skipped. The older
+ * path-string helpers at the end (`resolveInRoot`, `copyRegularFile`) are for trees no process
+ * runs in (build steps, a root being created), never for a running container.
  */
-import { constants, promises as fs, type Stats } from 'node:fs';
+import { constants, fchmodSync, fchownSync, openSync, promises as fs, read, write } from 'node:fs';
+import { promisify } from 'node:util';
 import path from 'node:path';
 import { TsrunError } from '../errors.js';
+import { native } from '../native/index.js';
+import {
+  closeFd, errno, fdStat, O_DIRECTORY, O_NOFOLLOW, O_PATH, openDir, openRegular, openTrusted, SafeRoot, statAt, withFd,
+  type EntryStat,
+} from './safe-root.js';
 
 const MAX_LINKS = 255;
+
+export interface CopyResult { entries: number; bytes: number }
+
+export interface CopyOptions {
+  /** `-a`: keep the uid/gid of what is copied. */
+  preserveOwnership?: boolean;
+  /** `-L`: follow a final symlink of the source. */
+  followLink?: boolean;
+  /** Copy-in only: the container was created with --read-only. */
+  readonlyRoot?: boolean;
+}
+
+interface Ctx { preserveOwnership: boolean; result: CopyResult; src: string; dest: string }
+
+export function cpError(src: string, dest: string, cause: string, hint?: string): TsrunError {
+  return new TsrunError('ERR_USAGE', `copying ${src} to ${dest}: ${cause}`, { hint });
+}
+
+function because(err: unknown): string {
+  switch (errno(err)) {
+    case 'ENOENT': return 'no such file or directory (it changed during the copy)';
+    case 'ELOOP': case 'ENOTDIR': return 'a path changed into a symbolic link or a file during the copy';
+    case 'EROFS': return 'read-only file system';
+    default: return (err as Error).message;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The fd-relative copy engine: both directions go through it.
+
+/** Remove `name` from `dirfd` (a directory recursively, never into another mount). */
+export function removeAt(dirfd: number, name: string, st: EntryStat, parentMount: string): void {
+  if (st.mount !== parentMount) throw Object.assign(new Error(`${name} is a mount point in the container`), { code: 'EBUSY' });
+  if (st.kind === 'dir') {
+    const fd = native().openat(dirfd, name, O_DIRECTORY, 0);
+    try {
+      for (const child of native().readdir(fd)) {
+        const cst = statAt(fd, child);
+        if (cst) removeAt(fd, child, cst, st.mount);
+      }
+    } finally {
+      closeFd(fd);
+    }
+  }
+  native().unlinkat(dirfd, name, st.kind === 'dir');
+}
+
+async function copyBytes(from: number, to: number): Promise<number> {
+  const buf = Buffer.allocUnsafe(1 << 20);
+  let bytes = 0;
+  for (;;) {
+    const { bytesRead } = await readFd(from, buf, 0, buf.length, null);
+    if (bytesRead === 0) return bytes;
+    let off = 0;
+    while (off < bytesRead) off += (await writeFd(to, buf, off, bytesRead - off)).bytesWritten;
+    bytes += bytesRead;
+  }
+}
+
+// fs.read/fs.write on fds from the native seam (Node's fs takes any descriptor), off the main thread.
+const readFd = promisify(read);
+const writeFd = (fd: number, buf: Buffer, off: number, len: number) => promisify(write)(fd, buf, off, len, null);
+
+/** Owner (with -a), mode and times of `st` onto the open fd `fd`. */
+function applyMeta(fd: number, st: EntryStat, c: Ctx): void {
+  if (c.preserveOwnership) fchownSync(fd, st.uid, st.gid);
+  fchmodSync(fd, st.perm);
+  native().utimensat(fd, '', st.atimeNs, st.mtimeNs);
+}
+
+/**
+ * Copy the entry an O_PATH fd names (`src`, of type `st`) to `name` in the directory `dstDir`,
+ * replacing whatever non-directory is in the way (merging into a directory that is there).
+ */
+export async function copyEntry(src: number, st: EntryStat, dstDir: number, name: string, c: Ctx): Promise<void> {
+  const n = native();
+  const dirMount = fdStat(dstDir).mount;
+  const existing = statAt(dstDir, name);
+  if (st.kind === 'dir') {
+    if (existing && existing.kind !== 'dir') removeAt(dstDir, name, existing, dirMount);
+    if (existing?.kind !== 'dir') n.mkdirat(dstDir, name, 0o700);
+    const out = n.openat(dstDir, name, O_DIRECTORY, 0);
+    try {
+      const inDir = openDir(src);
+      try {
+        for (const child of n.readdir(inDir)) {
+          let childFd: number;
+          try {
+            childFd = n.openat(inDir, child, O_PATH, 0);
+          } catch (err) {
+            if (errno(err) === 'ENOENT') continue; // removed since it was listed
+            throw err;
+          }
+          await withFd(childFd, (fd) => copyEntry(fd, fdStat(fd), out, child, c));
+        }
+      } finally {
+        closeFd(inDir);
+      }
+      applyMeta(out, st, c);
+    } finally {
+      closeFd(out);
+    }
+  } else if (st.kind === 'file') {
+    const input = openRegular(src);
+    try {
+      let output: number;
+      if (existing && existing.mount !== dirMount && existing.kind === 'file') {
+        // A file mount point (/etc/hosts): written in place, its mount left where it is.
+        output = await withFd(n.openat(dstDir, name, O_PATH, 0), (fd) => openRegular(fd, constants.O_WRONLY | constants.O_TRUNC));
+      } else {
+        if (existing) removeAt(dstDir, name, existing, dirMount);
+        output = n.openat(dstDir, name, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+      }
+      try {
+        c.result.bytes += await copyBytes(input, output);
+        applyMeta(output, st, c);
+      } finally {
+        closeFd(output);
+      }
+    } finally {
+      closeFd(input);
+    }
+  } else if (st.kind === 'symlink') {
+    const target = n.readlinkat(src, '');
+    if (existing) removeAt(dstDir, name, existing, dirMount);
+    n.symlinkat(target, dstDir, name);
+    if (c.preserveOwnership) n.fchownat(dstDir, name, st.uid, st.gid);
+    n.utimensat(dstDir, name, st.atimeNs, st.mtimeNs);
+  } else {
+    return; // devices, fifos, sockets: skipped
+  }
+  c.result.entries++;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Docker's table, shared by both directions.
+
+/** "dir/." (or "dir/./"): copy the contents of dir, not dir itself. */
+export function contentsOnly(arg: string): boolean {
+  return /(^|\/)\.\/?$/.test(arg);
+}
+
+/**
+ * Where SRC goes. `destIsDir`: DEST exists and is a directory (undefined: DEST does not exist).
+ * Returns `into`: SRC goes into DEST under SRC's name; `as`: SRC becomes DEST; `contents`:
+ * SRC's contents go into DEST (made if missing).
+ */
+function plan(srcKind: EntryStat['kind'], srcArg: string, destArg: string, destIsDir: boolean | undefined): 'into' | 'as' | 'contents' {
+  const contents = contentsOnly(srcArg);
+  if (srcKind === 'dir') {
+    if (destIsDir === undefined) return 'contents';
+    if (!destIsDir) throw cpError(srcArg, destArg, 'cannot copy a directory to a file');
+    return contents ? 'contents' : 'into';
+  }
+  if (contents) throw cpError(srcArg, destArg, 'source is not a directory');
+  if (destIsDir === undefined) {
+    if (destArg.endsWith('/')) throw cpError(srcArg, destArg, 'destination directory does not exist');
+    return 'as';
+  }
+  return destIsDir ? 'into' : 'as';
+}
+
+/** The name SRC is copied under: its last component as the user wrote it ("/" → "root"). */
+function baseName(arg: string): string {
+  return path.posix.basename(arg.replace(/\/\.?\/?$/, '').replace(/\/+$/, '')) || 'root';
+}
+
+function newCtx(src: string, dest: string, o: CopyOptions): Ctx {
+  return { preserveOwnership: Boolean(o.preserveOwnership), result: { entries: 0, bytes: 0 }, src, dest };
+}
+
+/** container → host. */
+export async function copyOut(root: SafeRoot, ctrPath: string, hostDest: string, o: CopyOptions = {}): Promise<CopyResult> {
+  const c = newCtx(ctrPath, hostDest, o);
+  const follow = Boolean(o.followLink) || /\/\.?\/?$/.test(ctrPath);
+  let srcFd: number;
+  try {
+    srcFd = root.walk(ctrPath, follow);
+  } catch (err) {
+    if (errno(err) === 'ENOENT' || errno(err) === 'ENOTDIR') throw cpError(ctrPath, hostDest, `no such file or directory in the container: ${ctrPath}`);
+    throw cpError(ctrPath, hostDest, because(err));
+  }
+  return withFd(srcFd, async () => {
+    const st = fdStat(srcFd);
+    if (contentsOnly(ctrPath) && st.kind !== 'dir') throw cpError(ctrPath, hostDest, 'source is not a directory');
+    const destSt = await fs.stat(hostDest).catch(() => undefined);
+    const how = plan(st.kind, ctrPath, hostDest, destSt ? destSt.isDirectory() : undefined);
+    await writeHost(srcFd, st, hostDest, how, baseName(ctrPath), c);
+    return c.result;
+  });
+}
+
+async function writeHost(srcFd: number, st: EntryStat, hostDest: string, how: 'into' | 'as' | 'contents', base: string, c: Ctx): Promise<void> {
+  const target = how === 'into' ? path.join(hostDest, base) : path.resolve(hostDest);
+  let parent: number;
+  try {
+    parent = openTrusted(path.dirname(target));
+  } catch {
+    throw cpError(c.src, c.dest, `no such directory: ${path.dirname(target)}`);
+  }
+  await withFd(parent, async () => {
+    try {
+      await copyEntry(srcFd, st, parent, path.basename(target), c);
+    } catch (err) {
+      if (err instanceof TsrunError) throw err;
+      throw cpError(c.src, c.dest, because(err));
+    }
+  });
+}
+
+/** host → container. */
+export async function copyIn(root: SafeRoot, hostSrc: string, ctrDest: string, o: CopyOptions = {}): Promise<CopyResult> {
+  const c = newCtx(hostSrc, ctrDest, o);
+  const trimmed = hostSrc.replace(/\/\.?\/?$/, '') || (hostSrc.startsWith('/') ? '/' : '.');
+  let srcFd: number;
+  try {
+    srcFd = openSync(trimmed, O_PATH | (o.followLink || hostSrc.endsWith('/') ? 0 : O_NOFOLLOW));
+  } catch {
+    throw cpError(hostSrc, ctrDest, `no such file or directory: ${hostSrc}`);
+  }
+  return withFd(srcFd, async () => {
+    const st = fdStat(srcFd);
+    if (contentsOnly(hostSrc) && st.kind !== 'dir') throw cpError(hostSrc, ctrDest, 'source is not a directory');
+    const dest = locateDest(root, ctrDest, hostSrc);
+    try {
+      const destIsDir = dest.name === undefined ? true : dest.stat ? dest.stat.kind === 'dir' : undefined;
+      const how = plan(st.kind, hostSrc, ctrDest, destIsDir);
+      // The directory new names are made in, and the name.
+      let dir: number;
+      let name: string;
+      if (how === 'into' || (how === 'contents' && dest.name === undefined)) {
+        dir = dest.name === undefined ? dest.dir : native().openat(dest.dir, dest.name, O_PATH | O_DIRECTORY, 0);
+        name = how === 'into' ? baseName(hostSrc) : '';
+      } else {
+        dir = dest.dir;
+        name = dest.name as string;
+      }
+      try {
+        checkWritable(root, dir, name, o, c);
+        if (name === '') {
+          // contents of SRC into the existing directory DEST
+          const inDir = openDir(srcFd);
+          try {
+            for (const child of native().readdir(inDir)) {
+              await withFd(native().openat(inDir, child, O_PATH, 0), (fd) => copyEntry(fd, fdStat(fd), dir, child, c));
+            }
+          } finally {
+            closeFd(inDir);
+          }
+        } else {
+          await copyEntry(srcFd, st, dir, name, c);
+        }
+      } finally {
+        if (dir !== dest.dir) closeFd(dir);
+      }
+    } catch (err) {
+      if (err instanceof TsrunError) throw err;
+      throw cpError(hostSrc, ctrDest, because(err));
+    } finally {
+      closeFd(dest.dir);
+    }
+    return c.result;
+  });
+}
+
+function locateDest(root: SafeRoot, ctrDest: string, hostSrc: string): ReturnType<SafeRoot['locate']> {
+  try {
+    return root.locate(ctrDest, true);
+  } catch (err) {
+    if (errno(err) === 'ENOENT' || errno(err) === 'ENOTDIR') throw cpError(hostSrc, ctrDest, `no such directory in the container: ${path.posix.dirname(ctrDest)}`);
+    throw cpError(hostSrc, ctrDest, because(err));
+  }
+}
+
+/**
+ * Docker's rules for writing into a container (daemon/archive.go): a read-only mount refuses;
+ * outside any mount, a --read-only root refuses. What is checked is where the writes land: the
+ * directory names are made in, or an existing directory or file mount point being written.
+ */
+export function checkWritable(root: SafeRoot, dir: number, name: string, o: CopyOptions, c: Ctx): void {
+  const existing = name === '' ? undefined : statAt(dir, name);
+  const dirSt = fdStat(dir);
+  let landsOn = dir;
+  let opened: number | undefined;
+  if (existing && (existing.kind === 'dir' || existing.mount !== dirSt.mount)) {
+    opened = native().openat(dir, name, O_PATH, 0);
+    landsOn = opened;
+  }
+  try {
+    const mount = fdStat(landsOn).mount;
+    if (native().fsReadonly(landsOn)) {
+      if (mount === root.rootStat().mount) throw cpError(c.src, c.dest, 'container rootfs is marked read-only');
+      throw cpError(c.src, c.dest, 'mounted volume is marked read-only');
+    }
+    if (o.readonlyRoot && mount === root.rootStat().mount) throw cpError(c.src, c.dest, 'container rootfs is marked read-only');
+  } finally {
+    closeFd(opened);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Path-string helpers, for roots no process runs in (see the module comment).
 
 export async function resolveInRoot(root: string, unsafePath: string, opts: { followFinal?: boolean } = {}): Promise<string> {
   const followFinal = opts.followFinal ?? true;
@@ -47,17 +365,21 @@ export async function resolveInRoot(root: string, unsafePath: string, opts: { fo
   return path.join(root, ...current);
 }
 
-/** A text file of a root filesystem (e.g. its /etc/passwd), resolved inside it; undefined if absent. */
+/**
+ * A text file of a root filesystem (e.g. its /etc/passwd), resolved inside it through
+ * safe-root.ts, so it is safe on a running container's root too; undefined if absent.
+ */
 export function readFileInRoot(root: string, file: string): Promise<string | undefined> {
-  return resolveInRoot(root, file).then((p) => fs.readFile(p, 'utf8')).catch(() => undefined);
-}
-
-export interface CopyResult { entries: number; bytes: number }
-
-interface Ctx { preserveOwnership: boolean; result: CopyResult }
-
-function cpError(src: string, dest: string, cause: string, hint?: string): TsrunError {
-  return new TsrunError('ERR_USAGE', `copying ${src} to ${dest}: ${cause}`, { hint });
+  try {
+    const r = SafeRoot.open(root);
+    try {
+      return Promise.resolve(r.readText(file));
+    } finally {
+      r.close();
+    }
+  } catch {
+    return Promise.resolve(undefined);
+  }
 }
 
 /**
@@ -84,97 +406,4 @@ export async function copyRegularFile(src: string, dst: string, mode: number): P
     await input.close();
   }
   return bytes;
-}
-
-/** Copy `src` (lstat'ed, never followed) to `dst`, replacing whatever non-directory is in the way. */
-async function copyEntry(src: string, dst: string, st: Stats, c: Ctx): Promise<void> {
-  const existing = await fs.lstat(dst).catch(() => undefined);
-  if (st.isDirectory()) {
-    if (existing && !existing.isDirectory()) await fs.rm(dst, { force: true });
-    if (!existing?.isDirectory()) await fs.mkdir(dst, { mode: 0o700 });
-    for (const name of await fs.readdir(src)) {
-      const childSt = await fs.lstat(path.join(src, name));
-      await copyEntry(path.join(src, name), path.join(dst, name), childSt, c);
-    }
-  } else if (st.isSymbolicLink() || st.isFile()) {
-    if (existing) await fs.rm(dst, { recursive: existing.isDirectory(), force: true });
-    if (st.isSymbolicLink()) {
-      await fs.symlink(await fs.readlink(src), dst);
-    } else {
-      c.result.bytes += await copyRegularFile(src, dst, 0o600);
-    }
-  } else {
-    return; // devices, fifos, sockets: skipped
-  }
-  if (c.preserveOwnership) await fs.lchown(dst, st.uid, st.gid);
-  if (!st.isSymbolicLink()) await fs.chmod(dst, st.mode & 0o7777);
-  await fs.lutimes(dst, st.atime, st.mtime);
-  c.result.entries++;
-}
-
-/**
- * Docker's table, shared by both directions. `srcPath` is already resolved to a real location;
- * `destStat` is the destination as it exists (undefined if not); returns where SRC goes, and
- * whether SRC's contents (rather than SRC itself) are copied there.
- */
-function plan(srcSt: Stats, srcArg: string, destArg: string, destPath: string, destStat: Stats | undefined, srcBase: string): { target: string; contents: boolean } {
-  const contentsOnly = /(^|\/)\.$/.test(srcArg);
-  if (srcSt.isDirectory()) {
-    if (!destStat) return { target: destPath, contents: true };
-    if (!destStat.isDirectory()) throw cpError(srcArg, destArg, 'cannot copy a directory to a file');
-    return contentsOnly ? { target: destPath, contents: true } : { target: path.join(destPath, srcBase), contents: false };
-  }
-  if (contentsOnly) throw cpError(srcArg, destArg, 'source is not a directory');
-  if (!destStat) {
-    if (destArg.endsWith('/')) throw cpError(srcArg, destArg, 'destination directory does not exist');
-    return { target: destPath, contents: false };
-  }
-  return destStat.isDirectory() ? { target: path.join(destPath, srcBase), contents: false } : { target: destPath, contents: false };
-}
-
-async function copyPlanned(srcPath: string, srcSt: Stats, target: string, contents: boolean, c: Ctx, srcArg: string, destArg: string): Promise<void> {
-  const parent = await fs.stat(path.dirname(target)).catch(() => undefined);
-  if (!parent?.isDirectory()) throw cpError(srcArg, destArg, `no such directory: ${path.dirname(destArg) || '/'}`);
-  if (contents && srcSt.isDirectory()) {
-    const existing = await fs.lstat(target).catch(() => undefined);
-    if (!existing) await fs.mkdir(target, { mode: srcSt.mode & 0o7777 });
-    for (const name of await fs.readdir(srcPath)) {
-      await copyEntry(path.join(srcPath, name), path.join(target, name), await fs.lstat(path.join(srcPath, name)), c);
-    }
-    return;
-  }
-  await copyEntry(srcPath, target, srcSt, c);
-}
-
-function stripDot(p: string): string {
-  return p.replace(/\/\.$/, '/');
-}
-
-/** container → host. */
-export async function copyOut(root: string, ctrPath: string, hostDest: string, opts: { preserveOwnership?: boolean } = {}): Promise<CopyResult> {
-  const c: Ctx = { preserveOwnership: Boolean(opts.preserveOwnership), result: { entries: 0, bytes: 0 } };
-  const cleaned = stripDot(ctrPath);
-  // A trailing slash asserts a directory: then the final link is followed (as the shell does).
-  const srcPath = await resolveInRoot(root, cleaned, { followFinal: cleaned.endsWith('/') });
-  const srcSt = await fs.lstat(srcPath).catch(() => undefined);
-  if (!srcSt) throw cpError(ctrPath, hostDest, `no such file or directory in the container: ${ctrPath}`);
-  const destStat = await fs.stat(hostDest).catch(() => undefined);
-  const { target, contents } = plan(srcSt, ctrPath, hostDest, path.resolve(hostDest), destStat, path.basename(srcPath) || 'root');
-  await copyPlanned(srcPath, srcSt, target, contents, c, ctrPath, hostDest);
-  return c.result;
-}
-
-/** host → container. */
-export async function copyIn(root: string, hostSrc: string, ctrDest: string, opts: { preserveOwnership?: boolean } = {}): Promise<CopyResult> {
-  const c: Ctx = { preserveOwnership: Boolean(opts.preserveOwnership), result: { entries: 0, bytes: 0 } };
-  const srcSt = await fs.lstat(stripDot(hostSrc).replace(/\/$/, '') || '/').catch(() => undefined);
-  if (!srcSt) throw cpError(hostSrc, ctrDest, `no such file or directory: ${hostSrc}`);
-  const srcPath = path.resolve(stripDot(hostSrc));
-  // The destination, and whatever it names, is resolved inside the root: never outside it.
-  const destPath = await resolveInRoot(root, ctrDest);
-  const destStat = await fs.lstat(destPath).catch(() => undefined);
-  const { target, contents } = plan(srcSt, hostSrc, ctrDest, destPath, destStat, path.basename(srcPath));
-  // The parent of a new entry must itself resolve inside the root (it does: destPath did).
-  await copyPlanned(srcPath, srcSt, target, contents, c, hostSrc, ctrDest);
-  return c.result;
 }

@@ -137,6 +137,10 @@ R('run -d on the host network: ps, logs, exec, cp both ways, stop, rm; no mount 
   assert.is(lstatSync(path.join(home, 'out.txt')).uid, uid);
   assert.is((await cli(['logs', 'rl'])).stdout, 'up\n');
   assert.is((await cli(['stop', '-t', '1', 'rl'])).code, 0);
+  // Stopped: the root is rebuilt by tsrun-rootns inside the user's namespaces.
+  const back = await cli(['cp', 'rl:/tmp/in.txt', path.join(home, 'back.txt')]);
+  assert.is(back.code, 0, back.stderr);
+  assert.is(readFileSync(path.join(home, 'back.txt'), 'utf8'), 'copied in\n');
   assert.is((await cli(['rm', 'rl'])).code, 0);
   assert.is((await cli(['ps', '-aq'])).stdout, '');
   const mounts = readFileSync(`/proc/${pausePid()}/mountinfo`, 'utf8').split('\n').filter((l) => l.includes(root));

@@ -294,9 +294,11 @@ export function registerContainerCommands(program: Command, io: CliIo): void {
     .argument('<src>')
     .argument('<dest>')
     .option('-a, --archive', 'keep uid/gid of the copied files')
-    .action(async (src: string, dest: string, o: { archive?: boolean }) => {
+    .option('-L, --follow-link', 'always follow a symbolic link given as SRC_PATH')
+    .addHelpText('after', '\nUse - as SRC_PATH to extract a tar from stdin into a directory, or as DEST_PATH to write a tar to stdout.')
+    .action(async (src: string, dest: string, o: { archive?: boolean; followLink?: boolean }) => {
       const { copy } = await import('../../app/cp.js');
-      await copy(await context(io), src, dest, { archive: Boolean(o.archive) });
+      await copy(await context(io), src, dest, { archive: Boolean(o.archive), followLink: Boolean(o.followLink), stdout: io.out });
     });
   cpCmd(program.command('cp'));
 
