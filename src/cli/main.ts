@@ -39,20 +39,6 @@ export function printError(err: unknown, io: Pick<CliIo, 'err'>, debug: boolean)
 }
 
 export async function main(argv: string[]): Promise<void> {
-  // An unprivileged user's command runs inside the user's rootless namespace (src/rootless/);
-  // root's start-up does not even load that module.
-  const uid = process.getuid?.() ?? 0;
-  if (uid !== 0 && !process.env.TSRUN_ROOTLESS) {
-    const { needsNamespace, runInNamespace } = await import('../rootless/enter.js');
-    if (needsNamespace(argv, uid, process.env)) {
-      try {
-        process.exit(await runInNamespace(argv, process.env));
-      } catch (err) {
-        printError(err, { err: process.stderr }, argv.includes('--debug'));
-        process.exit(EXIT_TSRUN);
-      }
-    }
-  }
   const { Command: CommandCtor, CommanderError } = await import('commander');
   const program: Command = new CommandCtor('tsrun');
   const io: CliIo = {
@@ -81,6 +67,22 @@ export async function main(argv: string[]): Promise<void> {
   registerBuildCommands(program, io);
   const { registerSystemCommands } = await import('./commands/system.js');
   registerSystemCommands(program, io);
+
+  // An unprivileged user's command runs inside the user's rootless namespace (src/rootless/);
+  // root's start-up does not even load that module.
+  const uid = process.getuid?.() ?? 0;
+  if (uid !== 0 && !process.env.TSRUN_ROOTLESS) {
+    const { needsNamespace, runInNamespace } = await import('../rootless/enter.js');
+    const { commandPlan } = await import('./own-options.js');
+    if (needsNamespace(commandPlan(program, argv), uid, process.env)) {
+      try {
+        process.exit(await runInNamespace(argv, process.env));
+      } catch (err) {
+        printError(err, { err: process.stderr }, argv.includes('--debug'));
+        process.exit(EXIT_TSRUN);
+      }
+    }
+  }
 
   let code: number;
   try {

@@ -13,27 +13,22 @@
 import { spawn } from 'node:child_process';
 import os from 'node:os';
 import { constants as osConstants } from 'node:os';
+import type { CommandPlan } from '../cli/own-options.js';
 import { cliEntry } from '../util/project.js';
 import { ensureNamespace, namespaceRequirements, nsenterArgv } from './namespace.js';
 
 const OUTSIDE = new Set(['help', 'login', 'logout', 'info', 'version']);
 
-/** The verb in an argv after tsrun's global options. */
-export function verbOf(argv: readonly string[]): string | undefined {
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i] as string;
-    if (a === '--root') i++;
-    else if (!a.startsWith('-')) return a;
-  }
-  return undefined;
-}
-
-export function needsNamespace(argv: readonly string[], uid: number, env: NodeJS.ProcessEnv): boolean {
-  if (uid === 0 || env.TSRUN_ROOTLESS) return false;
-  const verb = verbOf(argv);
+/**
+ * Does this command of `uid` run in the namespace? `plan` is what the argv names, read from
+ * tsrun's own options only (src/cli/own-options.ts): a container's `node --version` is not
+ * tsrun's --version.
+ */
+export function needsNamespace(plan: CommandPlan, uid: number, env: NodeJS.ProcessEnv): boolean {
+  if (uid === 0 || env.TSRUN_ROOTLESS || plan.help) return false;
+  const [verb, sub] = plan.path;
   if (verb === undefined || OUTSIDE.has(verb)) return false;
-  if (verb === 'system' && argv.includes('info')) return false;
-  return !argv.some((a) => a === '--help' || a === '-h' || a === '--version');
+  return !(verb === 'system' && sub === 'info');
 }
 
 /** Run argv in the namespace; resolves with the exit code to use. */
