@@ -46,6 +46,7 @@ import type { AppContext } from './context.js';
 import { openEnv, overlayDriver, runtimeFor, type Env } from './containers.js';
 import { findOrPull } from './image-source.js';
 import type { OciRuntime } from '../runtime/oci-runtime.js';
+import { callerEnvironment } from '../util/caller-env.js';
 
 export interface BuildOptions {
   /** The build context directory. */
@@ -738,7 +739,7 @@ export async function build(ctx: AppContext, o: BuildOptions, io: BuildIo): Prom
   const ignore = await loadDockerignore(contextDir);
   const builder = new Builder(env, df, {
     ...o, contextDir, ignore, network: (network === 'default' ? 'bridge' : network) as BuildNetwork,
-  }, parseBuildArgs(o.buildArgs ?? [], ctx.env), total, io);
+  }, parseBuildArgs(o.buildArgs ?? [], callerEnvironment(ctx.env)), total, io);
   const onSignal = () => builder.interrupt();
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);

@@ -97,7 +97,7 @@ function disconnectNetwork(env: Env, id: string): Promise<void> {
 
 /** The argv the monitor runs after the container exits: `tsrun container cleanup ID`. */
 function exitCommand(env: Env, id: string): string[] {
-  return [process.execPath, cliEntry(), '--root', env.store.root, 'container', 'cleanup', id];
+  return [process.execPath, '--', cliEntry(), '--root', env.store.root, 'container', 'cleanup', id];
 }
 
 export interface StartOptions {

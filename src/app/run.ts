@@ -31,6 +31,7 @@ import { hostsFile, resolvConf } from '../network/etc-files.js';
 import { assignHostPorts, parsePublish, publishAll, type PortMapping } from '../network/ports.js';
 import { netnsPath } from '../network/bridge.js';
 import { slirpNetnsPath, slirpResolvConf } from '../network/slirp.js';
+import { callerEnvironment } from '../util/caller-env.js';
 
 export interface RunOptions {
   image: string;
@@ -212,7 +213,7 @@ export async function createContainer(ctx: AppContext, o: RunOptions, err: NodeJ
 
     const spec = applyOpts(defaultSpec(),
       argsOpt,
-      withEnv(config.Env, userEnv, { callerEnv: ctx.env, hostname, tty: Boolean(o.tty), home: user.home }),
+      withEnv(config.Env, userEnv, { callerEnv: callerEnvironment(ctx.env), hostname, tty: Boolean(o.tty), home: user.home }),
       withCwd(config.WorkingDir, o.workdir),
       withUser(user),
       withTty(Boolean(o.tty)),

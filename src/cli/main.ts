@@ -71,7 +71,14 @@ export async function main(argv: string[]): Promise<void> {
   // An unprivileged user's command runs inside the user's rootless namespace (src/rootless/);
   // root's start-up does not even load that module.
   const uid = process.getuid?.() ?? 0;
-  if (uid !== 0 && !process.env.TSRUN_ROOTLESS) {
+  if (process.env.TSRUN_CWD && process.env.TSRUN_ROOTLESS) {
+    try {
+      (await import('../rootless/enter.js')).restoreCwd(process.env);
+    } catch (err) {
+      printError(err, { err: process.stderr }, argv.includes('--debug'));
+      process.exit(EXIT_TSRUN);
+    }
+  } else if (uid !== 0 && !process.env.TSRUN_ROOTLESS) {
     const { needsNamespace, runInNamespace } = await import('../rootless/enter.js');
     const { commandPlan } = await import('./own-options.js');
     if (needsNamespace(commandPlan(program, argv), uid, process.env)) {
