@@ -199,7 +199,8 @@ export async function createContainer(ctx: AppContext, o: RunOptions, err: NodeJ
     const cwdHost = await resolveInRoot(p.rootfs, cwd);
     await fs.mkdir(cwdHost, { recursive: true, mode: 0o755 });
     const user = resolveUser(record.config.user || '0', await readFileInRoot(p.rootfs, '/etc/passwd'), await readFileInRoot(p.rootfs, '/etc/group'));
-    for (const b of binds) await fs.mkdir(b.source, { recursive: true });
+    // Docker makes a missing source a directory; an existing one (a file too: -v ~/app.conf:/app.conf) is bound as it is.
+    for (const b of binds) if (!(await fs.lstat(b.source).catch(() => undefined))) await fs.mkdir(b.source, { recursive: true });
 
     await fs.writeFile(path.join(p.etc, 'hostname'), `${hostname}\n`);
     // On the bridge, start rewrites hosts with the address the container gets.
