@@ -32,6 +32,7 @@ import { assignHostPorts, parsePublish, publishAll, type PortMapping } from '../
 import { netnsPath } from '../network/bridge.js';
 import { slirpNetnsPath, slirpResolvConf } from '../network/slirp.js';
 import { callerEnvironment } from '../util/caller-env.js';
+import { singleIdNamespace } from '../rootless/namespace.js';
 
 export interface RunOptions {
   image: string;
@@ -225,7 +226,7 @@ export async function createContainer(ctx: AppContext, o: RunOptions, err: NodeJ
       withResources(resources),
       (s) => {
         s.linux.cgroupsPath = `/tsrun/${id}`;
-        if (ctx.rootless) withRootless({ hostNetwork: network === 'host' })(s);
+        if (ctx.rootless) withRootless({ hostNetwork: network === 'host', singleId: singleIdNamespace() })(s);
         if (network === 'host') {
           // Docker shares the host's UTS namespace too: the runtime may not set a hostname then.
           s.linux.namespaces = s.linux.namespaces.filter((n) => n.type !== 'network' && n.type !== 'uts');

@@ -26,6 +26,7 @@ import { hostsFile, resolvConf } from '../network/etc-files.js';
 import { connectSlirp, disconnectSlirp, slirpNetnsPath, slirpResolvConf } from '../network/slirp.js';
 import type { StepRoot } from './step-root.js';
 import { native } from '../native/index.js';
+import { singleIdNamespace } from '../rootless/namespace.js';
 
 export type BuildNetwork = 'bridge' | 'host' | 'none';
 
@@ -116,7 +117,7 @@ export async function runStep(o: RunStepOptions): Promise<RunStepResult> {
       }
       const nsPath = slirp ? slirpNetnsPath(o.runDir, id) : netnsPath(id);
       if (o.network === 'bridge') s.linux.namespaces = s.linux.namespaces.map((n) => (n.type === 'network' ? { ...n, path: nsPath } : n));
-      if (o.rootless) withRootless({ hostNetwork: host })(s);
+      if (o.rootless) withRootless({ hostNetwork: host, singleId: singleIdNamespace() })(s);
     },
   );
   const bundle = path.join(root.dir, 'bundle');
