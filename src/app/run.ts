@@ -32,6 +32,7 @@ import { assignHostPorts, parsePublish, publishAll, type PortMapping } from '../
 import { netnsPath } from '../network/bridge.js';
 import { slirpNetnsPath, slirpResolvConf } from '../network/slirp.js';
 import { callerEnvironment } from '../util/caller-env.js';
+import { extraHostLines, hostAddress, parseAddHost, withDnsOptions } from '../network/extra-hosts.js';
 import { singleIdNamespace } from '../rootless/namespace.js';
 
 export interface RunOptions {
@@ -60,6 +61,11 @@ export interface RunOptions {
   publish?: string[];
   /** `-P`: every EXPOSEd port on a free host port. */
   publishAll?: boolean;
+  /** `--add-host NAME:IP` (IP may be host-gateway), `--dns`, `--dns-search`, `--dns-option`. */
+  addHost?: string[];
+  dns?: string[];
+  dnsSearch?: string[];
+  dnsOption?: string[];
   labels?: string[];
   /** missing (default), always, never — Docker's --pull. */
   pull?: string;
@@ -106,6 +112,7 @@ export async function createContainer(ctx: AppContext, o: RunOptions, err: NodeJ
     throw new TsrunError('ERR_USAGE', `invalid --network "${network}"`, { hint: 'use bridge, none or host' });
   }
   const binds = (o.volumes ?? []).map(parseVolume);
+  const extraHosts = (o.addHost ?? []).map(parseAddHost);
   const userEnv: string[] = [];
   for (const f of o.envFiles ?? []) {
     const text = await fs.readFile(f, 'utf8').catch((e: Error) => {
@@ -180,6 +187,7 @@ export async function createContainer(ctx: AppContext, o: RunOptions, err: NodeJ
       autoRemove: Boolean(o.rm), binds, readonly: Boolean(o.readOnly), network, runtime: o.runtime ?? 'runc', storage: overlayDriver(ctx),
       memory: resources.memory, cpus: resources.cpus, pidsLimit: resources.pidsLimit,
       ...(ports.length > 0 ? { ports } : {}),
+      ...(extraHosts.length > 0 ? { extraHosts } : {}),
     },
     state: {},
     restartCount: 0,
@@ -205,13 +213,16 @@ export async function createContainer(ctx: AppContext, o: RunOptions, err: NodeJ
 
     await fs.writeFile(path.join(p.etc, 'hostname'), `${hostname}\n`);
     // On the bridge, start rewrites hosts with the address the container gets.
-    await fs.writeFile(path.join(p.etc, 'hosts'), network === 'host' ? readFileSync('/etc/hosts', 'utf8') : hostsFile(hostname));
+    // On the bridge, start writes it again with the addresses it gets.
+    const extra = extraHostLines(extraHosts, network === 'none' ? undefined : hostAddress());
+    await fs.writeFile(path.join(p.etc, 'hosts'), network === 'host' ? readFileSync('/etc/hosts', 'utf8').replace(/\n*$/, '\n') + extra : hostsFile(hostname, undefined, extra));
     let hostResolv = '';
     try {
       hostResolv = readFileSync('/etc/resolv.conf', 'utf8');
     } catch { /* none */ }
     const slirp = ctx.rootless && network === 'bridge';
-    await fs.writeFile(path.join(p.etc, 'resolv.conf'), slirp ? slirpResolvConf(hostResolv) : resolvConf(hostResolv, network === 'host'));
+    const dns = { dns: o.dns, dnsSearch: o.dnsSearch, dnsOption: o.dnsOption };
+    await fs.writeFile(path.join(p.etc, 'resolv.conf'), withDnsOptions(slirp ? slirpResolvConf(hostResolv) : resolvConf(hostResolv, network === 'host'), dns));
 
     const spec = applyOpts(defaultSpec(),
       argsOpt,

@@ -128,10 +128,30 @@ export function runningPause(uid: number, env: NodeJS.ProcessEnv): number | unde
   return pid > 0 && isPause(pid, uid) ? pid : undefined;
 }
 
+/**
+ * The user's runtime directory must be the user's own, closed to others: /tmp/tsrun-UID is a
+ * name anyone can take first (podman refuses the same trap), and whoever owns it could watch
+ * or replace the pause pid, sockets and runc state. A directory of ours with a looser mode is
+ * closed; anything else is refused.
+ */
+async function checkRunBase(base: string, uid: number): Promise<void> {
+  const st = await fs.lstat(base);
+  if (st.isDirectory() && st.uid === uid) {
+    if ((st.mode & 0o077) !== 0) await fs.chmod(base, 0o700);
+    return;
+  }
+  const what = st.isSymbolicLink() ? 'is a symbolic link' : !st.isDirectory() ? 'is not a directory' : `belongs to uid ${st.uid} (mode ${(st.mode & 0o7777).toString(8).padStart(4, '0')})`;
+  throw rootlessError(`rootless mode: ${base} ${what}, not to you (uid ${uid}) with mode 0700: someone else may have made it to watch or change your containers`,
+    base.startsWith('/tmp/')
+      ? `as root: rm -rf ${base} (then tsrun makes its own); or set XDG_RUNTIME_DIR to a directory of yours with mode 0700 (systemd's /run/user/${uid}: as root, loginctl enable-linger USER)`
+      : `remove ${base} (as its owner or root), or set XDG_RUNTIME_DIR to a directory of yours with mode 0700`);
+}
+
 /** The pid of the user's pause process, started if needed. */
 export async function ensureNamespace(id: Identity, env: NodeJS.ProcessEnv): Promise<number> {
   const base = userRunBase(id.uid, env);
   await fs.mkdir(base, { recursive: true, mode: 0o700 });
+  await checkRunBase(base, id.uid);
   const pidFile = path.join(base, 'pause.pid');
   const recorded = runningPause(id.uid, env);
   if (recorded) return recorded;

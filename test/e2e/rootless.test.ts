@@ -177,6 +177,24 @@ R('default network: slirp4netns; -p answers on 127.0.0.1; the host is reachable 
   await slirpGone();
 });
 
+R('a service container reached by host.containers.internal; --add-host host-gateway, --dns, --dns-search', async () => {
+  const port = await freePort();
+  const svc = await cli(['run', '-d', '--name', 'svc', '-p', `${port}:80`, IMAGE, 'sh', '-c', 'mkdir /www && echo service > /www/index.html && exec httpd -f -p 80 -h /www']);
+  assert.is(svc.code, 0, svc.stderr);
+  try {
+    assert.is(await httpGet('127.0.0.1', port, '/index.html'), 'service\n');
+    const job = await cli(['run', '--rm', '--add-host', 'host.docker.internal:host-gateway', '--add-host', 'db:10.1.2.3', '--dns', '10.0.2.3', '--dns-search', 'ci.example',
+      IMAGE, 'sh', '-c', `wget -qO- http://host.containers.internal:${port}/; wget -qO- http://host.docker.internal:${port}/; grep -w db /etc/hosts; grep -v '^#' /etc/resolv.conf`]);
+    assert.is(job.stdout, `service\nservice\n10.1.2.3\tdb\nsearch ci.example\nnameserver 10.0.2.3\n`, job.stderr);
+    const bad = await cli(['run', '--rm', '--add-host', 'db:not-an-ip', IMAGE, 'true']);
+    assert.is(bad.code, 125);
+    assert.match(bad.stderr, 'invalid IP address in add-host: "not-an-ip"');
+  } finally {
+    assert.is((await cli(['rm', '-f', 'svc'])).code, 0);
+  }
+  await slirpGone();
+});
+
 R('build: RUN over slirp4netns, owners and deletions in the layers as for root, the cache on a rebuild', async () => {
   const ctx = path.join(home, 'ctx');
   mkdirSync(ctx, { recursive: true });
@@ -220,6 +238,7 @@ R('a SIGKILLed monitor: system prune removes the container and its slirp4netns',
 
 R('a CI job from its checkout: relative context, -f, cp, --env-file and TSRUN_ROOT; -h/--help/--version in container commands', async () => {
   const proj = path.join(home, 'proj');
+  rmSync(proj, { recursive: true, force: true });
   userFiles(proj, {
     'docker/Dockerfile': `FROM ${IMAGE}\nCOPY app.txt /app/\nCMD ["cat", "/app/app.txt"]\n`,
     'app.txt': 'from the checkout\n',
@@ -415,6 +434,34 @@ R('a user without subordinate ids: a single-id namespace with a warning; root-ow
     try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
     rmSync(`/tmp/tsrun-${nosub.uid}`, { recursive: true, force: true });
     rmSync(path.join(nosub.home, 'tsrun-store'), { recursive: true, force: true });
+  }
+});
+
+R('a /tmp/tsrun-UID made by someone else is refused, saying what to do', async () => {
+  const victim = ensureUser(NOSUB, false);
+  const squat = `/tmp/tsrun-${victim.uid}`;
+  rmSync(squat, { recursive: true, force: true });
+  mkdirSync(squat);
+  chmodSync(squat, 0o1777);
+  chownSync(squat, uid, gid); // the rootless test user took the name first
+  try {
+    const r = await cli(['ps'], { as: victim });
+    assert.is(r.code, 125);
+    assert.match(r.stderr, `rootless mode: ${squat} belongs to uid ${uid} (mode 1777), not to you (uid ${victim.uid}) with mode 0700`);
+    assert.match(r.stderr, `hint: as root: rm -rf ${squat}`);
+    assert.equal(readdirSync(squat), [], 'nothing was written into it');
+    // With a runtime directory of the user's own, it works.
+    const xdg = path.join(victim.home, 'xdg');
+    mkdirSync(xdg, { recursive: true, mode: 0o700 });
+    chownSync(xdg, victim.uid, victim.gid);
+    const ok = await cli(['ps', '-q'], { as: victim, env: { XDG_RUNTIME_DIR: xdg } });
+    assert.is(ok.code, 0, ok.stderr);
+    assert.is(lstatSync(`${xdg}/tsrun`).mode & 0o777, 0o700);
+    try { process.kill(Number(readFileSync(`${xdg}/tsrun/pause.pid`, 'utf8').trim()), 'SIGKILL'); } catch { /* gone */ }
+  } finally {
+    rmSync(squat, { recursive: true, force: true });
+    rmSync(path.join(victim.home, 'xdg'), { recursive: true, force: true });
+    rmSync(path.join(victim.home, 'tsrun-store'), { recursive: true, force: true });
   }
 });
 
