@@ -67,6 +67,8 @@ export async function main(argv: string[]): Promise<void> {
   registerBuildCommands(program, io);
   const { registerSystemCommands } = await import('./commands/system.js');
   registerSystemCommands(program, io);
+  const { registerUnshareCommand } = await import('./commands/unshare.js');
+  registerUnshareCommand(program, io);
 
   // An unprivileged user's command runs inside the user's rootless namespace (src/rootless/);
   // root's start-up does not even load that module.

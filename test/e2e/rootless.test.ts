@@ -136,6 +136,16 @@ R('run --rm: uid 0 inside is the user outside; image users resolve; exit codes p
   assert.is((await cli(['run', '--rm', '--network', 'none', IMAGE, 'sh', '-c', 'exit 7'])).code, 7);
 });
 
+R('unshare: a command in the namespace as uid 0 there, where image files keep their owners; its exit status; not for root', async () => {
+  const r = await cli(['unshare', 'sh', '-c', 'id -u; stat -c %u "$CONTAINERS_GRAPHROOT"/layers/*/diff/home/app/hello.txt; echo "$@"', 'sh', '--help', '-h']);
+  assert.is(r.stdout, '0\n1000\n--help -h\n', r.stderr);
+  assert.is((await cli(['unshare', 'sh', '-c', 'exit 3'])).code, 3);
+  assert.is((await cli(['unshare', 'no-such-command'])).code, 127);
+  const asRoot = await cli(['unshare', 'true'], { as: { uid: 0, gid: 0, home: tmp } });
+  assert.is(asRoot.code, 125);
+  assert.match(asRoot.stderr, 'tsrun unshare is for rootless mode');
+});
+
 R('run -d on the host network: ps, logs, exec, cp both ways, stop, rm; no mount left in the namespace', async () => {
   const d = await cli(['run', '-d', '--name', 'rl', '--network', 'host', IMAGE, 'sh', '-c', 'echo up; exec sleep 60']);
   assert.is(d.code, 0, d.stderr);
