@@ -164,9 +164,11 @@ function runForeground(o: RunStepOptions, id: string, bundle: string): Promise<n
     child.stdout.on('data', o.output);
     child.stderr.on('data', o.output);
     // Until runc has made the container, kill finds nothing: keep trying until the child exits.
+    // Rootless has no cgroup for `kill --all` to find the processes by; SIGKILL on the init
+    // ends its whole pid namespace anyway.
     const abort = () => {
       if (exited) return;
-      o.runtime.kill(id, 'SIGKILL', true).catch(() => setTimeout(abort, 50));
+      o.runtime.kill(id, 'SIGKILL', !o.rootless).catch(() => setTimeout(abort, 50));
     };
     o.signal?.addEventListener('abort', abort);
     child.on('error', reject);

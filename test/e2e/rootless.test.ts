@@ -140,7 +140,7 @@ R('unshare: a command in the namespace as uid 0 there, where image files keep th
   const r = await cli(['unshare', 'sh', '-c', 'id -u; stat -c %u "$CONTAINERS_GRAPHROOT"/layers/*/diff/home/app/hello.txt; echo "$@"', 'sh', '--help', '-h']);
   assert.is(r.stdout, '0\n1000\n--help -h\n', r.stderr);
   assert.is((await cli(['unshare', 'sh', '-c', 'exit 3'])).code, 3);
-  assert.is((await cli(['unshare', 'no-such-command'])).code, 127);
+  assert.is((await cli(['unshare', '/no/such-command'])).code, 127);
   const asRoot = await cli(['unshare', 'true'], { as: { uid: 0, gid: 0, home: tmp } });
   assert.is(asRoot.code, 125);
   assert.match(asRoot.stderr, 'tsrun unshare is for rootless mode');
@@ -230,6 +230,24 @@ R('build: RUN over slirp4netns, owners and deletions in the layers as for root, 
   assert.match(listing, /home\/app\/\.wh\.hello\.txt/);
   const again = await cli(['build', '-t', 'rl-built', ctx]);
   assert.is(again.stdout.split('\n').filter((l) => l === ' ---> Using cache').length, 4);
+});
+
+R('a build whose CLI is SIGKILLed stops: no RUN process, slirp4netns, mount or runtime state is left', async () => {
+  const ctx = path.join(home, 'ctx-killed');
+  rmSync(ctx, { recursive: true, force: true });
+  userFiles(ctx, { Dockerfile: `FROM ${IMAGE}\nRUN echo started; exec sleep 37\n` });
+  const child = execa(BIN, ['--root', root, 'build', '--no-cache', ctx], {
+    reject: false, uid, gid, cwd: home, extendEnv: false, env: { HOME: home, PATH: process.env.PATH ?? '/usr/bin:/bin' },
+  });
+  const sleeping = () => spawnOk('pgrep', ['-u', String(uid), '-f', '^sleep 37']);
+  await eventually('the RUN step to be running', async () => sleeping());
+  child.kill('SIGKILL');
+  await eventually('the RUN process to be gone', async () => !sleeping(), 5000);
+  await child; // the build inside the namespace has ended too (it holds the output pipes)
+  await slirpGone();
+  await eventually('no step mount left in the namespace', async () => !readFileSync(`/proc/${pausePid()}/mountinfo`, 'utf8').includes(path.join(root, 'tmp')));
+  const runc = readdirSync(`/tmp/tsrun-${uid}`).flatMap((h) => existsSync(`/tmp/tsrun-${uid}/${h}/runc`) ? readdirSync(`/tmp/tsrun-${uid}/${h}/runc`) : []);
+  assert.equal(runc, [], 'no runtime state');
 });
 
 R('a SIGKILLed monitor: system prune removes the container and its slirp4netns', async () => {
