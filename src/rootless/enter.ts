@@ -13,7 +13,6 @@
 import { spawn } from 'node:child_process';
 import os from 'node:os';
 import { constants as osConstants } from 'node:os';
-import type { CommandPlan } from '../cli/own-options.js';
 import { TsrunError } from '../errors.js';
 import { cliEntry } from '../util/project.js';
 import { ensureNamespace, namespaceRequirements, nsenterArgv, userRunBase } from './namespace.js';
@@ -25,7 +24,7 @@ const OUTSIDE = new Set(['help', 'login', 'logout', 'info', 'version']);
  * tsrun's own options only (src/cli/own-options.ts): a container's `node --version` is not
  * tsrun's --version.
  */
-export function needsNamespace(plan: CommandPlan, uid: number, env: NodeJS.ProcessEnv): boolean {
+export function needsNamespace(plan: { path: readonly string[]; help: boolean }, uid: number, env: NodeJS.ProcessEnv): boolean {
   if (uid === 0 || env.TSRUN_ROOTLESS || plan.help) return false;
   const [verb, sub] = plan.path;
   if (verb === undefined || OUTSIDE.has(verb)) return false;
