@@ -187,12 +187,13 @@ R('default network: slirp4netns; -p answers on 127.0.0.1; the host is reachable 
   await slirpGone();
 });
 
-R('a service container reached by host.containers.internal; --add-host host-gateway, --dns, --dns-search', async () => {
+R('a service container reached by host.containers.internal; --add-host host-gateway, --dns, --dns-search; -p on IPv6 loopback too', async () => {
   const port = await freePort();
   const svc = await cli(['run', '-d', '--name', 'svc', '-p', `${port}:80`, IMAGE, 'sh', '-c', 'mkdir /www && echo service > /www/index.html && exec httpd -f -p 80 -h /www']);
   assert.is(svc.code, 0, svc.stderr);
   try {
     assert.is(await httpGet('127.0.0.1', port, '/index.html'), 'service\n');
+    assert.is(await httpGet('::1', port, '/index.html'), 'service\n');
     const job = await cli(['run', '--rm', '--add-host', 'host.docker.internal:host-gateway', '--add-host', 'db:10.1.2.3', '--dns', '10.0.2.3', '--dns-search', 'ci.example',
       IMAGE, 'sh', '-c', `wget -qO- http://host.containers.internal:${port}/; wget -qO- http://host.docker.internal:${port}/; grep -w db /etc/hosts; grep -v '^#' /etc/resolv.conf`]);
     assert.is(job.stdout, `service\nservice\n10.1.2.3\tdb\nsearch ci.example\nnameserver 10.0.2.3\n`, job.stderr);
@@ -203,6 +204,7 @@ R('a service container reached by host.containers.internal; --add-host host-gate
     assert.is((await cli(['rm', '-f', 'svc'])).code, 0);
   }
   await slirpGone();
+  await eventually('the IPv6 forwarder to be gone', async () => !spawnOk('pgrep', ['-u', String(uid), 'socat']));
 });
 
 R('build: RUN over slirp4netns, owners and deletions in the layers as for root, the cache on a rebuild', async () => {
