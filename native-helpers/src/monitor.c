@@ -315,6 +315,9 @@ static int recv_fd(int sock) {
   return fd;
 }
 
+/* An fd the next spawned program inherits (the state directory for a long console path), or -1. */
+static int spawn_keep_fd = -1;
+
 static pid_t spawn(char **argv, int in, int out, int err, const sigset_t *mask) {
   pid_t pid = fork();
   if (pid < 0) die("fork: %s", strerror(errno));
@@ -322,7 +325,7 @@ static pid_t spawn(char **argv, int in, int out, int err, const sigset_t *mask) 
   sigprocmask(SIG_SETMASK, mask, NULL);
   signal(SIGPIPE, SIG_DFL);
   if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0) _exit(127);
-  for (int fd = 3; fd < 1024; fd++) close(fd);
+  for (int fd = 3; fd < 1024; fd++) if (fd != spawn_keep_fd) close(fd);
   execv(argv[0], argv);
   dprintf(2, "exec %s: %s\n", argv[0], strerror(errno));
   _exit(127);
@@ -394,7 +397,18 @@ int main(int argc, char **argv) {
   int err_pipe[2], out_pipe[2] = {-1, -1}, in_pipe[2] = {-1, -1}, console = -1;
   if (pipe2(err_pipe, O_CLOEXEC) < 0) die("pipe: %s", strerror(errno));
   char pidfile[] = "pid", consock[4096];
-  snprintf(consock, sizeof consock, "%s/console.sock", opt.state);
+  /* runc connects to the console socket by path, limited to 107 bytes; a longer state path
+   * (XDG_RUNTIME_DIR=/run/user/UID and a 64-hex id) is reached through a directory fd runc
+   * inherits. */
+  int state_fd = -1;
+  if (strlen(opt.state) + sizeof "/console.sock" > sizeof ((struct sockaddr_un *)0)->sun_path) {
+    state_fd = open(".", O_PATH | O_DIRECTORY);
+    if (state_fd < 0) die("opening %s: %s", opt.state, strerror(errno));
+    snprintf(consock, sizeof consock, "/proc/self/fd/%d/console.sock", state_fd);
+    spawn_keep_fd = state_fd;
+  } else {
+    snprintf(consock, sizeof consock, "%s/console.sock", opt.state);
+  }
   char *rargv[24];
   int k = 0;
   rargv[k++] = (char *)opt.runtime;
@@ -432,6 +446,8 @@ int main(int argc, char **argv) {
     out_fd[1] = err_pipe[0];
   }
   close(err_pipe[1]);
+  if (state_fd >= 0) close(state_fd);
+  spawn_keep_fd = -1;
 
   /* Wait for runc create to finish; with a tty, take the pty master it sends meanwhile. */
   int runc_status = -1, master = -1;

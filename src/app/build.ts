@@ -46,6 +46,8 @@ import type { AppContext } from './context.js';
 import { openEnv, overlayDriver, runtimeFor, type Env } from './containers.js';
 import { findOrPull } from './image-source.js';
 import type { OciRuntime } from '../runtime/oci-runtime.js';
+import { callerEnvironment } from '../util/caller-env.js';
+import { onParentGone } from '../rootless/parent.js';
 
 export interface BuildOptions {
   /** The build context directory. */
@@ -738,10 +740,13 @@ export async function build(ctx: AppContext, o: BuildOptions, io: BuildIo): Prom
   const ignore = await loadDockerignore(contextDir);
   const builder = new Builder(env, df, {
     ...o, contextDir, ignore, network: (network === 'default' ? 'bridge' : network) as BuildNetwork,
-  }, parseBuildArgs(o.buildArgs ?? [], ctx.env), total, io);
+  }, parseBuildArgs(o.buildArgs ?? [], callerEnvironment(ctx.env)), total, io);
   const onSignal = () => builder.interrupt();
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  // Rootless: a killed CLI (our parent, src/rootless/enter.ts) stops the build as SIGTERM would,
+  // rather than leaving it to run on for no one with its RUN process, slirp4netns and mounts.
+  const unwatch = ctx.rootless ? onParentGone(onSignal) : () => {};
   try {
     return await env.store.withSharedLock(async () => {
       await env.store.cleanTemp();
@@ -751,5 +756,6 @@ export async function build(ctx: AppContext, o: BuildOptions, io: BuildIo): Prom
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    unwatch();
   }
 }

@@ -26,6 +26,7 @@ import { sleep } from '../util/concurrency.js';
 import { cliEntry } from '../util/project.js';
 import { connect, disconnect, netnsPath, type NetworkInfo } from '../network/bridge.js';
 import { hostsFile } from '../network/etc-files.js';
+import { extraHostLines, hostAddress } from '../network/extra-hosts.js';
 import { connectSlirp, disconnectSlirp } from '../network/slirp.js';
 import { assignHostPorts, portLines, type PortMapping } from '../network/ports.js';
 import type { AppContext } from './context.js';
@@ -97,7 +98,7 @@ function disconnectNetwork(env: Env, id: string): Promise<void> {
 
 /** The argv the monitor runs after the container exits: `tsrun container cleanup ID`. */
 function exitCommand(env: Env, id: string): string[] {
-  return [process.execPath, cliEntry(), '--root', env.store.root, 'container', 'cleanup', id];
+  return [process.execPath, '--', cliEntry(), '--root', env.store.root, 'container', 'cleanup', id];
 }
 
 export interface StartOptions {
@@ -131,7 +132,8 @@ export async function startContainer(env: Env, c: Container, o: StartOptions = {
         network = env.ctx.rootless
           ? await connectSlirp({ id: record.id, runDir: env.containers.sp.run, ports, env: env.ctx.env })
           : await connect({ id: record.id, store: env.store.root, ports, env: env.ctx.env });
-        await fs.writeFile(path.join(paths.etc, 'hosts'), hostsFile(record.config.hostname, network.ip));
+        const gateway = env.ctx.rootless ? hostAddress() : network.gateway;
+        await fs.writeFile(path.join(paths.etc, 'hosts'), hostsFile(record.config.hostname, network.ip, extraHostLines(record.host.extraHosts ?? [], gateway)));
       }
       await spawnMonitor({
         id: record.id, bundle: paths.bundle, state: paths.state, runtimePath: runtime.info.path,

@@ -31,6 +31,9 @@ import { hostsFile, resolvConf } from '../network/etc-files.js';
 import { assignHostPorts, parsePublish, publishAll, type PortMapping } from '../network/ports.js';
 import { netnsPath } from '../network/bridge.js';
 import { slirpNetnsPath, slirpResolvConf } from '../network/slirp.js';
+import { callerEnvironment } from '../util/caller-env.js';
+import { extraHostLines, hostAddress, parseAddHost, withDnsOptions } from '../network/extra-hosts.js';
+import { singleIdNamespace } from '../rootless/namespace.js';
 
 export interface RunOptions {
   image: string;
@@ -58,6 +61,11 @@ export interface RunOptions {
   publish?: string[];
   /** `-P`: every EXPOSEd port on a free host port. */
   publishAll?: boolean;
+  /** `--add-host NAME:IP` (IP may be host-gateway), `--dns`, `--dns-search`, `--dns-option`. */
+  addHost?: string[];
+  dns?: string[];
+  dnsSearch?: string[];
+  dnsOption?: string[];
   labels?: string[];
   /** missing (default), always, never — Docker's --pull. */
   pull?: string;
@@ -104,6 +112,7 @@ export async function createContainer(ctx: AppContext, o: RunOptions, err: NodeJ
     throw new TsrunError('ERR_USAGE', `invalid --network "${network}"`, { hint: 'use bridge, none or host' });
   }
   const binds = (o.volumes ?? []).map(parseVolume);
+  const extraHosts = (o.addHost ?? []).map(parseAddHost);
   const userEnv: string[] = [];
   for (const f of o.envFiles ?? []) {
     const text = await fs.readFile(f, 'utf8').catch((e: Error) => {
@@ -178,6 +187,7 @@ export async function createContainer(ctx: AppContext, o: RunOptions, err: NodeJ
       autoRemove: Boolean(o.rm), binds, readonly: Boolean(o.readOnly), network, runtime: o.runtime ?? 'runc', storage: overlayDriver(ctx),
       memory: resources.memory, cpus: resources.cpus, pidsLimit: resources.pidsLimit,
       ...(ports.length > 0 ? { ports } : {}),
+      ...(extraHosts.length > 0 ? { extraHosts } : {}),
     },
     state: {},
     restartCount: 0,
@@ -198,21 +208,25 @@ export async function createContainer(ctx: AppContext, o: RunOptions, err: NodeJ
     const cwdHost = await resolveInRoot(p.rootfs, cwd);
     await fs.mkdir(cwdHost, { recursive: true, mode: 0o755 });
     const user = resolveUser(record.config.user || '0', await readFileInRoot(p.rootfs, '/etc/passwd'), await readFileInRoot(p.rootfs, '/etc/group'));
-    for (const b of binds) await fs.mkdir(b.source, { recursive: true });
+    // Docker makes a missing source a directory; an existing one (a file too: -v ~/app.conf:/app.conf) is bound as it is.
+    for (const b of binds) if (!(await fs.lstat(b.source).catch(() => undefined))) await fs.mkdir(b.source, { recursive: true });
 
     await fs.writeFile(path.join(p.etc, 'hostname'), `${hostname}\n`);
     // On the bridge, start rewrites hosts with the address the container gets.
-    await fs.writeFile(path.join(p.etc, 'hosts'), network === 'host' ? readFileSync('/etc/hosts', 'utf8') : hostsFile(hostname));
+    // On the bridge, start writes it again with the addresses it gets.
+    const extra = extraHostLines(extraHosts, network === 'none' ? undefined : hostAddress());
+    await fs.writeFile(path.join(p.etc, 'hosts'), network === 'host' ? readFileSync('/etc/hosts', 'utf8').replace(/\n*$/, '\n') + extra : hostsFile(hostname, undefined, extra));
     let hostResolv = '';
     try {
       hostResolv = readFileSync('/etc/resolv.conf', 'utf8');
     } catch { /* none */ }
     const slirp = ctx.rootless && network === 'bridge';
-    await fs.writeFile(path.join(p.etc, 'resolv.conf'), slirp ? slirpResolvConf(hostResolv) : resolvConf(hostResolv, network === 'host'));
+    const dns = { dns: o.dns, dnsSearch: o.dnsSearch, dnsOption: o.dnsOption };
+    await fs.writeFile(path.join(p.etc, 'resolv.conf'), withDnsOptions(slirp ? slirpResolvConf(hostResolv) : resolvConf(hostResolv, network === 'host'), dns));
 
     const spec = applyOpts(defaultSpec(),
       argsOpt,
-      withEnv(config.Env, userEnv, { callerEnv: ctx.env, hostname, tty: Boolean(o.tty), home: user.home }),
+      withEnv(config.Env, userEnv, { callerEnv: callerEnvironment(ctx.env), hostname, tty: Boolean(o.tty), home: user.home }),
       withCwd(config.WorkingDir, o.workdir),
       withUser(user),
       withTty(Boolean(o.tty)),
@@ -223,7 +237,7 @@ export async function createContainer(ctx: AppContext, o: RunOptions, err: NodeJ
       withResources(resources),
       (s) => {
         s.linux.cgroupsPath = `/tsrun/${id}`;
-        if (ctx.rootless) withRootless({ hostNetwork: network === 'host' })(s);
+        if (ctx.rootless) withRootless({ hostNetwork: network === 'host', singleId: singleIdNamespace() })(s);
         if (network === 'host') {
           // Docker shares the host's UTS namespace too: the runtime may not set a hostname then.
           s.linux.namespaces = s.linux.namespaces.filter((n) => n.type !== 'network' && n.type !== 'uts');

@@ -26,6 +26,7 @@ import { hostsFile, resolvConf } from '../network/etc-files.js';
 import { connectSlirp, disconnectSlirp, slirpNetnsPath, slirpResolvConf } from '../network/slirp.js';
 import type { StepRoot } from './step-root.js';
 import { native } from '../native/index.js';
+import { singleIdNamespace } from '../rootless/namespace.js';
 
 export type BuildNetwork = 'bridge' | 'host' | 'none';
 
@@ -116,7 +117,7 @@ export async function runStep(o: RunStepOptions): Promise<RunStepResult> {
       }
       const nsPath = slirp ? slirpNetnsPath(o.runDir, id) : netnsPath(id);
       if (o.network === 'bridge') s.linux.namespaces = s.linux.namespaces.map((n) => (n.type === 'network' ? { ...n, path: nsPath } : n));
-      if (o.rootless) withRootless({ hostNetwork: host })(s);
+      if (o.rootless) withRootless({ hostNetwork: host, singleId: singleIdNamespace() })(s);
     },
   );
   const bundle = path.join(root.dir, 'bundle');
@@ -163,9 +164,11 @@ function runForeground(o: RunStepOptions, id: string, bundle: string): Promise<n
     child.stdout.on('data', o.output);
     child.stderr.on('data', o.output);
     // Until runc has made the container, kill finds nothing: keep trying until the child exits.
+    // Rootless has no cgroup for `kill --all` to find the processes by; SIGKILL on the init
+    // ends its whole pid namespace anyway.
     const abort = () => {
       if (exited) return;
-      o.runtime.kill(id, 'SIGKILL', true).catch(() => setTimeout(abort, 50));
+      o.runtime.kill(id, 'SIGKILL', !o.rootless).catch(() => setTimeout(abort, 50));
     };
     o.signal?.addEventListener('abort', abort);
     child.on('error', reject);

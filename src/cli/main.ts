@@ -72,20 +72,6 @@ export function printError(err: unknown, io: Pick<CliIo, 'err'>, debug: boolean)
 }
 
 export async function main(argv: string[]): Promise<void> {
-  // An unprivileged user's command runs inside the user's rootless namespace (src/rootless/);
-  // root's start-up does not even load that module.
-  const uid = process.getuid?.() ?? 0;
-  if (uid !== 0 && !process.env.TSRUN_ROOTLESS) {
-    const { needsNamespace, runInNamespace, verbOf } = await import('../rootless/enter.js');
-    if (needsNamespace(argv, uid, process.env)) {
-      try {
-        process.exit(await runInNamespace(argv, process.env));
-      } catch (err) {
-        printError(err, { err: process.stderr }, argv.includes('--debug'));
-        process.exit(exitCodeFor(verbOf(argv), err));
-      }
-    }
-  }
   const { Command: CommandCtor, CommanderError } = await import('commander');
   const program: Command = new CommandCtor('tsrun');
   const io: CliIo = {
@@ -117,6 +103,32 @@ export async function main(argv: string[]): Promise<void> {
   registerSystemCommands(program, io);
   const { registerVersionCommand } = await import('./commands/version.js');
   registerVersionCommand(program, io);
+  const { registerUnshareCommand } = await import('./commands/unshare.js');
+  registerUnshareCommand(program, io);
+
+  // An unprivileged user's command runs inside the user's rootless namespace (src/rootless/);
+  // root's start-up does not even load that module.
+  const uid = process.getuid?.() ?? 0;
+  if (process.env.TSRUN_CWD && process.env.TSRUN_ROOTLESS) {
+    try {
+      (await import('../rootless/enter.js')).restoreCwd(process.env);
+    } catch (err) {
+      printError(err, { err: process.stderr }, argv.includes('--debug'));
+      process.exit(EXIT_TSRUN);
+    }
+  } else if (uid !== 0 && !process.env.TSRUN_ROOTLESS) {
+    const { needsNamespace, runInNamespace } = await import('../rootless/enter.js');
+    const { commandPlan } = await import('./own-options.js');
+    const plan = commandPlan(program, argv);
+    if (needsNamespace(plan, uid, process.env)) {
+      try {
+        process.exit(await runInNamespace(argv, process.env));
+      } catch (err) {
+        printError(err, { err: process.stderr }, argv.includes('--debug'));
+        process.exit(exitCodeFor(plan.path[0], err));
+      }
+    }
+  }
 
   let code: number;
   let verb: string | undefined;

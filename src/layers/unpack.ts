@@ -100,6 +100,10 @@ export async function unpackTar(source: AsyncIterable<Buffer>, dest: string, opt
     }
   }
   u.finish();
+  const skipped = u.skippedDevices;
+  if (skipped.length > 0) {
+    opts.onWarning?.(`skipped ${skipped.length === 1 ? 'device node' : `${skipped.length} device nodes`} outside /dev (creating devices needs root): "${skipped.slice(0, 3).join('", "')}"${skipped.length > 3 ? ', ...' : ''}`);
+  }
   // Whatever follows the end-of-archive marker is part of the diff id too.
   while (!(await it.next()).done) { /* drain */ }
   return { diffId: `sha256:${hash.digest('hex')}`, tarSize, unpackedSize: u.unpackedSize, entries };
@@ -167,9 +171,22 @@ class Unpacker {
     return this.opts.preserveOwnership && (h.uid !== this.euid || h.gid !== this.egid);
   }
 
-  private owner(p: string, h: TarHeader): void {
-    if (this.needsChown(h)) fs.lchownSync(p, h.uid, h.gid);
+  private owner(p: string, h: TarHeader, fd?: number): void {
+    if (!this.needsChown(h)) return;
+    try {
+      if (fd === undefined) fs.lchownSync(p, h.uid, h.gid);
+      else fs.fchownSync(fd, h.uid, h.gid);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EINVAL') throw err;
+      // EINVAL: the id has no mapping in this user namespace (rootless without subordinate ids).
+      throw new TsrunError('ERR_LAYER', `"${h.path}" is owned by ${h.uid}:${h.gid}, an id this user namespace does not map (it maps your own id only)`, {
+        cause: err, hint: 'images with files of other owners need subordinate ids: see `tsrun info` for the usermod command',
+      });
+    }
   }
+
+  /** Device nodes skipped outside /dev (without CAP_MKNOD), for one warning per layer. */
+  skippedDevices: string[] = [];
 
   /**
    * Create with `create`; if something is already there (an earlier entry of the same path),
@@ -240,7 +257,7 @@ class Unpacker {
             let off = 0;
             while (off < chunk.length) off += fs.writeSync(fd, chunk, off, chunk.length - off);
           }
-          if (this.needsChown(h)) fs.fchownSync(fd, h.uid, h.gid);
+          this.owner(p, h, fd);
           if (this.needsChmod(h)) fs.fchmodSync(fd, h.mode);
           this.xattrs(p, h);
           fs.futimesSync(fd, h.mtime, h.mtime);
@@ -277,7 +294,8 @@ class Unpacker {
       case 'block':
       case 'fifo': {
         if (h.type !== 'fifo' && !this.opts.canMknod) {
-          this.opts.onWarning?.(`skipped device node "${h.path}" (creating devices needs root)`);
+          // The runtime mounts a /dev of its own (null, zero, tty, ...) over the image's: only others are worth a word.
+          if (rel !== 'dev' && !rel.startsWith('dev/')) this.skippedDevices.push(h.path);
           return;
         }
         const kind = h.type === 'char' ? C.S_IFCHR : h.type === 'block' ? C.S_IFBLK : C.S_IFIFO;

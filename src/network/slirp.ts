@@ -3,7 +3,8 @@
  * slirp4netns (its README; podman's rootless default), for the default network of an
  * unprivileged user. The container sees tap0 = 10.0.2.100/24, gateway 10.0.2.2, DNS 10.0.2.3
  * (forwarded to the host's resolvers); `-p` becomes slirp4netns `add_hostfwd` on its API socket,
- * so the host port is bound by slirp4netns itself, as the user. Host loopback services are not
+ * so the host port is bound by slirp4netns itself, as the user (and [::1]:PORT by socat, which
+ * forwards to it: slirp4netns's API has no IPv6 host side). Host loopback services are not
  * reachable from the container (`--disable-host-loopback`), as with Docker's bridge.
  *
  * Runs inside the rootless namespace (src/rootless/): the namespace is made persistent by
@@ -31,6 +32,8 @@ interface SlirpRecord {
   pid: number;
   netns: string;
   socket: string;
+  /** socat processes forwarding [::1]:PORT to slirp4netns's IPv4 listener (slirp4netns has no IPv6 host side). */
+  v6?: number[];
 }
 
 const dirOf = (runDir: string) => path.join(runDir, 'slirp');
@@ -88,7 +91,8 @@ export async function connectSlirp(o: { id: string; runDir: string; ports: PortM
     if (made.code !== 0) throw new TsrunError('ERR_ROOTLESS', `making the network namespace for ${o.id.slice(0, 12)}: ${made.stderr.trim()}`);
     const child = spawn(slirp, ['--configure', '--mtu=65520', '--disable-host-loopback', '--api-socket', socket,
       '--ready-fd=3', '--netns-type=path', netns, 'tap0'], { detached: true, stdio: ['ignore', 'ignore', 'pipe', 'pipe'] });
-    await fs.writeFile(recordFile, JSON.stringify({ pid: child.pid ?? 0, netns, socket } satisfies SlirpRecord));
+    const record: SlirpRecord = { pid: child.pid ?? 0, netns, socket };
+    await fs.writeFile(recordFile, JSON.stringify(record));
     let stderr = '';
     child.stderr?.on('data', (d: Buffer) => { stderr += d.toString(); });
     await new Promise<void>((resolve, reject) => {
@@ -108,6 +112,16 @@ export async function connectSlirp(o: { id: string; runDir: string; ports: PortM
         throw new TsrunError('ERR_PORT_IN_USE', `publishing ${p.hostIP || '0.0.0.0'}:${p.hostPort}: ${desc}`, {
           hint: p.hostPort < 1024 ? 'ports below 1024 need root, or as root: sysctl -w net.ipv4.ip_unprivileged_port_start=0' : 'choose another host port',
         });
+      }
+      // All addresses means IPv6 loopback too, as podman's rootlessport listens: slirp4netns's API
+      // takes IPv4 host addresses only, so socat (when installed) forwards [::1]:PORT to it.
+      const socat = (p.hostIP || '0.0.0.0') === '0.0.0.0' && p.protocol === 'tcp' ? await which('socat', o.env) : undefined;
+      if (socat) {
+        const fwd = spawn(socat, [`TCP6-LISTEN:${p.hostPort},bind=[::1],fork,reuseaddr`, `TCP4:127.0.0.1:${p.hostPort}`], { detached: true, stdio: 'ignore' });
+        fwd.on('error', () => {});
+        fwd.unref();
+        if (fwd.pid) (record.v6 ??= []).push(fwd.pid);
+        await fs.writeFile(recordFile, JSON.stringify(record));
       }
     }
     return { ip: SLIRP_IP, prefixLen: 24, gateway: GATEWAY, mac: '', bridge: 'slirp4netns', ports: o.ports };
@@ -145,6 +159,12 @@ export async function disconnectSlirp(id: string, runDir: string): Promise<void>
       process.kill(r.pid, 'SIGTERM');
       for (let i = 0; i < 100 && running(r.pid); i++) await sleep(10);
       if (running(r.pid)) process.kill(r.pid, 'SIGKILL');
+    } catch { /* gone */ }
+  }
+  for (const pid of r?.v6 ?? []) {
+    // Only our forwarder: a recorded pid may have been reused after a reboot.
+    try {
+      if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'socat') process.kill(-pid, 'SIGTERM'); // it and its connections
     } catch { /* gone */ }
   }
   const netns = slirpNetnsPath(runDir, id);

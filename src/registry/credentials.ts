@@ -361,10 +361,15 @@ export function storeTarget(dockerConfig: AuthFile, registry: string): { kind: '
   return { kind: 'file', file: dockerConfig.path, key: serverKey(registry) };
 }
 
-/** `tsrun login`: store credentials in the Docker config (or its credential helper). */
+/**
+ * `tsrun login`: store credentials in `$REGISTRY_AUTH_FILE` when set (as podman login does; a
+ * CI job points it at a file of its own), else in the Docker config; or in that file's
+ * credential helper.
+ */
 export async function storeCredentials(ctx: CredentialsContext, registry: string, creds: { username: string; password: string }): Promise<StoreResult> {
-  const file = dockerConfigPath(ctx);
-  const config = await readAuthFile(file, 'docker');
+  const authFile = ctx.env['REGISTRY_AUTH_FILE'];
+  const file = authFile ? path.resolve(authFile) : dockerConfigPath(ctx);
+  const config = await readAuthFile(file, authFile ? 'registry-auth-file' : 'docker');
   const target = storeTarget(config, registry);
   if (target.kind === 'helper') {
     const r = await runHelper(ctx, target.helper, 'store', JSON.stringify({ ServerURL: target.serverUrl, Username: creds.username, Secret: creds.password }));

@@ -6,7 +6,7 @@
 import { promises as fs, readFileSync } from 'node:fs';
 import { deviceAccess } from '../util/device.js';
 import { which } from '../util/exec.js';
-import { subordinateRange, type Identity } from './namespace.js';
+import { subordinateRange, usermodFix, type Identity } from './namespace.js';
 
 export interface Check {
   name: string;
@@ -39,10 +39,10 @@ export async function rootlessChecks(id: Identity, env: NodeJS.ProcessEnv): Prom
     const r = subordinateRange(read(file) ?? '', id.name, id.uid);
     out.push({
       name: `subordinate ${kind}s`, required: true, ok: r !== undefined && r.count >= 65536,
-      detail: r ? `${r.start}-${r.start + r.count - 1} (${r.count}) in ${file}` : `none for ${id.name} in ${file}`,
+      detail: r ? `${r.start}-${r.start + r.count - 1} (${r.count}) in ${file}` : `none for ${id.name} in ${file} (commands fall back to mapping your own id only: images with files of other owners fail)`,
       fix: r && r.count < 65536
         ? `as root: usermod --add-sub${kind}s ${r.start}-${r.start + 65535} ${id.name} (images use ids up to 65535)`
-        : `as root: usermod --add-sub${kind}s 100000-165535 ${id.name}`,
+        : usermodFix(id.name),
     });
   }
   for (const tool of ['newuidmap', 'newgidmap']) {

@@ -13,27 +13,39 @@
 import { spawn } from 'node:child_process';
 import os from 'node:os';
 import { constants as osConstants } from 'node:os';
+import { TsrunError } from '../errors.js';
 import { cliEntry } from '../util/project.js';
-import { ensureNamespace, namespaceRequirements, nsenterArgv } from './namespace.js';
+import { ensureNamespace, namespaceRequirements, nsenterArgv, userRunBase } from './namespace.js';
 
 const OUTSIDE = new Set(['help', 'login', 'logout', 'info', 'version']);
 
-/** The verb in an argv after tsrun's global options. */
-export function verbOf(argv: readonly string[]): string | undefined {
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i] as string;
-    if (a === '--root' || a === '--config') i++;
-    else if (!a.startsWith('-')) return a;
-  }
-  return undefined;
+/**
+ * Does this command of `uid` run in the namespace? `plan` is what the argv names, read from
+ * tsrun's own options only (src/cli/own-options.ts): a container's `node --version` is not
+ * tsrun's --version.
+ */
+export function needsNamespace(plan: { path: readonly string[]; help: boolean }, uid: number, env: NodeJS.ProcessEnv): boolean {
+  if (uid === 0 || env.TSRUN_ROOTLESS || plan.help) return false;
+  const [verb, sub] = plan.path;
+  if (verb === undefined || OUTSIDE.has(verb)) return false;
+  return !(verb === 'system' && sub === 'info');
 }
 
-export function needsNamespace(argv: readonly string[], uid: number, env: NodeJS.ProcessEnv): boolean {
-  if (uid === 0 || env.TSRUN_ROOTLESS) return false;
-  const verb = verbOf(argv);
-  if (verb === undefined || OUTSIDE.has(verb)) return false;
-  if (verb === 'system' && argv.includes('info')) return false;
-  return !argv.some((a) => a === '--help' || a === '-h' || a === '--version');
+/**
+ * Inside: go back to the caller's working directory (`nsenter --mount` starts at /), so relative
+ * paths (build contexts, -f, cp, --env-file, TSRUN_ROOT) mean what they meant to the caller.
+ */
+export function restoreCwd(env: NodeJS.ProcessEnv): void {
+  const dir = env.TSRUN_CWD;
+  delete env.TSRUN_CWD;
+  if (!dir) return;
+  try {
+    process.chdir(dir);
+  } catch (err) {
+    throw new TsrunError('ERR_ROOTLESS', `rootless mode: your working directory ${dir} is not visible in the rootless namespace (${(err as NodeJS.ErrnoException).code})`, {
+      hint: `it is probably on a file system mounted after the namespace started: end the namespace (no container of yours may be running) with \`kill $(cat ${userRunBase(Number(env.TSRUN_ROOTLESS), env)}/pause.pid)\`, or work from another directory`,
+    });
+  }
 }
 
 /** Run argv in the namespace; resolves with the exit code to use. */
@@ -42,8 +54,8 @@ export async function runInNamespace(argv: readonly string[], env: NodeJS.Proces
   const id = { uid, gid: process.getgid?.() ?? 0, name: os.userInfo().username };
   const { nsenter } = await namespaceRequirements(id, env);
   const pid = await ensureNamespace(id, env);
-  const [cmd, ...args] = nsenterArgv(nsenter, pid, [process.execPath, cliEntry(), ...argv]);
-  const child = spawn(cmd as string, args, { stdio: 'inherit', env: { ...env, TSRUN_ROOTLESS: String(uid) } });
+  const [cmd, ...args] = nsenterArgv(nsenter, pid, [process.execPath, '--', cliEntry(), ...argv]);
+  const child = spawn(cmd as string, args, { stdio: 'inherit', env: { ...env, TSRUN_ROOTLESS: String(uid), TSRUN_CWD: process.cwd() } });
   const forwarded: NodeJS.Signals[] = ['SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'];
   if (!process.stdin.isTTY) forwarded.push('SIGINT');
   const relay = (sig: NodeJS.Signals) => { child.kill(sig); };

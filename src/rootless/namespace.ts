@@ -39,6 +39,35 @@ export function subordinateRange(text: string, name: string, uid: number): IdRan
   return undefined;
 }
 
+/**
+ * A 65536-id range for `usermod --add-subuids/--add-subgids` that overlaps no range already in
+ * /etc/subuid or /etc/subgid (`texts`): the first free one from 100000, as useradd picks.
+ */
+export function freeRange(texts: readonly string[], count = 65536): IdRange {
+  const taken: IdRange[] = [];
+  for (const text of texts) {
+    for (const line of text.split('\n')) {
+      const [, start, n] = line.trim().split(':');
+      if (/^\d+$/.test(start ?? '') && /^\d+$/.test(n ?? '')) taken.push({ start: Number(start), count: Number(n) });
+    }
+  }
+  let start = 100000;
+  for (let moved = true; moved;) {
+    moved = false;
+    for (const t of taken) {
+      if (start < t.start + t.count && t.start < start + count) { start = t.start + t.count; moved = true; }
+    }
+  }
+  return { start, count };
+}
+
+/** The usermod command that gives `name` subordinate uids and gids no one else has. */
+export function usermodFix(name: string): string {
+  const r = freeRange([readOr('/etc/subuid'), readOr('/etc/subgid')]);
+  const range = `${r.start}-${r.start + r.count - 1}`;
+  return `as root: usermod --add-subuids ${range} --add-subgids ${range} ${name}`;
+}
+
 export interface Identity {
   uid: number;
   gid: number;
@@ -64,20 +93,22 @@ function isPause(pid: number, uid: number): boolean {
   if (cmdline !== 'sleep\0infinity\0') return false;
   const uids = /^Uid:\s+(\d+)/m.exec(readOr(`/proc/${pid}/status`))?.[1];
   if (Number(uids) !== uid) return false;
-  return readOr(`/proc/${pid}/uid_map`).trim().split('\n').length >= 2;
+  return readOr(`/proc/${pid}/uid_map`).trim() !== '';
 }
 
 const rootlessError = (msg: string, hint: string) => new TsrunError('ERR_ROOTLESS', msg, { hint });
 
-/** What creating the namespace needs; throws ERR_ROOTLESS for the first thing missing. */
-export async function namespaceRequirements(id: Identity, env: NodeJS.ProcessEnv): Promise<{ uids: IdRange; gids: IdRange; unshare: string; nsenter: string }> {
-  const uids = subordinateRange(readOr('/etc/subuid'), id.name, id.uid);
-  const gids = subordinateRange(readOr('/etc/subgid'), id.name, id.uid);
-  if (!uids || !gids) {
-    throw rootlessError(`rootless mode: user ${id.name} has no subordinate ${uids ? 'gid' : 'uid'} range in /etc/sub${uids ? 'gid' : 'uid'}`,
-      `as root: usermod --add-subuids 100000-165535 --add-subgids 100000-165535 ${id.name}`);
-  }
-  if (!existsSync('/usr/bin/newuidmap') && !(await which('newuidmap', env))) {
+/**
+ * What creating the namespace needs; throws ERR_ROOTLESS for the first thing missing. Without
+ * subordinate ranges (`single`), the namespace maps the user's own id only, as podman falls back
+ * to: images whose files all belong to root work, others fail at unpacking, saying why.
+ */
+export async function namespaceRequirements(id: Identity, env: NodeJS.ProcessEnv): Promise<{ uids?: IdRange; gids?: IdRange; single?: string; unshare: string; nsenter: string }> {
+  const found = { uids: subordinateRange(readOr('/etc/subuid'), id.name, id.uid), gids: subordinateRange(readOr('/etc/subgid'), id.name, id.uid) };
+  const ranges: { uids?: IdRange; gids?: IdRange } = found.uids && found.gids ? found : {};
+  const single = ranges.uids ? undefined
+    : `user ${id.name} has no subordinate ${found.uids ? 'gid' : 'uid'} range in /etc/sub${found.uids ? 'gid' : 'uid'}`;
+  if (!single && !existsSync('/usr/bin/newuidmap') && !(await which('newuidmap', env))) {
     throw rootlessError('rootless mode: newuidmap and newgidmap are missing', 'as root: apt-get install uidmap');
   }
   const max = readOr('/proc/sys/user/max_user_namespaces').trim();
@@ -88,7 +119,7 @@ export async function namespaceRequirements(id: Identity, env: NodeJS.ProcessEnv
   const unshare = await which('unshare', env);
   const nsenter = await which('nsenter', env);
   if (!unshare || !nsenter) throw rootlessError('rootless mode: unshare or nsenter is missing', 'as root: apt-get install util-linux');
-  return { uids, gids, unshare, nsenter };
+  return { ...ranges, single, unshare, nsenter };
 }
 
 /** The user's running pause process, if there is one. */
@@ -97,10 +128,30 @@ export function runningPause(uid: number, env: NodeJS.ProcessEnv): number | unde
   return pid > 0 && isPause(pid, uid) ? pid : undefined;
 }
 
+/**
+ * The user's runtime directory must be the user's own, closed to others: /tmp/tsrun-UID is a
+ * name anyone can take first (podman refuses the same trap), and whoever owns it could watch
+ * or replace the pause pid, sockets and runc state. A directory of ours with a looser mode is
+ * closed; anything else is refused.
+ */
+async function checkRunBase(base: string, uid: number): Promise<void> {
+  const st = await fs.lstat(base);
+  if (st.isDirectory() && st.uid === uid) {
+    if ((st.mode & 0o077) !== 0) await fs.chmod(base, 0o700);
+    return;
+  }
+  const what = st.isSymbolicLink() ? 'is a symbolic link' : !st.isDirectory() ? 'is not a directory' : `belongs to uid ${st.uid} (mode ${(st.mode & 0o7777).toString(8).padStart(4, '0')})`;
+  throw rootlessError(`rootless mode: ${base} ${what}, not to you (uid ${uid}) with mode 0700: someone else may have made it to watch or change your containers`,
+    base.startsWith('/tmp/')
+      ? `as root: rm -rf ${base} (then tsrun makes its own); or set XDG_RUNTIME_DIR to a directory of yours with mode 0700 (systemd's /run/user/${uid}: as root, loginctl enable-linger USER)`
+      : `remove ${base} (as its owner or root), or set XDG_RUNTIME_DIR to a directory of yours with mode 0700`);
+}
+
 /** The pid of the user's pause process, started if needed. */
 export async function ensureNamespace(id: Identity, env: NodeJS.ProcessEnv): Promise<number> {
   const base = userRunBase(id.uid, env);
   await fs.mkdir(base, { recursive: true, mode: 0o700 });
+  await checkRunBase(base, id.uid);
   const pidFile = path.join(base, 'pause.pid');
   const recorded = runningPause(id.uid, env);
   if (recorded) return recorded;
@@ -108,10 +159,14 @@ export async function ensureNamespace(id: Identity, env: NodeJS.ProcessEnv): Pro
   return withFileLock(path.join(base, 'pause.lock'), 'ex', async () => {
     const again = runningPause(id.uid, env);
     if (again) return again;
+    if (req.single) {
+      // podman says the same (pkg/rootless) and goes on.
+      process.stderr.write(`WARN: ${req.single}: using a single-id user namespace (your uid as root only); images with files of other owners will fail\n` +
+        `hint: ${usermodFix(id.name)}, then end this namespace: kill $(cat ${pidFile})\n`);
+    }
+    const maps = req.uids && req.gids ? [`--map-users=${req.uids.start},1,${req.uids.count}`, `--map-groups=${req.gids.start},1,${req.gids.count}`] : [];
     const child = spawn(req.unshare, [
-      '--map-root-user',
-      `--map-users=${req.uids.start},1,${req.uids.count}`,
-      `--map-groups=${req.gids.start},1,${req.gids.count}`,
+      '--map-root-user', ...maps,
       '--mount', '--propagation', 'private',
       '--', 'sleep', 'infinity',
     ], { detached: true, stdio: ['ignore', 'ignore', 'pipe'], cwd: '/' });
@@ -201,7 +256,16 @@ export function rootlessDriver(uid: number, env: NodeJS.ProcessEnv): RootlessDri
   return storageProbe(uid, env)?.driver ?? 'overlay-userxattr';
 }
 
+/** Inside the namespace: does it map one id only (no subordinate ids, podman's single mapping)? */
+export function singleIdNamespace(): boolean {
+  const lines = readOr('/proc/self/uid_map').trim().split('\n');
+  return lines.length === 1 && /\s1$/.test(lines[0] ?? '');
+}
+
 /** argv that runs `argv` inside the pause process's namespaces, as uid 0 there. */
 export function nsenterArgv(nsenter: string, pid: number, argv: readonly string[]): string[] {
-  return [nsenter, '--user', '--mount', '--target', String(pid), '--', ...argv];
+  // A single-id namespace denies setgroups(2), which nsenter calls unless told to keep the
+  // credentials; our own uid is root there either way.
+  const keep = readOr(`/proc/${pid}/setgroups`).trim() === 'deny' ? ['--preserve-credentials'] : [];
+  return [nsenter, '--user', '--mount', ...keep, '--target', String(pid), '--', ...argv];
 }

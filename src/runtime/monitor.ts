@@ -10,10 +10,10 @@
 import { spawn } from 'node:child_process';
 import { openSync, closeSync } from 'node:fs';
 import { promises as fs } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { TsrunError } from '../errors.js';
 import { nativeBuild } from '../util/project.js';
+import { connectUnix } from '../util/unix-socket.js';
 
 export interface MonitorOptions {
   id: string;
@@ -116,7 +116,7 @@ function frame(type: string, payload: Buffer): Buffer {
 
 export function attach(socketPath: string): Promise<Attachment> {
   return new Promise((resolve, reject) => {
-    const sock = net.connect(socketPath);
+    const sock = connectUnix(socketPath);
     const out: ((d: Buffer) => void)[] = [];
     const err: ((d: Buffer) => void)[] = [];
     let settleExit: (code: number) => void = () => {};

@@ -15,7 +15,9 @@
  *   <run>/runc/          the OCI runtime's --root
  *   <run>/<id>/          the monitor's state: attach.sock, pid, exit, runtime.log, monitor.log
  *
- * Unix socket paths are limited to 108 bytes; the hash keeps <run>/<id>/attach.sock short.
+ * Unix socket paths are limited to 107 bytes; the hash keeps <run>/<id>/attach.sock short under
+ * /run/tsrun, and a longer one ($XDG_RUNTIME_DIR) is reached through its directory's fd
+ * (util/unix-socket.ts; the monitor binds and hands runc its sockets the same way).
  */
 import { createHash } from 'node:crypto';
 import path from 'node:path';

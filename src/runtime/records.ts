@@ -21,6 +21,7 @@ import { TsrunError } from '../errors.js';
 import { withFileLock } from '../native/index.js';
 import { writeFileAtomic } from '../store/fsutil.js';
 import type { BindMount } from '../spec/options.js';
+import type { ExtraHost } from '../network/extra-hosts.js';
 import type { PortMapping } from '../network/ports.js';
 import type { NetworkInfo } from '../network/bridge.js';
 import type { OverlayDriver } from '../snapshot/overlay.js';
@@ -55,6 +56,8 @@ export interface ContainerRecord {
     binds: BindMount[];
     readonly: boolean;
     network: string;
+    /** `--add-host` entries (host-gateway resolved at each start; network/extra-hosts.ts). */
+    extraHosts?: ExtraHost[];
     /** `-p`/`-P` as asked (host port 0: any free one, chosen at each start). */
     ports?: PortMapping[];
     runtime: string;

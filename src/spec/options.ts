@@ -417,7 +417,7 @@ export function parseMemory(s: string): number {
  * (the network namespace is not ours), so /sys is bind-mounted read-only too. Resource limits
  * need a delegated cgroup v2 hierarchy: refused with a clear error rather than ignored.
  */
-export function withRootless(o: { hostNetwork: boolean }): SpecOpt {
+export function withRootless(o: { hostNetwork: boolean; singleId?: boolean }): SpecOpt {
   return (spec) => {
     if (spec.linux.resources && Object.keys(spec.linux.resources).some((k) => k !== 'devices')) {
       throw new TsrunError('ERR_ROOTLESS', 'rootless mode: --memory, --cpus and --pids-limit need a cgroup v2 hierarchy delegated to you, and this host has none', {
@@ -428,6 +428,8 @@ export function withRootless(o: { hostNetwork: boolean }): SpecOpt {
     spec.mounts = spec.mounts.map((m) => {
       if (m.type === 'cgroup') return { destination: m.destination, type: 'bind', source: '/sys/fs/cgroup', options: ['rbind', 'nosuid', 'noexec', 'nodev', 'ro'] };
       if (m.type === 'sysfs' && o.hostNetwork) return { destination: m.destination, type: 'bind', source: '/sys', options: ['rbind', 'nosuid', 'noexec', 'nodev', 'ro'] };
+      // A single-id namespace (no subordinate ids) has no gid 5 (tty) to give the ptys, as podman drops it.
+      if (m.type === 'devpts' && o.singleId) return { ...m, options: (m.options ?? []).filter((x) => !x.startsWith('gid=')) };
       return m;
     });
   };

@@ -154,6 +154,10 @@ N('containers on the bridge reach each other by address and the host through the
     const port = (hostServer.address() as net.AddressInfo).port;
     const out = await cli(['run', '--rm', IMAGE, 'wget', '-q', '-O', '-', `http://${gw}:${port}/`]);
     assert.is(out.stdout, 'hello from the host\n', out.stderr);
+    // By name too: host.containers.internal is the gateway (as podman writes it).
+    assert.match(hosts.stdout, `${gw}\thost.containers.internal\n`);
+    const named = await cli(['run', '--rm', IMAGE, 'wget', '-q', '-O', '-', `http://host.containers.internal:${port}/`]);
+    assert.is(named.stdout, 'hello from the host\n', named.stderr);
     // The default route goes through the bridge (outbound NAT is exercised by this same path).
     const route = await cli(['run', '--rm', IMAGE, 'ip', 'route']);
     assert.match(route.stdout, `default via ${gw} dev eth0`);

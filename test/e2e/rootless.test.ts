@@ -18,6 +18,7 @@ import path from 'node:path';
 import { BIN } from './cli.js';
 import { eventually } from './containers.js';
 import { busyboxLayer } from './fixtures.js';
+import { layerBlob, makeTar } from '../helpers/tar-writer.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { pushImage } from '../helpers/push.js';
 import { freePort, hostAddress, httpGet } from '../helpers/net.js';
@@ -34,14 +35,27 @@ let home = '';
 let root = '';
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'tsrun-e2e-rootless-'));
 
-/** The CLI as `as` (default the rootless user), with a clean environment as a CI job has. */
-async function cli(args: string[], o: { as?: { uid: number; gid: number; home: string }; input?: string; env?: Record<string, string> } = {}) {
+/**
+ * The CLI as `as` (default the rootless user), with a clean environment as a CI job has, from
+ * `cwd` (default the user's home); `root: null` leaves the store to TSRUN_ROOT or the default.
+ */
+async function cli(args: string[], o: { as?: { uid: number; gid: number; home: string }; input?: string; env?: Record<string, string>; cwd?: string; root?: string | null } = {}) {
   const who = o.as ?? { uid, gid, home };
-  const r = await execa(BIN, ['--root', path.join(who.home, 'tsrun-store'), ...args], {
-    reject: false, uid: who.uid, gid: who.gid, cwd: who.home, extendEnv: false, input: o.input ?? '',
+  const storeArgs = o.root === null ? [] : ['--root', o.root ?? path.join(who.home, 'tsrun-store')];
+  const r = await execa(BIN, [...storeArgs, ...args], {
+    reject: false, uid: who.uid, gid: who.gid, cwd: o.cwd ?? who.home, extendEnv: false, input: o.input ?? '',
     env: { HOME: who.home, PATH: process.env.PATH ?? '/usr/bin:/bin', USER: String(who.uid), ...o.env }, timeout: 120_000, stripFinalNewline: false,
   });
   return { code: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
+}
+
+/** Write `files` (relative to `dir`) as the rootless user would have them. */
+function userFiles(dir: string, files: Record<string, string>, owner = { uid, gid }): void {
+  for (const [name, text] of Object.entries(files)) {
+    mkdirSync(path.dirname(path.join(dir, name)), { recursive: true });
+    writeFileSync(path.join(dir, name), text);
+  }
+  execFileSync('chown', ['-R', `${owner.uid}:${owner.gid}`, dir]);
 }
 
 function spawnOk(cmd: string, args: string[]): boolean {
@@ -122,6 +136,16 @@ R('run --rm: uid 0 inside is the user outside; image users resolve; exit codes p
   assert.is((await cli(['run', '--rm', '--network', 'none', IMAGE, 'sh', '-c', 'exit 7'])).code, 7);
 });
 
+R('unshare: a command in the namespace as uid 0 there, where image files keep their owners; its exit status; not for root', async () => {
+  const r = await cli(['unshare', 'sh', '-c', 'id -u; stat -c %u "$CONTAINERS_GRAPHROOT"/layers/*/diff/home/app/hello.txt; echo "$@"', 'sh', '--help', '-h']);
+  assert.is(r.stdout, '0\n1000\n--help -h\n', r.stderr);
+  assert.is((await cli(['unshare', 'sh', '-c', 'exit 3'])).code, 3);
+  assert.is((await cli(['unshare', '/no/such-command'])).code, 127);
+  const asRoot = await cli(['unshare', 'true'], { as: { uid: 0, gid: 0, home: tmp } });
+  assert.is(asRoot.code, 125);
+  assert.match(asRoot.stderr, 'tsrun unshare is for rootless mode');
+});
+
 R('run -d on the host network: ps, logs, exec, cp both ways, stop, rm; no mount left in the namespace', async () => {
   const d = await cli(['run', '-d', '--name', 'rl', '--network', 'host', IMAGE, 'sh', '-c', 'echo up; exec sleep 60']);
   assert.is(d.code, 0, d.stderr);
@@ -167,6 +191,26 @@ R('default network: slirp4netns; -p answers on 127.0.0.1; the host is reachable 
   await slirpGone();
 });
 
+R('a service container reached by host.containers.internal; --add-host host-gateway, --dns, --dns-search; -p on IPv6 loopback too', async () => {
+  const port = await freePort();
+  const svc = await cli(['run', '-d', '--name', 'svc', '-p', `${port}:80`, IMAGE, 'sh', '-c', 'mkdir /www && echo service > /www/index.html && exec httpd -f -p 80 -h /www']);
+  assert.is(svc.code, 0, svc.stderr);
+  try {
+    assert.is(await httpGet('127.0.0.1', port, '/index.html'), 'service\n');
+    assert.is(await httpGet('::1', port, '/index.html'), 'service\n');
+    const job = await cli(['run', '--rm', '--add-host', 'host.docker.internal:host-gateway', '--add-host', 'db:10.1.2.3', '--dns', '10.0.2.3', '--dns-search', 'ci.example',
+      IMAGE, 'sh', '-c', `wget -qO- http://host.containers.internal:${port}/; wget -qO- http://host.docker.internal:${port}/; grep -w db /etc/hosts; grep -v '^#' /etc/resolv.conf`]);
+    assert.is(job.stdout, `service\nservice\n10.1.2.3\tdb\nsearch ci.example\nnameserver 10.0.2.3\n`, job.stderr);
+    const bad = await cli(['run', '--rm', '--add-host', 'db:not-an-ip', IMAGE, 'true']);
+    assert.is(bad.code, 125);
+    assert.match(bad.stderr, 'invalid IP address in add-host: "not-an-ip"');
+  } finally {
+    assert.is((await cli(['rm', '-f', 'svc'])).code, 0);
+  }
+  await slirpGone();
+  await eventually('the IPv6 forwarder to be gone', async () => !spawnOk('pgrep', ['-u', String(uid), 'socat']));
+});
+
 R('build: RUN over slirp4netns, owners and deletions in the layers as for root, the cache on a rebuild', async () => {
   const ctx = path.join(home, 'ctx');
   mkdirSync(ctx, { recursive: true });
@@ -194,6 +238,24 @@ R('build: RUN over slirp4netns, owners and deletions in the layers as for root, 
   assert.is(again.stdout.split('\n').filter((l) => l === ' ---> Using cache').length, 4);
 });
 
+R('a build whose CLI is SIGKILLed stops: no RUN process, slirp4netns, mount or runtime state is left', async () => {
+  const ctx = path.join(home, 'ctx-killed');
+  rmSync(ctx, { recursive: true, force: true });
+  userFiles(ctx, { Dockerfile: `FROM ${IMAGE}\nRUN echo started; exec sleep 37\n` });
+  const child = execa(BIN, ['--root', root, 'build', '--no-cache', ctx], {
+    reject: false, uid, gid, cwd: home, extendEnv: false, env: { HOME: home, PATH: process.env.PATH ?? '/usr/bin:/bin' },
+  });
+  const sleeping = () => spawnOk('pgrep', ['-u', String(uid), '-f', '^sleep 37']);
+  await eventually('the RUN step to be running', async () => sleeping());
+  child.kill('SIGKILL');
+  await eventually('the RUN process to be gone', async () => !sleeping(), 5000);
+  await child; // the build inside the namespace has ended too (it holds the output pipes)
+  await slirpGone();
+  await eventually('no step mount left in the namespace', async () => !readFileSync(`/proc/${pausePid()}/mountinfo`, 'utf8').includes(path.join(root, 'tmp')));
+  const runc = readdirSync(`/tmp/tsrun-${uid}`).flatMap((h) => existsSync(`/tmp/tsrun-${uid}/${h}/runc`) ? readdirSync(`/tmp/tsrun-${uid}/${h}/runc`) : []);
+  assert.equal(runc, [], 'no runtime state');
+});
+
 R('a SIGKILLed monitor: system prune removes the container and its slirp4netns', async () => {
   const port = await freePort();
   assert.is((await cli(['run', '-d', '--name', 'orphan', '-p', `${port}:80`, IMAGE, 'sleep', '60'])).code, 0);
@@ -206,6 +268,87 @@ R('a SIGKILLed monitor: system prune removes the container and its slirp4netns',
     const slirp = path.join(`/tmp/tsrun-${uid}`, d, 'slirp');
     return existsSync(slirp) ? readdirSync(slirp) : [];
   }), []);
+});
+
+R('a CI job from its checkout: relative context, -f, cp, --env-file and TSRUN_ROOT; -h/--help/--version in container commands', async () => {
+  const proj = path.join(home, 'proj');
+  rmSync(proj, { recursive: true, force: true });
+  userFiles(proj, {
+    'docker/Dockerfile': `FROM ${IMAGE}\nCOPY app.txt /app/\nCMD ["cat", "/app/app.txt"]\n`,
+    'app.txt': 'from the checkout\n',
+    // Node 20 reads `--env-file` anywhere in argv, and applies a NODE_OPTIONS line: neither may reach tsrun's Node.
+    'ci.env': 'NODE_OPTIONS=--require ./not-there.js\nFROM_FILE=1\n',
+    'app.conf': 'setting=1\n',
+  });
+  const b = await cli(['build', '-q', '-t', 'ci-built', '-f', 'docker/Dockerfile', '.'], { cwd: proj });
+  assert.is(b.code, 0, b.stderr);
+  const env = { NODE_OPTIONS: '--require ./caller-only.js' };
+  const r = await cli(['run', '--rm', '--network', 'none', '--env-file', 'ci.env', '-e', 'NODE_OPTIONS', '-v', `${proj}/app.conf:/etc/app.conf:ro`,
+    'ci-built', 'sh', '-c', 'cat /app/app.txt /etc/app.conf; echo "$NODE_OPTIONS $FROM_FILE"; echo -h --help --version'], { cwd: proj, env });
+  assert.is(r.stdout, 'from the checkout\nsetting=1\n--require ./caller-only.js 1\n-h --help --version\n', r.stderr);
+  const missing = await cli(['run', '--rm', '--network', 'none', '--env-file', 'missing.env', IMAGE, 'true'], { cwd: proj });
+  assert.is(missing.code, 125);
+  assert.match(missing.stderr, 'reading env file missing.env');
+  assert.is((await cli(['run', '-d', '--name', 'ci', '--network', 'none', IMAGE, 'sleep', '60'], { cwd: proj })).code, 0);
+  try {
+    const e = await cli(['exec', 'ci', 'echo', '--version', '-h'], { cwd: proj });
+    assert.is(e.stdout, '--version -h\n', e.stderr);
+    mkdirSync(path.join(proj, 'out'));
+    chownSync(path.join(proj, 'out'), uid, gid);
+    const cp = await cli(['cp', 'ci:/home/app/hello.txt', 'out/hello.txt'], { cwd: proj });
+    assert.is(cp.code, 0, cp.stderr);
+    assert.is(readFileSync(path.join(proj, 'out', 'hello.txt'), 'utf8'), 'hello from the image\n');
+    assert.is((await cli(['cp', 'app.txt', 'ci:/tmp/'], { cwd: proj })).code, 0);
+    assert.is((await cli(['exec', 'ci', 'cat', '/tmp/app.txt'])).stdout, 'from the checkout\n');
+  } finally {
+    await cli(['rm', '-f', 'ci']);
+  }
+  // tsrun's own help and version stay outside the namespace and still work.
+  assert.match((await cli(['run', '--help'], { cwd: proj })).stdout, '--hostname');
+  assert.match((await cli(['--version'], { cwd: proj })).stdout, /^\d+\.\d+/);
+  // A CI cache directory in the checkout.
+  const pulled = await cli(['pull', '-q', IMAGE], { cwd: proj, root: null, env: { TSRUN_ROOT: '.cache/tsrun' } });
+  assert.is(pulled.code, 0, pulled.stderr);
+  assert.ok(existsSync(path.join(proj, '.cache', 'tsrun', 'images.json')));
+  assert.match((await cli(['info'], { cwd: proj, root: null, env: { TSRUN_ROOT: '.cache/tsrun' } })).stdout, `Root Dir: ${proj}/.cache/tsrun\n`);
+});
+
+R('as root too: --env-file and a single-file bind from a relative checkout', async () => {
+  const proj = path.join(tmp, 'root-proj');
+  userFiles(proj, { 'ci.env': 'NODE_OPTIONS=--require ./not-there.js\n', 'app.conf': 'root setting\n' }, { uid: 0, gid: 0 });
+  const me = { uid: 0, gid: 0, home: tmp };
+  const r = await cli(['run', '--rm', '--network', 'none', '--env-file', 'ci.env', '-v', `${proj}/app.conf:/app.conf:ro`, IMAGE, 'sh', '-c', 'cat /app.conf; echo "$NODE_OPTIONS"'], { as: me, cwd: proj });
+  assert.is(r.stdout, 'root setting\n--require ./not-there.js\n', r.stderr);
+  assert.is(lstatSync(path.join(proj, 'app.conf')).isFile(), true);
+  await cli(['rmi', '-f', IMAGE], { as: me });
+});
+
+R('XDG_RUNTIME_DIR=/run/user/UID: attached run, run -it, start -a, exec -it (socket paths over 107 bytes)', async () => {
+  const xdg = `/run/user/${uid}`;
+  rmSync('/run/user', { recursive: true, force: true });
+  mkdirSync('/run/user', { mode: 0o755 });
+  mkdirSync(xdg, { mode: 0o700 });
+  chownSync(xdg, uid, gid);
+  const env = { XDG_RUNTIME_DIR: xdg };
+  const viaScript = (args: string[]) => execa('script', ['-qec', [BIN, '--root', root, ...args].map((a) => `'${a}'`).join(' '), '/dev/null'], {
+    reject: false, uid, gid, cwd: home, extendEnv: false, env: { HOME: home, PATH: process.env.PATH ?? '/usr/bin:/bin', ...env }, timeout: 60_000,
+  });
+  try {
+    const r = await cli(['run', '--rm', '--network', 'none', IMAGE, 'echo', 'attached'], { env });
+    assert.is(r.stdout, 'attached\n', r.stderr);
+    assert.is((await cli(['create', '--name', 'sa', '--network', 'none', IMAGE, 'echo', 'started'], { env })).code, 0);
+    const s = await cli(['start', '-a', 'sa'], { env });
+    assert.is(s.stdout, 'started\n', s.stderr);
+    const it = await viaScript(['run', '--rm', '-it', '--network', 'none', IMAGE, 'sh', '-c', 'test -t 0 && echo tty-run']);
+    assert.match(String(it.stdout), 'tty-run', String(it.stderr));
+    assert.is((await cli(['run', '-d', '--name', 'xt', '--network', 'none', IMAGE, 'sleep', '60'], { env })).code, 0);
+    const ex = await viaScript(['exec', '-it', 'xt', 'sh', '-c', 'test -t 0 && echo tty-exec']);
+    assert.match(String(ex.stdout), 'tty-exec', String(ex.stderr));
+  } finally {
+    await cli(['rm', '-f', 'sa', 'xt'], { env });
+    try { process.kill(Number(readFileSync(`${xdg}/tsrun/pause.pid`, 'utf8').trim()), 'SIGKILL'); } catch { /* none or gone */ }
+    rmSync('/run/user', { recursive: true, force: true });
+  }
 });
 
 R('a container keeps the storage driver that made its root when the namespace later uses another', async () => {
@@ -283,13 +426,77 @@ R('what cannot work says what is missing and how to fix it', async () => {
   assert.is(mem.code, 125);
   assert.match(mem.stderr, 'need a cgroup v2 hierarchy delegated to you');
   assert.is((await cli(['ps', '-aq'])).stdout, '', 'the refused run left no container');
+  const info = await cli(['info']);
+  assert.is(info.code, 0, 'every required item is there');
+});
+
+R('a user without subordinate ids: a single-id namespace with a warning; root-owned images run, others fail clearly; info fails', async () => {
   const nosub = ensureUser(NOSUB, false);
-  const r = await cli(['pull', IMAGE], { as: nosub });
-  assert.is(r.code, 1);
-  assert.match(r.stderr, `user ${NOSUB} has no subordinate uid range in /etc/subuid`);
-  assert.match(r.stderr, `usermod --add-subuids 100000-165535 --add-subgids 100000-165535 ${NOSUB}`);
-  const info = await cli(['info'], { as: nosub });
-  assert.match(info.stdout, /MISSING\s+subordinate uids/);
+  const rootOnly = `${reg.host}/rl/rootonly:1`;
+  const bin = readFileSync('/bin/busybox');
+  await pushImage(reg, 'rl/rootonly', '1', {
+    layers: [layerBlob(makeTar([{ name: 'bin/', type: 'dir' }, { name: 'bin/busybox', content: bin, mode: 0o755 }, { name: 'bin/sh', type: 'symlink', linkname: 'busybox' },
+      { name: 'dev/', type: 'dir' }, { name: 'dev/null', type: 'char', devmajor: 1, devminor: 3, mode: 0o666 }]), 'none')],
+    config: { config: { Cmd: ['sh'], Env: ['PATH=/bin'] } },
+  });
+  try {
+    const r = await cli(['run', '--rm', '--network', 'none', rootOnly, 'sh', '-c', 'echo single; cat /proc/self/uid_map | wc -l'], { as: nosub });
+    assert.is(r.code, 0, r.stderr);
+    assert.is(r.stdout, 'single\n1\n');
+    assert.match(r.stderr, `WARN: user ${NOSUB} has no subordinate uid range in /etc/subuid: using a single-id user namespace`);
+    assert.not.match(r.stderr, 'device node', 'a device under /dev is no news: the runtime makes its own /dev');
+    // The suggested range overlaps no one's.
+    const fix = /usermod --add-subuids (\d+)-(\d+) --add-subgids \1-\2 /.exec(r.stderr);
+    assert.ok(fix, r.stderr);
+    const [lo, hi] = [Number(fix?.[1]), Number(fix?.[2])];
+    assert.is(hi - lo + 1, 65536);
+    for (const f of ['/etc/subuid', '/etc/subgid']) {
+      for (const line of readFileSync(f, 'utf8').split('\n').filter(Boolean)) {
+        const [, a, n] = line.split(':').map(Number) as [number, number, number];
+        assert.ok(hi < a || lo >= a + n, `${lo}-${hi} overlaps ${line} in ${f}`);
+      }
+    }
+    assert.is((await cli(['images', '-q'], { as: nosub })).code, 0);
+    const other = await cli(['pull', IMAGE], { as: nosub });
+    assert.is(other.code, 1);
+    assert.match(other.stderr, 'is owned by 1000:1000, an id this user namespace does not map');
+    const info = await cli(['info'], { as: nosub });
+    assert.is(info.code, 1, 'a CI pre-flight step fails on it');
+    assert.match(info.stdout, /MISSING\s+subordinate uids/);
+  } finally {
+    const pid = Number(readFileSync(`/tmp/tsrun-${nosub.uid}/pause.pid`, 'utf8').trim());
+    try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+    rmSync(`/tmp/tsrun-${nosub.uid}`, { recursive: true, force: true });
+    rmSync(path.join(nosub.home, 'tsrun-store'), { recursive: true, force: true });
+  }
+});
+
+R('a /tmp/tsrun-UID made by someone else is refused, saying what to do', async () => {
+  const victim = ensureUser(NOSUB, false);
+  const squat = `/tmp/tsrun-${victim.uid}`;
+  rmSync(squat, { recursive: true, force: true });
+  mkdirSync(squat);
+  chmodSync(squat, 0o1777);
+  chownSync(squat, uid, gid); // the rootless test user took the name first
+  try {
+    const r = await cli(['ps'], { as: victim });
+    assert.is(r.code, 1);
+    assert.match(r.stderr, `rootless mode: ${squat} belongs to uid ${uid} (mode 1777), not to you (uid ${victim.uid}) with mode 0700`);
+    assert.match(r.stderr, `hint: as root: rm -rf ${squat}`);
+    assert.equal(readdirSync(squat), [], 'nothing was written into it');
+    // With a runtime directory of the user's own, it works.
+    const xdg = path.join(victim.home, 'xdg');
+    mkdirSync(xdg, { recursive: true, mode: 0o700 });
+    chownSync(xdg, victim.uid, victim.gid);
+    const ok = await cli(['ps', '-q'], { as: victim, env: { XDG_RUNTIME_DIR: xdg } });
+    assert.is(ok.code, 0, ok.stderr);
+    assert.is(lstatSync(`${xdg}/tsrun`).mode & 0o777, 0o700);
+    try { process.kill(Number(readFileSync(`${xdg}/tsrun/pause.pid`, 'utf8').trim()), 'SIGKILL'); } catch { /* gone */ }
+  } finally {
+    rmSync(squat, { recursive: true, force: true });
+    rmSync(path.join(victim.home, 'xdg'), { recursive: true, force: true });
+    rmSync(path.join(victim.home, 'tsrun-store'), { recursive: true, force: true });
+  }
 });
 
 R.run();

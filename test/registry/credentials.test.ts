@@ -259,6 +259,21 @@ test('storeCredentials: new config.json in a new 0700 dir, mode 0600, Hub key, r
   } finally { w.cleanup(); }
 });
 
+test('storeCredentials: REGISTRY_AUTH_FILE when set (as podman login), mode 0600, the Docker config untouched; logout erases it', async () => {
+  const w = world();
+  try {
+    w.ctx.env['REGISTRY_AUTH_FILE'] = w.files.authFile;
+    const r = await storeCredentials(w.ctx, 'ci.example:5000', { username: 'ci', password: 'tok' });
+    assert.equal(r, { kind: 'file', where: w.files.authFile, plaintextFile: w.files.authFile });
+    assert.is(fs.statSync(w.files.authFile).mode & 0o777, 0o600);
+    assert.equal(JSON.parse(fs.readFileSync(w.files.authFile, 'utf8')), { auths: { 'ci.example:5000': { auth: b64('ci:tok') } } });
+    assert.not.ok(fs.existsSync(w.files.docker));
+    assert.equal(await lookupCredentials(w.ctx, 'ci.example:5000'), { kind: 'basic', username: 'ci', password: 'tok' });
+    assert.is(await eraseCredentials(w.ctx, 'ci.example:5000'), true);
+    assert.equal(JSON.parse(fs.readFileSync(w.files.authFile, 'utf8')), { auths: {} });
+  } finally { w.cleanup(); }
+});
+
 test('storeCredentials: keeps every other key, replaces aliases, tightens an existing 0644 file to 0600', async () => {
   const w = world();
   try {

@@ -1,24 +1,63 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { needsNamespace, verbOf } from '../../src/rootless/enter.js';
+import type { Command } from 'commander';
+import { needsNamespace } from '../../src/rootless/enter.js';
+import { commandPlan } from '../../src/cli/own-options.js';
+import type { CliIo } from '../../src/cli/main.js';
+import { registerImageCommands } from '../../src/cli/commands/images.js';
+import { registerAuthCommands } from '../../src/cli/commands/login.js';
+import { registerContainerCommands } from '../../src/cli/commands/containers.js';
+import { registerBuildCommands } from '../../src/cli/commands/build.js';
+import { registerSystemCommands } from '../../src/cli/commands/system.js';
 import { subordinateRange } from '../../src/rootless/namespace.js';
 
 const E = suite('rootless: who enters the namespace, and the subordinate ranges');
 
-E('the verb after global options', () => {
-  assert.is(verbOf(['--root', '/x', '--debug', 'run', '-it', 'img']), 'run');
-  assert.is(verbOf(['--debug']), undefined);
-  assert.is(verbOf(['--config', '/cfg', 'login', 'r.io']), 'login', 'the value of --config is not the verb');
+/** The real CLI's commands (as main.ts registers them), without running anything. */
+async function program(): Promise<Command> {
+  const { Command: Ctor } = await import('commander');
+  const p = new Ctor('tsrun').version('0', '-v, --version').option('--root <dir>').option('--config <dir>').option('--debug').enablePositionalOptions();
+  const io = { out: process.stdout, err: process.stderr, globals: () => ({}), version: '0' } as unknown as CliIo;
+  registerImageCommands(p, io);
+  registerAuthCommands(p, io);
+  registerContainerCommands(p, io);
+  registerBuildCommands(p, io);
+  registerSystemCommands(p, io);
+  return p;
+}
+
+E('the command path and help from tsrun\'s own options only, never the container\'s command', async () => {
+  const p = await program();
+  assert.equal(commandPlan(p, ['--root', '/x', '--debug', 'run', '-it', 'img']), { path: ['run'], help: false });
+  assert.equal(commandPlan(p, ['--debug']), { path: [], help: false });
+  assert.equal(commandPlan(p, ['--config', '/cfg', 'login', 'r.io']), { path: ['login'], help: false }, 'the value of --config is not the verb');
+  assert.equal(commandPlan(p, ['container', 'run', '--rm', 'img']), { path: ['container', 'run'], help: false });
+  assert.equal(commandPlan(p, ['system', 'info']), { path: ['system', 'info'], help: false });
+  for (const argv of [['--help'], ['-h'], ['--version'], ['-v'], ['run', '--help'], ['run', '--rm', '--help', 'img'], ['exec', '-h'],
+    ['--root', '/r', 'build', '-h'], ['help', 'run'], ['container', 'run', '--help'], ['image', 'ls', '--help'], ['logs', 'c', '--help']]) {
+    assert.ok(commandPlan(p, argv).help, argv.join(' '));
+  }
+  for (const argv of [['run', '--rm', 'node:17', 'node', '--version'], ['run', '-d', 'busybox', 'httpd', '-f', '-p', '80', '-h', '/www'],
+    ['run', '-h', 'myhost', 'img'], ['run', '-e', '--help', 'img'], ['run', '--name', '-h', 'img'], ['run', '-it', 'img', 'sh', '-h'],
+    ['run', '--env-file', '.env', 'img', '--version'], ['exec', '-it', 'c', 'node', '--version'], ['exec', 'c', 'sh', '-c', 'x -h'],
+    ['create', 'img', '--help'], ['container', 'run', 'img', '-v'], ['run', '-dp8080:80', 'img', '--help'], ['run', '--', 'img', '-h'],
+    ['--root', '/r', 'run', '-v', '/a:/b', 'img', '--version']]) {
+    assert.not.ok(commandPlan(p, argv).help, argv.join(' '));
+  }
 });
 
-E('store commands of a non-root user enter; root, help, version, login and info do not', () => {
+E('store commands of a non-root user enter; root, help, version, login and info do not', async () => {
+  const p = await program();
   const env = {};
-  assert.ok(needsNamespace(['pull', 'busybox'], 1000, env));
-  assert.ok(needsNamespace(['--root', '/r', 'system', 'prune'], 1000, env));
-  assert.not.ok(needsNamespace(['pull', 'busybox'], 0, env));
-  assert.not.ok(needsNamespace(['pull', 'busybox'], 1000, { TSRUN_ROOTLESS: '1000' }), 'already inside');
+  const needs = (argv: string[], uid = 1000, e: NodeJS.ProcessEnv = env) => needsNamespace(commandPlan(p, argv), uid, e);
+  assert.ok(needs(['pull', 'busybox']));
+  assert.ok(needs(['--root', '/r', 'system', 'prune']));
+  assert.ok(needs(['run', '--rm', 'node:17-alpine', 'node', '--version']));
+  assert.ok(needs(['exec', 'c', 'node', '--version']));
+  assert.not.ok(needs(['pull', 'busybox'], 0));
+  assert.not.ok(needs(['pull', 'busybox'], 1000, { TSRUN_ROOTLESS: '1000' }), 'already inside');
   for (const argv of [[], ['--help'], ['run', '--help'], ['--version'], ['login', 'r.io'], ['logout'], ['info'], ['system', 'info']]) {
-    assert.not.ok(needsNamespace(argv, 1000, env), argv.join(' '));
+    assert.not.ok(needs(argv), argv.join(' '));
   }
 });
 

@@ -27,6 +27,7 @@ interface RunFlags {
   volume: string[]; workdir?: string; user?: string; entrypoint?: string; hostname?: string; readOnly?: boolean;
   memory?: string; cpus?: string; pidsLimit?: string; runtime?: string; network?: string; label: string[];
   pull?: string; platform?: string; sigProxy: boolean; publish: string[]; publishAll?: boolean;
+  addHost: string[]; dns: string[]; dnsSearch: string[]; dnsOption: string[];
 }
 
 function runOptions(cmd: Command): Command {
@@ -57,6 +58,10 @@ function runOptions(cmd: Command): Command {
     .option('--no-sig-proxy', 'do not forward received signals to the container')
     .option('-p, --publish <[ip:][host:]ctr[/proto]>', 'publish a container port on the host (ranges allowed)', collect, [])
     .option('-P, --publish-all', 'publish every exposed port on a free host port')
+    .option('--add-host <host:ip>', 'add a line to /etc/hosts (ip "host-gateway": the host)', collect, [])
+    .option('--dns <ip>', 'set a DNS server', collect, [])
+    .option('--dns-search <domain>', 'set a DNS search domain', collect, [])
+    .option('--dns-option <option>', 'set a DNS option', collect, [])
     .passThroughOptions();
 }
 
@@ -66,7 +71,7 @@ function toRunOptions(image: string, args: string[], f: RunFlags) {
     envFiles: f.envFile, volumes: f.volume, workdir: f.workdir, user: f.user, entrypoint: f.entrypoint,
     hostname: f.hostname, readOnly: f.readOnly, memory: f.memory, cpus: f.cpus, pidsLimit: f.pidsLimit,
     runtime: f.runtime, network: f.network, labels: f.label, pull: f.pull, platform: f.platform,
-    publish: f.publish, publishAll: f.publishAll,
+    publish: f.publish, publishAll: f.publishAll, addHost: f.addHost, dns: f.dns, dnsSearch: f.dnsSearch, dnsOption: f.dnsOption,
   };
 }
 

@@ -13,6 +13,8 @@ export function registerSystemCommands(program: Command, io: CliIo): void {
       const { processContext } = await import('../../app/context.js');
       const { systemInfo } = await import('../../app/info.js');
       const info = await systemInfo(processContext({ root: io.globals().root }), io.version);
+      // A CI pre-flight step (`tsrun info`) fails when something rootless mode requires is missing.
+      if (info.checks?.some((c) => c.required && !c.ok)) process.exitCode = 1;
       if (opts.format) {
         const { infoFormat } = await import('./version.js');
         io.out.write(await infoFormat(io, info, opts.format));
