@@ -3,7 +3,8 @@
  * archived (layers/diff.ts), and the one stream is gzipped into a blob and, at the same time,
  * unpacked into the layer's directory by the same unpacker pulls use. So a built layer on disk is
  * exactly what its tar says — what `push` sends and a later `pull` would unpack — and the
- * upper directory is thrown away.
+ * upper directory is thrown away. `commitLayerStream` does the same for any uncompressed layer
+ * tar (`load`'s and `import`'s), and `commit` uses `commitLayer` on a container's upper dir.
  *
  * Contract: like a pull, nothing is visible under blobs/ or layers/ until complete (temp names,
  * rename, the layer lock); a failure removes what it wrote. Idempotent: committing the same
@@ -13,6 +14,7 @@ import { createHash } from 'node:crypto';
 import { createWriteStream, promises as fs } from 'node:fs';
 import { once } from 'node:events';
 import { createGzip } from 'node:zlib';
+import { TsrunError } from '../errors.js';
 import { sha256Digest } from '../oci/digest.js';
 import { MediaType } from '../oci/media-types.js';
 import { diffTar, type DiffOptions } from '../layers/diff.js';
@@ -25,7 +27,20 @@ export interface CommitOptions extends DiffOptions {
   unpack: { preserveOwnership: boolean; canMknod: boolean };
 }
 
-export async function commitLayer(store: Store, dir: string, parentChainId: string | undefined, opts: CommitOptions): Promise<LayerRecord> {
+export function commitLayer(store: Store, dir: string, parentChainId: string | undefined, opts: CommitOptions): Promise<LayerRecord> {
+  return commitLayerStream(store, diffTar(dir, opts), parentChainId, opts);
+}
+
+export interface StreamCommitOptions {
+  overlayXattrPrefix: DiffOptions['overlayXattrPrefix'];
+  unpack: CommitOptions['unpack'];
+  /** The diff id the tar must have (an image config's); nothing is committed when it differs. */
+  expectDiffId?: string;
+  onWarning?: (message: string) => void;
+}
+
+/** An uncompressed layer tar → a gzipped blob and an unpacked layer, committed together. */
+export async function commitLayerStream(store: Store, tar: AsyncIterable<Buffer>, parentChainId: string | undefined, opts: StreamCommitOptions): Promise<LayerRecord> {
   const ingest = store.tempPath('blob');
   const work = await store.prepareLayer();
   try {
@@ -41,16 +56,19 @@ export async function commitLayer(store: Store, dir: string, parentChainId: stri
     const closed = once(file, 'close');
     // One pass over the tree: each chunk goes to the compressor and to the unpacker.
     const tee = (async function* () {
-      for await (const chunk of diffTar(dir, opts)) {
+      for await (const chunk of tar) {
         if (!gzip.write(chunk)) await once(gzip, 'drain');
         yield chunk;
       }
       gzip.end();
     })();
     const result = await unpackTar(tee, work.diff, {
-      ...opts.unpack, overlayXattrPrefix: opts.overlayXattrPrefix,
+      ...opts.unpack, overlayXattrPrefix: opts.overlayXattrPrefix, onWarning: opts.onWarning,
     });
     await closed;
+    if (opts.expectDiffId !== undefined && result.diffId !== opts.expectDiffId) {
+      throw new TsrunError('ERR_DIGEST_MISMATCH', `layer unpacks to diff id ${result.diffId}, but the image config says ${opts.expectDiffId}`);
+    }
     const digest = `sha256:${blobHash.digest('hex')}`;
     const chainId = parentChainId ? sha256Digest(`${parentChainId} ${result.diffId}`) : result.diffId;
     await store.withLayerLock(chainId, async () => {
