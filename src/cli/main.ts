@@ -81,6 +81,7 @@ export async function main(argv: string[]): Promise<void> {
   registerBuildCommands(program, io);
   const { registerSystemCommands } = await import('./commands/system.js');
   registerSystemCommands(program, io);
+  (await import('./commands/save.js')).registerSaveCommands(program, io);
 
   let code: number;
   try {
