@@ -24,7 +24,7 @@
 import { createReadStream, createWriteStream, promises as fs } from 'node:fs';
 import { once } from 'node:events';
 import path from 'node:path';
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { z } from 'zod';
 import { TsrunError } from '../errors.js';
 import { chainIds, sha256Digest } from '../oci/digest.js';
@@ -32,7 +32,8 @@ import { isIndexType, layerCompression } from '../oci/media-types.js';
 import { imageConfigSchema, indexSchema, manifestSchema, type Descriptor } from '../oci/schemas.js';
 import { familiarName, formatReference, parseNormalizedNamed, parseReference } from '../reference/reference.js';
 import { hostPlatform, selectManifest } from '../registry/resolve.js';
-import { decompress, type ArchiveCompression } from '../layers/compression.js';
+import { decompress } from '../layers/compression.js';
+import { decompressSniffed, sniffCompression } from '../layers/sniff.js';
 import { readTar } from '../layers/tar-reader.js';
 import { cleanPath } from '../layers/unpack.js';
 import { commitLayerStream } from '../build/layer.js';
@@ -40,6 +41,7 @@ import type { LayerRecord } from '../store/images.js';
 import { recordImage } from '../store/record.js';
 import { Store } from '../store/store.js';
 import type { AppContext } from './context.js';
+import { unpackAs } from './unpack-as.js';
 
 export interface LoadedImage {
   id: string;
@@ -59,14 +61,7 @@ const bad = (msg: string, hint?: string) => new TsrunError('ERR_MANIFEST', `load
   hint: hint ?? 'the archive is not one `docker save` or `tsrun save` wrote',
 });
 
-/** The first bytes of compressed data, as `docker load` and ADD detect them. */
-const MAGIC: [ArchiveCompression, Buffer][] = [
-  ['gzip', Buffer.from([0x1f, 0x8b])],
-  ['zstd', Buffer.from([0x28, 0xb5, 0x2f, 0xfd])],
-  ['bzip2', Buffer.from('BZh')],
-  ['xz', Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00])],
-];
-const sniff = (head: Buffer): ArchiveCompression => MAGIC.find(([, m]) => head.subarray(0, m.length).equals(m))?.[0] ?? 'none';
+const sniff = sniffCompression;
 
 /** The archive's files: spooled regular files by cleaned name, and links between names. */
 class Spool {
@@ -76,22 +71,9 @@ class Spool {
 
   static async fill(dir: string, input: Readable): Promise<Spool> {
     const spool = new Spool(dir);
-    // Peek at the first bytes to see whether the whole tar is compressed.
-    const it = input[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
-    let head = Buffer.alloc(0);
-    const firsts: Buffer[] = [];
-    while (head.length < 6) {
-      const r = await it.next();
-      if (r.done) break;
-      firsts.push(r.value);
-      head = Buffer.concat([head, r.value]);
-    }
-    if (head.length === 0) throw bad('the input is empty', 'give the archive with -i FILE, or on stdin');
-    const whole = Readable.from((async function* () {
-      yield* firsts;
-      for (let r = await it.next(); !r.done; r = await it.next()) yield r.value;
-    })(), { objectMode: false });
-    const tar = decompress(whole, sniff(head)) as AsyncIterable<Buffer>;
+    const { stream, empty } = await decompressSniffed(input);
+    if (empty) throw bad('the input is empty', 'give the archive with -i FILE, or on stdin');
+    const tar = stream as AsyncIterable<Buffer>;
     const source = tar[Symbol.asyncIterator]();
     let n = 0;
     for await (const entry of readTar({ [Symbol.asyncIterator]: () => source })) {
@@ -259,9 +241,7 @@ async function firstBytes(file: string): Promise<Buffer> {
  */
 export async function loadImages(ctx: AppContext, input: Readable, onLoaded: (img: LoadedImage) => void = () => undefined): Promise<LoadedImage[]> {
   const store = await Store.open(ctx.root);
-  const root = ctx.uid === 0;
-  const unpack = { preserveOwnership: root || ctx.rootless, canMknod: root };
-  const overlayXattrPrefix = root ? 'trusted.overlay.' as const : 'user.overlay.' as const;
+  const { overlayXattrPrefix, unpack } = unpackAs(ctx);
   return store.withSharedLock(async () => {
     await store.cleanTemp();
     const dir = store.tempPath('load');

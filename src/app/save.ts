@@ -21,9 +21,7 @@
  * (the caller removes a partial -o file). The store is held shared: rmi cannot race it.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream, promises as fs } from 'node:fs';
-import path from 'node:path';
-import { once } from 'node:events';
+import { createReadStream } from 'node:fs';
 import type { Writable } from 'node:stream';
 import { TsrunError } from '../errors.js';
 import { digestHex, sha256Digest } from '../oci/digest.js';
@@ -35,6 +33,7 @@ import { blockPadding, encodeHeader, TAR_TRAILER } from '../layers/tar-writer.js
 import { findImage } from '../store/lookup.js';
 import type { ImageRecord } from '../store/images.js';
 import { Store } from '../store/store.js';
+import { StreamOut, toFile } from '../util/stream-out.js';
 import type { AppContext } from './context.js';
 
 interface Chosen {
@@ -114,29 +113,13 @@ export async function saveImages(ctx: AppContext, queries: string[], out: Writab
 
 /** A tar written to a stream with back-pressure; every entry is a plain file or directory. */
 class TarOut {
-  private failed: Error | undefined;
-  constructor(private readonly out: Writable) {
-    // A reader that goes away (EPIPE) ends the save with an error, not an unhandled event.
-    out.on('error', (err) => { this.failed ??= err; });
+  private readonly s: StreamOut;
+  constructor(out: Writable) {
+    this.s = new StreamOut(out, 'saving');
   }
 
-  async write(chunk: Buffer): Promise<void> {
-    if (chunk.length === 0) return;
-    const closed = () => new TsrunError('ERR_USAGE', `saving: the output was closed${this.failed ? ` (${this.failed.message})` : ''}`);
-    if (this.failed || this.out.destroyed) throw closed();
-    if (this.out.write(chunk)) return;
-    await new Promise<void>((resolve, reject) => {
-      const done = (err?: Error) => {
-        this.out.off('drain', onDrain);
-        this.out.off('close', onClose);
-        if (err) reject(err);
-        else resolve();
-      };
-      const onDrain = () => done();
-      const onClose = () => done(closed());
-      this.out.on('drain', onDrain);
-      this.out.on('close', onClose);
-    });
+  write(chunk: Buffer): Promise<void> {
+    return this.s.write(chunk);
   }
 
   dir(name: string): Promise<void> {
@@ -181,20 +164,6 @@ class TarOut {
 }
 
 /** `-o FILE`: written under a temporary name beside it and renamed, so a failure leaves no half archive. */
-export async function saveToFile(ctx: AppContext, queries: string[], file: string): Promise<void> {
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
-  const out = createWriteStream(tmp, { mode: 0o600 });
-  try {
-    await once(out, 'open').catch((err: NodeJS.ErrnoException) => {
-      throw new TsrunError('ERR_USAGE', `saving to ${file}: ${err.message}`);
-    });
-    await saveImages(ctx, queries, out);
-    out.end();
-    await once(out, 'close');
-    await fs.rename(tmp, file);
-  } catch (err) {
-    out.destroy();
-    await fs.rm(tmp, { force: true });
-    throw err;
-  }
+export function saveToFile(ctx: AppContext, queries: string[], file: string): Promise<void> {
+  return toFile(file, 'saving', (out) => saveImages(ctx, queries, out));
 }

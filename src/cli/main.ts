@@ -82,6 +82,10 @@ export async function main(argv: string[]): Promise<void> {
   const { registerSystemCommands } = await import('./commands/system.js');
   registerSystemCommands(program, io);
   (await import('./commands/save.js')).registerSaveCommands(program, io);
+  (await import('./commands/export.js')).registerExportCommands(program, io);
+  (await import('./commands/commit.js')).registerCommitCommands(program, io);
+  (await import('./commands/diff.js')).registerDiffCommands(program, io);
+  (await import('./commands/pause.js')).registerPauseCommands(program, io);
 
   let code: number;
   try {

@@ -163,7 +163,7 @@ async function psAction(io: CliIo, o: { all?: boolean; quiet?: boolean; format?:
   const id = (c: Container) => (o.trunc ? c.record.id.slice(0, 12) : c.record.id);
   const status = (c: Container) => {
     const s = c.observed;
-    if (s.status === 'running') return `Up ${humanDuration(now - Date.parse(s.startedAt ?? c.record.created))}`;
+    if (s.status === 'running') return `Up ${humanDuration(now - Date.parse(s.startedAt ?? c.record.created))}${s.paused ? ' (Paused)' : ''}`;
     if (s.status === 'created') return 'Created';
     return `Exited (${s.exitCode}) ${timeAgo(s.finishedAt ?? c.record.created, now)}`;
   };
