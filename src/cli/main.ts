@@ -86,6 +86,11 @@ export async function main(argv: string[]): Promise<void> {
   (await import('./commands/commit.js')).registerCommitCommands(program, io);
   (await import('./commands/diff.js')).registerDiffCommands(program, io);
   (await import('./commands/pause.js')).registerPauseCommands(program, io);
+  (await import('./commands/rename.js')).registerRenameCommands(program, io);
+  (await import('./commands/top.js')).registerTopCommands(program, io);
+  (await import('./commands/stats.js')).registerStatsCommands(program, io);
+  (await import('./commands/update.js')).registerUpdateCommands(program, io);
+  (await import('./commands/events.js')).registerEventsCommands(program, io);
 
   let code: number;
   try {

@@ -27,7 +27,7 @@ export function exitOne<A extends unknown[]>(fn: (...args: A) => Promise<void>):
 }
 
 /** The `image` or `container` group another file registered, or a new one. */
-export function group(program: Command, name: 'image' | 'container'): Command {
+export function group(program: Command, name: 'image' | 'container' | 'system'): Command {
   return program.commands.find((c) => c.name() === name) ?? program.command(name);
 }
 
