@@ -139,11 +139,26 @@ function runtimeMountpoints(c: Container, v: UpperView): Set<string> {
   for (const rel of [...candidates].sort((a, b) => b.split('/').length - a.split('/').length)) {
     const p = path.join(v.upper, rel);
     const st = lstatOrUndefined(p);
-    if (!st || inLower(v, rel)) continue;
-    if (st.isFile() && st.size === 0) out.add(rel);
-    else if (st.isDirectory() && readdirSync(p).every((n) => out.has(`${rel}/${n}`))) out.add(rel);
+    if (!st) continue;
+    if (st.isFile()) {
+      if (st.size === 0 && !inLower(v, rel)) out.add(rel);
+      continue;
+    }
+    if (!st.isDirectory() || opaque(p, v.xattrPrefix) || !readdirSync(p).every((n) => out.has(`${rel}/${n}`))) continue;
+    // A directory the runtime made, or one overlayfs copied up for a mount point in it, unchanged.
+    const below = inLower(v, rel) ? lowerStat(v, rel) : undefined;
+    if (!below || (below.isDirectory() && below.mode === st.mode && below.uid === st.uid && below.gid === st.gid)) out.add(rel);
   }
   return out;
+}
+
+/** The image's own entry at `rel` (the topmost layer that has it). */
+function lowerStat(v: UpperView, rel: string): Stats | undefined {
+  for (const layer of v.lowers) {
+    const st = lstatOrUndefined(path.join(layer, rel));
+    if (st) return st;
+  }
+  return undefined;
 }
 
 export async function exists(p: string): Promise<boolean> {

@@ -10,6 +10,7 @@ const collect = (v: string, prev: string[]) => [...prev, v];
 
 export function registerEventsCommands(program: Command, io: CliIo): void {
   const cmd = (c: Command) => c
+    .summary('Get events of this store (as far as a daemonless tool can know)')
     .description('Get events of this store: container create, start, pause, die and image pull, tag — read back from the store, ' +
       'since no daemon watches (destroy, stop, kill, exec and starts before the latest one are not known). ' +
       'Without --until it follows new events until interrupted; without --since it shows only new ones')
