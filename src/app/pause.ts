@@ -20,6 +20,11 @@ import { openEnv, runtimeFor, type Env } from './containers.js';
 const notRunning = (c: Container) => new TsrunError('ERR_CONTAINER_STATE', `container ${c.record.id} is not running`);
 
 export async function pause(ctx: AppContext, query: string): Promise<void> {
+  if (ctx.rootless) {
+    throw new TsrunError('ERR_ROOTLESS', `pausing container ${query}: the cgroup freezer is not available to rootless containers in tsrun yet`, {
+      hint: 'it needs a delegated cgroup v2 hierarchy, which tsrun does not use yet',
+    });
+  }
   const env = await openEnv(ctx);
   const found = await env.containers.find(query);
   await env.containers.lock(found.record.id, async () => {
@@ -47,7 +52,10 @@ export async function unpause(ctx: AppContext, query: string): Promise<void> {
  * user paused stays paused; one frozen here is thawed afterwards, whatever `fn` did.
  */
 export async function withFrozen<T>(env: Env, c: Container, freeze: boolean, fn: () => Promise<T>): Promise<T> {
-  if (!freeze || c.observed.status !== 'running' || c.observed.paused) return fn();
+  // A rootless container has no cgroup of its own here (runc skips cgroups), so there is no
+  // freezer: it is read live. It can only touch files its user owns, and the walks never follow
+  // a link (container-fs.ts).
+  if (!freeze || c.observed.status !== 'running' || c.observed.paused || env.ctx.rootless) return fn();
   const rt = await runtimeFor(env, c.record.host.runtime);
   await pauseContainer(rt, c.record.id);
   try {

@@ -6,7 +6,9 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execa } from 'execa';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createReadStream, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { BIN, tsrun } from './cli.js';
@@ -119,6 +121,24 @@ C('export | import round trip, -o to a relative path; export never follows the c
   const gz = await execa(BIN, ['--root', root, 'import', 'exp.tar.gz'], { cwd: tmp, reject: false });
   assert.is(gz.exitCode, 0, gz.stderr);
   assert.match((await cli(['history', gz.stdout.trim()])).stdout, 'Imported from exp.tar.gz');
+  // From a URL (a loopback server), as docker import takes one.
+  const server = http.createServer((req, res) => {
+    if (req.url !== '/exp.tar') return void res.writeHead(404).end();
+    res.writeHead(200, { 'Content-Type': 'application/x-tar' });
+    createReadStream(path.join(tmp, 'exp.tar')).pipe(res);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  try {
+    const fromUrl = await cli(['image', 'import', `${url}/exp.tar`, 'fromurl:1']);
+    assert.is(fromUrl.code, 0, fromUrl.stderr);
+    assert.is((await cli(['run', '--rm', '--network', 'none', 'fromurl:1', 'cat', '/data'])).stdout, 'data\n');
+    const notFound = await cli(['import', `${url}/nope.tar`]);
+    assert.is(notFound.code, 1);
+    assert.match(notFound.stderr, '404');
+  } finally {
+    server.close();
+  }
   const missing = await cli(['import', path.join(tmp, 'nope.tar')]);
   assert.is(missing.code, 1);
   assert.is((await cli(['export', 'no-such-container'])).code, 1);
@@ -153,6 +173,13 @@ C('pause/unpause: processes stop and resume, ps says (Paused), inspect says paus
   assert.match(stopped.stderr, 'is not running');
   assert.is(stopped.stdout, 'ticker\n');
   assert.is((await cli(['unpause', 'ticker'])).code, 0);
+  // A paused container can still be killed and removed (SIGKILL thaws it, as in Docker).
+  await detached('frozen', 'sleep 60');
+  assert.is((await cli(['pause', 'frozen'])).code, 0);
+  const t0 = Date.now();
+  const rm = await cli(['rm', '-f', 'frozen']);
+  assert.is(rm.code, 0, rm.stderr);
+  assert.ok(Date.now() - t0 < 10_000, `rm -f took ${Date.now() - t0} ms`);
 });
 
 C('rename: the new name works, the old one is free; a taken name exits 1', async () => {
