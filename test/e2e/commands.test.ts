@@ -239,6 +239,8 @@ C('update and stats: limits change on a running container and hold after a resta
 C('events: the store\'s container events replayed with --since/--until, filtered and formatted', async () => {
   const r = await cli(['run', '--name', 'ev', '--network', 'none', IMAGE, 'sh', '-c', 'exit 3']);
   assert.is(r.code, 3);
+  // The monitor records the exit just after the attached CLI learns of it.
+  await eventually('ev has exited', async () => (await inspect('{{.State.Status}}', 'ev')) === 'exited');
   const e = await cli(['events', '--since', '5m', '--until', '0s', '--filter', 'container=ev']);
   assert.is(e.code, 0, e.stderr);
   const lines = e.stdout.trim().split('\n');
