@@ -124,7 +124,7 @@ export function lowerNames(v: UpperView, rel: string): Set<string> {
  */
 function runtimeMountpoints(c: Container, v: UpperView): Set<string> {
   const out = new Set<string>();
-  let mounts: { destination?: string }[] = [];
+  let mounts: { destination?: string }[];
   try {
     mounts = (JSON.parse(readFileSync(c.paths.config, 'utf8')) as { mounts?: { destination?: string }[] }).mounts ?? [];
   } catch {
