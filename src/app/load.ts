@@ -36,7 +36,7 @@ import { decompress } from '../layers/compression.js';
 import { decompressSniffed, sniffCompression } from '../layers/sniff.js';
 import { readTar } from '../layers/tar-reader.js';
 import { cleanPath } from '../layers/unpack.js';
-import { commitLayerStream } from '../build/layer.js';
+import { commitLayerBlob, commitLayerStream } from '../build/layer.js';
 import type { LayerRecord } from '../store/images.js';
 import { recordImage } from '../store/record.js';
 import { Store } from '../store/store.js';
@@ -135,6 +135,9 @@ interface Found {
   layerFiles: string[];
   /** Full references. */
   names: string[];
+  /** An OCI layout's manifest and layer descriptors: kept when every blob is kept as it is. */
+  manifest?: { bytes: Buffer; mediaType: string };
+  layerDescs?: Descriptor[];
 }
 
 function parseWith<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
@@ -199,13 +202,17 @@ async function fromLayout(spool: Spool): Promise<Found[]> {
       for (const n of name) if (!known.names.includes(n)) known.names.push(n);
       return;
     }
-    const m = parseWith(manifestSchema, (await layoutJson(spool, d)).value, `manifest ${d.digest}`);
+    const raw = await layoutJson(spool, d);
+    const m = parseWith(manifestSchema, raw.value, `manifest ${d.digest}`);
     const { bytes } = await layoutJson(spool, m.config);
     const layerFiles = m.layers.map((l) => {
       if (layerCompression(l.mediaType) === undefined) throw bad(`layer ${l.digest} has media type ${l.mediaType}, which is not an image layer`);
       return spool.find(blobName(l)) ?? (() => { throw bad(`layer ${l.digest} is missing from the archive`); })();
     });
-    const found = { configBytes: bytes, layerFiles, names: [...name] };
+    const found: Found = {
+      configBytes: bytes, layerFiles, names: [...name],
+      manifest: { bytes: raw.bytes, mediaType: m.mediaType ?? d.mediaType }, layerDescs: m.layers,
+    };
     byManifest.set(d.digest, found);
     out.push(found);
   };
@@ -269,14 +276,23 @@ export async function loadImages(ctx: AppContext, input: Readable, onLoaded: (im
             layers.push(known);
             continue;
           }
-          const tar = decompress(createReadStream(file), sniff(await firstBytes(file))) as AsyncIterable<Buffer>;
-          const l = await commitLayerStream(store, tar, i > 0 ? chains[i - 1] : undefined, {
+          const parent = i > 0 ? chains[i - 1] : undefined;
+          const opts = {
             overlayXattrPrefix, unpack, expectDiffId: diffIds[i],
-            onWarning: (message) => ctx.reporter.emit({ type: 'warning', message: `layer ${diffIds[i]}: ${message}` }),
-          });
-          layers.push(l);
+            onWarning: (message: string) => ctx.reporter.emit({ type: 'warning', message: `layer ${diffIds[i]}: ${message}` }),
+          };
+          const desc = img.layerDescs?.[i];
+          if (desc && layerCompression(desc.mediaType) !== 'none') {
+            // Already compressed (an OCI layout's gzip or zstd blob): kept as it is.
+            layers.push(await commitLayerBlob(store, file, desc, parent, opts));
+            continue;
+          }
+          const tar = decompress(createReadStream(file), sniff(await firstBytes(file))) as AsyncIterable<Buffer>;
+          layers.push(await commitLayerStream(store, tar, parent, opts));
         }
-        const { id } = await recordImage(store, img.configBytes, layers, img.names, config.created);
+        // The layout's own manifest stays when every blob it names is the store's.
+        const kept = img.manifest && img.layerDescs?.every((d, i) => layers[i]?.digest === d.digest) ? img.manifest : undefined;
+        const { id } = await recordImage(store, img.configBytes, layers, img.names, config.created, kept);
         const done = { id, tags: img.names.map((n) => familiarName(parseNormalizedNamed(n))) };
         loaded.push(done);
         onLoaded(done);

@@ -20,17 +20,19 @@ export interface RecordedImage {
 /**
  * Store `configBytes` and an OCI manifest over `layers`, and point every full reference in
  * `names` (docker.io/library/app:1) at the image. `created` is the config's creation time.
+ * `manifest` keeps a manifest the image already has (a loaded OCI layout's, whose config and
+ * layer blobs were kept byte for byte: the caller checked they are these), so its digest stays.
  */
-export async function recordImage(store: Store, configBytes: Buffer, layers: readonly LayerRecord[], names: readonly string[], created?: string): Promise<RecordedImage> {
+export async function recordImage(store: Store, configBytes: Buffer, layers: readonly LayerRecord[], names: readonly string[], created?: string, manifest?: { bytes: Buffer; mediaType: string }): Promise<RecordedImage> {
   const id = sha256Digest(configBytes);
-  const ociLayers = layers.map((l) => ({ ...l, mediaType: ociLayerType(l.mediaType) }));
-  const manifest = {
+  const ociLayers = manifest ? [...layers] : layers.map((l) => ({ ...l, mediaType: ociLayerType(l.mediaType) }));
+  const manifestBytes = manifest?.bytes ?? Buffer.from(JSON.stringify({
     schemaVersion: 2,
     mediaType: MediaType.OCIManifest,
     config: { mediaType: MediaType.OCIConfig, digest: id, size: configBytes.length },
     layers: ociLayers.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size })),
-  };
-  const manifestBytes = Buffer.from(JSON.stringify(manifest));
+  }));
+  const manifestMediaType = manifest?.mediaType ?? MediaType.OCIManifest;
   const manifestDigest = sha256Digest(manifestBytes);
   await store.putBlob(id, configBytes);
   await store.putBlob(manifestDigest, manifestBytes);
@@ -38,7 +40,7 @@ export async function recordImage(store: Store, configBytes: Buffer, layers: rea
   const now = new Date().toISOString();
   await store.updateImages((file) => {
     const record: ImageRecord = file.images[id] ?? {
-      id, manifestDigest, manifestMediaType: MediaType.OCIManifest, repoDigests: [], layers: ociLayers,
+      id, manifestDigest, manifestMediaType, repoDigests: [], layers: ociLayers,
       size: metas.reduce((n, m) => n + m.unpackedSize, 0), created, storedAt: now,
     };
     for (const name of names) {

@@ -24,6 +24,7 @@ let reg: TestRegistry;
 let IMAGE = '';
 let ID = '';
 let diffIds: string[] = [];
+let MANIFEST = '';
 
 const cli = (args: string[], r = root, input?: string) => tsrun(args, { root: r, input });
 const sh = (cmd: string) => execa('sh', ['-c', cmd], { reject: false, cwd: tmp });
@@ -34,14 +35,14 @@ S.before(async () => {
   reg = await startRegistry({ auth: 'anonymous' });
   const layers = [busyboxLayer(), topLayer()];
   diffIds = layers.map((l) => l.diffId);
-  await pushImage(reg, 'e2e/busybox', '1', { layers, config: { config: { Cmd: ['sh'], Env: ['PATH=/bin'] } } });
+  MANIFEST = (await pushImage(reg, 'e2e/busybox', '1', { layers, config: { config: { Cmd: ['sh'], Env: ['PATH=/bin'] } } })).manifestDigest;
   IMAGE = `${reg.host}/e2e/busybox:1`;
   const r = await cli(['pull', '-q', IMAGE]);
   assert.is(r.code, 0, r.stderr);
   ID = (await cli(['image', 'inspect', '-f', '{{.Id}}', IMAGE])).stdout.trim();
 });
 S.after(async () => {
-  for (const r of ['root', 'fresh', 'back', 'sk'].map((n) => path.join(tmp, n))) {
+  for (const r of ['root', 'fresh', 'back', 'sk', 'oci'].map((n) => path.join(tmp, n))) {
     const ps = await cli(['ps', '-aq'], r);
     for (const id of ps.stdout.split('\n').filter(Boolean)) await cli(['rm', '-f', id], r);
     rmSync(runDir(r), { recursive: true, force: true });
@@ -121,6 +122,23 @@ S('an archive skopeo writes from a registry (as docker save does) loads from std
   assert.is((await cli(['image', 'inspect', '-f', '{{.Id}}', target], back)).stdout.trim(), ID);
   const again = await cli(['run', '--rm', '--network', 'none', target, 'cat', '/var/cache/new'], back);
   assert.is(again.stdout, 'new');
+});
+
+S('an OCI archive keeps its compressed blobs and its manifest: loaded, it has the registry\'s digest, and a push says so', async () => {
+  const r = await sh(`skopeo copy -q --src-tls-verify=false docker://${IMAGE} oci-archive:sk-oci.tar:made/oci:1`);
+  assert.is(r.exitCode, 0, String(r.stderr));
+  const oci = path.join(tmp, 'oci');
+  const l = await cli(['load', '-i', path.join(tmp, 'sk-oci.tar')], oci);
+  assert.is(l.code, 0, l.stderr);
+  assert.is(l.stdout, 'Loaded image: made/oci:1\n');
+  assert.is((await cli(['image', 'inspect', '-f', '{{.Id}} {{.Descriptor.manifestDigest}}', 'made/oci:1'], oci)).stdout.trim(), `${ID} ${MANIFEST}`);
+  const target = `${reg.host}/e2e/oci:1`;
+  assert.is((await cli(['tag', 'made/oci:1', target], oci)).code, 0);
+  const push = await cli(['push', target], oci);
+  assert.is(push.code, 0, push.stderr);
+  assert.match(push.stdout, `digest: ${MANIFEST}`);
+  const run = await cli(['run', '--rm', '--network', 'none', 'made/oci:1', 'cat', '/var/cache/new'], oci);
+  assert.is(run.stdout, 'new');
 });
 
 S('two images in one archive, a layer they share written once; loading them into a store that has it reuses it', async () => {
