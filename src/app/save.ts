@@ -27,7 +27,7 @@ import { TsrunError } from '../errors.js';
 import { digestHex, sha256Digest } from '../oci/digest.js';
 import { layerCompression, MediaType } from '../oci/media-types.js';
 import type { ImageConfig } from '../oci/schemas.js';
-import { familiarName, familiarRepository, formatReference, parseReference } from '../reference/reference.js';
+import { familiarName, familiarRepository, formatReference, parseNormalizedNamed, parseReference, repositoryName } from '../reference/reference.js';
 import { decompress } from '../layers/compression.js';
 import { blockPadding, encodeHeader, TAR_TRAILER } from '../layers/tar-writer.js';
 import { findImage } from '../store/lookup.js';
@@ -42,6 +42,16 @@ interface Chosen {
   tags: string[];
 }
 
+/** `busybox` → docker.io/library/busybox; undefined for a tag, a digest, an id or garbage. */
+function untaggedRepository(q: string): string | undefined {
+  try {
+    const ref = parseNormalizedNamed(q);
+    return ref.tag === undefined && ref.digest === undefined ? repositoryName(ref) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Write what `docker save` does; `out` is stdout or a file. */
 export async function saveImages(ctx: AppContext, queries: string[], out: Writable): Promise<void> {
   if (queries.length === 0) throw new TsrunError('ERR_USAGE', 'saving: "save" requires at least 1 argument', { hint: 'tsrun save [-o FILE] IMAGE...' });
@@ -49,12 +59,22 @@ export async function saveImages(ctx: AppContext, queries: string[], out: Writab
   await store.withSharedLock(async () => {
     const file = await store.readImages();
     const chosen = new Map<string, Chosen>();
-    for (const q of queries) {
-      const found = findImage(file, q);
-      const entry = chosen.get(found.record.id) ?? { record: found.record, tags: [] };
-      chosen.set(found.record.id, entry);
+    const add = (record: ImageRecord, tag?: string) => {
+      const entry = chosen.get(record.id) ?? { record, tags: [] };
+      chosen.set(record.id, entry);
       // Named by tag: that tag. Named by id or digest: Docker writes no tag for it.
-      if (found.tag && !entry.tags.includes(found.tag)) entry.tags.push(found.tag);
+      if (tag && !entry.tags.includes(tag)) entry.tags.push(tag);
+    };
+    for (const q of queries) {
+      // A repository without a tag means every tag of it, as in `docker save busybox`.
+      const repo = untaggedRepository(q);
+      const tags = repo ? Object.keys(file.tags).filter((t) => repositoryName(parseReference(t)) === repo).sort() : [];
+      if (tags.length > 0) {
+        for (const t of tags) add(file.images[file.tags[t] as string] as ImageRecord, t);
+        continue;
+      }
+      const found = findImage(file, q);
+      add(found.record, found.tag);
     }
     const w = new TarOut(out);
     await w.dir('blobs/');

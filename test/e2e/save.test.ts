@@ -61,6 +61,9 @@ S('save to a slow pipe: skopeo reads it as docker-archive and as oci-archive, wi
   const manifest = JSON.parse((await sh('tar xOf both.tar manifest.json')).stdout) as { Config: string; RepoTags: string[]; Layers: string[] }[];
   assert.is(manifest.length, 1);
   assert.equal(manifest[0]?.RepoTags, [IMAGE, 'other/name:2']);
+  // A repository without a tag: all its tags, as docker save does.
+  const repo = await sh(`${BIN} --root ${root} save other/name | tar xO manifest.json`);
+  assert.match(String(repo.stdout), '"RepoTags":["other/name:2"]');
   // Layers are the uncompressed tars whose sha256 is the diff id.
   const layer0 = (await execa('tar', ['xOf', 'both.tar', manifest[0]?.Layers[0] as string], { cwd: tmp, encoding: 'buffer' })).stdout;
   assert.is(sha(Buffer.from(layer0)), diffIds[0]);
