@@ -20,11 +20,11 @@ import { pipeline } from 'node:stream/promises';
 import path from 'node:path';
 import { TsrunError, isTsrunError, wrapError } from '../errors.js';
 import { sha256Digest } from '../oci/digest.js';
-import { MediaType, ociLayerType } from '../oci/media-types.js';
+import { ociLayerType } from '../oci/media-types.js';
 import type { ContainerConfig, ImageConfig } from '../oci/schemas.js';
 import { formatReference, parseReference } from '../reference/reference.js';
 import { formatPlatform, hostPlatform, parsePlatform } from '../registry/resolve.js';
-import type { ImageRecord, LayerRecord } from '../store/images.js';
+import type { LayerRecord } from '../store/images.js';
 import type { Store } from '../store/store.js';
 import { readFileInRoot } from '../snapshot/rootfs-copy.js';
 import { decompress, type ArchiveCompression } from '../layers/compression.js';
@@ -40,6 +40,7 @@ import { parseRunMount, type RunMount } from '../build/mounts.js';
 import type { Mount as SpecMount } from '../spec/types.js';
 import { withFileLock } from '../native/index.js';
 import { commitLayer } from '../build/layer.js';
+import { recordImage } from '../store/record.js';
 import { DEFAULT_PATH_ENV } from '../spec/defaults.js';
 import { parseLabels } from '../spec/options.js';
 import type { AppContext } from './context.js';
@@ -666,37 +667,12 @@ class Builder {
         c.config = { ...(c.config ?? {}), Labels: { ...(c.config?.Labels ?? {}), ...labels } };
       }));
     }
-    const configBytes = Buffer.from(state.configBytes);
-    const id = sha256Digest(configBytes);
-    const layers = state.layers.map((l) => ({ ...l, mediaType: ociLayerType(l.mediaType) }));
-    const manifest = {
-      schemaVersion: 2,
-      mediaType: MediaType.OCIManifest,
-      config: { mediaType: MediaType.OCIConfig, digest: id, size: configBytes.length },
-      layers: layers.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size })),
-    };
-    const manifestBytes = Buffer.from(JSON.stringify(manifest));
-    const manifestDigest = sha256Digest(manifestBytes);
-    await this.store.putBlob(id, configBytes);
-    await this.store.putBlob(manifestDigest, manifestBytes);
-    const metas = await Promise.all(layers.map((l) => this.store.readLayerMeta(l.chainId)));
     const names = tags.map((t) => {
       const ref = parseReference(t);
       if (ref.digest) throw new TsrunError('ERR_REFERENCE', `tagging the build as ${t}: a tag cannot contain a digest`);
       return formatReference(ref);
     });
-    const now = new Date().toISOString();
-    await this.store.updateImages((file) => {
-      const record: ImageRecord = file.images[id] ?? {
-        id, manifestDigest, manifestMediaType: MediaType.OCIManifest, repoDigests: [], layers,
-        size: metas.reduce((n, m) => n + m.unpackedSize, 0), created: configOf(state).created, storedAt: now,
-      };
-      for (const name of names) {
-        if (file.tags[name] !== id) record.lastTagTime = now;
-        file.tags[name] = id;
-      }
-      file.images[id] = record;
-    });
+    const { id } = await recordImage(this.store, Buffer.from(state.configBytes), state.layers, names, configOf(state).created);
     return { id, names };
   }
 }

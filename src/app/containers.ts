@@ -345,9 +345,9 @@ export function inspectView(env: Env, c: Container): Record<string, unknown> {
     Path: r.path,
     Args: r.args,
     State: {
-      Status: o.status,
+      Status: o.paused ? 'paused' : o.status,
       Running: o.status === 'running',
-      Paused: false,
+      Paused: o.paused ?? false,
       Restarting: false,
       OOMKilled: false,
       Dead: false,

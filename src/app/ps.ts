@@ -141,7 +141,7 @@ export function summary(c: Container): ContainerSummary {
   const r = c.record;
   return {
     id: r.id, names: [r.name], image: r.image, imageId: r.imageId, command: psCommand(c), created: r.created,
-    state: c.observed.status, exitCode: c.observed.exitCode, startedAt: c.observed.startedAt, finishedAt: c.observed.finishedAt, ports: portsOf(c), labels: r.config.labels,
+    state: c.observed.paused ? 'paused' : c.observed.status, exitCode: c.observed.exitCode, startedAt: c.observed.startedAt, finishedAt: c.observed.finishedAt, ports: portsOf(c), labels: r.config.labels,
     mounts: r.host.binds.map((b) => ({ source: b.source, destination: b.destination })), networks: [r.host.network],
   };
 }
@@ -170,7 +170,7 @@ export async function listContainers(env: Env, o: ListOptions): Promise<Containe
     const has = (k: string) => f.has(k);
     const vals = (k: string) => f.get(k) ?? [];
     if (!all && s.status !== 'running' && !has('before') && !has('since')) return false;
-    if (has('status') && !vals('status').includes(s.status)) return false;
+    if (has('status') && !vals('status').includes(s.paused ? 'paused' : s.status)) return false;
     if (has('name') && !regexMatch(vals('name'), `/${r.name}`)) return false;
     if (has('id') && !regexMatch(vals('id'), r.id)) return false;
     if (has('exited') && (s.status !== 'exited' || !s.startedAt || !vals('exited').map(Number).includes(s.exitCode))) return false;

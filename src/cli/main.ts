@@ -101,6 +101,16 @@ export async function main(argv: string[]): Promise<void> {
   registerBuildCommands(program, io);
   const { registerSystemCommands } = await import('./commands/system.js');
   registerSystemCommands(program, io);
+  (await import('./commands/save.js')).registerSaveCommands(program, io);
+  (await import('./commands/export.js')).registerExportCommands(program, io);
+  (await import('./commands/commit.js')).registerCommitCommands(program, io);
+  (await import('./commands/diff.js')).registerDiffCommands(program, io);
+  (await import('./commands/pause.js')).registerPauseCommands(program, io);
+  (await import('./commands/rename.js')).registerRenameCommands(program, io);
+  (await import('./commands/top.js')).registerTopCommands(program, io);
+  (await import('./commands/stats.js')).registerStatsCommands(program, io);
+  (await import('./commands/update.js')).registerUpdateCommands(program, io);
+  (await import('./commands/events.js')).registerEventsCommands(program, io);
   const { registerVersionCommand } = await import('./commands/version.js');
   registerVersionCommand(program, io);
   const { registerUnshareCommand } = await import('./commands/unshare.js');

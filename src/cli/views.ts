@@ -100,7 +100,9 @@ function psImage(c: ContainerSummary, trunc: boolean): string {
 /** Docker's Status column: "Up 5 minutes", "Exited (0) 2 hours ago", "Created". */
 export function psStatus(c: ContainerSummary, now = Date.now()): string {
   const ago = (iso: string | undefined) => `${humanDuration(Math.max(0, now - Date.parse(iso ?? c.created)))} ago`;
-  if (c.state === 'running') return `Up ${humanDuration(Math.max(0, now - Date.parse(c.startedAt ?? c.created)))}`;
+  const up = `Up ${humanDuration(Math.max(0, now - Date.parse(c.startedAt ?? c.created)))}`;
+  if (c.state === 'running') return up;
+  if (c.state === 'paused') return `${up} (Paused)`;
   if (c.state === 'created') return 'Created';
   return `Exited (${c.exitCode}) ${ago(c.finishedAt)}`;
 }

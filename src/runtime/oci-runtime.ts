@@ -94,6 +94,11 @@ export class OciRuntime {
   /** Signal the container's init (or, with `all`, every process in it). */
   async kill(id: string, signal: string, all = false): Promise<void> {
     await this.call('kill', [...(all ? ['--all'] : []), id, signal], `signalling container ${id.slice(0, 12)}`);
+    // A frozen (paused) process cannot act on SIGKILL until thawed: thaw it, as Docker does.
+    if (/^(SIG)?KILL$|^9$/i.test(signal)) {
+      const state = await run(this.info.path, ['--root', this.root, 'state', id]);
+      if (state.code === 0 && /"status":\s*"paused"/.test(state.stdout)) await run(this.info.path, ['--root', this.root, 'resume', id]);
+    }
   }
 
   /** Forget a stopped container (and kill it first with `force`); a container the runtime does not know is fine. */

@@ -95,6 +95,8 @@ export interface Observed {
   startedAt?: string;
   finishedAt?: string;
   monitorPid: number;
+  /** Running but frozen by `tsrun pause` (its marker in the volatile state dir, see pausedMarker). */
+  paused?: boolean;
 }
 
 export interface Container {
@@ -226,6 +228,11 @@ export function isActive(o: Observed): boolean {
   return o.status === 'running' || (o.status === 'created' && o.monitorPid > 0);
 }
 
+/** Written by `pause`, removed by `unpause`; the state dir (and so the marker) goes with the run. */
+export function pausedMarker(p: ContainerPaths): string {
+  return path.join(p.state, 'paused');
+}
+
 export function observe(record: ContainerRecord, p: ContainerPaths): Observed {
   const base = { startedAt: record.state.startedAt, finishedAt: record.state.finishedAt };
   const exitText = readText(p.exitFile);
@@ -237,7 +244,10 @@ export function observe(record: ContainerRecord, p: ContainerPaths): Observed {
   if (monitorAlive(monitorPid, record.id)) {
     const started = readText(path.join(p.state, 'started'));
     const pid = Number(readText(path.join(p.state, 'pid')) ?? 0);
-    if (started !== undefined) return { status: 'running', pid, exitCode: 0, startedAt: started.trim(), monitorPid };
+    if (started !== undefined) {
+      const paused = readText(pausedMarker(p)) !== undefined;
+      return { status: 'running', pid, exitCode: 0, startedAt: started.trim(), monitorPid, ...(paused ? { paused } : {}) };
+    }
     return { status: 'created', pid, exitCode: 0, monitorPid };
   }
   if (!record.state.startedAt && record.state.exitCode === undefined) return { status: 'created', pid: 0, exitCode: 0, monitorPid: 0 };

@@ -1,0 +1,31 @@
+/**
+ * `tsrun export CONTAINER`: the container's whole filesystem (its image's layers with its own
+ * changes on top, as the merged overlay shows it) as one tar, as `docker export` writes it: no
+ * image metadata, no volumes bind-mounted into it. The tar is made by layers/diff.ts's writer
+ * (entries sorted, owners and modes and xattrs kept, hardlinks kept, symlinks as links, nothing
+ * followed). A running container is frozen while it is read (Docker does not, but its tar is
+ * then a moving target), a stopped one has its root mounted for the duration.
+ */
+import type { Writable } from 'node:stream';
+import { diffTar } from '../layers/diff.js';
+import { StreamOut, toFile } from '../util/stream-out.js';
+import type { AppContext } from './context.js';
+import { openEnv } from './containers.js';
+import { withRootfs } from './container-fs.js';
+import { withFrozen } from './pause.js';
+import { unpackAs } from './unpack-as.js';
+
+export async function exportContainer(ctx: AppContext, query: string, out: Writable): Promise<void> {
+  const env = await openEnv(ctx);
+  const c = await env.containers.find(query);
+  const s = new StreamOut(out, `exporting container ${c.record.name}`);
+  await withFrozen(env, c, true, () => withRootfs(env, c, async (rootfs) => {
+    // TODO(safe-root): walk `rootfs` from a directory fd with the safe-root module once it
+    // lands; until then diffTar's lstat/O_NOFOLLOW walk of a frozen container is what keeps it in.
+    await s.writeAll(diffTar(rootfs, { overlayXattrPrefix: unpackAs(ctx).overlayXattrPrefix }));
+  }));
+}
+
+export function exportToFile(ctx: AppContext, query: string, file: string): Promise<void> {
+  return toFile(file, `exporting container ${query}`, (out) => exportContainer(ctx, query, out));
+}
