@@ -47,8 +47,10 @@ export async function commitLayer(store: Store, dir: string, parentChainId: stri
       }
       gzip.end();
     })();
+    // Files are linked from `dir` rather than written again (unpack.ts, linkFrom): `dir` is the
+    // step's finished upper directory, removed once the layer is committed.
     const result = await unpackTar(tee, work.diff, {
-      ...opts.unpack, overlayXattrPrefix: opts.overlayXattrPrefix,
+      ...opts.unpack, overlayXattrPrefix: opts.overlayXattrPrefix, linkFrom: dir,
     });
     await closed;
     const digest = `sha256:${blobHash.digest('hex')}`;
