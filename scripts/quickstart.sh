@@ -65,7 +65,7 @@ if [ "${TSRUN_QUICKSTART_SKIP_SETUP:-}" != 1 ]; then
     step "npm ci"
     npm ci --no-audit --no-fund --loglevel=error
   fi
-  if [ ! -f dist/tsrun.cjs ] || [ -n "$(find src scripts native-helpers/src package.json tsconfig.json -newer dist/tsrun.cjs -print -quit)" ]; then
+  if [ ! -f dist/tsrun.cjs ] || [ -n "$(find src scripts test/helpers native-helpers/src package.json tsconfig.json -newer dist/tsrun.cjs -print -quit)" ]; then
     step "npm run build"
     npm run build --silent >/dev/null
   fi
