@@ -20,7 +20,7 @@ import { fileURLToPath } from 'node:url';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { BIN, tsrun } from './cli.js';
-import { leftovers } from './containers.js';
+import { leftovers, runDir } from './containers.js';
 import { TUTORIAL_DOCKERFILE } from './fixtures.js';
 import { freePort } from '../helpers/net.js';
 
@@ -66,6 +66,7 @@ Quickstart.before(async () => {
 
 Quickstart.after(async () => {
   await quickstart('--remove');
+  rmSync(runDir(root), { recursive: true, force: true });
   rmSync(tmp, { recursive: true, force: true });
 });
 
