@@ -19,7 +19,7 @@
  *
  * Speed: a context of 20,000 small files is walked, hashed and copied with synchronous calls,
  * one syscall each: the asynchronous API costs a thread-pool round trip per call (several per
- * file), which made such a COPY ~4× slower than podman (docs/benchmarks.md, "Build"). The event
+ * file), which made such a COPY slower than podman's (docs/benchmarks.md, "Many small files"). The event
  * loop is given a turn every few hundred entries, so Ctrl-C is still seen.
  */
 import { createHash } from 'node:crypto';
