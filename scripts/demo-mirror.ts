@@ -1,15 +1,22 @@
 /**
  * The quick start's local registry mirror, for machines that cannot reach Docker Hub.
  *
- *   node dist/scripts/demo-mirror.js start   # start docker-registry on 127.0.0.1:5000, seed it, register it
- *   node dist/scripts/demo-mirror.js stop    # stop it and remove the registries.conf drop-in
+ *   node dist/scripts/demo-mirror.js start         # start docker-registry on 127.0.0.1:5000, seed it, register it
+ *   node dist/scripts/demo-mirror.js stop [--purge] # stop it, remove the registries.conf drop-in (--purge: and its storage)
  *
  * `start` runs Debian's docker-registry (the reference implementation of the distribution API)
  * with its storage in /var/lib/tsrun-demo-mirror, seeds `library/busybox:latest` built here from
  * Debian's busybox-static binary (one layer: /bin/busybox plus a symlink per applet, a minimal
- * /etc), and writes /etc/containers/registries.conf.d/50-tsrun-demo-mirror.conf declaring it a
- * mirror of docker.io. tsrun then pulls `busybox` exactly as it would from a pull-through mirror:
- * the name stays docker.io/library/busybox. Nothing here pretends to be Docker Hub.
+ * /etc) and `library/node:17-alpine`, a LOCAL STAND-IN for the official image: that busybox layer,
+ * this machine's node and npm (scripts/node-image.ts) and the official image's entrypoint, labelled
+ * as a stand-in with what it was built from. Then it writes
+ * /etc/containers/registries.conf.d/50-tsrun-demo-mirror.conf declaring the registry a mirror of
+ * docker.io. tsrun then pulls `busybox` exactly as it would from a pull-through mirror: the name
+ * stays docker.io/library/busybox. Nothing here pretends to be Docker Hub.
+ *
+ * Idempotent: the images are built deterministically and blobs the registry has are not sent
+ * again, so a second `start` changes nothing. The environment can move everything elsewhere (the
+ * quick start's test does): TSRUN_DEMO_MIRROR_DIR, TSRUN_DEMO_MIRROR_ADDR, TSRUN_DEMO_MIRROR_CONF.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -17,10 +24,11 @@ import path from 'node:path';
 import { layerBlob, makeTar, type TarEntrySpec } from '../test/helpers/tar-writer.js';
 import { pushImage } from '../test/helpers/push.js';
 import type { TestRegistry } from '../test/helpers/registry.js';
+import { nodeLayer, standInConfig, standInLayer } from './node-image.js';
 
 const DIR = process.env.TSRUN_DEMO_MIRROR_DIR ?? '/var/lib/tsrun-demo-mirror';
 const HOST = process.env.TSRUN_DEMO_MIRROR_ADDR ?? '127.0.0.1:5000';
-const DROPIN = '/etc/containers/registries.conf.d/50-tsrun-demo-mirror.conf';
+const DROPIN = process.env.TSRUN_DEMO_MIRROR_CONF ?? '/etc/containers/registries.conf.d/50-tsrun-demo-mirror.conf';
 const PIDFILE = path.join(DIR, 'registry.pid');
 
 async function answering(): Promise<boolean> {
@@ -53,6 +61,9 @@ async function startRegistry(): Promise<void> {
   throw new Error(`docker-registry did not answer on ${HOST}; see ${path.join(DIR, 'registry.log')}`);
 }
 
+const PASSWD = 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n';
+const GROUP = 'root:x:0:\nnogroup:x:65534:\n';
+
 function busyboxLayer() {
   const busybox = readFileSync('/bin/busybox');
   const applets = spawnSync('/bin/busybox', ['--list'], { encoding: 'utf8' }).stdout.split('\n').filter((a) => a && a !== 'busybox');
@@ -61,8 +72,8 @@ function busyboxLayer() {
     { name: 'bin/busybox', content: busybox, mode: 0o755 },
     ...applets.map((a): TarEntrySpec => ({ name: `bin/${a}`, type: 'symlink', linkname: 'busybox' })),
     { name: 'etc/', type: 'dir' },
-    { name: 'etc/passwd', content: 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' },
-    { name: 'etc/group', content: 'root:x:0:\nnogroup:x:65534:\n' },
+    { name: 'etc/passwd', content: PASSWD },
+    { name: 'etc/group', content: GROUP },
     { name: 'root/', type: 'dir', mode: 0o700 },
     { name: 'tmp/', type: 'dir', mode: 0o1777 },
     { name: 'home/', type: 'dir' },
@@ -70,20 +81,24 @@ function busyboxLayer() {
   return layerBlob(makeTar(entries.map((e) => ({ ...e, mtime: 1700000000 }))));
 }
 
-async function seed(): Promise<string> {
+async function seed(): Promise<{ busybox: string; node: string }> {
   const reg: TestRegistry = {
     host: HOST, url: `http://${HOST}`, auth: 'anonymous', users: {}, dir: DIR,
     tokenRequests: () => 0, tokenRequestLog: () => [], stop: async () => {},
   };
+  const busybox = busyboxLayer();
   const img = await pushImage(reg, 'library/busybox', 'latest', {
-    layers: [busyboxLayer()],
+    skipExisting: true,
+    layers: [busybox],
     config: {
       created: '2026-01-01T00:00:00Z',
       config: { Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'], Cmd: ['sh'] },
       history: [{ created: '2026-01-01T00:00:00Z', created_by: 'tsrun demo-mirror: /bin/busybox from Debian busybox-static' }],
     },
   });
-  return img.manifestDigest;
+  const nodeLayers = [busybox, nodeLayer(), standInLayer(PASSWD, GROUP)];
+  const node = await pushImage(reg, 'library/node', '17-alpine', { skipExisting: true, layers: nodeLayers, config: standInConfig(nodeLayers.length) });
+  return { busybox: img.manifestDigest, node: node.manifestDigest };
 }
 
 function register(): void {
@@ -100,19 +115,29 @@ async function main(): Promise<void> {
   const cmd = process.argv[2];
   if (cmd === 'start') {
     await startRegistry();
-    const digest = await seed();
+    const seeded = await seed();
     register();
-    console.log(`local mirror of docker.io on ${HOST} (storage ${DIR}) serves library/busybox:latest@${digest}`);
-    console.log(`registered in ${DROPIN}`);
+    console.log(`local mirror of docker.io on ${HOST} (storage ${DIR}) serves:`);
+    console.log(`  library/busybox:latest@${seeded.busybox}  (Debian's busybox-static)`);
+    console.log(`  library/node:17-alpine@${seeded.node}  (a LOCAL STAND-IN built from this machine's node ${process.version} and npm, not the official image)`);
+    console.log(`registered as a mirror of docker.io in ${DROPIN}`);
   } else if (cmd === 'stop') {
     if (existsSync(PIDFILE)) {
-      try { process.kill(Number(readFileSync(PIDFILE, 'utf8')), 'SIGTERM'); } catch { /* already gone */ }
+      const pid = Number(readFileSync(PIDFILE, 'utf8'));
+      // Only our registry: the pid may have been reused since.
+      const ours = () => { try { return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('docker-registry'); } catch { return false; } };
+      if (pid > 0 && ours()) {
+        process.kill(pid, 'SIGTERM');
+        for (let i = 0; i < 100 && ours(); i++) await new Promise((r) => setTimeout(r, 50));
+      }
       rmSync(PIDFILE, { force: true });
     }
     rmSync(DROPIN, { force: true });
-    console.log(`stopped the mirror and removed ${DROPIN} (storage left in ${DIR})`);
+    const purge = process.argv.includes('--purge');
+    if (purge) rmSync(DIR, { recursive: true, force: true });
+    console.log(`stopped the mirror and removed ${DROPIN} (${purge ? `and its storage ${DIR}` : `storage left in ${DIR}; --purge removes it`})`);
   } else {
-    console.error('usage: demo-mirror.js start|stop');
+    console.error('usage: demo-mirror.js start | stop [--purge]');
     process.exit(2);
   }
 }

@@ -46,13 +46,17 @@ import { parseLabels } from '../spec/options.js';
 import type { AppContext } from './context.js';
 import { openEnv, overlayDriver, runtimeFor, type Env } from './containers.js';
 import { findOrPull } from './image-source.js';
+import { openBuildInput } from '../build/context-input.js';
+import { exportOutput, parseOutput, type OutputSpec } from '../build/output.js';
+import { parseStepLimits, type StepLimits } from '../build/run-options.js';
 import type { OciRuntime } from '../runtime/oci-runtime.js';
 import { callerEnvironment } from '../util/caller-env.js';
 import { onParentGone } from '../rootless/parent.js';
 
 export interface BuildOptions {
-  /** The build context directory. */
+  /** The build context directory, or `-`: a tar context or a Dockerfile read from `stdin`. */
   context: string;
+  stdin?: AsyncIterable<Buffer>;
   /** The Dockerfile's path (default: <context>/Dockerfile). */
   file?: string;
   /** The Dockerfile's text, when it does not come from a file (`-f -`). */
@@ -71,6 +75,12 @@ export interface BuildOptions {
   /** `--secret id=…,src=FILE|env=VAR`: what RUN --mount=type=secret may read. */
   secrets?: Map<string, { file?: string; env?: string }>;
   platform?: string;
+  /** RUN steps' `--add-host NAME:IP`, `--shm-size`, `--ulimit` (build/run-options.ts). */
+  addHosts?: string[];
+  shmSize?: string;
+  ulimits?: string[];
+  /** `--output type=local,dest=DIR|type=tar,dest=FILE` (build/output.ts). */
+  output?: string;
 }
 
 /** Where the build's progress goes: Docker's "Step n/m" lines and the running steps' output. */
@@ -212,7 +222,7 @@ class Builder {
   constructor(
     private readonly env: Env,
     private readonly df: Dockerfile,
-    private readonly o: BuildOptions & { contextDir: string; ignore: Pick<SourceRoot, 'ignores' | 'hasExceptions'>; network: BuildNetwork },
+    private readonly o: BuildOptions & { contextDir: string; ignore: Pick<SourceRoot, 'ignores' | 'hasExceptions'>; network: BuildNetwork; limits: StepLimits },
     private readonly buildArgs: Map<string, string>,
     private readonly total: number,
     private readonly io: BuildIo,
@@ -276,7 +286,7 @@ class Builder {
       if (mountpoints) await removeMountpoints(root.upper, mountpoints);
       if (skipEmpty && (await fs.readdir(root.upper)).length === 0) return undefined;
       const parentChain = parent.layers[parent.layers.length - 1]?.chainId;
-      return await commitLayer(this.store, root.upper, parentChain, { overlayXattrPrefix: this.xattrPrefix, unpack: this.unpackAs });
+      return await commitLayer(this.store, root.upper, parentChain, { overlayXattrPrefix: this.xattrPrefix, unpack: this.unpackAs, linkFiles: true });
     } finally {
       await releaseStepRoot(root);
     }
@@ -440,7 +450,7 @@ class Builder {
         const prepared = await this.runMounts(mounts, binds, root.dir);
         const go = () => runStep({
           id, runtime, root, storeRoot: this.store.root, runDir: this.env.containers.sp.run, rootless: this.rootless, argv, config, argEnv, network: net,
-          extraMounts: prepared.mounts, callerEnv: this.env.ctx.env, output: (c) => this.io.output(c), signal: this.abort.signal,
+          extraMounts: prepared.mounts, callerEnv: this.env.ctx.env, output: (c) => this.io.output(c), signal: this.abort.signal, limits: this.o.limits,
         });
         // sharing=locked: one build at a time uses that cache.
         const r = await prepared.locks.reduce<() => ReturnType<typeof go>>((inner, lock) => () => withFileLock(lock, 'ex', inner), go)();
@@ -687,18 +697,23 @@ export async function pruneBuildCache(store: Store): Promise<number> {
 }
 
 export async function build(ctx: AppContext, o: BuildOptions, io: BuildIo): Promise<BuildResult> {
-  const contextDir = path.resolve(o.context);
-  const st = await fs.stat(contextDir).catch(() => undefined);
-  if (!st?.isDirectory()) {
-    throw new TsrunError('ERR_USAGE', `building: the context "${o.context}" is not a directory`, { hint: 'give the directory holding your files, e.g. tsrun build -t app .' });
+  const limits = parseStepLimits(o);
+  const output = o.output !== undefined ? parseOutput(o.output) : undefined;
+  const input = await openBuildInput(o);
+  try {
+    return await buildFrom(ctx, { ...o, limits }, output, input.contextDir, input.file, input.text, io);
+  } finally {
+    await input.cleanup();
   }
-  const file = o.file ?? path.join(contextDir, 'Dockerfile');
-  const text = o.dockerfileText ?? await fs.readFile(file, 'utf8').catch((e: NodeJS.ErrnoException) => {
+}
+
+async function buildFrom(ctx: AppContext, o: BuildOptions & { limits: StepLimits }, output: OutputSpec | undefined, contextDir: string, file: string, dockerfileText: string | undefined, io: BuildIo): Promise<BuildResult> {
+  const text = dockerfileText ?? await fs.readFile(file, 'utf8').catch((e: NodeJS.ErrnoException) => {
     throw new TsrunError('ERR_USAGE', `building: reading ${file}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`, {
       hint: 'put a Dockerfile in the context, or name one with -f',
     });
   });
-  const df = await parseDockerfile(text, o.dockerfileText !== undefined ? 'Dockerfile' : path.basename(file));
+  const df = await parseDockerfile(text, dockerfileText !== undefined ? 'Dockerfile' : path.basename(file));
   let target = df.stages.length - 1;
   if (o.target !== undefined) {
     target = df.stages.findIndex((s) => s.name === o.target?.toLowerCase());
@@ -727,7 +742,9 @@ export async function build(ctx: AppContext, o: BuildOptions, io: BuildIo): Prom
     return await env.store.withSharedLock(async () => {
       await env.store.cleanTemp();
       const built = await builder.buildStages(target);
-      return builder.commit(built, labels, o.tags ?? []);
+      const result = await builder.commit(built, labels, o.tags ?? []);
+      if (output) await exportOutput(env.store, built.layers.map((l) => l.chainId), overlayDriver(ctx), output);
+      return result;
     });
   } finally {
     process.off('SIGINT', onSignal);

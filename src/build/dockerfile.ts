@@ -49,12 +49,15 @@ export interface Dockerfile {
   stages: Stage[];
 }
 
-/** Instructions and the flags each accepts (BuildKit's stable set; --link etc. are not supported). */
+/**
+ * Instructions and the flags each accepts (BuildKit's stable set). COPY/ADD `--link` is accepted
+ * and builds the same image as without it (in BuildKit it changes only how a layer may be reused).
+ */
 const FLAGS: Record<string, readonly string[]> = {
   FROM: ['platform'],
   RUN: ['network', 'mount'],
-  COPY: ['from', 'chown', 'chmod'],
-  ADD: ['chown', 'chmod'],
+  COPY: ['from', 'chown', 'chmod', 'link'],
+  ADD: ['chown', 'chmod', 'link'],
   CMD: [], ENTRYPOINT: [], ENV: [], ARG: [], WORKDIR: [], USER: [], EXPOSE: [], LABEL: [], VOLUME: [],
   STOPSIGNAL: [], SHELL: [], ONBUILD: [], MAINTAINER: [],
   HEALTHCHECK: ['interval', 'timeout', 'start-period', 'start-interval', 'retries'],

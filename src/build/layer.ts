@@ -27,10 +27,16 @@ import type { LayerRecord } from '../store/images.js';
 export interface CommitOptions extends DiffOptions {
   /** How the layer is unpacked into the store: as pulls are for this user (see app/pull.ts). */
   unpack: { preserveOwnership: boolean; canMknod: boolean };
+  /**
+   * Link the layer's files from `dir` rather than writing them again (unpack.ts, linkFrom): only
+   * for a build step's finished upper directory, which is removed once the layer is committed —
+   * never for a container that lives on (its later writes would change the layer).
+   */
+  linkFiles?: boolean;
 }
 
 export function commitLayer(store: Store, dir: string, parentChainId: string | undefined, opts: CommitOptions): Promise<LayerRecord> {
-  return commitLayerStream(store, diffTar(dir, opts), parentChainId, opts);
+  return commitLayerStream(store, diffTar(dir, opts), parentChainId, { ...opts, ...(opts.linkFiles ? { linkFrom: dir } : {}) });
 }
 
 export interface StreamCommitOptions {
@@ -39,6 +45,8 @@ export interface StreamCommitOptions {
   /** The diff id the tar must have (an image config's); nothing is committed when it differs. */
   expectDiffId?: string;
   onWarning?: (message: string) => void;
+  /** See CommitOptions.linkFiles. */
+  linkFrom?: string;
 }
 
 /** An uncompressed layer tar → a gzipped blob and an unpacked layer, committed together. */
@@ -66,6 +74,7 @@ export async function commitLayerStream(store: Store, tar: AsyncIterable<Buffer>
     })();
     const result = await unpackTar(tee, work.diff, {
       ...opts.unpack, overlayXattrPrefix: opts.overlayXattrPrefix, onWarning: opts.onWarning,
+      ...(opts.linkFrom !== undefined ? { linkFrom: opts.linkFrom } : {}),
     });
     await closed;
     if (opts.expectDiffId !== undefined && result.diffId !== opts.expectDiffId) {

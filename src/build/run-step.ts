@@ -27,6 +27,7 @@ import { connectSlirp, disconnectSlirp, slirpNetnsPath, slirpResolvConf } from '
 import type { StepRoot } from './step-root.js';
 import { native } from '../native/index.js';
 import { singleIdNamespace } from '../rootless/namespace.js';
+import { extraHostsLines, withStepLimits, type StepLimits } from './run-options.js';
 
 export type BuildNetwork = 'bridge' | 'host' | 'none';
 
@@ -49,6 +50,8 @@ export interface RunStepOptions {
   callerEnv: NodeJS.ProcessEnv;
   /** RUN --mount's mounts, ready for the spec (build/mounts.ts; sources prepared by the caller). */
   extraMounts?: SpecMount[];
+  /** `build --add-host`, `--shm-size`, `--ulimit`. */
+  limits?: StepLimits;
   /** Receives the command's stdout and stderr as they come. */
   output: (chunk: Buffer) => void;
   signal?: AbortSignal;
@@ -90,7 +93,7 @@ export async function runStep(o: RunStepOptions): Promise<RunStepResult> {
   await fs.mkdir(etc, { recursive: true, mode: 0o700 });
   await fs.writeFile(path.join(etc, 'hostname'), `${hostname}\n`);
   const host = o.network === 'host';
-  await fs.writeFile(path.join(etc, 'hosts'), host ? readFileSync('/etc/hosts', 'utf8') : hostsFile(hostname));
+  await fs.writeFile(path.join(etc, 'hosts'), (host ? readFileSync('/etc/hosts', 'utf8') : hostsFile(hostname)) + extraHostsLines(o.limits));
   let hostResolv = '';
   try {
     hostResolv = readFileSync('/etc/resolv.conf', 'utf8');
@@ -119,6 +122,7 @@ export async function runStep(o: RunStepOptions): Promise<RunStepResult> {
       if (o.network === 'bridge') s.linux.namespaces = s.linux.namespaces.map((n) => (n.type === 'network' ? { ...n, path: nsPath } : n));
       if (o.rootless) withRootless({ hostNetwork: host, singleId: singleIdNamespace() })(s);
     },
+    withStepLimits(o.limits),
   );
   const bundle = path.join(root.dir, 'bundle');
   await fs.mkdir(bundle, { recursive: true, mode: 0o700 });

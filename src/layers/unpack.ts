@@ -37,6 +37,14 @@ export interface UnpackOptions {
   /** Device nodes can be created (CAP_MKNOD). Without it they are skipped with a warning. */
   canMknod: boolean;
   onWarning?: (message: string) => void;
+  /**
+   * The directory this very tar was just made from (layers/diff.ts over a build step's finished
+   * upper directory, which nothing writes to any more): a regular file whose source there is a
+   * regular file of the header's size with no overlay xattrs is hard-linked from it instead of
+   * created and written. The tar's bytes are still read and hashed. Creating inodes is what a
+   * COPY of many small files spends its time on, and the source is deleted right after.
+   */
+  linkFrom?: string;
 }
 
 export interface UnpackResult {
@@ -202,6 +210,24 @@ class Unpacker {
     }
   }
 
+  /** `linkFrom`: link the file the tar entry was made from, if it is one; false to write it instead. */
+  private linkFile(rel: string, p: string, h: TarHeader): boolean {
+    if (this.opts.linkFrom === undefined) return false;
+    const src = path.join(this.opts.linkFrom, rel);
+    const st = fs.lstatSync(src, { throwIfNoEntry: false });
+    if (!st?.isFile() || st.size !== h.size) return false;
+    if (!this.opts.preserveOwnership && (st.uid !== this.euid || st.gid !== this.egid)) return false;
+    const names = this.n.llistxattr(src);
+    if (names.some((x) => x.startsWith('trusted.overlay.') || x.startsWith('user.overlay.') || x.startsWith('user.fuseoverlayfs.'))) return false;
+    this.create(rel, () => fs.linkSync(src, p)); // link(2) does not follow a symlink source
+    // The inode is the source's: make owner, mode and time the header's (as they should already be).
+    if (this.opts.preserveOwnership) fs.lchownSync(p, h.uid, h.gid);
+    fs.chmodSync(p, h.mode);
+    this.xattrs(p, h);
+    fs.utimesSync(p, h.mtime, h.mtime);
+    return true;
+  }
+
   private xattrs(p: string, h: TarHeader): void {
     for (const [name, value] of h.xattrs) {
       if (name.startsWith('trusted.overlay.') || name.startsWith('user.overlay.')) {
@@ -249,6 +275,11 @@ class Unpacker {
         return;
       }
       case 'file': {
+        if (this.linkFile(rel, p, h)) {
+          for await (const chunk of body) void chunk; // hashed by the caller's stream
+          this.unpackedSize += h.size;
+          return;
+        }
         const flags = C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW;
         let fd = -1;
         this.create(rel, () => { fd = fs.openSync(p, flags, h.mode & 0o777); });

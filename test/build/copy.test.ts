@@ -4,7 +4,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readlinkSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, linkSync, lstatSync, mkdirSync, mkdtempSync, readlinkSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { applySources, collectSources, hashSources, loadDockerignore, segmentRegExp } from '../../src/build/copy.js';
@@ -91,4 +91,26 @@ test('several sources need a directory destination; the content hash ignores mti
   writeFileSync(path.join(c, 'package.json'), '{"x":1}');
   assert.is.not(await hashSources(await collectSources({ dir: c }, ['package*.json'], 'COPY'), false), h1);
 });
+test('hard links among the sources stay one inode; the hash tells linked from unlinked copies', async () => {
+  const c = context();
+  const unlinked = await hashSources(await collectSources({ dir: c }, ['src'], 'COPY'), false);
+  rmSync(path.join(c, 'src', 'index.js'));
+  writeFileSync(path.join(c, 'src', 'index.js'), 'a');
+  const separate = await hashSources(await collectSources({ dir: c }, ['src'], 'COPY'), false);
+  rmSync(path.join(c, 'src', 'index.js'));
+  linkSync(path.join(c, 'src', 'lib', 'a.js'), path.join(c, 'src', 'index.js'));
+  const srcs = await collectSources({ dir: c }, ['src'], 'COPY');
+  const linked = await hashSources(srcs, false);
+  assert.is.not(linked, separate, 'same bytes, but linked');
+  assert.is.not(linked, unlinked);
+  const img = image();
+  await applySources(img, srcs, { dest: '/app/', workdir: '/', what: 'COPY', chmod: 0o640 });
+  const a = lstatSync(path.join(img, 'app', 'lib', 'a.js'));
+  const i = lstatSync(path.join(img, 'app', 'index.js'));
+  assert.is(a.ino, i.ino);
+  assert.is(a.nlink, 2);
+  assert.is(a.mode & 0o777, 0o640);
+  assert.is(lstatSync(path.join(c, 'src', 'lib', 'a.js')).nlink, 2, 'the context is untouched');
+});
+
 test.run();

@@ -2,10 +2,10 @@
  * Fixture layers for the end-to-end tests, built by code (no checked-in binaries).
  */
 import { spawnSync } from 'node:child_process';
-import { lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, realpathSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
-import { layerBlob, makeTar, type LayerBlob, type TarEntrySpec } from '../helpers/tar-writer.js';
+import { layerBlob, makeTar, type LayerBlob } from '../helpers/tar-writer.js';
 
 /** cap_net_bind_service, as `setcap cap_net_bind_service=ep` writes it (VFS_CAP_REVISION_2). */
 export const CAP_NET_BIND = Buffer.from('0100000200040000000000000000000000000000', 'hex');
@@ -92,39 +92,8 @@ export function busyboxLayer(): LayerBlob {
   ]));
 }
 
-/**
- * A Node.js layer from this machine's own node and npm (the tests' stand-in for node:17-alpine,
- * which cannot be pulled here): /usr/local/bin/node with the shared libraries `ldd` names, and
- * npm under /usr/local/lib/node_modules. Uncompressed: gzip would cost seconds per test run.
- * Goes on top of busyboxLayer (npm runs scripts with /bin/sh).
- */
-export function nodeLayer(): LayerBlob {
-  const node = realpathSync(process.execPath);
-  const libs = spawnSync('ldd', [node], { encoding: 'utf8' }).stdout
-    .split('\n').map((l) => /(\/\S+) \(0x/.exec(l)?.[1]).filter((p): p is string => p !== undefined);
-  const entries: TarEntrySpec[] = [
-    { name: 'usr/local/bin/node', content: readFileSync(node), mode: 0o755 },
-    { name: 'usr/local/bin/npm', type: 'symlink', linkname: '../lib/node_modules/npm/bin/npm-cli.js' },
-    // npm's scripts start with "#!/usr/bin/env node".
-    { name: 'usr/bin/env', type: 'symlink', linkname: '/bin/busybox' },
-    ...libs.map((l) => ({ name: l.slice(1), content: readFileSync(l), mode: 0o755 })),
-  ];
-  const npmDir = path.join(path.dirname(path.dirname(node)), 'lib', 'node_modules', 'npm');
-  const walk = (dir: string, rel: string) => {
-    for (const name of readdirSync(dir).sort()) {
-      const abs = path.join(dir, name);
-      const st = lstatSync(abs);
-      const r = `${rel}/${name}`;
-      if (st.isDirectory()) {
-        entries.push({ name: `${r}/`, type: 'dir', mode: st.mode & 0o7777 });
-        walk(abs, r);
-      } else if (st.isSymbolicLink()) entries.push({ name: r, type: 'symlink', linkname: readlinkSync(abs) });
-      else if (st.isFile()) entries.push({ name: r, content: readFileSync(abs), mode: st.mode & 0o7777 });
-    }
-  };
-  walk(npmDir, 'usr/local/lib/node_modules/npm');
-  return layerBlob(makeTar(entries), 'none');
-}
+/** This machine's node and npm as a layer (the tests' stand-in for node:17-alpine); shared with the quick start. */
+export { nodeLayer } from '../../scripts/node-image.js';
 
 /** The getting-started tutorial's Dockerfile, word for word. */
 export const TUTORIAL_DOCKERFILE = `FROM node:17-alpine

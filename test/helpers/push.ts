@@ -95,6 +95,8 @@ export interface PushImageOptions {
   docker?: boolean;
   /** Manifest annotations (OCI only). */
   annotations?: Record<string, string>;
+  /** Skip blobs the registry already has (HEAD first), so seeding again uploads nothing. */
+  skipExisting?: boolean;
 }
 
 export interface PushedImage {
@@ -122,8 +124,10 @@ export async function pushImage(reg: TestRegistry, repo: string, tag: string, op
     ...opts.config,
   };
   const config = Buffer.from(JSON.stringify(configObj));
-  const configDigest = await uploadBlob(reg, repo, config, auth);
-  for (const l of opts.layers) await uploadBlob(reg, repo, l.blob, auth);
+  const has = async (digest: string) => opts.skipExisting === true
+    && (await fetch(`${reg.url}/v2/${repo}/blobs/${digest}`, { method: 'HEAD', headers: auth ? { Authorization: auth } : {} })).status === 200;
+  const configDigest = await has(sha256(config)) ? sha256(config) : await uploadBlob(reg, repo, config, auth);
+  for (const l of opts.layers) if (!(await has(l.digest))) await uploadBlob(reg, repo, l.blob, auth);
   const manifestObj: Record<string, unknown> = {
     schemaVersion: 2,
     mediaType: types.manifest,

@@ -74,4 +74,24 @@ test('the same tree gives the same bytes; unpacking it restores overlay form', a
   assert.is(readlinkSync(path.join(dest, 'link')), '/etc/motd');
   assert.is(statSync(path.join(dest, 'etc', 'motd')).mtimeMs, 1700000000_000);
 });
+
+test('unpacking with linkFrom links plain files from the tree the tar was made of; not those with overlay xattrs', async () => {
+  const d = path.join(tmp, 'upper');
+  const tar = await collect(d);
+  const dest = path.join(tmp, 'linked');
+  mkdirSync(dest);
+  const r = await unpackTar((async function* () { yield tar; })(), dest, { preserveOwnership: true, overlayXattrPrefix: 'trusted.overlay.', canMknod: true, linkFrom: d });
+  const plain = statSync(path.join(dest, 'var', 'cache', 'new'));
+  assert.is(plain.ino, statSync(path.join(d, 'var', 'cache', 'new')).ino, 'a plain file is linked');
+  assert.is(plain.mtimeMs, 1700000000_000);
+  // etc/motd carries trusted.overlay.origin: written anew, so the forged xattr stays behind.
+  assert.is.not(statSync(path.join(dest, 'etc', 'motd')).ino, statSync(path.join(d, 'etc', 'motd')).ino);
+  assert.is(native().lgetxattr(path.join(dest, 'etc', 'motd'), 'trusted.overlay.origin'), null);
+  // The diff id is the tar's, as without linkFrom.
+  const plainDest = path.join(tmp, 'written');
+  mkdirSync(plainDest);
+  const w = await unpackTar((async function* () { yield tar; })(), plainDest, { preserveOwnership: true, overlayXattrPrefix: 'trusted.overlay.', canMknod: true });
+  assert.is(r.diffId, w.diffId);
+  assert.is(r.unpackedSize, w.unpackedSize);
+});
 test.run();

@@ -4,7 +4,7 @@
  * Pull progress for base images goes to stderr; the steps' own output to stdout.
  */
 import type { Command } from 'commander';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import type { CliIo } from '../main.js';
 import { TsrunError } from '../../errors.js';
 
@@ -22,6 +22,12 @@ interface BuildFlags {
   label: string[];
   platform?: string;
   secret: string[];
+  iidfile?: string;
+  progress: string;
+  output?: string;
+  addHost: string[];
+  shmSize?: string;
+  ulimit: string[];
 }
 
 /** `--secret id=NAME,src=FILE` (or `source=`), `id=NAME,env=VAR`; `id=NAME` alone reads $NAME. */
@@ -43,7 +49,7 @@ function parseSecrets(list: readonly string[]): Map<string, { file?: string; env
 export function registerBuildCommands(program: Command, io: CliIo): void {
   const buildCmd = (cmd: Command) => cmd
     .description('Build an image from a Dockerfile')
-    .argument('<context>', 'the build context directory (COPY and ADD read from it)')
+    .argument('<context>', 'the build context directory (COPY and ADD read from it), or - : a tar context or a Dockerfile on stdin')
     .option('-t, --tag <name[:tag]>', 'name the image (repeatable)', collect, [])
     .option('-f, --file <path>', 'the Dockerfile (default: CONTEXT/Dockerfile; "-" reads it from stdin)')
     .option('--build-arg <KEY=VALUE>', 'set a build argument (KEY alone takes it from here)', collect, [])
@@ -55,6 +61,16 @@ export function registerBuildCommands(program: Command, io: CliIo): void {
     .option('--label <key=value>', 'set a label on the image', collect, [])
     .option('--platform <os/arch[/variant]>', 'platform of the base images')
     .option('--secret <id=NAME,src=FILE|env=VAR>', 'a secret for RUN --mount=type=secret (repeatable; never stored in the image)', collect, [])
+    .option('--iidfile <file>', 'write the image ID to the file')
+    .option('--progress <type>', 'auto, plain, tty (all print the steps) or quiet (as -q)', 'auto')
+    .option('-o, --output <type=local,dest=DIR|type=tar,dest=FILE>', "also export the image's filesystem (dest=- : a tar on stdout)")
+    .option('--add-host <host:ip>', 'add a line to /etc/hosts in RUN steps (repeatable)', collect, [])
+    .option('--shm-size <size>', 'size of /dev/shm in RUN steps (default 64m)')
+    .option('--ulimit <name=soft[:hard]>', 'resource limit for RUN steps (repeatable)', collect, [])
+    .option('--cache-from <image>', 'accepted for compatibility: tsrun reuses its own local build cache only', collect, [])
+    .option('--load', 'accepted: the image is always stored locally')
+    .option('--rm', 'accepted: intermediate containers are always removed')
+    .option('--force-rm', 'accepted: intermediate containers are always removed')
     .action(async (context: string, flags: BuildFlags) => buildAction(io, context, flags));
   buildCmd(program.command('build'));
   const image = program.commands.find((c) => c.name() === 'image');
@@ -76,26 +92,34 @@ async function buildAction(io: CliIo, context: string, f: BuildFlags): Promise<v
   const progress = await import('../progress.js');
   const { fanout } = await import('../../events.js');
   const { familiarName, parseReference } = await import('../../reference/reference.js');
-  const quiet = Boolean(f.quiet);
+  if (!/^(auto|plain|tty|quiet)$/.test(f.progress)) {
+    throw new TsrunError('ERR_USAGE', `invalid --progress "${f.progress}"`, { hint: 'use auto, plain, tty or quiet' });
+  }
+  const quiet = Boolean(f.quiet) || f.progress === 'quiet';
+  // A tar on stdout (-o -): the steps are reported on stderr instead.
+  const out = /^(-|.*\bdest=-)(,|$)/.test(f.output ?? '') ? io.err : io.out;
   const listeners = [];
   if (io.globals().debug) listeners.push(progress.debugReporter(io.err));
   // Base images pulled during the build report their layers as `pull` does (Docker's builder too).
-  else if (!quiet) listeners.push(progress.plainPullReporter(io.out, io.err));
+  else if (!quiet) listeners.push(progress.plainPullReporter(out, io.err));
   const ctx = processContext({ root: io.globals().root, reporter: fanout(...listeners) });
   const { build } = await import('../../app/build.js');
   const result = await build(ctx, {
     context, file: f.file === '-' ? undefined : f.file, dockerfileText: f.file === '-' ? readFileSync(0, 'utf8') : undefined,
+    stdin: context === '-' ? process.stdin : undefined,
     tags: f.tag, buildArgs: f.buildArg, target: f.target, noCache: !f.cache, network: f.network, pull: f.pull,
     labels: f.label, platform: f.platform, secrets: parseSecrets(f.secret),
+    addHosts: f.addHost, shmSize: f.shmSize, ulimits: f.ulimit, output: f.output,
   }, {
-    line: (t) => { if (!quiet) io.out.write(`${t}\n`); },
-    output: (c) => { if (!quiet) io.out.write(c); },
+    line: (t) => { if (!quiet) out.write(`${t}\n`); },
+    output: (c) => { if (!quiet) out.write(c); },
     warn: (t) => io.err.write(`${t}\n`),
   });
+  if (f.iidfile) writeFileSync(f.iidfile, result.id);
   if (quiet) {
-    io.out.write(`${result.id}\n`);
+    if (out === io.out) io.out.write(`${result.id}\n`);
     return;
   }
-  io.out.write(`Successfully built ${result.id.slice(7, 19)}\n`);
-  for (const n of result.names) io.out.write(`Successfully tagged ${familiarName(parseReference(n))}\n`);
+  out.write(`Successfully built ${result.id.slice(7, 19)}\n`);
+  for (const n of result.names) out.write(`Successfully tagged ${familiarName(parseReference(n))}\n`);
 }
