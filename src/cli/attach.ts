@@ -8,13 +8,16 @@
  */
 import { constants } from 'node:os';
 import type { Attachment } from '../runtime/monitor.js';
+import { pushWriter } from './stdio.js';
 
 const PROXIED = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'] as const;
 
 export function wire(a: Attachment, o: { tty: boolean; interactive: boolean; sigProxy: boolean }): () => void {
   const undo: (() => void)[] = [];
-  a.onStdout((d) => process.stdout.write(d));
-  a.onStderr((d) => process.stderr.write(d));
+  // A slow reader of our stdout/stderr pauses the socket, and through it the container.
+  const write = pushWriter(() => a.pause(), () => a.resume());
+  a.onStdout((d) => write(process.stdout, d));
+  a.onStderr((d) => write(process.stderr, d));
 
   if (o.tty && process.stdout.isTTY) {
     const resize = () => a.resize(process.stdout.rows || 24, process.stdout.columns || 80);

@@ -11,6 +11,8 @@ import { TsrunError } from '../errors.js';
 import { projectVersion } from '../util/project.js';
 
 export const EXIT_TSRUN = 125;
+/** The reader of our stdout or stderr went away: 128 + SIGPIPE, as a Go CLI killed by it. */
+export const EXIT_BROKEN_PIPE = 141;
 
 export interface GlobalOptions {
   root?: string;
@@ -53,6 +55,8 @@ export async function main(argv: string[]): Promise<void> {
       }
     }
   }
+  const { guardStdio, flushStdio } = await import('./stdio.js');
+  guardStdio(() => process.exit(EXIT_BROKEN_PIPE));
   const { Command: CommandCtor, CommanderError } = await import('commander');
   const program: Command = new CommandCtor('tsrun');
   const io: CliIo = {
@@ -98,5 +102,7 @@ export async function main(argv: string[]): Promise<void> {
       code = typeof wanted === 'number' ? wanted : EXIT_TSRUN;
     }
   }
+  // Never exit with output still queued for a slow reader (see stdio.ts).
+  await flushStdio();
   process.exit(code);
 }

@@ -104,6 +104,9 @@ export interface Attachment {
   closeStdin(): void;
   resize(rows: number, cols: number): void;
   signal(sig: number): void;
+  /** Stop reading frames (the monitor's writes then block and slow the container), and go on. */
+  pause(): void;
+  resume(): void;
   close(): void;
 }
 
@@ -162,6 +165,8 @@ export function attach(socketPath: string): Promise<Attachment> {
         send('r', p);
       },
       signal: (sig) => send('k', Buffer.from([sig])),
+      pause: () => sock.pause(),
+      resume: () => sock.resume(),
       close: () => sock.end(),
     }));
   });

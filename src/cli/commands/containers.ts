@@ -202,11 +202,13 @@ async function logsAction(io: CliIo, name: string, o: { follow?: boolean; tail?:
   }
   const e = await env(io);
   const { readLogs } = await import('../../app/logs.js');
+  const { writeOut } = await import('../stdio.js');
   for await (const l of readLogs(e, name, { follow: o.follow, tail })) {
     const stream = l.stream === 'stdout' ? io.out : io.err;
     if (o.timestamps) stream.write(`${l.time} `);
     stream.write(l.text);
-    if (l.newline) stream.write('\n');
+    if (l.newline) await writeOut(stream, '\n');
+    else await writeOut(stream, '');
   }
 }
 
