@@ -74,8 +74,9 @@ export async function execProcess(ctx: AppContext, rootfs: string, base: Process
   let containerEnv = base.env;
   if (o.user) {
     const u = resolveUser(o.user, await readFileInRoot(rootfs, '/etc/passwd'), await readFileInRoot(rootfs, '/etc/group'));
-    // Exactly this user's groups: an empty list clears the container's (setgroups with none).
-    p.user = { ...base.user, uid: u.uid, gid: u.gid, additionalGids: u.additionalGids };
+    // Exactly this user's groups, the primary one included as `run -u` (withUser) and Docker
+    // (containerd's WithAdditionalGIDs) list them; none of the container's user's.
+    p.user = { ...base.user, uid: u.uid, gid: u.gid, additionalGids: [u.gid, ...u.additionalGids] };
     home = u.home;
     containerEnv = base.env.filter((e) => envKey(e) !== 'HOME');
   }

@@ -82,7 +82,7 @@ async function runAction(io: CliIo, image: string, args: string[], f: RunFlags):
   // Docker checks the terminal only when it attaches: `run -dit` works without one.
   if (!f.detach) await checkTty(f.interactive, f.tty);
   const { wire, waitAttached, parseDetachKeys } = await import('../attach.js');
-  if (f.detachKeys !== undefined) parseDetachKeys(f.detachKeys);
+  if (f.detachKeys) parseDetachKeys(f.detachKeys);
   const ctx = await context(io, await pullReporter(io));
   const { runContainer } = await import('../../app/run.js');
   let wired: ReturnType<typeof wire> | undefined;
@@ -132,7 +132,7 @@ async function startAction(io: CliIo, names: string[], o: { attach?: boolean; in
   const { startContainer, cleanupContainer } = await import('../../app/containers.js');
   if (o.attach || o.interactive) {
     const { wire, waitAttached, parseDetachKeys } = await import('../attach.js');
-    if (o.detachKeys !== undefined) parseDetachKeys(o.detachKeys);
+    if (o.detachKeys) parseDetachKeys(o.detachKeys);
     const c = await e.containers.find(names[0] ?? '');
     await checkTty(o.interactive, c.record.config.tty);
     let wired: ReturnType<typeof wire> | undefined;

@@ -43,7 +43,7 @@ export async function execAction(io: CliIo, name: string, args: string[], o: Exe
   if (!o.detach) await checkTty(o.interactive, o.tty);
   const { execInContainer } = await import('../../app/exec.js');
   const { wire, waitAttached, parseDetachKeys } = await import('../attach.js');
-  if (o.detachKeys !== undefined) parseDetachKeys(o.detachKeys);
+  if (o.detachKeys) parseDetachKeys(o.detachKeys);
   let wired: ReturnType<typeof wire> | undefined;
   const consoleSize = o.tty && process.stdout.isTTY ? { rows: process.stdout.rows || 24, cols: process.stdout.columns || 80 } : undefined;
   const s = await execInContainer(await context(io), name, args, {
@@ -63,7 +63,7 @@ export async function attachAction(io: CliIo, name: string, o: AttachFlags): Pro
   const { openEnv, cleanupContainer } = await import('../../app/containers.js');
   const { attach } = await import('../../runtime/monitor.js');
   const { wire, waitAttached, parseDetachKeys } = await import('../attach.js');
-  if (o.detachKeys !== undefined) parseDetachKeys(o.detachKeys);
+  if (o.detachKeys) parseDetachKeys(o.detachKeys);
   const e = await openEnv(await context(io));
   const c = await e.containers.find(name);
   if (c.observed.status !== 'running') {
