@@ -14,7 +14,7 @@ import { execa } from 'execa';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { BIN, tsrun } from './cli.js';
+import { BIN, spawnTsrun, tsrun } from './cli.js';
 import { eventually, leftovers as leftoversIn, runDir } from './containers.js';
 import { busyboxLayer } from './fixtures.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
@@ -236,6 +236,28 @@ Out('TTYs: -it needs a terminal only when attached; detach keys for run -it, att
   for (const n of ['dk', 'dit']) assert.is((await tsrun(['rm', '-f', n], { root })).code, 0);
   await eventually('nothing is left', async () => (await leftoversIn(root)).length === 0);
   assert.equal(readdirSync(runDir(root)).filter((n) => n.startsWith('exec-')), []);
+});
+
+Out('attach: stdin unless --no-stdin; signals forwarded unless --no-sig-proxy', async () => {
+  assert.is((await tsrun(['run', '-di', '--name', 'cat', IMAGE, 'sh', '-c', 'cat; exit 6'], { root })).code, 0);
+  // --no-stdin: our stdin stays ours (its end does not end the container's).
+  const ro = spawnTsrun(['attach', '--no-stdin', '--no-sig-proxy', 'cat'], { root });
+  await new Promise((r) => setTimeout(r, 1000));
+  ro.kill('SIGTERM');
+  assert.is((await ro).signal, 'SIGTERM');
+  const piped = await tsrun(['attach', 'cat'], { root, input: 'to the container\n' });
+  assert.equal([piped.stdout, piped.code], ['to the container\n', 6]);
+
+  const script = 'trap "echo got-term; exit 9" TERM; while :; do echo tick; sleep 0.2; done';
+  assert.is((await tsrun(['run', '-d', '--name', 'sig', IMAGE, 'sh', '-c', script], { root })).code, 0);
+  const a = spawnTsrun(['attach', 'sig'], { root });
+  // Attached once a tick arrives.
+  await new Promise<void>((resolve) => a.stdout?.once('data', () => resolve()));
+  a.kill('SIGTERM');
+  const r = await a;
+  assert.is(r.exitCode, 9);
+  assert.match(String(r.stdout), /tick\ngot-term\n$/);
+  for (const n of ['cat', 'sig']) assert.is((await tsrun(['rm', '-f', n], { root })).code, 0);
 });
 
 Out.run();

@@ -22,13 +22,6 @@ export async function checkTty(interactive: boolean | undefined, tty: boolean | 
   }
 }
 
-/** pflag's boolean with an optional value: `--sig-proxy`, `--sig-proxy=false`. */
-export function boolFlag(v: string | undefined): boolean {
-  if (v === undefined || /^(1|t|true)$/i.test(v)) return true;
-  if (/^(0|f|false)$/i.test(v)) return false;
-  throw new Error(`invalid boolean value "${v}"`);
-}
-
 async function context(io: CliIo) {
   const { processContext } = await import('../../app/context.js');
   return processContext({ root: io.globals().root });
@@ -105,7 +98,7 @@ export function registerSessionCommands(program: Command, io: CliIo, group: Comm
   const attachCmd = (cmd: Command) => cmd.description('Attach local standard input, output and error to a running container')
     .argument('<container>')
     .option('--no-stdin', 'do not attach stdin')
-    .option('--sig-proxy [bool]', 'forward received signals to the container (default true)', boolFlag, true)
+    .option('--sig-proxy', 'forward received signals to the container (the default)', true)
     .option('--no-sig-proxy', 'do not forward received signals')
     .option('--detach-keys <keys>', 'key sequence that detaches (default ctrl-p,ctrl-q)')
     .action(async (name: string, o: AttachFlags) => attachAction(io, name, o));
