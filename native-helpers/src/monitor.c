@@ -5,7 +5,14 @@
  * a plain SOCK_STREAM unix socket.
  *
  *   tsrun-monitor --id ID --bundle DIR --state DIR --runtime PATH --runtime-root DIR --log FILE
- *                 [--tty] [--stdin] [--publish PROTO:IP:PORT]... [-- EXIT-COMMAND ARG...]
+ *                 [--tty] [--stdin] [--publish PROTO:IP:PORT]... [--exec PROCESS.JSON [--wait-attach]]
+ *                 [-- EXIT-COMMAND ARG...]
+ *
+ * With --exec it owns one `exec` session instead (podman's conmon does the same for `podman
+ * exec`): `runtime exec --detach --process PROCESS.JSON` in step 3, for a process whose
+ * parent is then this monitor, not the host's init; its exit is recorded as the container's
+ * would be. With --wait-attach it first says "listening\n" on fd 3 and waits (30 s at most)
+ * for one client, so the caller sees the process's first byte.
  *
  * Life:
  *   1. becomes a child subreaper, so the container's init (forked by `runtime create`, which then
@@ -69,7 +76,8 @@ struct client {
 
 static struct {
   const char *id, *bundle, *state, *runtime, *runtime_root, *log_path;
-  int tty, open_stdin;
+  int tty, open_stdin, wait_attach;
+  const char *exec_process;
   char **exit_cmd;
   const char *publish[MAX_PUBLISH];
   int npublish;
@@ -94,7 +102,7 @@ static void die(const char *fmt, ...) {
 }
 
 static void usage(void) {
-  fprintf(stderr, "usage: tsrun-monitor --id ID --bundle DIR --state DIR --runtime PATH --runtime-root DIR --log FILE [--tty] [--stdin] [--publish PROTO:IP:PORT]... [-- EXIT-COMMAND...]\n");
+  fprintf(stderr, "usage: tsrun-monitor --id ID --bundle DIR --state DIR --runtime PATH --runtime-root DIR --log FILE [--tty] [--stdin] [--publish PROTO:IP:PORT]... [--exec PROCESS.JSON [--wait-attach]] [-- EXIT-COMMAND...]\n");
   exit(2);
 }
 
@@ -105,6 +113,7 @@ static void parse_args(int argc, char **argv) {
     if (!strcmp(a, "--")) { opt.exit_cmd = argc > i + 1 ? &argv[i + 1] : NULL; break; }
     if (!strcmp(a, "--tty")) { opt.tty = 1; continue; }
     if (!strcmp(a, "--stdin")) { opt.open_stdin = 1; continue; }
+    if (!strcmp(a, "--wait-attach")) { opt.wait_attach = 1; continue; }
     if (!strcmp(a, "--publish") && i + 1 < argc && opt.npublish < MAX_PUBLISH) { opt.publish[opt.npublish++] = argv[++i]; continue; }
     if (!strcmp(a, "--id")) slot = &opt.id;
     else if (!strcmp(a, "--bundle")) slot = &opt.bundle;
@@ -112,6 +121,7 @@ static void parse_args(int argc, char **argv) {
     else if (!strcmp(a, "--runtime")) slot = &opt.runtime;
     else if (!strcmp(a, "--runtime-root")) slot = &opt.runtime_root;
     else if (!strcmp(a, "--log")) slot = &opt.log_path;
+    else if (!strcmp(a, "--exec")) slot = &opt.exec_process;
     if (!slot || i + 1 >= argc) usage();
     *slot = argv[++i];
   }
@@ -392,6 +402,13 @@ int main(int argc, char **argv) {
   log_fd = open(opt.log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
   if (log_fd < 0) die("opening log %s: %s", opt.log_path, strerror(errno));
   int lfd = listen_unix("attach.sock");
+  if (opt.wait_attach) {
+    /* The caller attaches before the process exists, so it sees every byte. */
+    dprintf(SYNC_FD, "listening\n");
+    struct pollfd w = {lfd, POLLIN, 0};
+    if (poll(&w, 1, 30000) <= 0) die("no client attached within 30 s");
+    accept_client(lfd, 0, 0);
+  }
 
   int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
   int err_pipe[2], out_pipe[2] = {-1, -1}, in_pipe[2] = {-1, -1}, console = -1;
@@ -418,9 +435,16 @@ int main(int argc, char **argv) {
   rargv[k++] = "runtime.log";
   rargv[k++] = "--log-format";
   rargv[k++] = "json";
-  rargv[k++] = "create";
-  rargv[k++] = "--bundle";
-  rargv[k++] = (char *)opt.bundle;
+  if (opt.exec_process) {
+    rargv[k++] = "exec";
+    rargv[k++] = "--detach";
+    rargv[k++] = "--process";
+    rargv[k++] = (char *)opt.exec_process;
+  } else {
+    rargv[k++] = "create";
+    rargv[k++] = "--bundle";
+    rargv[k++] = (char *)opt.bundle;
+  }
   rargv[k++] = "--pid-file";
   rargv[k++] = pidfile;
   if (opt.tty) {
@@ -491,6 +515,9 @@ int main(int argc, char **argv) {
   /* Main loop: until the container's init exits, then drain what it left in the pipes. */
   int exited = 0;
   int32_t code = 0;
+  /* An exec'd process runs as soon as the runtime returns, and may be gone already: its SIGCHLD
+     was read by the wait for the runtime above, so the first pass looks without one. */
+  int reap = 1;
   struct timespec exit_time = {0, 0};
   for (;;) {
     struct pollfd p[4 + MAX_CLIENTS];
@@ -507,8 +534,9 @@ int main(int argc, char **argv) {
       clock_gettime(CLOCK_MONOTONIC, &now);
       if (now.tv_sec - exit_time.tv_sec >= 2) break;
     }
-    if (poll(p, (nfds_t)n, exited ? 100 : -1) < 0 && errno != EINTR) break;
-    if (p[0].revents & POLLIN) {
+    if (poll(p, (nfds_t)n, exited ? 100 : (reap ? 0 : -1)) < 0 && errno != EINTR) break;
+    if ((p[0].revents & POLLIN) || reap) {
+      reap = 0;
       struct signalfd_siginfo si;
       while (read(sfd, &si, sizeof si) > 0) {}
       int st;

@@ -4,12 +4,15 @@
  * a line continued by the next record of that stream.
  *
  * Contract: yields whole lines (P pieces joined) in file order, each with the time of its first
- * piece; `tail` counts lines; `follow` keeps reading until the container is no longer running
- * and the file has no more to give. Partial trailing records are held until completed.
+ * piece; `since`/`until` keep the lines whose time is within them (Docker: not before since, not
+ * after until); `tail` then counts lines, an unfinished last line included (so `--tail 0` prints
+ * nothing); `follow` keeps reading until the container is no longer running (or `until` has
+ * passed) and the file has no more to give. Partial trailing records are held until completed.
  */
 import { promises as fs } from 'node:fs';
 import { sleep } from '../util/concurrency.js';
 import type { Env } from './containers.js';
+import { recordTime } from './log-times.js';
 
 export interface LogLine {
   time: string;
@@ -59,6 +62,9 @@ export interface LogOptions {
   follow?: boolean;
   /** Only the last N lines (Docker's --tail; undefined or 'all' for everything). */
   tail?: number;
+  /** Nanoseconds since the epoch (log-times.ts). */
+  since?: bigint;
+  until?: bigint;
 }
 
 export async function* readLogs(env: Env, query: string, o: LogOptions = {}): AsyncGenerator<LogLine> {
@@ -91,20 +97,28 @@ export async function* readLogs(env: Env, query: string, o: LogOptions = {}): As
     }
   };
 
-  let first = await readMore();
-  if (o.tail !== undefined && o.tail >= 0) first = o.tail === 0 ? [] : first.slice(-o.tail);
-  yield* first;
+  const within = (l: LogLine) => {
+    if (o.since === undefined && o.until === undefined) return true;
+    const t = recordTime(l.time);
+    if (t === undefined) return true;
+    return (o.since === undefined || t >= o.since) && (o.until === undefined || t <= o.until);
+  };
+  const lastN = (lines: LogLine[]) => (o.tail !== undefined && o.tail >= 0 ? (o.tail === 0 ? [] : lines.slice(-o.tail)) : lines);
+  const first = (await readMore()).filter(within);
   if (!o.follow) {
-    yield* asm.flush();
+    yield* lastN([...first, ...asm.flush().filter(within)]);
     return;
   }
+  yield* lastN(first);
+  const nowNs = () => BigInt(Date.now()) * 1_000_000n;
   for (;;) {
     const record = await env.containers.read(c.record.id);
     const live = record !== undefined && env.containers.observe(record).observed.status === 'running';
     const more = await readMore();
-    yield* more;
+    yield* more.filter(within);
     if (!live && more.length === 0) break;
+    if (o.until !== undefined && nowNs() > o.until) return;
     await sleep(100);
   }
-  yield* asm.flush();
+  yield* asm.flush().filter(within);
 }

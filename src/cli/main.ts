@@ -17,6 +17,8 @@ import { TsrunError } from '../errors.js';
 import { projectVersion } from '../util/project.js';
 
 export const EXIT_TSRUN = 125;
+/** The reader of our stdout or stderr went away: 128 + SIGPIPE, as a Go CLI killed by it. */
+export const EXIT_BROKEN_PIPE = 141;
 
 /** The verbs whose failures are 125 (tsrun's own) or the container's code, as `docker run`. */
 const RUN_VERBS = new Set(['run', 'create', 'start', 'exec']);
@@ -72,6 +74,8 @@ export function printError(err: unknown, io: Pick<CliIo, 'err'>, debug: boolean)
 }
 
 export async function main(argv: string[]): Promise<void> {
+  const { guardStdio, flushStdio } = await import('./stdio.js');
+  guardStdio(() => process.exit(EXIT_BROKEN_PIPE));
   const { Command: CommandCtor, CommanderError } = await import('commander');
   const program: Command = new CommandCtor('tsrun');
   const io: CliIo = {
@@ -124,6 +128,7 @@ export async function main(argv: string[]): Promise<void> {
       (await import('../rootless/enter.js')).restoreCwd(process.env);
     } catch (err) {
       printError(err, { err: process.stderr }, argv.includes('--debug'));
+      await flushStdio();
       process.exit(EXIT_TSRUN);
     }
   } else if (uid !== 0 && !process.env.TSRUN_ROOTLESS) {
@@ -135,6 +140,7 @@ export async function main(argv: string[]): Promise<void> {
         process.exit(await runInNamespace(argv, process.env));
       } catch (err) {
         printError(err, { err: process.stderr }, argv.includes('--debug'));
+        await flushStdio();
         process.exit(exitCodeFor(plan.path[0], err));
       }
     }
@@ -162,5 +168,7 @@ export async function main(argv: string[]): Promise<void> {
     if (!(err instanceof CommanderError)) printError(err, io, Boolean(program.opts<GlobalOptions>().debug));
     code = exitCodeFor(verb, err);
   }
+  // Never exit with output still queued for a slow reader (see stdio.ts).
+  await flushStdio();
   process.exit(code);
 }

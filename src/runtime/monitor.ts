@@ -28,6 +28,13 @@ export interface MonitorOptions {
   publish?: string[];
   /** Run by the monitor after the container exits, unless an attached CLI cleaned up already. */
   exitCommand: string[];
+  /** An exec session instead of the container: the runtime-spec process to run in it. */
+  execProcess?: string;
+  /**
+   * Called once the monitor listens, before the runtime runs anything; the monitor waits for
+   * the connection `attach` makes here (exec sessions: no byte is written before it).
+   */
+  attachFirst?: () => Promise<void>;
 }
 
 export function monitorBinary(): string {
@@ -47,6 +54,8 @@ export async function spawnMonitor(o: MonitorOptions): Promise<Created> {
   if (o.tty) args.push('--tty');
   if (o.stdin) args.push('--stdin');
   for (const p of o.publish ?? []) args.push('--publish', p);
+  if (o.execProcess) args.push('--exec', o.execProcess);
+  if (o.attachFirst) args.push('--wait-attach');
   args.push('--', ...o.exitCommand);
   const errFd = openSync(path.join(o.state, 'monitor.log'), 'a', 0o600);
   let child;
@@ -56,9 +65,17 @@ export async function spawnMonitor(o: MonitorOptions): Promise<Created> {
     closeSync(errFd);
   }
   const sync = child.stdio[3] as NodeJS.ReadableStream;
+  let attaching: Promise<void> | undefined;
   const line = await new Promise<string>((resolve, reject) => {
     let text = '';
-    sync.on('data', (d: Buffer) => { text += d.toString(); });
+    sync.on('data', (d: Buffer) => {
+      text += d.toString();
+      if (text.startsWith('listening\n')) {
+        text = text.slice('listening\n'.length);
+        attaching = o.attachFirst?.();
+        attaching?.catch(() => {});
+      }
+    });
     sync.on('end', () => resolve(text));
     child.on('error', (err) => reject(new TsrunError('ERR_NATIVE', `starting the monitor ${bin}: ${err.message}`, {
       hint: 'run `npm run build` in the tsrun checkout', cause: err,
@@ -67,6 +84,7 @@ export async function spawnMonitor(o: MonitorOptions): Promise<Created> {
   child.unref();
   const m = /^ok (\d+)/.exec(line);
   if (m) {
+    if (attaching) await attaching;
     await fs.writeFile(path.join(o.state, 'monitor.pid'), String(child.pid));
     return { pid: Number(m[1]), monitorPid: child.pid ?? 0 };
   }
@@ -77,20 +95,21 @@ export async function spawnMonitor(o: MonitorOptions): Promise<Created> {
       hint: `another program (or container) holds ${bind[1]} port ${bind[3]}: choose another host port`,
     });
   }
-  throw runtimeCreateError(msg);
+  throw runtimeCreateError(msg, o.execProcess ? 'exec' : 'create');
 }
 
 /**
  * What Docker does with a failed create: "executable file not found" → 127, "permission
  * denied" / "is a directory" on exec → 126, anything else is ours (125).
  */
-export function runtimeCreateError(msg: string): TsrunError {
+export function runtimeCreateError(msg: string, verb: 'create' | 'exec' = 'create'): TsrunError {
   let exitCode = 125;
   if (/executable file not found|no such file or directory/i.test(msg) && /exec/i.test(msg)) exitCode = 127;
   else if (/permission denied|is a directory|exec format error/i.test(msg) && /exec/i.test(msg)) exitCode = 126;
   // crun refuses hosts that mount cgroup v1 controllers beside a v2 hierarchy (hybrid mode).
   const hint = /hybrid mode not supported/.test(msg) ? 'this host mixes cgroup v1 and v2 (hybrid mode), which crun does not support: use --runtime runc' : undefined;
-  return new TsrunError(exitCode === 125 ? 'ERR_RUNTIME' : 'ERR_EXEC', `the OCI runtime could not create the container: ${msg}`, {
+  const what = verb === 'exec' ? 'OCI runtime exec failed' : 'the OCI runtime could not create the container';
+  return new TsrunError(exitCode === 125 ? 'ERR_RUNTIME' : 'ERR_EXEC', `${what}: ${msg}`, {
     detail: { exitCode }, hint,
   });
 }
@@ -104,6 +123,9 @@ export interface Attachment {
   closeStdin(): void;
   resize(rows: number, cols: number): void;
   signal(sig: number): void;
+  /** Stop reading frames (the monitor's writes then block and slow the container), and go on. */
+  pause(): void;
+  resume(): void;
   close(): void;
 }
 
@@ -162,6 +184,8 @@ export function attach(socketPath: string): Promise<Attachment> {
         send('r', p);
       },
       signal: (sig) => send('k', Buffer.from([sig])),
+      pause: () => sock.pause(),
+      resume: () => sock.resume(),
       close: () => sock.end(),
     }));
   });

@@ -9,6 +9,7 @@ import type { Command } from 'commander';
 import type { Reporter } from '../../events.js';
 import { EXIT_TSRUN, printError, type CliIo } from '../main.js';
 import type { PsFlags } from './ps.js';
+import { checkTty, registerSessionCommands } from './sessions.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
@@ -26,7 +27,7 @@ interface RunFlags {
   detach?: boolean; interactive?: boolean; tty?: boolean; rm?: boolean; name?: string; env: string[]; envFile: string[];
   volume: string[]; workdir?: string; user?: string; entrypoint?: string; hostname?: string; readOnly?: boolean;
   memory?: string; cpus?: string; pidsLimit?: string; runtime?: string; network?: string; label: string[];
-  pull?: string; platform?: string; sigProxy: boolean; publish: string[]; publishAll?: boolean;
+  pull?: string; platform?: string; sigProxy: boolean; publish: string[]; publishAll?: boolean; detachKeys?: string;
   addHost: string[]; dns: string[]; dnsSearch: string[]; dnsOption: string[];
 }
 
@@ -62,6 +63,7 @@ function runOptions(cmd: Command): Command {
     .option('--dns <ip>', 'set a DNS server', collect, [])
     .option('--dns-search <domain>', 'set a DNS search domain', collect, [])
     .option('--dns-option <option>', 'set a DNS option', collect, [])
+    .option('--detach-keys <keys>', 'key sequence that detaches from an attached -it container (default ctrl-p,ctrl-q)')
     .passThroughOptions();
 }
 
@@ -82,26 +84,25 @@ async function pullReporter(io: CliIo): Promise<Reporter> {
 }
 
 async function runAction(io: CliIo, image: string, args: string[], f: RunFlags): Promise<void> {
-  const { TsrunError } = await import('../../errors.js');
-  if (f.tty && f.interactive && !process.stdin.isTTY) {
-    throw new TsrunError('ERR_USAGE', 'the input device is not a TTY', { hint: 'drop -t, or run from a terminal' });
-  }
+  // Docker checks the terminal only when it attaches: `run -dit` works without one.
+  if (!f.detach) await checkTty(f.interactive, f.tty);
+  const { wire, waitAttached, parseDetachKeys } = await import('../attach.js');
+  if (f.detachKeys) parseDetachKeys(f.detachKeys);
   const ctx = await context(io, await pullReporter(io));
   const { runContainer } = await import('../../app/run.js');
-  const { wire } = await import('../attach.js');
-  let unwire: (() => void) | undefined;
+  let wired: ReturnType<typeof wire> | undefined;
   const r = await runContainer(ctx, toRunOptions(image, args, f), io.err, (a) => {
-    unwire = wire(a, { tty: Boolean(f.tty), interactive: Boolean(f.interactive), sigProxy: f.sigProxy });
+    wired = wire(a, { tty: Boolean(f.tty), interactive: Boolean(f.interactive), sigProxy: f.sigProxy, detachKeys: f.detachKeys });
   });
-  if (f.detach || !r.attachment) {
+  if (f.detach || !r.attachment || !wired) {
     io.out.write(`${r.id}\n`);
     return;
   }
-  let code: number;
-  try {
-    code = await r.attachment.exited;
-  } finally {
-    unwire?.();
+  const code = await waitAttached(r.attachment, wired);
+  if (code === undefined) {
+    // Detached with the keys: the container runs on, its monitor cleans up after it.
+    r.attachment.close();
+    return;
   }
   const { cleanupContainer } = await import('../../app/containers.js');
   await cleanupContainer(r.env, r.id);
@@ -131,22 +132,25 @@ async function each(io: CliIo, names: string[], fn: (name: string) => Promise<un
   if (failed) process.exitCode = EXIT_TSRUN;
 }
 
-async function startAction(io: CliIo, names: string[], o: { attach?: boolean; interactive?: boolean }): Promise<void> {
+async function startAction(io: CliIo, names: string[], o: { attach?: boolean; interactive?: boolean; detachKeys?: string }): Promise<void> {
   const e = await env(io);
   const { startContainer, cleanupContainer } = await import('../../app/containers.js');
   if (o.attach || o.interactive) {
-    const { wire } = await import('../attach.js');
+    const { wire, waitAttached, parseDetachKeys } = await import('../attach.js');
+    if (o.detachKeys) parseDetachKeys(o.detachKeys);
     const c = await e.containers.find(names[0] ?? '');
-    let unwire: (() => void) | undefined;
+    await checkTty(o.interactive, c.record.config.tty);
+    let wired: ReturnType<typeof wire> | undefined;
     const a = await startContainer(e, c, {
-      attachIo: (att) => { unwire = wire(att, { tty: c.record.config.tty, interactive: Boolean(o.interactive), sigProxy: true }); },
+      attachIo: (att) => { wired = wire(att, { tty: c.record.config.tty, interactive: Boolean(o.interactive), sigProxy: true, detachKeys: o.detachKeys }); },
     });
-    if (!a) return;
-    try {
-      process.exitCode = await a.exited;
-    } finally {
-      unwire?.();
+    if (!a || !wired) return;
+    const code = await waitAttached(a, wired);
+    if (code === undefined) {
+      a.close();
+      return;
     }
+    process.exitCode = code;
     await cleanupContainer(e, c.record.id);
     a.close();
     return;
@@ -158,20 +162,27 @@ async function startAction(io: CliIo, names: string[], o: { attach?: boolean; in
   });
 }
 
-async function logsAction(io: CliIo, name: string, o: { follow?: boolean; tail?: string; timestamps?: boolean }): Promise<void> {
+async function logsAction(io: CliIo, name: string, o: { follow?: boolean; tail?: string; timestamps?: boolean; since?: string; until?: string; details?: boolean }): Promise<void> {
   const { TsrunError } = await import('../../errors.js');
   let tail: number | undefined;
   if (o.tail !== undefined && o.tail !== 'all') {
     tail = Number(o.tail);
     if (!Number.isInteger(tail)) throw new TsrunError('ERR_USAGE', `invalid --tail "${o.tail}"`, { hint: 'a number of lines, or all' });
   }
+  const { parseLogTime } = await import('../../app/log-times.js');
+  const since = o.since !== undefined && o.since !== '' ? parseLogTime('since', o.since) : undefined;
+  const until = o.until !== undefined && o.until !== '' ? parseLogTime('until', o.until) : undefined;
   const e = await env(io);
   const { readLogs } = await import('../../app/logs.js');
-  for await (const l of readLogs(e, name, { follow: o.follow, tail })) {
+  const { writeOut } = await import('../stdio.js');
+  for await (const l of readLogs(e, name, { follow: o.follow, tail, since, until })) {
     const stream = l.stream === 'stdout' ? io.out : io.err;
     if (o.timestamps) stream.write(`${l.time} `);
+    // Docker's --details: the log's attributes, then a space; tsrun's logs have none.
+    if (o.details) stream.write(' ');
     stream.write(l.text);
-    if (l.newline) stream.write('\n');
+    if (l.newline) await writeOut(stream, '\n');
+    else await writeOut(stream, '');
   }
 }
 
@@ -193,7 +204,8 @@ export function registerContainerCommands(program: Command, io: CliIo): void {
     .argument('<container...>')
     .option('-a, --attach', 'attach stdout/stderr and forward signals')
     .option('-i, --interactive', 'attach stdin')
-    .action(async (names: string[], o: { attach?: boolean; interactive?: boolean }) => startAction(io, names, o));
+    .option('--detach-keys <keys>', 'key sequence that detaches (default ctrl-p,ctrl-q)')
+    .action(async (names: string[], o: { attach?: boolean; interactive?: boolean; detachKeys?: string }) => startAction(io, names, o));
   startCmd(program.command('start'));
 
   const stopCmd = (cmd: Command) => cmd.description('Stop one or more running containers (stop signal, then SIGKILL)')
@@ -258,24 +270,12 @@ export function registerContainerCommands(program: Command, io: CliIo): void {
     .option('-f, --follow', 'follow the output')
     .option('-n, --tail <lines>', 'number of lines from the end (or all)')
     .option('-t, --timestamps', 'show timestamps')
-    .action(async (name: string, o: { follow?: boolean; tail?: string; timestamps?: boolean }) => logsAction(io, name, o));
+    .option('--since <time>', 'only lines since a time (2013-01-02T13:23:37Z, a Unix timestamp) or a duration back from now (42m)')
+    .option('--until <time>', 'only lines before a time or a duration back from now')
+    .option('--details', 'show the extra details given to the logs')
+    .action(async (name: string, o: { follow?: boolean; tail?: string; timestamps?: boolean; since?: string; until?: string; details?: boolean }) => logsAction(io, name, o));
   logsCmd(program.command('logs'));
 
-  const execCmd = (cmd: Command) => cmd.description('Run a command in a running container')
-    .argument('<container>')
-    .argument('<command...>')
-    .option('-i, --interactive', 'keep stdin open')
-    .option('-t, --tty', 'allocate a pseudo-terminal')
-    .option('-d, --detach', 'run in the background')
-    .option('-e, --env <KEY=VALUE>', 'set an environment variable', collect, [])
-    .option('-u, --user <user[:group]>', 'user name or uid')
-    .option('-w, --workdir <dir>', 'working directory')
-    .passThroughOptions()
-    .action(async (name: string, args: string[], o: { interactive?: boolean; tty?: boolean; detach?: boolean; env: string[]; user?: string; workdir?: string }) => {
-      const { execInContainer } = await import('../../app/exec.js');
-      process.exitCode = await execInContainer(await context(io), name, args, o);
-    });
-  execCmd(program.command('exec'));
 
   const waitCmd = (cmd: Command) => cmd.description('Wait for containers to stop, then print their exit codes')
     .argument('<container...>')
@@ -326,7 +326,7 @@ export function registerContainerCommands(program: Command, io: CliIo): void {
   rmCmd(group.command('rm').alias('remove'));
   psCmd(group.command('ls').alias('list').alias('ps'));
   logsCmd(group.command('logs'));
-  execCmd(group.command('exec'));
+  registerSessionCommands(program, io, group);
   waitCmd(group.command('wait'));
   cpCmd(group.command('cp'));
   portCmd(group.command('port'));

@@ -1,0 +1,68 @@
+/**
+ * The CLI's own stdout and stderr, written so that no byte is lost (issue 23, bug 1).
+ *
+ * On Linux, Node writes to a pipe asynchronously: `write` queues what the reader has not taken
+ * yet, and `process.exit` drops that queue. So every writer that moves a lot (attached
+ * containers, `logs`, `exec`) waits when `write` says the queue is full (backpressure, which in
+ * turn slows the container through the monitor's blocking socket writes), and main.ts waits for
+ * both queues to be empty before it exits.
+ *
+ * A reader that went away (`tsrun logs c | head -1`) is EPIPE: as a Go program such as Docker's
+ * CLI dies of SIGPIPE there, tsrun then exits at once with 141 (128 + SIGPIPE), saying nothing.
+ */
+
+/** Install the broken-pipe rule on stdout and stderr (once, from main). */
+export function guardStdio(onBroken: () => void): void {
+  for (const s of [process.stdout, process.stderr]) {
+    s.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'EPIPE' || e.code === 'ERR_STREAM_DESTROYED') onBroken();
+      else throw e;
+    });
+  }
+}
+
+/**
+ * Write and resolve once the stream can take more (at once when its queue is not full).
+ * Callers that produce data in a loop await it; that is the whole of backpressure.
+ */
+export function writeOut(s: NodeJS.WritableStream, data: string | Uint8Array): Promise<void> | undefined {
+  if (s.write(data)) return undefined;
+  return new Promise((resolve) => {
+    const done = () => { s.off('drain', done); s.off('close', done); resolve(); };
+    s.once('drain', done);
+    s.once('close', done);
+  });
+}
+
+/**
+ * Calls `pause` when stdout or stderr is full and `resume` once both have drained: for a push
+ * source (the attach socket) that cannot be awaited.
+ */
+export function pushWriter(pause: () => void, resume: () => void): (s: NodeJS.WriteStream, data: Buffer) => void {
+  let blocked = 0;
+  const waiting = new Set<NodeJS.WritableStream>();
+  return (s, data) => {
+    if (s.write(data) || waiting.has(s)) return;
+    waiting.add(s);
+    if (blocked++ === 0) pause();
+    const done = () => {
+      s.off('drain', done);
+      s.off('close', done);
+      waiting.delete(s);
+      if (--blocked === 0) resume();
+    };
+    s.once('drain', done);
+    s.once('close', done);
+  };
+}
+
+function flushed(s: NodeJS.WriteStream): Promise<void> {
+  if (s.destroyed || (s.writableLength === 0 && !s.writableNeedDrain)) return Promise.resolve();
+  // Writes complete in order: the callback of an empty one runs when everything before it is out.
+  return new Promise((resolve) => s.write(Buffer.alloc(0), () => resolve()));
+}
+
+/** Resolves when everything written to stdout and stderr has reached the reader (or it went away). */
+export async function flushStdio(): Promise<void> {
+  await Promise.all([flushed(process.stdout), flushed(process.stderr)]);
+}
