@@ -103,7 +103,11 @@ function networkError(url: string, err: unknown): TsrunError {
   if (e?.name === 'AbortError') {
     return new TsrunError('ERR_NETWORK', `requesting ${redact(url)}: aborted`, { cause: err, retryable: false });
   }
-  return new TsrunError('ERR_NETWORK', `requesting ${redact(url)}: ${e?.code ? e.code + ' ' : ''}${e?.message ?? String(err)}`, {
+  const failed = (err as { failedUrl?: string }).failedUrl ?? url;
+  const after = (err as { after?: string }).after ? ` (https failed first)` : '';
+  // node-fetch says "request to URL failed, reason: …": the URL is already named once.
+  const reason = (e?.message ?? String(err)).replace(/^request to \S+ failed, reason: /, '');
+  return new TsrunError('ERR_NETWORK', `requesting ${redact(failed)}${after}: ${reason}`, {
     cause: err, retryable: true, detail: { code: e?.code },
   });
 }
@@ -235,7 +239,13 @@ async function fetchWithFallback(req: SendRequest, timeoutMs: number): Promise<R
   } catch (err) {
     if (!req.insecure || url.protocol !== 'https:' || !isNetworkError(err) || (err as Error).name === 'AbortError') throw err;
     url.protocol = 'http:';
-    const res = await fetchFollowing({ ...req, url: url.toString() }, timeoutMs);
+    let res: Response;
+    try {
+      res = await fetchFollowing({ ...req, url: url.toString() }, timeoutMs);
+    } catch (httpErr) {
+      // Name the URL that failed last, and that https was tried first (one scheme per message).
+      throw Object.assign(httpErr as Error, { failedUrl: url.toString(), after: 'https' });
+    }
     schemeByHost.set(url.host, 'http');
     return res;
   }

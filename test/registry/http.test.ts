@@ -301,6 +301,16 @@ test('https first: an insecure endpoint falls back to http; a secure one does no
   } finally { await f.close(); }
 });
 
+test('an insecure endpoint that answers neither scheme: one message, naming the http URL that failed last', async () => {
+  const f = await fake((_req, res) => serveManifest(res));
+  const host = f.host;
+  await f.close();
+  const c = new RegistryClient({ endpoint: { host, repository: 'test/app', insecure: true, mirror: false }, http: { ...FAST, maxAttempts: 1 }, tokenCache: new TokenCache() });
+  const e = await rejects(c.getManifest('v1'), 'ERR_NETWORK');
+  assert.match(e.message, `requesting http://${host}/v2/test/app/manifests/v1 (https failed first): connect ECONNREFUSED`);
+  assert.not.match(e.message, 'https://');
+});
+
 test('Bearer challenge against a token service that only sends access_token; 401 retried once, then used up front', async () => {
   const token = 'tok-' + 'x'.repeat(20);
   let tokenCalls = 0;
