@@ -31,7 +31,7 @@ import { connectSlirp, disconnectSlirp } from '../network/slirp.js';
 import { assignHostPorts, portLines, type PortMapping } from '../network/ports.js';
 import type { AppContext } from './context.js';
 import { markStopped, restartIfPolicy } from './restart.js';
-import { applyJoins } from './run-host.js';
+import { hostMounts, prepareStart } from './run-host.js';
 
 export interface Env {
   store: Store;
@@ -137,7 +137,7 @@ export async function startContainer(env: Env, c: Container, o: StartOptions = {
         const gateway = env.ctx.rootless ? hostAddress() : network.gateway;
         await fs.writeFile(path.join(paths.etc, 'hosts'), hostsFile(record.config.hostname, network.ip, extraHostLines(record.host.extraHosts ?? [], gateway)));
       }
-      await applyJoins(env, record.host.joins, path.join(paths.bundle, 'config.json'));
+      await prepareStart(env, record, paths);
       await spawnMonitor({
         id: record.id, bundle: paths.bundle, state: paths.state, runtimePath: runtime.info.path,
         runtimeRoot: runtime.root, log: paths.log, tty: record.config.tty, stdin: record.config.openStdin,
@@ -159,7 +159,7 @@ export async function startContainer(env: Env, c: Container, o: StartOptions = {
       attachment?.close();
       await runtime?.delete(record.id, true).catch(() => {});
       if (record.host.network === 'bridge') await disconnectNetwork(env, record.id).catch(() => {});
-      await unmountAll([rootfsMount(env, c)]).catch(() => {});
+      await unmountAll([rootfsMount(env, c), ...hostMounts(record, paths)]).catch(() => {});
       await fs.rm(paths.state, { recursive: true, force: true });
       const detail = (err as TsrunError).detail;
       const code = typeof detail?.exitCode === 'number' ? detail.exitCode : 125;
@@ -199,7 +199,7 @@ export async function cleanupContainer(env: Env, id: string, o: { remove?: boole
     const [deleted, disconnected, unmounted] = await Promise.allSettled([
       runtime?.delete(id, true),
       record.host.network === 'bridge' ? disconnectNetwork(env, id) : undefined,
-      unmountAll([rootfsMount(env, c)]),
+      unmountAll([rootfsMount(env, c), ...hostMounts(record, c.paths)]),
     ]);
     if (deleted.status === 'rejected') throw deleted.reason;
     if (unmounted.status === 'rejected') throw unmounted.reason;

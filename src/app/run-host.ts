@@ -26,9 +26,13 @@ import {
 } from '../spec/host-options.js';
 import { withRlimits, type BindMount } from '../spec/options.js';
 import { DEFAULT_CAPABILITIES } from '../spec/defaults.js';
-import type { Device, Rlimit } from '../spec/types.js';
+import { RLIM_INFINITY, type Device, type Rlimit } from '../spec/types.js';
+import { serializeSpec } from '../spec/defaults.js';
+import { mountAll, type Mount } from '../snapshot/overlay.js';
+import type { ContainerRecord } from '../runtime/records.js';
+import type { ContainerPaths } from '../runtime/paths.js';
 import { parseGroup } from '../spec/user.js';
-import type { Env } from './containers.js';
+import { isMounted, type Env } from './containers.js';
 
 export interface HostFlagOptions {
   privileged?: boolean;
@@ -85,9 +89,18 @@ function readText(file: string): string | undefined {
   }
 }
 
-function lastCap(): number {
+/**
+ * "All capabilities" for --privileged and --cap-add ALL: the kernel's (cap_last_cap, as Docker)
+ * that tsrun itself holds in its bounding set (as podman): a runtime cannot grant one it lacks,
+ * and sandboxes (this CI machine among them) drop some.
+ */
+export function allCapabilities(): string[] {
   const n = Number(readText('/proc/sys/kernel/cap_last_cap')?.trim());
-  return Number.isInteger(n) ? n : 40;
+  const kernel = hostCapabilities(Number.isInteger(n) ? n : 40);
+  const bnd = /^CapBnd:\s*([0-9a-f]+)$/m.exec(readText('/proc/self/status') ?? '')?.[1];
+  if (!bnd) return kernel;
+  const mask = BigInt(`0x${bnd}`);
+  return kernel.filter((_c, i) => (mask >> BigInt(i)) & 1n);
 }
 
 /** stat(2) numbers of a device node: Linux's new_decode_dev. */
@@ -141,7 +154,7 @@ function findInit(): string {
 export async function hostFlags(o: HostFlagOptions, ctx: { rootless: boolean; network: string; cwd: string }): Promise<HostFlags> {
   checkUsernsMode(o.userns);
   const privileged = Boolean(o.privileged);
-  const caps = capabilitySet({ defaults: DEFAULT_CAPABILITIES, all: hostCapabilities(lastCap()), add: o.capAdd, drop: o.capDrop, privileged });
+  const caps = capabilitySet({ defaults: DEFAULT_CAPABILITIES, all: allCapabilities(), add: o.capAdd, drop: o.capDrop, privileged });
   const security = parseSecurityOpts(o.securityOpt ?? []);
   let seccompText: string | undefined;
   if (typeof security.seccomp === 'object') {
@@ -218,7 +231,7 @@ export function seccompFor(f: HostFlags, report: (msg: string) => void): ReturnT
 }
 
 /** The option functions for these flags (the joins of container:NAME are applied at each start). */
-export function hostSpecOpts(f: HostFlags, o: { rootless: boolean; gids: number[]; argv: string[]; report: (msg: string) => void }): SpecOpt[] {
+export function hostSpecOpts(f: HostFlags, o: { rootless: boolean; gids: number[]; argv: string[]; shmPath: string; report: (msg: string) => void }): SpecOpt[] {
   const apparmor = readText('/sys/module/apparmor/parameters/enabled')?.trim() === 'Y';
   const opts: SpecOpt[] = [
     withCapabilities(f.caps),
@@ -226,7 +239,7 @@ export function hostSpecOpts(f: HostFlags, o: { rootless: boolean; gids: number[
     withSeccomp(seccompFor(f, o.report)),
   ];
   if (f.privileged) opts.push(withPrivileged(o.rootless ? [] : devicesUnder('/dev', '/dev')));
-  opts.push(withDevices(f.devices), withIpcMode(f.ipc), withPidMode(f.pid));
+  opts.push(withDevices(f.devices), withIpcMode(f.ipc, { shmPath: o.shmPath }), withPidMode(f.pid));
   if (f.uts === 'host') opts.push(withUtsHost());
   if (f.rlimits.length > 0) opts.push(withRlimits(f.rlimits));
   opts.push(withShmSize(f.shmSize), withSysctls(f.sysctl), withOomScoreAdj(f.oomScoreAdj), withGroupAdd(o.gids));
@@ -248,30 +261,59 @@ export async function resolveJoins(env: Env, f: HostFlags): Promise<Joins | unde
   return joins.ipc || joins.pid ? joins : undefined;
 }
 
-/** At start: point config.json's namespaces at the joined containers' current pids. */
-export async function applyJoins(env: Env, joins: Joins | undefined, configFile: string): Promise<void> {
+/** Where a shareable container's /dev/shm tmpfs is mounted on the host. */
+export function shmHostPath(p: Pick<ContainerPaths, 'dir'>): string {
+  return path.join(p.dir, 'shm');
+}
+
+/**
+ * Mounts tsrun makes on the host for a container while it runs (unmounted by cleanup). mount(2)
+ * gets data only here: nosuid, noexec and nodev are set where the container binds it.
+ */
+export function hostMounts(r: ContainerRecord, p: Pick<ContainerPaths, 'dir'>): Mount[] {
+  if (r.host.extra?.IpcMode !== 'shareable') return [];
+  const size = typeof r.host.extra.ShmSize === 'number' ? r.host.extra.ShmSize : 64 * 1024 * 1024;
+  return [{ type: 'tmpfs', source: 'shm', target: shmHostPath(p), options: ['mode=1777', `size=${size}`] }];
+}
+
+/**
+ * At each start, before the runtime sees config.json: mount the host side of a shareable
+ * /dev/shm, and point the namespaces of --ipc/--pid container:NAME at that container's pid now.
+ */
+export async function prepareStart(env: Env, r: ContainerRecord, p: ContainerPaths): Promise<void> {
+  const mounts = hostMounts(r, p);
+  for (const m of mounts) await fs.mkdir(m.target, { recursive: true, mode: 0o700 });
+  if (mounts.length > 0 && !isMounted(mounts[0]?.target ?? '')) await mountAll(mounts);
+  const joins = r.host.joins;
   if (!joins) return;
+  const configFile = path.join(p.bundle, 'config.json');
   const spec = JSON.parse(await fs.readFile(configFile, 'utf8')) as Parameters<SpecOpt>[0];
-  const pidOf = async (id: string, what: string) => {
+  const donor = async (id: string, what: string) => {
     const c = await env.containers.find(id).catch(() => undefined);
     if (!c || c.observed.status !== 'running' || !(c.observed.pid > 0)) {
       throw new TsrunError('ERR_CONTAINER_STATE', `cannot join ${what} of a non running container: ${c?.record.name ?? id.slice(0, 12)}`, { hint: 'start that container first' });
     }
-    return c.observed.pid;
+    return c;
   };
   if (joins.ipc) {
-    const p = await pidOf(joins.ipc, 'IPC');
-    withIpcMode({ mode: 'container', container: joins.ipc }, { nsPath: `/proc/${p}/ns/ipc`, shmPath: `/proc/${p}/root/dev/shm` })(spec);
+    const c = await donor(joins.ipc, 'IPC');
+    const mode = c.record.host.extra?.IpcMode;
+    if (mode === 'host') withIpcMode({ mode: 'host' })(spec);
+    else if (mode === 'shareable') withIpcMode({ mode: 'container', container: joins.ipc }, { nsPath: `/proc/${c.observed.pid}/ns/ipc`, shmPath: shmHostPath(c.paths) })(spec);
+    else {
+      throw new TsrunError('ERR_CONTAINER_STATE', `container ${c.record.name}: non-shareable IPC (hint: use IpcMode:shareable for the donor container)`, {
+        hint: `run ${c.record.name} with --ipc shareable`,
+      });
+    }
   }
   if (joins.pid) {
-    const p = await pidOf(joins.pid, 'PID');
-    withPidMode({ mode: 'container', container: joins.pid }, { nsPath: `/proc/${p}/ns/pid` })(spec);
+    const c = await donor(joins.pid, 'PID');
+    withPidMode({ mode: 'container', container: joins.pid }, { nsPath: `/proc/${c.observed.pid}/ns/pid` })(spec);
   }
   // Rewriting config.json must keep RLIM_INFINITY exact: JSON.parse turned it into a float.
-  const { serializeSpec } = await import('../spec/defaults.js');
-  for (const r of spec.process.rlimits ?? []) {
-    if (typeof r.hard === 'number' && r.hard > Number.MAX_SAFE_INTEGER) r.hard = 18446744073709551615n;
-    if (typeof r.soft === 'number' && r.soft > Number.MAX_SAFE_INTEGER) r.soft = 18446744073709551615n;
+  for (const l of spec.process.rlimits ?? []) {
+    if (typeof l.hard === 'number' && l.hard > Number.MAX_SAFE_INTEGER) l.hard = RLIM_INFINITY;
+    if (typeof l.soft === 'number' && l.soft > Number.MAX_SAFE_INTEGER) l.soft = RLIM_INFINITY;
   }
   await fs.writeFile(configFile, serializeSpec(spec));
 }

@@ -34,7 +34,7 @@ import { slirpNetnsPath, slirpResolvConf } from '../network/slirp.js';
 import { callerEnvironment } from '../util/caller-env.js';
 import { extraHostLines, hostAddress, parseAddHost, withDnsOptions } from '../network/extra-hosts.js';
 import { singleIdNamespace } from '../rootless/namespace.js';
-import { checkCidfile, groupIds, hostFlags, hostSpecOpts, readLabelFiles, resolveJoins, type HostFlagOptions } from './run-host.js';
+import { checkCidfile, groupIds, shmHostPath, hostFlags, hostSpecOpts, readLabelFiles, resolveJoins, type HostFlagOptions } from './run-host.js';
 import { parseRestartPolicy } from './restart.js';
 import { resolveProcessArgs } from '../spec/options.js';
 
@@ -313,7 +313,7 @@ export async function createContainer(ctx: AppContext, o: RunOptions, err: NodeJ
         const nsPath = ctx.rootless ? slirpNetnsPath(env.containers.sp.run, id) : netnsPath(id);
         if (network === 'bridge') s.linux.namespaces = s.linux.namespaces.map((n) => (n.type === 'network' ? { ...n, path: nsPath } : n));
       },
-      ...hostSpecOpts(hf, { rootless: ctx.rootless, gids, argv, report: (message) => ctx.reporter.emit({ type: 'debug', scope: 'run', message }) }),
+      ...hostSpecOpts(hf, { rootless: ctx.rootless, gids, argv, shmPath: shmHostPath(p), report: (message) => ctx.reporter.emit({ type: 'debug', scope: 'run', message }) }),
     );
     // With --init Docker shows the command, not the init, as Path and Args.
     record.path = argv[0] ?? '';

@@ -70,19 +70,23 @@ function setShm(spec: Spec, m: Mount | undefined): void {
 
 /**
  * moby: host → no IPC namespace and the host's /dev/shm bound in; none → a private namespace and
- * no /dev/shm at all; container → its namespace (`nsPath`, /proc/PID/ns/ipc) and its /dev/shm
- * (`shmPath`, reached through /proc/PID/root), both resolved by the caller at each start.
+ * no /dev/shm at all; shareable → /dev/shm is a tmpfs the host mounts (`shmPath`, so that others
+ * can bind it too: a mount cannot be bound from another mount namespace); container → its
+ * namespace (`nsPath`, /proc/PID/ns/ipc) and its shareable /dev/shm (`shmPath`), resolved by the
+ * caller at each start.
  */
-export function withIpcMode(m: IpcMode, join?: { nsPath: string; shmPath: string }): SpecOpt {
+export function withIpcMode(m: IpcMode, join?: { nsPath?: string; shmPath: string }): SpecOpt {
   return (spec) => {
     if (m.mode === 'host') {
       dropNamespace(spec, 'ipc');
       setShm(spec, { destination: '/dev/shm', type: 'bind', source: '/dev/shm', options: ['rbind', 'rprivate'] });
     } else if (m.mode === 'none') {
       setShm(spec, undefined);
-    } else if (m.mode === 'container' && join) {
+    } else if (m.mode === 'shareable' && join) {
+      setShm(spec, { destination: '/dev/shm', type: 'bind', source: join.shmPath, options: ['rbind', 'nosuid', 'noexec', 'nodev', 'rprivate'] });
+    } else if (m.mode === 'container' && join?.nsPath) {
       joinNamespace(spec, 'ipc', join.nsPath);
-      setShm(spec, { destination: '/dev/shm', type: 'bind', source: join.shmPath, options: ['rbind', 'rprivate'] });
+      setShm(spec, { destination: '/dev/shm', type: 'bind', source: join.shmPath, options: ['rbind', 'nosuid', 'noexec', 'nodev', 'rprivate'] });
     }
   };
 }

@@ -154,10 +154,13 @@ test('--ipc, --pid, --uts, --userns', () => {
   assert.is(none.mounts.find((m) => m.destination === '/dev/shm'), undefined);
   assert.ok(none.linux.namespaces.some((n) => n.type === 'ipc'));
   const join = applyOpts(defaultSpec(),
-    withIpcMode({ mode: 'container', container: 'x' }, { nsPath: '/proc/7/ns/ipc', shmPath: '/proc/7/root/dev/shm' }),
+    withIpcMode({ mode: 'container', container: 'x' }, { nsPath: '/proc/7/ns/ipc', shmPath: '/store/x/shm' }),
     withPidMode({ mode: 'container', container: 'x' }, { nsPath: '/proc/7/ns/pid' }));
   assert.equal(join.linux.namespaces.filter((n) => n.path), [{ type: 'pid', path: '/proc/7/ns/pid' }, { type: 'ipc', path: '/proc/7/ns/ipc' }]);
-  assert.is(join.mounts.find((m) => m.destination === '/dev/shm')?.source, '/proc/7/root/dev/shm');
+  assert.equal(join.mounts.find((m) => m.destination === '/dev/shm'), { destination: '/dev/shm', type: 'bind', source: '/store/x/shm', options: ['rbind', 'nosuid', 'noexec', 'nodev', 'rprivate'] });
+  // shareable: /dev/shm is the host-side tmpfs others can bind; private keeps the in-container tmpfs.
+  assert.is(applyOpts(defaultSpec(), withIpcMode({ mode: 'shareable' }, { shmPath: '/store/y/shm' })).mounts.find((m) => m.destination === '/dev/shm')?.source, '/store/y/shm');
+  assert.is(applyOpts(defaultSpec(), withIpcMode({ mode: 'private' }, { shmPath: '/store/y/shm' })).mounts.find((m) => m.destination === '/dev/shm')?.type, 'tmpfs');
   // At create the target's pid is not known yet: nothing changes until start.
   assert.equal(applyOpts(defaultSpec(), withPidMode({ mode: 'container', container: 'x' })).linux.namespaces, defaultSpec().linux.namespaces);
 });
