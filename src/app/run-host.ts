@@ -61,7 +61,7 @@ export interface HostFlags {
   security: SecurityOpts;
   /** The seccomp profile's text when seccomp=FILE (read now: Docker reads it in the CLI). */
   seccompText?: string;
-  devices: { device: Device; permissions: string }[];
+  devices: { device: Device; permissions: string; hostPath: string }[];
   ipc: IpcMode;
   pid: PidMode;
   uts: 'private' | 'host';
@@ -131,7 +131,7 @@ function devicesUnder(hostDir: string, ctrDir: string, top = true): Device[] {
   return out;
 }
 
-function resolveDevice(spec: string): { device: Device; permissions: string }[] {
+function resolveDevice(spec: string): { device: Device; permissions: string; hostPath: string }[] {
   const r = parseDevice(spec);
   let st;
   try {
@@ -139,10 +139,12 @@ function resolveDevice(spec: string): { device: Device; permissions: string }[] 
   } catch (e) {
     throw new TsrunError('ERR_USAGE', `error gathering device information while adding custom device "${r.host}": ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file or directory' : (e as Error).message}`);
   }
-  if (st.isDirectory()) return devicesUnder(r.host, r.container, false).map((device) => ({ device, permissions: r.permissions }));
+  if (st.isDirectory()) {
+    return devicesUnder(r.host, r.container, false).map((device) => ({ device, permissions: r.permissions, hostPath: path.join(r.host, path.relative(r.container, device.path)) }));
+  }
   const device = deviceOf(r.host, r.container);
   if (!device) throw new TsrunError('ERR_USAGE', `error gathering device information while adding custom device "${r.host}": not a device node`);
-  return [{ device, permissions: r.permissions }];
+  return [{ device, permissions: r.permissions, hostPath: r.host }];
 }
 
 function findInit(): string {

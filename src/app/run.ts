@@ -346,13 +346,13 @@ function hostExtra(o: RunOptions, hf: Awaited<ReturnType<typeof hostFlags>>): Re
     CapAdd: o.capAdd ?? null,
     CapDrop: o.capDrop ?? null,
     SecurityOpt: o.securityOpt ?? null,
-    Devices: hf.devices.map((d) => ({ PathOnHost: '', PathInContainer: d.device.path, CgroupPermissions: d.permissions })),
+    Devices: hf.devices.map((d) => ({ PathOnHost: d.hostPath, PathInContainer: d.device.path, CgroupPermissions: d.permissions })),
     IpcMode: o.ipc || 'private',
     PidMode: o.pid ?? '',
     UTSMode: o.uts ?? '',
     UsernsMode: o.userns ?? '',
     Tmpfs: Object.fromEntries(hf.tmpfs.map((t) => [t.destination, t.options.join(',')])),
-    Ulimits: (o.ulimit ?? []).map((u) => u),
+    Ulimits: hf.rlimits.map((l) => ({ Name: l.type.slice('RLIMIT_'.length).toLowerCase(), Soft: limitNumber(l.soft), Hard: limitNumber(l.hard) })),
     Init: o.init ?? null,
     ShmSize: hf.shmSize ?? 64 * 1024 * 1024,
     Sysctls: hf.sysctl,
@@ -360,4 +360,9 @@ function hostExtra(o: RunOptions, hf: Awaited<ReturnType<typeof hostFlags>>): Re
     GroupAdd: o.groupAdd ?? null,
     ...(o.macAddress ? { MacAddress: o.macAddress } : {}),
   };
+}
+
+/** Docker shows an unlimited ulimit as -1. */
+function limitNumber(v: number | bigint): number {
+  return typeof v === 'bigint' ? (v >= 18446744073709551615n ? -1 : Number(v)) : v;
 }

@@ -187,6 +187,11 @@ Flags('--device HOST:CTR:PERMS makes the node; --init runs catatonit as pid 1', 
   assert.is(r.code, 0, r.stderr);
   assert.match(r.stdout, /^c\S+\s+\d+\s+\S+\s+\S+\s+1,\s+5 /);
   assert.match(r.stdout, /00 00 00/);
+  assert.is((await run(['--name', 'devs', '--device', '/dev/zero:/dev/myzero:rw', '--ulimit', 'core=-1', '--ulimit', 'nofile=100:200', IMAGE, 'true'])).code, 0);
+  const hc = (JSON.parse((await tsrun(['container', 'inspect', 'devs'], { root })).stdout) as [{ HostConfig: { Devices: unknown; Ulimits: unknown } }])[0].HostConfig;
+  assert.equal(hc.Devices, [{ PathOnHost: '/dev/zero', PathInContainer: '/dev/myzero', CgroupPermissions: 'rw' }]);
+  assert.equal(hc.Ulimits, [{ Name: 'core', Soft: -1, Hard: -1 }, { Name: 'nofile', Soft: 100, Hard: 200 }]);
+  await tsrun(['rm', 'devs'], { root });
   const bad = await run(['--rm', '--device', '/etc/passwd', IMAGE, 'true']);
   assert.is(bad.code, 125);
   assert.match(bad.stderr, /not a device node/);
