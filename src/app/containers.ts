@@ -30,6 +30,8 @@ import { extraHostLines, hostAddress } from '../network/extra-hosts.js';
 import { connectSlirp, disconnectSlirp } from '../network/slirp.js';
 import { assignHostPorts, portLines, type PortMapping } from '../network/ports.js';
 import type { AppContext } from './context.js';
+import { markStopped, restartIfPolicy } from './restart.js';
+import { hostMounts, prepareStart } from './run-host.js';
 
 export interface Env {
   store: Store;
@@ -131,10 +133,11 @@ export async function startContainer(env: Env, c: Container, o: StartOptions = {
         const ports = await assignHostPorts(record.host.ports ?? []);
         network = env.ctx.rootless
           ? await connectSlirp({ id: record.id, runDir: env.containers.sp.run, ports, env: env.ctx.env })
-          : await connect({ id: record.id, store: env.store.root, ports, env: env.ctx.env });
+          : await connect({ id: record.id, store: env.store.root, ports, env: env.ctx.env, mac: record.host.macAddress });
         const gateway = env.ctx.rootless ? hostAddress() : network.gateway;
         await fs.writeFile(path.join(paths.etc, 'hosts'), hostsFile(record.config.hostname, network.ip, extraHostLines(record.host.extraHosts ?? [], gateway)));
       }
+      await prepareStart(env, record, paths);
       await spawnMonitor({
         id: record.id, bundle: paths.bundle, state: paths.state, runtimePath: runtime.info.path,
         runtimeRoot: runtime.root, log: paths.log, tty: record.config.tty, stdin: record.config.openStdin,
@@ -149,20 +152,22 @@ export async function startContainer(env: Env, c: Container, o: StartOptions = {
       await runtime.start(record.id);
       const startedAt = new Date().toISOString();
       await fs.writeFile(path.join(paths.state, 'started'), startedAt);
-      record.state = { startedAt, ...(network ? { network } : {}) };
+      // Docker keeps the last FinishedAt while the container runs again.
+      record.state = { startedAt, ...(record.state.finishedAt ? { finishedAt: record.state.finishedAt } : {}), ...(network ? { network } : {}) };
       await env.containers.write(record);
     } catch (err) {
       attachment?.close();
       await runtime?.delete(record.id, true).catch(() => {});
       if (record.host.network === 'bridge') await disconnectNetwork(env, record.id).catch(() => {});
-      await unmountAll([rootfsMount(env, c)]).catch(() => {});
+      await unmountAll([rootfsMount(env, c), ...hostMounts(record, paths)]).catch(() => {});
       await fs.rm(paths.state, { recursive: true, force: true });
       const detail = (err as TsrunError).detail;
       const code = typeof detail?.exitCode === 'number' ? detail.exitCode : 125;
       if (record.host.autoRemove) {
         await env.containers.remove(record);
       } else {
-        record.state = { ...record.state, error: (err as Error).message, exitCode: code, finishedAt: new Date().toISOString() };
+        // A container that never ran stays Created (Docker), with the error and its exit code.
+        record.state = { ...record.state, error: (err as Error).message, exitCode: code, ...(record.state.startedAt ? { finishedAt: new Date().toISOString() } : {}) };
         await env.containers.write(record).catch(() => {});
       }
       throw err;
@@ -194,7 +199,7 @@ export async function cleanupContainer(env: Env, id: string, o: { remove?: boole
     const [deleted, disconnected, unmounted] = await Promise.allSettled([
       runtime?.delete(id, true),
       record.host.network === 'bridge' ? disconnectNetwork(env, id) : undefined,
-      unmountAll([rootfsMount(env, c)]),
+      unmountAll([rootfsMount(env, c), ...hostMounts(record, c.paths)]),
     ]);
     if (deleted.status === 'rejected') throw deleted.reason;
     if (unmounted.status === 'rejected') throw unmounted.reason;
@@ -208,6 +213,7 @@ export async function cleanupContainer(env: Env, id: string, o: { remove?: boole
     }
     if (netError) throw netError;
   });
+  if (!o.remove) await restartIfPolicy(env, id);
 }
 
 /** Wait until the container is no longer running (exit file written); false on timeout. */
@@ -235,12 +241,18 @@ function running(c: Container): boolean {
   return c.observed.status === 'running';
 }
 
-/** `stop`: the stop signal, then SIGKILL after `timeoutSec`; then clean up. */
-export async function stopContainer(env: Env, query: string, timeoutSec = 10): Promise<void> {
+/**
+ * `stop`: the stop signal (`-s`, else --stop-signal, else SIGTERM), then SIGKILL after `timeoutSec`
+ * (else --stop-timeout, else 10 s); then clean up. A stopped container is not restarted by its policy.
+ */
+export async function stopContainer(env: Env, query: string, timeoutSec?: number, signal?: string): Promise<void> {
   const c = await env.containers.find(query);
+  if (signal !== undefined) signalNumber(signal);
   if (running(c)) {
     const runtime = await runtimeFor(env, c.record.host.runtime);
-    const sig = c.record.config.stopSignal || 'SIGTERM';
+    const sig = signal || c.record.config.stopSignal || 'SIGTERM';
+    timeoutSec ??= c.record.config.stopTimeout ?? 10;
+    await markStopped(c.paths);
     await runtime.kill(c.record.id, sig).catch(() => {});
     if (!(await waitExited(env, c.record.id, timeoutSec * 1000))) {
       await runtime.kill(c.record.id, 'SIGKILL').catch(() => {});
@@ -257,6 +269,7 @@ export async function killContainer(env: Env, query: string, signal = 'SIGKILL')
     throw new TsrunError('ERR_CONTAINER_STATE', `killing container ${query}: container ${c.record.id.slice(0, 12)} is not running`);
   }
   const runtime = await runtimeFor(env, c.record.host.runtime);
+  await markStopped(c.paths);
   await runtime.kill(c.record.id, signal);
 }
 
@@ -277,6 +290,7 @@ export async function removeContainer(env: Env, query: string, force = false): P
       });
     }
     const runtime = await runtimeFor(env, c.record.host.runtime);
+    await markStopped(c.paths);
     await runtime.kill(c.record.id, 'SIGKILL').catch(() => {});
     if (!(await waitExited(env, c.record.id, 30_000))) {
       throw new TsrunError('ERR_RUNTIME', `removing container ${query}: it did not die within 30 s of SIGKILL`);
@@ -377,6 +391,8 @@ export function inspectView(env: Env, c: Container): Record<string, unknown> {
       PidsLimit: r.host.pidsLimit ?? null,
       PortBindings: portMap(r.host.ports ?? [], ''),
       PublishAllPorts: false,
+      RestartPolicy: r.host.restartPolicy ?? { Name: 'no', MaximumRetryCount: 0 },
+      ...r.host.extra,
     },
     GraphDriver: {
       Name: storageDriver(env, r),
@@ -402,6 +418,7 @@ export function inspectView(env: Env, c: Container): Record<string, unknown> {
       Labels: r.config.labels,
       ExposedPorts: Object.fromEntries(r.config.exposedPorts.map((p) => [p, {}])),
       StopSignal: r.config.stopSignal ?? 'SIGTERM',
+      ...(r.config.stopTimeout !== undefined ? { StopTimeout: r.config.stopTimeout } : {}),
     },
   };
 }

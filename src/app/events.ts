@@ -65,15 +65,19 @@ export async function knownEvents(env: Env): Promise<TsrunEventRecord[]> {
     const r = c.record;
     const attrs = { ...r.config.labels, image: r.image, name: r.name };
     out.push(event('container', 'create', r.id, attrs, r.created));
-    const started = c.observed.startedAt ?? r.state.startedAt;
+    const finished = c.observed.finishedAt ?? r.state.finishedAt;
+    const exited = c.observed.status === 'exited' && finished !== undefined;
+    // The start time is written just after `runtime start`: a command that exits at once can
+    // be recorded as dying before it started. The order is known, so keep it.
+    let started = c.observed.startedAt ?? r.state.startedAt;
+    if (started && exited && Date.parse(started) > Date.parse(finished)) started = finished;
     if (started) out.push(event('container', 'start', r.id, attrs, started));
     if (c.observed.paused) {
       try {
         out.push(event('container', 'pause', r.id, attrs, readFileSync(pausedMarker(c.paths), 'utf8').trim()));
       } catch { /* unpaused meanwhile */ }
     }
-    const finished = c.observed.finishedAt ?? r.state.finishedAt;
-    if (c.observed.status === 'exited' && finished) out.push(event('container', 'die', r.id, { ...attrs, exitCode: String(c.observed.exitCode) }, finished));
+    if (exited) out.push(event('container', 'die', r.id, { ...attrs, exitCode: String(c.observed.exitCode) }, finished));
   }
   const file = await env.store.readImages();
   for (const img of Object.values(file.images)) {

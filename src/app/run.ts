@@ -34,8 +34,11 @@ import { slirpNetnsPath, slirpResolvConf } from '../network/slirp.js';
 import { callerEnvironment } from '../util/caller-env.js';
 import { extraHostLines, hostAddress, parseAddHost, withDnsOptions } from '../network/extra-hosts.js';
 import { singleIdNamespace } from '../rootless/namespace.js';
+import { checkCidfile, groupIds, shmHostPath, hostFlags, hostSpecOpts, readLabelFiles, resolveJoins, type HostFlagOptions } from './run-host.js';
+import { parseRestartPolicy } from './restart.js';
+import { resolveProcessArgs } from '../spec/options.js';
 
-export interface RunOptions {
+export interface RunOptions extends HostFlagOptions {
   image: string;
   /** Arguments after the image: the command. */
   args: string[];
@@ -70,6 +73,17 @@ export interface RunOptions {
   /** missing (default), always, never — Docker's --pull. */
   pull?: string;
   platform?: string;
+  /** --label-file files. */
+  labelFiles?: string[];
+  /** --restart policy (app/restart.ts). */
+  restart?: string;
+  stopSignal?: string;
+  stopTimeout?: string;
+  /** --cidfile: the id is written there once the container exists. */
+  cidfile?: string;
+  macAddress?: string;
+  /** The caller's working directory, for relative -v/--mount sources (default: process.cwd()). */
+  cwd?: string;
 }
 
 export interface Created {
@@ -77,22 +91,35 @@ export interface Created {
   env: Env;
 }
 
-/** Docker's `-v` syntax for binds: /host:/ctr[:ro|rw]. Named volumes are not supported yet. */
-export function parseVolume(spec: string): BindMount {
+const VOLUME_MODES = /^(ro|rw|z|Z|nocopy|consistent|cached|delegated|r?shared|r?slave|r?private)$/;
+
+/**
+ * Docker's `-v` syntax for binds: HOST:CTR[:OPTS], OPTS comma-separated: ro/rw, a propagation
+ * (rprivate, shared, rslave, ...), and SELinux z/Z, nocopy and the macOS consistency words, which
+ * Docker accepts and which mean nothing here. HOST is absolute, or `./…`, `../…`, `.`, `~/…`
+ * (the CLI resolves those against the caller's directory, as Docker's does). A bare name is a
+ * named volume: not supported yet.
+ */
+export function parseVolume(spec: string, cwd = process.cwd(), home = process.env.HOME ?? '/'): BindMount {
   const parts = spec.split(':');
   if (parts.length < 2 || parts.length > 3 || !parts[0] || !parts[1]) {
     throw new TsrunError('ERR_USAGE', `invalid volume specification: '${spec}'`, { hint: 'use -v /host/path:/container/path[:ro]' });
   }
-  const [source, destination, mode] = parts as [string, string, string | undefined];
+  const [raw, destination, mode] = parts as [string, string, string | undefined];
+  let source = raw;
+  if (raw === '.' || raw === '..' || raw.startsWith('./') || raw.startsWith('../')) source = path.resolve(cwd, raw);
+  else if (raw === '~' || raw.startsWith('~/')) source = path.join(home, raw.slice(1));
   if (!source.startsWith('/')) {
     throw new TsrunError('ERR_USAGE', `invalid volume specification: '${spec}': named volumes are not supported yet`, {
-      hint: 'bind-mount a host directory with an absolute path, e.g. -v "$PWD/data:/data"',
+      hint: 'bind-mount a host directory: an absolute path or one starting with ./ (e.g. -v ./data:/data)',
     });
   }
-  if (mode !== undefined && !/^(ro|rw)$/.test(mode)) {
-    throw new TsrunError('ERR_USAGE', `invalid volume specification: '${spec}': invalid mode: ${mode}`, { hint: 'the mode is ro or rw' });
+  const opts = mode === undefined ? [] : mode.split(',');
+  for (const m of opts) {
+    if (!VOLUME_MODES.test(m)) throw new TsrunError('ERR_USAGE', `invalid volume specification: '${spec}': invalid mode: ${m}`, { hint: 'modes are ro, rw, z, Z, nocopy and a propagation such as rshared' });
   }
-  return { source: path.resolve(source), destination, readonly: mode === 'ro' };
+  const propagation = opts.find((m) => /^r?(shared|slave|private)$/.test(m));
+  return { source: path.resolve(source), destination, readonly: opts.includes('ro'), ...(propagation ? { propagation } : {}) };
 }
 
 async function imageFor(env: Env, ctx: AppContext, o: RunOptions, err: NodeJS.WritableStream): Promise<{ image: ImageRecord; config: ContainerConfig }> {
@@ -111,8 +138,33 @@ export async function createContainer(ctx: AppContext, o: RunOptions, err: NodeJ
   if (!/^(bridge|none|host)$/.test(network)) {
     throw new TsrunError('ERR_USAGE', `invalid --network "${network}"`, { hint: 'use bridge, none or host' });
   }
-  const binds = (o.volumes ?? []).map(parseVolume);
+  const cwdHere = o.cwd ?? process.cwd();
+  const hf = await hostFlags(o, { rootless: ctx.rootless, network, cwd: cwdHere });
+  const binds = [...(o.volumes ?? []).map((v) => parseVolume(v, cwdHere, ctx.home)), ...hf.binds];
   const extraHosts = (o.addHost ?? []).map(parseAddHost);
+  const restartPolicy = parseRestartPolicy(o.restart);
+  if (restartPolicy.Name !== 'no' && o.rm) throw new TsrunError('ERR_USAGE', 'Conflicting options: --restart and --rm', { hint: 'a container removed when it exits cannot be restarted' });
+  if (o.uts === 'host' && o.hostname !== undefined) throw new TsrunError('ERR_USAGE', 'Conflicting options: hostname and the UTS mode', { hint: 'drop --hostname, or --uts host' });
+  let stopTimeout: number | undefined;
+  if (o.stopTimeout !== undefined) {
+    stopTimeout = Number(o.stopTimeout);
+    if (!/^-?\d+$/.test(o.stopTimeout)) throw new TsrunError('ERR_USAGE', `invalid argument "${o.stopTimeout}" for "--stop-timeout" flag`);
+  }
+  if (o.stopSignal !== undefined) {
+    const { signalNumber } = await import('./containers.js');
+    signalNumber(o.stopSignal);
+  }
+  if (o.macAddress !== undefined && !/^([0-9a-f]{2}[:-]){5}[0-9a-f]{2}$/i.test(o.macAddress)) {
+    throw new TsrunError('ERR_USAGE', `${o.macAddress} is not a valid mac address`);
+  }
+  if (o.macAddress !== undefined && ctx.rootless) {
+    throw new TsrunError('ERR_ROOTLESS', 'rootless mode: --mac-address is not supported on the slirp4netns network', { hint: 'drop --mac-address, or run tsrun as root' });
+  }
+  if (o.macAddress !== undefined && network !== 'bridge') {
+    throw new TsrunError('ERR_USAGE', 'conflicting options: mac-address and the network mode', { hint: '--mac-address needs the bridge network' });
+  }
+  await checkCidfile(o.cidfile);
+  const fileLabels = await readLabelFiles(o.labelFiles ?? []);
   const userEnv: string[] = [];
   for (const f of o.envFiles ?? []) {
     const text = await fs.readFile(f, 'utf8').catch((e: Error) => {
@@ -128,7 +180,7 @@ export async function createContainer(ctx: AppContext, o: RunOptions, err: NodeJ
   };
   if (resources.cpus !== undefined && Number.isNaN(resources.cpus)) throw new TsrunError('ERR_USAGE', `invalid --cpus "${o.cpus}"`);
   if (resources.pidsLimit !== undefined && !Number.isInteger(resources.pidsLimit)) throw new TsrunError('ERR_USAGE', `invalid --pids-limit "${o.pidsLimit}"`);
-  const labels = parseLabels(o.labels ?? []);
+  const labels = { ...fileLabels, ...parseLabels(o.labels ?? []) };
 
   let ports: PortMapping[] = (o.publish ?? []).flatMap(parsePublish);
   if (network === 'bridge' && ctx.uid !== 0 && !ctx.rootless) {
@@ -151,9 +203,12 @@ export async function createContainer(ctx: AppContext, o: RunOptions, err: NodeJ
   // A taken host port fails here, before anything is made (the monitor holds them at start).
   await assignHostPorts(ports);
   const id = randomBytes(32).toString('hex');
-  const hostname = o.hostname ?? (network === 'host' ? readFileSync('/proc/sys/kernel/hostname', 'utf8').trim() : id.slice(0, 12));
+  const hostname = o.hostname ?? (network === 'host' || hf.uts === 'host' ? readFileSync('/proc/sys/kernel/hostname', 'utf8').trim() : id.slice(0, 12));
   // Checked now, before anything is made: argv, workdir, hostname.
-  const argsOpt = withProcessArgs(config, { entrypoint: o.entrypoint === undefined ? undefined : (o.entrypoint === '' ? '' : [o.entrypoint]), cmd: o.args });
+  const argsOverrides = { entrypoint: o.entrypoint === undefined ? undefined : (o.entrypoint === '' ? '' as const : [o.entrypoint]), cmd: o.args };
+  const argsOpt = withProcessArgs(config, argsOverrides);
+  const argv = resolveProcessArgs(config, argsOverrides);
+  const joins = await resolveJoins(env, hf);
   const cwd = resolveCwd(config.WorkingDir, o.workdir);
   const hostnameOpt = withHostname(hostname);
 
@@ -181,13 +236,18 @@ export async function createContainer(ctx: AppContext, o: RunOptions, err: NodeJ
       cmd: o.args.length > 0 ? o.args : (o.entrypoint !== undefined ? null : (config.Cmd ?? null)),
       labels: { ...(config.Labels ?? {}), ...labels },
       exposedPorts: Object.keys(config.ExposedPorts ?? {}),
-      stopSignal: config.StopSignal,
+      stopSignal: o.stopSignal ?? config.StopSignal,
+      ...(stopTimeout !== undefined ? { stopTimeout } : {}),
     },
     host: {
       autoRemove: Boolean(o.rm), binds, readonly: Boolean(o.readOnly), network, runtime: o.runtime ?? 'runc', storage: overlayDriver(ctx),
       memory: resources.memory, cpus: resources.cpus, pidsLimit: resources.pidsLimit,
       ...(ports.length > 0 ? { ports } : {}),
       ...(extraHosts.length > 0 ? { extraHosts } : {}),
+      ...(restartPolicy.Name !== 'no' ? { restartPolicy } : {}),
+      ...(joins ? { joins } : {}),
+      ...(o.macAddress ? { macAddress: o.macAddress.toLowerCase().replace(/-/g, ':') } : {}),
+      extra: hostExtra(o, hf),
     },
     state: {},
     restartCount: 0,
@@ -210,6 +270,12 @@ export async function createContainer(ctx: AppContext, o: RunOptions, err: NodeJ
     const user = resolveUser(record.config.user || '0', await readFileInRoot(p.rootfs, '/etc/passwd'), await readFileInRoot(p.rootfs, '/etc/group'));
     // Docker makes a missing source a directory; an existing one (a file too: -v ~/app.conf:/app.conf) is bound as it is.
     for (const b of binds) if (!(await fs.lstat(b.source).catch(() => undefined))) await fs.mkdir(b.source, { recursive: true });
+    // An image's VOLUME directories exist in the container (Docker makes them volumes; until
+    // tsrun has volumes, they are plain directories of the container's own layer).
+    for (const v of Object.keys(config.Volumes ?? {})) {
+      if (v.startsWith('/')) await fs.mkdir(await resolveInRoot(p.rootfs, v), { recursive: true, mode: 0o755 });
+    }
+    const gids = groupIds(hf.groupAdd, await readFileInRoot(p.rootfs, '/etc/group'));
 
     await fs.writeFile(path.join(p.etc, 'hostname'), `${hostname}\n`);
     // On the bridge, start rewrites hosts with the address the container gets.
@@ -232,7 +298,7 @@ export async function createContainer(ctx: AppContext, o: RunOptions, err: NodeJ
       withTty(Boolean(o.tty)),
       withReadonlyRootfs(Boolean(o.readOnly)),
       hostnameOpt,
-      withBindMounts(binds),
+      withBindMounts(binds, hf.tmpfs),
       withEtcFiles({ hosts: path.join(p.etc, 'hosts'), hostname: path.join(p.etc, 'hostname'), resolvConf: path.join(p.etc, 'resolv.conf') }),
       withResources(resources),
       (s) => {
@@ -247,13 +313,16 @@ export async function createContainer(ctx: AppContext, o: RunOptions, err: NodeJ
         const nsPath = ctx.rootless ? slirpNetnsPath(env.containers.sp.run, id) : netnsPath(id);
         if (network === 'bridge') s.linux.namespaces = s.linux.namespaces.map((n) => (n.type === 'network' ? { ...n, path: nsPath } : n));
       },
+      ...hostSpecOpts(hf, { rootless: ctx.rootless, gids, argv, shmPath: shmHostPath(p), report: (message) => ctx.reporter.emit({ type: 'debug', scope: 'run', message }) }),
     );
-    record.path = spec.process.args[0] ?? '';
-    record.args = spec.process.args.slice(1);
+    // With --init Docker shows the command, not the init, as Path and Args.
+    record.path = argv[0] ?? '';
+    record.args = argv.slice(1);
     record.config.env = spec.process.env;
     await fs.writeFile(p.config, serializeSpec(spec));
     await env.containers.write(record);
     ctx.reporter.emit({ type: 'debug', scope: 'run', message: `wrote ${p.config}`, data: spec });
+    if (o.cidfile) await fs.writeFile(o.cidfile, id, { flag: 'wx' });
     return { id, env };
   } catch (e) {
     await unmountAll([rootfsMount(env, c)]).catch(() => {});
@@ -268,4 +337,32 @@ export async function runContainer(ctx: AppContext, o: RunOptions, err: NodeJS.W
   const c = await env.containers.find(id);
   const attachment = await startContainer(env, c, { attachIo: o.detach ? undefined : attachIo });
   return { id, env, attachment };
+}
+
+/** The host flags as Docker's HostConfig names them (inspect shows them; nothing reads them back). */
+function hostExtra(o: RunOptions, hf: Awaited<ReturnType<typeof hostFlags>>): Record<string, unknown> {
+  return {
+    Privileged: hf.privileged,
+    CapAdd: o.capAdd ?? null,
+    CapDrop: o.capDrop ?? null,
+    SecurityOpt: o.securityOpt ?? null,
+    Devices: hf.devices.map((d) => ({ PathOnHost: d.hostPath, PathInContainer: d.device.path, CgroupPermissions: d.permissions })),
+    IpcMode: o.ipc || 'private',
+    PidMode: o.pid ?? '',
+    UTSMode: o.uts ?? '',
+    UsernsMode: o.userns ?? '',
+    Tmpfs: Object.fromEntries(hf.tmpfs.map((t) => [t.destination, t.options.join(',')])),
+    Ulimits: hf.rlimits.map((l) => ({ Name: l.type.slice('RLIMIT_'.length).toLowerCase(), Soft: limitNumber(l.soft), Hard: limitNumber(l.hard) })),
+    Init: o.init ?? null,
+    ShmSize: hf.shmSize ?? 64 * 1024 * 1024,
+    Sysctls: hf.sysctl,
+    OomScoreAdj: hf.oomScoreAdj ?? 0,
+    GroupAdd: o.groupAdd ?? null,
+    ...(o.macAddress ? { MacAddress: o.macAddress } : {}),
+  };
+}
+
+/** Docker shows an unlimited ulimit as -1. */
+function limitNumber(v: number | bigint): number {
+  return typeof v === 'bigint' ? (v >= 18446744073709551615n ? -1 : Number(v)) : v;
 }

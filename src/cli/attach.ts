@@ -71,6 +71,8 @@ export interface WireOptions {
   sigProxy: boolean;
   /** Docker's --detach-keys (default ctrl-p,ctrl-q); used with tty and interactive only. */
   detachKeys?: string;
+  /** `-a`: the output streams shown (default both). */
+  streams?: { stdout: boolean; stderr: boolean };
 }
 
 export interface Wired {
@@ -85,8 +87,9 @@ export function wire(a: Attachment, o: WireOptions): Wired {
   const detached = new Promise<void>((resolve) => { detach = resolve; });
   // A slow reader of our stdout/stderr pauses the socket, and through it the container.
   const write = pushWriter(() => a.pause(), () => a.resume());
-  a.onStdout((d) => write(process.stdout, d));
-  a.onStderr((d) => write(process.stderr, d));
+  // `-a`: a stream not attached is read (so the container never blocks) and dropped.
+  if (o.streams?.stdout ?? true) a.onStdout((d) => write(process.stdout, d));
+  if (o.streams?.stderr ?? true) a.onStderr((d) => write(process.stderr, d));
 
   if (o.tty && process.stdout.isTTY) {
     const resize = () => a.resize(process.stdout.rows || 24, process.stdout.columns || 80);

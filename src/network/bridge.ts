@@ -165,12 +165,14 @@ function invocation(a: NetworkAttachment, env: NodeJS.ProcessEnv, ifName = 'eth0
 }
 
 /** Put container `id` on the bridge, publishing `ports` (already assigned host ports). */
-export async function connect(o: { id: string; store: string; ports: PortMapping[]; env: NodeJS.ProcessEnv; pid?: number }): Promise<NetworkInfo> {
+export async function connect(o: { id: string; store: string; ports: PortMapping[]; env: NodeJS.ProcessEnv; pid?: number; mac?: string }): Promise<NetworkInfo> {
   await disconnect(o.id, o.env); // a leftover from a crash, if any
   const network = await defaultNetwork();
   // Without published ports portmap has nothing to do: leaving it out of this attachment's list
   // (which its DEL reuses) saves two plugin runs per container.
-  const conflist = o.ports.length > 0 ? network : { ...network, plugins: network.plugins.filter((p) => p.type !== 'portmap') };
+  let conflist = o.ports.length > 0 ? network : { ...network, plugins: network.plugins.filter((p) => p.type !== 'portmap') };
+  // --mac-address: the tuning plugin sets eth0's address right after the bridge made it.
+  if (o.mac) conflist = { ...conflist, plugins: conflist.plugins.flatMap((p) => (p.type === 'bridge' ? [p, { type: 'tuning', capabilities: { mac: true } }] : [p])) };
   const a: NetworkAttachment = { id: o.id, store: o.store, pid: o.pid, netns: netnsPath(o.id), conflist, ports: o.ports };
   await fs.mkdir(path.dirname(attachmentFile(o.id)), { recursive: true, mode: 0o700 });
   await writeFileAtomic(attachmentFile(o.id), JSON.stringify(a));
@@ -178,7 +180,7 @@ export async function connect(o: { id: string; store: string; ports: PortMapping
     const made = await ip(['netns', 'add', netnsName(o.id)], o.env);
     if (made.code !== 0) throw new TsrunError('ERR_CNI', `making network namespace ${netnsName(o.id)}: ${made.stderr.trim()}`);
     await addList(LOOPBACK, invocation(a, o.env, 'lo'));
-    a.result = await addList(a.conflist, invocation(a, o.env), { portMappings: cniPorts(a.ports) });
+    a.result = await addList(a.conflist, invocation(a, o.env), { portMappings: cniPorts(a.ports), ...(o.mac ? { mac: o.mac } : {}) });
     await writeFileAtomic(attachmentFile(o.id), JSON.stringify(a));
     return infoOf(a);
   } catch (err) {

@@ -60,7 +60,8 @@ export async function spawnMonitor(o: MonitorOptions): Promise<Created> {
   const errFd = openSync(path.join(o.state, 'monitor.log'), 'a', 0o600);
   let child;
   try {
-    child = spawn(bin, args, { detached: true, stdio: ['ignore', 'ignore', errFd, 'pipe'] });
+    // cwd "/": the caller's directory may be gone (a restart runs from the old monitor's state dir).
+    child = spawn(bin, args, { cwd: '/', detached: true, stdio: ['ignore', 'ignore', errFd, 'pipe'] });
   } finally {
     closeSync(errFd);
   }

@@ -50,6 +50,8 @@ export interface ContainerRecord {
     labels: Record<string, string>;
     exposedPorts: string[];
     stopSignal?: string;
+    /** --stop-timeout: seconds `stop` waits when not told (Docker: 10). */
+    stopTimeout?: number;
   };
   host: {
     autoRemove: boolean;
@@ -71,6 +73,14 @@ export interface ContainerRecord {
     memory?: number;
     cpus?: number;
     pidsLimit?: number;
+    /** --mac-address (bridge only). */
+    macAddress?: string;
+    /** --restart (app/restart.ts). */
+    restartPolicy?: { Name: 'no' | 'always' | 'unless-stopped' | 'on-failure'; MaximumRetryCount: number };
+    /** --ipc/--pid container:NAME, by id: their namespaces are joined again at each start. */
+    joins?: { ipc?: string; pid?: string };
+    /** The rest of the host flags, as Docker's HostConfig names them, for inspect. */
+    extra?: Record<string, unknown>;
   };
   /** Filled by start and cleanup; kept so a reboot does not forget how a container ended. */
   state: {
@@ -246,10 +256,11 @@ export function observe(record: ContainerRecord, p: ContainerPaths): Observed {
     const pid = Number(readText(path.join(p.state, 'pid')) ?? 0);
     if (started !== undefined) {
       const paused = readText(pausedMarker(p)) !== undefined;
-      return { status: 'running', pid, exitCode: 0, startedAt: started.trim(), monitorPid, ...(paused ? { paused } : {}) };
+      return { status: 'running', pid, exitCode: 0, startedAt: started.trim(), finishedAt: base.finishedAt, monitorPid, ...(paused ? { paused } : {}) };
     }
     return { status: 'created', pid, exitCode: 0, monitorPid };
   }
-  if (!record.state.startedAt && record.state.exitCode === undefined) return { status: 'created', pid: 0, exitCode: 0, monitorPid: 0 };
+  // Never started, or its only start failed (Docker lists that Created, with the error's exit code).
+  if (!record.state.startedAt) return { status: 'created', pid: 0, exitCode: record.state.exitCode ?? 0, monitorPid: 0 };
   return { status: 'exited', pid: 0, exitCode: record.state.exitCode ?? 255, ...base, monitorPid: 0 };
 }

@@ -240,6 +240,10 @@ export interface BindMount {
   source: string;
   destination: string;
   readonly?: boolean;
+  /** rprivate when absent; shared, rslave, ... from `-v …:OPTS` or `--mount bind-propagation=`. */
+  propagation?: string;
+  /** `--mount bind-nonrecursive=true`: "bind" rather than "rbind". */
+  nonRecursive?: boolean;
 }
 
 function cleanPath(p: string): string {
@@ -265,7 +269,7 @@ function addMounts(spec: Spec, mounts: Mount[]): void {
  * so `/data` is mounted before `/data/sub`; a mount on a default destination (e.g. /dev/shm)
  * replaces the default.
  */
-export function withBindMounts(binds: readonly BindMount[]): SpecOpt {
+export function withBindMounts(binds: readonly BindMount[], tmpfs: readonly { destination: string; options: string[] }[] = []): SpecOpt {
   const seen = new Set<string>();
   const mounts: Mount[] = binds.map((b) => {
     if (!b.source.startsWith('/')) {
@@ -280,11 +284,18 @@ export function withBindMounts(binds: readonly BindMount[]): SpecOpt {
     if (destination === '/') throw new TsrunError('ERR_USAGE', "invalid mount config: destination can't be '/'");
     if (seen.has(destination)) throw new TsrunError('ERR_USAGE', `Duplicate mount point: ${destination}`);
     seen.add(destination);
-    const options = ['rbind'];
+    const options = [b.nonRecursive ? 'bind' : 'rbind'];
     if (b.readonly) options.push('ro');
-    options.push('rprivate');
+    options.push(b.propagation ?? 'rprivate');
     return { destination, type: 'bind', source: b.source, options };
   });
+  // --tmpfs / --mount type=tmpfs take part in the same duplicate check and ordering.
+  for (const t of tmpfs) {
+    const destination = cleanPath(t.destination);
+    if (seen.has(destination)) throw new TsrunError('ERR_USAGE', `Duplicate mount point: ${destination}`);
+    seen.add(destination);
+    mounts.push({ destination, type: 'tmpfs', source: 'tmpfs', options: [...t.options] });
+  }
   // Array.prototype.sort is stable: equal depths keep the user's order.
   mounts.sort((a, b) => depth(a.destination) - depth(b.destination));
   return (spec) => addMounts(spec, mounts);
@@ -368,7 +379,8 @@ export const CPU_PERIOD = 100_000;
  */
 export function withResources(r: ResourceLimits): SpecOpt {
   const res: NonNullable<Spec['linux']['resources']> = {};
-  if (r.memory !== undefined) {
+  // Docker: -m 0 is "no limit".
+  if (r.memory !== undefined && r.memory !== 0) {
     if (!Number.isSafeInteger(r.memory) || r.memory < MIN_MEMORY) {
       throw new TsrunError('ERR_USAGE', `invalid --memory ${r.memory}: Minimum memory limit allowed is 6MB`);
     }

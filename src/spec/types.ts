@@ -55,6 +55,9 @@ export interface Process {
   capabilities: Capabilities;
   rlimits?: Rlimit[];
   noNewPrivileges: boolean;
+  /** config.md "Linux process": -1000..1000. */
+  oomScoreAdj?: number;
+  apparmorProfile?: string;
 }
 
 export interface Root {
@@ -81,6 +84,48 @@ export interface Resources {
   memory?: { limit?: number; swap?: number };
   cpu?: { quota?: number; period?: number };
   pids?: { limit: number };
+  /** The device cgroup's allow/deny list, in order (config-linux.md "Device allowlist"). */
+  devices?: DeviceRule[];
+}
+
+export interface DeviceRule {
+  allow: boolean;
+  type?: 'a' | 'c' | 'b';
+  major?: number;
+  minor?: number;
+  access?: string;
+}
+
+/** config-linux.md "Devices": a node the runtime creates (or, rootless, bind-mounts) in /dev. */
+export interface Device {
+  path: string;
+  type: 'c' | 'b' | 'p' | 'u';
+  major: number;
+  minor: number;
+  fileMode?: number;
+  uid?: number;
+  gid?: number;
+}
+
+/** config-linux.md "Seccomp". */
+export interface SeccompArg {
+  index: number;
+  value: number;
+  valueTwo?: number;
+  op: string;
+}
+export interface SeccompSyscall {
+  names: string[];
+  action: string;
+  errnoRet?: number;
+  args?: SeccompArg[];
+}
+export interface Seccomp {
+  defaultAction: string;
+  defaultErrnoRet?: number;
+  architectures?: string[];
+  flags?: string[];
+  syscalls?: SeccompSyscall[];
 }
 
 export interface Linux {
@@ -91,6 +136,9 @@ export interface Linux {
   cgroupsPath?: string;
   uidMappings?: IdMapping[];
   gidMappings?: IdMapping[];
+  devices?: Device[];
+  sysctl?: Record<string, string>;
+  seccomp?: Seccomp;
 }
 
 export interface Spec {

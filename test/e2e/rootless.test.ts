@@ -142,8 +142,32 @@ R('unshare: a command in the namespace as uid 0 there, where image files keep th
   assert.is((await cli(['unshare', 'sh', '-c', 'exit 3'])).code, 3);
   assert.is((await cli(['unshare', '/no/such-command'])).code, 127);
   const asRoot = await cli(['unshare', 'true'], { as: { uid: 0, gid: 0, home: tmp } });
-  assert.is(asRoot.code, 125);
+  assert.is(asRoot.code, 1);
   assert.match(asRoot.stderr, 'tsrun unshare is for rootless mode');
+});
+
+R('run flags in the user namespace: caps, --privileged, seccomp, --ulimit, --tmpfs, --init, --ipc shareable; host namespaces refused', async () => {
+  const st = (field: string, text: string) => new RegExp(`^${field}:\\s*(\\S+)`, 'm').exec(text)?.[1];
+  const d = await cli(['run', '--rm', '--network', 'none', '--cap-drop', 'ALL', '--cap-add', 'kill', '--ulimit', 'nofile=256:512', '--tmpfs', '/scratch',
+    '--init', IMAGE, 'sh', '-c', 'cat /proc/self/status; ulimit -n; grep -c " /scratch " /proc/mounts; cat /proc/1/comm']);
+  assert.is(d.code, 0, d.stderr);
+  assert.is(st('CapEff', d.stdout), '0000000000000020');
+  assert.is(st('Seccomp', d.stdout), '2', 'the default seccomp profile applies rootless too');
+  assert.match(d.stdout, /\n256\n1\ndocker-init\n$/, d.stdout.slice(-120));
+  const priv = await cli(['run', '--rm', '--network', 'none', '--privileged', IMAGE, 'sh', '-c', 'grep Seccomp: /proc/self/status; grep -c " /proc/kcore " /proc/mounts; true']);
+  assert.is(priv.code, 0, priv.stderr);
+  assert.match(priv.stdout, /Seccomp:\s+0\n0\n/);
+  const donor = await cli(['run', '-d', '--name', 'shm-donor', '--network', 'none', '--ipc', 'shareable', IMAGE, 'sh', '-c', 'echo shared > /dev/shm/m; sleep 60']);
+  assert.is(donor.code, 0, donor.stderr);
+  const j = await cli(['run', '--rm', '--network', 'none', '--ipc', 'container:shm-donor', '--pid', 'container:shm-donor', IMAGE, 'sh', '-c', 'cat /dev/shm/m; pidof sleep']);
+  assert.is(j.code, 0, j.stderr);
+  assert.match(j.stdout, /^shared\n\d+\n$/);
+  assert.is((await cli(['rm', '-f', 'shm-donor'])).code, 0);
+  for (const flag of [['--pid', 'host'], ['--ipc', 'host']]) {
+    const r = await cli(['run', '--rm', '--network', 'none', ...flag, IMAGE, 'true']);
+    assert.is(r.code, 125, flag.join(' '));
+    assert.match(r.stderr, new RegExp(`rootless mode: ${flag.join(' ')} is not possible`));
+  }
 });
 
 R('run -d on the host network: ps, logs, exec, cp both ways, stop, rm; no mount left in the namespace', async () => {

@@ -67,10 +67,10 @@ Run('exit codes: 127 not found, 126 not executable, 125 our own errors, 128+n fo
   const noRuntime = await run(['--runtime', 'no-such-runtime', IMAGE, 'true']);
   assert.is(noRuntime.code, 125);
   assert.match(noRuntime.stderr, /finding the OCI runtime "no-such-runtime"/);
-  // Without --rm a container that could not start stays, as Docker's does, with its status.
+  // Without --rm a container that could not start stays, as Docker's does: Created, never run.
   const kept = await run(['--name', 'failed', IMAGE, 'no-such-command']);
   assert.is(kept.code, 127);
-  assert.match((await tsrun(['ps', '-a', '--format', '{{.Names}} {{.Status}}'], { root })).stdout, /^failed Exited \(127\)/);
+  assert.match((await tsrun(['ps', '-a', '--format', '{{.Names}} {{.Status}}'], { root })).stdout, /^failed Created\n/);
   assert.is((await tsrun(['rm', 'failed'], { root })).code, 0);
   // The init of a pid namespace ignores signals from inside it, so the kill comes from outside.
   const attached = spawnTsrun(['run', '--rm', '--name', 'killme', IMAGE, 'sleep', '30'], { root });

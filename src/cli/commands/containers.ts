@@ -10,6 +10,7 @@ import type { Reporter } from '../../events.js';
 import { EXIT_TSRUN, printError, type CliIo } from '../main.js';
 import type { PsFlags } from './ps.js';
 import { checkTty, registerSessionCommands } from './sessions.js';
+import { attachStreams, runOptions, toRunOptions, type RunFlags } from './run-options.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
@@ -23,60 +24,6 @@ async function env(io: CliIo) {
   return openEnv(await context(io));
 }
 
-interface RunFlags {
-  detach?: boolean; interactive?: boolean; tty?: boolean; rm?: boolean; name?: string; env: string[]; envFile: string[];
-  volume: string[]; workdir?: string; user?: string; entrypoint?: string; hostname?: string; readOnly?: boolean;
-  memory?: string; cpus?: string; pidsLimit?: string; runtime?: string; network?: string; label: string[];
-  pull?: string; platform?: string; sigProxy: boolean; publish: string[]; publishAll?: boolean; detachKeys?: string;
-  addHost: string[]; dns: string[]; dnsSearch: string[]; dnsOption: string[];
-}
-
-function runOptions(cmd: Command): Command {
-  return cmd
-    .argument('<image>', 'image to run (pulled if missing)')
-    .argument('[command...]', 'command and arguments (default: the image\'s ENTRYPOINT/CMD)')
-    .option('-d, --detach', 'run in the background and print the container id')
-    .option('-i, --interactive', 'keep stdin open and pass it to the container')
-    .option('-t, --tty', 'allocate a pseudo-terminal')
-    .option('--rm', 'remove the container when it exits')
-    .option('--name <name>', 'assign a name to the container')
-    .option('-e, --env <KEY=VALUE>', 'set an environment variable (KEY alone takes it from here)', collect, [])
-    .option('--env-file <file>', 'read environment variables from a file', collect, [])
-    .option('-v, --volume <host:ctr[:ro]>', 'bind-mount a host path', collect, [])
-    .option('-w, --workdir <dir>', 'working directory inside the container')
-    .option('-u, --user <user[:group]>', 'user name or uid, optionally with group')
-    .option('--entrypoint <cmd>', 'override the image\'s ENTRYPOINT (\'\' to clear it)')
-    .option('-h, --hostname <name>', 'container host name')
-    .option('--read-only', 'mount the root filesystem read-only')
-    .option('-m, --memory <bytes>', 'memory limit (e.g. 512m)')
-    .option('--cpus <n>', 'number of CPUs (e.g. 1.5)')
-    .option('--pids-limit <n>', 'process limit (-1 for unlimited)')
-    .option('--runtime <name>', 'OCI runtime: runc (default) or crun')
-    .option('--network <mode>', 'bridge (default), none or host')
-    .option('-l, --label <key=value>', 'set a label', collect, [])
-    .option('--pull <policy>', 'pull the image: missing (default), always, never')
-    .option('--platform <os/arch>', 'platform to pull if the image is missing')
-    .option('--no-sig-proxy', 'do not forward received signals to the container')
-    .option('-p, --publish <[ip:][host:]ctr[/proto]>', 'publish a container port on the host (ranges allowed)', collect, [])
-    .option('-P, --publish-all', 'publish every exposed port on a free host port')
-    .option('--add-host <host:ip>', 'add a line to /etc/hosts (ip "host-gateway": the host)', collect, [])
-    .option('--dns <ip>', 'set a DNS server', collect, [])
-    .option('--dns-search <domain>', 'set a DNS search domain', collect, [])
-    .option('--dns-option <option>', 'set a DNS option', collect, [])
-    .option('--detach-keys <keys>', 'key sequence that detaches from an attached -it container (default ctrl-p,ctrl-q)')
-    .passThroughOptions();
-}
-
-function toRunOptions(image: string, args: string[], f: RunFlags) {
-  return {
-    image, args, name: f.name, detach: f.detach, interactive: f.interactive, tty: f.tty, rm: f.rm, env: f.env,
-    envFiles: f.envFile, volumes: f.volume, workdir: f.workdir, user: f.user, entrypoint: f.entrypoint,
-    hostname: f.hostname, readOnly: f.readOnly, memory: f.memory, cpus: f.cpus, pidsLimit: f.pidsLimit,
-    runtime: f.runtime, network: f.network, labels: f.label, pull: f.pull, platform: f.platform,
-    publish: f.publish, publishAll: f.publishAll, addHost: f.addHost, dns: f.dns, dnsSearch: f.dnsSearch, dnsOption: f.dnsOption,
-  };
-}
-
 async function pullReporter(io: CliIo): Promise<Reporter> {
   const progress = await import('../progress.js');
   if (io.globals().debug) return progress.debugReporter(io.err);
@@ -84,6 +31,8 @@ async function pullReporter(io: CliIo): Promise<Reporter> {
 }
 
 async function runAction(io: CliIo, image: string, args: string[], f: RunFlags): Promise<void> {
+  const streams = await attachStreams(f);
+  f.interactive = streams.stdin;
   // Docker checks the terminal only when it attaches: `run -dit` works without one.
   if (!f.detach) await checkTty(f.interactive, f.tty);
   const { wire, waitAttached, parseDetachKeys } = await import('../attach.js');
@@ -92,7 +41,7 @@ async function runAction(io: CliIo, image: string, args: string[], f: RunFlags):
   const { runContainer } = await import('../../app/run.js');
   let wired: ReturnType<typeof wire> | undefined;
   const r = await runContainer(ctx, toRunOptions(image, args, f), io.err, (a) => {
-    wired = wire(a, { tty: Boolean(f.tty), interactive: Boolean(f.interactive), sigProxy: f.sigProxy, detachKeys: f.detachKeys });
+    wired = wire(a, { tty: Boolean(f.tty), interactive: Boolean(f.interactive), sigProxy: f.sigProxy, detachKeys: f.detachKeys, streams });
   });
   if (f.detach || !r.attachment || !wired) {
     io.out.write(`${r.id}\n`);
@@ -111,6 +60,7 @@ async function runAction(io: CliIo, image: string, args: string[], f: RunFlags):
 }
 
 async function createAction(io: CliIo, image: string, args: string[], f: RunFlags): Promise<void> {
+  f.interactive = (await attachStreams(f)).stdin;
   const ctx = await context(io, await pullReporter(io));
   const { createContainer } = await import('../../app/run.js');
   const { id } = await createContainer(ctx, toRunOptions(image, args, f), io.err);
@@ -131,6 +81,35 @@ async function each(io: CliIo, names: string[], fn: (name: string) => Promise<un
   }
   if (failed) process.exitCode = EXIT_TSRUN;
 }
+
+/** `each`, with every container handled at once (Docker's CLI stops and restarts in parallel); output in argument order. */
+async function eachParallel(io: CliIo, names: string[], fn: (name: string) => Promise<unknown>): Promise<void> {
+  const done = names.map((n) => fn(n).then(() => undefined, (err: unknown) => ({ err })));
+  let failed = false;
+  for (const [i, p] of done.entries()) {
+    const r = await p;
+    if (r) {
+      printError(r.err, io, Boolean(io.globals().debug));
+      failed = true;
+    } else {
+      io.out.write(`${names[i]}\n`);
+    }
+  }
+  if (failed) process.exitCode = EXIT_TSRUN;
+}
+
+/** stop/restart: -t, --time and Docker's newer --timeout; unset: the container's --stop-timeout, else 10. */
+async function stopTimeout(o: { time?: string; timeout?: string }): Promise<number | undefined> {
+  const v = o.timeout ?? o.time;
+  if (v === undefined) return undefined;
+  if (!/^-?\d+$/.test(v)) {
+    const { TsrunError } = await import('../../errors.js');
+    throw new TsrunError('ERR_USAGE', `invalid argument "${v}" for "-t, --timeout" flag: strconv.ParseInt: parsing "${v}": invalid syntax`);
+  }
+  return Math.max(0, Number(v));
+}
+
+type StopFlags = { time?: string; timeout?: string; signal?: string };
 
 async function startAction(io: CliIo, names: string[], o: { attach?: boolean; interactive?: boolean; detachKeys?: string }): Promise<void> {
   const e = await env(io);
@@ -192,11 +171,11 @@ async function inspectContainers(io: CliIo, names: string[], o: { format?: strin
 }
 
 export function registerContainerCommands(program: Command, io: CliIo): void {
-  const runCmd = (cmd: Command) => runOptions(cmd.description('Create and run a new container from an image'))
+  const runCmd = (cmd: Command) => runOptions(cmd.description('Create and run a new container from an image'), { run: true })
     .action(async (image: string, args: string[], f: RunFlags) => runAction(io, image, args, f));
   runCmd(program.command('run'));
 
-  const createCmd = (cmd: Command) => runOptions(cmd.description('Create a new container without starting it'))
+  const createCmd = (cmd: Command) => runOptions(cmd.description('Create a new container without starting it'), { run: false })
     .action(async (image: string, args: string[], f: RunFlags) => createAction(io, image, args, f));
   createCmd(program.command('create'));
 
@@ -210,25 +189,30 @@ export function registerContainerCommands(program: Command, io: CliIo): void {
 
   const stopCmd = (cmd: Command) => cmd.description('Stop one or more running containers (stop signal, then SIGKILL)')
     .argument('<container...>')
-    .option('-t, --time <seconds>', 'seconds to wait before killing', '10')
-    .action(async (names: string[], o: { time: string }) => {
+    .option('-t, --time <seconds>', 'seconds to wait before killing (default: the container\'s --stop-timeout, else 10)')
+    .option('--timeout <seconds>', 'the same as -t')
+    .option('-s, --signal <signal>', 'signal to send (default: the container\'s --stop-signal, else SIGTERM)')
+    .action(async (names: string[], o: StopFlags) => {
       const { stopContainer } = await import('../../app/containers.js');
       const e = await env(io);
-      await each(io, names, (n) => stopContainer(e, n, Number(o.time)));
+      const t = await stopTimeout(o);
+      await eachParallel(io, names, (n) => stopContainer(e, n, t, o.signal));
     });
   stopCmd(program.command('stop'));
 
   const restartCmd = (cmd: Command) => cmd.description('Restart one or more containers')
     .argument('<container...>')
-    .option('-t, --time <seconds>', 'seconds to wait before killing', '10')
-    .action(async (names: string[], o: { time: string }) => {
+    .option('-t, --time <seconds>', 'seconds to wait before killing (default: the container\'s --stop-timeout, else 10)')
+    .option('--timeout <seconds>', 'the same as -t')
+    .option('-s, --signal <signal>', 'signal to send (default: the container\'s --stop-signal, else SIGTERM)')
+    .action(async (names: string[], o: StopFlags) => {
       const { stopContainer, startContainer } = await import('../../app/containers.js');
       const e = await env(io);
-      await each(io, names, async (n) => {
-        await stopContainer(e, n, Number(o.time));
-        const c = await e.containers.find(n);
-        c.record.restartCount += 1;
-        await startContainer(e, c);
+      const t = await stopTimeout(o);
+      // A manual restart is not one of the policy's: RestartCount stays (Docker).
+      await eachParallel(io, names, async (n) => {
+        await stopContainer(e, n, t, o.signal);
+        await startContainer(e, await e.containers.find(n));
       });
     });
   restartCmd(program.command('restart'));
@@ -246,6 +230,7 @@ export function registerContainerCommands(program: Command, io: CliIo): void {
   const rmCmd = (cmd: Command) => cmd.description('Remove one or more containers')
     .argument('<container...>')
     .option('-f, --force', 'kill and remove a running container')
+    .option('-v, --volumes', 'remove anonymous volumes too (tsrun has none yet: accepted for Docker\'s scripts)')
     .action(async (names: string[], o: { force?: boolean }) => {
       const { removeContainer } = await import('../../app/containers.js');
       const e = await env(io);
