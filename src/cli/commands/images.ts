@@ -5,7 +5,7 @@
  */
 import type { Command } from 'commander';
 import type { Reporter } from '../../events.js';
-import { EXIT_TSRUN, printError, type CliIo } from '../main.js';
+import { printError, type CliIo } from '../main.js';
 
 async function context(io: CliIo, reporter?: Reporter) {
   const { processContext } = await import('../../app/context.js');
@@ -31,11 +31,14 @@ export function registerImageCommands(program: Command, io: CliIo): void {
 
   const imagesCmd = (cmd: Command) => cmd
     .description('List images')
+    .argument('[repository[:tag]]', 'only images of this repository (and tag)')
+    .option('-a, --all', 'show all images (tsrun keeps no intermediate images: the same as without)')
+    .option('-f, --filter <filter>', 'dangling=true|false, reference=PATTERN, before=IMAGE, since=IMAGE, label=KEY[=VALUE]', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('-q, --quiet', 'only show image ids')
     .option('--no-trunc', 'do not truncate ids')
     .option('--digests', 'show digests')
     .option('--format <template>', 'Go template (e.g. "{{.Repository}}:{{.Tag}}"), "table ...", or json')
-    .action(async (opts: { quiet?: boolean; trunc: boolean; digests?: boolean; format?: string }) => imagesAction(io, opts));
+    .action(async (reference: string | undefined, opts: { quiet?: boolean; trunc: boolean; digests?: boolean; format?: string; filter: string[] }) => imagesAction(io, { ...opts, reference }));
   imagesCmd(program.command('images'));
 
   const inspectCmd = (cmd: Command, imagesOnly: boolean) => cmd
@@ -78,7 +81,7 @@ export function registerImageCommands(program: Command, io: CliIo): void {
   const rmiCmd = (cmd: Command) => cmd
     .description('Remove one or more images')
     .argument('<image...>', 'image names or ids')
-    .option('-f, --force', 'remove an image by id even when several tags refer to it')
+    .option('-f, --force', 'remove an image by id even when several tags or a stopped container refer to it')
     .action(async (images: string[], opts: { force?: boolean }) => rmiAction(io, images, Boolean(opts.force)));
   rmiCmd(program.command('rmi'));
 
@@ -90,6 +93,31 @@ export function registerImageCommands(program: Command, io: CliIo): void {
   tagCmd(image.command('tag'));
   historyCmd(image.command('history'));
   rmiCmd(image.command('rm').alias('remove'));
+  image.command('prune').description('Remove dangling images (with -a: every image no container uses)')
+    .option('-a, --all', 'remove all images no container uses, not just dangling ones')
+    .option('-f, --force', 'do not prompt for confirmation')
+    .action(async (opts: { all?: boolean; force?: boolean }) => imagePruneAction(io, opts));
+}
+
+/** Docker's `image prune`: the prompt, "Deleted Images:" lines, then the space reclaimed. */
+async function imagePruneAction(io: CliIo, opts: { all?: boolean; force?: boolean }): Promise<void> {
+  const { humanSize } = await import('../format.js');
+  if (!opts.force) {
+    const { confirm } = await import('../confirm.js');
+    const warning = opts.all
+      ? 'WARNING! This will remove all images without at least one container associated to them.\nAre you sure you want to continue?'
+      : 'WARNING! This will remove all dangling images.\nAre you sure you want to continue?';
+    if (!(await confirm(io.out, warning))) {
+      io.out.write(`Total reclaimed space: ${humanSize(0)}\n`);
+      return;
+    }
+  }
+  const { openEnv } = await import('../../app/containers.js');
+  const { pruneImages } = await import('../../app/rmi.js');
+  const r = await pruneImages(await openEnv(await context(io)), { all: opts.all });
+  if (r.lines.length > 0) io.out.write(`Deleted Images:\n${r.lines.map((l) => ('untagged' in l ? `untagged: ${l.untagged}\n` : `deleted: ${l.deleted}\n`)).join('')}\n`);
+  if (r.busy) io.err.write('Note: a pull, build or container start held the store: unused layers were left for a later prune\n');
+  io.out.write(`Total reclaimed space: ${humanSize(r.reclaimed)}\n`);
 }
 
 /** Docker's push output: one line per blob, then "TAG: digest: D size: N". */
@@ -155,9 +183,9 @@ async function pullAction(io: CliIo, image: string, opts: { quiet?: boolean; pla
   io.out.write(`${formatReference(result.reference)}\n`);
 }
 
-async function imagesAction(io: CliIo, opts: { quiet?: boolean; trunc: boolean; digests?: boolean; format?: string }): Promise<void> {
+async function imagesAction(io: CliIo, opts: { quiet?: boolean; trunc: boolean; digests?: boolean; format?: string; filter: string[]; reference?: string }): Promise<void> {
   const { listImages } = await import('../../app/images.js');
-  const rows = await listImages(await context(io));
+  const rows = await listImages(await context(io), { filters: opts.filter, reference: opts.reference });
   const id = (d: string) => (opts.trunc ? d.slice(7, 19) : d);
   if (opts.quiet) {
     const seen = new Set<string>();
@@ -177,9 +205,10 @@ async function inspectAction(io: CliIo, names: string[], o: { format?: string; t
 }
 
 async function rmiAction(io: CliIo, images: string[], force: boolean): Promise<void> {
-  const { removeImages } = await import('../../app/images.js');
+  const { removeImages } = await import('../../app/rmi.js');
   const { lines, errors } = await removeImages(await context(io), images, force);
   for (const l of lines) io.out.write('untagged' in l ? `Untagged: ${l.untagged}\n` : `Deleted: ${l.deleted}\n`);
   for (const e of errors) printError(e, io, false);
-  if (errors.length > 0) process.exitCode = EXIT_TSRUN;
+  // As Docker's CLI: 1 when any image could not be removed.
+  if (errors.length > 0) process.exitCode = 1;
 }

@@ -1,0 +1,153 @@
+/**
+ * End to end: removing and pruning images as Docker does, with containers that use them, and the
+ * layer accounting on disk afterwards (counted layer directories and bytes, never a listing).
+ * Containers here use `--network none`: the network side of prune is in network.test.ts.
+ */
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { tsrun } from './cli.js';
+import { leftovers, runDir } from './containers.js';
+import { busyboxLayer, topLayer } from './fixtures.js';
+import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { pushImage } from '../helpers/push.js';
+
+let reg: TestRegistry;
+const tmp = mkdtempSync(path.join(os.tmpdir(), 'tsrun-e2e-images-'));
+let n = 0;
+const freshRoot = () => path.join(tmp, `root${n++}`);
+let BUSYBOX = '';
+let OTHER = '';
+const roots: string[] = [];
+
+const I = suite('e2e images');
+
+I.before(async () => {
+  reg = await startRegistry({ auth: 'anonymous' });
+  const bb = busyboxLayer();
+  await pushImage(reg, 'e2e/busybox', 'latest', { layers: [bb], config: { config: { Cmd: ['sh'], Env: ['PATH=/bin'] } } });
+  await pushImage(reg, 'e2e/other', '1', { layers: [bb, topLayer()], config: { config: { Cmd: ['sh'], Env: ['PATH=/bin'] } } });
+  BUSYBOX = `${reg.host}/e2e/busybox`;
+  OTHER = `${reg.host}/e2e/other:1`;
+});
+I.after(async () => {
+  for (const r of roots) {
+    const ps = await tsrun(['ps', '-aq', '--no-trunc'], { root: r });
+    for (const id of ps.stdout.split('\n').filter(Boolean)) await tsrun(['rm', '-f', id], { root: r });
+    rmSync(runDir(r), { recursive: true, force: true });
+  }
+  await reg?.stop();
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+async function store(...images: string[]): Promise<string> {
+  const root = freshRoot();
+  roots.push(root);
+  for (const i of images) {
+    const r = await tsrun(['pull', '-q', i], { root });
+    assert.is(r.code, 0, r.stderr);
+  }
+  return root;
+}
+const layerDirs = (root: string) => readdirSync(path.join(root, 'layers')).length;
+const blobs = (root: string) => readdirSync(path.join(root, 'blobs', 'sha256')).length;
+const idOf = async (root: string, name: string) => (await tsrun(['image', 'inspect', '-f', '{{.Id}}', name], { root })).stdout.trim();
+
+I('rmi of an image a stopped container uses: refused before anything is untagged; -f deletes, rm frees the layers', async () => {
+  const root = await store(BUSYBOX);
+  const cli = (args: string[]) => tsrun(args, { root });
+  assert.is((await cli(['run', '--network', 'none', '--name', 'done', BUSYBOX, 'true'])).code, 0);
+  const id = await idOf(root, BUSYBOX);
+
+  const byName = await cli(['rmi', BUSYBOX]);
+  assert.is(byName.code, 1, byName.stderr);
+  assert.is(byName.stdout, '', 'nothing untagged');
+  assert.match(byName.stderr, new RegExp(`conflict: unable to remove repository reference "${BUSYBOX}" \\(must force\\) - container [0-9a-f]{12} is using its referenced image ${id.slice(7, 19)}`));
+  assert.match((await cli(['images'])).stdout, new RegExp(`^${BUSYBOX}\\s+latest\\s`, 'm'), 'the tag stays');
+
+  const byId = await cli(['rmi', id.slice(7, 19)]);
+  assert.is(byId.code, 1);
+  assert.match(byId.stderr, `conflict: unable to delete ${id.slice(7, 19)} (must be forced) - image is being used by stopped container`);
+
+  const forced = await cli(['rmi', '-f', BUSYBOX]);
+  assert.is(forced.code, 0, forced.stderr);
+  assert.match(forced.stdout, `Untagged: ${BUSYBOX}:latest`);
+  assert.match(forced.stdout, `Deleted: ${id}`);
+  assert.is((await cli(['images', '-q'])).stdout, '');
+  assert.is(layerDirs(root), 1, 'the stopped container still needs its layer');
+  assert.is((await cli(['start', '-a', 'done'])).code, 0, 'and still runs');
+  assert.is((await cli(['rm', 'done'])).code, 0);
+  assert.is(layerDirs(root), 0, 'removing the last user frees the layer');
+  assert.is(blobs(root), 0);
+});
+
+I('rmi of an image a running container uses: by id never, by name -f only untags; prune frees it once the container is gone', async () => {
+  const root = await store(BUSYBOX, OTHER);
+  const cli = (args: string[]) => tsrun(args, { root });
+  const run = await cli(['run', '-d', '--network', 'none', '--name', 'busy', BUSYBOX, 'sleep', '60']);
+  assert.is(run.code, 0, run.stderr);
+  const id = await idOf(root, BUSYBOX);
+  for (const args of [['rmi', id], ['rmi', '-f', id]]) {
+    const r = await cli(args);
+    assert.is(r.code, 1, args.join(' '));
+    assert.is(r.stdout, '');
+    assert.match(r.stderr, `conflict: unable to delete ${id.slice(7, 19)} (cannot be forced) - image is being used by running container`);
+  }
+  const untag = await cli(['rmi', '-f', BUSYBOX]);
+  assert.is(untag.code, 0, untag.stderr);
+  assert.match(untag.stdout, `Untagged: ${BUSYBOX}:latest`);
+  assert.not.match(untag.stdout, 'Deleted:');
+  assert.match((await cli(['images', '-a'])).stdout, /^<none>\s+<none>\s/m, 'kept, dangling');
+  assert.is(layerDirs(root), 2);
+
+  // Prune leaves the running container's image alone.
+  const p1 = await cli(['image', 'prune', '-f']);
+  assert.is(p1.code, 0, p1.stderr);
+  assert.not.match(p1.stdout, 'deleted:');
+  assert.is((await cli(['rm', '-f', 'busy'])).code, 0);
+  const p2 = await cli(['system', 'prune', '-f']);
+  assert.is(p2.code, 0, p2.stderr);
+  assert.match(p2.stdout, `Deleted Images:\ndeleted: ${id}\n`);
+  assert.match(p2.stdout, /Total reclaimed space: [1-9][0-9.]*(B|kB|MB)\n$/);
+  assert.is(layerDirs(root), 2, 'the layers of the image still tagged stay');
+  assert.match((await cli(['images'])).stdout, new RegExp(`${reg.host}/e2e/other\\s+1\\s`));
+  assert.equal(await leftovers(root), []);
+});
+
+I('system prune and image prune ask first: no answer or N removes nothing; y does; -a removes unused tagged images', async () => {
+  const root = await store(BUSYBOX, OTHER);
+  const cli = (args: string[], input?: string) => tsrun(args, { root, input });
+  assert.is((await cli(['tag', OTHER, 'keep:me'])).code, 0);
+  assert.is((await cli(['rmi', OTHER])).code, 0);
+  // Re-point busybox's tag: the old image becomes dangling.
+  assert.is((await cli(['tag', 'keep:me', BUSYBOX])).code, 0);
+  assert.is(layerDirs(root), 2);
+
+  const noInput = await cli(['system', 'prune']);
+  assert.is(noInput.code, 0, noInput.stderr);
+  assert.match(noInput.stdout, 'WARNING! This will remove:\n  - all stopped containers\n');
+  assert.match(noInput.stdout, '  - all dangling images\n');
+  assert.ok(noInput.stdout.endsWith('Are you sure you want to continue? [y/N] '), noInput.stdout);
+  assert.is((await cli(['images', '-q'])).stdout.split('\n').filter(Boolean).length, 2, 'nothing removed');
+  const no = await cli(['image', 'prune'], 'N\n');
+  assert.match(no.stdout, 'WARNING! This will remove all dangling images.\nAre you sure you want to continue? [y/N] Total reclaimed space: 0B\n');
+  assert.is(layerDirs(root), 2);
+
+  const yes = await cli(['image', 'prune'], 'y\n');
+  assert.is(yes.code, 0, yes.stderr);
+  assert.match(yes.stdout, /Deleted Images:\nuntagged: [^\n]*e2e\/busybox@sha256:[0-9a-f]{64}\ndeleted: sha256:[0-9a-f]{64}\n/);
+  assert.is(layerDirs(root), 2, 'the busybox layer is shared with the image left');
+  assert.is((await cli(['images', '-q'])).stdout.split('\n').filter(Boolean).length, 1);
+
+  const all = await cli(['system', 'prune', '-a'], 'yes\n');
+  assert.is(all.code, 0, all.stderr);
+  assert.match(all.stdout, '  - all images without at least one container associated to them\n');
+  assert.match(all.stdout, 'untagged: keep:me\n');
+  assert.is((await cli(['images', '-qa'])).stdout, '');
+  assert.is(layerDirs(root), 0);
+  assert.is(blobs(root), 0);
+});
+
+I.run();
