@@ -107,6 +107,8 @@ async function imageFor(env: Env, ctx: AppContext, o: RunOptions, err: NodeJS.Wr
  */
 export async function createContainer(ctx: AppContext, o: RunOptions, err: NodeJS.WritableStream): Promise<Created> {
   const env = await openEnv(ctx);
+  // What a killed pull or build left under tmp/ (only entries whose process is gone).
+  await env.store.cleanTemp();
   const network = o.network ?? 'bridge';
   if (!/^(bridge|none|host)$/.test(network)) {
     throw new TsrunError('ERR_USAGE', `invalid --network "${network}"`, { hint: 'use bridge, none or host' });

@@ -113,7 +113,8 @@ I('rmi of an image a running container uses: by id never, by name -f only untags
   assert.match(p2.stdout, /Total reclaimed space: [1-9][0-9.]*(B|kB|MB)\n$/);
   assert.is(layerDirs(root), 2, 'the layers of the image still tagged stay');
   assert.match((await cli(['images'])).stdout, new RegExp(`${reg.host}/e2e/other\\s+1\\s`));
-  assert.equal(await leftovers(root), []);
+  // This store's own leftovers (the host-wide network ones are network.test.ts's to check).
+  assert.equal((await leftovers(root)).filter((l) => /^(record|name|mount|state|runc) /.test(l)), []);
 });
 
 I('system prune and image prune ask first: no answer or N removes nothing; y does; -a removes unused tagged images', async () => {
