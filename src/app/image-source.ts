@@ -30,6 +30,7 @@ export async function findOrPull(ctx: AppContext, store: Store, reference: strin
       if (!isTsrunError(e, 'ERR_IMAGE_NOT_FOUND') || policy === 'never') throw e;
     }
   }
+  const pulledNow = !found;
   if (!found) {
     if (policy === 'missing') o.err?.write(`Unable to find image '${reference}' locally\n`);
     const { pull } = await import('./pull.js');
@@ -37,5 +38,12 @@ export async function findOrPull(ctx: AppContext, store: Store, reference: strin
     found = (await store.readImages()).images[r.id];
     if (!found) throw new TsrunError('ERR_STORE', `using ${reference}: the pulled image ${r.id} is not in the store`);
   }
-  return { image: found, configBytes: await store.readBlob(found.id) };
+  const configBytes = await store.readBlob(found.id);
+  if (pulledNow === false && !o.platform) {
+    // Docker warns when it runs a local image of another platform (a pull has said so already).
+    const { hostPlatform, platformMatches, platformWarning } = await import('../registry/resolve.js');
+    const cfg = JSON.parse(configBytes.toString('utf8')) as { os: string; architecture: string; variant?: string };
+    if (!platformMatches(cfg, hostPlatform())) o.err?.write(`WARNING: ${platformWarning(cfg)}\n`);
+  }
+  return { image: found, configBytes };
 }

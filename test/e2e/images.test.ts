@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { tsrun } from './cli.js';
 import { leftovers, runDir } from './containers.js';
-import { busyboxLayer, topLayer } from './fixtures.js';
+import { baseLayer, busyboxLayer, topLayer } from './fixtures.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { pushImage } from '../helpers/push.js';
 
@@ -143,12 +143,84 @@ I('system prune and image prune ask first: no answer or N removes nothing; y doe
   assert.is((await cli(['images', '-q'])).stdout.split('\n').filter(Boolean).length, 1);
 
   const all = await cli(['system', 'prune', '-a'], 'yes\n');
-  assert.is(all.code, 0, all.stderr);
+  assert.is(all.code, 0, all.stderr + all.stdout);
   assert.match(all.stdout, '  - all images without at least one container associated to them\n');
   assert.match(all.stdout, 'untagged: keep:me\n');
   assert.is((await cli(['images', '-qa'])).stdout, '');
   assert.is(layerDirs(root), 0);
   assert.is(blobs(root), 0);
+});
+
+I('pull: a re-created tag is "Downloaded newer image"; -a pulls every tag; another platform warns as Docker does', async () => {
+  await pushImage(reg, 'e2e/tags', '1', { layers: [topLayer()] });
+  await pushImage(reg, 'e2e/tags', '2', { layers: [baseLayer()] });
+  await pushImage(reg, 'e2e/arm', '1', { layers: [topLayer()], platform: { os: 'linux', architecture: 'arm64', variant: 'v8' } });
+  const root = await store();
+  const cli = (args: string[]) => tsrun(args, { root });
+  const t1 = `${reg.host}/e2e/tags:1`;
+  assert.match((await cli(['pull', t1])).stdout, 'Status: Downloaded newer image for');
+  assert.match((await cli(['pull', t1])).stdout, 'Status: Image is up to date for');
+  assert.is((await cli(['tag', t1, 'keep:1'])).code, 0);
+  assert.match((await cli(['rmi', t1])).stdout, new RegExp(`^Untagged: ${t1}\nUntagged: ${reg.host}/e2e/tags@sha256:[0-9a-f]{64}\n$`));
+  const again = await cli(['pull', t1]);
+  assert.match(again.stdout, `Status: Downloaded newer image for ${t1}\n`, 'the tag was made again');
+
+  const all = await cli(['pull', '-a', `${reg.host}/e2e/tags`]);
+  assert.is(all.code, 0, all.stderr + all.stdout);
+  assert.match(all.stdout, '1: Pulling from e2e/tags\n');
+  assert.match(all.stdout, '2: Pulling from e2e/tags\n');
+  assert.match(all.stdout, `Status: Downloaded newer image for ${reg.host}/e2e/tags\n${reg.host}/e2e/tags\n`);
+  assert.is(all.stdout.split('Status:').length, 2, 'one status line');
+  assert.match((await cli(['images', `${reg.host}/e2e/tags`])).stdout, new RegExp(`tags\\s+2\\s`));
+  const withTag = await cli(['pull', '-a', t1]);
+  assert.is(withTag.code, 1);
+  assert.match(withTag.stderr, "tag can't be used with --all-tags/-a");
+
+  const arm = await cli(['pull', `${reg.host}/e2e/arm:1`]);
+  assert.is(arm.code, 0, arm.stderr);
+  if (process.arch === 'x64') {
+    assert.match(arm.stderr, "WARNING: The requested image's platform (linux/arm64/v8) does not match the detected host platform (linux/amd64) and no specific platform was requested\n");
+    const run = await cli(['create', '--network', 'none', `${reg.host}/e2e/arm:1`, 'sh']);
+    assert.match(run.stderr, "WARNING: The requested image's platform (linux/arm64/v8) does not match the detected host platform");
+    const rm = await cli(['rm', run.stdout.trim()]);
+    assert.is(rm.code, 0, `${rm.stderr}${run.stdout}${run.stderr}`);
+  }
+  const wanted = await cli(['pull', '--platform', 'linux/s390x', t1]);
+  assert.is(wanted.code, 0, wanted.stderr);
+  assert.match(wanted.stderr, `WARNING: image with reference ${t1} was found but does not match the specified platform: wanted linux/s390x, actual: linux/amd64`);
+});
+
+I('images: REPOSITORY[:TAG], --filter dangling/reference/before/since/label; history -H=false', async () => {
+  await pushImage(reg, 'e2e/old', '1', { layers: [topLayer()], config: { created: '2020-05-01T10:00:00Z' } });
+  await pushImage(reg, 'e2e/new', '1', { layers: [baseLayer()], config: { created: '2024-05-01T10:00:00Z', config: { Labels: { team: 'a', tier: 'web' } } } });
+  const root = await store(`${reg.host}/e2e/old:1`, `${reg.host}/e2e/new:1`);
+  const names = async (...args: string[]) => {
+    const r = await tsrun(['images', ...args], { root });
+    assert.is(r.code, 0, r.stderr);
+    return r.stdout.split('\n').slice(1).filter(Boolean).map((l) => l.split(/\s+/).slice(0, 2).join(':').replace(`${reg.host}/`, ''));
+  };
+  assert.equal(await names(), ['e2e/new:1', 'e2e/old:1']);
+  assert.equal(await names(`${reg.host}/e2e/new`), ['e2e/new:1']);
+  assert.equal(await names(`${reg.host}/e2e/new:2`), []);
+  assert.equal(await names('-f', `reference=${reg.host}/e2e/o*`), ['e2e/old:1']);
+  assert.equal(await names('-f', 'reference=*'), [], 'a star does not cross a slash');
+  assert.equal(await names('-f', `before=${reg.host}/e2e/new:1`), ['e2e/old:1']);
+  assert.equal(await names('--filter', `since=${reg.host}/e2e/old:1`), ['e2e/new:1']);
+  assert.equal(await names('-f', 'label=team=a'), ['e2e/new:1']);
+  assert.equal(await names('-f', 'label=team', '-f', 'label=tier=db'), []);
+  assert.equal(await names('-f', 'dangling=true'), []);
+  assert.equal(await names('-a', '-f', 'dangling=false'), ['e2e/new:1', 'e2e/old:1']);
+  assert.is((await tsrun(['tag', `${reg.host}/e2e/old:1`, `${reg.host}/e2e/new:1`], { root })).code, 0);
+  assert.equal(await names('-f', 'dangling=true'), ['e2e/new:<none>']);
+  const bad = await tsrun(['images', '-f', 'colour=blue'], { root });
+  assert.is(bad.code, 1);
+  assert.match(bad.stderr, "invalid filter 'colour'");
+
+  const h = await tsrun(['history', '-H=false', `${reg.host}/e2e/old:1`], { root });
+  assert.is(h.code, 0, h.stderr);
+  assert.match(h.stdout, /2024-01-01T00:00:00Z\s+test layer 0\s+\d+\s/);
+  const hh = await tsrun(['image', 'history', `${reg.host}/e2e/old:1`], { root });
+  assert.match(hh.stdout, /years ago\s+test layer 0\s+\d+(\.\d+)?[kM]?B/);
 });
 
 I.run();

@@ -18,7 +18,8 @@ export function registerImageCommands(program: Command, io: CliIo): void {
     .argument('<image>', 'image reference, e.g. node:17-alpine, localhost:5000/app@sha256:…')
     .option('-q, --quiet', 'print only the image name')
     .option('--platform <os/arch[/variant]>', 'pull this platform from a multi-platform image')
-    .action(async (image: string, opts: { quiet?: boolean; platform?: string }) => pullAction(io, image, opts));
+    .option('-a, --all-tags', 'download every tagged image of the repository')
+    .action(async (image: string, opts: { quiet?: boolean; platform?: string; allTags?: boolean }) => { await (opts.allTags ? pullAllAction(io, image, opts) : pullAction(io, image, opts)); });
   pullCmd(program.command('pull'));
 
   const pushCmd = (cmd: Command) => cmd
@@ -130,7 +131,7 @@ async function pushAction(io: CliIo, name: string, opts: { allTags?: boolean; qu
     listeners.push({
       emit(e) {
         if (e.type === 'push-start') io.out.write(`The push refers to repository [${e.repository}]\n`);
-        else if (e.type === 'push-blob') {
+        else if (e.type === 'push-blob' && !e.config) {
           const what = e.outcome === 'exists' ? 'Layer already exists' : e.outcome === 'mounted' ? `Mounted from ${e.from}` : 'Pushed';
           io.out.write(`${e.digest.slice(7, 19)}: ${what}\n`);
         } else if (e.type === 'push-manifest') io.out.write(`${e.tag}: digest: ${e.digest} size: ${e.size}\n`);
@@ -147,7 +148,7 @@ async function pushAction(io: CliIo, name: string, opts: { allTags?: boolean; qu
   }
 }
 
-async function pullAction(io: CliIo, image: string, opts: { quiet?: boolean; platform?: string }): Promise<void> {
+async function pullAction(io: CliIo, image: string, opts: { quiet?: boolean; platform?: string; statusLine?: boolean }): Promise<{ fresh: boolean }> {
   const { fanout } = await import('../../events.js');
   const progress = await import('../progress.js');
   const { familiarName } = await import('../../reference/reference.js');
@@ -174,13 +175,34 @@ async function pullAction(io: CliIo, image: string, opts: { quiet?: boolean; pla
     tty?.stop();
   }
   const { formatReference } = await import('../../reference/reference.js');
+  if (!opts.quiet) io.out.write(`Digest: ${result.digest}\n`);
+  if (opts.statusLine === false) return result;
   if (!opts.quiet) {
-    io.out.write(`Digest: ${result.digest}\n`);
     io.out.write(result.fresh
       ? `Status: Downloaded newer image for ${familiarName(result.reference)}\n`
       : `Status: Image is up to date for ${familiarName(result.reference)}\n`);
   }
   io.out.write(`${formatReference(result.reference)}\n`);
+  return result;
+}
+
+/** `pull -a REPOSITORY`: every tag, each as `pull` shows it; one status line for all (Docker). */
+async function pullAllAction(io: CliIo, image: string, opts: { quiet?: boolean; platform?: string }): Promise<void> {
+  const { parseNormalizedNamed, familiarName, repositoryName } = await import('../../reference/reference.js');
+  const { TsrunError } = await import('../../errors.js');
+  const named = parseNormalizedNamed(image);
+  if (named.tag || named.digest) {
+    throw new TsrunError('ERR_USAGE', 'tag can\'t be used with --all-tags/-a', { hint: `pull ${familiarName({ ...named, tag: undefined, digest: undefined })} -a`, detail: { exitCode: 1 } });
+  }
+  const { remoteTags } = await import('../../app/pull.js');
+  const tags = await remoteTags(await context(io), image);
+  let fresh = false;
+  for (const tag of tags) {
+    const r = await pullAction(io, familiarName({ ...named, tag }), { ...opts, statusLine: false });
+    fresh ||= r.fresh;
+  }
+  if (!opts.quiet) io.out.write(`Status: ${fresh ? 'Downloaded newer image' : 'Image is up to date'} for ${familiarName(named)}\n`);
+  io.out.write(`${repositoryName(named)}\n`);
 }
 
 async function imagesAction(io: CliIo, opts: { quiet?: boolean; trunc: boolean; digests?: boolean; format?: string; filter: string[]; reference?: string }): Promise<void> {
