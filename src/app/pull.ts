@@ -213,16 +213,26 @@ type LayerOutcome = 'present' | 'fetched';
 /** Make sure the layer is committed in the store: already there, done by another process, or fetched now. */
 async function ensureLayer(ctx: AppContext, store: Store, client: RegistryClient, desc: Descriptor, layer: LayerRecord): Promise<LayerOutcome> {
   const { reporter } = ctx;
-  if (await store.hasLayer(layer.chainId) && await store.hasBlob(layer.digest)) {
+  // Present means committed, with its blob, and intact (a copied store may have lost owners,
+  // files or xattrs: store/verify.ts); a damaged layer is set aside and fetched again.
+  const intact = async () => await store.hasLayer(layer.chainId) && await store.hasBlob(layer.digest) && (await store.checkLayer(layer.chainId)).ok;
+  if (await intact()) {
     reporter.emit({ type: 'layer-exists', digest: layer.digest, chainId: layer.chainId });
     return 'present';
   }
   reporter.emit({ type: 'layer-wait', digest: layer.digest, chainId: layer.chainId });
   return store.withLayerLock(layer.chainId, async () => {
     // Another process may have finished it while we waited for the lock.
-    if (await store.hasLayer(layer.chainId) && await store.hasBlob(layer.digest)) {
+    if (await intact()) {
       reporter.emit({ type: 'layer-exists', digest: layer.digest, chainId: layer.chainId });
       return 'present';
+    }
+    if (await store.hasLayer(layer.chainId)) {
+      const v = await store.checkLayer(layer.chainId);
+      if (!v.ok) {
+        reporter.emit({ type: 'warning', message: `layer ${layer.chainId.slice(7, 19)} in the store is damaged (${v.reason}; a store copied without its owners and xattrs?): fetching it again` });
+        await store.setAsideLayer(layer.chainId);
+      }
     }
     for (let attempt = 1; ; attempt++) {
       try {

@@ -26,6 +26,7 @@ import { digestHex, sha256Digest } from '../oci/digest.js';
 import { withFileLock, withFileLockIfFree } from '../native/index.js';
 import { checkImagesFile, emptyImagesFile, type ImageRecord, type ImagesFile } from './images.js';
 import { exists, removeStaleTemps, tempName, writeFileAtomic } from './fsutil.js';
+import { integrityOf, verifyDiff, type LayerIntegrity, type Verdict } from './verify.js';
 
 export interface LayerMeta {
   chainId: string;
@@ -34,6 +35,8 @@ export interface LayerMeta {
   tarSize: number;
   /** Sum of the sizes of the regular files in the layer. */
   unpackedSize: number;
+  /** How to tell the committed tree from a damaged copy (verify.ts); absent in old stores. */
+  integrity?: LayerIntegrity;
 }
 
 export class Store {
@@ -150,6 +153,8 @@ export class Store {
   }
   /** Rename a prepared layer into place under its chain id. Call with the layer lock held. */
   async commitLayer(dir: string, meta: LayerMeta): Promise<void> {
+    // The stamp (diff/'s inode and ctime) survives the rename below: only diff/'s parent moves.
+    meta = { ...meta, integrity: await integrityOf(path.join(dir, 'diff')) };
     await writeFileAtomic(path.join(dir, 'layer.json'), JSON.stringify(meta) + '\n');
     try {
       await fs.rename(dir, this.layerDir(meta.chainId));
@@ -161,6 +166,34 @@ export class Store {
       }
       throw err;
     }
+  }
+
+  /**
+   * Is committed layer `chainId` intact (verify.ts)? A renewed stamp (a faithful copy of the
+   * store) or a first fingerprint (an old store) is recorded. A missing layer is not ok.
+   */
+  async checkLayer(chainId: string): Promise<Verdict> {
+    let meta: LayerMeta;
+    try {
+      meta = await this.readLayerMeta(chainId);
+    } catch {
+      return { ok: false, reason: 'it is not in the store' };
+    }
+    const verdict = await verifyDiff(this.layerDiff(chainId), meta.integrity);
+    if (verdict.ok && verdict.renewed) {
+      await writeFileAtomic(path.join(this.layerDir(chainId), 'layer.json'), JSON.stringify({ ...meta, integrity: verdict.integrity }) + '\n').catch(() => {});
+    }
+    return verdict;
+  }
+
+  /**
+   * Move a damaged layer out of the way (into tmp/, removed once this process is gone) so it can
+   * be fetched again; never deleted in place, in case something still has it mounted.
+   */
+  async setAsideLayer(chainId: string): Promise<void> {
+    await fs.rename(this.layerDir(chainId), this.tempPath(`damaged-${digestHex(chainId).slice(0, 12)}`)).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') throw err;
+    });
   }
 
   // ---- image records ----

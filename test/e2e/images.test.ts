@@ -5,7 +5,9 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { native } from '../../src/native/index.js';
 import os from 'node:os';
 import path from 'node:path';
 import { tsrun } from './cli.js';
@@ -221,6 +223,42 @@ I('images: REPOSITORY[:TAG], --filter dangling/reference/before/since/label; his
   assert.match(h.stdout, /2024-01-01T00:00:00Z\s+test layer 0\s+\d+\s/);
   const hh = await tsrun(['image', 'history', `${reg.host}/e2e/old:1`], { root });
   assert.match(hh.stdout, /years ago\s+test layer 0\s+\d+(\.\d+)?[kM]?B/);
+});
+
+I('a copied store: a faithful copy (cp -a) is trusted; one that lost owners, modes and xattrs is detected and fetched again by pull and by run', async () => {
+  await pushImage(reg, 'e2e/owners', '1', { layers: [baseLayer(), topLayer()], config: { config: { Cmd: ['sh'], Env: ['PATH=/bin'] } } });
+  await pushImage(reg, 'e2e/runme', '1', { layers: [busyboxLayer()], config: { config: { Cmd: ['sh'], Env: ['PATH=/bin'] } } });
+  const name = `${reg.host}/e2e/owners:1`;
+  const runme = `${reg.host}/e2e/runme:1`;
+  const src = await store(name, runme);
+  const faithful = freshRoot();
+  const lossy = freshRoot();
+  roots.push(faithful, lossy);
+  execFileSync('cp', ['-a', src, faithful]);
+  // What a copy without owners and xattrs does (cp without -a; as a user, tar or cp -a lose the same).
+  execFileSync('cp', ['-r', src, lossy]);
+
+  const kept = await tsrun(['pull', name], { root: faithful });
+  assert.is(kept.code, 0, kept.stderr);
+  assert.match(kept.stdout, 'Status: Image is up to date');
+  assert.not.match(kept.stderr, 'damaged');
+
+  const pulled = await tsrun(['pull', name], { root: lossy });
+  assert.is(pulled.code, 0, pulled.stderr);
+  assert.match(pulled.stderr, /WARNING: layer [0-9a-f]{12} in the store is damaged \(owners, modes, xattrs or contents changed since it was committed; /);
+  assert.match(pulled.stdout, 'Pull complete');
+  assert.match(pulled.stdout, 'Status: Downloaded newer image');
+  const layers = path.join(lossy, 'layers');
+  const diffs = readdirSync(layers).map((h) => path.join(layers, h, 'diff'));
+  const notes = diffs.map((d) => path.join(d, 'home/app/notes')).find((f) => existsSync(f)) as string;
+  assert.equal([statSync(notes).uid, statSync(notes).mode & 0o777], [1000, 0o600], 'owner and mode back');
+  assert.ok(diffs.some((d) => existsSync(path.join(d, 'var/cache')) && native().lgetxattr(path.join(d, 'var/cache'), 'trusted.overlay.opaque')?.toString() === 'y'), 'opaque xattr back');
+  assert.match((await tsrun(['pull', name], { root: lossy })).stdout, 'Status: Image is up to date', 'and now trusted');
+
+  const run = await tsrun(['run', '--rm', '--network', 'none', runme, 'stat', '-c', '%u %a', '/home/app/hello.txt', '/bin/busybox'], { root: lossy });
+  assert.is(run.code, 0, run.stderr);
+  assert.match(run.stderr, /WARNING: layer [0-9a-f]{12} of .* is damaged .*: pulling the image again/);
+  assert.is(run.stdout, '1000 644\n0 755\n');
 });
 
 I.run();
