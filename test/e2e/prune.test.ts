@@ -11,7 +11,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync,
 import os from 'node:os';
 import path from 'node:path';
 import { BIN, tsrun, spawnTsrun } from './cli.js';
-import { runDir } from './containers.js';
+import { eventually, runDir } from './containers.js';
 import { busyboxLayer } from './fixtures.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { pushImage } from '../helpers/push.js';
@@ -101,6 +101,31 @@ P('tmp/<pid>-… of a dead process is removed by the next run and by system prun
   assert.is(p.code, 0, p.stderr);
   assert.equal(readdirSync(t), [live], 'prune removed the dead one');
   rmSync(path.join(t, live));
+});
+
+P('rootless: system reset asks first, then removes every container (running ones too), the whole store and its run directory', async () => {
+  const store = path.join(user.home, 'tsrun-store');
+  const cli = (args: string[], input = '') => execa(BIN, ['--root', store, ...args], {
+    reject: false, uid: user.uid, gid: user.gid, cwd: user.home, extendEnv: false, input,
+    env: { HOME: user.home, PATH: process.env.PATH ?? '/usr/bin:/bin' }, timeout: 120_000,
+  });
+  assert.is((await cli(['pull', '-q', IMAGE])).exitCode, 0);
+  assert.is((await cli(['run', '-d', '--name', 'up', IMAGE, 'sleep', '60'])).exitCode, 0);
+  // A file owned by a subordinate id, which the user cannot remove with rm.
+  assert.is((await cli(['run', '--name', 'wrote', '--network', 'none', '-u', '1000', IMAGE, 'sh', '-c', 'echo x > /tmp/mine'])).exitCode, 0);
+  const no = await cli(['system', 'reset']);
+  assert.is(no.exitCode, 0, String(no.stderr));
+  assert.match(String(no.stdout), `WARNING! This will remove:\n        - all containers\n        - all images\n        - all build cache\n        - the root directory: "${store}"\n`);
+  assert.is(String((await cli(['ps', '-aq'])).stdout).trim().split('\n').length, 2, 'no answer: nothing removed');
+  const run = path.join(`/tmp/tsrun-${user.uid}`, readdirSync(`/tmp/tsrun-${user.uid}`).find((d) => /^[0-9a-f]{12}$/.test(d)) ?? 'none');
+  const yes = await cli(['system', 'reset', '-f']);
+  assert.is(yes.exitCode, 0, String(yes.stderr));
+  assert.is(existsSync(store), false, 'the store is gone');
+  assert.is(existsSync(run), false, 'its run directory too');
+  assert.is(String((await cli(['ps', '-aq'])).stdout), '');
+  assert.is(String((await cli(['images', '-q'])).stdout), '');
+  await eventually('slirp4netns to be gone', async () => (await execa('pgrep', ['-u', String(user.uid), 'slirp4netns'], { reject: false })).exitCode === 1);
+  await execa('pgrep', ['-u', String(user.uid), '-f', 'sleep 60']).then(() => assert.unreachable('the container left running'), () => {});
 });
 
 P.run();

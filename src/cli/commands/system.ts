@@ -67,4 +67,20 @@ export function registerSystemCommands(program: Command, io: CliIo): void {
       if (r.busy) io.err.write('Note: a pull, build or container start held the store: unused layers and cache mounts were left for a later prune\n');
       io.out.write(`Total reclaimed space: ${humanSize(r.reclaimed)}\n`);
     });
+  system.command('reset').description('Remove all containers, images, build cache and state of this store (as podman system reset)')
+    .option('-f, --force', 'do not prompt for confirmation')
+    .action(async (opts: { force?: boolean }) => {
+      const { processContext } = await import('../../app/context.js');
+      const { openEnv } = await import('../../app/containers.js');
+      const env = await openEnv(processContext({ root: io.globals().root }));
+      if (!opts.force) {
+        const { confirm } = await import('../confirm.js');
+        const warning = ['WARNING! This will remove:', '        - all containers', '        - all images', '        - all build cache',
+          `        - the root directory: "${env.store.root}"`, `        - the run directory: "${env.containers.sp.run}"`,
+          'Are you sure you want to continue?'].join('\n');
+        if (!(await confirm(io.out, warning))) return;
+      }
+      const { systemReset } = await import('../../app/reset.js');
+      await systemReset(env);
+    });
 }
