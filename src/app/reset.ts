@@ -12,6 +12,8 @@
 import { promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { native } from '../native/index.js';
+import { pidAlive } from '../store/fsutil.js';
+import { sleep } from '../util/concurrency.js';
 import { cleanupContainer, removeContainer, type Env } from './containers.js';
 
 export interface ResetReport {
@@ -28,13 +30,18 @@ function mountsUnder(top: string): string[] {
 
 export async function systemReset(env: Env): Promise<ResetReport> {
   const containers: string[] = [];
+  const monitors: number[] = [];
   for (const c of await env.containers.list()) {
+    if (c.observed.monitorPid > 0) monitors.push(c.observed.monitorPid);
     await removeContainer(env, c.record.id, true).catch(async () => {
       // A record too damaged to remove normally: clean up what can be, the rest goes with the store.
       await cleanupContainer(env, c.record.id, { remove: true }).catch(() => {});
     });
     containers.push(c.record.id);
   }
+  // A killed container's monitor still runs its `container cleanup`, which opens (so would
+  // re-create) the store: wait for the monitors to finish first.
+  for (let i = 0; i < 300 && monitors.some(pidAlive); i++) await sleep(50);
   const root = env.store.root;
   await env.store.withExclusiveLock(async () => {
     for (const m of mountsUnder(root)) {
