@@ -292,7 +292,8 @@ export async function pruneContainers(env: Env): Promise<string[]> {
   const images: string[] = [];
   for (const c of await env.containers.list()) {
     if (isActive(c.observed)) continue;
-    await cleanupContainer(env, c.record.id, { remove: true });
+    const done = await env.containers.unlessCreating(c.record.id, () => cleanupContainer(env, c.record.id, { remove: true }));
+    if (!done) continue;
     removed.push(c.record.id);
     images.push(c.record.imageId);
   }

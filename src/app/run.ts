@@ -174,6 +174,8 @@ export async function createContainer(ctx: AppContext, o: RunOptions, err: NodeJ
     await env.containers.reserveName(name, id);
   }
 
+  // Until this process exits, `prune` leaves the container alone (it looks stopped until started).
+  await env.containers.holdCreation(id);
   const record: ContainerRecord = {
     id, name, image: o.image, imageId: image.id, layers: image.layers.map((l) => l.chainId),
     created: new Date().toISOString(), path: '', args: [],

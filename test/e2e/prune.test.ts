@@ -82,6 +82,20 @@ P('rootless: system prune -f during another build step leaves its slirp4netns al
   assert.match(String(b.stdout), 'network-kept');
 });
 
+P('prune while containers are being made never takes one from the run making it', async () => {
+  const runs = Array.from({ length: 6 }, () => tsrun(['run', '--rm', '--network', 'none', IMAGE, 'true'], { root }));
+  let stop = false;
+  const pruning = (async () => {
+    let n = 0;
+    while (!stop) { await tsrun(['container', 'prune', '-f'], { root }); n++; }
+    return n;
+  })();
+  const results = await Promise.all(runs);
+  stop = true;
+  assert.ok(await pruning > 0);
+  for (const r of results) assert.is(r.code, 0, r.stderr);
+});
+
 P('tmp/<pid>-… of a dead process is removed by the next run and by system prune; a live one stays', async () => {
   const t = path.join(root, 'tmp');
   const dead = async () => {
