@@ -22,7 +22,7 @@ export type PullEvent =
 
 export type PushEvent =
   | { type: 'push-start'; repository: string; tag: string }
-  | { type: 'push-blob'; digest: string; outcome: 'exists' | 'mounted' | 'pushed'; from?: string }
+  | { type: 'push-blob'; digest: string; outcome: 'exists' | 'mounted' | 'pushed'; from?: string; /** The image config (Docker lists only layers). */ config?: boolean }
   | { type: 'push-manifest'; tag: string; digest: string; size: number };
 
 export type WarningEvent = { type: 'warning'; message: string };

@@ -689,10 +689,11 @@ class Builder {
 
 /**
  * `tsrun builder prune`: forget every cached build step (layers stay while images use them) and
- * every RUN --mount=type=cache directory. Returns how many step entries were removed.
+ * every RUN --mount=type=cache directory (unless `keepMounts`: a build may be using them). Returns
+ * how many step entries were removed.
  */
-export async function pruneBuildCache(store: Store): Promise<number> {
-  await fs.rm(path.join(store.root, 'build-cache-mounts'), { recursive: true, force: true });
+export async function pruneBuildCache(store: Store, o: { keepMounts?: boolean } = {}): Promise<number> {
+  if (!o.keepMounts) await fs.rm(path.join(store.root, 'build-cache-mounts'), { recursive: true, force: true });
   return new BuildCache(path.join(store.root, 'build-cache')).clear();
 }
 

@@ -297,16 +297,21 @@ export async function removeContainer(env: Env, query: string, force = false): P
     }
   }
   await cleanupContainer(env, c.record.id, { remove: true });
+  await (await import('./rmi.js')).freeLayersOfDeletedImages(env, [c.record.imageId]);
   return query;
 }
 
 export async function pruneContainers(env: Env): Promise<string[]> {
   const removed: string[] = [];
+  const images: string[] = [];
   for (const c of await env.containers.list()) {
     if (isActive(c.observed)) continue;
-    await cleanupContainer(env, c.record.id, { remove: true });
+    const done = await env.containers.unlessCreating(c.record.id, () => cleanupContainer(env, c.record.id, { remove: true }));
+    if (!done) continue;
     removed.push(c.record.id);
+    images.push(c.record.imageId);
   }
+  await (await import('./rmi.js')).freeLayersOfDeletedImages(env, images);
   return removed;
 }
 

@@ -30,12 +30,36 @@ export async function findOrPull(ctx: AppContext, store: Store, reference: strin
       if (!isTsrunError(e, 'ERR_IMAGE_NOT_FOUND') || policy === 'never') throw e;
     }
   }
+  let damaged = false;
+  if (found) {
+    // A damaged layer (a store copied without owners or xattrs) is never mounted: pull the
+    // image again, which fetches exactly the damaged layers (pull.ts).
+    for (const l of found.layers) {
+      const v = await store.checkLayer(l.chainId);
+      if (v.ok) continue;
+      if (policy === 'never') {
+        throw new TsrunError('ERR_STORE', `using ${reference}: layer ${l.chainId} is damaged: ${v.reason}`, { hint: `pull the image again: tsrun pull ${reference}` });
+      }
+      o.err?.write(`WARNING: layer ${l.chainId.slice(7, 19)} of ${reference} is damaged (${v.reason}): pulling the image again\n`);
+      found = undefined;
+      damaged = true;
+      break;
+    }
+  }
+  const pulledNow = !found;
   if (!found) {
-    if (policy === 'missing') o.err?.write(`Unable to find image '${reference}' locally\n`);
+    if (policy === 'missing' && !damaged) o.err?.write(`Unable to find image '${reference}' locally\n`);
     const { pull } = await import('./pull.js');
     const r = await pull(ctx, { reference, platform: o.platform });
     found = (await store.readImages()).images[r.id];
     if (!found) throw new TsrunError('ERR_STORE', `using ${reference}: the pulled image ${r.id} is not in the store`);
   }
-  return { image: found, configBytes: await store.readBlob(found.id) };
+  const configBytes = await store.readBlob(found.id);
+  if (pulledNow === false && !o.platform) {
+    // Docker warns when it runs a local image of another platform (a pull has said so already).
+    const { hostPlatform, platformMatches, platformWarning } = await import('../registry/resolve.js');
+    const cfg = JSON.parse(configBytes.toString('utf8')) as { os: string; architecture: string; variant?: string };
+    if (!platformMatches(cfg, hostPlatform())) o.err?.write(`WARNING: ${platformWarning(cfg)}\n`);
+  }
+  return { image: found, configBytes };
 }

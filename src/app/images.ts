@@ -22,13 +22,41 @@ export interface ImageRow {
 /** 'docker.io/library/node:1' or 'docker.io/library/node' → 'node' */
 const repoOf = (full: string): string => familiarRepository(parseReference(full));
 
-/** One row per tag, plus one `<none>` row per untagged image; newest first (as `docker images`). */
-export async function listImages(ctx: AppContext): Promise<ImageRow[]> {
+export interface ListOptions {
+  /** `-f/--filter KEY=VALUE` (image-filters.ts). */
+  filters?: string[];
+  /** `images REPOSITORY[:TAG]`: as a reference filter. */
+  reference?: string;
+}
+
+/**
+ * One row per tag, plus one `<none>` row per untagged image; newest first (as `docker images`),
+ * after the filters. (`-a` changes nothing: tsrun keeps no intermediate images.)
+ */
+export async function listImages(ctx: AppContext, o: ListOptions = {}): Promise<ImageRow[]> {
+  const { parseImageFilters, referenceMatches, labelsMatch } = await import('./image-filters.js');
+  const f = parseImageFilters(o.filters ?? []);
+  if (o.reference) f.reference.push(o.reference);
   const store = await Store.open(ctx.root);
   const file = await store.readImages();
+  const createdOf = (q: string): string => findImage(file, q).record.created ?? '';
+  const before = f.before !== undefined ? createdOf(f.before) : undefined;
+  const since = f.since !== undefined ? createdOf(f.since) : undefined;
   const rows: ImageRow[] = [];
   for (const img of Object.values(file.images)) {
-    const tags = tagsOf(file, img.id);
+    let tags = tagsOf(file, img.id);
+    if (f.dangling === true && tags.length > 0) continue;
+    if (f.dangling === false && tags.length === 0) continue;
+    if (before !== undefined && !((img.created ?? '') < before)) continue;
+    if (since !== undefined && !((img.created ?? '') > since)) continue;
+    if (f.reference.length > 0) {
+      tags = tags.filter((t) => f.reference.some((p) => referenceMatches(p, repoOf(t), parseReference(t).tag ?? '')));
+      if (tags.length === 0) continue;
+    }
+    if (f.label.length > 0) {
+      const config = JSON.parse((await store.readBlob(img.id)).toString('utf8')) as ImageConfig;
+      if (!labelsMatch(f.label, config.config?.Labels)) continue;
+    }
     const digest = img.repoDigests[0]?.split('@')[1] ?? '<none>';
     if (tags.length === 0) {
       rows.push({ repository: img.repoDigests[0] ? repoOf(img.repoDigests[0].split('@')[0] as string) : '<none>', tag: '<none>', digest, id: img.id, created: img.created, size: img.size });
@@ -139,56 +167,4 @@ export async function tagImage(ctx: AppContext, source: string, target: string):
     if (file.tags[name] !== record.id) record.lastTagTime = new Date().toISOString();
     file.tags[name] = record.id;
   });
-}
-
-export type RemoveLine = { untagged: string } | { deleted: string };
-
-/**
- * `tsrun rmi`: untag what the user named; delete an image once no tag is left; then free the
- * layers and blobs nothing uses any more. Naming an image by id when several tags point at it
- * needs --force (as Docker).
- */
-export async function removeImages(ctx: AppContext, queries: string[], force: boolean): Promise<{ lines: RemoveLine[]; errors: TsrunError[] }> {
-  const store = await Store.open(ctx.root);
-  const lines: RemoveLine[] = [];
-  const errors: TsrunError[] = [];
-  const { openEnv, imagesInUse, layersInUse } = await import('./containers.js');
-  const env = await openEnv(ctx);
-  const users = await imagesInUse(env);
-  for (const q of queries) {
-    try {
-      await store.updateImages((file) => {
-        const found = findImage(file, q);
-        const id = found.record.id;
-        const tags = tagsOf(file, id);
-        const toUntag = found.tag ? [found.tag] : tags;
-        if (!found.tag && !found.repoDigest && tags.length > 1 && !force) {
-          throw new TsrunError('ERR_IMAGE_IN_USE', `unable to delete ${id.slice(7, 19)} (must be forced): image is referenced in multiple repositories`, { hint: 'remove it by name, or use --force' });
-        }
-        for (const t of toUntag) {
-          delete file.tags[t];
-          lines.push({ untagged: familiarName(parseReference(t)) });
-        }
-        const user = users.get(id)?.[0];
-        if (tagsOf(file, id).length === 0 && user && !force) {
-          throw new TsrunError('ERR_IMAGE_IN_USE', `unable to remove ${q} (must be forced): container ${user.id.slice(0, 12)} is using its referenced image ${id.slice(7, 19)}`, {
-            hint: `remove the container first (tsrun rm ${user.name}), or use --force`,
-          });
-        }
-        if (tagsOf(file, id).length === 0) {
-          for (const d of found.record.repoDigests) lines.push({ untagged: familiarDigest(d) });
-          delete file.images[id];
-          lines.push({ deleted: id });
-        }
-      });
-    } catch (err) {
-      errors.push(err instanceof TsrunError ? err : new TsrunError('ERR_STORE', `removing ${q}: ${(err as Error).message}`));
-    }
-  }
-  if (lines.some((l) => 'deleted' in l)) {
-    // Layers of removed images stay while a container still uses them (rmi --force).
-    const freed = await store.gc(() => layersInUse(env));
-    for (const l of freed.layers) lines.push({ deleted: l });
-  }
-  return { lines, errors };
 }

@@ -19,12 +19,12 @@ import { TsrunError, isTsrunError, wrapError } from '../errors.js';
 import { chainIds } from '../oci/digest.js';
 import { layerCompression } from '../oci/media-types.js';
 import { imageConfigSchema, type Descriptor, type ImageConfig, type Platform } from '../oci/schemas.js';
-import { formatReference, parseReference, repositoryName, type Reference } from '../reference/reference.js';
+import { familiarName, formatReference, parseReference, repositoryName, type Reference } from '../reference/reference.js';
 import { resumeSettings } from '../registry/blob-stream.js';
 import { RegistryClient, parseManifestOrIndex } from '../registry/client.js';
 import { lookupCredentials } from '../registry/credentials.js';
 import { endpointsFor, loadRegistriesConf } from '../registry/registries-conf.js';
-import { formatPlatform, hostPlatform, parsePlatform, selectManifest } from '../registry/resolve.js';
+import { configPlatform, formatPlatform, hostPlatform, parsePlatform, platformMatches, platformWarning, selectManifest } from '../registry/resolve.js';
 import { decompress } from '../layers/compression.js';
 import { unpackTar } from '../layers/unpack.js';
 import { Store } from '../store/store.js';
@@ -125,11 +125,15 @@ async function pullInto(ctx: AppContext, store: Store, ref: Reference, opts: Pul
   reporter.emit({ type: 'config', digest: manifest.config.digest });
   const id = manifest.config.digest;
 
-  if (opts.platform && !platformMatches(config, want)) {
-    throw new TsrunError('ERR_PLATFORM', `image ${formatReference(ref)} is ${config.os}/${config.architecture}${config.variant ? '/' + config.variant : ''}, not the requested ${formatPlatform(want)}`);
-  }
-  if (!opts.platform && !platformMatches(config, want)) {
-    reporter.emit({ type: 'warning', message: `the image's platform (${config.os}/${config.architecture}) does not match the host's (${formatPlatform(want)})` });
+  // A single-platform image of another platform is pulled with a warning, as Docker does (an
+  // index without the platform fails in selectManifest).
+  if (!platformMatches(config, want)) {
+    reporter.emit({
+      type: 'warning',
+      message: opts.platform
+        ? `image with reference ${familiarName(ref)} was found but does not match the specified platform: wanted ${formatPlatform(want)}, actual: ${configPlatform(config)}`
+        : platformWarning(config),
+    });
   }
 
   const diffIds = config.rootfs.diff_ids;
@@ -161,22 +165,25 @@ async function pullInto(ctx: AppContext, store: Store, ref: Reference, opts: Pul
   const name = ref.tag !== undefined ? formatReference({ ...ref, digest: undefined }) : undefined;
   const now = new Date().toISOString();
   const repoDigest = `${repositoryName(ref)}@${pulledDigest}`;
-  const isNewRecord = await store.updateImages((file) => {
+  // Docker's "Downloaded newer image" means layers came, or the tag now names another image
+  // (a new tag, a moved one, or one re-created after rmi), not only new bytes.
+  const changed = await store.updateImages((file) => {
     const existing = file.images[id];
     const record: ImageRecord = existing ?? {
       id, manifestDigest, manifestMediaType, indexDigest, repoDigests: [], layers, size,
       created: config.created, storedAt: now,
     };
     if (!record.repoDigests.includes(repoDigest)) record.repoDigests.push(repoDigest);
+    const retagged = name !== undefined && file.tags[name] !== id;
     if (name) {
-      if (file.tags[name] !== id) record.lastTagTime = now;
+      if (retagged) record.lastTagTime = now;
       file.tags[name] = id;
     }
     file.images[id] = record;
-    return existing === undefined;
+    return existing === undefined || retagged;
   });
-  reporter.emit({ type: 'image-stored', id, name, digest: pulledDigest, fresh: fresh || isNewRecord });
-  return { id, name, digest: pulledDigest, fresh: fresh || isNewRecord, reference: ref };
+  reporter.emit({ type: 'image-stored', id, name, digest: pulledDigest, fresh: fresh || changed });
+  return { id, name, digest: pulledDigest, fresh: fresh || changed, reference: ref };
 }
 
 function parseConfig(bytes: Buffer, digest: string): ImageConfig {
@@ -194,11 +201,6 @@ function parseConfig(bytes: Buffer, digest: string): ImageConfig {
   return r.data;
 }
 
-function platformMatches(config: ImageConfig, want: Platform): boolean {
-  if (config.os !== want.os || config.architecture !== want.architecture) return false;
-  if (!want.variant || !config.variant) return true;
-  return config.variant === want.variant;
-}
 
 async function readAll(stream: Readable): Promise<Buffer> {
   const chunks: Buffer[] = [];
@@ -211,16 +213,26 @@ type LayerOutcome = 'present' | 'fetched';
 /** Make sure the layer is committed in the store: already there, done by another process, or fetched now. */
 async function ensureLayer(ctx: AppContext, store: Store, client: RegistryClient, desc: Descriptor, layer: LayerRecord): Promise<LayerOutcome> {
   const { reporter } = ctx;
-  if (await store.hasLayer(layer.chainId) && await store.hasBlob(layer.digest)) {
+  // Present means committed, with its blob, and intact (a copied store may have lost owners,
+  // files or xattrs: store/verify.ts); a damaged layer is set aside and fetched again.
+  const intact = async () => await store.hasLayer(layer.chainId) && await store.hasBlob(layer.digest) && (await store.checkLayer(layer.chainId)).ok;
+  if (await intact()) {
     reporter.emit({ type: 'layer-exists', digest: layer.digest, chainId: layer.chainId });
     return 'present';
   }
   reporter.emit({ type: 'layer-wait', digest: layer.digest, chainId: layer.chainId });
   return store.withLayerLock(layer.chainId, async () => {
     // Another process may have finished it while we waited for the lock.
-    if (await store.hasLayer(layer.chainId) && await store.hasBlob(layer.digest)) {
+    if (await intact()) {
       reporter.emit({ type: 'layer-exists', digest: layer.digest, chainId: layer.chainId });
       return 'present';
+    }
+    if (await store.hasLayer(layer.chainId)) {
+      const v = await store.checkLayer(layer.chainId);
+      if (!v.ok) {
+        reporter.emit({ type: 'warning', message: `layer ${layer.chainId.slice(7, 19)} in the store is damaged (${v.reason}; a store copied without its owners and xattrs?): fetching it again` });
+        await store.setAsideLayer(layer.chainId);
+      }
     }
     for (let attempt = 1; ; attempt++) {
       try {
@@ -297,3 +309,23 @@ async function fetchLayer(ctx: AppContext, store: Store, client: RegistryClient,
   }
 }
 
+
+/**
+ * `pull --all-tags`: the repository's tags as its first reachable location lists them
+ * (registries.conf mirrors first). Pull each with `pull`.
+ */
+export async function remoteTags(ctx: AppContext, repository: string): Promise<string[]> {
+  const ref = parseReference(repository);
+  const regCtx = { env: ctx.env, home: ctx.home, uid: ctx.uid };
+  const endpoints = endpointsFor(loadRegistriesConf(regCtx), ref.registry, ref.repository, { byDigest: false });
+  let lastError: unknown;
+  for (const endpoint of endpoints) {
+    try {
+      return await new RegistryClient({ endpoint, credentials: () => lookupCredentials(regCtx, ref.registry), reporter: ctx.reporter }).listTags();
+    } catch (err) {
+      lastError = err;
+      if (!endpoint.mirror) break;
+    }
+  }
+  throw wrapError(`listing the tags of ${repositoryName(ref)}`, lastError ?? new TsrunError('ERR_REGISTRY', 'no registry location'));
+}

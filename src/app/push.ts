@@ -85,15 +85,15 @@ async function pushFrom(ctx: AppContext, store: Store, named: Reference, o: Push
       actions: ['pull', 'push'], extraScopes: mountFrom[0] ? [repositoryScope(mountFrom[0], ['pull'])] : [],
     });
     const blobs = await blobsOf(store, record);
-    const send = async (b: BlobRef): Promise<void> => {
+    const send = async (b: BlobRef, config = false): Promise<void> => {
       const outcome = await pushBlob(client, b, {
         chunkSize, mountFrom,
         onResume: (offset, attempt, reason) => ctx.reporter.emit({ type: 'debug', scope: 'push', message: `resuming the upload of ${b.digest} at byte ${offset} (attempt ${attempt}): ${reason}` }),
       });
-      ctx.reporter.emit({ type: 'push-blob', digest: b.digest, outcome, ...(outcome === 'mounted' ? { from: mountFrom[0] } : {}) });
+      ctx.reporter.emit({ type: 'push-blob', digest: b.digest, outcome, ...(outcome === 'mounted' ? { from: mountFrom[0] } : {}), ...(config ? { config } : {}) });
     };
-    await mapLimit(blobs.layers, 3, send);
-    await send(blobs.config);
+    await mapLimit(blobs.layers, 3, (b) => send(b));
+    await send(blobs.config, true);
     const manifest = await store.readBlob(record.manifestDigest);
     const digest = await putManifest(client, tag, manifest, record.manifestMediaType);
     ctx.reporter.emit({ type: 'push-manifest', tag, digest, size: manifest.length });

@@ -134,6 +134,8 @@ async function imageFor(env: Env, ctx: AppContext, o: RunOptions, err: NodeJS.Wr
  */
 export async function createContainer(ctx: AppContext, o: RunOptions, err: NodeJS.WritableStream): Promise<Created> {
   const env = await openEnv(ctx);
+  // What a killed pull or build left under tmp/ (only entries whose process is gone).
+  await env.store.cleanTemp();
   const network = o.network ?? 'bridge';
   if (!/^(bridge|none|host)$/.test(network)) {
     throw new TsrunError('ERR_USAGE', `invalid --network "${network}"`, { hint: 'use bridge, none or host' });
@@ -227,6 +229,8 @@ export async function createContainer(ctx: AppContext, o: RunOptions, err: NodeJ
     await env.containers.reserveName(name, id);
   }
 
+  // Until this process exits, `prune` leaves the container alone (it looks stopped until started).
+  await env.containers.holdCreation(id);
   const record: ContainerRecord = {
     id, name, image: o.image, imageId: image.id, layers: image.layers.map((l) => l.chainId),
     created: new Date().toISOString(), path: '', args: [],

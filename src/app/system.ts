@@ -1,55 +1,103 @@
 /**
- * `tsrun system prune`: remove stopped containers and repair what a crash left behind.
+ * `tsrun system prune`: remove stopped containers, dangling (with `all`: unused) images and the
+ * build cache, and repair what a crash left behind.
  *
  * After a killed monitor, a CLI killed mid-start or a power cut, a container can be left with a
  * mount, a runtime record, an orphaned process or a network attachment (namespace, veth, lease,
  * port rules). Cleaning every stopped container (containers.ts `cleanupContainer`) undoes the
  * first three; `sweep` then tears down every network attachment on the host whose container, in
  * whichever store owns it, is no longer running (rootless: each slirp4netns whose container is
- * gone). As Docker's, it also empties the build cache.
+ * gone). As Docker's, it also removes dangling images and empties the build cache.
+ *
+ * Contract: prune never touches what is in use, whoever uses it. Each thing is checked under
+ * the lock its user holds, or by its user's pid:
+ * - a container's network: under that container's lock (held by `start` from the network's
+ *   creation until the monitor runs), so a starting container is never torn down;
+ * - a build step's network: alive while the build's process is (its pid is in the record);
+ * - layers, blobs and RUN --mount=type=cache directories: only with the store held exclusively,
+ *   tried without waiting: while a pull, build or container creation holds the store, they are
+ *   left for a later prune (never queued behind another job's build);
+ * - temp entries (`tmp/<pid>-…`): only those whose pid is gone.
  */
+import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { storePaths } from '../runtime/paths.js';
 import { pidAlive } from '../store/fsutil.js';
 import { Containers, isActive } from '../runtime/records.js';
 import { sweep, type NetworkAttachment } from '../network/bridge.js';
-import { disconnectSlirp, slirpAttachments } from '../network/slirp.js';
+import { disconnectSlirp, slirpAttachments, slirpOwner } from '../network/slirp.js';
 import { pruneContainers, type Env } from './containers.js';
+import { pruneImages, type RemoveLine } from './rmi.js';
 
 export interface PruneReport {
   containers: string[];
+  /** Images untagged and deleted, and the layers that went with them (Docker's "Deleted Images"). */
+  images: RemoveLine[];
   /** Build cache entries removed. */
   buildCache: number;
   /** Attachments torn down because their container was gone. */
   networks: string[];
+  /** Bytes of layers and blobs freed. */
+  reclaimed: number;
+  /** Something was in use and left for a later prune (the store was busy). */
+  busy: boolean;
 }
 
-async function attachmentAlive(env: Env, a: NetworkAttachment): Promise<boolean> {
-  if (a.pid !== undefined) return pidAlive(a.pid);
-  const containers = a.store === env.store.root
+function containersOf(env: Env, store: string): Containers {
+  return store === env.store.root
     ? env.containers
-    : new Containers(storePaths(a.store, env.ctx.uid, env.ctx.env), path.join(a.store, 'locks'));
-  const record = await containers.read(a.id).catch(() => undefined);
+    : new Containers(storePaths(store, env.ctx.uid, env.ctx.env), path.join(store, 'locks'));
+}
+
+/** Run `fn` under container `id`'s lock in `store`; a store that is gone has no lock to take. */
+async function underContainerLock(env: Env, store: string, id: string, fn: () => Promise<void>): Promise<void> {
+  const locks = path.join(store, 'locks');
+  if (!(await fs.stat(locks).catch(() => undefined))) return fn();
+  return containersOf(env, store).lock(id, fn);
+}
+
+async function containerRunning(containers: Containers, id: string): Promise<boolean> {
+  const record = await containers.read(id).catch(() => undefined);
   if (!record) return false;
   return isActive(containers.observe(record).observed);
 }
 
-/** Rootless: slirp4netns processes and namespaces whose container is no longer running. */
+async function attachmentAlive(env: Env, a: NetworkAttachment): Promise<boolean> {
+  if (a.pid !== undefined) return pidAlive(a.pid);
+  return containerRunning(containersOf(env, a.store), a.id);
+}
+
+/** Rootless: slirp4netns processes and namespaces whose container (or build) is no longer running. */
 async function sweepSlirp(env: Env): Promise<string[]> {
   const removed: string[] = [];
-  for (const id of await slirpAttachments(env.containers.sp.run)) {
-    const record = await env.containers.read(id).catch(() => undefined);
-    if (record && isActive(env.containers.observe(record).observed)) continue;
-    await disconnectSlirp(id, env.containers.sp.run);
-    removed.push(id);
+  const run = env.containers.sp.run;
+  for (const id of await slirpAttachments(run)) {
+    const owner = await slirpOwner(run, id);
+    if (owner !== undefined) {
+      if (pidAlive(owner)) continue;
+      await disconnectSlirp(id, run);
+      removed.push(id);
+      continue;
+    }
+    await underContainerLock(env, env.store.root, id, async () => {
+      if (await containerRunning(env.containers, id)) return;
+      await disconnectSlirp(id, run);
+      removed.push(id);
+    });
   }
   return removed;
 }
 
-export async function systemPrune(env: Env): Promise<PruneReport> {
+export async function systemPrune(env: Env, o: { all?: boolean } = {}): Promise<PruneReport> {
   const containers = await pruneContainers(env);
-  const networks = env.ctx.uid === 0 ? await sweep((a) => attachmentAlive(env, a), env.ctx.env) : await sweepSlirp(env);
+  const networks = env.ctx.uid === 0
+    ? await sweep((a) => attachmentAlive(env, a), env.ctx.env, (a, fn) => (a.pid !== undefined ? fn() : underContainerLock(env, a.store, a.id, fn)))
+    : await sweepSlirp(env);
+  const images = await pruneImages(env, { all: o.all });
   const { pruneBuildCache } = await import('./build.js');
-  const buildCache = await pruneBuildCache(env.store);
-  return { containers, networks, buildCache };
+  // Cache mounts may be in a running build's RUN: only when no build holds the store.
+  const cache = await env.store.ifUnused(() => pruneBuildCache(env.store));
+  const buildCache = cache.held ? cache.value : await pruneBuildCache(env.store, { keepMounts: true });
+  await env.store.cleanTemp();
+  return { containers, networks, images: images.lines, buildCache, reclaimed: images.reclaimed, busy: images.busy || !cache.held };
 }

@@ -129,7 +129,7 @@ export async function runStep(o: RunStepOptions): Promise<RunStepResult> {
   await fs.writeFile(path.join(bundle, 'config.json'), serializeSpec(spec));
 
   try {
-    if (slirp) await connectSlirp({ id, runDir: o.runDir, ports: [], env: o.callerEnv });
+    if (slirp) await connectSlirp({ id, runDir: o.runDir, ports: [], env: o.callerEnv, owner: process.pid });
     else if (o.network === 'bridge') await connect({ id, store: o.storeRoot, ports: [], env: o.callerEnv, pid: process.pid });
     return { exitCode: await runForeground(o, id, bundle), mountpoints };
   } finally {

@@ -141,3 +141,22 @@ export async function withFileLock<T>(lockFile: string, mode: 'sh' | 'ex', fn: (
     await fh.close();
   }
 }
+
+/**
+ * As `withFileLock`, but never waits: when the lock is held elsewhere, `fn` is not run and the
+ * result is `{ held: false }` (for work that must skip what is in use rather than queue behind it).
+ */
+export async function withFileLockIfFree<T>(lockFile: string, mode: 'sh' | 'ex', fn: () => Promise<T>): Promise<{ held: true; value: T } | { held: false }> {
+  const n = native();
+  const fh = await fs.open(lockFile, 'a', 0o600);
+  try {
+    if (!n.flock(fh.fd, mode, true)) return { held: false };
+    try {
+      return { held: true, value: await fn() };
+    } finally {
+      n.flock(fh.fd, 'un');
+    }
+  } finally {
+    await fh.close();
+  }
+}

@@ -228,14 +228,22 @@ export async function attachments(): Promise<NetworkAttachment[]> {
 
 /**
  * Tear down the attachments whose container is gone (`alive` says which are not): what a killed
- * monitor or a crash left. Returns the ids it removed.
+ * monitor or a crash left. `hold` runs each check-and-teardown under whatever keeps the owner
+ * from changing meanwhile (the container's lock, so a container that is starting is seen
+ * running, never half-made and torn down). Returns the ids it removed.
  */
-export async function sweep(alive: (a: NetworkAttachment) => Promise<boolean>, env: NodeJS.ProcessEnv): Promise<string[]> {
+export async function sweep(
+  alive: (a: NetworkAttachment) => Promise<boolean>,
+  env: NodeJS.ProcessEnv,
+  hold: (a: NetworkAttachment, fn: () => Promise<void>) => Promise<void> = (_a, fn) => fn(),
+): Promise<string[]> {
   const removed: string[] = [];
   for (const a of await attachments()) {
-    if (await alive(a)) continue;
-    await disconnect(a.id, env);
-    removed.push(a.id);
+    await hold(a, async () => {
+      if (await alive(a)) return;
+      await disconnect(a.id, env);
+      removed.push(a.id);
+    });
   }
   return removed;
 }

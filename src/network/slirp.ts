@@ -34,6 +34,8 @@ interface SlirpRecord {
   socket: string;
   /** socat processes forwarding [::1]:PORT to slirp4netns's IPv4 listener (slirp4netns has no IPv6 host side). */
   v6?: number[];
+  /** A build step's attachment (it has no container record): the process it lives for. */
+  owner?: number;
 }
 
 const dirOf = (runDir: string) => path.join(runDir, 'slirp');
@@ -66,7 +68,7 @@ function apiCall(socket: string, request: unknown): Promise<{ error?: { desc?: s
   });
 }
 
-export async function connectSlirp(o: { id: string; runDir: string; ports: PortMapping[]; env: NodeJS.ProcessEnv }): Promise<NetworkInfo> {
+export async function connectSlirp(o: { id: string; runDir: string; ports: PortMapping[]; env: NodeJS.ProcessEnv; owner?: number }): Promise<NetworkInfo> {
   const slirp = await which('slirp4netns', o.env);
   if (!slirp) {
     throw new TsrunError('ERR_ROOTLESS', 'rootless networking needs slirp4netns, which is not installed', {
@@ -91,7 +93,7 @@ export async function connectSlirp(o: { id: string; runDir: string; ports: PortM
     if (made.code !== 0) throw new TsrunError('ERR_ROOTLESS', `making the network namespace for ${o.id.slice(0, 12)}: ${made.stderr.trim()}`);
     const child = spawn(slirp, ['--configure', '--mtu=65520', '--disable-host-loopback', '--api-socket', socket,
       '--ready-fd=3', '--netns-type=path', netns, 'tap0'], { detached: true, stdio: ['ignore', 'ignore', 'pipe', 'pipe'] });
-    const record: SlirpRecord = { pid: child.pid ?? 0, netns, socket };
+    const record: SlirpRecord = { pid: child.pid ?? 0, netns, socket, ...(o.owner ? { owner: o.owner } : {}) };
     await fs.writeFile(recordFile, JSON.stringify(record));
     let stderr = '';
     child.stderr?.on('data', (d: Buffer) => { stderr += d.toString(); });
@@ -135,6 +137,16 @@ export async function connectSlirp(o: { id: string; runDir: string; ports: PortM
 export async function slirpAttachments(runDir: string): Promise<string[]> {
   const names = await fs.readdir(dirOf(runDir)).catch(() => [] as string[]);
   return names.filter((n) => /^[0-9a-f]{64}\.json$/.test(n)).map((n) => n.slice(0, 64));
+}
+
+/** The process a build step's attachment lives for (undefined for a container's). */
+export async function slirpOwner(runDir: string, id: string): Promise<number | undefined> {
+  try {
+    const r = JSON.parse(await fs.readFile(path.join(dirOf(runDir), `${id}.json`), 'utf8')) as SlirpRecord;
+    return typeof r.owner === 'number' ? r.owner : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Alive and not a zombie (a slirp4netns whose CLI is gone is reaped by init, not by us). */

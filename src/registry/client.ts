@@ -143,6 +143,28 @@ export class RegistryClient {
   }
 
   /**
+   * Every tag of the repository (distribution spec "Listing Tags", following `Link: <…>;
+   * rel="next"` pages), for `pull --all-tags`. At most 10,000 tags and 100 pages.
+   */
+  async listTags(): Promise<string[]> {
+    const tags: string[] = [];
+    let next: string | undefined = `/v2/${this.repo}/tags/list?n=1000`;
+    for (let page = 0; next && page < 100 && tags.length < 10_000; page++) {
+      const res = await this.request(next, { Accept: 'application/json' }, `listing the tags of ${this.repo}`);
+      const { bytes } = await readLimited(res, 4 * 1024 * 1024);
+      let body: { tags?: unknown };
+      try {
+        body = JSON.parse(bytes.toString('utf8')) as { tags?: unknown };
+      } catch {
+        throw new TsrunError('ERR_REGISTRY', `listing the tags of ${this.repo}: the registry's answer is not JSON`);
+      }
+      if (Array.isArray(body.tags)) tags.push(...body.tags.filter((t): t is string => typeof t === 'string' && /^[\w][\w.-]{0,127}$/.test(t)));
+      next = /<([^>]+)>\s*;\s*rel="?next"?/.exec(res.headers.get('link') ?? '')?.[1];
+    }
+    return [...new Set(tags)].sort();
+  }
+
+  /**
    * Stream a blob, verifying size and digest as it flows. The stream errors (never ends cleanly)
    * when the content does not match `desc`, and never yields more than desc.size bytes.
    */

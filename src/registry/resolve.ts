@@ -106,8 +106,27 @@ export function parsePlatform(spec: string): Platform {
 }
 
 /** 'linux/arm64/v8'; the variant is shown when set. */
+/** The platform fields of an image config. */
+export interface PlatformOf { os: string; architecture: string; variant?: string }
+
 export function formatPlatform(p: Platform): string {
   return [p.os, p.architecture, p.variant].filter((x) => x).join('/');
+}
+
+/** os/arch[/variant] of an image config. */
+export function configPlatform(config: PlatformOf): string {
+  return `${config.os}/${config.architecture}${config.variant ? `/${config.variant}` : ''}`;
+}
+
+/** Docker's warning for an image of another platform used without --platform (run, pull). */
+export function platformWarning(config: PlatformOf): string {
+  return `The requested image's platform (${configPlatform(config)}) does not match the detected host platform (${formatPlatform(hostPlatform())}) and no specific platform was requested`;
+}
+
+export function platformMatches(config: PlatformOf, want: Platform): boolean {
+  if (config.os !== want.os || config.architecture !== want.architecture) return false;
+  if (!want.variant || !config.variant) return true;
+  return config.variant === want.variant;
 }
 
 /** Variants of `want`'s family the same CPU can run, best first (containerd Only). */

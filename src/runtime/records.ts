@@ -18,7 +18,7 @@
 import { promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { TsrunError } from '../errors.js';
-import { withFileLock } from '../native/index.js';
+import { native, withFileLock, withFileLockIfFree } from '../native/index.js';
 import { writeFileAtomic } from '../store/fsutil.js';
 import type { BindMount } from '../spec/options.js';
 import type { ExtraHost } from '../network/extra-hosts.js';
@@ -201,8 +201,25 @@ export class Containers {
     return this.observe(record);
   }
 
+  /**
+   * Mark `id` as being made by this process, until the process exits (a flock held shared on
+   * `locks/ctr-<id>.create.lock`): between its record being written and its monitor starting, a
+   * container looks stopped, and `prune` must not take it from the `run` that is making it.
+   */
+  async holdCreation(id: string): Promise<void> {
+    const fh = await fs.open(path.join(this.locksDir, `ctr-${id}.create.lock`), 'a', 0o600);
+    if (!native().flock(fh.fd, 'sh', true)) throw new TsrunError('ERR_CONTAINER_STATE', `creating container ${id.slice(0, 12)}: it is being removed`);
+    creationHolds.push(fh);
+  }
+
+  /** Run fn unless a live process is still making container `id` (holdCreation). */
+  async unlessCreating(id: string, fn: () => Promise<void>): Promise<boolean> {
+    return (await withFileLockIfFree(path.join(this.locksDir, `ctr-${id}.create.lock`), 'ex', fn)).held;
+  }
+
   async remove(record: ContainerRecord): Promise<void> {
     const p = this.paths(record.id);
+    await fs.rm(path.join(this.locksDir, `ctr-${record.id}.create.lock`), { force: true });
     await this.releaseName(record.name, record.id);
     await fs.rm(p.state, { recursive: true, force: true });
     await fs.rm(p.dir, { recursive: true, force: true });
@@ -214,6 +231,9 @@ export class Containers {
     return { record, paths, observed: observe(record, paths) };
   }
 }
+
+/** Creation locks of this process: open until it exits. */
+const creationHolds: fs.FileHandle[] = [];
 
 function readText(file: string): string | undefined {
   try {

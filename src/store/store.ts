@@ -23,9 +23,10 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { TsrunError } from '../errors.js';
 import { digestHex, sha256Digest } from '../oci/digest.js';
-import { withFileLock } from '../native/index.js';
+import { withFileLock, withFileLockIfFree } from '../native/index.js';
 import { checkImagesFile, emptyImagesFile, type ImageRecord, type ImagesFile } from './images.js';
-import { exists, removeStaleTemps, removeTempEntry, tempName, writeFileAtomic } from './fsutil.js';
+import { exists, removeStaleTemps, tempName, writeFileAtomic } from './fsutil.js';
+import { integrityOf, verifyDiff, type LayerIntegrity, type Verdict } from './verify.js';
 
 export interface LayerMeta {
   chainId: string;
@@ -34,6 +35,8 @@ export interface LayerMeta {
   tarSize: number;
   /** Sum of the sizes of the regular files in the layer. */
   unpackedSize: number;
+  /** How to tell the committed tree from a damaged copy (verify.ts); absent in old stores. */
+  integrity?: LayerIntegrity;
 }
 
 export class Store {
@@ -84,6 +87,10 @@ export class Store {
   /** Hold the store exclusively (garbage collection). */
   withExclusiveLock<T>(fn: () => Promise<T>): Promise<T> {
     return withFileLock(this.lockPath('store.lock'), 'ex', fn);
+  }
+  /** Run fn holding the store exclusively if nothing holds it now; never waits. */
+  ifUnused<T>(fn: () => Promise<T>): Promise<{ held: true; value: T } | { held: false }> {
+    return withFileLockIfFree(this.lockPath('store.lock'), 'ex', fn);
   }
   withLayerLock<T>(chainId: string, fn: () => Promise<T>): Promise<T> {
     return withFileLock(this.lockPath(`layer-${digestHex(chainId)}.lock`), 'ex', fn);
@@ -146,6 +153,8 @@ export class Store {
   }
   /** Rename a prepared layer into place under its chain id. Call with the layer lock held. */
   async commitLayer(dir: string, meta: LayerMeta): Promise<void> {
+    // The stamp (diff/'s inode and ctime) survives the rename below: only diff/'s parent moves.
+    meta = { ...meta, integrity: await integrityOf(path.join(dir, 'diff')) };
     await writeFileAtomic(path.join(dir, 'layer.json'), JSON.stringify(meta) + '\n');
     try {
       await fs.rename(dir, this.layerDir(meta.chainId));
@@ -157,6 +166,34 @@ export class Store {
       }
       throw err;
     }
+  }
+
+  /**
+   * Is committed layer `chainId` intact (verify.ts)? A renewed stamp (a faithful copy of the
+   * store) or a first fingerprint (an old store) is recorded. A missing layer is not ok.
+   */
+  async checkLayer(chainId: string): Promise<Verdict> {
+    let meta: LayerMeta;
+    try {
+      meta = await this.readLayerMeta(chainId);
+    } catch {
+      return { ok: false, reason: 'it is not in the store' };
+    }
+    const verdict = await verifyDiff(this.layerDiff(chainId), meta.integrity);
+    if (verdict.ok && verdict.renewed) {
+      await writeFileAtomic(path.join(this.layerDir(chainId), 'layer.json'), JSON.stringify({ ...meta, integrity: verdict.integrity }) + '\n').catch(() => {});
+    }
+    return verdict;
+  }
+
+  /**
+   * Move a damaged layer out of the way (into tmp/, removed once this process is gone) so it can
+   * be fetched again; never deleted in place, in case something still has it mounted.
+   */
+  async setAsideLayer(chainId: string): Promise<void> {
+    await fs.rename(this.layerDir(chainId), this.tempPath(`damaged-${digestHex(chainId).slice(0, 12)}`)).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') throw err;
+    });
   }
 
   // ---- image records ----
@@ -196,40 +233,63 @@ export class Store {
   }
 
   /**
-   * Remove layers and blobs no image refers to, and stale temp entries. Holds the store
-   * exclusively, so it waits for running pulls (and container creation, which holds it shared).
+   * Remove layers and blobs no image refers to, and temp entries whose process is gone. Holds
+   * the store exclusively, so it never runs beside a pull, a build or a container's creation
+   * (they hold it shared). With `wait: false` it gives up at once when the store is in use
+   * (`system prune` must not queue behind another job's build) and returns undefined.
    * `moreLayers` names chain ids to keep besides the images' (the containers'); it is called
-   * under the lock, so a container created meanwhile cannot be missed. Returns what was removed.
+   * under the lock, so a container created meanwhile cannot be missed. Returns what was removed
+   * and how many bytes that freed.
    */
-  async gc(moreLayers: () => Promise<string[]> = async () => []): Promise<{ layers: string[]; blobs: string[] }> {
-    return this.withExclusiveLock(async () => {
-      const file = await this.readImages();
-      const keepLayers = new Set<string>((await moreLayers()).map(digestHex));
-      const keepBlobs = new Set<string>();
-      for (const img of Object.values(file.images) as ImageRecord[]) {
-        keepBlobs.add(digestHex(img.id));
-        keepBlobs.add(digestHex(img.manifestDigest));
-        if (img.indexDigest) keepBlobs.add(digestHex(img.indexDigest));
-        for (const l of img.layers) {
-          keepLayers.add(digestHex(l.chainId));
-          keepBlobs.add(digestHex(l.digest));
-        }
-      }
-      const removed = { layers: [] as string[], blobs: [] as string[] };
-      for (const hex of await fs.readdir(path.join(this.root, 'layers'))) {
-        if (keepLayers.has(hex)) continue;
-        await fs.rm(path.join(this.root, 'layers', hex), { recursive: true, force: true });
-        removed.layers.push(`sha256:${hex}`);
-      }
-      for (const hex of await fs.readdir(path.join(this.root, 'blobs', 'sha256'))) {
-        if (keepBlobs.has(hex)) continue;
-        await fs.rm(path.join(this.root, 'blobs', 'sha256', hex), { force: true });
-        removed.blobs.push(`sha256:${hex}`);
-      }
-      // No pull is running (we hold the lock exclusively): every temp entry is stale.
-      const tmp = path.join(this.root, 'tmp');
-      for (const name of await fs.readdir(tmp)) await removeTempEntry(path.join(tmp, name));
-      return removed;
-    });
+  gc(moreLayers?: () => Promise<string[]>): Promise<GcReport>;
+  gc(moreLayers: () => Promise<string[]>, o: { wait: false }): Promise<GcReport | undefined>;
+  async gc(moreLayers: () => Promise<string[]> = async () => [], o: { wait?: boolean } = {}): Promise<GcReport | undefined> {
+    const work = () => this.collect(moreLayers);
+    if (o.wait === false) {
+      const r = await this.ifUnused(work);
+      return r.held ? r.value : undefined;
+    }
+    return this.withExclusiveLock(work);
   }
+
+  private async collect(moreLayers: () => Promise<string[]>): Promise<GcReport> {
+    const file = await this.readImages();
+    const keepLayers = new Set<string>((await moreLayers()).map(digestHex));
+    const keepBlobs = new Set<string>();
+    for (const img of Object.values(file.images) as ImageRecord[]) {
+      keepBlobs.add(digestHex(img.id));
+      keepBlobs.add(digestHex(img.manifestDigest));
+      if (img.indexDigest) keepBlobs.add(digestHex(img.indexDigest));
+      for (const l of img.layers) {
+        keepLayers.add(digestHex(l.chainId));
+        keepBlobs.add(digestHex(l.digest));
+      }
+    }
+    const removed: GcReport = { layers: [], blobs: [], bytes: 0 };
+    for (const hex of await fs.readdir(path.join(this.root, 'layers'))) {
+      if (keepLayers.has(hex)) continue;
+      const meta = await this.readLayerMeta(`sha256:${hex}`).catch(() => undefined);
+      await fs.rm(path.join(this.root, 'layers', hex), { recursive: true, force: true });
+      removed.layers.push(`sha256:${hex}`);
+      removed.bytes += meta?.unpackedSize ?? 0;
+    }
+    for (const hex of await fs.readdir(path.join(this.root, 'blobs', 'sha256'))) {
+      if (keepBlobs.has(hex)) continue;
+      const file = path.join(this.root, 'blobs', 'sha256', hex);
+      removed.bytes += (await fs.lstat(file).catch(() => undefined))?.size ?? 0;
+      await fs.rm(file, { force: true });
+      removed.blobs.push(`sha256:${hex}`);
+    }
+    // Only entries whose writer is gone: a verb that writes temp files without the shared lock
+    // (or a future one) must not lose its work to a prune.
+    await this.cleanTemp();
+    return removed;
+  }
+}
+
+export interface GcReport {
+  layers: string[];
+  blobs: string[];
+  /** Unpacked layer bytes and blob bytes freed. */
+  bytes: number;
 }

@@ -50,7 +50,7 @@ N.after(async () => {
   rmSync(tmp, { recursive: true, force: true });
 });
 
-const cli = (args: string[]) => tsrun(args, { root });
+const cli = (args: string[], input?: string) => tsrun(args, { root, input });
 
 const get = (host: string, port: number) => httpGet(host, port, '/index.html');
 
@@ -226,7 +226,7 @@ N('system prune tears down an attachment whose store is gone', async () => {
   rmSync(other, { recursive: true, force: true });
   rmSync(runDir(other), { recursive: true, force: true });
   assert.ok((await networkLeftovers()).length > 0);
-  const prune = await cli(['system', 'prune']);
+  const prune = await cli(['system', 'prune'], 'y\n');
   assert.is(prune.code, 0, prune.stderr);
   assert.match(prune.stdout, `Torn-down network attachments:\n${id}`);
   assert.equal(await networkLeftovers(), []);

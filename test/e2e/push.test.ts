@@ -100,12 +100,13 @@ P('token registry: blobs mounted from the repository the image came from, the ma
   assert.is(r.code, 0, r.stderr);
   const lines = r.stdout.trim().split('\n');
   assert.is(lines[0], `The push refers to repository [${hub.host}/alice/app]`);
-  // Two layers and the config, all mounted from public/busybox.
-  assert.equal(lines.slice(1, 4).map((l) => l.replace(/^[0-9a-f]{12}: /, '')), ['Mounted from public/busybox', 'Mounted from public/busybox', 'Mounted from public/busybox']);
-  assert.match(lines[4] ?? '', new RegExp(`^1: digest: ${manifestDigest} size: \\d+$`));
+  // The two layers (the config is pushed too, but Docker lists only layers), mounted from public/busybox.
+  assert.equal(lines.slice(1, 3).map((l) => l.replace(/^[0-9a-f]{12}: /, '')), ['Mounted from public/busybox', 'Mounted from public/busybox']);
+  assert.match(lines[3] ?? '', new RegExp(`^1: digest: ${manifestDigest} size: \\d+$`));
   const again = await cli(['push', `${hub.host}/alice/app:1`]);
   assert.is(again.code, 0, again.stderr);
-  assert.equal(again.stdout.trim().split('\n').slice(1, 4).map((l) => l.replace(/^[0-9a-f]{12}: /, '')), Array(3).fill('Layer already exists'));
+  assert.equal(again.stdout.trim().split('\n').slice(1, 3).map((l) => l.replace(/^[0-9a-f]{12}: /, '')), Array(2).fill('Layer already exists'));
+  assert.is(again.stdout.split('\n').length, 5, again.stdout);
   // The image now knows its digest in the new repository.
   const inspect = await cli(['image', 'inspect', '-f', '{{json .RepoDigests}}', `${hub.host}/alice/app:1`]);
   assert.match(inspect.stdout, `${hub.host}/alice/app@${manifestDigest}`);
@@ -135,7 +136,7 @@ P('anonymous registry behind a recording proxy: small blobs in one PUT, a large 
   assert.match(log, /PUT \/v2\/team\/app\/manifests\/1\n/);
   // The second tag found every blob there already.
   const second = r.stdout.split('The push refers to repository')[2] ?? '';
-  assert.equal(second.trim().split('\n').slice(1, 4).map((l) => l.replace(/^[0-9a-f]{12}: /, '')), Array(3).fill('Layer already exists'));
+  assert.equal(second.trim().split('\n').slice(1, 3).map((l) => l.replace(/^[0-9a-f]{12}: /, '')), Array(2).fill('Layer already exists'));
 
   const back = path.join(tmp, 'back');
   const pulled = await cli(['pull', '-q', `${target}:2`], { root: back });

@@ -5,7 +5,7 @@
  */
 import type { Command } from 'commander';
 import type { Reporter } from '../../events.js';
-import { EXIT_TSRUN, printError, type CliIo } from '../main.js';
+import { printError, type CliIo } from '../main.js';
 
 async function context(io: CliIo, reporter?: Reporter) {
   const { processContext } = await import('../../app/context.js');
@@ -18,7 +18,8 @@ export function registerImageCommands(program: Command, io: CliIo): void {
     .argument('<image>', 'image reference, e.g. node:17-alpine, localhost:5000/app@sha256:…')
     .option('-q, --quiet', 'print only the image name')
     .option('--platform <os/arch[/variant]>', 'pull this platform from a multi-platform image')
-    .action(async (image: string, opts: { quiet?: boolean; platform?: string }) => pullAction(io, image, opts));
+    .option('-a, --all-tags', 'download every tagged image of the repository')
+    .action(async (image: string, opts: { quiet?: boolean; platform?: string; allTags?: boolean }) => { await (opts.allTags ? pullAllAction(io, image, opts) : pullAction(io, image, opts)); });
   pullCmd(program.command('pull'));
 
   const pushCmd = (cmd: Command) => cmd
@@ -31,11 +32,14 @@ export function registerImageCommands(program: Command, io: CliIo): void {
 
   const imagesCmd = (cmd: Command) => cmd
     .description('List images')
+    .argument('[repository[:tag]]', 'only images of this repository (and tag)')
+    .option('-a, --all', 'show all images (tsrun keeps no intermediate images: the same as without)')
+    .option('-f, --filter <filter>', 'dangling=true|false, reference=PATTERN, before=IMAGE, since=IMAGE, label=KEY[=VALUE]', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('-q, --quiet', 'only show image ids')
     .option('--no-trunc', 'do not truncate ids')
     .option('--digests', 'show digests')
     .option('--format <template>', 'Go template (e.g. "{{.Repository}}:{{.Tag}}"), "table ...", or json')
-    .action(async (opts: { quiet?: boolean; trunc: boolean; digests?: boolean; format?: string }) => imagesAction(io, opts));
+    .action(async (reference: string | undefined, opts: { quiet?: boolean; trunc: boolean; digests?: boolean; format?: string; filter: string[] }) => imagesAction(io, { ...opts, reference }));
   imagesCmd(program.command('images'));
 
   const inspectCmd = (cmd: Command, imagesOnly: boolean) => cmd
@@ -78,7 +82,7 @@ export function registerImageCommands(program: Command, io: CliIo): void {
   const rmiCmd = (cmd: Command) => cmd
     .description('Remove one or more images')
     .argument('<image...>', 'image names or ids')
-    .option('-f, --force', 'remove an image by id even when several tags refer to it')
+    .option('-f, --force', 'remove an image by id even when several tags or a stopped container refer to it')
     .action(async (images: string[], opts: { force?: boolean }) => rmiAction(io, images, Boolean(opts.force)));
   rmiCmd(program.command('rmi'));
 
@@ -90,6 +94,31 @@ export function registerImageCommands(program: Command, io: CliIo): void {
   tagCmd(image.command('tag'));
   historyCmd(image.command('history'));
   rmiCmd(image.command('rm').alias('remove'));
+  image.command('prune').description('Remove dangling images (with -a: every image no container uses)')
+    .option('-a, --all', 'remove all images no container uses, not just dangling ones')
+    .option('-f, --force', 'do not prompt for confirmation')
+    .action(async (opts: { all?: boolean; force?: boolean }) => imagePruneAction(io, opts));
+}
+
+/** Docker's `image prune`: the prompt, "Deleted Images:" lines, then the space reclaimed. */
+async function imagePruneAction(io: CliIo, opts: { all?: boolean; force?: boolean }): Promise<void> {
+  const { humanSize } = await import('../format.js');
+  if (!opts.force) {
+    const { confirm } = await import('../confirm.js');
+    const warning = opts.all
+      ? 'WARNING! This will remove all images without at least one container associated to them.\nAre you sure you want to continue?'
+      : 'WARNING! This will remove all dangling images.\nAre you sure you want to continue?';
+    if (!(await confirm(io.out, warning))) {
+      io.out.write(`Total reclaimed space: ${humanSize(0)}\n`);
+      return;
+    }
+  }
+  const { openEnv } = await import('../../app/containers.js');
+  const { pruneImages } = await import('../../app/rmi.js');
+  const r = await pruneImages(await openEnv(await context(io)), { all: opts.all });
+  if (r.lines.length > 0) io.out.write(`Deleted Images:\n${r.lines.map((l) => ('untagged' in l ? `untagged: ${l.untagged}\n` : `deleted: ${l.deleted}\n`)).join('')}\n`);
+  if (r.busy) io.err.write('Note: a pull, build or container start held the store: unused layers were left for a later prune\n');
+  io.out.write(`Total reclaimed space: ${humanSize(r.reclaimed)}\n`);
 }
 
 /** Docker's push output: one line per blob, then "TAG: digest: D size: N". */
@@ -102,7 +131,7 @@ async function pushAction(io: CliIo, name: string, opts: { allTags?: boolean; qu
     listeners.push({
       emit(e) {
         if (e.type === 'push-start') io.out.write(`The push refers to repository [${e.repository}]\n`);
-        else if (e.type === 'push-blob') {
+        else if (e.type === 'push-blob' && !e.config) {
           const what = e.outcome === 'exists' ? 'Layer already exists' : e.outcome === 'mounted' ? `Mounted from ${e.from}` : 'Pushed';
           io.out.write(`${e.digest.slice(7, 19)}: ${what}\n`);
         } else if (e.type === 'push-manifest') io.out.write(`${e.tag}: digest: ${e.digest} size: ${e.size}\n`);
@@ -119,7 +148,7 @@ async function pushAction(io: CliIo, name: string, opts: { allTags?: boolean; qu
   }
 }
 
-async function pullAction(io: CliIo, image: string, opts: { quiet?: boolean; platform?: string }): Promise<void> {
+async function pullAction(io: CliIo, image: string, opts: { quiet?: boolean; platform?: string; statusLine?: boolean }): Promise<{ fresh: boolean }> {
   const { fanout } = await import('../../events.js');
   const progress = await import('../progress.js');
   const { familiarName } = await import('../../reference/reference.js');
@@ -146,18 +175,39 @@ async function pullAction(io: CliIo, image: string, opts: { quiet?: boolean; pla
     tty?.stop();
   }
   const { formatReference } = await import('../../reference/reference.js');
+  if (!opts.quiet) io.out.write(`Digest: ${result.digest}\n`);
+  if (opts.statusLine === false) return result;
   if (!opts.quiet) {
-    io.out.write(`Digest: ${result.digest}\n`);
     io.out.write(result.fresh
       ? `Status: Downloaded newer image for ${familiarName(result.reference)}\n`
       : `Status: Image is up to date for ${familiarName(result.reference)}\n`);
   }
   io.out.write(`${formatReference(result.reference)}\n`);
+  return result;
 }
 
-async function imagesAction(io: CliIo, opts: { quiet?: boolean; trunc: boolean; digests?: boolean; format?: string }): Promise<void> {
+/** `pull -a REPOSITORY`: every tag, each as `pull` shows it; one status line for all (Docker). */
+async function pullAllAction(io: CliIo, image: string, opts: { quiet?: boolean; platform?: string }): Promise<void> {
+  const { parseNormalizedNamed, familiarName, repositoryName } = await import('../../reference/reference.js');
+  const { TsrunError } = await import('../../errors.js');
+  const named = parseNormalizedNamed(image);
+  if (named.tag || named.digest) {
+    throw new TsrunError('ERR_USAGE', 'tag can\'t be used with --all-tags/-a', { hint: `pull ${familiarName({ ...named, tag: undefined, digest: undefined })} -a`, detail: { exitCode: 1 } });
+  }
+  const { remoteTags } = await import('../../app/pull.js');
+  const tags = await remoteTags(await context(io), image);
+  let fresh = false;
+  for (const tag of tags) {
+    const r = await pullAction(io, familiarName({ ...named, tag }), { ...opts, statusLine: false });
+    fresh ||= r.fresh;
+  }
+  if (!opts.quiet) io.out.write(`Status: ${fresh ? 'Downloaded newer image' : 'Image is up to date'} for ${familiarName(named)}\n`);
+  io.out.write(`${repositoryName(named)}\n`);
+}
+
+async function imagesAction(io: CliIo, opts: { quiet?: boolean; trunc: boolean; digests?: boolean; format?: string; filter: string[]; reference?: string }): Promise<void> {
   const { listImages } = await import('../../app/images.js');
-  const rows = await listImages(await context(io));
+  const rows = await listImages(await context(io), { filters: opts.filter, reference: opts.reference });
   const id = (d: string) => (opts.trunc ? d.slice(7, 19) : d);
   if (opts.quiet) {
     const seen = new Set<string>();
@@ -177,9 +227,10 @@ async function inspectAction(io: CliIo, names: string[], o: { format?: string; t
 }
 
 async function rmiAction(io: CliIo, images: string[], force: boolean): Promise<void> {
-  const { removeImages } = await import('../../app/images.js');
+  const { removeImages } = await import('../../app/rmi.js');
   const { lines, errors } = await removeImages(await context(io), images, force);
   for (const l of lines) io.out.write('untagged' in l ? `Untagged: ${l.untagged}\n` : `Deleted: ${l.deleted}\n`);
   for (const e of errors) printError(e, io, false);
-  if (errors.length > 0) process.exitCode = EXIT_TSRUN;
+  // As Docker's CLI: 1 when any image could not be removed.
+  if (errors.length > 0) process.exitCode = 1;
 }

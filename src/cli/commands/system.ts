@@ -1,6 +1,6 @@
 /**
  * `tsrun system prune`: Docker's verb for "remove what is stopped"; here it also repairs what a
- * crash left (app/system.ts). Like `container prune` it never asks (`-f` is accepted).
+ * crash left (app/system.ts). As Docker's, it asks first unless `-f` (no stdin: no).
  */
 import type { Command } from 'commander';
 import type { CliIo } from '../main.js';
@@ -43,20 +43,44 @@ export function registerSystemCommands(program: Command, io: CliIo): void {
   infoCmd(program.command('info'));
   const system = program.command('system').description('Manage tsrun');
   infoCmd(system.command('info'));
-  system.command('prune').description('Remove stopped containers and the build cache, and repair what crashes left behind (mounts, network attachments)')
-    .option('-f, --force', 'do not ask for confirmation (tsrun never asks)')
-    .action(async () => {
+  system.command('prune').description('Remove stopped containers, dangling images and the build cache, and repair what crashes left behind (mounts, network attachments)')
+    .option('-a, --all', 'remove all images no container uses, not just dangling ones')
+    .option('-f, --force', 'do not prompt for confirmation')
+    .action(async (opts: { all?: boolean; force?: boolean }) => {
+      if (!opts.force) {
+        const { confirm } = await import('../confirm.js');
+        const warning = ['WARNING! This will remove:', '  - all stopped containers', '  - all networks not used by at least one container',
+          opts.all ? '  - all images without at least one container associated to them' : '  - all dangling images',
+          '  - all build cache', '', 'Are you sure you want to continue?'].join('\n');
+        if (!(await confirm(io.out, warning))) return;
+      }
       const { processContext } = await import('../../app/context.js');
       const { openEnv } = await import('../../app/containers.js');
       const { systemPrune } = await import('../../app/system.js');
-      const r = await systemPrune(await openEnv(processContext({ root: io.globals().root })));
-      io.out.write('Deleted Containers:\n');
-      for (const id of r.containers) io.out.write(`${id}\n`);
-      if (r.networks.length > 0) {
-        io.out.write('\nTorn-down network attachments:\n');
-        for (const id of r.networks) io.out.write(`${id}\n`);
+      const { humanSize } = await import('../format.js');
+      const r = await systemPrune(await openEnv(processContext({ root: io.globals().root })), { all: opts.all });
+      // Docker's layout: a section per kind of object that had something removed, then the total.
+      if (r.containers.length > 0) io.out.write(`Deleted Containers:\n${r.containers.map((id) => `${id}\n`).join('')}\n`);
+      if (r.networks.length > 0) io.out.write(`Torn-down network attachments:\n${r.networks.map((id) => `${id}\n`).join('')}\n`);
+      if (r.images.length > 0) io.out.write(`Deleted Images:\n${r.images.map((l) => ('untagged' in l ? `untagged: ${l.untagged}\n` : `deleted: ${l.deleted}\n`)).join('')}\n`);
+      if (r.buildCache > 0) io.out.write(`Deleted build cache objects: ${r.buildCache}\n\n`);
+      if (r.busy) io.err.write('Note: a pull, build or container start held the store: unused layers and cache mounts were left for a later prune\n');
+      io.out.write(`Total reclaimed space: ${humanSize(r.reclaimed)}\n`);
+    });
+  system.command('reset').description('Remove all containers, images, build cache and state of this store (as podman system reset)')
+    .option('-f, --force', 'do not prompt for confirmation')
+    .action(async (opts: { force?: boolean }) => {
+      const { processContext } = await import('../../app/context.js');
+      const { openEnv } = await import('../../app/containers.js');
+      const env = await openEnv(processContext({ root: io.globals().root }));
+      if (!opts.force) {
+        const { confirm } = await import('../confirm.js');
+        const warning = ['WARNING! This will remove:', '        - all containers', '        - all images', '        - all build cache',
+          `        - the root directory: "${env.store.root}"`, `        - the run directory: "${env.containers.sp.run}"`,
+          'Are you sure you want to continue?'].join('\n');
+        if (!(await confirm(io.out, warning))) return;
       }
-      if (r.buildCache > 0) io.out.write(`\nDeleted build cache objects: ${r.buildCache}\n`);
-      io.out.write('\n');
+      const { systemReset } = await import('../../app/reset.js');
+      await systemReset(env);
     });
 }

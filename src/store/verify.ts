@@ -1,0 +1,99 @@
+/**
+ * Is an unpacked layer still what was committed? A store copied with `cp -a` or `tar` by an
+ * unprivileged user (what CI caches do) silently loses owners, unreadable files, device nodes
+ * (overlay whiteouts) and xattrs (opaque directories, file capabilities); mounting such a layer
+ * gives a container a wrong filesystem with no error.
+ *
+ * Two checks, the cheap one first:
+ * - the stamp: the inode number and ctime of the layer's `diff` directory, taken at commit. A
+ *   committed layer is never written again, and no copy can keep an inode number or a ctime, so
+ *   a matching stamp means this is the very directory that was committed (one stat);
+ * - the fingerprint: a sha256 over every entry's path, type, permission bits, owner, size (files),
+ *   device numbers, link target and overlay/capability xattrs, with the entry count. Computed at
+ *   commit; recomputed only when the stamp differs. Equal: the copy is faithful, and the stamp is
+ *   renewed. Different: the layer is corrupt and must never be used.
+ * Layers committed before fingerprints existed have none: they are trusted, and fingerprinted
+ * the first time they are checked.
+ */
+import { createHash } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { native } from '../native/index.js';
+
+export interface LayerIntegrity {
+  /** `<ino>:<ctime ns>` of diff/ when it was last known good. */
+  stamp: string;
+  /** sha256 over the tree (see above). */
+  fingerprint: string;
+  entries: number;
+}
+
+const KEPT_XATTR = /^(trusted\.overlay\.|user\.overlay\.|security\.capability$)/;
+
+export async function stampOf(diff: string): Promise<string> {
+  const st = await fs.stat(diff, { bigint: true });
+  return `${st.ino}:${st.ctimeNs}`;
+}
+
+/** Walk `diff` (never following symlinks) and hash what a faithful copy must keep. */
+export async function fingerprintOf(diff: string): Promise<{ fingerprint: string; entries: number }> {
+  const hash = createHash('sha256');
+  const n = native();
+  let entries = 0;
+  const visit = async (rel: string): Promise<void> => {
+    const abs = rel ? path.join(diff, rel) : diff;
+    const st = await fs.lstat(abs);
+    entries++;
+    const type = st.isDirectory() ? 'd' : st.isFile() ? 'f' : st.isSymbolicLink() ? 'l' : st.isCharacterDevice() ? 'c' : st.isBlockDevice() ? 'b' : st.isFIFO() ? 'p' : 's';
+    let line = `${rel}\0${type}\0${(st.mode & 0o7777).toString(8)}\0${st.uid}:${st.gid}`;
+    if (type === 'f') line += `\0${st.size}`;
+    if (type === 'c' || type === 'b') line += `\0${st.rdev}`;
+    if (type === 'l') line += `\0${await fs.readlink(abs)}`;
+    let names: string[] = [];
+    try {
+      names = n.llistxattr(abs).filter((x) => KEPT_XATTR.test(x)).sort();
+    } catch { /* a filesystem without xattrs: none kept */ }
+    for (const x of names) line += `\0${x}=${n.lgetxattr(abs, x)?.toString('hex') ?? ''}`;
+    hash.update(`${line}\n`);
+    if (type === 'd') {
+      for (const name of (await fs.readdir(abs)).sort()) await visit(rel ? `${rel}/${name}` : name);
+    }
+  };
+  await visit('');
+  return { fingerprint: `sha256:${hash.digest('hex')}`, entries };
+}
+
+export async function integrityOf(diff: string): Promise<LayerIntegrity> {
+  const { fingerprint, entries } = await fingerprintOf(diff);
+  return { stamp: await stampOf(diff), fingerprint, entries };
+}
+
+export type Verdict =
+  | { ok: true; integrity: LayerIntegrity; renewed: boolean }
+  | { ok: false; reason: string };
+
+/**
+ * Check `diff` against what was recorded. `renewed` says the stamp changed but the content is
+ * intact (the caller records the new integrity). Never throws for a damaged tree: that is a verdict.
+ */
+export async function verifyDiff(diff: string, recorded: LayerIntegrity | undefined): Promise<Verdict> {
+  let stamp: string;
+  try {
+    stamp = await stampOf(diff);
+  } catch (err) {
+    return { ok: false, reason: `its files are missing (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})` };
+  }
+  if (recorded && recorded.stamp === stamp) return { ok: true, integrity: recorded, renewed: false };
+  let now;
+  try {
+    now = await fingerprintOf(diff);
+  } catch (err) {
+    return { ok: false, reason: `reading it failed (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})` };
+  }
+  if (recorded && (now.fingerprint !== recorded.fingerprint || now.entries !== recorded.entries)) {
+    return { ok: false, reason: now.entries !== recorded.entries
+      ? `it has ${now.entries} entries where ${recorded.entries} were committed`
+      : 'owners, modes, xattrs or contents changed since it was committed' };
+  }
+  return { ok: true, integrity: { stamp, ...now }, renewed: true };
+}
