@@ -12,7 +12,7 @@
 import { promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { native } from '../native/index.js';
-import { pidAlive } from '../store/fsutil.js';
+import { pidAlive } from '../util/fs.js';
 import { sleep } from '../util/concurrency.js';
 import { cleanupContainer, removeContainer, type Env } from './containers.js';
 

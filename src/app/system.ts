@@ -22,7 +22,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { storePaths } from '../runtime/paths.js';
-import { pidAlive } from '../store/fsutil.js';
+import { pidAlive } from '../util/fs.js';
 import { Containers, isActive } from '../runtime/records.js';
 import { sweep, type NetworkAttachment } from '../network/bridge.js';
 import { disconnectSlirp, slirpAttachments, slirpOwner } from '../network/slirp.js';

@@ -16,7 +16,7 @@ import { serializeSpec } from '../spec/defaults.js';
 import { withResources } from '../spec/options.js';
 import type { Spec } from '../spec/types.js';
 import { updateResources, type ResourceUpdate } from '../runtime/control.js';
-import { writeFileAtomic } from '../store/fsutil.js';
+import { writeFileAtomic } from '../util/fs.js';
 import type { AppContext } from './context.js';
 import { openEnv, runtimeFor } from './containers.js';
 

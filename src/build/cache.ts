@@ -14,7 +14,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { sha256Digest, digestHex } from '../oci/digest.js';
 import type { LayerRecord } from '../store/images.js';
-import { writeFileAtomic } from '../store/fsutil.js';
+import { writeFileAtomic } from '../util/fs.js';
 
 export interface BuildState {
   /** The image config exactly as it would be stored (its sha256 is the state's id). */

@@ -1,7 +1,7 @@
 /**
  * The one seam to native-helpers/ (a small N-API addon): the syscalls Node cannot make.
  * Everything kernel-level that Node lacks goes through the `Native` interface, so logic around it
- * can be tested with a fake. The addon is loaded lazily, on first use, to keep start-up fast.
+ * can be tested with a fake (`withNative`; test/native/fake.test.ts does). The addon is loaded lazily, on first use, to keep start-up fast.
  */
 import { promises as fs } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -81,6 +81,20 @@ const LOCK = { sh: 1, ex: 2, un: 8 } as const;
 const LOCK_NB = 4;
 
 let loaded: Native | undefined;
+
+/**
+ * Put `fake` in place of the addon for the length of `fn` (tests): every `native()` call inside
+ * returns it, so the logic around a syscall can be tested without the kernel doing it.
+ */
+export async function withNative<T>(fake: Native, fn: () => Promise<T>): Promise<T> {
+  const before = loaded;
+  loaded = fake;
+  try {
+    return await fn();
+  } finally {
+    loaded = before;
+  }
+}
 
 /** The native helpers (native-helpers/build/Release/tsrun_native.node, built by `npm run build`). */
 export function native(): Native {

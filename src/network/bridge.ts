@@ -21,9 +21,10 @@
 import { promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { TsrunError } from '../errors.js';
-import { writeFileAtomic } from '../store/fsutil.js';
+import { writeFileAtomic } from '../util/fs.js';
 import { runProgram, which } from '../util/exec.js';
 import { addList, cniPath, CNI_VERSION, delList, type CniResult, type ConfList, type Invocation } from './cni.js';
+import type { NetworkInfo } from '../oci/network.js';
 import type { PortMapping } from './ports.js';
 
 export const NET_RUN_DIR = '/run/tsrun/net';
@@ -45,15 +46,7 @@ export interface NetworkAttachment {
   result?: CniResult;
 }
 
-/** What the container got, for /etc/hosts, inspect, ps and port. */
-export interface NetworkInfo {
-  ip: string;
-  prefixLen: number;
-  gateway: string;
-  mac: string;
-  bridge: string;
-  ports: PortMapping[];
-}
+export type { NetworkInfo };
 
 export function netnsName(id: string): string {
   return `tsrun-${id.slice(0, 12)}`;

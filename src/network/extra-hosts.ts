@@ -13,12 +13,9 @@
 import net from 'node:net';
 import os from 'node:os';
 import { TsrunError } from '../errors.js';
+import type { ExtraHost } from '../oci/network.js';
 
-export interface ExtraHost {
-  name: string;
-  /** An address, or "host-gateway". */
-  ip: string;
-}
+export type { ExtraHost };
 
 export const HOST_GATEWAY = 'host-gateway';
 export const HOST_INTERNAL = 'host.containers.internal';

@@ -14,19 +14,9 @@
 import net from 'node:net';
 import dgram from 'node:dgram';
 import { TsrunError } from '../errors.js';
+import type { PortMapping, Protocol } from '../oci/network.js';
 
-export type Protocol = 'tcp' | 'udp';
-
-export interface PortMapping {
-  /** '' means every address (shown as 0.0.0.0, as Docker does). */
-  hostIP: string;
-  /** 0: any free port. */
-  hostPort: number;
-  containerPort: number;
-  protocol: Protocol;
-  /** A host range offered for one container port: the first free one is used. */
-  hostRange?: [number, number];
-}
+export type { PortMapping, Protocol };
 
 function usage(spec: string, why: string): TsrunError {
   return new TsrunError('ERR_USAGE', `invalid port specification "${spec}": ${why}`, {

@@ -19,11 +19,9 @@ import { promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { TsrunError } from '../errors.js';
 import { native, withFileLock, withFileLockIfFree } from '../native/index.js';
-import { writeFileAtomic } from '../store/fsutil.js';
+import { writeFileAtomic } from '../util/fs.js';
 import type { BindMount } from '../spec/options.js';
-import type { ExtraHost } from '../network/extra-hosts.js';
-import type { PortMapping } from '../network/ports.js';
-import type { NetworkInfo } from '../network/bridge.js';
+import type { ExtraHost, NetworkInfo, PortMapping } from '../oci/network.js';
 import type { OverlayDriver } from '../snapshot/overlay.js';
 import { containerPaths, type ContainerPaths, type StorePaths } from './paths.js';
 

@@ -25,7 +25,7 @@ import { TsrunError } from '../errors.js';
 import { digestHex, sha256Digest } from '../oci/digest.js';
 import { withFileLock, withFileLockIfFree } from '../native/index.js';
 import { checkImagesFile, emptyImagesFile, type ImageRecord, type ImagesFile } from './images.js';
-import { exists, removeStaleTemps, tempName, writeFileAtomic } from './fsutil.js';
+import { exists, removeStaleTemps, tempName, writeFileAtomic } from '../util/fs.js';
 import { integrityOf, verifyDiff, type LayerIntegrity, type Verdict } from './verify.js';
 
 export interface LayerMeta {

@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert';
 import type { Command } from 'commander';
 import { needsNamespace } from '../../src/rootless/enter.js';
 import { commandPlan } from '../../src/cli/own-options.js';
-import type { CliIo } from '../../src/cli/main.js';
+import type { CliIo } from '../../src/cli/output.js';
 import { registerImageCommands } from '../../src/cli/commands/images.js';
 import { registerAuthCommands } from '../../src/cli/commands/login.js';
 import { registerContainerCommands } from '../../src/cli/commands/containers.js';

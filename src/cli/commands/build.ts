@@ -5,7 +5,7 @@
  */
 import type { Command } from 'commander';
 import { readFileSync, writeFileSync } from 'node:fs';
-import type { CliIo } from '../main.js';
+import type { CliIo } from '../output.js';
 import { TsrunError } from '../../errors.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];

@@ -2,7 +2,7 @@
  * `commit` (and `container commit`): a container's changes as a new image (app/commit.ts).
  */
 import type { Command } from 'commander';
-import type { CliIo } from '../main.js';
+import type { CliIo } from '../output.js';
 import { context, exitOne, group } from './common.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];

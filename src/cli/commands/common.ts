@@ -5,7 +5,7 @@
  */
 import type { Command } from 'commander';
 import { TsrunError } from '../../errors.js';
-import type { CliIo } from '../main.js';
+import type { CliIo } from '../output.js';
 
 /**
  * Run `fn`; a failure exits 1, as these docker commands do (only run/create/start/exec use 125,

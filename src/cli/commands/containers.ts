@@ -7,7 +7,7 @@
  */
 import type { Command } from 'commander';
 import type { Reporter } from '../../events.js';
-import { EXIT_TSRUN, printError, type CliIo } from '../main.js';
+import { EXIT_TSRUN, printError, type CliIo } from '../output.js';
 import type { PsFlags } from './ps.js';
 import { checkTty, registerSessionCommands } from './sessions.js';
 import { attachStreams, runOptions, toRunOptions, type RunFlags } from './run-options.js';

@@ -2,7 +2,7 @@
  * `diff` (and `container diff`): Docker's `A|C|D PATH` lines for a container's changes (app/diff.ts).
  */
 import type { Command } from 'commander';
-import type { CliIo } from '../main.js';
+import type { CliIo } from '../output.js';
 import { context, exitOne, group } from './common.js';
 
 export function registerDiffCommands(program: Command, io: CliIo): void {

@@ -3,7 +3,7 @@
  * a daemonless tool can know (app/events.ts says which events exist).
  */
 import type { Command } from 'commander';
-import type { CliIo } from '../main.js';
+import type { CliIo } from '../output.js';
 import { context, exitOne, group } from './common.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];

@@ -4,7 +4,7 @@
  */
 import type { Command } from 'commander';
 import { TsrunError } from '../../errors.js';
-import type { CliIo } from '../main.js';
+import type { CliIo } from '../output.js';
 import { context, exitOne, group } from './common.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];

@@ -5,7 +5,7 @@
  */
 import type { Command } from 'commander';
 import type { Reporter } from '../../events.js';
-import { printError, type CliIo } from '../main.js';
+import { printError, type CliIo } from '../output.js';
 
 async function context(io: CliIo, reporter?: Reporter) {
   const { processContext } = await import('../../app/context.js');

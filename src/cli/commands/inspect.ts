@@ -3,8 +3,8 @@
  * cli/command/inspect/inspector.go): indented JSON, `json`, or a template on Docker's typed
  * structs (cli/views.ts, cli/docker-types.ts); `--type container|image`, `--size`.
  */
-import type { CliIo } from '../main.js';
-import { printError } from '../main.js';
+import type { CliIo } from '../output.js';
+import { printError } from '../output.js';
 
 export interface InspectFlags { format?: string; type?: string; size?: boolean }
 

@@ -4,7 +4,7 @@
  */
 import type { Command } from 'commander';
 import { TsrunError } from '../../errors.js';
-import type { CliIo } from '../main.js';
+import type { CliIo } from '../output.js';
 
 async function context(io: CliIo) {
   const { processContext } = await import('../../app/context.js');

@@ -3,7 +3,7 @@
  * Like docker, each container is tried; the errors are printed and the command exits 1 if any failed.
  */
 import type { Command } from 'commander';
-import { printError, type CliIo } from '../main.js';
+import { printError, type CliIo } from '../output.js';
 import { context, exitOne, group } from './common.js';
 
 export function registerPauseCommands(program: Command, io: CliIo): void {

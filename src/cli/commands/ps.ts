@@ -3,7 +3,7 @@
  * `--format` on Docker's typed structs (cli/views.ts), `-q`, `--no-trunc`, `-s`, `-n`, `-l`,
  * `--filter`, `psFormat` from the client config.json.
  */
-import type { CliIo } from '../main.js';
+import type { CliIo } from '../output.js';
 
 export interface PsFlags {
   all?: boolean; quiet?: boolean; format?: string; trunc: boolean; latest?: boolean; size?: boolean;

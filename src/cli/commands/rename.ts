@@ -1,6 +1,6 @@
 /** `rename` (and `container rename`): give a container a new name (app/rename.ts). */
 import type { Command } from 'commander';
-import type { CliIo } from '../main.js';
+import type { CliIo } from '../output.js';
 import { context, exitOne, group } from './common.js';
 
 export function registerRenameCommands(program: Command, io: CliIo): void {

@@ -10,7 +10,7 @@
  * stopped container, start it first").
  */
 import type { Command } from 'commander';
-import type { CliIo } from '../main.js';
+import type { CliIo } from '../output.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 

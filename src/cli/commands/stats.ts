@@ -4,7 +4,7 @@
  * second until Ctrl-C, as docker does.
  */
 import type { Command } from 'commander';
-import type { CliIo } from '../main.js';
+import type { CliIo } from '../output.js';
 import { context, exitOne, group } from './common.js';
 
 /** go-units BytesSize: binary units ("1.5MiB"), as docker stats prints memory. */

@@ -3,7 +3,7 @@
  * crash left (app/system.ts). As Docker's, it asks first unless `-f` (no stdin: no).
  */
 import type { Command } from 'commander';
-import type { CliIo } from '../main.js';
+import type { CliIo } from '../output.js';
 
 export function registerSystemCommands(program: Command, io: CliIo): void {
   const infoCmd = (cmd: Command) => cmd

@@ -3,7 +3,7 @@
  * host's ps (app/top.ts). Everything after the container goes to ps: `top c -o pid,comm`.
  */
 import type { Command } from 'commander';
-import type { CliIo } from '../main.js';
+import type { CliIo } from '../output.js';
 import { context, exitOne, group } from './common.js';
 
 export function registerTopCommands(program: Command, io: CliIo): void {

@@ -8,7 +8,7 @@
  * Root has no such namespace: it is an error there, as with podman.
  */
 import type { Command } from 'commander';
-import type { CliIo } from '../main.js';
+import type { CliIo } from '../output.js';
 
 export function registerUnshareCommand(program: Command, io: CliIo): void {
   program.command('unshare')

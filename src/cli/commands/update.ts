@@ -1,6 +1,6 @@
 /** `update` (and `container update`): change resource limits (app/update.ts). */
 import type { Command } from 'commander';
-import { printError, type CliIo } from '../main.js';
+import { printError, type CliIo } from '../output.js';
 import { context, exitOne, group } from './common.js';
 
 export function registerUpdateCommands(program: Command, io: CliIo): void {

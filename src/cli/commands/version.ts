@@ -9,7 +9,7 @@
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import type { Command } from 'commander';
-import type { CliIo } from '../main.js';
+import type { CliIo } from '../output.js';
 import type { Info } from '../../app/info.js';
 
 const VERSION_TEMPLATE = `{{with .Client -}}

@@ -1,6 +1,7 @@
 /**
- * Small filesystem helpers for the store: atomic writes (temp name + fsync + rename), fresh
- * temp names tagged with our pid, and removal of temp entries whose process is gone.
+ * Small filesystem helpers shared by the store, the container records, the network and build's
+ * cache: atomic writes (temp name + fsync + rename), fresh temp names tagged with our pid, and
+ * removal of temp entries whose process is gone.
  *
  * Contract: `writeFileAtomic` either leaves the old file (or nothing) or the complete new one,
  * never a torn file; temp entries are named `<pid>-<random>` so a later process can tell whether
