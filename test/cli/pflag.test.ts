@@ -8,6 +8,8 @@ import { Command } from 'commander';
 import fc from 'fast-check';
 import { normalize } from '../../src/cli/pflag.js';
 import { TsrunError } from '../../src/errors.js';
+import { registerContainerCommands } from '../../src/cli/commands/containers.js';
+import type { CliIo } from '../../src/cli/output.js';
 
 function program(seen: { args?: unknown[]; opts?: Record<string, unknown> }): Command {
   const p = new Command('tsrun').option('--root <dir>').option('--debug').enablePositionalOptions().exitOverride();
@@ -85,6 +87,23 @@ test('any argv: normalize either rewrites it or throws TsrunError; words after `
       if (!(e instanceof TsrunError)) throw e;
     }
   }), { numRuns: 3000 });
+});
+
+test('the real run command: --sig-proxy bare or =true forwards signals, =false and --no-sig-proxy do not, the default does', async () => {
+  const cases: Array<[string[], boolean]> = [[[], true], [['--sig-proxy'], true], [['--sig-proxy=true'], true], [['--sig-proxy=false'], false], [['--no-sig-proxy'], false]];
+  for (const [flags, want] of cases) {
+    const p = new Command('tsrun').option('--root <dir>').option('--debug').enablePositionalOptions().exitOverride();
+    registerContainerCommands(p, { out: process.stdout, err: process.stderr, globals: () => ({}), version: '0' } as unknown as CliIo);
+    const n = normalize(p, ['run', ...flags, 'img']);
+    let got: unknown;
+    p.hook('preAction', (_t, action) => {
+      for (let c: Command | null = action; c; c = c.parent) for (const [k, v] of Object.entries(n.overrides.get(c) ?? {})) c.setOptionValueWithSource(k, v, 'cli');
+      got = action.opts()['sigProxy'];
+      throw new Error('stop before running');
+    });
+    await p.parseAsync(n.argv, { from: 'user' }).catch((e: Error) => { if (e.message !== 'stop before running') throw e; });
+    assert.is(got, want, flags.join(' ') || '(default)');
+  }
 });
 
 test.run();

@@ -72,7 +72,8 @@ export function runOptions(cmd: Command, o: { run: boolean }): Command {
     .option('--pull <policy>', 'pull the image: missing (default), always, never')
     .option('--platform <os/arch>', 'platform to pull if the image is missing');
   if (o.run) {
-    cmd.option('--no-sig-proxy', 'do not forward received signals to the container')
+    cmd.option('--sig-proxy', 'forward received signals to the container (the default)', true)
+      .option('--no-sig-proxy', 'do not forward received signals to the container')
       .option('--detach-keys <keys>', 'key sequence that detaches from an attached -it container (default ctrl-p,ctrl-q)');
   }
   return cmd
