@@ -124,6 +124,8 @@ static napi_value js_statx(napi_env env, napi_callback_info info) {
   set_num(env, obj, "nlink", st.stx_nlink);
   set_num(env, obj, "ino", (double)st.stx_ino);
   set_num(env, obj, "dev", (double)(((uint64_t)st.stx_dev_major << 32) | st.stx_dev_minor));
+  set_num(env, obj, "rdevMajor", st.stx_rdev_major);
+  set_num(env, obj, "rdevMinor", st.stx_rdev_minor);
   set_num(env, obj, "atimeSec", (double)st.stx_atime.tv_sec);
   set_num(env, obj, "atimeNsec", st.stx_atime.tv_nsec);
   set_num(env, obj, "mtimeSec", (double)st.stx_mtime.tv_sec);

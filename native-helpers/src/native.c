@@ -5,6 +5,8 @@
  *   lsetxattr(path, name, value: Buffer)  e.g. security.capability, trusted.overlay.opaque
  *   lgetxattr(path, name) -> Buffer|null  null when the attribute is absent (ENODATA)
  *   llistxattr(path) -> string[]
+ *   lgetxattr/llistxattr(path, ..., follow = true) follow a final link: only for /proc/self/fd/N,
+ *                                         which names exactly what an (O_PATH) fd names
  *   flock(fd, op) -> boolean              op = LOCK_SH|LOCK_EX|LOCK_UN [|LOCK_NB]; false = would block
  *   mount(source, target, fstype, data)   mount(2) with no flags (overlay roots); relative paths in
  *                                         `data` resolve against the process's cwd
@@ -18,6 +20,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,13 +112,16 @@ static napi_value js_lsetxattr(napi_env env, napi_callback_info info) {
 }
 
 static napi_value js_lgetxattr(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
+  size_t argc = 3;
+  napi_value argv[3];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   char path[PATH_BUF], name[NAME_BUF];
   if (argc < 2 || get_string(env, argv[0], path, sizeof path) || get_string(env, argv[1], name, sizeof name)) return NULL;
+  bool follow = false;
+  if (argc >= 3) napi_get_value_bool(env, argv[2], &follow);
+  ssize_t (*get)(const char *, const char *, void *, size_t) = follow ? getxattr : lgetxattr;
   for (;;) {
-    ssize_t size = lgetxattr(path, name, NULL, 0);
+    ssize_t size = get(path, name, NULL, 0);
     if (size < 0) {
       if (errno == ENODATA) { napi_value n; napi_get_null(env, &n); return n; }
       return throw_errno(env, errno, "lgetxattr", path);
@@ -123,7 +129,7 @@ static napi_value js_lgetxattr(napi_env env, napi_callback_info info) {
     void *out = NULL;
     napi_value buf;
     napi_create_buffer(env, (size_t)size, &out, &buf);
-    ssize_t got = size == 0 ? 0 : lgetxattr(path, name, out, (size_t)size);
+    ssize_t got = size == 0 ? 0 : get(path, name, out, (size_t)size);
     if (got < 0 && errno == ERANGE) continue; /* grew between the calls */
     if (got < 0) return throw_errno(env, errno, "lgetxattr", path);
     if (got == size) return buf;
@@ -134,17 +140,20 @@ static napi_value js_lgetxattr(napi_env env, napi_callback_info info) {
 }
 
 static napi_value js_llistxattr(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
+  size_t argc = 2;
+  napi_value argv[2];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   char path[PATH_BUF];
   if (argc < 1 || get_string(env, argv[0], path, sizeof path)) return NULL;
+  bool follow = false;
+  if (argc >= 2) napi_get_value_bool(env, argv[1], &follow);
+  ssize_t (*list)(const char *, char *, size_t) = follow ? listxattr : llistxattr;
   for (;;) {
-    ssize_t size = llistxattr(path, NULL, 0);
+    ssize_t size = list(path, NULL, 0);
     if (size < 0) return throw_errno(env, errno, "llistxattr", path);
     char *names = malloc((size_t)size + 1);
     if (!names) return throw_errno(env, ENOMEM, "llistxattr", path);
-    ssize_t got = size == 0 ? 0 : llistxattr(path, names, (size_t)size);
+    ssize_t got = size == 0 ? 0 : list(path, names, (size_t)size);
     if (got < 0) {
       int e = errno;
       free(names);

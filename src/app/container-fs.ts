@@ -5,11 +5,13 @@
  * directory (which Docker keeps out of diff and commit: its "init layer").
  *
  * Security (ARCHITECTURE.md, issue 13): a running container is an adversary that can swap a
- * directory for a symlink between two of our syscalls. Callers freeze it first (pause.ts's
- * withFrozen), and every walk here and in layers/diff.ts uses lstat and opens files with
- * O_NOFOLLOW, never following a link. TODO(safe-root): once the safe-root module of issue 13
- * lands, walk these trees from a directory fd with its openat2(RESOLVE_IN_ROOT) walk instead of
- * path strings.
+ * directory for a symlink between two of our syscalls. Callers freeze it first where the freezer
+ * exists (pause.ts's withFrozen; rootless containers are read live), and what is archived or
+ * listed is read from directory fds, every entry opened O_PATH|O_NOFOLLOW relative to its
+ * directory's fd (layers/diff.ts's diffTar for export and commit, diff.ts's changesOf), never by
+ * path string. The lowers here are the store's own layers, which no container writes, read by
+ * path. `runtimeMountpoints` reads a few upper paths by lstat: a race there can only change
+ * which of those names are left out, never bring a host file in.
  * Contract: `withRootfs` unmounts what it mounted, whatever `fn` does.
  */
 import { promises as fs, lstatSync, readFileSync, readdirSync, type Stats } from 'node:fs';

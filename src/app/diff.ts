@@ -5,11 +5,13 @@
  * image has is a change (a directory counts as changed when something in it changed, as in
  * Docker), anything else is an addition; an opaque directory also deletes what the image had in it.
  * The runtime's mount points (/etc/hosts, /proc… when the image lacks them) are left out, as
- * Docker leaves out its init layer. A running container is frozen while its upper dir is read.
+ * Docker leaves out its init layer. A running container is frozen while its upper dir is read
+ * (where the freezer exists: not rootless), and the upper dir is walked from directory fds, each
+ * entry opened O_PATH|O_NOFOLLOW relative to its directory (issue 13): a directory the container
+ * swaps for a symlink meanwhile is never entered, so no host name can appear here.
  */
-import { lstatSync, readdirSync, type Stats } from 'node:fs';
-import path from 'node:path';
 import { native } from '../native/index.js';
+import { closeFd, errno, O_PATH, openTrusted } from '../snapshot/safe-root.js';
 import type { AppContext } from './context.js';
 import { openEnv } from './containers.js';
 import { inLower, lowerNames, upperView, type UpperView } from './container-fs.js';
@@ -27,40 +29,58 @@ export async function containerDiff(ctx: AppContext, query: string): Promise<Cha
   return withFrozen(env, c, true, async () => changesOf(view));
 }
 
-const isWhiteout = (st: Stats) => st.isCharacterDevice() && st.rdev === 0;
+const S_IFMT = 0o170000;
+const S_IFDIR = 0o040000;
+const S_IFREG = 0o100000;
+const S_IFCHR = 0o020000;
+const OPAQUE = ['trusted.overlay.opaque', 'user.overlay.opaque', 'user.fuseoverlayfs.opaque'];
 
 /** The changes an upper dir records against its lower layers, sorted by path. */
 export function changesOf(v: UpperView): Change[] {
   const out: Change[] = [];
-  const walk = (rel: string) => {
-    const dir = rel === '' ? v.upper : path.join(v.upper, rel);
-    const names = readdirSync(dir);
-    for (const name of names) {
+  const n = native();
+  const walk = (dirFd: number, rel: string) => {
+    for (const name of n.readdir(dirFd)) {
       const childRel = rel === '' ? name : `${rel}/${name}`;
       if (v.excluded.has(childRel) || name === '.wh..wh..opq') continue;
-      const st = lstatSync(path.join(dir, name));
-      if (isWhiteout(st)) {
-        out.push({ kind: 'D', path: `/${childRel}` });
-        continue;
+      let fd: number;
+      try {
+        fd = n.openat(dirFd, name, O_PATH, 0);
+      } catch (err) {
+        if (errno(err) === 'ENOENT') continue; // removed meanwhile (a live container)
+        throw err;
       }
-      if (name.startsWith('.wh.') && st.isFile()) {
-        // fuse-overlayfs may write OCI-style whiteouts.
-        out.push({ kind: 'D', path: `/${rel === '' ? '' : `${rel}/`}${name.slice(4)}` });
-        continue;
+      try {
+        const st = n.statx(fd, '', false);
+        const type = st.mode & S_IFMT;
+        if (type === S_IFCHR && st.rdevMajor === 0 && st.rdevMinor === 0) {
+          out.push({ kind: 'D', path: `/${childRel}` });
+          continue;
+        }
+        if (name.startsWith('.wh.') && type === S_IFREG) {
+          // fuse-overlayfs may write OCI-style whiteouts.
+          out.push({ kind: 'D', path: `/${rel === '' ? '' : `${rel}/`}${name.slice(4)}` });
+          continue;
+        }
+        const existed = inLower(v, childRel);
+        out.push({ kind: existed ? 'C' : 'A', path: `/${childRel}` });
+        if (type !== S_IFDIR) continue;
+        const isOpaque = OPAQUE.some((x) => n.fgetxattr(fd, x)?.toString() === 'y');
+        if (isOpaque && existed) {
+          const mine = new Set(n.readdir(fd));
+          for (const l of lowerNames(v, childRel)) if (!mine.has(l)) out.push({ kind: 'D', path: `/${childRel}/${l}` });
+        }
+        walk(fd, childRel);
+      } finally {
+        closeFd(fd);
       }
-      const existed = inLower(v, childRel);
-      out.push({ kind: existed ? 'C' : 'A', path: `/${childRel}` });
-      if (!st.isDirectory()) continue;
-      const p = path.join(dir, name);
-      const isOpaque = ['trusted.overlay.opaque', 'user.overlay.opaque', 'user.fuseoverlayfs.opaque']
-        .some((x) => native().lgetxattr(p, x)?.toString() === 'y');
-      if (isOpaque && existed) {
-        const mine = new Set(readdirSync(p));
-        for (const n of lowerNames(v, childRel)) if (!mine.has(n)) out.push({ kind: 'D', path: `/${childRel}/${n}` });
-      }
-      walk(childRel);
     }
   };
-  walk('');
+  const root = openTrusted(v.upper);
+  try {
+    walk(root, '');
+  } finally {
+    closeFd(root);
+  }
   return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }

@@ -4,7 +4,10 @@
  * image metadata, no volumes bind-mounted into it. The tar is made by layers/diff.ts's writer
  * (entries sorted, owners and modes and xattrs kept, hardlinks kept, symlinks as links, nothing
  * followed). A running container is frozen while it is read (Docker does not, but its tar is
- * then a moving target), a stopped one has its root mounted for the duration.
+ * then a moving target) where the freezer exists (not rootless), a stopped one has its root
+ * mounted for the duration. Either way the tree is read from directory fds, each entry opened
+ * O_NOFOLLOW relative to its parent's (layers/diff.ts), so a container swapping a directory for
+ * a symlink meanwhile cannot get a host file into the tar.
  */
 import type { Writable } from 'node:stream';
 import { diffTar } from '../layers/diff.js';
@@ -20,8 +23,8 @@ export async function exportContainer(ctx: AppContext, query: string, out: Writa
   const c = await env.containers.find(query);
   const s = new StreamOut(out, `exporting container ${c.record.name}`);
   await withFrozen(env, c, true, () => withRootfs(env, c, async (rootfs) => {
-    // TODO(safe-root): walk `rootfs` from a directory fd with the safe-root module once it
-    // lands; until then diffTar's lstat/O_NOFOLLOW walk of a frozen container is what keeps it in.
+    // diffTar walks `rootfs` from its fd, never by path (issue 13): what keeps a rootless
+    // container, which is read live, from getting host files into the tar.
     await s.writeAll(diffTar(rootfs, { overlayXattrPrefix: unpackAs(ctx).overlayXattrPrefix }));
   }));
 }

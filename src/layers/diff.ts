@@ -9,13 +9,21 @@
  * bookkeeping xattrs (origin, impure, redirect…, and fuse-overlayfs's) are dropped, other xattrs
  * kept sorted. An upper dir written by fuse-overlayfs works too: its opaque xattr is read, and
  * whiteouts it wrote as `.wh.NAME` files are already in OCI form.
- * Contract: `dir` does not change while it is read (the step's container has exited); what is
- * yielded is the whole archive including the end marker. Nothing is followed: symlinks are
- * read as links, and only regular files are opened (O_NOFOLLOW).
+ * How `dir` is read (issue 13): from a directory fd, every entry opened O_PATH|O_NOFOLLOW
+ * relative to its directory's fd, and everything written — type, mode, owners, times, size,
+ * xattrs, link target, contents — taken from that fd, never from a path string. So a tree that
+ * changes while it is read (a running container's upper dir or merged root, which `commit`,
+ * `export` and `diff` read, frozen where the cgroup freezer allows it and live where it does not)
+ * can make the archive a mix of before and after, or make it fail, but never brings in anything
+ * outside `dir`: a directory swapped for a symlink is not entered, a file swapped for a fifo or a
+ * device is not opened. An entry that vanishes between the listing and the open is left out.
+ * Contract: `dir` itself is trusted (the store's path); what is yielded is the whole archive
+ * including the end marker; for a tree that does not change (a finished build step), the output
+ * is a pure function of the tree.
  */
 import fs, { constants as C } from 'node:fs';
-import path from 'node:path';
-import { native } from '../native/index.js';
+import { native, type Statx } from '../native/index.js';
+import { closeFd, errno, O_PATH, openTrusted } from '../snapshot/safe-root.js';
 import { blockPadding, encodeHeader, TAR_TRAILER, type TarWriteHeader } from './tar-writer.js';
 
 export interface DiffOptions {
@@ -34,15 +42,29 @@ function byteOrder(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a), Buffer.from(b));
 }
 
-function xattrsOf(p: string): Map<string, Buffer> {
+const S_IFMT = 0o170000;
+const S = { file: 0o100000, dir: 0o040000, symlink: 0o120000, char: 0o020000, block: 0o060000, fifo: 0o010000 } as const;
+
+/** The xattrs of what an O_PATH fd names, overlayfs's own left out, sorted. */
+function xattrsOf(fd: number): Map<string, Buffer> {
   const out = new Map<string, Buffer>();
   const n = native();
-  for (const name of n.llistxattr(p).sort(byteOrder)) {
+  for (const name of n.flistxattr(fd).sort(byteOrder)) {
     if (OVERLAY_PREFIXES.some((pre) => name.startsWith(pre))) continue;
-    const v = n.lgetxattr(p, name);
+    const v = n.fgetxattr(fd, name);
     if (v) out.set(name, v);
   }
   return out;
+}
+
+/** An O_PATH fd for `name` in `dirFd`, never following it; undefined if it is gone. */
+function openEntry(dirFd: number, name: string): number | undefined {
+  try {
+    return native().openat(dirFd, name, O_PATH, 0);
+  } catch (err) {
+    if (errno(err) === 'ENOENT') return undefined;
+    throw err;
+  }
 }
 
 /** Yield the layer tar of `dir`, chunk by chunk. */
@@ -51,71 +73,83 @@ export async function* diffTar(dir: string, opts: DiffOptions): AsyncGenerator<B
   const opaque = `${opts.overlayXattrPrefix}opaque`;
   const n = native();
 
-  async function* walk(rel: string): AsyncGenerator<Buffer> {
-    const abs = rel === '' ? dir : path.join(dir, rel);
-    const names = fs.readdirSync(abs).sort(byteOrder);
+  async function* walk(dirFd: number, rel: string): AsyncGenerator<Buffer> {
+    const names = n.readdir(dirFd).sort(byteOrder);
     for (const name of names) {
       const childRel = rel === '' ? name : `${rel}/${name}`;
       if (opts.exclude?.has(childRel)) continue;
-      const p = path.join(abs, name);
-      const st = fs.lstatSync(p, { bigint: true });
-      const base: Omit<TarWriteHeader, 'name' | 'type'> = {
-        mode: Number(st.mode & 0o7777n), uid: Number(st.uid), gid: Number(st.gid), size: 0,
-        mtime: Number(st.mtimeMs / 1000n),
-      };
-      if (st.isCharacterDevice() && st.rdev === 0n) {
-        // An overlayfs whiteout: the name is deleted in this layer.
-        yield encodeHeader({ ...base, name: rel === '' ? `.wh.${name}` : `${rel}/.wh.${name}`, type: 'file', mode: 0o600, uid: 0, gid: 0 });
-        continue;
+      const fd = openEntry(dirFd, name);
+      if (fd === undefined) continue;
+      try {
+        yield* entry(fd, rel, name, childRel);
+      } finally {
+        closeFd(fd);
       }
-      const xattrs = xattrsOf(p);
-      if (st.isDirectory()) {
-        yield encodeHeader({ ...base, name: `${childRel}/`, type: 'dir', xattrs });
-        if (n.lgetxattr(p, opaque)?.toString() === 'y' || n.lgetxattr(p, FUSE_OPAQUE)?.toString() === 'y') {
-          yield encodeHeader({ ...base, name: `${childRel}/.wh..wh..opq`, type: 'file', mode: 0o600, uid: 0, gid: 0 });
-        }
-        yield* walk(childRel);
-        continue;
-      }
-      if (st.nlink > 1n && !st.isDirectory()) {
-        const key = `${st.dev}:${st.ino}`;
-        const first = links.get(key);
-        if (first !== undefined) {
-          yield encodeHeader({ ...base, name: childRel, type: 'hardlink', linkname: first, xattrs });
-          continue;
-        }
-        links.set(key, childRel);
-      }
-      if (st.isSymbolicLink()) {
-        yield encodeHeader({ ...base, name: childRel, type: 'symlink', linkname: fs.readlinkSync(p) });
-      } else if (st.isFile()) {
-        yield* fileEntry(p, { ...base, name: childRel, type: 'file', size: Number(st.size), xattrs });
-      } else if (st.isCharacterDevice() || st.isBlockDevice()) {
-        const rdev = Number(st.rdev);
-        yield encodeHeader({
-          ...base, name: childRel, type: st.isCharacterDevice() ? 'char' : 'block', xattrs,
-          devmajor: (rdev >> 8) & 0xfff, devminor: (rdev & 0xff) | ((rdev >> 12) & 0xfff00),
-        });
-      } else if (st.isFIFO()) {
-        yield encodeHeader({ ...base, name: childRel, type: 'fifo', xattrs });
-      }
-      // Sockets are not representable in a tar (as GNU tar, skip them).
     }
   }
 
-  yield* walk('');
+  async function* entry(fd: number, rel: string, name: string, childRel: string): AsyncGenerator<Buffer> {
+    const st = n.statx(fd, '', false);
+    const type = st.mode & S_IFMT;
+    const base: Omit<TarWriteHeader, 'name' | 'type'> = {
+      mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, size: 0, mtime: st.mtimeSec,
+    };
+    if (type === S.char && st.rdevMajor === 0 && st.rdevMinor === 0) {
+      // An overlayfs whiteout: the name is deleted in this layer.
+      yield encodeHeader({ ...base, name: rel === '' ? `.wh.${name}` : `${rel}/.wh.${name}`, type: 'file', mode: 0o600, uid: 0, gid: 0 });
+      return;
+    }
+    const xattrs = xattrsOf(fd);
+    if (type === S.dir) {
+      yield encodeHeader({ ...base, name: `${childRel}/`, type: 'dir', xattrs });
+      if (n.fgetxattr(fd, opaque)?.toString() === 'y' || n.fgetxattr(fd, FUSE_OPAQUE)?.toString() === 'y') {
+        yield encodeHeader({ ...base, name: `${childRel}/.wh..wh..opq`, type: 'file', mode: 0o600, uid: 0, gid: 0 });
+      }
+      yield* walk(fd, childRel);
+      return;
+    }
+    if (st.nlink > 1) {
+      const key = `${st.dev}:${st.ino}`;
+      const first = links.get(key);
+      if (first !== undefined) {
+        yield encodeHeader({ ...base, name: childRel, type: 'hardlink', linkname: first, xattrs });
+        return;
+      }
+      links.set(key, childRel);
+    }
+    if (type === S.symlink) {
+      yield encodeHeader({ ...base, name: childRel, type: 'symlink', linkname: n.readlinkat(fd, '') });
+    } else if (type === S.file) {
+      yield* fileEntry(fd, st, { ...base, name: childRel, type: 'file', size: st.size, xattrs });
+    } else if (type === S.char || type === S.block) {
+      yield encodeHeader({
+        ...base, name: childRel, type: type === S.char ? 'char' : 'block', xattrs, devmajor: st.rdevMajor, devminor: st.rdevMinor,
+      });
+    } else if (type === S.fifo) {
+      yield encodeHeader({ ...base, name: childRel, type: 'fifo', xattrs });
+    }
+    // Sockets are not representable in a tar (as GNU tar, skip them).
+  }
+
+  const root = openTrusted(dir);
+  try {
+    yield* walk(root, '');
+  } finally {
+    closeFd(root);
+  }
   yield TAR_TRAILER;
 }
 
-async function* fileEntry(p: string, h: TarWriteHeader): AsyncGenerator<Buffer> {
-  const fd = fs.openSync(p, C.O_RDONLY | C.O_NOFOLLOW);
+/** A regular file's entry; `pathFd` is its O_PATH fd, `st` what it names (checked: a regular file). */
+async function* fileEntry(pathFd: number, st: Statx, h: TarWriteHeader): AsyncGenerator<Buffer> {
+  const fd = native().reopen(pathFd, C.O_RDONLY | C.O_NONBLOCK);
   try {
     yield encodeHeader(h);
     let left = h.size;
     while (left > 0) {
       const buf = Buffer.allocUnsafe(Math.min(READ_CHUNK, left));
       const got = fs.readSync(fd, buf, 0, buf.length, null);
-      if (got === 0) throw new Error(`${p} shrank while it was archived`);
+      if (got === 0) throw new Error(`${h.name} shrank while it was archived (${st.size} bytes)`);
       left -= got;
       yield got === buf.length ? buf : buf.subarray(0, got);
     }

@@ -15,6 +15,9 @@ export interface Native {
   /** null when the attribute is absent. */
   lgetxattr(path: string, name: string): Buffer | null;
   llistxattr(path: string): string[];
+  /** The xattrs of what an fd (O_PATH included, any file type) names: through /proc/self/fd/N. */
+  fgetxattr(fd: number, name: string): Buffer | null;
+  flistxattr(fd: number): string[];
   /** flock(2); returns false when `nonblock` and the lock is held elsewhere. */
   flock(fd: number, op: 'sh' | 'ex' | 'un', nonblock?: boolean): boolean;
   /** mount(2) without flags; relative paths in `data` resolve against the process's cwd. */
@@ -59,6 +62,9 @@ export interface Statx {
   atimeNsec: number;
   mtimeSec: number;
   mtimeNsec: number;
+  /** A device node's major and minor (0 otherwise; an overlayfs whiteout is a 0/0 char device). */
+  rdevMajor: number;
+  rdevMinor: number;
   /** The mount's id (statx STATX_MNT_ID), -1 where the kernel does not give it (< 5.8). */
   mntId: number;
 }
@@ -70,8 +76,8 @@ interface Addon extends AtCalls {
   utimensat(dirfd: number, name: string, atimeNs: bigint, mtimeNs: bigint): void;
   mknod(path: string, mode: number, major: number, minor: number): void;
   lsetxattr(path: string, name: string, value: Buffer): void;
-  lgetxattr(path: string, name: string): Buffer | null;
-  llistxattr(path: string): string[];
+  lgetxattr(path: string, name: string, follow?: boolean): Buffer | null;
+  llistxattr(path: string, follow?: boolean): string[];
   flock(fd: number, op: number): boolean;
   mount(source: string, target: string, fstype: string, data: string): void;
   umount(target: string): void;
@@ -113,6 +119,9 @@ export function native(): Native {
     lsetxattr: (p, name, value) => addon.lsetxattr(p, name, value),
     lgetxattr: (p, name) => addon.lgetxattr(p, name),
     llistxattr: (p) => addon.llistxattr(p),
+    // The magic link names the fd's own inode (a symlink too): following it is exactly that file.
+    fgetxattr: (fd, name) => addon.lgetxattr(`/proc/self/fd/${fd}`, name, true),
+    flistxattr: (fd) => addon.llistxattr(`/proc/self/fd/${fd}`, true),
     flock: (fd, op, nonblock = false) => addon.flock(fd, LOCK[op] | (nonblock ? LOCK_NB : 0)),
     mount: (source, target, fstype, data) => addon.mount(source, target, fstype, data),
     umount: (target) => addon.umount(target),

@@ -2,6 +2,7 @@
  * Issue 13's regression test: a container racing a directory against a symlink to "/" never
  * makes `cp` read or write a host file, in either direction. CP_RACE_COUNT sets the number of
  * copies each way (default sized for CI, ~20 s); scripts/chaos/cp-race.ts runs a long one.
+ * The same racer against export, diff and commit (test/e2e/fs-race.ts): FS_RACE_COUNT rounds.
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -12,6 +13,7 @@ import { tsrun } from './cli.js';
 import { busyboxLayer } from './fixtures.js';
 import { leftovers, runDir } from './containers.js';
 import { raceCp, removeTree } from './cp-race.js';
+import { raceFs } from './fs-race.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { pushImage } from '../helpers/push.js';
 
@@ -42,6 +44,15 @@ Race('a container swapping a directory for a symlink to / never makes cp read or
   assert.is(r.hostReads, 0, `host file read ${r.hostReads} times in ${r.attempts.out} copies out`);
   assert.is(r.hostWrites, 0, `host file written ${r.hostWrites} times in ${r.attempts.in} copies in`);
   // Only this store's (its containers have no network; the network check is host-wide).
+  assert.equal((await leftovers(root)).filter((l) => /^(record|name|mount|state|runc) /.test(l)), []);
+});
+
+Race('the same racer never gets a host file into export, diff or commit', async () => {
+  const count = Number(process.env.FS_RACE_COUNT ?? 100);
+  const r = await raceFs({ root, image: IMAGE, count });
+  console.log(`  export/diff/commit race: ${JSON.stringify(r)}`);
+  assert.equal(r.leaks, { export: 0, diff: 0, commit: 0 }, `host marker in ${JSON.stringify(r.leaks)} of ${JSON.stringify(r.attempts)}`);
+  assert.ok(r.failed < r.attempts.export + r.attempts.diff + r.attempts.commit, 'every operation failed: nothing was raced');
   assert.equal((await leftovers(root)).filter((l) => /^(record|name|mount|state|runc) /.test(l)), []);
 });
 
