@@ -48,7 +48,7 @@ Race('a container swapping a directory for a symlink to / never makes cp read or
 });
 
 Race('the same racer never gets a host file into export, diff or commit', async () => {
-  const count = Number(process.env.FS_RACE_COUNT ?? 100);
+  const count = Number(process.env.FS_RACE_COUNT ?? 300);
   const r = await raceFs({ root, image: IMAGE, count });
   console.log(`  export/diff/commit race: ${JSON.stringify(r)}`);
   assert.equal(r.leaks, { export: 0, diff: 0, commit: 0 }, `host marker in ${JSON.stringify(r.leaks)} of ${JSON.stringify(r.attempts)}`);
