@@ -15,7 +15,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { raceCp } from '../../test/e2e/cp-race.js';
+import { raceCp, removeTree } from '../../test/e2e/cp-race.js';
 import { raceFs } from '../../test/e2e/fs-race.js';
 import { tsrun } from '../../test/e2e/cli.js';
 import { busyboxLayer } from '../../test/e2e/fixtures.js';
@@ -44,5 +44,5 @@ try {
 } finally {
   await reg.stop();
   rmSync(runDir(root), { recursive: true, force: true });
-  rmSync(tmp, { recursive: true, force: true });
+  await removeTree(tmp);
 }
