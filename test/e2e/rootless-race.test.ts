@@ -16,6 +16,7 @@ import { randomBytes } from 'node:crypto';
 import { BIN } from './cli.js';
 import { eventually } from './containers.js';
 import { busyboxLayer } from './fixtures.js';
+import { removeTree } from './cp-race.js';
 import { buildRacer } from './fs-race.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { pushImage } from '../helpers/push.js';
@@ -61,9 +62,9 @@ R.after(async () => {
   if (existsSync(pid)) {
     try { process.kill(Number(readFileSync(pid, 'utf8').trim()), 'SIGKILL'); } catch { /* gone */ }
   }
-  rmSync(`/tmp/tsrun-${uid}`, { recursive: true, force: true });
-  rmSync(root, { recursive: true, force: true });
   rmSync(hostDir, { recursive: true, force: true });
+  rmSync(`/tmp/tsrun-${uid}`, { recursive: true, force: true });
+  await removeTree(root);
 });
 
 R('a rootless container swapping a directory for a symlink gets no host file into diff, export or commit', async () => {
