@@ -22,28 +22,62 @@ export default tseslint.config(
     files: ['src/**/*.ts'],
     ignores: ['src/cli/**', 'src/app/**'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: [{ group: ['**/app/*', '**/cli/*'], message: 'stages below app/ must not import app/ or cli/ (docs/architecture.md)' }] }],
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['**/app/*', '**/cli/*'],
+              message: 'stages below app/ must not import app/ or cli/ (docs/architecture.md)',
+            },
+          ],
+        },
+      ],
     },
   },
   {
     files: ['src/runtime/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: [
-        { group: ['**/app/*', '**/cli/*'], message: 'stages below app/ must not import app/ or cli/ (docs/architecture.md)' },
-        { group: ['**/network/*'], message: 'the runtime does not depend on the network stage: shared shapes live in oci/network.ts' },
-      ] }],
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['**/app/*', '**/cli/*'],
+              message: 'stages below app/ must not import app/ or cli/ (docs/architecture.md)',
+            },
+            {
+              group: ['**/network/*'],
+              message: 'the runtime does not depend on the network stage: shared shapes live in oci/network.ts',
+            },
+          ],
+        },
+      ],
     },
   },
   {
     files: ['src/cli/commands/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: [{ group: ['**/cli/main.js', '../main.js'], message: 'commands import cli/output.ts; main.ts imports the commands' }] }],
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['**/cli/main.js', '../main.js'],
+              message: 'commands import cli/output.ts; main.ts imports the commands',
+            },
+          ],
+        },
+      ],
     },
   },
   {
     files: ['src/app/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: [{ group: ['**/cli/*'], message: 'use cases must not import cli/ (docs/architecture.md)' }] }],
+      'no-restricted-imports': [
+        'error',
+        { patterns: [{ group: ['**/cli/*'], message: 'use cases must not import cli/ (docs/architecture.md)' }] },
+      ],
     },
   },
   // Tests read loosely typed JSON (inspect output, registry answers) on purpose.

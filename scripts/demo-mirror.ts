@@ -44,12 +44,22 @@ async function startRegistry(): Promise<void> {
   if (await answering()) return;
   mkdirSync(path.join(DIR, 'data'), { recursive: true });
   const config = path.join(DIR, 'config.yml');
-  writeFileSync(config, [
-    'version: 0.1',
-    'log:', '  level: error',
-    'storage:', '  filesystem:', `    rootdirectory: ${path.join(DIR, 'data')}`, '  delete:', '    enabled: true',
-    'http:', `  addr: ${HOST}`, '',
-  ].join('\n'));
+  writeFileSync(
+    config,
+    [
+      'version: 0.1',
+      'log:',
+      '  level: error',
+      'storage:',
+      '  filesystem:',
+      `    rootdirectory: ${path.join(DIR, 'data')}`,
+      '  delete:',
+      '    enabled: true',
+      'http:',
+      `  addr: ${HOST}`,
+      '',
+    ].join('\n'),
+  );
   const log = openSync(path.join(DIR, 'registry.log'), 'a');
   const child = spawn('docker-registry', ['serve', config], { detached: true, stdio: ['ignore', log, log] });
   child.unref();
@@ -66,7 +76,9 @@ const GROUP = 'root:x:0:\nnogroup:x:65534:\n';
 
 function busyboxLayer() {
   const busybox = readFileSync('/bin/busybox');
-  const applets = spawnSync('/bin/busybox', ['--list'], { encoding: 'utf8' }).stdout.split('\n').filter((a) => a && a !== 'busybox');
+  const applets = spawnSync('/bin/busybox', ['--list'], { encoding: 'utf8' })
+    .stdout.split('\n')
+    .filter((a) => a && a !== 'busybox');
   const entries: TarEntrySpec[] = [
     { name: 'bin/', type: 'dir' },
     { name: 'bin/busybox', content: busybox, mode: 0o755 },
@@ -83,8 +95,14 @@ function busyboxLayer() {
 
 async function seed(): Promise<{ busybox: string; node: string }> {
   const reg: TestRegistry = {
-    host: HOST, url: `http://${HOST}`, auth: 'anonymous', users: {}, dir: DIR,
-    tokenRequests: () => 0, tokenRequestLog: () => [], stop: async () => {},
+    host: HOST,
+    url: `http://${HOST}`,
+    auth: 'anonymous',
+    users: {},
+    dir: DIR,
+    tokenRequests: () => 0,
+    tokenRequestLog: () => [],
+    stop: async () => {},
   };
   const busybox = busyboxLayer();
   const img = await pushImage(reg, 'library/busybox', 'latest', {
@@ -93,22 +111,36 @@ async function seed(): Promise<{ busybox: string; node: string }> {
     config: {
       created: '2026-01-01T00:00:00Z',
       config: { Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'], Cmd: ['sh'] },
-      history: [{ created: '2026-01-01T00:00:00Z', created_by: 'tsrun demo-mirror: /bin/busybox from Debian busybox-static' }],
+      history: [
+        { created: '2026-01-01T00:00:00Z', created_by: 'tsrun demo-mirror: /bin/busybox from Debian busybox-static' },
+      ],
     },
   });
   const nodeLayers = [busybox, nodeLayer(), standInLayer(PASSWD, GROUP)];
-  const node = await pushImage(reg, 'library/node', '17-alpine', { skipExisting: true, layers: nodeLayers, config: standInConfig(nodeLayers.length) });
+  const node = await pushImage(reg, 'library/node', '17-alpine', {
+    skipExisting: true,
+    layers: nodeLayers,
+    config: standInConfig(nodeLayers.length),
+  });
   return { busybox: img.manifestDigest, node: node.manifestDigest };
 }
 
 function register(): void {
   mkdirSync(path.dirname(DROPIN), { recursive: true });
-  writeFileSync(DROPIN, [
-    '# Written by tsrun scripts/demo-mirror.js: a local mirror of docker.io for machines without',
-    '# access to Docker Hub. Remove with `node dist/scripts/demo-mirror.js stop`.',
-    '[[registry]]', 'prefix = "docker.io"', 'location = "registry-1.docker.io"',
-    '[[registry.mirror]]', `location = "${HOST}"`, 'insecure = true', '',
-  ].join('\n'));
+  writeFileSync(
+    DROPIN,
+    [
+      '# Written by tsrun scripts/demo-mirror.js: a local mirror of docker.io for machines without',
+      '# access to Docker Hub. Remove with `node dist/scripts/demo-mirror.js stop`.',
+      '[[registry]]',
+      'prefix = "docker.io"',
+      'location = "registry-1.docker.io"',
+      '[[registry.mirror]]',
+      `location = "${HOST}"`,
+      'insecure = true',
+      '',
+    ].join('\n'),
+  );
 }
 
 async function main(): Promise<void> {
@@ -119,13 +151,21 @@ async function main(): Promise<void> {
     register();
     console.log(`local mirror of docker.io on ${HOST} (storage ${DIR}) serves:`);
     console.log(`  library/busybox:latest@${seeded.busybox}  (Debian's busybox-static)`);
-    console.log(`  library/node:17-alpine@${seeded.node}  (a LOCAL STAND-IN built from this machine's node ${process.version} and npm, not the official image)`);
+    console.log(
+      `  library/node:17-alpine@${seeded.node}  (a LOCAL STAND-IN built from this machine's node ${process.version} and npm, not the official image)`,
+    );
     console.log(`registered as a mirror of docker.io in ${DROPIN}`);
   } else if (cmd === 'stop') {
     if (existsSync(PIDFILE)) {
       const pid = Number(readFileSync(PIDFILE, 'utf8'));
       // Only our registry: the pid may have been reused since.
-      const ours = () => { try { return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('docker-registry'); } catch { return false; } };
+      const ours = () => {
+        try {
+          return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('docker-registry');
+        } catch {
+          return false;
+        }
+      };
       if (pid > 0 && ours()) {
         process.kill(pid, 'SIGTERM');
         for (let i = 0; i < 100 && ours(); i++) await new Promise((r) => setTimeout(r, 50));
@@ -135,11 +175,16 @@ async function main(): Promise<void> {
     rmSync(DROPIN, { force: true });
     const purge = process.argv.includes('--purge');
     if (purge) rmSync(DIR, { recursive: true, force: true });
-    console.log(`stopped the mirror and removed ${DROPIN} (${purge ? `and its storage ${DIR}` : `storage left in ${DIR}; --purge removes it`})`);
+    console.log(
+      `stopped the mirror and removed ${DROPIN} (${purge ? `and its storage ${DIR}` : `storage left in ${DIR}; --purge removes it`})`,
+    );
   } else {
     console.error('usage: demo-mirror.js start | stop [--purge]');
     process.exit(2);
   }
 }
 
-main().catch((err) => { console.error(`demo-mirror: ${(err as Error).message}`); process.exit(1); });
+main().catch((err) => {
+  console.error(`demo-mirror: ${(err as Error).message}`);
+  process.exit(1);
+});

@@ -36,8 +36,10 @@ function npmDir(node: string): string {
  */
 export function nodeLayer(): LayerBlob {
   const node = realpathSync(process.execPath);
-  const libs = spawnSync('ldd', [node], { encoding: 'utf8' }).stdout
-    .split('\n').map((l) => /(\/\S+) \(0x/.exec(l)?.[1]).filter((p): p is string => p !== undefined);
+  const libs = spawnSync('ldd', [node], { encoding: 'utf8' })
+    .stdout.split('\n')
+    .map((l) => /(\/\S+) \(0x/.exec(l)?.[1])
+    .filter((p): p is string => p !== undefined);
   const entries: TarEntrySpec[] = [
     { name: 'usr/local/bin/node', content: readFileSync(node), mode: 0o755 },
     { name: 'usr/local/bin/npm', type: 'symlink', linkname: '../lib/node_modules/npm/bin/npm-cli.js' },
@@ -90,9 +92,12 @@ export function standInLayer(basePasswd: string, baseGroup: string): LayerBlob {
 /** What the layers were made from, for the labels: the Debian package that owns node, and npm's version. */
 export function nodeProvenance(): { node: string; npm: string; packageName: string } {
   const node = realpathSync(process.execPath);
-  const npm = (JSON.parse(readFileSync(path.join(npmDir(node), 'package.json'), 'utf8')) as { version: string }).version;
+  const npm = (JSON.parse(readFileSync(path.join(npmDir(node), 'package.json'), 'utf8')) as { version: string })
+    .version;
   const owner = spawnSync('dpkg-query', ['-S', node], { encoding: 'utf8' }).stdout.split(':')[0]?.trim();
-  const version = owner ? spawnSync('dpkg-query', ['-W', '-f', '${Version}', owner], { encoding: 'utf8' }).stdout.trim() : '';
+  const version = owner
+    ? spawnSync('dpkg-query', ['-W', '-f', '${Version}', owner], { encoding: 'utf8' }).stdout.trim()
+    : '';
   return { node: process.version, npm, packageName: owner ? `Debian package ${owner} ${version}` : node };
 }
 
@@ -114,7 +119,12 @@ export function standInConfig(layerCount: number): Record<string, unknown> {
     },
     history: Array.from({ length: layerCount }, (_, i) => ({
       created: '2026-01-01T00:00:00Z',
-      created_by: ['tsrun demo-mirror: /bin/busybox from Debian busybox-static', `tsrun demo-mirror: node and npm from ${p.packageName}`, 'tsrun demo-mirror: docker-entrypoint.sh, user node'][i] ?? 'tsrun demo-mirror',
+      created_by:
+        [
+          'tsrun demo-mirror: /bin/busybox from Debian busybox-static',
+          `tsrun demo-mirror: node and npm from ${p.packageName}`,
+          'tsrun demo-mirror: docker-entrypoint.sh, user node',
+        ][i] ?? 'tsrun demo-mirror',
       comment: 'local stand-in, built by scripts/demo-mirror.ts',
     })),
   };

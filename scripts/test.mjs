@@ -14,7 +14,9 @@ if (lint.status !== 0) {
 
 const pattern = process.argv[2] ?? '.*\\.test\\.js$';
 const run = spawnSync(process.execPath, ['node_modules/uvu/bin.js', 'dist/test', pattern], {
-  encoding: 'utf8', stdio: ['inherit', 'pipe', 'inherit'], maxBuffer: 256 * 1024 * 1024,
+  encoding: 'utf8',
+  stdio: ['inherit', 'pipe', 'inherit'],
+  maxBuffer: 256 * 1024 * 1024,
 });
 process.stdout.write(run.stdout ?? '');
 const num = (label) => Number((run.stdout ?? '').match(new RegExp(`${label}:\\s+(\\d+)`))?.[1] ?? 0);

@@ -22,7 +22,13 @@ export type PullEvent =
 
 export type PushEvent =
   | { type: 'push-start'; repository: string; tag: string }
-  | { type: 'push-blob'; digest: string; outcome: 'exists' | 'mounted' | 'pushed'; from?: string; /** The image config (Docker lists only layers). */ config?: boolean }
+  | {
+      type: 'push-blob';
+      digest: string;
+      outcome: 'exists' | 'mounted' | 'pushed';
+      from?: string;
+      /** The image config (Docker lists only layers). */ config?: boolean;
+    }
   | { type: 'push-manifest'; tag: string; digest: string; size: number };
 
 export type WarningEvent = { type: 'warning'; message: string };
@@ -40,11 +46,20 @@ export const silentReporter: Reporter = { emit() {} };
 
 /** Fan out to several listeners. */
 export function fanout(...reporters: Reporter[]): Reporter {
-  return { emit: (e) => { for (const r of reporters) r.emit(e); } };
+  return {
+    emit: (e) => {
+      for (const r of reporters) r.emit(e);
+    },
+  };
 }
 
 /** Collects events into an array (tests, --explain). */
 export function collectingReporter(): Reporter & { events: TsrunEvent[] } {
   const events: TsrunEvent[] = [];
-  return { events, emit: (e) => { events.push(e); } };
+  return {
+    events,
+    emit: (e) => {
+      events.push(e);
+    },
+  };
 }

@@ -62,7 +62,20 @@ async function main(): Promise<number> {
     const files = Number(option('--files', '20000'));
     if (manyFiles) writeManyFiles(context, files);
     else writeTutorialApp(context, 'hello from the benchmark\n');
-    const podman = ['--root', proot, '--runroot', prun, '--storage-driver', 'overlay', '--cgroup-manager', 'cgroupfs', '--events-backend', 'file', '--runtime', 'runc'];
+    const podman = [
+      '--root',
+      proot,
+      '--runroot',
+      prun,
+      '--storage-driver',
+      'overlay',
+      '--cgroup-manager',
+      'cgroupfs',
+      '--events-backend',
+      'file',
+      '--runtime',
+      'runc',
+    ];
     const check = (what: string, r: { status: number | null; stderr: string }) => {
       if (r.status !== 0) throw new Error(`${what} failed: ${r.stderr.trim()}`);
     };
@@ -74,10 +87,29 @@ async function main(): Promise<number> {
       if (network !== 'default') nc.push('--network', network);
       return tool === 'tsrun'
         ? [TSRUN, ['--root', root, 'build', ...nc, '-t', 'bench-app', context]]
-        : ['podman', [...podman, 'build', ...nc, '--ulimit', 'nofile=1024:20000', '--ulimit', 'nproc=4096:4096', '-t', 'bench-app', context]];
+        : [
+            'podman',
+            [
+              ...podman,
+              'build',
+              ...nc,
+              '--ulimit',
+              'nofile=1024:20000',
+              '--ulimit',
+              'nproc=4096:4096',
+              '-t',
+              'bench-app',
+              context,
+            ],
+          ];
     };
     const tools: Tool[] = ['tsrun', 'podman'];
-    const times: Record<string, number[]> = { 'tsrun first': [], 'podman first': [], 'tsrun rebuild': [], 'podman rebuild': [] };
+    const times: Record<string, number[]> = {
+      'tsrun first': [],
+      'podman first': [],
+      'tsrun rebuild': [],
+      'podman rebuild': [],
+    };
     for (let round = -1; round < rounds; round++) {
       const order = round % 2 === 0 ? tools : [...tools].reverse();
       for (const kind of ['first', 'rebuild'] as Kind[]) {
@@ -97,15 +129,23 @@ async function main(): Promise<number> {
 
     const med = Object.fromEntries(Object.entries(times).map(([k, xs]) => [k, xs.length ? median(xs) : NaN]));
     const out: string[] = [];
-    out.push(`${manyFiles ? `COPY of a context of ${files} small files` : "The tutorial's Dockerfile"}, ${rounds} interleaved rounds after a warm-up (median wall time, ms; ratio to podman's median):`, '');
+    out.push(
+      `${manyFiles ? `COPY of a context of ${files} small files` : "The tutorial's Dockerfile"}, ${rounds} interleaved rounds after a warm-up (median wall time, ms; ratio to podman's median):`,
+      '',
+    );
     out.push('| build | tsrun | podman | × podman |', '|---|---:|---:|---:|');
     for (const kind of ['first', 'rebuild'] as Kind[]) {
       const t = med[`tsrun ${kind}`] as number;
       const p = med[`podman ${kind}`] as number;
-      out.push(`| ${kind === 'first' ? 'first (--no-cache)' : 'unchanged rebuild'} | ${t.toFixed(0)} | ${p.toFixed(0)} | ${(t / p).toFixed(2)} |`);
+      out.push(
+        `| ${kind === 'first' ? 'first (--no-cache)' : 'unchanged rebuild'} | ${t.toFixed(0)} | ${p.toFixed(0)} | ${(t / p).toFixed(2)} |`,
+      );
     }
     const ratio = (med['tsrun rebuild'] as number) / (med['podman rebuild'] as number);
-    out.push('', `rebuild tsrun/podman = ${ratio.toFixed(2)} (target ≤ ${TARGET_REBUILD_RATIO}: ${ratio <= TARGET_REBUILD_RATIO ? 'met' : 'not met'})`);
+    out.push(
+      '',
+      `rebuild tsrun/podman = ${ratio.toFixed(2)} (target ≤ ${TARGET_REBUILD_RATIO}: ${ratio <= TARGET_REBUILD_RATIO ? 'met' : 'not met'})`,
+    );
     process.stdout.write(out.join('\n') + '\n');
     const json = option('--json', '');
     if (json) writeFileSync(json, JSON.stringify({ rounds, times, medians: med }, null, 1));

@@ -23,18 +23,28 @@ export interface As {
   cwd?: string;
 }
 
-export function sh(cmd: string, args: string[], as: As = {}): { status: number | null; stdout: string; stderr: string } {
+export function sh(
+  cmd: string,
+  args: string[],
+  as: As = {},
+): { status: number | null; stdout: string; stderr: string } {
   const r = spawnSync(cmd, args, { encoding: 'utf8', ...as });
   return { status: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
 }
 
 /** Wall time of one run, stdout discarded, stderr kept for the failure message. */
-export function timed(cmd: string, args: string[], as: As = {}): Promise<{ ms: number; code: number | null; stderr: string }> {
+export function timed(
+  cmd: string,
+  args: string[],
+  as: As = {},
+): Promise<{ ms: number; code: number | null; stderr: string }> {
   return new Promise((resolve) => {
     const t = process.hrtime.bigint();
     const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'], ...as });
     let stderr = '';
-    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
     child.on('close', (code) => resolve({ ms: Number(process.hrtime.bigint() - t) / 1e6, code, stderr }));
   });
 }

@@ -58,8 +58,20 @@ async function main(): Promise<number> {
   const bytes = sizeMiB * 1024 * 1024;
   const work = mkdtempSync(path.join(os.tmpdir(), 'tsrun-bench-net-'));
   const root = path.join(work, 'tsrun');
-  const podman = ['--root', path.join(work, 'podman'), '--runroot', path.join(work, 'podman-run'), '--storage-driver', 'overlay',
-    '--cgroup-manager', 'cgroupfs', '--events-backend', 'file', '--runtime', 'runc'];
+  const podman = [
+    '--root',
+    path.join(work, 'podman'),
+    '--runroot',
+    path.join(work, 'podman-run'),
+    '--storage-driver',
+    'overlay',
+    '--cgroup-manager',
+    'cgroupfs',
+    '--events-backend',
+    'file',
+    '--runtime',
+    'runc',
+  ];
   const limits = ['--ulimit', 'nofile=1024:20000', '--ulimit', 'nproc=4096:4096'];
   const ts = (args: string[]) => sh(TSRUN, ['--root', root, ...args]);
   const pm = (args: string[]) => sh('podman', [...podman, ...args]);
@@ -67,13 +79,20 @@ async function main(): Promise<number> {
   let failed = false;
   const ids: { tsrun?: string; podman?: string } = {};
   try {
-    await pushImage(reg, 'bench/busybox', '1', { layers: [busyboxLayer()], config: { config: { Cmd: ['sh'], Env: ['PATH=/bin'] } } });
+    await pushImage(reg, 'bench/busybox', '1', {
+      layers: [busyboxLayer()],
+      config: { config: { Cmd: ['sh'], Env: ['PATH=/bin'] } },
+    });
     const image = `${reg.host}/bench/busybox:1`;
     must('tsrun pull', ts(['pull', '-q', image]));
     must('podman pull', pm(['pull', '-q', '--tls-verify=false', image]));
 
     // 1. Throughput.
-    const serve = ['sh', '-c', `mkdir -p /www && dd if=/dev/zero of=/www/big bs=1M count=${sizeMiB} 2>/dev/null && exec httpd -f -p 80 -h /www`];
+    const serve = [
+      'sh',
+      '-c',
+      `mkdir -p /www && dd if=/dev/zero of=/www/big bs=1M count=${sizeMiB} 2>/dev/null && exec httpd -f -p 80 -h /www`,
+    ];
     const port = { tsrun: await freePort(), podman: 0 };
     ids.tsrun = must('tsrun run -d', ts(['run', '-d', '-p', `${port.tsrun}:80`, image, ...serve]));
     port.podman = await freePort();
@@ -129,7 +148,10 @@ async function main(): Promise<number> {
 
     const out: string[] = [];
     const mt = (k: string) => median(speeds[k] ?? []);
-    out.push(`Download of a ${sizeMiB} MiB file from busybox httpd in the container, ${rounds} interleaved rounds (median MB/s):`, '');
+    out.push(
+      `Download of a ${sizeMiB} MiB file from busybox httpd in the container, ${rounds} interleaved rounds (median MB/s):`,
+      '',
+    );
     out.push('| path | median MB/s | min | max |', '|---|---:|---:|---:|');
     for (const k of keys) {
       const xs = speeds[k] ?? [];
@@ -137,7 +159,10 @@ async function main(): Promise<number> {
     }
     const r1 = mt('tsrun 127.0.0.1') / mt('podman 127.0.0.1');
     const r2 = mt(`tsrun ${host}`) / mt(`podman ${host}`);
-    out.push('', `tsrun/podman throughput: ${r1.toFixed(2)} via 127.0.0.1, ${r2.toFixed(2)} via ${host} (target ≥ ${TARGET_RATIO}: ${Math.min(r1, r2) >= TARGET_RATIO ? 'met' : 'not met'})`);
+    out.push(
+      '',
+      `tsrun/podman throughput: ${r1.toFixed(2)} via 127.0.0.1, ${r2.toFixed(2)} via ${host} (target ≥ ${TARGET_RATIO}: ${Math.min(r1, r2) >= TARGET_RATIO ? 'met' : 'not met'})`,
+    );
     out.push('', `\`run --rm IMAGE true\` by network, ${runRounds} interleaved rounds (median ms):`, '');
     out.push('| variant | median ms | + over --network none |', '|---|---:|---:|');
     for (const k of vkeys) {

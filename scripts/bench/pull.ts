@@ -43,7 +43,17 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  createWriteStream,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Transform } from 'node:stream';
@@ -91,7 +101,9 @@ interface Options {
 }
 
 function usage(msg: string): never {
-  process.stderr.write(`bench:pull: ${msg}\nusage: node dist/scripts/bench/pull.js [--rounds N] [--json FILE] [--cache DIR] [--work DIR] [--tools tsrun,podman,floor] [--no-warmup] [--no-scratch-fs] [--layer DIR[,DIR...]]... [--serve]\n`);
+  process.stderr.write(
+    `bench:pull: ${msg}\nusage: node dist/scripts/bench/pull.js [--rounds N] [--json FILE] [--cache DIR] [--work DIR] [--tools tsrun,podman,floor] [--no-warmup] [--no-scratch-fs] [--layer DIR[,DIR...]]... [--serve]\n`,
+  );
   process.exit(2);
 }
 
@@ -108,7 +120,10 @@ function parseArgs(argv: string[]): Options {
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] as string;
-    const [flag, inline] = a.startsWith('--') && a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
+    const [flag, inline] =
+      a.startsWith('--') && a.includes('=')
+        ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)]
+        : [a, undefined];
     const value = (): string => {
       const v = inline ?? argv[++i];
       if (v === undefined) usage(`${flag} needs a value`);
@@ -121,29 +136,53 @@ function parseArgs(argv: string[]): Options {
         o.rounds = n;
         break;
       }
-      case '--json': o.json = value(); break;
-      case '--cache': o.cache = value(); break;
-      case '--work': o.work = value(); break;
+      case '--json':
+        o.json = value();
+        break;
+      case '--cache':
+        o.cache = value();
+        break;
+      case '--work':
+        o.work = value();
+        break;
       case '--tools': {
         const t = value().split(',').filter(Boolean);
         for (const x of t) if (!ALL_TOOLS.includes(x as Tool)) usage(`unknown tool ${x}`);
         o.tools = t as Tool[];
         break;
       }
-      case '--no-warmup': o.warmup = false; break;
-      case '--serve': o.serve = true; break;
-      case '--no-scratch-fs': o.scratchFs = false; break;
-      case '--layer': o.layers.push(value().split(',').map((d) => d.replace(/^\/+/, '')).filter(Boolean)); break;
-      case '-h': case '--help': usage('help');
+      case '--no-warmup':
+        o.warmup = false;
+        break;
+      case '--serve':
+        o.serve = true;
+        break;
+      case '--no-scratch-fs':
+        o.scratchFs = false;
+        break;
+      case '--layer':
+        o.layers.push(
+          value()
+            .split(',')
+            .map((d) => d.replace(/^\/+/, ''))
+            .filter(Boolean),
+        );
+        break;
+      case '-h':
+      case '--help':
+        usage('help');
       // falls through (usage exits)
-      default: usage(`unknown argument ${a}`);
+      default:
+        usage(`unknown argument ${a}`);
     }
   }
   if (o.layers.length === 0) o.layers = DEFAULT_LAYERS.map((l) => [...l]);
   return o;
 }
 
-const log = (msg: string): void => { process.stderr.write(`bench:pull: ${msg}\n`); };
+const log = (msg: string): void => {
+  process.stderr.write(`bench:pull: ${msg}\n`);
+};
 const mb = (n: number): string => (n / 1e6).toFixed(1);
 
 // ---------------------------------------------------------------------------------------------
@@ -162,8 +201,15 @@ function hasher(): Transform & { hex(): string; size(): number } {
   let size = 0;
   let hex = '';
   const t = new Transform({
-    transform(chunk: Buffer, _enc, cb) { h.update(chunk); size += chunk.length; cb(null, chunk); },
-    flush(cb) { hex = h.digest('hex'); cb(); },
+    transform(chunk: Buffer, _enc, cb) {
+      h.update(chunk);
+      size += chunk.length;
+      cb(null, chunk);
+    },
+    flush(cb) {
+      hex = h.digest('hex');
+      cb();
+    },
   });
   return Object.assign(t, { hex: () => hex, size: () => size });
 }
@@ -181,7 +227,9 @@ function waitExit(child: ReturnType<typeof spawn>, what: string, stderr: () => s
 function spawnTar(dirs: string[]) {
   const tar = spawn('tar', ['-C', '/', ...TAR_FLAGS, '-cf', '-', '--', ...dirs], { stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';
-  tar.stderr.on('data', (c: Buffer) => { err = (err + c.toString()).slice(-4096); });
+  tar.stderr.on('data', (c: Buffer) => {
+    err = (err + c.toString()).slice(-4096);
+  });
   return { tar, done: waitExit(tar, `tar of ${dirs.join(' ')}`, () => err) };
 }
 
@@ -189,7 +237,14 @@ function spawnTar(dirs: string[]) {
 async function tarDigest(dirs: string[]): Promise<{ hex: string; size: number }> {
   const { tar, done } = spawnTar(dirs);
   const h = hasher();
-  await Promise.all([pipeline(tar.stdout, h, async (src: AsyncIterable<unknown>) => { for await (const _ of src) { /* drain */ } }), done]);
+  await Promise.all([
+    pipeline(tar.stdout, h, async (src: AsyncIterable<unknown>) => {
+      for await (const _ of src) {
+        /* drain */
+      }
+    }),
+    done,
+  ]);
   return { hex: h.hex(), size: h.size() };
 }
 
@@ -198,7 +253,9 @@ async function tarGzip(dirs: string[], dest: string): Promise<string> {
   const { tar, done } = spawnTar(dirs);
   const gzip = spawn('gzip', ['-6', '-n', '-c'], { stdio: ['pipe', 'pipe', 'pipe'] });
   let gerr = '';
-  gzip.stderr.on('data', (c: Buffer) => { gerr += c.toString(); });
+  gzip.stderr.on('data', (c: Buffer) => {
+    gerr += c.toString();
+  });
   const h = hasher();
   await Promise.all([
     pipeline(tar.stdout, h, gzip.stdin),
@@ -221,7 +278,8 @@ async function buildLayer(wanted: string[], cache: string): Promise<BenchLayer> 
     log(`warning: /${d} does not exist here, left out of the image`);
     return false;
   });
-  if (dirs.length === 0) throw new Error(`none of ${wanted.map((d) => '/' + d).join(', ')} exists: pass other --layer dirs`);
+  if (dirs.length === 0)
+    throw new Error(`none of ${wanted.map((d) => '/' + d).join(', ')} exists: pass other --layer dirs`);
   const { hex, size } = await tarDigest(dirs);
   const file = path.join(cache, `${hex}.tar.gz`);
   let cached = true;
@@ -231,7 +289,8 @@ async function buildLayer(wanted: string[], cache: string): Promise<BenchLayer> 
     const tmp = `${file}.tmp-${process.pid}`;
     try {
       const again = await tarGzip(dirs, tmp);
-      if (again !== hex) throw new Error(`tar of ${dirs.join(' ')} is not deterministic (files changing?): ${hex} then ${again}`);
+      if (again !== hex)
+        throw new Error(`tar of ${dirs.join(' ')} is not deterministic (files changing?): ${hex} then ${again}`);
       renameSync(tmp, file);
     } finally {
       rmSync(tmp, { force: true });
@@ -240,8 +299,14 @@ async function buildLayer(wanted: string[], cache: string): Promise<BenchLayer> 
   const blob = readFileSync(file);
   const digest = 'sha256:' + createHash('sha256').update(blob).digest('hex');
   return {
-    blob, digest, diffId: `sha256:${hex}`, mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip',
-    dirs, tarSize: size, entries: countEntries(dirs), cached,
+    blob,
+    digest,
+    diffId: `sha256:${hex}`,
+    mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip',
+    dirs,
+    tarSize: size,
+    entries: countEntries(dirs),
+    cached,
   };
 }
 
@@ -249,7 +314,7 @@ async function buildLayer(wanted: string[], cache: string): Promise<BenchLayer> 
 // Running and checking one pull
 
 interface RunResult {
-  round: number;            // 0 = warm-up (not counted)
+  round: number; // 0 = warm-up (not counted)
   tool: Tool;
   ok: boolean;
   seconds?: number;
@@ -259,7 +324,13 @@ interface RunResult {
   diskBytes?: number;
 }
 
-interface Proc { code: number | null; signal: string | null; seconds: number; stdout: string; stderr: string }
+interface Proc {
+  code: number | null;
+  signal: string | null;
+  seconds: number;
+  stdout: string;
+  stderr: string;
+}
 
 /** Spawn and time from just before spawn to the 'exit' event. */
 function timedRun(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<Proc> {
@@ -269,10 +340,16 @@ function timedRun(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.
     let exited: { code: number | null; signal: string | null; seconds: number } | undefined;
     const t0 = process.hrtime.bigint();
     const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
-    child.stdout.on('data', (c: Buffer) => { stdout = (stdout + c.toString()).slice(-16384); });
-    child.stderr.on('data', (c: Buffer) => { stderr = (stderr + c.toString()).slice(-16384); });
+    child.stdout.on('data', (c: Buffer) => {
+      stdout = (stdout + c.toString()).slice(-16384);
+    });
+    child.stderr.on('data', (c: Buffer) => {
+      stderr = (stderr + c.toString()).slice(-16384);
+    });
     child.on('error', reject);
-    child.on('exit', (code, signal) => { exited = { code, signal, seconds: Number(process.hrtime.bigint() - t0) / 1e9 }; });
+    child.on('exit', (code, signal) => {
+      exited = { code, signal, seconds: Number(process.hrtime.bigint() - t0) / 1e9 };
+    });
     child.on('close', () => {
       if (!exited) return reject(new Error(`${cmd}: closed without exit`));
       resolve({ ...exited, stdout, stderr });
@@ -287,8 +364,10 @@ function run(cmd: string, args: string[]): { status: number | null; stdout: stri
 
 /** Unmount anything left mounted under `dir` (deepest first), then remove it. */
 function removeTree(dir: string): void {
-  const mounts = readFileSync('/proc/self/mountinfo', 'utf8').split('\n')
-    .map((l) => l.split(' ')[4]).filter((m): m is string => !!m && (m === dir || m.startsWith(dir + '/')))
+  const mounts = readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' ')[4])
+    .filter((m): m is string => !!m && (m === dir || m.startsWith(dir + '/')))
     .sort((a, b) => b.length - a.length);
   for (const m of mounts) run('umount', ['-l', m]);
   rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
@@ -305,7 +384,13 @@ const FLOOR_SCRIPT = [
   'rc=0; for p in "${pids[@]}"; do wait "$p" || rc=1; done; exit $rc',
 ].join('\n');
 
-interface Ctx { reg: TestRegistry; ref: string; layers: BenchLayer[]; configDigest: string; work: string }
+interface Ctx {
+  reg: TestRegistry;
+  ref: string;
+  layers: BenchLayer[];
+  configDigest: string;
+  work: string;
+}
 
 function describe(tool: Tool, dir: string, ctx: Ctx): { cmd: string; args: string[] } {
   switch (tool) {
@@ -314,7 +399,17 @@ function describe(tool: Tool, dir: string, ctx: Ctx): { cmd: string; args: strin
     case 'podman':
       return { cmd: 'podman', args: [...podmanGlobal(dir), 'pull', '-q', '--tls-verify=false', ctx.ref] };
     case 'floor':
-      return { cmd: 'bash', args: ['-c', FLOOR_SCRIPT, 'floor', dir, `${ctx.reg.url}/v2/${REPO_NAME}/blobs`, ...ctx.layers.map((l) => l.digest)] };
+      return {
+        cmd: 'bash',
+        args: [
+          '-c',
+          FLOOR_SCRIPT,
+          'floor',
+          dir,
+          `${ctx.reg.url}/v2/${REPO_NAME}/blobs`,
+          ...ctx.layers.map((l) => l.digest),
+        ],
+      };
   }
 }
 
@@ -322,7 +417,10 @@ function describe(tool: Tool, dir: string, ctx: Ctx): { cmd: string; args: strin
 const runroots = new Map<string, string>();
 const podmanGlobal = (dir: string): string[] => {
   let rr = runroots.get(dir);
-  if (!rr) { rr = mkdtempSync('/run/tsrun-bench-'); runroots.set(dir, rr); }
+  if (!rr) {
+    rr = mkdtempSync('/run/tsrun-bench-');
+    runroots.set(dir, rr);
+  }
   return ['--root', path.join(dir, 'root'), '--runroot', rr, '--storage-driver', 'overlay'];
 };
 
@@ -332,22 +430,34 @@ function verify(tool: Tool, dir: string, ctx: Ctx): string | undefined {
   if (tool === 'tsrun') {
     const r = run(TSRUN, ['--root', dir, 'images', '--no-trunc']);
     if (r.status !== 0) return `tsrun images exited ${r.status}: ${r.stderr.trim()}`;
-    if (!r.stdout.includes(id) || !r.stdout.includes(`${ctx.reg.host}/${REPO_NAME}`)) return `tsrun images does not list ${ctx.ref} (${id.slice(0, 12)}):\n${r.stdout}`;
+    if (!r.stdout.includes(id) || !r.stdout.includes(`${ctx.reg.host}/${REPO_NAME}`))
+      return `tsrun images does not list ${ctx.ref} (${id.slice(0, 12)}):\n${r.stdout}`;
     const layersDir = path.join(dir, 'layers');
-    const n = existsSync(layersDir) ? readdirSync(layersDir).filter((e) => existsSync(path.join(layersDir, e, 'diff'))).length : 0;
-    if (n !== ctx.layers.length) return `tsrun store has ${n} unpacked layers (layers/*/diff), expected ${ctx.layers.length}`;
+    const n = existsSync(layersDir)
+      ? readdirSync(layersDir).filter((e) => existsSync(path.join(layersDir, e, 'diff'))).length
+      : 0;
+    if (n !== ctx.layers.length)
+      return `tsrun store has ${n} unpacked layers (layers/*/diff), expected ${ctx.layers.length}`;
     return undefined;
   }
   if (tool === 'podman') {
-    const r = run('podman', [...podmanGlobal(dir), 'images', '--no-trunc', '--format', '{{.Repository}}:{{.Tag}} {{.ID}}']);
+    const r = run('podman', [
+      ...podmanGlobal(dir),
+      'images',
+      '--no-trunc',
+      '--format',
+      '{{.Repository}}:{{.Tag}} {{.ID}}',
+    ]);
     if (r.status !== 0) return `podman images exited ${r.status}: ${r.stderr.trim()}`;
     const want = `${ctx.ref} sha256:${id}`;
-    if (!r.stdout.split('\n').some((l) => l.trim() === want)) return `podman images does not list "${want}":\n${r.stdout}`;
+    if (!r.stdout.split('\n').some((l) => l.trim() === want))
+      return `podman images does not list "${want}":\n${r.stdout}`;
     return undefined;
   }
   for (let i = 0; i < ctx.layers.length; i++) {
     const top = ctx.layers[i]?.dirs[0]?.split('/')[0] ?? 'usr';
-    if (!existsSync(path.join(dir, String(i), top))) return `floor: layer ${i} was not unpacked (${path.join(dir, String(i), top)} missing)`;
+    if (!existsSync(path.join(dir, String(i), top)))
+      return `floor: layer ${i} was not unpacked (${path.join(dir, String(i), top)} missing)`;
   }
   return undefined;
 }
@@ -355,7 +465,7 @@ function verify(tool: Tool, dir: string, ctx: Ctx): string | undefined {
 async function runOne(tool: Tool, round: number, ctx: Ctx): Promise<RunResult> {
   const dir = mkdtempSync(path.join(ctx.work, `${tool}-`));
   const { cmd, args } = describe(tool, dir, ctx);
-  spawnSync('sync');   // nothing from the previous run is still being written back
+  spawnSync('sync'); // nothing from the previous run is still being written back
   const res: RunResult = { round, tool, ok: false };
   try {
     const p = await timedRun(cmd, args);
@@ -365,17 +475,28 @@ async function runOne(tool: Tool, round: number, ctx: Ctx): Promise<RunResult> {
     } else {
       const bad = verify(tool, dir, ctx);
       if (bad) res.error = bad;
-      else { res.ok = true; res.seconds = p.seconds; }
+      else {
+        res.ok = true;
+        res.seconds = p.seconds;
+      }
     }
-    if (round === 1 && res.ok) { const du = duBytes(dir); if (du !== undefined) res.diskBytes = du; }
+    if (round === 1 && res.ok) {
+      const du = duBytes(dir);
+      if (du !== undefined) res.diskBytes = du;
+    }
   } catch (e) {
     res.error = (e as Error).message;
   } finally {
     removeTree(dir);
     const rr = runroots.get(dir);
-    if (rr) { removeTree(rr); runroots.delete(dir); }
+    if (rr) {
+      removeTree(rr);
+      runroots.delete(dir);
+    }
   }
-  log(`round ${round === 0 ? 'warm-up' : round} ${tool.padEnd(6)} ${res.ok ? `${(res.seconds as number).toFixed(2)} s` : `FAILED: ${res.error}`}`);
+  log(
+    `round ${round === 0 ? 'warm-up' : round} ${tool.padEnd(6)} ${res.ok ? `${(res.seconds as number).toFixed(2)} s` : `FAILED: ${res.error}`}`,
+  );
   return res;
 }
 
@@ -383,15 +504,26 @@ async function runOne(tool: Tool, round: number, ctx: Ctx): Promise<RunResult> {
 function mountScratchFs(work: string): { dir: string; unmount(): void } {
   const img = path.join(work, 'scratch-ext4.img');
   const dir = path.join(work, 'mnt');
-  if (readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((l) => l.split(' ')[4] === dir)) run('umount', [dir]);
+  if (
+    readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .some((l) => l.split(' ')[4] === dir)
+  )
+    run('umount', [dir]);
   rmSync(img, { force: true });
   mkdirSync(dir, { recursive: true });
-  const steps: Array<[string, string[]]> = [['truncate', ['-s', '16G', img]], ['mkfs.ext4', ['-q', '-F', img]], ['mount', ['-o', 'loop', img, dir]]];
+  const steps: Array<[string, string[]]> = [
+    ['truncate', ['-s', '16G', img]],
+    ['mkfs.ext4', ['-q', '-F', img]],
+    ['mount', ['-o', 'loop', img, dir]],
+  ];
   for (const [cmd, args] of steps) {
     const r = run(cmd, args);
     if (r.status !== 0) {
       rmSync(img, { force: true });
-      throw new Error(`making the scratch ext4: ${cmd} ${args.join(' ')}: ${r.stderr.trim()} (run as root, or pass --no-scratch-fs)`);
+      throw new Error(
+        `making the scratch ext4: ${cmd} ${args.join(' ')}: ${r.stderr.trim()} (run as root, or pass --no-scratch-fs)`,
+      );
     }
   }
   let mounted = true;
@@ -410,23 +542,39 @@ function mountScratchFs(work: string): { dir: string; unmount(): void } {
 // ---------------------------------------------------------------------------------------------
 // Report
 
-interface Stats { runs: number; ok: number; median?: number; min?: number; max?: number; mean?: number }
+interface Stats {
+  runs: number;
+  ok: number;
+  median?: number;
+  min?: number;
+  max?: number;
+  mean?: number;
+}
 
 function stats(xs: number[], runs: number): Stats {
   if (xs.length === 0) return { runs, ok: 0 };
   const s = [...xs].sort((a, b) => a - b);
   const mid = Math.floor(s.length / 2);
   const median = s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
-  return { runs, ok: s.length, median, min: s[0] as number, max: s[s.length - 1] as number, mean: s.reduce((a, b) => a + b, 0) / s.length };
+  return {
+    runs,
+    ok: s.length,
+    median,
+    min: s[0] as number,
+    max: s[s.length - 1] as number,
+    mean: s.reduce((a, b) => a + b, 0) / s.length,
+  };
 }
 
 function firstLine(cmd: string, args: string[]): string {
   const r = run(cmd, args);
-  return r.status === 0 ? (r.stdout || r.stderr).trim().split('\n')[0] as string : 'unavailable';
+  return r.status === 0 ? ((r.stdout || r.stderr).trim().split('\n')[0] as string) : 'unavailable';
 }
 
 function machine(work: string): Record<string, string | number> {
-  const osRelease = existsSync('/etc/os-release') ? /PRETTY_NAME="?([^"\n]*)/.exec(readFileSync('/etc/os-release', 'utf8'))?.[1] ?? '' : '';
+  const osRelease = existsSync('/etc/os-release')
+    ? (/PRETTY_NAME="?([^"\n]*)/.exec(readFileSync('/etc/os-release', 'utf8'))?.[1] ?? '')
+    : '';
   const git = run('git', ['-C', REPO, 'rev-parse', '--short', 'HEAD']);
   const dirty = run('git', ['-C', REPO, 'status', '--porcelain', '--untracked-files=no']);
   return {
@@ -442,7 +590,8 @@ function machine(work: string): Record<string, string | number> {
     curl: firstLine('curl', ['--version']).split(' ').slice(0, 2).join(' '),
     tar: firstLine('tar', ['--version']),
     gzip: firstLine('gzip', ['--version']),
-    tsrunCommit: git.status === 0 ? git.stdout.trim() + (dirty.stdout.trim() ? ' (with uncommitted changes)' : '') : 'unknown',
+    tsrunCommit:
+      git.status === 0 ? git.stdout.trim() + (dirty.stdout.trim() ? ' (with uncommitted changes)' : '') : 'unknown',
   };
 }
 
@@ -453,7 +602,12 @@ const fmt = (x: number | undefined, d = 2): string => (x === undefined ? '–' :
 async function main(): Promise<number> {
   const opts = parseArgs(process.argv.slice(2));
   if (process.getuid?.() !== 0) log('warning: not root; podman and the floor may not be able to keep file owners');
-  for (const [bin, pkg] of [['tar', 'tar'], ['gzip', 'gzip'], ['curl', 'curl'], ...(opts.tools.includes('podman') ? [['podman', 'podman']] : [])] as const) {
+  for (const [bin, pkg] of [
+    ['tar', 'tar'],
+    ['gzip', 'gzip'],
+    ['curl', 'curl'],
+    ...(opts.tools.includes('podman') ? [['podman', 'podman']] : []),
+  ] as const) {
     if (run(bin, ['--version']).status !== 0) throw new Error(`${bin} is not installed (apt-get install ${pkg})`);
   }
   mkdirSync(opts.cache, { recursive: true });
@@ -463,12 +617,15 @@ async function main(): Promise<number> {
   const layers: BenchLayer[] = [];
   for (const dirs of opts.layers) {
     const l = await buildLayer(dirs, opts.cache);
-    log(`layer ${layers.length}: ${l.dirs.join(' + ')}: ${mb(l.blob.length)} MB gz, ${mb(l.tarSize)} MB tar, ${l.entries} entries${l.cached ? ' (cached)' : ''}`);
+    log(
+      `layer ${layers.length}: ${l.dirs.join(' + ')}: ${mb(l.blob.length)} MB gz, ${mb(l.tarSize)} MB tar, ${l.entries} entries${l.cached ? ' (cached)' : ''}`,
+    );
     layers.push(l);
   }
   const gzTotal = layers.reduce((a, l) => a + l.blob.length, 0);
   const tarTotal = layers.reduce((a, l) => a + l.tarSize, 0);
-  if (new Set(layers.map((l) => l.digest)).size !== layers.length) throw new Error('two layers have the same content; pick other --layer dirs');
+  if (new Set(layers.map((l) => l.digest)).size !== layers.length)
+    throw new Error('two layers have the same content; pick other --layer dirs');
 
   const scratch = opts.scratchFs && !opts.serve ? mountScratchFs(opts.work) : undefined;
   let reg: TestRegistry;
@@ -478,16 +635,23 @@ async function main(): Promise<number> {
     scratch?.unmount();
     throw e;
   }
-  const stopOnSignal = (sig: NodeJS.Signals) => { scratch?.unmount(); void reg.stop().finally(() => process.exit(sig === 'SIGINT' ? 130 : 143)); };
+  const stopOnSignal = (sig: NodeJS.Signals) => {
+    scratch?.unmount();
+    void reg.stop().finally(() => process.exit(sig === 'SIGINT' ? 130 : 143));
+  };
   process.once('SIGINT', stopOnSignal);
   process.once('SIGTERM', stopOnSignal);
   try {
     const pushed = await pushImage(reg, REPO_NAME, TAG, {
       layers,
-      config: { config: { Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'], Cmd: ['/bin/sh'] } },
+      config: {
+        config: { Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'], Cmd: ['/bin/sh'] },
+      },
     });
     const ref = `${reg.host}/${REPO_NAME}:${TAG}`;
-    log(`pushed ${ref} (${mb(gzTotal)} MB compressed, ${mb(tarTotal)} MB uncompressed) to ${reg.url}, storage ${reg.dir}`);
+    log(
+      `pushed ${ref} (${mb(gzTotal)} MB compressed, ${mb(tarTotal)} MB uncompressed) to ${reg.url}, storage ${reg.dir}`,
+    );
 
     // Read every blob once through the registry so its files are in the page cache for everyone.
     const t0 = process.hrtime.bigint();
@@ -495,14 +659,19 @@ async function main(): Promise<number> {
       const res = await fetch(`${reg.url}/v2/${REPO_NAME}/blobs/${l.digest}`);
       if (!res.ok) throw new Error(`registry answered ${res.status} for ${l.digest}`);
       const got = Buffer.from(await res.arrayBuffer());
-      if (got.length !== l.blob.length) throw new Error(`registry served ${got.length} bytes for ${l.digest}, expected ${l.blob.length}`);
+      if (got.length !== l.blob.length)
+        throw new Error(`registry served ${got.length} bytes for ${l.digest}, expected ${l.blob.length}`);
     }
-    log(`registry serves the blobs at ${(gzTotal / 1e6 / (Number(process.hrtime.bigint() - t0) / 1e9)).toFixed(0)} MB/s (one stream, from node)`);
+    log(
+      `registry serves the blobs at ${(gzTotal / 1e6 / (Number(process.hrtime.bigint() - t0) / 1e9)).toFixed(0)} MB/s (one stream, from node)`,
+    );
 
     if (opts.serve) {
       process.stdout.write(`${ref}\n`);
       log('serving; Ctrl-C to stop');
-      await new Promise(() => { /* until a signal */ });
+      await new Promise(() => {
+        /* until a signal */
+      });
     }
 
     const ctx: Ctx = { reg, ref, layers, configDigest: pushed.configDigest, work: scratch?.dir ?? opts.work };
@@ -518,12 +687,24 @@ async function main(): Promise<number> {
 
     // --- report
     const timed = results.filter((r) => r.round > 0);
-    const summary = Object.fromEntries(opts.tools.map((t) => {
-      const mine = timed.filter((r) => r.tool === t);
-      return [t, stats(mine.filter((r) => r.ok).map((r) => r.seconds as number), mine.length)];
-    })) as Record<Tool, Stats>;
+    const summary = Object.fromEntries(
+      opts.tools.map((t) => {
+        const mine = timed.filter((r) => r.tool === t);
+        return [
+          t,
+          stats(
+            mine.filter((r) => r.ok).map((r) => r.seconds as number),
+            mine.length,
+          ),
+        ];
+      }),
+    ) as Record<Tool, Stats>;
     const med = (t: Tool) => summary[t]?.median;
-    const ratio = (a: Tool, b: Tool) => { const x = med(a); const y = med(b); return x !== undefined && y !== undefined ? x / y : undefined; };
+    const ratio = (a: Tool, b: Tool) => {
+      const x = med(a);
+      const y = med(b);
+      return x !== undefined && y !== undefined ? x / y : undefined;
+    };
     const nullable = (x: number | undefined): number | null => (x === undefined ? null : x);
     const ratios = {
       tsrunOverPodman: ratio('tsrun', 'podman'),
@@ -532,30 +713,68 @@ async function main(): Promise<number> {
     };
     const failures = results.filter((r) => !r.ok);
     const m = machine(ctx.work);
-    const command = `node dist/scripts/bench/pull.js${process.argv.slice(2).map((a) => ' ' + a).join('')}`;
+    const command = `node dist/scripts/bench/pull.js${process.argv
+      .slice(2)
+      .map((a) => ' ' + a)
+      .join('')}`;
 
     const out: string[] = [];
-    out.push(`## Cold pull: ${layers.length} layers, ${mb(gzTotal)} MB compressed, ${mb(tarTotal)} MB uncompressed, ${layers.reduce((a, l) => a + l.entries, 0)} entries`, '');
+    out.push(
+      `## Cold pull: ${layers.length} layers, ${mb(gzTotal)} MB compressed, ${mb(tarTotal)} MB uncompressed, ${layers.reduce((a, l) => a + l.entries, 0)} entries`,
+      '',
+    );
     out.push('| layer | from | compressed MB | uncompressed MB | entries |', '|---|---|---:|---:|---:|');
-    layers.forEach((l, i) => out.push(`| ${i} | ${l.dirs.map((d) => '/' + d).join(' + ')} | ${mb(l.blob.length)} | ${mb(l.tarSize)} | ${l.entries} |`));
-    out.push('', `${opts.rounds} interleaved rounds${opts.warmup ? ' after 1 untimed warm-up round' : ''}; wall clock, process start to exit, seconds:`, '');
-    out.push('| tool | ok runs | median | min | max | median / podman | median / floor | disk after pull (MB) |', '|---|---:|---:|---:|---:|---:|---:|---:|');
+    layers.forEach((l, i) =>
+      out.push(
+        `| ${i} | ${l.dirs.map((d) => '/' + d).join(' + ')} | ${mb(l.blob.length)} | ${mb(l.tarSize)} | ${l.entries} |`,
+      ),
+    );
+    out.push(
+      '',
+      `${opts.rounds} interleaved rounds${opts.warmup ? ' after 1 untimed warm-up round' : ''}; wall clock, process start to exit, seconds:`,
+      '',
+    );
+    out.push(
+      '| tool | ok runs | median | min | max | median / podman | median / floor | disk after pull (MB) |',
+      '|---|---:|---:|---:|---:|---:|---:|---:|',
+    );
     for (const t of opts.tools) {
       const s = summary[t];
-      const r = (b: Tool) => { const x = ratio(t, b); return x === undefined ? '–' : `${x.toFixed(2)}×`; };
+      const r = (b: Tool) => {
+        const x = ratio(t, b);
+        return x === undefined ? '–' : `${x.toFixed(2)}×`;
+      };
       const du = timed.find((x) => x.tool === t && x.diskBytes !== undefined)?.diskBytes;
-      out.push(`| ${t} | ${s.ok}/${s.runs} | ${fmt(s.median)} | ${fmt(s.min)} | ${fmt(s.max)} | ${r('podman')} | ${r('floor')} | ${du === undefined ? '–' : mb(du)} |`);
+      out.push(
+        `| ${t} | ${s.ok}/${s.runs} | ${fmt(s.median)} | ${fmt(s.min)} | ${fmt(s.max)} | ${r('podman')} | ${r('floor')} | ${du === undefined ? '–' : mb(du)} |`,
+      );
     }
     out.push('');
     if (ratios.tsrunOverPodman !== undefined) {
       const met = ratios.tsrunOverPodman <= TARGET_RATIO;
-      out.push(`Target tsrun ≤ ${TARGET_RATIO}× podman: ${met ? 'MET' : 'MISSED'} (${ratios.tsrunOverPodman.toFixed(2)}×).`, '');
+      out.push(
+        `Target tsrun ≤ ${TARGET_RATIO}× podman: ${met ? 'MET' : 'MISSED'} (${ratios.tsrunOverPodman.toFixed(2)}×).`,
+        '',
+      );
     }
     out.push('Per round (seconds, in the order run):', '');
     for (let round = 1; round <= opts.rounds; round++) {
-      out.push(`- round ${round}: ` + timed.filter((r) => r.round === round).map((r) => `${r.tool} ${r.ok ? fmt(r.seconds) : 'FAILED'}`).join(', '));
+      out.push(
+        `- round ${round}: ` +
+          timed
+            .filter((r) => r.round === round)
+            .map((r) => `${r.tool} ${r.ok ? fmt(r.seconds) : 'FAILED'}`)
+            .join(', '),
+      );
     }
-    out.push('', `Machine: ${Object.entries(m).map(([k, v]) => `${k} ${v}`).join('; ')}.`, '', `Command: \`${command}\``);
+    out.push(
+      '',
+      `Machine: ${Object.entries(m)
+        .map(([k, v]) => `${k} ${v}`)
+        .join('; ')}.`,
+      '',
+      `Command: \`${command}\``,
+    );
     if (failures.length) {
       out.push('', `**${failures.length} run(s) failed** (not counted):`, '');
       for (const f of failures) out.push(`- round ${f.round === 0 ? 'warm-up' : f.round} ${f.tool}: ${f.error}`);
@@ -564,23 +783,56 @@ async function main(): Promise<number> {
 
     if (opts.json) {
       const json = {
-        benchmark: 'cold-pull', date: new Date().toISOString(), command, machine: m,
+        benchmark: 'cold-pull',
+        date: new Date().toISOString(),
+        command,
+        machine: m,
         image: {
-          ref: `${REPO_NAME}:${TAG}`, manifestDigest: pushed.manifestDigest, configDigest: pushed.configDigest,
-          compressedBytes: gzTotal, uncompressedBytes: tarTotal,
-          layers: layers.map((l) => ({ dirs: l.dirs.map((d) => '/' + d), digest: l.digest, diffId: l.diffId, compressedBytes: l.blob.length, uncompressedBytes: l.tarSize, entries: l.entries })),
+          ref: `${REPO_NAME}:${TAG}`,
+          manifestDigest: pushed.manifestDigest,
+          configDigest: pushed.configDigest,
+          compressedBytes: gzTotal,
+          uncompressedBytes: tarTotal,
+          layers: layers.map((l) => ({
+            dirs: l.dirs.map((d) => '/' + d),
+            digest: l.digest,
+            diffId: l.diffId,
+            compressedBytes: l.blob.length,
+            uncompressedBytes: l.tarSize,
+            entries: l.entries,
+          })),
         },
-        rounds: opts.rounds, warmup: opts.warmup, orders,
-        commands: Object.fromEntries(opts.tools.map((t) => {
-          const d = describe(t, '<fresh dir>', ctx);
-          const rr = runroots.get('<fresh dir>');
-          if (rr) { rmSync(rr, { recursive: true, force: true }); runroots.delete('<fresh dir>'); }
-          return [t, [d.cmd.replace(REPO + '/', ''), ...d.args.map((a) => (a === rr ? '<fresh dir in /run>' : a.replace(REPO + '/', '')))]];
-        })),
+        rounds: opts.rounds,
+        warmup: opts.warmup,
+        orders,
+        commands: Object.fromEntries(
+          opts.tools.map((t) => {
+            const d = describe(t, '<fresh dir>', ctx);
+            const rr = runroots.get('<fresh dir>');
+            if (rr) {
+              rmSync(rr, { recursive: true, force: true });
+              runroots.delete('<fresh dir>');
+            }
+            return [
+              t,
+              [
+                d.cmd.replace(REPO + '/', ''),
+                ...d.args.map((a) => (a === rr ? '<fresh dir in /run>' : a.replace(REPO + '/', ''))),
+              ],
+            ];
+          }),
+        ),
         runs: results,
         summary,
-        ratios: { tsrunOverPodman: nullable(ratios.tsrunOverPodman), tsrunOverFloor: nullable(ratios.tsrunOverFloor), podmanOverFloor: nullable(ratios.podmanOverFloor) },
-        target: { tsrunOverPodmanAtMost: TARGET_RATIO, met: ratios.tsrunOverPodman === undefined ? null : ratios.tsrunOverPodman <= TARGET_RATIO },
+        ratios: {
+          tsrunOverPodman: nullable(ratios.tsrunOverPodman),
+          tsrunOverFloor: nullable(ratios.tsrunOverFloor),
+          podmanOverFloor: nullable(ratios.podmanOverFloor),
+        },
+        target: {
+          tsrunOverPodmanAtMost: TARGET_RATIO,
+          met: ratios.tsrunOverPodman === undefined ? null : ratios.tsrunOverPodman <= TARGET_RATIO,
+        },
         failedRuns: failures.length,
       };
       writeFileSync(opts.json, JSON.stringify(json, null, 2) + '\n');
@@ -593,8 +845,12 @@ async function main(): Promise<number> {
   }
 }
 
-main().then((code) => { process.exitCode = code; }, (err: unknown) => {
-  process.stderr.write(`bench:pull: ${err instanceof Error ? err.message : String(err)}\n`);
-  process.exitCode = 1;
-});
-
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`bench:pull: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = 1;
+  },
+);

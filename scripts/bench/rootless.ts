@@ -35,19 +35,45 @@ async function main(): Promise<number> {
   const rounds = Number(option('--rounds', '10'));
   const pulls = Number(option('--pulls', '5'));
   const user = ensureUser('tsrun-bench', true, '400000-465535');
-  const as: As = { uid: user.uid, gid: user.gid, cwd: user.home, env: { HOME: user.home, PATH: process.env.PATH ?? '/usr/bin:/bin' } };
+  const as: As = {
+    uid: user.uid,
+    gid: user.gid,
+    cwd: user.home,
+    env: { HOME: user.home, PATH: process.env.PATH ?? '/usr/bin:/bin' },
+  };
   const root = path.join(user.home, 'tsrun-bench');
   const proot = path.join(user.home, 'podman-bench');
   const prun = `/tmp/podman-bench-${user.uid}`;
-  const podman = ['--root', proot, '--runroot', prun, '--storage-driver', 'overlay', '--cgroup-manager', 'cgroupfs', '--events-backend', 'file', '--runtime', 'runc'];
+  const podman = [
+    '--root',
+    proot,
+    '--runroot',
+    prun,
+    '--storage-driver',
+    'overlay',
+    '--cgroup-manager',
+    'cgroupfs',
+    '--events-backend',
+    'file',
+    '--runtime',
+    'runc',
+  ];
   const limits = ['--ulimit', 'nofile=1024:20000', '--ulimit', 'nproc=4096:4096'];
   const reg = await startRegistry({ auth: 'anonymous' });
   let failed = false;
   const times: Record<string, number[]> = {};
-  const record = (k: string, ms: number) => { (times[k] ??= []).push(ms); };
+  const record = (k: string, ms: number) => {
+    (times[k] ??= []).push(ms);
+  };
   try {
-    await pushImage(reg, 'bench/small', '1', { layers: [busyboxLayer()], config: { config: { Cmd: ['sh'], Env: ['PATH=/bin'] } } });
-    await pushImage(reg, 'bench/node', '1', { layers: [busyboxLayer(), nodeLayer()], config: { config: { Cmd: ['node'], Env: ['PATH=/usr/local/bin:/bin'] } } });
+    await pushImage(reg, 'bench/small', '1', {
+      layers: [busyboxLayer()],
+      config: { config: { Cmd: ['sh'], Env: ['PATH=/bin'] } },
+    });
+    await pushImage(reg, 'bench/node', '1', {
+      layers: [busyboxLayer(), nodeLayer()],
+      config: { config: { Cmd: ['node'], Env: ['PATH=/usr/local/bin:/bin'] } },
+    });
     const small = `${reg.host}/bench/small:1`;
     const big = `${reg.host}/bench/node:1`;
     const check = (what: string, r: { status: number | null; stderr: string }) => {
@@ -67,9 +93,8 @@ async function main(): Promise<number> {
         ? ['podman', [...podman, 'pull', '-q', '--tls-verify=false', big]]
         : ['podman', [...podman, 'run', '--rm', ...net, ...limits, small, 'true']];
     };
-    const removeBig = (tool: 'tsrun' | 'podman') => (tool === 'tsrun'
-      ? sh(TSRUN, ['--root', root, 'rmi', big], as)
-      : sh('podman', [...podman, 'rmi', big], as));
+    const removeBig = (tool: 'tsrun' | 'podman') =>
+      tool === 'tsrun' ? sh(TSRUN, ['--root', root, 'rmi', big], as) : sh('podman', [...podman, 'rmi', big], as);
 
     for (let round = -1; round < rounds; round++) {
       const order: ('tsrun' | 'podman')[] = round % 2 === 0 ? ['tsrun', 'podman'] : ['podman', 'tsrun'];
@@ -88,12 +113,21 @@ async function main(): Promise<number> {
       if (round >= 0) log(`round ${round + 1}/${rounds}`);
     }
     const med = Object.fromEntries(Object.entries(times).map(([k, xs]) => [k, median(xs)]));
-    const out = [`Rootless, as one unprivileged user; ${rounds} interleaved rounds (${pulls} pulls), median wall time in ms:`, '',
-      '| case | tsrun | podman | × podman |', '|---|---:|---:|---:|'];
+    const out = [
+      `Rootless, as one unprivileged user; ${rounds} interleaved rounds (${pulls} pulls), median wall time in ms:`,
+      '',
+      '| case | tsrun | podman | × podman |',
+      '|---|---:|---:|---:|',
+    ];
     for (const c of ['pull', 'run none', 'run net'] as Case[]) {
       const t = med[`tsrun ${c}`] as number;
       const p = med[`podman ${c}`] as number;
-      const label = c === 'pull' ? 'cold pull, 2 layers, ~120 MB' : c === 'run none' ? '`run --rm --network none IMAGE true`' : '`run --rm IMAGE true` (slirp4netns)';
+      const label =
+        c === 'pull'
+          ? 'cold pull, 2 layers, ~120 MB'
+          : c === 'run none'
+            ? '`run --rm --network none IMAGE true`'
+            : '`run --rm IMAGE true` (slirp4netns)';
       out.push(`| ${label} | ${t.toFixed(0)} | ${p.toFixed(0)} | ${(t / p).toFixed(2)} |`);
     }
     process.stdout.write(out.join('\n') + '\n');

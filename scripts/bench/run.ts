@@ -50,14 +50,17 @@ function memoryOf(pid: number): { rss: number; pss: number } {
 }
 
 function pidsOf(exe: string, needle: string): number[] {
-  return readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map(Number).filter((pid) => {
-    try {
-      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-      return path.basename(cmd.split('\0')[0] ?? '') === exe && cmd.includes(needle);
-    } catch {
-      return false;
-    }
-  });
+  return readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d))
+    .map(Number)
+    .filter((pid) => {
+      try {
+        const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+        return path.basename(cmd.split('\0')[0] ?? '') === exe && cmd.includes(needle);
+      } catch {
+        return false;
+      }
+    });
 }
 
 async function main(): Promise<number> {
@@ -71,9 +74,25 @@ async function main(): Promise<number> {
   const reg = await startRegistry({ auth: 'anonymous' });
   let failed = false;
   try {
-    await pushImage(reg, 'bench/busybox', '1', { layers: [busyboxLayer()], config: { config: { Cmd: ['sh'], Env: ['PATH=/bin'] } } });
+    await pushImage(reg, 'bench/busybox', '1', {
+      layers: [busyboxLayer()],
+      config: { config: { Cmd: ['sh'], Env: ['PATH=/bin'] } },
+    });
     const image = `${reg.host}/bench/busybox:1`;
-    const podman = ['--root', proot, '--runroot', prun, '--storage-driver', 'overlay', '--cgroup-manager', 'cgroupfs', '--events-backend', 'file', '--runtime', 'runc'];
+    const podman = [
+      '--root',
+      proot,
+      '--runroot',
+      prun,
+      '--storage-driver',
+      'overlay',
+      '--cgroup-manager',
+      'cgroupfs',
+      '--events-backend',
+      'file',
+      '--runtime',
+      'runc',
+    ];
     const limits = ['--ulimit', 'nofile=1024:20000', '--ulimit', 'nproc=4096:4096'];
     const check = (what: string, r: { status: number | null; stderr: string }) => {
       if (r.status !== 0) throw new Error(`${what} failed: ${r.stderr.trim()}`);
@@ -114,32 +133,61 @@ async function main(): Promise<number> {
     // Monitor memory per detached container.
     const memory: Record<string, { rss: number; pss: number; n: number }> = {};
     if (tools.includes('tsrun')) {
-      const ids = Array.from({ length: monitors }, () => sh(TSRUN, ['--root', root, 'run', '-d', image, 'sleep', '300']).stdout.trim());
+      const ids = Array.from({ length: monitors }, () =>
+        sh(TSRUN, ['--root', root, 'run', '-d', image, 'sleep', '300']).stdout.trim(),
+      );
       const ms = ids.flatMap((id) => pidsOf('tsrun-monitor', id)).map(memoryOf);
-      memory.tsrun = { rss: ms.reduce((a, m) => a + m.rss, 0) / ms.length, pss: ms.reduce((a, m) => a + m.pss, 0) / ms.length, n: ms.length };
+      memory.tsrun = {
+        rss: ms.reduce((a, m) => a + m.rss, 0) / ms.length,
+        pss: ms.reduce((a, m) => a + m.pss, 0) / ms.length,
+        n: ms.length,
+      };
       sh(TSRUN, ['--root', root, 'rm', '-f', ...ids]);
     }
     if (tools.includes('podman')) {
-      const ids = Array.from({ length: monitors }, () => sh('podman', [...podman, 'run', '-d', '--network', 'none', ...limits, image, 'sleep', '300']).stdout.trim());
+      const ids = Array.from({ length: monitors }, () =>
+        sh('podman', [...podman, 'run', '-d', '--network', 'none', ...limits, image, 'sleep', '300']).stdout.trim(),
+      );
       const ms = ids.flatMap((id) => pidsOf('conmon', id)).map(memoryOf);
-      memory.podman = { rss: ms.reduce((a, m) => a + m.rss, 0) / ms.length, pss: ms.reduce((a, m) => a + m.pss, 0) / ms.length, n: ms.length };
+      memory.podman = {
+        rss: ms.reduce((a, m) => a + m.rss, 0) / ms.length,
+        pss: ms.reduce((a, m) => a + m.pss, 0) / ms.length,
+        n: ms.length,
+      };
       sh('podman', [...podman, 'rm', '-f', '-t', '0', ...ids]);
     }
 
     const med = Object.fromEntries(Object.entries(times).map(([t, xs]) => [t, xs.length ? median(xs) : NaN]));
     const out: string[] = [];
-    out.push(`Warm \`run --rm IMAGE true\`, ${rounds} interleaved rounds (median wall time, ms; ratio to podman's median):`, '');
+    out.push(
+      `Warm \`run --rm IMAGE true\`, ${rounds} interleaved rounds (median wall time, ms; ratio to podman's median):`,
+      '',
+    );
     out.push('| tool | median | min | max | × podman |', '|---|---:|---:|---:|---:|');
     for (const t of tools) {
       const xs = times[t] ?? [];
-      out.push(`| ${t} | ${(med[t] as number).toFixed(1)} | ${Math.min(...xs).toFixed(1)} | ${Math.max(...xs).toFixed(1)} | ${med.podman ? ((med[t] as number) / med.podman).toFixed(2) : '–'} |`);
+      out.push(
+        `| ${t} | ${(med[t] as number).toFixed(1)} | ${Math.min(...xs).toFixed(1)} | ${Math.max(...xs).toFixed(1)} | ${med.podman ? ((med[t] as number) / med.podman).toFixed(2) : '–'} |`,
+      );
     }
     if (med.podman && med.tsrun) {
       const ratio = med.tsrun / med.podman;
-      out.push('', `tsrun/podman = ${ratio.toFixed(2)} (target ≤ ${TARGET_RATIO}: ${ratio <= TARGET_RATIO ? 'met' : 'not met'})`);
+      out.push(
+        '',
+        `tsrun/podman = ${ratio.toFixed(2)} (target ≤ ${TARGET_RATIO}: ${ratio <= TARGET_RATIO ? 'met' : 'not met'})`,
+      );
     }
-    out.push('', `Monitor memory per detached container (mean of ${monitors}):`, '', '| monitor | VmRSS KiB | Pss KiB |', '|---|---:|---:|');
-    for (const [t, m] of Object.entries(memory)) out.push(`| ${t === 'tsrun' ? 'tsrun-monitor' : 'conmon'} (${m.n}) | ${m.rss.toFixed(0)} | ${m.pss.toFixed(0)} |`);
+    out.push(
+      '',
+      `Monitor memory per detached container (mean of ${monitors}):`,
+      '',
+      '| monitor | VmRSS KiB | Pss KiB |',
+      '|---|---:|---:|',
+    );
+    for (const [t, m] of Object.entries(memory))
+      out.push(
+        `| ${t === 'tsrun' ? 'tsrun-monitor' : 'conmon'} (${m.n}) | ${m.rss.toFixed(0)} | ${m.pss.toFixed(0)} |`,
+      );
     process.stdout.write(out.join('\n') + '\n');
     const json = option('--json', '');
     if (json) writeFileSync(json, JSON.stringify({ rounds, times, medians: med, memory }, null, 1));

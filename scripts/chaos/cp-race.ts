@@ -29,17 +29,24 @@ const tmp = mkdtempSync(path.join(os.tmpdir(), 'tsrun-chaos-cp-'));
 const root = path.join(tmp, 'root');
 const reg = await startRegistry({ auth: 'anonymous' });
 try {
-  await pushImage(reg, 'chaos/busybox', 'latest', { layers: [busyboxLayer()], config: { config: { Cmd: ['sh'], Env: ['PATH=/bin'] } } });
+  await pushImage(reg, 'chaos/busybox', 'latest', {
+    layers: [busyboxLayer()],
+    config: { config: { Cmd: ['sh'], Env: ['PATH=/bin'] } },
+  });
   const image = `${reg.host}/chaos/busybox`;
   const pulled = await tsrun(['pull', '-q', image], { root });
   if (pulled.code !== 0) throw new Error(pulled.stderr);
   const r = await raceCp({ root, image, count, log: (s) => console.log(s) });
   console.log(JSON.stringify(r));
-  console.log(`${r.attempts.out + r.attempts.in + r.attempts.cli} copies in ${r.seconds} s: ${r.hostReads} host files read, ${r.hostWrites} written`);
+  console.log(
+    `${r.attempts.out + r.attempts.in + r.attempts.cli} copies in ${r.seconds} s: ${r.hostReads} host files read, ${r.hostWrites} written`,
+  );
   const f = await raceFs({ root, image, count: fsCount, log: (s) => console.log(s) });
   console.log(JSON.stringify(f));
   const leaks = f.leaks.export + f.leaks.diff + f.leaks.commit;
-  console.log(`${f.attempts.export} exports, ${f.attempts.diff} diffs, ${f.attempts.commit} commits in ${f.seconds} s: ${leaks} with a host file`);
+  console.log(
+    `${f.attempts.export} exports, ${f.attempts.diff} diffs, ${f.attempts.commit} commits in ${f.seconds} s: ${leaks} with a host file`,
+  );
   process.exitCode = r.hostReads + r.hostWrites + leaks === 0 ? 0 : 1;
 } finally {
   await reg.stop();

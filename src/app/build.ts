@@ -33,7 +33,15 @@ import { parseDockerfile, type Dockerfile, type Instruction, type Stage } from '
 import { applyMetadata, commandOf, declareArgs, resolveChown, scopeVars } from '../build/evaluate.js';
 import { expandHeredoc, expandWord, expandWords, rawWords } from '../build/words.js';
 import { BuildCache, stateId, stepKey, type BuildState } from '../build/cache.js';
-import { applySources, collectSources, hashSources, loadDockerignore, mkdirInRoot, type Source, type SourceRoot } from '../build/copy.js';
+import {
+  applySources,
+  collectSources,
+  hashSources,
+  loadDockerignore,
+  mkdirInRoot,
+  type Source,
+  type SourceRoot,
+} from '../build/copy.js';
 import { finishStepRoot, prepareStepRoot, releaseStepRoot, type StepRoot } from '../build/step-root.js';
 import { removeMountpoints, runStep, type BuildNetwork, type Mountpoint } from '../build/run-step.js';
 import { parseRunMount, type RunMount } from '../build/mounts.js';
@@ -115,7 +123,12 @@ export function neededStages(df: Dockerfile, target: number): number[] {
     if (need.has(i)) return;
     need.add(i);
     const s = df.stages[i] as Stage;
-    const deps = [stageRef(df, s.base, i, false), ...s.instructions.map((ins) => (ins.keyword === 'COPY' && ins.flags.from !== undefined ? stageRef(df, ins.flags.from, i, true) : undefined))];
+    const deps = [
+      stageRef(df, s.base, i, false),
+      ...s.instructions.map((ins) =>
+        ins.keyword === 'COPY' && ins.flags.from !== undefined ? stageRef(df, ins.flags.from, i, true) : undefined,
+      ),
+    ];
     for (const d of deps) if (d !== undefined) visit(d);
   };
   visit(target);
@@ -126,7 +139,8 @@ function parseBuildArgs(list: readonly string[], callerEnv: NodeJS.ProcessEnv): 
   const out = new Map<string, string>();
   for (const a of list) {
     const i = a.indexOf('=');
-    if (i === 0) throw new TsrunError('ERR_USAGE', `invalid --build-arg "${a}"`, { hint: 'use --build-arg NAME=VALUE' });
+    if (i === 0)
+      throw new TsrunError('ERR_USAGE', `invalid --build-arg "${a}"`, { hint: 'use --build-arg NAME=VALUE' });
     if (i > 0) out.set(a.slice(0, i), a.slice(i + 1));
     else if (callerEnv[a] !== undefined) out.set(a, callerEnv[a] as string);
   }
@@ -136,7 +150,9 @@ function parseBuildArgs(list: readonly string[], callerEnv: NodeJS.ProcessEnv): 
 function emptyState(platform: string): BuildState {
   const p = parsePlatform(platform);
   const config: ImageConfig = {
-    architecture: p.architecture, os: p.os, ...(p.variant ? { variant: p.variant } : {}),
+    architecture: p.architecture,
+    os: p.os,
+    ...(p.variant ? { variant: p.variant } : {}),
     config: { Env: [`PATH=${DEFAULT_PATH_ENV}`] },
     rootfs: { type: 'layers', diff_ids: [] },
     history: [],
@@ -149,18 +165,27 @@ function configOf(s: BuildState): ImageConfig {
 }
 
 /** The next state: `mutate` edits a copy of the config; `layer` is the step's layer, if any. */
-function derive(parent: BuildState, createdBy: string, mutate: (c: ImageConfig) => void, layer?: LayerRecord): BuildState {
+function derive(
+  parent: BuildState,
+  createdBy: string,
+  mutate: (c: ImageConfig) => void,
+  layer?: LayerRecord,
+): BuildState {
   const c = configOf(parent);
   const now = new Date().toISOString();
   c.created = now;
   mutate(c);
   if (layer) c.rootfs = { type: 'layers', diff_ids: [...c.rootfs.diff_ids, layer.diffId] };
-  c.history = [...(c.history ?? []), { created: now, created_by: createdBy, comment: 'tsrun build', ...(layer ? {} : { empty_layer: true }) }];
+  c.history = [
+    ...(c.history ?? []),
+    { created: now, created_by: createdBy, comment: 'tsrun build', ...(layer ? {} : { empty_layer: true }) },
+  ];
   return { configBytes: JSON.stringify(c), layers: layer ? [...parent.layers, layer] : parent.layers };
 }
 
 function parseMode(s: string): number {
-  if (!/^[0-7]{3,4}$/.test(s)) throw new TsrunError('ERR_DOCKERFILE', `--chmod: invalid mode "${s}"`, { hint: 'use octal, e.g. --chmod=755' });
+  if (!/^[0-7]{3,4}$/.test(s))
+    throw new TsrunError('ERR_DOCKERFILE', `--chmod: invalid mode "${s}"`, { hint: 'use octal, e.g. --chmod=755' });
   return parseInt(s, 8);
 }
 
@@ -177,7 +202,17 @@ function isTarHeader(b: Buffer): boolean {
   if (b.toString('ascii', 257, 262) === 'ustar') return true;
   let sum = 0;
   for (let i = 0; i < 512; i++) sum += i >= 148 && i < 156 ? 32 : (b[i] as number);
-  return sum > 256 && sum === parseInt(b.toString('ascii', 148, 156).replace(/[\0 ]+/g, ' ').trim(), 8);
+  return (
+    sum > 256 &&
+    sum ===
+      parseInt(
+        b
+          .toString('ascii', 148, 156)
+          .replace(/[\0 ]+/g, ' ')
+          .trim(),
+        8,
+      )
+  );
 }
 
 /**
@@ -222,7 +257,12 @@ class Builder {
   constructor(
     private readonly env: Env,
     private readonly df: Dockerfile,
-    private readonly o: BuildOptions & { contextDir: string; ignore: Pick<SourceRoot, 'ignores' | 'hasExceptions'>; network: BuildNetwork; limits: StepLimits },
+    private readonly o: BuildOptions & {
+      contextDir: string;
+      ignore: Pick<SourceRoot, 'ignores' | 'hasExceptions'>;
+      network: BuildNetwork;
+      limits: StepLimits;
+    },
     private readonly buildArgs: Map<string, string>,
     private readonly total: number,
     private readonly io: BuildIo,
@@ -252,7 +292,8 @@ class Builder {
   }
 
   private checkAborted(): void {
-    if (this.abort.signal.aborted) throw new TsrunError('ERR_BUILD_STEP', 'build interrupted', { detail: { exitCode: 130 } });
+    if (this.abort.signal.aborted)
+      throw new TsrunError('ERR_BUILD_STEP', 'build interrupted', { detail: { exitCode: 130 } });
   }
 
   private async layersPresent(s: BuildState): Promise<boolean> {
@@ -263,7 +304,11 @@ class Builder {
   }
 
   /** A step through the cache: a hit returns the stored state, a miss runs `execute` and stores it. */
-  private async cached(parent: BuildState, keyParts: readonly unknown[], execute: () => Promise<BuildState>): Promise<BuildState> {
+  private async cached(
+    parent: BuildState,
+    keyParts: readonly unknown[],
+    execute: () => Promise<BuildState>,
+  ): Promise<BuildState> {
     const key = stepKey(parent, keyParts);
     if (!this.o.noCache) {
       const hit = await this.cache.get(key);
@@ -278,15 +323,27 @@ class Builder {
   }
 
   /** Run `work` in a fresh root over `parent`'s layers; its changes become a layer (or none, with `skipEmpty`). */
-  private async fsStep(parent: BuildState, work: (root: StepRoot) => Promise<Mountpoint[] | void>, skipEmpty = false): Promise<LayerRecord | undefined> {
-    const root = await prepareStepRoot(this.store, parent.layers.map((l) => l.chainId), overlayDriver(this.env.ctx));
+  private async fsStep(
+    parent: BuildState,
+    work: (root: StepRoot) => Promise<Mountpoint[] | void>,
+    skipEmpty = false,
+  ): Promise<LayerRecord | undefined> {
+    const root = await prepareStepRoot(
+      this.store,
+      parent.layers.map((l) => l.chainId),
+      overlayDriver(this.env.ctx),
+    );
     try {
       const mountpoints = await work(root);
       await finishStepRoot(root);
       if (mountpoints) await removeMountpoints(root.upper, mountpoints);
       if (skipEmpty && (await fs.readdir(root.upper)).length === 0) return undefined;
       const parentChain = parent.layers[parent.layers.length - 1]?.chainId;
-      return await commitLayer(this.store, root.upper, parentChain, { overlayXattrPrefix: this.xattrPrefix, unpack: this.unpackAs, linkFiles: true });
+      return await commitLayer(this.store, root.upper, parentChain, {
+        overlayXattrPrefix: this.xattrPrefix,
+        unpack: this.unpackAs,
+        linkFiles: true,
+      });
     } finally {
       await releaseStepRoot(root);
     }
@@ -294,7 +351,11 @@ class Builder {
 
   /** Mount `state` read-only-in-spirit for reading (COPY --from); `fn` gets its root. */
   private async withRoot<T>(state: BuildState, fn: (rootfs: string) => Promise<T>): Promise<T> {
-    const root = await prepareStepRoot(this.store, state.layers.map((l) => l.chainId), overlayDriver(this.env.ctx));
+    const root = await prepareStepRoot(
+      this.store,
+      state.layers.map((l) => l.chainId),
+      overlayDriver(this.env.ctx),
+    );
     try {
       return await fn(root.rootfs);
     } finally {
@@ -321,12 +382,22 @@ class Builder {
 
   private async baseState(stage: Stage, globals: Map<string, string>): Promise<BuildState> {
     const base = expandWord(stage.base, globals, this.df.escape);
-    const platform = stage.platform !== undefined ? expandWord(stage.platform, globals, this.df.escape) : this.o.platform;
+    const platform =
+      stage.platform !== undefined ? expandWord(stage.platform, globals, this.df.escape) : this.o.platform;
     const earlier = stageRef(this.df, base, stage.index, false);
     if (earlier !== undefined) return this.built.get(earlier) as BuildState;
     if (base === 'scratch') return emptyState(platform ?? formatPlatform(hostPlatform()));
-    const notice = { write: (t: string) => { this.io.line(t.trimEnd()); return true; } };
-    const { image, configBytes } = await findOrPull(this.env.ctx, this.store, base, { pull: this.o.pull ? 'always' : 'missing', platform, err: notice });
+    const notice = {
+      write: (t: string) => {
+        this.io.line(t.trimEnd());
+        return true;
+      },
+    };
+    const { image, configBytes } = await findOrPull(this.env.ctx, this.store, base, {
+      pull: this.o.pull ? 'always' : 'missing',
+      platform,
+      err: notice,
+    });
     const layers = image.layers.map((l) => ({ ...l, mediaType: ociLayerType(l.mediaType) }));
     return { configBytes: configBytes.toString('utf8'), layers };
   }
@@ -344,18 +415,36 @@ class Builder {
     }
     const args = new Map<string, string>();
     const flags = { cmdSet: false };
-    if (triggers.length > 0) this.io.line(`# Executing ${triggers.length} build trigger${triggers.length > 1 ? 's' : ''}`);
-    for (const ins of triggers) state = await this.announced(stage, ins, state, args, globals, flags, ` ---> Running trigger: ${ins.text}`);
+    if (triggers.length > 0)
+      this.io.line(`# Executing ${triggers.length} build trigger${triggers.length > 1 ? 's' : ''}`);
+    for (const ins of triggers)
+      state = await this.announced(stage, ins, state, args, globals, flags, ` ---> Running trigger: ${ins.text}`);
     this.io.line(` ---> ${short(stateId(state))}`);
     for (const ins of stage.instructions) {
-      state = await this.announced(stage, ins, state, args, globals, flags, `Step ${++this.step}/${this.total} : ${ins.text}`);
+      state = await this.announced(
+        stage,
+        ins,
+        state,
+        args,
+        globals,
+        flags,
+        `Step ${++this.step}/${this.total} : ${ins.text}`,
+      );
       this.io.line(` ---> ${short(stateId(state))}`);
     }
     return state;
   }
 
   /** One instruction, announced by `title`; unexpected errors name it. */
-  private async announced(stage: Stage, ins: Instruction, state: BuildState, args: Map<string, string>, globals: Map<string, string>, flags: { cmdSet: boolean }, title: string): Promise<BuildState> {
+  private async announced(
+    stage: Stage,
+    ins: Instruction,
+    state: BuildState,
+    args: Map<string, string>,
+    globals: Map<string, string>,
+    flags: { cmdSet: boolean },
+    title: string,
+  ): Promise<BuildState> {
     this.checkAborted();
     this.io.line(title);
     try {
@@ -371,16 +460,26 @@ class Builder {
     if (onBuild.length === 0) return [];
     const parsed = await parseDockerfile(`FROM scratch\n${onBuild.join('\n')}\n`, 'ONBUILD trigger');
     const list = (parsed.stages[0] as Stage).instructions;
-    if (parsed.stages.length > 1) throw new TsrunError('ERR_DOCKERFILE', 'the base image has an ONBUILD FROM trigger, which is not allowed');
+    if (parsed.stages.length > 1)
+      throw new TsrunError('ERR_DOCKERFILE', 'the base image has an ONBUILD FROM trigger, which is not allowed');
     for (const t of list) {
       if (t.keyword === 'ONBUILD' || t.keyword === 'FROM' || t.keyword === 'MAINTAINER') {
-        throw new TsrunError('ERR_DOCKERFILE', `the base image's ONBUILD trigger "${t.text}" is not allowed`, { hint: 'ONBUILD may not trigger ONBUILD, FROM or MAINTAINER' });
+        throw new TsrunError('ERR_DOCKERFILE', `the base image's ONBUILD trigger "${t.text}" is not allowed`, {
+          hint: 'ONBUILD may not trigger ONBUILD, FROM or MAINTAINER',
+        });
       }
     }
     return list;
   }
 
-  private async instruction(stage: Stage, ins: Instruction, state: BuildState, args: Map<string, string>, globals: Map<string, string>, flags: { cmdSet: boolean }): Promise<BuildState> {
+  private async instruction(
+    stage: Stage,
+    ins: Instruction,
+    state: BuildState,
+    args: Map<string, string>,
+    globals: Map<string, string>,
+    flags: { cmdSet: boolean },
+  ): Promise<BuildState> {
     const config: ContainerConfig = configOf(state).config ?? {};
     const vars = scopeVars(config, args);
     const esc = this.df.escape;
@@ -402,45 +501,78 @@ class Builder {
         return this.cached(state, ['WORKDIR', dir], async () => {
           // Reproducible: new directories take the parent image's time; their parent keeps its own.
           const time = new Date(configOf(state).created ?? 0);
-          const layer = await this.fsStep(state, async (root) => {
-            let parent: { host: string; atime: Date; mtime: Date } | undefined;
-            const made = await mkdirInRoot(root.rootfs, dir, { uid: 0, gid: 0 }, `WORKDIR ${dir}`, async (host) => {
-              const st = await fs.lstat(host);
-              parent = { host, atime: st.atime, mtime: st.mtime };
-            });
-            for (const d of made.created.reverse()) await fs.utimes(d, time, time);
-            if (parent) await fs.utimes(parent.host, parent.atime, parent.mtime);
-          }, true);
-          return derive(state, `WORKDIR ${dir}`, (c) => { c.config = next; }, layer);
+          const layer = await this.fsStep(
+            state,
+            async (root) => {
+              let parent: { host: string; atime: Date; mtime: Date } | undefined;
+              const made = await mkdirInRoot(root.rootfs, dir, { uid: 0, gid: 0 }, `WORKDIR ${dir}`, async (host) => {
+                const st = await fs.lstat(host);
+                parent = { host, atime: st.atime, mtime: st.mtime };
+              });
+              for (const d of made.created.reverse()) await fs.utimes(d, time, time);
+              if (parent) await fs.utimes(parent.host, parent.atime, parent.mtime);
+            },
+            true,
+          );
+          return derive(
+            state,
+            `WORKDIR ${dir}`,
+            (c) => {
+              c.config = next;
+            },
+            layer,
+          );
         });
       }
       default: {
         const r = applyMetadata(ins, config, vars, esc, flags);
-        return this.cached(state, [ins.keyword, r], async () => derive(state, ins.text, (c) => {
-          c.config = r.config;
-          if (r.author !== undefined) c.author = r.author;
-        }));
+        return this.cached(state, [ins.keyword, r], async () =>
+          derive(state, ins.text, (c) => {
+            c.config = r.config;
+            if (r.author !== undefined) c.author = r.author;
+          }),
+        );
       }
     }
   }
 
-  private async run(ins: Instruction, state: BuildState, config: ContainerConfig, args: Map<string, string>): Promise<BuildState> {
+  private async run(
+    ins: Instruction,
+    state: BuildState,
+    config: ContainerConfig,
+    args: Map<string, string>,
+  ): Promise<BuildState> {
     const argv = commandOf(ins, config);
     const argEnv = [...args].map(([k, v]) => `${k}=${v}`);
     const network = ins.flags.network ?? 'default';
-    if (!/^(host|none|default)$/.test(network)) throw new TsrunError('ERR_DOCKERFILE', `line ${ins.line}: RUN --network must be default, none or host`);
+    if (!/^(host|none|default)$/.test(network))
+      throw new TsrunError('ERR_DOCKERFILE', `line ${ins.line}: RUN --network must be default, none or host`);
     const net = network === 'default' ? this.o.network : (network as BuildNetwork);
     const createdBy = ins.json ? `RUN ${JSON.stringify(argv)}` : `RUN ${argv.join(' ')}`;
     const mounts = (ins.mounts ?? []).map((m) => parseRunMount(m, config.WorkingDir || '/', ins.line));
     // Bind sources are read once: for the key (by content) and, on a miss, for the copy.
     const binds = new Map<RunMount, Source[]>();
     for (const m of mounts) {
-      if (m.type === 'bind') binds.set(m, await collectSources({ dir: this.o.contextDir, ...this.o.ignore }, [m.source], `RUN --mount source=${m.source}`));
+      if (m.type === 'bind')
+        binds.set(
+          m,
+          await collectSources(
+            { dir: this.o.contextDir, ...this.o.ignore },
+            [m.source],
+            `RUN --mount source=${m.source}`,
+          ),
+        );
     }
     // What the mounts add to the key: bind sources by content; never a secret's value.
-    const mountKey = await Promise.all(mounts.map(async (m) => (m.type === 'bind'
-      ? { ...m, content: await hashSources(binds.get(m) ?? [], false) }
-      : m.type === 'secret' ? { type: m.type, id: m.id, target: m.target } : m)));
+    const mountKey = await Promise.all(
+      mounts.map(async (m) =>
+        m.type === 'bind'
+          ? { ...m, content: await hashSources(binds.get(m) ?? [], false) }
+          : m.type === 'secret'
+            ? { type: m.type, id: m.id, target: m.target }
+            : m,
+      ),
+    );
     return this.cached(state, ['RUN', argv, argEnv, net, mountKey], async () => {
       this.runtime ??= await runtimeFor(this.env, 'runc');
       const runtime = this.runtime;
@@ -448,15 +580,36 @@ class Builder {
         const id = randomBytes(32).toString('hex');
         this.io.line(` ---> Running in ${id.slice(0, 12)}`);
         const prepared = await this.runMounts(mounts, binds, root.dir);
-        const go = () => runStep({
-          id, runtime, root, storeRoot: this.store.root, runDir: this.env.containers.sp.run, rootless: this.rootless, argv, config, argEnv, network: net,
-          extraMounts: prepared.mounts, callerEnv: this.env.ctx.env, output: (c) => this.io.output(c), signal: this.abort.signal, limits: this.o.limits,
-        });
+        const go = () =>
+          runStep({
+            id,
+            runtime,
+            root,
+            storeRoot: this.store.root,
+            runDir: this.env.containers.sp.run,
+            rootless: this.rootless,
+            argv,
+            config,
+            argEnv,
+            network: net,
+            extraMounts: prepared.mounts,
+            callerEnv: this.env.ctx.env,
+            output: (c) => this.io.output(c),
+            signal: this.abort.signal,
+            limits: this.o.limits,
+          });
         // sharing=locked: one build at a time uses that cache.
-        const r = await prepared.locks.reduce<() => ReturnType<typeof go>>((inner, lock) => () => withFileLock(lock, 'ex', inner), go)();
+        const r = await prepared.locks.reduce<() => ReturnType<typeof go>>(
+          (inner, lock) => () => withFileLock(lock, 'ex', inner),
+          go,
+        )();
         this.checkAborted();
         if (r.exitCode !== 0) {
-          throw new TsrunError('ERR_BUILD_STEP', `The command '${argv.join(' ')}' returned a non-zero code: ${r.exitCode}`, { detail: { exitCode: 1 } });
+          throw new TsrunError(
+            'ERR_BUILD_STEP',
+            `The command '${argv.join(' ')}' returned a non-zero code: ${r.exitCode}`,
+            { detail: { exitCode: 1 } },
+          );
         }
         return r.mountpoints;
       });
@@ -465,16 +618,26 @@ class Builder {
   }
 
   /** RUN --mount's sources made ready under the step's directory (removed with it), as spec mounts. */
-  private async runMounts(mounts: readonly RunMount[], binds: ReadonlyMap<RunMount, Source[]>, stepDir: string): Promise<{ mounts: SpecMount[]; locks: string[] }> {
+  private async runMounts(
+    mounts: readonly RunMount[],
+    binds: ReadonlyMap<RunMount, Source[]>,
+    stepDir: string,
+  ): Promise<{ mounts: SpecMount[]; locks: string[] }> {
     const out: SpecMount[] = [];
     const locks: string[] = [];
     for (const [i, m] of mounts.entries()) {
       if (m.type === 'tmpfs') {
-        out.push({ destination: m.target, type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', ...(m.size ? [`size=${m.size}`] : [])] });
+        out.push({
+          destination: m.target,
+          type: 'tmpfs',
+          source: 'tmpfs',
+          options: ['nosuid', 'nodev', ...(m.size ? [`size=${m.size}`] : [])],
+        });
       } else if (m.type === 'cache') {
-        const dir = m.sharing === 'private'
-          ? path.join(stepDir, `cache-${i}`)
-          : path.join(this.store.root, 'build-cache-mounts', sha256Digest(m.id).slice(7, 39));
+        const dir =
+          m.sharing === 'private'
+            ? path.join(stepDir, `cache-${i}`)
+            : path.join(this.store.root, 'build-cache-mounts', sha256Digest(m.id).slice(7, 39));
         if (!(await fs.stat(dir).catch(() => undefined))) {
           await fs.mkdir(dir, { recursive: true, mode: m.mode });
           await fs.chmod(dir, m.mode);
@@ -484,11 +647,19 @@ class Builder {
         out.push({ destination: m.target, type: 'bind', source: dir, options: ['rbind', m.readonly ? 'ro' : 'rw'] });
       } else if (m.type === 'secret') {
         const given = this.o.secrets?.get(m.id);
-        const value = given?.file !== undefined
-          ? await fs.readFile(given.file).catch((e: Error) => { throw new TsrunError('ERR_USAGE', `--secret id=${m.id}: reading ${given.file}: ${e.message}`); })
-          : given?.env !== undefined ? Buffer.from(this.env.ctx.env[given.env] ?? '') : undefined;
+        const value =
+          given?.file !== undefined
+            ? await fs.readFile(given.file).catch((e: Error) => {
+                throw new TsrunError('ERR_USAGE', `--secret id=${m.id}: reading ${given.file}: ${e.message}`);
+              })
+            : given?.env !== undefined
+              ? Buffer.from(this.env.ctx.env[given.env] ?? '')
+              : undefined;
         if (value === undefined) {
-          if (m.required) throw new TsrunError('ERR_BUILD_STEP', `RUN --mount=type=secret,id=${m.id}: no such secret was given`, { hint: `pass it: tsrun build --secret id=${m.id},src=FILE` });
+          if (m.required)
+            throw new TsrunError('ERR_BUILD_STEP', `RUN --mount=type=secret,id=${m.id}: no such secret was given`, {
+              hint: `pass it: tsrun build --secret id=${m.id},src=FILE`,
+            });
           continue;
         }
         const file = path.join(stepDir, `secret-${i}`);
@@ -510,20 +681,33 @@ class Builder {
     return { mounts: out, locks };
   }
 
-  private async copy(stage: Stage, ins: Instruction, state: BuildState, config: ContainerConfig, vars: Map<string, string>): Promise<BuildState> {
+  private async copy(
+    stage: Stage,
+    ins: Instruction,
+    state: BuildState,
+    config: ContainerConfig,
+    vars: Map<string, string>,
+  ): Promise<BuildState> {
     const esc = this.df.escape;
     const heredoc = ins.heredoc ? await this.heredocFiles(ins, vars) : undefined;
     let remote: { dir: string; names: string[] } | undefined;
     try {
-      const words = heredoc ? heredoc.words : ins.json ? ins.json.map((w) => expandWord(w, vars, esc)) : expandWords(ins.args, vars, esc);
-      if (words.length < 2) throw new TsrunError('ERR_DOCKERFILE', `line ${ins.line}: ${ins.keyword} needs a source and a destination`);
+      const words = heredoc
+        ? heredoc.words
+        : ins.json
+          ? ins.json.map((w) => expandWord(w, vars, esc))
+          : expandWords(ins.args, vars, esc);
+      if (words.length < 2)
+        throw new TsrunError('ERR_DOCKERFILE', `line ${ins.line}: ${ins.keyword} needs a source and a destination`);
       const dest = words[words.length - 1] as string;
       const what = heredoc ? ins.text : `${ins.keyword} ${words.join(' ')}`;
       const isUrl = (p: string) => /^[a-z][a-z0-9+.-]*:\/\//i.test(p);
       const urls = ins.keyword === 'ADD' ? words.slice(0, -1).filter(isUrl) : [];
       const patterns = words.slice(0, -1).filter((p) => !urls.includes(p));
       if (ins.keyword === 'COPY' && words.slice(0, -1).some(isUrl)) {
-        throw new TsrunError('ERR_DOCKERFILE', `line ${ins.line}: COPY cannot fetch URLs`, { hint: 'use ADD for a URL' });
+        throw new TsrunError('ERR_DOCKERFILE', `line ${ins.line}: COPY cannot fetch URLs`, {
+          hint: 'use ADD for a URL',
+        });
       }
       if (urls.length > 0) remote = await this.download(urls, ins.line);
       const chown = ins.flags.chown !== undefined ? expandWord(ins.flags.chown, vars, esc) : undefined;
@@ -533,12 +717,18 @@ class Builder {
       const key = ['COPY', ins.keyword, dest, workdir, chown, chmod];
 
       const apply = (sources: Source[], keepOwners: boolean) => async (root: StepRoot) => {
-        const owner = chown !== undefined
-          ? resolveChown(chown, await readFileInRoot(root.rootfs, '/etc/passwd'), await readFileInRoot(root.rootfs, '/etc/group'))
-          : undefined;
+        const owner =
+          chown !== undefined
+            ? resolveChown(
+                chown,
+                await readFileInRoot(root.rootfs, '/etc/passwd'),
+                await readFileInRoot(root.rootfs, '/etc/group'),
+              )
+            : undefined;
         // ADD extracts local archives only (never heredocs or downloads, as Docker).
         const local = (src: Source) => !heredoc && !(remote && src.entries[0]?.abs.startsWith(`${remote.dir}/`));
-        const expanded = ins.keyword === 'ADD' ? await this.extractArchives(sources, local) : { sources, cleanup: async () => {} };
+        const expanded =
+          ins.keyword === 'ADD' ? await this.extractArchives(sources, local) : { sources, cleanup: async () => {} };
         try {
           await applySources(root.rootfs, expanded.sources, { dest, workdir, owner, keepOwners, chmod, what });
         } finally {
@@ -548,15 +738,20 @@ class Builder {
 
       if (fromRef !== undefined && !heredoc) {
         if (/^\d+$/.test(fromRef) && Number(fromRef) >= stage.index) {
-          throw new TsrunError('ERR_DOCKERFILE', `line ${ins.line}: COPY --from=${fromRef} refers to a stage that is not before this one`);
+          throw new TsrunError(
+            'ERR_DOCKERFILE',
+            `line ${ins.line}: COPY --from=${fromRef} refers to a stage that is not before this one`,
+          );
         }
         const idx = stageRef(this.df, fromRef, stage.index, true);
         const source = idx !== undefined ? (this.built.get(idx) as BuildState) : await this.imageState(fromRef);
-        return await this.cached(state, [...key, 'from', stateId(source), patterns], async () => this.withRoot(source, async (srcRoot) => {
-          const sources = await collectSources({ dir: srcRoot }, patterns, what);
-          const layer = await this.fsStep(state, apply(sources, true));
-          return derive(state, `${what} (from ${fromRef})`, () => {}, layer);
-        }));
+        return await this.cached(state, [...key, 'from', stateId(source), patterns], async () =>
+          this.withRoot(source, async (srcRoot) => {
+            const sources = await collectSources({ dir: srcRoot }, patterns, what);
+            const layer = await this.fsStep(state, apply(sources, true));
+            return derive(state, `${what} (from ${fromRef})`, () => {}, layer);
+          }),
+        );
       }
       const root: SourceRoot = heredoc ? { dir: heredoc.dir } : { dir: this.o.contextDir, ...this.o.ignore };
       const sources = [
@@ -566,7 +761,12 @@ class Builder {
       const digest = await hashSources(sources, false);
       return await this.cached(state, [...key, heredoc ? 'heredoc' : 'context', digest], async () => {
         const layer = await this.fsStep(state, apply(sources, false));
-        return derive(state, `${ins.keyword} ${heredoc ? 'heredoc ' : ''}${digest.slice(0, 19)} in ${dest}`, () => {}, layer);
+        return derive(
+          state,
+          `${ins.keyword} ${heredoc ? 'heredoc ' : ''}${digest.slice(0, 19)} in ${dest}`,
+          () => {},
+          layer,
+        );
       });
     } finally {
       for (const d of [heredoc?.dir, remote?.dir]) if (d) await fs.rm(d, { recursive: true, force: true });
@@ -587,11 +787,17 @@ class Builder {
     try {
       for (const u of urls) {
         const url = new URL(u);
-        if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new TsrunError('ERR_DOCKERFILE', `line ${line}: ADD ${u}: only http and https URLs can be fetched`);
+        if (url.protocol !== 'http:' && url.protocol !== 'https:')
+          throw new TsrunError('ERR_DOCKERFILE', `line ${line}: ADD ${u}: only http and https URLs can be fetched`);
         const name = decodeURIComponent(url.pathname.split('/').filter(Boolean).pop() ?? '') || 'index.html';
-        if (name.includes('/') || name === '.' || name === '..' || names.includes(name)) throw new TsrunError('ERR_DOCKERFILE', `line ${line}: ADD ${u}: cannot name a file after this URL`);
-        const res = await fetch(u, { redirect: 'follow', agent: (parsed: URL) => (parsed.protocol === 'https:' ? tlsAgent() : undefined) });
-        if (!res.ok || !res.body) throw new TsrunError('ERR_BUILD_STEP', `ADD ${u}: the server answered ${res.status} ${res.statusText}`);
+        if (name.includes('/') || name === '.' || name === '..' || names.includes(name))
+          throw new TsrunError('ERR_DOCKERFILE', `line ${line}: ADD ${u}: cannot name a file after this URL`);
+        const res = await fetch(u, {
+          redirect: 'follow',
+          agent: (parsed: URL) => (parsed.protocol === 'https:' ? tlsAgent() : undefined),
+        });
+        if (!res.ok || !res.body)
+          throw new TsrunError('ERR_BUILD_STEP', `ADD ${u}: the server answered ${res.status} ${res.statusText}`);
         const file = path.join(dir, name);
         await pipeline(res.body, createWriteStream(file, { mode: 0o600 }));
         const modified = Date.parse(res.headers.get('last-modified') ?? '');
@@ -602,7 +808,9 @@ class Builder {
     } catch (err) {
       await fs.rm(dir, { recursive: true, force: true });
       if (isTsrunError(err)) throw err;
-      throw new TsrunError('ERR_BUILD_STEP', `ADD: fetching ${urls.join(', ')}: ${(err as Error).message}`, { cause: err });
+      throw new TsrunError('ERR_BUILD_STEP', `ADD: fetching ${urls.join(', ')}: ${(err as Error).message}`, {
+        cause: err,
+      });
     }
     return { dir, names };
   }
@@ -623,15 +831,24 @@ class Builder {
       if (m) docs.push({ name: m[3] as string, strip: m[1] === '-', expand: m[2] === '' });
       else rest.push(t);
     }
-    if (rest.length !== 1) throw new TsrunError('ERR_DOCKERFILE', `line ${ins.line}: ${ins.keyword} <<NAME takes one destination after its heredocs`);
+    if (rest.length !== 1)
+      throw new TsrunError(
+        'ERR_DOCKERFILE',
+        `line ${ins.line}: ${ins.keyword} <<NAME takes one destination after its heredocs`,
+      );
     const dir = this.store.tempPath('heredoc');
     await fs.mkdir(dir, { mode: 0o755 });
     try {
       let i = 0;
       for (const d of docs) {
         const end = lines.indexOf(d.name, i);
-        if (end < 0) throw new TsrunError('ERR_DOCKERFILE', `line ${ins.line}: heredoc ${d.name} has no closing ${d.name} line`);
-        let body = lines.slice(i, end).map((l) => (d.strip ? l.replace(/^\t+/, '') : l)).join('\n') + '\n';
+        if (end < 0)
+          throw new TsrunError('ERR_DOCKERFILE', `line ${ins.line}: heredoc ${d.name} has no closing ${d.name} line`);
+        let body =
+          lines
+            .slice(i, end)
+            .map((l) => (d.strip ? l.replace(/^\t+/, '') : l))
+            .join('\n') + '\n';
         if (d.expand) body = expandHeredoc(body, vars, esc);
         await fs.writeFile(path.join(dir, d.name), body, { mode: 0o644 });
         await fs.utimes(path.join(dir, d.name), 0, 0);
@@ -645,12 +862,18 @@ class Builder {
   }
 
   private async imageState(ref: string): Promise<BuildState> {
-    const { image, configBytes } = await findOrPull(this.env.ctx, this.store, ref, { pull: 'missing', platform: this.o.platform });
+    const { image, configBytes } = await findOrPull(this.env.ctx, this.store, ref, {
+      pull: 'missing',
+      platform: this.o.platform,
+    });
     return { configBytes: configBytes.toString('utf8'), layers: image.layers };
   }
 
   /** ADD: tar sources (by content) are unpacked into temporary trees whose contents are copied. */
-  private async extractArchives(sources: Source[], extractable: (s: Source) => boolean): Promise<{ sources: Source[]; cleanup: () => Promise<void> }> {
+  private async extractArchives(
+    sources: Source[],
+    extractable: (s: Source) => boolean,
+  ): Promise<{ sources: Source[]; cleanup: () => Promise<void> }> {
     const temps: string[] = [];
     const out: Source[] = [];
     for (const s of sources) {
@@ -663,26 +886,48 @@ class Builder {
       const dir = this.store.tempPath('add');
       temps.push(dir);
       await fs.mkdir(dir, { mode: 0o755 });
-      await unpackTar(decompress(createReadStream(top.abs), kind), dir, { ...this.unpackAs, overlayXattrPrefix: this.xattrPrefix });
+      await unpackTar(decompress(createReadStream(top.abs), kind), dir, {
+        ...this.unpackAs,
+        overlayXattrPrefix: this.xattrPrefix,
+      });
       out.push(...(await collectSources({ dir }, ['.'], `ADD ${s.name}`)));
     }
-    return { sources: out, cleanup: async () => { for (const t of temps) await fs.rm(t, { recursive: true, force: true }); } };
+    return {
+      sources: out,
+      cleanup: async () => {
+        for (const t of temps) await fs.rm(t, { recursive: true, force: true });
+      },
+    };
   }
 
   /** The image: config blob, OCI manifest, record, tags. */
   async commit(built: BuildState, labels: Record<string, string>, tags: string[]): Promise<BuildResult> {
     let state = built;
     if (Object.keys(labels).length > 0) {
-      state = await this.cached(state, ['LABEL', labels], async () => derive(state, `LABEL ${Object.entries(labels).map(([k, v]) => `${k}=${v}`).join(' ')}`, (c) => {
-        c.config = { ...(c.config ?? {}), Labels: { ...(c.config?.Labels ?? {}), ...labels } };
-      }));
+      state = await this.cached(state, ['LABEL', labels], async () =>
+        derive(
+          state,
+          `LABEL ${Object.entries(labels)
+            .map(([k, v]) => `${k}=${v}`)
+            .join(' ')}`,
+          (c) => {
+            c.config = { ...(c.config ?? {}), Labels: { ...(c.config?.Labels ?? {}), ...labels } };
+          },
+        ),
+      );
     }
     const names = tags.map((t) => {
       const ref = parseReference(t);
       if (ref.digest) throw new TsrunError('ERR_REFERENCE', `tagging the build as ${t}: a tag cannot contain a digest`);
       return formatReference(ref);
     });
-    const { id } = await recordImage(this.store, Buffer.from(state.configBytes), state.layers, names, configOf(state).created);
+    const { id } = await recordImage(
+      this.store,
+      Buffer.from(state.configBytes),
+      state.layers,
+      names,
+      configOf(state).created,
+    );
     return { id, names };
   }
 }
@@ -708,31 +953,61 @@ export async function build(ctx: AppContext, o: BuildOptions, io: BuildIo): Prom
   }
 }
 
-async function buildFrom(ctx: AppContext, o: BuildOptions & { limits: StepLimits }, output: OutputSpec | undefined, contextDir: string, file: string, dockerfileText: string | undefined, io: BuildIo): Promise<BuildResult> {
-  const text = dockerfileText ?? await fs.readFile(file, 'utf8').catch((e: NodeJS.ErrnoException) => {
-    throw new TsrunError('ERR_USAGE', `building: reading ${file}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`, {
-      hint: 'put a Dockerfile in the context, or name one with -f',
-    });
-  });
+async function buildFrom(
+  ctx: AppContext,
+  o: BuildOptions & { limits: StepLimits },
+  output: OutputSpec | undefined,
+  contextDir: string,
+  file: string,
+  dockerfileText: string | undefined,
+  io: BuildIo,
+): Promise<BuildResult> {
+  const text =
+    dockerfileText ??
+    (await fs.readFile(file, 'utf8').catch((e: NodeJS.ErrnoException) => {
+      throw new TsrunError(
+        'ERR_USAGE',
+        `building: reading ${file}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`,
+        {
+          hint: 'put a Dockerfile in the context, or name one with -f',
+        },
+      );
+    }));
   const df = await parseDockerfile(text, dockerfileText !== undefined ? 'Dockerfile' : path.basename(file));
   let target = df.stages.length - 1;
   if (o.target !== undefined) {
     target = df.stages.findIndex((s) => s.name === o.target?.toLowerCase());
-    if (target < 0) throw new TsrunError('ERR_USAGE', `building: no stage named "${o.target}"`, { hint: `stages: ${df.stages.map((s) => s.name ?? `#${s.index}`).join(', ')}` });
+    if (target < 0)
+      throw new TsrunError('ERR_USAGE', `building: no stage named "${o.target}"`, {
+        hint: `stages: ${df.stages.map((s) => s.name ?? `#${s.index}`).join(', ')}`,
+      });
   }
   const network = o.network ?? 'bridge';
-  if (!/^(bridge|host|none|default)$/.test(network)) throw new TsrunError('ERR_USAGE', `invalid --network "${network}"`, { hint: 'use bridge, host or none' });
+  if (!/^(bridge|host|none|default)$/.test(network))
+    throw new TsrunError('ERR_USAGE', `invalid --network "${network}"`, { hint: 'use bridge, host or none' });
   if (ctx.uid !== 0 && !ctx.rootless) {
-    throw new TsrunError('ERR_ROOTLESS', 'an unprivileged user builds inside the rootless namespace only', { hint: 'run tsrun through its CLI, which enters it' });
+    throw new TsrunError('ERR_ROOTLESS', 'an unprivileged user builds inside the rootless namespace only', {
+      hint: 'run tsrun through its CLI, which enters it',
+    });
   }
   const labels = parseLabels(o.labels ?? []);
   const needed = neededStages(df, target);
   const total = needed.reduce((n, i) => n + 1 + (df.stages[i] as Stage).instructions.length, 0);
   const env = await openEnv(ctx);
   const ignore = await loadDockerignore(contextDir);
-  const builder = new Builder(env, df, {
-    ...o, contextDir, ignore, network: (network === 'default' ? 'bridge' : network) as BuildNetwork,
-  }, parseBuildArgs(o.buildArgs ?? [], callerEnvironment(ctx.env)), total, io);
+  const builder = new Builder(
+    env,
+    df,
+    {
+      ...o,
+      contextDir,
+      ignore,
+      network: (network === 'default' ? 'bridge' : network) as BuildNetwork,
+    },
+    parseBuildArgs(o.buildArgs ?? [], callerEnvironment(ctx.env)),
+    total,
+    io,
+  );
   const onSignal = () => builder.interrupt();
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
@@ -744,7 +1019,13 @@ async function buildFrom(ctx: AppContext, o: BuildOptions & { limits: StepLimits
       await env.store.cleanTemp();
       const built = await builder.buildStages(target);
       const result = await builder.commit(built, labels, o.tags ?? []);
-      if (output) await exportOutput(env.store, built.layers.map((l) => l.chainId), overlayDriver(ctx), output);
+      if (output)
+        await exportOutput(
+          env.store,
+          built.layers.map((l) => l.chainId),
+          overlayDriver(ctx),
+          output,
+        );
       return result;
     });
   } finally {

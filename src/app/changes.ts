@@ -10,7 +10,18 @@ import type { ContainerConfig } from '../oci/schemas.js';
 import { parseDockerfile } from '../build/dockerfile.js';
 import { applyMetadata, scopeVars } from '../build/evaluate.js';
 
-const ALLOWED = new Set(['CMD', 'ENTRYPOINT', 'ENV', 'EXPOSE', 'LABEL', 'ONBUILD', 'STOPSIGNAL', 'USER', 'VOLUME', 'WORKDIR']);
+const ALLOWED = new Set([
+  'CMD',
+  'ENTRYPOINT',
+  'ENV',
+  'EXPOSE',
+  'LABEL',
+  'ONBUILD',
+  'STOPSIGNAL',
+  'USER',
+  'VOLUME',
+  'WORKDIR',
+]);
 
 /** Apply `changes` in order (later ones see earlier ENVs); the input is not modified. */
 export async function applyChanges(config: ContainerConfig, changes: readonly string[]): Promise<ContainerConfig> {
@@ -19,7 +30,9 @@ export async function applyChanges(config: ContainerConfig, changes: readonly st
   for (const change of changes) {
     const keyword = /^\s*(\S+)/.exec(change)?.[1]?.toUpperCase() ?? '';
     if (!ALLOWED.has(keyword)) {
-      throw new TsrunError('ERR_USAGE', `${keyword || change} is not a valid change command`, { hint: `use one of ${[...ALLOWED].join(', ')}` });
+      throw new TsrunError('ERR_USAGE', `${keyword || change} is not a valid change command`, {
+        hint: `use one of ${[...ALLOWED].join(', ')}`,
+      });
     }
     const df = await parseDockerfile(`FROM scratch\n${change.replace(/\n/g, ' ')}\n`, '--change');
     for (const ins of df.stages[0]?.instructions ?? []) {

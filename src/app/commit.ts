@@ -49,13 +49,19 @@ function containerConfig(base: ContainerConfig, r: ContainerRecord): ContainerCo
     WorkingDir: c.cwd === '/' && !base.WorkingDir ? '' : c.cwd,
     User: c.user,
     Labels: Object.keys(c.labels).length > 0 ? c.labels : (base.Labels ?? null),
-    ExposedPorts: c.exposedPorts.length > 0 ? Object.fromEntries(c.exposedPorts.map((p) => [p, {}])) : (base.ExposedPorts ?? null),
+    ExposedPorts:
+      c.exposedPorts.length > 0 ? Object.fromEntries(c.exposedPorts.map((p) => [p, {}])) : (base.ExposedPorts ?? null),
     ...(c.stopSignal ? { StopSignal: c.stopSignal } : {}),
   };
 }
 
 /** Returns the new image's id. */
-export async function commitContainer(ctx: AppContext, query: string, repository: string | undefined, o: CommitOptions = {}): Promise<string> {
+export async function commitContainer(
+  ctx: AppContext,
+  query: string,
+  repository: string | undefined,
+  o: CommitOptions = {},
+): Promise<string> {
   let name: string | undefined;
   if (repository !== undefined) {
     const ref = parseReference(repository);
@@ -74,9 +80,13 @@ export async function commitContainer(ctx: AppContext, query: string, repository
     }
     const base = JSON.parse((await store.readBlob(image.id)).toString('utf8')) as ImageConfig;
     const parent = image.layers[image.layers.length - 1]?.chainId;
-    const layer = await withFrozen(env, c, o.pause ?? true, () => commitLayer(store, view.upper, parent, {
-      overlayXattrPrefix: view.xattrPrefix, exclude: view.excluded, unpack: unpackAs(ctx).unpack,
-    }));
+    const layer = await withFrozen(env, c, o.pause ?? true, () =>
+      commitLayer(store, view.upper, parent, {
+        overlayXattrPrefix: view.xattrPrefix,
+        exclude: view.excluded,
+        unpack: unpackAs(ctx).unpack,
+      }),
+    );
     const empty = layer.diffId === EMPTY_TAR;
     const created = new Date().toISOString();
     const config: ImageConfig = {
@@ -85,10 +95,16 @@ export async function commitContainer(ctx: AppContext, query: string, repository
       ...(o.author ? { author: o.author } : {}),
       config: await applyChanges(containerConfig(base.config ?? {}, c.record), o.changes ?? []),
       rootfs: { type: 'layers', diff_ids: empty ? base.rootfs.diff_ids : [...base.rootfs.diff_ids, layer.diffId] },
-      history: [...(base.history ?? []), {
-        created, created_by: [c.record.path, ...c.record.args].join(' '), ...(o.author ? { author: o.author } : {}),
-        ...(o.message ? { comment: o.message } : {}), ...(empty ? { empty_layer: true } : {}),
-      }],
+      history: [
+        ...(base.history ?? []),
+        {
+          created,
+          created_by: [c.record.path, ...c.record.args].join(' '),
+          ...(o.author ? { author: o.author } : {}),
+          ...(o.message ? { comment: o.message } : {}),
+          ...(empty ? { empty_layer: true } : {}),
+        },
+      ],
     };
     if (o.message) (config as Record<string, unknown>).comment = o.message;
     const layers = empty ? image.layers : [...image.layers, layer];

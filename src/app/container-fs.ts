@@ -52,12 +52,21 @@ export interface UpperView {
 export function upperView(env: Env, c: Container, what: string): UpperView {
   const driver = storageDriver(env, c.record);
   if (driver === 'copy') {
-    throw new TsrunError('ERR_STORE', `${what}: container ${c.record.name} uses the copy storage driver, which keeps no record of its changes`, {
-      hint: 'use tsrun export for its whole filesystem',
-    });
+    throw new TsrunError(
+      'ERR_STORE',
+      `${what}: container ${c.record.name} uses the copy storage driver, which keeps no record of its changes`,
+      {
+        hint: 'use tsrun export for its whole filesystem',
+      },
+    );
   }
   const lowers = [...c.record.layers].reverse().map((id) => path.join(env.store.root, 'layers', digestHex(id), 'diff'));
-  const view: UpperView = { upper: c.paths.upper, xattrPrefix: driver === 'overlay' ? 'trusted.overlay.' : 'user.overlay.', lowers, excluded: new Set() };
+  const view: UpperView = {
+    upper: c.paths.upper,
+    xattrPrefix: driver === 'overlay' ? 'trusted.overlay.' : 'user.overlay.',
+    lowers,
+    excluded: new Set(),
+  };
   view.excluded = runtimeMountpoints(c, view);
   return view;
 }
@@ -74,7 +83,10 @@ function lstatOrUndefined(p: string): Stats | undefined {
 
 function opaque(dir: string, prefix: string): boolean {
   const n = native();
-  return n.lgetxattr(dir, `${prefix}opaque`)?.toString() === 'y' || n.lgetxattr(dir, 'user.fuseoverlayfs.opaque')?.toString() === 'y';
+  return (
+    n.lgetxattr(dir, `${prefix}opaque`)?.toString() === 'y' ||
+    n.lgetxattr(dir, 'user.fuseoverlayfs.opaque')?.toString() === 'y'
+  );
 }
 
 /** Whether `rel` exists in the image (the merged view of the layers). */
@@ -93,7 +105,10 @@ export function inLower(v: UpperView, rel: string): boolean {
       if (!st.isDirectory()) return false;
       if (opaque(p, 'trusted.overlay.') || opaque(p, 'user.overlay.')) {
         // Present here, hidden below: the answer is in this layer alone.
-        return lstatOrUndefined(path.join(layer, ...parts)) !== undefined && !isWhiteout(lstatSync(path.join(layer, ...parts)));
+        return (
+          lstatOrUndefined(path.join(layer, ...parts)) !== undefined &&
+          !isWhiteout(lstatSync(path.join(layer, ...parts)))
+        );
       }
     }
   }
@@ -134,7 +149,9 @@ function runtimeMountpoints(c: Container, v: UpperView): Set<string> {
   }
   const candidates = new Set<string>();
   for (const m of mounts) {
-    const parts = cleanPath(m.destination ?? '').split('/').filter(Boolean);
+    const parts = cleanPath(m.destination ?? '')
+      .split('/')
+      .filter(Boolean);
     for (let i = parts.length; i > 0; i--) candidates.add(parts.slice(0, i).join('/'));
   }
   // Deepest first, so a parent is judged after its children.
@@ -149,7 +166,8 @@ function runtimeMountpoints(c: Container, v: UpperView): Set<string> {
     if (!st.isDirectory() || opaque(p, v.xattrPrefix) || !readdirSync(p).every((n) => out.has(`${rel}/${n}`))) continue;
     // A directory the runtime made, or one overlayfs copied up for a mount point in it, unchanged.
     const below = inLower(v, rel) ? lowerStat(v, rel) : undefined;
-    if (!below || (below.isDirectory() && below.mode === st.mode && below.uid === st.uid && below.gid === st.gid)) out.add(rel);
+    if (!below || (below.isDirectory() && below.mode === st.mode && below.uid === st.uid && below.gid === st.gid))
+      out.add(rel);
   }
   return out;
 }
@@ -164,5 +182,8 @@ function lowerStat(v: UpperView, rel: string): Stats | undefined {
 }
 
 export async function exists(p: string): Promise<boolean> {
-  return fs.lstat(p).then(() => true, () => false);
+  return fs.lstat(p).then(
+    () => true,
+    () => false,
+  );
 }

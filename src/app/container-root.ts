@@ -77,14 +77,21 @@ function liveRoot(env: Env, c: Container): SafeRoot | undefined {
   return undefined;
 }
 
-interface ConfigMount { destination: string; type?: string; source?: string; options?: string[] }
+interface ConfigMount {
+  destination: string;
+  type?: string;
+  source?: string;
+  options?: string[];
+}
 
 /** The bind mounts a stand-in root gets: the container's, without /proc, /sys and /dev ones. */
 async function bindArgs(c: Container): Promise<string[]> {
   let mounts: ConfigMount[] = [];
   try {
     mounts = (JSON.parse(await fs.readFile(c.paths.config, 'utf8')) as { mounts?: ConfigMount[] }).mounts ?? [];
-  } catch { /* never configured: no mounts */ }
+  } catch {
+    /* never configured: no mounts */
+  }
   const args: string[] = [];
   for (const m of mounts) {
     if (m.type !== 'bind' || !m.source || /^\/(proc|sys|dev)(\/|$)/.test(m.destination)) continue;
@@ -98,8 +105,12 @@ async function withStandIn<T>(c: Container, fn: (root: SafeRoot) => Promise<T>):
   const helper = spawn(nativeBuild('tsrun-rootns'), argv, { stdio: ['pipe', 'pipe', 'pipe'] });
   const exited = new Promise<number>((resolve) => helper.on('close', (code) => resolve(code ?? 1)));
   let stderr = '';
-  helper.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
-  helper.on('error', () => { /* reported through `exited` */ });
+  helper.stderr.on('data', (d: Buffer) => {
+    stderr += d.toString();
+  });
+  helper.on('error', () => {
+    /* reported through `exited` */
+  });
   const ready = await new Promise<boolean>((resolve) => {
     let out = '';
     helper.stdout.on('data', (d: Buffer) => {
@@ -110,9 +121,13 @@ async function withStandIn<T>(c: Container, fn: (root: SafeRoot) => Promise<T>):
   });
   try {
     if (!ready || !helper.pid) {
-      throw new TsrunError('ERR_STORE', `mounting container ${c.record.name}'s volumes: ${stderr.trim() || 'tsrun-rootns failed'}`, {
-        hint: 'run `npm run build` in the tsrun checkout if native-helpers/build/Release/tsrun-rootns is missing',
-      });
+      throw new TsrunError(
+        'ERR_STORE',
+        `mounting container ${c.record.name}'s volumes: ${stderr.trim() || 'tsrun-rootns failed'}`,
+        {
+          hint: 'run `npm run build` in the tsrun checkout if native-helpers/build/Release/tsrun-rootns is missing',
+        },
+      );
     }
     const root = SafeRoot.open(`/proc/${helper.pid}/root`, c.record.name);
     try {

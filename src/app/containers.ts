@@ -87,9 +87,14 @@ export async function ensureMounted(env: Env, c: Pick<Container, 'record' | 'pat
     const made = storageDriver(env, c.record);
     const now = overlayDriver(env.ctx);
     if (made === now) throw err;
-    throw new TsrunError('ERR_STORE', `container ${c.record.name}'s root was made with the ${made} storage driver, which cannot be mounted here (tsrun now uses ${now}): ${(err as Error).message}`, {
-      cause: err, hint: `remove the container, or start tsrun's namespace again with TSRUN_STORAGE_DRIVER=${made}`,
-    });
+    throw new TsrunError(
+      'ERR_STORE',
+      `container ${c.record.name}'s root was made with the ${made} storage driver, which cannot be mounted here (tsrun now uses ${now}): ${(err as Error).message}`,
+      {
+        cause: err,
+        hint: `remove the container, or start tsrun's namespace again with TSRUN_STORAGE_DRIVER=${made}`,
+      },
+    );
   }
 }
 
@@ -133,14 +138,29 @@ export async function startContainer(env: Env, c: Container, o: StartOptions = {
         const ports = await assignHostPorts(record.host.ports ?? []);
         network = env.ctx.rootless
           ? await connectSlirp({ id: record.id, runDir: env.containers.sp.run, ports, env: env.ctx.env })
-          : await connect({ id: record.id, store: env.store.root, ports, env: env.ctx.env, mac: record.host.macAddress });
+          : await connect({
+              id: record.id,
+              store: env.store.root,
+              ports,
+              env: env.ctx.env,
+              mac: record.host.macAddress,
+            });
         const gateway = env.ctx.rootless ? hostAddress() : network.gateway;
-        await fs.writeFile(path.join(paths.etc, 'hosts'), hostsFile(record.config.hostname, network.ip, extraHostLines(record.host.extraHosts ?? [], gateway)));
+        await fs.writeFile(
+          path.join(paths.etc, 'hosts'),
+          hostsFile(record.config.hostname, network.ip, extraHostLines(record.host.extraHosts ?? [], gateway)),
+        );
       }
       await prepareStart(env, record, paths);
       await spawnMonitor({
-        id: record.id, bundle: paths.bundle, state: paths.state, runtimePath: runtime.info.path,
-        runtimeRoot: runtime.root, log: paths.log, tty: record.config.tty, stdin: record.config.openStdin,
+        id: record.id,
+        bundle: paths.bundle,
+        state: paths.state,
+        runtimePath: runtime.info.path,
+        runtimeRoot: runtime.root,
+        log: paths.log,
+        tty: record.config.tty,
+        stdin: record.config.openStdin,
         // The monitor holds published ports for the bridge; slirp4netns binds its own.
         publish: env.ctx.rootless ? undefined : network?.ports.map((p) => `${p.protocol}:${p.hostIP}:${p.hostPort}`),
         exitCommand: exitCommand(env, record.id),
@@ -153,7 +173,11 @@ export async function startContainer(env: Env, c: Container, o: StartOptions = {
       const startedAt = new Date().toISOString();
       await fs.writeFile(path.join(paths.state, 'started'), startedAt);
       // Docker keeps the last FinishedAt while the container runs again.
-      record.state = { startedAt, ...(record.state.finishedAt ? { finishedAt: record.state.finishedAt } : {}), ...(network ? { network } : {}) };
+      record.state = {
+        startedAt,
+        ...(record.state.finishedAt ? { finishedAt: record.state.finishedAt } : {}),
+        ...(network ? { network } : {}),
+      };
       await env.containers.write(record);
     } catch (err) {
       attachment?.close();
@@ -167,7 +191,12 @@ export async function startContainer(env: Env, c: Container, o: StartOptions = {
         await env.containers.remove(record);
       } else {
         // A container that never ran stays Created (Docker), with the error and its exit code.
-        record.state = { ...record.state, error: (err as Error).message, exitCode: code, ...(record.state.startedAt ? { finishedAt: new Date().toISOString() } : {}) };
+        record.state = {
+          ...record.state,
+          error: (err as Error).message,
+          exitCode: code,
+          ...(record.state.startedAt ? { finishedAt: new Date().toISOString() } : {}),
+        };
         await env.containers.write(record).catch(() => {});
       }
       throw err;
@@ -203,7 +232,7 @@ export async function cleanupContainer(env: Env, id: string, o: { remove?: boole
     ]);
     if (deleted.status === 'rejected') throw deleted.reason;
     if (unmounted.status === 'rejected') throw unmounted.reason;
-    const netError = disconnected.status === 'rejected' ? disconnected.reason as unknown : undefined;
+    const netError = disconnected.status === 'rejected' ? (disconnected.reason as unknown) : undefined;
     if (record.host.autoRemove || o.remove) {
       await env.containers.remove(record);
     } else {
@@ -231,9 +260,14 @@ export async function waitExited(env: Env, id: string, timeoutMs = Infinity): Pr
 export function signalNumber(sig: string | number): number {
   if (typeof sig === 'number') return sig;
   if (/^\d+$/.test(sig)) return Number(sig);
-  const name = (sig.toUpperCase().startsWith('SIG') ? sig.toUpperCase() : `SIG${sig.toUpperCase()}`) as keyof typeof osConstants.signals;
+  const name = (
+    sig.toUpperCase().startsWith('SIG') ? sig.toUpperCase() : `SIG${sig.toUpperCase()}`
+  ) as keyof typeof osConstants.signals;
   const n = osConstants.signals[name];
-  if (n === undefined) throw new TsrunError('ERR_USAGE', `invalid signal: ${sig}`, { hint: 'use a name like SIGTERM, TERM or a number like 15' });
+  if (n === undefined)
+    throw new TsrunError('ERR_USAGE', `invalid signal: ${sig}`, {
+      hint: 'use a name like SIGTERM, TERM or a number like 15',
+    });
   return n;
 }
 
@@ -266,7 +300,10 @@ export async function killContainer(env: Env, query: string, signal = 'SIGKILL')
   const c = await env.containers.find(query);
   signalNumber(signal);
   if (!running(c)) {
-    throw new TsrunError('ERR_CONTAINER_STATE', `killing container ${query}: container ${c.record.id.slice(0, 12)} is not running`);
+    throw new TsrunError(
+      'ERR_CONTAINER_STATE',
+      `killing container ${query}: container ${c.record.id.slice(0, 12)} is not running`,
+    );
   }
   const runtime = await runtimeFor(env, c.record.host.runtime);
   await markStopped(c.paths);
@@ -285,9 +322,13 @@ export async function removeContainer(env: Env, query: string, force = false): P
   const c = await env.containers.find(query);
   if (isActive(c.observed)) {
     if (!force) {
-      throw new TsrunError('ERR_CONTAINER_STATE', `removing container ${query}: you cannot remove a running container ${c.record.id.slice(0, 12)}`, {
-        hint: 'stop the container before removing it, or force-remove it with `tsrun rm -f`',
-      });
+      throw new TsrunError(
+        'ERR_CONTAINER_STATE',
+        `removing container ${query}: you cannot remove a running container ${c.record.id.slice(0, 12)}`,
+        {
+          hint: 'stop the container before removing it, or force-remove it with `tsrun rm -f`',
+        },
+      );
     }
     const runtime = await runtimeFor(env, c.record.host.runtime);
     await markStopped(c.paths);
@@ -306,7 +347,9 @@ export async function pruneContainers(env: Env): Promise<string[]> {
   const images: string[] = [];
   for (const c of await env.containers.list()) {
     if (isActive(c.observed)) continue;
-    const done = await env.containers.unlessCreating(c.record.id, () => cleanupContainer(env, c.record.id, { remove: true }));
+    const done = await env.containers.unlessCreating(c.record.id, () =>
+      cleanupContainer(env, c.record.id, { remove: true }),
+    );
     if (!done) continue;
     removed.push(c.record.id);
     images.push(c.record.imageId);
@@ -341,15 +384,18 @@ function liveNetwork(c: Container): NetworkInfo | undefined {
   return c.observed.status === 'running' ? c.record.state.network : undefined;
 }
 
-
 /** `tsrun port NAME [PORT[/PROTO]]`. */
 export async function containerPorts(env: Env, query: string, port?: string): Promise<string[]> {
   const c = await env.containers.find(query);
   const lines = portLines(liveNetwork(c)?.ports ?? [], port);
   if (!lines) {
-    throw new TsrunError('ERR_USAGE', `no public port '${port?.includes('/') ? port : `${port}/tcp`}' published for ${query}`, {
-      hint: `see \`tsrun port ${query}\` for what is published`,
-    });
+    throw new TsrunError(
+      'ERR_USAGE',
+      `no public port '${port?.includes('/') ? port : `${port}/tcp`}' published for ${query}`,
+      {
+        hint: `see \`tsrun port ${query}\` for what is published`,
+      },
+    );
   }
   return lines;
 }
@@ -402,14 +448,24 @@ export function inspectView(env: Env, c: Container): Record<string, unknown> {
     GraphDriver: {
       Name: storageDriver(env, r),
       Data: {
-        LowerDir: [...r.layers].reverse().map((l) => env.store.layerDiff(l)).join(':'),
+        LowerDir: [...r.layers]
+          .reverse()
+          .map((l) => env.store.layerDiff(l))
+          .join(':'),
         UpperDir: c.paths.upper,
         WorkDir: c.paths.work,
         MergedDir: c.paths.rootfs,
       },
     },
     NetworkSettings: networkSettings(c),
-    Mounts: r.host.binds.map((b) => ({ Type: 'bind', Source: b.source, Destination: b.destination, Mode: b.readonly ? 'ro' : '', RW: !b.readonly, Propagation: 'rprivate' })),
+    Mounts: r.host.binds.map((b) => ({
+      Type: 'bind',
+      Source: b.source,
+      Destination: b.destination,
+      Mode: b.readonly ? 'ro' : '',
+      RW: !b.readonly,
+      Propagation: 'rprivate',
+    })),
     Config: {
       Hostname: r.config.hostname,
       User: r.config.user,
@@ -447,14 +503,20 @@ function networkSettings(c: Container): Record<string, unknown> {
   const ports: Record<string, unknown> = portMap(n?.ports ?? [], '0.0.0.0');
   for (const e of c.record.config.exposedPorts) ports[e.includes('/') ? e : `${e}/tcp`] ??= null;
   const endpoint = {
-    IPAddress: n?.ip ?? '', IPPrefixLen: n?.prefixLen ?? 0, Gateway: n?.gateway ?? '', MacAddress: n?.mac ?? '',
+    IPAddress: n?.ip ?? '',
+    IPPrefixLen: n?.prefixLen ?? 0,
+    Gateway: n?.gateway ?? '',
+    MacAddress: n?.mac ?? '',
   };
   return {
     Bridge: n?.bridge ?? '',
     SandboxKey: n ? netnsPath(c.record.id) : '',
     Ports: ports,
     ...endpoint,
-    Networks: c.record.host.network === 'bridge' ? { bridge: { ...endpoint, NetworkID: 'tsrun' } } : { [c.record.host.network]: {} },
+    Networks:
+      c.record.host.network === 'bridge'
+        ? { bridge: { ...endpoint, NetworkID: 'tsrun' } }
+        : { [c.record.host.network]: {} },
   };
 }
 

@@ -32,5 +32,12 @@ export function processContext(opts: { root?: string; reporter?: Reporter } = {}
   const rootless = Boolean(env.TSRUN_ROOTLESS) && inside === 0;
   const uid = rootless ? Number(env.TSRUN_ROOTLESS) : inside;
   const home = env.HOME || os.homedir();
-  return { root: path.resolve(opts.root ?? defaultRoot(env, uid, home)), reporter: opts.reporter ?? silentReporter, env, home, uid, rootless };
+  return {
+    root: path.resolve(opts.root ?? defaultRoot(env, uid, home)),
+    reporter: opts.reporter ?? silentReporter,
+    env,
+    home,
+    uid,
+    rootless,
+  };
 }

@@ -39,8 +39,14 @@ function split(arg: string): { container?: string; path: string } {
 export async function copy(ctx: AppContext, src: string, dest: string, o: CpOptions = {}): Promise<CopyResult> {
   const s = split(src);
   const d = split(dest);
-  if (s.container && d.container) throw new TsrunError('ERR_USAGE', 'copying between containers is not supported', { hint: 'copy to the host first' });
-  if (!s.container && !d.container) throw new TsrunError('ERR_USAGE', 'must specify at least one container source', { hint: 'tsrun cp CONTAINER:PATH HOSTPATH, or tsrun cp HOSTPATH CONTAINER:PATH' });
+  if (s.container && d.container)
+    throw new TsrunError('ERR_USAGE', 'copying between containers is not supported', {
+      hint: 'copy to the host first',
+    });
+  if (!s.container && !d.container)
+    throw new TsrunError('ERR_USAGE', 'must specify at least one container source', {
+      hint: 'tsrun cp CONTAINER:PATH HOSTPATH, or tsrun cp HOSTPATH CONTAINER:PATH',
+    });
   const env = await openEnv(ctx);
   const c = await env.containers.find((s.container ?? d.container) as string);
   const ctrPath = (p: string) => (p.startsWith('/') ? p : `/${p}`);

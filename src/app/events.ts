@@ -46,14 +46,30 @@ export function parseEventTime(s: string, now = Date.now()): number {
   }
   if (/^\d+(\.\d+)?$/.test(s)) return Number(s) * 1000;
   const t = Date.parse(s);
-  if (Number.isNaN(t)) throw new TsrunError('ERR_USAGE', `invalid time "${s}"`, { hint: 'use a time (2024-01-02T15:04:05Z), unix seconds, or a duration ago (10m, 1h)' });
+  if (Number.isNaN(t))
+    throw new TsrunError('ERR_USAGE', `invalid time "${s}"`, {
+      hint: 'use a time (2024-01-02T15:04:05Z), unix seconds, or a duration ago (10m, 1h)',
+    });
   return t;
 }
 
-function event(type: TsrunEventRecord['Type'], action: string, id: string, attrs: Record<string, string>, iso: string): TsrunEventRecord | undefined {
+function event(
+  type: TsrunEventRecord['Type'],
+  action: string,
+  id: string,
+  attrs: Record<string, string>,
+  iso: string,
+): TsrunEventRecord | undefined {
   const ms = Date.parse(iso);
   if (Number.isNaN(ms)) return undefined;
-  const e: TsrunEventRecord = { Type: type, Action: action, Actor: { ID: id, Attributes: attrs }, scope: 'local', time: Math.floor(ms / 1000), timeNano: ms * 1e6 };
+  const e: TsrunEventRecord = {
+    Type: type,
+    Action: action,
+    Actor: { ID: id, Attributes: attrs },
+    scope: 'local',
+    time: Math.floor(ms / 1000),
+    timeNano: ms * 1e6,
+  };
   if (type === 'container') Object.assign(e, { status: action, id, from: attrs.image });
   return e;
 }
@@ -75,14 +91,18 @@ export async function knownEvents(env: Env): Promise<TsrunEventRecord[]> {
     if (c.observed.paused) {
       try {
         out.push(event('container', 'pause', r.id, attrs, readFileSync(pausedMarker(c.paths), 'utf8').trim()));
-      } catch { /* unpaused meanwhile */ }
+      } catch {
+        /* unpaused meanwhile */
+      }
     }
-    if (exited) out.push(event('container', 'die', r.id, { ...attrs, exitCode: String(c.observed.exitCode) }, finished));
+    if (exited)
+      out.push(event('container', 'die', r.id, { ...attrs, exitCode: String(c.observed.exitCode) }, finished));
   }
   const file = await env.store.readImages();
   for (const img of Object.values(file.images)) {
     const names = tagsOf(file, img.id).map((t) => familiarName(parseReference(t)));
-    if (img.repoDigests.length > 0) out.push(event('image', 'pull', img.id, { name: names[0] ?? img.repoDigests[0] as string }, img.storedAt));
+    if (img.repoDigests.length > 0)
+      out.push(event('image', 'pull', img.id, { name: names[0] ?? (img.repoDigests[0] as string) }, img.storedAt));
     if (img.lastTagTime && names[0]) out.push(event('image', 'tag', img.id, { name: names[0] }, img.lastTagTime));
   }
   return out.filter((e): e is TsrunEventRecord => e !== undefined).sort((a, b) => a.timeNano - b.timeNano);
@@ -95,21 +115,26 @@ export function eventFilter(filters: readonly string[]): (e: TsrunEventRecord) =
     const i = f.indexOf('=');
     if (i <= 0) throw new TsrunError('ERR_USAGE', `bad format of filter (expected name=value): ${f}`);
     const k = f.slice(0, i).toLowerCase();
-    if (!['container', 'event', 'type', 'image', 'label', 'scope'].includes(k)) throw new TsrunError('ERR_USAGE', `invalid filter '${k}'`, { hint: 'filters: container, event, type, image, label' });
+    if (!['container', 'event', 'type', 'image', 'label', 'scope'].includes(k))
+      throw new TsrunError('ERR_USAGE', `invalid filter '${k}'`, {
+        hint: 'filters: container, event, type, image, label',
+      });
     by.set(k, [...(by.get(k) ?? []), f.slice(i + 1)]);
   }
   const match: Record<string, (e: TsrunEventRecord, v: string) => boolean> = {
     container: (e, v) => e.Type === 'container' && (e.Actor.ID.startsWith(v) || e.Actor.Attributes.name === v),
     event: (e, v) => e.Action === v,
     type: (e, v) => e.Type === v,
-    image: (e, v) => (e.Type === 'container' ? e.Actor.Attributes.image : e.Actor.Attributes.name) === v || e.Actor.ID === v,
+    image: (e, v) =>
+      (e.Type === 'container' ? e.Actor.Attributes.image : e.Actor.Attributes.name) === v || e.Actor.ID === v,
     label: (e, v) => {
       const j = v.indexOf('=');
       return j < 0 ? v in e.Actor.Attributes : e.Actor.Attributes[v.slice(0, j)] === v.slice(j + 1);
     },
     scope: (_e, v) => v === 'local',
   };
-  return (e) => [...by].every(([k, vs]) => vs.some((v) => (match[k] as (e: TsrunEventRecord, v: string) => boolean)(e, v)));
+  return (e) =>
+    [...by].every(([k, vs]) => vs.some((v) => (match[k] as (e: TsrunEventRecord, v: string) => boolean)(e, v)));
 }
 
 export interface EventsOptions {
@@ -122,7 +147,12 @@ export interface EventsOptions {
  * Emit the events: the known past within --since/--until, then (without --until, or an --until
  * in the future) new ones as they appear, until `signal` aborts or --until passes.
  */
-export async function streamEvents(ctx: AppContext, o: EventsOptions, emit: (e: TsrunEventRecord) => void, signal?: AbortSignal): Promise<void> {
+export async function streamEvents(
+  ctx: AppContext,
+  o: EventsOptions,
+  emit: (e: TsrunEventRecord) => void,
+  signal?: AbortSignal,
+): Promise<void> {
   const env = await openEnv(ctx);
   const started = Date.now();
   const since = o.since !== undefined ? parseEventTime(o.since, started) : started;

@@ -56,11 +56,20 @@ const envKey = (e: string) => (e.includes('=') ? e.slice(0, e.indexOf('=')) : e)
 function parseSpec(text: string): Spec {
   const MARK = '\u0000bigint:';
   const marked = text.replace(/(:\s*)(\d{16,})(?=\s*[,}\]])/g, `$1"${MARK}$2"`);
-  return JSON.parse(marked, (_k, v: unknown) => (typeof v === 'string' && v.startsWith(MARK) ? BigInt(v.slice(MARK.length)) : v)) as Spec;
+  return JSON.parse(marked, (_k, v: unknown) =>
+    typeof v === 'string' && v.startsWith(MARK) ? BigInt(v.slice(MARK.length)) : v,
+  ) as Spec;
 }
 
 /** The process `exec` runs: the container's, changed as Docker changes it. */
-export async function execProcess(ctx: AppContext, rootfs: string, base: Process, hostname: string, args: string[], o: ExecOptions): Promise<Process> {
+export async function execProcess(
+  ctx: AppContext,
+  rootfs: string,
+  base: Process,
+  hostname: string,
+  args: string[],
+  o: ExecOptions,
+): Promise<Process> {
   const userEnv: string[] = [];
   for (const f of o.envFiles ?? []) {
     const text = await fs.readFile(path.resolve(f), 'utf8').catch((e: Error) => {
@@ -73,7 +82,11 @@ export async function execProcess(ctx: AppContext, rootfs: string, base: Process
   let home = base.env.find((e) => envKey(e) === 'HOME')?.slice(5) ?? '/';
   let containerEnv = base.env;
   if (o.user) {
-    const u = resolveUser(o.user, await readFileInRoot(rootfs, '/etc/passwd'), await readFileInRoot(rootfs, '/etc/group'));
+    const u = resolveUser(
+      o.user,
+      await readFileInRoot(rootfs, '/etc/passwd'),
+      await readFileInRoot(rootfs, '/etc/group'),
+    );
     // Exactly this user's groups, the primary one included as `run -u` (withUser) and Docker
     // (containerd's WithAdditionalGIDs) list them; none of the container's user's.
     p.user = { ...base.user, uid: u.uid, gid: u.gid, additionalGids: [u.gid, ...u.additionalGids] };
@@ -83,7 +96,10 @@ export async function execProcess(ctx: AppContext, rootfs: string, base: Process
   p.env = mergeEnv(containerEnv, userEnv, { callerEnv: ctx.env, hostname, tty: Boolean(o.tty), home });
   if (o.workdir !== undefined && o.workdir !== '') {
     if (!o.workdir.startsWith('/')) {
-      throw new TsrunError('ERR_USAGE', `the working directory '${o.workdir}' is invalid, it needs to be an absolute path`);
+      throw new TsrunError(
+        'ERR_USAGE',
+        `the working directory '${o.workdir}' is invalid, it needs to be an absolute path`,
+      );
     }
     p.cwd = path.posix.normalize(o.workdir);
   }
@@ -97,14 +113,25 @@ export async function execProcess(ctx: AppContext, rootfs: string, base: Process
  * Start an exec session. Attached (no -d): `attachIo` gets the attachment before the process
  * exists; the caller awaits `attachment.exited`, then calls `done`.
  */
-export async function execInContainer(ctx: AppContext, query: string, args: string[], o: ExecOptions, attachIo?: (a: Attachment) => void): Promise<ExecSession> {
+export async function execInContainer(
+  ctx: AppContext,
+  query: string,
+  args: string[],
+  o: ExecOptions,
+  attachIo?: (a: Attachment) => void,
+): Promise<ExecSession> {
   const env = await openEnv(ctx);
   const c = await env.containers.find(query);
-  if (args.length === 0) throw new TsrunError('ERR_USAGE', 'exec: no command given', { hint: 'tsrun exec CONTAINER COMMAND [ARG...]' });
+  if (args.length === 0)
+    throw new TsrunError('ERR_USAGE', 'exec: no command given', { hint: 'tsrun exec CONTAINER COMMAND [ARG...]' });
   if (c.observed.status !== 'running') {
-    throw new TsrunError('ERR_CONTAINER_STATE', `exec in ${query}: container ${c.record.id.slice(0, 12)} is not running`, {
-      hint: `start it first: tsrun start ${query}`,
-    });
+    throw new TsrunError(
+      'ERR_CONTAINER_STATE',
+      `exec in ${query}: container ${c.record.id.slice(0, 12)} is not running`,
+      {
+        hint: `start it first: tsrun start ${query}`,
+      },
+    );
   }
   const spec = parseSpec(await fs.readFile(c.paths.config, 'utf8'));
   const proc = await execProcess(ctx, c.paths.rootfs, spec.process, c.record.config.hostname, args, o);
@@ -118,13 +145,22 @@ export async function execInContainer(ctx: AppContext, query: string, args: stri
   let attachment: Attachment | undefined;
   try {
     await spawnMonitor({
-      id: c.record.id, bundle: c.paths.bundle, state: dir, runtimePath: runtime.info.path, runtimeRoot: runtime.root,
-      log: '/dev/null', tty: Boolean(o.tty), stdin: Boolean(o.interactive) && !o.detach, execProcess: processFile,
+      id: c.record.id,
+      bundle: c.paths.bundle,
+      state: dir,
+      runtimePath: runtime.info.path,
+      runtimeRoot: runtime.root,
+      log: '/dev/null',
+      tty: Boolean(o.tty),
+      stdin: Boolean(o.interactive) && !o.detach,
+      execProcess: processFile,
       exitCommand: ['/bin/rm', '-rf', dir],
-      attachFirst: o.detach ? undefined : async () => {
-        attachment = await attach(path.join(dir, 'attach.sock'));
-        attachIo?.(attachment);
-      },
+      attachFirst: o.detach
+        ? undefined
+        : async () => {
+            attachment = await attach(path.join(dir, 'attach.sock'));
+            attachIo?.(attachment);
+          },
     });
   } catch (err) {
     attachment?.close();

@@ -22,11 +22,13 @@ export async function exportContainer(ctx: AppContext, query: string, out: Writa
   const env = await openEnv(ctx);
   const c = await env.containers.find(query);
   const s = new StreamOut(out, `exporting container ${c.record.name}`);
-  await withFrozen(env, c, true, () => withRootfs(env, c, async (rootfs) => {
-    // diffTar walks `rootfs` from its fd, never by path (issue 13): what keeps a rootless
-    // container, which is read live, from getting host files into the tar.
-    await s.writeAll(diffTar(rootfs, { overlayXattrPrefix: unpackAs(ctx).overlayXattrPrefix }));
-  }));
+  await withFrozen(env, c, true, () =>
+    withRootfs(env, c, async (rootfs) => {
+      // diffTar walks `rootfs` from its fd, never by path (issue 13): what keeps a rootless
+      // container, which is read live, from getting host files into the tar.
+      await s.writeAll(diffTar(rootfs, { overlayXattrPrefix: unpackAs(ctx).overlayXattrPrefix }));
+    }),
+  );
 }
 
 export function exportToFile(ctx: AppContext, query: string, file: string): Promise<void> {

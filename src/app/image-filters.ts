@@ -16,10 +16,11 @@ export interface ImageFilters {
   label: string[];
 }
 
-const usage = (message: string) => new TsrunError('ERR_USAGE', message, {
-  hint: 'filters: dangling=true|false, reference=NAME[:TAG], before=IMAGE, since=IMAGE, label=KEY[=VALUE]',
-  detail: { exitCode: 1 },
-});
+const usage = (message: string) =>
+  new TsrunError('ERR_USAGE', message, {
+    hint: 'filters: dangling=true|false, reference=NAME[:TAG], before=IMAGE, since=IMAGE, label=KEY[=VALUE]',
+    detail: { exitCode: 1 },
+  });
 
 export function parseImageFilters(args: string[]): ImageFilters {
   const f: ImageFilters = { reference: [], label: [] };
@@ -33,11 +34,20 @@ export function parseImageFilters(args: string[]): ImageFilters {
         if (!/^(true|false|1|0)$/i.test(value)) throw usage(`invalid filter 'dangling=${value}'`);
         f.dangling = /^(true|1)$/i.test(value);
         break;
-      case 'reference': f.reference.push(value); break;
-      case 'before': f.before = value; break;
-      case 'since': f.since = value; break;
-      case 'label': f.label.push(value); break;
-      default: throw usage(`invalid filter '${key}'`);
+      case 'reference':
+        f.reference.push(value);
+        break;
+      case 'before':
+        f.before = value;
+        break;
+      case 'since':
+        f.since = value;
+        break;
+      case 'label':
+        f.label.push(value);
+        break;
+      default:
+        throw usage(`invalid filter '${key}'`);
     }
   }
   return f;

@@ -17,7 +17,12 @@ export interface ImageSourceOptions {
   err?: Pick<NodeJS.WritableStream, 'write'>;
 }
 
-export async function findOrPull(ctx: AppContext, store: Store, reference: string, o: ImageSourceOptions = {}): Promise<{ image: ImageRecord; configBytes: Buffer }> {
+export async function findOrPull(
+  ctx: AppContext,
+  store: Store,
+  reference: string,
+  o: ImageSourceOptions = {},
+): Promise<{ image: ImageRecord; configBytes: Buffer }> {
   const policy = o.pull ?? 'missing';
   if (!/^(missing|always|never)$/.test(policy)) {
     throw new TsrunError('ERR_USAGE', `invalid --pull policy "${policy}"`, { hint: 'use missing, always or never' });
@@ -38,9 +43,13 @@ export async function findOrPull(ctx: AppContext, store: Store, reference: strin
       const v = await store.checkLayer(l.chainId);
       if (v.ok) continue;
       if (policy === 'never') {
-        throw new TsrunError('ERR_STORE', `using ${reference}: layer ${l.chainId} is damaged: ${v.reason}`, { hint: `pull the image again: tsrun pull ${reference}` });
+        throw new TsrunError('ERR_STORE', `using ${reference}: layer ${l.chainId} is damaged: ${v.reason}`, {
+          hint: `pull the image again: tsrun pull ${reference}`,
+        });
       }
-      o.err?.write(`WARNING: layer ${l.chainId.slice(7, 19)} of ${reference} is damaged (${v.reason}): pulling the image again\n`);
+      o.err?.write(
+        `WARNING: layer ${l.chainId.slice(7, 19)} of ${reference} is damaged (${v.reason}): pulling the image again\n`,
+      );
       found = undefined;
       damaged = true;
       break;

@@ -59,14 +59,33 @@ export async function listImages(ctx: AppContext, o: ListOptions = {}): Promise<
     }
     const digest = img.repoDigests[0]?.split('@')[1] ?? '<none>';
     if (tags.length === 0) {
-      rows.push({ repository: img.repoDigests[0] ? repoOf(img.repoDigests[0].split('@')[0] as string) : '<none>', tag: '<none>', digest, id: img.id, created: img.created, size: img.size });
+      rows.push({
+        repository: img.repoDigests[0] ? repoOf(img.repoDigests[0].split('@')[0] as string) : '<none>',
+        tag: '<none>',
+        digest,
+        id: img.id,
+        created: img.created,
+        size: img.size,
+      });
     }
     for (const t of tags) {
       const ref = parseReference(t);
-      rows.push({ repository: repoOf(t), tag: ref.tag ?? '<none>', digest, id: img.id, created: img.created, size: img.size });
+      rows.push({
+        repository: repoOf(t),
+        tag: ref.tag ?? '<none>',
+        digest,
+        id: img.id,
+        created: img.created,
+        size: img.size,
+      });
     }
   }
-  return rows.sort((a, b) => (b.created ?? '').localeCompare(a.created ?? '') || a.repository.localeCompare(b.repository) || a.tag.localeCompare(b.tag));
+  return rows.sort(
+    (a, b) =>
+      (b.created ?? '').localeCompare(a.created ?? '') ||
+      a.repository.localeCompare(b.repository) ||
+      a.tag.localeCompare(b.tag),
+  );
 }
 
 /** Docker-compatible `image inspect` objects. */
@@ -87,11 +106,22 @@ export interface HistoryRow {
 export async function imageHistory(ctx: AppContext, query: string): Promise<HistoryRow[]> {
   const store = await Store.open(ctx.root);
   const { record } = findImage(await store.readImages(), query);
-  const config = JSON.parse((await store.readBlob(record.id)).toString('utf8')) as { history?: { created?: string; created_by?: string; comment?: string; empty_layer?: boolean }[] };
-  const sizes = await Promise.all(record.layers.map((l) => store.readLayerMeta(l.chainId).then((m) => m.unpackedSize, () => 0)));
+  const config = JSON.parse((await store.readBlob(record.id)).toString('utf8')) as {
+    history?: { created?: string; created_by?: string; comment?: string; empty_layer?: boolean }[];
+  };
+  const sizes = await Promise.all(
+    record.layers.map((l) =>
+      store.readLayerMeta(l.chainId).then(
+        (m) => m.unpackedSize,
+        () => 0,
+      ),
+    ),
+  );
   let layer = 0;
   const rows: HistoryRow[] = (config.history ?? []).map((h) => ({
-    created: h.created, createdBy: h.created_by ?? '', comment: h.comment ?? '',
+    created: h.created,
+    createdBy: h.created_by ?? '',
+    comment: h.comment ?? '',
     size: h.empty_layer ? 0 : (sizes[layer++] ?? 0),
   }));
   rows.reverse();
@@ -99,7 +129,10 @@ export async function imageHistory(ctx: AppContext, query: string): Promise<Hist
   return rows;
 }
 
-export async function inspectImages(ctx: AppContext, queries: string[]): Promise<{ found: unknown[]; missing: TsrunError[] }> {
+export async function inspectImages(
+  ctx: AppContext,
+  queries: string[],
+): Promise<{ found: unknown[]; missing: TsrunError[] }> {
   const store = await Store.open(ctx.root);
   const file = await store.readImages();
   const found: unknown[] = [];
@@ -124,10 +157,24 @@ export async function inspectImages(ctx: AppContext, queries: string[]): Promise
       Created: config.created ?? '0001-01-01T00:00:00Z',
       Author: config.author ?? '',
       Config: {
-        Hostname: '', Domainname: '', User: c.User ?? '', AttachStdin: false, AttachStdout: false, AttachStderr: false,
-        ExposedPorts: c.ExposedPorts ?? undefined, Tty: false, OpenStdin: false, StdinOnce: false,
-        Env: c.Env ?? null, Cmd: c.Cmd ?? null, Image: '', Volumes: c.Volumes ?? null, WorkingDir: c.WorkingDir ?? '',
-        Entrypoint: c.Entrypoint ?? null, OnBuild: c.OnBuild ?? null, Labels: c.Labels ?? null,
+        Hostname: '',
+        Domainname: '',
+        User: c.User ?? '',
+        AttachStdin: false,
+        AttachStdout: false,
+        AttachStderr: false,
+        ExposedPorts: c.ExposedPorts ?? undefined,
+        Tty: false,
+        OpenStdin: false,
+        StdinOnce: false,
+        Env: c.Env ?? null,
+        Cmd: c.Cmd ?? null,
+        Image: '',
+        Volumes: c.Volumes ?? null,
+        WorkingDir: c.WorkingDir ?? '',
+        Entrypoint: c.Entrypoint ?? null,
+        OnBuild: c.OnBuild ?? null,
+        Labels: c.Labels ?? null,
         ...(c.StopSignal ? { StopSignal: c.StopSignal } : {}),
         ...(c.Healthcheck ? { Healthcheck: c.Healthcheck } : {}),
         ...(c.Shell ? { Shell: c.Shell } : {}),
@@ -138,12 +185,21 @@ export async function inspectImages(ctx: AppContext, queries: string[]): Promise
       Size: record.size,
       GraphDriver: {
         Name: 'overlay',
-        Data: { LowerDir: [...record.layers].reverse().map((l) => store.layerDiff(l.chainId)).join(':') },
+        Data: {
+          LowerDir: [...record.layers]
+            .reverse()
+            .map((l) => store.layerDiff(l.chainId))
+            .join(':'),
+        },
       },
       RootFS: { Type: 'layers', Layers: config.rootfs.diff_ids },
       Metadata: { LastTagTime: record.lastTagTime ?? '0001-01-01T00:00:00Z' },
       // tsrun's own: where the manifest came from (not in Docker's output).
-      Descriptor: { manifestDigest: record.manifestDigest, mediaType: record.manifestMediaType, indexDigest: record.indexDigest },
+      Descriptor: {
+        manifestDigest: record.manifestDigest,
+        mediaType: record.manifestMediaType,
+        indexDigest: record.indexDigest,
+      },
     });
   }
   return { found, missing };
@@ -158,7 +214,9 @@ function familiarDigest(repoDigest: string): string {
 export async function tagImage(ctx: AppContext, source: string, target: string): Promise<void> {
   const ref = parseReference(target);
   if (ref.digest) {
-    throw new TsrunError('ERR_REFERENCE', `tagging ${source} as ${target}: a tag cannot contain a digest`, { hint: 'give a name with a :tag' });
+    throw new TsrunError('ERR_REFERENCE', `tagging ${source} as ${target}: a tag cannot contain a digest`, {
+      hint: 'give a name with a :tag',
+    });
   }
   const store = await Store.open(ctx.root);
   await store.updateImages((file) => {

@@ -34,16 +34,26 @@ async function openSource(source: string, stdin: Readable): Promise<Readable> {
     const res = await fetch(source).catch((err: Error) => {
       throw new TsrunError('ERR_NETWORK', `importing ${source}: ${err.message}`);
     });
-    if (!res.ok || !res.body) throw new TsrunError('ERR_NETWORK', `importing ${source}: the server answered ${res.status} ${res.statusText}`);
+    if (!res.ok || !res.body)
+      throw new TsrunError('ERR_NETWORK', `importing ${source}: the server answered ${res.status} ${res.statusText}`);
     return Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>);
   }
   const st = await fs.stat(source).catch(() => undefined);
-  if (!st?.isFile()) throw new TsrunError('ERR_USAGE', `importing ${source}: no such file`, { hint: 'give a tar file, an http(s) URL, or - for stdin' });
+  if (!st?.isFile())
+    throw new TsrunError('ERR_USAGE', `importing ${source}: no such file`, {
+      hint: 'give a tar file, an http(s) URL, or - for stdin',
+    });
   return createReadStream(source);
 }
 
 /** Returns the new image's id. */
-export async function importImage(ctx: AppContext, source: string, repository: string | undefined, o: ImportOptions, stdin: Readable = process.stdin): Promise<string> {
+export async function importImage(
+  ctx: AppContext,
+  source: string,
+  repository: string | undefined,
+  o: ImportOptions,
+  stdin: Readable = process.stdin,
+): Promise<string> {
   let name: string | undefined;
   if (repository !== undefined) {
     const ref = parseReference(repository);
@@ -64,7 +74,10 @@ export async function importImage(ctx: AppContext, source: string, repository: s
     });
     const created = new Date().toISOString();
     const config: ImageConfig = {
-      created, architecture: platform.architecture, os: platform.os, ...(platform.variant ? { variant: platform.variant } : {}),
+      created,
+      architecture: platform.architecture,
+      os: platform.os,
+      ...(platform.variant ? { variant: platform.variant } : {}),
       config: container,
       rootfs: { type: 'layers', diff_ids: [layer.diffId] },
       history: [{ created, comment: o.message || `Imported from ${source}` }],

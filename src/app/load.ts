@@ -51,15 +51,20 @@ export interface LoadedImage {
 
 const MAX_JSON = 16 * 1024 * 1024;
 
-const dockerManifestSchema = z.array(z.looseObject({
-  Config: z.string().min(1),
-  RepoTags: z.array(z.string()).nullish(),
-  Layers: z.array(z.string().min(1)).max(1000),
-})).max(10000);
+const dockerManifestSchema = z
+  .array(
+    z.looseObject({
+      Config: z.string().min(1),
+      RepoTags: z.array(z.string()).nullish(),
+      Layers: z.array(z.string().min(1)).max(1000),
+    }),
+  )
+  .max(10000);
 
-const bad = (msg: string, hint?: string) => new TsrunError('ERR_MANIFEST', `loading images: ${msg}`, {
-  hint: hint ?? 'the archive is not one `docker save` or `tsrun save` wrote',
-});
+const bad = (msg: string, hint?: string) =>
+  new TsrunError('ERR_MANIFEST', `loading images: ${msg}`, {
+    hint: hint ?? 'the archive is not one `docker save` or `tsrun save` wrote',
+  });
 
 const sniff = sniffCompression;
 
@@ -94,7 +99,9 @@ class Spool {
       }
     }
     // Whatever follows the end-of-archive marker is not ours to read, but the decompressor must finish.
-    for (let r = await source.next(); !r.done; r = await source.next()) { /* drain */ }
+    for (let r = await source.next(); !r.done; r = await source.next()) {
+      /* drain */
+    }
     return spool;
   }
 
@@ -142,7 +149,10 @@ interface Found {
 
 function parseWith<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
   const r = schema.safeParse(value);
-  if (!r.success) throw bad(`${what} is malformed: ${r.error.issues[0]?.message ?? 'invalid'} at ${r.error.issues[0]?.path.join('.') ?? ''}`);
+  if (!r.success)
+    throw bad(
+      `${what} is malformed: ${r.error.issues[0]?.message ?? 'invalid'} at ${r.error.issues[0]?.path.join('.') ?? ''}`,
+    );
   return r.data;
 }
 
@@ -151,7 +161,13 @@ async function fromDockerArchive(spool: Spool): Promise<Found[]> {
   const out: Found[] = [];
   for (const e of entries) {
     const { bytes } = await spool.json(e.Config);
-    const layerFiles = e.Layers.map((l) => spool.find(l) ?? (() => { throw bad(`layer "${l}" is missing from the archive`); })());
+    const layerFiles = e.Layers.map(
+      (l) =>
+        spool.find(l) ??
+        (() => {
+          throw bad(`layer "${l}" is missing from the archive`);
+        })(),
+    );
     const names = (e.RepoTags ?? []).map((t) => formatReference(parseReference(t)));
     out.push({ configBytes: bytes, layerFiles, names });
   }
@@ -193,7 +209,10 @@ async function fromLayout(spool: Spool): Promise<Found[]> {
     if (depth > 4) throw bad('indexes nest too deeply');
     if (isIndexType(d.mediaType)) {
       const inner = parseWith(indexSchema, (await layoutJson(spool, d)).value, `index ${d.digest}`);
-      const chosen = inner.manifests.length === 1 && !inner.manifests[0]?.platform ? inner.manifests[0] as Descriptor : selectManifest(inner, hostPlatform());
+      const chosen =
+        inner.manifests.length === 1 && !inner.manifests[0]?.platform
+          ? (inner.manifests[0] as Descriptor)
+          : selectManifest(inner, hostPlatform());
       await visit(chosen, name, depth + 1);
       return;
     }
@@ -206,12 +225,21 @@ async function fromLayout(spool: Spool): Promise<Found[]> {
     const m = parseWith(manifestSchema, raw.value, `manifest ${d.digest}`);
     const { bytes } = await layoutJson(spool, m.config);
     const layerFiles = m.layers.map((l) => {
-      if (layerCompression(l.mediaType) === undefined) throw bad(`layer ${l.digest} has media type ${l.mediaType}, which is not an image layer`);
-      return spool.find(blobName(l)) ?? (() => { throw bad(`layer ${l.digest} is missing from the archive`); })();
+      if (layerCompression(l.mediaType) === undefined)
+        throw bad(`layer ${l.digest} has media type ${l.mediaType}, which is not an image layer`);
+      return (
+        spool.find(blobName(l)) ??
+        (() => {
+          throw bad(`layer ${l.digest} is missing from the archive`);
+        })()
+      );
     });
     const found: Found = {
-      configBytes: bytes, layerFiles, names: [...name],
-      manifest: { bytes: raw.bytes, mediaType: m.mediaType ?? d.mediaType }, layerDescs: m.layers,
+      configBytes: bytes,
+      layerFiles,
+      names: [...name],
+      manifest: { bytes: raw.bytes, mediaType: m.mediaType ?? d.mediaType },
+      layerDescs: m.layers,
     };
     byManifest.set(d.digest, found);
     out.push(found);
@@ -246,7 +274,11 @@ async function firstBytes(file: string): Promise<Buffer> {
  * Load every image of the archive on `input`. `onLoaded` is called as each is recorded (the CLI
  * prints Docker's "Loaded image: NAME" lines then).
  */
-export async function loadImages(ctx: AppContext, input: Readable, onLoaded: (img: LoadedImage) => void = () => undefined): Promise<LoadedImage[]> {
+export async function loadImages(
+  ctx: AppContext,
+  input: Readable,
+  onLoaded: (img: LoadedImage) => void = () => undefined,
+): Promise<LoadedImage[]> {
   const store = await Store.open(ctx.root);
   const { overlayXattrPrefix, unpack } = unpackAs(ctx);
   return store.withSharedLock(async () => {
@@ -278,8 +310,11 @@ export async function loadImages(ctx: AppContext, input: Readable, onLoaded: (im
           }
           const parent = i > 0 ? chains[i - 1] : undefined;
           const opts = {
-            overlayXattrPrefix, unpack, expectDiffId: diffIds[i],
-            onWarning: (message: string) => ctx.reporter.emit({ type: 'warning', message: `layer ${diffIds[i]}: ${message}` }),
+            overlayXattrPrefix,
+            unpack,
+            expectDiffId: diffIds[i],
+            onWarning: (message: string) =>
+              ctx.reporter.emit({ type: 'warning', message: `layer ${diffIds[i]}: ${message}` }),
           };
           const desc = img.layerDescs?.[i];
           if (desc && layerCompression(desc.mediaType) !== 'none') {
@@ -291,7 +326,8 @@ export async function loadImages(ctx: AppContext, input: Readable, onLoaded: (im
           layers.push(await commitLayerStream(store, tar, parent, opts));
         }
         // The layout's own manifest stays when every blob it names is the store's.
-        const kept = img.manifest && img.layerDescs?.every((d, i) => layers[i]?.digest === d.digest) ? img.manifest : undefined;
+        const kept =
+          img.manifest && img.layerDescs?.every((d, i) => layers[i]?.digest === d.digest) ? img.manifest : undefined;
         const { id } = await recordImage(store, img.configBytes, layers, img.names, config.created, kept);
         const done = { id, tags: img.names.map((n) => familiarName(parseNormalizedNamed(n))) };
         loaded.push(done);
@@ -308,7 +344,10 @@ export async function loadImages(ctx: AppContext, input: Readable, onLoaded: (im
 export async function loadInput(file: string | undefined): Promise<Readable> {
   if (file === undefined || file === '-') return process.stdin;
   const fh = await fs.open(file, 'r').catch((err: NodeJS.ErrnoException) => {
-    throw new TsrunError('ERR_USAGE', `loading images: opening ${file}: ${err.code === 'ENOENT' ? 'no such file' : err.message}`);
+    throw new TsrunError(
+      'ERR_USAGE',
+      `loading images: opening ${file}: ${err.code === 'ENOENT' ? 'no such file' : err.message}`,
+    );
   });
   return fh.createReadStream();
 }

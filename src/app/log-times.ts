@@ -12,7 +12,7 @@
  */
 import { TsrunError } from '../errors.js';
 
-const UNIT_NS: Record<string, number> = { ns: 1, us: 1e3, 'µs': 1e3, 'μs': 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9 };
+const UNIT_NS: Record<string, number> = { ns: 1, us: 1e3, µs: 1e3, μs: 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9 };
 
 /** Go's time.ParseDuration, to nanoseconds; undefined if it is not one. */
 export function parseGoDuration(v: string): bigint | undefined {
@@ -34,7 +34,8 @@ export function parseGoDuration(v: string): bigint | undefined {
 
 /** "2024-05-01T10:20:30.5Z" and friends → ns; undefined if not such a date. */
 export function parseRfc3339(v: string, localOffsetMin: (utcMs: number) => number): bigint | undefined {
-  const m = /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2})(?::(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?)?)?(Z|z|[+-]\d{2}:\d{2})?$/.exec(v);
+  const m =
+    /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2})(?::(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?)?)?(Z|z|[+-]\d{2}:\d{2})?$/.exec(v);
   if (!m) return undefined;
   const [, y, mo, d, h = '0', mi = '0', s = '0', frac = '', zone] = m;
   const utc = Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s));
@@ -52,7 +53,12 @@ function localOffset(utcMs: number): number {
   return -new Date(utcMs).getTimezoneOffset();
 }
 
-export function parseLogTime(flag: string, v: string, nowMs = Date.now(), zone: (utcMs: number) => number = localOffset): bigint {
+export function parseLogTime(
+  flag: string,
+  v: string,
+  nowMs = Date.now(),
+  zone: (utcMs: number) => number = localOffset,
+): bigint {
   const d = parseGoDuration(v);
   if (d !== undefined && v !== '0') return BigInt(nowMs) * 1_000_000n - d;
   const unix = /^(\d+)(?:\.(\d{1,9}))?$/.exec(v);

@@ -22,7 +22,12 @@ export interface LogLine {
   newline: boolean;
 }
 
-interface Parsed { time: string; stream: 'stdout' | 'stderr'; partial: boolean; text: Buffer }
+interface Parsed {
+  time: string;
+  stream: 'stdout' | 'stderr';
+  partial: boolean;
+  text: Buffer;
+}
 
 export function parseRecord(line: Buffer): Parsed | undefined {
   const a = line.indexOf(0x20);
@@ -47,12 +52,22 @@ export class LineAssembler {
       return undefined;
     }
     this.pending.delete(r.stream);
-    return { time: p?.time ?? r.time, stream: r.stream, text: p ? Buffer.concat([...p.parts, r.text]) : r.text, newline: true };
+    return {
+      time: p?.time ?? r.time,
+      stream: r.stream,
+      text: p ? Buffer.concat([...p.parts, r.text]) : r.text,
+      newline: true,
+    };
   }
 
   /** Unfinished lines, at the very end of a log. */
   flush(): LogLine[] {
-    const out = [...this.pending.entries()].map(([stream, p]) => ({ time: p.time, stream: stream as LogLine['stream'], text: Buffer.concat(p.parts), newline: false }));
+    const out = [...this.pending.entries()].map(([stream, p]) => ({
+      time: p.time,
+      stream: stream as LogLine['stream'],
+      text: Buffer.concat(p.parts),
+      newline: false,
+    }));
     this.pending.clear();
     return out;
   }
@@ -103,7 +118,8 @@ export async function* readLogs(env: Env, query: string, o: LogOptions = {}): As
     if (t === undefined) return true;
     return (o.since === undefined || t >= o.since) && (o.until === undefined || t <= o.until);
   };
-  const lastN = (lines: LogLine[]) => (o.tail !== undefined && o.tail >= 0 ? (o.tail === 0 ? [] : lines.slice(-o.tail)) : lines);
+  const lastN = (lines: LogLine[]) =>
+    o.tail !== undefined && o.tail >= 0 ? (o.tail === 0 ? [] : lines.slice(-o.tail)) : lines;
   const first = (await readMore()).filter(within);
   if (!o.follow) {
     yield* lastN([...first, ...asm.flush().filter(within)]);

@@ -21,9 +21,13 @@ const notRunning = (c: Container) => new TsrunError('ERR_CONTAINER_STATE', `cont
 
 export async function pause(ctx: AppContext, query: string): Promise<void> {
   if (ctx.rootless) {
-    throw new TsrunError('ERR_ROOTLESS', `pausing container ${query}: the cgroup freezer is not available to rootless containers in tsrun yet`, {
-      hint: 'it needs a delegated cgroup v2 hierarchy, which tsrun does not use yet',
-    });
+    throw new TsrunError(
+      'ERR_ROOTLESS',
+      `pausing container ${query}: the cgroup freezer is not available to rootless containers in tsrun yet`,
+      {
+        hint: 'it needs a delegated cgroup v2 hierarchy, which tsrun does not use yet',
+      },
+    );
   }
   const env = await openEnv(ctx);
   const found = await env.containers.find(query);
@@ -41,7 +45,8 @@ export async function unpause(ctx: AppContext, query: string): Promise<void> {
   const found = await env.containers.find(query);
   await env.containers.lock(found.record.id, async () => {
     const c = env.containers.observe(found.record);
-    if (c.observed.status !== 'running' || !c.observed.paused) throw new TsrunError('ERR_CONTAINER_STATE', `container ${c.record.id} is not paused`);
+    if (c.observed.status !== 'running' || !c.observed.paused)
+      throw new TsrunError('ERR_CONTAINER_STATE', `container ${c.record.id} is not paused`);
     await resumeContainer(await runtimeFor(env, c.record.host.runtime), c.record.id);
     await fs.rm(pausedMarker(c.paths), { force: true });
   });

@@ -18,7 +18,12 @@ import { findImage } from '../store/lookup.js';
 import type { Container } from '../runtime/records.js';
 import type { Env } from './containers.js';
 
-export interface PortSummary { ip?: string; privatePort: number; publicPort?: number; type: string }
+export interface PortSummary {
+  ip?: string;
+  privatePort: number;
+  publicPort?: number;
+  type: string;
+}
 
 export interface ContainerSummary {
   id: string;
@@ -47,8 +52,22 @@ export interface ListOptions {
   size?: boolean;
 }
 
-const FILTER_KEYS = new Set(['status', 'name', 'id', 'label', 'ancestor', 'exited', 'network', 'volume', 'before', 'since',
-  'publish', 'expose', 'health', 'is-task']);
+const FILTER_KEYS = new Set([
+  'status',
+  'name',
+  'id',
+  'label',
+  'ancestor',
+  'exited',
+  'network',
+  'volume',
+  'before',
+  'since',
+  'publish',
+  'expose',
+  'health',
+  'is-task',
+]);
 const HEALTH = new Set(['starting', 'healthy', 'unhealthy', 'none']);
 const STATUSES = new Set(['created', 'restarting', 'running', 'removing', 'paused', 'exited', 'dead']);
 
@@ -57,23 +76,36 @@ export function parseFilters(filters: string[]): Map<string, string[]> {
   const m = new Map<string, string[]>();
   for (const f of filters) {
     const i = f.indexOf('=');
-    if (i < 0) throw new TsrunError('ERR_USAGE', `bad format of filter (expected name=value)`, { hint: 'e.g. --filter status=exited' });
+    if (i < 0)
+      throw new TsrunError('ERR_USAGE', `bad format of filter (expected name=value)`, {
+        hint: 'e.g. --filter status=exited',
+      });
     const key = f.slice(0, i).trim().toLowerCase();
     const value = f.slice(i + 1);
     if (!FILTER_KEYS.has(key)) {
-      throw new TsrunError('ERR_USAGE', `invalid filter '${key}'`, { hint: `ps filters: ${[...FILTER_KEYS].join(', ')}` });
+      throw new TsrunError('ERR_USAGE', `invalid filter '${key}'`, {
+        hint: `ps filters: ${[...FILTER_KEYS].join(', ')}`,
+      });
     }
     if (key === 'status' && !STATUSES.has(value)) {
-      throw new TsrunError('ERR_USAGE', `invalid filter 'status=${value}'`, { hint: `a status is one of ${[...STATUSES].join(', ')}` });
+      throw new TsrunError('ERR_USAGE', `invalid filter 'status=${value}'`, {
+        hint: `a status is one of ${[...STATUSES].join(', ')}`,
+      });
     }
     if (key === 'health' && !HEALTH.has(value)) {
-      throw new TsrunError('ERR_USAGE', `invalid filter 'health=${value}'`, { hint: `a health status is one of ${[...HEALTH].join(', ')}` });
+      throw new TsrunError('ERR_USAGE', `invalid filter 'health=${value}'`, {
+        hint: `a health status is one of ${[...HEALTH].join(', ')}`,
+      });
     }
     if ((key === 'publish' || key === 'expose') && !/^\d+(-\d+)?(\/(tcp|udp|sctp))?$/.test(value)) {
-      throw new TsrunError('ERR_USAGE', `invalid filter '${key}=${value}'`, { hint: `a port, a range, and/or a protocol: ${key}=80, ${key}=8000-8080/tcp` });
+      throw new TsrunError('ERR_USAGE', `invalid filter '${key}=${value}'`, {
+        hint: `a port, a range, and/or a protocol: ${key}=80, ${key}=8000-8080/tcp`,
+      });
     }
     if (key === 'exited' && !/^-?\d+$/.test(value)) {
-      throw new TsrunError('ERR_USAGE', `invalid filter 'exited=${value}'`, { hint: 'exited takes an exit code, e.g. exited=0' });
+      throw new TsrunError('ERR_USAGE', `invalid filter 'exited=${value}'`, {
+        hint: 'exited takes an exit code, e.g. exited=0',
+      });
     }
     m.set(key, [...(m.get(key) ?? []), value]);
   }
@@ -92,7 +124,11 @@ function portMatch(values: string[], ports: { port: number; proto: string }[]): 
 /** Docker's filters.Match: any value, as a regular expression, matches somewhere in `s`. */
 function regexMatch(values: string[], s: string): boolean {
   return values.some((v) => {
-    try { return new RegExp(v).test(s); } catch { return false; }
+    try {
+      return new RegExp(v).test(s);
+    } catch {
+      return false;
+    }
   });
 }
 
@@ -105,7 +141,12 @@ export function psCommand(c: Container): string {
 function portsOf(c: Container): PortSummary[] {
   if (c.observed.status !== 'running') return [];
   const published = c.record.state.network?.ports ?? [];
-  const out: PortSummary[] = published.map((m) => ({ ip: m.hostIP || '0.0.0.0', privatePort: m.containerPort, publicPort: m.hostPort, type: m.protocol }));
+  const out: PortSummary[] = published.map((m) => ({
+    ip: m.hostIP || '0.0.0.0',
+    privatePort: m.containerPort,
+    publicPort: m.hostPort,
+    type: m.protocol,
+  }));
   const seen = new Set(published.map((m) => `${m.containerPort}/${m.protocol}`));
   for (const e of c.record.config.exposedPorts) {
     const [port, proto = 'tcp'] = e.split('/');
@@ -120,11 +161,17 @@ export async function dirSize(dir: string, seen = new Set<string>()): Promise<nu
   const entries = await fs.readdir(dir, { withFileTypes: true }).catch(() => []);
   for (const e of entries) {
     const p = path.join(dir, e.name);
-    if (e.isDirectory()) { total += await dirSize(p, seen); continue; }
+    if (e.isDirectory()) {
+      total += await dirSize(p, seen);
+      continue;
+    }
     const st = await fs.lstat(p).catch(() => undefined);
     if (!st) continue;
     const key = `${st.dev}:${st.ino}`;
-    if (st.nlink > 1) { if (seen.has(key)) continue; seen.add(key); }
+    if (st.nlink > 1) {
+      if (seen.has(key)) continue;
+      seen.add(key);
+    }
     total += st.size;
   }
   return total;
@@ -140,9 +187,20 @@ export async function containerSizes(env: Env, c: Container): Promise<{ sizeRw: 
 export function summary(c: Container): ContainerSummary {
   const r = c.record;
   return {
-    id: r.id, names: [r.name], image: r.image, imageId: r.imageId, command: psCommand(c), created: r.created,
-    state: c.observed.paused ? 'paused' : c.observed.status, exitCode: c.observed.exitCode, startedAt: c.observed.startedAt, finishedAt: c.observed.finishedAt, ports: portsOf(c), labels: r.config.labels,
-    mounts: r.host.binds.map((b) => ({ source: b.source, destination: b.destination })), networks: [r.host.network],
+    id: r.id,
+    names: [r.name],
+    image: r.image,
+    imageId: r.imageId,
+    command: psCommand(c),
+    created: r.created,
+    state: c.observed.paused ? 'paused' : c.observed.status,
+    exitCode: c.observed.exitCode,
+    startedAt: c.observed.startedAt,
+    finishedAt: c.observed.finishedAt,
+    ports: portsOf(c),
+    labels: r.config.labels,
+    mounts: r.host.binds.map((b) => ({ source: b.source, destination: b.destination })),
+    networks: [r.host.network],
   };
 }
 
@@ -155,14 +213,22 @@ export async function listContainers(env: Env, o: ListOptions): Promise<Containe
     const file = await env.store.readImages();
     ancestors = new Set();
     for (const a of f.get('ancestor') ?? []) {
-      try { ancestors.add(findImage(file, a).record.id); } catch { /* an unknown image matches nothing */ }
+      try {
+        ancestors.add(findImage(file, a).record.id);
+      } catch {
+        /* an unknown image matches nothing */
+      }
     }
   }
-  const order = (q: string): string | undefined => list.find((c) => c.record.name === q || c.record.id.startsWith(q))?.record.created;
+  const order = (q: string): string | undefined =>
+    list.find((c) => c.record.name === q || c.record.id.startsWith(q))?.record.created;
   const before = f.get('before')?.map(order);
   const since = f.get('since')?.map(order);
   if (before?.includes(undefined) || since?.includes(undefined)) {
-    throw new TsrunError('ERR_CONTAINER_NOT_FOUND', `no such container: ${[...(f.get('before') ?? []), ...(f.get('since') ?? [])].find((q) => !order(q))}`);
+    throw new TsrunError(
+      'ERR_CONTAINER_NOT_FOUND',
+      `no such container: ${[...(f.get('before') ?? []), ...(f.get('since') ?? [])].find((q) => !order(q))}`,
+    );
   }
   list = list.filter((c) => {
     const r = c.record;
@@ -173,15 +239,24 @@ export async function listContainers(env: Env, o: ListOptions): Promise<Containe
     if (has('status') && !vals('status').includes(s.paused ? 'paused' : s.status)) return false;
     if (has('name') && !regexMatch(vals('name'), `/${r.name}`)) return false;
     if (has('id') && !regexMatch(vals('id'), r.id)) return false;
-    if (has('exited') && (s.status !== 'exited' || !s.startedAt || !vals('exited').map(Number).includes(s.exitCode))) return false;
-    if (has('label') && !vals('label').every((l) => {
-      const i = l.indexOf('=');
-      return i < 0 ? l in r.config.labels : r.config.labels[l.slice(0, i)] === l.slice(i + 1);
-    })) return false;
+    if (has('exited') && (s.status !== 'exited' || !s.startedAt || !vals('exited').map(Number).includes(s.exitCode)))
+      return false;
+    if (
+      has('label') &&
+      !vals('label').every((l) => {
+        const i = l.indexOf('=');
+        return i < 0 ? l in r.config.labels : r.config.labels[l.slice(0, i)] === l.slice(i + 1);
+      })
+    )
+      return false;
     if (ancestors && !ancestors.has(r.imageId)) return false;
     if (has('network') && !vals('network').includes(r.host.network)) return false;
-    if (has('volume') && !r.host.binds.some((b) => vals('volume').some((v) => v === b.source || v === b.destination))) return false;
-    const exposed = r.config.exposedPorts.map((e) => { const [p, proto = 'tcp'] = e.split('/'); return { port: Number(p), proto }; });
+    if (has('volume') && !r.host.binds.some((b) => vals('volume').some((v) => v === b.source || v === b.destination)))
+      return false;
+    const exposed = r.config.exposedPorts.map((e) => {
+      const [p, proto = 'tcp'] = e.split('/');
+      return { port: Number(p), proto };
+    });
     const published = (r.host.ports ?? []).map((m) => ({ port: m.containerPort, proto: m.protocol }));
     if (has('publish') && !portMatch(vals('publish'), published)) return false;
     if (has('expose') && !portMatch(vals('expose'), [...exposed, ...published])) return false;
@@ -195,7 +270,9 @@ export async function listContainers(env: Env, o: ListOptions): Promise<Containe
   if (o.last !== undefined && o.last > 0) list = list.slice(0, o.last);
   const out = list.map((c) => summary(c));
   if (o.size) {
-    await Promise.all(list.map(async (c, i) => Object.assign(out[i] as ContainerSummary, await containerSizes(env, c))));
+    await Promise.all(
+      list.map(async (c, i) => Object.assign(out[i] as ContainerSummary, await containerSizes(env, c))),
+    );
   }
   return out;
 }

@@ -19,12 +19,26 @@ import { TsrunError, isTsrunError, wrapError } from '../errors.js';
 import { chainIds } from '../oci/digest.js';
 import { layerCompression } from '../oci/media-types.js';
 import { imageConfigSchema, type Descriptor, type ImageConfig, type Platform } from '../oci/schemas.js';
-import { familiarName, formatReference, parseReference, repositoryName, type Reference } from '../reference/reference.js';
+import {
+  familiarName,
+  formatReference,
+  parseReference,
+  repositoryName,
+  type Reference,
+} from '../reference/reference.js';
 import { resumeSettings } from '../registry/blob-stream.js';
 import { RegistryClient, parseManifestOrIndex } from '../registry/client.js';
 import { lookupCredentials } from '../registry/credentials.js';
 import { endpointsFor, loadRegistriesConf } from '../registry/registries-conf.js';
-import { configPlatform, formatPlatform, hostPlatform, parsePlatform, platformMatches, platformWarning, selectManifest } from '../registry/resolve.js';
+import {
+  configPlatform,
+  formatPlatform,
+  hostPlatform,
+  parsePlatform,
+  platformMatches,
+  platformWarning,
+  selectManifest,
+} from '../registry/resolve.js';
 import { decompress } from '../layers/compression.js';
 import { unpackTar } from '../layers/unpack.js';
 import { Store } from '../store/store.js';
@@ -80,7 +94,14 @@ async function pullInto(ctx: AppContext, store: Store, ref: Reference, opts: Pul
   let lastError: unknown;
   for (const endpoint of endpoints) {
     const candidate = new RegistryClient({ endpoint, credentials, reporter, blob: resumeSettings(ctx.env) });
-    reporter.emit({ type: 'resolve', reference: formatReference(ref), registry: ref.registry, repository: endpoint.repository, endpoint: endpoint.host, mirror: endpoint.mirror });
+    reporter.emit({
+      type: 'resolve',
+      reference: formatReference(ref),
+      registry: ref.registry,
+      repository: endpoint.repository,
+      endpoint: endpoint.host,
+      mirror: endpoint.mirror,
+    });
     try {
       top = await candidate.getManifest(target);
       client = candidate;
@@ -88,7 +109,10 @@ async function pullInto(ctx: AppContext, store: Store, ref: Reference, opts: Pul
     } catch (err) {
       lastError = err;
       if (!endpoint.mirror) throw err;
-      reporter.emit({ type: 'warning', message: `mirror ${endpoint.host} failed for ${formatReference(ref)}: ${(err as Error).message}; trying the next location` });
+      reporter.emit({
+        type: 'warning',
+        message: `mirror ${endpoint.host} failed for ${formatReference(ref)}: ${(err as Error).message}; trying the next location`,
+      });
     }
   }
   if (!client || !top) throw lastError ?? new TsrunError('ERR_REGISTRY', 'no registry location to pull from');
@@ -108,9 +132,18 @@ async function pullInto(ctx: AppContext, store: Store, ref: Reference, opts: Pul
     manifestMediaType = m.mediaType;
     parsed = parseManifestOrIndex(m.bytes, m.mediaType);
     if (parsed.kind !== 'manifest') {
-      throw new TsrunError('ERR_MANIFEST', `index ${indexDigest} points at another index (${chosen.digest}); nested indexes are not supported`);
+      throw new TsrunError(
+        'ERR_MANIFEST',
+        `index ${indexDigest} points at another index (${chosen.digest}); nested indexes are not supported`,
+      );
     }
-    reporter.emit({ type: 'manifest', digest: m.digest, mediaType: m.mediaType, platform: formatPlatform(want), fromIndex: indexDigest });
+    reporter.emit({
+      type: 'manifest',
+      digest: m.digest,
+      mediaType: m.mediaType,
+      platform: formatPlatform(want),
+      fromIndex: indexDigest,
+    });
   } else {
     reporter.emit({ type: 'manifest', digest: top.digest, mediaType: top.mediaType });
   }
@@ -118,7 +151,10 @@ async function pullInto(ctx: AppContext, store: Store, ref: Reference, opts: Pul
 
   // The config: small, verified, validated.
   if (manifest.config.size > CONFIG_MAX) {
-    throw new TsrunError('ERR_SIZE', `image config ${manifest.config.digest} is ${manifest.config.size} bytes, more than the ${CONFIG_MAX} allowed`);
+    throw new TsrunError(
+      'ERR_SIZE',
+      `image config ${manifest.config.digest} is ${manifest.config.size} bytes, more than the ${CONFIG_MAX} allowed`,
+    );
   }
   const configBytes = await readAll(await client.fetchBlob(manifest.config));
   const config = parseConfig(configBytes, manifest.config.digest);
@@ -138,21 +174,32 @@ async function pullInto(ctx: AppContext, store: Store, ref: Reference, opts: Pul
 
   const diffIds = config.rootfs.diff_ids;
   if (diffIds.length !== manifest.layers.length) {
-    throw new TsrunError('ERR_MANIFEST', `manifest ${manifestDigest} has ${manifest.layers.length} layers but its config lists ${diffIds.length} diff ids`);
+    throw new TsrunError(
+      'ERR_MANIFEST',
+      `manifest ${manifestDigest} has ${manifest.layers.length} layers but its config lists ${diffIds.length} diff ids`,
+    );
   }
   const chains = chainIds(diffIds);
   const layers: LayerRecord[] = manifest.layers.map((desc, i) => ({
-    digest: desc.digest, mediaType: desc.mediaType, size: desc.size, diffId: diffIds[i] as string, chainId: chains[i] as string,
+    digest: desc.digest,
+    mediaType: desc.mediaType,
+    size: desc.size,
+    diffId: diffIds[i] as string,
+    chainId: chains[i] as string,
   }));
   for (const l of layers) {
     if (layerCompression(l.mediaType) === undefined) {
-      throw new TsrunError('ERR_LAYER', `layer ${l.digest} has media type ${l.mediaType}, which is not an image layer tsrun can unpack`);
+      throw new TsrunError(
+        'ERR_LAYER',
+        `layer ${l.digest} has media type ${l.mediaType}, which is not an image layer tsrun can unpack`,
+      );
     }
   }
 
   // Layers, in parallel; each one done at most once across processes.
   const outcomes = await mapLimit(layers, opts.concurrency ?? 3, (layer, i) =>
-    ensureLayer(ctx, store, client as RegistryClient, manifest.layers[i] as Descriptor, layer));
+    ensureLayer(ctx, store, client as RegistryClient, manifest.layers[i] as Descriptor, layer),
+  );
   const fresh = outcomes.some((o) => o === 'fetched');
 
   // Small blobs last, then the record: the image exists only once everything it needs does.
@@ -170,8 +217,15 @@ async function pullInto(ctx: AppContext, store: Store, ref: Reference, opts: Pul
   const changed = await store.updateImages((file) => {
     const existing = file.images[id];
     const record: ImageRecord = existing ?? {
-      id, manifestDigest, manifestMediaType, indexDigest, repoDigests: [], layers, size,
-      created: config.created, storedAt: now,
+      id,
+      manifestDigest,
+      manifestMediaType,
+      indexDigest,
+      repoDigests: [],
+      layers,
+      size,
+      created: config.created,
+      storedAt: now,
     };
     if (!record.repoDigests.includes(repoDigest)) record.repoDigests.push(repoDigest);
     const retagged = name !== undefined && file.tags[name] !== id;
@@ -196,11 +250,13 @@ function parseConfig(bytes: Buffer, digest: string): ImageConfig {
   const r = imageConfigSchema.safeParse(json);
   if (!r.success) {
     const issue = r.error.issues[0];
-    throw new TsrunError('ERR_MANIFEST', `reading image config ${digest}: ${issue?.path.join('.') || 'value'}: ${issue?.message}`);
+    throw new TsrunError(
+      'ERR_MANIFEST',
+      `reading image config ${digest}: ${issue?.path.join('.') || 'value'}: ${issue?.message}`,
+    );
   }
   return r.data;
 }
-
 
 async function readAll(stream: Readable): Promise<Buffer> {
   const chunks: Buffer[] = [];
@@ -211,11 +267,20 @@ async function readAll(stream: Readable): Promise<Buffer> {
 type LayerOutcome = 'present' | 'fetched';
 
 /** Make sure the layer is committed in the store: already there, done by another process, or fetched now. */
-async function ensureLayer(ctx: AppContext, store: Store, client: RegistryClient, desc: Descriptor, layer: LayerRecord): Promise<LayerOutcome> {
+async function ensureLayer(
+  ctx: AppContext,
+  store: Store,
+  client: RegistryClient,
+  desc: Descriptor,
+  layer: LayerRecord,
+): Promise<LayerOutcome> {
   const { reporter } = ctx;
   // Present means committed, with its blob, and intact (a copied store may have lost owners,
   // files or xattrs: store/verify.ts); a damaged layer is set aside and fetched again.
-  const intact = async () => await store.hasLayer(layer.chainId) && await store.hasBlob(layer.digest) && (await store.checkLayer(layer.chainId)).ok;
+  const intact = async () =>
+    (await store.hasLayer(layer.chainId)) &&
+    (await store.hasBlob(layer.digest)) &&
+    (await store.checkLayer(layer.chainId)).ok;
   if (await intact()) {
     reporter.emit({ type: 'layer-exists', digest: layer.digest, chainId: layer.chainId });
     return 'present';
@@ -230,7 +295,10 @@ async function ensureLayer(ctx: AppContext, store: Store, client: RegistryClient
     if (await store.hasLayer(layer.chainId)) {
       const v = await store.checkLayer(layer.chainId);
       if (!v.ok) {
-        reporter.emit({ type: 'warning', message: `layer ${layer.chainId.slice(7, 19)} in the store is damaged (${v.reason}; a store copied without its owners and xattrs?): fetching it again` });
+        reporter.emit({
+          type: 'warning',
+          message: `layer ${layer.chainId.slice(7, 19)} in the store is damaged (${v.reason}; a store copied without its owners and xattrs?): fetching it again`,
+        });
         await store.setAsideLayer(layer.chainId);
       }
     }
@@ -249,7 +317,14 @@ async function ensureLayer(ctx: AppContext, store: Store, client: RegistryClient
   });
 }
 
-const NETWORK_CODES = new Set(['ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ECONNREFUSED', 'ERR_STREAM_PREMATURE_CLOSE', 'UND_ERR_SOCKET']);
+const NETWORK_CODES = new Set([
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ECONNREFUSED',
+  'ERR_STREAM_PREMATURE_CLOSE',
+  'UND_ERR_SOCKET',
+]);
 function isRetryable(err: unknown): boolean {
   if (isTsrunError(err)) return err.retryable;
   const e = err as { code?: string; name?: string; type?: string };
@@ -260,7 +335,13 @@ function isRetryable(err: unknown): boolean {
  * One attempt: stream the blob into an ingest file and, at the same time, through the
  * decompressor into the unpacker. Verify, then commit both. On failure remove everything.
  */
-async function fetchLayer(ctx: AppContext, store: Store, client: RegistryClient, desc: Descriptor, layer: LayerRecord): Promise<void> {
+async function fetchLayer(
+  ctx: AppContext,
+  store: Store,
+  client: RegistryClient,
+  desc: Descriptor,
+  layer: LayerRecord,
+): Promise<void> {
   const { reporter } = ctx;
   const compression = layerCompression(layer.mediaType) ?? 'none';
   const ingest = store.tempPath('blob');
@@ -292,23 +373,42 @@ async function fetchLayer(ctx: AppContext, store: Store, client: RegistryClient,
     });
     // Whichever side fails first fails the layer; make sure the other side stops too.
     const [, result] = await Promise.all([
-      toFile.catch((err: unknown) => { tar.destroy(err as Error); throw err; }),
-      unpacked.catch((err: unknown) => { blob.destroy(err as Error); throw err; }),
+      toFile.catch((err: unknown) => {
+        tar.destroy(err as Error);
+        throw err;
+      }),
+      unpacked.catch((err: unknown) => {
+        blob.destroy(err as Error);
+        throw err;
+      }),
     ]);
     reporter.emit({ type: 'layer-verifying', digest: layer.digest });
     if (result.diffId !== layer.diffId) {
-      throw new TsrunError('ERR_DIGEST_MISMATCH', `layer ${layer.digest} unpacks to diff id ${result.diffId}, but the image config says ${layer.diffId}`);
+      throw new TsrunError(
+        'ERR_DIGEST_MISMATCH',
+        `layer ${layer.digest} unpacks to diff id ${result.diffId}, but the image config says ${layer.diffId}`,
+      );
     }
     await store.commitBlobFile(ingest, layer.digest);
-    await store.commitLayer(work.dir, { chainId: layer.chainId, diffId: result.diffId, tarSize: result.tarSize, unpackedSize: result.unpackedSize });
-    reporter.emit({ type: 'layer-done', digest: layer.digest, chainId: layer.chainId, diffId: result.diffId, unpackedBytes: result.unpackedSize });
+    await store.commitLayer(work.dir, {
+      chainId: layer.chainId,
+      diffId: result.diffId,
+      tarSize: result.tarSize,
+      unpackedSize: result.unpackedSize,
+    });
+    reporter.emit({
+      type: 'layer-done',
+      digest: layer.digest,
+      chainId: layer.chainId,
+      diffId: result.diffId,
+      unpackedBytes: result.unpackedSize,
+    });
   } catch (err) {
     await fs.rm(ingest, { force: true });
     await fs.rm(work.dir, { recursive: true, force: true });
     throw err;
   }
 }
-
 
 /**
  * `pull --all-tags`: the repository's tags as its first reachable location lists them
@@ -321,11 +421,18 @@ export async function remoteTags(ctx: AppContext, repository: string): Promise<s
   let lastError: unknown;
   for (const endpoint of endpoints) {
     try {
-      return await new RegistryClient({ endpoint, credentials: () => lookupCredentials(regCtx, ref.registry), reporter: ctx.reporter }).listTags();
+      return await new RegistryClient({
+        endpoint,
+        credentials: () => lookupCredentials(regCtx, ref.registry),
+        reporter: ctx.reporter,
+      }).listTags();
     } catch (err) {
       lastError = err;
       if (!endpoint.mirror) break;
     }
   }
-  throw wrapError(`listing the tags of ${repositoryName(ref)}`, lastError ?? new TsrunError('ERR_REGISTRY', 'no registry location'));
+  throw wrapError(
+    `listing the tags of ${repositoryName(ref)}`,
+    lastError ?? new TsrunError('ERR_REGISTRY', 'no registry location'),
+  );
 }

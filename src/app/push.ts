@@ -13,7 +13,13 @@
  */
 import { promises as fs } from 'node:fs';
 import { TsrunError, wrapError } from '../errors.js';
-import { familiarName, formatReference, parseNormalizedNamed, repositoryName, type Reference } from '../reference/reference.js';
+import {
+  familiarName,
+  formatReference,
+  parseNormalizedNamed,
+  repositoryName,
+  type Reference,
+} from '../reference/reference.js';
 import { repositoryScope } from '../registry/auth.js';
 import { RegistryClient } from '../registry/client.js';
 import { lookupCredentials } from '../registry/credentials.js';
@@ -42,9 +48,14 @@ export async function push(ctx: AppContext, o: PushOptions): Promise<Pushed[]> {
   const named = parseNormalizedNamed(o.reference);
   try {
     if (named.digest) {
-      throw new TsrunError('ERR_USAGE', `cannot push a digest reference: ${o.reference}`, { hint: 'tag the image first (tsrun tag IMAGE NAME:TAG), then push the tag' });
+      throw new TsrunError('ERR_USAGE', `cannot push a digest reference: ${o.reference}`, {
+        hint: 'tag the image first (tsrun tag IMAGE NAME:TAG), then push the tag',
+      });
     }
-    if (o.allTags && named.tag) throw new TsrunError('ERR_USAGE', 'tag can\'t be used with --all-tags/-a', { hint: `push ${familiarName({ ...named, tag: undefined })} -a` });
+    if (o.allTags && named.tag)
+      throw new TsrunError('ERR_USAGE', "tag can't be used with --all-tags/-a", {
+        hint: `push ${familiarName({ ...named, tag: undefined })} -a`,
+      });
     const store = await Store.open(ctx.root);
     return await store.withSharedLock(() => pushFrom(ctx, store, named, o));
   } catch (err) {
@@ -56,9 +67,15 @@ async function pushFrom(ctx: AppContext, store: Store, named: Reference, o: Push
   const file = await store.readImages();
   const repo = repositoryName(named);
   const tags = o.allTags
-    ? Object.keys(file.tags).filter((t) => t.startsWith(`${repo}:`)).map((t) => t.slice(repo.length + 1)).sort()
+    ? Object.keys(file.tags)
+        .filter((t) => t.startsWith(`${repo}:`))
+        .map((t) => t.slice(repo.length + 1))
+        .sort()
     : [named.tag ?? 'latest'];
-  if (tags.length === 0) throw new TsrunError('ERR_IMAGE_NOT_FOUND', `no local tags of ${familiarName(named)}`, { hint: `tag an image first: tsrun tag IMAGE ${familiarName(named)}:TAG` });
+  if (tags.length === 0)
+    throw new TsrunError('ERR_IMAGE_NOT_FOUND', `no local tags of ${familiarName(named)}`, {
+      hint: `tag an image first: tsrun tag IMAGE ${familiarName(named)}:TAG`,
+    });
   const regCtx = { env: ctx.env, home: ctx.home, uid: ctx.uid };
   const endpoints = endpointsFor(loadRegistriesConf(regCtx), named.registry, named.repository, { byDigest: false });
   const endpoint = endpoints[endpoints.length - 1];
@@ -70,9 +87,13 @@ async function pushFrom(ctx: AppContext, store: Store, named: Reference, o: Push
     const id = file.tags[formatReference(ref)];
     const record = id ? file.images[id] : undefined;
     if (!record) {
-      throw new TsrunError('ERR_IMAGE_NOT_FOUND', `An image does not exist locally with the tag: ${familiarName(ref)}`, {
-        hint: `tag an image first: tsrun tag IMAGE ${familiarName(ref)}`,
-      });
+      throw new TsrunError(
+        'ERR_IMAGE_NOT_FOUND',
+        `An image does not exist locally with the tag: ${familiarName(ref)}`,
+        {
+          hint: `tag an image first: tsrun tag IMAGE ${familiarName(ref)}`,
+        },
+      );
     }
     ctx.reporter.emit({ type: 'push-start', repository: familiarName({ ...ref, tag: undefined }), tag });
     // Repositories of this registry that the image came from: a blob can be mounted from them.
@@ -81,16 +102,31 @@ async function pushFrom(ctx: AppContext, store: Store, named: Reference, o: Push
       .filter((r) => r.startsWith(`${named.registry}/`) && r !== repo)
       .map((r) => r.slice(named.registry.length + 1));
     const client = new RegistryClient({
-      endpoint, reporter: ctx.reporter, credentials: () => lookupCredentials(regCtx, named.registry),
-      actions: ['pull', 'push'], extraScopes: mountFrom[0] ? [repositoryScope(mountFrom[0], ['pull'])] : [],
+      endpoint,
+      reporter: ctx.reporter,
+      credentials: () => lookupCredentials(regCtx, named.registry),
+      actions: ['pull', 'push'],
+      extraScopes: mountFrom[0] ? [repositoryScope(mountFrom[0], ['pull'])] : [],
     });
     const blobs = await blobsOf(store, record);
     const send = async (b: BlobRef, config = false): Promise<void> => {
       const outcome = await pushBlob(client, b, {
-        chunkSize, mountFrom,
-        onResume: (offset, attempt, reason) => ctx.reporter.emit({ type: 'debug', scope: 'push', message: `resuming the upload of ${b.digest} at byte ${offset} (attempt ${attempt}): ${reason}` }),
+        chunkSize,
+        mountFrom,
+        onResume: (offset, attempt, reason) =>
+          ctx.reporter.emit({
+            type: 'debug',
+            scope: 'push',
+            message: `resuming the upload of ${b.digest} at byte ${offset} (attempt ${attempt}): ${reason}`,
+          }),
       });
-      ctx.reporter.emit({ type: 'push-blob', digest: b.digest, outcome, ...(outcome === 'mounted' ? { from: mountFrom[0] } : {}), ...(config ? { config } : {}) });
+      ctx.reporter.emit({
+        type: 'push-blob',
+        digest: b.digest,
+        outcome,
+        ...(outcome === 'mounted' ? { from: mountFrom[0] } : {}),
+        ...(config ? { config } : {}),
+      });
     };
     await mapLimit(blobs.layers, 3, (b) => send(b));
     await send(blobs.config, true);
@@ -112,7 +148,9 @@ async function blobsOf(store: Store, record: ImageRecord): Promise<{ layers: Blo
     const file = store.blobPath(digest);
     const st = await fs.stat(file).catch(() => undefined);
     if (!st) {
-      throw new TsrunError('ERR_STORE', `blob ${digest} of image ${record.id.slice(7, 19)} is not in the store`, { hint: 'pull the image again to fetch it' });
+      throw new TsrunError('ERR_STORE', `blob ${digest} of image ${record.id.slice(7, 19)} is not in the store`, {
+        hint: 'pull the image again to fetch it',
+      });
     }
     return { digest, size: st.size, file };
   };

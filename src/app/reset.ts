@@ -22,7 +22,8 @@ export interface ResetReport {
 
 /** Mount points at or below `top`, deepest first. */
 function mountsUnder(top: string): string[] {
-  return readFileSync('/proc/self/mountinfo', 'utf8').split('\n')
+  return readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
     .map((l) => l.split(' ')[4]?.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))))
     .filter((t): t is string => t !== undefined && (t === top || t.startsWith(`${top}/`)))
     .sort((a, b) => b.length - a.length);
@@ -47,7 +48,9 @@ export async function systemReset(env: Env): Promise<ResetReport> {
     for (const m of mountsUnder(root)) {
       try {
         native().umount(m);
-      } catch { /* gone already, or busy: removal below reports what is left */ }
+      } catch {
+        /* gone already, or busy: removal below reports what is left */
+      }
     }
     // Everything but the lock we hold; then the lock's directory goes with the root below.
     for (const name of await fs.readdir(root)) {

@@ -37,14 +37,24 @@ export function parseRestartPolicy(s: string | undefined): RestartPolicy {
   if (extra !== undefined) throw new TsrunError('ERR_USAGE', `invalid restart policy format: ${s}`);
   if (name === 'on-failure') {
     if (count === undefined) return { Name: 'on-failure', MaximumRetryCount: 0 };
-    if (!/^\d+$/.test(count)) throw new TsrunError('ERR_USAGE', `invalid restart policy format: maximum retry count must be an integer: ${count}`);
+    if (!/^\d+$/.test(count))
+      throw new TsrunError(
+        'ERR_USAGE',
+        `invalid restart policy format: maximum retry count must be an integer: ${count}`,
+      );
     return { Name: 'on-failure', MaximumRetryCount: Number(count) };
   }
   if (name === 'always' || name === 'unless-stopped' || name === 'no') {
-    if (count !== undefined) throw new TsrunError('ERR_USAGE', `invalid restart policy format: maximum retry count can only be used with 'on-failure'`);
+    if (count !== undefined)
+      throw new TsrunError(
+        'ERR_USAGE',
+        `invalid restart policy format: maximum retry count can only be used with 'on-failure'`,
+      );
     return { Name: name, MaximumRetryCount: 0 };
   }
-  throw new TsrunError('ERR_USAGE', `invalid restart policy: ${s}`, { hint: 'use no, always, unless-stopped or on-failure[:max-retries]' });
+  throw new TsrunError('ERR_USAGE', `invalid restart policy: ${s}`, {
+    hint: 'use no, always, unless-stopped or on-failure[:max-retries]',
+  });
 }
 
 /** Should a container that exited with `exitCode`, restarted `count` times already, go again? */
@@ -77,7 +87,12 @@ export async function restartIfPolicy(env: Env, id: string): Promise<void> {
   const policy = first?.host.restartPolicy;
   if (!first || !policy || policy.Name === 'no') return;
   const c0 = env.containers.observe(first);
-  if (isActive(c0.observed) || stoppedByUser(c0.paths) || !shouldRestart(policy, c0.observed.exitCode, first.restartCount)) return;
+  if (
+    isActive(c0.observed) ||
+    stoppedByUser(c0.paths) ||
+    !shouldRestart(policy, c0.observed.exitCode, first.restartCount)
+  )
+    return;
   await sleep(restartDelay(first.restartCount));
   const { startContainer } = await import('./containers.js');
   const go = await env.containers.lock(id, async () => {

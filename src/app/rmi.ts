@@ -27,7 +27,10 @@ import type { Env } from './containers.js';
 
 export type RemoveLine = { untagged: string } | { deleted: string };
 
-interface User { id: string; running: boolean }
+interface User {
+  id: string;
+  running: boolean;
+}
 
 const short = (id: string): string => id.replace(/^sha256:/, '').slice(0, 12);
 const repoOfRef = (full: string): string => full.split('@')[0]?.replace(/:[^:/]+$/, '') ?? full;
@@ -67,7 +70,12 @@ export async function imageUsers(env: Env): Promise<Map<string, User[]>> {
  * Remove one image reference or id from `file` (mutated only when nothing is refused).
  * Returns the lines to print; throws a conflict before changing anything.
  */
-export function removeFromFile(file: ImagesFile, query: string, force: boolean, users: User[] | undefined): RemoveLine[] {
+export function removeFromFile(
+  file: ImagesFile,
+  query: string,
+  force: boolean,
+  users: User[] | undefined,
+): RemoveLine[] {
   const found = findImage(file, query);
   const record = found.record;
   const id = record.id;
@@ -79,8 +87,10 @@ export function removeFromFile(file: ImagesFile, query: string, force: boolean, 
 
   if (byName) {
     if (!force && isSingleReference(tags, record.repoDigests) && users?.[0]) {
-      throw conflict(`unable to remove repository reference "${query}" (must force) - container ${short(users[0].id)} is using its referenced image ${short(id)}`,
-        `remove the container first (tsrun rm ${short(users[0].id)}), or use --force`);
+      throw conflict(
+        `unable to remove repository reference "${query}" (must force) - container ${short(users[0].id)} is using its referenced image ${short(id)}`,
+        `remove the container first (tsrun rm ${short(users[0].id)}), or use --force`,
+      );
     }
     if (found.tag) {
       delete file.tags[found.tag];
@@ -88,13 +98,16 @@ export function removeFromFile(file: ImagesFile, query: string, force: boolean, 
       // The last tag of a repository takes that repository's digests with it (as Docker).
       const repo = repoOfRef(found.tag);
       if (!tagsOf(file, id).some((t) => repoOfRef(t) === repo)) {
-        for (const d of record.repoDigests.filter((x) => repoOfRef(x) === repo)) lines.push({ untagged: familiarDigest(d) });
+        for (const d of record.repoDigests.filter((x) => repoOfRef(x) === repo))
+          lines.push({ untagged: familiarDigest(d) });
         record.repoDigests = record.repoDigests.filter((x) => repoOfRef(x) !== repo);
       }
     } else if (found.repoDigest) {
       // Named by the manifest's digest where the pull recorded the index's: that repository's.
       const named = found.repoDigest;
-      const gone = record.repoDigests.includes(named) ? [named] : record.repoDigests.filter((d) => repoOfRef(d) === repoOfRef(named));
+      const gone = record.repoDigests.includes(named)
+        ? [named]
+        : record.repoDigests.filter((d) => repoOfRef(d) === repoOfRef(named));
       record.repoDigests = record.repoDigests.filter((d) => !gone.includes(d));
       lines.push({ untagged: familiarDigest(named) });
     }
@@ -108,15 +121,22 @@ export function removeFromFile(file: ImagesFile, query: string, force: boolean, 
   }
 
   if (!force && !isSingleReference(tags, record.repoDigests)) {
-    throw conflict(`unable to delete ${short(id)} (must be forced) - image is referenced in multiple repositories`, 'remove it by name, or use --force');
+    throw conflict(
+      `unable to delete ${short(id)} (must be forced) - image is referenced in multiple repositories`,
+      'remove it by name, or use --force',
+    );
   }
   if (running) {
-    throw conflict(`unable to delete ${short(id)} (cannot be forced) - image is being used by running container ${short(running.id)}`,
-      `stop and remove the container first (tsrun rm -f ${short(running.id)})`);
+    throw conflict(
+      `unable to delete ${short(id)} (cannot be forced) - image is being used by running container ${short(running.id)}`,
+      `stop and remove the container first (tsrun rm -f ${short(running.id)})`,
+    );
   }
   if (!force && stopped) {
-    throw conflict(`unable to delete ${short(id)} (must be forced) - image is being used by stopped container ${short(stopped.id)}`,
-      `remove the container first (tsrun rm ${short(stopped.id)}), or use --force`);
+    throw conflict(
+      `unable to delete ${short(id)} (must be forced) - image is being used by stopped container ${short(stopped.id)}`,
+      `remove the container first (tsrun rm ${short(stopped.id)}), or use --force`,
+    );
   }
   for (const t of tags) {
     delete file.tags[t];
@@ -129,7 +149,11 @@ export function removeFromFile(file: ImagesFile, query: string, force: boolean, 
 }
 
 /** `tsrun rmi [-f] IMAGE...`: each query on its own; then free the layers nothing uses. */
-export async function removeImages(ctx: AppContext, queries: string[], force: boolean): Promise<{ lines: RemoveLine[]; errors: TsrunError[] }> {
+export async function removeImages(
+  ctx: AppContext,
+  queries: string[],
+  force: boolean,
+): Promise<{ lines: RemoveLine[]; errors: TsrunError[] }> {
   const { openEnv, layersInUse } = await import('./containers.js');
   const env = await openEnv(ctx);
   const lines: RemoveLine[] = [];
@@ -137,13 +161,20 @@ export async function removeImages(ctx: AppContext, queries: string[], force: bo
   const users = await imageUsers(env);
   for (const q of queries) {
     try {
-      lines.push(...await env.store.updateImages((file) => {
-        const id = findImage(file, q).record.id;
-        return removeFromFile(file, q, force, users.get(id));
-      }));
+      lines.push(
+        ...(await env.store.updateImages((file) => {
+          const id = findImage(file, q).record.id;
+          return removeFromFile(file, q, force, users.get(id));
+        })),
+      );
     } catch (err) {
-      const e = err instanceof TsrunError ? err : new TsrunError('ERR_STORE', `removing ${q}: ${(err as Error).message}`);
-      errors.push(e.detail?.exitCode !== undefined ? e : new TsrunError(e.code, e.message, { hint: e.hint, cause: e, detail: { ...e.detail, exitCode: 1 } }));
+      const e =
+        err instanceof TsrunError ? err : new TsrunError('ERR_STORE', `removing ${q}: ${(err as Error).message}`);
+      errors.push(
+        e.detail?.exitCode !== undefined
+          ? e
+          : new TsrunError(e.code, e.message, { hint: e.hint, cause: e, detail: { ...e.detail, exitCode: 1 } }),
+      );
     }
   }
   if (lines.some((l) => 'deleted' in l)) {

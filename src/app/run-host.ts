@@ -16,13 +16,38 @@ import { TsrunError } from '../errors.js';
 import type { SpecOpt } from '../spec/options.js';
 import { parseMemory, parseEnvFile, parseLabels } from '../spec/options.js';
 import {
-  capabilitySet, hostCapabilities, parseSecurityOpts, seccompFromProfile, withCapabilities, withPrivileged, withSeccomp,
-  withSecurityOpts, type SecurityOpts,
+  capabilitySet,
+  hostCapabilities,
+  parseSecurityOpts,
+  seccompFromProfile,
+  withCapabilities,
+  withPrivileged,
+  withSeccomp,
+  withSecurityOpts,
+  type SecurityOpts,
 } from '../spec/security.js';
 import {
-  checkUsernsMode, parseDevice, parseIpcMode, parseMount, parsePidMode, parseSysctls, parseTmpfs, parseUlimit, parseUtsMode,
-  withDevices, withGroupAdd, withInit, withIpcMode, withOomScoreAdj, withPidMode, withShmSize, withSysctls, withUtsHost,
-  type IpcMode, type PidMode, type TmpfsMount,
+  checkUsernsMode,
+  parseDevice,
+  parseIpcMode,
+  parseMount,
+  parsePidMode,
+  parseSysctls,
+  parseTmpfs,
+  parseUlimit,
+  parseUtsMode,
+  withDevices,
+  withGroupAdd,
+  withInit,
+  withIpcMode,
+  withOomScoreAdj,
+  withPidMode,
+  withShmSize,
+  withSysctls,
+  withUtsHost,
+  type IpcMode,
+  type PidMode,
+  type TmpfsMount,
 } from '../spec/host-options.js';
 import { withRlimits, type BindMount } from '../spec/options.js';
 import { DEFAULT_CAPABILITIES } from '../spec/defaults.js';
@@ -79,7 +104,12 @@ export interface HostFlags {
 export const SECCOMP_PROFILES = ['/etc/containers/seccomp.json', '/usr/share/containers/seccomp.json'];
 
 /** Static init binaries bound in by --init: podman's catatonit, then tini's static build. */
-export const INIT_BINARIES = ['/usr/libexec/podman/catatonit', '/usr/bin/catatonit', '/usr/bin/tini-static', '/usr/bin/docker-init'];
+export const INIT_BINARIES = [
+  '/usr/libexec/podman/catatonit',
+  '/usr/bin/catatonit',
+  '/usr/bin/tini-static',
+  '/usr/bin/docker-init',
+];
 
 function readText(file: string): string | undefined {
   try {
@@ -111,7 +141,15 @@ function deviceOf(hostPath: string, ctrPath: string): Device | undefined {
   const rdev = st.rdev;
   const major = Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn));
   const minor = Number((rdev & 0xffn) | ((rdev >> 12n) & ~0xffn));
-  return { path: ctrPath, type, major, minor, fileMode: Number(st.mode & 0o777n), uid: Number(st.uid), gid: Number(st.gid) };
+  return {
+    path: ctrPath,
+    type,
+    major,
+    minor,
+    fileMode: Number(st.mode & 0o777n),
+    uid: Number(st.uid),
+    gid: Number(st.gid),
+  };
 }
 
 /** Device nodes under a host directory, as libcontainer's HostDevices (skipping pts, shm, mqueue, fd ...). */
@@ -137,26 +175,48 @@ function resolveDevice(spec: string): { device: Device; permissions: string; hos
   try {
     st = statSync(r.host);
   } catch (e) {
-    throw new TsrunError('ERR_USAGE', `error gathering device information while adding custom device "${r.host}": ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file or directory' : (e as Error).message}`);
+    throw new TsrunError(
+      'ERR_USAGE',
+      `error gathering device information while adding custom device "${r.host}": ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file or directory' : (e as Error).message}`,
+    );
   }
   if (st.isDirectory()) {
-    return devicesUnder(r.host, r.container, false).map((device) => ({ device, permissions: r.permissions, hostPath: path.join(r.host, path.relative(r.container, device.path)) }));
+    return devicesUnder(r.host, r.container, false).map((device) => ({
+      device,
+      permissions: r.permissions,
+      hostPath: path.join(r.host, path.relative(r.container, device.path)),
+    }));
   }
   const device = deviceOf(r.host, r.container);
-  if (!device) throw new TsrunError('ERR_USAGE', `error gathering device information while adding custom device "${r.host}": not a device node`);
+  if (!device)
+    throw new TsrunError(
+      'ERR_USAGE',
+      `error gathering device information while adding custom device "${r.host}": not a device node`,
+    );
   return [{ device, permissions: r.permissions, hostPath: r.host }];
 }
 
 function findInit(): string {
   for (const f of INIT_BINARIES) if (existsSync(f)) return f;
-  throw new TsrunError('ERR_CONFIG', '--init: no init binary found', { hint: 'install one: apt-get install catatonit (or tini)' });
+  throw new TsrunError('ERR_CONFIG', '--init: no init binary found', {
+    hint: 'install one: apt-get install catatonit (or tini)',
+  });
 }
 
 /** Parse and check every host flag (no container exists yet). */
-export async function hostFlags(o: HostFlagOptions, ctx: { rootless: boolean; network: string; cwd: string }): Promise<HostFlags> {
+export async function hostFlags(
+  o: HostFlagOptions,
+  ctx: { rootless: boolean; network: string; cwd: string },
+): Promise<HostFlags> {
   checkUsernsMode(o.userns);
   const privileged = Boolean(o.privileged);
-  const caps = capabilitySet({ defaults: DEFAULT_CAPABILITIES, all: allCapabilities(), add: o.capAdd, drop: o.capDrop, privileged });
+  const caps = capabilitySet({
+    defaults: DEFAULT_CAPABILITIES,
+    all: allCapabilities(),
+    add: o.capAdd,
+    drop: o.capDrop,
+    privileged,
+  });
   const security = parseSecurityOpts(o.securityOpt ?? []);
   let seccompText: string | undefined;
   if (typeof security.seccomp === 'object') {
@@ -170,9 +230,14 @@ export async function hostFlags(o: HostFlagOptions, ctx: { rootless: boolean; ne
   const pid = parsePidMode(o.pid);
   const uts = parseUtsMode(o.uts);
   if (ctx.rootless) {
-    const refuse = (flag: string) => new TsrunError('ERR_ROOTLESS', `rootless mode: ${flag} is not possible: the host's namespace belongs to the host's user namespace, in which tsrun has no privileges (its /proc or mqueue cannot be mounted)`, {
-      hint: 'drop the flag, share another container\'s namespace with container:NAME, or run tsrun as root',
-    });
+    const refuse = (flag: string) =>
+      new TsrunError(
+        'ERR_ROOTLESS',
+        `rootless mode: ${flag} is not possible: the host's namespace belongs to the host's user namespace, in which tsrun has no privileges (its /proc or mqueue cannot be mounted)`,
+        {
+          hint: "drop the flag, share another container's namespace with container:NAME, or run tsrun as root",
+        },
+      );
     if (pid.mode === 'host') throw refuse('--pid host');
     if (ipc.mode === 'host') throw refuse('--ipc host');
   }
@@ -185,8 +250,19 @@ export async function hostFlags(o: HostFlagOptions, ctx: { rootless: boolean; ne
       continue;
     }
     const source = m.source ?? '';
-    if (!existsSync(source)) throw new TsrunError('ERR_USAGE', `invalid mount config for type "bind": bind source path does not exist: ${source}`, { hint: 'create it first (unlike -v, --mount does not)' });
-    binds.push({ source, destination: m.destination, readonly: m.readonly, propagation: m.propagation, nonRecursive: m.nonRecursive });
+    if (!existsSync(source))
+      throw new TsrunError(
+        'ERR_USAGE',
+        `invalid mount config for type "bind": bind source path does not exist: ${source}`,
+        { hint: 'create it first (unlike -v, --mount does not)' },
+      );
+    binds.push({
+      source,
+      destination: m.destination,
+      readonly: m.readonly,
+      propagation: m.propagation,
+      nonRecursive: m.nonRecursive,
+    });
   }
   const rlimits = (o.ulimit ?? []).map(parseUlimit);
   withRlimits(rlimits);
@@ -196,12 +272,27 @@ export async function hostFlags(o: HostFlagOptions, ctx: { rootless: boolean; ne
   let oomScoreAdj: number | undefined;
   if (o.oomScoreAdj !== undefined) {
     oomScoreAdj = Number(o.oomScoreAdj);
-    if (!/^-?\d+$/.test(o.oomScoreAdj)) throw new TsrunError('ERR_USAGE', `invalid argument "${o.oomScoreAdj}" for "--oom-score-adj" flag`);
+    if (!/^-?\d+$/.test(o.oomScoreAdj))
+      throw new TsrunError('ERR_USAGE', `invalid argument "${o.oomScoreAdj}" for "--oom-score-adj" flag`);
     withOomScoreAdj(oomScoreAdj);
   }
   const initBinary = o.init ? findInit() : undefined;
   return {
-    privileged, caps, security, seccompText, devices, ipc, pid, uts, binds, tmpfs, rlimits, initBinary, shmSize, sysctl, oomScoreAdj,
+    privileged,
+    caps,
+    security,
+    seccompText,
+    devices,
+    ipc,
+    pid,
+    uts,
+    binds,
+    tmpfs,
+    rlimits,
+    initBinary,
+    shmSize,
+    sysctl,
+    oomScoreAdj,
     groupAdd: o.groupAdd ?? [],
   };
 }
@@ -212,13 +303,19 @@ export function groupIds(names: readonly string[], groupText: string | undefined
   return names.map((n) => {
     if (/^\d+$/.test(n)) return Number(n);
     const g = groups.find((x) => x.name === n);
-    if (!g) throw new TsrunError('ERR_USAGE', `Unable to find group ${n}: no matching entries in group file`, { hint: 'give a gid, or a group the image\'s /etc/group has' });
+    if (!g)
+      throw new TsrunError('ERR_USAGE', `Unable to find group ${n}: no matching entries in group file`, {
+        hint: "give a gid, or a group the image's /etc/group has",
+      });
     return g.gid;
   });
 }
 
 /** The seccomp profile for a container: none (privileged, unconfined, or no profile on this host), the file given, or the distribution's. */
-export function seccompFor(f: HostFlags, report: (msg: string) => void): ReturnType<typeof seccompFromProfile> | undefined {
+export function seccompFor(
+  f: HostFlags,
+  report: (msg: string) => void,
+): ReturnType<typeof seccompFromProfile> | undefined {
   if (f.privileged || f.security.seccomp === 'unconfined') return undefined;
   const host = { caps: f.caps, arch: process.arch, kernel: os.release() };
   if (f.seccompText !== undefined && typeof f.security.seccomp === 'object') {
@@ -228,12 +325,17 @@ export function seccompFor(f: HostFlags, report: (msg: string) => void): ReturnT
     const text = readText(file);
     if (text !== undefined) return seccompFromProfile(text, { ...host, source: file });
   }
-  report(`no seccomp profile found (${SECCOMP_PROFILES.join(', ')}): running without seccomp; install golang-github-containers-common`);
+  report(
+    `no seccomp profile found (${SECCOMP_PROFILES.join(', ')}): running without seccomp; install golang-github-containers-common`,
+  );
   return undefined;
 }
 
 /** The option functions for these flags (the joins of container:NAME are applied at each start). */
-export function hostSpecOpts(f: HostFlags, o: { rootless: boolean; gids: number[]; argv: string[]; shmPath: string; report: (msg: string) => void }): SpecOpt[] {
+export function hostSpecOpts(
+  f: HostFlags,
+  o: { rootless: boolean; gids: number[]; argv: string[]; shmPath: string; report: (msg: string) => void },
+): SpecOpt[] {
   const apparmor = readText('/sys/module/apparmor/parameters/enabled')?.trim() === 'Y';
   const opts: SpecOpt[] = [
     withCapabilities(f.caps),
@@ -293,7 +395,11 @@ export async function prepareStart(env: Env, r: ContainerRecord, p: ContainerPat
   const donor = async (id: string, what: string) => {
     const c = await env.containers.find(id).catch(() => undefined);
     if (!c || c.observed.status !== 'running' || !(c.observed.pid > 0)) {
-      throw new TsrunError('ERR_CONTAINER_STATE', `cannot join ${what} of a non running container: ${c?.record.name ?? id.slice(0, 12)}`, { hint: 'start that container first' });
+      throw new TsrunError(
+        'ERR_CONTAINER_STATE',
+        `cannot join ${what} of a non running container: ${c?.record.name ?? id.slice(0, 12)}`,
+        { hint: 'start that container first' },
+      );
     }
     return c;
   };
@@ -301,11 +407,19 @@ export async function prepareStart(env: Env, r: ContainerRecord, p: ContainerPat
     const c = await donor(joins.ipc, 'IPC');
     const mode = c.record.host.extra?.IpcMode;
     if (mode === 'host') withIpcMode({ mode: 'host' })(spec);
-    else if (mode === 'shareable') withIpcMode({ mode: 'container', container: joins.ipc }, { nsPath: `/proc/${c.observed.pid}/ns/ipc`, shmPath: shmHostPath(c.paths) })(spec);
+    else if (mode === 'shareable')
+      withIpcMode(
+        { mode: 'container', container: joins.ipc },
+        { nsPath: `/proc/${c.observed.pid}/ns/ipc`, shmPath: shmHostPath(c.paths) },
+      )(spec);
     else {
-      throw new TsrunError('ERR_CONTAINER_STATE', `container ${c.record.name}: non-shareable IPC (hint: use IpcMode:shareable for the donor container)`, {
-        hint: `run ${c.record.name} with --ipc shareable`,
-      });
+      throw new TsrunError(
+        'ERR_CONTAINER_STATE',
+        `container ${c.record.name}: non-shareable IPC (hint: use IpcMode:shareable for the donor container)`,
+        {
+          hint: `run ${c.record.name} with --ipc shareable`,
+        },
+      );
     }
   }
   if (joins.pid) {
@@ -335,6 +449,9 @@ export async function readLabelFiles(files: readonly string[]): Promise<Record<s
 /** --cidfile: refused when the file exists, as Docker ("Container ID file found ..."). */
 export async function checkCidfile(file: string | undefined): Promise<void> {
   if (file && existsSync(file)) {
-    throw new TsrunError('ERR_USAGE', `Container ID file found, make sure the other container isn't running or delete ${file}`);
+    throw new TsrunError(
+      'ERR_USAGE',
+      `Container ID file found, make sure the other container isn't running or delete ${file}`,
+    );
   }
 }

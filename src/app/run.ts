@@ -16,15 +16,39 @@ import type { ContainerConfig } from '../oci/schemas.js';
 import type { ImageRecord } from '../store/images.js';
 import { defaultSpec, serializeSpec } from '../spec/defaults.js';
 import {
-  applyOpts, parseEnvFile, parseLabels, parseMemory, resolveCwd, withBindMounts, withCwd, withEnv, withEtcFiles, withHostname,
-  withProcessArgs, withReadonlyRootfs, withResources, withRootless, withTty, withUser, type BindMount,
+  applyOpts,
+  parseEnvFile,
+  parseLabels,
+  parseMemory,
+  resolveCwd,
+  withBindMounts,
+  withCwd,
+  withEnv,
+  withEtcFiles,
+  withHostname,
+  withProcessArgs,
+  withReadonlyRootfs,
+  withResources,
+  withRootless,
+  withTty,
+  withUser,
+  type BindMount,
 } from '../spec/options.js';
 import { resolveUser } from '../spec/user.js';
 import type { ContainerRecord } from '../runtime/records.js';
 import { readFileInRoot, resolveInRoot } from '../snapshot/rootfs-copy.js';
 import { unmountAll } from '../snapshot/overlay.js';
 import type { AppContext } from './context.js';
-import { ensureMounted, openEnv, overlayDriver, rootfsMount, runtimeFor, startContainer, type Attachment, type Env } from './containers.js';
+import {
+  ensureMounted,
+  openEnv,
+  overlayDriver,
+  rootfsMount,
+  runtimeFor,
+  startContainer,
+  type Attachment,
+  type Env,
+} from './containers.js';
 import { randomName } from './names.js';
 import { findOrPull } from './image-source.js';
 import { hostsFile, resolvConf } from '../network/etc-files.js';
@@ -34,7 +58,16 @@ import { slirpNetnsPath, slirpResolvConf } from '../network/slirp.js';
 import { callerEnvironment } from '../util/caller-env.js';
 import { extraHostLines, hostAddress, parseAddHost, withDnsOptions } from '../network/extra-hosts.js';
 import { singleIdNamespace } from '../rootless/namespace.js';
-import { checkCidfile, groupIds, shmHostPath, hostFlags, hostSpecOpts, readLabelFiles, resolveJoins, type HostFlagOptions } from './run-host.js';
+import {
+  checkCidfile,
+  groupIds,
+  shmHostPath,
+  hostFlags,
+  hostSpecOpts,
+  readLabelFiles,
+  resolveJoins,
+  type HostFlagOptions,
+} from './run-host.js';
 import { parseRestartPolicy } from './restart.js';
 import { resolveProcessArgs } from '../spec/options.js';
 
@@ -103,7 +136,9 @@ const VOLUME_MODES = /^(ro|rw|z|Z|nocopy|consistent|cached|delegated|r?shared|r?
 export function parseVolume(spec: string, cwd = process.cwd(), home = process.env.HOME ?? '/'): BindMount {
   const parts = spec.split(':');
   if (parts.length < 2 || parts.length > 3 || !parts[0] || !parts[1]) {
-    throw new TsrunError('ERR_USAGE', `invalid volume specification: '${spec}'`, { hint: 'use -v /host/path:/container/path[:ro]' });
+    throw new TsrunError('ERR_USAGE', `invalid volume specification: '${spec}'`, {
+      hint: 'use -v /host/path:/container/path[:ro]',
+    });
   }
   const [raw, destination, mode] = parts as [string, string, string | undefined];
   let source = raw;
@@ -116,13 +151,26 @@ export function parseVolume(spec: string, cwd = process.cwd(), home = process.en
   }
   const opts = mode === undefined ? [] : mode.split(',');
   for (const m of opts) {
-    if (!VOLUME_MODES.test(m)) throw new TsrunError('ERR_USAGE', `invalid volume specification: '${spec}': invalid mode: ${m}`, { hint: 'modes are ro, rw, z, Z, nocopy and a propagation such as rshared' });
+    if (!VOLUME_MODES.test(m))
+      throw new TsrunError('ERR_USAGE', `invalid volume specification: '${spec}': invalid mode: ${m}`, {
+        hint: 'modes are ro, rw, z, Z, nocopy and a propagation such as rshared',
+      });
   }
   const propagation = opts.find((m) => /^r?(shared|slave|private)$/.test(m));
-  return { source: path.resolve(source), destination, readonly: opts.includes('ro'), ...(propagation ? { propagation } : {}) };
+  return {
+    source: path.resolve(source),
+    destination,
+    readonly: opts.includes('ro'),
+    ...(propagation ? { propagation } : {}),
+  };
 }
 
-async function imageFor(env: Env, ctx: AppContext, o: RunOptions, err: NodeJS.WritableStream): Promise<{ image: ImageRecord; config: ContainerConfig }> {
+async function imageFor(
+  env: Env,
+  ctx: AppContext,
+  o: RunOptions,
+  err: NodeJS.WritableStream,
+): Promise<{ image: ImageRecord; config: ContainerConfig }> {
   const { image, configBytes } = await findOrPull(ctx, env.store, o.image, { pull: o.pull, platform: o.platform, err });
   const cfg = JSON.parse(configBytes.toString('utf8')) as { config?: ContainerConfig | null };
   return { image, config: cfg.config ?? {} };
@@ -145,12 +193,19 @@ export async function createContainer(ctx: AppContext, o: RunOptions, err: NodeJ
   const binds = [...(o.volumes ?? []).map((v) => parseVolume(v, cwdHere, ctx.home)), ...hf.binds];
   const extraHosts = (o.addHost ?? []).map(parseAddHost);
   const restartPolicy = parseRestartPolicy(o.restart);
-  if (restartPolicy.Name !== 'no' && o.rm) throw new TsrunError('ERR_USAGE', 'Conflicting options: --restart and --rm', { hint: 'a container removed when it exits cannot be restarted' });
-  if (o.uts === 'host' && o.hostname !== undefined) throw new TsrunError('ERR_USAGE', 'Conflicting options: hostname and the UTS mode', { hint: 'drop --hostname, or --uts host' });
+  if (restartPolicy.Name !== 'no' && o.rm)
+    throw new TsrunError('ERR_USAGE', 'Conflicting options: --restart and --rm', {
+      hint: 'a container removed when it exits cannot be restarted',
+    });
+  if (o.uts === 'host' && o.hostname !== undefined)
+    throw new TsrunError('ERR_USAGE', 'Conflicting options: hostname and the UTS mode', {
+      hint: 'drop --hostname, or --uts host',
+    });
   let stopTimeout: number | undefined;
   if (o.stopTimeout !== undefined) {
     stopTimeout = Number(o.stopTimeout);
-    if (!/^-?\d+$/.test(o.stopTimeout)) throw new TsrunError('ERR_USAGE', `invalid argument "${o.stopTimeout}" for "--stop-timeout" flag`);
+    if (!/^-?\d+$/.test(o.stopTimeout))
+      throw new TsrunError('ERR_USAGE', `invalid argument "${o.stopTimeout}" for "--stop-timeout" flag`);
   }
   if (o.stopSignal !== undefined) {
     const { signalNumber } = await import('./containers.js');
@@ -160,10 +215,14 @@ export async function createContainer(ctx: AppContext, o: RunOptions, err: NodeJ
     throw new TsrunError('ERR_USAGE', `${o.macAddress} is not a valid mac address`);
   }
   if (o.macAddress !== undefined && ctx.rootless) {
-    throw new TsrunError('ERR_ROOTLESS', 'rootless mode: --mac-address is not supported on the slirp4netns network', { hint: 'drop --mac-address, or run tsrun as root' });
+    throw new TsrunError('ERR_ROOTLESS', 'rootless mode: --mac-address is not supported on the slirp4netns network', {
+      hint: 'drop --mac-address, or run tsrun as root',
+    });
   }
   if (o.macAddress !== undefined && network !== 'bridge') {
-    throw new TsrunError('ERR_USAGE', 'conflicting options: mac-address and the network mode', { hint: '--mac-address needs the bridge network' });
+    throw new TsrunError('ERR_USAGE', 'conflicting options: mac-address and the network mode', {
+      hint: '--mac-address needs the bridge network',
+    });
   }
   await checkCidfile(o.cidfile);
   const fileLabels = await readLabelFiles(o.labelFiles ?? []);
@@ -180,15 +239,21 @@ export async function createContainer(ctx: AppContext, o: RunOptions, err: NodeJ
     cpus: o.cpus !== undefined ? Number(o.cpus) : undefined,
     pidsLimit: o.pidsLimit !== undefined ? Number(o.pidsLimit) : undefined,
   };
-  if (resources.cpus !== undefined && Number.isNaN(resources.cpus)) throw new TsrunError('ERR_USAGE', `invalid --cpus "${o.cpus}"`);
-  if (resources.pidsLimit !== undefined && !Number.isInteger(resources.pidsLimit)) throw new TsrunError('ERR_USAGE', `invalid --pids-limit "${o.pidsLimit}"`);
+  if (resources.cpus !== undefined && Number.isNaN(resources.cpus))
+    throw new TsrunError('ERR_USAGE', `invalid --cpus "${o.cpus}"`);
+  if (resources.pidsLimit !== undefined && !Number.isInteger(resources.pidsLimit))
+    throw new TsrunError('ERR_USAGE', `invalid --pids-limit "${o.pidsLimit}"`);
   const labels = { ...fileLabels, ...parseLabels(o.labels ?? []) };
 
   let ports: PortMapping[] = (o.publish ?? []).flatMap(parsePublish);
   if (network === 'bridge' && ctx.uid !== 0 && !ctx.rootless) {
-    throw new TsrunError('ERR_ROOTLESS', 'an unprivileged user gets the default network inside the rootless namespace only', {
-      hint: 'run tsrun through its CLI (which enters the namespace), or use --network none or --network host',
-    });
+    throw new TsrunError(
+      'ERR_ROOTLESS',
+      'an unprivileged user gets the default network inside the rootless namespace only',
+      {
+        hint: 'run tsrun through its CLI (which enters the namespace), or use --network none or --network host',
+      },
+    );
   }
 
   // The runtime is looked for (and its version checked) before anything is made.
@@ -196,7 +261,9 @@ export async function createContainer(ctx: AppContext, o: RunOptions, err: NodeJ
   const { image, config } = await imageFor(env, ctx, o, err);
   if (o.publishAll) ports.push(...publishAll(Object.keys(config.ExposedPorts ?? {})));
   if (ports.length > 0 && network === 'none') {
-    throw new TsrunError('ERR_USAGE', 'conflicting options: port publishing and --network none', { hint: 'drop -p/-P, or use the bridge network' });
+    throw new TsrunError('ERR_USAGE', 'conflicting options: port publishing and --network none', {
+      hint: 'drop -p/-P, or use the bridge network',
+    });
   }
   if (ports.length > 0 && network === 'host') {
     err.write('WARNING: Published ports are discarded when using host network mode\n');
@@ -205,9 +272,16 @@ export async function createContainer(ctx: AppContext, o: RunOptions, err: NodeJ
   // A taken host port fails here, before anything is made (the monitor holds them at start).
   await assignHostPorts(ports);
   const id = randomBytes(32).toString('hex');
-  const hostname = o.hostname ?? (network === 'host' || hf.uts === 'host' ? readFileSync('/proc/sys/kernel/hostname', 'utf8').trim() : id.slice(0, 12));
+  const hostname =
+    o.hostname ??
+    (network === 'host' || hf.uts === 'host'
+      ? readFileSync('/proc/sys/kernel/hostname', 'utf8').trim()
+      : id.slice(0, 12));
   // Checked now, before anything is made: argv, workdir, hostname.
-  const argsOverrides = { entrypoint: o.entrypoint === undefined ? undefined : (o.entrypoint === '' ? '' as const : [o.entrypoint]), cmd: o.args };
+  const argsOverrides = {
+    entrypoint: o.entrypoint === undefined ? undefined : o.entrypoint === '' ? ('' as const) : [o.entrypoint],
+    cmd: o.args,
+  };
   const argsOpt = withProcessArgs(config, argsOverrides);
   const argv = resolveProcessArgs(config, argsOverrides);
   const joins = await resolveJoins(env, hf);
@@ -232,20 +306,39 @@ export async function createContainer(ctx: AppContext, o: RunOptions, err: NodeJ
   // Until this process exits, `prune` leaves the container alone (it looks stopped until started).
   await env.containers.holdCreation(id);
   const record: ContainerRecord = {
-    id, name, image: o.image, imageId: image.id, layers: image.layers.map((l) => l.chainId),
-    created: new Date().toISOString(), path: '', args: [],
+    id,
+    name,
+    image: o.image,
+    imageId: image.id,
+    layers: image.layers.map((l) => l.chainId),
+    created: new Date().toISOString(),
+    path: '',
+    args: [],
     config: {
-      hostname, env: [], cwd, user: o.user ?? config.User ?? '', tty: Boolean(o.tty), openStdin: Boolean(o.interactive),
-      entrypoint: o.entrypoint !== undefined ? (o.entrypoint === '' ? null : [o.entrypoint]) : (config.Entrypoint ?? null),
-      cmd: o.args.length > 0 ? o.args : (o.entrypoint !== undefined ? null : (config.Cmd ?? null)),
+      hostname,
+      env: [],
+      cwd,
+      user: o.user ?? config.User ?? '',
+      tty: Boolean(o.tty),
+      openStdin: Boolean(o.interactive),
+      entrypoint:
+        o.entrypoint !== undefined ? (o.entrypoint === '' ? null : [o.entrypoint]) : (config.Entrypoint ?? null),
+      cmd: o.args.length > 0 ? o.args : o.entrypoint !== undefined ? null : (config.Cmd ?? null),
       labels: { ...(config.Labels ?? {}), ...labels },
       exposedPorts: Object.keys(config.ExposedPorts ?? {}),
       stopSignal: o.stopSignal ?? config.StopSignal,
       ...(stopTimeout !== undefined ? { stopTimeout } : {}),
     },
     host: {
-      autoRemove: Boolean(o.rm), binds, readonly: Boolean(o.readOnly), network, runtime: o.runtime ?? 'runc', storage: overlayDriver(ctx),
-      memory: resources.memory, cpus: resources.cpus, pidsLimit: resources.pidsLimit,
+      autoRemove: Boolean(o.rm),
+      binds,
+      readonly: Boolean(o.readOnly),
+      network,
+      runtime: o.runtime ?? 'runc',
+      storage: overlayDriver(ctx),
+      memory: resources.memory,
+      cpus: resources.cpus,
+      pidsLimit: resources.pidsLimit,
       ...(ports.length > 0 ? { ports } : {}),
       ...(extraHosts.length > 0 ? { extraHosts } : {}),
       ...(restartPolicy.Name !== 'no' ? { restartPolicy } : {}),
@@ -271,9 +364,14 @@ export async function createContainer(ctx: AppContext, o: RunOptions, err: NodeJ
     // Docker creates a missing WORKDIR (owned by the container's user? no: by root, 0755).
     const cwdHost = await resolveInRoot(p.rootfs, cwd);
     await fs.mkdir(cwdHost, { recursive: true, mode: 0o755 });
-    const user = resolveUser(record.config.user || '0', await readFileInRoot(p.rootfs, '/etc/passwd'), await readFileInRoot(p.rootfs, '/etc/group'));
+    const user = resolveUser(
+      record.config.user || '0',
+      await readFileInRoot(p.rootfs, '/etc/passwd'),
+      await readFileInRoot(p.rootfs, '/etc/group'),
+    );
     // Docker makes a missing source a directory; an existing one (a file too: -v ~/app.conf:/app.conf) is bound as it is.
-    for (const b of binds) if (!(await fs.lstat(b.source).catch(() => undefined))) await fs.mkdir(b.source, { recursive: true });
+    for (const b of binds)
+      if (!(await fs.lstat(b.source).catch(() => undefined))) await fs.mkdir(b.source, { recursive: true });
     // An image's VOLUME directories exist in the container (Docker makes them volumes; until
     // tsrun has volumes, they are plain directories of the container's own layer).
     for (const v of Object.keys(config.Volumes ?? {})) {
@@ -285,25 +383,45 @@ export async function createContainer(ctx: AppContext, o: RunOptions, err: NodeJ
     // On the bridge, start rewrites hosts with the address the container gets.
     // On the bridge, start writes it again with the addresses it gets.
     const extra = extraHostLines(extraHosts, network === 'none' ? undefined : hostAddress());
-    await fs.writeFile(path.join(p.etc, 'hosts'), network === 'host' ? readFileSync('/etc/hosts', 'utf8').replace(/\n*$/, '\n') + extra : hostsFile(hostname, undefined, extra));
+    await fs.writeFile(
+      path.join(p.etc, 'hosts'),
+      network === 'host'
+        ? readFileSync('/etc/hosts', 'utf8').replace(/\n*$/, '\n') + extra
+        : hostsFile(hostname, undefined, extra),
+    );
     let hostResolv = '';
     try {
       hostResolv = readFileSync('/etc/resolv.conf', 'utf8');
-    } catch { /* none */ }
+    } catch {
+      /* none */
+    }
     const slirp = ctx.rootless && network === 'bridge';
     const dns = { dns: o.dns, dnsSearch: o.dnsSearch, dnsOption: o.dnsOption };
-    await fs.writeFile(path.join(p.etc, 'resolv.conf'), withDnsOptions(slirp ? slirpResolvConf(hostResolv) : resolvConf(hostResolv, network === 'host'), dns));
+    await fs.writeFile(
+      path.join(p.etc, 'resolv.conf'),
+      withDnsOptions(slirp ? slirpResolvConf(hostResolv) : resolvConf(hostResolv, network === 'host'), dns),
+    );
 
-    const spec = applyOpts(defaultSpec(),
+    const spec = applyOpts(
+      defaultSpec(),
       argsOpt,
-      withEnv(config.Env, userEnv, { callerEnv: callerEnvironment(ctx.env), hostname, tty: Boolean(o.tty), home: user.home }),
+      withEnv(config.Env, userEnv, {
+        callerEnv: callerEnvironment(ctx.env),
+        hostname,
+        tty: Boolean(o.tty),
+        home: user.home,
+      }),
       withCwd(config.WorkingDir, o.workdir),
       withUser(user),
       withTty(Boolean(o.tty)),
       withReadonlyRootfs(Boolean(o.readOnly)),
       hostnameOpt,
       withBindMounts(binds, hf.tmpfs),
-      withEtcFiles({ hosts: path.join(p.etc, 'hosts'), hostname: path.join(p.etc, 'hostname'), resolvConf: path.join(p.etc, 'resolv.conf') }),
+      withEtcFiles({
+        hosts: path.join(p.etc, 'hosts'),
+        hostname: path.join(p.etc, 'hostname'),
+        resolvConf: path.join(p.etc, 'resolv.conf'),
+      }),
       withResources(resources),
       (s) => {
         s.linux.cgroupsPath = `/tsrun/${id}`;
@@ -315,9 +433,16 @@ export async function createContainer(ctx: AppContext, o: RunOptions, err: NodeJ
         }
         // The bridge's namespace is made (by network/bridge.ts) at each start, at a fixed path.
         const nsPath = ctx.rootless ? slirpNetnsPath(env.containers.sp.run, id) : netnsPath(id);
-        if (network === 'bridge') s.linux.namespaces = s.linux.namespaces.map((n) => (n.type === 'network' ? { ...n, path: nsPath } : n));
+        if (network === 'bridge')
+          s.linux.namespaces = s.linux.namespaces.map((n) => (n.type === 'network' ? { ...n, path: nsPath } : n));
       },
-      ...hostSpecOpts(hf, { rootless: ctx.rootless, gids, argv, shmPath: shmHostPath(p), report: (message) => ctx.reporter.emit({ type: 'debug', scope: 'run', message }) }),
+      ...hostSpecOpts(hf, {
+        rootless: ctx.rootless,
+        gids,
+        argv,
+        shmPath: shmHostPath(p),
+        report: (message) => ctx.reporter.emit({ type: 'debug', scope: 'run', message }),
+      }),
     );
     // With --init Docker shows the command, not the init, as Path and Args.
     record.path = argv[0] ?? '';
@@ -336,7 +461,12 @@ export async function createContainer(ctx: AppContext, o: RunOptions, err: NodeJ
 }
 
 /** `run`: create, then start; attached runs get their attachment before the start. */
-export async function runContainer(ctx: AppContext, o: RunOptions, err: NodeJS.WritableStream, attachIo?: (a: Attachment) => void): Promise<{ id: string; env: Env; attachment?: Attachment }> {
+export async function runContainer(
+  ctx: AppContext,
+  o: RunOptions,
+  err: NodeJS.WritableStream,
+  attachIo?: (a: Attachment) => void,
+): Promise<{ id: string; env: Env; attachment?: Attachment }> {
   const { id, env } = await createContainer(ctx, o, err);
   const c = await env.containers.find(id);
   const attachment = await startContainer(env, c, { attachIo: o.detach ? undefined : attachIo });
@@ -350,13 +480,21 @@ function hostExtra(o: RunOptions, hf: Awaited<ReturnType<typeof hostFlags>>): Re
     CapAdd: o.capAdd ?? null,
     CapDrop: o.capDrop ?? null,
     SecurityOpt: o.securityOpt ?? null,
-    Devices: hf.devices.map((d) => ({ PathOnHost: d.hostPath, PathInContainer: d.device.path, CgroupPermissions: d.permissions })),
+    Devices: hf.devices.map((d) => ({
+      PathOnHost: d.hostPath,
+      PathInContainer: d.device.path,
+      CgroupPermissions: d.permissions,
+    })),
     IpcMode: o.ipc || 'private',
     PidMode: o.pid ?? '',
     UTSMode: o.uts ?? '',
     UsernsMode: o.userns ?? '',
     Tmpfs: Object.fromEntries(hf.tmpfs.map((t) => [t.destination, t.options.join(',')])),
-    Ulimits: hf.rlimits.map((l) => ({ Name: l.type.slice('RLIMIT_'.length).toLowerCase(), Soft: limitNumber(l.soft), Hard: limitNumber(l.hard) })),
+    Ulimits: hf.rlimits.map((l) => ({
+      Name: l.type.slice('RLIMIT_'.length).toLowerCase(),
+      Soft: limitNumber(l.soft),
+      Hard: limitNumber(l.hard),
+    })),
     Init: o.init ?? null,
     ShmSize: hf.shmSize ?? 64 * 1024 * 1024,
     Sysctls: hf.sysctl,

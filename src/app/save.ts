@@ -27,7 +27,14 @@ import { TsrunError } from '../errors.js';
 import { digestHex, sha256Digest } from '../oci/digest.js';
 import { layerCompression, MediaType } from '../oci/media-types.js';
 import type { ImageConfig } from '../oci/schemas.js';
-import { familiarName, familiarRepository, formatReference, parseNormalizedNamed, parseReference, repositoryName } from '../reference/reference.js';
+import {
+  familiarName,
+  familiarRepository,
+  formatReference,
+  parseNormalizedNamed,
+  parseReference,
+  repositoryName,
+} from '../reference/reference.js';
 import { decompress } from '../layers/compression.js';
 import { blockPadding, encodeHeader, TAR_TRAILER } from '../layers/tar-writer.js';
 import { findImage } from '../store/lookup.js';
@@ -54,7 +61,10 @@ function untaggedRepository(q: string): string | undefined {
 
 /** Write what `docker save` does; `out` is stdout or a file. */
 export async function saveImages(ctx: AppContext, queries: string[], out: Writable): Promise<void> {
-  if (queries.length === 0) throw new TsrunError('ERR_USAGE', 'saving: "save" requires at least 1 argument', { hint: 'tsrun save [-o FILE] IMAGE...' });
+  if (queries.length === 0)
+    throw new TsrunError('ERR_USAGE', 'saving: "save" requires at least 1 argument', {
+      hint: 'tsrun save [-o FILE] IMAGE...',
+    });
   const store = await Store.open(ctx.root);
   await store.withSharedLock(async () => {
     const file = await store.readImages();
@@ -68,7 +78,11 @@ export async function saveImages(ctx: AppContext, queries: string[], out: Writab
     for (const q of queries) {
       // A repository without a tag means every tag of it, as in `docker save busybox`.
       const repo = untaggedRepository(q);
-      const tags = repo ? Object.keys(file.tags).filter((t) => repositoryName(parseReference(t)) === repo).sort() : [];
+      const tags = repo
+        ? Object.keys(file.tags)
+            .filter((t) => repositoryName(parseReference(t)) === repo)
+            .sort()
+        : [];
       if (tags.length > 0) {
         for (const t of tags) add(file.images[file.tags[t] as string] as ImageRecord, t);
         continue;
@@ -87,7 +101,10 @@ export async function saveImages(ctx: AppContext, queries: string[], out: Writab
       const configBytes = await store.readBlob(record.id);
       const config = JSON.parse(configBytes.toString('utf8')) as ImageConfig;
       if (config.rootfs.diff_ids.length !== record.layers.length) {
-        throw new TsrunError('ERR_STORE', `saving ${record.id}: its config names ${config.rootfs.diff_ids.length} layers, the record ${record.layers.length}`);
+        throw new TsrunError(
+          'ERR_STORE',
+          `saving ${record.id}: its config names ${config.rootfs.diff_ids.length} layers, the record ${record.layers.length}`,
+        );
       }
       const layers: { digest: string; size: number }[] = [];
       for (const l of record.layers) {
@@ -100,11 +117,14 @@ export async function saveImages(ctx: AppContext, queries: string[], out: Writab
       }
       if (!written.has(record.id)) await w.file(`blobs/sha256/${digestHex(record.id)}`, configBytes);
       written.add(record.id);
-      const manifest = Buffer.from(JSON.stringify({
-        schemaVersion: 2, mediaType: MediaType.OCIManifest,
-        config: { mediaType: MediaType.OCIConfig, digest: record.id, size: configBytes.length },
-        layers: layers.map((l) => ({ mediaType: MediaType.OCILayer, digest: l.digest, size: l.size })),
-      }));
+      const manifest = Buffer.from(
+        JSON.stringify({
+          schemaVersion: 2,
+          mediaType: MediaType.OCIManifest,
+          config: { mediaType: MediaType.OCIConfig, digest: record.id, size: configBytes.length },
+          layers: layers.map((l) => ({ mediaType: MediaType.OCILayer, digest: l.digest, size: l.size })),
+        }),
+      );
       const manifestDigest = sha256Digest(manifest);
       if (!written.has(manifestDigest)) await w.file(`blobs/sha256/${digestHex(manifestDigest)}`, manifest);
       written.add(manifestDigest);
@@ -113,7 +133,13 @@ export async function saveImages(ctx: AppContext, queries: string[], out: Writab
       if (tags.length === 0) index.push(descriptor);
       for (const t of tags) {
         const ref = parseReference(t);
-        index.push({ ...descriptor, annotations: { 'io.containerd.image.name': formatReference(ref), 'org.opencontainers.image.ref.name': ref.tag ?? 'latest' } });
+        index.push({
+          ...descriptor,
+          annotations: {
+            'io.containerd.image.name': formatReference(ref),
+            'org.opencontainers.image.ref.name': ref.tag ?? 'latest',
+          },
+        });
         const top = record.layers[record.layers.length - 1];
         if (top) (repositories[familiarRepository(ref)] ??= {})[ref.tag ?? 'latest'] = digestHex(top.diffId);
       }
@@ -123,7 +149,10 @@ export async function saveImages(ctx: AppContext, queries: string[], out: Writab
         Layers: layers.map((l) => `blobs/sha256/${digestHex(l.digest)}`),
       });
     }
-    await w.file('index.json', Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OCIIndex, manifests: index })));
+    await w.file(
+      'index.json',
+      Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OCIIndex, manifests: index })),
+    );
     await w.file('manifest.json', Buffer.from(JSON.stringify(manifestJson)));
     await w.file('oci-layout', Buffer.from(JSON.stringify({ imageLayoutVersion: '1.0.0' })));
     if (Object.keys(repositories).length > 0) await w.file('repositories', Buffer.from(JSON.stringify(repositories)));
@@ -158,7 +187,17 @@ class TarOut {
     const tar = decompress(createReadStream(store.blobPath(l.digest)), compression);
     const hash = createHash('sha256');
     let got = 0;
-    await this.write(encodeHeader({ name: `blobs/sha256/${digestHex(l.diffId)}`, type: 'file', mode: 0o644, uid: 0, gid: 0, size, mtime: 0 }));
+    await this.write(
+      encodeHeader({
+        name: `blobs/sha256/${digestHex(l.diffId)}`,
+        type: 'file',
+        mode: 0o644,
+        uid: 0,
+        gid: 0,
+        size,
+        mtime: 0,
+      }),
+    );
     try {
       for await (const chunk of tar as AsyncIterable<Buffer>) {
         got += chunk.length;
@@ -171,9 +210,13 @@ class TarOut {
     }
     const diffId = `sha256:${hash.digest('hex')}`;
     if (got !== size || diffId !== l.diffId) {
-      throw new TsrunError('ERR_DIGEST_MISMATCH', `saving layer ${l.digest}: it decompresses to ${got > size ? 'more than' : got} bytes with diff id ${got > size ? '?' : diffId}, but the store recorded ${size} bytes and ${l.diffId}`, {
-        hint: 'the store is damaged: remove the image (tsrun rmi) and pull it again',
-      });
+      throw new TsrunError(
+        'ERR_DIGEST_MISMATCH',
+        `saving layer ${l.digest}: it decompresses to ${got > size ? 'more than' : got} bytes with diff id ${got > size ? '?' : diffId}, but the store recorded ${size} bytes and ${l.diffId}`,
+        {
+          hint: 'the store is damaged: remove the image (tsrun rmi) and pull it again',
+        },
+      );
     }
     await this.write(blockPadding(size));
   }

@@ -67,7 +67,19 @@ async function sample(env: Env, c: Container): Promise<Sample | undefined> {
 
 function row(c: Container, a: Sample | undefined, b: Sample | undefined): StatsRow {
   const base = { id: c.record.id, name: c.record.name };
-  if (!b) return { ...base, cpuPercent: 0, memUsage: 0, memLimit: 0, memPercent: 0, netRx: 0, netTx: 0, blockRead: 0, blockWrite: 0, pids: 0 };
+  if (!b)
+    return {
+      ...base,
+      cpuPercent: 0,
+      memUsage: 0,
+      memLimit: 0,
+      memPercent: 0,
+      netRx: 0,
+      netTx: 0,
+      blockRead: 0,
+      blockWrite: 0,
+      pids: 0,
+    };
   const wall = a ? Number(b.at - a.at) : 0;
   const cpuPercent = a && wall > 0 ? ((b.cpu - a.cpu) / wall) * 100 : 0;
   const mem = b.stats.memory;
@@ -83,13 +95,25 @@ function row(c: Container, a: Sample | undefined, b: Sample | undefined): StatsR
   }
   const net = netCounters(c.observed.pid);
   return {
-    ...base, cpuPercent: Math.max(0, cpuPercent), memUsage: usage, memLimit, memPercent: memLimit > 0 ? (usage / memLimit) * 100 : 0,
-    netRx: net.rx, netTx: net.tx, blockRead, blockWrite, pids: b.stats.pids?.current ?? 0,
+    ...base,
+    cpuPercent: Math.max(0, cpuPercent),
+    memUsage: usage,
+    memLimit,
+    memPercent: memLimit > 0 ? (usage / memLimit) * 100 : 0,
+    netRx: net.rx,
+    netTx: net.tx,
+    blockRead,
+    blockWrite,
+    pids: b.stats.pids?.current ?? 0,
   };
 }
 
 /** The containers to show: those named, or every running one. */
-export async function statsTargets(ctx: AppContext, names: string[], all: boolean): Promise<{ env: Env; list: Container[] }> {
+export async function statsTargets(
+  ctx: AppContext,
+  names: string[],
+  all: boolean,
+): Promise<{ env: Env; list: Container[] }> {
   const env = await openEnv(ctx);
   if (names.length > 0) return { env, list: await Promise.all(names.map((n) => env.containers.find(n))) };
   return { env, list: (await env.containers.list()).filter((c) => all || c.observed.status === 'running') };

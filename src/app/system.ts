@@ -90,14 +90,26 @@ async function sweepSlirp(env: Env): Promise<string[]> {
 
 export async function systemPrune(env: Env, o: { all?: boolean } = {}): Promise<PruneReport> {
   const containers = await pruneContainers(env);
-  const networks = env.ctx.uid === 0
-    ? await sweep((a) => attachmentAlive(env, a), env.ctx.env, (a, fn) => (a.pid !== undefined ? fn() : underContainerLock(env, a.store, a.id, fn)))
-    : await sweepSlirp(env);
+  const networks =
+    env.ctx.uid === 0
+      ? await sweep(
+          (a) => attachmentAlive(env, a),
+          env.ctx.env,
+          (a, fn) => (a.pid !== undefined ? fn() : underContainerLock(env, a.store, a.id, fn)),
+        )
+      : await sweepSlirp(env);
   const images = await pruneImages(env, { all: o.all });
   const { pruneBuildCache } = await import('./build.js');
   // Cache mounts may be in a running build's RUN: only when no build holds the store.
   const cache = await env.store.ifUnused(() => pruneBuildCache(env.store));
   const buildCache = cache.held ? cache.value : await pruneBuildCache(env.store, { keepMounts: true });
   await env.store.cleanTemp();
-  return { containers, networks, images: images.lines, buildCache, reclaimed: images.reclaimed, busy: images.busy || !cache.held };
+  return {
+    containers,
+    networks,
+    images: images.lines,
+    buildCache,
+    reclaimed: images.reclaimed,
+    busy: images.busy || !cache.held,
+  };
 }

@@ -20,7 +20,10 @@ export function parsePs(output: string, pids: ReadonlySet<number>): TopResult {
   const lines = output.split('\n').filter((l) => l.trim() !== '');
   const titles = (lines[0] ?? '').trim().split(/\s+/);
   const pidIndex = titles.indexOf('PID');
-  if (pidIndex < 0) throw new TsrunError('ERR_USAGE', "Couldn't find PID field in ps output", { hint: 'give ps options that print a PID column, e.g. -o pid,comm' });
+  if (pidIndex < 0)
+    throw new TsrunError('ERR_USAGE', "Couldn't find PID field in ps output", {
+      hint: 'give ps options that print a PID column, e.g. -o pid,comm',
+    });
   const processes: string[][] = [];
   for (const line of lines.slice(1)) {
     const fields = line.trim().split(/\s+/);
@@ -39,6 +42,7 @@ export async function top(ctx: AppContext, query: string, psArgs: string[]): Pro
   const pids = new Set(await containerPids(await runtimeFor(env, c.record.host.runtime), c.record.id));
   const args = psArgs.length > 0 ? psArgs : ['-ef'];
   const r = await runProgram('ps', args);
-  if (r.code !== 0) throw new TsrunError('ERR_USAGE', `ps ${args.join(' ')}: ${r.stderr.trim() || `exit status ${r.code}`}`);
+  if (r.code !== 0)
+    throw new TsrunError('ERR_USAGE', `ps ${args.join(' ')}: ${r.stderr.trim() || `exit status ${r.code}`}`);
   return parsePs(r.stdout, pids);
 }

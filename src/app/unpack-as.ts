@@ -5,7 +5,13 @@
  */
 import type { AppContext } from './context.js';
 
-export function unpackAs(ctx: AppContext): { overlayXattrPrefix: 'trusted.overlay.' | 'user.overlay.'; unpack: { preserveOwnership: boolean; canMknod: boolean } } {
+export function unpackAs(ctx: AppContext): {
+  overlayXattrPrefix: 'trusted.overlay.' | 'user.overlay.';
+  unpack: { preserveOwnership: boolean; canMknod: boolean };
+} {
   const root = ctx.uid === 0;
-  return { overlayXattrPrefix: root ? 'trusted.overlay.' : 'user.overlay.', unpack: { preserveOwnership: root || ctx.rootless, canMknod: root } };
+  return {
+    overlayXattrPrefix: root ? 'trusted.overlay.' : 'user.overlay.',
+    unpack: { preserveOwnership: root || ctx.rootless, canMknod: root },
+  };
 }

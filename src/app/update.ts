@@ -56,29 +56,40 @@ export function parseExact(text: string): unknown {
     }
     out += ch;
   }
-  return JSON.parse(out, (_k, v: unknown) => (typeof v === 'string' && v.startsWith(MARK) ? BigInt(v.slice(MARK.length)) : v));
+  return JSON.parse(out, (_k, v: unknown) =>
+    typeof v === 'string' && v.startsWith(MARK) ? BigInt(v.slice(MARK.length)) : v,
+  );
 }
 
 export async function updateContainer(ctx: AppContext, query: string, o: UpdateOptions): Promise<void> {
   if (Object.values(o).every((v) => v === undefined)) {
-    throw new TsrunError('ERR_USAGE', 'you must provide one or more flags when using this command', { hint: 'e.g. tsrun update -m 256m --cpus 0.5 CONTAINER' });
+    throw new TsrunError('ERR_USAGE', 'you must provide one or more flags when using this command', {
+      hint: 'e.g. tsrun update -m 256m --cpus 0.5 CONTAINER',
+    });
   }
   if (ctx.uid !== 0) {
-    throw new TsrunError('ERR_ROOTLESS', 'updating resource limits: rootless containers have no cgroup limits in tsrun yet', {
-      hint: 'resource limits need a delegated cgroup v2 hierarchy, which tsrun does not use yet',
-    });
+    throw new TsrunError(
+      'ERR_ROOTLESS',
+      'updating resource limits: rootless containers have no cgroup limits in tsrun yet',
+      {
+        hint: 'resource limits need a delegated cgroup v2 hierarchy, which tsrun does not use yet',
+      },
+    );
   }
   const env = await openEnv(ctx);
   const found = await env.containers.find(query);
   await env.containers.lock(found.record.id, async () => {
     const c = env.containers.observe(found.record);
     const spec = parseExact(await fs.readFile(c.paths.config, 'utf8')) as Spec;
-    const before = JSON.stringify(spec.linux.resources ?? {}, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
+    const before = JSON.stringify(spec.linux.resources ?? {}, (_k, v: unknown) =>
+      typeof v === 'bigint' ? v.toString() : v,
+    );
     withResources({ memory: o.memory, cpus: o.cpus, pidsLimit: o.pidsLimit })(spec);
     const res = (spec.linux.resources ??= {}) as NonNullable<Spec['linux']['resources']> & ResourceUpdate;
     if (o.memorySwap !== undefined) {
       const limit = res.memory?.limit;
-      if (limit === undefined) throw new TsrunError('ERR_USAGE', 'You must provide a memory limit (-m) to set --memory-swap');
+      if (limit === undefined)
+        throw new TsrunError('ERR_USAGE', 'You must provide a memory limit (-m) to set --memory-swap');
       if (o.memorySwap !== -1 && o.memorySwap < Number(limit)) {
         throw new TsrunError('ERR_USAGE', 'Minimum memoryswap limit should be larger than memory limit, see usage');
       }
@@ -98,7 +109,12 @@ export async function updateContainer(ctx: AppContext, query: string, o: UpdateO
     }
     const record = await env.containers.read(c.record.id);
     if (record) {
-      record.host = { ...record.host, ...(o.memory !== undefined ? { memory: o.memory } : {}), ...(o.cpus !== undefined ? { cpus: o.cpus } : {}), ...(o.pidsLimit !== undefined ? { pidsLimit: o.pidsLimit } : {}) };
+      record.host = {
+        ...record.host,
+        ...(o.memory !== undefined ? { memory: o.memory } : {}),
+        ...(o.cpus !== undefined ? { cpus: o.cpus } : {}),
+        ...(o.pidsLimit !== undefined ? { pidsLimit: o.pidsLimit } : {}),
+      };
       await env.containers.write(record);
     }
   });

@@ -67,17 +67,31 @@ async function readHead(stdin: AsyncIterable<Buffer>): Promise<{ head: Buffer; r
 }
 
 /** The context and Dockerfile of a build: `context` is a directory or `-` (then `stdin` is read). */
-export async function openBuildInput(o: { context: string; file?: string; dockerfileText?: string; stdin?: AsyncIterable<Buffer> }): Promise<BuildInput> {
+export async function openBuildInput(o: {
+  context: string;
+  file?: string;
+  dockerfileText?: string;
+  stdin?: AsyncIterable<Buffer>;
+}): Promise<BuildInput> {
   if (o.context !== '-') {
     const contextDir = path.resolve(o.context);
     const st = await fs.stat(contextDir).catch(() => undefined);
     if (!st?.isDirectory()) {
-      throw new TsrunError('ERR_USAGE', `building: the context "${o.context}" is not a directory`, { hint: 'give the directory holding your files, e.g. tsrun build -t app . (or - to read a tar or a Dockerfile from stdin)' });
+      throw new TsrunError('ERR_USAGE', `building: the context "${o.context}" is not a directory`, {
+        hint: 'give the directory holding your files, e.g. tsrun build -t app . (or - to read a tar or a Dockerfile from stdin)',
+      });
     }
-    return { contextDir, file: o.file ?? await defaultDockerfile(contextDir), ...(o.dockerfileText !== undefined ? { text: o.dockerfileText } : {}), cleanup: async () => {} };
+    return {
+      contextDir,
+      file: o.file ?? (await defaultDockerfile(contextDir)),
+      ...(o.dockerfileText !== undefined ? { text: o.dockerfileText } : {}),
+      cleanup: async () => {},
+    };
   }
   if (o.dockerfileText !== undefined || !o.stdin) {
-    throw new TsrunError('ERR_USAGE', 'building: the context and the Dockerfile cannot both be read from stdin', { hint: 'use `tsrun build - < Dockerfile`, or `-f -` with a context directory' });
+    throw new TsrunError('ERR_USAGE', 'building: the context and the Dockerfile cannot both be read from stdin', {
+      hint: 'use `tsrun build - < Dockerfile`, or `-f -` with a context directory',
+    });
   }
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'tsrun-build-context-'));
   const cleanup = () => fs.rm(dir, { recursive: true, force: true });
@@ -90,17 +104,28 @@ export async function openBuildInput(o: { context: string; file?: string; docker
       for (let r = await rest.next(); !r.done; r = await rest.next()) text += Buffer.from(r.value).toString('utf8');
       return { contextDir: dir, file: 'Dockerfile', text, cleanup };
     }
-    const all = Readable.from((async function* () {
-      yield head;
-      for (let r = await rest.next(); !r.done; r = await rest.next()) yield r.value;
-    })());
+    const all = Readable.from(
+      (async function* () {
+        yield head;
+        for (let r = await rest.next(); !r.done; r = await rest.next()) yield r.value;
+      })(),
+    );
     const contextDir = path.join(dir, 'context');
     await fs.mkdir(contextDir, { mode: 0o755 });
-    await unpackTar(decompress(all, kind), contextDir, { preserveOwnership: false, canMknod: false, overlayXattrPrefix: 'trusted.overlay.' }).catch((err: Error) => {
-      throw new TsrunError('ERR_BUILD_CONTEXT', `building: reading the context archive from stdin: ${err.message}`, { cause: err });
+    await unpackTar(decompress(all, kind), contextDir, {
+      preserveOwnership: false,
+      canMknod: false,
+      overlayXattrPrefix: 'trusted.overlay.',
+    }).catch((err: Error) => {
+      throw new TsrunError('ERR_BUILD_CONTEXT', `building: reading the context archive from stdin: ${err.message}`, {
+        cause: err,
+      });
     });
     // Inside the archive: its links cannot point the Dockerfile at a host file.
-    const file = await resolveInRoot(contextDir, o.file ?? path.relative(contextDir, await defaultDockerfile(contextDir)));
+    const file = await resolveInRoot(
+      contextDir,
+      o.file ?? path.relative(contextDir, await defaultDockerfile(contextDir)),
+    );
     return { contextDir, file, cleanup };
   } catch (err) {
     await cleanup();

@@ -24,8 +24,24 @@
  */
 import { createHash } from 'node:crypto';
 import {
-  chmodSync, closeSync, constants as C, createReadStream, fstatSync, lchownSync, linkSync, lstatSync, lutimesSync, openSync,
-  promises as fs, readdirSync, readlinkSync, readSync, symlinkSync, utimesSync, writeSync, type Stats,
+  chmodSync,
+  closeSync,
+  constants as C,
+  createReadStream,
+  fstatSync,
+  lchownSync,
+  linkSync,
+  lstatSync,
+  lutimesSync,
+  openSync,
+  promises as fs,
+  readdirSync,
+  readlinkSync,
+  readSync,
+  symlinkSync,
+  utimesSync,
+  writeSync,
+  type Stats,
 } from 'node:fs';
 import path from 'node:path';
 import type { Ignore } from '@balena/dockerignore';
@@ -141,9 +157,13 @@ export async function collectSources(root: SourceRoot, patterns: readonly string
       const abs = await resolveInRoot(root.dir, name);
       const st = await fs.lstat(abs).catch(() => undefined);
       if (!st || (name !== '' && root.ignores?.(name))) {
-        throw new TsrunError('ERR_BUILD_CONTEXT', `${what}: "${pattern}" not found in the build context or excluded by .dockerignore`, {
-          hint: 'sources are paths inside the build context; ".." and symlinks cannot leave it',
-        });
+        throw new TsrunError(
+          'ERR_BUILD_CONTEXT',
+          `${what}: "${pattern}" not found in the build context or excluded by .dockerignore`,
+          {
+            hint: 'sources are paths inside the build context; ".." and symlinks cannot leave it',
+          },
+        );
       }
       const entries: SourceEntry[] = [{ abs, rel: '', st }];
       if (st.isDirectory()) await walk(root, abs, name, '', entries);
@@ -213,7 +233,14 @@ export async function hashSources(sources: readonly Source[], withOwners: boolea
       const key = linkKey(st);
       const first = key !== undefined ? linked.get(key) : undefined;
       if (key !== undefined && first === undefined) linked.set(key, `${i} ${JSON.stringify(e.rel)}`);
-      const extra = first !== undefined ? `hardlink ${first}` : kind === 'link' ? readlinkSync(e.abs) : kind === 'file' ? await fileDigest(e.abs, st.size) : '';
+      const extra =
+        first !== undefined
+          ? `hardlink ${first}`
+          : kind === 'link'
+            ? readlinkSync(e.abs)
+            : kind === 'file'
+              ? await fileDigest(e.abs, st.size)
+              : '';
       h.update(`${JSON.stringify(e.rel)} ${kind} ${(st.mode & 0o7777).toString(8)}${owner} ${extra}\n`);
     }
   }
@@ -231,14 +258,20 @@ export interface ApplyOptions {
   what: string;
 }
 
-interface Times { atime: Date; mtime: Date }
+interface Times {
+  atime: Date;
+  mtime: Date;
+}
 
 /** Write the sources into `rootfs` (the step's mounted root). */
 export async function applySources(rootfs: string, sources: readonly Source[], o: ApplyOptions): Promise<void> {
   const destAbs = path.posix.resolve(o.workdir || '/', o.dest);
   const explicitDir = /(^|\/)\.?$/.test(o.dest);
   if (sources.length > 1 && !explicitDir) {
-    throw new TsrunError('ERR_DOCKERFILE', `${o.what}: with more than one source file, the destination must be a directory and end with a /`);
+    throw new TsrunError(
+      'ERR_DOCKERFILE',
+      `${o.what}: with more than one source file, the destination must be a directory and end with a /`,
+    );
   }
   const touched = new Map<string, Times>();
   /** Directories this copy made or took over: their times are set from the sources. */
@@ -287,7 +320,10 @@ export async function applySources(rootfs: string, sources: readonly Source[], o
       }
     } else {
       if (existing?.isDirectory()) {
-        throw new TsrunError('ERR_BUILD_STEP', `${o.what}: cannot overwrite directory ${path.relative(rootfs, target)} with a file`);
+        throw new TsrunError(
+          'ERR_BUILD_STEP',
+          `${o.what}: cannot overwrite directory ${path.relative(rootfs, target)} with a file`,
+        );
       }
       if (existing) await fs.rm(target, { force: true });
       const key = linkKey(st);
@@ -348,7 +384,13 @@ export async function applySources(rootfs: string, sources: readonly Source[], o
  * directories are 0755 and owned by `owner`; `beforeCreate` sees the existing ancestor first (its
  * mtime is about to change). Returns the host path and the directories made, top first.
  */
-export async function mkdirInRoot(rootfs: string, ctrDir: string, owner: { uid: number; gid: number }, what: string, beforeCreate?: (existingParent: string) => Promise<void>): Promise<{ host: string; created: string[] }> {
+export async function mkdirInRoot(
+  rootfs: string,
+  ctrDir: string,
+  owner: { uid: number; gid: number },
+  what: string,
+  beforeCreate?: (existingParent: string) => Promise<void>,
+): Promise<{ host: string; created: string[] }> {
   const host = await resolveInRoot(rootfs, ctrDir);
   const st = await fs.lstat(host).catch(() => undefined);
   if (st?.isDirectory()) return { host, created: [] };
@@ -372,7 +414,10 @@ export async function mkdirInRoot(rootfs: string, ctrDir: string, owner: { uid: 
 export async function loadDockerignore(contextDir: string): Promise<Pick<SourceRoot, 'ignores' | 'hasExceptions'>> {
   const text = await fs.readFile(path.join(contextDir, '.dockerignore'), 'utf8').catch(() => undefined);
   if (text === undefined) return {};
-  const lines = text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+  const lines = text
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('#'));
   // A CommonJS module whose module.exports is the factory; TypeScript types it as a default export.
   const mod = (await import('@balena/dockerignore')).default as unknown as { default?: () => Ignore } & (() => Ignore);
   const ig = (mod.default ?? mod)().add(lines);

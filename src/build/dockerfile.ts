@@ -58,8 +58,19 @@ const FLAGS: Record<string, readonly string[]> = {
   RUN: ['network', 'mount'],
   COPY: ['from', 'chown', 'chmod', 'link'],
   ADD: ['chown', 'chmod', 'link'],
-  CMD: [], ENTRYPOINT: [], ENV: [], ARG: [], WORKDIR: [], USER: [], EXPOSE: [], LABEL: [], VOLUME: [],
-  STOPSIGNAL: [], SHELL: [], ONBUILD: [], MAINTAINER: [],
+  CMD: [],
+  ENTRYPOINT: [],
+  ENV: [],
+  ARG: [],
+  WORKDIR: [],
+  USER: [],
+  EXPOSE: [],
+  LABEL: [],
+  VOLUME: [],
+  STOPSIGNAL: [],
+  SHELL: [],
+  ONBUILD: [],
+  MAINTAINER: [],
   HEALTHCHECK: ['interval', 'timeout', 'start-period', 'start-interval', 'retries'],
 };
 
@@ -78,10 +89,16 @@ export async function parseDockerfile(text: string, fileName = 'Dockerfile'): Pr
     const line = ins.getRange().start.line + 1;
     const keyword = ins.getKeyword();
     const allowed = FLAGS[keyword];
-    if (!allowed) fail(line, `unknown instruction: ${ins.getInstruction()}`, 'see https://docs.docker.com/reference/dockerfile/ for the instructions');
+    if (!allowed)
+      fail(
+        line,
+        `unknown instruction: ${ins.getInstruction()}`,
+        'see https://docs.docker.com/reference/dockerfile/ for the instructions',
+      );
     const flags: Record<string, string> = {};
     const mounts: string[] = [];
-    for (const f of (ins as { getFlags?: () => { getName(): string; getValue(): string | null }[] }).getFlags?.() ?? []) {
+    for (const f of (ins as { getFlags?: () => { getName(): string; getValue(): string | null }[] }).getFlags?.() ??
+      []) {
       const name = f.getName();
       if (!(allowed as readonly string[]).includes(name)) fail(line, `${keyword} does not take --${name}`);
       if (name === 'mount') mounts.push(f.getValue() ?? '');
@@ -95,24 +112,51 @@ export async function parseDockerfile(text: string, fileName = 'Dockerfile'): Pr
       try {
         const parsed: unknown = JSON.parse(args);
         if (Array.isArray(parsed) && parsed.every((s) => typeof s === 'string')) json = parsed as string[];
-      } catch { /* not JSON: shell form, as Docker does */ }
+      } catch {
+        /* not JSON: shell form, as Docker does */
+      }
     }
-    const text = heredoc ? `${ins.getInstruction().toUpperCase()} ${args.split('\n')[0]}` : ins.toString().replace(/\s*\n\s*/g, ' ');
-    const item: Instruction = { keyword, line, args, json, flags, text, ...(heredoc ? { heredoc: true } : {}), ...(mounts.length > 0 ? { mounts } : {}) };
+    const text = heredoc
+      ? `${ins.getInstruction().toUpperCase()} ${args.split('\n')[0]}`
+      : ins.toString().replace(/\s*\n\s*/g, ' ');
+    const item: Instruction = {
+      keyword,
+      line,
+      args,
+      json,
+      flags,
+      text,
+      ...(heredoc ? { heredoc: true } : {}),
+      ...(mounts.length > 0 ? { mounts } : {}),
+    };
 
     if (keyword === 'FROM') {
       const words = args.split(/\s+/);
       let name: string | undefined;
       if (words.length === 3 && words[1]?.toLowerCase() === 'as') name = (words[2] as string).toLowerCase();
       else if (words.length !== 1) fail(line, `FROM takes an image and optionally "AS name", got "${args}"`);
-      if (name !== undefined && !/^[a-z][a-z0-9._-]*$/.test(name)) fail(line, `invalid stage name "${name}"`, 'a stage name starts with a letter and has letters, digits, ".", "_" or "-"');
-      if (name !== undefined && result.stages.some((s) => s.name === name)) fail(line, `duplicate stage name "${name}"`);
-      result.stages.push({ index: result.stages.length, name, base: words[0] as string, platform: flags.platform, from: item, instructions: [] });
+      if (name !== undefined && !/^[a-z][a-z0-9._-]*$/.test(name))
+        fail(
+          line,
+          `invalid stage name "${name}"`,
+          'a stage name starts with a letter and has letters, digits, ".", "_" or "-"',
+        );
+      if (name !== undefined && result.stages.some((s) => s.name === name))
+        fail(line, `duplicate stage name "${name}"`);
+      result.stages.push({
+        index: result.stages.length,
+        name,
+        base: words[0] as string,
+        platform: flags.platform,
+        from: item,
+        instructions: [],
+      });
       continue;
     }
     const stage = result.stages[result.stages.length - 1];
     if (!stage) {
-      if (keyword !== 'ARG') fail(line, `${keyword} before the first FROM`, 'a Dockerfile starts with FROM (only ARG may come before it)');
+      if (keyword !== 'ARG')
+        fail(line, `${keyword} before the first FROM`, 'a Dockerfile starts with FROM (only ARG may come before it)');
       result.globalArgs.push(item);
       continue;
     }
@@ -121,6 +165,7 @@ export async function parseDockerfile(text: string, fileName = 'Dockerfile'): Pr
     }
     stage.instructions.push(item);
   }
-  if (result.stages.length === 0) fail(1, 'no FROM instruction', 'a Dockerfile starts with FROM <image> (or FROM scratch)');
+  if (result.stages.length === 0)
+    fail(1, 'no FROM instruction', 'a Dockerfile starts with FROM <image> (or FROM scratch)');
   return result;
 }

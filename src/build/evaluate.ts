@@ -54,7 +54,11 @@ export function commandOf(ins: Instruction, config: ContainerConfig): string[] {
   const end = rest.indexOf(bare[3] as string);
   const body = (end < 0 ? rest : rest.slice(0, end)).map((l) => (bare[1] ? l.replace(/^\t+/, '') : l));
   if (body[0]?.startsWith('#!')) {
-    throw new TsrunError('ERR_DOCKERFILE', `line ${ins.line}: a RUN heredoc with a #! interpreter is not supported yet`, { hint: 'pipe it instead: RUN python3 <<EOF … EOF' });
+    throw new TsrunError(
+      'ERR_DOCKERFILE',
+      `line ${ins.line}: a RUN heredoc with a #! interpreter is not supported yet`,
+      { hint: 'pipe it instead: RUN python3 <<EOF … EOF' },
+    );
   }
   return [...shell, body.join('\n')];
 }
@@ -68,7 +72,10 @@ export function parseDuration(s: string, what: string): number {
   if (!rest) throw new TsrunError('ERR_DOCKERFILE', `${what}: empty duration`);
   while (rest) {
     const m = /^(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/.exec(rest);
-    if (!m) throw new TsrunError('ERR_DOCKERFILE', `${what}: invalid duration "${s}"`, { hint: 'use a Go duration such as 30s, 1m30s or 500ms' });
+    if (!m)
+      throw new TsrunError('ERR_DOCKERFILE', `${what}: invalid duration "${s}"`, {
+        hint: 'use a Go duration such as 30s, 1m30s or 500ms',
+      });
     total += Number(m[1]) * (NS[m[2] as string] as number);
     rest = rest.slice(m[0].length);
   }
@@ -90,7 +97,13 @@ export interface StageFlags {
  * Apply a metadata-only instruction (everything but FROM, ARG, RUN, COPY, ADD). WORKDIR's
  * directory is made by the builder; here it only changes the config.
  */
-export function applyMetadata(ins: Instruction, config: ContainerConfig, vars: Vars, escape: string, flags: StageFlags): MetaResult {
+export function applyMetadata(
+  ins: Instruction,
+  config: ContainerConfig,
+  vars: Vars,
+  escape: string,
+  flags: StageFlags,
+): MetaResult {
   const c: ContainerConfig = { ...config };
   const fail = (msg: string): never => {
     throw new TsrunError('ERR_DOCKERFILE', `line ${ins.line}: ${msg}`);
@@ -175,10 +188,12 @@ function healthcheck(ins: Instruction): Record<string, unknown> {
   if (f.interval !== undefined) h.Interval = parseDuration(f.interval, 'HEALTHCHECK --interval');
   if (f.timeout !== undefined) h.Timeout = parseDuration(f.timeout, 'HEALTHCHECK --timeout');
   if (f['start-period'] !== undefined) h.StartPeriod = parseDuration(f['start-period'], 'HEALTHCHECK --start-period');
-  if (f['start-interval'] !== undefined) h.StartInterval = parseDuration(f['start-interval'], 'HEALTHCHECK --start-interval');
+  if (f['start-interval'] !== undefined)
+    h.StartInterval = parseDuration(f['start-interval'], 'HEALTHCHECK --start-interval');
   if (f.retries !== undefined) {
     const r = Number(f.retries);
-    if (!Number.isInteger(r) || r < 0) throw new TsrunError('ERR_DOCKERFILE', `line ${ins.line}: HEALTHCHECK --retries must be a whole number`);
+    if (!Number.isInteger(r) || r < 0)
+      throw new TsrunError('ERR_DOCKERFILE', `line ${ins.line}: HEALTHCHECK --retries must be a whole number`);
     h.Retries = r;
   }
   return h;
@@ -188,12 +203,19 @@ function healthcheck(ins: Instruction): Record<string, unknown> {
  * `ARG name[=default] ...`: the names declared and their values — the `--build-arg` value if
  * given, else the default (expanded), else the value the same ARG had before the first FROM.
  */
-export function declareArgs(ins: Instruction, vars: Vars, escape: string, buildArgs: ReadonlyMap<string, string>, globals: ReadonlyMap<string, string>): [string, string | undefined][] {
+export function declareArgs(
+  ins: Instruction,
+  vars: Vars,
+  escape: string,
+  buildArgs: ReadonlyMap<string, string>,
+  globals: ReadonlyMap<string, string>,
+): [string, string | undefined][] {
   const out: [string, string | undefined][] = [];
   for (const word of rawWords(ins.args, escape)) {
     const eq = word.indexOf('=');
     const name = eq < 0 ? word : word.slice(0, eq);
-    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new TsrunError('ERR_DOCKERFILE', `line ${ins.line}: ARG: invalid name "${name}"`);
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name))
+      throw new TsrunError('ERR_DOCKERFILE', `line ${ins.line}: ARG: invalid name "${name}"`);
     const dflt = eq < 0 ? globals.get(name) : expandWord(word.slice(eq + 1), vars, escape);
     out.push([name, buildArgs.has(name) ? buildArgs.get(name) : dflt]);
   }
@@ -205,13 +227,23 @@ export function declareArgs(ins: Instruction, vars: Vars, escape: string, buildA
  * numbers as given; a user without a group uses the user's uid as gid too (Docker's rule for
  * --chown, unlike `-u`).
  */
-export function resolveChown(spec: string, passwd: string | undefined, group: string | undefined): { uid: number; gid: number } {
+export function resolveChown(
+  spec: string,
+  passwd: string | undefined,
+  group: string | undefined,
+): { uid: number; gid: number } {
   const [u = '', g] = spec.split(':');
   const num = (s: string) => (/^\d+$/.test(s) ? Number(s) : undefined);
   const uid = num(u) ?? parsePasswd(passwd ?? '').find((e) => e.name === u)?.uid;
-  if (uid === undefined) throw new TsrunError('ERR_BUILD_STEP', `--chown: no user "${u}" in the image's /etc/passwd`, { hint: 'use a numeric uid, or create the user in an earlier RUN' });
+  if (uid === undefined)
+    throw new TsrunError('ERR_BUILD_STEP', `--chown: no user "${u}" in the image's /etc/passwd`, {
+      hint: 'use a numeric uid, or create the user in an earlier RUN',
+    });
   if (g === undefined || g === '') return { uid, gid: uid };
   const gid = num(g) ?? parseGroup(group ?? '').find((e) => e.name === g)?.gid;
-  if (gid === undefined) throw new TsrunError('ERR_BUILD_STEP', `--chown: no group "${g}" in the image's /etc/group`, { hint: 'use a numeric gid' });
+  if (gid === undefined)
+    throw new TsrunError('ERR_BUILD_STEP', `--chown: no group "${g}" in the image's /etc/group`, {
+      hint: 'use a numeric gid',
+    });
   return { uid, gid };
 }

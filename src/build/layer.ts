@@ -35,8 +35,16 @@ export interface CommitOptions extends DiffOptions {
   linkFiles?: boolean;
 }
 
-export function commitLayer(store: Store, dir: string, parentChainId: string | undefined, opts: CommitOptions): Promise<LayerRecord> {
-  return commitLayerStream(store, diffTar(dir, opts), parentChainId, { ...opts, ...(opts.linkFiles ? { linkFrom: dir } : {}) });
+export function commitLayer(
+  store: Store,
+  dir: string,
+  parentChainId: string | undefined,
+  opts: CommitOptions,
+): Promise<LayerRecord> {
+  return commitLayerStream(store, diffTar(dir, opts), parentChainId, {
+    ...opts,
+    ...(opts.linkFiles ? { linkFrom: dir } : {}),
+  });
 }
 
 export interface StreamCommitOptions {
@@ -50,7 +58,12 @@ export interface StreamCommitOptions {
 }
 
 /** An uncompressed layer tar → a gzipped blob and an unpacked layer, committed together. */
-export async function commitLayerStream(store: Store, tar: AsyncIterable<Buffer>, parentChainId: string | undefined, opts: StreamCommitOptions): Promise<LayerRecord> {
+export async function commitLayerStream(
+  store: Store,
+  tar: AsyncIterable<Buffer>,
+  parentChainId: string | undefined,
+  opts: StreamCommitOptions,
+): Promise<LayerRecord> {
   const ingest = store.tempPath('blob');
   const work = await store.prepareLayer();
   try {
@@ -73,12 +86,17 @@ export async function commitLayerStream(store: Store, tar: AsyncIterable<Buffer>
       gzip.end();
     })();
     const result = await unpackTar(tee, work.diff, {
-      ...opts.unpack, overlayXattrPrefix: opts.overlayXattrPrefix, onWarning: opts.onWarning,
+      ...opts.unpack,
+      overlayXattrPrefix: opts.overlayXattrPrefix,
+      onWarning: opts.onWarning,
       ...(opts.linkFrom !== undefined ? { linkFrom: opts.linkFrom } : {}),
     });
     await closed;
     if (opts.expectDiffId !== undefined && result.diffId !== opts.expectDiffId) {
-      throw new TsrunError('ERR_DIGEST_MISMATCH', `layer unpacks to diff id ${result.diffId}, but the image config says ${opts.expectDiffId}`);
+      throw new TsrunError(
+        'ERR_DIGEST_MISMATCH',
+        `layer unpacks to diff id ${result.diffId}, but the image config says ${opts.expectDiffId}`,
+      );
     }
     const digest = `sha256:${blobHash.digest('hex')}`;
     const chainId = parentChainId ? sha256Digest(`${parentChainId} ${result.diffId}`) : result.diffId;
@@ -86,7 +104,13 @@ export async function commitLayerStream(store: Store, tar: AsyncIterable<Buffer>
       if (await store.hasBlob(digest)) await fs.rm(ingest, { force: true });
       else await store.commitBlobFile(ingest, digest);
       if (await store.hasLayer(chainId)) await fs.rm(work.dir, { recursive: true, force: true });
-      else await store.commitLayer(work.dir, { chainId, diffId: result.diffId, tarSize: result.tarSize, unpackedSize: result.unpackedSize });
+      else
+        await store.commitLayer(work.dir, {
+          chainId,
+          diffId: result.diffId,
+          tarSize: result.tarSize,
+          unpackedSize: result.unpackedSize,
+        });
     });
     return { digest, mediaType: MediaType.OCILayerGzip, size, diffId: result.diffId, chainId };
   } catch (err) {
@@ -102,9 +126,19 @@ export async function commitLayerStream(store: Store, tar: AsyncIterable<Buffer>
  * and it becomes the store's blob by a hard link, so a manifest naming it keeps its digest.
  * `file` itself is left where it is.
  */
-export async function commitLayerBlob(store: Store, file: string, desc: { digest: string; mediaType: string; size: number }, parentChainId: string | undefined, opts: StreamCommitOptions): Promise<LayerRecord> {
+export async function commitLayerBlob(
+  store: Store,
+  file: string,
+  desc: { digest: string; mediaType: string; size: number },
+  parentChainId: string | undefined,
+  opts: StreamCommitOptions,
+): Promise<LayerRecord> {
   const compression = layerCompression(desc.mediaType);
-  if (compression === undefined) throw new TsrunError('ERR_LAYER', `layer ${desc.digest} has media type ${desc.mediaType}, which is not an image layer`);
+  if (compression === undefined)
+    throw new TsrunError(
+      'ERR_LAYER',
+      `layer ${desc.digest} has media type ${desc.mediaType}, which is not an image layer`,
+    );
   const work = await store.prepareLayer();
   const ingest = store.tempPath('blob');
   try {
@@ -116,14 +150,22 @@ export async function commitLayerBlob(store: Store, file: string, desc: { digest
       size += c.length;
     });
     const result = await unpackTar(decompress(source, compression) as AsyncIterable<Buffer>, work.diff, {
-      ...opts.unpack, overlayXattrPrefix: opts.overlayXattrPrefix, onWarning: opts.onWarning,
+      ...opts.unpack,
+      overlayXattrPrefix: opts.overlayXattrPrefix,
+      onWarning: opts.onWarning,
     });
     const digest = `sha256:${hash.digest('hex')}`;
     if (digest !== desc.digest || size !== desc.size) {
-      throw new TsrunError('ERR_DIGEST_MISMATCH', `layer ${desc.digest}: the blob is ${size} bytes hashing to ${digest}, its descriptor says ${desc.size} bytes`);
+      throw new TsrunError(
+        'ERR_DIGEST_MISMATCH',
+        `layer ${desc.digest}: the blob is ${size} bytes hashing to ${digest}, its descriptor says ${desc.size} bytes`,
+      );
     }
     if (opts.expectDiffId !== undefined && result.diffId !== opts.expectDiffId) {
-      throw new TsrunError('ERR_DIGEST_MISMATCH', `layer ${desc.digest} unpacks to diff id ${result.diffId}, but the image config says ${opts.expectDiffId}`);
+      throw new TsrunError(
+        'ERR_DIGEST_MISMATCH',
+        `layer ${desc.digest} unpacks to diff id ${result.diffId}, but the image config says ${opts.expectDiffId}`,
+      );
     }
     const chainId = parentChainId ? sha256Digest(`${parentChainId} ${result.diffId}`) : result.diffId;
     await store.withLayerLock(chainId, async () => {
@@ -132,7 +174,13 @@ export async function commitLayerBlob(store: Store, file: string, desc: { digest
         await store.commitBlobFile(ingest, digest);
       }
       if (await store.hasLayer(chainId)) await fs.rm(work.dir, { recursive: true, force: true });
-      else await store.commitLayer(work.dir, { chainId, diffId: result.diffId, tarSize: result.tarSize, unpackedSize: result.unpackedSize });
+      else
+        await store.commitLayer(work.dir, {
+          chainId,
+          diffId: result.diffId,
+          tarSize: result.tarSize,
+          unpackedSize: result.unpackedSize,
+        });
     });
     return { digest, mediaType: desc.mediaType, size, diffId: result.diffId, chainId };
   } catch (err) {

@@ -17,7 +17,16 @@ import path from 'node:path';
 import { TsrunError } from '../errors.js';
 
 export type RunMount =
-  | { type: 'cache'; target: string; id: string; sharing: 'shared' | 'locked' | 'private'; readonly: boolean; mode: number; uid: number; gid: number }
+  | {
+      type: 'cache';
+      target: string;
+      id: string;
+      sharing: 'shared' | 'locked' | 'private';
+      readonly: boolean;
+      mode: number;
+      uid: number;
+      gid: number;
+    }
   | { type: 'secret'; target: string; id: string; required: boolean; mode: number; uid: number; gid: number }
   | { type: 'bind'; target: string; source: string }
   | { type: 'tmpfs'; target: string; size?: string };
@@ -47,7 +56,26 @@ export function parseRunMount(spec: string, workdir: string, line: number): RunM
     const eq = field.indexOf('=');
     kv.set((eq < 0 ? field : field.slice(0, eq)).toLowerCase(), eq < 0 ? 'true' : field.slice(eq + 1));
   }
-  const known = new Set(['type', 'target', 'dst', 'destination', 'source', 'src', 'id', 'sharing', 'mode', 'uid', 'gid', 'ro', 'readonly', 'rw', 'readwrite', 'required', 'size', 'from']);
+  const known = new Set([
+    'type',
+    'target',
+    'dst',
+    'destination',
+    'source',
+    'src',
+    'id',
+    'sharing',
+    'mode',
+    'uid',
+    'gid',
+    'ro',
+    'readonly',
+    'rw',
+    'readwrite',
+    'required',
+    'size',
+    'from',
+  ]);
   for (const k of kv.keys()) if (!known.has(k)) fail(`unknown option "${k}"`);
   const type = kv.get('type') ?? 'bind';
   const rawTarget = kv.get('target') ?? kv.get('dst') ?? kv.get('destination');
@@ -56,7 +84,8 @@ export function parseRunMount(spec: string, workdir: string, line: number): RunM
     const v = kv.get(k);
     if (v === undefined) return dflt;
     const n = parseInt(v, base);
-    if (!Number.isInteger(n) || n < 0 || !(base === 8 ? /^[0-7]+$/ : /^\d+$/).test(v)) fail(`${k} must be ${base === 8 ? 'an octal mode' : 'a number'}`);
+    if (!Number.isInteger(n) || n < 0 || !(base === 8 ? /^[0-7]+$/ : /^\d+$/).test(v))
+      fail(`${k} must be ${base === 8 ? 'an octal mode' : 'a number'}`);
     return n;
   };
   const yes = (k: string) => kv.get(k) === 'true';
@@ -64,19 +93,39 @@ export function parseRunMount(spec: string, workdir: string, line: number): RunM
     case 'cache': {
       if (!rawTarget) fail('a cache mount needs target=');
       const sharing = kv.get('sharing') ?? 'shared';
-      if (sharing !== 'shared' && sharing !== 'locked' && sharing !== 'private') fail('sharing is shared, locked or private');
-      if (kv.has('from') || kv.has('source') || kv.has('src')) fail('a cache mount from another stage or image is not supported');
+      if (sharing !== 'shared' && sharing !== 'locked' && sharing !== 'private')
+        fail('sharing is shared, locked or private');
+      if (kv.has('from') || kv.has('source') || kv.has('src'))
+        fail('a cache mount from another stage or image is not supported');
       const t = target(rawTarget as string);
-      return { type, target: t, id: kv.get('id') ?? t, sharing: sharing as 'shared', readonly: yes('ro') || yes('readonly'), mode: num('mode', 0o755, 8), uid: num('uid', 0), gid: num('gid', 0) };
+      return {
+        type,
+        target: t,
+        id: kv.get('id') ?? t,
+        sharing: sharing as 'shared',
+        readonly: yes('ro') || yes('readonly'),
+        mode: num('mode', 0o755, 8),
+        uid: num('uid', 0),
+        gid: num('gid', 0),
+      };
     }
     case 'secret': {
       const id = kv.get('id') ?? (rawTarget ? path.posix.basename(rawTarget) : undefined);
       if (!id) fail('a secret mount needs id=');
-      return { type, id: id as string, target: target(rawTarget ?? `/run/secrets/${id}`), required: yes('required'), mode: num('mode', 0o400, 8), uid: num('uid', 0), gid: num('gid', 0) };
+      return {
+        type,
+        id: id as string,
+        target: target(rawTarget ?? `/run/secrets/${id}`),
+        required: yes('required'),
+        mode: num('mode', 0o400, 8),
+        uid: num('uid', 0),
+        gid: num('gid', 0),
+      };
     }
     case 'bind': {
       if (!rawTarget) fail('a bind mount needs target=');
-      if (kv.has('from')) fail('binding from another stage or image is not supported yet (bind a path of the build context)');
+      if (kv.has('from'))
+        fail('binding from another stage or image is not supported yet (bind a path of the build context)');
       if (yes('rw') || yes('readwrite')) fail('read-write bind mounts are not supported (the context is read-only)');
       return { type, target: target(rawTarget as string), source: kv.get('source') ?? kv.get('src') ?? '.' };
     }

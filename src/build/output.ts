@@ -21,16 +21,21 @@ export type OutputSpec = { type: 'local'; dest: string } | { type: 'tar'; dest: 
 
 export function parseOutput(spec: string): OutputSpec {
   if (!spec.includes('=')) return spec === '-' ? { type: 'tar', dest: '-' } : { type: 'local', dest: spec };
-  const kv = new Map(spec.split(',').map((f) => {
-    const i = f.indexOf('=');
-    return [i < 0 ? f : f.slice(0, i), i < 0 ? '' : f.slice(i + 1)] as [string, string];
-  }));
+  const kv = new Map(
+    spec.split(',').map((f) => {
+      const i = f.indexOf('=');
+      return [i < 0 ? f : f.slice(0, i), i < 0 ? '' : f.slice(i + 1)] as [string, string];
+    }),
+  );
   const type = kv.get('type');
   const dest = kv.get('dest');
   if (type === 'image' || type === 'docker') return { type: 'image' };
   if ((type === 'local' || type === 'tar') && dest) return { type, dest };
   throw new TsrunError('ERR_USAGE', `invalid --output "${spec}"`, {
-    hint: type === 'local' || type === 'tar' ? `type=${type} needs dest=…` : 'use type=local,dest=DIR or type=tar,dest=FILE (dest=- for stdout)',
+    hint:
+      type === 'local' || type === 'tar'
+        ? `type=${type} needs dest=…`
+        : 'use type=local,dest=DIR or type=tar,dest=FILE (dest=- for stdout)',
   });
 }
 
@@ -38,14 +43,23 @@ function run(cmd: string, args: string[], toStdout: boolean): Promise<void> {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { stdio: ['ignore', toStdout ? 'inherit' : 'ignore', 'pipe'] });
     let err = '';
-    child.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+    child.stderr.on('data', (d: Buffer) => {
+      err += d.toString();
+    });
     child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`${cmd} exited with ${code}: ${err.trim()}`))));
+    child.on('close', (code) =>
+      code === 0 ? resolve() : reject(new Error(`${cmd} exited with ${code}: ${err.trim()}`)),
+    );
   });
 }
 
 /** Export the filesystem of the image made of `chainIds` as `out` says. */
-export async function exportOutput(store: Store, chainIds: readonly string[], driver: OverlayDriver, out: OutputSpec): Promise<void> {
+export async function exportOutput(
+  store: Store,
+  chainIds: readonly string[],
+  driver: OverlayDriver,
+  out: OutputSpec,
+): Promise<void> {
   if (out.type === 'image') return;
   const root = await prepareStepRoot(store, chainIds, driver);
   try {
@@ -54,10 +68,25 @@ export async function exportOutput(store: Store, chainIds: readonly string[], dr
       await run('cp', ['-a', '--', `${root.rootfs}/.`, `${path.resolve(out.dest)}/`], false);
     } else {
       const toStdout = out.dest === '-';
-      await run('tar', ['--numeric-owner', '--sort=name', '--xattrs', '-C', root.rootfs, '-cf', toStdout ? '-' : path.resolve(out.dest), '.'], toStdout);
+      await run(
+        'tar',
+        [
+          '--numeric-owner',
+          '--sort=name',
+          '--xattrs',
+          '-C',
+          root.rootfs,
+          '-cf',
+          toStdout ? '-' : path.resolve(out.dest),
+          '.',
+        ],
+        toStdout,
+      );
     }
   } catch (err) {
-    throw new TsrunError('ERR_BUILD_STEP', `exporting the build to ${out.dest}: ${(err as Error).message}`, { cause: err });
+    throw new TsrunError('ERR_BUILD_STEP', `exporting the build to ${out.dest}: ${(err as Error).message}`, {
+      cause: err,
+    });
   } finally {
     await releaseStepRoot(root);
   }

@@ -19,15 +19,29 @@ export interface StepLimits {
 
 /** Docker's --ulimit names (moby pkg/units ulimit.go) → the kernel's RLIMIT_*. */
 const ULIMITS: Record<string, string> = {
-  core: 'RLIMIT_CORE', cpu: 'RLIMIT_CPU', data: 'RLIMIT_DATA', fsize: 'RLIMIT_FSIZE', locks: 'RLIMIT_LOCKS',
-  memlock: 'RLIMIT_MEMLOCK', msgqueue: 'RLIMIT_MSGQUEUE', nice: 'RLIMIT_NICE', nofile: 'RLIMIT_NOFILE',
-  nproc: 'RLIMIT_NPROC', rss: 'RLIMIT_RSS', rtprio: 'RLIMIT_RTPRIO', rttime: 'RLIMIT_RTTIME',
-  sigpending: 'RLIMIT_SIGPENDING', stack: 'RLIMIT_STACK',
+  core: 'RLIMIT_CORE',
+  cpu: 'RLIMIT_CPU',
+  data: 'RLIMIT_DATA',
+  fsize: 'RLIMIT_FSIZE',
+  locks: 'RLIMIT_LOCKS',
+  memlock: 'RLIMIT_MEMLOCK',
+  msgqueue: 'RLIMIT_MSGQUEUE',
+  nice: 'RLIMIT_NICE',
+  nofile: 'RLIMIT_NOFILE',
+  nproc: 'RLIMIT_NPROC',
+  rss: 'RLIMIT_RSS',
+  rtprio: 'RLIMIT_RTPRIO',
+  rttime: 'RLIMIT_RTTIME',
+  sigpending: 'RLIMIT_SIGPENDING',
+  stack: 'RLIMIT_STACK',
 };
 
 function limitValue(v: string, spec: string): number | bigint {
   if (v === '-1' || v === 'unlimited') return RLIM_INFINITY;
-  if (!/^\d+$/.test(v)) throw new TsrunError('ERR_USAGE', `invalid ulimit "${spec}": "${v}" is not a number`, { hint: 'use --ulimit nofile=1024:2048 (soft:hard; -1 for unlimited)' });
+  if (!/^\d+$/.test(v))
+    throw new TsrunError('ERR_USAGE', `invalid ulimit "${spec}": "${v}" is not a number`, {
+      hint: 'use --ulimit nofile=1024:2048 (soft:hard; -1 for unlimited)',
+    });
   const n = BigInt(v);
   return n <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(n) : n;
 }
@@ -37,11 +51,17 @@ export function parseUlimit(spec: string): Rlimit {
   const m = /^([a-z]+)=([^:]+)(?::(.+))?$/.exec(spec);
   const type = m ? ULIMITS[m[1] as string] : undefined;
   if (!m || !type) {
-    throw new TsrunError('ERR_USAGE', `invalid ulimit "${spec}"`, { hint: `use NAME=SOFT[:HARD], NAME one of ${Object.keys(ULIMITS).join(', ')}` });
+    throw new TsrunError('ERR_USAGE', `invalid ulimit "${spec}"`, {
+      hint: `use NAME=SOFT[:HARD], NAME one of ${Object.keys(ULIMITS).join(', ')}`,
+    });
   }
   const soft = limitValue(m[2] as string, spec);
   const hard = m[3] !== undefined ? limitValue(m[3], spec) : soft;
-  if (BigInt(soft) > BigInt(hard)) throw new TsrunError('ERR_USAGE', `invalid ulimit "${spec}": ulimit soft limit must be less than or equal to hard limit: ${soft} > ${hard}`);
+  if (BigInt(soft) > BigInt(hard))
+    throw new TsrunError(
+      'ERR_USAGE',
+      `invalid ulimit "${spec}": ulimit soft limit must be less than or equal to hard limit: ${soft} > ${hard}`,
+    );
   return { type, soft, hard };
 }
 
@@ -53,19 +73,30 @@ export function parseAddHost(spec: string): { name: string; ip: string } {
   const v4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(ip);
   const validIp = v4 ? v4.slice(1).every((o) => Number(o) <= 255) : /^[0-9a-fA-F:.]+$/.test(ip) && ip.includes(':');
   if (!/^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/.test(name) || !validIp) {
-    const hint = ip === 'host-gateway' ? 'host-gateway is not supported by tsrun build: give the address' : 'use --add-host NAME:IP, e.g. --add-host db:10.0.0.5';
+    const hint =
+      ip === 'host-gateway'
+        ? 'host-gateway is not supported by tsrun build: give the address'
+        : 'use --add-host NAME:IP, e.g. --add-host db:10.0.0.5';
     throw new TsrunError('ERR_USAGE', `invalid argument "${spec}" for "--add-host" flag: invalid IP address`, { hint });
   }
   return { name, ip };
 }
 
-export function parseStepLimits(o: { addHosts?: readonly string[]; shmSize?: string; ulimits?: readonly string[] }): StepLimits {
+export function parseStepLimits(o: {
+  addHosts?: readonly string[];
+  shmSize?: string;
+  ulimits?: readonly string[];
+}): StepLimits {
   let shmSize: number | undefined;
   if (o.shmSize !== undefined) {
     shmSize = parseMemory(o.shmSize);
     if (shmSize <= 0) throw new TsrunError('ERR_USAGE', `invalid --shm-size "${o.shmSize}": it must be greater than 0`);
   }
-  return { hosts: (o.addHosts ?? []).map(parseAddHost), ulimits: (o.ulimits ?? []).map(parseUlimit), ...(shmSize !== undefined ? { shmSize } : {}) };
+  return {
+    hosts: (o.addHosts ?? []).map(parseAddHost),
+    ulimits: (o.ulimits ?? []).map(parseUlimit),
+    ...(shmSize !== undefined ? { shmSize } : {}),
+  };
 }
 
 /** The lines `--add-host` appends to a RUN step's /etc/hosts. */
@@ -80,7 +111,11 @@ export function withStepLimits(l: StepLimits | undefined): (spec: Spec) => void 
     if (l.ulimits.length > 0) withRlimits([...(spec.process.rlimits ?? []), ...l.ulimits])(spec);
     if (l.shmSize !== undefined) {
       const size = `size=${Math.ceil(l.shmSize / 1024)}k`;
-      spec.mounts = spec.mounts.map((m) => (m.destination === '/dev/shm' ? { ...m, options: [...(m.options ?? []).filter((x) => !x.startsWith('size=')), size] } : m));
+      spec.mounts = spec.mounts.map((m) =>
+        m.destination === '/dev/shm'
+          ? { ...m, options: [...(m.options ?? []).filter((x) => !x.startsWith('size=')), size] }
+          : m,
+      );
     }
   };
 }

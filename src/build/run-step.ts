@@ -93,22 +93,38 @@ export async function runStep(o: RunStepOptions): Promise<RunStepResult> {
   await fs.mkdir(etc, { recursive: true, mode: 0o700 });
   await fs.writeFile(path.join(etc, 'hostname'), `${hostname}\n`);
   const host = o.network === 'host';
-  await fs.writeFile(path.join(etc, 'hosts'), (host ? readFileSync('/etc/hosts', 'utf8') : hostsFile(hostname)) + extraHostsLines(o.limits));
+  await fs.writeFile(
+    path.join(etc, 'hosts'),
+    (host ? readFileSync('/etc/hosts', 'utf8') : hostsFile(hostname)) + extraHostsLines(o.limits),
+  );
   let hostResolv = '';
   try {
     hostResolv = readFileSync('/etc/resolv.conf', 'utf8');
-  } catch { /* none */ }
+  } catch {
+    /* none */
+  }
   const slirp = o.rootless && o.network === 'bridge';
   await fs.writeFile(path.join(etc, 'resolv.conf'), slirp ? slirpResolvConf(hostResolv) : resolvConf(hostResolv, host));
 
-  const user = resolveUser(o.config.User || '0', await readFileInRoot(root.rootfs, '/etc/passwd'), await readFileInRoot(root.rootfs, '/etc/group'));
-  const spec = applyOpts(defaultSpec(),
-    (s) => { s.process.args = o.argv; },
+  const user = resolveUser(
+    o.config.User || '0',
+    await readFileInRoot(root.rootfs, '/etc/passwd'),
+    await readFileInRoot(root.rootfs, '/etc/group'),
+  );
+  const spec = applyOpts(
+    defaultSpec(),
+    (s) => {
+      s.process.args = o.argv;
+    },
     withEnv(o.argEnv, o.config.Env ?? [], { hostname, tty: false, home: user.home }),
     withCwd(o.config.WorkingDir, undefined),
     withUser(user),
     withHostname(hostname),
-    withEtcFiles({ hosts: path.join(etc, 'hosts'), hostname: path.join(etc, 'hostname'), resolvConf: path.join(etc, 'resolv.conf') }),
+    withEtcFiles({
+      hosts: path.join(etc, 'hosts'),
+      hostname: path.join(etc, 'hostname'),
+      resolvConf: path.join(etc, 'resolv.conf'),
+    }),
     (s) => {
       s.root = { path: root.rootfs, readonly: false };
       s.mounts = [...s.mounts, ...(o.extraMounts ?? [])];
@@ -119,7 +135,8 @@ export async function runStep(o: RunStepOptions): Promise<RunStepResult> {
         delete s.hostname;
       }
       const nsPath = slirp ? slirpNetnsPath(o.runDir, id) : netnsPath(id);
-      if (o.network === 'bridge') s.linux.namespaces = s.linux.namespaces.map((n) => (n.type === 'network' ? { ...n, path: nsPath } : n));
+      if (o.network === 'bridge')
+        s.linux.namespaces = s.linux.namespaces.map((n) => (n.type === 'network' ? { ...n, path: nsPath } : n));
       if (o.rootless) withRootless({ hostNetwork: host, singleId: singleIdNamespace() })(s);
     },
     withStepLimits(o.limits),
@@ -130,7 +147,8 @@ export async function runStep(o: RunStepOptions): Promise<RunStepResult> {
 
   try {
     if (slirp) await connectSlirp({ id, runDir: o.runDir, ports: [], env: o.callerEnv, owner: process.pid });
-    else if (o.network === 'bridge') await connect({ id, store: o.storeRoot, ports: [], env: o.callerEnv, pid: process.pid });
+    else if (o.network === 'bridge')
+      await connect({ id, store: o.storeRoot, ports: [], env: o.callerEnv, pid: process.pid });
     return { exitCode: await runForeground(o, id, bundle), mountpoints };
   } finally {
     await o.runtime.delete(id, true).catch(() => {});
@@ -149,8 +167,18 @@ export async function removeMountpoints(upper: string, mountpoints: readonly Mou
     const p = path.join(upper, m.path);
     const st = await fs.lstat(p).catch(() => undefined);
     if (!st) continue;
-    if (m.before && !(st.isDirectory() && st.mode === m.before.mode && st.uid === m.before.uid && st.gid === m.before.gid)) continue;
-    if (m.before && native().llistxattr(p).some((x) => x.endsWith('.opaque'))) continue;
+    if (
+      m.before &&
+      !(st.isDirectory() && st.mode === m.before.mode && st.uid === m.before.uid && st.gid === m.before.gid)
+    )
+      continue;
+    if (
+      m.before &&
+      native()
+        .llistxattr(p)
+        .some((x) => x.endsWith('.opaque'))
+    )
+      continue;
     await removeIfEmpty(p);
   }
 }
@@ -187,6 +215,7 @@ function runForeground(o: RunStepOptions, id: string, bundle: string): Promise<n
 async function removeIfEmpty(p: string): Promise<void> {
   const st = await fs.lstat(p).catch(() => undefined);
   if (!st) return;
-  if (st.isDirectory()) await fs.rmdir(p).catch(() => {}); // only if empty
+  if (st.isDirectory())
+    await fs.rmdir(p).catch(() => {}); // only if empty
   else if (st.isFile() && st.size === 0) await fs.rm(p, { force: true });
 }

@@ -29,7 +29,11 @@ export interface StepRoot {
   finished?: boolean;
 }
 
-export async function prepareStepRoot(store: Store, chainIds: readonly string[], driver: OverlayDriver = 'overlay'): Promise<StepRoot> {
+export async function prepareStepRoot(
+  store: Store,
+  chainIds: readonly string[],
+  driver: OverlayDriver = 'overlay',
+): Promise<StepRoot> {
   const dir = store.tempPath('step');
   await fs.mkdir(dir, { mode: 0o700 });
   const upper = path.join(dir, 'upper');

@@ -22,7 +22,12 @@ const SPACE = /[ \t\r\n\f\v]/;
 class Lexer {
   i = 0;
   /** `literal`: quotes are ordinary characters (heredoc bodies). */
-  constructor(readonly s: string, readonly vars: Vars, readonly escape: string, readonly literal = false) {}
+  constructor(
+    readonly s: string,
+    readonly vars: Vars,
+    readonly escape: string,
+    readonly literal = false,
+  ) {}
 
   peek(): string | undefined {
     return this.s[this.i];
@@ -138,7 +143,8 @@ class Lexer {
         modifier = ':';
       }
       const kind = this.peek();
-      if (kind !== '-' && kind !== '+' && kind !== '?') this.fail(`unsupported modifier (${modifier}${kind ?? 'end'}) in substitution of ${name}`);
+      if (kind !== '-' && kind !== '+' && kind !== '?')
+        this.fail(`unsupported modifier (${modifier}${kind ?? 'end'}) in substitution of ${name}`);
       this.i++;
       const { words, stopped } = this.words(false, '}');
       if (!stopped) this.fail(`missing "}" in substitution of ${name}`);
@@ -213,7 +219,8 @@ export function keyValues(text: string, vars: Vars, escape = '\\', what = 'ENV')
   const words = rawWords(text, escape);
   if (words.length === 0) throw new TsrunError('ERR_DOCKERFILE', `${what} needs at least one argument`);
   if (!(words[0] as string).includes('=')) {
-    if (words.length < 2) throw new TsrunError('ERR_DOCKERFILE', `${what} ${words[0]} needs a value (${what} key=value)`);
+    if (words.length < 2)
+      throw new TsrunError('ERR_DOCKERFILE', `${what} ${words[0]} needs a value (${what} key=value)`);
     const key = words[0] as string;
     const rest = text.trimStart().slice(key.length).trim();
     return [[expandWord(key, vars, escape), expandWord(rest, vars, escape)]];

@@ -33,11 +33,16 @@ export function parseDetachKeys(spec: string): Buffer {
       const lower = ch.toLowerCase();
       if (lower >= 'a' && lower <= 'z') out.push(lower.charCodeAt(0) - 96);
       else if ('@[\\]^_'.includes(ch)) out.push('@[\\]^_'.indexOf(ch) === 0 ? 0 : 26 + '@[\\]^_'.indexOf(ch));
-      else throw new TsrunError('ERR_USAGE', `invalid detach keys "${spec}": unknown character: '${ch}'`, { hint: 'use e.g. --detach-keys ctrl-p,ctrl-q' });
+      else
+        throw new TsrunError('ERR_USAGE', `invalid detach keys "${spec}": unknown character: '${ch}'`, {
+          hint: 'use e.g. --detach-keys ctrl-p,ctrl-q',
+        });
     } else if (key.length === 1) {
       out.push(key.charCodeAt(0));
     } else {
-      throw new TsrunError('ERR_USAGE', `invalid detach keys "${spec}": unknown character: '${key}'`, { hint: 'use e.g. --detach-keys ctrl-p,ctrl-q' });
+      throw new TsrunError('ERR_USAGE', `invalid detach keys "${spec}": unknown character: '${key}'`, {
+        hint: 'use e.g. --detach-keys ctrl-p,ctrl-q',
+      });
     }
   }
   return Buffer.from(out);
@@ -57,7 +62,10 @@ export function escapeFilter(keys: Buffer): (d: Buffer) => { forward: Buffer; de
       if (matched > 0) {
         out.push(...keys.subarray(0, matched));
         matched = 0;
-        if (b === keys[0]) { matched = 1; continue; }
+        if (b === keys[0]) {
+          matched = 1;
+          continue;
+        }
       }
       out.push(b);
     }
@@ -84,9 +92,14 @@ export interface Wired {
 export function wire(a: Attachment, o: WireOptions): Wired {
   const undo: (() => void)[] = [];
   let detach: () => void = () => {};
-  const detached = new Promise<void>((resolve) => { detach = resolve; });
+  const detached = new Promise<void>((resolve) => {
+    detach = resolve;
+  });
   // A slow reader of our stdout/stderr pauses the socket, and through it the container.
-  const write = pushWriter(() => a.pause(), () => a.resume());
+  const write = pushWriter(
+    () => a.pause(),
+    () => a.resume(),
+  );
   // `-a`: a stream not attached is read (so the container never blocks) and dropped.
   if (o.streams?.stdout ?? true) a.onStdout((d) => write(process.stdout, d));
   if (o.streams?.stderr ?? true) a.onStderr((d) => write(process.stderr, d));
@@ -101,9 +114,14 @@ export function wire(a: Attachment, o: WireOptions): Wired {
     const stdin = process.stdin;
     if (o.tty && stdin.isTTY) {
       stdin.setRawMode(true);
-      const restore = () => { if (stdin.isTTY) stdin.setRawMode(false); };
+      const restore = () => {
+        if (stdin.isTTY) stdin.setRawMode(false);
+      };
       process.once('exit', restore);
-      undo.push(() => { restore(); process.off('exit', restore); });
+      undo.push(() => {
+        restore();
+        process.off('exit', restore);
+      });
     }
     const filter = o.tty ? escapeFilter(parseDetachKeys(o.detachKeys || DEFAULT_DETACH_KEYS)) : undefined;
     const onData = (d: Buffer) => {
@@ -129,7 +147,13 @@ export function wire(a: Attachment, o: WireOptions): Wired {
       undo.push(() => process.off(name, fn));
     }
   }
-  return { undo: () => { for (const f of undo.reverse()) f(); undo.length = 0; }, detached };
+  return {
+    undo: () => {
+      for (const f of undo.reverse()) f();
+      undo.length = 0;
+    },
+    detached,
+  };
 }
 
 /**

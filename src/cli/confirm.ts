@@ -3,7 +3,11 @@
  * " [y/N] " on stdout; one word is read from stdin; only "y" or "yes" (any case) agrees. No
  * stdin (closed, /dev/null, a finished pipe) is a no, so a script without -f never deletes.
  */
-export async function confirm(out: NodeJS.WritableStream, message: string, input: NodeJS.ReadableStream = process.stdin): Promise<boolean> {
+export async function confirm(
+  out: NodeJS.WritableStream,
+  message: string,
+  input: NodeJS.ReadableStream = process.stdin,
+): Promise<boolean> {
   out.write(`${message} [y/N] `);
   const answer = await new Promise<string>((resolve) => {
     let text = '';

@@ -24,9 +24,15 @@ export async function main(argv: string[]): Promise<void> {
   program
     .description('A daemonless container runtime: pull, run and build OCI images without a daemon')
     .version(io.version, '-v, --version', 'print the version')
-    .option('--root <dir>', 'directory for all persistent state (env TSRUN_ROOT; default /var/lib/tsrun for root, ~/.local/share/tsrun otherwise)')
+    .option(
+      '--root <dir>',
+      'directory for all persistent state (env TSRUN_ROOT; default /var/lib/tsrun for root, ~/.local/share/tsrun otherwise)',
+    )
     .option('--debug', 'print every pipeline event and stack traces')
-    .option('--config <dir>', 'location of the client config files (config.json: credentials, psFormat, imagesFormat; env DOCKER_CONFIG; default ~/.docker)')
+    .option(
+      '--config <dir>',
+      'location of the client config files (config.json: credentials, psFormat, imagesFormat; env DOCKER_CONFIG; default ~/.docker)',
+    )
     .enablePositionalOptions()
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride()

@@ -21,8 +21,13 @@ export const EXIT_BROKEN_PIPE = 141;
 const RUN_VERBS = new Set(['run', 'create', 'start', 'exec']);
 
 /** Commander's errors that are pflag's flag errors in Docker (exit 125 for every verb). */
-const FLAG_ERRORS = new Set(['commander.unknownOption', 'commander.optionMissingArgument', 'commander.invalidArgument',
-  'commander.missingMandatoryOptionValue', 'commander.conflictingOption']);
+const FLAG_ERRORS = new Set([
+  'commander.unknownOption',
+  'commander.optionMissingArgument',
+  'commander.invalidArgument',
+  'commander.missingMandatoryOptionValue',
+  'commander.conflictingOption',
+]);
 
 /**
  * The exit code for a failure of `verb` (the leaf command: `container rm` is rm). `reported` is
@@ -30,7 +35,7 @@ const FLAG_ERRORS = new Set(['commander.unknownOption', 'commander.optionMissing
  */
 export function exitCodeFor(verb: string | undefined, err: unknown, reported?: number): number {
   const run = verb !== undefined && RUN_VERBS.has(verb);
-  if (err === undefined) return reported === EXIT_TSRUN && !run ? 1 : reported ?? 0;
+  if (err === undefined) return reported === EXIT_TSRUN && !run ? 1 : (reported ?? 0);
   const code = (err as { code?: unknown }).code;
   if (typeof code === 'string' && code.startsWith('commander.')) {
     // A group alone (`tsrun container`) shows its help: Docker exits 0.

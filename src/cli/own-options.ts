@@ -61,7 +61,8 @@ export function commandPlan(program: Command, argv: readonly string[]): CommandP
         const opt = findOption(cmd, a);
         if (opt) {
           if (isVersion(cmd, opt)) help = true;
-          else if (opt.required || (opt.optional && i + 1 < args.length && !(args[i + 1] as string).startsWith('-'))) i++;
+          else if (opt.required || (opt.optional && i + 1 < args.length && !(args[i + 1] as string).startsWith('-')))
+            i++;
           continue;
         }
         if (a[1] !== '-') {
@@ -69,7 +70,10 @@ export function commandPlan(program: Command, argv: readonly string[]): CommandP
           let known = true;
           for (let k = 1; k < a.length; k++) {
             const o = findOption(cmd, `-${a[k]}`);
-            if (!o) { known = k > 1; break; }
+            if (!o) {
+              known = k > 1;
+              break;
+            }
             if (o.required || o.optional) break;
           }
           if (known && a.length > 2) continue;
@@ -82,7 +86,10 @@ export function commandPlan(program: Command, argv: readonly string[]): CommandP
       if (operands === 0 && cmd.commands.length > 0) {
         const sub = subcommand(cmd, a);
         if (sub) next = { cmd: sub, rest: args.slice(i + 1) };
-        else if (a === 'help') { path.push('help'); help = true; }
+        else if (a === 'help') {
+          path.push('help');
+          help = true;
+        }
         break;
       }
       operands++;

@@ -23,9 +23,13 @@ export interface Normalized {
 function parseBool(flag: string, v: string): boolean {
   if (/^(1|t|T|true|TRUE|True)$/.test(v)) return true;
   if (/^(0|f|F|false|FALSE|False)$/.test(v)) return false;
-  throw new TsrunError('ERR_USAGE', `invalid argument "${v}" for "${flag}" flag: strconv.ParseBool: parsing "${JSON.stringify(v).slice(1, -1)}": invalid syntax`, {
-    detail: { exitCode: 125, flagError: true },
-  });
+  throw new TsrunError(
+    'ERR_USAGE',
+    `invalid argument "${v}" for "${flag}" flag: strconv.ParseBool: parsing "${JSON.stringify(v).slice(1, -1)}": invalid syntax`,
+    {
+      detail: { exitCode: 125, flagError: true },
+    },
+  );
 }
 
 const takesValue = (o: Option): boolean => o.required || o.optional;
@@ -35,13 +39,23 @@ function findCommand(cmd: Command, word: string): Command | undefined {
 }
 
 /** Rewrite one command's flags, from argv[i]; returns the index of the first word not handled. */
-function rewrite(cmd: Command, argv: string[], i: number, out: string[], overrides: Record<string, boolean>, stopAtArg: boolean): number {
+function rewrite(
+  cmd: Command,
+  argv: string[],
+  i: number,
+  out: string[],
+  overrides: Record<string, boolean>,
+  stopAtArg: boolean,
+): number {
   const options = cmd.options as readonly Option[];
   const byLong = (name: string) => options.find((o) => o.long === name);
   const byShort = (name: string) => options.find((o) => o.short === name);
   for (; i < argv.length; i++) {
     const w = argv[i] as string;
-    if (w === '--') { out.push(...argv.slice(i)); return argv.length; }
+    if (w === '--') {
+      out.push(...argv.slice(i));
+      return argv.length;
+    }
     if (!w.startsWith('-') || w === '-') {
       if (stopAtArg) return i;
       out.push(w);
@@ -52,14 +66,23 @@ function rewrite(cmd: Command, argv: string[], i: number, out: string[], overrid
     if (w.startsWith('--')) {
       let opt = byLong(name);
       let negated = false;
-      if (!opt && eq >= 0) { opt = byLong(`--no-${name.slice(2)}`); negated = opt !== undefined; }
+      if (!opt && eq >= 0) {
+        opt = byLong(`--no-${name.slice(2)}`);
+        negated = opt !== undefined;
+      }
       if (opt && !takesValue(opt)) {
-        if (eq < 0) { delete overrides[opt.attributeName()]; out.push(w); continue; }
+        if (eq < 0) {
+          delete overrides[opt.attributeName()];
+          out.push(w);
+          continue;
+        }
         const v = parseBool(name, w.slice(eq + 1)) !== negated;
         // `--no-x=true` means x is false; commander's negated option sets the attribute to false.
         const value = opt.negate ? !v : v;
-        if (value === !opt.negate) { delete overrides[opt.attributeName()]; out.push(opt.long as string); }
-        else overrides[opt.attributeName()] = value;
+        if (value === !opt.negate) {
+          delete overrides[opt.attributeName()];
+          out.push(opt.long as string);
+        } else overrides[opt.attributeName()] = value;
         continue;
       }
       out.push(w);
@@ -71,10 +94,16 @@ function rewrite(cmd: Command, argv: string[], i: number, out: string[], overrid
       const opt = byShort(name);
       if (opt && !takesValue(opt)) {
         const v = parseBool(name, w.slice(eq + 1));
-        if (v) { delete overrides[opt.attributeName()]; out.push(name); } else overrides[opt.attributeName()] = false;
+        if (v) {
+          delete overrides[opt.attributeName()];
+          out.push(name);
+        } else overrides[opt.attributeName()] = false;
         continue;
       }
-      if (opt) { out.push(name, w.slice(eq + 1)); continue; }
+      if (opt) {
+        out.push(name, w.slice(eq + 1));
+        continue;
+      }
     }
     out.push(w);
     // The value of the last flag in a stack that takes one is the next word.
@@ -107,7 +136,10 @@ export function normalize(program: Command, argv: string[]): Normalized {
     if (!sub) {
       // Arguments of a leaf command: flags may come after them unless the command passes them through.
       const passThrough = Boolean((cmd as unknown as { _passThroughOptions?: boolean })._passThroughOptions);
-      if (passThrough) { out.push(...argv.slice(i)); break; }
+      if (passThrough) {
+        out.push(...argv.slice(i));
+        break;
+      }
       out.push(word);
       i++;
       continue;

@@ -28,7 +28,11 @@ export function guardStdio(onBroken: () => void): void {
 export function writeOut(s: NodeJS.WritableStream, data: string | Uint8Array): Promise<void> | undefined {
   if (s.write(data)) return undefined;
   return new Promise((resolve) => {
-    const done = () => { s.off('drain', done); s.off('close', done); resolve(); };
+    const done = () => {
+      s.off('drain', done);
+      s.off('close', done);
+      resolve();
+    };
     s.once('drain', done);
     s.once('close', done);
   });

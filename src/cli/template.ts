@@ -38,7 +38,11 @@ export interface ListFormat<Row> {
 }
 
 function usage(prefix: string, err: TemplateError, exitCode?: number): TsrunError {
-  return new TsrunError('ERR_USAGE', `${prefix}: ${err.message}`, exitCode === undefined ? {} : { detail: { exitCode } });
+  return new TsrunError(
+    'ERR_USAGE',
+    `${prefix}: ${err.message}`,
+    exitCode === undefined ? {} : { detail: { exitCode } },
+  );
 }
 
 /** Docker's Format.templateString: the template text behind a --format value. */
@@ -63,7 +67,9 @@ function headerStruct(headers: Record<string, string>): GoStruct {
   return new GoStruct({
     type: 'formatter.SubHeaderContext',
     fields: headers,
-    methods: { Label: { params: ['string'], fn: (name) => (String(name).split('.').pop() as string).replace(/[-_]/g, ' ') } },
+    methods: {
+      Label: { params: ['string'], fn: (name) => (String(name).split('.').pop() as string).replace(/[-_]/g, ' ') },
+    },
     lenient: true,
   });
 }
@@ -101,7 +107,15 @@ export function fieldsUsed<Row>(format: string, probe: Row, spec: ListFormat<Row
   const s = spec.toStruct(probe);
   const traced = new GoStruct({
     ...s.spec,
-    fields: Object.fromEntries(Object.keys(s.spec.fields).map((k) => [k, () => { used.add(k); return s.field(k); }])),
+    fields: Object.fromEntries(
+      Object.keys(s.spec.fields).map((k) => [
+        k,
+        () => {
+          used.add(k);
+          return s.field(k);
+        },
+      ]),
+    ),
   });
   const tmpl = parseTemplate(templateText(format), spec.parsePrefix);
   try {
@@ -118,7 +132,11 @@ export function fieldsUsed<Row>(format: string, probe: Row, spec: ListFormat<Row
  * else the template per object. A parse error exits 64 as Docker's does (thrown); an object whose
  * execution fails is skipped and its error returned, the others still print (exit 1).
  */
-export function renderObjects(format: string | undefined, objects: readonly GoStruct[], indent = 4): { out: string; errors: TsrunError[] } {
+export function renderObjects(
+  format: string | undefined,
+  objects: readonly GoStruct[],
+  indent = 4,
+): { out: string; errors: TsrunError[] } {
   if (!format) return { out: `${JSON.stringify(objects, null, indent)}\n`, errors: [] };
   if (format === 'json') return { out: `${toJSON(objects)}\n`, errors: [] };
   const tmpl = parseTemplate(format, 'template parsing error', 64);

@@ -33,7 +33,17 @@ export function truncateID(id: string): string {
 
 /** Go's strconv.Quote. */
 export function goQuote(s: string): string {
-  const esc: Record<string, string> = { '\x07': '\\a', '\b': '\\b', '\f': '\\f', '\n': '\\n', '\r': '\\r', '\t': '\\t', '\v': '\\v', '"': '\\"', '\\': '\\\\' };
+  const esc: Record<string, string> = {
+    '\x07': '\\a',
+    '\b': '\\b',
+    '\f': '\\f',
+    '\n': '\\n',
+    '\r': '\\r',
+    '\t': '\\t',
+    '\v': '\\v',
+    '"': '\\"',
+    '\\': '\\\\',
+  };
   let out = '"';
   for (const ch of s) {
     const cp = ch.codePointAt(0) as number;
@@ -51,15 +61,22 @@ export function goTime(iso: string | undefined): string {
   if (Number.isNaN(t.getTime())) return '';
   const p = (n: number, w = 2) => String(n).padStart(w, '0');
   const off = -t.getTimezoneOffset();
-  const zone = new Intl.DateTimeFormat('en-US', { timeZoneName: 'short' }).formatToParts(t).find((x) => x.type === 'timeZoneName')?.value ?? '';
+  const zone =
+    new Intl.DateTimeFormat('en-US', { timeZoneName: 'short' }).formatToParts(t).find((x) => x.type === 'timeZoneName')
+      ?.value ?? '';
   const name = off === 0 && /^(GMT|UTC)$/.test(zone) ? 'UTC' : zone;
   return `${t.getFullYear()}-${p(t.getMonth() + 1)}-${p(t.getDate())} ${p(t.getHours())}:${p(t.getMinutes())}:${p(t.getSeconds())} ${off < 0 ? '-' : '+'}${p(Math.floor(Math.abs(off) / 60))}${p(Math.abs(off) % 60)} ${name}`;
 }
 
 /** Docker's DisplayablePorts: "0.0.0.0:8000-8002->8000-8002/tcp, 0.0.0.0:9090->80/tcp, 443/tcp". */
 export function displayablePorts(ports: PortSummary[]): string {
-  const sorted = [...ports].sort((a, b) => a.privatePort - b.privatePort || (a.ip ?? '').localeCompare(b.ip ?? '')
-    || (a.publicPort ?? 0) - (b.publicPort ?? 0) || a.type.localeCompare(b.type));
+  const sorted = [...ports].sort(
+    (a, b) =>
+      a.privatePort - b.privatePort ||
+      (a.ip ?? '').localeCompare(b.ip ?? '') ||
+      (a.publicPort ?? 0) - (b.publicPort ?? 0) ||
+      a.type.localeCompare(b.type),
+  );
   const groups = new Map<string, { first: number; last: number }>();
   const result: string[] = [];
   const hostMappings: string[] = [];
@@ -79,8 +96,14 @@ export function displayablePorts(ports: PortSummary[]): string {
       key = `${p.ip}/${p.type}`;
     }
     const g = groups.get(key);
-    if (!g) { groups.set(key, { first: p.privatePort, last: p.privatePort }); continue; }
-    if (p.privatePort === g.last + 1) { g.last = p.privatePort; continue; }
+    if (!g) {
+      groups.set(key, { first: p.privatePort, last: p.privatePort });
+      continue;
+    }
+    if (p.privatePort === g.last + 1) {
+      g.last = p.privatePort;
+      continue;
+    }
     result.push(form(key, g));
     groups.set(key, { first: p.privatePort, last: p.privatePort });
   }
@@ -108,7 +131,12 @@ export function psStatus(c: ContainerSummary, now = Date.now()): string {
 }
 
 function sortedMarshal(s: GoStruct): () => unknown {
-  return () => Object.fromEntries(Object.keys(s.spec.fields).sort().map((k) => [k, s.field(k)]));
+  return () =>
+    Object.fromEntries(
+      Object.keys(s.spec.fields)
+        .sort()
+        .map((k) => [k, s.field(k)]),
+    );
 }
 
 export function containerContext(c: ContainerSummary, trunc: boolean, now = Date.now()): GoStruct {
@@ -116,7 +144,7 @@ export function containerContext(c: ContainerSummary, trunc: boolean, now = Date
     type: '*formatter.ContainerContext',
     fields: {
       ID: () => (trunc ? truncateID(c.id) : c.id),
-      Names: () => (trunc ? c.names.find((n) => !n.includes('/')) ?? '' : c.names.join(',')),
+      Names: () => (trunc ? (c.names.find((n) => !n.includes('/')) ?? '') : c.names.join(',')),
       Image: () => psImage(c, trunc),
       Command: () => goQuote(trunc ? ellipsis(c.command, 20) : c.command),
       CreatedAt: () => goTime(c.created),
@@ -129,7 +157,11 @@ export function containerContext(c: ContainerSummary, trunc: boolean, now = Date
         const rw = humanSize(c.sizeRw ?? 0);
         return (c.sizeRootFs ?? 0) > 0 ? `${rw} (virtual ${humanSize(c.sizeRootFs ?? 0)})` : rw;
       },
-      Labels: () => Object.entries(c.labels).map(([k, v]) => `${k}=${v}`).sort().join(','),
+      Labels: () =>
+        Object.entries(c.labels)
+          .map(([k, v]) => `${k}=${v}`)
+          .sort()
+          .join(','),
       Mounts: () => c.mounts.map((m) => (trunc ? ellipsis(m.name || m.source, 15) : m.name || m.source)).join(','),
       LocalVolumes: () => String(c.mounts.filter((m) => m.driver === 'local').length),
       Networks: () => c.networks.join(','),
@@ -144,15 +176,36 @@ export function containerContext(c: ContainerSummary, trunc: boolean, now = Date
 export const PS_FORMAT: Omit<ListFormat<ContainerSummary>, 'toStruct'> = {
   defaultTable: 'table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}',
   headers: {
-    ID: 'CONTAINER ID', Names: 'NAMES', Image: 'IMAGE', Command: 'COMMAND', CreatedAt: 'CREATED AT', RunningFor: 'CREATED',
-    Ports: 'PORTS', State: 'STATE', Status: 'STATUS', Size: 'SIZE', Labels: 'LABELS', Mounts: 'MOUNTS',
-    LocalVolumes: 'LOCAL VOLUMES', Networks: 'NETWORKS', Platform: 'PLATFORM', HealthStatus: 'HEALTH STATUS',
+    ID: 'CONTAINER ID',
+    Names: 'NAMES',
+    Image: 'IMAGE',
+    Command: 'COMMAND',
+    CreatedAt: 'CREATED AT',
+    RunningFor: 'CREATED',
+    Ports: 'PORTS',
+    State: 'STATE',
+    Status: 'STATUS',
+    Size: 'SIZE',
+    Labels: 'LABELS',
+    Mounts: 'MOUNTS',
+    LocalVolumes: 'LOCAL VOLUMES',
+    Networks: 'NETWORKS',
+    Platform: 'PLATFORM',
+    HealthStatus: 'HEALTH STATUS',
   },
   parsePrefix: 'failed to parse template',
   execPrefix: 'failed to execute template',
 };
 
-export interface ImageSummaryRow { repository: string; tag: string; digest: string; id: string; created?: string; size: number; containers?: number }
+export interface ImageSummaryRow {
+  repository: string;
+  tag: string;
+  digest: string;
+  id: string;
+  created?: string;
+  size: number;
+  containers?: number;
+}
 
 export function imageContext(r: ImageSummaryRow, trunc: boolean, now = Date.now()): GoStruct {
   const s: GoStruct = new GoStruct({
@@ -162,7 +215,8 @@ export function imageContext(r: ImageSummaryRow, trunc: boolean, now = Date.now(
       Repository: r.repository,
       Tag: r.tag,
       Digest: r.digest,
-      CreatedSince: () => (r.created && Date.parse(r.created) > 0 ? `${humanDuration(Math.max(0, now - Date.parse(r.created)))} ago` : ''),
+      CreatedSince: () =>
+        r.created && Date.parse(r.created) > 0 ? `${humanDuration(Math.max(0, now - Date.parse(r.created)))} ago` : '',
       CreatedAt: () => (r.created && Date.parse(r.created) > 0 ? goTime(r.created) : goTime('1970-01-01T00:00:00Z')),
       Size: () => humanSize(r.size),
       Containers: () => (r.containers === undefined ? 'N/A' : String(r.containers)),
@@ -175,8 +229,16 @@ export function imageContext(r: ImageSummaryRow, trunc: boolean, now = Date.now(
 }
 
 export const IMAGES_HEADERS = {
-  ID: 'IMAGE ID', Repository: 'REPOSITORY', Tag: 'TAG', Digest: 'DIGEST', CreatedSince: 'CREATED', CreatedAt: 'CREATED AT',
-  Size: 'SIZE', Containers: 'CONTAINERS', SharedSize: 'SHARED SIZE', UniqueSize: 'UNIQUE SIZE',
+  ID: 'IMAGE ID',
+  Repository: 'REPOSITORY',
+  Tag: 'TAG',
+  Digest: 'DIGEST',
+  CreatedSince: 'CREATED',
+  CreatedAt: 'CREATED AT',
+  Size: 'SIZE',
+  Containers: 'CONTAINERS',
+  SharedSize: 'SHARED SIZE',
+  UniqueSize: 'UNIQUE SIZE',
 };
 
 /** Docker's NewImageFormat: the default table (with digests), and --digests added to a custom table. */
@@ -191,10 +253,17 @@ export function imagesFormat(format: string | undefined, digests: boolean): stri
   return format;
 }
 
-export interface HistorySummaryRow { id?: string; created?: string; createdBy: string; size: number; comment: string }
+export interface HistorySummaryRow {
+  id?: string;
+  created?: string;
+  createdBy: string;
+  size: number;
+  comment: string;
+}
 
 export function historyContext(h: HistorySummaryRow, trunc: boolean, human: boolean, now = Date.now()): GoStruct {
-  const createdAt = () => (h.created ? new Date(h.created).toISOString().replace(/\.\d{3}Z$/, 'Z') : '0001-01-01T00:00:00Z');
+  const createdAt = () =>
+    h.created ? new Date(h.created).toISOString().replace(/\.\d{3}Z$/, 'Z') : '0001-01-01T00:00:00Z';
   const s: GoStruct = new GoStruct({
     type: '*image.historyContext',
     fields: {
@@ -205,7 +274,10 @@ export function historyContext(h: HistorySummaryRow, trunc: boolean, human: bool
         return `${humanDuration(Math.max(0, now - Date.parse(h.created)))} ago`;
       },
       CreatedAt: createdAt,
-      CreatedBy: () => { const t = h.createdBy.replace(/\t/g, ' '); return trunc ? ellipsis(t, 45) : t; },
+      CreatedBy: () => {
+        const t = h.createdBy.replace(/\t/g, ' ');
+        return trunc ? ellipsis(t, 45) : t;
+      },
       Size: () => (human ? humanSize(h.size) : String(h.size)),
       Comment: h.comment,
     },
@@ -214,7 +286,14 @@ export function historyContext(h: HistorySummaryRow, trunc: boolean, human: bool
   return s;
 }
 
-export const HISTORY_HEADERS = { ID: 'IMAGE', CreatedSince: 'CREATED', CreatedAt: 'CREATED AT', CreatedBy: 'CREATED BY', Size: 'SIZE', Comment: 'COMMENT' };
+export const HISTORY_HEADERS = {
+  ID: 'IMAGE',
+  CreatedSince: 'CREATED',
+  CreatedAt: 'CREATED AT',
+  CreatedBy: 'CREATED BY',
+  Size: 'SIZE',
+  Comment: 'COMMENT',
+};
 
 export function historyFormat(format: string | undefined, human: boolean): string {
   if (format === undefined || format === '' || format === 'table') {
@@ -224,11 +303,29 @@ export function historyFormat(format: string | undefined, human: boolean): strin
 }
 
 /** JSON keys whose values are Go maps in Docker's types (a missing key reads ""). */
-const MAP_KEYS = new Set(['Labels', 'Data', 'Networks', 'Ports', 'ExposedPorts', 'Volumes', 'PortBindings', 'Options',
-  'DriverOpts', 'Sysctls', 'Annotations', 'StorageOpt', 'Tmpfs', 'Metadata', 'Details', 'Runtimes']);
+const MAP_KEYS = new Set([
+  'Labels',
+  'Data',
+  'Networks',
+  'Ports',
+  'ExposedPorts',
+  'Volumes',
+  'PortBindings',
+  'Options',
+  'DriverOpts',
+  'Sysctls',
+  'Annotations',
+  'StorageOpt',
+  'Tmpfs',
+  'Metadata',
+  'Details',
+  'Runtimes',
+]);
 
-const isMapShape = (sh: unknown): boolean => typeof sh === 'object' && sh !== null && !Array.isArray(sh) && ('*' in sh || Object.keys(sh).length === 0);
-const isStructShape = (sh: unknown): sh is TypeShape => typeof sh === 'object' && sh !== null && !Array.isArray(sh) && !isMapShape(sh);
+const isMapShape = (sh: unknown): boolean =>
+  typeof sh === 'object' && sh !== null && !Array.isArray(sh) && ('*' in sh || Object.keys(sh).length === 0);
+const isStructShape = (sh: unknown): sh is TypeShape =>
+  typeof sh === 'object' && sh !== null && !Array.isArray(sh) && !isMapShape(sh);
 
 /** Go's nil slice / nil map: prints "[]" / "map[]", is false and empty, and is null in JSON. */
 function nil<T extends object>(empty: T): T {

@@ -42,18 +42,30 @@ export function decompress(source: Readable, compression: ArchiveCompression): R
 }
 
 function throughProgram(source: Readable, kind: keyof typeof PROGRAMS): Readable {
-  const { argv: [cmd, ...args], pkg } = PROGRAMS[kind];
+  const {
+    argv: [cmd, ...args],
+    pkg,
+  } = PROGRAMS[kind];
   const out = new PassThrough({ highWaterMark: 1 << 20 });
   const child = spawn(cmd as string, args, { stdio: ['pipe', 'pipe', 'pipe'] });
   let stderr = '';
-  child.stderr.on('data', (d: Buffer) => { if (stderr.length < 4096) stderr += d.toString(); });
+  child.stderr.on('data', (d: Buffer) => {
+    if (stderr.length < 4096) stderr += d.toString();
+  });
   child.on('error', (err: NodeJS.ErrnoException) => {
-    out.destroy(err.code === 'ENOENT'
-      ? new TsrunError('ERR_LAYER', `decompressing ${kind} data: the ${cmd} program is not installed`, { hint: `apt-get install ${pkg}` })
-      : err);
+    out.destroy(
+      err.code === 'ENOENT'
+        ? new TsrunError('ERR_LAYER', `decompressing ${kind} data: the ${cmd} program is not installed`, {
+            hint: `apt-get install ${pkg}`,
+          })
+        : err,
+    );
   });
   child.stdin.on('error', () => undefined); // EPIPE when the program dies: reported through its exit
-  source.on('error', (err) => { child.kill('SIGKILL'); out.destroy(err); });
+  source.on('error', (err) => {
+    child.kill('SIGKILL');
+    out.destroy(err);
+  });
   source.pipe(child.stdin);
   child.stdout.pipe(out, { end: false });
   let exited: number | null | undefined;
@@ -61,10 +73,21 @@ function throughProgram(source: Readable, kind: keyof typeof PROGRAMS): Readable
   const finish = () => {
     if (exited === undefined || !stdoutDone) return;
     if (exited === 0) out.end();
-    else out.destroy(new TsrunError('ERR_LAYER', `decompressing ${kind} data: ${cmd} failed: ${stderr.trim() || `exit ${exited}`}`));
+    else
+      out.destroy(
+        new TsrunError('ERR_LAYER', `decompressing ${kind} data: ${cmd} failed: ${stderr.trim() || `exit ${exited}`}`),
+      );
   };
-  child.stdout.on('end', () => { stdoutDone = true; finish(); });
-  child.on('exit', (code) => { exited = code; finish(); });
-  out.on('close', () => { if (exited === undefined) child.kill('SIGKILL'); });
+  child.stdout.on('end', () => {
+    stdoutDone = true;
+    finish();
+  });
+  child.on('exit', (code) => {
+    exited = code;
+    finish();
+  });
+  out.on('close', () => {
+    if (exited === undefined) child.kill('SIGKILL');
+  });
   return out;
 }

@@ -43,7 +43,14 @@ function byteOrder(a: string, b: string): number {
 }
 
 const S_IFMT = 0o170000;
-const S = { file: 0o100000, dir: 0o040000, symlink: 0o120000, char: 0o020000, block: 0o060000, fifo: 0o010000 } as const;
+const S = {
+  file: 0o100000,
+  dir: 0o040000,
+  symlink: 0o120000,
+  char: 0o020000,
+  block: 0o060000,
+  fifo: 0o010000,
+} as const;
 
 /** The xattrs of what an O_PATH fd names, overlayfs's own left out, sorted. */
 function xattrsOf(fd: number): Map<string, Buffer> {
@@ -92,11 +99,22 @@ export async function* diffTar(dir: string, opts: DiffOptions): AsyncGenerator<B
     const st = n.statx(fd, '', false);
     const type = st.mode & S_IFMT;
     const base: Omit<TarWriteHeader, 'name' | 'type'> = {
-      mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, size: 0, mtime: st.mtimeSec,
+      mode: st.mode & 0o7777,
+      uid: st.uid,
+      gid: st.gid,
+      size: 0,
+      mtime: st.mtimeSec,
     };
     if (type === S.char && st.rdevMajor === 0 && st.rdevMinor === 0) {
       // An overlayfs whiteout: the name is deleted in this layer.
-      yield encodeHeader({ ...base, name: rel === '' ? `.wh.${name}` : `${rel}/.wh.${name}`, type: 'file', mode: 0o600, uid: 0, gid: 0 });
+      yield encodeHeader({
+        ...base,
+        name: rel === '' ? `.wh.${name}` : `${rel}/.wh.${name}`,
+        type: 'file',
+        mode: 0o600,
+        uid: 0,
+        gid: 0,
+      });
       return;
     }
     const xattrs = xattrsOf(fd);
@@ -123,7 +141,12 @@ export async function* diffTar(dir: string, opts: DiffOptions): AsyncGenerator<B
       yield* fileEntry(fd, st, { ...base, name: childRel, type: 'file', size: st.size, xattrs });
     } else if (type === S.char || type === S.block) {
       yield encodeHeader({
-        ...base, name: childRel, type: type === S.char ? 'char' : 'block', xattrs, devmajor: st.rdevMajor, devminor: st.rdevMinor,
+        ...base,
+        name: childRel,
+        type: type === S.char ? 'char' : 'block',
+        xattrs,
+        devmajor: st.rdevMajor,
+        devminor: st.rdevMinor,
       });
     } else if (type === S.fifo) {
       yield encodeHeader({ ...base, name: childRel, type: 'fifo', xattrs });

@@ -28,9 +28,12 @@ export async function decompressSniffed(input: Readable): Promise<{ stream: Read
     firsts.push(r.value);
     head = Buffer.concat([head, r.value]);
   }
-  const whole = Readable.from((async function* () {
-    yield* firsts;
-    for (let r = await it.next(); !r.done; r = await it.next()) yield r.value;
-  })(), { objectMode: false });
+  const whole = Readable.from(
+    (async function* () {
+      yield* firsts;
+      for (let r = await it.next(); !r.done; r = await it.next()) yield r.value;
+    })(),
+    { objectMode: false },
+  );
   return { stream: decompress(whole, sniffCompression(head)), empty: head.length === 0 };
 }

@@ -123,7 +123,11 @@ function num(b: Buffer, off: number, len: number): number {
     if (!Number.isSafeInteger(v)) throw bad('number in header too large');
     return v;
   }
-  const s = b.toString('ascii', off, off + len).replace(/[\0 ]+$/, '').replace(/^[ ]+/, '').replace(/\0.*$/, '');
+  const s = b
+    .toString('ascii', off, off + len)
+    .replace(/[\0 ]+$/, '')
+    .replace(/^[ ]+/, '')
+    .replace(/\0.*$/, '');
   if (s === '') return 0;
   if (!/^[0-7]+$/.test(s)) throw bad(`bad octal number "${s}" in header`);
   return parseInt(s, 8);
@@ -155,7 +159,8 @@ function parsePax(buf: Buffer): Map<string, Buffer> {
     const sp = buf.indexOf(0x20, off);
     if (sp === -1) throw bad('malformed pax record');
     const len = Number(buf.toString('ascii', off, sp));
-    if (!Number.isInteger(len) || len <= sp - off + 1 || off + len > buf.length) throw bad('malformed pax record length');
+    if (!Number.isInteger(len) || len <= sp - off + 1 || off + len > buf.length)
+      throw bad('malformed pax record length');
     const rec = buf.subarray(sp + 1, off + len - 1); // drop the trailing newline
     const eq = rec.indexOf(0x3d);
     if (eq === -1) throw bad('malformed pax record');
@@ -166,19 +171,39 @@ function parsePax(buf: Buffer): Map<string, Buffer> {
 }
 
 const TYPES: Record<string, TarEntryType> = {
-  '0': 'file', '\0': 'file', '7': 'file', '1': 'hardlink', '2': 'symlink', '3': 'char', '4': 'block', '5': 'dir', '6': 'fifo',
+  '0': 'file',
+  '\0': 'file',
+  '7': 'file',
+  '1': 'hardlink',
+  '2': 'symlink',
+  '3': 'char',
+  '4': 'block',
+  '5': 'dir',
+  '6': 'fifo',
 };
 
 function applyPax(h: TarHeader, pax: Map<string, Buffer>): void {
   for (const [k, v] of pax) {
     const s = () => v.toString('utf8');
     switch (k) {
-      case 'path': h.path = s(); break;
-      case 'linkpath': h.linkpath = s(); break;
-      case 'size': h.size = Number(s()); break;
-      case 'uid': h.uid = Number(s()); break;
-      case 'gid': h.gid = Number(s()); break;
-      case 'mtime': h.mtime = Number(s()); break;
+      case 'path':
+        h.path = s();
+        break;
+      case 'linkpath':
+        h.linkpath = s();
+        break;
+      case 'size':
+        h.size = Number(s());
+        break;
+      case 'uid':
+        h.uid = Number(s());
+        break;
+      case 'gid':
+        h.gid = Number(s());
+        break;
+      case 'mtime':
+        h.mtime = Number(s());
+        break;
       default:
         if (k.startsWith('SCHILY.xattr.')) h.xattrs.set(k.slice('SCHILY.xattr.'.length), Buffer.from(v));
         else if (k.startsWith('LIBARCHIVE.xattr.')) {

@@ -32,7 +32,13 @@ export interface TarWriteHeader {
 }
 
 const TYPEFLAG: Record<TarWriteType, string> = {
-  file: '0', hardlink: '1', symlink: '2', char: '3', block: '4', dir: '5', fifo: '6',
+  file: '0',
+  hardlink: '1',
+  symlink: '2',
+  char: '3',
+  block: '4',
+  dir: '5',
+  fifo: '6',
 };
 const MAX_ID = 0o7777777;
 const MAX_SIZE = 0o77777777777;
@@ -60,8 +66,16 @@ export function paxRecord(key: string, value: Buffer): Buffer {
 }
 
 function ustar(f: {
-  name: string; mode: number; uid: number; gid: number; size: number; mtime: number;
-  typeflag: string; linkname: string; devmajor: number; devminor: number;
+  name: string;
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  mtime: number;
+  typeflag: string;
+  linkname: string;
+  devmajor: number;
+  devminor: number;
 }): Buffer {
   const b = Buffer.alloc(BLOCK);
   b.write(f.name, 0, 100, 'utf8');
@@ -104,11 +118,22 @@ export function encodeHeader(h: TarWriteHeader): Buffer {
   const parts: Buffer[] = [];
   if (pax.length > 0) {
     const body = Buffer.concat(pax);
-    parts.push(ustar({ ...common, name: 'PaxHeaders/entry', mode: 0o644, size: body.length, typeflag: 'x', linkname: '' }), body, blockPadding(body.length));
+    parts.push(
+      ustar({ ...common, name: 'PaxHeaders/entry', mode: 0o644, size: body.length, typeflag: 'x', linkname: '' }),
+      body,
+      blockPadding(body.length),
+    );
   }
-  parts.push(ustar({
-    ...common, name: truncateUtf8(h.name, 99), linkname: truncateUtf8(linkname, 99), size, typeflag: TYPEFLAG[h.type], mode: h.mode,
-  }));
+  parts.push(
+    ustar({
+      ...common,
+      name: truncateUtf8(h.name, 99),
+      linkname: truncateUtf8(linkname, 99),
+      size,
+      typeflag: TYPEFLAG[h.type],
+      mode: h.mode,
+    }),
+  );
   return Buffer.concat(parts);
 }
 

@@ -71,7 +71,9 @@ export function cleanPath(name: string): string {
 }
 
 const unsafe = (entry: string, why: string) =>
-  new TsrunError('ERR_UNSAFE_LAYER', `refusing layer entry "${entry}": ${why}`, { hint: 'the image is malformed or malicious; do not use it' });
+  new TsrunError('ERR_UNSAFE_LAYER', `refusing layer entry "${entry}": ${why}`, {
+    hint: 'the image is malformed or malicious; do not use it',
+  });
 
 function readUmask(): number {
   const m = process.umask(0o022);
@@ -79,7 +81,11 @@ function readUmask(): number {
   return m;
 }
 
-export async function unpackTar(source: AsyncIterable<Buffer>, dest: string, opts: UnpackOptions): Promise<UnpackResult> {
+export async function unpackTar(
+  source: AsyncIterable<Buffer>,
+  dest: string,
+  opts: UnpackOptions,
+): Promise<UnpackResult> {
   const hash = createHash('sha256');
   let tarSize = 0;
   const it = (async function* () {
@@ -110,10 +116,14 @@ export async function unpackTar(source: AsyncIterable<Buffer>, dest: string, opt
   u.finish();
   const skipped = u.skippedDevices;
   if (skipped.length > 0) {
-    opts.onWarning?.(`skipped ${skipped.length === 1 ? 'device node' : `${skipped.length} device nodes`} outside /dev (creating devices needs root): "${skipped.slice(0, 3).join('", "')}"${skipped.length > 3 ? ', ...' : ''}`);
+    opts.onWarning?.(
+      `skipped ${skipped.length === 1 ? 'device node' : `${skipped.length} device nodes`} outside /dev (creating devices needs root): "${skipped.slice(0, 3).join('", "')}"${skipped.length > 3 ? ', ...' : ''}`,
+    );
   }
   // Whatever follows the end-of-archive marker is part of the diff id too.
-  while (!(await it.next()).done) { /* drain */ }
+  while (!(await it.next()).done) {
+    /* drain */
+  }
   return { diffId: `sha256:${hash.digest('hex')}`, tarSize, unpackedSize: u.unpackedSize, entries };
 }
 
@@ -128,7 +138,10 @@ class Unpacker {
   /** The process umask: a new file's mode is exact when the header asks for nothing it masks. */
   private readonly umask = readUmask();
 
-  constructor(private readonly root: string, private readonly opts: UnpackOptions) {}
+  constructor(
+    private readonly root: string,
+    private readonly opts: UnpackOptions,
+  ) {}
 
   private abs(rel: string): string {
     return rel === '' ? this.root : path.join(this.root, rel);
@@ -151,7 +164,8 @@ class Unpacker {
         continue;
       }
       if (st.isSymbolicLink()) throw unsafe(entry, `its parent "${cur}" is a symlink`);
-      if (!st.isDirectory()) throw new TsrunError('ERR_LAYER', `layer entry "${entry}": its parent "${cur}" is not a directory`);
+      if (!st.isDirectory())
+        throw new TsrunError('ERR_LAYER', `layer entry "${entry}": its parent "${cur}" is not a directory`);
       this.dirs.add(cur);
     }
   }
@@ -187,9 +201,14 @@ class Unpacker {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EINVAL') throw err;
       // EINVAL: the id has no mapping in this user namespace (rootless without subordinate ids).
-      throw new TsrunError('ERR_LAYER', `"${h.path}" is owned by ${h.uid}:${h.gid}, an id this user namespace does not map (it maps your own id only)`, {
-        cause: err, hint: 'images with files of other owners need subordinate ids: see `tsrun info` for the usermod command',
-      });
+      throw new TsrunError(
+        'ERR_LAYER',
+        `"${h.path}" is owned by ${h.uid}:${h.gid}, an id this user namespace does not map (it maps your own id only)`,
+        {
+          cause: err,
+          hint: 'images with files of other owners need subordinate ids: see `tsrun info` for the usermod command',
+        },
+      );
     }
   }
 
@@ -218,7 +237,12 @@ class Unpacker {
     if (!st?.isFile() || st.size !== h.size) return false;
     if (!this.opts.preserveOwnership && (st.uid !== this.euid || st.gid !== this.egid)) return false;
     const names = this.n.llistxattr(src);
-    if (names.some((x) => x.startsWith('trusted.overlay.') || x.startsWith('user.overlay.') || x.startsWith('user.fuseoverlayfs.'))) return false;
+    if (
+      names.some(
+        (x) => x.startsWith('trusted.overlay.') || x.startsWith('user.overlay.') || x.startsWith('user.fuseoverlayfs.'),
+      )
+    )
+      return false;
     this.create(rel, () => fs.linkSync(src, p)); // link(2) does not follow a symlink source
     // The inode is the source's: make owner, mode and time the header's (as they should already be).
     if (this.opts.preserveOwnership) fs.lchownSync(p, h.uid, h.gid);
@@ -264,7 +288,10 @@ class Unpacker {
             fresh = true;
           } catch (err) {
             if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-            if (!this.clear(rel, true)) { fs.mkdirSync(p, h.mode & 0o777); fresh = true; }
+            if (!this.clear(rel, true)) {
+              fs.mkdirSync(p, h.mode & 0o777);
+              fresh = true;
+            }
           }
         }
         this.dirs.add(rel);
@@ -282,7 +309,9 @@ class Unpacker {
         }
         const flags = C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW;
         let fd = -1;
-        this.create(rel, () => { fd = fs.openSync(p, flags, h.mode & 0o777); });
+        this.create(rel, () => {
+          fd = fs.openSync(p, flags, h.mode & 0o777);
+        });
         try {
           for await (const chunk of body) {
             let off = 0;
@@ -299,7 +328,8 @@ class Unpacker {
         return;
       }
       case 'symlink': {
-        if (h.linkpath === '') throw new TsrunError('ERR_LAYER', `layer entry "${h.path}": a symlink with an empty target`);
+        if (h.linkpath === '')
+          throw new TsrunError('ERR_LAYER', `layer entry "${h.path}": a symlink with an empty target`);
         this.create(rel, () => fs.symlinkSync(h.linkpath, p));
         this.owner(p, h);
         this.xattrs(p, h);
@@ -370,7 +400,8 @@ class Unpacker {
       this.n.mknod(this.abs(target), C.S_IFCHR, 0, 0);
     } catch (err) {
       throw new TsrunError('ERR_LAYER', `creating whiteout for "${target}": ${(err as Error).message}`, {
-        cause: err, hint: 'overlayfs whiteouts are 0/0 character devices; creating them needs root or a user namespace',
+        cause: err,
+        hint: 'overlayfs whiteouts are 0/0 character devices; creating them needs root or a user namespace',
       });
     }
     if (this.opts.preserveOwnership) fs.lchownSync(this.abs(target), h.uid, h.gid);

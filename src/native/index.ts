@@ -69,8 +69,21 @@ export interface Statx {
   mntId: number;
 }
 
-type AtCalls = Pick<Native, 'walkInRoot' | 'openat' | 'reopen' | 'statx' | 'mkdirat' | 'symlinkat' | 'readlinkat' | 'unlinkat' | 'renameat'
-  | 'fchownat' | 'readdir' | 'fsReadonly'>;
+type AtCalls = Pick<
+  Native,
+  | 'walkInRoot'
+  | 'openat'
+  | 'reopen'
+  | 'statx'
+  | 'mkdirat'
+  | 'symlinkat'
+  | 'readlinkat'
+  | 'unlinkat'
+  | 'renameat'
+  | 'fchownat'
+  | 'readdir'
+  | 'fsReadonly'
+>;
 
 interface Addon extends AtCalls {
   utimensat(dirfd: number, name: string, atimeNs: bigint, mtimeNs: bigint): void;
@@ -111,7 +124,8 @@ export function native(): Native {
     addon = createRequire(import.meta.url)(file) as Addon;
   } catch (err) {
     throw new TsrunError('ERR_NATIVE', `loading native helpers ${file}: ${(err as Error).message}`, {
-      cause: err, hint: 'run `npm run build` in the tsrun checkout (needs make, g++ and python3)',
+      cause: err,
+      hint: 'run `npm run build` in the tsrun checkout (needs make, g++ and python3)',
     });
   }
   loaded = {
@@ -169,7 +183,11 @@ export async function withFileLock<T>(lockFile: string, mode: 'sh' | 'ex', fn: (
  * As `withFileLock`, but never waits: when the lock is held elsewhere, `fn` is not run and the
  * result is `{ held: false }` (for work that must skip what is in use rather than queue behind it).
  */
-export async function withFileLockIfFree<T>(lockFile: string, mode: 'sh' | 'ex', fn: () => Promise<T>): Promise<{ held: true; value: T } | { held: false }> {
+export async function withFileLockIfFree<T>(
+  lockFile: string,
+  mode: 'sh' | 'ex',
+  fn: () => Promise<T>,
+): Promise<{ held: true; value: T } | { held: false }> {
   const n = native();
   const fh = await fs.open(lockFile, 'a', 0o600);
   try {

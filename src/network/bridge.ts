@@ -100,9 +100,13 @@ export function chooseSubnet(routesText: string): string {
     const [a, b] = cidrRange(c);
     if (!routes.some((r) => r.first <= b && a <= r.last)) return c;
   }
-  throw new TsrunError('ERR_CNI', `choosing a subnet for the ${BRIDGE} bridge: every candidate (${CANDIDATES.join(', ')}) overlaps a host route`, {
-    hint: 'free one of those ranges, or write your own network to /run/tsrun/net/tsrun.conflist',
-  });
+  throw new TsrunError(
+    'ERR_CNI',
+    `choosing a subnet for the ${BRIDGE} bridge: every candidate (${CANDIDATES.join(', ')}) overlaps a host route`,
+    {
+      hint: 'free one of those ranges, or write your own network to /run/tsrun/net/tsrun.conflist',
+    },
+  );
 }
 
 export function bridgeConfList(subnet: string): ConfList {
@@ -113,10 +117,16 @@ export function bridgeConfList(subnet: string): ConfList {
     name: NETWORK_NAME,
     plugins: [
       {
-        type: 'bridge', bridge: BRIDGE, isGateway: true, ipMasq: true, hairpinMode: true,
+        type: 'bridge',
+        bridge: BRIDGE,
+        isGateway: true,
+        ipMasq: true,
+        hairpinMode: true,
         ipam: {
-          type: 'host-local', dataDir: path.join(NET_RUN_DIR, 'ipam'),
-          routes: [{ dst: '0.0.0.0/0' }], ranges: [[{ subnet, gateway: gw }]],
+          type: 'host-local',
+          dataDir: path.join(NET_RUN_DIR, 'ipam'),
+          routes: [{ dst: '0.0.0.0/0' }],
+          ranges: [[{ subnet, gateway: gw }]],
         },
       },
       { type: 'portmap', capabilities: { portMappings: true }, snat: true },
@@ -134,7 +144,9 @@ export async function defaultNetwork(): Promise<ConfList> {
     return JSON.parse(await fs.readFile(file, 'utf8')) as ConfList;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
-      throw new TsrunError('ERR_CNI', `reading ${file}: ${(err as Error).message}`, { hint: `remove ${file}: tsrun writes it again` });
+      throw new TsrunError('ERR_CNI', `reading ${file}: ${(err as Error).message}`, {
+        hint: `remove ${file}: tsrun writes it again`,
+      });
     }
   }
   const list = bridgeConfList(chooseSubnet(readFileSync('/proc/net/route', 'utf8')));
@@ -145,12 +157,20 @@ export async function defaultNetwork(): Promise<ConfList> {
 
 async function ip(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; stderr: string }> {
   const bin = await which('ip', env);
-  if (!bin) throw new TsrunError('ERR_CNI', 'making a network namespace: the `ip` command is missing', { hint: 'apt-get install iproute2' });
+  if (!bin)
+    throw new TsrunError('ERR_CNI', 'making a network namespace: the `ip` command is missing', {
+      hint: 'apt-get install iproute2',
+    });
   return runProgram(bin, args);
 }
 
 function cniPorts(ports: PortMapping[]): Record<string, unknown>[] {
-  return ports.map((p) => ({ hostPort: p.hostPort, containerPort: p.containerPort, protocol: p.protocol, ...(p.hostIP ? { hostIP: p.hostIP } : {}) }));
+  return ports.map((p) => ({
+    hostPort: p.hostPort,
+    containerPort: p.containerPort,
+    protocol: p.protocol,
+    ...(p.hostIP ? { hostIP: p.hostIP } : {}),
+  }));
 }
 
 function invocation(a: NetworkAttachment, env: NodeJS.ProcessEnv, ifName = 'eth0'): Invocation {
@@ -158,22 +178,47 @@ function invocation(a: NetworkAttachment, env: NodeJS.ProcessEnv, ifName = 'eth0
 }
 
 /** Put container `id` on the bridge, publishing `ports` (already assigned host ports). */
-export async function connect(o: { id: string; store: string; ports: PortMapping[]; env: NodeJS.ProcessEnv; pid?: number; mac?: string }): Promise<NetworkInfo> {
+export async function connect(o: {
+  id: string;
+  store: string;
+  ports: PortMapping[];
+  env: NodeJS.ProcessEnv;
+  pid?: number;
+  mac?: string;
+}): Promise<NetworkInfo> {
   await disconnect(o.id, o.env); // a leftover from a crash, if any
   const network = await defaultNetwork();
   // Without published ports portmap has nothing to do: leaving it out of this attachment's list
   // (which its DEL reuses) saves two plugin runs per container.
-  let conflist = o.ports.length > 0 ? network : { ...network, plugins: network.plugins.filter((p) => p.type !== 'portmap') };
+  let conflist =
+    o.ports.length > 0 ? network : { ...network, plugins: network.plugins.filter((p) => p.type !== 'portmap') };
   // --mac-address: the tuning plugin sets eth0's address right after the bridge made it.
-  if (o.mac) conflist = { ...conflist, plugins: conflist.plugins.flatMap((p) => (p.type === 'bridge' ? [p, { type: 'tuning', capabilities: { mac: true } }] : [p])) };
-  const a: NetworkAttachment = { id: o.id, store: o.store, pid: o.pid, netns: netnsPath(o.id), conflist, ports: o.ports };
+  if (o.mac)
+    conflist = {
+      ...conflist,
+      plugins: conflist.plugins.flatMap((p) =>
+        p.type === 'bridge' ? [p, { type: 'tuning', capabilities: { mac: true } }] : [p],
+      ),
+    };
+  const a: NetworkAttachment = {
+    id: o.id,
+    store: o.store,
+    pid: o.pid,
+    netns: netnsPath(o.id),
+    conflist,
+    ports: o.ports,
+  };
   await fs.mkdir(path.dirname(attachmentFile(o.id)), { recursive: true, mode: 0o700 });
   await writeFileAtomic(attachmentFile(o.id), JSON.stringify(a));
   try {
     const made = await ip(['netns', 'add', netnsName(o.id)], o.env);
-    if (made.code !== 0) throw new TsrunError('ERR_CNI', `making network namespace ${netnsName(o.id)}: ${made.stderr.trim()}`);
+    if (made.code !== 0)
+      throw new TsrunError('ERR_CNI', `making network namespace ${netnsName(o.id)}: ${made.stderr.trim()}`);
     await addList(LOOPBACK, invocation(a, o.env, 'lo'));
-    a.result = await addList(a.conflist, invocation(a, o.env), { portMappings: cniPorts(a.ports), ...(o.mac ? { mac: o.mac } : {}) });
+    a.result = await addList(a.conflist, invocation(a, o.env), {
+      portMappings: cniPorts(a.ports),
+      ...(o.mac ? { mac: o.mac } : {}),
+    });
     await writeFileAtomic(attachmentFile(o.id), JSON.stringify(a));
     return infoOf(a);
   } catch (err) {
@@ -202,7 +247,14 @@ export function infoOf(a: NetworkAttachment): NetworkInfo {
   const first = a.result?.ips?.[0];
   const [addr = '', bits = '0'] = (first?.address ?? '').split('/');
   const iface = first?.interface !== undefined ? a.result?.interfaces?.[first.interface] : undefined;
-  return { ip: addr, prefixLen: Number(bits), gateway: first?.gateway ?? '', mac: iface?.mac ?? '', bridge: BRIDGE, ports: a.ports };
+  return {
+    ip: addr,
+    prefixLen: Number(bits),
+    gateway: first?.gateway ?? '',
+    mac: iface?.mac ?? '',
+    bridge: BRIDGE,
+    ports: a.ports,
+  };
 }
 
 /** Every attachment on this host (all stores). */
@@ -214,7 +266,9 @@ export async function attachments(): Promise<NetworkAttachment[]> {
     if (!n.endsWith('.json')) continue;
     try {
       out.push(JSON.parse(await fs.readFile(path.join(dir, n), 'utf8')) as NetworkAttachment);
-    } catch { /* being written */ }
+    } catch {
+      /* being written */
+    }
   }
   return out;
 }

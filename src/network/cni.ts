@@ -64,14 +64,20 @@ async function findPlugin(type: string, dirs: string[]): Promise<string> {
     try {
       await fs.access(p, fs.constants.X_OK);
       return p;
-    } catch { /* next */ }
+    } catch {
+      /* next */
+    }
   }
   throw new TsrunError('ERR_CNI', `finding the CNI plugin "${type}": not in ${dirs.join(':')}`, {
     hint: 'install the reference plugins: apt-get install containernetworking-plugins (or set CNI_PATH)',
   });
 }
 
-async function invoke(command: 'ADD' | 'DEL', conf: Record<string, unknown>, inv: Invocation): Promise<CniResult | undefined> {
+async function invoke(
+  command: 'ADD' | 'DEL',
+  conf: Record<string, unknown>,
+  inv: Invocation,
+): Promise<CniResult | undefined> {
   const type = String(conf.type);
   const file = await findPlugin(type, inv.paths);
   const env: NodeJS.ProcessEnv = {
@@ -89,8 +95,13 @@ async function invoke(command: 'ADD' | 'DEL', conf: Record<string, unknown>, inv
     try {
       const e = JSON.parse(r.stdout) as { msg?: string; details?: string };
       if (e.msg) msg = e.details ? `${e.msg}: ${e.details}` : e.msg;
-    } catch { /* not JSON */ }
-    throw new TsrunError('ERR_CNI', `CNI plugin ${type} ${command} for container ${inv.containerId.slice(0, 12)}: ${msg}`);
+    } catch {
+      /* not JSON */
+    }
+    throw new TsrunError(
+      'ERR_CNI',
+      `CNI plugin ${type} ${command} for container ${inv.containerId.slice(0, 12)}: ${msg}`,
+    );
   }
   if (command === 'DEL' || !r.stdout.trim()) return undefined;
   try {
@@ -101,7 +112,12 @@ async function invoke(command: 'ADD' | 'DEL', conf: Record<string, unknown>, inv
 }
 
 /** One plugin's stdin: its own config plus the list's name/version, prevResult and granted runtimeConfig. */
-function pluginInput(list: ConfList, plugin: PluginConf, prevResult: CniResult | undefined, runtimeConfig: Record<string, unknown>): Record<string, unknown> {
+function pluginInput(
+  list: ConfList,
+  plugin: PluginConf,
+  prevResult: CniResult | undefined,
+  runtimeConfig: Record<string, unknown>,
+): Record<string, unknown> {
   const granted: Record<string, unknown> = {};
   for (const [cap, on] of Object.entries(plugin.capabilities ?? {})) {
     if (on && runtimeConfig[cap] !== undefined) granted[cap] = runtimeConfig[cap];
@@ -113,7 +129,11 @@ function pluginInput(list: ConfList, plugin: PluginConf, prevResult: CniResult |
   return conf;
 }
 
-export async function addList(list: ConfList, inv: Invocation, runtimeConfig: Record<string, unknown> = {}): Promise<CniResult> {
+export async function addList(
+  list: ConfList,
+  inv: Invocation,
+  runtimeConfig: Record<string, unknown> = {},
+): Promise<CniResult> {
   let result: CniResult | undefined;
   try {
     for (const plugin of list.plugins) {
@@ -126,7 +146,12 @@ export async function addList(list: ConfList, inv: Invocation, runtimeConfig: Re
   return result ?? { cniVersion: list.cniVersion };
 }
 
-export async function delList(list: ConfList, inv: Invocation, prevResult: CniResult | undefined, runtimeConfig: Record<string, unknown> = {}): Promise<void> {
+export async function delList(
+  list: ConfList,
+  inv: Invocation,
+  prevResult: CniResult | undefined,
+  runtimeConfig: Record<string, unknown> = {},
+): Promise<void> {
   let first: unknown;
   for (const plugin of [...list.plugins].reverse()) {
     try {

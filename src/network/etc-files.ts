@@ -4,7 +4,8 @@
  * runtime bind-mounts over the image's files.
  */
 
-const HOSTS_BASE = '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n';
+const HOSTS_BASE =
+  '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n';
 
 /** Docker's /etc/hosts: the loopback names, `extra` lines (--add-host; network/extra-hosts.ts), then the container's address with its hostname. */
 export function hostsFile(hostname: string, ip?: string, extra = ''): string {

@@ -26,9 +26,18 @@ export function parseAddHost(spec: string): ExtraHost {
   const name = i > 0 ? spec.slice(0, i) : '';
   let ip = i > 0 ? spec.slice(i + 1) : '';
   if (ip.startsWith('[') && ip.endsWith(']')) ip = ip.slice(1, -1);
-  if (!name || /\s/.test(name)) throw new TsrunError('ERR_USAGE', `invalid argument "${spec}" for "--add-host" flag: bad format for add-host: "${spec}"`, { hint: 'use --add-host NAME:IP, or NAME:host-gateway' });
+  if (!name || /\s/.test(name))
+    throw new TsrunError(
+      'ERR_USAGE',
+      `invalid argument "${spec}" for "--add-host" flag: bad format for add-host: "${spec}"`,
+      { hint: 'use --add-host NAME:IP, or NAME:host-gateway' },
+    );
   if (ip !== HOST_GATEWAY && net.isIP(ip) === 0) {
-    throw new TsrunError('ERR_USAGE', `invalid argument "${spec}" for "--add-host" flag: invalid IP address in add-host: "${ip}"`, { hint: 'use --add-host NAME:IP, or NAME:host-gateway' });
+    throw new TsrunError(
+      'ERR_USAGE',
+      `invalid argument "${spec}" for "--add-host" flag: invalid IP address in add-host: "${ip}"`,
+      { hint: 'use --add-host NAME:IP, or NAME:host-gateway' },
+    );
   }
   return { name, ip };
 }
@@ -62,15 +71,21 @@ export interface DnsOptions {
 /** `--dns` replaces the nameservers, `--dns-search` the search domains (`.`: none), `--dns-option` the options. */
 export function withDnsOptions(text: string, o: DnsOptions): string {
   for (const ip of o.dns ?? []) {
-    if (net.isIP(ip) === 0) throw new TsrunError('ERR_USAGE', `invalid argument "${ip}" for "--dns" flag: ${ip} is not an ip address`);
+    if (net.isIP(ip) === 0)
+      throw new TsrunError('ERR_USAGE', `invalid argument "${ip}" for "--dns" flag: ${ip} is not an ip address`);
   }
-  let lines = text.replace(/\n+$/, '').split('\n').filter((l) => l !== '');
-  if (o.dns?.length) lines = [...lines.filter((l) => !/^\s*nameserver\s/.test(l)), ...o.dns.map((ip) => `nameserver ${ip}`)];
+  let lines = text
+    .replace(/\n+$/, '')
+    .split('\n')
+    .filter((l) => l !== '');
+  if (o.dns?.length)
+    lines = [...lines.filter((l) => !/^\s*nameserver\s/.test(l)), ...o.dns.map((ip) => `nameserver ${ip}`)];
   if (o.dnsSearch?.length) {
     lines = lines.filter((l) => !/^\s*(search|domain)\s/.test(l));
     const domains = o.dnsSearch.filter((d) => d !== '.');
     if (domains.length) lines.unshift(`search ${domains.join(' ')}`);
   }
-  if (o.dnsOption?.length) lines = [...lines.filter((l) => !/^\s*options\s/.test(l)), `options ${o.dnsOption.join(' ')}`];
+  if (o.dnsOption?.length)
+    lines = [...lines.filter((l) => !/^\s*options\s/.test(l)), `options ${o.dnsOption.join(' ')}`];
   return lines.length ? `${lines.join('\n')}\n` : '';
 }

@@ -40,14 +40,16 @@ export function parsePublish(spec: string): PortMapping[] {
   const slash = rest.lastIndexOf('/');
   if (slash >= 0) {
     const p = rest.slice(slash + 1).toLowerCase();
-    if (p !== 'tcp' && p !== 'udp') throw usage(spec, p === 'sctp' ? 'sctp is not supported' : `unknown protocol "${p}"`);
+    if (p !== 'tcp' && p !== 'udp')
+      throw usage(spec, p === 'sctp' ? 'sctp is not supported' : `unknown protocol "${p}"`);
     protocol = p;
     rest = rest.slice(0, slash);
   }
   let hostIP = '';
   if (rest.startsWith('[')) {
     const close = rest.indexOf(']');
-    if (close < 0 || rest[close + 1] !== ':') throw usage(spec, 'an IPv6 address must be written [addr]:hostPort:containerPort');
+    if (close < 0 || rest[close + 1] !== ':')
+      throw usage(spec, 'an IPv6 address must be written [addr]:hostPort:containerPort');
     hostIP = rest.slice(1, close);
     if (net.isIPv6(hostIP) === false) throw usage(spec, `"${hostIP}" is not an IPv6 address`);
     rest = rest.slice(close + 2);
@@ -98,7 +100,11 @@ function probe(hostIP: string, port: number, protocol: Protocol): Promise<number
   return new Promise((resolve, reject) => {
     if (protocol === 'udp') {
       const s = dgram.createSocket(hostIP && net.isIPv6(hostIP) ? 'udp6' : 'udp4');
-      s.once('error', (e: NodeJS.ErrnoException) => { s.close(); if (e.code === 'EADDRINUSE') resolve(undefined); else reject(e); });
+      s.once('error', (e: NodeJS.ErrnoException) => {
+        s.close();
+        if (e.code === 'EADDRINUSE') resolve(undefined);
+        else reject(e);
+      });
       s.bind({ port, address: hostIP || '0.0.0.0', exclusive: true }, () => {
         const got = s.address().port;
         s.close(() => resolve(got));
@@ -106,7 +112,10 @@ function probe(hostIP: string, port: number, protocol: Protocol): Promise<number
       return;
     }
     const srv = net.createServer();
-    srv.once('error', (e: NodeJS.ErrnoException) => { if (e.code === 'EADDRINUSE') resolve(undefined); else reject(e); });
+    srv.once('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'EADDRINUSE') resolve(undefined);
+      else reject(e);
+    });
     srv.listen({ port, host: hostIP || '0.0.0.0', exclusive: true }, () => {
       const got = (srv.address() as net.AddressInfo).port;
       srv.close(() => resolve(got));
@@ -115,9 +124,13 @@ function probe(hostIP: string, port: number, protocol: Protocol): Promise<number
 }
 
 export function portInUse(m: Pick<PortMapping, 'hostIP' | 'hostPort' | 'protocol'>): TsrunError {
-  return new TsrunError('ERR_PORT_IN_USE', `Bind for ${m.hostIP || '0.0.0.0'}:${m.hostPort} failed: port is already allocated`, {
-    hint: `another program (or container) holds ${m.protocol} port ${m.hostPort}: choose another host port, or -p ${m.hostIP ? `${m.hostIP}::` : ''}CONTAINERPORT for any free one`,
-  });
+  return new TsrunError(
+    'ERR_PORT_IN_USE',
+    `Bind for ${m.hostIP || '0.0.0.0'}:${m.hostPort} failed: port is already allocated`,
+    {
+      hint: `another program (or container) holds ${m.protocol} port ${m.hostPort}: choose another host port, or -p ${m.hostIP ? `${m.hostIP}::` : ''}CONTAINERPORT for any free one`,
+    },
+  );
 }
 
 /**
@@ -137,16 +150,24 @@ export async function assignHostPorts(mappings: PortMapping[]): Promise<PortMapp
       }
       if (port === undefined) throw portInUse({ ...m, hostPort: m.hostRange[0] });
     } else if (m.hostPort === 0) {
-      do port = await probe(m.hostIP, 0, m.protocol); while (port !== undefined && claimed.has(`${m.protocol}:${port}`));
+      do port = await probe(m.hostIP, 0, m.protocol);
+      while (port !== undefined && claimed.has(`${m.protocol}:${port}`));
       if (port === undefined) throw portInUse(m);
     } else {
       if (claimed.has(key(m))) {
-        throw new TsrunError('ERR_USAGE', `host port ${m.hostPort}/${m.protocol} is published twice`, { hint: 'give each -p its own host port' });
+        throw new TsrunError('ERR_USAGE', `host port ${m.hostPort}/${m.protocol} is published twice`, {
+          hint: 'give each -p its own host port',
+        });
       }
       port = await probe(m.hostIP, m.hostPort, m.protocol);
       if (port === undefined) throw portInUse(m);
     }
-    const done: PortMapping = { hostIP: m.hostIP, hostPort: port, containerPort: m.containerPort, protocol: m.protocol };
+    const done: PortMapping = {
+      hostIP: m.hostIP,
+      hostPort: port,
+      containerPort: m.containerPort,
+      protocol: m.protocol,
+    };
     claimed.add(key(done));
     out.push(done);
   }
@@ -163,7 +184,9 @@ function hostAddr(m: PortMapping): string {
  * the host addresses. Undefined when the asked-for port is not published.
  */
 export function portLines(published: PortMapping[], query?: string): string[] | undefined {
-  const sorted = [...published].sort((a, b) => a.containerPort - b.containerPort || a.protocol.localeCompare(b.protocol));
+  const sorted = [...published].sort(
+    (a, b) => a.containerPort - b.containerPort || a.protocol.localeCompare(b.protocol),
+  );
   if (query === undefined) return sorted.map((m) => `${m.containerPort}/${m.protocol} -> ${hostAddr(m)}`);
   const [port, proto = 'tcp'] = query.split('/');
   const hits = sorted.filter((m) => String(m.containerPort) === port && m.protocol === proto);

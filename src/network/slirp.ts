@@ -56,7 +56,9 @@ function apiCall(socket: string, request: unknown): Promise<{ error?: { desc?: s
     const c = net.connect(socket);
     let data = '';
     c.on('connect', () => c.end(JSON.stringify(request)));
-    c.on('data', (d) => { data += d.toString(); });
+    c.on('data', (d) => {
+      data += d.toString();
+    });
     c.on('error', reject);
     c.on('close', () => {
       try {
@@ -68,7 +70,13 @@ function apiCall(socket: string, request: unknown): Promise<{ error?: { desc?: s
   });
 }
 
-export async function connectSlirp(o: { id: string; runDir: string; ports: PortMapping[]; env: NodeJS.ProcessEnv; owner?: number }): Promise<NetworkInfo> {
+export async function connectSlirp(o: {
+  id: string;
+  runDir: string;
+  ports: PortMapping[];
+  env: NodeJS.ProcessEnv;
+  owner?: number;
+}): Promise<NetworkInfo> {
   const slirp = await which('slirp4netns', o.env);
   if (!slirp) {
     throw new TsrunError('ERR_ROOTLESS', 'rootless networking needs slirp4netns, which is not installed', {
@@ -77,9 +85,13 @@ export async function connectSlirp(o: { id: string; runDir: string; ports: PortM
   }
   const tun = await deviceAccess('/dev/net/tun');
   if (!tun.usable) {
-    throw new TsrunError('ERR_ROOTLESS', `rootless networking needs /dev/net/tun, which you cannot use (mode ${tun.mode})`, {
-      hint: 'as root: chmod 0666 /dev/net/tun (the mode distributions ship); or use --network none or --network host',
-    });
+    throw new TsrunError(
+      'ERR_ROOTLESS',
+      `rootless networking needs /dev/net/tun, which you cannot use (mode ${tun.mode})`,
+      {
+        hint: 'as root: chmod 0666 /dev/net/tun (the mode distributions ship); or use --network none or --network host',
+      },
+    );
   }
   await disconnectSlirp(o.id, o.runDir);
   const dir = dirOf(o.runDir);
@@ -90,36 +102,72 @@ export async function connectSlirp(o: { id: string; runDir: string; ports: PortM
   try {
     await fs.writeFile(netns, '');
     const made = await runProgram('unshare', [`--net=${netns}`, 'true'], { env: o.env });
-    if (made.code !== 0) throw new TsrunError('ERR_ROOTLESS', `making the network namespace for ${o.id.slice(0, 12)}: ${made.stderr.trim()}`);
-    const child = spawn(slirp, ['--configure', '--mtu=65520', '--disable-host-loopback', '--api-socket', socket,
-      '--ready-fd=3', '--netns-type=path', netns, 'tap0'], { detached: true, stdio: ['ignore', 'ignore', 'pipe', 'pipe'] });
+    if (made.code !== 0)
+      throw new TsrunError(
+        'ERR_ROOTLESS',
+        `making the network namespace for ${o.id.slice(0, 12)}: ${made.stderr.trim()}`,
+      );
+    const child = spawn(
+      slirp,
+      [
+        '--configure',
+        '--mtu=65520',
+        '--disable-host-loopback',
+        '--api-socket',
+        socket,
+        '--ready-fd=3',
+        '--netns-type=path',
+        netns,
+        'tap0',
+      ],
+      { detached: true, stdio: ['ignore', 'ignore', 'pipe', 'pipe'] },
+    );
     const record: SlirpRecord = { pid: child.pid ?? 0, netns, socket, ...(o.owner ? { owner: o.owner } : {}) };
     await fs.writeFile(recordFile, JSON.stringify(record));
     let stderr = '';
-    child.stderr?.on('data', (d: Buffer) => { stderr += d.toString(); });
+    child.stderr?.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
     await new Promise<void>((resolve, reject) => {
       const ready = child.stdio[3] as NodeJS.ReadableStream;
       ready.once('data', () => resolve());
-      child.once('exit', (code) => reject(new TsrunError('ERR_ROOTLESS', `slirp4netns exited (${code}): ${stderr.trim()}`)));
+      child.once('exit', (code) =>
+        reject(new TsrunError('ERR_ROOTLESS', `slirp4netns exited (${code}): ${stderr.trim()}`)),
+      );
     });
-    for (const s of [child.stderr, child.stdio[3]]) (s as NodeJS.ReadableStream & { destroy(): void } | null)?.destroy();
+    for (const s of [child.stderr, child.stdio[3]])
+      (s as (NodeJS.ReadableStream & { destroy(): void }) | null)?.destroy();
     child.unref();
     for (const p of o.ports) {
       const r = await apiCall(socket, {
         execute: 'add_hostfwd',
-        arguments: { proto: p.protocol, host_addr: p.hostIP || '0.0.0.0', host_port: p.hostPort, guest_addr: SLIRP_IP, guest_port: p.containerPort },
+        arguments: {
+          proto: p.protocol,
+          host_addr: p.hostIP || '0.0.0.0',
+          host_port: p.hostPort,
+          guest_addr: SLIRP_IP,
+          guest_port: p.containerPort,
+        },
       });
       if (r.error) {
         const desc = r.error.desc ?? JSON.stringify(r.error);
         throw new TsrunError('ERR_PORT_IN_USE', `publishing ${p.hostIP || '0.0.0.0'}:${p.hostPort}: ${desc}`, {
-          hint: p.hostPort < 1024 ? 'ports below 1024 need root, or as root: sysctl -w net.ipv4.ip_unprivileged_port_start=0' : 'choose another host port',
+          hint:
+            p.hostPort < 1024
+              ? 'ports below 1024 need root, or as root: sysctl -w net.ipv4.ip_unprivileged_port_start=0'
+              : 'choose another host port',
         });
       }
       // All addresses means IPv6 loopback too, as podman's rootlessport listens: slirp4netns's API
       // takes IPv4 host addresses only, so socat (when installed) forwards [::1]:PORT to it.
-      const socat = (p.hostIP || '0.0.0.0') === '0.0.0.0' && p.protocol === 'tcp' ? await which('socat', o.env) : undefined;
+      const socat =
+        (p.hostIP || '0.0.0.0') === '0.0.0.0' && p.protocol === 'tcp' ? await which('socat', o.env) : undefined;
       if (socat) {
-        const fwd = spawn(socat, [`TCP6-LISTEN:${p.hostPort},bind=[::1],fork,reuseaddr`, `TCP4:127.0.0.1:${p.hostPort}`], { detached: true, stdio: 'ignore' });
+        const fwd = spawn(
+          socat,
+          [`TCP6-LISTEN:${p.hostPort},bind=[::1],fork,reuseaddr`, `TCP4:127.0.0.1:${p.hostPort}`],
+          { detached: true, stdio: 'ignore' },
+        );
         fwd.on('error', () => {});
         fwd.unref();
         if (fwd.pid) (record.v6 ??= []).push(fwd.pid);
@@ -165,24 +213,32 @@ export async function disconnectSlirp(id: string, runDir: string): Promise<void>
   let r: SlirpRecord | undefined;
   try {
     r = JSON.parse(await fs.readFile(recordFile, 'utf8')) as SlirpRecord;
-  } catch { /* none */ }
+  } catch {
+    /* none */
+  }
   if (r?.pid && running(r.pid)) {
     try {
       process.kill(r.pid, 'SIGTERM');
       for (let i = 0; i < 100 && running(r.pid); i++) await sleep(10);
       if (running(r.pid)) process.kill(r.pid, 'SIGKILL');
-    } catch { /* gone */ }
+    } catch {
+      /* gone */
+    }
   }
   for (const pid of r?.v6 ?? []) {
     // Only our forwarder: a recorded pid may have been reused after a reboot.
     try {
       if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'socat') process.kill(-pid, 'SIGTERM'); // it and its connections
-    } catch { /* gone */ }
+    } catch {
+      /* gone */
+    }
   }
   const netns = slirpNetnsPath(runDir, id);
   try {
     native().umount(netns);
-  } catch { /* not mounted */ }
+  } catch {
+    /* not mounted */
+  }
   await fs.rm(netns, { force: true });
   if (r?.socket) await fs.rm(r.socket, { force: true });
   await fs.rm(recordFile, { force: true });

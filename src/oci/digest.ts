@@ -23,4 +23,3 @@ export function chainIds(diffIds: readonly string[]): string[] {
   }
   return out;
 }
-

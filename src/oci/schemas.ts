@@ -83,12 +83,16 @@ export const imageConfigSchema = z.looseObject({
     type: z.literal('layers'),
     diff_ids: z.array(digestSchema).max(1000),
   }),
-  history: z.array(z.looseObject({
-    created: z.string().optional(),
-    created_by: z.string().optional(),
-    author: z.string().optional(),
-    comment: z.string().optional(),
-    empty_layer: z.boolean().optional(),
-  })).nullish(),
+  history: z
+    .array(
+      z.looseObject({
+        created: z.string().optional(),
+        created_by: z.string().optional(),
+        author: z.string().optional(),
+        comment: z.string().optional(),
+        empty_layer: z.boolean().optional(),
+      }),
+    )
+    .nullish(),
 });
 export type ImageConfig = z.infer<typeof imageConfigSchema>;

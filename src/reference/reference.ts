@@ -46,7 +46,8 @@ const DIGEST_RE = /^sha256:[a-f0-9]{64}$/;
 const ANY_DIGEST_RE = /^[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}$/;
 const IDENTIFIER_RE = /^[a-f0-9]{64}$/;
 
-const HINT = 'a reference looks like [registry[:port]/]repository[:tag][@sha256:<64 hex>], e.g. node:20 or ghcr.io/user/app@sha256:…';
+const HINT =
+  'a reference looks like [registry[:port]/]repository[:tag][@sha256:<64 hex>], e.g. node:20 or ghcr.io/user/app@sha256:…';
 
 function fail(input: string, cause: string): never {
   throw new TsrunError('ERR_REFERENCE', `parsing reference "${input}": ${cause}`, { hint: HINT });
@@ -73,9 +74,13 @@ export function parseNormalizedNamed(input: string): Reference {
     digest = rest.slice(at + 1);
     rest = rest.slice(0, at);
     if (!ANY_DIGEST_RE.test(digest)) fail(input, 'invalid digest format');
-    if (!digest.startsWith('sha256:')) fail(input, `unsupported digest algorithm "${digest.split(':')[0]}" (only sha256 is supported)`);
+    if (!digest.startsWith('sha256:'))
+      fail(input, `unsupported digest algorithm "${digest.split(':')[0]}" (only sha256 is supported)`);
     if (!DIGEST_RE.test(digest)) {
-      fail(input, digest.length !== 'sha256:'.length + 64 ? 'invalid checksum digest length' : 'invalid checksum digest format');
+      fail(
+        input,
+        digest.length !== 'sha256:'.length + 64 ? 'invalid checksum digest length' : 'invalid checksum digest format',
+      );
     }
   }
   let tag: string | undefined;
@@ -83,7 +88,11 @@ export function parseNormalizedNamed(input: string): Reference {
   if (colon > rest.lastIndexOf('/')) {
     tag = rest.slice(colon + 1);
     rest = rest.slice(0, colon);
-    if (!TAG_RE.test(tag)) fail(input, `invalid tag "${tag}": a tag is up to 128 letters, digits, '_', '.' and '-', not starting with '.' or '-'`);
+    if (!TAG_RE.test(tag))
+      fail(
+        input,
+        `invalid tag "${tag}": a tag is up to 128 letters, digits, '_', '.' and '-', not starting with '.' or '-'`,
+      );
   }
   const name = rest;
   if (name === '') fail(input, 'repository name must have at least one component');
@@ -101,17 +110,22 @@ export function parseNormalizedNamed(input: string): Reference {
     repository = name.slice(slash + 1);
     if (!DOMAIN_RE.test(registry)) fail(input, `invalid registry "${registry}"`);
   }
-  if (repository.toLowerCase() !== repository) fail(input, 'invalid reference format: repository name must be lowercase');
+  if (repository.toLowerCase() !== repository)
+    fail(input, 'invalid reference format: repository name must be lowercase');
   if (repository === '') fail(input, 'repository name must have at least one component');
   for (const component of repository.split('/')) {
     if (!PATH_COMPONENT_RE.test(component)) {
-      fail(input, component === ''
-        ? 'invalid reference format: empty path component'
-        : `invalid reference format: path component "${component}" must be lowercase letters and digits, separated by '.', '_', '__' or '-'`);
+      fail(
+        input,
+        component === ''
+          ? 'invalid reference format: empty path component'
+          : `invalid reference format: path component "${component}" must be lowercase letters and digits, separated by '.', '_', '__' or '-'`,
+      );
     }
   }
   // Docker measures the name as written (before docker.io/library/ is added).
-  if (name.length > NAME_TOTAL_LENGTH_MAX) fail(input, `repository name must not be more than ${NAME_TOTAL_LENGTH_MAX} characters`);
+  if (name.length > NAME_TOTAL_LENGTH_MAX)
+    fail(input, `repository name must not be more than ${NAME_TOTAL_LENGTH_MAX} characters`);
 
   if (registry === LEGACY_DEFAULT_REGISTRY) registry = DEFAULT_REGISTRY;
   if (registry === DEFAULT_REGISTRY && !repository.includes('/')) repository = OFFICIAL_PREFIX + repository;

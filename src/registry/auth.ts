@@ -34,8 +34,12 @@ export function parseWWWAuthenticate(header: string): Challenge[] {
   const out: Challenge[] = [];
   let i = 0;
   const n = header.length;
-  const skipWs = () => { while (i < n && (header[i] === ' ' || header[i] === '\t')) i++; };
-  const skipWsCommas = () => { while (i < n && (header[i] === ' ' || header[i] === '\t' || header[i] === ',')) i++; };
+  const skipWs = () => {
+    while (i < n && (header[i] === ' ' || header[i] === '\t')) i++;
+  };
+  const skipWsCommas = () => {
+    while (i < n && (header[i] === ' ' || header[i] === '\t' || header[i] === ',')) i++;
+  };
   const readToken = (): string => {
     const start = i;
     while (i < n && TOKEN_CHARS.test(header[i] as string)) i++;
@@ -59,7 +63,10 @@ export function parseWWWAuthenticate(header: string): Challenge[] {
     if (i >= n) break;
     const save = i;
     const tok = readToken();
-    if (tok === '') { i++; continue; } // stray character: skip it
+    if (tok === '') {
+      i++;
+      continue;
+    } // stray character: skip it
     skipWs();
     if (current && header[i] === '=' && header[i + 1] !== '=') {
       // auth-param
@@ -111,17 +118,27 @@ export class TokenCache {
   private readonly entries = new Map<string, Token>();
 
   static key(req: Pick<TokenRequest, 'realm' | 'service' | 'scopes' | 'credentials'>): string {
-    const who = !req.credentials ? 'anonymous'
-      : req.credentials.kind === 'basic' ? `basic:${req.credentials.username}` : `identity:${req.credentials.username ?? ''}`;
+    const who = !req.credentials
+      ? 'anonymous'
+      : req.credentials.kind === 'basic'
+        ? `basic:${req.credentials.username}`
+        : `identity:${req.credentials.username ?? ''}`;
     let realmHost: string;
-    try { realmHost = new URL(req.realm).host + new URL(req.realm).pathname; } catch { realmHost = req.realm; }
+    try {
+      realmHost = new URL(req.realm).host + new URL(req.realm).pathname;
+    } catch {
+      realmHost = req.realm;
+    }
     return [realmHost, req.service ?? '', [...req.scopes].sort().join(' '), who].join('|');
   }
 
   get(key: string, now = Date.now()): Token | undefined {
     const t = this.entries.get(key);
     if (!t) return undefined;
-    if (t.expiresAt - EXPIRY_MARGIN_MS <= now) { this.entries.delete(key); return undefined; }
+    if (t.expiresAt - EXPIRY_MARGIN_MS <= now) {
+      this.entries.delete(key);
+      return undefined;
+    }
     return t;
   }
 
@@ -147,7 +164,10 @@ export function repositoryScope(repository: string, actions: readonly string[]):
 }
 
 /** Get a bearer token, from the cache when we may. */
-export async function getToken(req: TokenRequest, opts: { cache?: TokenCache; http?: HttpOptions; reporter?: Reporter } = {}): Promise<Token> {
+export async function getToken(
+  req: TokenRequest,
+  opts: { cache?: TokenCache; http?: HttpOptions; reporter?: Reporter } = {},
+): Promise<Token> {
   const cache = opts.cache ?? defaultTokenCache;
   const key = TokenCache.key(req);
   if (!req.noCache) {
@@ -164,14 +184,24 @@ async function fetchToken(req: TokenRequest, opts: { http?: HttpOptions; reporte
   try {
     realm = new URL(req.realm);
   } catch {
-    throw new TsrunError('ERR_REGISTRY_AUTH', `authenticating to ${req.registryHost}: the registry's token realm "${req.realm}" is not a URL`);
+    throw new TsrunError(
+      'ERR_REGISTRY_AUTH',
+      `authenticating to ${req.registryHost}: the registry's token realm "${req.realm}" is not a URL`,
+    );
   }
   if (realm.protocol !== 'https:' && realm.protocol !== 'http:') {
-    throw new TsrunError('ERR_REGISTRY_AUTH', `authenticating to ${req.registryHost}: unsupported token realm scheme ${realm.protocol}`);
+    throw new TsrunError(
+      'ERR_REGISTRY_AUTH',
+      `authenticating to ${req.registryHost}: unsupported token realm scheme ${realm.protocol}`,
+    );
   }
   const action = `authenticating to ${req.registryHost}: requesting a token from ${redact(realm.toString())}`;
   const creds = req.credentials;
-  opts.reporter?.emit({ type: 'debug', scope: 'auth', message: `token request to ${realm.host} for ${req.scopes.join(' ') || '(no scope)'} as ${creds ? (creds.kind === 'basic' ? creds.username : 'identity token') : 'anonymous'}` });
+  opts.reporter?.emit({
+    type: 'debug',
+    scope: 'auth',
+    message: `token request to ${realm.host} for ${req.scopes.join(' ') || '(no scope)'} as ${creds ? (creds.kind === 'basic' ? creds.username : 'identity token') : 'anonymous'}`,
+  });
 
   let res;
   if (creds?.kind === 'identity') {
@@ -181,10 +211,16 @@ async function fetchToken(req: TokenRequest, opts: { http?: HttpOptions; reporte
     form.set('client_id', 'tsrun');
     if (req.service) form.set('service', req.service);
     if (req.scopes.length) form.set('scope', req.scopes.join(' '));
-    res = await send({
-      method: 'POST', url: realm.toString(), body: form, insecure: req.insecure,
-      headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
-    }, opts.http);
+    res = await send(
+      {
+        method: 'POST',
+        url: realm.toString(),
+        body: form,
+        insecure: req.insecure,
+        headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+      },
+      opts.http,
+    );
   } else {
     const url = new URL(realm);
     if (req.service) url.searchParams.set('service', req.service);
@@ -199,14 +235,20 @@ async function fetchToken(req: TokenRequest, opts: { http?: HttpOptions; reporte
 
   if (res.status === 401 || res.status === 403) {
     await readLimited(res, 64 * 1024).catch(() => undefined);
-    throw new TsrunError('ERR_REGISTRY_AUTH', `${action}: the token service answered ${res.status}${creds ? ' (the stored credentials were refused)' : ' (anonymous access refused)'}`, {
-      hint: loginHint(req.registryHost), detail: { status: res.status },
-    });
+    throw new TsrunError(
+      'ERR_REGISTRY_AUTH',
+      `${action}: the token service answered ${res.status}${creds ? ' (the stored credentials were refused)' : ' (anonymous access refused)'}`,
+      {
+        hint: loginHint(req.registryHost),
+        detail: { status: res.status },
+      },
+    );
   }
   if (!res.ok) {
     await readLimited(res, 64 * 1024).catch(() => undefined);
     throw new TsrunError('ERR_REGISTRY_AUTH', `${action}: the token service answered ${res.status}`, {
-      detail: { status: res.status }, retryable: res.status >= 500 || res.status === 429,
+      detail: { status: res.status },
+      retryable: res.status >= 500 || res.status === 429,
     });
   }
   const { bytes, truncated } = await readLimited(res, TOKEN_RESPONSE_MAX);
@@ -221,10 +263,15 @@ async function fetchToken(req: TokenRequest, opts: { http?: HttpOptions; reporte
   } catch {
     throw new TsrunError('ERR_REGISTRY_AUTH', `${action}: the token response is not a JSON object`);
   }
-  const token = typeof json['token'] === 'string' && json['token'] ? json['token']
-    : typeof json['access_token'] === 'string' && json['access_token'] ? json['access_token'] : undefined;
+  const token =
+    typeof json['token'] === 'string' && json['token']
+      ? json['token']
+      : typeof json['access_token'] === 'string' && json['access_token']
+        ? json['access_token']
+        : undefined;
   if (!token) throw new TsrunError('ERR_REGISTRY_AUTH', `${action}: the token response has no token`);
-  let expiresIn = typeof json['expires_in'] === 'number' && Number.isFinite(json['expires_in']) ? json['expires_in'] : MIN_EXPIRY_S;
+  let expiresIn =
+    typeof json['expires_in'] === 'number' && Number.isFinite(json['expires_in']) ? json['expires_in'] : MIN_EXPIRY_S;
   if (expiresIn < MIN_EXPIRY_S) expiresIn = MIN_EXPIRY_S;
   let issuedAt = Date.now();
   if (typeof json['issued_at'] === 'string') {

@@ -46,7 +46,12 @@ export function resumeSettings(env: NodeJS.ProcessEnv): { stallMs: number; maxRe
   };
 }
 
-export function pumpResumable(first: Readable, open: (offset: number) => Promise<BlobRange>, out: Writable, o: ResumeOptions): void {
+export function pumpResumable(
+  first: Readable,
+  open: (offset: number) => Promise<BlobRange>,
+  out: Writable,
+  o: ResumeOptions,
+): void {
   let received = 0;
   let resumes = 0;
   let current: Readable | undefined;
@@ -79,9 +84,17 @@ export function pumpResumable(first: Readable, open: (offset: number) => Promise
     }
     const reason = err.code ?? err.message;
     if (resumes >= o.maxResumes) {
-      fail(new TsrunError('ERR_NETWORK',
-        `${o.action}: the connection failed at byte ${received} of ${o.size} (${reason}); ${o.maxResumes} resumed requests did not finish it`,
-        { cause: err, retryable: false, hint: 'check the connection to the registry; TSRUN_BLOB_RESUMES and TSRUN_STALL_TIMEOUT tune how hard tsrun tries' }));
+      fail(
+        new TsrunError(
+          'ERR_NETWORK',
+          `${o.action}: the connection failed at byte ${received} of ${o.size} (${reason}); ${o.maxResumes} resumed requests did not finish it`,
+          {
+            cause: err,
+            retryable: false,
+            hint: 'check the connection to the registry; TSRUN_BLOB_RESUMES and TSRUN_STALL_TIMEOUT tune how hard tsrun tries',
+          },
+        ),
+      );
       return;
     }
     resumes++;
@@ -90,8 +103,19 @@ export function pumpResumable(first: Readable, open: (offset: number) => Promise
     setTimeout(() => {
       if (finished) return;
       open(received).then(
-        (next) => { if (finished) next.body.destroy(); else attach(next.body, next.skip); },
-        (e: Error) => fail(e instanceof TsrunError ? e : new TsrunError('ERR_NETWORK', `${o.action}: resuming at byte ${received}: ${e.message}`, { cause: e, retryable: false })),
+        (next) => {
+          if (finished) next.body.destroy();
+          else attach(next.body, next.skip);
+        },
+        (e: Error) =>
+          fail(
+            e instanceof TsrunError
+              ? e
+              : new TsrunError('ERR_NETWORK', `${o.action}: resuming at byte ${received}: ${e.message}`, {
+                  cause: e,
+                  retryable: false,
+                }),
+          ),
       );
     }, delay); // not unref'd: this timer is what keeps the process waiting for the rest
   };
@@ -100,7 +124,10 @@ export function pumpResumable(first: Readable, open: (offset: number) => Promise
     current = body;
     let toSkip = skip;
     let timer: NodeJS.Timeout | undefined;
-    const disarm = () => { if (timer) clearTimeout(timer); timer = undefined; };
+    const disarm = () => {
+      if (timer) clearTimeout(timer);
+      timer = undefined;
+    };
     const arm = () => {
       disarm();
       timer = setTimeout(() => {
@@ -111,16 +138,28 @@ export function pumpResumable(first: Readable, open: (offset: number) => Promise
     arm();
     body.on('data', (chunk: Buffer) => {
       if (toSkip > 0) {
-        if (chunk.length <= toSkip) { toSkip -= chunk.length; arm(); return; }
+        if (chunk.length <= toSkip) {
+          toSkip -= chunk.length;
+          arm();
+          return;
+        }
         chunk = chunk.subarray(toSkip);
         toSkip = 0;
       }
       received += chunk.length;
-      if (out.write(chunk)) { arm(); return; }
+      if (out.write(chunk)) {
+        arm();
+        return;
+      }
       // A slow consumer is not a stalled registry: stop the clock until it drains.
       disarm();
       body.pause();
-      out.once('drain', () => { if (!body.destroyed && body === current) { arm(); body.resume(); } });
+      out.once('drain', () => {
+        if (!body.destroyed && body === current) {
+          arm();
+          body.resume();
+        }
+      });
     });
     body.once('end', () => {
       disarm();
@@ -133,7 +172,10 @@ export function pumpResumable(first: Readable, open: (offset: number) => Promise
       o.signal?.removeEventListener('abort', onAbort);
       out.end();
     });
-    body.once('error', (err: Error) => { disarm(); interrupted(body, err); });
+    body.once('error', (err: Error) => {
+      disarm();
+      interrupted(body, err);
+    });
   };
 
   attach(first, 0);

@@ -23,8 +23,25 @@ import { sha256Digest } from '../oci/digest.js';
 import { MANIFEST_ACCEPT, MediaType, isIndexType, isManifestType, isSchema1Type } from '../oci/media-types.js';
 import { DIGEST_RE, indexSchema, manifestSchema, type Descriptor, type Index, type Manifest } from '../oci/schemas.js';
 import { pumpResumable, resumeSettings, type BlobRange } from './blob-stream.js';
-import { basicAuthorization, defaultTokenCache, getToken, parseWWWAuthenticate, repositoryScope, type Challenge, type TokenCache } from './auth.js';
-import { baseUrl, loginHint, readLimited, redact, registryError, send, type HttpOptions, type SendRequest } from './http.js';
+import {
+  basicAuthorization,
+  defaultTokenCache,
+  getToken,
+  parseWWWAuthenticate,
+  repositoryScope,
+  type Challenge,
+  type TokenCache,
+} from './auth.js';
+import {
+  baseUrl,
+  loginHint,
+  readLimited,
+  redact,
+  registryError,
+  send,
+  type HttpOptions,
+  type SendRequest,
+} from './http.js';
 import type { Credentials, Endpoint } from './types.js';
 
 export const MANIFEST_MAX = 4 * 1024 * 1024;
@@ -51,8 +68,7 @@ export interface FetchedManifest {
 }
 
 export type ParsedManifest =
-  | { kind: 'manifest'; mediaType: string; manifest: Manifest }
-  | { kind: 'index'; mediaType: string; index: Index };
+  { kind: 'manifest'; mediaType: string; manifest: Manifest } | { kind: 'index'; mediaType: string; index: Index };
 
 export class RegistryClient {
   readonly endpoint: Endpoint;
@@ -78,8 +94,12 @@ export class RegistryClient {
     this.blobOpts = opts.blob ?? resumeSettings({});
   }
 
-  private get host(): string { return this.endpoint.host; }
-  private get repo(): string { return this.endpoint.repository; }
+  private get host(): string {
+    return this.endpoint.host;
+  }
+  private get repo(): string {
+    return this.endpoint.repository;
+  }
 
   private name(tagOrDigest: string): string {
     return `${this.host}/${this.repo}${tagOrDigest.startsWith('sha256:') ? '@' : ':'}${tagOrDigest}`;
@@ -104,11 +124,18 @@ export class RegistryClient {
       throw new TsrunError('ERR_REFERENCE', `fetching manifest ${this.name(tagOrDigest)}: invalid digest`);
     }
     const action = `fetching manifest ${this.name(tagOrDigest)}`;
-    const res = await this.request(`/v2/${this.repo}/manifests/${tagOrDigest}`, { Accept: MANIFEST_ACCEPT.join(', ') }, action);
+    const res = await this.request(
+      `/v2/${this.repo}/manifests/${tagOrDigest}`,
+      { Accept: MANIFEST_ACCEPT.join(', ') },
+      action,
+    );
     const length = Number(res.headers.get('content-length') ?? NaN);
     if (Number.isFinite(length) && length > MANIFEST_MAX) {
       (res.body as Readable | null)?.destroy();
-      throw new TsrunError('ERR_SIZE', `${action}: the manifest is ${length} bytes, more than the ${MANIFEST_MAX} allowed`);
+      throw new TsrunError(
+        'ERR_SIZE',
+        `${action}: the manifest is ${length} bytes, more than the ${MANIFEST_MAX} allowed`,
+      );
     }
     let read;
     try {
@@ -130,7 +157,9 @@ export class RegistryClient {
       const json = JSON.parse(bytes.toString('utf8')) as Record<string, unknown>;
       declared = json?.['mediaType'];
       schemaVersion = json?.['schemaVersion'];
-    } catch { /* parseManifestOrIndex reports bad JSON */ }
+    } catch {
+      /* parseManifestOrIndex reports bad JSON */
+    }
     const contentType = (res.headers.get('content-type') ?? '').split(';')[0]?.trim() ?? '';
     const mediaType = typeof declared === 'string' && declared ? declared : contentType;
     if (isSchema1Type(mediaType) || isSchema1Type(contentType) || schemaVersion === 1) {
@@ -138,7 +167,11 @@ export class RegistryClient {
         hint: 'push the image again with a current Docker, podman or buildah',
       });
     }
-    this.reporter.emit({ type: 'debug', scope: 'registry', message: `manifest ${this.name(tagOrDigest)} → ${digest} (${mediaType}, ${bytes.length} bytes)` });
+    this.reporter.emit({
+      type: 'debug',
+      scope: 'registry',
+      message: `manifest ${this.name(tagOrDigest)} → ${digest} (${mediaType}, ${bytes.length} bytes)`,
+    });
     return { bytes, mediaType, digest };
   }
 
@@ -158,7 +191,8 @@ export class RegistryClient {
       } catch {
         throw new TsrunError('ERR_REGISTRY', `listing the tags of ${this.repo}: the registry's answer is not JSON`);
       }
-      if (Array.isArray(body.tags)) tags.push(...body.tags.filter((t): t is string => typeof t === 'string' && /^[\w][\w.-]{0,127}$/.test(t)));
+      if (Array.isArray(body.tags))
+        tags.push(...body.tags.filter((t): t is string => typeof t === 'string' && /^[\w][\w.-]{0,127}$/.test(t)));
       next = /<([^>]+)>\s*;\s*rel="?next"?/.exec(res.headers.get('link') ?? '')?.[1];
     }
     return [...new Set(tags)].sort();
@@ -176,8 +210,13 @@ export class RegistryClient {
     const first = await this.openBlob(desc, action, 0, opts.signal);
     const out = new VerifyingStream(desc, action);
     pumpResumable(first.body, (offset) => this.openBlob(desc, action, offset, opts.signal), out, {
-      action, size: desc.size, stallMs: this.blobOpts.stallMs, maxResumes: this.blobOpts.maxResumes, ...(opts.signal ? { signal: opts.signal } : {}),
-      onResume: (offset, attempt, reason) => this.reporter.emit({ type: 'blob-resume', digest: desc.digest, offset, size: desc.size, attempt, reason }),
+      action,
+      size: desc.size,
+      stallMs: this.blobOpts.stallMs,
+      maxResumes: this.blobOpts.maxResumes,
+      ...(opts.signal ? { signal: opts.signal } : {}),
+      onResume: (offset, attempt, reason) =>
+        this.reporter.emit({ type: 'blob-resume', digest: desc.digest, offset, size: desc.size, attempt, reason }),
     });
     return out;
   }
@@ -185,19 +224,31 @@ export class RegistryClient {
   /** GET the blob from `offset` (a Range request past 0); see blob-stream.ts for a 200 answer. */
   private async openBlob(desc: Descriptor, action: string, offset: number, signal?: AbortSignal): Promise<BlobRange> {
     const headers: Record<string, string> = offset > 0 ? { Range: `bytes=${offset}-` } : {};
-    const res = await this.request(`/v2/${this.repo}/blobs/${desc.digest}`, headers, action, signal, offset > 0 ? { ok: [200, 206] } : {});
+    const res = await this.request(
+      `/v2/${this.repo}/blobs/${desc.digest}`,
+      headers,
+      action,
+      signal,
+      offset > 0 ? { ok: [200, 206] } : {},
+    );
     const body = (res.body as Readable | null) ?? Readable.from([]);
     const partial = offset > 0 && res.status === 206;
     const range = res.headers.get('content-range');
     if (partial && !(range ?? '').startsWith(`bytes ${offset}-`)) {
       body.destroy();
-      throw new TsrunError('ERR_REGISTRY', `${action}: asked for bytes from ${offset}, the registry sent range "${range}"`);
+      throw new TsrunError(
+        'ERR_REGISTRY',
+        `${action}: asked for bytes from ${offset}, the registry sent range "${range}"`,
+      );
     }
     const length = Number(res.headers.get('content-length') ?? NaN);
     const expected = partial ? desc.size - offset : desc.size;
     if (Number.isFinite(length) && length !== expected) {
       body.destroy();
-      throw new TsrunError('ERR_SIZE', `${action}: the registry announces ${length} bytes, the descriptor says ${desc.size}${partial ? ` (from byte ${offset})` : ''}`);
+      throw new TsrunError(
+        'ERR_SIZE',
+        `${action}: the registry announces ${length} bytes, the descriptor says ${desc.size}${partial ? ` (from byte ${offset})` : ''}`,
+      );
     }
     return { body, skip: partial ? 0 : offset };
   }
@@ -214,23 +265,48 @@ export class RegistryClient {
     if (res.status !== 401) throw await registryError(res, { action: `logging in to ${this.host}`, host: this.host });
     const ch = this.learnChallenge(res);
     if (ch?.scheme === 'bearer' && ch.params['realm']) {
-      const token = await getToken({
-        realm: ch.params['realm'], service: ch.params['service'], scopes: [], credentials: creds,
-        insecure: this.endpoint.insecure, registryHost: this.host, noCache: true,
-      }, { http: this.httpOpts, reporter: this.reporter });
+      const token = await getToken(
+        {
+          realm: ch.params['realm'],
+          service: ch.params['service'],
+          scopes: [],
+          credentials: creds,
+          insecure: this.endpoint.insecure,
+          registryHost: this.host,
+          noCache: true,
+        },
+        { http: this.httpOpts, reporter: this.reporter },
+      );
       return token.refreshToken ? { scheme: 'bearer', identityToken: token.refreshToken } : { scheme: 'bearer' };
     }
     if (ch?.scheme === 'basic') {
-      if (creds.kind !== 'basic') throw new TsrunError('ERR_REGISTRY_AUTH', `logging in to ${this.host}: the registry uses Basic auth, which needs a username and password`);
-      const again = await this.sendRaw({ url: `${baseUrl(this.host, this.endpoint.insecure)}/v2/`, headers: { Authorization: basicAuthorization(creds.username, creds.password) } }, {});
+      if (creds.kind !== 'basic')
+        throw new TsrunError(
+          'ERR_REGISTRY_AUTH',
+          `logging in to ${this.host}: the registry uses Basic auth, which needs a username and password`,
+        );
+      const again = await this.sendRaw(
+        {
+          url: `${baseUrl(this.host, this.endpoint.insecure)}/v2/`,
+          headers: { Authorization: basicAuthorization(creds.username, creds.password) },
+        },
+        {},
+      );
       await readLimited(again, 64 * 1024).catch(() => undefined);
       if (again.ok) return { scheme: 'basic' };
       if (again.status === 401 || again.status === 403) {
-        throw new TsrunError('ERR_REGISTRY_AUTH', `logging in to ${this.host}: the registry refused the username or password`, { hint: 'check the username and password' });
+        throw new TsrunError(
+          'ERR_REGISTRY_AUTH',
+          `logging in to ${this.host}: the registry refused the username or password`,
+          { hint: 'check the username and password' },
+        );
       }
       throw await registryError(again, { action: `logging in to ${this.host}`, host: this.host });
     }
-    throw new TsrunError('ERR_REGISTRY_UNSUPPORTED', `logging in to ${this.host}: unsupported authentication scheme "${ch?.scheme ?? 'none'}"`);
+    throw new TsrunError(
+      'ERR_REGISTRY_UNSUPPORTED',
+      `logging in to ${this.host}: unsupported authentication scheme "${ch?.scheme ?? 'none'}"`,
+    );
   }
 
   // ---- internals ----
@@ -242,7 +318,11 @@ export class RegistryClient {
     const ch = all.find((c) => c.scheme === 'bearer') ?? all.find((c) => c.scheme === 'basic');
     if (ch) {
       this.challenge = ch;
-      this.reporter.emit({ type: 'debug', scope: 'auth', message: `${this.host} asks for ${ch.scheme} auth${ch.params['realm'] ? ` (realm ${redact(ch.params['realm'])})` : ''}` });
+      this.reporter.emit({
+        type: 'debug',
+        scope: 'auth',
+        message: `${this.host} asks for ${ch.scheme} auth${ch.params['realm'] ? ` (realm ${redact(ch.params['realm'])})` : ''}`,
+      });
     }
     return ch;
   }
@@ -265,11 +345,20 @@ export class RegistryClient {
     }
     if (ch.scheme === 'bearer') {
       const realm = ch.params['realm'];
-      if (!realm) throw new TsrunError('ERR_REGISTRY_AUTH', `authenticating to ${this.host}: the Bearer challenge has no realm`);
+      if (!realm)
+        throw new TsrunError('ERR_REGISTRY_AUTH', `authenticating to ${this.host}: the Bearer challenge has no realm`);
       const scopes = [repositoryScope(this.repo, this.actions), ...this.extraScopes];
-      const token = await getToken({
-        realm, service: ch.params['service'], scopes, credentials: creds, insecure: this.endpoint.insecure, registryHost: this.host,
-      }, { cache: this.cache, http: this.httpOpts, reporter: this.reporter });
+      const token = await getToken(
+        {
+          realm,
+          service: ch.params['service'],
+          scopes,
+          credentials: creds,
+          insecure: this.endpoint.insecure,
+          registryHost: this.host,
+        },
+        { cache: this.cache, http: this.httpOpts, reporter: this.reporter },
+      );
       return `Bearer ${token.token}`;
     }
     return undefined;
@@ -290,15 +379,33 @@ export class RegistryClient {
    * to the endpoint's own host. Statuses in `ok` return the response; others become TsrunError.
    * `noRetry` for requests whose body must not be sent twice (upload chunks).
    */
-  async call(method: NonNullable<SendRequest['method']>, pathOrUrl: string, o: {
-    headers?: Record<string, string>; body?: Buffer | string; ok: number[]; action: string; noRetry?: boolean;
-  }): Promise<Response> {
-    return this.request(pathOrUrl, o.headers ?? {}, o.action, undefined, { method, body: o.body, ok: o.ok, noRetry: o.noRetry });
+  async call(
+    method: NonNullable<SendRequest['method']>,
+    pathOrUrl: string,
+    o: {
+      headers?: Record<string, string>;
+      body?: Buffer | string;
+      ok: number[];
+      action: string;
+      noRetry?: boolean;
+    },
+  ): Promise<Response> {
+    return this.request(pathOrUrl, o.headers ?? {}, o.action, undefined, {
+      method,
+      body: o.body,
+      ok: o.ok,
+      noRetry: o.noRetry,
+    });
   }
 
   /** With auth: on the first 401, learn the challenge, authenticate and retry once. Unexpected status → TsrunError. */
-  private async request(path: string, headers: Record<string, string>, action: string, signal?: AbortSignal,
-    more: { method?: SendRequest['method']; body?: Buffer | string; ok?: number[]; noRetry?: boolean } = {}): Promise<Response> {
+  private async request(
+    path: string,
+    headers: Record<string, string>,
+    action: string,
+    signal?: AbortSignal,
+    more: { method?: SendRequest['method']; body?: Buffer | string; ok?: number[]; noRetry?: boolean } = {},
+  ): Promise<Response> {
     const base = baseUrl(this.host, this.endpoint.insecure);
     const url = new URL(path, `${base}/`).toString();
     const sameHost = new URL(url).host === new URL(base).host;
@@ -329,7 +436,10 @@ export class RegistryClient {
     if (more.ok ? !more.ok.includes(res.status) : !res.ok) {
       const err = await registryError(res, { action, host: this.host });
       if (err.code === 'ERR_REGISTRY_AUTH' && !this.credentials) {
-        throw new TsrunError(err.code, err.message, { hint: `the image may be private: ${loginHint(this.host)}`, detail: err.detail });
+        throw new TsrunError(err.code, err.message, {
+          hint: `the image may be private: ${loginHint(this.host)}`,
+          detail: err.detail,
+        });
       }
       throw err;
     }
@@ -342,7 +452,10 @@ class VerifyingStream extends Transform {
   private readonly hash = createHash('sha256');
   private seen = 0;
 
-  constructor(private readonly desc: Descriptor, private readonly action: string) {
+  constructor(
+    private readonly desc: Descriptor,
+    private readonly action: string,
+  ) {
     super();
   }
 
@@ -351,8 +464,16 @@ class VerifyingStream extends Transform {
     if (chunk.length > room) {
       const part = chunk.subarray(0, room);
       this.seen += chunk.length;
-      if (part.length) { this.hash.update(part); this.push(part); }
-      cb(new TsrunError('ERR_SIZE', `${this.action}: the registry sent more than the ${this.desc.size} bytes the descriptor declares`));
+      if (part.length) {
+        this.hash.update(part);
+        this.push(part);
+      }
+      cb(
+        new TsrunError(
+          'ERR_SIZE',
+          `${this.action}: the registry sent more than the ${this.desc.size} bytes the descriptor declares`,
+        ),
+      );
       return;
     }
     this.seen += chunk.length;
@@ -362,7 +483,13 @@ class VerifyingStream extends Transform {
 
   override _flush(cb: TransformCallback): void {
     if (this.seen !== this.desc.size) {
-      cb(new TsrunError('ERR_SIZE', `${this.action}: got ${this.seen} bytes, the descriptor declares ${this.desc.size}`, { retryable: this.seen < this.desc.size }));
+      cb(
+        new TsrunError(
+          'ERR_SIZE',
+          `${this.action}: got ${this.seen} bytes, the descriptor declares ${this.desc.size}`,
+          { retryable: this.seen < this.desc.size },
+        ),
+      );
       return;
     }
     const got = 'sha256:' + this.hash.digest('hex');
@@ -396,11 +523,21 @@ export function parseManifestOrIndex(bytes: Buffer, mediaType: string): ParsedMa
   }
   const declared = typeof obj['mediaType'] === 'string' ? obj['mediaType'] : undefined;
   if (declared && mediaType && declared !== mediaType && (isIndexType(mediaType) || isManifestType(mediaType))) {
-    throw new TsrunError('ERR_MANIFEST', `reading manifest: the content says media type ${declared} but was served as ${mediaType}`);
+    throw new TsrunError(
+      'ERR_MANIFEST',
+      `reading manifest: the content says media type ${declared} but was served as ${mediaType}`,
+    );
   }
   const type = mediaType || declared || '';
-  const kind = isIndexType(type) ? 'index' : isManifestType(type) ? 'manifest'
-    : Array.isArray(obj['manifests']) ? 'index' : obj['config'] !== undefined ? 'manifest' : undefined;
+  const kind = isIndexType(type)
+    ? 'index'
+    : isManifestType(type)
+      ? 'manifest'
+      : Array.isArray(obj['manifests'])
+        ? 'index'
+        : obj['config'] !== undefined
+          ? 'manifest'
+          : undefined;
   if (!kind) {
     throw new TsrunError('ERR_MANIFEST', `reading manifest: unsupported media type "${type || '(none)'}"`, {
       hint: 'tsrun pulls OCI and Docker v2 images',
@@ -410,7 +547,10 @@ export function parseManifestOrIndex(bytes: Buffer, mediaType: string): ParsedMa
   const r = schema.safeParse(json);
   if (!r.success) {
     const issue = r.error.issues[0];
-    throw new TsrunError('ERR_MANIFEST', `reading ${kind === 'index' ? 'image index' : 'manifest'}: ${issue?.path.join('.') || 'value'}: ${issue?.message}`);
+    throw new TsrunError(
+      'ERR_MANIFEST',
+      `reading ${kind === 'index' ? 'image index' : 'manifest'}: ${issue?.path.join('.') || 'value'}: ${issue?.message}`,
+    );
   }
   const mt = type || (kind === 'index' ? MediaType.OCIIndex : MediaType.OCIManifest);
   return kind === 'index'

@@ -127,7 +127,8 @@ export function credentialSources(files: AuthFile[], registry: string): Credenti
       continue;
     }
     const key = findAuthKey(f.auths, registry);
-    if (key !== undefined && hasCredentials(f.auths[key]!)) out.push({ kind: 'entry', file: f.path, key, entry: f.auths[key]! });
+    if (key !== undefined && hasCredentials(f.auths[key]!))
+      out.push({ kind: 'entry', file: f.path, key, entry: f.auths[key]! });
   }
   return out;
 }
@@ -140,14 +141,21 @@ export function decodeEntry(entry: AuthEntry, file: string, key: string): Creden
     const decoded = Buffer.from(entry.auth, 'base64').toString('utf8');
     const colon = decoded.indexOf(':');
     if (colon <= 0) {
-      throw new TsrunError('ERR_CREDENTIALS', `reading credentials for ${key} in ${file}: the "auth" value is not base64 of "username:password"`, {
-        hint: `log in again (tsrun login ${normalizeKey(key)}) or fix the entry`,
-      });
+      throw new TsrunError(
+        'ERR_CREDENTIALS',
+        `reading credentials for ${key} in ${file}: the "auth" value is not base64 of "username:password"`,
+        {
+          hint: `log in again (tsrun login ${normalizeKey(key)}) or fix the entry`,
+        },
+      );
     }
     username = decoded.slice(0, colon);
     password = decoded.slice(colon + 1);
   }
-  if (entry.identitytoken) return username ? { kind: 'identity', token: entry.identitytoken, username } : { kind: 'identity', token: entry.identitytoken };
+  if (entry.identitytoken)
+    return username
+      ? { kind: 'identity', token: entry.identitytoken, username }
+      : { kind: 'identity', token: entry.identitytoken };
   return { kind: 'basic', username: username ?? '', password: password ?? '' };
 }
 
@@ -181,10 +189,12 @@ export async function readAuthFile(file: string, kind: AuthFileKind): Promise<Au
     text = await fsp.readFile(file, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') return { path: file, kind, exists: false, raw: {}, auths: {}, credsStore: undefined, credHelpers: {} };
+    if (code === 'ENOENT' || code === 'ENOTDIR')
+      return { path: file, kind, exists: false, raw: {}, auths: {}, credsStore: undefined, credHelpers: {} };
     throw new TsrunError('ERR_CREDENTIALS', `reading ${file}: ${(err as Error).message}`, { cause: err });
   }
-  if (text.trim() === '') return { path: file, kind, exists: true, raw: {}, auths: {}, credsStore: undefined, credHelpers: {} };
+  if (text.trim() === '')
+    return { path: file, kind, exists: true, raw: {}, auths: {}, credsStore: undefined, credHelpers: {} };
   let raw: unknown;
   try {
     raw = JSON.parse(text);
@@ -199,12 +209,24 @@ export async function readAuthFile(file: string, kind: AuthFileKind): Promise<Au
   if (!parsed.success || typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
     const issue = parsed.success ? undefined : parsed.error.issues[0];
     const where = issue ? issue.path.join('.') : '';
-    throw new TsrunError('ERR_CREDENTIALS', `reading ${file}: unexpected content${where ? ` at "${where}"` : ''}${issue ? `: ${issue.message}` : ''}`, {
-      hint: 'expected { "auths": { "<registry>": { "auth": "<base64 user:password>" } } }',
-    });
+    throw new TsrunError(
+      'ERR_CREDENTIALS',
+      `reading ${file}: unexpected content${where ? ` at "${where}"` : ''}${issue ? `: ${issue.message}` : ''}`,
+      {
+        hint: 'expected { "auths": { "<registry>": { "auth": "<base64 user:password>" } } }',
+      },
+    );
   }
   const d = parsed.data;
-  return { path: file, kind, exists: true, raw: raw as Record<string, unknown>, auths: d.auths ?? {}, credsStore: d.credsStore, credHelpers: d.credHelpers ?? {} };
+  return {
+    path: file,
+    kind,
+    exists: true,
+    raw: raw as Record<string, unknown>,
+    auths: d.auths ?? {},
+    credsStore: d.credsStore,
+    credHelpers: d.credHelpers ?? {},
+  };
 }
 
 async function readAll(ctx: EnvContext): Promise<AuthFile[]> {
@@ -262,14 +284,27 @@ interface HelperResult {
  * finds the helper). On timeout the helper is killed and its pipes closed, so a grandchild that
  * keeps them open (a `sleep`, an agent) cannot hold us.
  */
-async function runHelper(ctx: CredentialsContext, helper: string, action: 'get' | 'store' | 'erase', input: string): Promise<HelperResult> {
+async function runHelper(
+  ctx: CredentialsContext,
+  helper: string,
+  action: 'get' | 'store' | 'erase',
+  input: string,
+): Promise<HelperResult> {
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(helper)) {
     // The name comes from a config file and becomes part of a program name: no paths.
-    throw new TsrunError('ERR_CREDENTIALS', `running credential helper "${helper}": not a valid helper name`, { hint: 'credsStore/credHelpers name a helper such as "pass" or "secretservice" (for docker-credential-pass, …)' });
+    throw new TsrunError('ERR_CREDENTIALS', `running credential helper "${helper}": not a valid helper name`, {
+      hint: 'credsStore/credHelpers name a helper such as "pass" or "secretservice" (for docker-credential-pass, …)',
+    });
   }
   // Imported here: execa costs ~90 ms to load, and most pulls and runs never need a helper.
   const { execa } = await import('execa');
-  const sub = execa(`docker-credential-${helper}`, [action], { input, env: ctx.env, extendEnv: false, reject: false, stripFinalNewline: true });
+  const sub = execa(`docker-credential-${helper}`, [action], {
+    input,
+    env: ctx.env,
+    extendEnv: false,
+    reject: false,
+    stripFinalNewline: true,
+  });
   let timedOut = false;
   const timer = setTimeout(() => {
     timedOut = true;
@@ -300,20 +335,37 @@ function helperFailure(helper: string, action: string, registry: string, r: Help
   const program = `docker-credential-${helper}`;
   // Never include the helper's output: for `get` it may carry the secret.
   if (r.code === 'ENOENT') {
-    return new TsrunError('ERR_CREDENTIALS', `running ${program} ${action} for ${registry}: ${program} was not found in PATH`, {
-      hint: `install ${program}, or remove the credsStore/credHelpers entry naming it from your Docker config`,
-    });
+    return new TsrunError(
+      'ERR_CREDENTIALS',
+      `running ${program} ${action} for ${registry}: ${program} was not found in PATH`,
+      {
+        hint: `install ${program}, or remove the credsStore/credHelpers entry naming it from your Docker config`,
+      },
+    );
   }
-  const why = r.timedOut ? 'it timed out' : r.code ? `it could not be started (${r.code})` : `it exited with status ${r.exitCode ?? 'unknown'}`;
+  const why = r.timedOut
+    ? 'it timed out'
+    : r.code
+      ? `it could not be started (${r.code})`
+      : `it exited with status ${r.exitCode ?? 'unknown'}`;
   return new TsrunError('ERR_CREDENTIALS', `running ${program} ${action} for ${registry}: ${why}`, {
     hint: `check that ${program} works on its own (echo <server> | ${program} get)`,
     retryable: r.timedOut,
   });
 }
 
-const helperAnswerSchema = z.looseObject({ ServerURL: z.string().optional(), Username: z.string().optional(), Secret: z.string() });
+const helperAnswerSchema = z.looseObject({
+  ServerURL: z.string().optional(),
+  Username: z.string().optional(),
+  Secret: z.string(),
+});
 
-async function helperGet(ctx: CredentialsContext, helper: string, serverUrl: string, registry: string): Promise<Credentials | undefined> {
+async function helperGet(
+  ctx: CredentialsContext,
+  helper: string,
+  serverUrl: string,
+  registry: string,
+): Promise<Credentials | undefined> {
   const program = `docker-credential-${helper}`;
   const r = await runHelper(ctx, helper, 'get', serverUrl);
   if (r.failed) {
@@ -324,7 +376,10 @@ async function helperGet(ctx: CredentialsContext, helper: string, serverUrl: str
   try {
     parsed = helperAnswerSchema.parse(JSON.parse(r.stdout));
   } catch {
-    throw new TsrunError('ERR_CREDENTIALS', `running ${program} get for ${registry}: its answer is not {"Username","Secret"} JSON`);
+    throw new TsrunError(
+      'ERR_CREDENTIALS',
+      `running ${program} get for ${registry}: its answer is not {"Username","Secret"} JSON`,
+    );
   }
   if (parsed.Secret === '') return undefined;
   if (parsed.Username === '<token>') return { kind: 'identity', token: parsed.Secret };
@@ -354,7 +409,10 @@ export interface StoreResult {
 }
 
 /** Where `tsrun login` stores: the Docker config's helper for the registry, or that file itself. Pure. */
-export function storeTarget(dockerConfig: AuthFile, registry: string): { kind: 'helper'; helper: string; serverUrl: string } | { kind: 'file'; file: string; key: string } {
+export function storeTarget(
+  dockerConfig: AuthFile,
+  registry: string,
+): { kind: 'helper'; helper: string; serverUrl: string } | { kind: 'file'; file: string; key: string } {
   const helper = helperFor(dockerConfig, registry);
   if (helper) return { kind: 'helper', helper, serverUrl: serverKey(registry) };
   // Always the canonical key (Hub: https://index.docker.io/v1/); storeCredentials drops aliases.
@@ -366,13 +424,22 @@ export function storeTarget(dockerConfig: AuthFile, registry: string): { kind: '
  * CI job points it at a file of its own), else in the Docker config; or in that file's
  * credential helper.
  */
-export async function storeCredentials(ctx: CredentialsContext, registry: string, creds: { username: string; password: string }): Promise<StoreResult> {
+export async function storeCredentials(
+  ctx: CredentialsContext,
+  registry: string,
+  creds: { username: string; password: string },
+): Promise<StoreResult> {
   const authFile = ctx.env['REGISTRY_AUTH_FILE'];
   const file = authFile ? path.resolve(authFile) : dockerConfigPath(ctx);
   const config = await readAuthFile(file, authFile ? 'registry-auth-file' : 'docker');
   const target = storeTarget(config, registry);
   if (target.kind === 'helper') {
-    const r = await runHelper(ctx, target.helper, 'store', JSON.stringify({ ServerURL: target.serverUrl, Username: creds.username, Secret: creds.password }));
+    const r = await runHelper(
+      ctx,
+      target.helper,
+      'store',
+      JSON.stringify({ ServerURL: target.serverUrl, Username: creds.username, Secret: creds.password }),
+    );
     if (r.failed) throw helperFailure(target.helper, 'store', registry, r);
     return { kind: 'helper', where: `docker-credential-${target.helper}` };
   }

@@ -52,7 +52,15 @@ export interface SendRequest {
 
 const MAX_REDIRECTS = 10;
 const RETRY_STATUSES = new Set([429, 500, 502, 503, 504]);
-const RETRY_CODES = new Set(['ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ECONNABORTED', 'EAI_AGAIN', 'ERR_STREAM_PREMATURE_CLOSE', 'UND_ERR_SOCKET']);
+const RETRY_CODES = new Set([
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ECONNABORTED',
+  'EAI_AGAIN',
+  'ERR_STREAM_PREMATURE_CLOSE',
+  'UND_ERR_SOCKET',
+]);
 
 // Made on first use: the verifying agent reads the extra CA certificates then (src/util/ca.ts).
 let httpAgent: http.Agent | undefined;
@@ -72,15 +80,25 @@ const schemeByHost = new Map<string, 'http' | 'https'>();
  * already learned that the host only speaks http. A secure endpoint is always https.
  */
 export function baseUrl(host: string, insecure: boolean): string {
-  return `${insecure ? schemeByHost.get(host) ?? 'https' : 'https'}://${host}`;
+  return `${insecure ? (schemeByHost.get(host) ?? 'https') : 'https'}://${host}`;
 }
 
-export const sleep = (ms: number, signal?: AbortSignal): Promise<void> => new Promise((resolve, reject) => {
-  if (signal?.aborted) { reject(signal.reason as Error); return; }
-  const t = setTimeout(() => { signal?.removeEventListener('abort', onAbort); resolve(); }, ms);
-  const onAbort = () => { clearTimeout(t); reject(signal?.reason as Error); };
-  signal?.addEventListener('abort', onAbort, { once: true });
-});
+export const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
+  new Promise((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(signal.reason as Error);
+      return;
+    }
+    const t = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(t);
+      reject(signal?.reason as Error);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
 
 /** Is this a failure before any HTTP answer: refused, reset, TLS handshake, DNS, timeout? */
 export function isNetworkError(err: unknown): boolean {
@@ -94,7 +112,9 @@ function isRetryableNetworkError(err: unknown): boolean {
   const e = err as { code?: string; message?: string; name?: string };
   if (e?.name === 'AbortError') return false;
   if (e instanceof TsrunError) return e.retryable;
-  return RETRY_CODES.has(e?.code ?? '') || /socket hang up|ECONNRESET|ETIMEDOUT|premature close/i.test(e?.message ?? '');
+  return (
+    RETRY_CODES.has(e?.code ?? '') || /socket hang up|ECONNRESET|ETIMEDOUT|premature close/i.test(e?.message ?? '')
+  );
 }
 
 function networkError(url: string, err: unknown): TsrunError {
@@ -108,7 +128,9 @@ function networkError(url: string, err: unknown): TsrunError {
   // node-fetch says "request to URL failed, reason: …": the URL is already named once.
   const reason = (e?.message ?? String(err)).replace(/^request to \S+ failed, reason: /, '');
   return new TsrunError('ERR_NETWORK', `requesting ${redact(failed)}${after}: ${reason}`, {
-    cause: err, retryable: true, detail: { code: e?.code },
+    cause: err,
+    retryable: true,
+    detail: { code: e?.code },
   });
 }
 
@@ -120,7 +142,9 @@ export function redact(url: string): string {
 
 function agentFor(url: URL, insecure: boolean): http.Agent {
   if (url.protocol === 'http:') return (httpAgent ??= new http.Agent({ keepAlive: true }));
-  return insecure ? (insecureHttpsAgent ??= new https.Agent({ keepAlive: true, rejectUnauthorized: false })) : tlsAgent();
+  return insecure
+    ? (insecureHttpsAgent ??= new https.Agent({ keepAlive: true, rejectUnauthorized: false }))
+    : tlsAgent();
 }
 
 /** Retry-After as milliseconds (delta-seconds or an HTTP date), or undefined. */
@@ -133,14 +157,25 @@ export function retryAfterMs(value: string | null, now = Date.now()): number | u
 
 function drain(res: Response): void {
   const body = res.body as Readable | null;
-  if (body && !body.destroyed) { body.resume(); body.on('error', () => {}); }
+  if (body && !body.destroyed) {
+    body.resume();
+    body.on('error', () => {});
+  }
 }
 
 /** One fetch with a connect+headers timeout; redirects not followed. */
-async function fetchOnce(url: string, req: SendRequest, headers: Record<string, string>, timeoutMs: number): Promise<Response> {
+async function fetchOnce(
+  url: string,
+  req: SendRequest,
+  headers: Record<string, string>,
+  timeoutMs: number,
+): Promise<Response> {
   const ctl = new AbortController();
   let timedOut = false;
-  const timer = setTimeout(() => { timedOut = true; ctl.abort(); }, timeoutMs);
+  const timer = setTimeout(() => {
+    timedOut = true;
+    ctl.abort();
+  }, timeoutMs);
   const onAbort = () => ctl.abort();
   req.signal?.addEventListener('abort', onAbort, { once: true });
   try {
@@ -203,7 +238,7 @@ async function fetchFollowing(req: SendRequest, timeoutMs: number): Promise<Resp
  * same URL is retried over http and that host remembered as plain http.
  */
 export async function send(req: SendRequest, opts: HttpOptions = {}): Promise<Response> {
-  const maxAttempts = req.noRetry ? 1 : opts.maxAttempts ?? 4;
+  const maxAttempts = req.noRetry ? 1 : (opts.maxAttempts ?? 4);
   const base = opts.baseDelayMs ?? 500;
   const maxDelay = opts.maxDelayMs ?? 10_000;
   const timeoutMs = opts.headersTimeoutMs ?? 30_000;
@@ -225,8 +260,12 @@ export async function send(req: SendRequest, opts: HttpOptions = {}): Promise<Re
     const after = res ? retryAfterMs(res.headers.get('retry-after')) : undefined;
     if (after !== undefined) delay = after;
     delay = Math.min(delay, maxDelay);
-    const reason = res ? `HTTP ${res.status}` : (error as Error)?.message ?? String(error);
-    opts.reporter?.emit({ type: 'debug', scope: 'registry', message: `retrying ${req.method ?? 'GET'} ${redact(req.url)} in ${Math.round(delay)} ms (attempt ${attempt + 1}/${maxAttempts}): ${reason}` });
+    const reason = res ? `HTTP ${res.status}` : ((error as Error)?.message ?? String(error));
+    opts.reporter?.emit({
+      type: 'debug',
+      scope: 'registry',
+      message: `retrying ${req.method ?? 'GET'} ${redact(req.url)} in ${Math.round(delay)} ms (attempt ${attempt + 1}/${maxAttempts}): ${reason}`,
+    });
     if (res) drain(res);
     await sleep(delay, req.signal);
   }
@@ -237,7 +276,8 @@ async function fetchWithFallback(req: SendRequest, timeoutMs: number): Promise<R
   try {
     return await fetchFollowing(req, timeoutMs);
   } catch (err) {
-    if (!req.insecure || url.protocol !== 'https:' || !isNetworkError(err) || (err as Error).name === 'AbortError') throw err;
+    if (!req.insecure || url.protocol !== 'https:' || !isNetworkError(err) || (err as Error).name === 'AbortError')
+      throw err;
     url.protocol = 'http:';
     let res: Response;
     try {
@@ -251,7 +291,11 @@ async function fetchWithFallback(req: SendRequest, timeoutMs: number): Promise<R
   }
 }
 
-export interface RegistryErrorEntry { code?: string; message?: string; detail?: unknown }
+export interface RegistryErrorEntry {
+  code?: string;
+  message?: string;
+  detail?: unknown;
+}
 
 /** Read at most `max` bytes of a body; the rest is discarded. */
 export async function readLimited(res: Response, max: number): Promise<{ bytes: Buffer; truncated: boolean }> {
@@ -295,25 +339,41 @@ export async function registryError(res: Response, ctx: ErrorContext): Promise<T
     const { bytes } = await readLimited(res, 64 * 1024);
     const json = JSON.parse(bytes.toString('utf8')) as { errors?: unknown };
     if (Array.isArray(json.errors)) {
-      errors = json.errors.filter((e): e is RegistryErrorEntry => typeof e === 'object' && e !== null)
-        .map((e) => ({ code: typeof e.code === 'string' ? e.code : undefined, message: typeof e.message === 'string' ? e.message : undefined, detail: e.detail }));
+      errors = json.errors
+        .filter((e): e is RegistryErrorEntry => typeof e === 'object' && e !== null)
+        .map((e) => ({
+          code: typeof e.code === 'string' ? e.code : undefined,
+          message: typeof e.message === 'string' ? e.message : undefined,
+          detail: e.detail,
+        }));
     }
-  } catch { /* not JSON: the status says enough */ }
+  } catch {
+    /* not JSON: the status says enough */
+  }
   const codes = errors.map((e) => e.code).filter((c): c is string => !!c);
-  const said = errors.length ? ` (${errors.map((e) => [e.code, e.message].filter(Boolean).join(': ')).join('; ')})` : '';
+  const said = errors.length
+    ? ` (${errors.map((e) => [e.code, e.message].filter(Boolean).join(': ')).join('; ')})`
+    : '';
   const detail = { status: res.status, errors, registryCodes: codes };
   const s = res.status;
   if (s === 404 || codes.some((c) => c === 'MANIFEST_UNKNOWN' || c === 'NAME_UNKNOWN' || c === 'BLOB_UNKNOWN')) {
     return new TsrunError('ERR_REGISTRY_NOT_FOUND', `${ctx.action}: not found${said}`, {
-      detail, hint: 'check the name and tag; private images need `tsrun login` first',
+      detail,
+      hint: 'check the name and tag; private images need `tsrun login` first',
     });
   }
   if (s === 401 || s === 403) {
-    return new TsrunError('ERR_REGISTRY_AUTH', `${ctx.action}: registry answered ${s}${said || (s === 401 ? ' (unauthorized)' : ' (forbidden)')}`, {
-      detail, hint: loginHint(ctx.host),
-    });
+    return new TsrunError(
+      'ERR_REGISTRY_AUTH',
+      `${ctx.action}: registry answered ${s}${said || (s === 401 ? ' (unauthorized)' : ' (forbidden)')}`,
+      {
+        detail,
+        hint: loginHint(ctx.host),
+      },
+    );
   }
   return new TsrunError('ERR_REGISTRY', `${ctx.action}: registry answered ${s}${said}`, {
-    detail, retryable: RETRY_STATUSES.has(s),
+    detail,
+    retryable: RETRY_STATUSES.has(s),
   });
 }

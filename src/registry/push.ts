@@ -59,12 +59,19 @@ function withDigest(loc: string, digest: string): string {
 }
 
 export async function blobExists(client: RegistryClient, digest: string): Promise<boolean> {
-  const res = await client.call('HEAD', `${client.repositoryUrl()}/blobs/${digest}`, { ok: [200, 404], action: `checking blob ${digest}` });
+  const res = await client.call('HEAD', `${client.repositoryUrl()}/blobs/${digest}`, {
+    ok: [200, 404],
+    action: `checking blob ${digest}`,
+  });
   return res.status === 200;
 }
 
 /** Open an upload session, or mount the blob from `from` when the registry allows it. */
-async function startUpload(client: RegistryClient, digest: string, from: string | undefined): Promise<{ mounted: true } | { mounted: false; location: string }> {
+async function startUpload(
+  client: RegistryClient,
+  digest: string,
+  from: string | undefined,
+): Promise<{ mounted: true } | { mounted: false; location: string }> {
   const action = `starting the upload of ${digest}`;
   const query = from ? `?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(from)}` : '';
   const res = await client.call('POST', `${client.repositoryUrl()}/blobs/uploads/${query}`, { ok: [201, 202], action });
@@ -88,7 +95,11 @@ async function readPiece(fh: fs.FileHandle, offset: number, length: number): Pro
  * GET <location>: the distribution spec's upload status, `Range: 0-<last byte received>` (an
  * empty session answers `0-0` or no Range) and the Location to continue at.
  */
-async function uploadStatus(client: RegistryClient, loc: string, action: string): Promise<{ offset: number; location: string }> {
+async function uploadStatus(
+  client: RegistryClient,
+  loc: string,
+  action: string,
+): Promise<{ offset: number; location: string }> {
   const res = await client.call('GET', loc, { ok: [204], action: `${action}: asking how much of it the registry has` });
   await res.arrayBuffer().catch(() => undefined);
   const range = /^(?:bytes=)?0-(\d+)$/.exec(res.headers.get('range') ?? '');
@@ -104,7 +115,11 @@ async function sendBlob(client: RegistryClient, blob: BlobRef, loc: string, o: U
     if (blob.size <= o.chunkSize) {
       const body = await readPiece(fh, 0, blob.size);
       const res = await client.call('PUT', withDigest(loc, blob.digest), {
-        headers: { 'Content-Type': 'application/octet-stream', 'Content-Length': String(body.length) }, body, ok: [201], action, noRetry: true,
+        headers: { 'Content-Type': 'application/octet-stream', 'Content-Length': String(body.length) },
+        body,
+        ok: [201],
+        action,
+        noRetry: true,
       });
       await res.arrayBuffer().catch(() => undefined);
       o.onProgress?.(blob.size);
@@ -117,16 +132,21 @@ async function sendBlob(client: RegistryClient, blob: BlobRef, loc: string, o: U
       try {
         const res = await client.call('PATCH', next, {
           headers: {
-            'Content-Type': 'application/octet-stream', 'Content-Length': String(body.length),
+            'Content-Type': 'application/octet-stream',
+            'Content-Length': String(body.length),
             'Content-Range': `${offset}-${offset + body.length - 1}`,
           },
-          body, ok: [202], action, noRetry: true,
+          body,
+          ok: [202],
+          action,
+          noRetry: true,
         });
         await res.arrayBuffer().catch(() => undefined);
         next = location(res, action);
         offset += body.length;
       } catch (err) {
-        if (!isTsrunError(err) || !(err.retryable || err.code === 'ERR_NETWORK') || resumes >= (o.resumes ?? 3)) throw err;
+        if (!isTsrunError(err) || !(err.retryable || err.code === 'ERR_NETWORK') || resumes >= (o.resumes ?? 3))
+          throw err;
         // The session may have kept part of the chunk: ask where it stands and go on from there.
         // A registry that cannot say (distribution refuses a session that kept half a chunk)
         // gets the blob again in a new session: the caller's retry.
@@ -139,7 +159,12 @@ async function sendBlob(client: RegistryClient, blob: BlobRef, loc: string, o: U
       }
       o.onProgress?.(offset);
     }
-    const res = await client.call('PUT', withDigest(next, blob.digest), { headers: { 'Content-Length': '0' }, ok: [201], action, noRetry: true });
+    const res = await client.call('PUT', withDigest(next, blob.digest), {
+      headers: { 'Content-Length': '0' },
+      ok: [201],
+      action,
+      noRetry: true,
+    });
     await res.arrayBuffer().catch(() => undefined);
   } finally {
     await fh.close();
@@ -165,15 +190,26 @@ export async function pushBlob(client: RegistryClient, blob: BlobRef, o: UploadO
 }
 
 /** PUT the manifest under `tag`; returns its digest (checked against the registry's). */
-export async function putManifest(client: RegistryClient, tag: string, bytes: Buffer, mediaType: string): Promise<string> {
+export async function putManifest(
+  client: RegistryClient,
+  tag: string,
+  bytes: Buffer,
+  mediaType: string,
+): Promise<string> {
   const digest = sha256Digest(bytes);
   const res = await client.call('PUT', `${client.repositoryUrl()}/manifests/${tag}`, {
-    headers: { 'Content-Type': mediaType }, body: bytes, ok: [201], action: `pushing manifest ${tag}`,
+    headers: { 'Content-Type': mediaType },
+    body: bytes,
+    ok: [201],
+    action: `pushing manifest ${tag}`,
   });
   await res.arrayBuffer().catch(() => undefined);
   const said = res.headers.get('docker-content-digest');
   if (said && said !== digest) {
-    throw new TsrunError('ERR_DIGEST_MISMATCH', `pushing manifest ${tag}: the registry stored it as ${said}, we sent ${digest}`);
+    throw new TsrunError(
+      'ERR_DIGEST_MISMATCH',
+      `pushing manifest ${tag}: the registry stored it as ${said}, we sent ${digest}`,
+    );
   }
   return digest;
 }

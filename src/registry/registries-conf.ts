@@ -112,7 +112,11 @@ function configError(file: string, cause: string, hint = V2_HINT): TsrunError {
 function parseLocation(file: string, value: string): string {
   const trimmed = value.replace(/\/+$/, '');
   if (/^https?:\/\//i.test(trimmed)) {
-    throw configError(file, `invalid location "${value}": URI schemes are not supported`, 'write host[:port][/path], without http:// or https://');
+    throw configError(
+      file,
+      `invalid location "${value}": URI schemes are not supported`,
+      'write host[:port][/path], without http:// or https://',
+    );
   }
   return trimmed;
 }
@@ -131,12 +135,21 @@ export function parseRegistriesConf(text: string, file: string): ParsedFile {
   } catch (err) {
     if (err instanceof TomlError) {
       const first = err.message.split('\n')[0] ?? err.message;
-      throw new TsrunError('ERR_CONFIG', `reading ${file}: invalid TOML at line ${err.line}, column ${err.column}: ${first}`, { hint: 'fix the TOML syntax', cause: err });
+      throw new TsrunError(
+        'ERR_CONFIG',
+        `reading ${file}: invalid TOML at line ${err.line}, column ${err.column}: ${first}`,
+        { hint: 'fix the TOML syntax', cause: err },
+      );
     }
     throw configError(file, `invalid TOML: ${(err as Error).message}`);
   }
   const top = raw as Record<string, unknown>;
-  if ('registries' in top && typeof top['registries'] === 'object' && top['registries'] !== null && !Array.isArray(top['registries'])) {
+  if (
+    'registries' in top &&
+    typeof top['registries'] === 'object' &&
+    top['registries'] !== null &&
+    !Array.isArray(top['registries'])
+  ) {
     throw new TsrunError('ERR_CONFIG', `reading ${file}: the v1 format is not supported`, {
       hint: 'convert it to the v2 format (see containers-registries.conf(5))',
     });
@@ -144,7 +157,10 @@ export function parseRegistriesConf(text: string, file: string): ParsedFile {
   const result = fileSchema.safeParse(raw);
   if (!result.success) {
     const issue = result.error.issues[0]!;
-    const where = issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '');
+    const where = issue.path
+      .map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`))
+      .join('')
+      .replace(/^\./, '');
     throw configError(file, `${where || 'top level'}: ${issue.message}`);
   }
   const data = result.data;
@@ -159,12 +175,18 @@ export function parseRegistriesConf(text: string, file: string): ParsedFile {
       prefix = parseLocation(file, r.prefix);
       if (prefix.startsWith('*.')) {
         if (/[/:@*]/.test(prefix.slice(2))) {
-          throw configError(file, `invalid prefix "${r.prefix}": a wildcard prefix is "*.domain", without port, path or other "*"`);
+          throw configError(
+            file,
+            `invalid prefix "${r.prefix}": a wildcard prefix is "*.domain", without port, path or other "*"`,
+          );
         }
       } else if (prefix.includes('*')) {
         throw configError(file, `invalid prefix "${r.prefix}": a wildcard is only allowed as a leading "*."`);
       } else if (location === '') {
-        throw configError(file, `the [[registry]] with prefix "${prefix}" has no location (only a "*.domain" prefix may omit it)`);
+        throw configError(
+          file,
+          `the [[registry]] with prefix "${prefix}" has no location (only a "*.domain" prefix may omit it)`,
+        );
       }
     }
     const mirrors: MirrorEntry[] = [];
@@ -172,7 +194,10 @@ export function parseRegistriesConf(text: string, file: string): ParsedFile {
       const mloc = parseLocation(file, m.location);
       if (mloc === '') throw configError(file, `a mirror of "${prefix}" has an empty location`);
       if (r['mirror-by-digest-only'] && m['pull-from-mirror'] !== undefined) {
-        throw configError(file, `registry "${prefix}" sets mirror-by-digest-only and mirror "${mloc}" sets pull-from-mirror; use only one`);
+        throw configError(
+          file,
+          `registry "${prefix}" sets mirror-by-digest-only and mirror "${mloc}" sets pull-from-mirror; use only one`,
+        );
       }
       mirrors.push({ location: mloc, insecure: m.insecure ?? false, pullFromMirror: m['pull-from-mirror'] ?? 'all' });
     }
@@ -186,7 +211,11 @@ export function parseRegistriesConf(text: string, file: string): ParsedFile {
       source: file,
     });
   }
-  return { registries, unqualifiedSearchRegistries: data['unqualified-search-registries'], shortNameMode: data['short-name-mode'] };
+  return {
+    registries,
+    unqualifiedSearchRegistries: data['unqualified-search-registries'],
+    shortNameMode: data['short-name-mode'],
+  };
 }
 
 /** Later files win: an entry replaces an earlier one with the same prefix (containers/image's merge). */
@@ -215,7 +244,11 @@ export function registriesConfFiles(ctx: EnvContext, systemDir = '/etc/container
   const userFile = path.join(ctx.home, '.config', 'containers', 'registries.conf');
   const userDir = path.join(ctx.home, '.config', 'containers', 'registries.conf.d');
   if (fs.existsSync(userFile)) return [userFile, ...dropIns(userDir)];
-  return [path.join(systemDir, 'registries.conf'), ...dropIns(path.join(systemDir, 'registries.conf.d')), ...dropIns(userDir)];
+  return [
+    path.join(systemDir, 'registries.conf'),
+    ...dropIns(path.join(systemDir, 'registries.conf.d')),
+    ...dropIns(userDir),
+  ];
 }
 
 function dropIns(dir: string): string[] {
@@ -223,10 +256,14 @@ function dropIns(dir: string): string[] {
   try {
     names = fs.readdirSync(dir);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return [];
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR')
+      return [];
     throw new TsrunError('ERR_CONFIG', `reading ${dir}: ${(err as Error).message}`, { cause: err });
   }
-  return names.filter((n) => n.endsWith('.conf')).sort().map((n) => path.join(dir, n));
+  return names
+    .filter((n) => n.endsWith('.conf'))
+    .sort()
+    .map((n) => path.join(dir, n));
 }
 
 /** Load and merge registries.conf and its drop-ins. Missing files are skipped. */
@@ -301,7 +338,12 @@ function toEndpoint(ref: string, conf: RegistriesConf, file: string, insecure: b
  * against `byDigest`), then the (possibly rewritten) primary location. `repository` is the
  * normalised one (docker.io keeps `library/`). Throws ERR_REGISTRY_BLOCKED for a blocked entry.
  */
-export function endpointsFor(conf: RegistriesConf, registry: string, repository: string, opts: { byDigest: boolean }): Endpoint[] {
+export function endpointsFor(
+  conf: RegistriesConf,
+  registry: string,
+  repository: string,
+  opts: { byDigest: boolean },
+): Endpoint[] {
   const ref = `${registry}/${repository}`;
   const entry = findRegistry(conf, registry, repository);
   if (!entry) return [toEndpoint(ref, conf, '(none)', false, false)];
@@ -316,7 +358,8 @@ export function endpointsFor(conf: RegistriesConf, registry: string, repository:
   for (const m of entry.mirrors) {
     const use = entry.mirrorByDigestOnly
       ? opts.byDigest
-      : m.pullFromMirror === 'all' || (opts.byDigest ? m.pullFromMirror === 'digest-only' : m.pullFromMirror === 'tag-only');
+      : m.pullFromMirror === 'all' ||
+        (opts.byDigest ? m.pullFromMirror === 'digest-only' : m.pullFromMirror === 'tag-only');
     if (use) out.push(toEndpoint(m.location + rest, conf, entry.source, m.insecure, true));
   }
   const primary = entry.location === '' ? ref : entry.location + rest;

@@ -16,13 +16,39 @@ import { TsrunError } from '../errors.js';
 import type { Descriptor, Index, Platform } from '../oci/schemas.js';
 
 const ARCH_MAP: Record<string, string> = {
-  x86_64: 'amd64', 'x86-64': 'amd64', amd64: 'amd64',
-  i386: '386', i686: '386', 386: '386',
-  aarch64: 'arm64', arm64: 'arm64',
-  arm: 'arm', armhf: 'arm', armel: 'arm',
-  ppc64le: 'ppc64le', s390x: 's390x', riscv64: 'riscv64', mips64le: 'mips64le', loong64: 'loong64',
+  x86_64: 'amd64',
+  'x86-64': 'amd64',
+  amd64: 'amd64',
+  i386: '386',
+  i686: '386',
+  386: '386',
+  aarch64: 'arm64',
+  arm64: 'arm64',
+  arm: 'arm',
+  armhf: 'arm',
+  armel: 'arm',
+  ppc64le: 'ppc64le',
+  s390x: 's390x',
+  riscv64: 'riscv64',
+  mips64le: 'mips64le',
+  loong64: 'loong64',
 };
-const KNOWN_OS = new Set(['linux', 'windows', 'darwin', 'freebsd', 'netbsd', 'openbsd', 'solaris', 'illumos', 'android', 'ios', 'aix', 'plan9', 'js', 'wasip1']);
+const KNOWN_OS = new Set([
+  'linux',
+  'windows',
+  'darwin',
+  'freebsd',
+  'netbsd',
+  'openbsd',
+  'solaris',
+  'illumos',
+  'android',
+  'ios',
+  'aix',
+  'plan9',
+  'js',
+  'wasip1',
+]);
 const SPECIFIER_RE = /^[A-Za-z0-9_.-]+$/;
 
 const PLATFORM_HINT = 'a platform looks like os/arch[/variant], e.g. linux/amd64 or linux/arm64/v8';
@@ -38,34 +64,46 @@ export function normalizePlatform(p: Platform): Platform {
   if (rawArch === 'armel' && variant === '') variant = 'v6';
   if (variant === '') variant = defaultVariant(architecture);
   const out: Platform = { ...p, os, architecture };
-  if (variant) out.variant = variant; else delete out.variant;
+  if (variant) out.variant = variant;
+  else delete out.variant;
   return out;
 }
 
 function defaultVariant(arch: string): string {
   switch (arch) {
-    case 'amd64': return 'v1';
-    case 'arm64': return 'v8';
-    case 'arm': return 'v7';
-    default: return '';
+    case 'amd64':
+      return 'v1';
+    case 'arm64':
+      return 'v8';
+    case 'arm':
+      return 'v7';
+    default:
+      return '';
   }
 }
 
 /** The platform this process runs on (always linux for tsrun). */
 export function hostPlatform(): Platform {
   switch (process.arch) {
-    case 'x64': return { os: 'linux', architecture: 'amd64' };
-    case 'arm64': return { os: 'linux', architecture: 'arm64', variant: 'v8' };
+    case 'x64':
+      return { os: 'linux', architecture: 'amd64' };
+    case 'arm64':
+      return { os: 'linux', architecture: 'arm64', variant: 'v8' };
     case 'arm': {
       const vars = (process.config as { variables?: Record<string, unknown> }).variables ?? {};
       const v = Number(vars['arm_version'] ?? 7);
       return { os: 'linux', architecture: 'arm', variant: `v${Number.isFinite(v) && v > 0 ? v : 7}` };
     }
-    case 'ia32': return { os: 'linux', architecture: '386' };
-    case 'ppc64': return { os: 'linux', architecture: 'ppc64le' };
-    case 's390x': return { os: 'linux', architecture: 's390x' };
-    case 'riscv64': return { os: 'linux', architecture: 'riscv64' };
-    default: return { os: 'linux', architecture: process.arch };
+    case 'ia32':
+      return { os: 'linux', architecture: '386' };
+    case 'ppc64':
+      return { os: 'linux', architecture: 'ppc64le' };
+    case 's390x':
+      return { os: 'linux', architecture: 's390x' };
+    case 'riscv64':
+      return { os: 'linux', architecture: 'riscv64' };
+    default:
+      return { os: 'linux', architecture: process.arch };
   }
 }
 
@@ -88,9 +126,14 @@ export function parsePlatform(spec: string): Platform {
   let variant: string | undefined;
   if (lower.length === 1) {
     const only = lower[0] as string;
-    if (KNOWN_OS.has(only)) { os = only; arch = hostPlatform().architecture; variant = only === 'linux' ? hostPlatform().variant : undefined; }
-    else if (ARCH_MAP[only]) { os = 'linux'; arch = only; }
-    else return bad(`"${only}" is neither a known operating system nor a known architecture`);
+    if (KNOWN_OS.has(only)) {
+      os = only;
+      arch = hostPlatform().architecture;
+      variant = only === 'linux' ? hostPlatform().variant : undefined;
+    } else if (ARCH_MAP[only]) {
+      os = 'linux';
+      arch = only;
+    } else return bad(`"${only}" is neither a known operating system nor a known architecture`);
   } else {
     os = lower[0] as string;
     arch = lower[1] as string;
@@ -107,7 +150,11 @@ export function parsePlatform(spec: string): Platform {
 
 /** 'linux/arm64/v8'; the variant is shown when set. */
 /** The platform fields of an image config. */
-export interface PlatformOf { os: string; architecture: string; variant?: string }
+export interface PlatformOf {
+  os: string;
+  architecture: string;
+  variant?: string;
+}
 
 export function formatPlatform(p: Platform): string {
   return [p.os, p.architecture, p.variant].filter((x) => x).join('/');
@@ -183,13 +230,22 @@ export function selectManifest(index: Index, want: Platform): Descriptor {
     if (p.os !== w.os || p.architecture !== w.architecture) continue;
     const rank = order.indexOf(p.variant ?? '');
     if (rank < 0) continue;
-    if (rank < bestRank) { best = d; bestRank = rank; }
+    if (rank < bestRank) {
+      best = d;
+      bestRank = rank;
+    }
   }
   if (best) return best;
   const available = availablePlatforms(index).map(formatPlatform);
   const list = available.length ? available.join(', ') : 'none (no entry names a platform)';
-  throw new TsrunError('ERR_PLATFORM', `no image for platform ${formatPlatform(want)} in the index; available: ${list}`, {
-    hint: available.length ? `choose one with --platform, e.g. --platform ${available[0]}` : 'use --platform to choose a platform the image provides',
-    detail: { available },
-  });
+  throw new TsrunError(
+    'ERR_PLATFORM',
+    `no image for platform ${formatPlatform(want)} in the index; available: ${list}`,
+    {
+      hint: available.length
+        ? `choose one with --platform, e.g. --platform ${available[0]}`
+        : 'use --platform to choose a platform the image provides',
+      detail: { available },
+    },
+  );
 }

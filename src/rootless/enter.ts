@@ -24,7 +24,11 @@ const OUTSIDE = new Set(['help', 'login', 'logout', 'info', 'version']);
  * tsrun's own options only (src/cli/own-options.ts): a container's `node --version` is not
  * tsrun's --version.
  */
-export function needsNamespace(plan: { path: readonly string[]; help: boolean }, uid: number, env: NodeJS.ProcessEnv): boolean {
+export function needsNamespace(
+  plan: { path: readonly string[]; help: boolean },
+  uid: number,
+  env: NodeJS.ProcessEnv,
+): boolean {
   if (uid === 0 || env.TSRUN_ROOTLESS || plan.help) return false;
   const [verb, sub] = plan.path;
   if (verb === undefined || OUTSIDE.has(verb)) return false;
@@ -42,9 +46,13 @@ export function restoreCwd(env: NodeJS.ProcessEnv): void {
   try {
     process.chdir(dir);
   } catch (err) {
-    throw new TsrunError('ERR_ROOTLESS', `rootless mode: your working directory ${dir} is not visible in the rootless namespace (${(err as NodeJS.ErrnoException).code})`, {
-      hint: `it is probably on a file system mounted after the namespace started: end the namespace (no container of yours may be running) with \`kill $(cat ${userRunBase(Number(env.TSRUN_ROOTLESS), env)}/pause.pid)\`, or work from another directory`,
-    });
+    throw new TsrunError(
+      'ERR_ROOTLESS',
+      `rootless mode: your working directory ${dir} is not visible in the rootless namespace (${(err as NodeJS.ErrnoException).code})`,
+      {
+        hint: `it is probably on a file system mounted after the namespace started: end the namespace (no container of yours may be running) with \`kill $(cat ${userRunBase(Number(env.TSRUN_ROOTLESS), env)}/pause.pid)\`, or work from another directory`,
+      },
+    );
   }
 }
 
@@ -55,10 +63,15 @@ export async function runInNamespace(argv: readonly string[], env: NodeJS.Proces
   const { nsenter } = await namespaceRequirements(id, env);
   const pid = await ensureNamespace(id, env);
   const [cmd, ...args] = nsenterArgv(nsenter, pid, [process.execPath, '--', cliEntry(), ...argv]);
-  const child = spawn(cmd as string, args, { stdio: 'inherit', env: { ...env, TSRUN_ROOTLESS: String(uid), TSRUN_CWD: process.cwd() } });
+  const child = spawn(cmd as string, args, {
+    stdio: 'inherit',
+    env: { ...env, TSRUN_ROOTLESS: String(uid), TSRUN_CWD: process.cwd() },
+  });
   const forwarded: NodeJS.Signals[] = ['SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'];
   if (!process.stdin.isTTY) forwarded.push('SIGINT');
-  const relay = (sig: NodeJS.Signals) => { child.kill(sig); };
+  const relay = (sig: NodeJS.Signals) => {
+    child.kill(sig);
+  };
   for (const s of forwarded) process.on(s, relay);
   if (process.stdin.isTTY) process.on('SIGINT', () => {});
   return new Promise((resolve) => {

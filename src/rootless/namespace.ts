@@ -32,7 +32,12 @@ export interface IdRange {
 export function subordinateRange(text: string, name: string, uid: number): IdRange | undefined {
   for (const line of text.split('\n')) {
     const [who, start, count] = line.trim().split(':');
-    if ((who === name || who === String(uid)) && /^\d+$/.test(start ?? '') && /^\d+$/.test(count ?? '') && Number(count) > 0) {
+    if (
+      (who === name || who === String(uid)) &&
+      /^\d+$/.test(start ?? '') &&
+      /^\d+$/.test(count ?? '') &&
+      Number(count) > 0
+    ) {
       return { start: Number(start), count: Number(count) };
     }
   }
@@ -55,7 +60,10 @@ export function freeRange(texts: readonly string[], count = 65536): IdRange {
   for (let moved = true; moved;) {
     moved = false;
     for (const t of taken) {
-      if (start < t.start + t.count && t.start < start + count) { start = t.start + t.count; moved = true; }
+      if (start < t.start + t.count && t.start < start + count) {
+        start = t.start + t.count;
+        moved = true;
+      }
     }
   }
   return { start, count };
@@ -103,22 +111,37 @@ const rootlessError = (msg: string, hint: string) => new TsrunError('ERR_ROOTLES
  * subordinate ranges (`single`), the namespace maps the user's own id only, as podman falls back
  * to: images whose files all belong to root work, others fail at unpacking, saying why.
  */
-export async function namespaceRequirements(id: Identity, env: NodeJS.ProcessEnv): Promise<{ uids?: IdRange; gids?: IdRange; single?: string; unshare: string; nsenter: string }> {
-  const found = { uids: subordinateRange(readOr('/etc/subuid'), id.name, id.uid), gids: subordinateRange(readOr('/etc/subgid'), id.name, id.uid) };
+export async function namespaceRequirements(
+  id: Identity,
+  env: NodeJS.ProcessEnv,
+): Promise<{ uids?: IdRange; gids?: IdRange; single?: string; unshare: string; nsenter: string }> {
+  const found = {
+    uids: subordinateRange(readOr('/etc/subuid'), id.name, id.uid),
+    gids: subordinateRange(readOr('/etc/subgid'), id.name, id.uid),
+  };
   const ranges: { uids?: IdRange; gids?: IdRange } = found.uids && found.gids ? found : {};
-  const single = ranges.uids ? undefined
+  const single = ranges.uids
+    ? undefined
     : `user ${id.name} has no subordinate ${found.uids ? 'gid' : 'uid'} range in /etc/sub${found.uids ? 'gid' : 'uid'}`;
   if (!single && !existsSync('/usr/bin/newuidmap') && !(await which('newuidmap', env))) {
     throw rootlessError('rootless mode: newuidmap and newgidmap are missing', 'as root: apt-get install uidmap');
   }
   const max = readOr('/proc/sys/user/max_user_namespaces').trim();
-  if (max === '0') throw rootlessError('rootless mode: user namespaces are disabled (user.max_user_namespaces = 0)', 'as root: sysctl -w user.max_user_namespaces=15000');
+  if (max === '0')
+    throw rootlessError(
+      'rootless mode: user namespaces are disabled (user.max_user_namespaces = 0)',
+      'as root: sysctl -w user.max_user_namespaces=15000',
+    );
   if (readOr('/proc/sys/kernel/unprivileged_userns_clone').trim() === '0') {
-    throw rootlessError('rootless mode: unprivileged user namespaces are disabled', 'as root: sysctl -w kernel.unprivileged_userns_clone=1');
+    throw rootlessError(
+      'rootless mode: unprivileged user namespaces are disabled',
+      'as root: sysctl -w kernel.unprivileged_userns_clone=1',
+    );
   }
   const unshare = await which('unshare', env);
   const nsenter = await which('nsenter', env);
-  if (!unshare || !nsenter) throw rootlessError('rootless mode: unshare or nsenter is missing', 'as root: apt-get install util-linux');
+  if (!unshare || !nsenter)
+    throw rootlessError('rootless mode: unshare or nsenter is missing', 'as root: apt-get install util-linux');
   return { ...ranges, single, unshare, nsenter };
 }
 
@@ -140,11 +163,17 @@ async function checkRunBase(base: string, uid: number): Promise<void> {
     if ((st.mode & 0o077) !== 0) await fs.chmod(base, 0o700);
     return;
   }
-  const what = st.isSymbolicLink() ? 'is a symbolic link' : !st.isDirectory() ? 'is not a directory' : `belongs to uid ${st.uid} (mode ${(st.mode & 0o7777).toString(8).padStart(4, '0')})`;
-  throw rootlessError(`rootless mode: ${base} ${what}, not to you (uid ${uid}) with mode 0700: someone else may have made it to watch or change your containers`,
+  const what = st.isSymbolicLink()
+    ? 'is a symbolic link'
+    : !st.isDirectory()
+      ? 'is not a directory'
+      : `belongs to uid ${st.uid} (mode ${(st.mode & 0o7777).toString(8).padStart(4, '0')})`;
+  throw rootlessError(
+    `rootless mode: ${base} ${what}, not to you (uid ${uid}) with mode 0700: someone else may have made it to watch or change your containers`,
     base.startsWith('/tmp/')
       ? `as root: rm -rf ${base} (then tsrun makes its own); or set XDG_RUNTIME_DIR to a directory of yours with mode 0700 (systemd's /run/user/${uid}: as root, loginctl enable-linger USER)`
-      : `remove ${base} (as its owner or root), or set XDG_RUNTIME_DIR to a directory of yours with mode 0700`);
+      : `remove ${base} (as its owner or root), or set XDG_RUNTIME_DIR to a directory of yours with mode 0700`,
+  );
 }
 
 /** The pid of the user's pause process, started if needed. */
@@ -161,24 +190,35 @@ export async function ensureNamespace(id: Identity, env: NodeJS.ProcessEnv): Pro
     if (again) return again;
     if (req.single) {
       // podman says the same (pkg/rootless) and goes on.
-      process.stderr.write(`WARN: ${req.single}: using a single-id user namespace (your uid as root only); images with files of other owners will fail\n` +
-        `hint: ${usermodFix(id.name)}, then end this namespace: kill $(cat ${pidFile})\n`);
+      process.stderr.write(
+        `WARN: ${req.single}: using a single-id user namespace (your uid as root only); images with files of other owners will fail\n` +
+          `hint: ${usermodFix(id.name)}, then end this namespace: kill $(cat ${pidFile})\n`,
+      );
     }
-    const maps = req.uids && req.gids ? [`--map-users=${req.uids.start},1,${req.uids.count}`, `--map-groups=${req.gids.start},1,${req.gids.count}`] : [];
-    const child = spawn(req.unshare, [
-      '--map-root-user', ...maps,
-      '--mount', '--propagation', 'private',
-      '--', 'sleep', 'infinity',
-    ], { detached: true, stdio: ['ignore', 'ignore', 'pipe'], cwd: '/' });
+    const maps =
+      req.uids && req.gids
+        ? [`--map-users=${req.uids.start},1,${req.uids.count}`, `--map-groups=${req.gids.start},1,${req.gids.count}`]
+        : [];
+    const child = spawn(
+      req.unshare,
+      ['--map-root-user', ...maps, '--mount', '--propagation', 'private', '--', 'sleep', 'infinity'],
+      { detached: true, stdio: ['ignore', 'ignore', 'pipe'], cwd: '/' },
+    );
     let stderr = '';
-    child.stderr?.on('data', (d: Buffer) => { stderr += d.toString(); });
+    child.stderr?.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
     let exited: number | null | undefined;
-    child.on('exit', (code) => { exited = code; });
+    child.on('exit', (code) => {
+      exited = code;
+    });
     const pid = child.pid as number;
     for (let i = 0; i < 200 && !isPause(pid, id.uid); i++) {
       if (exited !== undefined) {
-        throw rootlessError(`rootless mode: creating the user namespace failed: ${stderr.trim() || `unshare exited with ${exited}`}`,
-          'check /etc/subuid and /etc/subgid, and that newuidmap/newgidmap are setuid root (apt-get install --reinstall uidmap)');
+        throw rootlessError(
+          `rootless mode: creating the user namespace failed: ${stderr.trim() || `unshare exited with ${exited}`}`,
+          'check /etc/subuid and /etc/subgid, and that newuidmap/newgidmap are setuid root (apt-get install --reinstall uidmap)',
+        );
       }
       await sleep(10);
     }
@@ -192,8 +232,10 @@ export async function ensureNamespace(id: Identity, env: NodeJS.ProcessEnv): Pro
     await fs.writeFile(path.join(base, 'storage.json'), JSON.stringify(probe));
     if (!probe.ok) {
       process.kill(pid, 'SIGKILL');
-      throw rootlessError(`rootless mode: the storage driver TSRUN_STORAGE_DRIVER asks for cannot be used (${probe.detail})`,
-        'unset TSRUN_STORAGE_DRIVER to let tsrun choose (overlayfs, fuse-overlayfs, then copies)');
+      throw rootlessError(
+        `rootless mode: the storage driver TSRUN_STORAGE_DRIVER asks for cannot be used (${probe.detail})`,
+        'unset TSRUN_STORAGE_DRIVER to let tsrun choose (overlayfs, fuse-overlayfs, then copies)',
+      );
     }
     await fs.writeFile(pidFile, `${pid}\n`);
     return pid;
@@ -221,7 +263,10 @@ async function probeStorage(nsenter: string, pid: number, base: string, env: Nod
   const at = new Date().toISOString();
   const failures: string[] = [];
   const tries: [StorageProbe['driver'], string][] = [
-    ['overlay-userxattr', 'mount -t overlay overlay -o "lowerdir=$1/lower,upperdir=$1/upper,workdir=$1/work,userxattr" "$1/merged"'],
+    [
+      'overlay-userxattr',
+      'mount -t overlay overlay -o "lowerdir=$1/lower,upperdir=$1/upper,workdir=$1/work,userxattr" "$1/merged"',
+    ],
     ['fuse-overlayfs', 'fuse-overlayfs -o "lowerdir=$1/lower,upperdir=$1/upper,workdir=$1/work" "$1/merged"'],
   ];
   for (const [driver, mount] of tries) {
@@ -231,13 +276,26 @@ async function probeStorage(nsenter: string, pid: number, base: string, env: Nod
     for (const d of ['lower', 'upper', 'work', 'merged']) await fs.mkdir(path.join(dir, d), { recursive: true });
     // Removed inside too: overlayfs leaves work/work with mode 0, which only a capable uid 0 may enter.
     const script = `${mount} && umount "$1/merged"; s=$?; rm -rf "$1"; exit $s`;
-    const r = await runProgram(nsenter, nsenterArgv(nsenter, pid, ['sh', '-c', script, 'probe', dir]).slice(1), { env });
-    if (r.code === 0) return { ok: true, driver, detail: driver === 'fuse-overlayfs' ? 'fuse-overlayfs' : 'overlayfs with userxattr', at };
+    const r = await runProgram(nsenter, nsenterArgv(nsenter, pid, ['sh', '-c', script, 'probe', dir]).slice(1), {
+      env,
+    });
+    if (r.code === 0)
+      return {
+        ok: true,
+        driver,
+        detail: driver === 'fuse-overlayfs' ? 'fuse-overlayfs' : 'overlayfs with userxattr',
+        at,
+      };
     failures.push(`${driver}: ${r.stderr.trim().split('\n').pop() || `exit ${r.code}`}`);
   }
   if (!forced || forced === 'copy') {
     const why = failures.length > 0 ? ` (${failures.join('; ')})` : '';
-    return { ok: true, driver: 'copy', detail: `copying every image's layers: slow, and a full copy per container${why}`, at };
+    return {
+      ok: true,
+      driver: 'copy',
+      detail: `copying every image's layers: slow, and a full copy per container${why}`,
+      at,
+    };
   }
   return { ok: false, detail: failures.join('; ') || `no storage driver named "${forced}"`, at };
 }

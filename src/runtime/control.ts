@@ -14,8 +14,15 @@ import type { OciRuntime } from './oci-runtime.js';
 async function call(rt: OciRuntime, args: string[], what: string, input?: string): Promise<string> {
   const r = await runProgram(rt.info.path, ['--root', rt.root, ...args], { input });
   if (r.code !== 0) {
-    const msg = r.stderr.trim().split('\n').pop()?.replace(/^time="[^"]*" level=\w+ msg="(.*)"$/, '$1');
-    throw new TsrunError('ERR_RUNTIME', `${what}: ${rt.info.name} ${args[0]} failed: ${msg || `exit status ${r.code}`}`);
+    const msg = r.stderr
+      .trim()
+      .split('\n')
+      .pop()
+      ?.replace(/^time="[^"]*" level=\w+ msg="(.*)"$/, '$1');
+    throw new TsrunError(
+      'ERR_RUNTIME',
+      `${what}: ${rt.info.name} ${args[0]} failed: ${msg || `exit status ${r.code}`}`,
+    );
   }
   return r.stdout;
 }

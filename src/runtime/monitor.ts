@@ -49,8 +49,20 @@ export interface Created {
 export async function spawnMonitor(o: MonitorOptions): Promise<Created> {
   await fs.mkdir(o.state, { recursive: true, mode: 0o700 });
   const bin = monitorBinary();
-  const args = ['--id', o.id, '--bundle', o.bundle, '--state', o.state, '--runtime', o.runtimePath,
-    '--runtime-root', o.runtimeRoot, '--log', o.log];
+  const args = [
+    '--id',
+    o.id,
+    '--bundle',
+    o.bundle,
+    '--state',
+    o.state,
+    '--runtime',
+    o.runtimePath,
+    '--runtime-root',
+    o.runtimeRoot,
+    '--log',
+    o.log,
+  ];
   if (o.tty) args.push('--tty');
   if (o.stdin) args.push('--stdin');
   for (const p of o.publish ?? []) args.push('--publish', p);
@@ -78,9 +90,14 @@ export async function spawnMonitor(o: MonitorOptions): Promise<Created> {
       }
     });
     sync.on('end', () => resolve(text));
-    child.on('error', (err) => reject(new TsrunError('ERR_NATIVE', `starting the monitor ${bin}: ${err.message}`, {
-      hint: 'run `npm run build` in the tsrun checkout', cause: err,
-    })));
+    child.on('error', (err) =>
+      reject(
+        new TsrunError('ERR_NATIVE', `starting the monitor ${bin}: ${err.message}`, {
+          hint: 'run `npm run build` in the tsrun checkout',
+          cause: err,
+        }),
+      ),
+    );
   });
   child.unref();
   const m = /^ok (\d+)/.exec(line);
@@ -92,9 +109,13 @@ export async function spawnMonitor(o: MonitorOptions): Promise<Created> {
   const msg = /^err (.*)/s.exec(line)?.[1]?.trim() || 'the monitor exited without a word (see its log)';
   const bind = /^bind (tcp|udp) (.*):(\d+): (.*)$/.exec(msg);
   if (bind) {
-    throw new TsrunError('ERR_PORT_IN_USE', `Bind for ${bind[2]}:${bind[3]} failed: ${/in use/i.test(bind[4] ?? '') ? 'port is already allocated' : bind[4]}`, {
-      hint: `another program (or container) holds ${bind[1]} port ${bind[3]}: choose another host port`,
-    });
+    throw new TsrunError(
+      'ERR_PORT_IN_USE',
+      `Bind for ${bind[2]}:${bind[3]} failed: ${/in use/i.test(bind[4] ?? '') ? 'port is already allocated' : bind[4]}`,
+      {
+        hint: `another program (or container) holds ${bind[1]} port ${bind[3]}: choose another host port`,
+      },
+    );
   }
   throw runtimeCreateError(msg, o.execProcess ? 'exec' : 'create');
 }
@@ -108,10 +129,13 @@ export function runtimeCreateError(msg: string, verb: 'create' | 'exec' = 'creat
   if (/executable file not found|no such file or directory/i.test(msg) && /exec/i.test(msg)) exitCode = 127;
   else if (/permission denied|is a directory|exec format error/i.test(msg) && /exec/i.test(msg)) exitCode = 126;
   // crun refuses hosts that mount cgroup v1 controllers beside a v2 hierarchy (hybrid mode).
-  const hint = /hybrid mode not supported/.test(msg) ? 'this host mixes cgroup v1 and v2 (hybrid mode), which crun does not support: use --runtime runc' : undefined;
+  const hint = /hybrid mode not supported/.test(msg)
+    ? 'this host mixes cgroup v1 and v2 (hybrid mode), which crun does not support: use --runtime runc'
+    : undefined;
   const what = verb === 'exec' ? 'OCI runtime exec failed' : 'the OCI runtime could not create the container';
   return new TsrunError(exitCode === 125 ? 'ERR_RUNTIME' : 'ERR_EXEC', `${what}: ${msg}`, {
-    detail: { exitCode }, hint,
+    detail: { exitCode },
+    hint,
   });
 }
 
@@ -145,7 +169,10 @@ export function attach(socketPath: string): Promise<Attachment> {
     let settleExit: (code: number) => void = () => {};
     let failExit: (e: Error) => void = () => {};
     let gotExit = false;
-    const exited = new Promise<number>((res, rej) => { settleExit = res; failExit = rej; });
+    const exited = new Promise<number>((res, rej) => {
+      settleExit = res;
+      failExit = rej;
+    });
     exited.catch(() => {});
     let buf: Buffer = Buffer.alloc(0);
     sock.on('data', (d: Buffer) => {
@@ -158,36 +185,46 @@ export function attach(socketPath: string): Promise<Attachment> {
         buf = buf.subarray(5 + len);
         if (type === '1') for (const f of out) f(payload);
         else if (type === '2') for (const f of err) f(payload);
-        else if (type === 'x') { gotExit = true; settleExit(payload.readInt32BE(0)); }
+        else if (type === 'x') {
+          gotExit = true;
+          settleExit(payload.readInt32BE(0));
+        }
       }
     });
     sock.on('close', () => {
-      if (!gotExit) failExit(new TsrunError('ERR_RUNTIME', 'attaching: the container monitor went away before the container exited'));
+      if (!gotExit)
+        failExit(
+          new TsrunError('ERR_RUNTIME', 'attaching: the container monitor went away before the container exited'),
+        );
     });
     sock.once('error', (e) => {
       reject(new TsrunError('ERR_RUNTIME', `attaching to ${socketPath}: ${e.message}`, { cause: e }));
       failExit(e);
     });
-    const send = (type: string, payload: Buffer) => { if (!sock.destroyed) sock.write(frame(type, payload)); };
-    sock.on('connect', () => resolve({
-      onStdout: (fn) => out.push(fn),
-      onStderr: (fn) => err.push(fn),
-      exited,
-      stdin: (d) => {
-        // The monitor reads frames of at most 8 KiB.
-        for (let i = 0; i < d.length; i += 8192) send('i', d.subarray(i, i + 8192));
-      },
-      closeStdin: () => send('c', Buffer.alloc(0)),
-      resize: (rows, cols) => {
-        const p = Buffer.alloc(4);
-        p.writeUInt16BE(rows, 0);
-        p.writeUInt16BE(cols, 2);
-        send('r', p);
-      },
-      signal: (sig) => send('k', Buffer.from([sig])),
-      pause: () => sock.pause(),
-      resume: () => sock.resume(),
-      close: () => sock.end(),
-    }));
+    const send = (type: string, payload: Buffer) => {
+      if (!sock.destroyed) sock.write(frame(type, payload));
+    };
+    sock.on('connect', () =>
+      resolve({
+        onStdout: (fn) => out.push(fn),
+        onStderr: (fn) => err.push(fn),
+        exited,
+        stdin: (d) => {
+          // The monitor reads frames of at most 8 KiB.
+          for (let i = 0; i < d.length; i += 8192) send('i', d.subarray(i, i + 8192));
+        },
+        closeStdin: () => send('c', Buffer.alloc(0)),
+        resize: (rows, cols) => {
+          const p = Buffer.alloc(4);
+          p.writeUInt16BE(rows, 0);
+          p.writeUInt16BE(cols, 2);
+          send('r', p);
+        },
+        signal: (sig) => send('k', Buffer.from([sig])),
+        pause: () => sock.pause(),
+        resume: () => sock.resume(),
+        close: () => sock.end(),
+      }),
+    );
   });
 }

@@ -40,24 +40,34 @@ export async function locateRuntime(name: string, env: NodeJS.ProcessEnv, cacheD
   const st = await fs.stat(file);
   const cacheFile = path.join(cacheDir, `runtime-${base}.json`);
   const key = `${file}:${st.size}:${st.mtimeMs}`;
-  const cached = await fs.readFile(cacheFile, 'utf8').then((t) => JSON.parse(t) as RuntimeInfo & { key: string }).catch(() => undefined);
+  const cached = await fs
+    .readFile(cacheFile, 'utf8')
+    .then((t) => JSON.parse(t) as RuntimeInfo & { key: string })
+    .catch(() => undefined);
   if (cached?.key === key) return { name: cached.name, path: cached.path, version: cached.version };
 
   const r = await run(file, ['--version']);
   const known = KNOWN[base];
   const m = known?.re.exec(r.stdout);
   if (r.code !== 0 || (known && !m)) {
-    throw new TsrunError('ERR_RUNTIME', `checking the OCI runtime ${file}: \`${base} --version\` failed: ${(r.stderr || r.stdout).trim()}`);
+    throw new TsrunError(
+      'ERR_RUNTIME',
+      `checking the OCI runtime ${file}: \`${base} --version\` failed: ${(r.stderr || r.stdout).trim()}`,
+    );
   }
   if (known && m) {
     const [maj, min] = [Number(m[1]), Number(m[2])];
     if (maj < known.min[0] || (maj === known.min[0] && min < known.min[1])) {
-      throw new TsrunError('ERR_RUNTIME', `the OCI runtime ${file} is ${m[0]}, older than ${base} ${known.min.join('.')}`, {
-        hint: `upgrade ${base}`,
-      });
+      throw new TsrunError(
+        'ERR_RUNTIME',
+        `the OCI runtime ${file} is ${m[0]}, older than ${base} ${known.min.join('.')}`,
+        {
+          hint: `upgrade ${base}`,
+        },
+      );
     }
   }
-  const info: RuntimeInfo = { name: base, path: file, version: m ? m[0] : r.stdout.split('\n')[0] ?? '' };
+  const info: RuntimeInfo = { name: base, path: file, version: m ? m[0] : (r.stdout.split('\n')[0] ?? '') };
   await fs.mkdir(cacheDir, { recursive: true, mode: 0o700 });
   await fs.writeFile(cacheFile, JSON.stringify({ ...info, key }));
   return info;
@@ -70,19 +80,27 @@ export async function lastLogError(logFile: string): Promise<string> {
     try {
       const e = JSON.parse(l) as { level?: string; msg?: string };
       if (e.level === 'error' && e.msg) return e.msg;
-    } catch { /* not JSON */ }
+    } catch {
+      /* not JSON */
+    }
   }
   return '';
 }
 
 export class OciRuntime {
-  constructor(readonly info: RuntimeInfo, readonly root: string) {}
+  constructor(
+    readonly info: RuntimeInfo,
+    readonly root: string,
+  ) {}
 
   private async call(verb: string, args: string[], what: string): Promise<string> {
     const r = await run(this.info.path, ['--root', this.root, verb, ...args]);
     if (r.code !== 0) {
       const msg = r.stderr.trim().split('\n').pop();
-      throw new TsrunError('ERR_RUNTIME', `${what}: ${this.info.name} ${verb} failed: ${msg || `exit status ${r.code}`}`);
+      throw new TsrunError(
+        'ERR_RUNTIME',
+        `${what}: ${this.info.name} ${verb} failed: ${msg || `exit status ${r.code}`}`,
+      );
     }
     return r.stdout;
   }
@@ -97,7 +115,8 @@ export class OciRuntime {
     // A frozen (paused) process cannot act on SIGKILL until thawed: thaw it, as Docker does.
     if (/^(SIG)?KILL$|^9$/i.test(signal)) {
       const state = await run(this.info.path, ['--root', this.root, 'state', id]);
-      if (state.code === 0 && /"status":\s*"paused"/.test(state.stdout)) await run(this.info.path, ['--root', this.root, 'resume', id]);
+      if (state.code === 0 && /"status":\s*"paused"/.test(state.stdout))
+        await run(this.info.path, ['--root', this.root, 'resume', id]);
     }
   }
 
@@ -110,7 +129,19 @@ export class OciRuntime {
   }
 
   /** argv for `exec` (run by the caller with the user's stdio, so the runtime handles the tty). */
-  execArgv(id: string, o: { tty: boolean; env: string[]; cwd?: string; user?: string; additionalGids?: number[]; detach?: boolean; logFile?: string }, args: string[]): string[] {
+  execArgv(
+    id: string,
+    o: {
+      tty: boolean;
+      env: string[];
+      cwd?: string;
+      user?: string;
+      additionalGids?: number[];
+      detach?: boolean;
+      logFile?: string;
+    },
+    args: string[],
+  ): string[] {
     const argv = ['--root', this.root];
     if (o.logFile) argv.push('--log', o.logFile, '--log-format', 'json');
     argv.push('exec');
@@ -133,4 +164,3 @@ export class OciRuntime {
     });
   }
 }
-

@@ -124,7 +124,10 @@ export function checkName(name: string): void {
 }
 
 export class Containers {
-  constructor(readonly sp: StorePaths, private readonly locksDir: string) {}
+  constructor(
+    readonly sp: StorePaths,
+    private readonly locksDir: string,
+  ) {}
 
   paths(id: string): ContainerPaths {
     return containerPaths(this.sp, id);
@@ -143,9 +146,13 @@ export class Containers {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       const owner = await fs.readlink(path.join(this.sp.names, name)).catch(() => '?');
-      throw new TsrunError('ERR_NAME_IN_USE', `the container name "/${name}" is already in use by container "${owner}"`, {
-        hint: 'remove (or rename) that container to be able to reuse that name, or choose another with --name',
-      });
+      throw new TsrunError(
+        'ERR_NAME_IN_USE',
+        `the container name "/${name}" is already in use by container "${owner}"`,
+        {
+          hint: 'remove (or rename) that container to be able to reuse that name, or choose another with --name',
+        },
+      );
     }
   }
 
@@ -190,11 +197,15 @@ export class Containers {
     const byName = await fs.readlink(path.join(this.sp.names, q)).catch(() => undefined);
     const candidates = byName ? [byName] : (await this.ids()).filter((id) => /^[a-f0-9]+$/.test(q) && id.startsWith(q));
     if (candidates.length > 1) {
-      throw new TsrunError('ERR_CONTAINER_NOT_FOUND', `multiple containers match "${query}"`, { hint: 'give more characters of the id' });
+      throw new TsrunError('ERR_CONTAINER_NOT_FOUND', `multiple containers match "${query}"`, {
+        hint: 'give more characters of the id',
+      });
     }
     const record = candidates[0] ? await this.read(candidates[0]) : undefined;
     if (!record) {
-      throw new TsrunError('ERR_CONTAINER_NOT_FOUND', `no such container: ${query}`, { hint: 'see `tsrun ps -a` for the containers of this store' });
+      throw new TsrunError('ERR_CONTAINER_NOT_FOUND', `no such container: ${query}`, {
+        hint: 'see `tsrun ps -a` for the containers of this store',
+      });
     }
     return this.observe(record);
   }
@@ -206,7 +217,8 @@ export class Containers {
    */
   async holdCreation(id: string): Promise<void> {
     const fh = await fs.open(path.join(this.locksDir, `ctr-${id}.create.lock`), 'a', 0o600);
-    if (!native().flock(fh.fd, 'sh', true)) throw new TsrunError('ERR_CONTAINER_STATE', `creating container ${id.slice(0, 12)}: it is being removed`);
+    if (!native().flock(fh.fd, 'sh', true))
+      throw new TsrunError('ERR_CONTAINER_STATE', `creating container ${id.slice(0, 12)}: it is being removed`);
     creationHolds.push(fh);
   }
 
@@ -266,7 +278,14 @@ export function observe(record: ContainerRecord, p: ContainerPaths): Observed {
   const exitText = readText(p.exitFile);
   if (exitText !== undefined) {
     const e = JSON.parse(exitText) as { exitCode: number; finishedAt: string };
-    return { status: 'exited', pid: 0, exitCode: e.exitCode, startedAt: base.startedAt, finishedAt: e.finishedAt, monitorPid: 0 };
+    return {
+      status: 'exited',
+      pid: 0,
+      exitCode: e.exitCode,
+      startedAt: base.startedAt,
+      finishedAt: e.finishedAt,
+      monitorPid: 0,
+    };
   }
   const monitorPid = Number(readText(path.join(p.state, 'monitor.pid')) ?? 0);
   if (monitorAlive(monitorPid, record.id)) {
@@ -274,11 +293,20 @@ export function observe(record: ContainerRecord, p: ContainerPaths): Observed {
     const pid = Number(readText(path.join(p.state, 'pid')) ?? 0);
     if (started !== undefined) {
       const paused = readText(pausedMarker(p)) !== undefined;
-      return { status: 'running', pid, exitCode: 0, startedAt: started.trim(), finishedAt: base.finishedAt, monitorPid, ...(paused ? { paused } : {}) };
+      return {
+        status: 'running',
+        pid,
+        exitCode: 0,
+        startedAt: started.trim(),
+        finishedAt: base.finishedAt,
+        monitorPid,
+        ...(paused ? { paused } : {}),
+      };
     }
     return { status: 'created', pid, exitCode: 0, monitorPid };
   }
   // Never started, or its only start failed (Docker lists that Created, with the error's exit code).
-  if (!record.state.startedAt) return { status: 'created', pid: 0, exitCode: record.state.exitCode ?? 0, monitorPid: 0 };
+  if (!record.state.startedAt)
+    return { status: 'created', pid: 0, exitCode: record.state.exitCode ?? 0, monitorPid: 0 };
   return { status: 'exited', pid: 0, exitCode: record.state.exitCode ?? 255, ...base, monitorPid: 0 };
 }

@@ -49,7 +49,9 @@ function copyMeta(src: string, dst: string, st: Stats): void {
     if (v) {
       try {
         n.lsetxattr(dst, name, v);
-      } catch { /* e.g. security.* a user namespace may not set */ }
+      } catch {
+        /* e.g. security.* a user namespace may not set */
+      }
     }
   }
   fs.lutimesSync(dst, st.atime, st.mtime);

@@ -66,20 +66,34 @@ export function planOverlay(plan: OverlayPlan): Mount {
   const lowers = [...plan.chainIds].reverse().map((c) => `${digestHex(c)}/diff`);
   if (plan.driver === 'copy') {
     // Bottom layer first, absolute: populate() applies them in order.
-    return { type: COPY_TYPE, source: 'copy', target: plan.target, options: plan.chainIds.map((c) => `${plan.layersDir}/${digestHex(c)}/diff`) };
+    return {
+      type: COPY_TYPE,
+      source: 'copy',
+      target: plan.target,
+      options: plan.chainIds.map((c) => `${plan.layersDir}/${digestHex(c)}/diff`),
+    };
   }
   if (plan.driver === 'fuse-overlayfs') {
     // Options go on fuse-overlayfs's command line (no page limit); it is given absolute paths.
     const abs = lowers.map((l) => `${plan.layersDir}/${l}`);
-    return { type: FUSE_TYPE, source: 'fuse-overlayfs', target: plan.target, options: [`lowerdir=${abs.join(':')}`, `upperdir=${plan.upper}`, `workdir=${plan.work}`] };
+    return {
+      type: FUSE_TYPE,
+      source: 'fuse-overlayfs',
+      target: plan.target,
+      options: [`lowerdir=${abs.join(':')}`, `upperdir=${plan.upper}`, `workdir=${plan.work}`],
+    };
   }
   const options = [`lowerdir=${lowers.join(':')}`, `upperdir=${plan.upper}`, `workdir=${plan.work}`, 'index=off'];
   if (plan.driver === 'overlay-userxattr') options.push('userxattr');
   const length = options.join(',').length;
   if (length >= PAGE_SIZE) {
-    throw new TsrunError('ERR_STORE', `preparing a root filesystem: ${plan.chainIds.length} layers make ${length} bytes of overlay options, more than the kernel's ${PAGE_SIZE}`, {
-      hint: 'flatten the image (fewer layers), e.g. with a multi-stage build',
-    });
+    throw new TsrunError(
+      'ERR_STORE',
+      `preparing a root filesystem: ${plan.chainIds.length} layers make ${length} bytes of overlay options, more than the kernel's ${PAGE_SIZE}`,
+      {
+        hint: 'flatten the image (fewer layers), e.g. with a multi-stage build',
+      },
+    );
   }
   return { type: 'overlay', source: 'overlay', target: plan.target, options, cwd: plan.layersDir };
 }
@@ -92,8 +106,15 @@ export function planOverlay(plan: OverlayPlan): Mount {
 function mountOne(m: Mount): void {
   if (m.type === FUSE_TYPE) {
     // fuse-overlayfs mounts, then stays as the filesystem's daemon until the unmount.
-    const r = spawnSync('fuse-overlayfs', ['-o', m.options.join(','), m.target], { encoding: 'utf8', stdio: ['ignore', 'ignore', 'pipe'] });
-    if (r.status !== 0) throw new TsrunError('ERR_STORE', `mounting fuse-overlayfs at ${m.target}: ${(r.stderr || r.error?.message || `exit ${r.status}`).trim()}`);
+    const r = spawnSync('fuse-overlayfs', ['-o', m.options.join(','), m.target], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    if (r.status !== 0)
+      throw new TsrunError(
+        'ERR_STORE',
+        `mounting fuse-overlayfs at ${m.target}: ${(r.stderr || r.error?.message || `exit ${r.status}`).trim()}`,
+      );
     return;
   }
   const prev = process.cwd();
@@ -133,7 +154,9 @@ async function populateOnce(m: Mount): Promise<void> {
   try {
     await populate(m.options, m.target);
   } catch (err) {
-    throw new TsrunError('ERR_STORE', `copying the image's layers into ${m.target}: ${(err as Error).message}`, { cause: err });
+    throw new TsrunError('ERR_STORE', `copying the image's layers into ${m.target}: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
   await fsp.writeFile(copyMarker(m.target), '');
 }

@@ -29,13 +29,27 @@ import path from 'node:path';
 import { TsrunError } from '../errors.js';
 import { native } from '../native/index.js';
 import {
-  closeFd, errno, fdStat, O_DIRECTORY, O_NOFOLLOW, O_PATH, openDir, openRegular, openTrusted, SafeRoot, statAt, withFd,
+  closeFd,
+  errno,
+  fdStat,
+  O_DIRECTORY,
+  O_NOFOLLOW,
+  O_PATH,
+  openDir,
+  openRegular,
+  openTrusted,
+  SafeRoot,
+  statAt,
+  withFd,
   type EntryStat,
 } from './safe-root.js';
 
 const MAX_LINKS = 255;
 
-export interface CopyResult { entries: number; bytes: number }
+export interface CopyResult {
+  entries: number;
+  bytes: number;
+}
 
 export interface CopyOptions {
   /** `-a`: keep the uid/gid of what is copied. */
@@ -46,7 +60,12 @@ export interface CopyOptions {
   readonlyRoot?: boolean;
 }
 
-interface Ctx { preserveOwnership: boolean; result: CopyResult; src: string; dest: string }
+interface Ctx {
+  preserveOwnership: boolean;
+  result: CopyResult;
+  src: string;
+  dest: string;
+}
 
 export function cpError(src: string, dest: string, cause: string, hint?: string): TsrunError {
   return new TsrunError('ERR_USAGE', `copying ${src} to ${dest}: ${cause}`, { hint });
@@ -54,10 +73,15 @@ export function cpError(src: string, dest: string, cause: string, hint?: string)
 
 function because(err: unknown): string {
   switch (errno(err)) {
-    case 'ENOENT': return 'no such file or directory (it changed during the copy)';
-    case 'ELOOP': case 'ENOTDIR': return 'a path changed into a symbolic link or a file during the copy';
-    case 'EROFS': return 'read-only file system';
-    default: return (err as Error).message;
+    case 'ENOENT':
+      return 'no such file or directory (it changed during the copy)';
+    case 'ELOOP':
+    case 'ENOTDIR':
+      return 'a path changed into a symbolic link or a file during the copy';
+    case 'EROFS':
+      return 'read-only file system';
+    default:
+      return (err as Error).message;
   }
 }
 
@@ -66,7 +90,8 @@ function because(err: unknown): string {
 
 /** Remove `name` from `dirfd` (a directory recursively, never into another mount). */
 export function removeAt(dirfd: number, name: string, st: EntryStat, parentMount: string): void {
-  if (st.mount !== parentMount) throw Object.assign(new Error(`${name} is a mount point in the container`), { code: 'EBUSY' });
+  if (st.mount !== parentMount)
+    throw Object.assign(new Error(`${name} is a mount point in the container`), { code: 'EBUSY' });
   if (st.kind === 'dir') {
     const fd = native().openat(dirfd, name, O_DIRECTORY, 0);
     try {
@@ -142,7 +167,9 @@ export async function copyEntry(src: number, st: EntryStat, dstDir: number, name
       let output: number;
       if (existing && existing.mount !== dirMount && existing.kind === 'file') {
         // A file mount point (/etc/hosts): written in place, its mount left where it is.
-        output = await withFd(n.openat(dstDir, name, O_PATH, 0), (fd) => openRegular(fd, constants.O_WRONLY | constants.O_TRUNC));
+        output = await withFd(n.openat(dstDir, name, O_PATH, 0), (fd) =>
+          openRegular(fd, constants.O_WRONLY | constants.O_TRUNC),
+        );
       } else {
         if (existing) removeAt(dstDir, name, existing, dirMount);
         output = n.openat(dstDir, name, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
@@ -181,7 +208,12 @@ export function contentsOnly(arg: string): boolean {
  * Returns `into`: SRC goes into DEST under SRC's name; `as`: SRC becomes DEST; `contents`:
  * SRC's contents go into DEST (made if missing).
  */
-function plan(srcKind: EntryStat['kind'], srcArg: string, destArg: string, destIsDir: boolean | undefined): 'into' | 'as' | 'contents' {
+function plan(
+  srcKind: EntryStat['kind'],
+  srcArg: string,
+  destArg: string,
+  destIsDir: boolean | undefined,
+): 'into' | 'as' | 'contents' {
   const contents = contentsOnly(srcArg);
   if (srcKind === 'dir') {
     if (destIsDir === undefined) return 'contents';
@@ -206,14 +238,20 @@ function newCtx(src: string, dest: string, o: CopyOptions): Ctx {
 }
 
 /** container → host. */
-export async function copyOut(root: SafeRoot, ctrPath: string, hostDest: string, o: CopyOptions = {}): Promise<CopyResult> {
+export async function copyOut(
+  root: SafeRoot,
+  ctrPath: string,
+  hostDest: string,
+  o: CopyOptions = {},
+): Promise<CopyResult> {
   const c = newCtx(ctrPath, hostDest, o);
   const follow = Boolean(o.followLink) || /\/\.?\/?$/.test(ctrPath);
   let srcFd: number;
   try {
     srcFd = root.walk(ctrPath, follow);
   } catch (err) {
-    if (errno(err) === 'ENOENT' || errno(err) === 'ENOTDIR') throw cpError(ctrPath, hostDest, `no such file or directory in the container: ${ctrPath}`);
+    if (errno(err) === 'ENOENT' || errno(err) === 'ENOTDIR')
+      throw cpError(ctrPath, hostDest, `no such file or directory in the container: ${ctrPath}`);
     throw cpError(ctrPath, hostDest, because(err));
   }
   return withFd(srcFd, async () => {
@@ -226,7 +264,14 @@ export async function copyOut(root: SafeRoot, ctrPath: string, hostDest: string,
   });
 }
 
-async function writeHost(srcFd: number, st: EntryStat, hostDest: string, how: 'into' | 'as' | 'contents', base: string, c: Ctx): Promise<void> {
+async function writeHost(
+  srcFd: number,
+  st: EntryStat,
+  hostDest: string,
+  how: 'into' | 'as' | 'contents',
+  base: string,
+  c: Ctx,
+): Promise<void> {
   const target = how === 'into' ? path.join(hostDest, base) : path.resolve(hostDest);
   let parent: number;
   try {
@@ -245,7 +290,12 @@ async function writeHost(srcFd: number, st: EntryStat, hostDest: string, how: 'i
 }
 
 /** host → container. */
-export async function copyIn(root: SafeRoot, hostSrc: string, ctrDest: string, o: CopyOptions = {}): Promise<CopyResult> {
+export async function copyIn(
+  root: SafeRoot,
+  hostSrc: string,
+  ctrDest: string,
+  o: CopyOptions = {},
+): Promise<CopyResult> {
   const c = newCtx(hostSrc, ctrDest, o);
   const trimmed = hostSrc.replace(/\/\.?\/?$/, '') || (hostSrc.startsWith('/') ? '/' : '.');
   let srcFd: number;
@@ -303,7 +353,8 @@ function locateDest(root: SafeRoot, ctrDest: string, hostSrc: string): ReturnTyp
   try {
     return root.locate(ctrDest, true);
   } catch (err) {
-    if (errno(err) === 'ENOENT' || errno(err) === 'ENOTDIR') throw cpError(hostSrc, ctrDest, `no such directory in the container: ${path.posix.dirname(ctrDest)}`);
+    if (errno(err) === 'ENOENT' || errno(err) === 'ENOTDIR')
+      throw cpError(hostSrc, ctrDest, `no such directory in the container: ${path.posix.dirname(ctrDest)}`);
     throw cpError(hostSrc, ctrDest, because(err));
   }
 }
@@ -328,7 +379,8 @@ export function checkWritable(root: SafeRoot, dir: number, name: string, o: Copy
       if (mount === root.rootStat().mount) throw cpError(c.src, c.dest, 'container rootfs is marked read-only');
       throw cpError(c.src, c.dest, 'mounted volume is marked read-only');
     }
-    if (o.readonlyRoot && mount === root.rootStat().mount) throw cpError(c.src, c.dest, 'container rootfs is marked read-only');
+    if (o.readonlyRoot && mount === root.rootStat().mount)
+      throw cpError(c.src, c.dest, 'container rootfs is marked read-only');
   } finally {
     closeFd(opened);
   }
@@ -337,7 +389,11 @@ export function checkWritable(root: SafeRoot, dir: number, name: string, o: Copy
 // ---------------------------------------------------------------------------------------------
 // Path-string helpers, for roots no process runs in (see the module comment).
 
-export async function resolveInRoot(root: string, unsafePath: string, opts: { followFinal?: boolean } = {}): Promise<string> {
+export async function resolveInRoot(
+  root: string,
+  unsafePath: string,
+  opts: { followFinal?: boolean } = {},
+): Promise<string> {
   const followFinal = opts.followFinal ?? true;
   const pending = unsafePath.split('/').filter((p) => p !== '');
   let current: string[] = [];
@@ -353,7 +409,10 @@ export async function resolveInRoot(root: string, unsafePath: string, opts: { fo
     const st = await fs.lstat(path.join(root, ...next)).catch(() => undefined);
     if (st?.isSymbolicLink() && (pending.length > 0 || followFinal)) {
       if (++links > MAX_LINKS) {
-        throw new TsrunError('ERR_USAGE', `resolving ${unsafePath} in the container: too many levels of symbolic links`);
+        throw new TsrunError(
+          'ERR_USAGE',
+          `resolving ${unsafePath} in the container: too many levels of symbolic links`,
+        );
       }
       const target = await fs.readlink(path.join(root, ...next));
       if (target.startsWith('/')) current = [];
@@ -390,7 +449,11 @@ export async function copyRegularFile(src: string, dst: string, mode: number): P
   const input = await fs.open(src, constants.O_RDONLY | constants.O_NOFOLLOW);
   let bytes = 0;
   try {
-    const output = await fs.open(dst, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, mode);
+    const output = await fs.open(
+      dst,
+      constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+      mode,
+    );
     try {
       const buf = Buffer.allocUnsafe(1 << 20);
       for (;;) {

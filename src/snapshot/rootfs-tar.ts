@@ -26,22 +26,36 @@ import { native } from '../native/index.js';
 import { readTar, type TarEntry } from '../layers/tar-reader.js';
 import { blockPadding, encodeHeader, TAR_TRAILER, type TarWriteType } from '../layers/tar-writer.js';
 import { checkWritable, contentsOnly, cpError, removeAt, type CopyOptions, type CopyResult } from './rootfs-copy.js';
-import { closeFd, errno, fdStat, O_DIRECTORY, O_PATH, openDir, openRegular, SafeRoot, statAt, withFd, type EntryStat } from './safe-root.js';
+import {
+  closeFd,
+  errno,
+  fdStat,
+  O_DIRECTORY,
+  O_PATH,
+  openDir,
+  openRegular,
+  SafeRoot,
+  statAt,
+  withFd,
+  type EntryStat,
+} from './safe-root.js';
 
 const readFd = promisify(read);
 const writeFd = (fd: number, buf: Buffer, off: number, len: number) => promisify(write)(fd, buf, off, len, null);
 
 async function put(out: Writable, chunk: Buffer): Promise<void> {
   if (chunk.length === 0) return;
-  if (!out.write(chunk)) await new Promise<void>((resolve, reject) => {
-    const done = (err?: Error) => {
-      out.off('drain', done);
-      out.off('error', done);
-      if (err) reject(err); else resolve();
-    };
-    out.on('drain', done);
-    out.on('error', done);
-  });
+  if (!out.write(chunk))
+    await new Promise<void>((resolve, reject) => {
+      const done = (err?: Error) => {
+        out.off('drain', done);
+        out.off('error', done);
+        if (err) reject(err);
+        else resolve();
+      };
+      out.on('drain', done);
+      out.on('error', done);
+    });
 }
 
 const TAR_TYPE: Partial<Record<EntryStat['kind'], TarWriteType>> = { file: 'file', dir: 'dir', symlink: 'symlink' };
@@ -54,7 +68,8 @@ export async function tarOut(root: SafeRoot, ctrPath: string, out: Writable, o: 
   try {
     fd = root.walk(ctrPath, follow);
   } catch (err) {
-    if (errno(err) === 'ENOENT' || errno(err) === 'ENOTDIR') throw cpError(ctrPath, '-', `no such file or directory in the container: ${ctrPath}`);
+    if (errno(err) === 'ENOENT' || errno(err) === 'ENOTDIR')
+      throw cpError(ctrPath, '-', `no such file or directory in the container: ${ctrPath}`);
     throw err;
   }
   const base = contentsOnly(ctrPath) ? '.' : posix.basename(ctrPath.replace(/\/+$/, '')) || '.';
@@ -66,7 +81,14 @@ export async function tarOut(root: SafeRoot, ctrPath: string, out: Writable, o: 
 async function writeEntry(fd: number, st: EntryStat, name: string, out: Writable, result: CopyResult): Promise<void> {
   const type = TAR_TYPE[st.kind];
   if (!type) return;
-  const header = { name: st.kind === 'dir' ? `${name}/` : name, type, mode: st.perm, uid: st.uid, gid: st.gid, mtime: Number(st.mtimeNs / 1_000_000_000n) };
+  const header = {
+    name: st.kind === 'dir' ? `${name}/` : name,
+    type,
+    mode: st.perm,
+    uid: st.uid,
+    gid: st.gid,
+    mtime: Number(st.mtimeNs / 1_000_000_000n),
+  };
   result.entries++;
   if (st.kind === 'symlink') {
     await put(out, encodeHeader({ ...header, size: 0, linkname: native().readlinkat(fd, '') }));
@@ -109,7 +131,13 @@ async function writeEntry(fd: number, st: EntryStat, name: string, out: Writable
 }
 
 /** tar on `input` → the existing directory `ctrDest` of the container `label`. */
-export async function tarIn(root: SafeRoot, input: ReadStream | NodeJS.ReadableStream, ctrDest: string, label: string, o: CopyOptions = {}): Promise<CopyResult> {
+export async function tarIn(
+  root: SafeRoot,
+  input: ReadStream | NodeJS.ReadableStream,
+  ctrDest: string,
+  label: string,
+  o: CopyOptions = {},
+): Promise<CopyResult> {
   const result: CopyResult = { entries: 0, bytes: 0 };
   const ctx = { preserveOwnership: Boolean(o.preserveOwnership), result, src: '-', dest: `${label}:${ctrDest}` };
   let destFd: number;
@@ -119,7 +147,8 @@ export async function tarIn(root: SafeRoot, input: ReadStream | NodeJS.ReadableS
     throw new TsrunError('ERR_USAGE', `Could not find the file ${ctrDest} in container ${label}`);
   }
   const destPath = await withFd(destFd, (fd) => {
-    if (fdStat(fd).kind !== 'dir') throw new TsrunError('ERR_USAGE', `destination "${label}:${ctrDest}" must be a directory`);
+    if (fdStat(fd).kind !== 'dir')
+      throw new TsrunError('ERR_USAGE', `destination "${label}:${ctrDest}" must be a directory`);
     checkWritable(root, fd, '', o, ctx);
     return posix.join('/', ctrDest);
   });
@@ -140,12 +169,18 @@ export async function tarIn(root: SafeRoot, input: ReadStream | NodeJS.ReadableS
       throw cpError('-', ctx.dest, `extracting ${h.path}: ${(err as Error).message}`);
     }
   }
-  while (!(await it.next()).done) { /* the rest of the stream */ }
+  while (!(await it.next()).done) {
+    /* the rest of the stream */
+  }
   // Directory times last, so the entries made inside them do not change them again.
   for (const d of dirs.reverse()) {
     try {
-      await withFd(root.walk(d.path, false), (fd) => withFd(openDir(fd), (dfd) => meta(dfd, d.header, ctx.preserveOwnership)));
-    } catch { /* replaced by a later entry */ }
+      await withFd(root.walk(d.path, false), (fd) =>
+        withFd(openDir(fd), (dfd) => meta(dfd, d.header, ctx.preserveOwnership)),
+      );
+    } catch {
+      /* replaced by a later entry */
+    }
   }
   return result;
 }
@@ -178,8 +213,14 @@ function ensureDir(root: SafeRoot, ctrDir: string): number {
   }
 }
 
-async function placeEntry(root: SafeRoot, entry: TarEntry, where: string, destPath: string, ctx: { preserveOwnership: boolean; result: CopyResult },
-  dirs: { path: string; header: TarEntry['header'] }[]): Promise<void> {
+async function placeEntry(
+  root: SafeRoot,
+  entry: TarEntry,
+  where: string,
+  destPath: string,
+  ctx: { preserveOwnership: boolean; result: CopyResult },
+  dirs: { path: string; header: TarEntry['header'] }[],
+): Promise<void> {
   const h = entry.header;
   const n = native();
   const name = posix.basename(where);
@@ -194,7 +235,9 @@ async function placeEntry(root: SafeRoot, entry: TarEntry, where: string, destPa
     } else if (h.type === 'file' || h.type === 'hardlink') {
       let output: number;
       if (existing && existing.mount !== dirMount && existing.kind === 'file') {
-        output = await withFd(n.openat(parent, name, O_PATH, 0), (fd) => openRegular(fd, constants.O_WRONLY | constants.O_TRUNC));
+        output = await withFd(n.openat(parent, name, O_PATH, 0), (fd) =>
+          openRegular(fd, constants.O_WRONLY | constants.O_TRUNC),
+        );
       } else {
         if (existing) removeAt(parent, name, existing, dirMount);
         output = n.openat(parent, name, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
@@ -209,7 +252,8 @@ async function placeEntry(root: SafeRoot, entry: TarEntry, where: string, destPa
         } else {
           // A hard link: a copy of its target, which an earlier entry of this archive made.
           const target = posix.normalize(h.linkpath.replace(/^\/+/, ''));
-          if (target === '..' || target.startsWith('../')) throw new Error(`link target "${h.linkpath}" is outside of the destination`);
+          if (target === '..' || target.startsWith('../'))
+            throw new Error(`link target "${h.linkpath}" is outside of the destination`);
           await withFd(root.walk(posix.join(destPath, target), false), async (tfd) => {
             const input = openRegular(tfd);
             try {

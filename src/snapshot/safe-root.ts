@@ -51,16 +51,25 @@ export interface EntryStat {
 
 function kindOf(mode: number): Kind {
   switch (mode & S_IFMT) {
-    case 0o100000: return 'file';
-    case 0o040000: return 'dir';
-    case 0o120000: return 'symlink';
-    default: return 'other';
+    case 0o100000:
+      return 'file';
+    case 0o040000:
+      return 'dir';
+    case 0o120000:
+      return 'symlink';
+    default:
+      return 'other';
   }
 }
 
 function toEntry(s: Statx): EntryStat {
   return {
-    kind: kindOf(s.mode), perm: s.mode & 0o7777, uid: s.uid, gid: s.gid, size: s.size, nlink: s.nlink,
+    kind: kindOf(s.mode),
+    perm: s.mode & 0o7777,
+    uid: s.uid,
+    gid: s.gid,
+    size: s.size,
+    nlink: s.nlink,
     atimeNs: BigInt(s.atimeSec) * 1_000_000_000n + BigInt(s.atimeNsec),
     mtimeNs: BigInt(s.mtimeSec) * 1_000_000_000n + BigInt(s.mtimeNsec),
     mount: s.mntId >= 0 ? `m${s.mntId}` : `d${s.dev}`,
@@ -128,7 +137,10 @@ export interface Located {
 const MAX_LINKS = 40;
 
 export class SafeRoot {
-  private constructor(readonly fd: number, readonly label: string) {}
+  private constructor(
+    readonly fd: number,
+    readonly label: string,
+  ) {}
 
   /** `hostDir` is trusted (the store's mount point, /proc/<pid>/root); `label` names it in messages. */
   static open(hostDir: string, label = hostDir): SafeRoot {
@@ -165,7 +177,8 @@ export class SafeRoot {
       try {
         stat = statAt(dir, name);
         if (stat?.kind !== 'symlink' || !followFinal) return { dir, name, stat, path: trimmed };
-        if (links >= MAX_LINKS) throw Object.assign(new Error(`resolving ${ctrPath}: too many levels of symbolic links`), { code: 'ELOOP' });
+        if (links >= MAX_LINKS)
+          throw Object.assign(new Error(`resolving ${ctrPath}: too many levels of symbolic links`), { code: 'ELOOP' });
         const target = native().readlinkat(dir, name);
         p = target.startsWith('/') ? target : `${parent}/${target}`;
       } catch (err) {

@@ -27,15 +27,19 @@ export type PidMode = { mode: 'private' | 'host' } | { mode: 'container'; contai
 export function parseIpcMode(s: string | undefined): IpcMode {
   if (s === undefined || s === '' || s === 'private') return { mode: 'private' };
   if (s === 'shareable' || s === 'none' || s === 'host') return { mode: s };
-  if (s.startsWith('container:') && s.length > 'container:'.length) return { mode: 'container', container: s.slice('container:'.length) };
-  throw new TsrunError('ERR_USAGE', `invalid IPC mode: ${s}`, { hint: 'use private, shareable, none, host or container:NAME' });
+  if (s.startsWith('container:') && s.length > 'container:'.length)
+    return { mode: 'container', container: s.slice('container:'.length) };
+  throw new TsrunError('ERR_USAGE', `invalid IPC mode: ${s}`, {
+    hint: 'use private, shareable, none, host or container:NAME',
+  });
 }
 
 /** `--pid`: "" (private), host, container:NAME — Docker's PidMode. */
 export function parsePidMode(s: string | undefined): PidMode {
   if (s === undefined || s === '' || s === 'private') return { mode: 'private' };
   if (s === 'host') return { mode: 'host' };
-  if (s.startsWith('container:') && s.length > 'container:'.length) return { mode: 'container', container: s.slice('container:'.length) };
+  if (s.startsWith('container:') && s.length > 'container:'.length)
+    return { mode: 'container', container: s.slice('container:'.length) };
   throw new TsrunError('ERR_USAGE', `invalid PID mode: ${s}`, { hint: 'use host or container:NAME' });
 }
 
@@ -49,9 +53,13 @@ export function parseUtsMode(s: string | undefined): 'private' | 'host' {
 /** `--userns`: "" or host; tsrun has no remapping of its own (rootless mode is its user namespace). */
 export function checkUsernsMode(s: string | undefined): void {
   if (s === undefined || s === '' || s === 'host') return;
-  throw new TsrunError('ERR_USAGE', `--userns=${s} is not supported: tsrun runs containers in the host's user namespace (as root) or in its rootless namespace`, {
-    hint: 'drop --userns (or use --userns=host); to run without root privileges on the host, run tsrun as an unprivileged user',
-  });
+  throw new TsrunError(
+    'ERR_USAGE',
+    `--userns=${s} is not supported: tsrun runs containers in the host's user namespace (as root) or in its rootless namespace`,
+    {
+      hint: 'drop --userns (or use --userns=host); to run without root privileges on the host, run tsrun as an unprivileged user',
+    },
+  );
 }
 
 function dropNamespace(spec: Spec, type: NamespaceType): void {
@@ -83,10 +91,20 @@ export function withIpcMode(m: IpcMode, join?: { nsPath?: string; shmPath: strin
     } else if (m.mode === 'none') {
       setShm(spec, undefined);
     } else if (m.mode === 'shareable' && join) {
-      setShm(spec, { destination: '/dev/shm', type: 'bind', source: join.shmPath, options: ['rbind', 'nosuid', 'noexec', 'nodev', 'rprivate'] });
+      setShm(spec, {
+        destination: '/dev/shm',
+        type: 'bind',
+        source: join.shmPath,
+        options: ['rbind', 'nosuid', 'noexec', 'nodev', 'rprivate'],
+      });
     } else if (m.mode === 'container' && join?.nsPath) {
       joinNamespace(spec, 'ipc', join.nsPath);
-      setShm(spec, { destination: '/dev/shm', type: 'bind', source: join.shmPath, options: ['rbind', 'nosuid', 'noexec', 'nodev', 'rprivate'] });
+      setShm(spec, {
+        destination: '/dev/shm',
+        type: 'bind',
+        source: join.shmPath,
+        options: ['rbind', 'nosuid', 'noexec', 'nodev', 'rprivate'],
+      });
     }
   };
 }
@@ -130,13 +148,21 @@ export function parseDevice(s: string): DeviceRequest {
     container = parts[1] ?? '';
     permissions = parts[2] ?? '';
   } else if (parts.length > 3) {
-    throw new TsrunError('ERR_USAGE', `invalid device specification: ${s}`, { hint: 'use --device HOST[:CONTAINER][:PERMISSIONS]' });
+    throw new TsrunError('ERR_USAGE', `invalid device specification: ${s}`, {
+      hint: 'use --device HOST[:CONTAINER][:PERMISSIONS]',
+    });
   }
   if (!PERMS_RE.test(permissions) || new Set(permissions).size !== permissions.length) {
-    throw new TsrunError('ERR_USAGE', `invalid device specification: ${s}: bad cgroup permissions '${permissions}'`, { hint: 'permissions are a combination of r, w and m' });
+    throw new TsrunError('ERR_USAGE', `invalid device specification: ${s}: bad cgroup permissions '${permissions}'`, {
+      hint: 'permissions are a combination of r, w and m',
+    });
   }
-  if (!host.startsWith('/')) throw new TsrunError('ERR_USAGE', `invalid device specification: ${s}: the host path must be absolute`);
-  if (!container.startsWith('/')) throw new TsrunError('ERR_USAGE', `invalid device mode: ${container}`, { hint: 'the path in the container must be absolute' });
+  if (!host.startsWith('/'))
+    throw new TsrunError('ERR_USAGE', `invalid device specification: ${s}: the host path must be absolute`);
+  if (!container.startsWith('/'))
+    throw new TsrunError('ERR_USAGE', `invalid device mode: ${container}`, {
+      hint: 'the path in the container must be absolute',
+    });
   host = posix.normalize(host);
   container = posix.normalize(container);
   return { host, container, permissions };
@@ -146,11 +172,20 @@ export function parseDevice(s: string): DeviceRequest {
 export function withDevices(devices: readonly { device: Device; permissions: string }[]): SpecOpt {
   const rules: DeviceRule[] = devices
     .filter((d) => d.device.type === 'c' || d.device.type === 'b')
-    .map((d) => ({ allow: true, type: d.device.type as 'c' | 'b', major: d.device.major, minor: d.device.minor, access: d.permissions }));
+    .map((d) => ({
+      allow: true,
+      type: d.device.type as 'c' | 'b',
+      major: d.device.major,
+      minor: d.device.minor,
+      access: d.permissions,
+    }));
   return (spec) => {
     if (devices.length === 0) return;
     const paths = new Set(devices.map((d) => d.device.path));
-    spec.linux.devices = [...(spec.linux.devices ?? []).filter((d) => !paths.has(d.path)), ...devices.map((d) => d.device)];
+    spec.linux.devices = [
+      ...(spec.linux.devices ?? []).filter((d) => !paths.has(d.path)),
+      ...devices.map((d) => d.device),
+    ];
     spec.linux.resources = { ...spec.linux.resources, devices: [...(spec.linux.resources?.devices ?? []), ...rules] };
   };
 }
@@ -166,8 +201,17 @@ export interface TmpfsMount {
 
 /** Flags that cancel each other (moby pkg/mount flags): the last one given wins. */
 const FLAG_GROUPS: string[][] = [
-  ['ro', 'rw'], ['exec', 'noexec'], ['suid', 'nosuid'], ['dev', 'nodev'], ['sync', 'async'], ['atime', 'noatime'],
-  ['diratime', 'nodiratime'], ['relatime', 'norelatime'], ['strictatime', 'nostrictatime'], ['mand', 'nomand'], ['dirsync'],
+  ['ro', 'rw'],
+  ['exec', 'noexec'],
+  ['suid', 'nosuid'],
+  ['dev', 'nodev'],
+  ['sync', 'async'],
+  ['atime', 'noatime'],
+  ['diratime', 'nodiratime'],
+  ['relatime', 'norelatime'],
+  ['strictatime', 'nostrictatime'],
+  ['mand', 'nomand'],
+  ['dirsync'],
   ['shared', 'rshared', 'slave', 'rslave', 'private', 'rprivate', 'unbindable', 'runbindable'],
 ];
 const TMPFS_DATA = new Set(['size', 'mode', 'uid', 'gid', 'nr_inodes', 'nr_blocks', 'mpol']);
@@ -192,7 +236,10 @@ export function mergeTmpfsOptions(user: readonly string[]): string[] {
     }
     const eq = o.indexOf('=');
     const key = eq < 0 ? o : o.slice(0, eq);
-    if (eq < 0 || !TMPFS_DATA.has(key)) throw new TsrunError('ERR_USAGE', `invalid tmpfs option "${o}"`, { hint: 'tmpfs takes size=, mode=, uid=, gid=, nr_inodes= and mount flags such as exec, ro' });
+    if (eq < 0 || !TMPFS_DATA.has(key))
+      throw new TsrunError('ERR_USAGE', `invalid tmpfs option "${o}"`, {
+        hint: 'tmpfs takes size=, mode=, uid=, gid=, nr_inodes= and mount flags such as exec, ro',
+      });
     if (doneKeys.has(key)) continue;
     doneKeys.add(key);
     out.unshift(o);
@@ -204,7 +251,10 @@ export function mergeTmpfsOptions(user: readonly string[]): string[] {
 export function parseTmpfs(s: string): TmpfsMount {
   const i = s.indexOf(':');
   const destination = i < 0 ? s : s.slice(0, i);
-  if (!destination.startsWith('/')) throw new TsrunError('ERR_USAGE', `invalid tmpfs: ${s}: the path must be absolute`, { hint: 'use --tmpfs /path[:options]' });
+  if (!destination.startsWith('/'))
+    throw new TsrunError('ERR_USAGE', `invalid tmpfs: ${s}: the path must be absolute`, {
+      hint: 'use --tmpfs /path[:options]',
+    });
   return { destination, options: mergeTmpfsOptions(i < 0 ? [] : s.slice(i + 1).split(',')) };
 }
 
@@ -229,9 +279,16 @@ function csvFields(s: string): string[] {
   for (let i = 0; i < s.length; i++) {
     const ch = s[i];
     if (quoted) {
-      if (ch === '"' && s[i + 1] === '"') { cur += '"'; i++; } else if (ch === '"') quoted = false; else cur += ch;
+      if (ch === '"' && s[i + 1] === '"') {
+        cur += '"';
+        i++;
+      } else if (ch === '"') quoted = false;
+      else cur += ch;
     } else if (ch === '"') quoted = true;
-    else if (ch === ',') { out.push(cur); cur = ''; } else cur += ch;
+    else if (ch === ',') {
+      out.push(cur);
+      cur = '';
+    } else cur += ch;
   }
   out.push(cur);
   return out;
@@ -267,58 +324,121 @@ export function parseMount(raw: string, cwd: string): ParsedMount {
       return value;
     };
     switch (key) {
-      case 'type': type = need(); break;
-      case 'source': case 'src': source = need(); break;
-      case 'target': case 'destination': case 'dst': destination = need(); break;
-      case 'readonly': case 'ro': readonly = boolValue(value, key, raw); break;
-      case 'consistency': break;
-      case 'bind-propagation': propagation = need(); break;
-      case 'bind-nonrecursive': nonRecursive = boolValue(value, key, raw); break;
-      case 'tmpfs-size': tmpfsOpts.push(`size=${parseMemory(need())}`); break;
+      case 'type':
+        type = need();
+        break;
+      case 'source':
+      case 'src':
+        source = need();
+        break;
+      case 'target':
+      case 'destination':
+      case 'dst':
+        destination = need();
+        break;
+      case 'readonly':
+      case 'ro':
+        readonly = boolValue(value, key, raw);
+        break;
+      case 'consistency':
+        break;
+      case 'bind-propagation':
+        propagation = need();
+        break;
+      case 'bind-nonrecursive':
+        nonRecursive = boolValue(value, key, raw);
+        break;
+      case 'tmpfs-size':
+        tmpfsOpts.push(`size=${parseMemory(need())}`);
+        break;
       case 'tmpfs-mode': {
         const mode = need();
-        if (!/^[0-7]+$/.test(mode)) throw new TsrunError('ERR_USAGE', `invalid value for tmpfs-mode: ${mode}`, { hint: 'an octal mode, e.g. 1777' });
+        if (!/^[0-7]+$/.test(mode))
+          throw new TsrunError('ERR_USAGE', `invalid value for tmpfs-mode: ${mode}`, {
+            hint: 'an octal mode, e.g. 1777',
+          });
         tmpfsOpts.push(`mode=${mode}`);
         break;
       }
       default:
-        if (key.startsWith('volume-')) { need(); break; }
+        if (key.startsWith('volume-')) {
+          need();
+          break;
+        }
         throw new TsrunError('ERR_USAGE', `unexpected key '${key}' in '${field}'`);
     }
   }
-  if (!destination) throw new TsrunError('ERR_USAGE', `invalid argument "${raw}" for "--mount" flag: target is required`);
+  if (!destination)
+    throw new TsrunError('ERR_USAGE', `invalid argument "${raw}" for "--mount" flag: target is required`);
   if (type === 'volume') {
     throw new TsrunError('ERR_USAGE', `--mount ${raw}: named volumes are not supported yet`, {
       hint: 'bind-mount a host directory: --mount type=bind,source=DIR,target=PATH (or use type=tmpfs)',
     });
   }
   if (type === 'bind') {
-    if (!source) throw new TsrunError('ERR_USAGE', `invalid argument "${raw}" for "--mount" flag: source is required when specifying bind mounts`);
+    if (!source)
+      throw new TsrunError(
+        'ERR_USAGE',
+        `invalid argument "${raw}" for "--mount" flag: source is required when specifying bind mounts`,
+      );
     if (propagation !== undefined && !/^r?(shared|slave|private)$/.test(propagation)) {
-      throw new TsrunError('ERR_USAGE', `invalid bind-propagation: ${propagation}`, { hint: 'use rprivate, private, rshared, shared, rslave or slave' });
+      throw new TsrunError('ERR_USAGE', `invalid bind-propagation: ${propagation}`, {
+        hint: 'use rprivate, private, rshared, shared, rslave or slave',
+      });
     }
     return { type, source: posix.resolve(cwd, source), destination, readonly, propagation, nonRecursive };
   }
   if (type === 'tmpfs') {
-    if (source) throw new TsrunError('ERR_USAGE', `invalid mount config for type "tmpfs": source is not supported for tmpfs mounts`);
+    if (source)
+      throw new TsrunError(
+        'ERR_USAGE',
+        `invalid mount config for type "tmpfs": source is not supported for tmpfs mounts`,
+      );
     return { type, destination, readonly, options: mergeTmpfsOptions([...(readonly ? ['ro'] : []), ...tmpfsOpts]) };
   }
-  throw new TsrunError('ERR_USAGE', `invalid mount type "${type}"`, { hint: 'tsrun supports type=bind and type=tmpfs' });
+  throw new TsrunError('ERR_USAGE', `invalid mount type "${type}"`, {
+    hint: 'tsrun supports type=bind and type=tmpfs',
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
 // process: rlimits, oom score, groups, init; linux: sysctl, /dev/shm size
 
-const ULIMITS = ['core', 'cpu', 'data', 'fsize', 'locks', 'memlock', 'msgqueue', 'nice', 'nofile', 'nproc', 'rss', 'rtprio', 'rttime', 'sigpending', 'stack', 'as'];
+const ULIMITS = [
+  'core',
+  'cpu',
+  'data',
+  'fsize',
+  'locks',
+  'memlock',
+  'msgqueue',
+  'nice',
+  'nofile',
+  'nproc',
+  'rss',
+  'rtprio',
+  'rttime',
+  'sigpending',
+  'stack',
+  'as',
+];
 
 /** go-units ParseUlimit: `name=soft[:hard]` (hard defaults to soft); -1 is unlimited. */
 export function parseUlimit(s: string): Rlimit {
   const eq = s.indexOf('=');
-  if (eq < 0) throw new TsrunError('ERR_USAGE', `invalid ulimit argument: ${s}`, { hint: 'use --ulimit NAME=SOFT[:HARD], e.g. nofile=1024:2048' });
+  if (eq < 0)
+    throw new TsrunError('ERR_USAGE', `invalid ulimit argument: ${s}`, {
+      hint: 'use --ulimit NAME=SOFT[:HARD], e.g. nofile=1024:2048',
+    });
   const name = s.slice(0, eq);
-  if (!ULIMITS.includes(name)) throw new TsrunError('ERR_USAGE', `invalid ulimit type: ${name}`, { hint: `one of ${ULIMITS.join(', ')}` });
+  if (!ULIMITS.includes(name))
+    throw new TsrunError('ERR_USAGE', `invalid ulimit type: ${name}`, { hint: `one of ${ULIMITS.join(', ')}` });
   const parts = s.slice(eq + 1).split(':');
-  if (parts.length > 2) throw new TsrunError('ERR_USAGE', `too many limit value arguments - ${s.slice(eq + 1)}, can only have up to two, \`soft[:hard]\``);
+  if (parts.length > 2)
+    throw new TsrunError(
+      'ERR_USAGE',
+      `too many limit value arguments - ${s.slice(eq + 1)}, can only have up to two, \`soft[:hard]\``,
+    );
   const value = (v: string): number | bigint => {
     if (!/^-?\d+$/.test(v)) throw new TsrunError('ERR_USAGE', `invalid ulimit value: ${v} in ${s}`);
     const n = Number(v);
@@ -328,7 +448,11 @@ export function parseUlimit(s: string): Rlimit {
   };
   const soft = value(parts[0] ?? '');
   const hard = parts[1] !== undefined ? value(parts[1]) : soft;
-  if (BigInt(soft) > BigInt(hard)) throw new TsrunError('ERR_USAGE', `ulimit soft limit must be less than or equal to hard limit: ${parts[0]} > ${parts[1]}`);
+  if (BigInt(soft) > BigInt(hard))
+    throw new TsrunError(
+      'ERR_USAGE',
+      `ulimit soft limit must be less than or equal to hard limit: ${parts[0]} > ${parts[1]}`,
+    );
   return { type: `RLIMIT_${name.toUpperCase()}`, soft, hard };
 }
 
@@ -337,7 +461,9 @@ export function withOomScoreAdj(n: number | undefined): SpecOpt {
   if (n !== undefined && (!Number.isInteger(n) || n < -1000 || n > 1000)) {
     throw new TsrunError('ERR_USAGE', `Invalid value ${n}, range for oom score adj is [-1000, 1000]`);
   }
-  return (spec) => { if (n !== undefined) spec.process.oomScoreAdj = n; };
+  return (spec) => {
+    if (n !== undefined) spec.process.oomScoreAdj = n;
+  };
 }
 
 /** --group-add: gids (resolved from the container's /etc/group by the caller) after the user's own. */
@@ -349,13 +475,25 @@ export function withGroupAdd(gids: readonly number[]): SpecOpt {
   };
 }
 
-const SYSCTL_NAMES = new Set(['kernel.msgmax', 'kernel.msgmnb', 'kernel.msgmni', 'kernel.sem', 'kernel.shmall', 'kernel.shmmax', 'kernel.shmmni', 'kernel.shm_rmid_forced']);
+const SYSCTL_NAMES = new Set([
+  'kernel.msgmax',
+  'kernel.msgmnb',
+  'kernel.msgmni',
+  'kernel.sem',
+  'kernel.shmall',
+  'kernel.shmmax',
+  'kernel.shmmni',
+  'kernel.shm_rmid_forced',
+]);
 
 /**
  * --sysctl K=V: only namespaced keys (docker/cli ValidateSysctl: the IPC ones, fs.mqueue.*, net.*),
  * and not in a namespace shared with the host (moby: "not allowed in host network namespace").
  */
-export function parseSysctls(list: readonly string[], o: { hostNetwork: boolean; hostIpc: boolean }): Record<string, string> {
+export function parseSysctls(
+  list: readonly string[],
+  o: { hostNetwork: boolean; hostIpc: boolean },
+): Record<string, string> {
   const out: Record<string, string> = {};
   for (const s of list) {
     const eq = s.indexOf('=');
@@ -363,8 +501,12 @@ export function parseSysctls(list: readonly string[], o: { hostNetwork: boolean;
     const key = s.slice(0, eq);
     const ipc = SYSCTL_NAMES.has(key) || key.startsWith('fs.mqueue.');
     const net = key.startsWith('net.');
-    if (!ipc && !net) throw new TsrunError('ERR_USAGE', `invalid argument "${s}" for "--sysctl" flag: sysctl '${s}' is not allowed`, { hint: 'only namespaced sysctls can be set: kernel.msg*, kernel.sem, kernel.shm*, fs.mqueue.*, net.*' });
-    if (net && o.hostNetwork) throw new TsrunError('ERR_USAGE', `sysctl "${key}" is not allowed in host network namespace`);
+    if (!ipc && !net)
+      throw new TsrunError('ERR_USAGE', `invalid argument "${s}" for "--sysctl" flag: sysctl '${s}' is not allowed`, {
+        hint: 'only namespaced sysctls can be set: kernel.msg*, kernel.sem, kernel.shm*, fs.mqueue.*, net.*',
+      });
+    if (net && o.hostNetwork)
+      throw new TsrunError('ERR_USAGE', `sysctl "${key}" is not allowed in host network namespace`);
     if (ipc && o.hostIpc) throw new TsrunError('ERR_USAGE', `sysctl "${key}" is not allowed in host IPC namespace`);
     out[key] = s.slice(eq + 1);
   }
@@ -372,16 +514,22 @@ export function parseSysctls(list: readonly string[], o: { hostNetwork: boolean;
 }
 
 export function withSysctls(sysctl: Record<string, string>): SpecOpt {
-  return (spec) => { if (Object.keys(sysctl).length > 0) spec.linux.sysctl = { ...spec.linux.sysctl, ...sysctl }; };
+  return (spec) => {
+    if (Object.keys(sysctl).length > 0) spec.linux.sysctl = { ...spec.linux.sysctl, ...sysctl };
+  };
 }
 
 /** --shm-size: the size= of the /dev/shm tmpfs (in bytes, as moby writes it); no effect without one. */
 export function withShmSize(bytes: number | undefined): SpecOpt {
-  if (bytes !== undefined && (!Number.isSafeInteger(bytes) || bytes <= 0)) throw new TsrunError('ERR_USAGE', `invalid --shm-size ${bytes}: must be greater than 0`);
+  if (bytes !== undefined && (!Number.isSafeInteger(bytes) || bytes <= 0))
+    throw new TsrunError('ERR_USAGE', `invalid --shm-size ${bytes}: must be greater than 0`);
   return (spec) => {
     if (bytes === undefined) return;
-    spec.mounts = spec.mounts.map((m) => (m.destination === '/dev/shm' && m.type === 'tmpfs'
-      ? { ...m, options: [...(m.options ?? []).filter((o) => !o.startsWith('size=')), `size=${bytes}`] } : m));
+    spec.mounts = spec.mounts.map((m) =>
+      m.destination === '/dev/shm' && m.type === 'tmpfs'
+        ? { ...m, options: [...(m.options ?? []).filter((o) => !o.startsWith('size=')), `size=${bytes}`] }
+        : m,
+    );
   };
 }
 
@@ -392,6 +540,9 @@ export const INIT_PATH = '/sbin/docker-init';
 export function withInit(binary: string, argv: readonly string[]): SpecOpt {
   return (spec) => {
     spec.process.args = [INIT_PATH, '--', ...argv];
-    spec.mounts = [...spec.mounts.filter((m) => m.destination !== INIT_PATH), { destination: INIT_PATH, type: 'bind', source: binary, options: ['rbind', 'ro', 'rprivate'] }];
+    spec.mounts = [
+      ...spec.mounts.filter((m) => m.destination !== INIT_PATH),
+      { destination: INIT_PATH, type: 'bind', source: binary, options: ['rbind', 'ro', 'rprivate'] },
+    ];
   };
 }

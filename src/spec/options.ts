@@ -67,7 +67,9 @@ export function resolveProcessArgs(image: ContainerConfig | null | undefined, o:
 
 export function withProcessArgs(image: ContainerConfig | null | undefined, o: ArgsOverrides): SpecOpt {
   const argv = resolveProcessArgs(image, o);
-  return (spec) => { spec.process.args = argv; };
+  return (spec) => {
+    spec.process.args = argv;
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -128,7 +130,11 @@ function replaceOrAppend(base: string[], overrides: string[]): string[] {
  *   4. HOME=<user's home> is appended when still absent, as runc does at exec time.
  * Unlike Docker, a key given twice by the user keeps one entry (the last value) rather than two.
  */
-export function mergeEnv(imageEnv: readonly string[] | null | undefined, userEnv: readonly string[], ctx: EnvContext): string[] {
+export function mergeEnv(
+  imageEnv: readonly string[] | null | undefined,
+  userEnv: readonly string[],
+  ctx: EnvContext,
+): string[] {
   const user: string[] = [];
   for (const raw of userEnv) {
     const key = envKey(raw);
@@ -141,7 +147,8 @@ export function mergeEnv(imageEnv: readonly string[] | null | undefined, userEnv
       if (v !== undefined) entry = `${key}=${v}`;
     }
     const i = user.findIndex((e) => envKey(e) === key);
-    if (i >= 0) user[i] = entry; else user.push(entry);
+    if (i >= 0) user[i] = entry;
+    else user.push(entry);
   }
   const userKeys = new Set(user.map(envKey));
   const config = [...user, ...(imageEnv ?? []).filter((e) => e !== '' && !userKeys.has(envKey(e)))];
@@ -153,9 +160,15 @@ export function mergeEnv(imageEnv: readonly string[] | null | undefined, userEnv
   return env;
 }
 
-export function withEnv(imageEnv: readonly string[] | null | undefined, userEnv: readonly string[], ctx: EnvContext): SpecOpt {
+export function withEnv(
+  imageEnv: readonly string[] | null | undefined,
+  userEnv: readonly string[],
+  ctx: EnvContext,
+): SpecOpt {
   const env = mergeEnv(imageEnv, userEnv, ctx);
-  return (spec) => { spec.process.env = env; };
+  return (spec) => {
+    spec.process.env = env;
+  };
 }
 
 /**
@@ -189,18 +202,22 @@ export function parseEnvFile(text: string, fileName = 'env file'): string[] {
  */
 export function resolveCwd(imageWorkingDir: string | undefined, workdir: string | undefined): string {
   const fromUser = workdir !== undefined && workdir !== '';
-  const dir = fromUser ? workdir : (imageWorkingDir || '/');
+  const dir = fromUser ? workdir : imageWorkingDir || '/';
   if (!dir.startsWith('/')) {
-    throw new TsrunError(fromUser ? 'ERR_USAGE' : 'ERR_CONFIG',
+    throw new TsrunError(
+      fromUser ? 'ERR_USAGE' : 'ERR_CONFIG',
       `the working directory '${dir}' is invalid, it needs to be an absolute path`,
-      fromUser ? { hint: `use an absolute path, e.g. -w /${dir}` } : {});
+      fromUser ? { hint: `use an absolute path, e.g. -w /${dir}` } : {},
+    );
   }
   return cleanPath(dir);
 }
 
 export function withCwd(imageWorkingDir: string | undefined, workdir: string | undefined): SpecOpt {
   const cwd = resolveCwd(imageWorkingDir, workdir);
-  return (spec) => { spec.process.cwd = cwd; };
+  return (spec) => {
+    spec.process.cwd = cwd;
+  };
 }
 
 /**
@@ -209,16 +226,24 @@ export function withCwd(imageWorkingDir: string | undefined, workdir: string | u
  */
 export function withUser(resolved: ResolvedUser): SpecOpt {
   return (spec) => {
-    spec.process.user = { uid: resolved.uid, gid: resolved.gid, additionalGids: [resolved.gid, ...resolved.additionalGids] };
+    spec.process.user = {
+      uid: resolved.uid,
+      gid: resolved.gid,
+      additionalGids: [resolved.gid, ...resolved.additionalGids],
+    };
   };
 }
 
 export function withTty(tty: boolean): SpecOpt {
-  return (spec) => { spec.process.terminal = tty; };
+  return (spec) => {
+    spec.process.terminal = tty;
+  };
 }
 
 export function withReadonlyRootfs(readonly: boolean): SpecOpt {
-  return (spec) => { spec.root.readonly = readonly; };
+  return (spec) => {
+    spec.root.readonly = readonly;
+  };
 }
 
 /** RFC 1123 labels, at most 64 bytes (HOST_NAME_MAX); sethostname(2) would refuse longer. */
@@ -230,7 +255,9 @@ export function withHostname(name: string): SpecOpt {
       hint: 'a hostname is letters, digits and hyphens, dot-separated, at most 64 characters',
     });
   }
-  return (spec) => { spec.hostname = name; };
+  return (spec) => {
+    spec.hostname = name;
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -269,16 +296,23 @@ function addMounts(spec: Spec, mounts: Mount[]): void {
  * so `/data` is mounted before `/data/sub`; a mount on a default destination (e.g. /dev/shm)
  * replaces the default.
  */
-export function withBindMounts(binds: readonly BindMount[], tmpfs: readonly { destination: string; options: string[] }[] = []): SpecOpt {
+export function withBindMounts(
+  binds: readonly BindMount[],
+  tmpfs: readonly { destination: string; options: string[] }[] = [],
+): SpecOpt {
   const seen = new Set<string>();
   const mounts: Mount[] = binds.map((b) => {
     if (!b.source.startsWith('/')) {
       throw new TsrunError('ERR_USAGE', `invalid mount config: source '${b.source}' must be an absolute path`);
     }
     if (!b.destination.startsWith('/')) {
-      throw new TsrunError('ERR_USAGE', `invalid mount config: destination '${b.destination}' must be an absolute path`, {
-        hint: `use an absolute path inside the container, e.g. /${b.destination}`,
-      });
+      throw new TsrunError(
+        'ERR_USAGE',
+        `invalid mount config: destination '${b.destination}' must be an absolute path`,
+        {
+          hint: `use an absolute path inside the container, e.g. /${b.destination}`,
+        },
+      );
     }
     const destination = cleanPath(b.destination);
     if (destination === '/') throw new TsrunError('ERR_USAGE', "invalid mount config: destination can't be '/'");
@@ -345,17 +379,27 @@ export function withRlimits(limits: readonly Rlimit[]): SpecOpt {
   for (const l of limits) {
     if (!RLIMIT_TYPE.test(l.type)) throw new TsrunError('ERR_USAGE', `invalid rlimit type: ${l.type}`);
     for (const v of [l.soft, l.hard]) {
-      if ((typeof v === 'number' && (!Number.isSafeInteger(v) || v < 0)) || (typeof v === 'bigint' && (v < 0n || v > 18446744073709551615n))) {
-        throw new TsrunError('ERR_USAGE', `invalid ${l.type} value: ${String(v)}`, { hint: 'use RLIM_INFINITY for unlimited' });
+      if (
+        (typeof v === 'number' && (!Number.isSafeInteger(v) || v < 0)) ||
+        (typeof v === 'bigint' && (v < 0n || v > 18446744073709551615n))
+      ) {
+        throw new TsrunError('ERR_USAGE', `invalid ${l.type} value: ${String(v)}`, {
+          hint: 'use RLIM_INFINITY for unlimited',
+        });
       }
     }
     if (l.soft > l.hard) {
-      throw new TsrunError('ERR_USAGE', `invalid ${l.type}: ulimit soft limit must be less than or equal to hard limit: ${l.soft} > ${l.hard}`);
+      throw new TsrunError(
+        'ERR_USAGE',
+        `invalid ${l.type}: ulimit soft limit must be less than or equal to hard limit: ${l.soft} > ${l.hard}`,
+      );
     }
     byType.set(l.type, { type: l.type, hard: l.hard, soft: l.soft });
   }
   const rlimits = [...byType.values()];
-  return (spec) => { spec.process.rlimits = rlimits; };
+  return (spec) => {
+    spec.process.rlimits = rlimits;
+  };
 }
 
 export interface ResourceLimits {
@@ -410,7 +454,9 @@ export function withResources(r: ResourceLimits): SpecOpt {
 export function parseMemory(s: string): number {
   const m = /^(\d+(?:\.\d+)?) ?([kmgtp])?(i)?(b)?$/i.exec(s);
   if (!m) {
-    throw new TsrunError('ERR_USAGE', `invalid size: '${s}'`, { hint: 'use a number with an optional unit: 512m, 2g, 1048576' });
+    throw new TsrunError('ERR_USAGE', `invalid size: '${s}'`, {
+      hint: 'use a number with an optional unit: 512m, 2g, 1048576',
+    });
   }
   const unit = m[2] ? 1024 ** ('kmgtp'.indexOf(m[2].toLowerCase()) + 1) : 1;
   const bytes = Math.trunc(Number(m[1]) * unit);
@@ -432,16 +478,33 @@ export function parseMemory(s: string): number {
 export function withRootless(o: { hostNetwork: boolean; singleId?: boolean }): SpecOpt {
   return (spec) => {
     if (spec.linux.resources && Object.keys(spec.linux.resources).some((k) => k !== 'devices')) {
-      throw new TsrunError('ERR_ROOTLESS', 'rootless mode: --memory, --cpus and --pids-limit need a cgroup v2 hierarchy delegated to you, and this host has none', {
-        hint: 'drop the limits, or run as root (see `tsrun info`)',
-      });
+      throw new TsrunError(
+        'ERR_ROOTLESS',
+        'rootless mode: --memory, --cpus and --pids-limit need a cgroup v2 hierarchy delegated to you, and this host has none',
+        {
+          hint: 'drop the limits, or run as root (see `tsrun info`)',
+        },
+      );
     }
     delete spec.linux.cgroupsPath;
     spec.mounts = spec.mounts.map((m) => {
-      if (m.type === 'cgroup') return { destination: m.destination, type: 'bind', source: '/sys/fs/cgroup', options: ['rbind', 'nosuid', 'noexec', 'nodev', 'ro'] };
-      if (m.type === 'sysfs' && o.hostNetwork) return { destination: m.destination, type: 'bind', source: '/sys', options: ['rbind', 'nosuid', 'noexec', 'nodev', 'ro'] };
+      if (m.type === 'cgroup')
+        return {
+          destination: m.destination,
+          type: 'bind',
+          source: '/sys/fs/cgroup',
+          options: ['rbind', 'nosuid', 'noexec', 'nodev', 'ro'],
+        };
+      if (m.type === 'sysfs' && o.hostNetwork)
+        return {
+          destination: m.destination,
+          type: 'bind',
+          source: '/sys',
+          options: ['rbind', 'nosuid', 'noexec', 'nodev', 'ro'],
+        };
       // A single-id namespace (no subordinate ids) has no gid 5 (tty) to give the ptys, as podman drops it.
-      if (m.type === 'devpts' && o.singleId) return { ...m, options: (m.options ?? []).filter((x) => !x.startsWith('gid=')) };
+      if (m.type === 'devpts' && o.singleId)
+        return { ...m, options: (m.options ?? []).filter((x) => !x.startsWith('gid=')) };
       return m;
     });
   };

@@ -20,14 +20,51 @@ import type { SpecOpt } from './options.js';
 import type { Seccomp, SeccompSyscall } from './types.js';
 
 /** Every capability by number (linux/capability.h), up to CAP_CHECKPOINT_RESTORE (40). */
-export const ALL_CAPABILITIES: readonly string[] = Object.freeze([
-  'CHOWN', 'DAC_OVERRIDE', 'DAC_READ_SEARCH', 'FOWNER', 'FSETID', 'KILL', 'SETGID', 'SETUID', 'SETPCAP',
-  'LINUX_IMMUTABLE', 'NET_BIND_SERVICE', 'NET_BROADCAST', 'NET_ADMIN', 'NET_RAW', 'IPC_LOCK', 'IPC_OWNER',
-  'SYS_MODULE', 'SYS_RAWIO', 'SYS_CHROOT', 'SYS_PTRACE', 'SYS_PACCT', 'SYS_ADMIN', 'SYS_BOOT', 'SYS_NICE',
-  'SYS_RESOURCE', 'SYS_TIME', 'SYS_TTY_CONFIG', 'MKNOD', 'LEASE', 'AUDIT_WRITE', 'AUDIT_CONTROL', 'SETFCAP',
-  'MAC_OVERRIDE', 'MAC_ADMIN', 'SYSLOG', 'WAKE_ALARM', 'BLOCK_SUSPEND', 'AUDIT_READ', 'PERFMON', 'BPF',
-  'CHECKPOINT_RESTORE',
-].map((c) => `CAP_${c}`));
+export const ALL_CAPABILITIES: readonly string[] = Object.freeze(
+  [
+    'CHOWN',
+    'DAC_OVERRIDE',
+    'DAC_READ_SEARCH',
+    'FOWNER',
+    'FSETID',
+    'KILL',
+    'SETGID',
+    'SETUID',
+    'SETPCAP',
+    'LINUX_IMMUTABLE',
+    'NET_BIND_SERVICE',
+    'NET_BROADCAST',
+    'NET_ADMIN',
+    'NET_RAW',
+    'IPC_LOCK',
+    'IPC_OWNER',
+    'SYS_MODULE',
+    'SYS_RAWIO',
+    'SYS_CHROOT',
+    'SYS_PTRACE',
+    'SYS_PACCT',
+    'SYS_ADMIN',
+    'SYS_BOOT',
+    'SYS_NICE',
+    'SYS_RESOURCE',
+    'SYS_TIME',
+    'SYS_TTY_CONFIG',
+    'MKNOD',
+    'LEASE',
+    'AUDIT_WRITE',
+    'AUDIT_CONTROL',
+    'SETFCAP',
+    'MAC_OVERRIDE',
+    'MAC_ADMIN',
+    'SYSLOG',
+    'WAKE_ALARM',
+    'BLOCK_SUSPEND',
+    'AUDIT_READ',
+    'PERFMON',
+    'BPF',
+    'CHECKPOINT_RESTORE',
+  ].map((c) => `CAP_${c}`),
+);
 
 /** The capabilities this kernel has (`/proc/sys/kernel/cap_last_cap`), as Docker's GetAllCapabilities. */
 export function hostCapabilities(lastCap: number): string[] {
@@ -40,7 +77,9 @@ export function normalizeCapability(name: string): string {
   if (up === 'ALL') return 'ALL';
   const cap = up.startsWith('CAP_') ? up : `CAP_${up}`;
   if (!ALL_CAPABILITIES.includes(cap)) {
-    throw new TsrunError('ERR_USAGE', `unknown capability: "${cap}"`, { hint: 'see capabilities(7) for the names; CAP_ is optional' });
+    throw new TsrunError('ERR_USAGE', `unknown capability: "${cap}"`, {
+      hint: 'see capabilities(7) for the names; CAP_ is optional',
+    });
   }
   return cap;
 }
@@ -50,7 +89,13 @@ export function normalizeCapability(name: string): string {
  * --cap-drop → only the added; else the defaults minus the dropped plus the added. Order kept,
  * duplicates removed.
  */
-export function capabilitySet(o: { defaults: readonly string[]; all: readonly string[]; add?: readonly string[]; drop?: readonly string[]; privileged?: boolean }): string[] {
+export function capabilitySet(o: {
+  defaults: readonly string[];
+  all: readonly string[];
+  add?: readonly string[];
+  drop?: readonly string[];
+  privileged?: boolean;
+}): string[] {
   if (o.privileged) return [...o.all];
   const add = (o.add ?? []).map(normalizeCapability);
   const drop = (o.drop ?? []).map(normalizeCapability);
@@ -95,15 +140,23 @@ export function parseSecurityOpts(list: readonly string[]): SecurityOpts {
     const eq = raw.indexOf('=');
     const colon = raw.indexOf(':');
     const at = eq >= 0 ? eq : colon;
-    if (at < 0) throw new TsrunError('ERR_USAGE', `Invalid --security-opt: "${raw}"`, { hint: 'use KEY=VALUE, e.g. --security-opt seccomp=unconfined' });
+    if (at < 0)
+      throw new TsrunError('ERR_USAGE', `Invalid --security-opt: "${raw}"`, {
+        hint: 'use KEY=VALUE, e.g. --security-opt seccomp=unconfined',
+      });
     const key = raw.slice(0, at);
     const value = raw.slice(at + 1);
-    const bad = () => new TsrunError('ERR_USAGE', `invalid --security-opt ${i + 1}: "${raw}"`, {
-      hint: 'tsrun knows no-new-privileges, seccomp=unconfined|FILE, apparmor=PROFILE, label=..., systempaths=unconfined',
-    });
+    const bad = () =>
+      new TsrunError('ERR_USAGE', `invalid --security-opt ${i + 1}: "${raw}"`, {
+        hint: 'tsrun knows no-new-privileges, seccomp=unconfined|FILE, apparmor=PROFILE, label=..., systempaths=unconfined',
+      });
     switch (key) {
       case 'no-new-privileges':
-        if (!/^(true|false)$/i.test(value)) throw new TsrunError('ERR_USAGE', `invalid --security-opt ${i + 1}: "${raw}": no-new-privileges takes true or false`);
+        if (!/^(true|false)$/i.test(value))
+          throw new TsrunError(
+            'ERR_USAGE',
+            `invalid --security-opt ${i + 1}: "${raw}": no-new-privileges takes true or false`,
+          );
         o.noNewPrivileges = value.toLowerCase() === 'true';
         break;
       case 'seccomp':
@@ -172,15 +225,22 @@ function kernelAtLeast(kernel: string, min: string): boolean {
  * sub-arches from `archMap`, and only the rules whose `includes` hold and whose `excludes` do
  * not (capabilities against the container's final set, arches, minimum kernel).
  */
-export function seccompFromProfile(text: string, o: { caps: readonly string[]; arch: string; kernel: string; source: string }): Seccomp {
+export function seccompFromProfile(
+  text: string,
+  o: { caps: readonly string[]; arch: string; kernel: string; source: string },
+): Seccomp {
   let p: Profile;
   try {
     p = JSON.parse(text) as Profile;
   } catch (e) {
-    throw new TsrunError('ERR_USAGE', `loading seccomp profile ${o.source}: ${(e as Error).message}`, { hint: 'seccomp=FILE takes a JSON profile in Docker\'s format' });
+    throw new TsrunError('ERR_USAGE', `loading seccomp profile ${o.source}: ${(e as Error).message}`, {
+      hint: "seccomp=FILE takes a JSON profile in Docker's format",
+    });
   }
   if (typeof p !== 'object' || p === null || typeof p.defaultAction !== 'string') {
-    throw new TsrunError('ERR_USAGE', `loading seccomp profile ${o.source}: no defaultAction`, { hint: 'seccomp=FILE takes a JSON profile in Docker\'s format' });
+    throw new TsrunError('ERR_USAGE', `loading seccomp profile ${o.source}: no defaultAction`, {
+      hint: "seccomp=FILE takes a JSON profile in Docker's format",
+    });
   }
   const arch = ARCHES[o.arch];
   const out: Seccomp = { defaultAction: p.defaultAction };
@@ -191,7 +251,8 @@ export function seccompFromProfile(text: string, o: { caps: readonly string[]; a
     if (m) out.architectures = [m.architecture, ...(m.subArchitectures ?? [])];
   }
   if (p.flags && p.flags.length > 0) out.flags = [...p.flags];
-  const has = (list: string[] | undefined, pred: (x: string) => boolean) => (list ?? []).length > 0 && (list ?? []).some(pred);
+  const has = (list: string[] | undefined, pred: (x: string) => boolean) =>
+    (list ?? []).length > 0 && (list ?? []).some(pred);
   const syscalls: SeccompSyscall[] = [];
   for (const s of p.syscalls ?? []) {
     const inc = s.includes ?? {};
@@ -205,7 +266,8 @@ export function seccompFromProfile(text: string, o: { caps: readonly string[]; a
     if (names.length === 0) continue;
     const rule: SeccompSyscall = { names: [...names], action: s.action };
     if (s.errnoRet !== undefined) rule.errnoRet = s.errnoRet;
-    if (s.args && s.args.length > 0) rule.args = s.args.map((a) => ({ index: a.index, value: a.value, valueTwo: a.valueTwo ?? 0, op: a.op }));
+    if (s.args && s.args.length > 0)
+      rule.args = s.args.map((a) => ({ index: a.index, value: a.value, valueTwo: a.valueTwo ?? 0, op: a.op }));
     syscalls.push(rule);
   }
   out.syscalls = syscalls;
@@ -220,7 +282,10 @@ export function withSeccomp(profile: Seccomp | undefined): SpecOpt {
 }
 
 /** no-new-privileges and, where the host has AppArmor, the profile (Docker ignores it on hosts without). */
-export function withSecurityOpts(o: Pick<SecurityOpts, 'noNewPrivileges' | 'apparmor' | 'unmaskSystemPaths'>, host: { apparmor: boolean }): SpecOpt {
+export function withSecurityOpts(
+  o: Pick<SecurityOpts, 'noNewPrivileges' | 'apparmor' | 'unmaskSystemPaths'>,
+  host: { apparmor: boolean },
+): SpecOpt {
   return (spec) => {
     spec.process.noNewPrivileges = o.noNewPrivileges;
     if (host.apparmor && o.apparmor && o.apparmor !== 'unconfined') spec.process.apparmorProfile = o.apparmor;
@@ -240,7 +305,9 @@ export function withPrivileged(devices: readonly import('./types.js').Device[]):
   return (spec) => {
     spec.linux.maskedPaths = [];
     spec.linux.readonlyPaths = [];
-    spec.mounts = spec.mounts.map((m) => (m.type === 'sysfs' || m.type === 'cgroup' ? { ...m, options: (m.options ?? []).filter((x) => x !== 'ro') } : m));
+    spec.mounts = spec.mounts.map((m) =>
+      m.type === 'sysfs' || m.type === 'cgroup' ? { ...m, options: (m.options ?? []).filter((x) => x !== 'ro') } : m,
+    );
     spec.linux.devices = [...(spec.linux.devices ?? []), ...devices];
     spec.linux.resources = { ...spec.linux.resources, devices: [{ allow: true, access: 'rwm' }] };
   };

@@ -56,7 +56,10 @@ function parseId(s: string): number | undefined {
 }
 
 function lines(text: string): string[] {
-  return text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
+  return text
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !l.startsWith('#'));
 }
 
 /** man 5 passwd: name:password:UID:GID:GECOS:directory:shell. Malformed lines are skipped. */
@@ -81,14 +84,20 @@ export function parseGroup(text: string): GroupEntry[] {
     if (f.length < 3 || f[0] === '') continue;
     const gid = parseId(f[2]!);
     if (gid === undefined) continue;
-    const members = (f[3] ?? '').split(',').map((m) => m.trim()).filter((m) => m !== '');
+    const members = (f[3] ?? '')
+      .split(',')
+      .map((m) => m.trim())
+      .filter((m) => m !== '');
     out.push({ name: f[0]!, gid, members });
   }
   return out;
 }
 
 function rangeError(what: string, value: string): TsrunError {
-  return new TsrunError('ERR_USAGE', `resolving user: ${what} ${value} is out of range: uids and gids must be in range 0-${MAX_ID}`);
+  return new TsrunError(
+    'ERR_USAGE',
+    `resolving user: ${what} ${value} is out of range: uids and gids must be in range 0-${MAX_ID}`,
+  );
 }
 
 /**

@@ -49,13 +49,15 @@ export interface ImagesFile {
 export function checkImagesFile(value: unknown): string | undefined {
   const v = value as Partial<ImagesFile> | null;
   if (!v || typeof v !== 'object' || v.version !== 1) return 'version is not 1';
-  if (!v.images || typeof v.images !== 'object' || !v.tags || typeof v.tags !== 'object') return 'images or tags missing';
+  if (!v.images || typeof v.images !== 'object' || !v.tags || typeof v.tags !== 'object')
+    return 'images or tags missing';
   for (const [id, img] of Object.entries(v.images)) {
     if (!DIGEST_RE.test(id) || !img || img.id !== id || !Array.isArray(img.layers) || !Array.isArray(img.repoDigests)) {
       return `image record ${id} is malformed`;
     }
     for (const l of img.layers) {
-      if (!DIGEST_RE.test(l?.chainId ?? '') || !DIGEST_RE.test(l?.digest ?? '')) return `a layer of image ${id} is malformed`;
+      if (!DIGEST_RE.test(l?.chainId ?? '') || !DIGEST_RE.test(l?.digest ?? ''))
+        return `a layer of image ${id} is malformed`;
     }
   }
   for (const [name, id] of Object.entries(v.tags)) {
@@ -68,5 +70,8 @@ export const emptyImagesFile = (): ImagesFile => ({ version: 1, images: {}, tags
 
 /** Tags that point at `id`, sorted. */
 export function tagsOf(file: ImagesFile, id: string): string[] {
-  return Object.entries(file.tags).filter(([, v]) => v === id).map(([k]) => k).sort();
+  return Object.entries(file.tags)
+    .filter(([, v]) => v === id)
+    .map(([k]) => k)
+    .sort();
 }

@@ -23,10 +23,16 @@ export function findImage(file: ImagesFile, query: string): Found {
     const matches = Object.values(file.images).filter((img) => img.id.slice(7).startsWith(hex));
     if (matches.length === 1) return { record: matches[0] as ImageRecord };
     if (matches.length > 1) {
-      throw new TsrunError('ERR_IMAGE_NOT_FOUND', `image id prefix "${query}" is ambiguous (${matches.length} images)`, { hint: 'give more characters of the id' });
+      throw new TsrunError(
+        'ERR_IMAGE_NOT_FOUND',
+        `image id prefix "${query}" is ambiguous (${matches.length} images)`,
+        { hint: 'give more characters of the id' },
+      );
     }
   }
-  throw new TsrunError('ERR_IMAGE_NOT_FOUND', `no such image: ${query}`, { hint: `pull it first: tsrun pull ${query}` });
+  throw new TsrunError('ERR_IMAGE_NOT_FOUND', `no such image: ${query}`, {
+    hint: `pull it first: tsrun pull ${query}`,
+  });
 }
 
 function findByName(file: ImagesFile, query: string): Found | undefined {
@@ -39,8 +45,11 @@ function findByName(file: ImagesFile, query: string): Found | undefined {
   }
   if (ref.digest) {
     const repoDigest = `${repositoryName(ref)}@${ref.digest}`;
-    const record = Object.values(file.images).find((img) => img.repoDigests.includes(repoDigest)
-      || (img.manifestDigest === ref.digest && img.repoDigests.some((d) => d.startsWith(`${repositoryName(ref)}@`))));
+    const record = Object.values(file.images).find(
+      (img) =>
+        img.repoDigests.includes(repoDigest) ||
+        (img.manifestDigest === ref.digest && img.repoDigests.some((d) => d.startsWith(`${repositoryName(ref)}@`))),
+    );
     return record ? { record, repoDigest } : undefined;
   }
   const tag = formatReference(ref);

@@ -23,15 +23,26 @@ export interface RecordedImage {
  * `manifest` keeps a manifest the image already has (a loaded OCI layout's, whose config and
  * layer blobs were kept byte for byte: the caller checked they are these), so its digest stays.
  */
-export async function recordImage(store: Store, configBytes: Buffer, layers: readonly LayerRecord[], names: readonly string[], created?: string, manifest?: { bytes: Buffer; mediaType: string }): Promise<RecordedImage> {
+export async function recordImage(
+  store: Store,
+  configBytes: Buffer,
+  layers: readonly LayerRecord[],
+  names: readonly string[],
+  created?: string,
+  manifest?: { bytes: Buffer; mediaType: string },
+): Promise<RecordedImage> {
   const id = sha256Digest(configBytes);
   const ociLayers = manifest ? [...layers] : layers.map((l) => ({ ...l, mediaType: ociLayerType(l.mediaType) }));
-  const manifestBytes = manifest?.bytes ?? Buffer.from(JSON.stringify({
-    schemaVersion: 2,
-    mediaType: MediaType.OCIManifest,
-    config: { mediaType: MediaType.OCIConfig, digest: id, size: configBytes.length },
-    layers: ociLayers.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size })),
-  }));
+  const manifestBytes =
+    manifest?.bytes ??
+    Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: MediaType.OCIManifest,
+        config: { mediaType: MediaType.OCIConfig, digest: id, size: configBytes.length },
+        layers: ociLayers.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size })),
+      }),
+    );
   const manifestMediaType = manifest?.mediaType ?? MediaType.OCIManifest;
   const manifestDigest = sha256Digest(manifestBytes);
   await store.putBlob(id, configBytes);
@@ -40,8 +51,14 @@ export async function recordImage(store: Store, configBytes: Buffer, layers: rea
   const now = new Date().toISOString();
   await store.updateImages((file) => {
     const record: ImageRecord = file.images[id] ?? {
-      id, manifestDigest, manifestMediaType, repoDigests: [], layers: ociLayers,
-      size: metas.reduce((n, m) => n + m.unpackedSize, 0), created, storedAt: now,
+      id,
+      manifestDigest,
+      manifestMediaType,
+      repoDigests: [],
+      layers: ociLayers,
+      size: metas.reduce((n, m) => n + m.unpackedSize, 0),
+      created,
+      storedAt: now,
     };
     for (const name of names) {
       if (file.tags[name] !== id) record.lastTagTime = now;

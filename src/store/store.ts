@@ -181,7 +181,10 @@ export class Store {
     }
     const verdict = await verifyDiff(this.layerDiff(chainId), meta.integrity);
     if (verdict.ok && verdict.renewed) {
-      await writeFileAtomic(path.join(this.layerDir(chainId), 'layer.json'), JSON.stringify({ ...meta, integrity: verdict.integrity }) + '\n').catch(() => {});
+      await writeFileAtomic(
+        path.join(this.layerDir(chainId), 'layer.json'),
+        JSON.stringify({ ...meta, integrity: verdict.integrity }) + '\n',
+      ).catch(() => {});
     }
     return verdict;
   }
@@ -191,9 +194,11 @@ export class Store {
    * be fetched again; never deleted in place, in case something still has it mounted.
    */
   async setAsideLayer(chainId: string): Promise<void> {
-    await fs.rename(this.layerDir(chainId), this.tempPath(`damaged-${digestHex(chainId).slice(0, 12)}`)).catch((err: NodeJS.ErrnoException) => {
-      if (err.code !== 'ENOENT') throw err;
-    });
+    await fs
+      .rename(this.layerDir(chainId), this.tempPath(`damaged-${digestHex(chainId).slice(0, 12)}`))
+      .catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== 'ENOENT') throw err;
+      });
   }
 
   // ---- image records ----
@@ -243,7 +248,10 @@ export class Store {
    */
   gc(moreLayers?: () => Promise<string[]>): Promise<GcReport>;
   gc(moreLayers: () => Promise<string[]>, o: { wait: false }): Promise<GcReport | undefined>;
-  async gc(moreLayers: () => Promise<string[]> = async () => [], o: { wait?: boolean } = {}): Promise<GcReport | undefined> {
+  async gc(
+    moreLayers: () => Promise<string[]> = async () => [],
+    o: { wait?: boolean } = {},
+  ): Promise<GcReport | undefined> {
     const work = () => this.collect(moreLayers);
     if (o.wait === false) {
       const r = await this.ifUnused(work);

@@ -44,15 +44,32 @@ export async function fingerprintOf(diff: string): Promise<{ fingerprint: string
     const abs = rel ? path.join(diff, rel) : diff;
     const st = await fs.lstat(abs);
     entries++;
-    const type = st.isDirectory() ? 'd' : st.isFile() ? 'f' : st.isSymbolicLink() ? 'l' : st.isCharacterDevice() ? 'c' : st.isBlockDevice() ? 'b' : st.isFIFO() ? 'p' : 's';
+    const type = st.isDirectory()
+      ? 'd'
+      : st.isFile()
+        ? 'f'
+        : st.isSymbolicLink()
+          ? 'l'
+          : st.isCharacterDevice()
+            ? 'c'
+            : st.isBlockDevice()
+              ? 'b'
+              : st.isFIFO()
+                ? 'p'
+                : 's';
     let line = `${rel}\0${type}\0${(st.mode & 0o7777).toString(8)}\0${st.uid}:${st.gid}`;
     if (type === 'f') line += `\0${st.size}`;
     if (type === 'c' || type === 'b') line += `\0${st.rdev}`;
     if (type === 'l') line += `\0${await fs.readlink(abs)}`;
     let names: string[] = [];
     try {
-      names = n.llistxattr(abs).filter((x) => KEPT_XATTR.test(x)).sort();
-    } catch { /* a filesystem without xattrs: none kept */ }
+      names = n
+        .llistxattr(abs)
+        .filter((x) => KEPT_XATTR.test(x))
+        .sort();
+    } catch {
+      /* a filesystem without xattrs: none kept */
+    }
     for (const x of names) line += `\0${x}=${n.lgetxattr(abs, x)?.toString('hex') ?? ''}`;
     hash.update(`${line}\n`);
     if (type === 'd') {
@@ -68,9 +85,7 @@ export async function integrityOf(diff: string): Promise<LayerIntegrity> {
   return { stamp: await stampOf(diff), fingerprint, entries };
 }
 
-export type Verdict =
-  | { ok: true; integrity: LayerIntegrity; renewed: boolean }
-  | { ok: false; reason: string };
+export type Verdict = { ok: true; integrity: LayerIntegrity; renewed: boolean } | { ok: false; reason: string };
 
 /**
  * Check `diff` against what was recorded. `renewed` says the stamp changed but the content is
@@ -81,19 +96,29 @@ export async function verifyDiff(diff: string, recorded: LayerIntegrity | undefi
   try {
     stamp = await stampOf(diff);
   } catch (err) {
-    return { ok: false, reason: `its files are missing (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})` };
+    return {
+      ok: false,
+      reason: `its files are missing (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+    };
   }
   if (recorded && recorded.stamp === stamp) return { ok: true, integrity: recorded, renewed: false };
   let now;
   try {
     now = await fingerprintOf(diff);
   } catch (err) {
-    return { ok: false, reason: `reading it failed (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})` };
+    return {
+      ok: false,
+      reason: `reading it failed (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+    };
   }
   if (recorded && (now.fingerprint !== recorded.fingerprint || now.entries !== recorded.entries)) {
-    return { ok: false, reason: now.entries !== recorded.entries
-      ? `it has ${now.entries} entries where ${recorded.entries} were committed`
-      : 'owners, modes, xattrs or contents changed since it was committed' };
+    return {
+      ok: false,
+      reason:
+        now.entries !== recorded.entries
+          ? `it has ${now.entries} entries where ${recorded.entries} were committed`
+          : 'owners, modes, xattrs or contents changed since it was committed',
+    };
   }
   return { ok: true, integrity: { stamp, ...now }, renewed: true };
 }

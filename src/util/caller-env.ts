@@ -8,7 +8,10 @@
  * TSRUN_NODE_OPTIONS, and NODE_EXTRA_CA_CERTS as TSRUN_EXTRA_CA_CERTS (src/util/ca.ts). Here
  * they get their own names back.
  */
-const MOVED: readonly [string, string][] = [['NODE_OPTIONS', 'TSRUN_NODE_OPTIONS'], ['NODE_EXTRA_CA_CERTS', 'TSRUN_EXTRA_CA_CERTS']];
+const MOVED: readonly [string, string][] = [
+  ['NODE_OPTIONS', 'TSRUN_NODE_OPTIONS'],
+  ['NODE_EXTRA_CA_CERTS', 'TSRUN_EXTRA_CA_CERTS'],
+];
 
 export function callerEnvironment(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   const out = { ...env };

@@ -1,5 +1,9 @@
 /** Run `fn` over `items` with at most `limit` in flight; rejects with the first error after all settle. */
-export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
+export async function mapLimit<T, R>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T, index: number) => Promise<R>,
+): Promise<R[]> {
   const results = new Array<R>(items.length);
   let next = 0;
   let firstError: unknown;
@@ -10,7 +14,10 @@ export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (it
       try {
         results[i] = await fn(items[i] as T, i);
       } catch (err) {
-        if (!failed) { failed = true; firstError = err; }
+        if (!failed) {
+          failed = true;
+          firstError = err;
+        }
       }
     }
   };

@@ -17,22 +17,35 @@ export interface ProgramResult {
   stderr: string;
 }
 
-export function runProgram(file: string, args: string[], o: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<ProgramResult> {
+export function runProgram(
+  file: string,
+  args: string[],
+  o: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+): Promise<ProgramResult> {
   return new Promise((resolve, reject) => {
-    const child = execFile(file, args, { maxBuffer: 16 * 1024 * 1024, env: o.env, timeout: o.timeoutMs }, (err, stdout, stderr) => {
-      const e = err as (NodeJS.ErrnoException & { code?: unknown }) | null;
-      if (e && typeof e.code === 'string') {
-        reject(e);
-        return;
-      }
-      const code = e ? (typeof e.code === 'number' ? e.code : 1) : 0;
-      resolve({ code, stdout: String(stdout), stderr: String(stderr) });
-    });
+    const child = execFile(
+      file,
+      args,
+      { maxBuffer: 16 * 1024 * 1024, env: o.env, timeout: o.timeoutMs },
+      (err, stdout, stderr) => {
+        const e = err as (NodeJS.ErrnoException & { code?: unknown }) | null;
+        if (e && typeof e.code === 'string') {
+          reject(e);
+          return;
+        }
+        const code = e ? (typeof e.code === 'number' ? e.code : 1) : 0;
+        resolve({ code, stdout: String(stdout), stderr: String(stderr) });
+      },
+    );
     if (o.input !== undefined) child.stdin?.end(o.input);
   });
 }
 
-export async function which(name: string, env: NodeJS.ProcessEnv, extraDirs: string[] = []): Promise<string | undefined> {
+export async function which(
+  name: string,
+  env: NodeJS.ProcessEnv,
+  extraDirs: string[] = [],
+): Promise<string | undefined> {
   if (name.includes('/')) return name;
   const dirs = (env.PATH || '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin').split(':');
   for (const d of [...dirs, '/usr/sbin', '/sbin', ...extraDirs]) {
@@ -40,7 +53,9 @@ export async function which(name: string, env: NodeJS.ProcessEnv, extraDirs: str
     try {
       await fs.access(p, fs.constants.X_OK);
       return p;
-    } catch { /* next */ }
+    } catch {
+      /* next */
+    }
   }
   return undefined;
 }

@@ -13,7 +13,10 @@ import path from 'node:path';
 import { native } from '../native/index.js';
 
 export async function writeFileAtomic(file: string, data: Buffer | string, mode = 0o644): Promise<void> {
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`);
+  const tmp = path.join(
+    path.dirname(file),
+    `.${path.basename(file)}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`,
+  );
   const fh = await fs.open(tmp, 'wx', mode);
   try {
     await fh.writeFile(data);
@@ -72,7 +75,8 @@ export async function removeTempEntry(p: string): Promise<boolean> {
 
 /** Unmount every mount at or below `top`, deepest first; false if one is still busy. */
 function unmountUnder(top: string): boolean {
-  const targets = readFileSync('/proc/self/mountinfo', 'utf8').split('\n')
+  const targets = readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
     .map((l) => l.split(' ')[4]?.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))))
     .filter((t): t is string => t !== undefined && (t === top || t.startsWith(`${top}/`)))
     .sort((a, b) => b.length - a.length);

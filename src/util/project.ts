@@ -15,9 +15,14 @@ function locate(): { root: string; version: string } {
   let dir = path.dirname(fileURLToPath(import.meta.url));
   for (;;) {
     try {
-      const pkg = JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as { name?: string; version?: string };
+      const pkg = JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as {
+        name?: string;
+        version?: string;
+      };
       if (pkg.name === 'tsrun') return (found = { root: dir, version: pkg.version ?? '0.0.0' });
-    } catch { /* not here */ }
+    } catch {
+      /* not here */
+    }
     const up = path.dirname(dir);
     if (up === dir) throw new Error(`cannot find tsrun's package.json above ${fileURLToPath(import.meta.url)}`);
     dir = up;

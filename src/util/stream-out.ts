@@ -11,13 +11,22 @@ import { TsrunError } from '../errors.js';
 
 export class StreamOut {
   private failed: Error | undefined;
-  constructor(private readonly out: Writable, private readonly what: string) {
-    out.on('error', (err) => { this.failed ??= err; });
+  constructor(
+    private readonly out: Writable,
+    private readonly what: string,
+  ) {
+    out.on('error', (err) => {
+      this.failed ??= err;
+    });
   }
 
   async write(chunk: Buffer): Promise<void> {
     if (chunk.length === 0) return;
-    const closed = () => new TsrunError('ERR_USAGE', `${this.what}: the output was closed${this.failed ? ` (${this.failed.message})` : ''}`);
+    const closed = () =>
+      new TsrunError(
+        'ERR_USAGE',
+        `${this.what}: the output was closed${this.failed ? ` (${this.failed.message})` : ''}`,
+      );
     if (this.failed || this.out.destroyed) throw closed();
     if (this.out.write(chunk)) return;
     await new Promise<void>((resolve, reject) => {

@@ -22,7 +22,13 @@ export function connectUnix(socketPath: string): net.Socket {
     return s;
   }
   const sock = net.connect(`/proc/self/fd/${fd}/${path.basename(socketPath)}`);
-  const done = () => { try { closeSync(fd); } catch { /* closed */ } };
+  const done = () => {
+    try {
+      closeSync(fd);
+    } catch {
+      /* closed */
+    }
+  };
   sock.once('connect', done);
   sock.once('error', done);
   return sock;

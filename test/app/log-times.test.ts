@@ -34,7 +34,10 @@ test('a duration counts back from now; Unix timestamps and RFC 3339 are absolute
   assert.is(parseLogTime('since', '2024-05-01T12', NOW, utc), ns(NOW));
   assert.is(parseLogTime('since', '2024-05-01T12:00', NOW, utc), ns(NOW));
   // Without a zone: local time (here a zone 2 hours east of UTC).
-  assert.is(parseLogTime('since', '2024-05-01T14:00:00', NOW, () => 120), ns(NOW));
+  assert.is(
+    parseLogTime('since', '2024-05-01T14:00:00', NOW, () => 120),
+    ns(NOW),
+  );
 });
 
 test('anything else is a usage error naming the flag', () => {
@@ -44,7 +47,10 @@ test('anything else is a usage error naming the flag', () => {
   } catch (e) {
     assert.instance(e, TsrunError);
     assert.is((e as TsrunError).code, 'ERR_USAGE');
-    assert.match((e as Error).message, /invalid value for "until": failed to parse value as time or duration: "yesterday"/);
+    assert.match(
+      (e as Error).message,
+      /invalid value for "until": failed to parse value as time or duration: "yesterday"/,
+    );
   }
 });
 

@@ -24,7 +24,7 @@ test('parseRecord: fields, binary-safe text, malformed lines refused', () => {
   assert.is(parseRecord(Buffer.from('t stdout X x')), undefined);
 });
 
-test('LineAssembler joins partial pieces per stream and keeps the first piece\'s time', () => {
+test("LineAssembler joins partial pieces per stream and keeps the first piece's time", () => {
   const a = new LineAssembler();
   assert.is(a.push(rec('t1 stdout P abc')), undefined);
   const err = a.push(rec('t2 stderr F oops'));

@@ -4,7 +4,19 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync, linkSync, lstatSync, mkdirSync, mkdtempSync, readlinkSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  linkSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { applySources, collectSources, hashSources, loadDockerignore, segmentRegExp } from '../../src/build/copy.js';
@@ -23,7 +35,8 @@ function context(): string {
   writeFileSync(path.join(c, 'secret.env'), 'TOKEN=x');
   symlinkSync('/etc/passwd', path.join(c, 'pw'));
   symlinkSync('lib/a.js', path.join(c, 'src', 'alias.js'));
-  for (const p of ['src/lib/a.js', 'src/index.js', 'package.json', 'package-lock.json']) utimesSync(path.join(c, p), 1600000000, 1600000000);
+  for (const p of ['src/lib/a.js', 'src/index.js', 'package.json', 'package-lock.json'])
+    utimesSync(path.join(c, p), 1600000000, 1600000000);
   return c;
 }
 function image(): string {
@@ -44,19 +57,37 @@ test('globs and directories; .dockerignore excludes, also inside copied director
   writeFileSync(path.join(c, '.dockerignore'), '# comment\n*.env\nsrc/lib\n');
   const root = { dir: c, ...(await loadDockerignore(c)) };
   const srcs = await collectSources(root, ['package*.json', 'src'], 'COPY');
-  assert.equal(srcs.map((s) => s.name), ['package-lock.json', 'package.json', 'src']);
-  assert.equal(srcs[2]!.entries.map((e) => e.rel), ['', 'alias.js', 'index.js']);
-  await collectSources(root, ['secret.env'], 'COPY').then(() => assert.unreachable(), (e: Error) => assert.match(e.message, /excluded by \.dockerignore/));
-  await collectSources(root, ['*.nothing'], 'COPY').then(() => assert.unreachable(), (e: Error) => assert.match(e.message, /no source files/));
+  assert.equal(
+    srcs.map((s) => s.name),
+    ['package-lock.json', 'package.json', 'src'],
+  );
+  assert.equal(
+    srcs[2]!.entries.map((e) => e.rel),
+    ['', 'alias.js', 'index.js'],
+  );
+  await collectSources(root, ['secret.env'], 'COPY').then(
+    () => assert.unreachable(),
+    (e: Error) => assert.match(e.message, /excluded by \.dockerignore/),
+  );
+  await collectSources(root, ['*.nothing'], 'COPY').then(
+    () => assert.unreachable(),
+    (e: Error) => assert.match(e.message, /no source files/),
+  );
 });
 
 test('.. and symlinks cannot leave the context', async () => {
   const c = context();
   writeFileSync(path.join(tmp, 'outside.txt'), 'host file');
   // "../outside.txt" is cleaned to "outside.txt" inside the context: not found.
-  await collectSources({ dir: c }, ['../outside.txt'], 'COPY').then(() => assert.unreachable(), (e: Error) => assert.match(e.message, /not found in the build context/));
+  await collectSources({ dir: c }, ['../outside.txt'], 'COPY').then(
+    () => assert.unreachable(),
+    (e: Error) => assert.match(e.message, /not found in the build context/),
+  );
   // pw -> /etc/passwd resolves inside the context (no etc/passwd there).
-  await collectSources({ dir: c }, ['pw'], 'COPY').then(() => assert.unreachable(), (e: Error) => assert.match(e.message, /not found/));
+  await collectSources({ dir: c }, ['pw'], 'COPY').then(
+    () => assert.unreachable(),
+    (e: Error) => assert.match(e.message, /not found/),
+  );
 });
 
 test('a directory copies its contents; files keep mtimes, owners become 0:0 or --chown; links stay links', async () => {
@@ -84,7 +115,10 @@ test('a destination through an image symlink stays inside the root', async () =>
 test('several sources need a directory destination; the content hash ignores mtimes but not bytes', async () => {
   const c = context();
   const srcs = await collectSources({ dir: c }, ['package*.json'], 'COPY');
-  await applySources(image(), srcs, { dest: '/app', workdir: '/', what: 'COPY' }).then(() => assert.unreachable(), (e: Error) => assert.match(e.message, /must be a directory and end with a \//));
+  await applySources(image(), srcs, { dest: '/app', workdir: '/', what: 'COPY' }).then(
+    () => assert.unreachable(),
+    (e: Error) => assert.match(e.message, /must be a directory and end with a \//),
+  );
   const h1 = await hashSources(srcs, false);
   utimesSync(path.join(c, 'package.json'), 1, 1);
   assert.is(await hashSources(await collectSources({ dir: c }, ['package*.json'], 'COPY'), false), h1);

@@ -5,22 +5,33 @@ import { parseDockerfile } from '../../src/build/dockerfile.js';
 const D = suite('build/dockerfile');
 
 D('stages, global ARGs, flags, JSON and shell forms, continuations and comments', async () => {
-  const df = await parseDockerfile([
-    'ARG BASE=busybox',
-    '# a comment',
-    'FROM ${BASE} AS Build',
-    'RUN echo a \\',
-    '# comment inside a continuation',
-    '  b',
-    'COPY --chown=1:2 ["a b", "/x/"]',
-    'from scratch',
-    'COPY --from=build /out /',
-    'CMD ["run", "it"]',
-    'CMD [not json]',
-  ].join('\n'));
+  const df = await parseDockerfile(
+    [
+      'ARG BASE=busybox',
+      '# a comment',
+      'FROM ${BASE} AS Build',
+      'RUN echo a \\',
+      '# comment inside a continuation',
+      '  b',
+      'COPY --chown=1:2 ["a b", "/x/"]',
+      'from scratch',
+      'COPY --from=build /out /',
+      'CMD ["run", "it"]',
+      'CMD [not json]',
+    ].join('\n'),
+  );
   assert.is(df.escape, '\\');
-  assert.equal(df.globalArgs.map((a) => a.args), ['BASE=busybox']);
-  assert.equal(df.stages.map((s) => [s.name, s.base]), [['build', '${BASE}'], [undefined, 'scratch']]);
+  assert.equal(
+    df.globalArgs.map((a) => a.args),
+    ['BASE=busybox'],
+  );
+  assert.equal(
+    df.stages.map((s) => [s.name, s.base]),
+    [
+      ['build', '${BASE}'],
+      [undefined, 'scratch'],
+    ],
+  );
   const [run, copy] = df.stages[0]!.instructions;
   assert.is(run!.line, 4);
   assert.is(run!.args, 'echo a   b');
@@ -53,7 +64,10 @@ D('errors name the file and the line', async () => {
     ['FROM a\nENV\n', /ENV needs at least one argument/],
   ];
   for (const [text, re] of cases) {
-    await parseDockerfile(text).then(() => assert.unreachable(text), (e: Error) => assert.match(e.message, re, text));
+    await parseDockerfile(text).then(
+      () => assert.unreachable(text),
+      (e: Error) => assert.match(e.message, re, text),
+    );
   }
 });
 D.run();

@@ -8,7 +8,13 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { extraHostsLines, parseAddHost, parseStepLimits, parseUlimit, withStepLimits } from '../../src/build/run-options.js';
+import {
+  extraHostsLines,
+  parseAddHost,
+  parseStepLimits,
+  parseUlimit,
+  withStepLimits,
+} from '../../src/build/run-options.js';
 import { archiveKindOf, defaultDockerfile } from '../../src/build/context-input.js';
 import { parseOutput } from '../../src/build/output.js';
 import { defaultSpec } from '../../src/spec/defaults.js';
@@ -39,8 +45,14 @@ test('--shm-size and --ulimit in the spec: /dev/shm size replaced, rlimits added
   spec.process.rlimits = [{ type: 'RLIMIT_NOFILE', soft: 1024, hard: 4096 }];
   withStepLimits(parseStepLimits({ shmSize: '32m', ulimits: ['nofile=10:20', 'nproc=5'] }))(spec);
   const shm = spec.mounts.find((m) => m.destination === '/dev/shm');
-  assert.equal(shm?.options?.filter((o) => o.startsWith('size=')), ['size=32768k']);
-  assert.equal(spec.process.rlimits, [{ type: 'RLIMIT_NOFILE', soft: 10, hard: 20 }, { type: 'RLIMIT_NPROC', soft: 5, hard: 5 }]);
+  assert.equal(
+    shm?.options?.filter((o) => o.startsWith('size=')),
+    ['size=32768k'],
+  );
+  assert.equal(spec.process.rlimits, [
+    { type: 'RLIMIT_NOFILE', soft: 10, hard: 20 },
+    { type: 'RLIMIT_NPROC', soft: 5, hard: 5 },
+  ]);
   assert.throws(() => parseStepLimits({ shmSize: '0' }), /greater than 0/);
   assert.throws(() => parseStepLimits({ shmSize: 'lots' }), /invalid size/);
 });

@@ -3,7 +3,11 @@ import * as assert from 'uvu/assert';
 import { expandHeredoc, expandWord, expandWords, keyValues, rawWords } from '../../src/build/words.js';
 
 const W = suite('build/words: Docker environment replacement');
-const vars = new Map([['A', 'x'], ['EMPTY', ''], ['SP', 'a b']]);
+const vars = new Map([
+  ['A', 'x'],
+  ['EMPTY', ''],
+  ['SP', 'a b'],
+]);
 
 W('$VAR and ${VAR}; unset expands to nothing', () => {
   assert.is(expandWord('$A-${A}_$NOPE.', vars), 'x-x_.');
@@ -38,7 +42,11 @@ W('rawWords keeps quotes so key=value can be split before expansion', () => {
   assert.equal(rawWords('a="x y" b=\'$z\' c'), ['a="x y"', "b='$z'", 'c']);
 });
 W('ENV/LABEL see values from before the instruction; legacy "key value" form', () => {
-  assert.equal(keyValues('A=new B=$A C="${A}!"', vars), [['A', 'new'], ['B', 'x'], ['C', 'x!']]);
+  assert.equal(keyValues('A=new B=$A C="${A}!"', vars), [
+    ['A', 'new'],
+    ['B', 'x'],
+    ['C', 'x!'],
+  ]);
   assert.equal(keyValues('K  some value  $A', vars), [['K', 'some value  x']]);
   assert.throws(() => keyValues('=x', vars), /not key=value/);
 });

@@ -9,9 +9,16 @@ import { escapeFilter, parseDetachKeys } from '../../src/cli/attach.js';
 
 test('--detach-keys syntax', () => {
   assert.equal([...parseDetachKeys('ctrl-p,ctrl-q')], [16, 17]);
-  assert.equal([...parseDetachKeys('ctrl-a,b,ctrl-@,ctrl-[,ctrl-\\,ctrl-],ctrl-^,ctrl-_,ctrl-Z')], [1, 98, 0, 27, 28, 29, 30, 31, 26]);
+  assert.equal(
+    [...parseDetachKeys('ctrl-a,b,ctrl-@,ctrl-[,ctrl-\\,ctrl-],ctrl-^,ctrl-_,ctrl-Z')],
+    [1, 98, 0, 27, 28, 29, 30, 31, 26],
+  );
   for (const bad of ['ctrl-1', 'ab', 'ctrl-', '']) {
-    assert.throws(() => parseDetachKeys(bad), (e: unknown) => e instanceof TsrunError && e.code === 'ERR_USAGE', bad);
+    assert.throws(
+      () => parseDetachKeys(bad),
+      (e: unknown) => e instanceof TsrunError && e.code === 'ERR_USAGE',
+      bad,
+    );
   }
 });
 

@@ -42,12 +42,16 @@ const TABLE: [string[], number, RegExp | string][] = [
   [['ps', 'extra'], 1, 'too many arguments'],
   [['ps', '--bogus'], 125, "unknown option '--bogus'"],
   [['rm', '--bogus', 'x'], 125, "unknown option '--bogus'"],
-  [['inspect', '-f'], 125, "argument missing"],
+  [['inspect', '-f'], 125, 'argument missing'],
   [['ps', '--all=maybe'], 125, 'invalid argument "maybe" for "--all" flag: strconv.ParseBool'],
   [['ps', '--filter', 'status=sleeping'], 1, "invalid filter 'status=sleeping'"],
   [['ps', '--filter', 'colour=red'], 1, "invalid filter 'colour'"],
   [['ps', '--filter', 'status'], 1, 'bad format of filter (expected name=value)'],
-  [['ps', '--format', '{{.Nope}}'], 1, `failed to execute template: template: :1:2: executing "" at <.Nope>: can't evaluate field Nope in type *formatter.ContainerContext`],
+  [
+    ['ps', '--format', '{{.Nope}}'],
+    1,
+    `failed to execute template: template: :1:2: executing "" at <.Nope>: can't evaluate field Nope in type *formatter.ContainerContext`,
+  ],
   [['ps', '--format', '{{.ID'], 1, 'failed to parse template: template: :1: unclosed action'],
   [['images', '--format', '{{.Nope}}'], 0, ''], // no rows: Docker executes the template per row only
   [['inspect', '--format', '{{.ID', 'nope'], 64, 'template parsing error: template: :1: unclosed action'],
@@ -86,14 +90,19 @@ test('inspect of a missing object still prints [] (Docker), and ps formats print
   assert.is(p.stdout, '');
 });
 
-test('version and info: Docker\'s layout and fields', async () => {
+test("version and info: Docker's layout and fields", async () => {
   const v = await tsrun(['version'], { root });
   assert.is(v.code, 0);
   assert.match(v.stdout, /^Client: tsrun\n Version: {11}\d+\.\d+\.\d+\n/);
   assert.match(v.stdout, /\n\nServer: tsrun \(daemonless\)\n Engine:\n {2}Version: +\d/);
-  const f = await tsrun(['version', '--format', '{{.Client.Version}}|{{.Server.Os}}|{{json .Client.Platform}}'], { root });
+  const f = await tsrun(['version', '--format', '{{.Client.Version}}|{{.Server.Os}}|{{json .Client.Platform}}'], {
+    root,
+  });
   assert.match(f.stdout, /^\d+\.\d+\.\d+\|linux\|\{"Name":"tsrun"\}\n$/);
-  const i = await tsrun(['info', '--format', '{{.DockerRootDir}} {{.Containers}} {{.Images}} {{.OSType}} {{.Tsrun.rootDir}}'], { root });
+  const i = await tsrun(
+    ['info', '--format', '{{.DockerRootDir}} {{.Containers}} {{.Images}} {{.OSType}} {{.Tsrun.rootDir}}'],
+    { root },
+  );
   assert.is(i.stdout, `${root} 0 0 linux ${root}\n`);
   const j = JSON.parse((await tsrun(['info', '--format', 'json'], { root })).stdout) as Record<string, unknown>;
   assert.is(j['DockerRootDir'], root);
@@ -103,11 +112,22 @@ test('version and info: Docker\'s layout and fields', async () => {
 test('--config DIR: psFormat and imagesFormat from DIR/config.json; pflag --format=VALUE', async () => {
   const dir = path.join(root, 'cfg');
   mkdirSync(dir);
-  writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ psFormat: 'table {{.Names}}\t{{.State}}', imagesFormat: 'table {{.Repository}}' }));
+  writeFileSync(
+    path.join(dir, 'config.json'),
+    JSON.stringify({ psFormat: 'table {{.Names}}\t{{.State}}', imagesFormat: 'table {{.Repository}}' }),
+  );
   assert.is((await tsrun(['--config', dir, 'ps'], { root })).stdout, 'NAMES     STATE\n');
   assert.is((await tsrun(['--config', dir, 'images'], { root })).stdout, 'REPOSITORY\n');
-  assert.is((await tsrun(['--config', dir, 'ps', '--format=table {{.ID}}'], { root })).stdout, 'CONTAINER ID\n', '--format wins');
-  assert.is((await tsrun(['ps'], { root, env: { DOCKER_CONFIG: dir } })).stdout, 'NAMES     STATE\n', 'DOCKER_CONFIG too');
+  assert.is(
+    (await tsrun(['--config', dir, 'ps', '--format=table {{.ID}}'], { root })).stdout,
+    'CONTAINER ID\n',
+    '--format wins',
+  );
+  assert.is(
+    (await tsrun(['ps'], { root, env: { DOCKER_CONFIG: dir } })).stdout,
+    'NAMES     STATE\n',
+    'DOCKER_CONFIG too',
+  );
 });
 
 test.run();

@@ -23,7 +23,13 @@ test('humanDuration follows go-units', () => {
 });
 
 test('table pads columns to the widest cell plus three spaces', () => {
-  const out = table(['REPOSITORY', 'TAG'], [['busybox', 'latest'], ['localhost:5000/a', '1']]);
+  const out = table(
+    ['REPOSITORY', 'TAG'],
+    [
+      ['busybox', 'latest'],
+      ['localhost:5000/a', '1'],
+    ],
+  );
   assert.is(out, 'REPOSITORY         TAG\nbusybox            latest\nlocalhost:5000/a   1\n');
 });
 

@@ -13,14 +13,33 @@ import type { CliIo } from '../../src/cli/output.js';
 
 function program(seen: { args?: unknown[]; opts?: Record<string, unknown> }): Command {
   const p = new Command('tsrun').option('--root <dir>').option('--debug').enablePositionalOptions().exitOverride();
-  const run = (c: Command) => c.argument('<image>').argument('[command...]')
-    .option('-d, --detach').option('-i, --interactive').option('-t, --tty').option('--rm').option('-e, --env <kv>', '', (v: string, a: string[]) => [...a, v], [] as string[])
-    .option('-p, --publish <p>').option('--name <n>').option('--no-sig-proxy').passThroughOptions()
-    .action((image: string, args: string[], o: Record<string, unknown>) => { seen.args = [image, args]; seen.opts = o; });
+  const run = (c: Command) =>
+    c
+      .argument('<image>')
+      .argument('[command...]')
+      .option('-d, --detach')
+      .option('-i, --interactive')
+      .option('-t, --tty')
+      .option('--rm')
+      .option('-e, --env <kv>', '', (v: string, a: string[]) => [...a, v], [] as string[])
+      .option('-p, --publish <p>')
+      .option('--name <n>')
+      .option('--no-sig-proxy')
+      .passThroughOptions()
+      .action((image: string, args: string[], o: Record<string, unknown>) => {
+        seen.args = [image, args];
+        seen.opts = o;
+      });
   run(p.command('run'));
   run(p.command('container').command('run'));
-  p.command('ps').option('-a, --all').option('-q, --quiet').option('--no-trunc').option('--format <f>')
-    .action((o: Record<string, unknown>) => { seen.opts = o; });
+  p.command('ps')
+    .option('-a, --all')
+    .option('-q, --quiet')
+    .option('--no-trunc')
+    .option('--format <f>')
+    .action((o: Record<string, unknown>) => {
+      seen.opts = o;
+    });
   return p;
 }
 
@@ -29,7 +48,8 @@ async function parse(argv: string[]): Promise<{ args?: unknown[]; opts?: Record<
   const p = program(seen);
   const n = normalize(p, argv);
   p.hook('preAction', (_t, action) => {
-    for (let c: Command | null = action; c; c = c.parent) for (const [k, v] of Object.entries(n.overrides.get(c) ?? {})) c.setOptionValueWithSource(k, v, 'cli');
+    for (let c: Command | null = action; c; c = c.parent)
+      for (const [k, v] of Object.entries(n.overrides.get(c) ?? {})) c.setOptionValueWithSource(k, v, 'cli');
   });
   await p.parseAsync(n.argv, { from: 'user' });
   return seen;
@@ -52,9 +72,29 @@ test('boolean flags with values: --rm=true, --tty=false, -a=false, --sig-proxy=f
   assert.is(s.opts?.['all'], true, 'the last occurrence wins');
 });
 
-test('values: --flag=value, -f=value, stacked short flags, and words after the image are the container\'s', async () => {
-  let s = await parse(['run', '-dit', '--name=web', '-e=A=1', '-eB=2', '-dp', '80:80', 'img', 'ls', '--tty=false', '-l']);
-  assert.equal(s.opts, { detach: true, interactive: true, tty: true, name: 'web', env: ['A=1', 'B=2'], publish: '80:80', sigProxy: true });
+test("values: --flag=value, -f=value, stacked short flags, and words after the image are the container's", async () => {
+  let s = await parse([
+    'run',
+    '-dit',
+    '--name=web',
+    '-e=A=1',
+    '-eB=2',
+    '-dp',
+    '80:80',
+    'img',
+    'ls',
+    '--tty=false',
+    '-l',
+  ]);
+  assert.equal(s.opts, {
+    detach: true,
+    interactive: true,
+    tty: true,
+    name: 'web',
+    env: ['A=1', 'B=2'],
+    publish: '80:80',
+    sigProxy: true,
+  });
   assert.equal(s.args, ['img', ['ls', '--tty=false', '-l']]);
   s = await parse(['container', 'run', '--rm=false', '-t', 'img']);
   assert.is(s.opts?.['rm'], false);
@@ -63,45 +103,92 @@ test('values: --flag=value, -f=value, stacked short flags, and words after the i
   assert.is(s.opts?.['format'], '{{.ID}}={{.Names}}');
 });
 
-test('a bad boolean is pflag\'s error, exit 125', () => {
+test("a bad boolean is pflag's error, exit 125", () => {
   try {
     normalize(program({}), ['ps', '--all=maybe']);
     assert.unreachable();
   } catch (e) {
     assert.instance(e, TsrunError);
-    assert.is((e as Error).message, 'invalid argument "maybe" for "--all" flag: strconv.ParseBool: parsing "maybe": invalid syntax');
+    assert.is(
+      (e as Error).message,
+      'invalid argument "maybe" for "--all" flag: strconv.ParseBool: parsing "maybe": invalid syntax',
+    );
     assert.is((e as TsrunError).detail?.exitCode, 125);
   }
 });
 
 test('any argv: normalize either rewrites it or throws TsrunError; words after `--` and after the image are kept as given', () => {
-  const word = fc.oneof(fc.constantFrom('run', 'ps', 'container', '-d', '-it', '-dit', '--rm', '--rm=false', '--tty=maybe', '-a=false', '-e', '-e=A=1',
-    '--name', '--name=x', '-p', '--sig-proxy=false', '--no-trunc=true', '--', '-', 'img', '--format', '--format={{.ID}}', '-q=1', '--bogus=1'), fc.string({ maxLength: 8 }));
-  fc.assert(fc.property(fc.array(word, { maxLength: 12 }), (argv) => {
-    try {
-      const n = normalize(program({}), argv);
-      assert.ok(Array.isArray(n.argv));
-      const dd = argv.indexOf('--');
-      if (dd >= 0 && n.argv.includes('--')) assert.equal(n.argv.slice(n.argv.indexOf('--')), argv.slice(dd));
-    } catch (e) {
-      if (!(e instanceof TsrunError)) throw e;
-    }
-  }), { numRuns: 3000 });
+  const word = fc.oneof(
+    fc.constantFrom(
+      'run',
+      'ps',
+      'container',
+      '-d',
+      '-it',
+      '-dit',
+      '--rm',
+      '--rm=false',
+      '--tty=maybe',
+      '-a=false',
+      '-e',
+      '-e=A=1',
+      '--name',
+      '--name=x',
+      '-p',
+      '--sig-proxy=false',
+      '--no-trunc=true',
+      '--',
+      '-',
+      'img',
+      '--format',
+      '--format={{.ID}}',
+      '-q=1',
+      '--bogus=1',
+    ),
+    fc.string({ maxLength: 8 }),
+  );
+  fc.assert(
+    fc.property(fc.array(word, { maxLength: 12 }), (argv) => {
+      try {
+        const n = normalize(program({}), argv);
+        assert.ok(Array.isArray(n.argv));
+        const dd = argv.indexOf('--');
+        if (dd >= 0 && n.argv.includes('--')) assert.equal(n.argv.slice(n.argv.indexOf('--')), argv.slice(dd));
+      } catch (e) {
+        if (!(e instanceof TsrunError)) throw e;
+      }
+    }),
+    { numRuns: 3000 },
+  );
 });
 
 test('the real run command: --sig-proxy bare or =true forwards signals, =false and --no-sig-proxy do not, the default does', async () => {
-  const cases: Array<[string[], boolean]> = [[[], true], [['--sig-proxy'], true], [['--sig-proxy=true'], true], [['--sig-proxy=false'], false], [['--no-sig-proxy'], false]];
+  const cases: Array<[string[], boolean]> = [
+    [[], true],
+    [['--sig-proxy'], true],
+    [['--sig-proxy=true'], true],
+    [['--sig-proxy=false'], false],
+    [['--no-sig-proxy'], false],
+  ];
   for (const [flags, want] of cases) {
     const p = new Command('tsrun').option('--root <dir>').option('--debug').enablePositionalOptions().exitOverride();
-    registerContainerCommands(p, { out: process.stdout, err: process.stderr, globals: () => ({}), version: '0' } as unknown as CliIo);
+    registerContainerCommands(p, {
+      out: process.stdout,
+      err: process.stderr,
+      globals: () => ({}),
+      version: '0',
+    } as unknown as CliIo);
     const n = normalize(p, ['run', ...flags, 'img']);
     let got: unknown;
     p.hook('preAction', (_t, action) => {
-      for (let c: Command | null = action; c; c = c.parent) for (const [k, v] of Object.entries(n.overrides.get(c) ?? {})) c.setOptionValueWithSource(k, v, 'cli');
+      for (let c: Command | null = action; c; c = c.parent)
+        for (const [k, v] of Object.entries(n.overrides.get(c) ?? {})) c.setOptionValueWithSource(k, v, 'cli');
       got = action.opts()['sigProxy'];
       throw new Error('stop before running');
     });
-    await p.parseAsync(n.argv, { from: 'user' }).catch((e: Error) => { if (e.message !== 'stop before running') throw e; });
+    await p.parseAsync(n.argv, { from: 'user' }).catch((e: Error) => {
+      if (e.message !== 'stop before running') throw e;
+    });
     assert.is(got, want, flags.join(' ') || '(default)');
   }
 });

@@ -24,13 +24,18 @@ Token.before(async () => {
   await pushImage(hub, 'public/app', '1', { layers: [topLayer()] });
   await pushImage(hub, 'alice/private', '1', { layers: [topLayer()] });
 });
-Token.after(async () => { await hub?.stop(); });
+Token.after(async () => {
+  await hub?.stop();
+});
 
 Token('anonymous pull of a public repository gets a token by itself', async () => {
   const HOME = freshHome();
   const r = await tsrun(['pull', '-q', `${hub.host}/public/app:1`], { root, env: { HOME } });
   assert.is(r.code, 0, r.stderr);
-  assert.ok(hub.tokenRequestLog().some((t) => t.user === undefined && t.status === 200), 'an anonymous token was issued');
+  assert.ok(
+    hub.tokenRequestLog().some((t) => t.user === undefined && t.status === 200),
+    'an anonymous token was issued',
+  );
 });
 
 Token('a private repository needs login; login stores 0600 credentials; logout removes them', async () => {
@@ -39,11 +44,19 @@ Token('a private repository needs login; login stores 0600 credentials; logout r
   assert.is(denied.code, 1);
   assert.match(denied.stderr, `tsrun login ${hub.host}`);
 
-  const bad = await tsrun(['login', '-u', 'alice', '--password-stdin', hub.host], { root, env: { HOME }, input: 'wrong\n' });
+  const bad = await tsrun(['login', '-u', 'alice', '--password-stdin', hub.host], {
+    root,
+    env: { HOME },
+    input: 'wrong\n',
+  });
   assert.is(bad.code, 1);
   assert.not.match(bad.stderr + bad.stdout, 'wrong');
 
-  const good = await tsrun(['login', '-u', 'alice', '--password-stdin', hub.host], { root, env: { HOME }, input: 'wonderland\n' });
+  const good = await tsrun(['login', '-u', 'alice', '--password-stdin', hub.host], {
+    root,
+    env: { HOME },
+    input: 'wonderland\n',
+  });
   assert.is(good.code, 0, good.stderr);
   assert.match(good.stdout, 'Login Succeeded');
   const config = path.join(HOME, '.docker', 'config.json');
@@ -67,8 +80,15 @@ Token('REGISTRY_AUTH_FILE is read for credentials', async () => {
   const HOME = freshHome();
   const authFile = path.join(tmp, 'auth.json');
   const { writeFileSync } = await import('node:fs');
-  writeFileSync(authFile, JSON.stringify({ auths: { [hub.host]: { auth: Buffer.from('alice:wonderland').toString('base64') } } }), { mode: 0o600 });
-  const r = await tsrun(['pull', '-q', `${hub.host}/alice/private:1`], { root: path.join(tmp, 'root3'), env: { HOME, REGISTRY_AUTH_FILE: authFile } });
+  writeFileSync(
+    authFile,
+    JSON.stringify({ auths: { [hub.host]: { auth: Buffer.from('alice:wonderland').toString('base64') } } }),
+    { mode: 0o600 },
+  );
+  const r = await tsrun(['pull', '-q', `${hub.host}/alice/private:1`], {
+    root: path.join(tmp, 'root3'),
+    env: { HOME, REGISTRY_AUTH_FILE: authFile },
+  });
   assert.is(r.code, 0, r.stderr);
 });
 
@@ -80,17 +100,31 @@ Basic.before(async () => {
   basic = await startRegistry({ auth: 'htpasswd', users: { bob: 's3cret:with:colons' } });
   await pushImage(basic, 'team/app', '1', { layers: [topLayer()] });
 });
-Basic.after(async () => { await basic?.stop(); rmSync(tmp, { recursive: true, force: true }); });
+Basic.after(async () => {
+  await basic?.stop();
+  rmSync(tmp, { recursive: true, force: true });
+});
 
 Basic('login checks the password against the registry before storing anything', async () => {
   const HOME = freshHome();
-  const bad = await tsrun(['login', '-u', 'bob', '--password-stdin', basic.host], { root, env: { HOME }, input: 'nope' });
+  const bad = await tsrun(['login', '-u', 'bob', '--password-stdin', basic.host], {
+    root,
+    env: { HOME },
+    input: 'nope',
+  });
   assert.is(bad.code, 1);
   assert.match(bad.stderr, 'refused');
   assert.throws(() => statSync(path.join(HOME, '.docker', 'config.json')));
-  const good = await tsrun(['login', '-u', 'bob', '--password-stdin', basic.host], { root, env: { HOME }, input: 's3cret:with:colons' });
+  const good = await tsrun(['login', '-u', 'bob', '--password-stdin', basic.host], {
+    root,
+    env: { HOME },
+    input: 's3cret:with:colons',
+  });
   assert.is(good.code, 0, good.stderr);
-  const pulled = await tsrun(['pull', '-q', `${basic.host}/team/app:1`], { root: path.join(tmp, 'root4'), env: { HOME } });
+  const pulled = await tsrun(['pull', '-q', `${basic.host}/team/app:1`], {
+    root: path.join(tmp, 'root4'),
+    env: { HOME },
+  });
   assert.is(pulled.code, 0, pulled.stderr);
 });
 

@@ -28,7 +28,10 @@ const cli = (args: string[], input?: string) => tsrun(args, { root, input, env: 
 
 B.before(async () => {
   reg = await startRegistry({ auth: 'anonymous' });
-  await pushImage(reg, 'base/busybox', '1', { layers: [busyboxLayer()], config: { config: { Env: ['PATH=/bin'], Cmd: ['sh'] } } });
+  await pushImage(reg, 'base/busybox', '1', {
+    layers: [busyboxLayer()],
+    config: { config: { Env: ['PATH=/bin'], Cmd: ['sh'] } },
+  });
   mkdirSync(path.join(ctx, 'sub'), { recursive: true });
   writeFileSync(path.join(ctx, 'a.txt'), 'linked\n');
   linkSync(path.join(ctx, 'a.txt'), path.join(ctx, 'sub', 'b.txt'));
@@ -48,7 +51,19 @@ B('COPY keeps hard links: one inode in the image, a hardlink entry in its tar; -
   const id = readFileSync(iid, 'utf8');
   assert.match(id, /^sha256:[0-9a-f]{64}$/);
   assert.is((await cli(['image', 'inspect', '-f', '{{.Id}}', 'links'])).stdout.trim(), id);
-  const st = await cli(['run', '--rm', '--network', 'none', 'links', 'stat', '-c', '%i %h', '/x/a.txt', '/x/sub/b.txt', '/x/c.txt']);
+  const st = await cli([
+    'run',
+    '--rm',
+    '--network',
+    'none',
+    'links',
+    'stat',
+    '-c',
+    '%i %h',
+    '/x/a.txt',
+    '/x/sub/b.txt',
+    '/x/c.txt',
+  ]);
   assert.is(st.code, 0, st.stderr);
   const [a, b, c] = st.stdout.trim().split('\n');
   assert.is(a, b, 'a.txt and sub/b.txt are one inode');
@@ -90,10 +105,17 @@ B('-o type=local,dest=DIR writes the filesystem; -o - writes a tar to stdout and
 });
 
 B('build - reads a gzipped tar context (with -f inside it) or a Dockerfile with an empty context', async () => {
-  writeFileSync(path.join(ctx, 'Other.dockerfile'), `FROM ${reg.host}/base/busybox:1\nCOPY c.txt /c\nCMD ["cat", "/c"]\n`);
+  writeFileSync(
+    path.join(ctx, 'Other.dockerfile'),
+    `FROM ${reg.host}/base/busybox:1\nCOPY c.txt /c\nCMD ["cat", "/c"]\n`,
+  );
   try {
     const tgz = execFileSync('tar', ['-C', ctx, '-czf', '-', '.']);
-    const r = await tsrun(['build', '-t', 'fromtar', '-f', 'Other.dockerfile', '-'], { root, input: tgz as unknown as string, env: { HOME: tmp } });
+    const r = await tsrun(['build', '-t', 'fromtar', '-f', 'Other.dockerfile', '-'], {
+      root,
+      input: tgz as unknown as string,
+      env: { HOME: tmp },
+    });
     assert.is(r.code, 0, r.stderr + r.stdout);
     const run = await cli(['run', '--rm', '--network', 'none', 'fromtar']);
     assert.is(run.stdout, 'alone\n');
@@ -110,30 +132,62 @@ B('build - reads a gzipped tar context (with -f inside it) or a Dockerfile with 
   assert.match(none.stderr, /a\.txt/);
 });
 
-B('a lowercase dockerfile is used when there is no Dockerfile; COPY --link, --progress and the legacy flags are accepted', async () => {
-  const lower = path.join(tmp, 'lower');
-  mkdirSync(lower);
-  writeFileSync(path.join(lower, 'dockerfile'), 'FROM scratch\nCOPY --link f /f\n');
-  writeFileSync(path.join(lower, 'f'), 'f\n');
-  const r = await cli(['build', '--rm', '--force-rm', '--load', '--cache-from', 'whatever:1', '--progress', 'plain', '-t', 'lower', lower]);
-  assert.is(r.code, 0, r.stderr);
-  assert.match(r.stdout, /^Step 2\/2 : COPY --link f \/f$/m);
-  const q = await cli(['build', '--progress', 'quiet', lower]);
-  assert.match(q.stdout, /^sha256:[0-9a-f]{64}\n$/);
-  const bad = await cli(['build', '--progress', 'fancy', lower]);
-  assert.is(bad.code, 1);
-  assert.match(bad.stderr, /invalid --progress "fancy"/);
-  rmSync(path.join(lower, 'dockerfile'));
-  const none = await cli(['build', lower]);
-  assert.match(none.stderr, /Dockerfile: no such file/);
-  assert.not.ok(existsSync(path.join(lower, 'Dockerfile')));
-});
+B(
+  'a lowercase dockerfile is used when there is no Dockerfile; COPY --link, --progress and the legacy flags are accepted',
+  async () => {
+    const lower = path.join(tmp, 'lower');
+    mkdirSync(lower);
+    writeFileSync(path.join(lower, 'dockerfile'), 'FROM scratch\nCOPY --link f /f\n');
+    writeFileSync(path.join(lower, 'f'), 'f\n');
+    const r = await cli([
+      'build',
+      '--rm',
+      '--force-rm',
+      '--load',
+      '--cache-from',
+      'whatever:1',
+      '--progress',
+      'plain',
+      '-t',
+      'lower',
+      lower,
+    ]);
+    assert.is(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^Step 2\/2 : COPY --link f \/f$/m);
+    const q = await cli(['build', '--progress', 'quiet', lower]);
+    assert.match(q.stdout, /^sha256:[0-9a-f]{64}\n$/);
+    const bad = await cli(['build', '--progress', 'fancy', lower]);
+    assert.is(bad.code, 1);
+    assert.match(bad.stderr, /invalid --progress "fancy"/);
+    rmSync(path.join(lower, 'dockerfile'));
+    const none = await cli(['build', lower]);
+    assert.match(none.stderr, /Dockerfile: no such file/);
+    assert.not.ok(existsSync(path.join(lower, 'Dockerfile')));
+  },
+);
 
 B('RUN steps get --add-host lines, the --shm-size and the --ulimit', async () => {
   const dir = path.join(tmp, 'limits');
   mkdirSync(dir);
-  writeFileSync(path.join(dir, 'Dockerfile'), `FROM ${reg.host}/base/busybox:1\nRUN grep db /etc/hosts; ulimit -n; ulimit -Hn; df -k /dev/shm | tail -1\n`);
-  const r = await cli(['build', '--no-cache', '--network', 'none', '--add-host', 'db:10.1.2.3', '--add-host', 'v6=[::1]', '--shm-size', '32m', '--ulimit', 'nofile=512:1024', dir]);
+  writeFileSync(
+    path.join(dir, 'Dockerfile'),
+    `FROM ${reg.host}/base/busybox:1\nRUN grep db /etc/hosts; ulimit -n; ulimit -Hn; df -k /dev/shm | tail -1\n`,
+  );
+  const r = await cli([
+    'build',
+    '--no-cache',
+    '--network',
+    'none',
+    '--add-host',
+    'db:10.1.2.3',
+    '--add-host',
+    'v6=[::1]',
+    '--shm-size',
+    '32m',
+    '--ulimit',
+    'nofile=512:1024',
+    dir,
+  ]);
   assert.is(r.code, 0, r.stderr + r.stdout);
   assert.match(r.stdout, /^10\.1\.2\.3\tdb$/m);
   assert.match(r.stdout, /^512\n1024$/m);

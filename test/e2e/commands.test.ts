@@ -50,16 +50,37 @@ C.after(async () => {
   rmSync(tmp, { recursive: true, force: true });
 });
 
-C('diff: A, C and D lines from the upper dir, sorted; the runtime\'s mount points are not changes', async () => {
+C("diff: A, C and D lines from the upper dir, sorted; the runtime's mount points are not changes", async () => {
   await detached('fresh', 'sleep 60');
   const fresh = await cli(['diff', 'fresh']);
   assert.is(fresh.code, 0, fresh.stderr);
   assert.is(fresh.stdout, '');
-  await detached('changer', 'echo new > /new; rm /etc/group; mkdir -p /var/lib/x; echo more >> /home/app/hello.txt; touch /ready; sleep 60');
-  await eventually('the changes are made', async () => (await cli(['exec', 'changer', 'test', '-e', '/ready'])).code === 0);
+  await detached(
+    'changer',
+    'echo new > /new; rm /etc/group; mkdir -p /var/lib/x; echo more >> /home/app/hello.txt; touch /ready; sleep 60',
+  );
+  await eventually(
+    'the changes are made',
+    async () => (await cli(['exec', 'changer', 'test', '-e', '/ready'])).code === 0,
+  );
   const d = await cli(['diff', 'changer']);
   assert.is(d.code, 0, d.stderr);
-  assert.is(d.stdout, ['C /etc', 'D /etc/group', 'C /home', 'C /home/app', 'C /home/app/hello.txt', 'A /new', 'A /ready', 'A /var', 'A /var/lib', 'A /var/lib/x', ''].join('\n'));
+  assert.is(
+    d.stdout,
+    [
+      'C /etc',
+      'D /etc/group',
+      'C /home',
+      'C /home/app',
+      'C /home/app/hello.txt',
+      'A /new',
+      'A /ready',
+      'A /var',
+      'A /var/lib',
+      'A /var/lib/x',
+      '',
+    ].join('\n'),
+  );
   assert.is((await cli(['container', 'diff', 'changer'])).stdout, d.stdout);
   // Reading froze the container only for the time of the walk.
   assert.is(await inspect('{{.State.Status}}', 'changer'), 'running');
@@ -68,17 +89,43 @@ C('diff: A, C and D lines from the upper dir, sorted; the runtime\'s mount point
   assert.match(missing.stderr, 'no such container: no-such-container');
 });
 
-C('commit: the changes as a layer over the image, the container\'s config and -c changes; the result runs', async () => {
-  const r = await cli(['commit', '-a', 'Ann <ann@example.com>', '-m', 'a message', '-c', 'CMD ["cat", "/new", "/home/app/hello.txt"]', '-c', 'ENV ADDED=1', '-c', 'EXPOSE 8080', 'changer', 'committed:1']);
+C("commit: the changes as a layer over the image, the container's config and -c changes; the result runs", async () => {
+  const r = await cli([
+    'commit',
+    '-a',
+    'Ann <ann@example.com>',
+    '-m',
+    'a message',
+    '-c',
+    'CMD ["cat", "/new", "/home/app/hello.txt"]',
+    '-c',
+    'ENV ADDED=1',
+    '-c',
+    'EXPOSE 8080',
+    'changer',
+    'committed:1',
+  ]);
   assert.is(r.code, 0, r.stderr);
   assert.match(r.stdout, /^sha256:[0-9a-f]{64}\n$/);
   assert.is(await inspect('{{.State.Status}}', 'changer'), 'running');
   const run = await cli(['run', '--rm', '--network', 'none', 'committed:1']);
   assert.is(run.code, 0, run.stderr);
   assert.is(run.stdout, 'new\nhello from the image\nmore\n');
-  const gone = await cli(['run', '--rm', '--network', 'none', 'committed:1', 'sh', '-c', 'test -e /etc/group || echo deleted; test -e /etc/hosts && echo hosts; echo $FROM_IMAGE $ADDED']);
+  const gone = await cli([
+    'run',
+    '--rm',
+    '--network',
+    'none',
+    'committed:1',
+    'sh',
+    '-c',
+    'test -e /etc/group || echo deleted; test -e /etc/hosts && echo hosts; echo $FROM_IMAGE $ADDED',
+  ]);
   assert.is(gone.stdout, 'deleted\nhosts\nyes 1\n');
-  assert.is(await inspect('{{.Author}}|{{.Comment}}|{{json .Config.ExposedPorts}}', 'committed:1'), 'Ann <ann@example.com>|a message|{"8080/tcp":{}}');
+  assert.is(
+    await inspect('{{.Author}}|{{.Comment}}|{{json .Config.ExposedPorts}}', 'committed:1'),
+    'Ann <ann@example.com>|a message|{"8080/tcp":{}}',
+  );
   assert.is(await inspect('{{len .RootFS.Layers}}', 'committed:1'), '2');
   const hist = await cli(['history', '--no-trunc', 'committed:1']);
   assert.match(hist.stdout, 'a message');
@@ -96,7 +143,7 @@ C('commit: the changes as a layer over the image, the container\'s config and -c
   assert.match(bad.stderr, 'RUN is not a valid change command');
 });
 
-C('export | import round trip, -o to a relative path; export never follows the container\'s symlinks', async () => {
+C("export | import round trip, -o to a relative path; export never follows the container's symlinks", async () => {
   await detached('exp', 'ln -s /etc /escape; ln -s / /rootlink; echo data > /data; sleep 60');
   await eventually('exp wrote its files', async () => (await cli(['exec', 'exp', 'test', '-e', '/data'])).code === 0);
   const r = await execa(BIN, ['--root', root, 'export', '-o', 'exp.tar', 'exp'], { cwd: tmp, reject: false });
@@ -108,7 +155,9 @@ C('export | import round trip, -o to a relative path; export never follows the c
   assert.not.match(list, /escape\/passwd/);
   assert.is(await inspect('{{.State.Status}} {{.State.Paused}}', 'exp'), 'running false');
   // Piped straight into import, as people do.
-  const rt = await sh(`${BIN} --root ${root} export exp | ${BIN} --root ${root} import -c 'CMD ["cat", "/data"]' -c 'ENV K=v' -m 'from export' - imported:1`);
+  const rt = await sh(
+    `${BIN} --root ${root} export exp | ${BIN} --root ${root} import -c 'CMD ["cat", "/data"]' -c 'ENV K=v' -m 'from export' - imported:1`,
+  );
   assert.is(rt.exitCode, 0, String(rt.stderr));
   assert.match(String(rt.stdout), /^sha256:[0-9a-f]{64}$/);
   const run = await cli(['run', '--rm', '--network', 'none', 'imported:1']);
@@ -194,7 +243,7 @@ C('rename: the new name works, the old one is free; a taken name exits 1', async
   assert.is((await cli(['rm', 'idle', 'idle2'])).code, 0);
 });
 
-C('top: the container\'s processes through ps, with ps options; a stopped container exits 1', async () => {
+C("top: the container's processes through ps, with ps options; a stopped container exits 1", async () => {
   const t = await cli(['top', 'ticker']);
   assert.is(t.code, 0, t.stderr);
   assert.match(t.stdout, /^UID\s+PID\s+PPID\s+C\s+STIME\s+TTY\s+TIME\s+CMD\n/);
@@ -211,32 +260,43 @@ C('top: the container\'s processes through ps, with ps options; a stopped contai
   assert.is((await cli(['top', 'idle3'])).code, 1);
 });
 
-C('update and stats: limits change on a running container and hold after a restart; stats shows them and the CPU a busy loop uses', async () => {
-  await detached('busy', 'while true; do :; done', ['-m', '128m']);
-  const s = await cli(['stats', '--no-stream', 'busy']);
-  assert.is(s.code, 0, s.stderr);
-  const [head, line] = s.stdout.split('\n');
-  assert.match(head ?? '', /^CONTAINER ID\s+NAME\s+CPU %\s+MEM USAGE \/ LIMIT\s+MEM %\s+NET I\/O\s+BLOCK I\/O\s+PIDS$/);
-  assert.match(line ?? '', /^[0-9a-f]{12}\s+busy\s+(\d+\.\d\d)%\s+\S+ \/ 128MiB\s+\d+\.\d\d%\s+\S+ \/ \S+\s+\S+ \/ \S+\s+1$/);
-  const cpu = Number(/busy\s+(\d+\.\d\d)%/.exec(line ?? '')?.[1]);
-  assert.ok(cpu > 20, `busy loop at ${cpu}%`);
-  const u = await cli(['update', '-m', '64m', '--pids-limit', '20', '--cpus', '0.5', 'busy']);
-  assert.is(u.code, 0, u.stderr);
-  assert.is(u.stdout, 'busy\n');
-  const f = await cli(['stats', '--no-stream', '--format', '{{.Name}} {{.MemUsage}} {{.PIDs}}', 'busy']);
-  assert.match(f.stdout, /^busy \S+ \/ 64MiB 1\n$/);
-  // Half a CPU: the busy loop now gets about 50%.
-  const capped = Number(/(\d+\.\d\d)%/.exec((await cli(['stats', '--no-stream', '--format', '{{.CPUPerc}}', 'busy'])).stdout)?.[1]);
-  assert.ok(capped < 70, `capped at ${capped}%`);
-  assert.is((await cli(['restart', '-t', '0', 'busy'])).code, 0);
-  const after = await cli(['stats', '--no-stream', '--format', '{{.MemUsage}}', 'busy']);
-  assert.match(after.stdout, /\/ 64MiB\n$/);
-  const none = await cli(['update', 'busy']);
-  assert.is(none.code, 1);
-  assert.is((await cli(['rm', '-f', 'busy'])).code, 0);
-});
+C(
+  'update and stats: limits change on a running container and hold after a restart; stats shows them and the CPU a busy loop uses',
+  async () => {
+    await detached('busy', 'while true; do :; done', ['-m', '128m']);
+    const s = await cli(['stats', '--no-stream', 'busy']);
+    assert.is(s.code, 0, s.stderr);
+    const [head, line] = s.stdout.split('\n');
+    assert.match(
+      head ?? '',
+      /^CONTAINER ID\s+NAME\s+CPU %\s+MEM USAGE \/ LIMIT\s+MEM %\s+NET I\/O\s+BLOCK I\/O\s+PIDS$/,
+    );
+    assert.match(
+      line ?? '',
+      /^[0-9a-f]{12}\s+busy\s+(\d+\.\d\d)%\s+\S+ \/ 128MiB\s+\d+\.\d\d%\s+\S+ \/ \S+\s+\S+ \/ \S+\s+1$/,
+    );
+    const cpu = Number(/busy\s+(\d+\.\d\d)%/.exec(line ?? '')?.[1]);
+    assert.ok(cpu > 20, `busy loop at ${cpu}%`);
+    const u = await cli(['update', '-m', '64m', '--pids-limit', '20', '--cpus', '0.5', 'busy']);
+    assert.is(u.code, 0, u.stderr);
+    assert.is(u.stdout, 'busy\n');
+    const f = await cli(['stats', '--no-stream', '--format', '{{.Name}} {{.MemUsage}} {{.PIDs}}', 'busy']);
+    assert.match(f.stdout, /^busy \S+ \/ 64MiB 1\n$/);
+    // Half a CPU: the busy loop now gets about 50%.
+    const capped = Number(
+      /(\d+\.\d\d)%/.exec((await cli(['stats', '--no-stream', '--format', '{{.CPUPerc}}', 'busy'])).stdout)?.[1],
+    );
+    assert.ok(capped < 70, `capped at ${capped}%`);
+    assert.is((await cli(['restart', '-t', '0', 'busy'])).code, 0);
+    const after = await cli(['stats', '--no-stream', '--format', '{{.MemUsage}}', 'busy']);
+    assert.match(after.stdout, /\/ 64MiB\n$/);
+    const none = await cli(['update', 'busy']);
+    assert.is(none.code, 1);
+    assert.is((await cli(['rm', '-f', 'busy'])).code, 0);
+  },
+);
 
-C('events: the store\'s container events replayed with --since/--until, filtered and formatted', async () => {
+C("events: the store's container events replayed with --since/--until, filtered and formatted", async () => {
   const r = await cli(['run', '--name', 'ev', '--network', 'none', IMAGE, 'sh', '-c', 'exit 3']);
   assert.is(r.code, 3);
   // The monitor records the exit just after the attached CLI learns of it.
@@ -244,12 +304,44 @@ C('events: the store\'s container events replayed with --since/--until, filtered
   const e = await cli(['events', '--since', '5m', '--until', '0s', '--filter', 'container=ev']);
   assert.is(e.code, 0, e.stderr);
   const lines = e.stdout.trim().split('\n');
-  assert.equal(lines.map((l) => l.split(' ').slice(1, 3).join(' ')), ['container create', 'container start', 'container die']);
-  assert.match(lines[2] ?? '', /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z container die [0-9a-f]{64} \(exitCode=3, image=.*, name=ev\)$/);
-  const f = await cli(['events', '--since', '5m', '--until', '0s', '--filter', 'event=die', '--filter', 'container=ev', '--format', '{{.Action}} {{.Actor.Attributes.name}} {{.Actor.Attributes.exitCode}}']);
+  assert.equal(
+    lines.map((l) => l.split(' ').slice(1, 3).join(' ')),
+    ['container create', 'container start', 'container die'],
+  );
+  assert.match(
+    lines[2] ?? '',
+    /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z container die [0-9a-f]{64} \(exitCode=3, image=.*, name=ev\)$/,
+  );
+  const f = await cli([
+    'events',
+    '--since',
+    '5m',
+    '--until',
+    '0s',
+    '--filter',
+    'event=die',
+    '--filter',
+    'container=ev',
+    '--format',
+    '{{.Action}} {{.Actor.Attributes.name}} {{.Actor.Attributes.exitCode}}',
+  ]);
   assert.is(f.stdout, 'die ev 3\n');
   // Following: a new container's events appear while the command runs.
-  const follow = execa(BIN, ['--root', root, 'events', '--until', String(Math.floor(Date.now() / 1000) + 6), '--filter', 'event=start', '--format', '{{.Actor.Attributes.name}}'], { reject: false });
+  const follow = execa(
+    BIN,
+    [
+      '--root',
+      root,
+      'events',
+      '--until',
+      String(Math.floor(Date.now() / 1000) + 6),
+      '--filter',
+      'event=start',
+      '--format',
+      '{{.Actor.Attributes.name}}',
+    ],
+    { reject: false },
+  );
   await sleep(1500);
   assert.is((await cli(['run', '--rm', '--name', 'ev2', '--network', 'none', IMAGE, 'sleep', '2'])).code, 0);
   const out = await follow;

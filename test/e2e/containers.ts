@@ -19,7 +19,8 @@ export async function leftovers(r: string): Promise<string[]> {
   const out: string[] = [];
   const cdir = path.join(r, 'containers');
   for (const n of existsSync(cdir) ? readdirSync(cdir) : []) if (n !== 'names') out.push(`record ${n}`);
-  for (const n of existsSync(path.join(cdir, 'names')) ? readdirSync(path.join(cdir, 'names')) : []) out.push(`name ${n}`);
+  for (const n of existsSync(path.join(cdir, 'names')) ? readdirSync(path.join(cdir, 'names')) : [])
+    out.push(`name ${n}`);
   for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
     if (line.split(' ')[4]?.startsWith(r)) out.push(`mount ${line.split(' ')[4]}`);
   }
@@ -51,13 +52,15 @@ async function hostNetworkState(): Promise<string[]> {
   for (const n of existsSync(ipam) ? readdirSync(ipam) : []) {
     if (n !== 'lock' && !n.startsWith('last_reserved_ip')) out.push(`lease ${n}`);
   }
-  for (const n of existsSync('/run/netns') ? readdirSync('/run/netns') : []) if (n.startsWith('tsrun-')) out.push(`netns ${n}`);
+  for (const n of existsSync('/run/netns') ? readdirSync('/run/netns') : [])
+    if (n.startsWith('tsrun-')) out.push(`netns ${n}`);
   const links = await execa('ip', ['-o', 'link', 'show', 'master', 'tsrun0'], { reject: false });
   for (const l of String(links.stdout).split('\n').filter(Boolean)) out.push(`veth ${l.split(':')[1]?.trim()}`);
   for (const table of ['nat', 'filter']) {
     const rules = await execa('iptables-save', ['-t', table], { reject: false });
     for (const l of String(rules.stdout).split('\n')) {
-      if (/name: \\?"tsrun\\?" id:/.test(l) || /CNI-FORWARD .*-[ds] \d/.test(l) || /CNI-DN-/.test(l)) out.push(`iptables ${table}: ${l}`);
+      if (/name: \\?"tsrun\\?" id:/.test(l) || /CNI-FORWARD .*-[ds] \d/.test(l) || /CNI-DN-/.test(l))
+        out.push(`iptables ${table}: ${l}`);
     }
   }
   return out;

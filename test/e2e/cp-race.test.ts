@@ -26,7 +26,10 @@ const Race = suite('e2e cp race');
 
 Race.before(async () => {
   reg = await startRegistry({ auth: 'anonymous' });
-  await pushImage(reg, 'e2e/busybox', 'latest', { layers: [busyboxLayer()], config: { config: { Cmd: ['sh'], Env: ['PATH=/bin'] } } });
+  await pushImage(reg, 'e2e/busybox', 'latest', {
+    layers: [busyboxLayer()],
+    config: { config: { Cmd: ['sh'], Env: ['PATH=/bin'] } },
+  });
   IMAGE = `${reg.host}/e2e/busybox`;
   const r = await tsrun(['pull', '-q', IMAGE], { root });
   assert.is(r.code, 0, r.stderr);
@@ -44,16 +47,29 @@ Race('a container swapping a directory for a symlink to / never makes cp read or
   assert.is(r.hostReads, 0, `host file read ${r.hostReads} times in ${r.attempts.out} copies out`);
   assert.is(r.hostWrites, 0, `host file written ${r.hostWrites} times in ${r.attempts.in} copies in`);
   // Only this store's (its containers have no network; the network check is host-wide).
-  assert.equal((await leftovers(root)).filter((l) => /^(record|name|mount|state|runc) /.test(l)), []);
+  assert.equal(
+    (await leftovers(root)).filter((l) => /^(record|name|mount|state|runc) /.test(l)),
+    [],
+  );
 });
 
 Race('the same racer never gets a host file into export, diff or commit', async () => {
   const count = Number(process.env.FS_RACE_COUNT ?? 300);
   const r = await raceFs({ root, image: IMAGE, count });
   console.log(`  export/diff/commit race: ${JSON.stringify(r)}`);
-  assert.equal(r.leaks, { export: 0, diff: 0, commit: 0 }, `host marker in ${JSON.stringify(r.leaks)} of ${JSON.stringify(r.attempts)}`);
-  assert.ok(r.failed < r.attempts.export + r.attempts.diff + r.attempts.commit, 'every operation failed: nothing was raced');
-  assert.equal((await leftovers(root)).filter((l) => /^(record|name|mount|state|runc) /.test(l)), []);
+  assert.equal(
+    r.leaks,
+    { export: 0, diff: 0, commit: 0 },
+    `host marker in ${JSON.stringify(r.leaks)} of ${JSON.stringify(r.attempts)}`,
+  );
+  assert.ok(
+    r.failed < r.attempts.export + r.attempts.diff + r.attempts.commit,
+    'every operation failed: nothing was raced',
+  );
+  assert.equal(
+    (await leftovers(root)).filter((l) => /^(record|name|mount|state|runc) /.test(l)),
+    [],
+  );
 });
 
 Race.run();

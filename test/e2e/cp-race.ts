@@ -31,7 +31,13 @@ export interface RaceResult {
   seconds: number;
 }
 
-export async function raceCp(o: { root: string; image: string; count: number; name?: string; log?: (s: string) => void }): Promise<RaceResult> {
+export async function raceCp(o: {
+  root: string;
+  image: string;
+  count: number;
+  name?: string;
+  log?: (s: string) => void;
+}): Promise<RaceResult> {
   const name = o.name ?? `racer-${process.pid}`;
   // <H> under /var/tmp: a directory a busybox image does not have.
   const hostDir = mkdtempSync('/var/tmp/tsrun-cp-race-');
@@ -40,13 +46,35 @@ export async function raceCp(o: { root: string; image: string; count: number; na
   const work = mkdtempSync(path.join('/tmp', 'tsrun-cp-race-work-'));
   const payload = path.join(work, 'payload');
   await fs.writeFile(payload, 'payload\n');
-  const result: RaceResult = { attempts: { out: 0, in: 0, cli: 0 }, hostReads: 0, hostWrites: 0, refused: 0, seconds: 0 };
+  const result: RaceResult = {
+    attempts: { out: 0, in: 0, cli: 0 },
+    hostReads: 0,
+    hostWrites: 0,
+    refused: 0,
+    seconds: 0,
+  };
   const started = Date.now();
-  const d = await tsrun(['run', '-d', '--name', name, '--network', 'none', o.image, 'sh', '-c',
-    'mkdir -p /x; while :; do mkdir -p /x/d; rm -rf /x/d; ln -s / /x/d; rm -f /x/d; done'], { root: o.root });
+  const d = await tsrun(
+    [
+      'run',
+      '-d',
+      '--name',
+      name,
+      '--network',
+      'none',
+      o.image,
+      'sh',
+      '-c',
+      'mkdir -p /x; while :; do mkdir -p /x/d; rm -rf /x/d; ln -s / /x/d; rm -f /x/d; done',
+    ],
+    { root: o.root },
+  );
   if (d.code !== 0) throw new Error(`starting the racing container: ${d.stderr}`);
   try {
-    await eventually('the racer runs', async () => (await tsrun(['exec', name, 'test', '-e', '/x'], { root: o.root })).code === 0);
+    await eventually(
+      'the racer runs',
+      async () => (await tsrun(['exec', name, 'test', '-e', '/x'], { root: o.root })).code === 0,
+    );
     const ctx = processContext({ root: o.root });
     const ctrMarker = `${name}:/x/d${hostDir}/marker`;
     const written = () => readdirSync(hostDir).filter((n) => n !== 'marker');
@@ -71,7 +99,8 @@ export async function raceCp(o: { root: string; image: string; count: number; na
       } catch {
         result.refused++;
       }
-      if (i % 500 === 499) o.log?.(`${i + 1} of ${o.count}: ${result.hostReads} host reads, ${written().length} host writes`);
+      if (i % 500 === 499)
+        o.log?.(`${i + 1} of ${o.count}: ${result.hostReads} host reads, ${written().length} host writes`);
     }
     delete process.env.TSRUN_NO_OPENAT2;
     // A few through the CLI, as the issue's reporter did.

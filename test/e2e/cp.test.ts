@@ -7,7 +7,18 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execa } from 'execa';
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, promises as fs, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  promises as fs,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { BIN, tsrun } from './cli.js';
@@ -26,7 +37,10 @@ const Cp = suite('e2e cp');
 
 Cp.before(async () => {
   reg = await startRegistry({ auth: 'anonymous' });
-  await pushImage(reg, 'e2e/busybox', 'latest', { layers: [busyboxLayer()], config: { config: { Cmd: ['sh'], Env: ['PATH=/bin'] } } });
+  await pushImage(reg, 'e2e/busybox', 'latest', {
+    layers: [busyboxLayer()],
+    config: { config: { Cmd: ['sh'], Env: ['PATH=/bin'] } },
+  });
   IMAGE = `${reg.host}/e2e/busybox`;
   const r = await tsrun(['pull', '-q', IMAGE], { root });
   assert.is(r.code, 0, r.stderr);
@@ -77,7 +91,8 @@ Cp('through a bind mount both ways, running and stopped; the upper dir never get
   assert.is(readFileSync(path.join(tmp, 'seed-stopped.txt'), 'utf8'), 'from the volume\n');
   const id = (await cli(['inspect', '-f', '{{.Id}}', 'bind'])).stdout.trim();
   const upper = path.join(root, 'containers', id, 'upper', 'data');
-  for (const f of ['in.txt', 'in-stopped.txt']) assert.not.ok(existsSync(path.join(upper, f)), `${f} is not hidden under the mount`);
+  for (const f of ['in.txt', 'in-stopped.txt'])
+    assert.not.ok(existsSync(path.join(upper, f)), `${f} is not hidden under the mount`);
   // The stand-in's mounts went with it: nothing is mounted under the store.
   assert.not.ok(readFileSync('/proc/self/mountinfo', 'utf8').includes(vol), 'no bind mount left on the host');
   assert.is((await cli(['rm', 'bind'])).code, 0);
@@ -101,13 +116,21 @@ Cp('/etc/hosts and /etc/resolv.conf: real content out; a copy onto /etc/hosts ke
   const i = await cli(['cp', mine, 'etc:/etc/hosts']);
   assert.is(i.code, 0, i.stderr);
   assert.is(await sh('etc', 'cat /etc/hosts'), '127.0.0.1 localhost\n10.9.8.7 db\n');
-  assert.match(await sh('etc', 'grep " /etc/hosts " /proc/self/mountinfo'), /\/etc\/hosts/, 'still a bind mount in the container');
+  assert.match(
+    await sh('etc', 'grep " /etc/hosts " /proc/self/mountinfo'),
+    /\/etc\/hosts/,
+    'still a bind mount in the container',
+  );
   const id = (await cli(['inspect', '-f', '{{.Id}}', 'etc'])).stdout.trim();
-  assert.is(readFileSync(path.join(root, 'containers', id, 'etc', 'hosts'), 'utf8'), '127.0.0.1 localhost\n10.9.8.7 db\n', 'written through to the file tsrun mounts');
+  assert.is(
+    readFileSync(path.join(root, 'containers', id, 'etc', 'hosts'), 'utf8'),
+    '127.0.0.1 localhost\n10.9.8.7 db\n',
+    'written through to the file tsrun mounts',
+  );
   assert.is((await cli(['rm', '-f', 'etc'])).code, 0);
 });
 
-Cp('--read-only: Docker\'s error for the root, copies into a writable volume work, a :ro volume refuses', async () => {
+Cp("--read-only: Docker's error for the root, copies into a writable volume work, a :ro volume refuses", async () => {
   const vol = hostDir('ro-vol');
   const roVol = hostDir('ro-ro');
   await detached('ro', ['--read-only', '-v', `${vol}:/data`, '-v', `${roVol}:/ro:ro`]);
@@ -133,7 +156,11 @@ Cp('--read-only: Docker\'s error for the root, copies into a writable volume wor
 });
 
 Cp('cp - : a tar to stdout and from stdin, as docker cp; names climbing out are refused', async () => {
-  await detached('tar', [], 'mkdir -p /srv/t/sub; echo one > /srv/t/a; echo two > /srv/t/sub/b; ln -s a /srv/t/l; sleep 600');
+  await detached(
+    'tar',
+    [],
+    'mkdir -p /srv/t/sub; echo one > /srv/t/a; echo two > /srv/t/sub/b; ln -s a /srv/t/l; sleep 600',
+  );
   await eventually('files made', async () => (await sh('tar', 'cat /srv/t/sub/b')) === 'two\n');
   const out = await execa(BIN, ['--root', root, 'cp', 'tar:/srv/t', '-'], { encoding: 'buffer', reject: false });
   assert.is(out.exitCode, 0, String(out.stderr));
@@ -155,7 +182,11 @@ Cp('cp - : a tar to stdout and from stdin, as docker cp; names climbing out are 
   assert.is(await sh('tar', 'cat /in/deep/er/f; stat -c %a /in/deep/er/f'), 'from a tar\n640\n');
   // As people type it: tar's whole output is read, so tar never sees a broken pipe.
   await sh('tar', 'mkdir -p /in2');
-  const piped = await execa('bash', ['-o', 'pipefail', '-c', `tar -c -C ${srcDir} . | ${BIN} --root ${root} cp - tar:/in2`], { reject: false });
+  const piped = await execa(
+    'bash',
+    ['-o', 'pipefail', '-c', `tar -c -C ${srcDir} . | ${BIN} --root ${root} cp - tar:/in2`],
+    { reject: false },
+  );
   assert.is(piped.exitCode, 0, String(piped.stderr));
   assert.is(await sh('tar', 'cat /in2/deep/er/f'), 'from a tar\n');
   const notDir = await execa(BIN, ['--root', root, 'cp', '-', 'tar:/srv/t/a'], { input: tar, reject: false });
@@ -164,14 +195,15 @@ Cp('cp - : a tar to stdout and from stdin, as docker cp; names climbing out are 
   const evil = path.join(tmp, 'evil');
   mkdirSync(path.join(evil, 'a'), { recursive: true });
   writeFileSync(path.join(evil, 'escape'), 'no\n');
-  const evilTar = (await execa('tar', ['-c', '-P', '-C', path.join(evil, 'a'), '../escape'], { encoding: 'buffer' })).stdout;
+  const evilTar = (await execa('tar', ['-c', '-P', '-C', path.join(evil, 'a'), '../escape'], { encoding: 'buffer' }))
+    .stdout;
   const e = await execa(BIN, ['--root', root, 'cp', '-', 'tar:/in'], { input: evilTar, reject: false });
   assert.match(String(e.stderr), /is outside of/);
   assert.is(await sh('tar', 'test -e /escape && echo yes || echo no'), 'no\n');
   assert.is((await cli(['rm', '-f', 'tar'])).code, 0);
 });
 
-Cp('-L follows a symlink given as the source; relative host paths are the caller\'s', async () => {
+Cp("-L follows a symlink given as the source; relative host paths are the caller's", async () => {
   await detached('links', [], 'ln -s /etc/passwd /pw; sleep 600');
   await eventually('link made', async () => (await sh('links', 'readlink /pw')) === '/etc/passwd\n');
   const cwd = hostDir('cwd');
@@ -208,7 +240,11 @@ Cp('the O_PATH walk (no openat2): same results, links kept inside the root', asy
     assert.is((await cli(['cp', src, `walk:/escape${sentinel}/f`], env)).code, 0);
     assert.not.ok(existsSync(path.join(sentinel, 'f')), 'not on the host');
     assert.is(await sh('walk', `cat ${sentinel}/f`), 'walked\n');
-    assert.is((await cli(['cp', src, `walk:/data/up${sentinel}/g`], env)).code, 0, 'a link out of a mount stays in the root');
+    assert.is(
+      (await cli(['cp', src, `walk:/data/up${sentinel}/g`], env)).code,
+      0,
+      'a link out of a mount stays in the root',
+    );
     assert.not.ok(existsSync(path.join(sentinel, 'g')));
     assert.is(await sh('walk', `cat ${sentinel}/g`), 'walked\n');
     assert.is((await cli(['cp', src, 'walk:/data/h'], env)).code, 0);
@@ -218,7 +254,10 @@ Cp('the O_PATH walk (no openat2): same results, links kept inside the root', asy
   }
   assert.is((await cli(['rm', '-f', 'walk'])).code, 0);
   // Only this store's (its containers have no network; the network check is host-wide).
-  assert.equal((await leftovers(root)).filter((l) => /^(record|name|mount|state|runc) /.test(l)), []);
+  assert.equal(
+    (await leftovers(root)).filter((l) => /^(record|name|mount|state|runc) /.test(l)),
+    [],
+  );
 });
 
 Cp.run();

@@ -12,41 +12,47 @@ export const CAP_NET_BIND = Buffer.from('010000020004000000000000000000000000000
 
 /** A base layer with every kind of entry the unpacker must keep faithfully. */
 export function baseLayer(): LayerBlob {
-  return layerBlob(makeTar([
-    { name: 'bin/', type: 'dir' },
-    { name: 'bin/busybox', content: '#!fake busybox\n', mode: 0o4755 },
-    { name: 'bin/sh', type: 'symlink', linkname: '/bin/busybox' },
-    { name: 'bin/ls', type: 'hardlink', linkname: 'bin/busybox' },
-    { name: 'etc/', type: 'dir' },
-    { name: 'etc/passwd', content: 'root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n' },
-    { name: 'home/app/', type: 'dir', uid: 1000, gid: 1000, mode: 0o750 },
-    { name: 'home/app/notes', content: 'mine', uid: 1000, gid: 1000, mode: 0o600 },
-    { name: 'usr/bin/ping', content: 'ping', mode: 0o755, xattrs: { 'security.capability': CAP_NET_BIND } },
-    { name: 'dev/', type: 'dir' },
-    { name: 'dev/null', type: 'char', devmajor: 1, devminor: 3, mode: 0o666 },
-    { name: 'tmp/', type: 'dir', mode: 0o1777 },
-    { name: 'opt/a', content: 'a' },
-    { name: 'opt/b', content: 'b' },
-    { name: 'var/cache/old', content: 'old' },
-  ]));
+  return layerBlob(
+    makeTar([
+      { name: 'bin/', type: 'dir' },
+      { name: 'bin/busybox', content: '#!fake busybox\n', mode: 0o4755 },
+      { name: 'bin/sh', type: 'symlink', linkname: '/bin/busybox' },
+      { name: 'bin/ls', type: 'hardlink', linkname: 'bin/busybox' },
+      { name: 'etc/', type: 'dir' },
+      { name: 'etc/passwd', content: 'root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n' },
+      { name: 'home/app/', type: 'dir', uid: 1000, gid: 1000, mode: 0o750 },
+      { name: 'home/app/notes', content: 'mine', uid: 1000, gid: 1000, mode: 0o600 },
+      { name: 'usr/bin/ping', content: 'ping', mode: 0o755, xattrs: { 'security.capability': CAP_NET_BIND } },
+      { name: 'dev/', type: 'dir' },
+      { name: 'dev/null', type: 'char', devmajor: 1, devminor: 3, mode: 0o666 },
+      { name: 'tmp/', type: 'dir', mode: 0o1777 },
+      { name: 'opt/a', content: 'a' },
+      { name: 'opt/b', content: 'b' },
+      { name: 'var/cache/old', content: 'old' },
+    ]),
+  );
 }
 
 /** A layer on top of baseLayer that deletes opt/a and makes var/cache opaque. */
 export function topLayer(): LayerBlob {
-  return layerBlob(makeTar([
-    { name: 'opt/', type: 'dir' },
-    { name: 'opt/.wh.a', content: '' },
-    { name: 'var/cache/', type: 'dir' },
-    { name: 'var/cache/.wh..wh..opq', content: '' },
-    { name: 'var/cache/new', content: 'new' },
-    { name: 'etc/hostname', content: 'fixture\n' },
-  ]));
+  return layerBlob(
+    makeTar([
+      { name: 'opt/', type: 'dir' },
+      { name: 'opt/.wh.a', content: '' },
+      { name: 'var/cache/', type: 'dir' },
+      { name: 'var/cache/.wh..wh..opq', content: '' },
+      { name: 'var/cache/new', content: 'new' },
+      { name: 'etc/hostname', content: 'fixture\n' },
+    ]),
+  );
 }
 
 /** A layer of `mb` MiB of incompressible data in several files (for kill and parallelism tests). */
 export function bulkLayer(mb: number, files = 8): LayerBlob {
   const per = Math.ceil((mb * 1024 * 1024) / files);
-  return layerBlob(makeTar(Array.from({ length: files }, (_, i) => ({ name: `bulk/f${i}`, content: randomBytes(per) }))));
+  return layerBlob(
+    makeTar(Array.from({ length: files }, (_, i) => ({ name: `bulk/f${i}`, content: randomBytes(per) }))),
+  );
 }
 
 export function zstdLayer(): LayerBlob {
@@ -62,11 +68,15 @@ export function zstdLayer(): LayerBlob {
 export function hostileLayers(outside: string): Record<string, LayerBlob> {
   return {
     dotdot: layerBlob(makeTar([{ name: '../../../../../../..' + outside + '/dotdot', content: 'x' }])),
-    symlinkEscape: layerBlob(makeTar([
-      { name: 'x', type: 'symlink', linkname: outside },
-      { name: 'x/pwned', content: 'x' },
-    ])),
-    hardlinkOut: layerBlob(makeTar([{ name: 'passwd', type: 'hardlink', linkname: '../../../../../../../etc/passwd' }])),
+    symlinkEscape: layerBlob(
+      makeTar([
+        { name: 'x', type: 'symlink', linkname: outside },
+        { name: 'x/pwned', content: 'x' },
+      ]),
+    ),
+    hardlinkOut: layerBlob(
+      makeTar([{ name: 'passwd', type: 'hardlink', linkname: '../../../../../../../etc/passwd' }]),
+    ),
   };
 }
 
@@ -77,19 +87,27 @@ export function hostileLayers(outside: string): Record<string, LayerBlob> {
  */
 export function busyboxLayer(): LayerBlob {
   const bin = readFileSync('/bin/busybox');
-  const applets = spawnSync('/bin/busybox', ['--list'], { encoding: 'utf8' }).stdout.split('\n').filter((a) => a && a !== 'busybox');
-  return layerBlob(makeTar([
-    { name: 'bin/', type: 'dir' },
-    { name: 'bin/busybox', content: bin, mode: 0o755 },
-    ...applets.map((a) => ({ name: `bin/${a}`, type: 'symlink' as const, linkname: 'busybox' })),
-    { name: 'etc/', type: 'dir' },
-    { name: 'etc/passwd', content: 'root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' },
-    { name: 'etc/group', content: 'root:x:0:\napp:x:1000:\nstaff:x:50:app\nnogroup:x:65534:\n' },
-    { name: 'root/', type: 'dir', mode: 0o700 },
-    { name: 'home/app/', type: 'dir', uid: 1000, gid: 1000, mode: 0o755 },
-    { name: 'home/app/hello.txt', content: 'hello from the image\n', uid: 1000, gid: 1000 },
-    { name: 'tmp/', type: 'dir', mode: 0o1777 },
-  ]));
+  const applets = spawnSync('/bin/busybox', ['--list'], { encoding: 'utf8' })
+    .stdout.split('\n')
+    .filter((a) => a && a !== 'busybox');
+  return layerBlob(
+    makeTar([
+      { name: 'bin/', type: 'dir' },
+      { name: 'bin/busybox', content: bin, mode: 0o755 },
+      ...applets.map((a) => ({ name: `bin/${a}`, type: 'symlink' as const, linkname: 'busybox' })),
+      { name: 'etc/', type: 'dir' },
+      {
+        name: 'etc/passwd',
+        content:
+          'root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n',
+      },
+      { name: 'etc/group', content: 'root:x:0:\napp:x:1000:\nstaff:x:50:app\nnogroup:x:65534:\n' },
+      { name: 'root/', type: 'dir', mode: 0o700 },
+      { name: 'home/app/', type: 'dir', uid: 1000, gid: 1000, mode: 0o755 },
+      { name: 'home/app/hello.txt', content: 'hello from the image\n', uid: 1000, gid: 1000 },
+      { name: 'tmp/', type: 'dir', mode: 0o1777 },
+    ]),
+  );
 }
 
 /** This machine's node and npm as a layer (the tests' stand-in for node:17-alpine); shared with the quick start. */
@@ -113,12 +131,18 @@ CMD ["npm", "start"]
 export function writeTutorialApp(dir: string, message: string): void {
   mkdirSync(path.join(dir, 'src'), { recursive: true });
   writeFileSync(path.join(dir, 'Dockerfile'), TUTORIAL_DOCKERFILE);
-  writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: 'getting-started', version: '1.0.0', scripts: { start: 'node src/index.js' } }, null, 2));
-  writeFileSync(path.join(dir, 'src', 'index.js'), [
-    "const http = require('http');",
-    "const fs = require('fs');",
-    "http.createServer((req, res) => res.end(fs.readFileSync(__dirname + '/message.txt'))).listen(3000, () => console.log('Listening on port 3000'));",
-  ].join('\n'));
+  writeFileSync(
+    path.join(dir, 'package.json'),
+    JSON.stringify({ name: 'getting-started', version: '1.0.0', scripts: { start: 'node src/index.js' } }, null, 2),
+  );
+  writeFileSync(
+    path.join(dir, 'src', 'index.js'),
+    [
+      "const http = require('http');",
+      "const fs = require('fs');",
+      "http.createServer((req, res) => res.end(fs.readFileSync(__dirname + '/message.txt'))).listen(3000, () => console.log('Listening on port 3000'));",
+    ].join('\n'),
+  );
   writeFileSync(path.join(dir, 'src', 'message.txt'), message);
   writeFileSync(path.join(dir, '.dockerignore'), 'node_modules\n*.secret\n');
   writeFileSync(path.join(dir, 'deploy.secret'), 'do not ship me');
@@ -126,5 +150,13 @@ export function writeTutorialApp(dir: string, message: string): void {
 
 /** A registries.conf making `host` (plain HTTP, loopback) the mirror of docker.io, for tsrun and podman. */
 export function dockerHubMirror(host: string): string {
-  return ['[[registry]]', 'prefix = "docker.io"', 'location = "registry-1.docker.io"', '[[registry.mirror]]', `location = "${host}"`, 'insecure = true', ''].join('\n');
+  return [
+    '[[registry]]',
+    'prefix = "docker.io"',
+    'location = "registry-1.docker.io"',
+    '[[registry.mirror]]',
+    `location = "${host}"`,
+    'insecure = true',
+    '',
+  ].join('\n');
 }

@@ -99,16 +99,42 @@ export function buildRacer(dir: string): string {
   return bin;
 }
 
-export async function raceFs(o: { root: string; image: string; count: number; name?: string; log?: (s: string) => void }): Promise<FsRaceResult> {
+export async function raceFs(o: {
+  root: string;
+  image: string;
+  count: number;
+  name?: string;
+  log?: (s: string) => void;
+}): Promise<FsRaceResult> {
   const name = o.name ?? `fsracer-${process.pid}`;
   const hostDir = mkdtempSync('/var/tmp/tsrun-fs-race-');
   const secret = `HOSTSECRET-${randomBytes(8).toString('hex')}\n`;
   await fs.writeFile(path.join(hostDir, 'marker'), secret);
-  const r: FsRaceResult = { attempts: { export: 0, diff: 0, commit: 0 }, leaks: { export: 0, diff: 0, commit: 0 }, failed: 0, seconds: 0 };
+  const r: FsRaceResult = {
+    attempts: { export: 0, diff: 0, commit: 0 },
+    leaks: { export: 0, diff: 0, commit: 0 },
+    failed: 0,
+    seconds: 0,
+  };
   const started = Date.now();
   const racer = buildRacer(hostDir);
-  const d = await tsrun(['run', '-d', '--name', name, '--network', 'none', '-v', `${racer}:/racer:ro`, o.image, 'sh', '-c',
-    `mkdir -p /x/d; ln -s ${hostDir} /x/l; exec /racer`], { root: o.root });
+  const d = await tsrun(
+    [
+      'run',
+      '-d',
+      '--name',
+      name,
+      '--network',
+      'none',
+      '-v',
+      `${racer}:/racer:ro`,
+      o.image,
+      'sh',
+      '-c',
+      `mkdir -p /x/d; ln -s ${hostDir} /x/l; exec /racer`,
+    ],
+    { root: o.root },
+  );
   if (d.code !== 0) throw new Error(`starting the racing container: ${d.stderr}`);
   const ctx = processContext({ root: o.root });
   const leakingLayers = new Set<string>();
@@ -130,14 +156,20 @@ export async function raceFs(o: { root: string; image: string; count: number; na
     }
   };
   try {
-    await eventually('the racer runs', async () => (await tsrun(['exec', name, 'test', '-L', '/x/l'], { root: o.root })).code === 0);
+    await eventually(
+      'the racer runs',
+      async () => (await tsrun(['exec', name, 'test', '-L', '/x/l'], { root: o.root })).code === 0,
+    );
     const env = await openEnv(ctx);
     for (let i = 0; i < o.count; i++) {
       const c = await env.containers.find(name);
       const view = upperView(env, c, 'racing');
       // The walks alone, live (as for a rootless container).
-      await attempt('export', async () => tarLeaks(await collect(diffTar(c.paths.rootfs, { overlayXattrPrefix: view.xattrPrefix })), secret));
-      for (let k = 0; k < 20; k++) await attempt('diff', async () => changesOf(view).some((ch) => ch.path.endsWith('/marker')));
+      await attempt('export', async () =>
+        tarLeaks(await collect(diffTar(c.paths.rootfs, { overlayXattrPrefix: view.xattrPrefix })), secret),
+      );
+      for (let k = 0; k < 20; k++)
+        await attempt('diff', async () => changesOf(view).some((ch) => ch.path.endsWith('/marker')));
       await attempt('commit', async () => {
         const before = leakingLayers.size;
         await commitContainer(ctx, name, undefined, { pause: false });

@@ -26,10 +26,55 @@ let port = 0;
 
 function makeCertificates(): { key: Buffer; cert: Buffer } {
   const o = (...args: string[]) => execFileSync('openssl', args, { cwd: tmp, stdio: 'pipe' });
-  o('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=tsrun-test-ca');
-  o('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'srv.key', '-out', 'srv.csr', '-subj', '/CN=127.0.0.1');
+  o(
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-keyout',
+    'ca.key',
+    '-out',
+    'ca.pem',
+    '-days',
+    '2',
+    '-subj',
+    '/CN=tsrun-test-ca',
+  );
+  o(
+    'req',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-keyout',
+    'srv.key',
+    '-out',
+    'srv.csr',
+    '-subj',
+    '/CN=127.0.0.1',
+  );
   writeFileSync(path.join(tmp, 'san.ext'), 'subjectAltName=IP:127.0.0.1\n');
-  o('x509', '-req', '-in', 'srv.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'srv.pem', '-days', '2', '-extfile', 'san.ext');
+  o(
+    'x509',
+    '-req',
+    '-in',
+    'srv.csr',
+    '-CA',
+    'ca.pem',
+    '-CAkey',
+    'ca.key',
+    '-CAcreateserial',
+    '-out',
+    'srv.pem',
+    '-days',
+    '2',
+    '-extfile',
+    'san.ext',
+  );
   return { key: readFileSync(path.join(tmp, 'srv.key')), cert: readFileSync(path.join(tmp, 'srv.pem')) };
 }
 
@@ -37,7 +82,10 @@ Launcher.before(async () => {
   server = https.createServer(makeCertificates(), (req, res) => {
     if (req.url === '/hello.txt') res.end('hello over tls\n');
     else if (req.url === '/v2/') res.end('{}');
-    else { res.statusCode = 404; res.end(); }
+    else {
+      res.statusCode = 404;
+      res.end();
+    }
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   port = (server.address() as AddressInfo).port;
@@ -59,7 +107,10 @@ Launcher('the shell line starts Node without NODE_EXTRA_CA_CERTS and passes the 
   assert.is(r.code, 0, r.stderr);
   const env = readFileSync(dump, 'utf8').split('\n');
   assert.ok(env.includes(`TSRUN_EXTRA_CA_CERTS=${ca}`), 'the file is handed on');
-  assert.not.ok(env.some((l) => l.startsWith('NODE_EXTRA_CA_CERTS=')), 'Node does not read it at start-up');
+  assert.not.ok(
+    env.some((l) => l.startsWith('NODE_EXTRA_CA_CERTS=')),
+    'Node does not read it at start-up',
+  );
 });
 
 Launcher('build ADD <https url> trusts NODE_EXTRA_CA_CERTS, and verifies without it', async () => {
@@ -69,7 +120,10 @@ Launcher('build ADD <https url> trusts NODE_EXTRA_CA_CERTS, and verifies without
   const ok = await tsrun(['build', '--no-cache', '-t', 'tls-add', ctx], { root, env: { NODE_EXTRA_CA_CERTS: ca } });
   assert.is(ok.code, 0, ok.stdout + ok.stderr);
   assert.match(ok.stdout, /Successfully tagged tls-add:latest/);
-  const refused = await tsrun(['build', '--no-cache', '-t', 'tls-add2', ctx], { root, env: { NODE_EXTRA_CA_CERTS: undefined } });
+  const refused = await tsrun(['build', '--no-cache', '-t', 'tls-add2', ctx], {
+    root,
+    env: { NODE_EXTRA_CA_CERTS: undefined },
+  });
   assert.is(refused.code, 1, refused.stdout + refused.stderr);
   assert.match(refused.stderr, /certificate/i);
 });
@@ -81,7 +135,10 @@ Launcher('the registry client trusts TSRUN_EXTRA_CA_CERTS, and verifies without 
     catch (e) { console.log('error ' + e.message); }`;
   const { NODE_EXTRA_CA_CERTS: _ignored, ...bare } = process.env;
   // Asynchronously: the server answers from this process.
-  const run = async (env: NodeJS.ProcessEnv) => String((await execa(process.execPath, ['--input-type=module', '-e', script], { env, extendEnv: false })).stdout).trim();
+  const run = async (env: NodeJS.ProcessEnv) =>
+    String(
+      (await execa(process.execPath, ['--input-type=module', '-e', script], { env, extendEnv: false })).stdout,
+    ).trim();
   assert.is(await run({ ...bare, TSRUN_EXTRA_CA_CERTS: ca }), 'status 200');
   assert.match(await run(bare), /^error .*certificate/i);
 });

@@ -30,13 +30,24 @@ let IMAGE = '';
 const N = suite('e2e network');
 
 /** A web page and busybox httpd as the image's command, EXPOSE 80. */
-const site = layerBlob(makeTar([{ name: 'www/', type: 'dir' }, { name: 'www/index.html', content: 'hello from the container\n' }]));
+const site = layerBlob(
+  makeTar([
+    { name: 'www/', type: 'dir' },
+    { name: 'www/index.html', content: 'hello from the container\n' },
+  ]),
+);
 
 N.before(async () => {
   reg = await startRegistry({ auth: 'anonymous' });
   await pushImage(reg, 'e2e/web', 'latest', {
     layers: [busyboxLayer(), site],
-    config: { config: { Cmd: ['httpd', '-f', '-p', '80', '-h', '/www'], Env: ['PATH=/usr/sbin:/usr/bin:/sbin:/bin'], ExposedPorts: { '80/tcp': {} } } },
+    config: {
+      config: {
+        Cmd: ['httpd', '-f', '-p', '80', '-h', '/www'],
+        Env: ['PATH=/usr/sbin:/usr/bin:/sbin:/bin'],
+        ExposedPorts: { '80/tcp': {} },
+      },
+    },
   });
   IMAGE = `${reg.host}/e2e/web`;
   const r = await tsrun(['pull', '-q', IMAGE], { root });
@@ -54,33 +65,36 @@ const cli = (args: string[], input?: string) => tsrun(args, { root, input });
 
 const get = (host: string, port: number) => httpGet(host, port, '/index.html');
 
-N('-p HOST:80 answers on 127.0.0.1 and on the host\'s address; port, ps and inspect show it; rm -f leaves nothing', async () => {
-  const port = await freePort();
-  const r = await cli(['run', '-d', '--name', 'web', '-p', `${port}:80`, IMAGE]);
-  assert.is(r.code, 0, r.stderr);
-  assert.is(await get('127.0.0.1', port), 'hello from the container\n');
-  assert.is(await get(hostAddress(), port), 'hello from the container\n');
-  assert.is((await cli(['port', 'web'])).stdout, `80/tcp -> 0.0.0.0:${port}\n`);
-  assert.is((await cli(['port', 'web', '80/tcp'])).stdout, `0.0.0.0:${port}\n`);
-  const no = await cli(['port', 'web', '81']);
-  assert.is(no.code, 1);
-  assert.match(no.stderr, "no public port '81/tcp' published for web");
-  assert.is((await cli(['ps', '--format', '{{.Names}} {{.Ports}}'])).stdout, `web 0.0.0.0:${port}->80/tcp\n`);
-  const ip = (await cli(['inspect', '-f', '{{.NetworkSettings.IPAddress}}', 'web'])).stdout.trim();
-  assert.ok(net.isIPv4(ip), ip);
-  // The container itself answers on its address, through the bridge.
-  assert.is(await get(ip, 80), 'hello from the container\n');
-  // The monitor holds the host port, so nothing else can take it while the container runs.
-  const ss = await execa('ss', ['-ltnpH', `sport = :${port}`]);
-  assert.match(String(ss.stdout), 'tsrun-monitor');
-  assert.is((await cli(['rm', '-f', 'web'])).code, 0);
-  assert.equal(await leftovers(root), []);
-  // ...and the port is free again at once.
-  const again = await cli(['run', '--rm', '-p', `${port}:80`, IMAGE, 'true']);
-  assert.is(again.code, 0, again.stderr);
-});
+N(
+  "-p HOST:80 answers on 127.0.0.1 and on the host's address; port, ps and inspect show it; rm -f leaves nothing",
+  async () => {
+    const port = await freePort();
+    const r = await cli(['run', '-d', '--name', 'web', '-p', `${port}:80`, IMAGE]);
+    assert.is(r.code, 0, r.stderr);
+    assert.is(await get('127.0.0.1', port), 'hello from the container\n');
+    assert.is(await get(hostAddress(), port), 'hello from the container\n');
+    assert.is((await cli(['port', 'web'])).stdout, `80/tcp -> 0.0.0.0:${port}\n`);
+    assert.is((await cli(['port', 'web', '80/tcp'])).stdout, `0.0.0.0:${port}\n`);
+    const no = await cli(['port', 'web', '81']);
+    assert.is(no.code, 1);
+    assert.match(no.stderr, "no public port '81/tcp' published for web");
+    assert.is((await cli(['ps', '--format', '{{.Names}} {{.Ports}}'])).stdout, `web 0.0.0.0:${port}->80/tcp\n`);
+    const ip = (await cli(['inspect', '-f', '{{.NetworkSettings.IPAddress}}', 'web'])).stdout.trim();
+    assert.ok(net.isIPv4(ip), ip);
+    // The container itself answers on its address, through the bridge.
+    assert.is(await get(ip, 80), 'hello from the container\n');
+    // The monitor holds the host port, so nothing else can take it while the container runs.
+    const ss = await execa('ss', ['-ltnpH', `sport = :${port}`]);
+    assert.match(String(ss.stdout), 'tsrun-monitor');
+    assert.is((await cli(['rm', '-f', 'web'])).code, 0);
+    assert.equal(await leftovers(root), []);
+    // ...and the port is free again at once.
+    const again = await cli(['run', '--rm', '-p', `${port}:80`, IMAGE, 'true']);
+    assert.is(again.code, 0, again.stderr);
+  },
+);
 
-N('a host port already taken: exit 125, Docker\'s message, and no container, name or network left', async () => {
+N("a host port already taken: exit 125, Docker's message, and no container, name or network left", async () => {
   const holder = net.createServer();
   await new Promise<void>((r) => holder.listen(0, '0.0.0.0', r));
   const port = (holder.address() as net.AddressInfo).port;
@@ -97,24 +111,27 @@ N('a host port already taken: exit 125, Docker\'s message, and no container, nam
   }
 });
 
-N('the port is checked again at start: a port taken while the container was stopped fails `start`, which undoes the network', async () => {
-  const port = await freePort();
-  assert.is((await cli(['create', '--name', 'later', '-p', `${port}:80`, IMAGE])).code, 0);
-  const holder = net.createServer();
-  await new Promise<void>((r) => holder.listen(port, '0.0.0.0', r));
-  try {
-    const r = await cli(['start', 'later']);
-    assert.is(r.code, 125);
-    assert.match(r.stderr, 'port is already allocated');
-    assert.equal(await networkLeftovers(), []);
-  } finally {
-    holder.close();
-  }
-  assert.is((await cli(['start', 'later'])).code, 0);
-  assert.is(await get('127.0.0.1', port), 'hello from the container\n');
-  assert.is((await cli(['rm', '-f', 'later'])).code, 0);
-  assert.equal(await leftovers(root), []);
-});
+N(
+  'the port is checked again at start: a port taken while the container was stopped fails `start`, which undoes the network',
+  async () => {
+    const port = await freePort();
+    assert.is((await cli(['create', '--name', 'later', '-p', `${port}:80`, IMAGE])).code, 0);
+    const holder = net.createServer();
+    await new Promise<void>((r) => holder.listen(port, '0.0.0.0', r));
+    try {
+      const r = await cli(['start', 'later']);
+      assert.is(r.code, 125);
+      assert.match(r.stderr, 'port is already allocated');
+      assert.equal(await networkLeftovers(), []);
+    } finally {
+      holder.close();
+    }
+    assert.is((await cli(['start', 'later'])).code, 0);
+    assert.is(await get('127.0.0.1', port), 'hello from the container\n');
+    assert.is((await cli(['rm', '-f', 'later'])).code, 0);
+    assert.equal(await leftovers(root), []);
+  },
+);
 
 N('-P publishes EXPOSEd ports on free host ports; ranges and udp are held too', async () => {
   const r = await cli(['run', '-d', '--name', 'pub', '-P', '-p', '127.0.0.1::5353/udp', IMAGE]);
@@ -134,53 +151,74 @@ N('-P publishes EXPOSEd ports on free host ports; ranges and udp are held too', 
   assert.equal(await leftovers(root), []);
 });
 
-N('containers on the bridge reach each other by address and the host through the gateway; /etc/hosts names the container', async () => {
-  assert.is((await cli(['run', '-d', '--name', 'server', '--hostname', 'srv', IMAGE])).code, 0);
-  const ip = (await cli(['inspect', '-f', '{{.NetworkSettings.IPAddress}}', 'server'])).stdout.trim();
-  const hosts = await cli(['exec', 'server', 'cat', '/etc/hosts']);
-  assert.match(hosts.stdout, new RegExp(`^${ip.replace(/\./g, '\\.')}\\tsrv$`, 'm'));
-  let r: Awaited<ReturnType<typeof cli>> | undefined;
-  for (let i = 0; i < 30; i++) {
-    r = await cli(['run', '--rm', IMAGE, 'wget', '-q', '-O', '-', `http://${ip}/index.html`]);
-    if (r.code === 0) break;
-    await new Promise((res) => setTimeout(res, 100));
-  }
-  assert.is(r?.stdout, 'hello from the container\n', r?.stderr);
-  // A server on the host, reached at the bridge's gateway address (the host's side of the bridge).
-  const gw = (await cli(['inspect', '-f', '{{.NetworkSettings.Gateway}}', 'server'])).stdout.trim();
-  const hostServer = http.createServer((_, res) => res.end('hello from the host\n'));
-  await new Promise<void>((res) => hostServer.listen(0, gw, res));
-  try {
-    const port = (hostServer.address() as net.AddressInfo).port;
-    const out = await cli(['run', '--rm', IMAGE, 'wget', '-q', '-O', '-', `http://${gw}:${port}/`]);
-    assert.is(out.stdout, 'hello from the host\n', out.stderr);
-    // By name too: host.containers.internal is the gateway (as podman writes it).
-    assert.match(hosts.stdout, `${gw}\thost.containers.internal\n`);
-    const named = await cli(['run', '--rm', IMAGE, 'wget', '-q', '-O', '-', `http://host.containers.internal:${port}/`]);
-    assert.is(named.stdout, 'hello from the host\n', named.stderr);
-    // The default route goes through the bridge (outbound NAT is exercised by this same path).
-    const route = await cli(['run', '--rm', IMAGE, 'ip', 'route']);
-    assert.match(route.stdout, `default via ${gw} dev eth0`);
-  } finally {
-    hostServer.close();
-  }
-  const resolv = await cli(['run', '--rm', IMAGE, 'cat', '/etc/resolv.conf']);
-  assert.match(resolv.stdout, /^nameserver \S+$/m);
-  assert.not.match(resolv.stdout, /nameserver 127\./);
-  assert.is((await cli(['rm', '-f', 'server'])).code, 0);
-  assert.equal(await leftovers(root), []);
-});
+N(
+  'containers on the bridge reach each other by address and the host through the gateway; /etc/hosts names the container',
+  async () => {
+    assert.is((await cli(['run', '-d', '--name', 'server', '--hostname', 'srv', IMAGE])).code, 0);
+    const ip = (await cli(['inspect', '-f', '{{.NetworkSettings.IPAddress}}', 'server'])).stdout.trim();
+    const hosts = await cli(['exec', 'server', 'cat', '/etc/hosts']);
+    assert.match(hosts.stdout, new RegExp(`^${ip.replace(/\./g, '\\.')}\\tsrv$`, 'm'));
+    let r: Awaited<ReturnType<typeof cli>> | undefined;
+    for (let i = 0; i < 30; i++) {
+      r = await cli(['run', '--rm', IMAGE, 'wget', '-q', '-O', '-', `http://${ip}/index.html`]);
+      if (r.code === 0) break;
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    assert.is(r?.stdout, 'hello from the container\n', r?.stderr);
+    // A server on the host, reached at the bridge's gateway address (the host's side of the bridge).
+    const gw = (await cli(['inspect', '-f', '{{.NetworkSettings.Gateway}}', 'server'])).stdout.trim();
+    const hostServer = http.createServer((_, res) => res.end('hello from the host\n'));
+    await new Promise<void>((res) => hostServer.listen(0, gw, res));
+    try {
+      const port = (hostServer.address() as net.AddressInfo).port;
+      const out = await cli(['run', '--rm', IMAGE, 'wget', '-q', '-O', '-', `http://${gw}:${port}/`]);
+      assert.is(out.stdout, 'hello from the host\n', out.stderr);
+      // By name too: host.containers.internal is the gateway (as podman writes it).
+      assert.match(hosts.stdout, `${gw}\thost.containers.internal\n`);
+      const named = await cli([
+        'run',
+        '--rm',
+        IMAGE,
+        'wget',
+        '-q',
+        '-O',
+        '-',
+        `http://host.containers.internal:${port}/`,
+      ]);
+      assert.is(named.stdout, 'hello from the host\n', named.stderr);
+      // The default route goes through the bridge (outbound NAT is exercised by this same path).
+      const route = await cli(['run', '--rm', IMAGE, 'ip', 'route']);
+      assert.match(route.stdout, `default via ${gw} dev eth0`);
+    } finally {
+      hostServer.close();
+    }
+    const resolv = await cli(['run', '--rm', IMAGE, 'cat', '/etc/resolv.conf']);
+    assert.match(resolv.stdout, /^nameserver \S+$/m);
+    assert.not.match(resolv.stdout, /nameserver 127\./);
+    assert.is((await cli(['rm', '-f', 'server'])).code, 0);
+    assert.equal(await leftovers(root), []);
+  },
+);
 
-N('--network host sees the host\'s interfaces and -p is discarded with Docker\'s warning; --network none has loopback only', async () => {
-  const host = await cli(['run', '--rm', '--network', 'host', '-p', '80:80', IMAGE, 'ip', '-o', 'link']);
-  assert.is(host.code, 0, host.stderr);
-  assert.match(host.stderr, 'Published ports are discarded when using host network mode');
-  const hostLinks = String((await execa('ip', ['-o', 'link'])).stdout).split('\n').length;
-  assert.is(host.stdout.trim().split('\n').length, hostLinks);
-  const none = await cli(['run', '--rm', '--network', 'none', IMAGE, 'ip', '-o', 'link']);
-  assert.equal(none.stdout.trim().split('\n').map((l) => l.split(':')[1]?.trim()), ['lo']);
-  assert.equal(await leftovers(root), []);
-});
+N(
+  "--network host sees the host's interfaces and -p is discarded with Docker's warning; --network none has loopback only",
+  async () => {
+    const host = await cli(['run', '--rm', '--network', 'host', '-p', '80:80', IMAGE, 'ip', '-o', 'link']);
+    assert.is(host.code, 0, host.stderr);
+    assert.match(host.stderr, 'Published ports are discarded when using host network mode');
+    const hostLinks = String((await execa('ip', ['-o', 'link'])).stdout).split('\n').length;
+    assert.is(host.stdout.trim().split('\n').length, hostLinks);
+    const none = await cli(['run', '--rm', '--network', 'none', IMAGE, 'ip', '-o', 'link']);
+    assert.equal(
+      none.stdout
+        .trim()
+        .split('\n')
+        .map((l) => l.split(':')[1]?.trim()),
+      ['lo'],
+    );
+    assert.equal(await leftovers(root), []);
+  },
+);
 
 N('teardown after a killed CLI (the monitor cleans up) and after a killed monitor (system prune repairs)', async () => {
   const port = await freePort();
@@ -199,7 +237,14 @@ N('teardown after a killed CLI (the monitor cleans up) and after a killed monito
   const id = (await cli(['inspect', '-f', '{{.Id}}', 'orphan'])).stdout.trim();
   const monitorPid = Number(readFileSync(path.join(runDir(root), id, 'monitor.pid'), 'utf8'));
   process.kill(monitorPid, 'SIGKILL');
-  await eventually('the monitor is gone', async () => { try { process.kill(monitorPid, 0); return false; } catch { return true; } });
+  await eventually('the monitor is gone', async () => {
+    try {
+      process.kill(monitorPid, 0);
+      return false;
+    } catch {
+      return true;
+    }
+  });
   assert.ok((await networkLeftovers()).length > 0, 'the killed monitor should have left its network behind');
   const prune = await cli(['system', 'prune', '-f']);
   assert.is(prune.code, 0, prune.stderr);

@@ -52,10 +52,15 @@ const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 const cli = (args: string[]) => [BIN, '--root', root, ...args].map(q).join(' ');
 
 /** `tsrun ARGS | (sleep 2; sha256sum)` (stderr instead with `stream: 'stderr'`); the checksum and tsrun's status. */
-async function slowRead(args: string[], o: { stream?: 'stdout' | 'stderr'; stripCr?: boolean } = {}): Promise<{ sum: string; code: number }> {
+async function slowRead(
+  args: string[],
+  o: { stream?: 'stdout' | 'stderr'; stripCr?: boolean } = {},
+): Promise<{ sum: string; code: number }> {
   const redirect = o.stream === 'stderr' ? '2>&1 >/dev/null' : '';
   const filter = o.stripCr ? "tr -d '\\r' | " : '';
-  const r = await execa('bash', ['-c', `set -o pipefail; ${cli(args)} ${redirect} | (sleep 2; ${filter}sha256sum)`], { reject: false });
+  const r = await execa('bash', ['-c', `set -o pipefail; ${cli(args)} ${redirect} | (sleep 2; ${filter}sha256sum)`], {
+    reject: false,
+  });
   return { sum: String(r.stdout), code: r.exitCode ?? -1 };
 }
 
@@ -63,8 +68,14 @@ const seq = `seq 1 ${LINES}`;
 
 Out('run: stdout, stderr and -t reach a slow reader whole', async () => {
   assert.equal(await slowRead(['run', '--rm', IMAGE, 'sh', '-c', seq]), { sum: SEQ_SUM, code: 0 });
-  assert.equal(await slowRead(['run', '--rm', IMAGE, 'sh', '-c', `${seq} >&2`], { stream: 'stderr' }), { sum: SEQ_SUM, code: 0 });
-  assert.equal(await slowRead(['run', '--rm', '-t', IMAGE, 'sh', '-c', seq], { stripCr: true }), { sum: SEQ_SUM, code: 0 });
+  assert.equal(await slowRead(['run', '--rm', IMAGE, 'sh', '-c', `${seq} >&2`], { stream: 'stderr' }), {
+    sum: SEQ_SUM,
+    code: 0,
+  });
+  assert.equal(await slowRead(['run', '--rm', '-t', IMAGE, 'sh', '-c', seq], { stripCr: true }), {
+    sum: SEQ_SUM,
+    code: 0,
+  });
   // The exit status still is the container's.
   assert.equal((await slowRead(['run', '--rm', IMAGE, 'sh', '-c', `${seq}; exit 3`])).code, 3);
   assert.equal(await leftoversIn(root), []);
@@ -75,7 +86,10 @@ Out('logs and logs -f reach a slow reader whole', async () => {
   assert.equal(await slowRead(['logs', 'lg']), { sum: SEQ_SUM, code: 0 });
   assert.equal(await slowRead(['logs', '-f', 'lg']), { sum: SEQ_SUM, code: 0 });
   // -f on a running container: follows it to its end.
-  assert.is((await tsrun(['run', '-d', '--name', 'lgf', IMAGE, 'sh', '-c', `sleep 0.5; ${seq}; sleep 0.5`], { root })).code, 0);
+  assert.is(
+    (await tsrun(['run', '-d', '--name', 'lgf', IMAGE, 'sh', '-c', `sleep 0.5; ${seq}; sleep 0.5`], { root })).code,
+    0,
+  );
   assert.equal(await slowRead(['logs', '-f', 'lgf']), { sum: SEQ_SUM, code: 0 });
   for (const n of ['lg', 'lgf']) assert.is((await tsrun(['rm', '-f', n], { root })).code, 0);
 });
@@ -83,7 +97,10 @@ Out('logs and logs -f reach a slow reader whole', async () => {
 Out('exec: stdout, stderr and -t reach a slow reader whole; exit status; no terminal needed for -t', async () => {
   assert.is((await tsrun(['run', '-d', '--name', 'ex', IMAGE, 'sleep', '1000'], { root })).code, 0);
   assert.equal(await slowRead(['exec', 'ex', 'sh', '-c', seq]), { sum: SEQ_SUM, code: 0 });
-  assert.equal(await slowRead(['exec', 'ex', 'sh', '-c', `${seq} >&2`], { stream: 'stderr' }), { sum: SEQ_SUM, code: 0 });
+  assert.equal(await slowRead(['exec', 'ex', 'sh', '-c', `${seq} >&2`], { stream: 'stderr' }), {
+    sum: SEQ_SUM,
+    code: 0,
+  });
   assert.equal(await slowRead(['exec', '-t', 'ex', 'sh', '-c', seq], { stripCr: true }), { sum: SEQ_SUM, code: 0 });
   const split = await tsrun(['exec', 'ex', 'sh', '-c', 'echo out; echo err >&2; exit 5'], { root });
   assert.equal([split.stdout, split.stderr, split.code], ['out\n', 'err\n', 5]);
@@ -102,7 +119,7 @@ Out('exec: stdout, stderr and -t reach a slow reader whole; exit status; no term
 
 const groups = (status: string) => /^Groups:\s*(.*)$/m.exec(status)?.[1]?.trim();
 
-Out('exec -u gets that user\'s supplementary groups from the container\'s /etc/group, not the container\'s', async () => {
+Out("exec -u gets that user's supplementary groups from the container's /etc/group, not the container's", async () => {
   // The container runs as app, a member of staff (50).
   assert.is((await tsrun(['run', '-d', '--name', 'grp', '-u', 'app', IMAGE, 'sleep', '1000'], { root })).code, 0);
   const status = async (args: string[]) => {
@@ -120,15 +137,21 @@ Out('exec -u gets that user\'s supplementary groups from the container\'s /etc/g
   // An explicit group means no supplementary ones (as run -u).
   assert.is(groups(await status(['-u', 'app:app'])), '1000');
   // What run -u gives the same users.
-  for (const [u, want] of [['nobody', '65534'], ['root', '0']]) {
-    assert.is(groups((await tsrun(['run', '--rm', '-u', u as string, IMAGE, 'cat', '/proc/self/status'], { root })).stdout), want);
+  for (const [u, want] of [
+    ['nobody', '65534'],
+    ['root', '0'],
+  ]) {
+    assert.is(
+      groups((await tsrun(['run', '--rm', '-u', u as string, IMAGE, 'cat', '/proc/self/status'], { root })).stdout),
+      want,
+    );
   }
   const home = await tsrun(['exec', '-u', 'root', 'grp', 'sh', '-c', 'echo $HOME'], { root });
   assert.is(home.stdout, '/root\n');
   assert.is((await tsrun(['rm', '-f', 'grp'], { root })).code, 0);
 });
 
-Out('exec -d returns at once, holds no stdout, and its process is the monitor\'s; -e =x and --env-file', async () => {
+Out("exec -d returns at once, holds no stdout, and its process is the monitor's; -e =x and --env-file", async () => {
   assert.is((await tsrun(['run', '-d', '--name', 'xd', IMAGE, 'sleep', '1000'], { root })).code, 0);
   const t0 = Date.now();
   const r = await execa('bash', ['-c', `out=$(${cli(['exec', '-d', 'xd', 'sleep', '8.321'])}); echo "[$out]"`]);
@@ -146,8 +169,11 @@ Out('exec -d returns at once, holds no stdout, and its process is the monitor\'s
   assert.is(bad.code, 125);
   assert.match(bad.stderr, /invalid environment variable: =x/);
   writeFileSync(path.join(tmp, 'vars.env'), '# comment\nA=1\nB\n');
-  const ef = await execa(BIN, ['--root', root, 'exec', '--env-file', 'vars.env', '-e', 'C=3', 'xd', 'sh', '-c', 'echo $A $B $C'],
-    { cwd: tmp, env: { B: 'from-caller' }, reject: false });
+  const ef = await execa(
+    BIN,
+    ['--root', root, 'exec', '--env-file', 'vars.env', '-e', 'C=3', 'xd', 'sh', '-c', 'echo $A $B $C'],
+    { cwd: tmp, env: { B: 'from-caller' }, reject: false },
+  );
   assert.is(ef.stdout, '1 from-caller 3', String(ef.stderr));
   assert.is((await tsrun(['rm', '-f', 'xd'], { root })).code, 0);
   // The killed session's monitor removes its state.
@@ -159,12 +185,17 @@ Out('exec -d returns at once, holds no stdout, and its process is the monitor\'s
 
 Out('logs --tail 0, --since, --until, --details', async () => {
   // The last line stays unfinished while the container runs (its monitor ends it at the exit).
-  const d = await tsrun(['run', '-d', '--name', 'tl', IMAGE, 'sh', '-c', 'echo one; sleep 1.2; printf two; sleep 1000'], { root });
+  const d = await tsrun(
+    ['run', '-d', '--name', 'tl', IMAGE, 'sh', '-c', 'echo one; sleep 1.2; printf two; sleep 1000'],
+    { root },
+  );
   assert.is(d.code, 0, d.stderr);
   await eventually('both lines are logged', async () => (await tsrun(['logs', 'tl'], { root })).stdout === 'one\ntwo');
   assert.is((await tsrun(['logs', '--tail', '0', 'tl'], { root })).stdout, '');
   assert.is((await tsrun(['logs', '--tail', '1', 'tl'], { root })).stdout, 'two');
-  const stamped = (await tsrun(['logs', '-t', 'tl'], { root })).stdout.split('\n').map((l) => l.split(' ')[0] as string);
+  const stamped = (await tsrun(['logs', '-t', 'tl'], { root })).stdout
+    .split('\n')
+    .map((l) => l.split(' ')[0] as string);
   const [t1, t2] = stamped;
   assert.ok(t1 && t2);
   assert.is((await tsrun(['logs', '--since', t2, 'tl'], { root })).stdout, 'two');
@@ -193,50 +224,75 @@ async function inTerminal(args: string[], keys: [number, string][]): Promise<{ c
   return { code: r.exitCode ?? -1, out: String(r.stdout) };
 }
 
-Out('TTYs: -it needs a terminal only when attached; detach keys for run -it, attach and start -ai; attach', async () => {
-  const notTty = await tsrun(['run', '--rm', '-it', IMAGE, 'true'], { root });
-  assert.is(notTty.code, 1);
-  assert.match(notTty.stderr, /the input device is not a TTY/);
-  const dit = await tsrun(['run', '-dit', '--name', 'dit', IMAGE, 'sh'], { root });
-  assert.is(dit.code, 0, dit.stderr);
-  const execNotTty = await tsrun(['exec', '-it', 'dit', 'true'], { root });
-  assert.is(execNotTty.code, 1);
-  assert.match(execNotTty.stderr, /the input device is not a TTY/);
-  const execIt = await inTerminal(['exec', '-it', 'dit', 'sh', '-c', 'tty; exit 4'], []);
-  assert.is(execIt.code, 4, execIt.out);
-  assert.match(execIt.out, /\/dev\/pts\/\d+/);
+Out(
+  'TTYs: -it needs a terminal only when attached; detach keys for run -it, attach and start -ai; attach',
+  async () => {
+    const notTty = await tsrun(['run', '--rm', '-it', IMAGE, 'true'], { root });
+    assert.is(notTty.code, 1);
+    assert.match(notTty.stderr, /the input device is not a TTY/);
+    const dit = await tsrun(['run', '-dit', '--name', 'dit', IMAGE, 'sh'], { root });
+    assert.is(dit.code, 0, dit.stderr);
+    const execNotTty = await tsrun(['exec', '-it', 'dit', 'true'], { root });
+    assert.is(execNotTty.code, 1);
+    assert.match(execNotTty.stderr, /the input device is not a TTY/);
+    const execIt = await inTerminal(['exec', '-it', 'dit', 'sh', '-c', 'tty; exit 4'], []);
+    assert.is(execIt.code, 4, execIt.out);
+    assert.match(execIt.out, /\/dev\/pts\/\d+/);
 
-  // run -it, then Ctrl-P Ctrl-Q: tsrun exits 0 and the container goes on.
-  const running = async (n: string) => (await tsrun(['ps', '--format', '{{.Names}}'], { root })).stdout.split('\n').includes(n);
-  const ran = await inTerminal(['run', '-it', '--name', 'dk', IMAGE, 'sh'], [[1.5, 'echo marker-$((6*7))\r'], [1, '\x10\x11']]);
-  assert.is(ran.code, 0, ran.out);
-  assert.match(ran.out, /marker-42/);
-  assert.ok(await running('dk'), 'the container runs on after the detach keys');
+    // run -it, then Ctrl-P Ctrl-Q: tsrun exits 0 and the container goes on.
+    const running = async (n: string) =>
+      (await tsrun(['ps', '--format', '{{.Names}}'], { root })).stdout.split('\n').includes(n);
+    const ran = await inTerminal(
+      ['run', '-it', '--name', 'dk', IMAGE, 'sh'],
+      [
+        [1.5, 'echo marker-$((6*7))\r'],
+        [1, '\x10\x11'],
+      ],
+    );
+    assert.is(ran.code, 0, ran.out);
+    assert.match(ran.out, /marker-42/);
+    assert.ok(await running('dk'), 'the container runs on after the detach keys');
 
-  // attach: its output and its exit status; the keys detach with Docker's message and status 1.
-  const det = await inTerminal(['attach', 'dk'], [[1, '\x10\x11']]);
-  assert.is(det.code, 1, det.out);
-  assert.match(det.out, /read escape sequence/);
-  assert.ok(await running('dk'));
-  const custom = await inTerminal(['attach', '--detach-keys', 'ctrl-x,y', 'dk'], [[1, '\x10\x11echo still-$((2*3))\r'], [1, '\x18y']]);
-  assert.is(custom.code, 1, custom.out);
-  assert.match(custom.out, /still-6/);
-  const att = await inTerminal(['attach', 'dk'], [[1, 'echo via-attach-$((1+1))\r'], [0.5, 'exit 7\r']]);
-  assert.is(att.code, 7, att.out);
-  assert.match(att.out, /via-attach-2/);
-  await eventually('the container stopped', async () => !(await running('dk')));
-  const stopped = await tsrun(['attach', 'dk'], { root });
-  assert.is(stopped.code, 1);
-  assert.match(stopped.stderr, /You cannot attach to a stopped container, start it first/);
+    // attach: its output and its exit status; the keys detach with Docker's message and status 1.
+    const det = await inTerminal(['attach', 'dk'], [[1, '\x10\x11']]);
+    assert.is(det.code, 1, det.out);
+    assert.match(det.out, /read escape sequence/);
+    assert.ok(await running('dk'));
+    const custom = await inTerminal(
+      ['attach', '--detach-keys', 'ctrl-x,y', 'dk'],
+      [
+        [1, '\x10\x11echo still-$((2*3))\r'],
+        [1, '\x18y'],
+      ],
+    );
+    assert.is(custom.code, 1, custom.out);
+    assert.match(custom.out, /still-6/);
+    const att = await inTerminal(
+      ['attach', 'dk'],
+      [
+        [1, 'echo via-attach-$((1+1))\r'],
+        [0.5, 'exit 7\r'],
+      ],
+    );
+    assert.is(att.code, 7, att.out);
+    assert.match(att.out, /via-attach-2/);
+    await eventually('the container stopped', async () => !(await running('dk')));
+    const stopped = await tsrun(['attach', 'dk'], { root });
+    assert.is(stopped.code, 1);
+    assert.match(stopped.stderr, /You cannot attach to a stopped container, start it first/);
 
-  // start -ai: the keys detach too.
-  const st = await inTerminal(['start', '-ai', 'dk'], [[1.5, '\x10\x11']]);
-  assert.is(st.code, 0, st.out);
-  assert.ok(await running('dk'));
-  for (const n of ['dk', 'dit']) assert.is((await tsrun(['rm', '-f', n], { root })).code, 0);
-  await eventually('nothing is left', async () => (await leftoversIn(root)).length === 0);
-  assert.equal(readdirSync(runDir(root)).filter((n) => n.startsWith('exec-')), []);
-});
+    // start -ai: the keys detach too.
+    const st = await inTerminal(['start', '-ai', 'dk'], [[1.5, '\x10\x11']]);
+    assert.is(st.code, 0, st.out);
+    assert.ok(await running('dk'));
+    for (const n of ['dk', 'dit']) assert.is((await tsrun(['rm', '-f', n], { root })).code, 0);
+    await eventually('nothing is left', async () => (await leftoversIn(root)).length === 0);
+    assert.equal(
+      readdirSync(runDir(root)).filter((n) => n.startsWith('exec-')),
+      [],
+    );
+  },
+);
 
 Out('attach: stdin unless --no-stdin; signals forwarded unless --no-sig-proxy', async () => {
   assert.is((await tsrun(['run', '-di', '--name', 'cat', IMAGE, 'sh', '-c', 'cat; exit 6'], { root })).code, 0);

@@ -23,13 +23,21 @@ const freshRoot = () => path.join(tmp, `root${n++}`);
 const hex = (d: string) => d.slice(7);
 
 const Pull = suite('e2e pull');
-Pull.before(async () => { reg = await startRegistry({ auth: 'anonymous' }); });
-Pull.after(async () => { await reg?.stop(); rmSync(tmp, { recursive: true, force: true }); });
+Pull.before(async () => {
+  reg = await startRegistry({ auth: 'anonymous' });
+});
+Pull.after(async () => {
+  await reg?.stop();
+  rmSync(tmp, { recursive: true, force: true });
+});
 
 Pull('pull stores a faithful, overlay-ready image and reports it like docker', async () => {
   const base = baseLayer();
   const top = topLayer();
-  const img = await pushImage(reg, 'e2e/multi', '1', { layers: [base, top], config: { config: { Cmd: ['sh'], Env: ['PATH=/bin'] } } });
+  const img = await pushImage(reg, 'e2e/multi', '1', {
+    layers: [base, top],
+    config: { config: { Cmd: ['sh'], Env: ['PATH=/bin'] } },
+  });
   const root = freshRoot();
   const name = `${reg.host}/e2e/multi:1`;
   const r = await tsrun(['pull', name], { root });
@@ -78,7 +86,10 @@ Pull('pull stores a faithful, overlay-ready image and reports it like docker', a
   const images = await tsrun(['images'], { root });
   assert.is(images.code, 0);
   assert.match(images.stdout, /^REPOSITORY\s+TAG\s+IMAGE ID\s+CREATED\s+SIZE$/m);
-  assert.match(images.stdout, new RegExp(`^${reg.host}/e2e/multi\\s+1\\s+${hex(img.configDigest).slice(0, 12)}\\s`, 'm'));
+  assert.match(
+    images.stdout,
+    new RegExp(`^${reg.host}/e2e/multi\\s+1\\s+${hex(img.configDigest).slice(0, 12)}\\s`, 'm'),
+  );
   const inspect = await tsrun(['image', 'inspect', name], { root });
   assert.is(inspect.code, 0, inspect.stderr);
   const [info] = JSON.parse(inspect.stdout) as Array<Record<string, any>>;
@@ -107,27 +118,40 @@ Pull('-q prints only the name; pulling by digest works and records no tag', asyn
   assert.match(images.stdout, new RegExp(`${reg.host}/e2e/quiet\\s+<none>`));
 });
 
-Pull('a multi-platform index: host platform by default, --platform picks another, a missing one is a clear error', async () => {
-  const amd = await pushImage(reg, 'e2e/multiarch', 'amd64-only', { layers: [topLayer()], platform: { os: 'linux', architecture: 'amd64' } });
-  const arm = await pushImage(reg, 'e2e/multiarch', 'arm64-only', { layers: [baseLayer()], platform: { os: 'linux', architecture: 'arm64', variant: 'v8' } });
-  await pushIndex(reg, 'e2e/multiarch', 'latest', [
-    { digest: amd.manifestDigest, size: amd.manifest.length, platform: { os: 'linux', architecture: 'amd64' } },
-    { digest: arm.manifestDigest, size: arm.manifest.length, platform: { os: 'linux', architecture: 'arm64', variant: 'v8' } },
-  ]);
-  const root = freshRoot();
-  const name = `${reg.host}/e2e/multiarch`;
-  const host = await tsrun(['pull', '-q', name], { root });
-  assert.is(host.code, 0, host.stderr);
-  const armPull = await tsrun(['pull', '-q', '--platform', 'linux/arm64', name], { root });
-  assert.is(armPull.code, 0, armPull.stderr);
-  const [info] = JSON.parse((await tsrun(['image', 'inspect', name], { root })).stdout) as Array<Record<string, any>>;
-  assert.is(info!.Architecture, 'arm64', 'the tag now points at the arm64 image');
-  assert.is(info!.Id, arm.configDigest);
-  const missing = await tsrun(['pull', '--platform', 'linux/s390x', name], { root });
-  assert.is(missing.code, 1);
-  assert.match(missing.stderr, 'linux/s390x');
-  assert.match(missing.stderr, 'linux/arm64');
-});
+Pull(
+  'a multi-platform index: host platform by default, --platform picks another, a missing one is a clear error',
+  async () => {
+    const amd = await pushImage(reg, 'e2e/multiarch', 'amd64-only', {
+      layers: [topLayer()],
+      platform: { os: 'linux', architecture: 'amd64' },
+    });
+    const arm = await pushImage(reg, 'e2e/multiarch', 'arm64-only', {
+      layers: [baseLayer()],
+      platform: { os: 'linux', architecture: 'arm64', variant: 'v8' },
+    });
+    await pushIndex(reg, 'e2e/multiarch', 'latest', [
+      { digest: amd.manifestDigest, size: amd.manifest.length, platform: { os: 'linux', architecture: 'amd64' } },
+      {
+        digest: arm.manifestDigest,
+        size: arm.manifest.length,
+        platform: { os: 'linux', architecture: 'arm64', variant: 'v8' },
+      },
+    ]);
+    const root = freshRoot();
+    const name = `${reg.host}/e2e/multiarch`;
+    const host = await tsrun(['pull', '-q', name], { root });
+    assert.is(host.code, 0, host.stderr);
+    const armPull = await tsrun(['pull', '-q', '--platform', 'linux/arm64', name], { root });
+    assert.is(armPull.code, 0, armPull.stderr);
+    const [info] = JSON.parse((await tsrun(['image', 'inspect', name], { root })).stdout) as Array<Record<string, any>>;
+    assert.is(info!.Architecture, 'arm64', 'the tag now points at the arm64 image');
+    assert.is(info!.Id, arm.configDigest);
+    const missing = await tsrun(['pull', '--platform', 'linux/s390x', name], { root });
+    assert.is(missing.code, 1);
+    assert.match(missing.stderr, 'linux/s390x');
+    assert.match(missing.stderr, 'linux/arm64');
+  },
+);
 
 Pull('zstd and uncompressed layers', async () => {
   const plain = bulkLayer(1, 2);
@@ -211,12 +235,15 @@ Pull('rmi untags, deletes, and frees only layers no other image uses', async () 
   await pushImage(reg, 'e2e/rmi-a', '1', { layers: [shared, topLayer()] });
   await pushImage(reg, 'e2e/rmi-b', '1', { layers: [shared, bulkLayer(1, 1)] });
   const root = freshRoot();
-  for (const repo of ['e2e/rmi-a', 'e2e/rmi-b']) assert.is((await tsrun(['pull', '-q', `${reg.host}/${repo}:1`], { root })).code, 0);
+  for (const repo of ['e2e/rmi-a', 'e2e/rmi-b'])
+    assert.is((await tsrun(['pull', '-q', `${reg.host}/${repo}:1`], { root })).code, 0);
   assert.is(readdirSync(path.join(root, 'layers')).length, 3);
   const tag = await tsrun(['tag', `${reg.host}/e2e/rmi-a:1`, 'mine/app:2'], { root });
   assert.is(tag.code, 0, tag.stderr);
   assert.match((await tsrun(['images'], { root })).stdout, /^mine\/app\s+2\s/m);
-  const byId = await tsrun(['rmi', JSON.parse((await tsrun(['inspect', 'mine/app:2'], { root })).stdout)[0].Id], { root });
+  const byId = await tsrun(['rmi', JSON.parse((await tsrun(['inspect', 'mine/app:2'], { root })).stdout)[0].Id], {
+    root,
+  });
   assert.is(byId.code, 1, 'an id with two tags needs -f');
   assert.match(byId.stderr, 'must be forced');
   const untag = await tsrun(['rmi', 'mine/app:2'], { root });
@@ -233,27 +260,40 @@ Pull('rmi untags, deletes, and frees only layers no other image uses', async () 
   assert.match(missing.stderr, 'no such image: nope:1');
 });
 
-Pull('errors name the thing and exit 1 as docker pull does: bad reference, unknown tag, unreachable registry', async () => {
-  const root = freshRoot();
-  const bad = await tsrun(['pull', 'UPPER/case'], { root });
-  assert.is(bad.code, 1);
-  assert.match(bad.stderr, 'UPPER/case');
-  const unknown = await tsrun(['pull', `${reg.host}/e2e/multi:does-not-exist`], { root });
-  assert.is(unknown.code, 1);
-  assert.match(unknown.stderr, 'does-not-exist');
-  const down = await tsrun(['pull', '127.0.0.1:1/x:1'], { root });
-  assert.is(down.code, 1);
-  assert.match(down.stderr, '127.0.0.1:1');
-});
+Pull(
+  'errors name the thing and exit 1 as docker pull does: bad reference, unknown tag, unreachable registry',
+  async () => {
+    const root = freshRoot();
+    const bad = await tsrun(['pull', 'UPPER/case'], { root });
+    assert.is(bad.code, 1);
+    assert.match(bad.stderr, 'UPPER/case');
+    const unknown = await tsrun(['pull', `${reg.host}/e2e/multi:does-not-exist`], { root });
+    assert.is(unknown.code, 1);
+    assert.match(unknown.stderr, 'does-not-exist');
+    const down = await tsrun(['pull', '127.0.0.1:1/x:1'], { root });
+    assert.is(down.code, 1);
+    assert.match(down.stderr, '127.0.0.1:1');
+  },
+);
 
 Pull('registries.conf: a mirror serves docker.io names; a blocked registry is refused', async () => {
   await pushImage(reg, 'library/busybox', 'latest', { layers: [topLayer()] });
   const conf = path.join(tmp, 'registries.conf');
-  writeFileSync(conf, [
-    '[[registry]]', 'prefix = "docker.io"', 'location = "registry-1.docker.io"',
-    '[[registry.mirror]]', `location = "${reg.host}"`, '',
-    '[[registry]]', 'location = "blocked.example.com"', 'blocked = true', '',
-  ].join('\n'));
+  writeFileSync(
+    conf,
+    [
+      '[[registry]]',
+      'prefix = "docker.io"',
+      'location = "registry-1.docker.io"',
+      '[[registry.mirror]]',
+      `location = "${reg.host}"`,
+      '',
+      '[[registry]]',
+      'location = "blocked.example.com"',
+      'blocked = true',
+      '',
+    ].join('\n'),
+  );
   const root = freshRoot();
   const r = await tsrun(['pull', 'busybox'], { root, env: { CONTAINERS_REGISTRIES_CONF: conf } });
   assert.is(r.code, 0, r.stderr);

@@ -29,7 +29,10 @@ R.before(async () => {
   layer = bulkLayer(6, 2);
   await pushImage(reg, 'e2e/big', '1', { layers: [layer], config: { config: { Cmd: ['sh'] } } });
 });
-R.after(async () => { await reg?.stop(); rmSync(tmp, { recursive: true, force: true }); });
+R.after(async () => {
+  await reg?.stop();
+  rmSync(tmp, { recursive: true, force: true });
+});
 
 async function pullThrough(mode: FrontMode, env: Record<string, string> = {}) {
   const front = await startFlakyFront(reg.host, mode);
@@ -50,7 +53,10 @@ R('a dropped connection is resumed with a Range request from the byte reached', 
   assert.is(ranges[0], '', 'the first request asks for the whole blob');
   assert.ok(/^bytes=\d+-$/.test(ranges[1] ?? ''), `then a Range request: ${JSON.stringify(ranges)}`);
   const sent = front.sent.get(layer.digest) ?? 0;
-  assert.ok(sent < layer.blob.length * 1.05, `resumed, not started over: ${sent} bytes sent for a ${layer.blob.length}-byte blob`);
+  assert.ok(
+    sent < layer.blob.length * 1.05,
+    `resumed, not started over: ${sent} bytes sent for a ${layer.blob.length}-byte blob`,
+  );
   assert.match(r.stdout, 'Resuming at');
   const images = await tsrun(['images', '-q'], { root });
   assert.is(images.stdout.trim().split('\n').length, 1);
@@ -108,16 +114,23 @@ async function pushThrough(mode: FrontMode) {
 R('a push whose chunk is cut before the registry kept any of it resumes in the same session', async () => {
   const { r, uploads } = await pushThrough('drop-upload-early');
   const patches = uploads.filter((u) => u.startsWith('PATCH'));
-  assert.is(uploads.filter((u) => u === 'POST').length, 2, `one session per blob (layer and config): ${uploads.join(', ')}`);
+  assert.is(
+    uploads.filter((u) => u === 'POST').length,
+    2,
+    `one session per blob (layer and config): ${uploads.join(', ')}`,
+  );
   assert.ok(uploads.includes('GET'), `asked the registry for the upload status: ${uploads.join(', ')}`);
   assert.is(patches[1], patches[0], 'the cut chunk was sent again from where the registry stood');
   assert.match(r.stderr, 'resuming the upload of');
 });
 
-R('a push whose chunk is cut halfway: a registry that cannot resume that session gets the blob in a new one', async () => {
-  const { uploads } = await pushThrough('drop-upload');
-  assert.ok(uploads.includes('GET'), 'asked first');
-  assert.is(uploads.filter((u) => u === 'POST').length, 3, `a second session for the layer: ${uploads.join(', ')}`);
-});
+R(
+  'a push whose chunk is cut halfway: a registry that cannot resume that session gets the blob in a new one',
+  async () => {
+    const { uploads } = await pushThrough('drop-upload');
+    assert.ok(uploads.includes('GET'), 'asked first');
+    assert.is(uploads.filter((u) => u === 'POST').length, 3, `a second session for the layer: ${uploads.join(', ')}`);
+  },
+);
 
 R.run();

@@ -10,7 +10,16 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execa } from 'execa';
-import { chmodSync, existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  lstatSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { BIN } from './cli.js';
@@ -34,10 +43,21 @@ const hostDir = mkdtempSync('/var/tmp/tsrun-rl-race-');
 
 async function cli(args: string[]) {
   const r = await execa(BIN, ['--root', root, ...args], {
-    reject: false, uid, gid, cwd: home, extendEnv: false, input: '', encoding: 'buffer',
-    env: { HOME: home, PATH: process.env.PATH ?? '/usr/bin:/bin', USER: String(uid) }, timeout: 120_000,
+    reject: false,
+    uid,
+    gid,
+    cwd: home,
+    extendEnv: false,
+    input: '',
+    encoding: 'buffer',
+    env: { HOME: home, PATH: process.env.PATH ?? '/usr/bin:/bin', USER: String(uid) },
+    timeout: 120_000,
   });
-  return { code: r.exitCode ?? -1, stdout: Buffer.from(r.stdout as Uint8Array), stderr: Buffer.from(r.stderr as Uint8Array).toString() };
+  return {
+    code: r.exitCode ?? -1,
+    stdout: Buffer.from(r.stdout as Uint8Array),
+    stderr: Buffer.from(r.stderr as Uint8Array).toString(),
+  };
 }
 
 function treeHasMarker(dir: string): boolean {
@@ -53,14 +73,21 @@ R.before(async () => {
   ({ uid, gid, home } = ensureUser(USER, true));
   root = path.join(home, 'tsrun-race-store');
   reg = await startRegistry({ auth: 'anonymous' });
-  await pushImage(reg, 'rl/busybox', '1', { layers: [busyboxLayer()], config: { config: { Cmd: ['sh'], Env: ['PATH=/bin'] } } });
+  await pushImage(reg, 'rl/busybox', '1', {
+    layers: [busyboxLayer()],
+    config: { config: { Cmd: ['sh'], Env: ['PATH=/bin'] } },
+  });
   IMAGE = `${reg.host}/rl/busybox:1`;
 });
 R.after(async () => {
   await reg?.stop();
   const pid = `/tmp/tsrun-${uid}/pause.pid`;
   if (existsSync(pid)) {
-    try { process.kill(Number(readFileSync(pid, 'utf8').trim()), 'SIGKILL'); } catch { /* gone */ }
+    try {
+      process.kill(Number(readFileSync(pid, 'utf8').trim()), 'SIGKILL');
+    } catch {
+      /* gone */
+    }
   }
   rmSync(hostDir, { recursive: true, force: true });
   rmSync(`/tmp/tsrun-${uid}`, { recursive: true, force: true });
@@ -75,8 +102,20 @@ R('a rootless container swapping a directory for a symlink gets no host file int
   const racer = buildRacer(hostDir);
   const pulled = await cli(['pull', '-q', IMAGE]);
   assert.is(pulled.code, 0, pulled.stderr);
-  const run = await cli(['run', '-d', '--name', 'rlracer', '--network', 'none', '-v', `${racer}:/racer:ro`, IMAGE, 'sh', '-c',
-    `mkdir -p /x/d; ln -s ${hostDir} /x/l; exec /racer`]);
+  const run = await cli([
+    'run',
+    '-d',
+    '--name',
+    'rlracer',
+    '--network',
+    'none',
+    '-v',
+    `${racer}:/racer:ro`,
+    IMAGE,
+    'sh',
+    '-c',
+    `mkdir -p /x/d; ln -s ${hostDir} /x/l; exec /racer`,
+  ]);
   assert.is(run.code, 0, run.stderr);
   const leaks = { diff: 0, export: 0, commit: 0 };
   let failed = 0;
@@ -87,7 +126,13 @@ R('a rootless container swapping a directory for a symlink gets no host file int
     for (let i = 0; i < count; i++) {
       const d = await cli(['diff', 'rlracer']);
       if (d.code !== 0) failed++;
-      if (d.stdout.toString().split('\n').some((l) => l.endsWith('/marker'))) leaks.diff++;
+      if (
+        d.stdout
+          .toString()
+          .split('\n')
+          .some((l) => l.endsWith('/marker'))
+      )
+        leaks.diff++;
       const e = await cli(['export', 'rlracer']);
       if (e.code !== 0) failed++;
       if (e.stdout.includes(secret) || /(^|\0)x\/[dl]\/marker\0/.test(e.stdout.toString('latin1'))) leaks.export++;

@@ -27,7 +27,9 @@ Run.before(async () => {
   reg = await startRegistry({ auth: 'anonymous' });
   await pushImage(reg, 'e2e/busybox', 'latest', {
     layers: [busyboxLayer()],
-    config: { config: { Cmd: ['sh'], Env: ['PATH=/usr/sbin:/usr/bin:/sbin:/bin', 'FROM_IMAGE=yes'], WorkingDir: '/srv/app' } },
+    config: {
+      config: { Cmd: ['sh'], Env: ['PATH=/usr/sbin:/usr/bin:/sbin:/bin', 'FROM_IMAGE=yes'], WorkingDir: '/srv/app' },
+    },
   });
   IMAGE = `${reg.host}/e2e/busybox`;
   const r = await tsrun(['pull', '-q', IMAGE], { root });
@@ -80,23 +82,27 @@ Run('exit codes: 127 not found, 126 not executable, 125 our own errors, 128+n fo
   assert.equal(await leftovers(), []);
 });
 
-Run('image config and flags: ENV, -e, -u (passwd and groups), -w, WORKDIR created, --hostname, /etc files', async () => {
-  const script = 'echo "$FROM_IMAGE $FOO $HOME"; id; pwd; hostname; cat /etc/hostname; grep -c localhost /etc/hosts; ls -d /srv/app';
-  const r = await run(['--rm', '-e', 'FOO=bar', '-u', 'app', '--hostname', 'box', IMAGE, 'sh', '-c', script]);
-  assert.is(r.code, 0, r.stderr);
-  const lines = r.stdout.split('\n');
-  assert.is(lines[0], 'yes bar /home/app');
-  // setgroups(2) sorts the list; busybox id prints it in that order.
-  assert.is(lines[1], 'uid=1000(app) gid=1000(app) groups=50(staff),1000(app)');
-  assert.is(lines[2], '/srv/app', 'WORKDIR is the cwd, created although the image lacks it');
-  assert.is(lines[3], 'box');
-  assert.is(lines[4], 'box');
-  assert.ok(Number(lines[5]) >= 1);
-  const w = await run(['--rm', '-w', '/made/by/w', IMAGE, 'pwd']);
-  assert.is(w.stdout, '/made/by/w\n');
-  const entry = await run(['--rm', '--entrypoint', 'echo', IMAGE, 'a', 'b']);
-  assert.is(entry.stdout, 'a b\n');
-});
+Run(
+  'image config and flags: ENV, -e, -u (passwd and groups), -w, WORKDIR created, --hostname, /etc files',
+  async () => {
+    const script =
+      'echo "$FROM_IMAGE $FOO $HOME"; id; pwd; hostname; cat /etc/hostname; grep -c localhost /etc/hosts; ls -d /srv/app';
+    const r = await run(['--rm', '-e', 'FOO=bar', '-u', 'app', '--hostname', 'box', IMAGE, 'sh', '-c', script]);
+    assert.is(r.code, 0, r.stderr);
+    const lines = r.stdout.split('\n');
+    assert.is(lines[0], 'yes bar /home/app');
+    // setgroups(2) sorts the list; busybox id prints it in that order.
+    assert.is(lines[1], 'uid=1000(app) gid=1000(app) groups=50(staff),1000(app)');
+    assert.is(lines[2], '/srv/app', 'WORKDIR is the cwd, created although the image lacks it');
+    assert.is(lines[3], 'box');
+    assert.is(lines[4], 'box');
+    assert.ok(Number(lines[5]) >= 1);
+    const w = await run(['--rm', '-w', '/made/by/w', IMAGE, 'pwd']);
+    assert.is(w.stdout, '/made/by/w\n');
+    const entry = await run(['--rm', '--entrypoint', 'echo', IMAGE, 'a', 'b']);
+    assert.is(entry.stdout, 'a b\n');
+  },
+);
 
 Run('the container gets only stdio: no descriptor of tsrun, the monitor or runc leaks in', async () => {
   // sh stays pid 1 (the trailing true keeps it from exec'ing ls).
@@ -123,7 +129,15 @@ Run('-v binds host paths (rw and ro); --read-only root', async () => {
   const host = path.join(tmp, 'vol');
   await fs.mkdir(host, { recursive: true });
   await fs.writeFile(path.join(host, 'in.txt'), 'from host\n');
-  const r = await run(['--rm', '-v', `${host}:/data`, IMAGE, 'sh', '-c', 'cat /data/in.txt; echo from ctr > /data/out.txt']);
+  const r = await run([
+    '--rm',
+    '-v',
+    `${host}:/data`,
+    IMAGE,
+    'sh',
+    '-c',
+    'cat /data/in.txt; echo from ctr > /data/out.txt',
+  ]);
   assert.is(r.code, 0, r.stderr);
   assert.is(r.stdout, 'from host\n');
   assert.is(await fs.readFile(path.join(host, 'out.txt'), 'utf8'), 'from ctr\n');
@@ -136,8 +150,17 @@ Run('-v binds host paths (rw and ro); --read-only root', async () => {
 });
 
 Run('--memory, --pids-limit reach the cgroup', async () => {
-  const r = await run(['--rm', '-m', '64m', '--pids-limit', '50', IMAGE, 'sh', '-c',
-    'cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max; cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max']);
+  const r = await run([
+    '--rm',
+    '-m',
+    '64m',
+    '--pids-limit',
+    '50',
+    IMAGE,
+    'sh',
+    '-c',
+    'cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max; cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max',
+  ]);
   assert.is(r.code, 0, r.stderr);
   assert.is(r.stdout, `${64 * 1024 * 1024}\n50\n`);
 });
@@ -158,7 +181,9 @@ Run('-d, ps, logs, exec, stop, start, wait, rm', async () => {
   await eventually('logs show "started"', async () => (await tsrun(['logs', 'svc'], { root })).stdout === 'started\n');
   const ex = await tsrun(['exec', 'svc', 'sh', '-c', 'echo $FOO; id -u'], { root });
   assert.is(ex.stdout, 'bar\n0\n');
-  const exu = await tsrun(['exec', '-u', 'app', '-w', '/tmp', '-e', 'X=1', 'svc', 'sh', '-c', 'echo $X; id -un; pwd'], { root });
+  const exu = await tsrun(['exec', '-u', 'app', '-w', '/tmp', '-e', 'X=1', 'svc', 'sh', '-c', 'echo $X; id -un; pwd'], {
+    root,
+  });
   assert.is(exu.stdout, '1\napp\n/tmp\n');
   const exi = await tsrun(['exec', '-i', 'svc', 'cat'], { root, input: 'piped\n' });
   assert.is(exi.stdout, 'piped\n');
@@ -201,7 +226,15 @@ Run('-d, ps, logs, exec, stop, start, wait, rm', async () => {
 });
 
 Run('logs -f follows until the container exits; create + start -a; restart counts', async () => {
-  const d = await run(['-d', '--name', 'follow', IMAGE, 'sh', '-c', 'echo a; sleep 0.5; echo b >&2; sleep 0.3; echo c']);
+  const d = await run([
+    '-d',
+    '--name',
+    'follow',
+    IMAGE,
+    'sh',
+    '-c',
+    'echo a; sleep 0.5; echo b >&2; sleep 0.3; echo c',
+  ]);
   assert.is(d.code, 0, d.stderr);
   const f = await tsrun(['logs', '-f', 'follow'], { root });
   assert.is(f.code, 0);
@@ -245,7 +278,10 @@ Run('--rm cleans up when the CLI is SIGKILLed, and on SIGINT/SIGTERM forwarded t
   await eventually('nothing left after the monitor cleaned up', async () => (await leftovers()).length === 0);
 
   for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-    const p = spawnTsrun(['run', '--rm', IMAGE, 'sh', '-c', 'trap "echo got it; exit 42" INT TERM; while true; do sleep 0.1; done'], { root });
+    const p = spawnTsrun(
+      ['run', '--rm', IMAGE, 'sh', '-c', 'trap "echo got it; exit 42" INT TERM; while true; do sleep 0.1; done'],
+      { root },
+    );
     await eventually('the container runs', async () => (await tsrun(['ps', '-q'], { root })).stdout !== '');
     await sleep(200);
     p.kill(sig);
@@ -265,10 +301,21 @@ Run('several run --rm at once', async () => {
   assert.equal(await leftovers(), []);
 });
 
-Run('cp both ways, never through the container\'s symlinks to the host', async () => {
-  const d = await run(['-d', '--name', 'files', IMAGE, 'sh', '-c', 'ln -s / /escape; ln -s /etc/passwd /pw; echo inside > /tmp/made; sleep 60']);
+Run("cp both ways, never through the container's symlinks to the host", async () => {
+  const d = await run([
+    '-d',
+    '--name',
+    'files',
+    IMAGE,
+    'sh',
+    '-c',
+    'ln -s / /escape; ln -s /etc/passwd /pw; echo inside > /tmp/made; sleep 60',
+  ]);
   assert.is(d.code, 0, d.stderr);
-  await eventually('the container made its files', async () => (await tsrun(['exec', 'files', 'cat', '/tmp/made'], { root })).code === 0);
+  await eventually(
+    'the container made its files',
+    async () => (await tsrun(['exec', 'files', 'cat', '/tmp/made'], { root })).code === 0,
+  );
   const out = path.join(tmp, 'cp-out');
   await fs.mkdir(out);
   const c1 = await tsrun(['cp', 'files:/tmp/made', out], { root });
@@ -284,7 +331,7 @@ Run('cp both ways, never through the container\'s symlinks to the host', async (
   const sentinel = `/tmp/tsrun-cp-sentinel-${process.pid}`;
   const c3 = await tsrun(['cp', src, `files:/escape${sentinel}`], { root });
   assert.is(c3.code, 0, c3.stderr);
-  assert.not.ok(existsSync(sentinel), 'the host was not written through the container\'s symlink');
+  assert.not.ok(existsSync(sentinel), "the host was not written through the container's symlink");
   const seen = await tsrun(['exec', 'files', 'cat', sentinel], { root });
   assert.is(seen.stdout, 'from host\n');
   await tsrun(['stop', '-t', '0', 'files'], { root });

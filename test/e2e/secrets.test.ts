@@ -46,13 +46,23 @@ function filesWithSecret(dir: string, allowed: string[]): string[] {
   const found: string[] = [];
   const walk = (d: string) => {
     let names: string[];
-    try { names = readdirSync(d); } catch { return; }
+    try {
+      names = readdirSync(d);
+    } catch {
+      return;
+    }
     for (const n of names) {
       const p = path.join(d, n);
       const st = statSync(p, { throwIfNoEntry: false });
       if (!st) continue;
       if (st.isDirectory()) walk(p);
-      else if (st.isFile() && st.size < 64 * 1024 * 1024 && !allowed.includes(p) && leaks(readFileSync(p, 'latin1')).length) found.push(p);
+      else if (
+        st.isFile() &&
+        st.size < 64 * 1024 * 1024 &&
+        !allowed.includes(p) &&
+        leaks(readFileSync(p, 'latin1')).length
+      )
+        found.push(p);
     }
   };
   walk(dir);
@@ -67,15 +77,20 @@ async function watched(args: string[], input?: string): Promise<{ code: number; 
     while (!done) {
       for (const pid of readdirSync('/proc').filter((n) => /^\d+$/.test(n))) {
         let cmd: string;
-        try { cmd = readFileSync(`/proc/${pid}/cmdline`, 'latin1'); } catch { continue; }
+        try {
+          cmd = readFileSync(`/proc/${pid}/cmdline`, 'latin1');
+        } catch {
+          continue;
+        }
         if (leaks(cmd).length) argvLeaks.push(cmd.replaceAll('\0', ' '));
       }
       await new Promise((r) => setTimeout(r, 2));
     }
   })();
-  const r = input === undefined
-    ? await spawnTsrun(['--debug', ...args], { root, env: { HOME, PATH: process.env.PATH ?? '' } })
-    : await tsrun(['--debug', ...args], { root, env: { HOME }, input });
+  const r =
+    input === undefined
+      ? await spawnTsrun(['--debug', ...args], { root, env: { HOME, PATH: process.env.PATH ?? '' } })
+      : await tsrun(['--debug', ...args], { root, env: { HOME }, input });
   done = true;
   await sampler;
   const out = r as { exitCode?: number; code?: number; stdout: unknown; stderr: unknown };

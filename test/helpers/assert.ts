@@ -11,7 +11,9 @@ export async function readAll(s: Readable): Promise<Buffer> {
 
 /** Await `p`, expecting it to reject with a TsrunError of `code` (and a message matching `re`). */
 export async function rejects(p: Promise<unknown>, code: string, re?: RegExp): Promise<TsrunError> {
-  try { await p; } catch (err) {
+  try {
+    await p;
+  } catch (err) {
     assert.instance(err, TsrunError, String(err));
     assert.is((err as TsrunError).code, code, (err as Error).message);
     if (re) assert.match((err as Error).message, re);

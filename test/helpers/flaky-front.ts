@@ -11,7 +11,8 @@
 import http from 'node:http';
 import type net from 'node:net';
 
-export type FrontMode = 'pass' | 'drop' | 'stall' | 'drop-no-range' | 'always-drop' | 'drop-upload' | 'drop-upload-early';
+export type FrontMode =
+  'pass' | 'drop' | 'stall' | 'drop-no-range' | 'always-drop' | 'drop-upload' | 'drop-upload-early';
 
 export interface FlakyFront {
   host: string;
@@ -42,38 +43,65 @@ export async function startFlakyFront(upstream: string, mode: FrontMode): Promis
       if (front.mode === 'drop-no-range') delete headers.range;
     }
     const upload = /\/blobs\/uploads\//.test(req.url ?? '');
-    if (upload) front.uploads.push(req.method === 'PATCH' ? `PATCH ${String(req.headers['content-range'] ?? '')}` : String(req.method));
+    if (upload)
+      front.uploads.push(
+        req.method === 'PATCH' ? `PATCH ${String(req.headers['content-range'] ?? '')}` : String(req.method),
+      );
     // 'drop-upload': the first PATCH gets half its body through, then both connections are cut;
     // 'drop-upload-early': none of it (the registry's session stays consistent).
-    const cutUpload = (front.mode === 'drop-upload' || front.mode === 'drop-upload-early') && req.method === 'PATCH' && front.uploads.filter((u) => u.startsWith('PATCH')).length === 1;
-    const up = http.request({ host: upstream.split(':')[0], port: Number(upstream.split(':')[1]), method: req.method, path: req.url, headers }, (ur) => {
-      res.writeHead(ur.statusCode ?? 502, ur.headers);
-      if (!digest) { ur.pipe(res); return; }
-      const total = Number(ur.headers['content-length'] ?? 0);
-      const first = (front.requests.get(digest)?.length ?? 0) === 1;
-      // 'always-drop' spares small blobs (the config), so a test knows which blob fails.
-      const misbehave = front.mode === 'always-drop' ? total >= 64 * 1024 : first && front.mode !== 'pass';
-      let sent = 0;
-      ur.on('data', (chunk: Buffer) => {
-        if (res.destroyed) return;
-        if (misbehave && sent + chunk.length >= total / 2) {
-          const part = chunk.subarray(0, Math.max(0, Math.floor(total / 2) - sent));
-          res.write(part);
-          front.sent.set(digest, (front.sent.get(digest) ?? 0) + part.length);
-          ur.destroy();
-          if (front.mode === 'stall') return; // keep the connection open, send nothing more
-          setTimeout(() => res.socket?.destroy(), 20);
+    const cutUpload =
+      (front.mode === 'drop-upload' || front.mode === 'drop-upload-early') &&
+      req.method === 'PATCH' &&
+      front.uploads.filter((u) => u.startsWith('PATCH')).length === 1;
+    const up = http.request(
+      {
+        host: upstream.split(':')[0],
+        port: Number(upstream.split(':')[1]),
+        method: req.method,
+        path: req.url,
+        headers,
+      },
+      (ur) => {
+        res.writeHead(ur.statusCode ?? 502, ur.headers);
+        if (!digest) {
+          ur.pipe(res);
           return;
         }
-        sent += chunk.length;
-        front.sent.set(digest, (front.sent.get(digest) ?? 0) + chunk.length);
-        res.write(chunk);
-      });
-      ur.on('end', () => { if (!res.destroyed) res.end(); });
-    });
+        const total = Number(ur.headers['content-length'] ?? 0);
+        const first = (front.requests.get(digest)?.length ?? 0) === 1;
+        // 'always-drop' spares small blobs (the config), so a test knows which blob fails.
+        const misbehave = front.mode === 'always-drop' ? total >= 64 * 1024 : first && front.mode !== 'pass';
+        let sent = 0;
+        ur.on('data', (chunk: Buffer) => {
+          if (res.destroyed) return;
+          if (misbehave && sent + chunk.length >= total / 2) {
+            const part = chunk.subarray(0, Math.max(0, Math.floor(total / 2) - sent));
+            res.write(part);
+            front.sent.set(digest, (front.sent.get(digest) ?? 0) + part.length);
+            ur.destroy();
+            if (front.mode === 'stall') return; // keep the connection open, send nothing more
+            setTimeout(() => res.socket?.destroy(), 20);
+            return;
+          }
+          sent += chunk.length;
+          front.sent.set(digest, (front.sent.get(digest) ?? 0) + chunk.length);
+          res.write(chunk);
+        });
+        ur.on('end', () => {
+          if (!res.destroyed) res.end();
+        });
+      },
+    );
     up.on('error', () => res.destroy());
-    if (!cutUpload) { req.pipe(up); return; }
-    if (front.mode === 'drop-upload-early') { up.destroy(); req.socket.destroy(); return; }
+    if (!cutUpload) {
+      req.pipe(up);
+      return;
+    }
+    if (front.mode === 'drop-upload-early') {
+      up.destroy();
+      req.socket.destroy();
+      return;
+    }
     const half = Math.floor(Number(req.headers['content-length'] ?? 0) / 2);
     let through = 0;
     req.on('data', (chunk: Buffer) => {
@@ -81,10 +109,17 @@ export async function startFlakyFront(upstream: string, mode: FrontMode): Promis
       const part = chunk.subarray(0, half - through);
       through += part.length;
       up.write(part);
-      if (through >= half) setTimeout(() => { up.destroy(); req.socket.destroy(); }, 50);
+      if (through >= half)
+        setTimeout(() => {
+          up.destroy();
+          req.socket.destroy();
+        }, 50);
     });
   });
-  server.on('connection', (s) => { sockets.add(s); s.on('close', () => sockets.delete(s)); });
+  server.on('connection', (s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   front.host = `127.0.0.1:${(server.address() as net.AddressInfo).port}`;
   front.stop = async () => {

@@ -18,7 +18,8 @@ export async function freePort(): Promise<number> {
 /** The first non-loopback IPv4 address that is not on a container bridge (tsrun 10.66/16, podman 10.88/16). */
 export function hostAddress(): string {
   for (const list of Object.values(os.networkInterfaces())) {
-    for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal && !/^10\.(66|88)\./.test(a.address)) return a.address;
+    for (const a of list ?? [])
+      if (a.family === 'IPv4' && !a.internal && !/^10\.(66|88)\./.test(a.address)) return a.address;
   }
   throw new Error('no non-loopback IPv4 address on this host');
 }
@@ -31,7 +32,9 @@ export async function httpGet(host: string, port: number, urlPath = '/'): Promis
       return await new Promise<string>((resolve, reject) => {
         const req = http.get({ host, port, path: urlPath, timeout: 2000 }, (res) => {
           let body = '';
-          res.on('data', (d: Buffer) => { body += d.toString(); });
+          res.on('data', (d: Buffer) => {
+            body += d.toString();
+          });
           res.on('end', () => resolve(body));
         });
         req.on('error', reject);

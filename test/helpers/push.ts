@@ -11,7 +11,12 @@ import { createHash } from 'node:crypto';
 import type { LayerBlob } from './tar-writer.js';
 import type { TestRegistry } from './registry.js';
 
-export interface PlatformSpec { os: string; architecture: string; variant?: string; 'os.version'?: string }
+export interface PlatformSpec {
+  os: string;
+  architecture: string;
+  variant?: string;
+  'os.version'?: string;
+}
 
 const sha256 = (b: Buffer | string): string => 'sha256:' + createHash('sha256').update(b).digest('hex');
 
@@ -54,8 +59,13 @@ async function check(res: Response, what: string): Promise<void> {
 }
 
 /** Upload one blob (POST + monolithic PUT). Returns its digest. Idempotent. */
-export async function uploadBlob(reg: TestRegistry, repo: string, bytes: Buffer, authorization?: string): Promise<string> {
-  const auth = authorization ?? await pushAuthorization(reg, repo);
+export async function uploadBlob(
+  reg: TestRegistry,
+  repo: string,
+  bytes: Buffer,
+  authorization?: string,
+): Promise<string> {
+  const auth = authorization ?? (await pushAuthorization(reg, repo));
   const headers: Record<string, string> = auth ? { Authorization: auth } : {};
   const digest = sha256(bytes);
   const start = await fetch(`${reg.url}/v2/${repo}/blobs/uploads/`, { method: 'POST', headers });
@@ -66,7 +76,8 @@ export async function uploadBlob(reg: TestRegistry, repo: string, bytes: Buffer,
   const put = new URL(location, reg.url);
   put.searchParams.set('digest', digest);
   const res = await fetch(put, {
-    method: 'PUT', body: bytes,
+    method: 'PUT',
+    body: bytes,
     headers: { ...headers, 'Content-Type': 'application/octet-stream', 'Content-Length': String(bytes.length) },
   });
   await check(res, `uploading blob ${digest} to ${repo}`);
@@ -75,10 +86,19 @@ export async function uploadBlob(reg: TestRegistry, repo: string, bytes: Buffer,
 }
 
 /** PUT a manifest or index under a tag or digest. Returns the digest of the bytes. */
-export async function putManifest(reg: TestRegistry, repo: string, ref: string, bytes: Buffer, mediaType: string, authorization?: string): Promise<string> {
-  const auth = authorization ?? await pushAuthorization(reg, repo);
+export async function putManifest(
+  reg: TestRegistry,
+  repo: string,
+  ref: string,
+  bytes: Buffer,
+  mediaType: string,
+  authorization?: string,
+): Promise<string> {
+  const auth = authorization ?? (await pushAuthorization(reg, repo));
   const res = await fetch(`${reg.url}/v2/${repo}/manifests/${ref}`, {
-    method: 'PUT', body: bytes, headers: { ...(auth ? { Authorization: auth } : {}), 'Content-Type': mediaType },
+    method: 'PUT',
+    body: bytes,
+    headers: { ...(auth ? { Authorization: auth } : {}), 'Content-Type': mediaType },
   });
   await check(res, `putting manifest ${repo}:${ref}`);
   await res.arrayBuffer();
@@ -109,7 +129,12 @@ export interface PushedImage {
 }
 
 /** Build config + manifest for `layers`, upload everything and tag it. */
-export async function pushImage(reg: TestRegistry, repo: string, tag: string, opts: PushImageOptions): Promise<PushedImage> {
+export async function pushImage(
+  reg: TestRegistry,
+  repo: string,
+  tag: string,
+  opts: PushImageOptions,
+): Promise<PushedImage> {
   const auth = await pushAuthorization(reg, repo);
   const platform = opts.platform ?? { os: 'linux', architecture: 'amd64' };
   const types = opts.docker ? DOCKER : OCI;
@@ -124,16 +149,22 @@ export async function pushImage(reg: TestRegistry, repo: string, tag: string, op
     ...opts.config,
   };
   const config = Buffer.from(JSON.stringify(configObj));
-  const has = async (digest: string) => opts.skipExisting === true
-    && (await fetch(`${reg.url}/v2/${repo}/blobs/${digest}`, { method: 'HEAD', headers: auth ? { Authorization: auth } : {} })).status === 200;
-  const configDigest = await has(sha256(config)) ? sha256(config) : await uploadBlob(reg, repo, config, auth);
+  const has = async (digest: string) =>
+    opts.skipExisting === true &&
+    (
+      await fetch(`${reg.url}/v2/${repo}/blobs/${digest}`, {
+        method: 'HEAD',
+        headers: auth ? { Authorization: auth } : {},
+      })
+    ).status === 200;
+  const configDigest = (await has(sha256(config))) ? sha256(config) : await uploadBlob(reg, repo, config, auth);
   for (const l of opts.layers) if (!(await has(l.digest))) await uploadBlob(reg, repo, l.blob, auth);
   const manifestObj: Record<string, unknown> = {
     schemaVersion: 2,
     mediaType: types.manifest,
     config: { mediaType: types.config, digest: configDigest, size: config.length },
     layers: opts.layers.map((l) => ({
-      mediaType: opts.docker ? DOCKER_LAYER[l.mediaType] ?? l.mediaType : l.mediaType,
+      mediaType: opts.docker ? (DOCKER_LAYER[l.mediaType] ?? l.mediaType) : l.mediaType,
       digest: l.digest,
       size: l.blob.length,
     })),
@@ -154,7 +185,13 @@ export interface IndexEntry {
 }
 
 /** Build an image index (or Docker manifest list) over already-pushed manifests and tag it. */
-export async function pushIndex(reg: TestRegistry, repo: string, tag: string, entries: IndexEntry[], docker = false): Promise<{ digest: string; bytes: Buffer; mediaType: string }> {
+export async function pushIndex(
+  reg: TestRegistry,
+  repo: string,
+  tag: string,
+  entries: IndexEntry[],
+  docker = false,
+): Promise<{ digest: string; bytes: Buffer; mediaType: string }> {
   const types = docker ? DOCKER : OCI;
   const obj = {
     schemaVersion: 2,

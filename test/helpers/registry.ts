@@ -76,7 +76,8 @@ export function checkPrerequisites(mode: RegistryAuthMode, binary = registryBina
   if (mode === 'htpasswd') need.push(['/usr/bin/htpasswd', 'htpasswd (apt install apache2-utils)']);
   if (mode === 'token') need.push(['/usr/bin/openssl', 'openssl (apt install openssl)']);
   for (const [path, what] of need) {
-    if (!existsSync(path) && !onPath(path.split('/').pop() as string)) throw new Error(`test registry: ${what} is not installed (${path})`);
+    if (!existsSync(path) && !onPath(path.split('/').pop() as string))
+      throw new Error(`test registry: ${what} is not installed (${path})`);
   }
 }
 
@@ -98,20 +99,45 @@ export async function freePort(): Promise<number> {
 
 const b64url = (b: Buffer | string): string => Buffer.from(b).toString('base64url');
 
-interface TokenKey { keyPem: string; certDerB64: string; certPath: string }
+interface TokenKey {
+  keyPem: string;
+  certDerB64: string;
+  certPath: string;
+}
 
 function makeTokenKey(dir: string): TokenKey {
   const keyPath = join(dir, 'token-key.pem');
   const certPath = join(dir, 'token-cert.pem');
-  execFileSync('openssl', [
-    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-    '-keyout', keyPath, '-out', certPath, '-days', '2', '-subj', '/CN=tsrun-test-token-issuer',
-  ], { stdio: ['ignore', 'ignore', 'pipe'] });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-keyout',
+      keyPath,
+      '-out',
+      certPath,
+      '-days',
+      '2',
+      '-subj',
+      '/CN=tsrun-test-token-issuer',
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
   const cert = new X509Certificate(readFileSync(certPath));
   return { keyPem: readFileSync(keyPath, 'utf8'), certDerB64: cert.raw.toString('base64'), certPath };
 }
 
-interface Access { type: string; name: string; actions: string[] }
+interface Access {
+  type: string;
+  name: string;
+  actions: string[];
+}
 
 function signJwt(key: TokenKey, claims: Record<string, unknown>): string {
   const header = { typ: 'JWT', alg: 'ES256', x5c: [key.certDerB64] };
@@ -125,25 +151,50 @@ function parseScope(scope: string): Access | undefined {
   const first = scope.indexOf(':');
   const last = scope.lastIndexOf(':');
   if (first < 0 || last === first) return undefined;
-  return { type: scope.slice(0, first), name: scope.slice(first + 1, last), actions: scope.slice(last + 1).split(',').filter(Boolean) };
+  return {
+    type: scope.slice(0, first),
+    name: scope.slice(first + 1, last),
+    actions: scope
+      .slice(last + 1)
+      .split(',')
+      .filter(Boolean),
+  };
 }
 
-function startTokenService(key: TokenKey, info: TokenServiceInfo, opts: {
-  users: Record<string, string>; isPublic: (r: string) => boolean; refreshTokens: Record<string, string>; expiresIn: number;
-}, log: Array<{ method: string; url: string; user?: string; status: number }>): Promise<http.Server> {
+function startTokenService(
+  key: TokenKey,
+  info: TokenServiceInfo,
+  opts: {
+    users: Record<string, string>;
+    isPublic: (r: string) => boolean;
+    refreshTokens: Record<string, string>;
+    expiresIn: number;
+  },
+  log: Array<{ method: string; url: string; user?: string; status: number }>,
+): Promise<http.Server> {
   const issue = (user: string | undefined, scopes: string[]) => {
     const access: Access[] = [];
     for (const s of scopes) {
       const a = parseScope(s);
       if (!a || a.type !== 'repository') continue;
-      const allowed = user !== undefined ? a.actions.filter((x) => x === 'pull' || x === 'push' || x === '*')
-        : opts.isPublic(a.name) ? a.actions.filter((x) => x === 'pull') : [];
+      const allowed =
+        user !== undefined
+          ? a.actions.filter((x) => x === 'pull' || x === 'push' || x === '*')
+          : opts.isPublic(a.name)
+            ? a.actions.filter((x) => x === 'pull')
+            : [];
       access.push({ ...a, actions: allowed });
     }
     const now = Math.floor(Date.now() / 1000);
     return signJwt(key, {
-      iss: info.issuer, sub: user ?? '', aud: info.service, exp: now + opts.expiresIn, nbf: now - 10, iat: now,
-      jti: randomBytes(12).toString('hex'), access,
+      iss: info.issuer,
+      sub: user ?? '',
+      aud: info.service,
+      exp: now + opts.expiresIn,
+      nbf: now - 10,
+      iat: now,
+      jti: randomBytes(12).toString('hex'),
+      access,
     });
   };
   const server = http.createServer((req, res) => {
@@ -163,16 +214,24 @@ function startTokenService(key: TokenKey, info: TokenServiceInfo, opts: {
         if (form.get('grant_type') === 'refresh_token') {
           const user = opts.refreshTokens[form.get('refresh_token') ?? ''];
           if (!user) return reply(401, { error: 'invalid_grant' });
-          return reply(200, { access_token: issue(user, scopes), expires_in: opts.expiresIn, scope: scopes.join(' ') }, user);
+          return reply(
+            200,
+            { access_token: issue(user, scopes), expires_in: opts.expiresIn, scope: scopes.join(' ') },
+            user,
+          );
         }
         if (form.get('grant_type') === 'password') {
           const user = form.get('username') ?? '';
-          if (opts.users[user] === undefined || opts.users[user] !== form.get('password')) return reply(401, { error: 'invalid_grant' }, user);
+          if (opts.users[user] === undefined || opts.users[user] !== form.get('password'))
+            return reply(401, { error: 'invalid_grant' }, user);
           return reply(200, { access_token: issue(user, scopes), expires_in: opts.expiresIn }, user);
         }
         return reply(400, { error: 'unsupported_grant_type' });
       }
-      const scopes = url.searchParams.getAll('scope').flatMap((s) => s.split(' ')).filter(Boolean);
+      const scopes = url.searchParams
+        .getAll('scope')
+        .flatMap((s) => s.split(' '))
+        .filter(Boolean);
       const authz = req.headers['authorization'];
       let user: string | undefined;
       if (authz) {
@@ -188,7 +247,11 @@ function startTokenService(key: TokenKey, info: TokenServiceInfo, opts: {
       }
       const token = issue(user, scopes);
       // Docker Hub sends both fields; tests of `access_token`-only services use a fake server.
-      return reply(200, { token, access_token: token, expires_in: opts.expiresIn, issued_at: new Date().toISOString() }, user);
+      return reply(
+        200,
+        { token, access_token: token, expires_in: opts.expiresIn, issued_at: new Date().toISOString() },
+        user,
+      );
     });
   });
   return new Promise((resolve, reject) => {
@@ -228,9 +291,15 @@ async function waitReady(url: string, child: ChildProcess, stderr: () => string,
       throw new Error(`test registry exited early (${child.exitCode ?? child.signalCode}): ${stderr().trim()}`);
     }
     const status = await new Promise<number | undefined>((resolve) => {
-      const req = http.get(`${url}/v2/`, (res) => { res.resume(); resolve(res.statusCode); });
+      const req = http.get(`${url}/v2/`, (res) => {
+        res.resume();
+        resolve(res.statusCode);
+      });
       req.on('error', () => resolve(undefined));
-      req.setTimeout(1000, () => { req.destroy(); resolve(undefined); });
+      req.setTimeout(1000, () => {
+        req.destroy();
+        resolve(undefined);
+      });
     });
     if (status === 200 || status === 401) return;
     await new Promise((r) => setTimeout(r, 50));
@@ -268,21 +337,38 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Te
     let authBlock = '';
     let token: TokenServiceInfo | undefined;
     if (mode === 'htpasswd') {
-      const lines = Object.entries(users).map(([u, p]) => execFileSync('htpasswd', ['-Bbn', u, p], { encoding: 'utf8' }).trim());
+      const lines = Object.entries(users).map(([u, p]) =>
+        execFileSync('htpasswd', ['-Bbn', u, p], { encoding: 'utf8' }).trim(),
+      );
       writeFileSync(join(dir, 'htpasswd'), lines.join('\n') + '\n');
       authBlock = ['auth:', '  htpasswd:', '    realm: tsrun-test', `    path: ${join(dir, 'htpasswd')}`].join('\n');
     } else if (mode === 'token') {
       const key = makeTokenKey(dir);
       const tokenPort = await freePort();
-      token = { realm: `http://127.0.0.1:${tokenPort}/token`, service: 'tsrun-test-registry', issuer: 'tsrun-test-issuer' };
-      tokenServer = await startTokenService(key, token, {
-        users,
-        isPublic: opts.isPublic ?? ((r) => r.startsWith('public/') || r.startsWith('library/')),
-        refreshTokens: opts.refreshTokens ?? {},
-        expiresIn: opts.tokenExpiresIn ?? 300,
-      }, log);
-      authBlock = ['auth:', '  token:', `    realm: ${token.realm}`, `    service: ${token.service}`,
-        `    issuer: ${token.issuer}`, `    rootcertbundle: ${key.certPath}`].join('\n');
+      token = {
+        realm: `http://127.0.0.1:${tokenPort}/token`,
+        service: 'tsrun-test-registry',
+        issuer: 'tsrun-test-issuer',
+      };
+      tokenServer = await startTokenService(
+        key,
+        token,
+        {
+          users,
+          isPublic: opts.isPublic ?? ((r) => r.startsWith('public/') || r.startsWith('library/')),
+          refreshTokens: opts.refreshTokens ?? {},
+          expiresIn: opts.tokenExpiresIn ?? 300,
+        },
+        log,
+      );
+      authBlock = [
+        'auth:',
+        '  token:',
+        `    realm: ${token.realm}`,
+        `    service: ${token.service}`,
+        `    issuer: ${token.issuer}`,
+        `    rootcertbundle: ${key.certPath}`,
+      ].join('\n');
     }
 
     // The port may be taken between freePort() and the registry's bind: try a few.
@@ -293,8 +379,12 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Te
       writeFileSync(configPath, configYaml(dir, port, authBlock));
       let err = '';
       child = spawn(binary, ['serve', configPath], { stdio: ['ignore', 'ignore', 'pipe'] });
-      child.stderr?.on('data', (c: Buffer) => { err = (err + c.toString('utf8')).slice(-8192); });
-      child.on('error', (e) => { err += String(e); });
+      child.stderr?.on('data', (c: Buffer) => {
+        err = (err + c.toString('utf8')).slice(-8192);
+      });
+      child.on('error', (e) => {
+        err += String(e);
+      });
       const url = `http://127.0.0.1:${port}`;
       try {
         await waitReady(url, child, () => err);
@@ -309,7 +399,11 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Te
         throw e;
       }
       const reg: TestRegistry = {
-        host: `127.0.0.1:${port}`, url, auth: mode, users, dir,
+        host: `127.0.0.1:${port}`,
+        url,
+        auth: mode,
+        users,
+        dir,
         tokenRequests: () => log.length,
         tokenRequestLog: () => [...log],
         stop: cleanup,

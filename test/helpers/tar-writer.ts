@@ -11,13 +11,13 @@ export type TarEntryType = TarWriteType;
 
 export interface TarEntrySpec {
   name: string;
-  type?: TarEntryType;          // default 'file'
-  content?: Buffer | string;    // files only
-  mode?: number;                // permission bits incl. setuid etc.; default 0o644 / 0o755 for dirs
+  type?: TarEntryType; // default 'file'
+  content?: Buffer | string; // files only
+  mode?: number; // permission bits incl. setuid etc.; default 0o644 / 0o755 for dirs
   uid?: number;
   gid?: number;
-  mtime?: number;               // seconds since epoch; default 1700000000
-  linkname?: string;            // symlink / hardlink target
+  mtime?: number; // seconds since epoch; default 1700000000
+  linkname?: string; // symlink / hardlink target
   devmajor?: number;
   devminor?: number;
   xattrs?: Record<string, Buffer | string>;
@@ -30,11 +30,22 @@ export function makeTar(entries: TarEntrySpec[]): Buffer {
   for (const e of entries) {
     const type = e.type ?? 'file';
     const content = type === 'file' ? Buffer.from(e.content ?? '') : Buffer.alloc(0);
-    parts.push(encodeHeader({
-      name: e.name, type, mode: e.mode ?? (type === 'dir' ? 0o755 : 0o644), uid: e.uid ?? 0, gid: e.gid ?? 0,
-      size: content.length, mtime: e.mtime ?? 1700000000, linkname: e.linkname, devmajor: e.devmajor, devminor: e.devminor,
-      xattrs: e.xattrs, pax: e.pax,
-    }));
+    parts.push(
+      encodeHeader({
+        name: e.name,
+        type,
+        mode: e.mode ?? (type === 'dir' ? 0o755 : 0o644),
+        uid: e.uid ?? 0,
+        gid: e.gid ?? 0,
+        size: content.length,
+        mtime: e.mtime ?? 1700000000,
+        linkname: e.linkname,
+        devmajor: e.devmajor,
+        devminor: e.devminor,
+        xattrs: e.xattrs,
+        pax: e.pax,
+      }),
+    );
     parts.push(content, blockPadding(content.length));
   }
   parts.push(TAR_TRAILER);
@@ -55,6 +66,8 @@ export function layerBlob(tar: Buffer, compression: 'gzip' | 'none' = 'gzip', do
   const sha = (b: Buffer) => 'sha256:' + createHash('sha256').update(b).digest('hex');
   const mediaType = docker
     ? 'application/vnd.docker.image.rootfs.diff.tar.gzip'
-    : compression === 'gzip' ? 'application/vnd.oci.image.layer.v1.tar+gzip' : 'application/vnd.oci.image.layer.v1.tar';
+    : compression === 'gzip'
+      ? 'application/vnd.oci.image.layer.v1.tar+gzip'
+      : 'application/vnd.oci.image.layer.v1.tar';
   return { blob, digest: sha(blob), diffId: sha(tar), mediaType };
 }

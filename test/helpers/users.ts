@@ -23,15 +23,31 @@ function exists(name: string): boolean {
 
 export function ensureUser(name: string, subordinate: boolean, range = '300000-365535'): TestUser {
   if (!exists(name)) {
-    execFileSync('useradd', ['-m', '-s', '/bin/sh', ...(subordinate ? [] : ['-K', 'SUB_UID_COUNT=0', '-K', 'SUB_GID_COUNT=0']), name]);
+    execFileSync('useradd', [
+      '-m',
+      '-s',
+      '/bin/sh',
+      ...(subordinate ? [] : ['-K', 'SUB_UID_COUNT=0', '-K', 'SUB_GID_COUNT=0']),
+      name,
+    ]);
   }
-  const line = readFileSync('/etc/subuid', 'utf8').split('\n').find((l) => l.startsWith(`${name}:`));
+  const line = readFileSync('/etc/subuid', 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith(`${name}:`));
   if (subordinate && !line) execFileSync('usermod', ['--add-subuids', range, '--add-subgids', range, name]);
-  const [uid, gid] = ['-u', '-g'].map((f) => Number(execFileSync('id', [f, name]).toString().trim())) as [number, number];
+  const [uid, gid] = ['-u', '-g'].map((f) => Number(execFileSync('id', [f, name]).toString().trim())) as [
+    number,
+    number,
+  ];
   return { name, uid, gid, home: execFileSync('getent', ['passwd', name]).toString().split(':')[5] as string };
 }
 
 /** The first subordinate uid of `name`. */
 export function subuidStart(name: string): number {
-  return Number(readFileSync('/etc/subuid', 'utf8').split('\n').find((l) => l.startsWith(`${name}:`))?.split(':')[1]);
+  return Number(
+    readFileSync('/etc/subuid', 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith(`${name}:`))
+      ?.split(':')[1],
+  );
 }

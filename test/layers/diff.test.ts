@@ -5,7 +5,17 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync } from 'node:child_process';
-import { linkSync, mkdirSync, mkdtempSync, readlinkSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import {
+  linkSync,
+  mkdirSync,
+  mkdtempSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { diffTar } from '../../src/layers/diff.js';
@@ -36,7 +46,8 @@ function upper(): string {
   writeFileSync(path.join(d, 'var', 'cache', 'new'), 'n');
   native().lsetxattr(path.join(d, 'etc', 'motd'), 'user.note', Buffer.from([0, 1, 2]));
   native().lsetxattr(path.join(d, 'etc', 'motd'), 'trusted.overlay.origin', Buffer.from('forged'));
-  for (const p of ['etc/motd', 'var/cache/new', 'var/cache', 'var', 'etc']) utimesSync(path.join(d, p), 1700000000, 1700000000);
+  for (const p of ['etc/motd', 'var/cache/new', 'var/cache', 'var', 'etc'])
+    utimesSync(path.join(d, p), 1700000000, 1700000000);
   return d;
 }
 
@@ -44,14 +55,35 @@ test('whiteouts, opaque dirs, hardlinks, links and xattrs become OCI layer entri
   const d = upper();
   const tar = await collect(d);
   const entries: { path: string; type: string; link: string; xattrs: string[] }[] = [];
-  for await (const e of readTar((async function* () { yield tar; })())) {
-    entries.push({ path: e.header.path, type: e.header.type, link: e.header.linkpath, xattrs: [...e.header.xattrs.keys()] });
-    for await (const _ of e.body()) { /* drain */ }
+  for await (const e of readTar(
+    (async function* () {
+      yield tar;
+    })(),
+  )) {
+    entries.push({
+      path: e.header.path,
+      type: e.header.type,
+      link: e.header.linkpath,
+      xattrs: [...e.header.xattrs.keys()],
+    });
+    for await (const _ of e.body()) {
+      /* drain */
+    }
   }
-  assert.equal(entries.map((e) => `${e.type} ${e.path}${e.link ? ` -> ${e.link}` : ''}`), [
-    'dir etc/', 'file etc/.wh.gone', 'file etc/motd', 'hardlink etc/motd.hard -> etc/motd', 'symlink link -> /etc/motd',
-    'dir var/', 'dir var/cache/', 'file var/cache/.wh..wh..opq', 'file var/cache/new',
-  ]);
+  assert.equal(
+    entries.map((e) => `${e.type} ${e.path}${e.link ? ` -> ${e.link}` : ''}`),
+    [
+      'dir etc/',
+      'file etc/.wh.gone',
+      'file etc/motd',
+      'hardlink etc/motd.hard -> etc/motd',
+      'symlink link -> /etc/motd',
+      'dir var/',
+      'dir var/cache/',
+      'file var/cache/.wh..wh..opq',
+      'file var/cache/new',
+    ],
+  );
   // overlayfs bookkeeping never leaves the machine; other xattrs do.
   assert.equal(entries.find((e) => e.path === 'etc/motd')?.xattrs, ['user.note']);
   // GNU tar reads it too.
@@ -66,10 +98,21 @@ test('the same tree gives the same bytes; unpacking it restores overlay form', a
   assert.ok(a.equals(b));
   const dest = path.join(tmp, 'round');
   mkdirSync(dest);
-  await unpackTar((async function* () { yield a; })(), dest, { preserveOwnership: true, overlayXattrPrefix: 'trusted.overlay.', canMknod: true });
+  await unpackTar(
+    (async function* () {
+      yield a;
+    })(),
+    dest,
+    { preserveOwnership: true, overlayXattrPrefix: 'trusted.overlay.', canMknod: true },
+  );
   const gone = statSync(path.join(dest, 'etc', 'gone'));
   assert.ok(gone.isCharacterDevice() && gone.rdev === 0, 'whiteout restored');
-  assert.is(native().lgetxattr(path.join(dest, 'var', 'cache'), 'trusted.overlay.opaque')?.toString(), 'y');
+  assert.is(
+    native()
+      .lgetxattr(path.join(dest, 'var', 'cache'), 'trusted.overlay.opaque')
+      ?.toString(),
+    'y',
+  );
   assert.is(statSync(path.join(dest, 'etc', 'motd')).ino, statSync(path.join(dest, 'etc', 'motd.hard')).ino);
   assert.is(readlinkSync(path.join(dest, 'link')), '/etc/motd');
   assert.is(statSync(path.join(dest, 'etc', 'motd')).mtimeMs, 1700000000_000);
@@ -80,7 +123,13 @@ test('unpacking with linkFrom links plain files from the tree the tar was made o
   const tar = await collect(d);
   const dest = path.join(tmp, 'linked');
   mkdirSync(dest);
-  const r = await unpackTar((async function* () { yield tar; })(), dest, { preserveOwnership: true, overlayXattrPrefix: 'trusted.overlay.', canMknod: true, linkFrom: d });
+  const r = await unpackTar(
+    (async function* () {
+      yield tar;
+    })(),
+    dest,
+    { preserveOwnership: true, overlayXattrPrefix: 'trusted.overlay.', canMknod: true, linkFrom: d },
+  );
   const plain = statSync(path.join(dest, 'var', 'cache', 'new'));
   assert.is(plain.ino, statSync(path.join(d, 'var', 'cache', 'new')).ino, 'a plain file is linked');
   assert.is(plain.mtimeMs, 1700000000_000);
@@ -90,7 +139,13 @@ test('unpacking with linkFrom links plain files from the tree the tar was made o
   // The diff id is the tar's, as without linkFrom.
   const plainDest = path.join(tmp, 'written');
   mkdirSync(plainDest);
-  const w = await unpackTar((async function* () { yield tar; })(), plainDest, { preserveOwnership: true, overlayXattrPrefix: 'trusted.overlay.', canMknod: true });
+  const w = await unpackTar(
+    (async function* () {
+      yield tar;
+    })(),
+    plainDest,
+    { preserveOwnership: true, overlayXattrPrefix: 'trusted.overlay.', canMknod: true },
+  );
   assert.is(r.diffId, w.diffId);
   assert.is(r.unpackedSize, w.unpackedSize);
 });

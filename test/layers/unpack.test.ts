@@ -7,7 +7,17 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import {
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -61,7 +71,13 @@ test('cleanPath never climbs above the root', () => {
 test('the test tar writer emits archives GNU tar reads, including pax long names and xattrs', () => {
   const long = `${'d'.repeat(120)}/${'f'.repeat(120)}`;
   const file = path.join(tmp, 'gnu.tar');
-  writeFileSync(file, makeTar([{ name: long, content: 'x' }, { name: 'l', type: 'symlink', linkname: 't'.repeat(150) }]));
+  writeFileSync(
+    file,
+    makeTar([
+      { name: long, content: 'x' },
+      { name: 'l', type: 'symlink', linkname: 't'.repeat(150) },
+    ]),
+  );
   const listing = execFileSync('tar', ['-tvf', file], { encoding: 'utf8' });
   assert.match(listing, long);
   assert.match(listing, 't'.repeat(150));
@@ -69,7 +85,9 @@ test('the test tar writer emits archives GNU tar reads, including pax long names
 
 test('diff id is the sha256 of every byte, and all entry kinds are read', async () => {
   const { tar, result, error } = await unpackEntries([
-    { name: 'a', content: 'hello' }, { name: 'd/', type: 'dir' }, { name: 's', type: 'symlink', linkname: 'a' },
+    { name: 'a', content: 'hello' },
+    { name: 'd/', type: 'dir' },
+    { name: 's', type: 'symlink', linkname: 'a' },
   ]);
   assert.is(error, undefined);
   assert.is(result!.diffId, 'sha256:' + createHash('sha256').update(tar).digest('hex'));
@@ -112,7 +130,11 @@ test('fidelity: owners, setuid and sticky, mtimes, symlinks, hardlinks, devices,
   assert.is(zero.rdev, (1 << 8) | 5);
   assert.ok(statSync(path.join(dest, 'dev/sda')).isBlockDevice());
   assert.ok(statSync(path.join(dest, 'run/fifo')).isFIFO());
-  assert.equal(native().lgetxattr(path.join(dest, 'bin/ping'), 'security.capability'), cap, 'binary xattr kept byte for byte');
+  assert.equal(
+    native().lgetxattr(path.join(dest, 'bin/ping'), 'security.capability'),
+    cap,
+    'binary xattr kept byte for byte',
+  );
   assert.equal(native().lgetxattr(path.join(dest, 'bin/ping'), 'user.note'), Buffer.from('hi'));
   assert.is(readFileSync(path.join(dest, long), 'utf8'), 'long');
 });
@@ -133,16 +155,20 @@ test('whiteouts become overlayfs whiteouts, never .wh. files', async () => {
 
 test('an xattr the kernel refuses is a warning, not a failed pull', async () => {
   const warnings: string[] = [];
-  const { error } = await unpackEntries([{ name: 'f', content: 'x', xattrs: { 'security.capability': Buffer.from('ff', 'hex') } }],
-    { ...ROOT, onWarning: (w) => warnings.push(w) });
+  const { error } = await unpackEntries(
+    [{ name: 'f', content: 'x', xattrs: { 'security.capability': Buffer.from('ff', 'hex') } }],
+    { ...ROOT, onWarning: (w) => warnings.push(w) },
+  );
   assert.is(error, undefined);
   assert.match(warnings.join(), 'security.capability');
 });
 
 test('a layer cannot forge overlayfs metadata through xattrs', async () => {
   const warnings: string[] = [];
-  const { dest, error } = await unpackEntries([{ name: 'd/', type: 'dir', xattrs: { 'trusted.overlay.redirect': '/etc' } }],
-    { ...ROOT, onWarning: (w) => warnings.push(w) });
+  const { dest, error } = await unpackEntries(
+    [{ name: 'd/', type: 'dir', xattrs: { 'trusted.overlay.redirect': '/etc' } }],
+    { ...ROOT, onWarning: (w) => warnings.push(w) },
+  );
   assert.is(error, undefined);
   assert.is(native().lgetxattr(path.join(dest, 'd'), 'trusted.overlay.redirect'), null);
   assert.match(warnings.join(), 'trusted.overlay.redirect');
@@ -161,12 +187,51 @@ test('a later entry of the same path replaces the earlier one (file over symlink
 const hostile: Array<[string, (s: string) => TarEntrySpec[], string | undefined]> = [
   ['dotdot names stay inside', () => [{ name: '../../../sentinel/a', content: 'x' }], undefined],
   ['absolute names stay inside', (s) => [{ name: `${s}/abs`, content: 'x' }], undefined],
-  ['write through a symlink to outside', (s) => [{ name: 'l', type: 'symlink', linkname: s }, { name: 'l/pwned', content: 'x' }], 'ERR_UNSAFE_LAYER'],
-  ['write through a relative symlink', () => [{ name: 'l', type: 'symlink', linkname: '../../sentinel' }, { name: 'l/pwned', content: 'x' }], 'ERR_UNSAFE_LAYER'],
-  ['symlink chain x -> ..', () => [{ name: 'x', type: 'symlink', linkname: '..' }, { name: 'x/x/escape', content: 'x' }], 'ERR_UNSAFE_LAYER'],
-  ['hardlink to a host file', () => [{ name: 'p', type: 'hardlink', linkname: '../../../../../../etc/passwd' }], 'ERR_UNSAFE_LAYER'],
-  ['hardlink through a symlink dir', (s) => [{ name: 'l', type: 'symlink', linkname: path.dirname(s) }, { name: 'p', type: 'hardlink', linkname: 'l/sentinel' }], 'ERR_UNSAFE_LAYER'],
-  ['whiteout through a symlink', (s) => [{ name: 'l', type: 'symlink', linkname: s }, { name: 'l/.wh.x', content: '' }], 'ERR_UNSAFE_LAYER'],
+  [
+    'write through a symlink to outside',
+    (s) => [
+      { name: 'l', type: 'symlink', linkname: s },
+      { name: 'l/pwned', content: 'x' },
+    ],
+    'ERR_UNSAFE_LAYER',
+  ],
+  [
+    'write through a relative symlink',
+    () => [
+      { name: 'l', type: 'symlink', linkname: '../../sentinel' },
+      { name: 'l/pwned', content: 'x' },
+    ],
+    'ERR_UNSAFE_LAYER',
+  ],
+  [
+    'symlink chain x -> ..',
+    () => [
+      { name: 'x', type: 'symlink', linkname: '..' },
+      { name: 'x/x/escape', content: 'x' },
+    ],
+    'ERR_UNSAFE_LAYER',
+  ],
+  [
+    'hardlink to a host file',
+    () => [{ name: 'p', type: 'hardlink', linkname: '../../../../../../etc/passwd' }],
+    'ERR_UNSAFE_LAYER',
+  ],
+  [
+    'hardlink through a symlink dir',
+    (s) => [
+      { name: 'l', type: 'symlink', linkname: path.dirname(s) },
+      { name: 'p', type: 'hardlink', linkname: 'l/sentinel' },
+    ],
+    'ERR_UNSAFE_LAYER',
+  ],
+  [
+    'whiteout through a symlink',
+    (s) => [
+      { name: 'l', type: 'symlink', linkname: s },
+      { name: 'l/.wh.x', content: '' },
+    ],
+    'ERR_UNSAFE_LAYER',
+  ],
   ['a non-directory as root', () => [{ name: './', type: 'symlink', linkname: '/' }], 'ERR_UNSAFE_LAYER'],
 ];
 
@@ -187,7 +252,10 @@ test('truncated and corrupt archives fail with ERR_LAYER', async () => {
   const tar = makeTar([{ name: 'f', content: 'x'.repeat(2000) }]);
   for (const bad of [tar.subarray(0, 1000), Buffer.concat([Buffer.from('garbage!'), tar.subarray(8)])]) {
     const { dest } = fresh();
-    const err = await unpackTar(chunked(bad), dest, ROOT).then(() => undefined, (e) => e);
+    const err = await unpackTar(chunked(bad), dest, ROOT).then(
+      () => undefined,
+      (e) => e,
+    );
     assert.is(err?.code, 'ERR_LAYER', String(err));
   }
 });
@@ -195,17 +263,28 @@ test('truncated and corrupt archives fail with ERR_LAYER', async () => {
 test('a real tree: every entry GNU tar wrote comes back, with the same bytes', async () => {
   const src = '/usr/share/doc';
   const tar = execFileSync('tar', ['-C', '/usr/share', '-cf', '-', 'doc'], { maxBuffer: 1 << 30 });
-  const gnuCount = execFileSync('tar', ['-tf', '-'], { input: tar, maxBuffer: 1 << 30, encoding: 'utf8' }).trim().split('\n').length;
+  const gnuCount = execFileSync('tar', ['-tf', '-'], { input: tar, maxBuffer: 1 << 30, encoding: 'utf8' })
+    .trim()
+    .split('\n').length;
   let readerCount = 0;
-  for await (const e of readTar(chunked(tar, 65536))) { readerCount++; void e; }
+  for await (const e of readTar(chunked(tar, 65536))) {
+    readerCount++;
+    void e;
+  }
   assert.is(readerCount, gnuCount, 'the reader sees every entry GNU tar lists');
   const { dest } = fresh();
   const r = await unpackTar(chunked(tar, 65536), dest, ROOT);
   assert.is(r.entries, gnuCount);
-  const unpackedCount = execFileSync('find', [path.join(dest, 'doc')], { maxBuffer: 1 << 30, encoding: 'utf8' }).trim().split('\n').length;
-  const hostCount = execFileSync('find', [src], { maxBuffer: 1 << 30, encoding: 'utf8' }).trim().split('\n').length;
+  const unpackedCount = execFileSync('find', [path.join(dest, 'doc')], { maxBuffer: 1 << 30, encoding: 'utf8' })
+    .trim()
+    .split('\n').length;
+  const hostCount = execFileSync('find', [src], { maxBuffer: 1 << 30, encoding: 'utf8' })
+    .trim()
+    .split('\n').length;
   assert.is(unpackedCount, hostCount);
-  const diff = execFileSync('bash', ['-c', `diff -r --no-dereference ${src} ${path.join(dest, 'doc')} && echo same`], { encoding: 'utf8' });
+  const diff = execFileSync('bash', ['-c', `diff -r --no-dereference ${src} ${path.join(dest, 'doc')} && echo same`], {
+    encoding: 'utf8',
+  });
   assert.match(diff, 'same');
 });
 
@@ -220,7 +299,10 @@ test('regression (fuzzing): a directory replaced by a symlink to a host path: no
   const outside = path.join(tmp, `outside${n++}`);
   mkdirSync(outside);
   utimesSync(outside, 1000, 1000);
-  const r = await unpackEntries([{ name: 'a', type: 'dir' }, { name: 'a', type: 'symlink', linkname: outside }]);
+  const r = await unpackEntries([
+    { name: 'a', type: 'dir' },
+    { name: 'a', type: 'symlink', linkname: outside },
+  ]);
   assert.is(r.error, undefined);
   assert.is(readlinkSync(path.join(r.dest, 'a')), outside);
   assert.is(statSync(outside).mtimeMs, 1_000_000, 'the host directory kept its time');

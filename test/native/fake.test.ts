@@ -19,7 +19,11 @@ test.after(() => rmSync(tmp, { recursive: true, force: true }));
 function fake(over: Partial<Native>): { n: Native; calls: string[] } {
   const calls: string[] = [];
   const n = new Proxy(over as Native, {
-    get: (t, k: string) => (t as unknown as Record<string, unknown>)[k] ?? (() => { throw new Error(`unexpected native call ${k}`); }),
+    get: (t, k: string) =>
+      (t as unknown as Record<string, unknown>)[k] ??
+      (() => {
+        throw new Error(`unexpected native call ${k}`);
+      }),
   });
   return { n, calls };
 }
@@ -41,14 +45,22 @@ test('withFileLock polls while the lock is held elsewhere, then releases it, als
   assert.ok(ticks > 0, 'the event loop ran while waiting');
   calls.length = 0;
   busy = 0;
-  await withNative(n, () => withFileLock(path.join(tmp, 'a.lock'), 'sh', async () => { throw new Error('boom'); })).catch(() => undefined);
+  await withNative(n, () =>
+    withFileLock(path.join(tmp, 'a.lock'), 'sh', async () => {
+      throw new Error('boom');
+    }),
+  ).catch(() => undefined);
   assert.equal(calls, ['sh-nb', 'un'], 'released after a failure');
 });
 
 test('withFileLockIfFree never waits: fn does not run when the lock is held', async () => {
   const { n } = fake({ flock: () => false });
   let ran = false;
-  const r = await withNative(n, () => withFileLockIfFree(path.join(tmp, 'b.lock'), 'ex', async () => { ran = true; }));
+  const r = await withNative(n, () =>
+    withFileLockIfFree(path.join(tmp, 'b.lock'), 'ex', async () => {
+      ran = true;
+    }),
+  );
   assert.equal(r, { held: false });
   assert.not.ok(ran);
 });
@@ -59,9 +71,19 @@ test('mountAll takes back what it mounted when a later mount fails', async () =>
     calls.push(`mount ${source} ${target}`);
     if (target.endsWith('/second')) throw Object.assign(new Error('no such device'), { code: 'ENODEV' });
   };
-  n.umount = (target) => { calls.push(`umount ${target}`); };
-  const m = (name: string) => ({ type: 'overlay', source: 'overlay', target: path.join(tmp, name), options: [] as string[] });
-  const err = await withNative(n, () => mountAll([m('first'), m('second')])).then(() => undefined, (e: unknown) => e);
+  n.umount = (target) => {
+    calls.push(`umount ${target}`);
+  };
+  const m = (name: string) => ({
+    type: 'overlay',
+    source: 'overlay',
+    target: path.join(tmp, name),
+    options: [] as string[],
+  });
+  const err = await withNative(n, () => mountAll([m('first'), m('second')])).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   assert.ok(err, 'the failure is reported');
   assert.equal(calls, [`mount overlay ${tmp}/first`, `mount overlay ${tmp}/second`, `umount ${tmp}/first`]);
 });

@@ -7,7 +7,7 @@ import { hostsFile, resolvConf } from '../../src/network/etc-files.js';
 
 const E = suite('network etc files');
 
-E('hosts: loopback names always, the container\'s address with its hostname on the bridge', () => {
+E("hosts: loopback names always, the container's address with its hostname on the bridge", () => {
   assert.match(hostsFile('box'), /^127\.0\.0\.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n/);
   assert.not.match(hostsFile('box'), /box/);
   assert.match(hostsFile('box', '10.66.0.5'), /\n10\.66\.0\.5\tbox\n$/);

@@ -10,7 +10,12 @@ import { isTsrunError } from '../../src/errors.js';
 
 const P = suite('network ports');
 
-const m = (hostIP: string, hostPort: number, containerPort: number, protocol: 'tcp' | 'udp' = 'tcp'): PortMapping => ({ hostIP, hostPort, containerPort, protocol });
+const m = (hostIP: string, hostPort: number, containerPort: number, protocol: 'tcp' | 'udp' = 'tcp'): PortMapping => ({
+  hostIP,
+  hostPort,
+  containerPort,
+  protocol,
+});
 
 P('the forms Docker documents', () => {
   assert.equal(parsePublish('80'), [m('', 0, 80)]);
@@ -26,7 +31,21 @@ P('the forms Docker documents', () => {
 });
 
 P('what Docker refuses, with the spec named', () => {
-  const bad = ['', '0', '70000', '80:', 'a:80', '1.2.3.4:5:6:7', '300.1.1.1:80:80', '8000-8001:80-82', '80/sctp', '80/icmp', '90-80', '[::1:80:80', 'localhost:80:80'];
+  const bad = [
+    '',
+    '0',
+    '70000',
+    '80:',
+    'a:80',
+    '1.2.3.4:5:6:7',
+    '300.1.1.1:80:80',
+    '8000-8001:80-82',
+    '80/sctp',
+    '80/icmp',
+    '90-80',
+    '[::1:80:80',
+    'localhost:80:80',
+  ];
   for (const spec of bad) {
     try {
       parsePublish(spec);
@@ -39,40 +58,49 @@ P('what Docker refuses, with the spec named', () => {
 });
 
 P('-P publishes every exposed port, tcp by default', () => {
-  assert.equal(publishAll(['80/tcp', '53/udp', '8080', '9000-9001/tcp']), [m('', 0, 80), m('', 0, 53, 'udp'), m('', 0, 8080), m('', 0, 9000), m('', 0, 9001)]);
+  assert.equal(publishAll(['80/tcp', '53/udp', '8080', '9000-9001/tcp']), [
+    m('', 0, 80),
+    m('', 0, 53, 'udp'),
+    m('', 0, 8080),
+    m('', 0, 9000),
+    m('', 0, 9001),
+  ]);
 });
 
-P('assignHostPorts: any free port, a taken port is ERR_PORT_IN_USE, ranges skip taken ports, no port twice', async () => {
-  const holder = net.createServer();
-  await new Promise<void>((r) => holder.listen(0, '0.0.0.0', r));
-  const taken = (holder.address() as net.AddressInfo).port;
-  try {
-    const [any] = await assignHostPorts([m('', 0, 80)]);
-    assert.ok(any && any.hostPort > 0 && any.hostPort !== taken);
+P(
+  'assignHostPorts: any free port, a taken port is ERR_PORT_IN_USE, ranges skip taken ports, no port twice',
+  async () => {
+    const holder = net.createServer();
+    await new Promise<void>((r) => holder.listen(0, '0.0.0.0', r));
+    const taken = (holder.address() as net.AddressInfo).port;
     try {
-      await assignHostPorts([m('', taken, 80)]);
-      assert.unreachable('a taken port was accepted');
-    } catch (e) {
-      assert.ok(isTsrunError(e, 'ERR_PORT_IN_USE'));
-      assert.match((e as Error).message, `Bind for 0.0.0.0:${taken} failed: port is already allocated`);
+      const [any] = await assignHostPorts([m('', 0, 80)]);
+      assert.ok(any && any.hostPort > 0 && any.hostPort !== taken);
+      try {
+        await assignHostPorts([m('', taken, 80)]);
+        assert.unreachable('a taken port was accepted');
+      } catch (e) {
+        assert.ok(isTsrunError(e, 'ERR_PORT_IN_USE'));
+        assert.match((e as Error).message, `Bind for 0.0.0.0:${taken} failed: port is already allocated`);
+      }
+      const [ranged] = await assignHostPorts([{ ...m('', 0, 80), hostRange: [taken, taken + 1] }]);
+      assert.is(ranged?.hostPort, taken + 1);
+      const two = await assignHostPorts([m('', 0, 80), m('', 0, 81)]);
+      assert.is.not(two[0]?.hostPort, two[1]?.hostPort);
+      try {
+        await assignHostPorts([m('', taken + 1, 80), m('', taken + 1, 81)]);
+        assert.unreachable('one host port published twice');
+      } catch (e) {
+        assert.ok(isTsrunError(e, 'ERR_USAGE'), String(e));
+      }
+      // The same number over udp is another port.
+      const [udp] = await assignHostPorts([m('', taken, 53, 'udp')]);
+      assert.is(udp?.hostPort, taken);
+    } finally {
+      holder.close();
     }
-    const [ranged] = await assignHostPorts([{ ...m('', 0, 80), hostRange: [taken, taken + 1] }]);
-    assert.is(ranged?.hostPort, taken + 1);
-    const two = await assignHostPorts([m('', 0, 80), m('', 0, 81)]);
-    assert.is.not(two[0]?.hostPort, two[1]?.hostPort);
-    try {
-      await assignHostPorts([m('', taken + 1, 80), m('', taken + 1, 81)]);
-      assert.unreachable('one host port published twice');
-    } catch (e) {
-      assert.ok(isTsrunError(e, 'ERR_USAGE'), String(e));
-    }
-    // The same number over udp is another port.
-    const [udp] = await assignHostPorts([m('', taken, 53, 'udp')]);
-    assert.is(udp?.hostPort, taken);
-  } finally {
-    holder.close();
-  }
-});
+  },
+);
 
 P('`port` output as Docker prints it (ps PORTS: test/cli/views.test.ts)', () => {
   const pub = [m('', 8080, 80), m('127.0.0.1', 5353, 53, 'udp'), m('::1', 9000, 90)];

@@ -29,17 +29,43 @@ const OPTS: UnpackOptions = { preserveOwnership: false, overlayXattrPrefix: 'use
 let n = 0;
 
 const name = fc.oneof(
-  fc.constantFrom('a', 'a/b', 'dir/', 'dir/file', '../escape', '../../etc/x', '/abs/file', './dot', 'link/inside', 'dir/.wh.file',
-    'dir/.wh..wh..opq', '.wh.a', 'a/../../b', '', '.', '//', 'x'.repeat(150) + '/y'),
+  fc.constantFrom(
+    'a',
+    'a/b',
+    'dir/',
+    'dir/file',
+    '../escape',
+    '../../etc/x',
+    '/abs/file',
+    './dot',
+    'link/inside',
+    'dir/.wh.file',
+    'dir/.wh..wh..opq',
+    '.wh.a',
+    'a/../../b',
+    '',
+    '.',
+    '//',
+    'x'.repeat(150) + '/y',
+  ),
   fc.string({ unit: fc.constantFrom('a', 'b', '/', '.', '..', '.wh.', ' ', '\0'), maxLength: 12 }),
 );
-const entry: fc.Arbitrary<TarEntrySpec> = fc.record({
-  name,
-  type: fc.constantFrom('file', 'dir', 'symlink', 'hardlink', 'fifo'),
-  content: fc.option(fc.uint8Array({ maxLength: 600 }).map((b) => Buffer.from(b)), { nil: undefined }),
-  linkname: fc.option(fc.constantFrom('/', '..', '../..', '/etc/passwd', 'a', 'dir', '../outside', 'a/b', OUTSIDE, `${OUTSIDE}/f`), { nil: undefined }),
-  mode: fc.option(fc.integer({ min: 0, max: 0o7777 }), { nil: undefined }),
-}, { requiredKeys: ['name', 'type'] }) as fc.Arbitrary<TarEntrySpec>;
+const entry: fc.Arbitrary<TarEntrySpec> = fc.record(
+  {
+    name,
+    type: fc.constantFrom('file', 'dir', 'symlink', 'hardlink', 'fifo'),
+    content: fc.option(
+      fc.uint8Array({ maxLength: 600 }).map((b) => Buffer.from(b)),
+      { nil: undefined },
+    ),
+    linkname: fc.option(
+      fc.constantFrom('/', '..', '../..', '/etc/passwd', 'a', 'dir', '../outside', 'a/b', OUTSIDE, `${OUTSIDE}/f`),
+      { nil: undefined },
+    ),
+    mode: fc.option(fc.integer({ min: 0, max: 0o7777 }), { nil: undefined }),
+  },
+  { requiredKeys: ['name', 'type'] },
+) as fc.Arbitrary<TarEntrySpec>;
 
 async function unpackChecked(bytes: Buffer): Promise<void> {
   const base = path.join(tmp, `c${n++}`);
@@ -52,7 +78,8 @@ async function unpackChecked(bytes: Buffer): Promise<void> {
   try {
     await unpackTar(Readable.from(parts), dest, OPTS);
   } catch (err) {
-    if (!(err instanceof TsrunError)) throw new Error(`not a TsrunError: ${String((err as Error)?.stack ?? err)}`, { cause: err });
+    if (!(err instanceof TsrunError))
+      throw new Error(`not a TsrunError: ${String((err as Error)?.stack ?? err)}`, { cause: err });
   }
   assert.equal(readdirSync(sentinel), [], 'nothing written beside the destination');
   assert.equal(readdirSync(base).sort(), ['dest', 'sentinel'], 'nothing new in the parent');
@@ -62,9 +89,12 @@ async function unpackChecked(bytes: Buffer): Promise<void> {
 }
 
 test('random entry lists (hostile names and links): a result or a TsrunError, nothing outside', async () => {
-  await fc.assert(fc.asyncProperty(fc.array(entry, { maxLength: 8 }), async (entries) => {
-    await unpackChecked(makeTar(entries));
-  }), { numRuns: 150 });
+  await fc.assert(
+    fc.asyncProperty(fc.array(entry, { maxLength: 8 }), async (entries) => {
+      await unpackChecked(makeTar(entries));
+    }),
+    { numRuns: 150 },
+  );
 });
 
 test('mutated archives (flipped bytes, truncation, garbage): a result or a TsrunError, nothing outside', async () => {
@@ -73,13 +103,16 @@ test('mutated archives (flipped bytes, truncation, garbage): a result or a Tsrun
     cut: fc.option(fc.nat(), { nil: undefined }),
     garbage: fc.option(fc.uint8Array({ maxLength: 1200 }), { nil: undefined }),
   });
-  await fc.assert(fc.asyncProperty(fc.array(entry, { minLength: 1, maxLength: 5 }), mutation, async (entries, m) => {
-    let bytes = Buffer.from(makeTar(entries));
-    for (const [at, v] of m.flips) bytes[at % bytes.length] = v;
-    if (m.cut !== undefined) bytes = bytes.subarray(0, m.cut % (bytes.length + 1));
-    if (m.garbage) bytes = Buffer.concat([bytes.subarray(0, 512), Buffer.from(m.garbage), bytes.subarray(512)]);
-    await unpackChecked(bytes);
-  }), { numRuns: 150 });
+  await fc.assert(
+    fc.asyncProperty(fc.array(entry, { minLength: 1, maxLength: 5 }), mutation, async (entries, m) => {
+      let bytes = Buffer.from(makeTar(entries));
+      for (const [at, v] of m.flips) bytes[at % bytes.length] = v;
+      if (m.cut !== undefined) bytes = bytes.subarray(0, m.cut % (bytes.length + 1));
+      if (m.garbage) bytes = Buffer.concat([bytes.subarray(0, 512), Buffer.from(m.garbage), bytes.subarray(512)]);
+      await unpackChecked(bytes);
+    }),
+    { numRuns: 150 },
+  );
 });
 
 test.run();

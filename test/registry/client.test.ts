@@ -22,19 +22,26 @@ function endpoint(reg: TestRegistry, repository: string): Endpoint {
 }
 
 function client(reg: TestRegistry, repository: string, creds?: Credentials, cache = new TokenCache()): RegistryClient {
-  const opts: ConstructorParameters<typeof RegistryClient>[0] = { endpoint: endpoint(reg, repository), http: FAST, tokenCache: cache };
+  const opts: ConstructorParameters<typeof RegistryClient>[0] = {
+    endpoint: endpoint(reg, repository),
+    http: FAST,
+    tokenCache: cache,
+  };
   if (creds) opts.credentials = async () => creds;
   return new RegistryClient(opts);
 }
-
 
 const layer = (name: string, content: string) => layerBlob(makeTar([{ name, content }]));
 
 // ---------------------------------------------------------------- anonymous
 const Anon = suite('client: anonymous registry');
 let anon: TestRegistry;
-Anon.before(async () => { anon = await startRegistry({ auth: 'anonymous' }); });
-Anon.after(async () => { await anon?.stop(); });
+Anon.before(async () => {
+  anon = await startRegistry({ auth: 'anonymous' });
+});
+Anon.after(async () => {
+  await anon?.stop();
+});
 
 Anon('OCI image: manifest by tag and by digest, config and layers streamed and verified', async () => {
   const l1 = layer('a.txt', 'hello');
@@ -72,12 +79,30 @@ Anon('Docker v2 media types', async () => {
 Anon('index → platform selection → manifest (OCI index and Docker manifest list)', async () => {
   for (const docker of [false, true]) {
     const repo = docker ? 'test/list' : 'test/index';
-    const amd = await pushImage(anon, repo, 'amd', { layers: [layer('amd', 'amd64')], docker, platform: { os: 'linux', architecture: 'amd64' } });
-    const arm = await pushImage(anon, repo, 'arm', { layers: [layer('arm', 'arm64')], docker, platform: { os: 'linux', architecture: 'arm64', variant: 'v8' } });
-    const idx = await pushIndex(anon, repo, 'multi', [
-      { digest: amd.manifestDigest, size: amd.manifest.length, platform: { os: 'linux', architecture: 'amd64' } },
-      { digest: arm.manifestDigest, size: arm.manifest.length, platform: { os: 'linux', architecture: 'arm64', variant: 'v8' } },
-    ], docker);
+    const amd = await pushImage(anon, repo, 'amd', {
+      layers: [layer('amd', 'amd64')],
+      docker,
+      platform: { os: 'linux', architecture: 'amd64' },
+    });
+    const arm = await pushImage(anon, repo, 'arm', {
+      layers: [layer('arm', 'arm64')],
+      docker,
+      platform: { os: 'linux', architecture: 'arm64', variant: 'v8' },
+    });
+    const idx = await pushIndex(
+      anon,
+      repo,
+      'multi',
+      [
+        { digest: amd.manifestDigest, size: amd.manifest.length, platform: { os: 'linux', architecture: 'amd64' } },
+        {
+          digest: arm.manifestDigest,
+          size: arm.manifest.length,
+          platform: { os: 'linux', architecture: 'arm64', variant: 'v8' },
+        },
+      ],
+      docker,
+    );
     const c = client(anon, repo);
     const top = await c.getManifest('multi');
     assert.is(top.digest, idx.digest);
@@ -94,8 +119,12 @@ Anon('index → platform selection → manifest (OCI index and Docker manifest l
 
 Anon('unknown tag and unknown repository are ERR_REGISTRY_NOT_FOUND naming the reference', async () => {
   await pushImage(anon, 'test/exists', 'v1', { layers: [layer('e', 'e')] });
-  const e = await rejects(client(anon, 'test/exists').getManifest('nope'), 'ERR_REGISTRY_NOT_FOUND', /test\/exists:nope/);
-  assert.equal((e.detail?.['registryCodes'] as string[]), ['MANIFEST_UNKNOWN']);
+  const e = await rejects(
+    client(anon, 'test/exists').getManifest('nope'),
+    'ERR_REGISTRY_NOT_FOUND',
+    /test\/exists:nope/,
+  );
+  assert.equal(e.detail?.['registryCodes'] as string[], ['MANIFEST_UNKNOWN']);
   await rejects(client(anon, 'test/missing').getManifest('v1'), 'ERR_REGISTRY_NOT_FOUND', /test\/missing:v1/);
   const missingBlob = { mediaType: MediaType.OCILayerGzip, digest: 'sha256:' + 'e'.repeat(64), size: 3 };
   await rejects(client(anon, 'test/exists').fetchBlob(missingBlob), 'ERR_REGISTRY_NOT_FOUND');
@@ -107,29 +136,46 @@ Anon('a blob whose descriptor lies about digest or size errors the stream', asyn
   const c = client(anon, 'test/lie');
   // The registry serves by digest, so a lying size is caught from Content-Length (or the stream);
   // wrong bytes under a right digest need a fake registry (http.test.ts).
-  await rejects((async () => readAll(await c.fetchBlob({ mediaType: l.mediaType, digest: l.digest, size: l.blob.length + 5 })))(), 'ERR_SIZE');
-  await rejects((async () => readAll(await c.fetchBlob({ mediaType: l.mediaType, digest: l.digest, size: l.blob.length - 1 })))(), 'ERR_SIZE');
+  await rejects(
+    (async () => readAll(await c.fetchBlob({ mediaType: l.mediaType, digest: l.digest, size: l.blob.length + 5 })))(),
+    'ERR_SIZE',
+  );
+  await rejects(
+    (async () => readAll(await c.fetchBlob({ mediaType: l.mediaType, digest: l.digest, size: l.blob.length - 1 })))(),
+    'ERR_SIZE',
+  );
   // and the honest descriptor streams fine
   const ok = await readAll(await c.fetchBlob({ mediaType: l.mediaType, digest: l.digest, size: l.blob.length }));
   assert.ok(ok.equals(l.blob));
 });
 
-Anon('a manifest fetched by a digest the registry does not have is not found, and a bad digest is refused', async () => {
-  await rejects(client(anon, 'test/oci').getManifest('sha256:' + '0'.repeat(64)), 'ERR_REGISTRY_NOT_FOUND');
-  await rejects(client(anon, 'test/oci').getManifest('sha256:xyz'), 'ERR_REFERENCE');
-});
+Anon(
+  'a manifest fetched by a digest the registry does not have is not found, and a bad digest is refused',
+  async () => {
+    await rejects(client(anon, 'test/oci').getManifest('sha256:' + '0'.repeat(64)), 'ERR_REGISTRY_NOT_FOUND');
+    await rejects(client(anon, 'test/oci').getManifest('sha256:xyz'), 'ERR_REFERENCE');
+  },
+);
 
 Anon('fetchBlob honours an abort signal', async () => {
   const big = layerBlob(makeTar([{ name: 'big', content: Buffer.alloc(4 * 1024 * 1024, 7) }]), 'none');
   await pushImage(anon, 'test/abort', 'v1', { layers: [big] });
   const c = client(anon, 'test/abort');
   const ctl = new AbortController();
-  const s = await c.fetchBlob({ mediaType: big.mediaType, digest: big.digest, size: big.blob.length }, { signal: ctl.signal });
+  const s = await c.fetchBlob(
+    { mediaType: big.mediaType, digest: big.digest, size: big.blob.length },
+    { signal: ctl.signal },
+  );
   let got = 0;
   const err = await (async () => {
     try {
-      for await (const chunk of s) { got += (chunk as Buffer).length; if (got > 0) ctl.abort(); }
-    } catch (e) { return e; }
+      for await (const chunk of s) {
+        got += (chunk as Buffer).length;
+        if (got > 0) ctl.abort();
+      }
+    } catch (e) {
+      return e;
+    }
     return undefined;
   })();
   assert.instance(err, TsrunError, 'the stream errored after abort');
@@ -143,15 +189,23 @@ Anon.run();
 // ---------------------------------------------------------------- htpasswd
 const Basic = suite('client: htpasswd (Basic) registry');
 let basic: TestRegistry;
-Basic.before(async () => { basic = await startRegistry({ auth: 'htpasswd', users: { alice: 'wonderland' } }); });
-Basic.after(async () => { await basic?.stop(); });
+Basic.before(async () => {
+  basic = await startRegistry({ auth: 'htpasswd', users: { alice: 'wonderland' } });
+});
+Basic.after(async () => {
+  await basic?.stop();
+});
 
 Basic('good credentials pull; lookup happens once', async () => {
   const img = await pushImage(basic, 'priv/app', 'v1', { layers: [layer('p', 'private')] });
   let lookups = 0;
   const c = new RegistryClient({
-    endpoint: endpoint(basic, 'priv/app'), http: FAST,
-    credentials: async () => { lookups++; return { kind: 'basic', username: 'alice', password: 'wonderland' }; },
+    endpoint: endpoint(basic, 'priv/app'),
+    http: FAST,
+    credentials: async () => {
+      lookups++;
+      return { kind: 'basic', username: 'alice', password: 'wonderland' };
+    },
   });
   const m = await c.getManifest('v1');
   assert.is(m.digest, img.manifestDigest);
@@ -163,7 +217,11 @@ Basic('good credentials pull; lookup happens once', async () => {
 });
 
 Basic('bad or missing credentials: ERR_REGISTRY_AUTH with a login hint', async () => {
-  const bad = await rejects(client(basic, 'priv/app', { kind: 'basic', username: 'alice', password: 'nope' }).getManifest('v1'), 'ERR_REGISTRY_AUTH', /401/);
+  const bad = await rejects(
+    client(basic, 'priv/app', { kind: 'basic', username: 'alice', password: 'nope' }).getManifest('v1'),
+    'ERR_REGISTRY_AUTH',
+    /401/,
+  );
   assert.match(bad.hint ?? '', new RegExp(`tsrun login ${basic.host.replace('.', '\\.')}`));
   assert.not.match(bad.message, /nope/, 'never shows the password');
   const none = await rejects(client(basic, 'priv/app').getManifest('v1'), 'ERR_REGISTRY_AUTH');
@@ -172,9 +230,14 @@ Basic('bad or missing credentials: ERR_REGISTRY_AUTH with a login hint', async (
 
 Basic('checkCredentials: good → basic, bad → ERR_REGISTRY_AUTH', async () => {
   const c = client(basic, 'priv/app');
-  assert.equal(await c.checkCredentials({ kind: 'basic', username: 'alice', password: 'wonderland' }), { scheme: 'basic' });
+  assert.equal(await c.checkCredentials({ kind: 'basic', username: 'alice', password: 'wonderland' }), {
+    scheme: 'basic',
+  });
   await rejects(c.checkCredentials({ kind: 'basic', username: 'alice', password: 'wrong' }), 'ERR_REGISTRY_AUTH');
-  await rejects(c.checkCredentials({ kind: 'basic', username: 'mallory', password: 'wonderland' }), 'ERR_REGISTRY_AUTH');
+  await rejects(
+    c.checkCredentials({ kind: 'basic', username: 'mallory', password: 'wonderland' }),
+    'ERR_REGISTRY_AUTH',
+  );
 });
 
 Basic.run();
@@ -184,11 +247,15 @@ const Token = suite('client: token (Bearer) registry, Docker Hub style');
 let tok: TestRegistry;
 Token.before(async () => {
   tok = await startRegistry({
-    auth: 'token', users: { alice: 'wonderland' }, isPublic: (r) => r.startsWith('public/'),
+    auth: 'token',
+    users: { alice: 'wonderland' },
+    isPublic: (r) => r.startsWith('public/'),
     refreshTokens: { 'refresh-abc': 'alice' },
   });
 });
-Token.after(async () => { await tok?.stop(); });
+Token.after(async () => {
+  await tok?.stop();
+});
 
 Token('anonymous pull of a public repository, one token for many requests', async () => {
   const l1 = layer('1', 'one');
@@ -236,7 +303,11 @@ Token('private repository: anonymous is refused with a login hint; alice pulls w
 });
 
 Token('wrong password: the token service 401 becomes ERR_REGISTRY_AUTH, no secret in the message', async () => {
-  const e = await rejects(client(tok, 'private/app', { kind: 'basic', username: 'alice', password: 'hunter2' }).getManifest('v1'), 'ERR_REGISTRY_AUTH', /token service answered 401/);
+  const e = await rejects(
+    client(tok, 'private/app', { kind: 'basic', username: 'alice', password: 'hunter2' }).getManifest('v1'),
+    'ERR_REGISTRY_AUTH',
+    /token service answered 401/,
+  );
   assert.match(e.hint ?? '', /tsrun login/);
   assert.not.match(e.message, /hunter2/);
 });
@@ -248,12 +319,17 @@ Token('identity token (refresh_token grant by POST)', async () => {
   const last = tok.tokenRequestLog().at(-1)!;
   assert.is(last.method, 'POST');
   assert.is(last.user, 'alice');
-  await rejects(client(tok, 'private/idt', { kind: 'identity', token: 'bogus' }).getManifest('v1'), 'ERR_REGISTRY_AUTH');
+  await rejects(
+    client(tok, 'private/idt', { kind: 'identity', token: 'bogus' }).getManifest('v1'),
+    'ERR_REGISTRY_AUTH',
+  );
 });
 
 Token('checkCredentials with bearer auth', async () => {
   const c = client(tok, 'public/app');
-  assert.equal(await c.checkCredentials({ kind: 'basic', username: 'alice', password: 'wonderland' }), { scheme: 'bearer' });
+  assert.equal(await c.checkCredentials({ kind: 'basic', username: 'alice', password: 'wonderland' }), {
+    scheme: 'bearer',
+  });
   await rejects(c.checkCredentials({ kind: 'basic', username: 'alice', password: 'bad' }), 'ERR_REGISTRY_AUTH');
 });
 

@@ -6,7 +6,13 @@ import { startRegistry } from '../helpers/registry.js';
 import { pushAuthorization, uploadBlob } from '../helpers/push.js';
 
 const status = async (url: string, headers: Record<string, string> = {}): Promise<number | string> => {
-  try { const r = await fetch(url, { headers }); await r.arrayBuffer(); return r.status; } catch (e) { return (e as Error).message; }
+  try {
+    const r = await fetch(url, { headers });
+    await r.arrayBuffer();
+    return r.status;
+  } catch (e) {
+    return (e as Error).message;
+  }
 };
 
 test('anonymous: answers /v2/, stop() kills it and removes its temp dir', async () => {
@@ -32,7 +38,9 @@ test('htpasswd: anonymous 401 with a Basic challenge, the user gets in, a wrong 
     const basic = (u: string, p: string) => ({ Authorization: 'Basic ' + Buffer.from(`${u}:${p}`).toString('base64') });
     assert.is(await status(`${reg.url}/v2/`, basic('bob', 'builder')), 200);
     assert.is(await status(`${reg.url}/v2/`, basic('bob', 'nope')), 401);
-  } finally { await reg.stop(); }
+  } finally {
+    await reg.stop();
+  }
 });
 
 test('token: the registry verifies our ES256 JWTs (x5c chain to the root bundle), forged ones fail, counts requests', async () => {
@@ -40,7 +48,10 @@ test('token: the registry verifies our ES256 JWTs (x5c chain to the root bundle)
   try {
     const r = await fetch(`${reg.url}/v2/`);
     assert.is(r.status, 401);
-    assert.match(r.headers.get('www-authenticate') ?? '', new RegExp(`Bearer realm="${reg.token!.realm}",service="${reg.token!.service}"`));
+    assert.match(
+      r.headers.get('www-authenticate') ?? '',
+      new RegExp(`Bearer realm="${reg.token!.realm}",service="${reg.token!.service}"`),
+    );
     const before = reg.tokenRequests();
     const auth = await pushAuthorization(reg, 'priv/x');
     assert.is(reg.tokenRequests(), before + 1);
@@ -51,12 +62,18 @@ test('token: the registry verifies our ES256 JWTs (x5c chain to the root bundle)
     assert.is(await status(`${reg.url}/v2/`, { Authorization: `Bearer ${forged}` }), 401, 'a bad signature is refused');
     await uploadBlob(reg, 'priv/x', Buffer.from('data'), auth);
     // anonymous tokens carry no access to private repos
-    const anon = await (await fetch(`${reg.token!.realm}?service=${reg.token!.service}&scope=repository:priv/x:pull`)).json() as { token: string };
+    const anon = (await (
+      await fetch(`${reg.token!.realm}?service=${reg.token!.service}&scope=repository:priv/x:pull`)
+    ).json()) as { token: string };
     assert.is(await status(`${reg.url}/v2/priv/x/tags/list`, { Authorization: `Bearer ${anon.token}` }), 401);
-    const wrong = await fetch(`${reg.token!.realm}?service=s`, { headers: { Authorization: 'Basic ' + Buffer.from('alice:bad').toString('base64') } });
+    const wrong = await fetch(`${reg.token!.realm}?service=s`, {
+      headers: { Authorization: 'Basic ' + Buffer.from('alice:bad').toString('base64') },
+    });
     assert.is(wrong.status, 401);
     assert.is(reg.tokenRequestLog().at(-1)!.status, 401);
-  } finally { await reg.stop(); }
+  } finally {
+    await reg.stop();
+  }
 });
 
 test.run();

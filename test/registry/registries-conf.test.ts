@@ -5,8 +5,17 @@ import os from 'node:os';
 import path from 'node:path';
 import { TsrunError } from '../../src/errors.js';
 import {
-  endpointsFor, findRegistry, isLoopback, loadRegistriesConf, matchPrefix, mergeRegistriesConf, parseRegistriesConf,
-  emptyRegistriesConf, registriesConfFiles, type EnvContext, type RegistriesConf,
+  endpointsFor,
+  findRegistry,
+  isLoopback,
+  loadRegistriesConf,
+  matchPrefix,
+  mergeRegistriesConf,
+  parseRegistriesConf,
+  emptyRegistriesConf,
+  registriesConfFiles,
+  type EnvContext,
+  type RegistriesConf,
 } from '../../src/registry/registries-conf.js';
 
 /** A conf from one TOML text, as if read from `file`. */
@@ -21,12 +30,18 @@ function tmpWorld() {
   fs.mkdirSync(home, { recursive: true });
   fs.mkdirSync(sys, { recursive: true });
   const ctx: EnvContext = { env: {}, home, uid: 1000 };
-  const write = (p: string, text: string) => { fs.mkdirSync(path.dirname(p), { recursive: true }); fs.writeFileSync(p, text); return p; };
+  const write = (p: string, text: string) => {
+    fs.mkdirSync(path.dirname(p), { recursive: true });
+    fs.writeFileSync(p, text);
+    return p;
+  };
   return { root, home, sys, ctx, write, cleanup: () => fs.rmSync(root, { recursive: true, force: true }) };
 }
 
 function throws(fn: () => unknown, code: string, re?: RegExp): TsrunError {
-  try { fn(); } catch (err) {
+  try {
+    fn();
+  } catch (err) {
     assert.instance(err, TsrunError);
     assert.is((err as TsrunError).code, code);
     if (re) assert.match((err as TsrunError).message, re);
@@ -41,7 +56,9 @@ const digest = { byDigest: true };
 test('no entry: docker.io → registry-1.docker.io, library/ kept, secure', () => {
   const eps = endpointsFor(emptyRegistriesConf(), 'docker.io', 'library/node', tag);
   assert.equal(eps, [{ host: 'registry-1.docker.io', repository: 'library/node', insecure: false, mirror: false }]);
-  assert.equal(endpointsFor(emptyRegistriesConf(), 'ghcr.io', 'a/b', tag), [{ host: 'ghcr.io', repository: 'a/b', insecure: false, mirror: false }]);
+  assert.equal(endpointsFor(emptyRegistriesConf(), 'ghcr.io', 'a/b', tag), [
+    { host: 'ghcr.io', repository: 'a/b', insecure: false, mirror: false },
+  ]);
 });
 
 test('matchPrefix: exact, path-component boundary, no port leak, wildcard', () => {
@@ -68,7 +85,9 @@ location = "special.example.com/foo"
   assert.is(findRegistry(c, 'example.com', 'foo/app')!.prefix, 'example.com/foo');
   assert.is(findRegistry(c, 'example.com', 'foobar')!.prefix, 'example.com');
   assert.equal(endpointsFor(c, 'example.com', 'foobar', tag)[0]!.host, 'plain.example.com');
-  assert.equal(endpointsFor(c, 'example.com', 'foo/app', tag), [{ host: 'special.example.com', repository: 'foo/app', insecure: false, mirror: false }]);
+  assert.equal(endpointsFor(c, 'example.com', 'foo/app', tag), [
+    { host: 'special.example.com', repository: 'foo/app', insecure: false, mirror: false },
+  ]);
   // Longest wins by length, not by position in the list.
   const reversed: RegistriesConf = { ...c, registries: [...c.registries].reverse() };
   assert.is(findRegistry(reversed, 'example.com', 'foo/app')!.prefix, 'example.com/foo');
@@ -80,7 +99,9 @@ test('location rewrite: prefix replaced by location', () => {
 prefix = "example.com/foo"
 location = "internal:5000/bar/foo"
 `);
-  assert.equal(endpointsFor(c, 'example.com', 'foo/app', tag), [{ host: 'internal:5000', repository: 'bar/foo/app', insecure: false, mirror: false }]);
+  assert.equal(endpointsFor(c, 'example.com', 'foo/app', tag), [
+    { host: 'internal:5000', repository: 'bar/foo/app', insecure: false, mirror: false },
+  ]);
   // Not matched (boundary): left alone.
   assert.equal(endpointsFor(c, 'example.com', 'foobar/app', tag)[0]!.host, 'example.com');
 });
@@ -94,8 +115,12 @@ insecure = true
 prefix = "*.mirror.example"
 location = "cache.local"
 `);
-  assert.equal(endpointsFor(c, 'reg.corp.example', 'team/app', tag), [{ host: 'reg.corp.example', repository: 'team/app', insecure: true, mirror: false }]);
-  assert.equal(endpointsFor(c, 'a.mirror.example', 'x/y', tag), [{ host: 'cache.local', repository: 'x/y', insecure: false, mirror: false }]);
+  assert.equal(endpointsFor(c, 'reg.corp.example', 'team/app', tag), [
+    { host: 'reg.corp.example', repository: 'team/app', insecure: true, mirror: false },
+  ]);
+  assert.equal(endpointsFor(c, 'a.mirror.example', 'x/y', tag), [
+    { host: 'cache.local', repository: 'x/y', insecure: false, mirror: false },
+  ]);
   assert.equal(endpointsFor(c, 'corp.example', 'team/app', tag)[0]!.insecure, false);
 });
 
@@ -114,10 +139,15 @@ location = "m-tag.example"
 pull-from-mirror = "tag-only"
 `);
   const byTag = endpointsFor(c, 'docker.io', 'library/node', tag);
-  assert.equal(byTag.map((e) => `${e.host}/${e.repository}${e.mirror ? ' M' : ''}`), [
-    'm-all.example/hub/library/node M', 'm-tag.example/library/node M', 'registry-1.docker.io/library/node']);
+  assert.equal(
+    byTag.map((e) => `${e.host}/${e.repository}${e.mirror ? ' M' : ''}`),
+    ['m-all.example/hub/library/node M', 'm-tag.example/library/node M', 'registry-1.docker.io/library/node'],
+  );
   const byDig = endpointsFor(c, 'docker.io', 'library/node', digest);
-  assert.equal(byDig.map((e) => e.host), ['m-all.example', 'm-digest.example', 'registry-1.docker.io']);
+  assert.equal(
+    byDig.map((e) => e.host),
+    ['m-all.example', 'm-digest.example', 'registry-1.docker.io'],
+  );
   assert.is(byDig[1]!.insecure, true);
   assert.is(byDig[0]!.insecure, false);
 });
@@ -131,23 +161,34 @@ mirror-by-digest-only = true
 location = "cache.example"
 `);
   assert.is(endpointsFor(c, 'quay.io', 'a/b', tag).length, 1);
-  assert.equal(endpointsFor(c, 'quay.io', 'a/b', digest).map((e) => e.host), ['cache.example', 'quay.io']);
-  throws(() => conf(`
+  assert.equal(
+    endpointsFor(c, 'quay.io', 'a/b', digest).map((e) => e.host),
+    ['cache.example', 'quay.io'],
+  );
+  throws(
+    () =>
+      conf(`
 [[registry]]
 location = "quay.io"
 mirror-by-digest-only = true
 [[registry.mirror]]
 location = "cache.example"
 pull-from-mirror = "all"
-`), 'ERR_CONFIG', /mirror-by-digest-only/);
+`),
+    'ERR_CONFIG',
+    /mirror-by-digest-only/,
+  );
 });
 
 test('blocked: ERR_REGISTRY_BLOCKED naming the reference, the registry and the file, with a hint', () => {
-  const c = conf(`
+  const c = conf(
+    `
 [[registry]]
 location = "evil.example"
 blocked = true
-`, '/cfg/registries.conf');
+`,
+    '/cfg/registries.conf',
+  );
   const e = throws(() => endpointsFor(c, 'evil.example', 'x/y', tag), 'ERR_REGISTRY_BLOCKED');
   assert.is(e.message, 'evil.example/x/y: registry evil.example is blocked in /cfg/registries.conf');
   assert.ok(e.hint && e.hint.includes('blocked = true'));
@@ -170,24 +211,42 @@ insecure = true
 });
 
 test('v1 format: ERR_CONFIG with the file and a conversion hint', () => {
-  const e = throws(() => parseRegistriesConf(`
+  const e = throws(
+    () =>
+      parseRegistriesConf(
+        `
 [registries.search]
 registries = ["docker.io"]
 [registries.insecure]
 registries = []
-`, '/x/registries.conf'), 'ERR_CONFIG');
+`,
+        '/x/registries.conf',
+      ),
+    'ERR_CONFIG',
+  );
   assert.is(e.message, 'reading /x/registries.conf: the v1 format is not supported');
   assert.is(e.hint, 'convert it to the v2 format (see containers-registries.conf(5))');
 });
 
 test('bad TOML: ERR_CONFIG naming the file and the line', () => {
-  const e = throws(() => parseRegistriesConf('unqualified-search-registries = ["a"]\n\n[[registry]\nlocation = "x"\n', '/y/bad.conf'), 'ERR_CONFIG');
+  const e = throws(
+    () => parseRegistriesConf('unqualified-search-registries = ["a"]\n\n[[registry]\nlocation = "x"\n', '/y/bad.conf'),
+    'ERR_CONFIG',
+  );
   assert.match(e.message, /^reading \/y\/bad\.conf: invalid TOML at line 3\b/);
 });
 
 test('schema errors: wrong types, bad pull-from-mirror, schemes, missing location', () => {
-  throws(() => conf('[[registry]]\nlocation = "a"\ninsecure = "yes"\n', '/f'), 'ERR_CONFIG', /reading \/f: registry\[0\]\.insecure/);
-  throws(() => conf('[[registry]]\nlocation = "a"\n[[registry.mirror]]\nlocation = "m"\npull-from-mirror = "sometimes"\n'), 'ERR_CONFIG', /pull-from-mirror/);
+  throws(
+    () => conf('[[registry]]\nlocation = "a"\ninsecure = "yes"\n', '/f'),
+    'ERR_CONFIG',
+    /reading \/f: registry\[0\]\.insecure/,
+  );
+  throws(
+    () => conf('[[registry]]\nlocation = "a"\n[[registry.mirror]]\nlocation = "m"\npull-from-mirror = "sometimes"\n'),
+    'ERR_CONFIG',
+    /pull-from-mirror/,
+  );
   throws(() => conf('[[registry]]\nlocation = "https://a.example"\n'), 'ERR_CONFIG', /URI schemes/);
   throws(() => conf('[[registry]]\nprefix = "a.example/x"\n'), 'ERR_CONFIG', /no location/);
   throws(() => conf('[[registry]]\ninsecure = true\n'), 'ERR_CONFIG', /neither prefix nor location/);
@@ -206,25 +265,43 @@ test('loadRegistriesConf: missing everything is an empty config', () => {
     const c = loadRegistriesConf(w.ctx, w.sys);
     assert.equal(c.registries, []);
     assert.equal(c.sources, []);
-  } finally { w.cleanup(); }
+  } finally {
+    w.cleanup();
+  }
 });
 
 test('loadRegistriesConf: system file + drop-ins in lexical order, later overriding by prefix, then user drop-ins', () => {
   const w = tmpWorld();
   try {
-    const main = w.write(path.join(w.sys, 'registries.conf'), '[[registry]]\nlocation = "a.example"\ninsecure = true\n[[registry]]\nlocation = "b.example"\n');
-    const d10 = w.write(path.join(w.sys, 'registries.conf.d', '10-a.conf'), '[[registry]]\nlocation = "a.example"\nblocked = true\n');
-    const d20 = w.write(path.join(w.sys, 'registries.conf.d', '20-a.conf'), '[[registry]]\nprefix = "a.example"\nlocation = "a2.example"\n');
+    const main = w.write(
+      path.join(w.sys, 'registries.conf'),
+      '[[registry]]\nlocation = "a.example"\ninsecure = true\n[[registry]]\nlocation = "b.example"\n',
+    );
+    const d10 = w.write(
+      path.join(w.sys, 'registries.conf.d', '10-a.conf'),
+      '[[registry]]\nlocation = "a.example"\nblocked = true\n',
+    );
+    const d20 = w.write(
+      path.join(w.sys, 'registries.conf.d', '20-a.conf'),
+      '[[registry]]\nprefix = "a.example"\nlocation = "a2.example"\n',
+    );
     w.write(path.join(w.sys, 'registries.conf.d', 'ignored.txt'), 'not toml [[[');
-    const user = w.write(path.join(w.home, '.config', 'containers', 'registries.conf.d', '05-b.conf'), '[[registry]]\nlocation = "b.example"\ninsecure = true\n');
+    const user = w.write(
+      path.join(w.home, '.config', 'containers', 'registries.conf.d', '05-b.conf'),
+      '[[registry]]\nlocation = "b.example"\ninsecure = true\n',
+    );
     const c = loadRegistriesConf(w.ctx, w.sys);
     assert.equal(c.sources, [main, d10, d20, user]);
     // 20-a replaced 10-a (not blocked any more) and the main entry (not insecure any more).
-    assert.equal(endpointsFor(c, 'a.example', 'r', tag), [{ host: 'a2.example', repository: 'r', insecure: false, mirror: false }]);
+    assert.equal(endpointsFor(c, 'a.example', 'r', tag), [
+      { host: 'a2.example', repository: 'r', insecure: false, mirror: false },
+    ]);
     assert.is(findRegistry(c, 'a.example', 'r')!.source, d20);
     // The user drop-in comes after the system ones even though "05" sorts first.
     assert.is(endpointsFor(c, 'b.example', 'r', tag)[0]!.insecure, true);
-  } finally { w.cleanup(); }
+  } finally {
+    w.cleanup();
+  }
 });
 
 test('loadRegistriesConf: a user registries.conf replaces the system file and system drop-ins', () => {
@@ -232,13 +309,18 @@ test('loadRegistriesConf: a user registries.conf replaces the system file and sy
   try {
     w.write(path.join(w.sys, 'registries.conf'), '[[registry]]\nlocation = "a.example"\nblocked = true\n');
     w.write(path.join(w.sys, 'registries.conf.d', '10.conf'), '[[registry]]\nlocation = "c.example"\nblocked = true\n');
-    const userFile = w.write(path.join(w.home, '.config', 'containers', 'registries.conf'), '[[registry]]\nlocation = "b.example"\ninsecure = true\n');
+    const userFile = w.write(
+      path.join(w.home, '.config', 'containers', 'registries.conf'),
+      '[[registry]]\nlocation = "b.example"\ninsecure = true\n',
+    );
     assert.equal(registriesConfFiles(w.ctx, w.sys), [userFile]);
     const c = loadRegistriesConf(w.ctx, w.sys);
     assert.is(endpointsFor(c, 'a.example', 'r', tag).length, 1, 'system file not read');
     assert.is(endpointsFor(c, 'c.example', 'r', tag).length, 1, 'system drop-in not read');
     assert.is(endpointsFor(c, 'b.example', 'r', tag)[0]!.insecure, true);
-  } finally { w.cleanup(); }
+  } finally {
+    w.cleanup();
+  }
 });
 
 test('loadRegistriesConf: CONTAINERS_REGISTRIES_CONF is the only file read', () => {
@@ -246,14 +328,19 @@ test('loadRegistriesConf: CONTAINERS_REGISTRIES_CONF is the only file read', () 
   try {
     w.write(path.join(w.sys, 'registries.conf'), '[[registry]]\nlocation = "a.example"\nblocked = true\n');
     w.write(path.join(w.sys, 'registries.conf.d', '10.conf'), '[[registry]]\nlocation = "c.example"\nblocked = true\n');
-    w.write(path.join(w.home, '.config', 'containers', 'registries.conf'), '[[registry]]\nlocation = "d.example"\nblocked = true\n');
+    w.write(
+      path.join(w.home, '.config', 'containers', 'registries.conf'),
+      '[[registry]]\nlocation = "d.example"\nblocked = true\n',
+    );
     const only = w.write(path.join(w.root, 'custom.conf'), '[[registry]]\nlocation = "b.example"\nblocked = true\n');
     const ctx = { ...w.ctx, env: { CONTAINERS_REGISTRIES_CONF: only } };
     const c = loadRegistriesConf(ctx, w.sys);
     assert.equal(c.sources, [only]);
     for (const h of ['a.example', 'c.example', 'd.example']) assert.is(endpointsFor(c, h, 'r', tag).length, 1);
     throws(() => endpointsFor(c, 'b.example', 'r', tag), 'ERR_REGISTRY_BLOCKED', /custom\.conf/);
-  } finally { w.cleanup(); }
+  } finally {
+    w.cleanup();
+  }
 });
 
 test('loadRegistriesConf: an error in a drop-in names that file', () => {
@@ -262,7 +349,9 @@ test('loadRegistriesConf: an error in a drop-in names that file', () => {
     const bad = w.write(path.join(w.sys, 'registries.conf.d', '50-bad.conf'), 'x = = 1\n');
     const e = throws(() => loadRegistriesConf(w.ctx, w.sys), 'ERR_CONFIG');
     assert.ok(e.message.startsWith(`reading ${bad}: invalid TOML at line 1`), e.message);
-  } finally { w.cleanup(); }
+  } finally {
+    w.cleanup();
+  }
 });
 
 test.run();

@@ -2,16 +2,29 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { TsrunError } from '../../src/errors.js';
 import type { Descriptor, Index } from '../../src/oci/schemas.js';
-import { formatPlatform, hostPlatform, normalizePlatform, parsePlatform, selectManifest } from '../../src/registry/resolve.js';
+import {
+  formatPlatform,
+  hostPlatform,
+  normalizePlatform,
+  parsePlatform,
+  selectManifest,
+} from '../../src/registry/resolve.js';
 
 const dig = (c: string) => 'sha256:' + c.repeat(64);
 const M = 'application/vnd.oci.image.manifest.v1+json';
-const entry = (c: string, platform?: Descriptor['platform'], annotations?: Record<string, string>): Descriptor =>
-  ({ mediaType: M, digest: dig(c), size: 100, ...(platform ? { platform } : {}), ...(annotations ? { annotations } : {}) });
+const entry = (c: string, platform?: Descriptor['platform'], annotations?: Record<string, string>): Descriptor => ({
+  mediaType: M,
+  digest: dig(c),
+  size: 100,
+  ...(platform ? { platform } : {}),
+  ...(annotations ? { annotations } : {}),
+});
 const index = (...manifests: Descriptor[]): Index => ({ schemaVersion: 2, manifests });
 
 function platformError(fn: () => unknown, re?: RegExp): TsrunError {
-  try { fn(); } catch (err) {
+  try {
+    fn();
+  } catch (err) {
     assert.instance(err, TsrunError);
     assert.is((err as TsrunError).code, 'ERR_PLATFORM');
     if (re) assert.match((err as TsrunError).message, re);
@@ -23,7 +36,15 @@ function platformError(fn: () => unknown, re?: RegExp): TsrunError {
 test('hostPlatform maps process.arch', () => {
   const p = hostPlatform();
   assert.is(p.os, 'linux');
-  const expected: Record<string, string> = { x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' };
+  const expected: Record<string, string> = {
+    x64: 'amd64',
+    arm64: 'arm64',
+    arm: 'arm',
+    ia32: '386',
+    ppc64: 'ppc64le',
+    s390x: 's390x',
+    riscv64: 'riscv64',
+  };
   assert.is(p.architecture, expected[process.arch] ?? process.arch);
   if (process.arch === 'arm64') assert.is(p.variant, 'v8');
   if (process.arch === 'x64') assert.is(p.variant, undefined);
@@ -82,26 +103,48 @@ test('selectManifest: exact variant preferred, older compatible variants accepte
   assert.is(selectManifest(idx, parsePlatform('linux/arm/v6')).digest, dig('6'));
   const onlyV6 = index(entry('6', { os: 'linux', architecture: 'arm', variant: 'v6' }));
   assert.is(selectManifest(onlyV6, parsePlatform('linux/arm/v7')).digest, dig('6'), 'v7 runs v6');
-  platformError(() => selectManifest(index(entry('7', { os: 'linux', architecture: 'arm', variant: 'v7' })), parsePlatform('linux/arm/v6')));
+  platformError(() =>
+    selectManifest(
+      index(entry('7', { os: 'linux', architecture: 'arm', variant: 'v7' })),
+      parsePlatform('linux/arm/v6'),
+    ),
+  );
   // amd64 with no variant prefers the v1 build over a v3 one, and does not take v3 alone
-  const amd = index(entry('3', { os: 'linux', architecture: 'amd64', variant: 'v3' }), entry('1', { os: 'linux', architecture: 'amd64' }));
+  const amd = index(
+    entry('3', { os: 'linux', architecture: 'amd64', variant: 'v3' }),
+    entry('1', { os: 'linux', architecture: 'amd64' }),
+  );
   assert.is(selectManifest(amd, { os: 'linux', architecture: 'amd64' }).digest, dig('1'));
   assert.is(selectManifest(amd, parsePlatform('linux/amd64/v3')).digest, dig('3'));
-  platformError(() => selectManifest(index(entry('3', { os: 'linux', architecture: 'amd64', variant: 'v3' })), { os: 'linux', architecture: 'amd64' }));
+  platformError(() =>
+    selectManifest(index(entry('3', { os: 'linux', architecture: 'amd64', variant: 'v3' })), {
+      os: 'linux',
+      architecture: 'amd64',
+    }),
+  );
   // same rank: the index order decides
-  const twice = index(entry('a', { os: 'linux', architecture: 'amd64' }), entry('b', { os: 'linux', architecture: 'amd64' }));
+  const twice = index(
+    entry('a', { os: 'linux', architecture: 'amd64' }),
+    entry('b', { os: 'linux', architecture: 'amd64' }),
+  );
   assert.is(selectManifest(twice, { os: 'linux', architecture: 'amd64' }).digest, dig('a'));
 });
 
 test('selectManifest skips attestations and platform-less entries; the error lists platforms', () => {
   const idx = index(
     entry('0'),
-    entry('f', { os: 'unknown', architecture: 'unknown' }, { 'vnd.docker.reference.type': 'attestation-manifest', 'vnd.docker.reference.digest': dig('a') }),
+    entry(
+      'f',
+      { os: 'unknown', architecture: 'unknown' },
+      { 'vnd.docker.reference.type': 'attestation-manifest', 'vnd.docker.reference.digest': dig('a') },
+    ),
     entry('a', { os: 'linux', architecture: 'amd64' }),
     entry('b', { os: 'linux', architecture: 'arm64', variant: 'v8' }),
   );
   assert.is(selectManifest(idx, { os: 'linux', architecture: 'amd64' }).digest, dig('a'));
-  const attOnly = index(entry('f', { os: 'linux', architecture: 's390x' }, { 'vnd.docker.reference.type': 'attestation-manifest' }));
+  const attOnly = index(
+    entry('f', { os: 'linux', architecture: 's390x' }, { 'vnd.docker.reference.type': 'attestation-manifest' }),
+  );
   platformError(() => selectManifest(attOnly, { os: 'linux', architecture: 's390x' }));
   const e = platformError(() => selectManifest(idx, parsePlatform('linux/ppc64le')), /linux\/ppc64le/);
   assert.match(e.message, /available: linux\/amd64, linux\/arm64\/v8/);

@@ -16,7 +16,12 @@ const E = suite('rootless: who enters the namespace, and the subordinate ranges'
 /** The real CLI's commands (as main.ts registers them), without running anything. */
 async function program(): Promise<Command> {
   const { Command: Ctor } = await import('commander');
-  const p = new Ctor('tsrun').version('0', '-v, --version').option('--root <dir>').option('--config <dir>').option('--debug').enablePositionalOptions();
+  const p = new Ctor('tsrun')
+    .version('0', '-v, --version')
+    .option('--root <dir>')
+    .option('--config <dir>')
+    .option('--debug')
+    .enablePositionalOptions();
   const io = { out: process.stdout, err: process.stderr, globals: () => ({}), version: '0' } as unknown as CliIo;
   registerImageCommands(p, io);
   registerAuthCommands(p, io);
@@ -26,22 +31,49 @@ async function program(): Promise<Command> {
   return p;
 }
 
-E('the command path and help from tsrun\'s own options only, never the container\'s command', async () => {
+E("the command path and help from tsrun's own options only, never the container's command", async () => {
   const p = await program();
   assert.equal(commandPlan(p, ['--root', '/x', '--debug', 'run', '-it', 'img']), { path: ['run'], help: false });
   assert.equal(commandPlan(p, ['--debug']), { path: [], help: false });
-  assert.equal(commandPlan(p, ['--config', '/cfg', 'login', 'r.io']), { path: ['login'], help: false }, 'the value of --config is not the verb');
+  assert.equal(
+    commandPlan(p, ['--config', '/cfg', 'login', 'r.io']),
+    { path: ['login'], help: false },
+    'the value of --config is not the verb',
+  );
   assert.equal(commandPlan(p, ['container', 'run', '--rm', 'img']), { path: ['container', 'run'], help: false });
   assert.equal(commandPlan(p, ['system', 'info']), { path: ['system', 'info'], help: false });
-  for (const argv of [['--help'], ['-h'], ['--version'], ['-v'], ['run', '--help'], ['run', '--rm', '--help', 'img'], ['exec', '-h'],
-    ['--root', '/r', 'build', '-h'], ['help', 'run'], ['container', 'run', '--help'], ['image', 'ls', '--help'], ['logs', 'c', '--help']]) {
+  for (const argv of [
+    ['--help'],
+    ['-h'],
+    ['--version'],
+    ['-v'],
+    ['run', '--help'],
+    ['run', '--rm', '--help', 'img'],
+    ['exec', '-h'],
+    ['--root', '/r', 'build', '-h'],
+    ['help', 'run'],
+    ['container', 'run', '--help'],
+    ['image', 'ls', '--help'],
+    ['logs', 'c', '--help'],
+  ]) {
     assert.ok(commandPlan(p, argv).help, argv.join(' '));
   }
-  for (const argv of [['run', '--rm', 'node:17', 'node', '--version'], ['run', '-d', 'busybox', 'httpd', '-f', '-p', '80', '-h', '/www'],
-    ['run', '-h', 'myhost', 'img'], ['run', '-e', '--help', 'img'], ['run', '--name', '-h', 'img'], ['run', '-it', 'img', 'sh', '-h'],
-    ['run', '--env-file', '.env', 'img', '--version'], ['exec', '-it', 'c', 'node', '--version'], ['exec', 'c', 'sh', '-c', 'x -h'],
-    ['create', 'img', '--help'], ['container', 'run', 'img', '-v'], ['run', '-dp8080:80', 'img', '--help'], ['run', '--', 'img', '-h'],
-    ['--root', '/r', 'run', '-v', '/a:/b', 'img', '--version']]) {
+  for (const argv of [
+    ['run', '--rm', 'node:17', 'node', '--version'],
+    ['run', '-d', 'busybox', 'httpd', '-f', '-p', '80', '-h', '/www'],
+    ['run', '-h', 'myhost', 'img'],
+    ['run', '-e', '--help', 'img'],
+    ['run', '--name', '-h', 'img'],
+    ['run', '-it', 'img', 'sh', '-h'],
+    ['run', '--env-file', '.env', 'img', '--version'],
+    ['exec', '-it', 'c', 'node', '--version'],
+    ['exec', 'c', 'sh', '-c', 'x -h'],
+    ['create', 'img', '--help'],
+    ['container', 'run', 'img', '-v'],
+    ['run', '-dp8080:80', 'img', '--help'],
+    ['run', '--', 'img', '-h'],
+    ['--root', '/r', 'run', '-v', '/a:/b', 'img', '--version'],
+  ]) {
     assert.not.ok(commandPlan(p, argv).help, argv.join(' '));
   }
 });
@@ -49,14 +81,24 @@ E('the command path and help from tsrun\'s own options only, never the container
 E('store commands of a non-root user enter; root, help, version, login and info do not', async () => {
   const p = await program();
   const env = {};
-  const needs = (argv: string[], uid = 1000, e: NodeJS.ProcessEnv = env) => needsNamespace(commandPlan(p, argv), uid, e);
+  const needs = (argv: string[], uid = 1000, e: NodeJS.ProcessEnv = env) =>
+    needsNamespace(commandPlan(p, argv), uid, e);
   assert.ok(needs(['pull', 'busybox']));
   assert.ok(needs(['--root', '/r', 'system', 'prune']));
   assert.ok(needs(['run', '--rm', 'node:17-alpine', 'node', '--version']));
   assert.ok(needs(['exec', 'c', 'node', '--version']));
   assert.not.ok(needs(['pull', 'busybox'], 0));
   assert.not.ok(needs(['pull', 'busybox'], 1000, { TSRUN_ROOTLESS: '1000' }), 'already inside');
-  for (const argv of [[], ['--help'], ['run', '--help'], ['--version'], ['login', 'r.io'], ['logout'], ['info'], ['system', 'info']]) {
+  for (const argv of [
+    [],
+    ['--help'],
+    ['run', '--help'],
+    ['--version'],
+    ['login', 'r.io'],
+    ['logout'],
+    ['info'],
+    ['system', 'info'],
+  ]) {
     assert.not.ok(needs(argv), argv.join(' '));
   }
 });

@@ -4,7 +4,18 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync, chmodSync } from 'node:fs';
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  utimesSync,
+  writeFileSync,
+  chmodSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { diffTrees, populate } from '../../src/snapshot/copy.js';
@@ -17,7 +28,13 @@ test.after(() => rmSync(tmp, { recursive: true, force: true }));
 async function layer(name: string, entries: TarEntrySpec[]): Promise<string> {
   const dir = path.join(tmp, name);
   mkdirSync(dir);
-  await unpackTar((async function* () { yield makeTar(entries); })(), dir, { preserveOwnership: true, overlayXattrPrefix: 'user.overlay.', canMknod: false });
+  await unpackTar(
+    (async function* () {
+      yield makeTar(entries);
+    })(),
+    dir,
+    { preserveOwnership: true, overlayXattrPrefix: 'user.overlay.', canMknod: false },
+  );
   return dir;
 }
 
@@ -65,12 +82,25 @@ test('diffTrees finds what a step added, changed and deleted, in overlayfs form'
   writeFileSync(path.join(upper, 'srv/data/f'), 'f');
   chmodSync(path.join(upper, 'home/app'), 0o700);
   await diffTrees(lower, upper, out);
-  const list = (d: string, rel = ''): string[] => readdirSync(path.join(d, rel)).sort().flatMap((n) => {
-    const r = rel ? `${rel}/${n}` : n;
-    const st = lstatSync(path.join(d, r));
-    return st.isDirectory() ? [`${r}/`, ...list(d, r)] : [st.isCharacterDevice() ? `${r} (whiteout)` : r];
-  });
-  assert.equal(list(out), ['bin/', 'bin/alias (whiteout)', 'etc/', 'etc/passwd', 'home/', 'home/app/', 'srv/', 'srv/data/', 'srv/data/f']);
+  const list = (d: string, rel = ''): string[] =>
+    readdirSync(path.join(d, rel))
+      .sort()
+      .flatMap((n) => {
+        const r = rel ? `${rel}/${n}` : n;
+        const st = lstatSync(path.join(d, r));
+        return st.isDirectory() ? [`${r}/`, ...list(d, r)] : [st.isCharacterDevice() ? `${r} (whiteout)` : r];
+      });
+  assert.equal(list(out), [
+    'bin/',
+    'bin/alias (whiteout)',
+    'etc/',
+    'etc/passwd',
+    'home/',
+    'home/app/',
+    'srv/',
+    'srv/data/',
+    'srv/data/f',
+  ]);
   assert.is(lstatSync(path.join(out, 'home/app')).mode & 0o777, 0o700);
   assert.is(readFileSync(path.join(out, 'etc/passwd'), 'utf8'), 'root\napp\n');
 });

@@ -50,7 +50,10 @@ test('a 50-layer image mounts within one page of options; the top layer wins; wr
 
 test('too many layers for one page is a clear error before anything is mounted', () => {
   const ids = Array.from({ length: 80 }, (_, i) => sha256Digest(String(i)));
-  assert.throws(() => planOverlay({ layersDir: '/x', chainIds: ids, upper: '/u', work: '/w', target: '/t' }), /more than the kernel/);
+  assert.throws(
+    () => planOverlay({ layersDir: '/x', chainIds: ids, upper: '/u', work: '/w', target: '/t' }),
+    /more than the kernel/,
+  );
 });
 
 test('a failed mount leaves nothing mounted', async () => {
@@ -60,7 +63,11 @@ test('a failed mount leaves nothing mounted', async () => {
   const good = planOverlay({ layersDir: path.join(root, 'layers'), chainIds: ids, ...d });
   const bad = { ...good, target: path.join(root, 'missing') };
   let err: unknown;
-  try { await mountAll([good, bad]); } catch (e) { err = e; }
+  try {
+    await mountAll([good, bad]);
+  } catch (e) {
+    err = e;
+  }
   assert.match(String((err as Error)?.message), 'mounting overlay');
   assert.is(readFileSync('/proc/self/mountinfo', 'utf8').includes(d.target), false);
 });

@@ -30,7 +30,8 @@ async function setup() {
   const root = path.join(base, 'root');
   const host = path.join(base, 'host');
   const sentinel = path.join(base, 'sentinel');
-  for (const d of [root, host, sentinel, path.join(root, 'etc'), path.join(root, 'data/sub')]) await fs.mkdir(d, { recursive: true });
+  for (const d of [root, host, sentinel, path.join(root, 'etc'), path.join(root, 'data/sub')])
+    await fs.mkdir(d, { recursive: true });
   await fs.writeFile(path.join(root, 'etc/passwd'), 'container passwd\n');
   await fs.writeFile(path.join(root, 'data/a.txt'), 'a\n', { mode: 0o640 });
   await fs.writeFile(path.join(root, 'data/sub/b.txt'), 'b\n');
@@ -77,7 +78,7 @@ test('copyOut: file into dir, file to new name, dir into dir, dir/. contents, li
   await copyOut(R(root), '/data/.', path.join(host, 'contents'));
   assert.ok(existsSync(path.join(host, 'contents/sub/b.txt')));
   await copyOut(R(root), '/data', path.join(host, 'newdir'));
-  assert.ok(existsSync(path.join(host, 'newdir/a.txt')), 'a missing DEST dir is created with SRC\'s contents');
+  assert.ok(existsSync(path.join(host, 'newdir/a.txt')), "a missing DEST dir is created with SRC's contents");
   await copyOut(R(root), '/pw', path.join(host, 'pw'));
   assert.is(readlinkSync(path.join(host, 'pw')), '/etc/passwd');
 });
@@ -86,7 +87,10 @@ test('copyOut: errors name the path; a container link never reads the host', asy
   const { root, host, sentinel } = await setup();
   await rejects(copyOut(R(root), '/nope', host), /no such file or directory in the container: \/nope/);
   await rejects(copyOut(R(root), '/data', path.join(root, 'data/a.txt')), /cannot copy a directory to a file/);
-  await rejects(copyOut(R(root), '/data/a.txt', path.join(host, 'missing') + '/'), /destination directory does not exist/);
+  await rejects(
+    copyOut(R(root), '/data/a.txt', path.join(host, 'missing') + '/'),
+    /destination directory does not exist/,
+  );
   await fs.symlink(sentinel, path.join(root, 'hostdir'));
   await rejects(copyOut(R(root), '/hostdir/secret', host), /no such file or directory/);
   assert.not.ok(existsSync(path.join(host, 'secret')));
@@ -103,7 +107,11 @@ test('copyIn: lands inside the root through absolute, relative and final-compone
   assert.is(await fs.readFile(path.join(root, sentinel, 'f.txt'), 'utf8'), 'from host\n');
   await fs.symlink(path.join(sentinel, 'secret'), path.join(root, 'out'));
   await copyIn(R(root), path.join(host, 'f.txt'), '/out');
-  assert.is(await fs.readFile(path.join(sentinel, 'secret'), 'utf8'), 'host secret\n', 'the host file behind the link is untouched');
+  assert.is(
+    await fs.readFile(path.join(sentinel, 'secret'), 'utf8'),
+    'host secret\n',
+    'the host file behind the link is untouched',
+  );
   // A directory copied over an existing link inside the tree replaces the link.
   await fs.mkdir(path.join(host, 'tree/sub'), { recursive: true });
   await fs.writeFile(path.join(host, 'tree/sub/x'), 'x');

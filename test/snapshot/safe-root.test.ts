@@ -63,7 +63,10 @@ test('openat2 and the component walk agree, and never leave the root', async () 
       for (const [p, follow, want] of cases) assert.is(walkIno(r, p, follow), want, `${mode}: ${p}`);
       // A procfs magic link is never jumped through: openat2 refuses it, the walk re-roots its text.
       const magic = walkIno(r, '/magic/etc/passwd', true);
-      assert.ok(magic === 'ELOOP' || magic === 'ENOENT' || magic === ino(path.join(root, 'etc/passwd')), `${mode}: magic link gave ${magic}`);
+      assert.ok(
+        magic === 'ELOOP' || magic === 'ENOENT' || magic === ino(path.join(root, 'etc/passwd')),
+        `${mode}: magic link gave ${magic}`,
+      );
       assert.is.not(magic, ino('/etc/passwd'));
     }
   } finally {

@@ -10,13 +10,37 @@ import { TsrunError } from '../../src/errors.js';
 import { applyOpts, withBindMounts, withResources } from '../../src/spec/options.js';
 import { DEFAULT_CAPABILITIES, defaultSpec } from '../../src/spec/defaults.js';
 import {
-  ALL_CAPABILITIES, capabilitySet, hostCapabilities, parseSecurityOpts, seccompFromProfile, withCapabilities, withPrivileged,
-  withSeccomp, withSecurityOpts,
+  ALL_CAPABILITIES,
+  capabilitySet,
+  hostCapabilities,
+  parseSecurityOpts,
+  seccompFromProfile,
+  withCapabilities,
+  withPrivileged,
+  withSeccomp,
+  withSecurityOpts,
 } from '../../src/spec/security.js';
 import {
-  checkUsernsMode, INIT_PATH, mergeTmpfsOptions, parseDevice, parseIpcMode, parseMount, parsePidMode, parseSysctls, parseTmpfs,
-  parseUlimit, parseUtsMode, withDevices, withGroupAdd, withInit, withIpcMode, withOomScoreAdj, withPidMode, withShmSize,
-  withSysctls, withUtsHost,
+  checkUsernsMode,
+  INIT_PATH,
+  mergeTmpfsOptions,
+  parseDevice,
+  parseIpcMode,
+  parseMount,
+  parsePidMode,
+  parseSysctls,
+  parseTmpfs,
+  parseUlimit,
+  parseUtsMode,
+  withDevices,
+  withGroupAdd,
+  withInit,
+  withIpcMode,
+  withOomScoreAdj,
+  withPidMode,
+  withShmSize,
+  withSysctls,
+  withUtsHost,
 } from '../../src/spec/host-options.js';
 import { RLIM_INFINITY } from '../../src/spec/types.js';
 import { parseRestartPolicy, restartDelay, shouldRestart } from '../../src/app/restart.js';
@@ -35,14 +59,21 @@ function throwsCode(fn: () => unknown, code: string, re?: RegExp): void {
 }
 
 const ALL = hostCapabilities(40);
-const caps = (o: { add?: string[]; drop?: string[]; privileged?: boolean }) => capabilitySet({ defaults: DEFAULT_CAPABILITIES, all: ALL, ...o });
+const caps = (o: { add?: string[]; drop?: string[]; privileged?: boolean }) =>
+  capabilitySet({ defaults: DEFAULT_CAPABILITIES, all: ALL, ...o });
 
 test('caps: TweakCapabilities — defaults, add/drop with and without CAP_, ALL on either side, privileged', () => {
   assert.equal(caps({}), [...DEFAULT_CAPABILITIES]);
-  assert.equal(caps({ add: ['net_admin', 'CAP_SYS_PTRACE'], drop: ['chown'] }),
-    [...DEFAULT_CAPABILITIES.filter((c) => c !== 'CAP_CHOWN'), 'CAP_NET_ADMIN', 'CAP_SYS_PTRACE']);
+  assert.equal(caps({ add: ['net_admin', 'CAP_SYS_PTRACE'], drop: ['chown'] }), [
+    ...DEFAULT_CAPABILITIES.filter((c) => c !== 'CAP_CHOWN'),
+    'CAP_NET_ADMIN',
+    'CAP_SYS_PTRACE',
+  ]);
   assert.equal(caps({ drop: ['ALL'], add: ['kill'] }), ['CAP_KILL']);
-  assert.equal(caps({ add: ['all'], drop: ['SYS_ADMIN'] }), ALL.filter((c) => c !== 'CAP_SYS_ADMIN'));
+  assert.equal(
+    caps({ add: ['all'], drop: ['SYS_ADMIN'] }),
+    ALL.filter((c) => c !== 'CAP_SYS_ADMIN'),
+  );
   assert.equal(caps({ privileged: true, drop: ['ALL'] }), ALL);
   assert.equal(caps({ add: ['kill'] }), [...DEFAULT_CAPABILITIES], 'adding a default one keeps one entry');
   throwsCode(() => caps({ add: ['bogus'] }), 'ERR_USAGE', /unknown capability: "CAP_BOGUS"/);
@@ -52,8 +83,14 @@ test('caps: TweakCapabilities — defaults, add/drop with and without CAP_, ALL 
   assert.equal(s.process.capabilities, { bounding: ['CAP_KILL'], effective: ['CAP_KILL'], permitted: ['CAP_KILL'] });
 });
 
-test('--security-opt: Docker\'s keys, both separators, errors', () => {
-  const o = parseSecurityOpts(['no-new-privileges', 'seccomp=unconfined', 'apparmor=docker-default', 'label=disable', 'label=type:svirt_t']);
+test("--security-opt: Docker's keys, both separators, errors", () => {
+  const o = parseSecurityOpts([
+    'no-new-privileges',
+    'seccomp=unconfined',
+    'apparmor=docker-default',
+    'label=disable',
+    'label=type:svirt_t',
+  ]);
   assert.is(o.noNewPrivileges, true);
   assert.is(o.seccomp, 'unconfined');
   assert.is(o.apparmor, 'docker-default');
@@ -64,18 +101,28 @@ test('--security-opt: Docker\'s keys, both separators, errors', () => {
   throwsCode(() => parseSecurityOpts(['foo=bar']), 'ERR_USAGE', /invalid --security-opt 1: "foo=bar"/);
   throwsCode(() => parseSecurityOpts(['nonsense']), 'ERR_USAGE', /Invalid --security-opt: "nonsense"/);
   throwsCode(() => parseSecurityOpts(['label=bogus']), 'ERR_USAGE');
-  const s = applyOpts(defaultSpec(), withSecurityOpts({ noNewPrivileges: true, apparmor: 'p', unmaskSystemPaths: true }, { apparmor: false }));
+  const s = applyOpts(
+    defaultSpec(),
+    withSecurityOpts({ noNewPrivileges: true, apparmor: 'p', unmaskSystemPaths: true }, { apparmor: false }),
+  );
   assert.is(s.process.noNewPrivileges, true);
   assert.is(s.process.apparmorProfile, undefined, 'no AppArmor on the host: ignored, as Docker');
   assert.equal(s.linux.maskedPaths, []);
-  const a = applyOpts(defaultSpec(), withSecurityOpts({ noNewPrivileges: false, apparmor: 'p', unmaskSystemPaths: false }, { apparmor: true }));
+  const a = applyOpts(
+    defaultSpec(),
+    withSecurityOpts({ noNewPrivileges: false, apparmor: 'p', unmaskSystemPaths: false }, { apparmor: true }),
+  );
   assert.is(a.process.apparmorProfile, 'p');
 });
 
 test('seccomp: Docker-format profile → runtime-spec, filtered by arch, capabilities and kernel', () => {
   const profile = JSON.stringify({
-    defaultAction: 'SCMP_ACT_ERRNO', defaultErrnoRet: 38,
-    archMap: [{ architecture: 'SCMP_ARCH_X86_64', subArchitectures: ['SCMP_ARCH_X86', 'SCMP_ARCH_X32'] }, { architecture: 'SCMP_ARCH_AARCH64', subArchitectures: ['SCMP_ARCH_ARM'] }],
+    defaultAction: 'SCMP_ACT_ERRNO',
+    defaultErrnoRet: 38,
+    archMap: [
+      { architecture: 'SCMP_ARCH_X86_64', subArchitectures: ['SCMP_ARCH_X86', 'SCMP_ARCH_X32'] },
+      { architecture: 'SCMP_ARCH_AARCH64', subArchitectures: ['SCMP_ARCH_ARM'] },
+    ],
     syscalls: [
       { names: ['read', 'write'], action: 'SCMP_ACT_ALLOW', args: [], comment: '', includes: {}, excludes: {} },
       { names: ['arch_prctl'], action: 'SCMP_ACT_ALLOW', includes: { arches: ['amd64', 'x32'] } },
@@ -86,17 +133,37 @@ test('seccomp: Docker-format profile → runtime-spec, filtered by arch, capabil
       { name: 'newer', action: 'SCMP_ACT_ALLOW', includes: { minKernel: '5.8' } },
     ],
   });
-  const d = seccompFromProfile(profile, { caps: DEFAULT_CAPABILITIES, arch: 'x64', kernel: '6.1.0-13-amd64', source: 't' });
+  const d = seccompFromProfile(profile, {
+    caps: DEFAULT_CAPABILITIES,
+    arch: 'x64',
+    kernel: '6.1.0-13-amd64',
+    source: 't',
+  });
   assert.is(d.defaultAction, 'SCMP_ACT_ERRNO');
   assert.is(d.defaultErrnoRet, 38);
   assert.equal(d.architectures, ['SCMP_ARCH_X86_64', 'SCMP_ARCH_X86', 'SCMP_ARCH_X32']);
-  assert.equal(d.syscalls?.map((s) => s.names[0]), ['read', 'arch_prctl', 'mount', 'personality', 'newer']);
+  assert.equal(
+    d.syscalls?.map((s) => s.names[0]),
+    ['read', 'arch_prctl', 'mount', 'personality', 'newer'],
+  );
   assert.equal(d.syscalls?.[2], { names: ['mount'], action: 'SCMP_ACT_ERRNO', errnoRet: 1 });
   assert.equal(d.syscalls?.[3]?.args, [{ index: 0, value: 8, valueTwo: 0, op: 'SCMP_CMP_EQ' }]);
-  const admin = seccompFromProfile(profile, { caps: [...DEFAULT_CAPABILITIES, 'CAP_SYS_ADMIN'], arch: 'arm64', kernel: '5.4.0', source: 't' });
+  const admin = seccompFromProfile(profile, {
+    caps: [...DEFAULT_CAPABILITIES, 'CAP_SYS_ADMIN'],
+    arch: 'arm64',
+    kernel: '5.4.0',
+    source: 't',
+  });
   assert.equal(admin.architectures, ['SCMP_ARCH_AARCH64', 'SCMP_ARCH_ARM']);
-  assert.equal(admin.syscalls?.map((s) => `${s.names[0]}:${s.action}`), ['read:SCMP_ACT_ALLOW', 'arm_fadvise64_64:SCMP_ACT_ALLOW', 'mount:SCMP_ACT_ALLOW', 'personality:SCMP_ACT_ALLOW']);
-  throwsCode(() => seccompFromProfile('{', { caps: [], arch: 'x64', kernel: '6.1', source: 'bad.json' }), 'ERR_USAGE', /loading seccomp profile bad.json/);
+  assert.equal(
+    admin.syscalls?.map((s) => `${s.names[0]}:${s.action}`),
+    ['read:SCMP_ACT_ALLOW', 'arm_fadvise64_64:SCMP_ACT_ALLOW', 'mount:SCMP_ACT_ALLOW', 'personality:SCMP_ACT_ALLOW'],
+  );
+  throwsCode(
+    () => seccompFromProfile('{', { caps: [], arch: 'x64', kernel: '6.1', source: 'bad.json' }),
+    'ERR_USAGE',
+    /loading seccomp profile bad.json/,
+  );
   const s = applyOpts(defaultSpec(), withSeccomp(d));
   assert.is(s.linux.seccomp, d);
   assert.is(applyOpts(defaultSpec(), withSeccomp(undefined)).linux.seccomp, undefined);
@@ -107,13 +174,21 @@ test('seccomp: the containers-common profile this host ships converts, and denie
   try {
     text = readFileSync('/usr/share/containers/seccomp.json', 'utf8');
   } catch {
-    assert.unreachable('/usr/share/containers/seccomp.json is missing: apt-get install golang-github-containers-common');
+    assert.unreachable(
+      '/usr/share/containers/seccomp.json is missing: apt-get install golang-github-containers-common',
+    );
     return;
   }
-  const d = seccompFromProfile(text, { caps: DEFAULT_CAPABILITIES, arch: 'x64', kernel: '6.1.0', source: 'containers-common' });
+  const d = seccompFromProfile(text, {
+    caps: DEFAULT_CAPABILITIES,
+    arch: 'x64',
+    kernel: '6.1.0',
+    source: 'containers-common',
+  });
   const allowed = new Set(d.syscalls?.filter((s) => s.action === 'SCMP_ACT_ALLOW' && !s.args).flatMap((s) => s.names));
   assert.ok(allowed.has('read') && allowed.has('clone') && allowed.has('arch_prctl'));
-  for (const denied of ['kexec_load', 'init_module', 'acct', 'settimeofday']) assert.not.ok(allowed.has(denied), denied);
+  for (const denied of ['kexec_load', 'init_module', 'acct', 'settimeofday'])
+    assert.not.ok(allowed.has(denied), denied);
 });
 
 test('--privileged: no masked paths, /sys writable, every device allowed, host devices', () => {
@@ -147,55 +222,124 @@ test('--ipc, --pid, --uts, --userns', () => {
   throwsCode(() => checkUsernsMode('auto'), 'ERR_USAGE', /--userns=auto is not supported/);
 
   const host = applyOpts(defaultSpec(), withIpcMode({ mode: 'host' }), withPidMode({ mode: 'host' }), withUtsHost());
-  assert.equal(host.linux.namespaces.map((n) => n.type), ['mount', 'network']);
+  assert.equal(
+    host.linux.namespaces.map((n) => n.type),
+    ['mount', 'network'],
+  );
   assert.is(host.hostname, undefined);
-  assert.equal(host.mounts.find((m) => m.destination === '/dev/shm'), { destination: '/dev/shm', type: 'bind', source: '/dev/shm', options: ['rbind', 'rprivate'] });
+  assert.equal(
+    host.mounts.find((m) => m.destination === '/dev/shm'),
+    { destination: '/dev/shm', type: 'bind', source: '/dev/shm', options: ['rbind', 'rprivate'] },
+  );
   const none = applyOpts(defaultSpec(), withIpcMode({ mode: 'none' }));
-  assert.is(none.mounts.find((m) => m.destination === '/dev/shm'), undefined);
+  assert.is(
+    none.mounts.find((m) => m.destination === '/dev/shm'),
+    undefined,
+  );
   assert.ok(none.linux.namespaces.some((n) => n.type === 'ipc'));
-  const join = applyOpts(defaultSpec(),
+  const join = applyOpts(
+    defaultSpec(),
     withIpcMode({ mode: 'container', container: 'x' }, { nsPath: '/proc/7/ns/ipc', shmPath: '/store/x/shm' }),
-    withPidMode({ mode: 'container', container: 'x' }, { nsPath: '/proc/7/ns/pid' }));
-  assert.equal(join.linux.namespaces.filter((n) => n.path), [{ type: 'pid', path: '/proc/7/ns/pid' }, { type: 'ipc', path: '/proc/7/ns/ipc' }]);
-  assert.equal(join.mounts.find((m) => m.destination === '/dev/shm'), { destination: '/dev/shm', type: 'bind', source: '/store/x/shm', options: ['rbind', 'nosuid', 'noexec', 'nodev', 'rprivate'] });
+    withPidMode({ mode: 'container', container: 'x' }, { nsPath: '/proc/7/ns/pid' }),
+  );
+  assert.equal(
+    join.linux.namespaces.filter((n) => n.path),
+    [
+      { type: 'pid', path: '/proc/7/ns/pid' },
+      { type: 'ipc', path: '/proc/7/ns/ipc' },
+    ],
+  );
+  assert.equal(
+    join.mounts.find((m) => m.destination === '/dev/shm'),
+    {
+      destination: '/dev/shm',
+      type: 'bind',
+      source: '/store/x/shm',
+      options: ['rbind', 'nosuid', 'noexec', 'nodev', 'rprivate'],
+    },
+  );
   // shareable: /dev/shm is the host-side tmpfs others can bind; private keeps the in-container tmpfs.
-  assert.is(applyOpts(defaultSpec(), withIpcMode({ mode: 'shareable' }, { shmPath: '/store/y/shm' })).mounts.find((m) => m.destination === '/dev/shm')?.source, '/store/y/shm');
-  assert.is(applyOpts(defaultSpec(), withIpcMode({ mode: 'private' }, { shmPath: '/store/y/shm' })).mounts.find((m) => m.destination === '/dev/shm')?.type, 'tmpfs');
+  assert.is(
+    applyOpts(defaultSpec(), withIpcMode({ mode: 'shareable' }, { shmPath: '/store/y/shm' })).mounts.find(
+      (m) => m.destination === '/dev/shm',
+    )?.source,
+    '/store/y/shm',
+  );
+  assert.is(
+    applyOpts(defaultSpec(), withIpcMode({ mode: 'private' }, { shmPath: '/store/y/shm' })).mounts.find(
+      (m) => m.destination === '/dev/shm',
+    )?.type,
+    'tmpfs',
+  );
   // At create the target's pid is not known yet: nothing changes until start.
-  assert.equal(applyOpts(defaultSpec(), withPidMode({ mode: 'container', container: 'x' })).linux.namespaces, defaultSpec().linux.namespaces);
+  assert.equal(
+    applyOpts(defaultSpec(), withPidMode({ mode: 'container', container: 'x' })).linux.namespaces,
+    defaultSpec().linux.namespaces,
+  );
 });
 
-test('--tmpfs and --mount: Docker\'s defaults merged with the user\'s options; bind and tmpfs in one sorted list', () => {
+test("--tmpfs and --mount: Docker's defaults merged with the user's options; bind and tmpfs in one sorted list", () => {
   assert.equal(mergeTmpfsOptions([]), ['noexec', 'nosuid', 'nodev']);
-  assert.equal(mergeTmpfsOptions(['exec', 'size=1m', 'size=2m', 'mode=1777']), ['nosuid', 'nodev', 'exec', 'size=2m', 'mode=1777']);
+  assert.equal(mergeTmpfsOptions(['exec', 'size=1m', 'size=2m', 'mode=1777']), [
+    'nosuid',
+    'nodev',
+    'exec',
+    'size=2m',
+    'mode=1777',
+  ]);
   throwsCode(() => mergeTmpfsOptions(['bogus=1']), 'ERR_USAGE', /invalid tmpfs option "bogus=1"/);
-  assert.equal(parseTmpfs('/run:size=64m'), { destination: '/run', options: ['noexec', 'nosuid', 'nodev', 'size=64m'] });
+  assert.equal(parseTmpfs('/run:size=64m'), {
+    destination: '/run',
+    options: ['noexec', 'nosuid', 'nodev', 'size=64m'],
+  });
   throwsCode(() => parseTmpfs('run'), 'ERR_USAGE');
-  assert.equal(parseMount('type=bind,src=./data,dst=/data,readonly,bind-propagation=rshared', '/home/u'),
-    { type: 'bind', source: '/home/u/data', destination: '/data', readonly: true, propagation: 'rshared', nonRecursive: false });
-  assert.equal(parseMount('type=tmpfs,target=/t,tmpfs-size=1m,tmpfs-mode=700', '/'),
-    { type: 'tmpfs', destination: '/t', readonly: false, options: ['noexec', 'nosuid', 'nodev', 'size=1048576', 'mode=700'] });
+  assert.equal(parseMount('type=bind,src=./data,dst=/data,readonly,bind-propagation=rshared', '/home/u'), {
+    type: 'bind',
+    source: '/home/u/data',
+    destination: '/data',
+    readonly: true,
+    propagation: 'rshared',
+    nonRecursive: false,
+  });
+  assert.equal(parseMount('type=tmpfs,target=/t,tmpfs-size=1m,tmpfs-mode=700', '/'), {
+    type: 'tmpfs',
+    destination: '/t',
+    readonly: false,
+    options: ['noexec', 'nosuid', 'nodev', 'size=1048576', 'mode=700'],
+  });
   assert.equal(parseMount('"type=bind","source=/a,b",target=/x,ro=false', '/').source, '/a,b');
   throwsCode(() => parseMount('source=vol,target=/x', '/'), 'ERR_USAGE', /named volumes are not supported yet/);
   throwsCode(() => parseMount('type=bind,target=/x', '/'), 'ERR_USAGE', /source is required/);
   throwsCode(() => parseMount('type=bind,source=/a', '/'), 'ERR_USAGE', /target is required/);
   throwsCode(() => parseMount('type=bind,source=/a,target=/x,color=red', '/'), 'ERR_USAGE', /unexpected key 'color'/);
   throwsCode(() => parseMount('type=tmpfs,source=/a,target=/x', '/'), 'ERR_USAGE', /source is not supported/);
-  const s = applyOpts(defaultSpec(), withBindMounts(
-    [{ source: '/h/a', destination: '/data/a', propagation: 'rshared', nonRecursive: true }],
-    [{ destination: '/data', options: ['size=1m'] }],
-  ));
+  const s = applyOpts(
+    defaultSpec(),
+    withBindMounts(
+      [{ source: '/h/a', destination: '/data/a', propagation: 'rshared', nonRecursive: true }],
+      [{ destination: '/data', options: ['size=1m'] }],
+    ),
+  );
   assert.equal(s.mounts.slice(-2), [
     { destination: '/data', type: 'tmpfs', source: 'tmpfs', options: ['size=1m'] },
     { destination: '/data/a', type: 'bind', source: '/h/a', options: ['bind', 'rshared'] },
   ]);
-  throwsCode(() => withBindMounts([{ source: '/a', destination: '/x' }], [{ destination: '/x/', options: [] }]), 'ERR_USAGE', /Duplicate mount point: \/x/);
+  throwsCode(
+    () => withBindMounts([{ source: '/a', destination: '/x' }], [{ destination: '/x/', options: [] }]),
+    'ERR_USAGE',
+    /Duplicate mount point: \/x/,
+  );
 });
 
 test('-v: ./ and ../ sources from the cwd, options ro/rw/z/Z/nocopy/propagation; bare names refused', () => {
   assert.equal(parseVolume('./d:/x', '/work/app'), { source: '/work/app/d', destination: '/x', readonly: false });
   assert.equal(parseVolume('../d:/x:ro,z', '/work/app'), { source: '/work/d', destination: '/x', readonly: true });
-  assert.equal(parseVolume('.:/src:rw,rslave,nocopy', '/work/app'), { source: '/work/app', destination: '/src', readonly: false, propagation: 'rslave' });
+  assert.equal(parseVolume('.:/src:rw,rslave,nocopy', '/work/app'), {
+    source: '/work/app',
+    destination: '/src',
+    readonly: false,
+    propagation: 'rslave',
+  });
   assert.equal(parseVolume('~/d:/x:Z', '/', '/home/u'), { source: '/home/u/d', destination: '/x', readonly: false });
   throwsCode(() => parseVolume('data:/x', '/'), 'ERR_USAGE', /named volumes are not supported yet/);
   throwsCode(() => parseVolume('/a:/x:rx', '/'), 'ERR_USAGE', /invalid mode: rx/);
@@ -213,16 +357,41 @@ test('--ulimit, --oom-score-adj, --group-add, --sysctl, --shm-size, --init, -m 0
   assert.is(applyOpts(defaultSpec(), withOomScoreAdj(-500)).process.oomScoreAdj, -500);
   throwsCode(() => withOomScoreAdj(1001), 'ERR_USAGE', /range for oom score adj is \[-1000, 1000\]/);
 
-  const g = applyOpts(defaultSpec(), (s) => { s.process.user = { uid: 1, gid: 1, additionalGids: [1, 50] }; }, withGroupAdd([50, 99]));
+  const g = applyOpts(
+    defaultSpec(),
+    (s) => {
+      s.process.user = { uid: 1, gid: 1, additionalGids: [1, 50] };
+    },
+    withGroupAdd([50, 99]),
+  );
   assert.equal(g.process.user.additionalGids, [1, 50, 99]);
 
-  assert.equal(parseSysctls(['net.ipv4.ip_forward=1', 'kernel.shmmax=100', 'fs.mqueue.msg_max=20'], { hostNetwork: false, hostIpc: false }),
-    { 'net.ipv4.ip_forward': '1', 'kernel.shmmax': '100', 'fs.mqueue.msg_max': '20' });
-  throwsCode(() => parseSysctls(['kernel.hostname=x'], { hostNetwork: false, hostIpc: false }), 'ERR_USAGE', /is not allowed/);
-  throwsCode(() => parseSysctls(['net.core.somaxconn=1'], { hostNetwork: true, hostIpc: false }), 'ERR_USAGE', /host network namespace/);
-  throwsCode(() => parseSysctls(['kernel.sem=1 2 3 4'], { hostNetwork: false, hostIpc: true }), 'ERR_USAGE', /host IPC namespace/);
+  assert.equal(
+    parseSysctls(['net.ipv4.ip_forward=1', 'kernel.shmmax=100', 'fs.mqueue.msg_max=20'], {
+      hostNetwork: false,
+      hostIpc: false,
+    }),
+    { 'net.ipv4.ip_forward': '1', 'kernel.shmmax': '100', 'fs.mqueue.msg_max': '20' },
+  );
+  throwsCode(
+    () => parseSysctls(['kernel.hostname=x'], { hostNetwork: false, hostIpc: false }),
+    'ERR_USAGE',
+    /is not allowed/,
+  );
+  throwsCode(
+    () => parseSysctls(['net.core.somaxconn=1'], { hostNetwork: true, hostIpc: false }),
+    'ERR_USAGE',
+    /host network namespace/,
+  );
+  throwsCode(
+    () => parseSysctls(['kernel.sem=1 2 3 4'], { hostNetwork: false, hostIpc: true }),
+    'ERR_USAGE',
+    /host IPC namespace/,
+  );
   throwsCode(() => parseSysctls(['net.x'], { hostNetwork: false, hostIpc: false }), 'ERR_USAGE', /must be KEY=VALUE/);
-  assert.equal(applyOpts(defaultSpec(), withSysctls({ 'net.ipv4.ip_forward': '1' })).linux.sysctl, { 'net.ipv4.ip_forward': '1' });
+  assert.equal(applyOpts(defaultSpec(), withSysctls({ 'net.ipv4.ip_forward': '1' })).linux.sysctl, {
+    'net.ipv4.ip_forward': '1',
+  });
 
   const shm = applyOpts(defaultSpec(), withShmSize(1 << 20)).mounts.find((m) => m.destination === '/dev/shm');
   assert.equal(shm?.options, ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=1048576']);
@@ -230,12 +399,17 @@ test('--ulimit, --oom-score-adj, --group-add, --sysctl, --shm-size, --init, -m 0
 
   const init = applyOpts(defaultSpec(), withInit('/usr/bin/catatonit', ['sleep', '1']));
   assert.equal(init.process.args, [INIT_PATH, '--', 'sleep', '1']);
-  assert.equal(init.mounts.at(-1), { destination: INIT_PATH, type: 'bind', source: '/usr/bin/catatonit', options: ['rbind', 'ro', 'rprivate'] });
+  assert.equal(init.mounts.at(-1), {
+    destination: INIT_PATH,
+    type: 'bind',
+    source: '/usr/bin/catatonit',
+    options: ['rbind', 'ro', 'rprivate'],
+  });
 
   assert.is(applyOpts(defaultSpec(), withResources({ memory: 0 })).linux.resources, undefined, '-m 0: no limit');
 });
 
-test('--restart: Docker\'s policies, and when each restarts', () => {
+test("--restart: Docker's policies, and when each restarts", () => {
   assert.equal(parseRestartPolicy(undefined), { Name: 'no', MaximumRetryCount: 0 });
   assert.equal(parseRestartPolicy('on-failure:3'), { Name: 'on-failure', MaximumRetryCount: 3 });
   assert.equal(parseRestartPolicy('unless-stopped'), { Name: 'unless-stopped', MaximumRetryCount: 0 });

@@ -9,8 +9,23 @@ import { TsrunError } from '../../src/errors.js';
 import type { ContainerConfig } from '../../src/oci/schemas.js';
 import { DEFAULT_PATH_ENV, defaultSpec, serializeSpec } from '../../src/spec/defaults.js';
 import {
-  applyOpts, mergeEnv, parseEnvFile, parseMemory, resolveCwd, resolveProcessArgs, withBindMounts, withCwd, withEnv,
-  withEtcFiles, withHostname, withProcessArgs, withReadonlyRootfs, withResources, withRlimits, withTty, withUser,
+  applyOpts,
+  mergeEnv,
+  parseEnvFile,
+  parseMemory,
+  resolveCwd,
+  resolveProcessArgs,
+  withBindMounts,
+  withCwd,
+  withEnv,
+  withEtcFiles,
+  withHostname,
+  withProcessArgs,
+  withReadonlyRootfs,
+  withResources,
+  withRlimits,
+  withTty,
+  withUser,
   type EnvContext,
 } from '../../src/spec/options.js';
 import { RLIM_INFINITY } from '../../src/spec/types.js';
@@ -29,8 +44,20 @@ function throwsCode(fn: () => unknown, code: string, re?: RegExp): TsrunError {
 }
 
 const CAPS = [
-  'CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FSETID', 'CAP_FOWNER', 'CAP_MKNOD', 'CAP_NET_RAW', 'CAP_SETGID', 'CAP_SETUID',
-  'CAP_SETFCAP', 'CAP_SETPCAP', 'CAP_NET_BIND_SERVICE', 'CAP_SYS_CHROOT', 'CAP_KILL', 'CAP_AUDIT_WRITE',
+  'CAP_CHOWN',
+  'CAP_DAC_OVERRIDE',
+  'CAP_FSETID',
+  'CAP_FOWNER',
+  'CAP_MKNOD',
+  'CAP_NET_RAW',
+  'CAP_SETGID',
+  'CAP_SETUID',
+  'CAP_SETFCAP',
+  'CAP_SETPCAP',
+  'CAP_NET_BIND_SERVICE',
+  'CAP_SYS_CHROOT',
+  'CAP_KILL',
+  'CAP_AUDIT_WRITE',
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -57,7 +84,9 @@ test('defaultSpec: process defaults (terminal false, cwd /, root user, noNewPriv
 });
 
 test('defaultSpec: namespaces pid, ipc, uts, mount, network (no user, no cgroup)', () => {
-  const types = defaultSpec().linux.namespaces.map((n) => n.type).sort();
+  const types = defaultSpec()
+    .linux.namespaces.map((n) => n.type)
+    .sort();
   assert.equal(types, ['ipc', 'mount', 'network', 'pid', 'uts']);
 });
 
@@ -68,7 +97,8 @@ test('defaultSpec: Docker default mounts with their options', () => {
   assert.is(m['/dev']!.type, 'tmpfs');
   assert.equal(m['/dev']!.options, ['nosuid', 'strictatime', 'mode=755', 'size=65536k']);
   assert.is(m['/dev/pts']!.type, 'devpts');
-  for (const o of ['newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5']) assert.ok(m['/dev/pts']!.options!.includes(o), o);
+  for (const o of ['newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'])
+    assert.ok(m['/dev/pts']!.options!.includes(o), o);
   assert.is(m['/sys']!.type, 'sysfs');
   for (const o of ['ro', 'nosuid', 'noexec', 'nodev']) assert.ok(m['/sys']!.options!.includes(o), o);
   assert.is(m['/sys/fs/cgroup']!.type, 'cgroup');
@@ -81,8 +111,17 @@ test('defaultSpec: Docker default mounts with their options', () => {
 test('defaultSpec: Docker masked and readonly paths', () => {
   const s = defaultSpec();
   assert.equal(s.linux.maskedPaths, [
-    '/proc/asound', '/proc/acpi', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list',
-    '/proc/timer_stats', '/proc/sched_debug', '/proc/scsi', '/sys/firmware', '/sys/devices/virtual/powercap',
+    '/proc/asound',
+    '/proc/acpi',
+    '/proc/kcore',
+    '/proc/keys',
+    '/proc/latency_stats',
+    '/proc/timer_list',
+    '/proc/timer_stats',
+    '/proc/sched_debug',
+    '/proc/scsi',
+    '/sys/firmware',
+    '/sys/devices/virtual/powercap',
   ]);
   assert.equal(s.linux.readonlyPaths, ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger']);
 });
@@ -167,7 +206,12 @@ test('withProcessArgs sets process.args', () => {
 // ---------------------------------------------------------------------------------------------
 // env
 
-const ctx = (over: Partial<EnvContext> = {}): EnvContext => ({ hostname: 'abc123', tty: false, home: '/root', ...over });
+const ctx = (over: Partial<EnvContext> = {}): EnvContext => ({
+  hostname: 'abc123',
+  tty: false,
+  home: '/root',
+  ...over,
+});
 
 test('env: no image env → Docker defaults PATH, HOSTNAME, then HOME from the user', () => {
   assert.equal(mergeEnv([], [], ctx()), [`PATH=${DEFAULT_PATH_ENV}`, 'HOSTNAME=abc123', 'HOME=/root']);
@@ -197,8 +241,14 @@ test("env: bare -e KEY takes the caller's value", () => {
 
 test('env: bare -e KEY unset in the caller is dropped — and unsets the image value too (moby ReplaceOrAppendEnvValues)', () => {
   const env = mergeEnv(['FOO=image', 'KEEP=1'], ['FOO', 'NOPE'], ctx({ callerEnv: {} }));
-  assert.not.ok(env.some((e) => e.startsWith('FOO')), env.join(' '));
-  assert.not.ok(env.some((e) => e.startsWith('NOPE')), env.join(' '));
+  assert.not.ok(
+    env.some((e) => e.startsWith('FOO')),
+    env.join(' '),
+  );
+  assert.not.ok(
+    env.some((e) => e.startsWith('NOPE')),
+    env.join(' '),
+  );
   assert.ok(env.includes('KEEP=1'));
 });
 
@@ -208,21 +258,35 @@ test('env: bare -e of a Docker default (HOSTNAME, PATH) unset in the caller remo
 });
 
 test('env: TERM=xterm only with a tty, after HOSTNAME; user TERM wins', () => {
-  assert.equal(mergeEnv([], [], ctx({ tty: true })), [`PATH=${DEFAULT_PATH_ENV}`, 'HOSTNAME=abc123', 'TERM=xterm', 'HOME=/root']);
+  assert.equal(mergeEnv([], [], ctx({ tty: true })), [
+    `PATH=${DEFAULT_PATH_ENV}`,
+    'HOSTNAME=abc123',
+    'TERM=xterm',
+    'HOME=/root',
+  ]);
   assert.not.ok(mergeEnv([], [], ctx()).some((e) => e.startsWith('TERM=')));
   assert.ok(mergeEnv([], ['TERM=dumb'], ctx({ tty: true })).includes('TERM=dumb'));
 });
 
 test('env: HOME is not overridden when the image or the user sets it', () => {
   const a = mergeEnv(['HOME=/home/app'], [], ctx());
-  assert.equal(a.filter((e) => e.startsWith('HOME=')), ['HOME=/home/app']);
+  assert.equal(
+    a.filter((e) => e.startsWith('HOME=')),
+    ['HOME=/home/app'],
+  );
   const b = mergeEnv([], ['HOME=/tmp'], ctx());
-  assert.equal(b.filter((e) => e.startsWith('HOME=')), ['HOME=/tmp']);
+  assert.equal(
+    b.filter((e) => e.startsWith('HOME=')),
+    ['HOME=/tmp'],
+  );
 });
 
 test('env: -e given twice keeps the last value once', () => {
   const env = mergeEnv([], ['A=1', 'A=2'], ctx());
-  assert.equal(env.filter((e) => e.startsWith('A=')), ['A=2']);
+  assert.equal(
+    env.filter((e) => e.startsWith('A=')),
+    ['A=2'],
+  );
 });
 
 test('env: empty key (-e =x) is ERR_USAGE', () => {
@@ -264,7 +328,11 @@ test('cwd: -w wins over image WorkingDir; image WorkingDir over "/"; paths are c
 });
 
 test('cwd: relative -w is ERR_USAGE (Docker: needs to be an absolute path)', () => {
-  const e = throwsCode(() => withCwd('/app', 'src'), 'ERR_USAGE', /the working directory 'src' is invalid, it needs to be an absolute path/);
+  const e = throwsCode(
+    () => withCwd('/app', 'src'),
+    'ERR_USAGE',
+    /the working directory 'src' is invalid, it needs to be an absolute path/,
+  );
   assert.ok(e.hint);
 });
 
@@ -273,7 +341,13 @@ test('cwd: relative image WorkingDir is ERR_CONFIG', () => {
 });
 
 test('withCwd/withTty/withReadonlyRootfs/withHostname set their fields', () => {
-  const s = applyOpts(defaultSpec(), withCwd('/app', undefined), withTty(true), withReadonlyRootfs(true), withHostname('web-1.local'));
+  const s = applyOpts(
+    defaultSpec(),
+    withCwd('/app', undefined),
+    withTty(true),
+    withReadonlyRootfs(true),
+    withHostname('web-1.local'),
+  );
   assert.is(s.process.cwd, '/app');
   assert.is(s.process.terminal, true);
   assert.is(s.root.readonly, true);
@@ -322,7 +396,12 @@ test('user: no passwd file at all → root, home "/"', () => {
 });
 
 test('user: name → uid, gid, home from passwd and supplementary groups from /etc/group membership', () => {
-  assert.equal(resolveUser('app', PASSWD, GROUP), { uid: 1001, gid: 1001, additionalGids: [50, 999], home: '/home/app' });
+  assert.equal(resolveUser('app', PASSWD, GROUP), {
+    uid: 1001,
+    gid: 1001,
+    additionalGids: [50, 999],
+    home: '/home/app',
+  });
 });
 
 test('user: root gets its supplementary groups too (wheel)', () => {
@@ -330,7 +409,12 @@ test('user: root gets its supplementary groups too (wheel)', () => {
 });
 
 test('user: numeric uid present in passwd takes that entry', () => {
-  assert.equal(resolveUser('1001', PASSWD, GROUP), { uid: 1001, gid: 1001, additionalGids: [50, 999], home: '/home/app' });
+  assert.equal(resolveUser('1001', PASSWD, GROUP), {
+    uid: 1001,
+    gid: 1001,
+    additionalGids: [50, 999],
+    home: '/home/app',
+  });
 });
 
 test('user: -u 1000 not in passwd → uid 1000, gid 0, home "/", no groups', () => {
@@ -352,12 +436,20 @@ test('user: :gid keeps root as user and sets the gid', () => {
 });
 
 test('user: unknown name → ERR_USAGE "unable to find user X: no matching entries in passwd file"', () => {
-  throwsCode(() => resolveUser('nobody', PASSWD, GROUP), 'ERR_USAGE', /^unable to find user nobody: no matching entries in passwd file$/);
+  throwsCode(
+    () => resolveUser('nobody', PASSWD, GROUP),
+    'ERR_USAGE',
+    /^unable to find user nobody: no matching entries in passwd file$/,
+  );
   throwsCode(() => resolveUser('app', undefined, undefined), 'ERR_USAGE', /unable to find user app/);
 });
 
 test('user: unknown group name → ERR_USAGE "unable to find group"', () => {
-  throwsCode(() => resolveUser('app:nogroup', PASSWD, GROUP), 'ERR_USAGE', /unable to find group nogroup: no matching entries in group file/);
+  throwsCode(
+    () => resolveUser('app:nogroup', PASSWD, GROUP),
+    'ERR_USAGE',
+    /unable to find group nogroup: no matching entries in group file/,
+  );
 });
 
 test('user: ids above 2^31-1 are out of range', () => {
@@ -383,10 +475,20 @@ test('user: first matching passwd entry wins; empty home falls back to "/"', () 
 });
 
 test('user: parseGroup skips comments and malformed lines, trims members', () => {
-  assert.equal(parseGroup(GROUP).map((g) => [g.name, g.gid, g.members]), [
-    ['root', 0, []], ['staff', 50, ['app', 'other']], ['docker', 999, ['app']], ['app', 1001, []], ['wheel', 10, ['root']],
-  ]);
-  assert.equal(parsePasswd('\r\nroot:x:0:0:root:/root:/bin/sh\r\n').map((u) => u.home), ['/root']);
+  assert.equal(
+    parseGroup(GROUP).map((g) => [g.name, g.gid, g.members]),
+    [
+      ['root', 0, []],
+      ['staff', 50, ['app', 'other']],
+      ['docker', 999, ['app']],
+      ['app', 1001, []],
+      ['wheel', 10, ['root']],
+    ],
+  );
+  assert.equal(
+    parsePasswd('\r\nroot:x:0:0:root:/root:/bin/sh\r\n').map((u) => u.home),
+    ['/root'],
+  );
 });
 
 test('withUser: additionalGids is the primary gid then the supplementary groups (moby getUser)', () => {
@@ -398,10 +500,13 @@ test('withUser: additionalGids is the primary gid then the supplementary groups 
 // mounts
 
 test('withBindMounts: rbind + rprivate, ro when asked, type bind', () => {
-  const s = applyOpts(defaultSpec(), withBindMounts([
-    { source: '/host/data', destination: '/data' },
-    { source: '/host/conf', destination: '/etc/app', readonly: true },
-  ]));
+  const s = applyOpts(
+    defaultSpec(),
+    withBindMounts([
+      { source: '/host/data', destination: '/data' },
+      { source: '/host/conf', destination: '/etc/app', readonly: true },
+    ]),
+  );
   const user = s.mounts.slice(7);
   assert.equal(user, [
     { destination: '/data', type: 'bind', source: '/host/data', options: ['rbind', 'rprivate'] },
@@ -410,21 +515,39 @@ test('withBindMounts: rbind + rprivate, ro when asked, type bind', () => {
 });
 
 test('withBindMounts: relative destination or source is ERR_USAGE', () => {
-  throwsCode(() => withBindMounts([{ source: '/x', destination: 'data' }]), 'ERR_USAGE', /destination 'data' must be an absolute path/);
+  throwsCode(
+    () => withBindMounts([{ source: '/x', destination: 'data' }]),
+    'ERR_USAGE',
+    /destination 'data' must be an absolute path/,
+  );
   throwsCode(() => withBindMounts([{ source: 'x', destination: '/data' }]), 'ERR_USAGE', /source 'x'/);
   throwsCode(() => withBindMounts([{ source: '/x', destination: '/' }]), 'ERR_USAGE');
 });
 
 test('withBindMounts: duplicate mount point is ERR_USAGE (after cleaning)', () => {
-  throwsCode(() => withBindMounts([{ source: '/a', destination: '/d' }, { source: '/b', destination: '/d/' }]), 'ERR_USAGE', /Duplicate mount point: \/d/);
+  throwsCode(
+    () =>
+      withBindMounts([
+        { source: '/a', destination: '/d' },
+        { source: '/b', destination: '/d/' },
+      ]),
+    'ERR_USAGE',
+    /Duplicate mount point: \/d/,
+  );
 });
 
 test('withBindMounts: parents mount before children (moby sortMounts)', () => {
-  const s = applyOpts(defaultSpec(), withBindMounts([
-    { source: '/h/sub', destination: '/data/sub' },
-    { source: '/h', destination: '/data' },
-  ]));
-  assert.equal(s.mounts.slice(7).map((m) => m.destination), ['/data', '/data/sub']);
+  const s = applyOpts(
+    defaultSpec(),
+    withBindMounts([
+      { source: '/h/sub', destination: '/data/sub' },
+      { source: '/h', destination: '/data' },
+    ]),
+  );
+  assert.equal(
+    s.mounts.slice(7).map((m) => m.destination),
+    ['/data', '/data/sub'],
+  );
 });
 
 test('withBindMounts: a mount on a default destination (/dev/shm) replaces the default', () => {
@@ -435,11 +558,24 @@ test('withBindMounts: a mount on a default destination (/dev/shm) replaces the d
 });
 
 test('withEtcFiles: bind mounts /etc/hosts, /etc/hostname, /etc/resolv.conf, writable even with --read-only', () => {
-  const s = applyOpts(defaultSpec(), withReadonlyRootfs(true), withEtcFiles({
-    hosts: '/run/c1/hosts', hostname: '/run/c1/hostname', resolvConf: '/run/c1/resolv.conf',
-  }));
-  const etc = Object.fromEntries(s.mounts.filter((m) => m.destination.startsWith('/etc/')).map((m) => [m.destination, m]));
-  assert.equal(etc['/etc/hosts'], { destination: '/etc/hosts', type: 'bind', source: '/run/c1/hosts', options: ['rbind', 'rprivate'] });
+  const s = applyOpts(
+    defaultSpec(),
+    withReadonlyRootfs(true),
+    withEtcFiles({
+      hosts: '/run/c1/hosts',
+      hostname: '/run/c1/hostname',
+      resolvConf: '/run/c1/resolv.conf',
+    }),
+  );
+  const etc = Object.fromEntries(
+    s.mounts.filter((m) => m.destination.startsWith('/etc/')).map((m) => [m.destination, m]),
+  );
+  assert.equal(etc['/etc/hosts'], {
+    destination: '/etc/hosts',
+    type: 'bind',
+    source: '/run/c1/hosts',
+    options: ['rbind', 'rprivate'],
+  });
   assert.is(etc['/etc/hostname']!.source, '/run/c1/hostname');
   assert.is(etc['/etc/resolv.conf']!.source, '/run/c1/resolv.conf');
   assert.not.ok(etc['/etc/hosts']!.options!.includes('ro'));
@@ -447,17 +583,23 @@ test('withEtcFiles: bind mounts /etc/hosts, /etc/hostname, /etc/resolv.conf, wri
 
 test('withEtcFiles: only the files given are mounted', () => {
   const s = applyOpts(defaultSpec(), withEtcFiles({ hosts: '/run/c1/hosts' }));
-  assert.equal(s.mounts.filter((m) => m.destination.startsWith('/etc/')).map((m) => m.destination), ['/etc/hosts']);
+  assert.equal(
+    s.mounts.filter((m) => m.destination.startsWith('/etc/')).map((m) => m.destination),
+    ['/etc/hosts'],
+  );
 });
 
 // ---------------------------------------------------------------------------------------------
 // rlimits, resources
 
 test('withRlimits: passes the given limits through unchanged (no raised defaults)', () => {
-  const s = applyOpts(defaultSpec(), withRlimits([
-    { type: 'RLIMIT_NOFILE', soft: 1024, hard: 4096 },
-    { type: 'RLIMIT_NPROC', soft: RLIM_INFINITY, hard: RLIM_INFINITY },
-  ]));
+  const s = applyOpts(
+    defaultSpec(),
+    withRlimits([
+      { type: 'RLIMIT_NOFILE', soft: 1024, hard: 4096 },
+      { type: 'RLIMIT_NPROC', soft: RLIM_INFINITY, hard: RLIM_INFINITY },
+    ]),
+  );
   assert.equal(s.process.rlimits, [
     { type: 'RLIMIT_NOFILE', soft: 1024, hard: 4096 },
     { type: 'RLIMIT_NPROC', soft: RLIM_INFINITY, hard: RLIM_INFINITY },
@@ -466,13 +608,21 @@ test('withRlimits: passes the given limits through unchanged (no raised defaults
 });
 
 test('withRlimits: soft > hard is ERR_USAGE (Docker: soft limit must be <= hard limit); later duplicate wins', () => {
-  throwsCode(() => withRlimits([{ type: 'RLIMIT_NOFILE', soft: 10, hard: 5 }]), 'ERR_USAGE', /soft limit must be less than or equal to hard limit/);
+  throwsCode(
+    () => withRlimits([{ type: 'RLIMIT_NOFILE', soft: 10, hard: 5 }]),
+    'ERR_USAGE',
+    /soft limit must be less than or equal to hard limit/,
+  );
   throwsCode(() => withRlimits([{ type: 'RLIMIT_NOFILE', soft: RLIM_INFINITY, hard: 5 }]), 'ERR_USAGE');
   throwsCode(() => withRlimits([{ type: 'nofile', soft: 1, hard: 1 }]), 'ERR_USAGE');
   throwsCode(() => withRlimits([{ type: 'RLIMIT_NOFILE', soft: -1, hard: 1 }]), 'ERR_USAGE');
-  const s = applyOpts(defaultSpec(), withRlimits([
-    { type: 'RLIMIT_NOFILE', soft: 1, hard: 2 }, { type: 'RLIMIT_NOFILE', soft: 3, hard: 4 },
-  ]));
+  const s = applyOpts(
+    defaultSpec(),
+    withRlimits([
+      { type: 'RLIMIT_NOFILE', soft: 1, hard: 2 },
+      { type: 'RLIMIT_NOFILE', soft: 3, hard: 4 },
+    ]),
+  );
   assert.equal(s.process.rlimits, [{ type: 'RLIMIT_NOFILE', soft: 3, hard: 4 }]);
 });
 
@@ -483,7 +633,9 @@ test('withResources: --memory limit and swap = 2×memory; --cpus 1.5 → quota 1
     cpu: { quota: 150000, period: 100000 },
     pids: { limit: 100 },
   });
-  assert.equal(applyOpts(defaultSpec(), withResources({ cpus: 0.5 })).linux.resources, { cpu: { quota: 50000, period: 100000 } });
+  assert.equal(applyOpts(defaultSpec(), withResources({ cpus: 0.5 })).linux.resources, {
+    cpu: { quota: 50000, period: 100000 },
+  });
   assert.equal(applyOpts(defaultSpec(), withResources({ pidsLimit: -1 })).linux.resources, { pids: { limit: -1 } });
   assert.is(applyOpts(defaultSpec(), withResources({})).linux.resources, undefined);
 });
@@ -497,15 +649,29 @@ test('withResources: memory below 6MB and cpus below 0.01 are ERR_USAGE (Docker 
 
 test("parseMemory: Docker's RAMInBytes (binary units, case-insensitive, optional i/b)", () => {
   const cases: [string, number][] = [
-    ['512m', 536870912], ['512M', 536870912], ['512mb', 536870912], ['512MiB', 536870912],
-    ['1g', 1073741824], ['1G', 1073741824], ['64k', 65536], ['64K', 65536], ['100', 100], ['100b', 100],
-    ['1.5g', 1610612736], ['1.9', 1], ['1.9b', 1], ['0.5k', 512], ['1 m', 1048576], ['2t', 2 * 1024 ** 4],
+    ['512m', 536870912],
+    ['512M', 536870912],
+    ['512mb', 536870912],
+    ['512MiB', 536870912],
+    ['1g', 1073741824],
+    ['1G', 1073741824],
+    ['64k', 65536],
+    ['64K', 65536],
+    ['100', 100],
+    ['100b', 100],
+    ['1.5g', 1610612736],
+    ['1.9', 1],
+    ['1.9b', 1],
+    ['0.5k', 512],
+    ['1 m', 1048576],
+    ['2t', 2 * 1024 ** 4],
   ];
   for (const [input, want] of cases) assert.is(parseMemory(input), want, input);
 });
 
 test('parseMemory: invalid sizes are ERR_USAGE', () => {
-  for (const s of ['', 'm', '-1m', '12x', '1.2.3m', 'abc', '1mm', ' 1m']) throwsCode(() => parseMemory(s), 'ERR_USAGE', /invalid size/);
+  for (const s of ['', 'm', '-1m', '12x', '1.2.3m', 'abc', '1mm', ' 1m'])
+    throwsCode(() => parseMemory(s), 'ERR_USAGE', /invalid size/);
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -524,7 +690,12 @@ test('applyOpts composes a full `tsrun run -it -u app -w /srv -e A=1 nginx sh` s
   );
   assert.equal(s.process.args, ['/docker-entrypoint.sh', 'sh']);
   assert.equal(s.process.env, [
-    `PATH=${DEFAULT_PATH_ENV}`, 'HOSTNAME=c0ffee', 'TERM=xterm', 'A=1', 'NGINX_VERSION=1.25', 'HOME=/home/app',
+    `PATH=${DEFAULT_PATH_ENV}`,
+    'HOSTNAME=c0ffee',
+    'TERM=xterm',
+    'A=1',
+    'NGINX_VERSION=1.25',
+    'HOME=/home/app',
   ]);
   assert.is(s.process.user.uid, 1001);
   assert.is(s.process.cwd, '/srv');

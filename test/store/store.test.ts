@@ -14,7 +14,10 @@ test.after(() => rmSync(tmp, { recursive: true, force: true }));
 test('putBlob refuses content that does not hash to the digest, and stores nothing', async () => {
   const store = await Store.open(path.join(tmp, 's1'));
   const digest = sha256Digest('hello');
-  const err = await store.putBlob(digest, Buffer.from('tampered')).then(() => undefined, (e: Error) => e);
+  const err = await store.putBlob(digest, Buffer.from('tampered')).then(
+    () => undefined,
+    (e: Error) => e,
+  );
   assert.match(String(err?.message), /hashes to/);
   assert.is(await store.hasBlob(digest), false);
   await store.putBlob(digest, Buffer.from('hello'));
@@ -39,7 +42,13 @@ test('a prepared layer is invisible until committed; a second commit of the same
   await fs.writeFile(path.join(b.diff, 'f'), 'b');
   await store.commitLayer(b.dir, { chainId, diffId: chainId, tarSize: 1, unpackedSize: 1 });
   assert.is(await fs.readFile(path.join(store.layerDiff(chainId), 'f'), 'utf8'), 'a');
-  assert.is(await fs.stat(b.dir).then(() => true, () => false), false);
+  assert.is(
+    await fs.stat(b.dir).then(
+      () => true,
+      () => false,
+    ),
+    false,
+  );
 });
 
 test('stale temp entries of dead processes are removed, live ones kept', async () => {
@@ -49,8 +58,20 @@ test('stale temp entries of dead processes are removed, live ones kept', async (
   await fs.mkdir(dead);
   await fs.mkdir(mine);
   assert.is(await store.cleanTemp(), 1);
-  assert.is(await fs.stat(dead).then(() => true, () => false), false);
-  assert.is(await fs.stat(mine).then(() => true, () => false), true);
+  assert.is(
+    await fs.stat(dead).then(
+      () => true,
+      () => false,
+    ),
+    false,
+  );
+  assert.is(
+    await fs.stat(mine).then(
+      () => true,
+      () => false,
+    ),
+    true,
+  );
 });
 
 test('gc frees layers and blobs no image refers to, keeps the rest', async () => {
@@ -67,7 +88,12 @@ test('gc frees layers and blobs no image refers to, keeps the rest', async () =>
   await store.putBlob(drop, Buffer.from('drop'));
   await store.updateImages((f) => {
     f.images[id] = {
-      id, manifestDigest: id, manifestMediaType: 'x', repoDigests: [], size: 0, storedAt: 'now',
+      id,
+      manifestDigest: id,
+      manifestMediaType: 'x',
+      repoDigests: [],
+      size: 0,
+      storedAt: 'now',
       layers: [{ digest: id, mediaType: 'x', size: 0, diffId: keep, chainId: keep }],
     };
   });
@@ -80,9 +106,15 @@ test('gc frees layers and blobs no image refers to, keeps the rest', async () =>
 
 test('a corrupted images.json is a clear ERR_STORE error, not a crash', async () => {
   const store = await Store.open(path.join(tmp, 's6'));
-  for (const bad of ['{not json', JSON.stringify({ version: 1, images: {}, tags: { 'x:1': sha256Digest('missing') } })]) {
+  for (const bad of [
+    '{not json',
+    JSON.stringify({ version: 1, images: {}, tags: { 'x:1': sha256Digest('missing') } }),
+  ]) {
     await fs.writeFile(path.join(store.root, 'images.json'), bad);
-    const err = await store.readImages().then(() => undefined, (e: { code?: string; message: string }) => e);
+    const err = await store.readImages().then(
+      () => undefined,
+      (e: { code?: string; message: string }) => e,
+    );
     assert.is(err?.code, 'ERR_STORE');
     assert.match(String(err?.message), 'images.json');
   }
@@ -92,7 +124,12 @@ test('findImage resolves names, digests and id prefixes as Docker does', () => {
   const file = emptyImagesFile();
   const id = sha256Digest('img');
   const rec: ImageRecord = {
-    id, manifestDigest: sha256Digest('m'), manifestMediaType: 'x', storedAt: 'now', size: 0, layers: [],
+    id,
+    manifestDigest: sha256Digest('m'),
+    manifestMediaType: 'x',
+    storedAt: 'now',
+    size: 0,
+    layers: [],
     repoDigests: [`docker.io/library/busybox@${sha256Digest('idx')}`],
   };
   file.images[id] = rec;

@@ -34,49 +34,74 @@ interface BuildFlags {
 function parseSecrets(list: readonly string[]): Map<string, { file?: string; env?: string }> {
   const out = new Map<string, { file?: string; env?: string }>();
   for (const spec of list) {
-    const kv = new Map(spec.split(',').map((f) => {
-      const i = f.indexOf('=');
-      return [i < 0 ? f : f.slice(0, i), i < 0 ? '' : f.slice(i + 1)] as [string, string];
-    }));
+    const kv = new Map(
+      spec.split(',').map((f) => {
+        const i = f.indexOf('=');
+        return [i < 0 ? f : f.slice(0, i), i < 0 ? '' : f.slice(i + 1)] as [string, string];
+      }),
+    );
     const id = kv.get('id');
     const file = kv.get('src') ?? kv.get('source');
-    if (!id) throw new TsrunError('ERR_USAGE', `invalid --secret "${spec}": it needs id=NAME`, { hint: 'use --secret id=NAME,src=FILE or --secret id=NAME,env=VAR' });
+    if (!id)
+      throw new TsrunError('ERR_USAGE', `invalid --secret "${spec}": it needs id=NAME`, {
+        hint: 'use --secret id=NAME,src=FILE or --secret id=NAME,env=VAR',
+      });
     out.set(id, file !== undefined ? { file } : { env: kv.get('env') ?? id });
   }
   return out;
 }
 
 export function registerBuildCommands(program: Command, io: CliIo): void {
-  const buildCmd = (cmd: Command) => cmd
-    .description('Build an image from a Dockerfile')
-    .argument('<context>', 'the build context directory (COPY and ADD read from it), or - : a tar context or a Dockerfile on stdin')
-    .option('-t, --tag <name[:tag]>', 'name the image (repeatable)', collect, [])
-    .option('-f, --file <path>', 'the Dockerfile (default: CONTEXT/Dockerfile; "-" reads it from stdin)')
-    .option('--build-arg <KEY=VALUE>', 'set a build argument (KEY alone takes it from here)', collect, [])
-    .option('--target <stage>', 'build up to this stage')
-    .option('--no-cache', 'do not use the build cache')
-    .option('--network <mode>', 'network for RUN steps: bridge (default), host or none')
-    .option('--pull', 'always pull base images')
-    .option('-q, --quiet', 'print only the image id')
-    .option('--label <key=value>', 'set a label on the image', collect, [])
-    .option('--platform <os/arch[/variant]>', 'platform of the base images')
-    .option('--secret <id=NAME,src=FILE|env=VAR>', 'a secret for RUN --mount=type=secret (repeatable; never stored in the image)', collect, [])
-    .option('--iidfile <file>', 'write the image ID to the file')
-    .option('--progress <type>', 'auto, plain, tty (all print the steps) or quiet (as -q)', 'auto')
-    .option('-o, --output <type=local,dest=DIR|type=tar,dest=FILE>', "also export the image's filesystem (dest=- : a tar on stdout)")
-    .option('--add-host <host:ip>', 'add a line to /etc/hosts in RUN steps (repeatable)', collect, [])
-    .option('--shm-size <size>', 'size of /dev/shm in RUN steps (default 64m)')
-    .option('--ulimit <name=soft[:hard]>', 'resource limit for RUN steps (repeatable)', collect, [])
-    .option('--cache-from <image>', 'accepted for compatibility: tsrun reuses its own local build cache only', collect, [])
-    .option('--load', 'accepted: the image is always stored locally')
-    .option('--rm', 'accepted: intermediate containers are always removed')
-    .option('--force-rm', 'accepted: intermediate containers are always removed')
-    .action(async (context: string, flags: BuildFlags) => buildAction(io, context, flags));
+  const buildCmd = (cmd: Command) =>
+    cmd
+      .description('Build an image from a Dockerfile')
+      .argument(
+        '<context>',
+        'the build context directory (COPY and ADD read from it), or - : a tar context or a Dockerfile on stdin',
+      )
+      .option('-t, --tag <name[:tag]>', 'name the image (repeatable)', collect, [])
+      .option('-f, --file <path>', 'the Dockerfile (default: CONTEXT/Dockerfile; "-" reads it from stdin)')
+      .option('--build-arg <KEY=VALUE>', 'set a build argument (KEY alone takes it from here)', collect, [])
+      .option('--target <stage>', 'build up to this stage')
+      .option('--no-cache', 'do not use the build cache')
+      .option('--network <mode>', 'network for RUN steps: bridge (default), host or none')
+      .option('--pull', 'always pull base images')
+      .option('-q, --quiet', 'print only the image id')
+      .option('--label <key=value>', 'set a label on the image', collect, [])
+      .option('--platform <os/arch[/variant]>', 'platform of the base images')
+      .option(
+        '--secret <id=NAME,src=FILE|env=VAR>',
+        'a secret for RUN --mount=type=secret (repeatable; never stored in the image)',
+        collect,
+        [],
+      )
+      .option('--iidfile <file>', 'write the image ID to the file')
+      .option('--progress <type>', 'auto, plain, tty (all print the steps) or quiet (as -q)', 'auto')
+      .option(
+        '-o, --output <type=local,dest=DIR|type=tar,dest=FILE>',
+        "also export the image's filesystem (dest=- : a tar on stdout)",
+      )
+      .option('--add-host <host:ip>', 'add a line to /etc/hosts in RUN steps (repeatable)', collect, [])
+      .option('--shm-size <size>', 'size of /dev/shm in RUN steps (default 64m)')
+      .option('--ulimit <name=soft[:hard]>', 'resource limit for RUN steps (repeatable)', collect, [])
+      .option(
+        '--cache-from <image>',
+        'accepted for compatibility: tsrun reuses its own local build cache only',
+        collect,
+        [],
+      )
+      .option('--load', 'accepted: the image is always stored locally')
+      .option('--rm', 'accepted: intermediate containers are always removed')
+      .option('--force-rm', 'accepted: intermediate containers are always removed')
+      .action(async (context: string, flags: BuildFlags) => buildAction(io, context, flags));
   buildCmd(program.command('build'));
   const image = program.commands.find((c) => c.name() === 'image');
   if (image) buildCmd(image.command('build'));
-  program.command('builder').description('Manage the build cache')
-    .command('prune').description('Remove every cached build step')
+  program
+    .command('builder')
+    .description('Manage the build cache')
+    .command('prune')
+    .description('Remove every cached build step')
     .option('-f, --force', 'do not ask for confirmation (tsrun never asks)')
     .action(async () => {
       const { processContext } = await import('../../app/context.js');
@@ -104,17 +129,37 @@ async function buildAction(io: CliIo, context: string, f: BuildFlags): Promise<v
   else if (!quiet) listeners.push(progress.plainPullReporter(out, io.err));
   const ctx = processContext({ root: io.globals().root, reporter: fanout(...listeners) });
   const { build } = await import('../../app/build.js');
-  const result = await build(ctx, {
-    context, file: f.file === '-' ? undefined : f.file, dockerfileText: f.file === '-' ? readFileSync(0, 'utf8') : undefined,
-    stdin: context === '-' ? process.stdin : undefined,
-    tags: f.tag, buildArgs: f.buildArg, target: f.target, noCache: !f.cache, network: f.network, pull: f.pull,
-    labels: f.label, platform: f.platform, secrets: parseSecrets(f.secret),
-    addHosts: f.addHost, shmSize: f.shmSize, ulimits: f.ulimit, output: f.output,
-  }, {
-    line: (t) => { if (!quiet) out.write(`${t}\n`); },
-    output: (c) => { if (!quiet) out.write(c); },
-    warn: (t) => io.err.write(`${t}\n`),
-  });
+  const result = await build(
+    ctx,
+    {
+      context,
+      file: f.file === '-' ? undefined : f.file,
+      dockerfileText: f.file === '-' ? readFileSync(0, 'utf8') : undefined,
+      stdin: context === '-' ? process.stdin : undefined,
+      tags: f.tag,
+      buildArgs: f.buildArg,
+      target: f.target,
+      noCache: !f.cache,
+      network: f.network,
+      pull: f.pull,
+      labels: f.label,
+      platform: f.platform,
+      secrets: parseSecrets(f.secret),
+      addHosts: f.addHost,
+      shmSize: f.shmSize,
+      ulimits: f.ulimit,
+      output: f.output,
+    },
+    {
+      line: (t) => {
+        if (!quiet) out.write(`${t}\n`);
+      },
+      output: (c) => {
+        if (!quiet) out.write(c);
+      },
+      warn: (t) => io.err.write(`${t}\n`),
+    },
+  );
   if (f.iidfile) writeFileSync(f.iidfile, result.id);
   if (quiet) {
     if (out === io.out) io.out.write(`${result.id}\n`);

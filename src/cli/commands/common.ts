@@ -18,7 +18,12 @@ export function exitOne<A extends unknown[]>(fn: (...args: A) => Promise<void>):
     } catch (err) {
       if (err instanceof TsrunError) {
         if (typeof err.detail?.exitCode === 'number') throw err;
-        throw new TsrunError(err.code, err.message, { hint: err.hint, cause: err.cause ?? err, retryable: err.retryable, detail: { ...err.detail, exitCode: 1 } });
+        throw new TsrunError(err.code, err.message, {
+          hint: err.hint,
+          cause: err.cause ?? err,
+          retryable: err.retryable,
+          detail: { ...err.detail, exitCode: 1 },
+        });
       }
       const e = err as Error;
       throw new TsrunError('ERR_INTERNAL', e?.message ?? String(err), { cause: err, detail: { exitCode: 1 } });

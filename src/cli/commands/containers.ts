@@ -41,7 +41,13 @@ async function runAction(io: CliIo, image: string, args: string[], f: RunFlags):
   const { runContainer } = await import('../../app/run.js');
   let wired: ReturnType<typeof wire> | undefined;
   const r = await runContainer(ctx, toRunOptions(image, args, f), io.err, (a) => {
-    wired = wire(a, { tty: Boolean(f.tty), interactive: Boolean(f.interactive), sigProxy: f.sigProxy, detachKeys: f.detachKeys, streams });
+    wired = wire(a, {
+      tty: Boolean(f.tty),
+      interactive: Boolean(f.interactive),
+      sigProxy: f.sigProxy,
+      detachKeys: f.detachKeys,
+      streams,
+    });
   });
   if (f.detach || !r.attachment || !wired) {
     io.out.write(`${r.id}\n`);
@@ -84,7 +90,12 @@ async function each(io: CliIo, names: string[], fn: (name: string) => Promise<un
 
 /** `each`, with every container handled at once (Docker's CLI stops and restarts in parallel); output in argument order. */
 async function eachParallel(io: CliIo, names: string[], fn: (name: string) => Promise<unknown>): Promise<void> {
-  const done = names.map((n) => fn(n).then(() => undefined, (err: unknown) => ({ err })));
+  const done = names.map((n) =>
+    fn(n).then(
+      () => undefined,
+      (err: unknown) => ({ err }),
+    ),
+  );
   let failed = false;
   for (const [i, p] of done.entries()) {
     const r = await p;
@@ -104,14 +115,21 @@ async function stopTimeout(o: { time?: string; timeout?: string }): Promise<numb
   if (v === undefined) return undefined;
   if (!/^-?\d+$/.test(v)) {
     const { TsrunError } = await import('../../errors.js');
-    throw new TsrunError('ERR_USAGE', `invalid argument "${v}" for "-t, --timeout" flag: strconv.ParseInt: parsing "${v}": invalid syntax`);
+    throw new TsrunError(
+      'ERR_USAGE',
+      `invalid argument "${v}" for "-t, --timeout" flag: strconv.ParseInt: parsing "${v}": invalid syntax`,
+    );
   }
   return Math.max(0, Number(v));
 }
 
 type StopFlags = { time?: string; timeout?: string; signal?: string };
 
-async function startAction(io: CliIo, names: string[], o: { attach?: boolean; interactive?: boolean; detachKeys?: string }): Promise<void> {
+async function startAction(
+  io: CliIo,
+  names: string[],
+  o: { attach?: boolean; interactive?: boolean; detachKeys?: string },
+): Promise<void> {
   const e = await env(io);
   const { startContainer, cleanupContainer } = await import('../../app/containers.js');
   if (o.attach || o.interactive) {
@@ -121,7 +139,14 @@ async function startAction(io: CliIo, names: string[], o: { attach?: boolean; in
     await checkTty(o.interactive, c.record.config.tty);
     let wired: ReturnType<typeof wire> | undefined;
     const a = await startContainer(e, c, {
-      attachIo: (att) => { wired = wire(att, { tty: c.record.config.tty, interactive: Boolean(o.interactive), sigProxy: true, detachKeys: o.detachKeys }); },
+      attachIo: (att) => {
+        wired = wire(att, {
+          tty: c.record.config.tty,
+          interactive: Boolean(o.interactive),
+          sigProxy: true,
+          detachKeys: o.detachKeys,
+        });
+      },
     });
     if (!a || !wired) return;
     const code = await waitAttached(a, wired);
@@ -141,12 +166,17 @@ async function startAction(io: CliIo, names: string[], o: { attach?: boolean; in
   });
 }
 
-async function logsAction(io: CliIo, name: string, o: { follow?: boolean; tail?: string; timestamps?: boolean; since?: string; until?: string; details?: boolean }): Promise<void> {
+async function logsAction(
+  io: CliIo,
+  name: string,
+  o: { follow?: boolean; tail?: string; timestamps?: boolean; since?: string; until?: string; details?: boolean },
+): Promise<void> {
   const { TsrunError } = await import('../../errors.js');
   let tail: number | undefined;
   if (o.tail !== undefined && o.tail !== 'all') {
     tail = Number(o.tail);
-    if (!Number.isInteger(tail)) throw new TsrunError('ERR_USAGE', `invalid --tail "${o.tail}"`, { hint: 'a number of lines, or all' });
+    if (!Number.isInteger(tail))
+      throw new TsrunError('ERR_USAGE', `invalid --tail "${o.tail}"`, { hint: 'a number of lines, or all' });
   }
   const { parseLogTime } = await import('../../app/log-times.js');
   const since = o.since !== undefined && o.since !== '' ? parseLogTime('since', o.since) : undefined;
@@ -171,134 +201,192 @@ async function inspectContainers(io: CliIo, names: string[], o: { format?: strin
 }
 
 export function registerContainerCommands(program: Command, io: CliIo): void {
-  const runCmd = (cmd: Command) => runOptions(cmd.description('Create and run a new container from an image'), { run: true })
-    .action(async (image: string, args: string[], f: RunFlags) => runAction(io, image, args, f));
+  const runCmd = (cmd: Command) =>
+    runOptions(cmd.description('Create and run a new container from an image'), { run: true }).action(
+      async (image: string, args: string[], f: RunFlags) => runAction(io, image, args, f),
+    );
   runCmd(program.command('run'));
 
-  const createCmd = (cmd: Command) => runOptions(cmd.description('Create a new container without starting it'), { run: false })
-    .action(async (image: string, args: string[], f: RunFlags) => createAction(io, image, args, f));
+  const createCmd = (cmd: Command) =>
+    runOptions(cmd.description('Create a new container without starting it'), { run: false }).action(
+      async (image: string, args: string[], f: RunFlags) => createAction(io, image, args, f),
+    );
   createCmd(program.command('create'));
 
-  const startCmd = (cmd: Command) => cmd.description('Start one or more stopped containers')
-    .argument('<container...>')
-    .option('-a, --attach', 'attach stdout/stderr and forward signals')
-    .option('-i, --interactive', 'attach stdin')
-    .option('--detach-keys <keys>', 'key sequence that detaches (default ctrl-p,ctrl-q)')
-    .action(async (names: string[], o: { attach?: boolean; interactive?: boolean; detachKeys?: string }) => startAction(io, names, o));
+  const startCmd = (cmd: Command) =>
+    cmd
+      .description('Start one or more stopped containers')
+      .argument('<container...>')
+      .option('-a, --attach', 'attach stdout/stderr and forward signals')
+      .option('-i, --interactive', 'attach stdin')
+      .option('--detach-keys <keys>', 'key sequence that detaches (default ctrl-p,ctrl-q)')
+      .action(async (names: string[], o: { attach?: boolean; interactive?: boolean; detachKeys?: string }) =>
+        startAction(io, names, o),
+      );
   startCmd(program.command('start'));
 
-  const stopCmd = (cmd: Command) => cmd.description('Stop one or more running containers (stop signal, then SIGKILL)')
-    .argument('<container...>')
-    .option('-t, --time <seconds>', 'seconds to wait before killing (default: the container\'s --stop-timeout, else 10)')
-    .option('--timeout <seconds>', 'the same as -t')
-    .option('-s, --signal <signal>', 'signal to send (default: the container\'s --stop-signal, else SIGTERM)')
-    .action(async (names: string[], o: StopFlags) => {
-      const { stopContainer } = await import('../../app/containers.js');
-      const e = await env(io);
-      const t = await stopTimeout(o);
-      await eachParallel(io, names, (n) => stopContainer(e, n, t, o.signal));
-    });
+  const stopCmd = (cmd: Command) =>
+    cmd
+      .description('Stop one or more running containers (stop signal, then SIGKILL)')
+      .argument('<container...>')
+      .option(
+        '-t, --time <seconds>',
+        "seconds to wait before killing (default: the container's --stop-timeout, else 10)",
+      )
+      .option('--timeout <seconds>', 'the same as -t')
+      .option('-s, --signal <signal>', "signal to send (default: the container's --stop-signal, else SIGTERM)")
+      .action(async (names: string[], o: StopFlags) => {
+        const { stopContainer } = await import('../../app/containers.js');
+        const e = await env(io);
+        const t = await stopTimeout(o);
+        await eachParallel(io, names, (n) => stopContainer(e, n, t, o.signal));
+      });
   stopCmd(program.command('stop'));
 
-  const restartCmd = (cmd: Command) => cmd.description('Restart one or more containers')
-    .argument('<container...>')
-    .option('-t, --time <seconds>', 'seconds to wait before killing (default: the container\'s --stop-timeout, else 10)')
-    .option('--timeout <seconds>', 'the same as -t')
-    .option('-s, --signal <signal>', 'signal to send (default: the container\'s --stop-signal, else SIGTERM)')
-    .action(async (names: string[], o: StopFlags) => {
-      const { stopContainer, startContainer } = await import('../../app/containers.js');
-      const e = await env(io);
-      const t = await stopTimeout(o);
-      // A manual restart is not one of the policy's: RestartCount stays (Docker).
-      await eachParallel(io, names, async (n) => {
-        await stopContainer(e, n, t, o.signal);
-        await startContainer(e, await e.containers.find(n));
+  const restartCmd = (cmd: Command) =>
+    cmd
+      .description('Restart one or more containers')
+      .argument('<container...>')
+      .option(
+        '-t, --time <seconds>',
+        "seconds to wait before killing (default: the container's --stop-timeout, else 10)",
+      )
+      .option('--timeout <seconds>', 'the same as -t')
+      .option('-s, --signal <signal>', "signal to send (default: the container's --stop-signal, else SIGTERM)")
+      .action(async (names: string[], o: StopFlags) => {
+        const { stopContainer, startContainer } = await import('../../app/containers.js');
+        const e = await env(io);
+        const t = await stopTimeout(o);
+        // A manual restart is not one of the policy's: RestartCount stays (Docker).
+        await eachParallel(io, names, async (n) => {
+          await stopContainer(e, n, t, o.signal);
+          await startContainer(e, await e.containers.find(n));
+        });
       });
-    });
   restartCmd(program.command('restart'));
 
-  const killCmd = (cmd: Command) => cmd.description('Send a signal to one or more running containers')
-    .argument('<container...>')
-    .option('-s, --signal <signal>', 'signal to send', 'SIGKILL')
-    .action(async (names: string[], o: { signal: string }) => {
-      const { killContainer } = await import('../../app/containers.js');
-      const e = await env(io);
-      await each(io, names, (n) => killContainer(e, n, o.signal));
-    });
+  const killCmd = (cmd: Command) =>
+    cmd
+      .description('Send a signal to one or more running containers')
+      .argument('<container...>')
+      .option('-s, --signal <signal>', 'signal to send', 'SIGKILL')
+      .action(async (names: string[], o: { signal: string }) => {
+        const { killContainer } = await import('../../app/containers.js');
+        const e = await env(io);
+        await each(io, names, (n) => killContainer(e, n, o.signal));
+      });
   killCmd(program.command('kill'));
 
-  const rmCmd = (cmd: Command) => cmd.description('Remove one or more containers')
-    .argument('<container...>')
-    .option('-f, --force', 'kill and remove a running container')
-    .option('-v, --volumes', 'remove anonymous volumes too (tsrun has none yet: accepted for Docker\'s scripts)')
-    .action(async (names: string[], o: { force?: boolean }) => {
-      const { removeContainer } = await import('../../app/containers.js');
-      const e = await env(io);
-      await each(io, names, (n) => removeContainer(e, n, Boolean(o.force)));
-    });
+  const rmCmd = (cmd: Command) =>
+    cmd
+      .description('Remove one or more containers')
+      .argument('<container...>')
+      .option('-f, --force', 'kill and remove a running container')
+      .option('-v, --volumes', "remove anonymous volumes too (tsrun has none yet: accepted for Docker's scripts)")
+      .action(async (names: string[], o: { force?: boolean }) => {
+        const { removeContainer } = await import('../../app/containers.js');
+        const e = await env(io);
+        await each(io, names, (n) => removeContainer(e, n, Boolean(o.force)));
+      });
   rmCmd(program.command('rm'));
 
-  const psCmd = (cmd: Command) => cmd.description('List containers')
-    .option('-a, --all', 'show all containers (default: running only)')
-    .option('-q, --quiet', 'only show ids')
-    .option('-l, --latest', 'show the latest created container')
-    .option('-n, --last <n>', 'show the n last created containers (all states)')
-    .option('-s, --size', 'display total file sizes')
-    .option('-f, --filter <key=value>', 'filter: status, name, id, label, ancestor, exited, network, volume, before, since, publish, expose, health', collect, [])
-    .option('--no-trunc', 'do not truncate output')
-    .option('--format <template>', 'Go template (e.g. "{{.Names}}"), "table ...", or json')
-    .action(async (o: PsFlags) => (await import('./ps.js')).psAction(io, o));
+  const psCmd = (cmd: Command) =>
+    cmd
+      .description('List containers')
+      .option('-a, --all', 'show all containers (default: running only)')
+      .option('-q, --quiet', 'only show ids')
+      .option('-l, --latest', 'show the latest created container')
+      .option('-n, --last <n>', 'show the n last created containers (all states)')
+      .option('-s, --size', 'display total file sizes')
+      .option(
+        '-f, --filter <key=value>',
+        'filter: status, name, id, label, ancestor, exited, network, volume, before, since, publish, expose, health',
+        collect,
+        [],
+      )
+      .option('--no-trunc', 'do not truncate output')
+      .option('--format <template>', 'Go template (e.g. "{{.Names}}"), "table ...", or json')
+      .action(async (o: PsFlags) => (await import('./ps.js')).psAction(io, o));
   psCmd(program.command('ps'));
 
-  const logsCmd = (cmd: Command) => cmd.description('Show the output of a container')
-    .argument('<container>')
-    .option('-f, --follow', 'follow the output')
-    .option('-n, --tail <lines>', 'number of lines from the end (or all)')
-    .option('-t, --timestamps', 'show timestamps')
-    .option('--since <time>', 'only lines since a time (2013-01-02T13:23:37Z, a Unix timestamp) or a duration back from now (42m)')
-    .option('--until <time>', 'only lines before a time or a duration back from now')
-    .option('--details', 'show the extra details given to the logs')
-    .action(async (name: string, o: { follow?: boolean; tail?: string; timestamps?: boolean; since?: string; until?: string; details?: boolean }) => logsAction(io, name, o));
+  const logsCmd = (cmd: Command) =>
+    cmd
+      .description('Show the output of a container')
+      .argument('<container>')
+      .option('-f, --follow', 'follow the output')
+      .option('-n, --tail <lines>', 'number of lines from the end (or all)')
+      .option('-t, --timestamps', 'show timestamps')
+      .option(
+        '--since <time>',
+        'only lines since a time (2013-01-02T13:23:37Z, a Unix timestamp) or a duration back from now (42m)',
+      )
+      .option('--until <time>', 'only lines before a time or a duration back from now')
+      .option('--details', 'show the extra details given to the logs')
+      .action(
+        async (
+          name: string,
+          o: {
+            follow?: boolean;
+            tail?: string;
+            timestamps?: boolean;
+            since?: string;
+            until?: string;
+            details?: boolean;
+          },
+        ) => logsAction(io, name, o),
+      );
   logsCmd(program.command('logs'));
 
-
-  const waitCmd = (cmd: Command) => cmd.description('Wait for containers to stop, then print their exit codes')
-    .argument('<container...>')
-    .action(async (names: string[]) => {
-      const { waitContainer } = await import('../../app/containers.js');
-      const e = await env(io);
-      let failed = false;
-      for (const n of names) {
-        try {
-          io.out.write(`${await waitContainer(e, n)}\n`);
-        } catch (err) {
-          printError(err, io, false);
-          failed = true;
+  const waitCmd = (cmd: Command) =>
+    cmd
+      .description('Wait for containers to stop, then print their exit codes')
+      .argument('<container...>')
+      .action(async (names: string[]) => {
+        const { waitContainer } = await import('../../app/containers.js');
+        const e = await env(io);
+        let failed = false;
+        for (const n of names) {
+          try {
+            io.out.write(`${await waitContainer(e, n)}\n`);
+          } catch (err) {
+            printError(err, io, false);
+            failed = true;
+          }
         }
-      }
-      if (failed) process.exitCode = EXIT_TSRUN;
-    });
+        if (failed) process.exitCode = EXIT_TSRUN;
+      });
   waitCmd(program.command('wait'));
 
-  const cpCmd = (cmd: Command) => cmd.description('Copy files between a container and the host (CONTAINER:PATH on one side)')
-    .argument('<src>')
-    .argument('<dest>')
-    .option('-a, --archive', 'keep uid/gid of the copied files')
-    .option('-L, --follow-link', 'always follow a symbolic link given as SRC_PATH')
-    .addHelpText('after', '\nUse - as SRC_PATH to extract a tar from stdin into a directory, or as DEST_PATH to write a tar to stdout.')
-    .action(async (src: string, dest: string, o: { archive?: boolean; followLink?: boolean }) => {
-      const { copy } = await import('../../app/cp.js');
-      await copy(await context(io), src, dest, { archive: Boolean(o.archive), followLink: Boolean(o.followLink), stdout: io.out });
-    });
+  const cpCmd = (cmd: Command) =>
+    cmd
+      .description('Copy files between a container and the host (CONTAINER:PATH on one side)')
+      .argument('<src>')
+      .argument('<dest>')
+      .option('-a, --archive', 'keep uid/gid of the copied files')
+      .option('-L, --follow-link', 'always follow a symbolic link given as SRC_PATH')
+      .addHelpText(
+        'after',
+        '\nUse - as SRC_PATH to extract a tar from stdin into a directory, or as DEST_PATH to write a tar to stdout.',
+      )
+      .action(async (src: string, dest: string, o: { archive?: boolean; followLink?: boolean }) => {
+        const { copy } = await import('../../app/cp.js');
+        await copy(await context(io), src, dest, {
+          archive: Boolean(o.archive),
+          followLink: Boolean(o.followLink),
+          stdout: io.out,
+        });
+      });
   cpCmd(program.command('cp'));
 
-  const portCmd = (cmd: Command) => cmd.description('List the port mappings of a container, or look one up')
-    .argument('<container>')
-    .argument('[port]', 'PRIVATE_PORT[/PROTO]')
-    .action(async (name: string, port: string | undefined) => {
-      const { containerPorts } = await import('../../app/containers.js');
-      for (const l of await containerPorts(await env(io), name, port)) io.out.write(`${l}\n`);
-    });
+  const portCmd = (cmd: Command) =>
+    cmd
+      .description('List the port mappings of a container, or look one up')
+      .argument('<container>')
+      .argument('[port]', 'PRIVATE_PORT[/PROTO]')
+      .action(async (name: string, port: string | undefined) => {
+        const { containerPorts } = await import('../../app/containers.js');
+        for (const l of await containerPorts(await env(io), name, port)) io.out.write(`${l}\n`);
+      });
   portCmd(program.command('port'));
 
   const group = program.command('container').description('Manage containers');
@@ -315,12 +403,16 @@ export function registerContainerCommands(program: Command, io: CliIo): void {
   waitCmd(group.command('wait'));
   cpCmd(group.command('cp'));
   portCmd(group.command('port'));
-  group.command('inspect').description('Show details of one or more containers as JSON')
+  group
+    .command('inspect')
+    .description('Show details of one or more containers as JSON')
     .argument('<container...>')
     .option('-f, --format <template>', 'Go template, or json')
     .option('-s, --size', 'display total file sizes')
     .action(async (names: string[], o: { format?: string; size?: boolean }) => inspectContainers(io, names, o));
-  group.command('prune').description('Remove all stopped containers')
+  group
+    .command('prune')
+    .description('Remove all stopped containers')
     .option('-f, --force', 'do not ask for confirmation (tsrun never asks)')
     .action(async () => {
       const { pruneContainers } = await import('../../app/containers.js');
@@ -330,7 +422,8 @@ export function registerContainerCommands(program: Command, io: CliIo): void {
       io.out.write('\n');
     });
   // Run by the monitor after a container exits; idempotent.
-  group.command('cleanup', { hidden: true })
+  group
+    .command('cleanup', { hidden: true })
     .argument('<id>')
     .action(async (id: string) => {
       const { cleanupContainer } = await import('../../app/containers.js');

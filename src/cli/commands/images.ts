@@ -13,77 +13,109 @@ async function context(io: CliIo, reporter?: Reporter) {
 }
 
 export function registerImageCommands(program: Command, io: CliIo): void {
-  const pullCmd = (cmd: Command) => cmd
-    .description('Download an image from a registry')
-    .argument('<image>', 'image reference, e.g. node:17-alpine, localhost:5000/app@sha256:…')
-    .option('-q, --quiet', 'print only the image name')
-    .option('--platform <os/arch[/variant]>', 'pull this platform from a multi-platform image')
-    .option('-a, --all-tags', 'download every tagged image of the repository')
-    .action(async (image: string, opts: { quiet?: boolean; platform?: string; allTags?: boolean }) => { await (opts.allTags ? pullAllAction(io, image, opts) : pullAction(io, image, opts)); });
+  const pullCmd = (cmd: Command) =>
+    cmd
+      .description('Download an image from a registry')
+      .argument('<image>', 'image reference, e.g. node:17-alpine, localhost:5000/app@sha256:…')
+      .option('-q, --quiet', 'print only the image name')
+      .option('--platform <os/arch[/variant]>', 'pull this platform from a multi-platform image')
+      .option('-a, --all-tags', 'download every tagged image of the repository')
+      .action(async (image: string, opts: { quiet?: boolean; platform?: string; allTags?: boolean }) => {
+        await (opts.allTags ? pullAllAction(io, image, opts) : pullAction(io, image, opts));
+      });
   pullCmd(program.command('pull'));
 
-  const pushCmd = (cmd: Command) => cmd
-    .description('Upload an image to a registry')
-    .argument('<name[:tag]>', 'a local tag, e.g. localhost:5000/app:1 (tag it first with `tsrun tag`)')
-    .option('-a, --all-tags', 'push every local tag of the repository')
-    .option('-q, --quiet', 'print only the pushed references')
-    .action(async (name: string, opts: { allTags?: boolean; quiet?: boolean }) => pushAction(io, name, opts));
+  const pushCmd = (cmd: Command) =>
+    cmd
+      .description('Upload an image to a registry')
+      .argument('<name[:tag]>', 'a local tag, e.g. localhost:5000/app:1 (tag it first with `tsrun tag`)')
+      .option('-a, --all-tags', 'push every local tag of the repository')
+      .option('-q, --quiet', 'print only the pushed references')
+      .action(async (name: string, opts: { allTags?: boolean; quiet?: boolean }) => pushAction(io, name, opts));
   pushCmd(program.command('push'));
 
-  const imagesCmd = (cmd: Command) => cmd
-    .description('List images')
-    .argument('[repository[:tag]]', 'only images of this repository (and tag)')
-    .option('-a, --all', 'show all images (tsrun keeps no intermediate images: the same as without)')
-    .option('-f, --filter <filter>', 'dangling=true|false, reference=PATTERN, before=IMAGE, since=IMAGE, label=KEY[=VALUE]', (v: string, acc: string[]) => [...acc, v], [] as string[])
-    .option('-q, --quiet', 'only show image ids')
-    .option('--no-trunc', 'do not truncate ids')
-    .option('--digests', 'show digests')
-    .option('--format <template>', 'Go template (e.g. "{{.Repository}}:{{.Tag}}"), "table ...", or json')
-    .action(async (reference: string | undefined, opts: { quiet?: boolean; trunc: boolean; digests?: boolean; format?: string; filter: string[] }) => imagesAction(io, { ...opts, reference }));
+  const imagesCmd = (cmd: Command) =>
+    cmd
+      .description('List images')
+      .argument('[repository[:tag]]', 'only images of this repository (and tag)')
+      .option('-a, --all', 'show all images (tsrun keeps no intermediate images: the same as without)')
+      .option(
+        '-f, --filter <filter>',
+        'dangling=true|false, reference=PATTERN, before=IMAGE, since=IMAGE, label=KEY[=VALUE]',
+        (v: string, acc: string[]) => [...acc, v],
+        [] as string[],
+      )
+      .option('-q, --quiet', 'only show image ids')
+      .option('--no-trunc', 'do not truncate ids')
+      .option('--digests', 'show digests')
+      .option('--format <template>', 'Go template (e.g. "{{.Repository}}:{{.Tag}}"), "table ...", or json')
+      .action(
+        async (
+          reference: string | undefined,
+          opts: { quiet?: boolean; trunc: boolean; digests?: boolean; format?: string; filter: string[] },
+        ) => imagesAction(io, { ...opts, reference }),
+      );
   imagesCmd(program.command('images'));
 
-  const inspectCmd = (cmd: Command, imagesOnly: boolean) => cmd
-    .description(imagesOnly ? 'Show details of one or more images as JSON' : 'Show details of containers or images as JSON')
-    .argument('<name...>', imagesOnly ? 'image names or ids' : 'container or image names or ids')
-    .option('-f, --format <template>', 'Go template, e.g. "{{.State.Status}}"')
-    .option('--type <type>', 'only look for this type: container or image')
-    .option('-s, --size', 'display total file sizes (containers)')
-    .action(async (names: string[], o: { format?: string; type?: string; size?: boolean }) => inspectAction(io, names, o, imagesOnly));
+  const inspectCmd = (cmd: Command, imagesOnly: boolean) =>
+    cmd
+      .description(
+        imagesOnly ? 'Show details of one or more images as JSON' : 'Show details of containers or images as JSON',
+      )
+      .argument('<name...>', imagesOnly ? 'image names or ids' : 'container or image names or ids')
+      .option('-f, --format <template>', 'Go template, e.g. "{{.State.Status}}"')
+      .option('--type <type>', 'only look for this type: container or image')
+      .option('-s, --size', 'display total file sizes (containers)')
+      .action(async (names: string[], o: { format?: string; type?: string; size?: boolean }) =>
+        inspectAction(io, names, o, imagesOnly),
+      );
   inspectCmd(program.command('inspect'), false);
 
-  const tagCmd = (cmd: Command) => cmd
-    .description('Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE')
-    .argument('<source>', 'SOURCE_IMAGE[:TAG] or image id')
-    .argument('<target>', 'TARGET_IMAGE[:TAG]')
-    .action(async (source: string, target: string) => {
-      const { tagImage } = await import('../../app/images.js');
-      await tagImage(await context(io), source, target);
-    });
+  const tagCmd = (cmd: Command) =>
+    cmd
+      .description('Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE')
+      .argument('<source>', 'SOURCE_IMAGE[:TAG] or image id')
+      .argument('<target>', 'TARGET_IMAGE[:TAG]')
+      .action(async (source: string, target: string) => {
+        const { tagImage } = await import('../../app/images.js');
+        await tagImage(await context(io), source, target);
+      });
   tagCmd(program.command('tag'));
 
-  const historyCmd = (cmd: Command) => cmd
-    .description('Show the steps an image was built from, newest first')
-    .argument('<image>', 'image name or id')
-    .option('--no-trunc', 'do not truncate ids and commands')
-    .option('-q, --quiet', 'only show image ids')
-    .option('-H, --human', 'print sizes and dates in human readable format (default true; -H=false for bytes and RFC 3339)')
-    .option('--format <template>', 'Go template (e.g. "{{.ID}} {{.CreatedBy}}"), "table ...", or json')
-    .action(async (image: string, opts: { trunc: boolean; quiet?: boolean; human?: boolean; format?: string }) => {
-      const { imageHistory } = await import('../../app/images.js');
-      const { renderList } = await import('../template.js');
-      const { historyContext, historyFormat, HISTORY_HEADERS } = await import('../views.js');
-      const rows = await imageHistory(await context(io), image);
-      const human = opts.human !== false;
-      const format = opts.quiet ? '{{.ID}}' : historyFormat(opts.format, human);
-      io.out.write(renderList(format, rows, { toStruct: (r) => historyContext(r, opts.trunc, human), headers: HISTORY_HEADERS, defaultTable: historyFormat(undefined, human) }));
-    });
+  const historyCmd = (cmd: Command) =>
+    cmd
+      .description('Show the steps an image was built from, newest first')
+      .argument('<image>', 'image name or id')
+      .option('--no-trunc', 'do not truncate ids and commands')
+      .option('-q, --quiet', 'only show image ids')
+      .option(
+        '-H, --human',
+        'print sizes and dates in human readable format (default true; -H=false for bytes and RFC 3339)',
+      )
+      .option('--format <template>', 'Go template (e.g. "{{.ID}} {{.CreatedBy}}"), "table ...", or json')
+      .action(async (image: string, opts: { trunc: boolean; quiet?: boolean; human?: boolean; format?: string }) => {
+        const { imageHistory } = await import('../../app/images.js');
+        const { renderList } = await import('../template.js');
+        const { historyContext, historyFormat, HISTORY_HEADERS } = await import('../views.js');
+        const rows = await imageHistory(await context(io), image);
+        const human = opts.human !== false;
+        const format = opts.quiet ? '{{.ID}}' : historyFormat(opts.format, human);
+        io.out.write(
+          renderList(format, rows, {
+            toStruct: (r) => historyContext(r, opts.trunc, human),
+            headers: HISTORY_HEADERS,
+            defaultTable: historyFormat(undefined, human),
+          }),
+        );
+      });
   historyCmd(program.command('history'));
 
-  const rmiCmd = (cmd: Command) => cmd
-    .description('Remove one or more images')
-    .argument('<image...>', 'image names or ids')
-    .option('-f, --force', 'remove an image by id even when several tags or a stopped container refer to it')
-    .action(async (images: string[], opts: { force?: boolean }) => rmiAction(io, images, Boolean(opts.force)));
+  const rmiCmd = (cmd: Command) =>
+    cmd
+      .description('Remove one or more images')
+      .argument('<image...>', 'image names or ids')
+      .option('-f, --force', 'remove an image by id even when several tags or a stopped container refer to it')
+      .action(async (images: string[], opts: { force?: boolean }) => rmiAction(io, images, Boolean(opts.force)));
   rmiCmd(program.command('rmi'));
 
   const image = program.command('image').description('Manage images');
@@ -94,7 +126,9 @@ export function registerImageCommands(program: Command, io: CliIo): void {
   tagCmd(image.command('tag'));
   historyCmd(image.command('history'));
   rmiCmd(image.command('rm').alias('remove'));
-  image.command('prune').description('Remove dangling images (with -a: every image no container uses)')
+  image
+    .command('prune')
+    .description('Remove dangling images (with -a: every image no container uses)')
     .option('-a, --all', 'remove all images no container uses, not just dangling ones')
     .option('-f, --force', 'do not prompt for confirmation')
     .action(async (opts: { all?: boolean; force?: boolean }) => imagePruneAction(io, opts));
@@ -116,8 +150,12 @@ async function imagePruneAction(io: CliIo, opts: { all?: boolean; force?: boolea
   const { openEnv } = await import('../../app/containers.js');
   const { pruneImages } = await import('../../app/rmi.js');
   const r = await pruneImages(await openEnv(await context(io)), { all: opts.all });
-  if (r.lines.length > 0) io.out.write(`Deleted Images:\n${r.lines.map((l) => ('untagged' in l ? `untagged: ${l.untagged}\n` : `deleted: ${l.deleted}\n`)).join('')}\n`);
-  if (r.busy) io.err.write('Note: a pull, build or container start held the store: unused layers were left for a later prune\n');
+  if (r.lines.length > 0)
+    io.out.write(
+      `Deleted Images:\n${r.lines.map((l) => ('untagged' in l ? `untagged: ${l.untagged}\n` : `deleted: ${l.deleted}\n`)).join('')}\n`,
+    );
+  if (r.busy)
+    io.err.write('Note: a pull, build or container start held the store: unused layers were left for a later prune\n');
   io.out.write(`Total reclaimed space: ${humanSize(r.reclaimed)}\n`);
 }
 
@@ -132,7 +170,12 @@ async function pushAction(io: CliIo, name: string, opts: { allTags?: boolean; qu
       emit(e) {
         if (e.type === 'push-start') io.out.write(`The push refers to repository [${e.repository}]\n`);
         else if (e.type === 'push-blob' && !e.config) {
-          const what = e.outcome === 'exists' ? 'Layer already exists' : e.outcome === 'mounted' ? `Mounted from ${e.from}` : 'Pushed';
+          const what =
+            e.outcome === 'exists'
+              ? 'Layer already exists'
+              : e.outcome === 'mounted'
+                ? `Mounted from ${e.from}`
+                : 'Pushed';
           io.out.write(`${e.digest.slice(7, 19)}: ${what}\n`);
         } else if (e.type === 'push-manifest') io.out.write(`${e.tag}: digest: ${e.digest} size: ${e.size}\n`);
         else if (e.type === 'warning') io.err.write(`WARNING: ${e.message}\n`);
@@ -148,7 +191,11 @@ async function pushAction(io: CliIo, name: string, opts: { allTags?: boolean; qu
   }
 }
 
-async function pullAction(io: CliIo, image: string, opts: { quiet?: boolean; platform?: string; statusLine?: boolean }): Promise<{ fresh: boolean }> {
+async function pullAction(
+  io: CliIo,
+  image: string,
+  opts: { quiet?: boolean; platform?: string; statusLine?: boolean },
+): Promise<{ fresh: boolean }> {
   const { fanout } = await import('../../events.js');
   const progress = await import('../progress.js');
   const { familiarName } = await import('../../reference/reference.js');
@@ -178,9 +225,11 @@ async function pullAction(io: CliIo, image: string, opts: { quiet?: boolean; pla
   if (!opts.quiet) io.out.write(`Digest: ${result.digest}\n`);
   if (opts.statusLine === false) return result;
   if (!opts.quiet) {
-    io.out.write(result.fresh
-      ? `Status: Downloaded newer image for ${familiarName(result.reference)}\n`
-      : `Status: Image is up to date for ${familiarName(result.reference)}\n`);
+    io.out.write(
+      result.fresh
+        ? `Status: Downloaded newer image for ${familiarName(result.reference)}\n`
+        : `Status: Image is up to date for ${familiarName(result.reference)}\n`,
+    );
   }
   io.out.write(`${formatReference(result.reference)}\n`);
   return result;
@@ -192,7 +241,10 @@ async function pullAllAction(io: CliIo, image: string, opts: { quiet?: boolean; 
   const { TsrunError } = await import('../../errors.js');
   const named = parseNormalizedNamed(image);
   if (named.tag || named.digest) {
-    throw new TsrunError('ERR_USAGE', 'tag can\'t be used with --all-tags/-a', { hint: `pull ${familiarName({ ...named, tag: undefined, digest: undefined })} -a`, detail: { exitCode: 1 } });
+    throw new TsrunError('ERR_USAGE', "tag can't be used with --all-tags/-a", {
+      hint: `pull ${familiarName({ ...named, tag: undefined, digest: undefined })} -a`,
+      detail: { exitCode: 1 },
+    });
   }
   const { remoteTags } = await import('../../app/pull.js');
   const tags = await remoteTags(await context(io), image);
@@ -201,27 +253,49 @@ async function pullAllAction(io: CliIo, image: string, opts: { quiet?: boolean; 
     const r = await pullAction(io, familiarName({ ...named, tag }), { ...opts, statusLine: false });
     fresh ||= r.fresh;
   }
-  if (!opts.quiet) io.out.write(`Status: ${fresh ? 'Downloaded newer image' : 'Image is up to date'} for ${familiarName(named)}\n`);
+  if (!opts.quiet)
+    io.out.write(`Status: ${fresh ? 'Downloaded newer image' : 'Image is up to date'} for ${familiarName(named)}\n`);
   io.out.write(`${repositoryName(named)}\n`);
 }
 
-async function imagesAction(io: CliIo, opts: { quiet?: boolean; trunc: boolean; digests?: boolean; format?: string; filter: string[]; reference?: string }): Promise<void> {
+async function imagesAction(
+  io: CliIo,
+  opts: { quiet?: boolean; trunc: boolean; digests?: boolean; format?: string; filter: string[]; reference?: string },
+): Promise<void> {
   const { listImages } = await import('../../app/images.js');
   const rows = await listImages(await context(io), { filters: opts.filter, reference: opts.reference });
   const id = (d: string) => (opts.trunc ? d.slice(7, 19) : d);
   if (opts.quiet) {
     const seen = new Set<string>();
-    for (const r of rows) if (!seen.has(r.id)) { seen.add(r.id); io.out.write(`${id(r.id)}\n`); }
+    for (const r of rows)
+      if (!seen.has(r.id)) {
+        seen.add(r.id);
+        io.out.write(`${id(r.id)}\n`);
+      }
     return;
   }
   const { renderList } = await import('../template.js');
   const { imageContext, imagesFormat, IMAGES_HEADERS } = await import('../views.js');
   const { clientConfig } = await import('./ps.js');
-  const format = imagesFormat(opts.format || ((await clientConfig())['imagesFormat'] as string | undefined), Boolean(opts.digests));
-  io.out.write(renderList(format, rows, { toStruct: (r) => imageContext(r, opts.trunc), headers: IMAGES_HEADERS, defaultTable: imagesFormat(undefined, Boolean(opts.digests)) }));
+  const format = imagesFormat(
+    opts.format || ((await clientConfig())['imagesFormat'] as string | undefined),
+    Boolean(opts.digests),
+  );
+  io.out.write(
+    renderList(format, rows, {
+      toStruct: (r) => imageContext(r, opts.trunc),
+      headers: IMAGES_HEADERS,
+      defaultTable: imagesFormat(undefined, Boolean(opts.digests)),
+    }),
+  );
 }
 
-async function inspectAction(io: CliIo, names: string[], o: { format?: string; type?: string; size?: boolean }, imagesOnly = false): Promise<void> {
+async function inspectAction(
+  io: CliIo,
+  names: string[],
+  o: { format?: string; type?: string; size?: boolean },
+  imagesOnly = false,
+): Promise<void> {
   const { inspectAction: inspect } = await import('./inspect.js');
   return inspect(io, names, o, imagesOnly ? 'image' : undefined);
 }

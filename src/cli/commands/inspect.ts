@@ -6,18 +6,29 @@
 import type { CliIo } from '../output.js';
 import { printError } from '../output.js';
 
-export interface InspectFlags { format?: string; type?: string; size?: boolean }
+export interface InspectFlags {
+  format?: string;
+  type?: string;
+  size?: boolean;
+}
 
 /**
  * `inspect NAME...`: containers first, then images (Docker's order), or only the `--type` asked
  * for; `imagesOnly` for `image inspect`, `containersOnly` for `container inspect`. Objects found
  * print even when others are missing; then the errors, exit 1.
  */
-export async function inspectAction(io: CliIo, names: string[], o: InspectFlags, only?: 'image' | 'container'): Promise<void> {
+export async function inspectAction(
+  io: CliIo,
+  names: string[],
+  o: InspectFlags,
+  only?: 'image' | 'container',
+): Promise<void> {
   const { TsrunError } = await import('../../errors.js');
   const type = only ?? o.type;
   if (type !== undefined && type !== 'container' && type !== 'image') {
-    throw new TsrunError('ERR_USAGE', `"${type}" is not a valid value for --type`, { hint: 'container or image (tsrun has no networks, volumes, nodes …)' });
+    throw new TsrunError('ERR_USAGE', `"${type}" is not a valid value for --type`, {
+      hint: 'container or image (tsrun has no networks, volumes, nodes …)',
+    });
   }
   const { processContext } = await import('../../app/context.js');
   const { inspectImages } = await import('../../app/images.js');
@@ -35,14 +46,22 @@ export async function inspectAction(io: CliIo, names: string[], o: InspectFlags,
     const c = env ? await env.containers.find(name).catch(() => undefined) : undefined;
     if (c && env) {
       const view = inspectView(env, c);
-      if (o.size) Object.assign(view, await containerSizes(env, c).then((s) => ({ SizeRw: s.sizeRw, SizeRootFs: s.sizeRootFs })));
+      if (o.size)
+        Object.assign(view, await containerSizes(env, c).then((s) => ({ SizeRw: s.sizeRw, SizeRootFs: s.sizeRootFs })));
       found.push(inspectStruct(view, 'container.InspectResponse', CONTAINER_INSPECT));
       continue;
     }
-    if (type === 'container') { errors.push(new TsrunError('ERR_CONTAINER_NOT_FOUND', `no such container: ${name}`)); continue; }
+    if (type === 'container') {
+      errors.push(new TsrunError('ERR_CONTAINER_NOT_FOUND', `no such container: ${name}`));
+      continue;
+    }
     const r = await inspectImages(ctx, [name]);
-    for (const img of r.found) found.push(inspectStruct(img as Record<string, unknown>, 'image.InspectResponse', IMAGE_INSPECT));
-    if (r.missing.length > 0) errors.push(type === 'image' ? r.missing[0] as Error : new TsrunError('ERR_IMAGE_NOT_FOUND', `no such object: ${name}`));
+    for (const img of r.found)
+      found.push(inspectStruct(img as Record<string, unknown>, 'image.InspectResponse', IMAGE_INSPECT));
+    if (r.missing.length > 0)
+      errors.push(
+        type === 'image' ? (r.missing[0] as Error) : new TsrunError('ERR_IMAGE_NOT_FOUND', `no such object: ${name}`),
+      );
   }
   const r = renderObjects(o.format, found);
   io.out.write(r.out);

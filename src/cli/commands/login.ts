@@ -12,7 +12,8 @@ async function context(io: CliIo) {
 }
 
 export function registerAuthCommands(program: Command, io: CliIo): void {
-  program.command('login')
+  program
+    .command('login')
     .description('Log in to a registry (default: Docker Hub)')
     .argument('[server]', 'registry host[:port]', 'docker.io')
     .option('-u, --username <name>', 'username')
@@ -31,19 +32,24 @@ export function registerAuthCommands(program: Command, io: CliIo): void {
       }
       if (!username || password === undefined) {
         if (!process.stdin.isTTY) {
-          throw new TsrunError('ERR_USAGE', 'cannot perform an interactive login from a non TTY device', { hint: 'use --username and --password-stdin' });
+          throw new TsrunError('ERR_USAGE', 'cannot perform an interactive login from a non TTY device', {
+            hint: 'use --username and --password-stdin',
+          });
         }
         if (!username) username = await prompt(io, 'Username: ', false);
         if (password === undefined) password = await prompt(io, 'Password: ', true);
       }
-      if (!username || !password) throw new TsrunError('ERR_USAGE', 'a username and a non-empty password are needed to log in');
+      if (!username || !password)
+        throw new TsrunError('ERR_USAGE', 'a username and a non-empty password are needed to log in');
       const { login } = await import('../../app/login.js');
       const where = await login(await context(io), { server, username, password });
-      if (where.plaintextFile) io.err.write(`WARNING! Your password will be stored unencrypted in ${where.plaintextFile}.\n`);
+      if (where.plaintextFile)
+        io.err.write(`WARNING! Your password will be stored unencrypted in ${where.plaintextFile}.\n`);
       io.out.write('Login Succeeded\n');
     });
 
-  program.command('logout')
+  program
+    .command('logout')
     .description('Log out from a registry (default: Docker Hub)')
     .argument('[server]', 'registry host[:port]', 'docker.io')
     .action(async (server: string) => {
@@ -69,15 +75,26 @@ async function prompt(io: CliIo, question: string, hidden: boolean): Promise<str
     let line = '';
     const onData = (buf: Buffer) => {
       for (const ch of buf.toString('utf8')) {
-        if (ch === '\r' || ch === '\n') { done(); resolve(line); return; }
-        if (ch === '\u0003') { done(); reject(new TsrunError('ERR_USAGE', 'login cancelled')); return; }
+        if (ch === '\r' || ch === '\n') {
+          done();
+          resolve(line);
+          return;
+        }
+        if (ch === '\u0003') {
+          done();
+          reject(new TsrunError('ERR_USAGE', 'login cancelled'));
+          return;
+        }
         if (ch === '\u007f') line = line.slice(0, -1);
         else line += ch;
       }
     };
     const done = () => {
       stdin.off('data', onData);
-      if (hidden) { stdin.setRawMode(false); io.err.write('\n'); }
+      if (hidden) {
+        stdin.setRawMode(false);
+        io.err.write('\n');
+      }
       stdin.pause();
     };
     stdin.on('data', onData);

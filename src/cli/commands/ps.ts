@@ -6,8 +6,14 @@
 import type { CliIo } from '../output.js';
 
 export interface PsFlags {
-  all?: boolean; quiet?: boolean; format?: string; trunc: boolean; latest?: boolean; size?: boolean;
-  filter: string[]; last?: string;
+  all?: boolean;
+  quiet?: boolean;
+  format?: string;
+  trunc: boolean;
+  latest?: boolean;
+  size?: boolean;
+  filter: string[];
+  last?: string;
 }
 
 /** The client config.json (`--config DIR`, $DOCKER_CONFIG, ~/.docker), for psFormat / imagesFormat. */
@@ -32,7 +38,12 @@ export async function psAction(io: CliIo, o: PsFlags): Promise<void> {
   const { renderList, fieldsUsed } = await import('../template.js');
   const { containerContext, PS_FORMAT } = await import('../views.js');
   let last = o.last === undefined ? undefined : Number(o.last);
-  if (last !== undefined && !Number.isInteger(last)) throw new TsrunError('ERR_USAGE', `invalid argument "${o.last}" for "-n, --last" flag: strconv.ParseInt: parsing "${o.last}": invalid syntax`, { detail: { exitCode: 125 } });
+  if (last !== undefined && !Number.isInteger(last))
+    throw new TsrunError(
+      'ERR_USAGE',
+      `invalid argument "${o.last}" for "-n, --last" flag: strconv.ParseInt: parsing "${o.last}": invalid syntax`,
+      { detail: { exitCode: 125 } },
+    );
   if (o.latest && (last === undefined || last === -1)) last = 1;
   let format = o.format;
   if (format && o.quiet) io.err.write('WARNING: Ignoring custom format, because both --format and --quiet are set.\n');
@@ -41,10 +52,40 @@ export async function psAction(io: CliIo, o: PsFlags): Promise<void> {
   const spec = { ...PS_FORMAT, toStruct: (c: Parameters<typeof containerContext>[0]) => containerContext(c, o.trunc) };
   let size = Boolean(o.size);
   if (format && !o.quiet && o.size === undefined) {
-    const probe = { id: '', names: [], image: '', imageId: '', command: '', created: new Date().toISOString(), state: '', exitCode: 0, ports: [], labels: {}, mounts: [], networks: [] };
+    const probe = {
+      id: '',
+      names: [],
+      image: '',
+      imageId: '',
+      command: '',
+      created: new Date().toISOString(),
+      state: '',
+      exitCode: 0,
+      ports: [],
+      labels: {},
+      mounts: [],
+      networks: [],
+    };
     size = fieldsUsed(format, probe, spec).has('Size');
   } else if (format) {
-    fieldsUsed(format, { id: '', names: [], image: '', imageId: '', command: '', created: new Date().toISOString(), state: '', exitCode: 0, ports: [], labels: {}, mounts: [], networks: [] }, spec);
+    fieldsUsed(
+      format,
+      {
+        id: '',
+        names: [],
+        image: '',
+        imageId: '',
+        command: '',
+        created: new Date().toISOString(),
+        state: '',
+        exitCode: 0,
+        ports: [],
+        labels: {},
+        mounts: [],
+        networks: [],
+      },
+      spec,
+    );
   }
   const env = await openEnv(processContext({ root: io.globals().root }));
   const rows = await listContainers(env, { all: o.all, last, filters: o.filter, size });

@@ -4,14 +4,17 @@ import type { CliIo } from '../output.js';
 import { context, exitOne, group } from './common.js';
 
 export function registerRenameCommands(program: Command, io: CliIo): void {
-  const cmd = (c: Command) => c
-    .description('Rename a container')
-    .argument('<container>', 'container name or id')
-    .argument('<new-name>', 'the new name')
-    .action(exitOne(async (container: string, newName: string) => {
-      const { renameContainer } = await import('../../app/rename.js');
-      await renameContainer(await context(io), container, newName);
-    }));
+  const cmd = (c: Command) =>
+    c
+      .description('Rename a container')
+      .argument('<container>', 'container name or id')
+      .argument('<new-name>', 'the new name')
+      .action(
+        exitOne(async (container: string, newName: string) => {
+          const { renameContainer } = await import('../../app/rename.js');
+          await renameContainer(await context(io), container, newName);
+        }),
+      );
   cmd(program.command('rename'));
   cmd(group(program, 'container').command('rename'));
 }

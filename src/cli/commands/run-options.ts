@@ -9,21 +9,66 @@ import type { RunOptions } from '../../app/run.js';
 const collect = (v: string, prev: string[]) => [...prev, v];
 
 export interface RunFlags {
-  detach?: boolean; interactive?: boolean; tty?: boolean; rm?: boolean; name?: string; env: string[]; envFile: string[];
-  volume: string[]; workdir?: string; user?: string; entrypoint?: string; hostname?: string; readOnly?: boolean;
-  memory?: string; cpus?: string; pidsLimit?: string; runtime?: string; network?: string; net?: string; label: string[];
-  pull?: string; platform?: string; sigProxy: boolean; publish: string[]; publishAll?: boolean;
-  privileged?: boolean; capAdd: string[]; capDrop: string[]; securityOpt: string[]; device: string[]; ipc?: string; pid?: string;
-  uts?: string; userns?: string; attach: string[]; mount: string[]; tmpfs: string[]; ulimit: string[]; init?: boolean;
-  stopSignal?: string; stopTimeout?: string; macAddress?: string; labelFile: string[]; cidfile?: string; groupAdd: string[];
-  shmSize?: string; sysctl: string[]; oomScoreAdj?: string; restart?: string;
-  detachKeys?: string; addHost: string[]; dns: string[]; dnsSearch: string[]; dnsOption: string[];
+  detach?: boolean;
+  interactive?: boolean;
+  tty?: boolean;
+  rm?: boolean;
+  name?: string;
+  env: string[];
+  envFile: string[];
+  volume: string[];
+  workdir?: string;
+  user?: string;
+  entrypoint?: string;
+  hostname?: string;
+  readOnly?: boolean;
+  memory?: string;
+  cpus?: string;
+  pidsLimit?: string;
+  runtime?: string;
+  network?: string;
+  net?: string;
+  label: string[];
+  pull?: string;
+  platform?: string;
+  sigProxy: boolean;
+  publish: string[];
+  publishAll?: boolean;
+  privileged?: boolean;
+  capAdd: string[];
+  capDrop: string[];
+  securityOpt: string[];
+  device: string[];
+  ipc?: string;
+  pid?: string;
+  uts?: string;
+  userns?: string;
+  attach: string[];
+  mount: string[];
+  tmpfs: string[];
+  ulimit: string[];
+  init?: boolean;
+  stopSignal?: string;
+  stopTimeout?: string;
+  macAddress?: string;
+  labelFile: string[];
+  cidfile?: string;
+  groupAdd: string[];
+  shmSize?: string;
+  sysctl: string[];
+  oomScoreAdj?: string;
+  restart?: string;
+  detachKeys?: string;
+  addHost: string[];
+  dns: string[];
+  dnsSearch: string[];
+  dnsOption: string[];
 }
 
 export function runOptions(cmd: Command, o: { run: boolean }): Command {
   cmd
     .argument('<image>', 'image to run (pulled if missing)')
-    .argument('[command...]', 'command and arguments (default: the image\'s ENTRYPOINT/CMD)');
+    .argument('[command...]', "command and arguments (default: the image's ENTRYPOINT/CMD)");
   if (o.run) cmd.option('-d, --detach', 'run in the background and print the container id');
   cmd
     .option('-a, --attach <stream>', 'attach to STDIN, STDOUT or STDERR (default: stdout and stderr)', collect, [])
@@ -33,13 +78,23 @@ export function runOptions(cmd: Command, o: { run: boolean }): Command {
     .option('--name <name>', 'assign a name to the container')
     .option('-e, --env <KEY=VALUE>', 'set an environment variable (KEY alone takes it from here)', collect, [])
     .option('--env-file <file>', 'read environment variables from a file', collect, [])
-    .option('-v, --volume <host:ctr[:opts]>', 'bind-mount a host path (absolute or ./relative; opts: ro, rw, z, Z, rshared, ...)', collect, [])
-    .option('--mount <spec>', 'type=bind,source=DIR,target=PATH[,readonly] or type=tmpfs,target=PATH[,tmpfs-size=N]', collect, [])
+    .option(
+      '-v, --volume <host:ctr[:opts]>',
+      'bind-mount a host path (absolute or ./relative; opts: ro, rw, z, Z, rshared, ...)',
+      collect,
+      [],
+    )
+    .option(
+      '--mount <spec>',
+      'type=bind,source=DIR,target=PATH[,readonly] or type=tmpfs,target=PATH[,tmpfs-size=N]',
+      collect,
+      [],
+    )
     .option('--tmpfs <path[:opts]>', 'mount a tmpfs (options as mount(8): size=64m,mode=1777,exec ...)', collect, [])
     .option('-w, --workdir <dir>', 'working directory inside the container')
     .option('-u, --user <user[:group]>', 'user name or uid, optionally with group')
     .option('--group-add <group>', 'add a supplementary group (name from the image or gid)', collect, [])
-    .option('--entrypoint <cmd>', 'override the image\'s ENTRYPOINT (\'\' to clear it)')
+    .option('--entrypoint <cmd>', "override the image's ENTRYPOINT ('' to clear it)")
     .option('-h, --hostname <name>', 'container host name')
     .option('--read-only', 'mount the root filesystem read-only')
     .option('-m, --memory <bytes>', 'memory limit (e.g. 512m; 0: none)')
@@ -47,7 +102,7 @@ export function runOptions(cmd: Command, o: { run: boolean }): Command {
     .option('--pids-limit <n>', 'process limit (-1 for unlimited)')
     .option('--shm-size <bytes>', 'size of /dev/shm (default 64m)')
     .option('--ulimit <name=soft[:hard]>', 'set a resource limit (e.g. nofile=1024:2048)', collect, [])
-    .option('--oom-score-adj <n>', 'tune the OOM killer\'s preference (-1000 to 1000)')
+    .option('--oom-score-adj <n>', "tune the OOM killer's preference (-1000 to 1000)")
     .option('--sysctl <key=value>', 'set a namespaced kernel parameter', collect, [])
     .option('--privileged', 'all capabilities, all devices, no masked paths, no seccomp')
     .option('--cap-add <cap>', 'add a capability (ALL, or a name with or without CAP_)', collect, [])
@@ -65,19 +120,28 @@ export function runOptions(cmd: Command, o: { run: boolean }): Command {
     .option('--runtime <name>', 'OCI runtime: runc (default) or crun')
     .option('--network <mode>', 'bridge (default), none or host')
     .option('--net <mode>', 'the same as --network')
-    .option('--mac-address <mac>', 'the container\'s MAC address on the bridge')
+    .option('--mac-address <mac>', "the container's MAC address on the bridge")
     .option('-l, --label <key=value>', 'set a label', collect, [])
     .option('--label-file <file>', 'read labels from a file of KEY=VALUE lines', collect, [])
     .option('--cidfile <file>', 'write the container id to a file (which must not exist)')
     .option('--pull <policy>', 'pull the image: missing (default), always, never')
     .option('--platform <os/arch>', 'platform to pull if the image is missing');
   if (o.run) {
-    cmd.option('--sig-proxy', 'forward received signals to the container (the default)', true)
+    cmd
+      .option('--sig-proxy', 'forward received signals to the container (the default)', true)
       .option('--no-sig-proxy', 'do not forward received signals to the container')
-      .option('--detach-keys <keys>', 'key sequence that detaches from an attached -it container (default ctrl-p,ctrl-q)');
+      .option(
+        '--detach-keys <keys>',
+        'key sequence that detaches from an attached -it container (default ctrl-p,ctrl-q)',
+      );
   }
   return cmd
-    .option('-p, --publish <[ip:][host:]ctr[/proto]>', 'publish a container port on the host (ranges allowed)', collect, [])
+    .option(
+      '-p, --publish <[ip:][host:]ctr[/proto]>',
+      'publish a container port on the host (ranges allowed)',
+      collect,
+      [],
+    )
     .option('-P, --publish-all', 'publish every exposed port on a free host port')
     .option('--add-host <host:ip>', 'add a line to /etc/hosts (ip "host-gateway": the host)', collect, [])
     .option('--dns <ip>', 'set a DNS server', collect, [])
@@ -88,19 +152,66 @@ export function runOptions(cmd: Command, o: { run: boolean }): Command {
 
 export function toRunOptions(image: string, args: string[], f: RunFlags): RunOptions {
   return {
-    image, args, name: f.name, detach: f.detach, interactive: f.interactive, tty: f.tty, rm: f.rm, env: f.env,
-    envFiles: f.envFile, volumes: f.volume, workdir: f.workdir, user: f.user, entrypoint: f.entrypoint,
-    hostname: f.hostname, readOnly: f.readOnly, memory: f.memory, cpus: f.cpus, pidsLimit: f.pidsLimit,
-    runtime: f.runtime, network: f.network ?? f.net, labels: f.label, pull: f.pull, platform: f.platform,
-    publish: f.publish, publishAll: f.publishAll, addHost: f.addHost, dns: f.dns, dnsSearch: f.dnsSearch, dnsOption: f.dnsOption,
-    privileged: f.privileged, capAdd: f.capAdd, capDrop: f.capDrop, securityOpt: f.securityOpt, device: f.device,
-    ipc: f.ipc, pid: f.pid, uts: f.uts, userns: f.userns, mount: f.mount, tmpfs: f.tmpfs, ulimit: f.ulimit, init: f.init,
-    stopSignal: f.stopSignal, stopTimeout: f.stopTimeout, macAddress: f.macAddress, labelFiles: f.labelFile, cidfile: f.cidfile,
-    groupAdd: f.groupAdd, shmSize: f.shmSize, sysctl: f.sysctl, oomScoreAdj: f.oomScoreAdj, restart: f.restart,
+    image,
+    args,
+    name: f.name,
+    detach: f.detach,
+    interactive: f.interactive,
+    tty: f.tty,
+    rm: f.rm,
+    env: f.env,
+    envFiles: f.envFile,
+    volumes: f.volume,
+    workdir: f.workdir,
+    user: f.user,
+    entrypoint: f.entrypoint,
+    hostname: f.hostname,
+    readOnly: f.readOnly,
+    memory: f.memory,
+    cpus: f.cpus,
+    pidsLimit: f.pidsLimit,
+    runtime: f.runtime,
+    network: f.network ?? f.net,
+    labels: f.label,
+    pull: f.pull,
+    platform: f.platform,
+    publish: f.publish,
+    publishAll: f.publishAll,
+    addHost: f.addHost,
+    dns: f.dns,
+    dnsSearch: f.dnsSearch,
+    dnsOption: f.dnsOption,
+    privileged: f.privileged,
+    capAdd: f.capAdd,
+    capDrop: f.capDrop,
+    securityOpt: f.securityOpt,
+    device: f.device,
+    ipc: f.ipc,
+    pid: f.pid,
+    uts: f.uts,
+    userns: f.userns,
+    mount: f.mount,
+    tmpfs: f.tmpfs,
+    ulimit: f.ulimit,
+    init: f.init,
+    stopSignal: f.stopSignal,
+    stopTimeout: f.stopTimeout,
+    macAddress: f.macAddress,
+    labelFiles: f.labelFile,
+    cidfile: f.cidfile,
+    groupAdd: f.groupAdd,
+    shmSize: f.shmSize,
+    sysctl: f.sysctl,
+    oomScoreAdj: f.oomScoreAdj,
+    restart: f.restart,
   };
 }
 
-export interface AttachStreams { stdin: boolean; stdout: boolean; stderr: boolean }
+export interface AttachStreams {
+  stdin: boolean;
+  stdout: boolean;
+  stderr: boolean;
+}
 
 /** docker/cli: -a picks the streams (case-insensitive); none given means stdout and stderr; -i adds stdin. */
 export async function attachStreams(f: RunFlags): Promise<AttachStreams> {
@@ -108,10 +219,18 @@ export async function attachStreams(f: RunFlags): Promise<AttachStreams> {
   const picked = f.attach.map((s) => s.toLowerCase());
   for (const s of picked) {
     if (!['stdin', 'stdout', 'stderr'].includes(s)) {
-      throw new TsrunError('ERR_USAGE', `invalid argument "${s}" for "-a, --attach" flag: valid streams are STDIN, STDOUT and STDERR`);
+      throw new TsrunError(
+        'ERR_USAGE',
+        `invalid argument "${s}" for "-a, --attach" flag: valid streams are STDIN, STDOUT and STDERR`,
+      );
     }
   }
-  if (f.detach && picked.length > 0) throw new TsrunError('ERR_USAGE', 'Conflicting options: -a and -d', { hint: 'drop one of them' });
+  if (f.detach && picked.length > 0)
+    throw new TsrunError('ERR_USAGE', 'Conflicting options: -a and -d', { hint: 'drop one of them' });
   const none = picked.length === 0;
-  return { stdin: picked.includes('stdin') || Boolean(f.interactive), stdout: none || picked.includes('stdout'), stderr: none || picked.includes('stderr') };
+  return {
+    stdin: picked.includes('stdin') || Boolean(f.interactive),
+    stdout: none || picked.includes('stdout'),
+    stderr: none || picked.includes('stderr'),
+  };
 }

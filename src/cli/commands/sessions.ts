@@ -18,7 +18,10 @@ const collect = (v: string, prev: string[]) => [...prev, v];
 export async function checkTty(interactive: boolean | undefined, tty: boolean | undefined): Promise<void> {
   if (interactive && tty && !process.stdin.isTTY) {
     const { TsrunError } = await import('../../errors.js');
-    throw new TsrunError('ERR_USAGE', 'the input device is not a TTY', { hint: 'drop -t, or run from a terminal', detail: { exitCode: 1 } });
+    throw new TsrunError('ERR_USAGE', 'the input device is not a TTY', {
+      hint: 'drop -t, or run from a terminal',
+      detail: { exitCode: 1 },
+    });
   }
 }
 
@@ -28,7 +31,13 @@ async function context(io: CliIo) {
 }
 
 interface ExecFlags {
-  interactive?: boolean; tty?: boolean; detach?: boolean; env: string[]; envFile: string[]; user?: string; workdir?: string;
+  interactive?: boolean;
+  tty?: boolean;
+  detach?: boolean;
+  env: string[];
+  envFile: string[];
+  user?: string;
+  workdir?: string;
   detachKeys?: string;
 }
 
@@ -38,10 +47,31 @@ export async function execAction(io: CliIo, name: string, args: string[], o: Exe
   const { wire, waitAttached, parseDetachKeys } = await import('../attach.js');
   if (o.detachKeys) parseDetachKeys(o.detachKeys);
   let wired: ReturnType<typeof wire> | undefined;
-  const consoleSize = o.tty && process.stdout.isTTY ? { rows: process.stdout.rows || 24, cols: process.stdout.columns || 80 } : undefined;
-  const s = await execInContainer(await context(io), name, args, {
-    interactive: o.interactive, tty: o.tty, detach: o.detach, env: o.env, envFiles: o.envFile, user: o.user, workdir: o.workdir, consoleSize,
-  }, (a) => { wired = wire(a, { tty: Boolean(o.tty), interactive: Boolean(o.interactive), sigProxy: true, detachKeys: o.detachKeys }); });
+  const consoleSize =
+    o.tty && process.stdout.isTTY ? { rows: process.stdout.rows || 24, cols: process.stdout.columns || 80 } : undefined;
+  const s = await execInContainer(
+    await context(io),
+    name,
+    args,
+    {
+      interactive: o.interactive,
+      tty: o.tty,
+      detach: o.detach,
+      env: o.env,
+      envFiles: o.envFile,
+      user: o.user,
+      workdir: o.workdir,
+      consoleSize,
+    },
+    (a) => {
+      wired = wire(a, {
+        tty: Boolean(o.tty),
+        interactive: Boolean(o.interactive),
+        sigProxy: true,
+        detachKeys: o.detachKeys,
+      });
+    },
+  );
   if (!s.attachment || !wired) return;
   const code = await waitAttached(s.attachment, wired);
   s.attachment.close();
@@ -49,7 +79,11 @@ export async function execAction(io: CliIo, name: string, args: string[], o: Exe
   process.exitCode = code ?? 0;
 }
 
-interface AttachFlags { stdin: boolean; sigProxy: boolean; detachKeys?: string }
+interface AttachFlags {
+  stdin: boolean;
+  sigProxy: boolean;
+  detachKeys?: string;
+}
 
 export async function attachAction(io: CliIo, name: string, o: AttachFlags): Promise<void> {
   const { TsrunError } = await import('../../errors.js');
@@ -60,7 +94,9 @@ export async function attachAction(io: CliIo, name: string, o: AttachFlags): Pro
   const e = await openEnv(await context(io));
   const c = await e.containers.find(name);
   if (c.observed.status !== 'running') {
-    throw new TsrunError('ERR_CONTAINER_STATE', 'You cannot attach to a stopped container, start it first', { detail: { exitCode: 1 } });
+    throw new TsrunError('ERR_CONTAINER_STATE', 'You cannot attach to a stopped container, start it first', {
+      detail: { exitCode: 1 },
+    });
   }
   const interactive = o.stdin && c.record.config.openStdin;
   await checkTty(interactive, c.record.config.tty);
@@ -79,29 +115,33 @@ export async function attachAction(io: CliIo, name: string, o: AttachFlags): Pro
 }
 
 export function registerSessionCommands(program: Command, io: CliIo, group: Command): void {
-  const execCmd = (cmd: Command) => cmd.description('Run a command in a running container')
-    .argument('<container>')
-    .argument('<command...>')
-    .option('-i, --interactive', 'keep stdin open')
-    .option('-t, --tty', 'allocate a pseudo-terminal')
-    .option('-d, --detach', 'run in the background')
-    .option('-e, --env <KEY=VALUE>', 'set an environment variable', collect, [])
-    .option('--env-file <file>', 'read environment variables from a file', collect, [])
-    .option('-u, --user <user[:group]>', 'user name or uid')
-    .option('-w, --workdir <dir>', 'working directory')
-    .option('--detach-keys <keys>', 'key sequence that detaches (default ctrl-p,ctrl-q)')
-    .passThroughOptions()
-    .action(async (name: string, args: string[], o: ExecFlags) => execAction(io, name, args, o));
+  const execCmd = (cmd: Command) =>
+    cmd
+      .description('Run a command in a running container')
+      .argument('<container>')
+      .argument('<command...>')
+      .option('-i, --interactive', 'keep stdin open')
+      .option('-t, --tty', 'allocate a pseudo-terminal')
+      .option('-d, --detach', 'run in the background')
+      .option('-e, --env <KEY=VALUE>', 'set an environment variable', collect, [])
+      .option('--env-file <file>', 'read environment variables from a file', collect, [])
+      .option('-u, --user <user[:group]>', 'user name or uid')
+      .option('-w, --workdir <dir>', 'working directory')
+      .option('--detach-keys <keys>', 'key sequence that detaches (default ctrl-p,ctrl-q)')
+      .passThroughOptions()
+      .action(async (name: string, args: string[], o: ExecFlags) => execAction(io, name, args, o));
   execCmd(program.command('exec'));
   execCmd(group.command('exec'));
 
-  const attachCmd = (cmd: Command) => cmd.description('Attach local standard input, output and error to a running container')
-    .argument('<container>')
-    .option('--no-stdin', 'do not attach stdin')
-    .option('--sig-proxy', 'forward received signals to the container (the default)', true)
-    .option('--no-sig-proxy', 'do not forward received signals')
-    .option('--detach-keys <keys>', 'key sequence that detaches (default ctrl-p,ctrl-q)')
-    .action(async (name: string, o: AttachFlags) => attachAction(io, name, o));
+  const attachCmd = (cmd: Command) =>
+    cmd
+      .description('Attach local standard input, output and error to a running container')
+      .argument('<container>')
+      .option('--no-stdin', 'do not attach stdin')
+      .option('--sig-proxy', 'forward received signals to the container (the default)', true)
+      .option('--no-sig-proxy', 'do not forward received signals')
+      .option('--detach-keys <keys>', 'key sequence that detaches (default ctrl-p,ctrl-q)')
+      .action(async (name: string, o: AttachFlags) => attachAction(io, name, o));
   attachCmd(program.command('attach'));
   attachCmd(group.command('attach'));
 }

@@ -11,7 +11,8 @@ import type { Command } from 'commander';
 import type { CliIo } from '../output.js';
 
 export function registerUnshareCommand(program: Command, io: CliIo): void {
-  program.command('unshare')
+  program
+    .command('unshare')
     .description('Run a command (default: your shell) in the rootless user namespace, as uid 0 there')
     .argument('[command...]', 'command and arguments')
     .passThroughOptions()
@@ -20,13 +21,21 @@ export function registerUnshareCommand(program: Command, io: CliIo): void {
       const { processContext } = await import('../../app/context.js');
       const ctx = processContext({ root: io.globals().root });
       if (!ctx.rootless) {
-        throw new TsrunError('ERR_USAGE', 'tsrun unshare is for rootless mode (an unprivileged user); root has no user namespace to enter', { hint: 'as root, run the command directly' });
+        throw new TsrunError(
+          'ERR_USAGE',
+          'tsrun unshare is for rootless mode (an unprivileged user); root has no user namespace to enter',
+          { hint: 'as root, run the command directly' },
+        );
       }
       const { storePaths } = await import('../../runtime/paths.js');
       const { spawn } = await import('node:child_process');
       const { constants: osConstants } = await import('node:os');
       const [cmd, ...args] = argv.length > 0 ? argv : [ctx.env.SHELL || '/bin/sh'];
-      const env = { ...ctx.env, CONTAINERS_GRAPHROOT: ctx.root, CONTAINERS_RUNROOT: storePaths(ctx.root, ctx.uid, ctx.env).run };
+      const env = {
+        ...ctx.env,
+        CONTAINERS_GRAPHROOT: ctx.root,
+        CONTAINERS_RUNROOT: storePaths(ctx.root, ctx.uid, ctx.env).run,
+      };
       process.exitCode = await new Promise<number>((resolve) => {
         const child = spawn(cmd as string, args, { stdio: 'inherit', env });
         // The terminal's signals reach the command itself (same process group); nothing to do here.

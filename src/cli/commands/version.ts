@@ -46,30 +46,72 @@ Server:{{if ne .Platform.Name ""}} {{.Platform.Name}}{{end}}
  {{- end}}
  {{- end}}{{- end}}`;
 
-const goArch = (): string => ({ x64: 'amd64', ia32: '386', arm64: 'arm64', arm: 'arm', ppc64: 'ppc64le', s390x: 's390x' } as Record<string, string>)[process.arch] ?? process.arch;
+const goArch = (): string =>
+  (
+    ({ x64: 'amd64', ia32: '386', arm64: 'arm64', arm: 'arm', ppc64: 'ppc64le', s390x: 's390x' }) as Record<
+      string,
+      string
+    >
+  )[process.arch] ?? process.arch;
 
 async function versionInfo(io: CliIo): Promise<Record<string, unknown>> {
   const { processContext } = await import('../../app/context.js');
   const { systemInfo } = await import('../../app/info.js');
   const info = await systemInfo(processContext({ root: io.globals().root }), io.version);
   const client = {
-    Platform: { Name: 'tsrun' }, Version: io.version, APIVersion: 'n/a', DefaultAPIVersion: 'n/a', GitCommit: '',
-    GoVersion: `node ${process.version}`, Os: 'linux', Arch: goArch(), BuildTime: '', Context: 'default',
+    Platform: { Name: 'tsrun' },
+    Version: io.version,
+    APIVersion: 'n/a',
+    DefaultAPIVersion: 'n/a',
+    GitCommit: '',
+    GoVersion: `node ${process.version}`,
+    Os: 'linux',
+    Arch: goArch(),
+    BuildTime: '',
+    Context: 'default',
   };
-  const components: Record<string, unknown>[] = [{
-    Name: 'Engine', Version: io.version,
-    Details: { ApiVersion: 'n/a', Arch: goArch(), BuildTime: '', Experimental: 'false', GitCommit: '', GoVersion: `node ${process.version}`, KernelVersion: os.release(), MinAPIVersion: 'n/a', Os: 'linux' },
-  }];
-  if (info.runtime.version) components.push({ Name: info.runtime.name, Version: info.runtime.version.replace(/^\S+ version /, ''), Details: { Path: info.runtime.path ?? '' } });
+  const components: Record<string, unknown>[] = [
+    {
+      Name: 'Engine',
+      Version: io.version,
+      Details: {
+        ApiVersion: 'n/a',
+        Arch: goArch(),
+        BuildTime: '',
+        Experimental: 'false',
+        GitCommit: '',
+        GoVersion: `node ${process.version}`,
+        KernelVersion: os.release(),
+        MinAPIVersion: 'n/a',
+        Os: 'linux',
+      },
+    },
+  ];
+  if (info.runtime.version)
+    components.push({
+      Name: info.runtime.name,
+      Version: info.runtime.version.replace(/^\S+ version /, ''),
+      Details: { Path: info.runtime.path ?? '' },
+    });
   const server = {
-    Platform: { Name: 'tsrun (daemonless)' }, Version: io.version, APIVersion: 'n/a', MinAPIVersion: 'n/a', Os: 'linux', Arch: goArch(),
-    Components: components, GoVersion: `node ${process.version}`, KernelVersion: os.release(), Experimental: false,
+    Platform: { Name: 'tsrun (daemonless)' },
+    Version: io.version,
+    APIVersion: 'n/a',
+    MinAPIVersion: 'n/a',
+    Os: 'linux',
+    Arch: goArch(),
+    Components: components,
+    GoVersion: `node ${process.version}`,
+    KernelVersion: os.release(),
+    Experimental: false,
   };
   return { Client: client, Server: server };
 }
 
 export function registerVersionCommand(program: Command, io: CliIo): void {
-  program.command('version').description('Show the tsrun version information')
+  program
+    .command('version')
+    .description('Show the tsrun version information')
     .option('-f, --format <format>', 'Go template, or json')
     .action(async (o: { format?: string }) => {
       const { Template } = await import('../gotemplate/exec.js');
@@ -79,12 +121,17 @@ export function registerVersionCommand(program: Command, io: CliIo): void {
       const { tabwrite } = await import('../tabwriter.js');
       const { inspectStruct } = await import('../views.js');
       const text = !o.format ? VERSION_TEMPLATE : o.format === 'json' ? '{{json .}}' : o.format;
-      const funcs = { ...FUNCS, getDetailsOrder: (a: unknown[]) => Object.keys(((a[0] as { field(n: string): unknown })?.field?.('Details') ?? {}) as object).sort() };
+      const funcs = {
+        ...FUNCS,
+        getDetailsOrder: (a: unknown[]) =>
+          Object.keys(((a[0] as { field(n: string): unknown })?.field?.('Details') ?? {}) as object).sort(),
+      };
       let tmpl;
       try {
         tmpl = Template.parse(text, Object.keys(funcs));
       } catch (e) {
-        if (e instanceof TemplateError) throw new TsrunError('ERR_USAGE', `template parsing error: ${e.message}`, { detail: { exitCode: 64 } });
+        if (e instanceof TemplateError)
+          throw new TsrunError('ERR_USAGE', `template parsing error: ${e.message}`, { detail: { exitCode: 64 } });
         throw e;
       }
       const data = inspectStruct(await versionInfo(io), 'system.versionInfo');
@@ -107,16 +154,43 @@ function osName(): string {
 }
 
 /** `info --format`'s data: Docker's field names for what tsrun knows, tsrun's report as `.Tsrun`. */
-export function infoObject(info: Info, counts: { containers: number; running: number; stopped: number; images: number }): Record<string, unknown> {
+export function infoObject(
+  info: Info,
+  counts: { containers: number; running: number; stopped: number; images: number },
+): Record<string, unknown> {
   let cgroupVersion = '1';
-  try { readFileSync('/sys/fs/cgroup/cgroup.controllers'); cgroupVersion = '2'; } catch { /* v1 */ }
+  try {
+    readFileSync('/sys/fs/cgroup/cgroup.controllers');
+    cgroupVersion = '2';
+  } catch {
+    /* v1 */
+  }
   return {
-    ID: '', Containers: counts.containers, ContainersRunning: counts.running, ContainersPaused: 0, ContainersStopped: counts.stopped,
-    Images: counts.images, Driver: info.storage.split(' ')[0], DockerRootDir: info.rootDir, Debug: false,
-    NCPU: os.cpus().length, MemTotal: os.totalmem(), Name: os.hostname(), OperatingSystem: osName(), OSType: 'linux',
-    Architecture: os.machine(), KernelVersion: os.release(), ServerVersion: info.version, DefaultRuntime: info.runtime.name,
-    Runtimes: { [info.runtime.name]: { path: info.runtime.path ?? '' } }, CgroupDriver: 'cgroupfs', CgroupVersion: cgroupVersion,
-    SecurityOptions: info.rootless ? ['name=rootless'] : [], Labels: [], LoggingDriver: 'tsrun', Rootless: info.rootless,
+    ID: '',
+    Containers: counts.containers,
+    ContainersRunning: counts.running,
+    ContainersPaused: 0,
+    ContainersStopped: counts.stopped,
+    Images: counts.images,
+    Driver: info.storage.split(' ')[0],
+    DockerRootDir: info.rootDir,
+    Debug: false,
+    NCPU: os.cpus().length,
+    MemTotal: os.totalmem(),
+    Name: os.hostname(),
+    OperatingSystem: osName(),
+    OSType: 'linux',
+    Architecture: os.machine(),
+    KernelVersion: os.release(),
+    ServerVersion: info.version,
+    DefaultRuntime: info.runtime.name,
+    Runtimes: { [info.runtime.name]: { path: info.runtime.path ?? '' } },
+    CgroupDriver: 'cgroupfs',
+    CgroupVersion: cgroupVersion,
+    SecurityOptions: info.rootless ? ['name=rootless'] : [],
+    Labels: [],
+    LoggingDriver: 'tsrun',
+    Rootless: info.rootless,
     Tsrun: info,
   };
 }

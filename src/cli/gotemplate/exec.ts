@@ -17,11 +17,14 @@ const MAX_OUTPUT = 32 * 1024 * 1024;
 const MAX_STEPS = 5_000_000;
 const MAX_CALL_DEPTH = 1000;
 
-class Break { }
-class Continue { }
+class Break {}
+class Continue {}
 const NONE = Symbol('none');
 
-interface Located { pos: number; src: string }
+interface Located {
+  pos: number;
+  src: string;
+}
 
 class State {
   private vars: { name: string; value: unknown }[] = [];
@@ -30,11 +33,17 @@ class State {
   private steps = 0;
   private depth = 0;
 
-  constructor(private readonly tree: Tree, private readonly funcs: Record<string, Func>, root: unknown) {
+  constructor(
+    private readonly tree: Tree,
+    private readonly funcs: Record<string, Func>,
+    root: unknown,
+  ) {
     this.vars.push({ name: '$', value: root });
   }
 
-  result(): string { return this.out.join(''); }
+  result(): string {
+    return this.out.join('');
+  }
 
   fail(at: Located, msg: string): TemplateError {
     const before = this.tree.source.slice(0, at.pos);
@@ -59,7 +68,10 @@ class State {
 
   walk(dot: unknown, list: Node[]): void {
     for (const node of list) {
-      if (node.t === 'text') { this.emit({ pos: 0, src: '' }, node.text); continue; }
+      if (node.t === 'text') {
+        this.emit({ pos: 0, src: '' }, node.text);
+        continue;
+      }
       this.tick(node);
       switch (node.t) {
         case 'action': {
@@ -67,7 +79,8 @@ class State {
           if (node.pipe.decl.length === 0) this.emit(node, goString(v));
           break;
         }
-        case 'if': case 'with': {
+        case 'if':
+        case 'with': {
           const mark = this.vars.length;
           const v = this.pipeline(dot, node.pipe);
           if (truth(v)) this.walk(node.t === 'with' ? v : dot, node.list);
@@ -75,17 +88,27 @@ class State {
           this.vars.length = mark;
           break;
         }
-        case 'range': this.range(dot, node); break;
-        case 'break': throw new Break();
-        case 'continue': throw new Continue();
+        case 'range':
+          this.range(dot, node);
+          break;
+        case 'break':
+          throw new Break();
+        case 'continue':
+          throw new Continue();
         case 'template': {
           const body = this.tree.defs.get(node.name);
           if (!body) throw this.fail(node, `template: no template "${node.name}" associated with template ""`);
-          if (++this.depth > MAX_CALL_DEPTH) throw this.fail(node, `exceeded maximum template depth (${MAX_CALL_DEPTH})`);
+          if (++this.depth > MAX_CALL_DEPTH)
+            throw this.fail(node, `exceeded maximum template depth (${MAX_CALL_DEPTH})`);
           const newDot = node.pipe ? this.pipeline(dot, node.pipe) : undefined;
           const saved = this.vars;
           this.vars = [{ name: '$', value: newDot }];
-          try { this.walk(newDot, body); } finally { this.vars = saved; this.depth--; }
+          try {
+            this.walk(newDot, body);
+          } finally {
+            this.vars = saved;
+            this.depth--;
+          }
           break;
         }
       }
@@ -97,7 +120,10 @@ class State {
     const v = this.pipeline(dot, node.pipe);
     let items: [unknown, unknown][];
     if (Array.isArray(v)) items = v.map((e, i) => [i, e]);
-    else if (isMap(v)) items = Object.keys(v).sort().map((k) => [k, v[k]]);
+    else if (isMap(v))
+      items = Object.keys(v)
+        .sort()
+        .map((k) => [k, v[k]]);
     else if (typeof v === 'number' && Number.isInteger(v)) {
       if (node.pipe.decl.length > 1) throw this.fail(node, `can't use ${v} to iterate over more than one variable`);
       if (v > MAX_STEPS) throw this.fail(node, `template takes more than ${MAX_STEPS} steps`);
@@ -126,7 +152,10 @@ class State {
   private setVar(at: Located, name: string, value: unknown, assign: boolean): void {
     for (let i = this.vars.length - 1; i >= 0; i--) {
       const slot = this.vars[i] as { name: string; value: unknown };
-      if (slot.name === name) { slot.value = value; return; }
+      if (slot.name === name) {
+        slot.value = value;
+        return;
+      }
     }
     if (assign) throw this.fail(at, `undefined variable: ${name}`);
     this.vars.push({ name, value });
@@ -151,40 +180,61 @@ class State {
   }
 
   private notAFunction(cmd: Command, final: unknown): void {
-    if (cmd.args.length > 1 || final !== NONE) throw this.fail(cmd, `can't give argument to non-function ${cmd.args[0]?.src ?? ''}`);
+    if (cmd.args.length > 1 || final !== NONE)
+      throw this.fail(cmd, `can't give argument to non-function ${cmd.args[0]?.src ?? ''}`);
   }
 
   private command(dot: unknown, cmd: Command, final: unknown): unknown {
     this.tick(cmd);
     const first = cmd.args[0] as Arg;
     switch (first.t) {
-      case 'field': return this.chain(dot, dot, first, first.idents, cmd.args, final);
-      case 'chain': return this.chain(dot, this.arg(dot, first.node), first, first.idents, cmd.args, final);
+      case 'field':
+        return this.chain(dot, dot, first, first.idents, cmd.args, final);
+      case 'chain':
+        return this.chain(dot, this.arg(dot, first.node), first, first.idents, cmd.args, final);
       case 'var': {
         const v = this.varValue(first, first.name);
-        if (first.idents.length === 0) { this.notAFunction(cmd, final); return v; }
+        if (first.idents.length === 0) {
+          this.notAFunction(cmd, final);
+          return v;
+        }
         return this.chain(dot, v, first, first.idents, cmd.args, final);
       }
-      case 'ident': return this.call(dot, first.name, cmd, cmd.args, final);
-      case 'pipe': this.notAFunction(cmd, final); return this.pipeline(dot, first.pipe);
-      case 'nil': throw this.fail(first, 'nil is not a command');
-      default: this.notAFunction(cmd, final); return this.arg(dot, first);
+      case 'ident':
+        return this.call(dot, first.name, cmd, cmd.args, final);
+      case 'pipe':
+        this.notAFunction(cmd, final);
+        return this.pipeline(dot, first.pipe);
+      case 'nil':
+        throw this.fail(first, 'nil is not a command');
+      default:
+        this.notAFunction(cmd, final);
+        return this.arg(dot, first);
     }
   }
 
   private arg(dot: unknown, a: Arg): unknown {
     switch (a.t) {
-      case 'dot': return dot;
-      case 'nil': return null;
-      case 'bool': case 'number': case 'string': return a.value;
-      case 'field': return this.chain(dot, dot, a, a.idents, [a], NONE);
+      case 'dot':
+        return dot;
+      case 'nil':
+        return null;
+      case 'bool':
+      case 'number':
+      case 'string':
+        return a.value;
+      case 'field':
+        return this.chain(dot, dot, a, a.idents, [a], NONE);
       case 'var': {
         const v = this.varValue(a, a.name);
         return a.idents.length === 0 ? v : this.chain(dot, v, a, a.idents, [a], NONE);
       }
-      case 'pipe': return this.pipeline(dot, a.pipe);
-      case 'chain': return this.chain(dot, this.arg(dot, a.node), a, a.idents, [a], NONE);
-      case 'ident': return this.call(dot, a.name, a, [a], NONE);
+      case 'pipe':
+        return this.pipeline(dot, a.pipe);
+      case 'chain':
+        return this.chain(dot, this.arg(dot, a.node), a, a.idents, [a], NONE);
+      case 'ident':
+        return this.call(dot, a.name, a, [a], NONE);
     }
   }
 
@@ -204,7 +254,8 @@ class State {
       if (m) {
         const argv = args.slice(1).map((a) => this.arg(dot, a));
         if (final !== NONE) argv.push(final);
-        if (argv.length !== m.params.length) throw this.fail(at, `wrong number of args for ${name}: want ${m.params.length} got ${argv.length}`);
+        if (argv.length !== m.params.length)
+          throw this.fail(at, `wrong number of args for ${name}: want ${m.params.length} got ${argv.length}`);
         argv.forEach((v, i) => {
           const want = m.params[i];
           if (want === 'string' ? typeof v !== 'string' : typeof v !== 'number' || !Number.isInteger(v)) {
@@ -218,7 +269,10 @@ class State {
         return receiver.field(name);
       }
       if (receiver.spec.lenient) return '';
-      throw this.fail(at, receiver.spec.missing?.(name) ?? `can't evaluate field ${name} in type ${receiver.spec.type}`);
+      throw this.fail(
+        at,
+        receiver.spec.missing?.(name) ?? `can't evaluate field ${name} in type ${receiver.spec.type}`,
+      );
     }
     if (isMap(receiver)) {
       if (hasArgs) throw this.fail(at, `${name} is not a method but has arguments`);
@@ -233,7 +287,8 @@ class State {
     if (!fn) throw this.fail(at, `"${name}" is not a defined function`);
     const rest = args.slice(1);
     if (name === 'and' || name === 'or') {
-      if (rest.length === 0 && final === NONE) throw this.fail(at, `wrong number of args for ${name}: want at least 1 got 0`);
+      if (rest.length === 0 && final === NONE)
+        throw this.fail(at, `wrong number of args for ${name}: want at least 1 got 0`);
       let v: unknown;
       for (const a of rest) {
         v = this.arg(dot, a);

@@ -11,8 +11,25 @@
 import { TemplateError } from './errors.js';
 
 export type TokenType =
-  | 'text' | 'left' | 'right' | 'field' | 'variable' | 'identifier' | 'keyword' | 'dot' | 'string'
-  | 'number' | 'bool' | 'nil' | 'pipe' | 'lparen' | 'rparen' | 'comma' | 'declare' | 'assign' | 'eof';
+  | 'text'
+  | 'left'
+  | 'right'
+  | 'field'
+  | 'variable'
+  | 'identifier'
+  | 'keyword'
+  | 'dot'
+  | 'string'
+  | 'number'
+  | 'bool'
+  | 'nil'
+  | 'pipe'
+  | 'lparen'
+  | 'rparen'
+  | 'comma'
+  | 'declare'
+  | 'assign'
+  | 'eof';
 
 export interface Token {
   type: TokenType;
@@ -26,7 +43,18 @@ export interface Token {
   space: boolean;
 }
 
-export const KEYWORDS = new Set(['block', 'break', 'continue', 'define', 'else', 'end', 'if', 'range', 'template', 'with']);
+export const KEYWORDS = new Set([
+  'block',
+  'break',
+  'continue',
+  'define',
+  'else',
+  'end',
+  'if',
+  'range',
+  'template',
+  'with',
+]);
 const SPACE = ' \t\r\n';
 
 function lineOf(src: string, pos: number): number {
@@ -39,19 +67,38 @@ export function lexError(src: string, pos: number, msg: string): TemplateError {
   return new TemplateError('parse', `template: :${lineOf(src, pos)}: ${msg}`);
 }
 
-const ESCAPES: Record<string, string> = { a: '\x07', b: '\b', f: '\f', n: '\n', r: '\r', t: '\t', v: '\v', '\\': '\\', "'": "'", '"': '"' };
+const ESCAPES: Record<string, string> = {
+  a: '\x07',
+  b: '\b',
+  f: '\f',
+  n: '\n',
+  r: '\r',
+  t: '\t',
+  v: '\v',
+  '\\': '\\',
+  "'": "'",
+  '"': '"',
+};
 
 /** Go's strconv.Unquote for "…" and '…' (the quote char given). */
 function unquote(src: string, start: number, body: string, quote: string): string {
   let out = '';
   for (let i = 0; i < body.length; i++) {
     const c = body[i] as string;
-    if (c !== '\\') { out += c; continue; }
+    if (c !== '\\') {
+      out += c;
+      continue;
+    }
     const e = body[++i];
     if (e === undefined) throw lexError(src, start, 'unterminated quoted string');
-    if (e in ESCAPES && (e !== "'" || quote === "'") && (e !== '"' || quote === '"')) { out += ESCAPES[e]; continue; }
+    if (e in ESCAPES && (e !== "'" || quote === "'") && (e !== '"' || quote === '"')) {
+      out += ESCAPES[e];
+      continue;
+    }
     let len = 0;
-    if (e === 'x') len = 2; else if (e === 'u') len = 4; else if (e === 'U') len = 8;
+    if (e === 'x') len = 2;
+    else if (e === 'u') len = 4;
+    else if (e === 'U') len = 8;
     if (len > 0) {
       const hex = body.slice(i + 1, i + 1 + len);
       if (!new RegExp(`^[0-9a-fA-F]{${len}}$`).test(hex)) throw lexError(src, start, `invalid syntax`);
@@ -83,7 +130,10 @@ export function lex(src: string): Token[] {
   while (i <= src.length) {
     const open = src.indexOf('{{', i);
     let text = src.slice(i, open < 0 ? src.length : open);
-    if (trimNext) { text = text.replace(/^[ \t\r\n]+/, ''); trimNext = false; }
+    if (trimNext) {
+      text = text.replace(/^[ \t\r\n]+/, '');
+      trimNext = false;
+    }
     const trimBefore = open >= 0 && src[open + 2] === '-' && SPACE.includes(src[open + 3] ?? 'x');
     if (trimBefore) text = text.replace(/[ \t\r\n]+$/, '');
     if (text !== '') out.push({ type: 'text', value: text, pos: i, end: i, space: false });
@@ -94,8 +144,15 @@ export function lex(src: string): Token[] {
       const end = src.indexOf('*/', p + 2);
       if (end < 0) throw lexError(src, open, 'unclosed comment');
       p = end + 2;
-      if (src.startsWith(' -}}', p)) { trimNext = true; i = p + 4; continue; }
-      if (src.startsWith('}}', p)) { i = p + 2; continue; }
+      if (src.startsWith(' -}}', p)) {
+        trimNext = true;
+        i = p + 4;
+        continue;
+      }
+      if (src.startsWith('}}', p)) {
+        i = p + 2;
+        continue;
+      }
       throw lexError(src, open, 'comment ends before closing delimiter');
     }
     out.push({ type: 'left', value: '{{', pos: open, end: open + 2, space: false });
@@ -106,14 +163,21 @@ export function lex(src: string): Token[] {
       const c = src[p] as string;
       if (SPACE.includes(c)) {
         // " -}}" closes with a trim marker.
-        if (src.startsWith(' -}}', p) || src.startsWith('\t-}}', p) || src.startsWith('\n-}}', p) || src.startsWith('\r-}}', p)) {
+        if (
+          src.startsWith(' -}}', p) ||
+          src.startsWith('\t-}}', p) ||
+          src.startsWith('\n-}}', p) ||
+          src.startsWith('\r-}}', p)
+        ) {
           if (parens > 0) throw lexError(src, p, 'unclosed left paren');
           out.push({ type: 'right', value: '}}', pos: p + 2, end: p + 4, space: true });
           trimNext = true;
           p += 4;
           break;
         }
-        p++; space = true; continue;
+        p++;
+        space = true;
+        continue;
       }
       if (src.startsWith('}}', p)) {
         if (parens > 0) throw lexError(src, p, 'unclosed left paren');
@@ -127,8 +191,10 @@ export function lex(src: string): Token[] {
         space = false;
       };
       if (c === '|') tok('pipe', c, 1);
-      else if (c === '(') { parens++; tok('lparen', c, 1); }
-      else if (c === ')') {
+      else if (c === '(') {
+        parens++;
+        tok('lparen', c, 1);
+      } else if (c === ')') {
         if (--parens < 0) throw lexError(src, p, `unexpected right paren`);
         tok('rparen', c, 1);
       } else if (c === ',') tok('comma', c, 1);
@@ -165,7 +231,8 @@ export function lex(src: string): Token[] {
       } else if (/[\d+-]/.test(c)) {
         const n = NUMBER.exec(src.slice(p));
         if (!n) throw lexError(src, p, `bad number syntax: "${src.slice(p, p + 2)}"`);
-        if (/[\p{L}\d_.]/u.test(src[p + n[0].length] ?? '')) throw lexError(src, p, `bad number syntax: "${src.slice(p, p + n[0].length + 1)}"`);
+        if (/[\p{L}\d_.]/u.test(src[p + n[0].length] ?? ''))
+          throw lexError(src, p, `bad number syntax: "${src.slice(p, p + n[0].length + 1)}"`);
         tok('number', n[0], n[0].length);
       } else if (/[\p{L}_]/u.test(c)) {
         const m = /^[\p{L}_][\p{L}\d_]*/u.exec(src.slice(p)) as RegExpExecArray;
@@ -179,7 +246,9 @@ export function lex(src: string): Token[] {
       }
     }
     i = p;
-    if (i >= src.length) { break; }
+    if (i >= src.length) {
+      break;
+    }
   }
   out.push({ type: 'eof', value: '', pos: src.length, end: src.length, space: false });
   return out;

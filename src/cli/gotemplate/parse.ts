@@ -23,8 +23,18 @@ export type Arg =
   | { t: 'pipe'; pos: number; pipe: Pipe; src: string }
   | { t: 'chain'; pos: number; node: Arg; idents: string[]; src: string };
 
-export interface Command { pos: number; args: Arg[]; src: string }
-export interface Pipe { pos: number; decl: string[]; assign: boolean; cmds: Command[]; src: string }
+export interface Command {
+  pos: number;
+  args: Arg[];
+  src: string;
+}
+export interface Pipe {
+  pos: number;
+  decl: string[];
+  assign: boolean;
+  cmds: Command[];
+  src: string;
+}
 
 export type Node =
   | { t: 'text'; text: string }
@@ -33,7 +43,14 @@ export type Node =
   | { t: 'break' | 'continue'; pos: number; src: string }
   | { t: 'template'; pos: number; name: string; pipe?: Pipe; src: string };
 
-export interface Control { t: 'if' | 'with' | 'range'; pos: number; pipe: Pipe; list: Node[]; else?: Node[]; src: string }
+export interface Control {
+  t: 'if' | 'with' | 'range';
+  pos: number;
+  pipe: Pipe;
+  list: Node[];
+  else?: Node[];
+  src: string;
+}
 
 export interface Tree {
   source: string;
@@ -59,13 +76,27 @@ class Parser {
   private rangeDepth = 0;
   readonly defs = new Map<string, Node[]>();
 
-  constructor(private readonly src: string, private readonly toks: Token[], private readonly funcs: ReadonlySet<string>) {}
+  constructor(
+    private readonly src: string,
+    private readonly toks: Token[],
+    private readonly funcs: ReadonlySet<string>,
+  ) {}
 
-  private peek(): Token { return this.toks[this.k] as Token; }
-  private next(): Token { return this.toks[this.k++] as Token; }
-  private error(tok: Token, msg: string): TemplateError { return lexError(this.src, tok.pos, msg); }
-  private unexpected(tok: Token, context: string): TemplateError { return this.error(tok, `unexpected ${describe(tok)} in ${context}`); }
-  private text(from: number, to: number): string { return this.src.slice(from, to).trim(); }
+  private peek(): Token {
+    return this.toks[this.k] as Token;
+  }
+  private next(): Token {
+    return this.toks[this.k++] as Token;
+  }
+  private error(tok: Token, msg: string): TemplateError {
+    return lexError(this.src, tok.pos, msg);
+  }
+  private unexpected(tok: Token, context: string): TemplateError {
+    return this.error(tok, `unexpected ${describe(tok)} in ${context}`);
+  }
+  private text(from: number, to: number): string {
+    return this.src.slice(from, to).trim();
+  }
 
   private expect(type: Token['type'], context: string): Token {
     const t = this.next();
@@ -83,7 +114,10 @@ class Parser {
     for (;;) {
       const t = this.next();
       if (t.type === 'eof') return { list, stop: 'eof', stopTok: t };
-      if (t.type === 'text') { list.push({ t: 'text', text: t.value }); continue; }
+      if (t.type === 'text') {
+        list.push({ t: 'text', text: t.value });
+        continue;
+      }
       if (t.type !== 'left') throw this.unexpected(t, 'input');
       const kw = this.peek();
       if (kw.type === 'keyword') {
@@ -106,8 +140,12 @@ class Parser {
 
   private keyword(kw: Token, top: boolean): Node | undefined {
     switch (kw.value) {
-      case 'if': case 'with': case 'range': return this.control(kw);
-      case 'break': case 'continue':
+      case 'if':
+      case 'with':
+      case 'range':
+        return this.control(kw);
+      case 'break':
+      case 'continue':
         if (this.rangeDepth === 0) throw this.error(kw, `{{${kw.value}}} outside {{range}}`);
         this.expect('right', kw.value);
         return { t: kw.value, pos: kw.pos, src: kw.value };
@@ -119,11 +157,15 @@ class Parser {
         this.vars = ['$'];
         const body = this.parseList(false);
         this.vars = saved;
-        if (body.stop !== 'end') throw body.stop === 'else' ? this.error(body.stopTok, 'unexpected {{else}}') : this.error(body.stopTok, 'unexpected EOF');
+        if (body.stop !== 'end')
+          throw body.stop === 'else'
+            ? this.error(body.stopTok, 'unexpected {{else}}')
+            : this.error(body.stopTok, 'unexpected EOF');
         this.defs.set(name, body.list);
         return undefined;
       }
-      case 'template': case 'block': {
+      case 'template':
+      case 'block': {
         const name = this.expect('string', `${kw.value} clause`).value;
         let pipe: Pipe | undefined;
         if (this.peek().type !== 'right') pipe = this.pipeline(kw.value, false);
@@ -134,7 +176,8 @@ class Parser {
           this.vars = ['$'];
           const body = this.parseList(false);
           this.vars = saved;
-          if (body.stop !== 'end') throw this.error(body.stopTok, body.stop === 'else' ? 'unexpected {{else}}' : 'unexpected EOF');
+          if (body.stop !== 'end')
+            throw this.error(body.stopTok, body.stop === 'else' ? 'unexpected {{else}}' : 'unexpected EOF');
           this.defs.set(name, body.list);
         }
         return { t: 'template', pos: kw.pos, name, pipe, src: this.text(kw.pos, this.toks[this.k - 1]?.pos ?? kw.end) };
@@ -165,7 +208,8 @@ class Parser {
       } else {
         this.expect('right', 'else');
         const rest = this.parseList(false);
-        if (rest.stop !== 'end') throw this.error(rest.stopTok, rest.stop === 'else' ? 'expected end; found {{else}}' : 'unexpected EOF');
+        if (rest.stop !== 'end')
+          throw this.error(rest.stopTok, rest.stop === 'else' ? 'expected end; found {{else}}' : 'unexpected EOF');
         elseList = rest.list;
       }
     }
@@ -186,12 +230,18 @@ class Parser {
         this.k += 2;
         decl.push(start.value);
         assign = a.type === 'assign';
-      } else if (context === 'range' && a.type === 'comma' && b.type === 'variable' && (c.type === 'declare' || c.type === 'assign')) {
+      } else if (
+        context === 'range' &&
+        a.type === 'comma' &&
+        b.type === 'variable' &&
+        (c.type === 'declare' || c.type === 'assign')
+      ) {
         this.k += 4;
         decl.push(start.value, b.value);
         assign = c.type === 'assign';
       }
-      if (assign) for (const v of decl) if (!this.vars.includes(v)) throw this.error(start, `undefined variable "${v}"`);
+      if (assign)
+        for (const v of decl) if (!this.vars.includes(v)) throw this.error(start, `undefined variable "${v}"`);
     }
     const cmds: Command[] = [];
     for (;;) {
@@ -199,7 +249,12 @@ class Parser {
       if (t.type === 'right' || t.type === 'rparen' || t.type === 'eof') break;
       cmds.push(this.command());
       const sep = this.peek();
-      if (sep.type === 'pipe') { this.next(); if (this.peek().type === 'right' || this.peek().type === 'rparen') throw this.error(sep, 'missing command after |'); continue; }
+      if (sep.type === 'pipe') {
+        this.next();
+        if (this.peek().type === 'right' || this.peek().type === 'rparen')
+          throw this.error(sep, 'missing command after |');
+        continue;
+      }
       if (sep.type !== 'right' && sep.type !== 'rparen') throw this.unexpected(sep, 'operand');
     }
     if (cmds.length === 0) throw this.error(start, `missing value for ${context}`);
@@ -232,16 +287,28 @@ class Parser {
     const t = this.next();
     let node: Arg;
     switch (t.type) {
-      case 'field': node = { t: 'field', pos: t.pos, idents: [t.value], src: '' }; break;
+      case 'field':
+        node = { t: 'field', pos: t.pos, idents: [t.value], src: '' };
+        break;
       case 'variable':
         if (!this.vars.includes(t.value)) throw this.error(t, `undefined variable "${t.value}"`);
         node = { t: 'var', pos: t.pos, name: t.value, idents: [], src: '' };
         break;
-      case 'dot': node = { t: 'dot', pos: t.pos, src: '' }; break;
-      case 'nil': node = { t: 'nil', pos: t.pos, src: '' }; break;
-      case 'bool': node = { t: 'bool', pos: t.pos, value: t.value === 'true', src: '' }; break;
-      case 'string': node = { t: 'string', pos: t.pos, value: t.value, src: '' }; break;
-      case 'number': node = this.number(t); break;
+      case 'dot':
+        node = { t: 'dot', pos: t.pos, src: '' };
+        break;
+      case 'nil':
+        node = { t: 'nil', pos: t.pos, src: '' };
+        break;
+      case 'bool':
+        node = { t: 'bool', pos: t.pos, value: t.value === 'true', src: '' };
+        break;
+      case 'string':
+        node = { t: 'string', pos: t.pos, value: t.value, src: '' };
+        break;
+      case 'number':
+        node = this.number(t);
+        break;
       case 'identifier':
         if (!this.funcs.has(t.value)) throw this.error(t, `function "${t.value}" not defined`);
         node = { t: 'ident', pos: t.pos, name: t.value, src: '' };
@@ -254,7 +321,8 @@ class Parser {
         node = { t: 'pipe', pos: t.pos, pipe, src: '' };
         break;
       }
-      default: throw this.unexpected(t, 'operand');
+      default:
+        throw this.unexpected(t, 'operand');
     }
     const idents: string[] = [];
     while (this.peek().type === 'field' && !this.peek().space) idents.push(this.next().value);

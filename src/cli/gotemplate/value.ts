@@ -30,8 +30,10 @@ export class GoStruct {
   constructor(readonly spec: GoStructSpec) {}
 
   has(name: string): boolean {
-    return Object.prototype.hasOwnProperty.call(this.spec.fields, name)
-      || Boolean(this.spec.methods && Object.prototype.hasOwnProperty.call(this.spec.methods, name));
+    return (
+      Object.prototype.hasOwnProperty.call(this.spec.fields, name) ||
+      Boolean(this.spec.methods && Object.prototype.hasOwnProperty.call(this.spec.methods, name))
+    );
   }
 
   field(name: string): unknown {
@@ -59,7 +61,9 @@ export function typeName(v: unknown): string {
   if (Array.isArray(v)) return v.length > 0 && v.every((x) => typeof x === 'string') ? '[]string' : '[]interface {}';
   if (isMap(v)) {
     const vals = Object.values(v);
-    return vals.length > 0 && vals.every((x) => typeof x === 'string') ? 'map[string]string' : 'map[string]interface {}';
+    return vals.length > 0 && vals.every((x) => typeof x === 'string')
+      ? 'map[string]string'
+      : 'map[string]interface {}';
   }
   return typeof v;
 }
@@ -92,13 +96,21 @@ export function goString(v: unknown): string {
   if (typeof v === 'number') return formatFloat(v);
   if (typeof v === 'boolean') return v ? 'true' : 'false';
   if (Array.isArray(v)) return `[${v.map(goString).join(' ')}]`;
-  if (v instanceof GoStruct) return `{${Object.keys(v.spec.fields).map((k) => goString(v.field(k))).join(' ')}}`;
-  if (isMap(v)) return `map[${Object.keys(v).sort().map((k) => `${k}:${goString(v[k])}`).join(' ')}]`;
+  if (v instanceof GoStruct)
+    return `{${Object.keys(v.spec.fields)
+      .map((k) => goString(v.field(k)))
+      .join(' ')}}`;
+  if (isMap(v))
+    return `map[${Object.keys(v)
+      .sort()
+      .map((k) => `${k}:${goString(v[k])}`)
+      .join(' ')}]`;
   return String(v);
 }
 
 /** Docker's `json` function: encoding/json without HTML escaping, structs through toJSON. */
 export function toJSON(v: unknown): string {
   return JSON.stringify(v === undefined ? null : v, (_k, x: unknown) => (x === undefined ? null : x))
-    .replace(/\u2028/g, '\\u2028').replace(/\u2029/g, '\\u2029');
+    .replace(/\u2028/g, '\\u2028')
+    .replace(/\u2029/g, '\\u2029');
 }
