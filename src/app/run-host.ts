@@ -30,10 +30,8 @@ import {
   checkUsernsMode,
   parseDevice,
   parseIpcMode,
-  parseMount,
   parsePidMode,
   parseSysctls,
-  parseTmpfs,
   parseUlimit,
   parseUtsMode,
   withDevices,
@@ -47,8 +45,8 @@ import {
   withUtsHost,
   type IpcMode,
   type PidMode,
-  type TmpfsMount,
 } from '../spec/host-options.js';
+import { parseMount, parseTmpfs, type TmpfsMount } from '../spec/mount-flags.js';
 import { withRlimits, type BindMount } from '../spec/options.js';
 import { DEFAULT_CAPABILITIES } from '../spec/defaults.js';
 import { RLIM_INFINITY, type Device, type Rlimit } from '../spec/types.js';

@@ -23,13 +23,10 @@ import {
 import {
   checkUsernsMode,
   INIT_PATH,
-  mergeTmpfsOptions,
   parseDevice,
   parseIpcMode,
-  parseMount,
   parsePidMode,
   parseSysctls,
-  parseTmpfs,
   parseUlimit,
   parseUtsMode,
   withDevices,
@@ -42,6 +39,7 @@ import {
   withSysctls,
   withUtsHost,
 } from '../../src/spec/host-options.js';
+import { mergeTmpfsOptions, parseMount, parseTmpfs } from '../../src/spec/mount-flags.js';
 import { RLIM_INFINITY } from '../../src/spec/types.js';
 import { parseRestartPolicy, restartDelay, shouldRestart } from '../../src/app/restart.js';
 import { parseVolume } from '../../src/app/run.js';

@@ -1,0 +1,218 @@
+/**
+ * `--tmpfs` and `--mount` for `run`/`create`, parsed as Docker's CLI does (docker/cli
+ * `opts/mount.go`), and tmpfs options merged with Docker's defaults (moby
+ * `mount.MergeTmpfsOptions`). Split from host-options.ts, which holds the other host-side flags.
+ *
+ * Contract: pure; relative bind sources resolve against the `cwd` the caller passes.
+ */
+import { posix } from 'node:path';
+import { TsrunError } from '../errors.js';
+import { parseMemory } from './options.js';
+
+export interface TmpfsMount {
+  destination: string;
+  /** tmpfs options after the user's (size=, mode=, exec, ...), merged with Docker's defaults. */
+  options: string[];
+}
+
+/** Flags that cancel each other (moby pkg/mount flags): the last one given wins. */
+const FLAG_GROUPS: string[][] = [
+  ['ro', 'rw'],
+  ['exec', 'noexec'],
+  ['suid', 'nosuid'],
+  ['dev', 'nodev'],
+  ['sync', 'async'],
+  ['atime', 'noatime'],
+  ['diratime', 'nodiratime'],
+  ['relatime', 'norelatime'],
+  ['strictatime', 'nostrictatime'],
+  ['mand', 'nomand'],
+  ['dirsync'],
+  ['shared', 'rshared', 'slave', 'rslave', 'private', 'rprivate', 'unbindable', 'runbindable'],
+];
+const TMPFS_DATA = new Set(['size', 'mode', 'uid', 'gid', 'nr_inodes', 'nr_blocks', 'mpol']);
+
+/**
+ * moby mount.MergeTmpfsOptions: defaults first (noexec, nosuid, nodev), then the user's; walking
+ * from the end, the last flag of each group and the last value of each data key are kept.
+ */
+export function mergeTmpfsOptions(user: readonly string[]): string[] {
+  const all = ['noexec', 'nosuid', 'nodev', ...user.filter((o) => o !== '' && o !== 'defaults')];
+  const out: string[] = [];
+  const doneGroups = new Set<number>();
+  const doneKeys = new Set<string>();
+  for (let i = all.length - 1; i >= 0; i--) {
+    const o = all[i] ?? '';
+    const g = FLAG_GROUPS.findIndex((grp) => grp.includes(o));
+    if (g >= 0) {
+      if (doneGroups.has(g)) continue;
+      doneGroups.add(g);
+      out.unshift(o);
+      continue;
+    }
+    const eq = o.indexOf('=');
+    const key = eq < 0 ? o : o.slice(0, eq);
+    if (eq < 0 || !TMPFS_DATA.has(key))
+      throw new TsrunError('ERR_USAGE', `invalid tmpfs option "${o}"`, {
+        hint: 'tmpfs takes size=, mode=, uid=, gid=, nr_inodes= and mount flags such as exec, ro',
+      });
+    if (doneKeys.has(key)) continue;
+    doneKeys.add(key);
+    out.unshift(o);
+  }
+  return out;
+}
+
+/** `--tmpfs /path[:opt,opt]`. */
+export function parseTmpfs(s: string): TmpfsMount {
+  const i = s.indexOf(':');
+  const destination = i < 0 ? s : s.slice(0, i);
+  if (!destination.startsWith('/'))
+    throw new TsrunError('ERR_USAGE', `invalid tmpfs: ${s}: the path must be absolute`, {
+      hint: 'use --tmpfs /path[:options]',
+    });
+  return { destination, options: mergeTmpfsOptions(i < 0 ? [] : s.slice(i + 1).split(',')) };
+}
+
+export interface ParsedMount {
+  type: 'bind' | 'tmpfs';
+  source?: string;
+  destination: string;
+  readonly: boolean;
+  /** bind: rprivate (default), shared, slave, ... */
+  propagation?: string;
+  /** bind-nonrecursive=true */
+  nonRecursive?: boolean;
+  /** tmpfs: merged options. */
+  options?: string[];
+}
+
+/** A CSV record as Go's encoding/csv reads it (docker/cli reads --mount that way): quotes may wrap a field. */
+function csvFields(s: string): string[] {
+  const out: string[] = [];
+  let cur = '';
+  let quoted = false;
+  for (let i = 0; i < s.length; i++) {
+    const ch = s[i];
+    if (quoted) {
+      if (ch === '"' && s[i + 1] === '"') {
+        cur += '"';
+        i++;
+      } else if (ch === '"') quoted = false;
+      else cur += ch;
+    } else if (ch === '"') quoted = true;
+    else if (ch === ',') {
+      out.push(cur);
+      cur = '';
+    } else cur += ch;
+  }
+  out.push(cur);
+  return out;
+}
+
+function boolValue(v: string | undefined, field: string, raw: string): boolean {
+  if (v === undefined) return true;
+  if (/^(1|t|true)$/i.test(v)) return true;
+  if (/^(0|f|false)$/i.test(v)) return false;
+  throw new TsrunError('ERR_USAGE', `invalid value for ${field}: ${v} in '${raw}'`);
+}
+
+/**
+ * docker/cli opts/mount.go: `type=bind|tmpfs|volume,source=,target=,readonly,...`. The default
+ * type is volume, as Docker's; volumes are not there yet and are refused with a hint. A bind's
+ * relative source is taken from `cwd`; its existence is checked by the caller (Docker refuses a
+ * missing one, unlike -v).
+ */
+export function parseMount(raw: string, cwd: string): ParsedMount {
+  let type = 'volume';
+  let source: string | undefined;
+  let destination: string | undefined;
+  let readonly = false;
+  let propagation: string | undefined;
+  let nonRecursive = false;
+  const tmpfsOpts: string[] = [];
+  for (const field of csvFields(raw)) {
+    const eq = field.indexOf('=');
+    const key = (eq < 0 ? field : field.slice(0, eq)).trim().toLowerCase();
+    const value = eq < 0 ? undefined : field.slice(eq + 1);
+    const need = () => {
+      if (value === undefined) throw new TsrunError('ERR_USAGE', `invalid field '${field}' must be a key=value pair`);
+      return value;
+    };
+    switch (key) {
+      case 'type':
+        type = need();
+        break;
+      case 'source':
+      case 'src':
+        source = need();
+        break;
+      case 'target':
+      case 'destination':
+      case 'dst':
+        destination = need();
+        break;
+      case 'readonly':
+      case 'ro':
+        readonly = boolValue(value, key, raw);
+        break;
+      case 'consistency':
+        break;
+      case 'bind-propagation':
+        propagation = need();
+        break;
+      case 'bind-nonrecursive':
+        nonRecursive = boolValue(value, key, raw);
+        break;
+      case 'tmpfs-size':
+        tmpfsOpts.push(`size=${parseMemory(need())}`);
+        break;
+      case 'tmpfs-mode': {
+        const mode = need();
+        if (!/^[0-7]+$/.test(mode))
+          throw new TsrunError('ERR_USAGE', `invalid value for tmpfs-mode: ${mode}`, {
+            hint: 'an octal mode, e.g. 1777',
+          });
+        tmpfsOpts.push(`mode=${mode}`);
+        break;
+      }
+      default:
+        if (key.startsWith('volume-')) {
+          need();
+          break;
+        }
+        throw new TsrunError('ERR_USAGE', `unexpected key '${key}' in '${field}'`);
+    }
+  }
+  if (!destination)
+    throw new TsrunError('ERR_USAGE', `invalid argument "${raw}" for "--mount" flag: target is required`);
+  if (type === 'volume') {
+    throw new TsrunError('ERR_USAGE', `--mount ${raw}: named volumes are not supported yet`, {
+      hint: 'bind-mount a host directory: --mount type=bind,source=DIR,target=PATH (or use type=tmpfs)',
+    });
+  }
+  if (type === 'bind') {
+    if (!source)
+      throw new TsrunError(
+        'ERR_USAGE',
+        `invalid argument "${raw}" for "--mount" flag: source is required when specifying bind mounts`,
+      );
+    if (propagation !== undefined && !/^r?(shared|slave|private)$/.test(propagation)) {
+      throw new TsrunError('ERR_USAGE', `invalid bind-propagation: ${propagation}`, {
+        hint: 'use rprivate, private, rshared, shared, rslave or slave',
+      });
+    }
+    return { type, source: posix.resolve(cwd, source), destination, readonly, propagation, nonRecursive };
+  }
+  if (type === 'tmpfs') {
+    if (source)
+      throw new TsrunError(
+        'ERR_USAGE',
+        `invalid mount config for type "tmpfs": source is not supported for tmpfs mounts`,
+      );
+    return { type, destination, readonly, options: mergeTmpfsOptions([...(readonly ? ['ro'] : []), ...tmpfsOpts]) };
+  }
+  throw new TsrunError('ERR_USAGE', `invalid mount type "${type}"`, {
+    hint: 'tsrun supports type=bind and type=tmpfs',
+  });
+}
