@@ -50,7 +50,7 @@ import { withFileLock } from '../native/index.js';
 import { commitLayer } from '../build/layer.js';
 import { recordImage } from '../store/record.js';
 import { DEFAULT_PATH_ENV } from '../spec/defaults.js';
-import { parseLabels } from '../spec/options.js';
+import { parseLabels } from '../spec/env.js';
 import type { AppContext } from './context.js';
 import { openEnv, overlayDriver, runtimeFor, type Env } from './containers.js';
 import { findOrPull } from './image-source.js';

@@ -23,7 +23,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { TsrunError } from '../errors.js';
 import { resolveUser } from '../spec/user.js';
-import { mergeEnv, parseEnvFile } from '../spec/options.js';
+import { mergeEnv, parseEnvFile } from '../spec/env.js';
 import { serializeSpec } from '../spec/defaults.js';
 import type { Process, Spec } from '../spec/types.js';
 import { readFileInRoot } from '../snapshot/rootfs-copy.js';

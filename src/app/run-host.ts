@@ -14,7 +14,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { TsrunError } from '../errors.js';
 import type { SpecOpt } from '../spec/options.js';
-import { parseMemory, parseEnvFile, parseLabels } from '../spec/options.js';
+import { parseMemory } from '../spec/options.js';
+import { parseEnvFile, parseLabels } from '../spec/env.js';
 import {
   capabilitySet,
   hostCapabilities,

@@ -17,13 +17,10 @@ import type { ImageRecord } from '../store/images.js';
 import { defaultSpec, serializeSpec } from '../spec/defaults.js';
 import {
   applyOpts,
-  parseEnvFile,
-  parseLabels,
   parseMemory,
   resolveCwd,
   withBindMounts,
   withCwd,
-  withEnv,
   withEtcFiles,
   withHostname,
   withProcessArgs,
@@ -34,6 +31,7 @@ import {
   withUser,
   type BindMount,
 } from '../spec/options.js';
+import { parseEnvFile, parseLabels, withEnv } from '../spec/env.js';
 import { resolveUser } from '../spec/user.js';
 import type { ContainerRecord } from '../runtime/records.js';
 import { readFileInRoot, resolveInRoot } from '../snapshot/rootfs-copy.js';

@@ -10,14 +10,11 @@ import type { ContainerConfig } from '../../src/oci/schemas.js';
 import { DEFAULT_PATH_ENV, defaultSpec, serializeSpec } from '../../src/spec/defaults.js';
 import {
   applyOpts,
-  mergeEnv,
-  parseEnvFile,
   parseMemory,
   resolveCwd,
   resolveProcessArgs,
   withBindMounts,
   withCwd,
-  withEnv,
   withEtcFiles,
   withHostname,
   withProcessArgs,
@@ -26,8 +23,8 @@ import {
   withRlimits,
   withTty,
   withUser,
-  type EnvContext,
 } from '../../src/spec/options.js';
+import { mergeEnv, parseEnvFile, withEnv, type EnvContext } from '../../src/spec/env.js';
 import { RLIM_INFINITY } from '../../src/spec/types.js';
 import { parseGroup, parsePasswd, resolveUser } from '../../src/spec/user.js';
 
