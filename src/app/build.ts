@@ -27,7 +27,8 @@ import { formatPlatform, hostPlatform, parsePlatform } from '../registry/resolve
 import type { LayerRecord } from '../store/images.js';
 import type { Store } from '../store/store.js';
 import { readFileInRoot } from '../snapshot/rootfs-copy.js';
-import { decompress, type ArchiveCompression } from '../layers/compression.js';
+import { decompress } from '../layers/compression.js';
+import { archiveKind } from '../layers/sniff.js';
 import { unpackTar } from '../layers/unpack.js';
 import { parseDockerfile, type Dockerfile, type Instruction, type Stage } from '../build/dockerfile.js';
 import { applyMetadata, commandOf, declareArgs, resolveChown, scopeVars } from '../build/evaluate.js';
@@ -187,63 +188,6 @@ function parseMode(s: string): number {
   if (!/^[0-7]{3,4}$/.test(s))
     throw new TsrunError('ERR_DOCKERFILE', `--chmod: invalid mode "${s}"`, { hint: 'use octal, e.g. --chmod=755' });
   return parseInt(s, 8);
-}
-
-const MAGIC: [ArchiveCompression, Buffer][] = [
-  ['gzip', Buffer.from([0x1f, 0x8b])],
-  ['zstd', Buffer.from([0x28, 0xb5, 0x2f, 0xfd])],
-  ['bzip2', Buffer.from('BZh')],
-  ['xz', Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00])],
-];
-
-/** A tar header block: the ustar magic, or (old v7 archives) a matching header checksum. */
-function isTarHeader(b: Buffer): boolean {
-  if (b.length < 512) return false;
-  if (b.toString('ascii', 257, 262) === 'ustar') return true;
-  let sum = 0;
-  for (let i = 0; i < 512; i++) sum += i >= 148 && i < 156 ? 32 : (b[i] as number);
-  return (
-    sum > 256 &&
-    sum ===
-      parseInt(
-        b
-          .toString('ascii', 148, 156)
-          .replace(/[\0 ]+/g, ' ')
-          .trim(),
-        8,
-      )
-  );
-}
-
-/**
- * ADD extracts local tar archives, plain or compressed (gzip, zstd, bzip2, xz), recognised by
- * content as Docker does: a compressed file that is not a tar inside is copied as it is.
- */
-async function archiveKind(file: string): Promise<ArchiveCompression | undefined> {
-  const fh = await fs.open(file, 'r');
-  let head: Buffer;
-  try {
-    head = Buffer.alloc(512);
-    head = head.subarray(0, (await fh.read(head, 0, 512, 0)).bytesRead);
-  } finally {
-    await fh.close();
-  }
-  const kind = MAGIC.find(([, m]) => head.subarray(0, m.length).equals(m))?.[0] ?? 'none';
-  if (kind === 'none') return isTarHeader(head) ? 'none' : undefined;
-  // Look at the first block inside.
-  const inner = decompress(createReadStream(file), kind);
-  let first = Buffer.alloc(0);
-  try {
-    for await (const chunk of inner) {
-      first = Buffer.concat([first, chunk as Buffer]);
-      if (first.length >= 512) break;
-    }
-  } catch {
-    return undefined;
-  } finally {
-    inner.destroy();
-  }
-  return isTarHeader(first) ? kind : undefined;
 }
 
 class Builder {

@@ -17,7 +17,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { TsrunError } from '../errors.js';
-import { decompress, type ArchiveCompression } from '../layers/compression.js';
+import { decompress } from '../layers/compression.js';
+import { archiveKindOf } from '../layers/sniff.js';
 import { unpackTar } from '../layers/unpack.js';
 import { resolveInRoot } from '../snapshot/rootfs-copy.js';
 
@@ -28,20 +29,6 @@ export interface BuildInput {
   /** The Dockerfile's text when it does not come from a file (`-f -`, or `build -` < Dockerfile). */
   text?: string;
   cleanup: () => Promise<void>;
-}
-
-const MAGIC: [ArchiveCompression, number[]][] = [
-  ['gzip', [0x1f, 0x8b]],
-  ['zstd', [0x28, 0xb5, 0x2f, 0xfd]],
-  ['bzip2', [0x42, 0x5a, 0x68]],
-  ['xz', [0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]],
-];
-
-/** The archive kind of a stream's first bytes, or undefined when it is not an archive. */
-export function archiveKindOf(head: Buffer): ArchiveCompression | undefined {
-  const kind = MAGIC.find(([, m]) => m.every((b, i) => head[i] === b))?.[0];
-  if (kind) return kind;
-  return head.length >= 512 && head.toString('ascii', 257, 262) === 'ustar' ? 'none' : undefined;
 }
 
 /** The Dockerfile of a context directory when `-f` is not given: Dockerfile, else dockerfile. */

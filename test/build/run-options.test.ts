@@ -15,7 +15,8 @@ import {
   parseUlimit,
   withStepLimits,
 } from '../../src/build/run-options.js';
-import { archiveKindOf, defaultDockerfile } from '../../src/build/context-input.js';
+import { defaultDockerfile } from '../../src/build/context-input.js';
+import { archiveKindOf } from '../../src/layers/sniff.js';
 import { parseOutput } from '../../src/build/output.js';
 import { defaultSpec } from '../../src/spec/defaults.js';
 import { RLIM_INFINITY } from '../../src/spec/types.js';
