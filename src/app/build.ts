@@ -15,8 +15,7 @@
  * finished steps stay in the cache, as Docker's do). The context is read in place, never sent.
  */
 import { randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream, promises as fs } from 'node:fs';
-import { pipeline } from 'node:stream/promises';
+import { createReadStream, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { TsrunError, isTsrunError, wrapError } from '../errors.js';
 import { sha256Digest } from '../oci/digest.js';
@@ -28,11 +27,12 @@ import type { LayerRecord } from '../store/images.js';
 import type { Store } from '../store/store.js';
 import { readFileInRoot } from '../snapshot/rootfs-copy.js';
 import { decompress } from '../layers/compression.js';
+import { downloadUrls, heredocFiles } from '../build/sources.js';
 import { archiveKind } from '../layers/sniff.js';
 import { unpackTar } from '../layers/unpack.js';
 import { parseDockerfile, type Dockerfile, type Instruction, type Stage } from '../build/dockerfile.js';
 import { applyMetadata, commandOf, declareArgs, resolveChown, scopeVars } from '../build/evaluate.js';
-import { expandHeredoc, expandWord, expandWords, rawWords } from '../build/words.js';
+import { expandWord, expandWords } from '../build/words.js';
 import { BuildCache, stateId, stepKey, type BuildState } from '../build/cache.js';
 import {
   applySources,
@@ -633,7 +633,9 @@ class Builder {
     vars: Map<string, string>,
   ): Promise<BuildState> {
     const esc = this.df.escape;
-    const heredoc = ins.heredoc ? await this.heredocFiles(ins, vars) : undefined;
+    const heredoc = ins.heredoc
+      ? await heredocFiles(this.store.tempPath('heredoc'), ins, vars, this.df.escape)
+      : undefined;
     let remote: { dir: string; names: string[] } | undefined;
     try {
       const words = heredoc
@@ -653,7 +655,7 @@ class Builder {
           hint: 'use ADD for a URL',
         });
       }
-      if (urls.length > 0) remote = await this.download(urls, ins.line);
+      if (urls.length > 0) remote = await downloadUrls(this.store.tempPath('add-url'), urls, ins.line);
       const chown = ins.flags.chown !== undefined ? expandWord(ins.flags.chown, vars, esc) : undefined;
       const chmod = ins.flags.chmod !== undefined ? parseMode(expandWord(ins.flags.chmod, vars, esc)) : undefined;
       const fromRef = ins.flags.from !== undefined ? expandWord(ins.flags.from, vars, esc) : undefined;
@@ -715,94 +717,6 @@ class Builder {
     } finally {
       for (const d of [heredoc?.dir, remote?.dir]) if (d) await fs.rm(d, { recursive: true, force: true });
     }
-  }
-
-  /**
-   * ADD <url>: each URL is fetched (on every build, as Docker does: the cache key is its content)
-   * into a temporary directory, as a file named after the URL's last path segment, mode 0600,
-   * with the Last-Modified time when the server gives one. Never extracted.
-   */
-  private async download(urls: readonly string[], line: number): Promise<{ dir: string; names: string[] }> {
-    const { default: fetch } = await import('node-fetch');
-    const { tlsAgent } = await import('../registry/http.js');
-    const dir = this.store.tempPath('add-url');
-    await fs.mkdir(dir, { mode: 0o755 });
-    const names: string[] = [];
-    try {
-      for (const u of urls) {
-        const url = new URL(u);
-        if (url.protocol !== 'http:' && url.protocol !== 'https:')
-          throw new TsrunError('ERR_DOCKERFILE', `line ${line}: ADD ${u}: only http and https URLs can be fetched`);
-        const name = decodeURIComponent(url.pathname.split('/').filter(Boolean).pop() ?? '') || 'index.html';
-        if (name.includes('/') || name === '.' || name === '..' || names.includes(name))
-          throw new TsrunError('ERR_DOCKERFILE', `line ${line}: ADD ${u}: cannot name a file after this URL`);
-        const res = await fetch(u, {
-          redirect: 'follow',
-          agent: (parsed: URL) => (parsed.protocol === 'https:' ? tlsAgent() : undefined),
-        });
-        if (!res.ok || !res.body)
-          throw new TsrunError('ERR_BUILD_STEP', `ADD ${u}: the server answered ${res.status} ${res.statusText}`);
-        const file = path.join(dir, name);
-        await pipeline(res.body, createWriteStream(file, { mode: 0o600 }));
-        const modified = Date.parse(res.headers.get('last-modified') ?? '');
-        const t = Number.isNaN(modified) ? new Date(0) : new Date(modified);
-        await fs.utimes(file, t, t);
-        names.push(name);
-      }
-    } catch (err) {
-      await fs.rm(dir, { recursive: true, force: true });
-      if (isTsrunError(err)) throw err;
-      throw new TsrunError('ERR_BUILD_STEP', `ADD: fetching ${urls.join(', ')}: ${(err as Error).message}`, {
-        cause: err,
-      });
-    }
-    return { dir, names };
-  }
-
-  /**
-   * `COPY <<EOF /dest` (BuildKit's heredocs): each heredoc becomes a file named after its
-   * delimiter, in a temporary directory the copy then reads from (the caller removes it); an
-   * unquoted delimiter expands variables in the body, a quoted one keeps it as written; `<<-`
-   * strips leading tabs. Returns the directory and the COPY's words (file names, destination).
-   */
-  private async heredocFiles(ins: Instruction, vars: Map<string, string>): Promise<{ dir: string; words: string[] }> {
-    const esc = this.df.escape;
-    const [first = '', ...lines] = ins.args.split('\n');
-    const docs: { name: string; strip: boolean; expand: boolean }[] = [];
-    const rest: string[] = [];
-    for (const t of rawWords(first, esc)) {
-      const m = /^<<(-?)(["']?)([A-Za-z_][A-Za-z0-9_]*)\2$/.exec(t);
-      if (m) docs.push({ name: m[3] as string, strip: m[1] === '-', expand: m[2] === '' });
-      else rest.push(t);
-    }
-    if (rest.length !== 1)
-      throw new TsrunError(
-        'ERR_DOCKERFILE',
-        `line ${ins.line}: ${ins.keyword} <<NAME takes one destination after its heredocs`,
-      );
-    const dir = this.store.tempPath('heredoc');
-    await fs.mkdir(dir, { mode: 0o755 });
-    try {
-      let i = 0;
-      for (const d of docs) {
-        const end = lines.indexOf(d.name, i);
-        if (end < 0)
-          throw new TsrunError('ERR_DOCKERFILE', `line ${ins.line}: heredoc ${d.name} has no closing ${d.name} line`);
-        let body =
-          lines
-            .slice(i, end)
-            .map((l) => (d.strip ? l.replace(/^\t+/, '') : l))
-            .join('\n') + '\n';
-        if (d.expand) body = expandHeredoc(body, vars, esc);
-        await fs.writeFile(path.join(dir, d.name), body, { mode: 0o644 });
-        await fs.utimes(path.join(dir, d.name), 0, 0);
-        i = end + 1;
-      }
-    } catch (err) {
-      await fs.rm(dir, { recursive: true, force: true });
-      throw err;
-    }
-    return { dir, words: [...docs.map((d) => d.name), expandWord(rest[0] as string, vars, esc)] };
   }
 
   private async imageState(ref: string): Promise<BuildState> {
