@@ -18,7 +18,6 @@ import { randomBytes } from 'node:crypto';
 import { createReadStream, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { TsrunError, isTsrunError, wrapError } from '../errors.js';
-import { sha256Digest } from '../oci/digest.js';
 import { ociLayerType } from '../oci/media-types.js';
 import type { ContainerConfig, ImageConfig } from '../oci/schemas.js';
 import { formatReference, parseReference } from '../reference/reference.js';
@@ -46,7 +45,7 @@ import {
 import { finishStepRoot, prepareStepRoot, releaseStepRoot, type StepRoot } from '../build/step-root.js';
 import { removeMountpoints, runStep, type BuildNetwork, type Mountpoint } from '../build/run-step.js';
 import { parseRunMount, type RunMount } from '../build/mounts.js';
-import type { Mount as SpecMount } from '../spec/types.js';
+import { prepareRunMounts } from '../build/run-mounts.js';
 import { withFileLock } from '../native/index.js';
 import { commitLayer } from '../build/layer.js';
 import { recordImage } from '../store/record.js';
@@ -523,7 +522,11 @@ class Builder {
       const layer = await this.fsStep(state, async (root) => {
         const id = randomBytes(32).toString('hex');
         this.io.line(` ---> Running in ${id.slice(0, 12)}`);
-        const prepared = await this.runMounts(mounts, binds, root.dir);
+        const prepared = await prepareRunMounts(mounts, binds, root.dir, {
+          storeRoot: this.store.root,
+          ...(this.o.secrets ? { secrets: this.o.secrets } : {}),
+          env: this.env.ctx.env,
+        });
         const go = () =>
           runStep({
             id,
@@ -559,70 +562,6 @@ class Builder {
       });
       return derive(state, createdBy, () => {}, layer);
     });
-  }
-
-  /** RUN --mount's sources made ready under the step's directory (removed with it), as spec mounts. */
-  private async runMounts(
-    mounts: readonly RunMount[],
-    binds: ReadonlyMap<RunMount, Source[]>,
-    stepDir: string,
-  ): Promise<{ mounts: SpecMount[]; locks: string[] }> {
-    const out: SpecMount[] = [];
-    const locks: string[] = [];
-    for (const [i, m] of mounts.entries()) {
-      if (m.type === 'tmpfs') {
-        out.push({
-          destination: m.target,
-          type: 'tmpfs',
-          source: 'tmpfs',
-          options: ['nosuid', 'nodev', ...(m.size ? [`size=${m.size}`] : [])],
-        });
-      } else if (m.type === 'cache') {
-        const dir =
-          m.sharing === 'private'
-            ? path.join(stepDir, `cache-${i}`)
-            : path.join(this.store.root, 'build-cache-mounts', sha256Digest(m.id).slice(7, 39));
-        if (!(await fs.stat(dir).catch(() => undefined))) {
-          await fs.mkdir(dir, { recursive: true, mode: m.mode });
-          await fs.chmod(dir, m.mode);
-          await fs.chown(dir, m.uid, m.gid);
-        }
-        if (m.sharing === 'locked') locks.push(`${dir}.lock`);
-        out.push({ destination: m.target, type: 'bind', source: dir, options: ['rbind', m.readonly ? 'ro' : 'rw'] });
-      } else if (m.type === 'secret') {
-        const given = this.o.secrets?.get(m.id);
-        const value =
-          given?.file !== undefined
-            ? await fs.readFile(given.file).catch((e: Error) => {
-                throw new TsrunError('ERR_USAGE', `--secret id=${m.id}: reading ${given.file}: ${e.message}`);
-              })
-            : given?.env !== undefined
-              ? Buffer.from(this.env.ctx.env[given.env] ?? '')
-              : undefined;
-        if (value === undefined) {
-          if (m.required)
-            throw new TsrunError('ERR_BUILD_STEP', `RUN --mount=type=secret,id=${m.id}: no such secret was given`, {
-              hint: `pass it: tsrun build --secret id=${m.id},src=FILE`,
-            });
-          continue;
-        }
-        const file = path.join(stepDir, `secret-${i}`);
-        await fs.writeFile(file, value, { mode: 0o600 });
-        await fs.chown(file, m.uid, m.gid);
-        await fs.chmod(file, m.mode);
-        out.push({ destination: m.target, type: 'bind', source: file, options: ['rbind', 'ro'] });
-      } else {
-        // A copy of the context path (with .dockerignore applied), never the host path itself.
-        const dir = path.join(stepDir, `bind-${i}`);
-        await fs.mkdir(dir, { mode: 0o755 });
-        const sources = binds.get(m) ?? [];
-        await applySources(dir, sources, { dest: '/', workdir: '/', what: `RUN --mount source=${m.source}` });
-        const top = sources[0]?.entries[0];
-        const source = top && !top.st.isDirectory() ? path.join(dir, path.basename(sources[0]?.name || top.abs)) : dir;
-        out.push({ destination: m.target, type: 'bind', source, options: ['rbind', 'ro'] });
-      }
-    }
-    return { mounts: out, locks };
   }
 
   private async copy(
