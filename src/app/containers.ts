@@ -1,5 +1,6 @@
 /**
- * Container lifecycle use cases: start, cleanup, stop, kill, wait, rm, prune, ps rows, inspect.
+ * Container lifecycle use cases: start, cleanup, stop, kill, wait, rm, prune (Docker's views of a
+ * container are in container-views.ts, ps rows in ps.ts).
  * `run` (run.ts) creates a container and then uses `startContainer` like `tsrun start` does.
  *
  * Contracts:
@@ -24,11 +25,11 @@ import { locateRuntime, OciRuntime } from '../runtime/oci-runtime.js';
 import { attach, spawnMonitor, type Attachment } from '../runtime/monitor.js';
 import { sleep } from '../util/concurrency.js';
 import { cliEntry } from '../util/project.js';
-import { connect, disconnect, netnsPath, type NetworkInfo } from '../network/bridge.js';
+import { connect, disconnect, type NetworkInfo } from '../network/bridge.js';
 import { hostsFile } from '../network/etc-files.js';
 import { extraHostLines, hostAddress } from '../network/extra-hosts.js';
 import { connectSlirp, disconnectSlirp } from '../network/slirp.js';
-import { assignHostPorts, portLines, type PortMapping } from '../network/ports.js';
+import { assignHostPorts } from '../network/ports.js';
 import type { AppContext } from './context.js';
 import { markStopped, restartIfPolicy } from './restart.js';
 import { hostMounts, prepareStart } from './run-host.js';
@@ -378,146 +379,5 @@ export async function imagesInUse(env: Env): Promise<Map<string, ContainerRecord
 }
 
 // ---- views -------------------------------------------------------------------------------------
-
-/** What the bridge gave the container, while it runs (the record keeps the last start's). */
-function liveNetwork(c: Container): NetworkInfo | undefined {
-  return c.observed.status === 'running' ? c.record.state.network : undefined;
-}
-
-/** `tsrun port NAME [PORT[/PROTO]]`. */
-export async function containerPorts(env: Env, query: string, port?: string): Promise<string[]> {
-  const c = await env.containers.find(query);
-  const lines = portLines(liveNetwork(c)?.ports ?? [], port);
-  if (!lines) {
-    throw new TsrunError(
-      'ERR_USAGE',
-      `no public port '${port?.includes('/') ? port : `${port}/tcp`}' published for ${query}`,
-      {
-        hint: `see \`tsrun port ${query}\` for what is published`,
-      },
-    );
-  }
-  return lines;
-}
-
-/** `docker container inspect` JSON (the fields tsrun has). */
-export function inspectView(env: Env, c: Container): Record<string, unknown> {
-  const r = c.record;
-  const o = c.observed;
-  return {
-    Id: r.id,
-    Created: r.created,
-    Path: r.path,
-    Args: r.args,
-    State: {
-      Status: o.paused ? 'paused' : o.status,
-      Running: o.status === 'running',
-      Paused: o.paused ?? false,
-      Restarting: false,
-      OOMKilled: false,
-      Dead: false,
-      Pid: o.pid,
-      ExitCode: o.exitCode,
-      Error: r.state.error ?? '',
-      StartedAt: o.startedAt ?? '0001-01-01T00:00:00Z',
-      FinishedAt: o.finishedAt ?? '0001-01-01T00:00:00Z',
-    },
-    Image: r.imageId,
-    ResolvConfPath: path.join(c.paths.etc, 'resolv.conf'),
-    HostnamePath: path.join(c.paths.etc, 'hostname'),
-    HostsPath: path.join(c.paths.etc, 'hosts'),
-    LogPath: c.paths.log,
-    Name: `/${r.name}`,
-    RestartCount: r.restartCount,
-    Driver: storageDriver(env, r),
-    Platform: 'linux',
-    HostConfig: {
-      Binds: r.host.binds.map((b) => `${b.source}:${b.destination}${b.readonly ? ':ro' : ''}`),
-      NetworkMode: r.host.network,
-      AutoRemove: r.host.autoRemove,
-      ReadonlyRootfs: r.host.readonly,
-      Runtime: r.host.runtime,
-      Memory: r.host.memory ?? 0,
-      NanoCpus: r.host.cpus ? Math.round(r.host.cpus * 1e9) : 0,
-      PidsLimit: r.host.pidsLimit ?? null,
-      PortBindings: portMap(r.host.ports ?? [], ''),
-      PublishAllPorts: false,
-      RestartPolicy: r.host.restartPolicy ?? { Name: 'no', MaximumRetryCount: 0 },
-      ...r.host.extra,
-    },
-    GraphDriver: {
-      Name: storageDriver(env, r),
-      Data: {
-        LowerDir: [...r.layers]
-          .reverse()
-          .map((l) => env.store.layerDiff(l))
-          .join(':'),
-        UpperDir: c.paths.upper,
-        WorkDir: c.paths.work,
-        MergedDir: c.paths.rootfs,
-      },
-    },
-    NetworkSettings: networkSettings(c),
-    Mounts: r.host.binds.map((b) => ({
-      Type: 'bind',
-      Source: b.source,
-      Destination: b.destination,
-      Mode: b.readonly ? 'ro' : '',
-      RW: !b.readonly,
-      Propagation: 'rprivate',
-    })),
-    Config: {
-      Hostname: r.config.hostname,
-      User: r.config.user,
-      Tty: r.config.tty,
-      OpenStdin: r.config.openStdin,
-      Env: r.config.env,
-      Cmd: r.config.cmd,
-      Image: r.image,
-      WorkingDir: r.config.cwd,
-      Entrypoint: r.config.entrypoint,
-      Labels: r.config.labels,
-      ExposedPorts: Object.fromEntries(r.config.exposedPorts.map((p) => [p, {}])),
-      StopSignal: r.config.stopSignal ?? 'SIGTERM',
-      ...(r.config.stopTimeout !== undefined ? { StopTimeout: r.config.stopTimeout } : {}),
-    },
-  };
-}
-
-/**
- * Docker's port map: HostConfig.PortBindings as asked ("" for any address or any port), or
- * NetworkSettings.Ports as bound (`defaultIP` 0.0.0.0).
- */
-function portMap(ports: PortMapping[], defaultIP: string): Record<string, { HostIp: string; HostPort: string }[]> {
-  const m: Record<string, { HostIp: string; HostPort: string }[]> = {};
-  for (const p of ports) {
-    const hostPort = p.hostRange ? `${p.hostRange[0]}-${p.hostRange[1]}` : p.hostPort ? String(p.hostPort) : '';
-    (m[`${p.containerPort}/${p.protocol}`] ??= []).push({ HostIp: p.hostIP || defaultIP, HostPort: hostPort });
-  }
-  return m;
-}
-
-/** Docker's NetworkSettings: filled while the container runs on the bridge. */
-function networkSettings(c: Container): Record<string, unknown> {
-  const n = liveNetwork(c);
-  const ports: Record<string, unknown> = portMap(n?.ports ?? [], '0.0.0.0');
-  for (const e of c.record.config.exposedPorts) ports[e.includes('/') ? e : `${e}/tcp`] ??= null;
-  const endpoint = {
-    IPAddress: n?.ip ?? '',
-    IPPrefixLen: n?.prefixLen ?? 0,
-    Gateway: n?.gateway ?? '',
-    MacAddress: n?.mac ?? '',
-  };
-  return {
-    Bridge: n?.bridge ?? '',
-    SandboxKey: n ? netnsPath(c.record.id) : '',
-    Ports: ports,
-    ...endpoint,
-    Networks:
-      c.record.host.network === 'bridge'
-        ? { bridge: { ...endpoint, NetworkID: 'tsrun' } }
-        : { [c.record.host.network]: {} },
-  };
-}
 
 export type { Attachment };

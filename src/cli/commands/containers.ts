@@ -384,7 +384,7 @@ export function registerContainerCommands(program: Command, io: CliIo): void {
       .argument('<container>')
       .argument('[port]', 'PRIVATE_PORT[/PROTO]')
       .action(async (name: string, port: string | undefined) => {
-        const { containerPorts } = await import('../../app/containers.js');
+        const { containerPorts } = await import('../../app/container-views.js');
         for (const l of await containerPorts(await env(io), name, port)) io.out.write(`${l}\n`);
       });
   portCmd(program.command('port'));

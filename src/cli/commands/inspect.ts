@@ -32,7 +32,8 @@ export async function inspectAction(
   }
   const { processContext } = await import('../../app/context.js');
   const { inspectImages } = await import('../../app/images.js');
-  const { openEnv, inspectView } = await import('../../app/containers.js');
+  const { openEnv } = await import('../../app/containers.js');
+  const { inspectView } = await import('../../app/container-views.js');
   const { containerSizes } = await import('../../app/ps.js');
   const { renderObjects, parseTemplate } = await import('../template.js');
   const { inspectStruct } = await import('../views.js');
