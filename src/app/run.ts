@@ -29,8 +29,8 @@ import {
   withRootless,
   withTty,
   withUser,
-  type BindMount,
 } from '../spec/options.js';
+import { parseVolume } from '../spec/mount-flags.js';
 import { parseEnvFile, parseLabels, withEnv } from '../spec/env.js';
 import { resolveUser } from '../spec/user.js';
 import type { ContainerRecord } from '../runtime/records.js';
@@ -120,47 +120,6 @@ export interface RunOptions extends HostFlagOptions {
 export interface Created {
   id: string;
   env: Env;
-}
-
-const VOLUME_MODES = /^(ro|rw|z|Z|nocopy|consistent|cached|delegated|r?shared|r?slave|r?private)$/;
-
-/**
- * Docker's `-v` syntax for binds: HOST:CTR[:OPTS], OPTS comma-separated: ro/rw, a propagation
- * (rprivate, shared, rslave, ...), and SELinux z/Z, nocopy and the macOS consistency words, which
- * Docker accepts and which mean nothing here. HOST is absolute, or `./…`, `../…`, `.`, `~/…`
- * (the CLI resolves those against the caller's directory, as Docker's does). A bare name is a
- * named volume: not supported yet.
- */
-export function parseVolume(spec: string, cwd = process.cwd(), home = process.env.HOME ?? '/'): BindMount {
-  const parts = spec.split(':');
-  if (parts.length < 2 || parts.length > 3 || !parts[0] || !parts[1]) {
-    throw new TsrunError('ERR_USAGE', `invalid volume specification: '${spec}'`, {
-      hint: 'use -v /host/path:/container/path[:ro]',
-    });
-  }
-  const [raw, destination, mode] = parts as [string, string, string | undefined];
-  let source = raw;
-  if (raw === '.' || raw === '..' || raw.startsWith('./') || raw.startsWith('../')) source = path.resolve(cwd, raw);
-  else if (raw === '~' || raw.startsWith('~/')) source = path.join(home, raw.slice(1));
-  if (!source.startsWith('/')) {
-    throw new TsrunError('ERR_USAGE', `invalid volume specification: '${spec}': named volumes are not supported yet`, {
-      hint: 'bind-mount a host directory: an absolute path or one starting with ./ (e.g. -v ./data:/data)',
-    });
-  }
-  const opts = mode === undefined ? [] : mode.split(',');
-  for (const m of opts) {
-    if (!VOLUME_MODES.test(m))
-      throw new TsrunError('ERR_USAGE', `invalid volume specification: '${spec}': invalid mode: ${m}`, {
-        hint: 'modes are ro, rw, z, Z, nocopy and a propagation such as rshared',
-      });
-  }
-  const propagation = opts.find((m) => /^r?(shared|slave|private)$/.test(m));
-  return {
-    source: path.resolve(source),
-    destination,
-    readonly: opts.includes('ro'),
-    ...(propagation ? { propagation } : {}),
-  };
 }
 
 async function imageFor(

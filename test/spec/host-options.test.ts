@@ -39,10 +39,9 @@ import {
   withSysctls,
   withUtsHost,
 } from '../../src/spec/host-options.js';
-import { mergeTmpfsOptions, parseMount, parseTmpfs } from '../../src/spec/mount-flags.js';
+import { mergeTmpfsOptions, parseMount, parseTmpfs, parseVolume } from '../../src/spec/mount-flags.js';
 import { RLIM_INFINITY } from '../../src/spec/types.js';
 import { parseRestartPolicy, restartDelay, shouldRestart } from '../../src/app/restart.js';
-import { parseVolume } from '../../src/app/run.js';
 
 function throwsCode(fn: () => unknown, code: string, re?: RegExp): void {
   try {
