@@ -27,7 +27,8 @@ import {
   type Reference,
 } from '../reference/reference.js';
 import { resumeSettings } from '../registry/blob-stream.js';
-import { RegistryClient, parseManifestOrIndex } from '../registry/client.js';
+import { RegistryClient } from '../registry/client.js';
+import { parseManifestOrIndex } from '../registry/manifest.js';
 import { lookupCredentials } from '../registry/credentials.js';
 import { endpointsFor, loadRegistriesConf } from '../registry/registries-conf.js';
 import {

@@ -13,7 +13,7 @@ import { formatReference, parseNormalizedNamed, parseReference } from '../../src
 import { parsePublish } from '../../src/network/ports.js';
 import { expandWord, expandWords, keyValues } from '../../src/build/words.js';
 import { parseRegistriesConf } from '../../src/registry/registries-conf.js';
-import { parseManifestOrIndex } from '../../src/registry/client.js';
+import { parseManifestOrIndex } from '../../src/registry/manifest.js';
 import { MediaType } from '../../src/oci/media-types.js';
 
 const RUNS = { numRuns: 400 };
