@@ -31,12 +31,19 @@ export interface ImportOptions {
 async function openSource(source: string, stdin: Readable): Promise<Readable> {
   if (source === '-') return stdin;
   if (/^https?:\/\//i.test(source)) {
-    const res = await fetch(source).catch((err: Error) => {
+    // As build's ADD <url> (build/sources.ts): node-fetch with tsrun's TLS agent, so the extra CA
+    // certificates the launcher hands on (util/ca.ts) are trusted here too.
+    const { default: fetch } = await import('node-fetch');
+    const { tlsAgent } = await import('../registry/http.js');
+    const res = await fetch(source, {
+      redirect: 'follow',
+      agent: (u: URL) => (u.protocol === 'https:' ? tlsAgent() : undefined),
+    }).catch((err: Error) => {
       throw new TsrunError('ERR_NETWORK', `importing ${source}: ${err.message}`);
     });
     if (!res.ok || !res.body)
       throw new TsrunError('ERR_NETWORK', `importing ${source}: the server answered ${res.status} ${res.statusText}`);
-    return Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>);
+    return res.body as unknown as Readable;
   }
   const st = await fs.stat(source).catch(() => undefined);
   if (!st?.isFile())

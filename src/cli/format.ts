@@ -53,3 +53,15 @@ export function table(header: string[], rows: string[][]): string {
       .join('\n') + '\n'
   );
 }
+
+/** go-units BytesSize: binary units ("1.5MiB"), as docker stats prints memory. */
+export function bytesSize(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
+  let v = n;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${Number(v.toFixed(2))}${units[i]}`;
+}

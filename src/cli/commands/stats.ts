@@ -7,18 +7,6 @@ import type { Command } from 'commander';
 import type { CliIo } from '../output.js';
 import { context, exitOne, group } from './common.js';
 
-/** go-units BytesSize: binary units ("1.5MiB"), as docker stats prints memory. */
-export function bytesSize(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
-  let v = n;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${Number(v.toFixed(2))}${units[i]}`;
-}
-
 export function registerStatsCommands(program: Command, io: CliIo): void {
   const cmd = (c: Command) =>
     c
@@ -33,7 +21,7 @@ export function registerStatsCommands(program: Command, io: CliIo): void {
       .action(
         exitOne(async (names: string[], o: { all?: boolean; stream: boolean; trunc: boolean; format?: string }) => {
           const { statsTargets, statsOnce } = await import('../../app/stats.js');
-          const { humanSize } = await import('../format.js');
+          const { bytesSize, humanSize } = await import('../format.js');
           const { env, list } = await statsTargets(await context(io), names, Boolean(o.all));
           type Row = Awaited<ReturnType<typeof statsOnce>>[number];
           const pct = (v: number) => `${v.toFixed(2)}%`;
