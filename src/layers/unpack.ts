@@ -413,7 +413,14 @@ class Unpacker {
     // A later entry may have replaced the directory (by a symlink to a host path, say): set the
     // time only on what is still a directory, and never through a link.
     for (const [p, t] of this.dirTimes) {
-      if (fs.lstatSync(p, { throwIfNoEntry: false })?.isDirectory()) fs.lutimesSync(p, t, t);
+      // (…or its parent by a file: ENOTDIR, not only ENOENT, means it is gone.)
+      let st: fs.Stats | undefined;
+      try {
+        st = fs.lstatSync(p);
+      } catch {
+        continue;
+      }
+      if (st.isDirectory()) fs.lutimesSync(p, t, t);
     }
   }
 }

@@ -308,4 +308,13 @@ test('regression (fuzzing): a directory replaced by a symlink to a host path: no
   assert.is(statSync(outside).mtimeMs, 1_000_000, 'the host directory kept its time');
 });
 
+test('regression (fuzzing): a directory whose parent a later entry replaces by a file is not an error', async () => {
+  const r = await unpackEntries([
+    { name: 'a/a', type: 'dir' },
+    { name: 'a', type: 'file', content: 'x' },
+  ]);
+  assert.is(r.error, undefined, String(r.error));
+  assert.is(readFileSync(path.join(r.dest, 'a'), 'utf8'), 'x');
+});
+
 test.run();
