@@ -5,7 +5,7 @@
  *   lsetxattr(path, name, value: Buffer)  e.g. security.capability, trusted.overlay.opaque
  *   lgetxattr(path, name) -> Buffer|null  null when the attribute is absent (ENODATA)
  *   llistxattr(path) -> string[]
- *   lgetxattr/llistxattr(path, ..., follow = true) follow a final link: only for /proc/self/fd/N,
+ *   lsetxattr/lgetxattr/llistxattr(path, ..., follow = true) follow a final link: only for /proc/self/fd/N,
  *                                         which names exactly what an (O_PATH) fd names
  *   flock(fd, op) -> boolean              op = LOCK_SH|LOCK_EX|LOCK_UN [|LOCK_NB]; false = would block
  *   mount(source, target, fstype, data)   mount(2) with no flags (overlay roots); relative paths in
@@ -96,8 +96,8 @@ static napi_value js_mknod(napi_env env, napi_callback_info info) {
 }
 
 static napi_value js_lsetxattr(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
+  size_t argc = 4;
+  napi_value argv[4];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   char path[PATH_BUF], name[NAME_BUF];
   void *data = NULL;
@@ -107,7 +107,9 @@ static napi_value js_lsetxattr(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "value must be a Buffer");
     return NULL;
   }
-  if (lsetxattr(path, name, data, len, 0) != 0) return throw_errno(env, errno, "lsetxattr", path);
+  bool follow = false;
+  if (argc >= 4) napi_get_value_bool(env, argv[3], &follow);
+  if ((follow ? setxattr : lsetxattr)(path, name, data, len, 0) != 0) return throw_errno(env, errno, "lsetxattr", path);
   return NULL;
 }
 

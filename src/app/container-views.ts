@@ -9,6 +9,7 @@ import type { Container } from '../runtime/records.js';
 import { portLines, type PortMapping } from '../network/ports.js';
 import { netnsPath, type NetworkInfo } from '../network/bridge.js';
 import { storageDriver, type Env } from './containers.js';
+import { volumeStore } from './volumes.js';
 
 /** What the bridge gave the container, while it runs (the record keeps the last start's). */
 function liveNetwork(c: Container): NetworkInfo | undefined {
@@ -63,7 +64,12 @@ export function inspectView(env: Env, c: Container): Record<string, unknown> {
     Driver: storageDriver(env, r),
     Platform: 'linux',
     HostConfig: {
-      Binds: r.host.binds.map((b) => `${b.source}:${b.destination}${b.readonly ? ':ro' : ''}`),
+      Binds: [
+        ...r.host.binds.map((b) => `${b.source}:${b.destination}${b.readonly ? ':ro' : ''}`),
+        ...(r.host.volumes ?? [])
+          .filter((v) => !v.anonymous)
+          .map((v) => `${v.name}:${v.destination}${v.readonly ? ':ro' : ''}`),
+      ],
       NetworkMode: r.host.network,
       AutoRemove: r.host.autoRemove,
       ReadonlyRootfs: r.host.readonly,
@@ -89,14 +95,26 @@ export function inspectView(env: Env, c: Container): Record<string, unknown> {
       },
     },
     NetworkSettings: networkSettings(c),
-    Mounts: r.host.binds.map((b) => ({
-      Type: 'bind',
-      Source: b.source,
-      Destination: b.destination,
-      Mode: b.readonly ? 'ro' : '',
-      RW: !b.readonly,
-      Propagation: 'rprivate',
-    })),
+    Mounts: [
+      ...r.host.binds.map((b) => ({
+        Type: 'bind',
+        Source: b.source,
+        Destination: b.destination,
+        Mode: b.readonly ? 'ro' : '',
+        RW: !b.readonly,
+        Propagation: 'rprivate',
+      })),
+      ...(r.host.volumes ?? []).map((v) => ({
+        Type: 'volume',
+        Name: v.name,
+        Source: volumeStore(env).dataPath(v.name),
+        Destination: v.destination,
+        Driver: 'local',
+        Mode: v.nocopy ? 'nocopy' : 'z',
+        RW: !v.readonly,
+        Propagation: '',
+      })),
+    ],
     Config: {
       Hostname: r.config.hostname,
       User: r.config.user,

@@ -33,6 +33,7 @@ import { assignHostPorts } from '../network/ports.js';
 import type { AppContext } from './context.js';
 import { markStopped, restartIfPolicy } from './restart.js';
 import { hostMounts, prepareStart } from './run-host.js';
+import { removeAnonymousVolumes } from './volumes.js';
 
 export interface Env {
   store: Store;
@@ -190,6 +191,7 @@ export async function startContainer(env: Env, c: Container, o: StartOptions = {
       const code = typeof detail?.exitCode === 'number' ? detail.exitCode : 125;
       if (record.host.autoRemove) {
         await env.containers.remove(record);
+        await removeAnonymousVolumes(env, record);
       } else {
         // A container that never ran stays Created (Docker), with the error and its exit code.
         record.state = {
@@ -211,7 +213,11 @@ export async function startContainer(env: Env, c: Container, o: StartOptions = {
  * unmount the root; with `--rm` (or `remove`) remove everything. Idempotent; a running container
  * is left alone.
  */
-export async function cleanupContainer(env: Env, id: string, o: { remove?: boolean } = {}): Promise<void> {
+export async function cleanupContainer(
+  env: Env,
+  id: string,
+  o: { remove?: boolean; removeVolumes?: boolean } = {},
+): Promise<void> {
   await env.containers.lock(id, async () => {
     const record = await env.containers.read(id);
     if (!record) return;
@@ -236,6 +242,8 @@ export async function cleanupContainer(env: Env, id: string, o: { remove?: boole
     const netError = disconnected.status === 'rejected' ? (disconnected.reason as unknown) : undefined;
     if (record.host.autoRemove || o.remove) {
       await env.containers.remove(record);
+      // `run --rm` and `rm -v`: the anonymous volumes go too (named ones never).
+      if (record.host.autoRemove || o.removeVolumes) await removeAnonymousVolumes(env, record);
     } else {
       await env.containers.write(record);
       await fs.mkdir(c.paths.state, { recursive: true, mode: 0o700 });
@@ -319,7 +327,7 @@ export async function waitContainer(env: Env, query: string): Promise<number> {
   return env.containers.observe(record).observed.exitCode;
 }
 
-export async function removeContainer(env: Env, query: string, force = false): Promise<string> {
+export async function removeContainer(env: Env, query: string, force = false, removeVolumes = false): Promise<string> {
   const c = await env.containers.find(query);
   if (isActive(c.observed)) {
     if (!force) {
@@ -338,7 +346,7 @@ export async function removeContainer(env: Env, query: string, force = false): P
       throw new TsrunError('ERR_RUNTIME', `removing container ${query}: it did not die within 30 s of SIGKILL`);
     }
   }
-  await cleanupContainer(env, c.record.id, { remove: true });
+  await cleanupContainer(env, c.record.id, { remove: true, removeVolumes });
   await (await import('./rmi.js')).freeLayersOfDeletedImages(env, [c.record.imageId]);
   return query;
 }

@@ -199,7 +199,10 @@ export function summary(c: Container): ContainerSummary {
     finishedAt: c.observed.finishedAt,
     ports: portsOf(c),
     labels: r.config.labels,
-    mounts: r.host.binds.map((b) => ({ source: b.source, destination: b.destination })),
+    mounts: [
+      ...r.host.binds.map((b) => ({ source: b.source, destination: b.destination })),
+      ...(r.host.volumes ?? []).map((v) => ({ name: v.name, source: '', destination: v.destination, driver: 'local' })),
+    ],
     networks: [r.host.network],
   };
 }

@@ -48,6 +48,7 @@ import {
   type PidMode,
 } from '../spec/host-options.js';
 import { parseMount, parseTmpfs, type TmpfsMount } from '../spec/mount-flags.js';
+import { volumeFromMount, type VolumeMount } from '../spec/volumes.js';
 import { withRlimits, type BindMount } from '../spec/options.js';
 import { DEFAULT_CAPABILITIES } from '../spec/defaults.js';
 import { RLIM_INFINITY, type Device, type Rlimit } from '../spec/types.js';
@@ -91,6 +92,8 @@ export interface HostFlags {
   uts: 'private' | 'host';
   binds: BindMount[];
   tmpfs: TmpfsMount[];
+  /** `--mount type=volume` (app/volumes.ts makes them). */
+  volumes: VolumeMount[];
   rlimits: Rlimit[];
   initBinary?: string;
   shmSize?: number;
@@ -243,9 +246,14 @@ export async function hostFlags(
   const devices = (o.device ?? []).flatMap(resolveDevice);
   const binds: BindMount[] = [];
   const tmpfs: TmpfsMount[] = (o.tmpfs ?? []).map(parseTmpfs);
+  const volumes: VolumeMount[] = [];
   for (const m of (o.mount ?? []).map((s) => parseMount(s, ctx.cwd))) {
     if (m.type === 'tmpfs') {
       tmpfs.push({ destination: m.destination, options: m.options ?? [] });
+      continue;
+    }
+    if (m.type === 'volume') {
+      volumes.push(volumeFromMount(m));
       continue;
     }
     const source = m.source ?? '';
@@ -287,6 +295,7 @@ export async function hostFlags(
     uts,
     binds,
     tmpfs,
+    volumes,
     rlimits,
     initBinary,
     shmSize,

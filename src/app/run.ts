@@ -30,7 +30,8 @@ import {
   withTty,
   withUser,
 } from '../spec/options.js';
-import { parseVolume } from '../spec/mount-flags.js';
+import { imageVolumes, parseVolumeFlag } from '../spec/volumes.js';
+import { ensureVolumes, planVolumes, populateVolumes, removeAnonymousVolumes, volumeBinds } from './volumes.js';
 import { parseEnvFile, parseLabels, withEnv } from '../spec/env.js';
 import { resolveUser } from '../spec/user.js';
 import type { ContainerRecord } from '../runtime/records.js';
@@ -147,7 +148,9 @@ export async function createContainer(ctx: AppContext, o: RunOptions, err: NodeJ
   }
   const cwdHere = o.cwd ?? process.cwd();
   const hf = await hostFlags(o, { rootless: ctx.rootless, network, cwd: cwdHere });
-  const binds = [...(o.volumes ?? []).map((v) => parseVolume(v, cwdHere, ctx.home)), ...hf.binds];
+  const vflags = (o.volumes ?? []).map((v) => parseVolumeFlag(v, cwdHere, ctx.home));
+  const binds = [...vflags.flatMap((f) => (f.bind ? [f.bind] : [])), ...hf.binds];
+  const userVolumes = [...vflags.flatMap((f) => (f.volume ? [f.volume] : [])), ...hf.volumes];
   const extraHosts = (o.addHost ?? []).map(parseAddHost);
   const restartPolicy = parseRestartPolicy(o.restart);
   if (restartPolicy.Name !== 'no' && o.rm)
@@ -217,6 +220,10 @@ export async function createContainer(ctx: AppContext, o: RunOptions, err: NodeJ
   await runtimeFor(env, o.runtime ?? 'runc');
   const { image, config } = await imageFor(env, ctx, o, err);
   if (o.publishAll) ports.push(...publishAll(Object.keys(config.ExposedPorts ?? {})));
+  // The image's VOLUME entries are anonymous volumes where the user mounts nothing else.
+  const taken = [...binds, ...userVolumes, ...hf.tmpfs].map((m) => m.destination);
+  const vol = planVolumes([...userVolumes, ...imageVolumes(config.Volumes, taken)]);
+  const mountsOpt = withBindMounts([...binds, ...volumeBinds(env, vol.refs)], hf.tmpfs);
   if (ports.length > 0 && network === 'none') {
     throw new TsrunError('ERR_USAGE', 'conflicting options: port publishing and --network none', {
       hint: 'drop -p/-P, or use the bridge network',
@@ -289,6 +296,7 @@ export async function createContainer(ctx: AppContext, o: RunOptions, err: NodeJ
     host: {
       autoRemove: Boolean(o.rm),
       binds,
+      ...(vol.refs.length > 0 ? { volumes: vol.refs } : {}),
       readonly: Boolean(o.readOnly),
       network,
       runtime: o.runtime ?? 'runc',
@@ -308,9 +316,10 @@ export async function createContainer(ctx: AppContext, o: RunOptions, err: NodeJ
   };
   const c = { record, paths: env.containers.paths(id) };
   const p = c.paths;
+  let madeVolumes: string[] = [];
   try {
     await env.store.withSharedLock(async () => {
-      await env.containers.write(record);
+      madeVolumes = await ensureVolumes(env, vol.refs, vol.labels, () => env.containers.write(record));
       for (const d of [p.work, p.rootfs, p.etc]) await fs.mkdir(d, { recursive: true, mode: 0o700 });
       // The overlay's root takes the upper dir's owner and mode: it is the container's "/".
       await fs.mkdir(p.upper, { mode: 0o755 });
@@ -329,11 +338,8 @@ export async function createContainer(ctx: AppContext, o: RunOptions, err: NodeJ
     // Docker makes a missing source a directory; an existing one (a file too: -v ~/app.conf:/app.conf) is bound as it is.
     for (const b of binds)
       if (!(await fs.lstat(b.source).catch(() => undefined))) await fs.mkdir(b.source, { recursive: true });
-    // An image's VOLUME directories exist in the container (Docker makes them volumes; until
-    // tsrun has volumes, they are plain directories of the container's own layer).
-    for (const v of Object.keys(config.Volumes ?? {})) {
-      if (v.startsWith('/')) await fs.mkdir(await resolveInRoot(p.rootfs, v), { recursive: true, mode: 0o755 });
-    }
+    // An empty volume gets the image's content at its destination (unless nocopy).
+    await populateVolumes(env, p.rootfs, vol.refs);
     const gids = groupIds(hf.groupAdd, await readFileInRoot(p.rootfs, '/etc/group'));
 
     await fs.writeFile(path.join(p.etc, 'hostname'), `${hostname}\n`);
@@ -373,7 +379,7 @@ export async function createContainer(ctx: AppContext, o: RunOptions, err: NodeJ
       withTty(Boolean(o.tty)),
       withReadonlyRootfs(Boolean(o.readOnly)),
       hostnameOpt,
-      withBindMounts(binds, hf.tmpfs),
+      mountsOpt,
       withEtcFiles({
         hosts: path.join(p.etc, 'hosts'),
         hostname: path.join(p.etc, 'hostname'),
@@ -413,6 +419,7 @@ export async function createContainer(ctx: AppContext, o: RunOptions, err: NodeJ
   } catch (e) {
     await unmountAll([rootfsMount(env, c)]).catch(() => {});
     await env.containers.remove(record).catch(() => {});
+    await removeAnonymousVolumes(env, record, madeVolumes).catch(() => {});
     throw isTsrunError(e) ? e : wrapError(`creating a container from ${o.image}`, e);
   }
 }

@@ -18,6 +18,8 @@ export interface Native {
   /** The xattrs of what an fd (O_PATH included, any file type) names: through /proc/self/fd/N. */
   fgetxattr(fd: number, name: string): Buffer | null;
   flistxattr(fd: number): string[];
+  /** Set an xattr on what an fd (O_PATH included) names: through /proc/self/fd/N. */
+  fsetxattr(fd: number, name: string, value: Buffer): void;
   /** flock(2); returns false when `nonblock` and the lock is held elsewhere. */
   flock(fd: number, op: 'sh' | 'ex' | 'un', nonblock?: boolean): boolean;
   /** mount(2) without flags; relative paths in `data` resolve against the process's cwd. */
@@ -88,7 +90,7 @@ type AtCalls = Pick<
 interface Addon extends AtCalls {
   utimensat(dirfd: number, name: string, atimeNs: bigint, mtimeNs: bigint): void;
   mknod(path: string, mode: number, major: number, minor: number): void;
-  lsetxattr(path: string, name: string, value: Buffer): void;
+  lsetxattr(path: string, name: string, value: Buffer, follow?: boolean): void;
   lgetxattr(path: string, name: string, follow?: boolean): Buffer | null;
   llistxattr(path: string, follow?: boolean): string[];
   flock(fd: number, op: number): boolean;
@@ -136,6 +138,7 @@ export function native(): Native {
     // The magic link names the fd's own inode (a symlink too): following it is exactly that file.
     fgetxattr: (fd, name) => addon.lgetxattr(`/proc/self/fd/${fd}`, name, true),
     flistxattr: (fd) => addon.llistxattr(`/proc/self/fd/${fd}`, true),
+    fsetxattr: (fd, name, value) => addon.lsetxattr(`/proc/self/fd/${fd}`, name, value, true),
     flock: (fd, op, nonblock = false) => addon.flock(fd, LOCK[op] | (nonblock ? LOCK_NB : 0)),
     mount: (source, target, fstype, data) => addon.mount(source, target, fstype, data),
     umount: (target) => addon.umount(target),

@@ -21,6 +21,7 @@ import { TsrunError } from '../errors.js';
 import { native, withFileLock, withFileLockIfFree } from '../native/index.js';
 import { writeFileAtomic } from '../util/fs.js';
 import type { BindMount } from '../spec/options.js';
+import type { VolumeRef } from '../spec/volumes.js';
 import type { ExtraHost, NetworkInfo, PortMapping } from '../oci/network.js';
 import type { OverlayDriver } from '../snapshot/overlay.js';
 import { containerPaths, type ContainerPaths, type StorePaths } from './paths.js';
@@ -54,6 +55,8 @@ export interface ContainerRecord {
   host: {
     autoRemove: boolean;
     binds: BindMount[];
+    /** Named and anonymous volumes (app/volumes.ts); absent when none. */
+    volumes?: VolumeRef[];
     readonly: boolean;
     network: string;
     /** `--add-host` entries (host-gateway resolved at each start; network/extra-hosts.ts). */

@@ -75,7 +75,7 @@ export function parseTmpfs(s: string): TmpfsMount {
 }
 
 export interface ParsedMount {
-  type: 'bind' | 'tmpfs';
+  type: 'bind' | 'tmpfs' | 'volume';
   source?: string;
   destination: string;
   readonly: boolean;
@@ -85,6 +85,12 @@ export interface ParsedMount {
   nonRecursive?: boolean;
   /** tmpfs: merged options. */
   options?: string[];
+  /** volume: volume-nocopy, volume-driver=, volume-label=K=V (for a volume this run creates). */
+  nocopy?: boolean;
+  driver?: string;
+  labels?: Record<string, string>;
+  /** volume: volume-opt=K=V (the local driver takes none; refused where volumes are made). */
+  volumeOptions?: Record<string, string>;
 }
 
 /** A CSV record as Go's encoding/csv reads it (docker/cli reads --mount that way): quotes may wrap a field. */
@@ -119,7 +125,7 @@ function boolValue(v: string | undefined, field: string, raw: string): boolean {
 
 /**
  * docker/cli opts/mount.go: `type=bind|tmpfs|volume,source=,target=,readonly,...`. The default
- * type is volume, as Docker's; volumes are not there yet and are refused with a hint. A bind's
+ * type is volume, as Docker's (volume-nocopy, volume-driver, volume-label, volume-opt). A bind's
  * relative source is taken from `cwd`; its existence is checked by the caller (Docker refuses a
  * missing one, unlike -v).
  */
@@ -131,6 +137,10 @@ export function parseMount(raw: string, cwd: string): ParsedMount {
   let propagation: string | undefined;
   let nonRecursive = false;
   const tmpfsOpts: string[] = [];
+  let nocopy = false;
+  let driver: string | undefined;
+  const labels: Record<string, string> = {};
+  const volumeOptions: Record<string, string> = {};
   for (const field of csvFields(raw)) {
     const eq = field.indexOf('=');
     const key = (eq < 0 ? field : field.slice(0, eq)).trim().toLowerCase();
@@ -176,20 +186,37 @@ export function parseMount(raw: string, cwd: string): ParsedMount {
         tmpfsOpts.push(`mode=${mode}`);
         break;
       }
+      case 'volume-nocopy':
+        nocopy = boolValue(value, key, raw);
+        break;
+      case 'volume-driver':
+        driver = need();
+        break;
+      case 'volume-label':
+      case 'volume-opt': {
+        const kv = need();
+        const i = kv.indexOf('=');
+        (key === 'volume-label' ? labels : volumeOptions)[i < 0 ? kv : kv.slice(0, i)] = i < 0 ? '' : kv.slice(i + 1);
+        break;
+      }
       default:
-        if (key.startsWith('volume-')) {
-          need();
-          break;
-        }
         throw new TsrunError('ERR_USAGE', `unexpected key '${key}' in '${field}'`);
     }
   }
   if (!destination)
     throw new TsrunError('ERR_USAGE', `invalid argument "${raw}" for "--mount" flag: target is required`);
   if (type === 'volume') {
-    throw new TsrunError('ERR_USAGE', `--mount ${raw}: named volumes are not supported yet`, {
-      hint: 'bind-mount a host directory: --mount type=bind,source=DIR,target=PATH (or use type=tmpfs)',
-    });
+    // No source: an anonymous volume. The name is checked where the volume is made (store/volumes.ts).
+    return {
+      type,
+      ...(source ? { source } : {}),
+      destination,
+      readonly,
+      nocopy,
+      ...(driver !== undefined ? { driver } : {}),
+      ...(Object.keys(labels).length > 0 ? { labels } : {}),
+      ...(Object.keys(volumeOptions).length > 0 ? { volumeOptions } : {}),
+    };
   }
   if (type === 'bind') {
     if (!source)
@@ -213,7 +240,7 @@ export function parseMount(raw: string, cwd: string): ParsedMount {
     return { type, destination, readonly, options: mergeTmpfsOptions([...(readonly ? ['ro'] : []), ...tmpfsOpts]) };
   }
   throw new TsrunError('ERR_USAGE', `invalid mount type "${type}"`, {
-    hint: 'tsrun supports type=bind and type=tmpfs',
+    hint: 'tsrun supports type=bind, type=volume and type=tmpfs',
   });
 }
 
@@ -223,8 +250,8 @@ const VOLUME_MODES = /^(ro|rw|z|Z|nocopy|consistent|cached|delegated|r?shared|r?
  * Docker's `-v` syntax for binds: HOST:CTR[:OPTS], OPTS comma-separated: ro/rw, a propagation
  * (rprivate, shared, rslave, ...), and SELinux z/Z, nocopy and the macOS consistency words, which
  * Docker accepts and which mean nothing here. HOST is absolute, or `./…`, `../…`, `.`, `~/…`
- * (the CLI resolves those against the caller's directory, as Docker's does). A bare name is a
- * named volume: not supported yet.
+ * (the CLI resolves those against the caller's directory, as Docker's does). Named and
+ * anonymous volumes (`NAME:/ctr`, `/ctr`) are told apart before this, in spec/volumes.ts.
  */
 export function parseVolume(spec: string, cwd: string, home = '/'): BindMount {
   const parts = spec.split(':');
@@ -238,8 +265,8 @@ export function parseVolume(spec: string, cwd: string, home = '/'): BindMount {
   if (raw === '.' || raw === '..' || raw.startsWith('./') || raw.startsWith('../')) source = posix.resolve(cwd, raw);
   else if (raw === '~' || raw.startsWith('~/')) source = posix.join(home, raw.slice(1));
   if (!source.startsWith('/')) {
-    throw new TsrunError('ERR_USAGE', `invalid volume specification: '${spec}': named volumes are not supported yet`, {
-      hint: 'bind-mount a host directory: an absolute path or one starting with ./ (e.g. -v ./data:/data)',
+    throw new TsrunError('ERR_USAGE', `invalid volume specification: '${spec}': the source is not a host path`, {
+      hint: 'a host path is absolute or starts with ./, ../ or ~/; a volume name is parsed by spec/volumes.ts',
     });
   }
   const opts = mode === undefined ? [] : mode.split(',');

@@ -1,7 +1,7 @@
 /**
  * What the container end-to-end suites share: where a store's volatile state lives, and the
- * list of everything a container can leave behind (records, names, mounts, monitor and runtime
- * state, and on the host network: attachments, namespaces, veths, leases, iptables rules).
+ * list of everything a container can leave behind (records, names, mounts, volumes, monitor and
+ * runtime state, and on the host network: attachments, namespaces, veths, leases, iptables rules).
  */
 import * as assert from 'uvu/assert';
 import { execa } from 'execa';
@@ -24,6 +24,21 @@ export async function leftovers(r: string): Promise<string[]> {
   for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
     if (line.split(' ')[4]?.startsWith(r)) out.push(`mount ${line.split(' ')[4]}`);
   }
+  // Volumes: a test removes what it made (an anonymous one leaks when `rm -v`/`--rm` forgot it),
+  // and no half-made or half-removed volume stays under tmp/.
+  const vdir = path.join(r, 'volumes');
+  for (const n of existsSync(vdir) ? readdirSync(vdir) : []) {
+    let anonymous = false;
+    try {
+      const rec = JSON.parse(readFileSync(path.join(vdir, n, 'volume.json'), 'utf8')) as { Labels?: object | null };
+      anonymous = 'com.docker.volume.anonymous' in (rec.Labels ?? {});
+    } catch {
+      /* a damaged record is a leftover as well */
+    }
+    out.push(`${anonymous ? 'anonymous ' : ''}volume ${n}`);
+  }
+  const tdir = path.join(r, 'tmp');
+  for (const n of existsSync(tdir) ? readdirSync(tdir) : []) if (n.includes('volume')) out.push(`tmp ${n}`);
   const rd = runDir(r);
   for (const n of existsSync(rd) ? readdirSync(rd) : []) {
     if (n !== 'runc' && !n.startsWith('runtime-')) out.push(`state ${n}`);

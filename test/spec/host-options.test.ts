@@ -305,7 +305,20 @@ test("--tmpfs and --mount: Docker's defaults merged with the user's options; bin
     options: ['noexec', 'nosuid', 'nodev', 'size=1048576', 'mode=700'],
   });
   assert.equal(parseMount('"type=bind","source=/a,b",target=/x,ro=false', '/').source, '/a,b');
-  throwsCode(() => parseMount('source=vol,target=/x', '/'), 'ERR_USAGE', /named volumes are not supported yet/);
+  assert.equal(parseMount('source=vol,target=/x,volume-nocopy,volume-label=a=b,ro', '/'), {
+    type: 'volume',
+    source: 'vol',
+    destination: '/x',
+    readonly: true,
+    nocopy: true,
+    labels: { a: 'b' },
+  });
+  assert.equal(parseMount('type=volume,dst=/x', '/'), {
+    type: 'volume',
+    destination: '/x',
+    readonly: false,
+    nocopy: false,
+  });
   throwsCode(() => parseMount('type=bind,target=/x', '/'), 'ERR_USAGE', /source is required/);
   throwsCode(() => parseMount('type=bind,source=/a', '/'), 'ERR_USAGE', /target is required/);
   throwsCode(() => parseMount('type=bind,source=/a,target=/x,color=red', '/'), 'ERR_USAGE', /unexpected key 'color'/);
@@ -328,7 +341,7 @@ test("--tmpfs and --mount: Docker's defaults merged with the user's options; bin
   );
 });
 
-test('-v: ./ and ../ sources from the cwd, options ro/rw/z/Z/nocopy/propagation; bare names refused', () => {
+test('-v: ./ and ../ sources from the cwd, options ro/rw/z/Z/nocopy/propagation; bare names are not host paths', () => {
   assert.equal(parseVolume('./d:/x', '/work/app'), { source: '/work/app/d', destination: '/x', readonly: false });
   assert.equal(parseVolume('../d:/x:ro,z', '/work/app'), { source: '/work/d', destination: '/x', readonly: true });
   assert.equal(parseVolume('.:/src:rw,rslave,nocopy', '/work/app'), {
@@ -338,7 +351,7 @@ test('-v: ./ and ../ sources from the cwd, options ro/rw/z/Z/nocopy/propagation;
     propagation: 'rslave',
   });
   assert.equal(parseVolume('~/d:/x:Z', '/', '/home/u'), { source: '/home/u/d', destination: '/x', readonly: false });
-  throwsCode(() => parseVolume('data:/x', '/'), 'ERR_USAGE', /named volumes are not supported yet/);
+  throwsCode(() => parseVolume('data:/x', '/'), 'ERR_USAGE', /the source is not a host path/);
   throwsCode(() => parseVolume('/a:/x:rx', '/'), 'ERR_USAGE', /invalid mode: rx/);
 });
 

@@ -282,11 +282,11 @@ export function registerContainerCommands(program: Command, io: CliIo): void {
       .description('Remove one or more containers')
       .argument('<container...>')
       .option('-f, --force', 'kill and remove a running container')
-      .option('-v, --volumes', "remove anonymous volumes too (tsrun has none yet: accepted for Docker's scripts)")
-      .action(async (names: string[], o: { force?: boolean }) => {
+      .option('-v, --volumes', 'remove the anonymous volumes of the container too (named volumes stay)')
+      .action(async (names: string[], o: { force?: boolean; volumes?: boolean }) => {
         const { removeContainer } = await import('../../app/containers.js');
         const e = await env(io);
-        await each(io, names, (n) => removeContainer(e, n, Boolean(o.force)));
+        await each(io, names, (n) => removeContainer(e, n, Boolean(o.force), Boolean(o.volumes)));
       });
   rmCmd(program.command('rm'));
 
