@@ -254,7 +254,11 @@ export async function listContainers(env: Env, o: ListOptions): Promise<Containe
       return false;
     if (ancestors && !ancestors.has(r.imageId)) return false;
     if (has('network') && !vals('network').includes(r.host.network)) return false;
-    if (has('volume') && !r.host.binds.some((b) => vals('volume').some((v) => v === b.source || v === b.destination)))
+    if (
+      has('volume') &&
+      !r.host.binds.some((b) => vals('volume').some((v) => v === b.source || v === b.destination)) &&
+      !(r.host.volumes ?? []).some((m) => vals('volume').some((v) => v === m.name || v === m.destination))
+    )
       return false;
     const exposed = r.config.exposedPorts.map((e) => {
       const [p, proto = 'tcp'] = e.split('/');

@@ -256,10 +256,11 @@ V('anonymous volumes go with run --rm and rm -v, named ones stay; system prune k
     'volume /keep 4',
     'volume /scratch 64',
   ]);
-  // system prune removes the stopped container but no volume's data.
+  assert.is(await ok(['ps', '-a', '--filter', 'volume=keep', '--format', '{{.Names}} {{.LocalVolumes}}']), 'v2 3\n');
+  // system prune removes the stopped container but no volume's data; with --volumes, the anonymous ones.
   await ok(['system', 'prune', '-f']);
   assert.is((await volumeNames()).length, 3);
-  await ok(['volume', 'prune', '-f']);
+  assert.match(await ok(['system', 'prune', '-f', '--volumes']), /Deleted Volumes:\n[0-9a-f]{64}\n[0-9a-f]{64}\n\n/);
   assert.equal(await volumeNames(), ['keep']);
   assert.is(readFileSync(path.join(dataDir('keep'), 'k'), 'utf8'), 'k\n');
   await ok(['volume', 'rm', 'keep']);

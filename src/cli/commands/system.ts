@@ -59,13 +59,15 @@ export function registerSystemCommands(program: Command, io: CliIo): void {
     )
     .option('-a, --all', 'remove all images no container uses, not just dangling ones')
     .option('-f, --force', 'do not prompt for confirmation')
-    .action(async (opts: { all?: boolean; force?: boolean }) => {
+    .option('--volumes', 'prune anonymous volumes too')
+    .action(async (opts: { all?: boolean; force?: boolean; volumes?: boolean }) => {
       if (!opts.force) {
         const { confirm } = await import('../confirm.js');
         const warning = [
           'WARNING! This will remove:',
           '  - all stopped containers',
           '  - all networks not used by at least one container',
+          ...(opts.volumes ? ['  - all anonymous volumes not used by at least one container'] : []),
           opts.all ? '  - all images without at least one container associated to them' : '  - all dangling images',
           '  - all build cache',
           '',
@@ -78,21 +80,29 @@ export function registerSystemCommands(program: Command, io: CliIo): void {
       const { systemPrune } = await import('../../app/system.js');
       const { humanSize } = await import('../format.js');
       const r = await systemPrune(await openEnv(processContext({ root: io.globals().root })), { all: opts.all });
+      // After the containers went: their anonymous volumes are unused now.
+      const vols = opts.volumes
+        ? await (
+            await import('../../app/volumes.js')
+          ).pruneVolumes(await openEnv(processContext({ root: io.globals().root })))
+        : { removed: [], reclaimed: 0 };
       // Docker's layout: a section per kind of object that had something removed, then the total.
       if (r.containers.length > 0)
         io.out.write(`Deleted Containers:\n${r.containers.map((id) => `${id}\n`).join('')}\n`);
       if (r.networks.length > 0)
         io.out.write(`Torn-down network attachments:\n${r.networks.map((id) => `${id}\n`).join('')}\n`);
+      if (vols.removed.length > 0) io.out.write(`Deleted Volumes:\n${vols.removed.map((n) => `${n}\n`).join('')}\n`);
       if (r.images.length > 0)
         io.out.write(
           `Deleted Images:\n${r.images.map((l) => ('untagged' in l ? `untagged: ${l.untagged}\n` : `deleted: ${l.deleted}\n`)).join('')}\n`,
         );
       if (r.buildCache > 0) io.out.write(`Deleted build cache objects: ${r.buildCache}\n\n`);
+
       if (r.busy)
         io.err.write(
           'Note: a pull, build or container start held the store: unused layers and cache mounts were left for a later prune\n',
         );
-      io.out.write(`Total reclaimed space: ${humanSize(r.reclaimed)}\n`);
+      io.out.write(`Total reclaimed space: ${humanSize(r.reclaimed + vols.reclaimed)}\n`);
     });
   system
     .command('reset')
