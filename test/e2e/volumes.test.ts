@@ -299,6 +299,30 @@ V("Docker's errors: unknown driver, bad names, missing volumes; each changes not
   assert.equal(await leftoversIn(root), []);
 });
 
+V("build: VOLUME is recorded in the image, RUN steps get no volume; the built image's content seeds one", async () => {
+  const ctxDir = path.join(tmp, 'build-ctx');
+  mkdirSync(ctxDir, { recursive: true });
+  writeFileSync(
+    path.join(ctxDir, 'Dockerfile'),
+    // BuildKit's rule: what RUN writes below a VOLUME after it is kept (no volume is mounted there).
+    `FROM ${IMAGE}\nVOLUME /cache\nRUN mkdir -p /cache && echo built > /cache/made && ! grep ' /cache ' /proc/mounts\n`,
+  );
+  const b = await cli(['build', '-q', '-t', 'e2e/vol-built', ctxDir]);
+  assert.is(b.code, 0, b.stderr);
+  assert.equal(await volumeNames(), [], 'a build makes no volume');
+  const cfg = JSON.parse(
+    await ok(['image', 'inspect', '--format', '{{json .Config.Volumes}}', 'e2e/vol-built']),
+  ) as object;
+  assert.equal(cfg, { '/app/data': {}, '/cache': {} });
+  assert.is(
+    await ok(['run', '--rm', 'e2e/vol-built', 'sh', '-c', "cat /cache/made; grep -c ' /cache ' /proc/mounts"]),
+    'built\n1\n',
+  );
+  assert.equal(await volumeNames(), []);
+  await ok(['rmi', 'e2e/vol-built']);
+  assert.equal(await leftoversIn(root), []);
+});
+
 V('rootless: volume files carry the container user mapped owners; bind mounts keep working', async () => {
   const u = ensureUser(RL_USER, true, '800000-865535');
   const uroot = path.join(u.home, 'tsrun-vol-store');
