@@ -64,6 +64,8 @@ function appLayer() {
       { name: 'app/data/sub/', type: 'dir', uid: 1000, gid: 50, mode: 0o2770 },
       { name: 'app/data/sub/deep', content: 'deep\n', uid: 1000, gid: 50, mode: 0o600 },
       { name: 'app/data/passwd', type: 'symlink', linkname: '/etc/passwd' },
+      // A link to an absolute path: followed inside the container's root, never to the host's /etc.
+      { name: 'app/etc', type: 'symlink', linkname: '/etc' },
     ]),
   );
 }
@@ -198,6 +200,14 @@ V('copy-up keeps owners, modes, xattrs and links; nocopy starts empty; an anonym
   await ok(['run', '--rm', '-v', 'seed:/app/data', IMAGE, 'true']);
   assert.not.ok(existsSync(path.join(d, 'seed.txt')));
   assert.is(readFileSync(path.join(d, 'new'), 'utf8'), 'mine\n');
+  // The destination is a link to /etc: the copy is the image's /etc, not the host's.
+  await ok(['run', '--rm', '-v', 'etc:/app/etc', IMAGE, 'true']);
+  assert.match(readFileSync(path.join(dataDir('etc'), 'passwd'), 'utf8'), /^app:x:1000:1000:app:\/home\/app:/m);
+  assert.is(
+    readFileSync(path.join(dataDir('etc'), 'passwd'), 'utf8'),
+    await ok(['run', '--rm', IMAGE, 'cat', '/etc/passwd']),
+  );
+  await ok(['volume', 'rm', 'etc']);
   // nocopy, in both syntaxes.
   assert.is(await ok(['run', '--rm', '-v', 'empty1:/app/data:nocopy', IMAGE, 'ls', '-A', '/app/data']), '');
   const m = ['--mount', 'type=volume,src=empty2,dst=/app/data,volume-nocopy'];
