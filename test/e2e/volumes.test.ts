@@ -23,7 +23,7 @@ import {
 import os from 'node:os';
 import path from 'node:path';
 import { BIN, tsrun } from './cli.js';
-import { leftovers as leftoversIn, runDir } from './containers.js';
+import { eventually, leftovers as leftoversIn, runDir } from './containers.js';
 import { busyboxLayer } from './fixtures.js';
 import { layerBlob, makeTar } from '../helpers/tar-writer.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
@@ -256,6 +256,12 @@ V('anonymous volumes go with run --rm and rm -v, named ones stay; system prune k
     'echo k > /keep/k; echo s > /scratch/s',
   ]);
   assert.equal(await volumeNames(), ['keep']);
+  // Detached --rm: the monitor's cleanup removes them.
+  await ok(['run', '-d', '--rm', '-v', '/scratch', '-v', 'keep:/keep', IMAGE, 'true']);
+  await eventually(
+    'the detached --rm container and its anonymous volumes to go',
+    async () => (await volumeNames()).join() === 'keep' && (await ok(['ps', '-aq'])) === '',
+  );
   await ok(['run', '--name', 'v2', '-v', '/scratch', '-v', 'keep:/keep', IMAGE, 'true']);
   assert.is((await volumeNames()).length, 3);
   const insp = JSON.parse(await ok(['inspect', 'v2'])) as {
@@ -297,6 +303,10 @@ V("Docker's errors: unknown driver, bad names, missing volumes; each changes not
   const insp = await cli(['volume', 'inspect', 'nope']);
   assert.is(insp.code, 1);
   assert.match(insp.stderr, 'No such volume: nope');
+  // A create that fails after its volumes were made takes its anonymous ones back.
+  const user = await cli(['run', '--rm', '-v', '/anon', '--user', 'nosuch', IMAGE, 'true']);
+  assert.is(user.code, 125, user.stderr);
+  assert.match(user.stderr, /nosuch/);
   // Two mounts on one place: refused before anything is made.
   const dup = await cli(['run', '--rm', '-v', 'd1:/x', '-v', 'd2:/x', IMAGE, 'true']);
   assert.is(dup.code, 125);
