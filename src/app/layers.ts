@@ -14,8 +14,8 @@
  * it (an in-memory tree of paths, layer by layer, as overlayfs merges them): `A` a path the lower
  * layers do not have, `C` one they have, `D` a whiteout (`.wh.NAME`) of a path they have, and
  * for an opaque directory (`.wh..wh..opq`) a `D` for each lower entry of that directory the layer
- * does not put back. Whiteouts of paths no lower layer has are shown as `D` too (the tar says
- * so). Marker entries themselves are never shown.
+ * does not put back (the topmost such path, as for a whiteout). Whiteouts of paths no lower layer
+ * has are shown as `D` too (the tar says so). Marker entries themselves are never shown.
  *
  * Contract: read-only; reads images.json without a lock (it is replaced atomically) and each blob
  * by digest. A blob missing from the store is an ERR_STORE error naming it.
@@ -147,6 +147,7 @@ const under = (p: string, dir: string) => dir === '' || p.startsWith(`${dir}/`);
 async function layerChanges(store: Store, l: LayerView, tree: Set<string>): Promise<FileChange[]> {
   const { written, whiteouts, opaque } = await readLayerEntries(store, l);
   const mine = new Set(written);
+  const before = new Set(tree);
   const out = new Map<string, FileChange['kind']>();
   const remove = (p: string) => {
     tree.delete(p);
@@ -155,9 +156,10 @@ async function layerChanges(store: Store, l: LayerView, tree: Set<string>): Prom
   for (const dir of opaque) {
     for (const t of [...tree]) {
       if (!under(t, dir) || t === dir) continue;
-      const child = t.slice(dir === '' ? 0 : dir.length + 1).split('/')[0] as string;
-      const childPath = dir === '' ? child : `${dir}/${child}`;
-      if (!mine.has(childPath)) out.set(childPath, 'D');
+      // The topmost lower path the layer does not put back is the deletion (as with a whiteout).
+      const slash = t.lastIndexOf('/');
+      const parent = slash < 0 ? '' : t.slice(0, slash);
+      if (!mine.has(t) && (parent === dir || mine.has(parent))) out.set(t, 'D');
       tree.delete(t);
     }
   }
@@ -166,7 +168,7 @@ async function layerChanges(store: Store, l: LayerView, tree: Set<string>): Prom
     remove(w);
   }
   for (const p of written) {
-    out.set(p, tree.has(p) || out.get(p) === 'D' ? 'C' : 'A');
+    out.set(p, before.has(p) ? 'C' : 'A');
     // Writing a path makes its parents exist too (the unpacker creates them).
     for (let s = p.indexOf('/'); s > 0; s = p.indexOf('/', s + 1)) tree.add(p.slice(0, s));
     tree.add(p);

@@ -151,4 +151,27 @@ E(
   },
 );
 
+E("--network none and host: the network namespace is its own, or the host's, as the spec says", async () => {
+  for (const [name, net, own] of [
+    ['quiet', 'none', true],
+    ['hosted', 'host', false],
+  ] as const) {
+    const run = await cli(['run', '-d', '--name', name, '--network', net, IMAGE, 'sleep', '300']);
+    assert.is(run.code, 0, run.stderr);
+    const j = await cli(['explain', '--check', '--format', 'json', name]);
+    assert.is(j.code, 0, j.stdout + j.stderr);
+    const facts = (JSON.parse(j.stdout) as { Facts: Fact[] }).Facts;
+    const netFact = facts.find((f) => f.Stage === 'namespaces' && f.Text.startsWith('network'));
+    assert.ok(netFact?.OK, JSON.stringify(netFact));
+    assert.is(netFact?.Text.includes('own (host: '), own, netFact?.Text);
+    assert.equal(
+      facts.filter((f) => f.Stage === 'network').map((f) => f.Text),
+      [`--network ${net}`],
+    );
+    assert.is(facts.filter((f) => f.Stage === 'ports').length, 0);
+    assert.is((await cli(['rm', '-f', name])).code, 0);
+  }
+  assert.equal(await leftovers(root), []);
+});
+
 E.run();

@@ -21,9 +21,13 @@ const root = path.join(tmp, 'root');
 let IMAGE = '';
 const base = baseLayer();
 const top = topLayer();
-// The third layer writes /opt/a again (deleted by the second) and deletes the whole /home.
+// The third layer writes /opt/a again (deleted by the second), deletes the whole /home, and
+// makes /etc opaque, putting back only passwd (so hostname, from the second, is gone).
 const third = layerBlob(
   makeTar([
+    { name: 'etc/', type: 'dir' },
+    { name: 'etc/.wh..wh..opq', content: '' },
+    { name: 'etc/passwd', content: 'root:x:0:0:root:/root:/bin/sh\n' },
     { name: 'opt/', type: 'dir' },
     { name: 'opt/a', content: 'again' },
     { name: '.wh.home', content: '' },
@@ -127,7 +131,7 @@ L('image layers --files: adds, changes, whiteouts and opaque directories as dele
     'A /var/cache/new',
     'D /var/cache/old',
   ]);
-  assert.equal(files[2], ['D /home', 'C /opt', 'A /opt/a']);
+  assert.equal(files[2], ['C /etc', 'D /etc/hostname', 'C /etc/passwd', 'D /home', 'C /opt', 'A /opt/a']);
 
   const text = await cli(['image', 'layers', '--files', IMAGE]);
   assert.is(text.code, 0, text.stderr);
@@ -147,7 +151,8 @@ L('image which: the layer that last wrote a path, or deleted it', async () => {
   assert.is(await which('/opt/a'), 'A3', 'written again by layer 3 after layer 2 deleted it');
   assert.is(await which('/var/cache/old'), 'D2', 'hidden by the opaque directory');
   assert.is(await which('/home/app/notes'), 'D3', 'deleted with its directory');
-  assert.is(await which('etc/hostname'), 'A2', 'a relative path means the same');
+  assert.is(await which('etc/hostname'), 'D3', 'a relative path means the same; hidden by the opaque /etc');
+  assert.is(await which('/etc/passwd'), 'C3', 'written again under the opaque directory');
 
   const text = await cli(['image', 'which', IMAGE, '/opt/a']);
   assert.match(text.stdout, /^\/opt\/a: added by layer 3 sha256:[a-f0-9]{64}\n/);
