@@ -108,6 +108,21 @@ D('--network none: nothing is made; replay.sh prints and exits as run --rm does;
 
 D('-p: the published port answers while replay.sh runs; undo.sh removes the rules, netns and veth', async () => {
   const port = await freePort();
+  // With the network set up by hand, a command's output and status are still run --rm's.
+  const args = ['-p', `${port}:80`, IMAGE, 'sh', '-c', SCRIPT];
+  const run = await cliIn(tmp, ['run', '--rm', ...args]);
+  assert.is(run.code, 3, run.stderr);
+  const once = await cliIn(tmp, ['run', '--dry-run', ...args]);
+  assert.is(once.code, 0, once.stderr);
+  const onceDir = once.stdout.trim();
+  assert.is(path.dirname(onceDir), tmp, 'the default directory is in the current one');
+  assert.match(path.basename(onceDir), /^tsrun-dry-run-[0-9a-f]{12}$/);
+  const replayed = await execa('sh', [path.join(onceDir, 'replay.sh')], { reject: false, stripFinalNewline: false });
+  assert.is(replayed.exitCode, 3, String(replayed.stderr));
+  assert.is(String(replayed.stdout), run.stdout);
+  assert.is((await execa('sh', [path.join(onceDir, 'undo.sh')], { reject: false })).exitCode, 0);
+  assert.equal(await dryRunLeftovers(onceDir), []);
+
   const dry = await cliIn(tmp, [
     'run',
     '--dry-run',

@@ -75,7 +75,11 @@ export function runOptions(cmd: Command, o: { run: boolean }): Command {
   if (o.run)
     cmd
       .option('--dry-run', 'prepare everything, start nothing: write a bundle, replay.sh and undo.sh (see --out)')
-      .option('--out <dir>', 'with --dry-run: where to write them (default ./tsrun-dry-run-<id12>)');
+      .option('--out <dir>', 'with --dry-run: where to write them (default ./tsrun-dry-run-<id12>)')
+      .addHelpText(
+        'after',
+        '\nA run to replay by hand (docs/how-containers-work.md):\n  tsrun run --dry-run --out lesson -p 8080:80 busybox httpd -f -p 80\n  less lesson/replay.sh; sh lesson/replay.sh   # as root; then: sh lesson/undo.sh\n',
+      );
   cmd
     .option('-a, --attach <stream>', 'attach to STDIN, STDOUT or STDERR (default: stdout and stderr)', collect, [])
     .option('-i, --interactive', 'keep stdin open and pass it to the container')
