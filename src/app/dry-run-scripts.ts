@@ -140,7 +140,7 @@ ip -n ${p.netns} link set lo up  # the loopback plugin: lo up inside
 ip link add ${p.veth} type veth peer name eth0 netns ${p.netns}  # the bridge plugin: a veth pair, one end inside as eth0
 ip link set ${p.veth} master ${p.bridge} up  # the host end joins the bridge
 ip -n ${p.netns} addr add ${net.ip}/${net.prefixLen} dev eth0  # host-local IPAM's job: an address of ${net.subnet} (tsrun's would be leased)
-ip -n ${p.netns} link set eth0 up
+ip -n ${p.netns} link set eth0 up  # interfaces start down: bring eth0 up
 ip -n ${p.netns} route add default via ${net.gateway}  # ipam's route: everything else through the bridge
 sysctl -qw net.ipv4.ip_forward=1 # the bridge plugin turns on forwarding (undo leaves it on, as tsrun does)
 # see it: ip netns exec ${p.netns} ip addr; ip link show master ${p.bridge}`);
