@@ -169,8 +169,13 @@ async function layerChanges(store: Store, l: LayerView, tree: Set<string>): Prom
   }
   for (const p of written) {
     out.set(p, before.has(p) ? 'C' : 'A');
-    // Writing a path makes its parents exist too (the unpacker creates them).
-    for (let s = p.indexOf('/'); s > 0; s = p.indexOf('/', s + 1)) tree.add(p.slice(0, s));
+    // Writing a path makes its parents exist too: the unpacker creates the ones the tar does not
+    // list, and they are shown as added (dive shows them in the layer's tree too).
+    for (let s = p.indexOf('/'); s > 0; s = p.indexOf('/', s + 1)) {
+      const parent = p.slice(0, s);
+      if (!tree.has(parent) && !mine.has(parent) && !out.has(parent)) out.set(parent, 'A');
+      tree.add(parent);
+    }
     tree.add(p);
   }
   return [...out.entries()]

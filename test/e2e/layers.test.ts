@@ -122,6 +122,7 @@ L('image layers --files: adds, changes, whiteouts and opaque directories as dele
     .map((l) => (JSON.parse(l) as { Files: { Kind: string; Path: string }[] }).Files.map((f) => `${f.Kind} ${f.Path}`));
   assert.ok(files[0]?.includes('A /bin/busybox'));
   assert.ok(files[0]?.includes('A /var/cache/old'));
+  assert.ok(files[0]?.includes('A /usr/bin'), 'a parent the tar does not list is added too');
   assert.ok(!files[0]?.some((f) => f.startsWith('C ') || f.startsWith('D ')), 'the base layer only adds');
   assert.equal(files[1], [
     'A /etc/hostname',
@@ -148,6 +149,7 @@ L('image which: the layer that last wrote a path, or deleted it', async () => {
     return `${j.Change}${j.Layer.Index}`;
   };
   assert.is(await which('/bin/busybox'), 'A1');
+  assert.is(await which('/usr'), 'A1', 'made by the unpacker for usr/bin/ping');
   assert.is(await which('/opt/a'), 'A3', 'written again by layer 3 after layer 2 deleted it');
   assert.is(await which('/var/cache/old'), 'D2', 'hidden by the opaque directory');
   assert.is(await which('/home/app/notes'), 'D3', 'deleted with its directory');
