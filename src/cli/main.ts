@@ -52,6 +52,9 @@ export async function main(argv: string[]): Promise<void> {
   (await import('./commands/export.js')).registerExportCommands(program, io);
   (await import('./commands/commit.js')).registerCommitCommands(program, io);
   (await import('./commands/diff.js')).registerDiffCommands(program, io);
+  (await import('./commands/layers.js')).registerLayerCommands(program, io);
+  (await import('./commands/search.js')).registerSearchCommands(program, io);
+  (await import('./commands/explain.js')).registerExplainCommands(program, io);
   (await import('./commands/pause.js')).registerPauseCommands(program, io);
   (await import('./commands/rename.js')).registerRenameCommands(program, io);
   (await import('./commands/top.js')).registerTopCommands(program, io);

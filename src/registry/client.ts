@@ -174,11 +174,12 @@ export class RegistryClient {
 
   /**
    * Every tag of the repository (distribution spec "Listing Tags", following `Link: <…>;
-   * rel="next"` pages), for `pull --all-tags`. At most 10,000 tags and 100 pages.
+   * rel="next"` pages), for `pull --all-tags` and `search --list-tags`. At most 10,000 tags and
+   * 100 pages of `pageSize`.
    */
-  async listTags(): Promise<string[]> {
+  async listTags(pageSize = 1000): Promise<string[]> {
     const tags: string[] = [];
-    let next: string | undefined = `/v2/${this.repo}/tags/list?n=1000`;
+    let next: string | undefined = `/v2/${this.repo}/tags/list?n=${pageSize}`;
     for (let page = 0; next && page < 100 && tags.length < 10_000; page++) {
       const res = await this.request(next, { Accept: 'application/json' }, `listing the tags of ${this.repo}`);
       const { bytes } = await readLimited(res, 4 * 1024 * 1024);
@@ -344,7 +345,8 @@ export class RegistryClient {
       const realm = ch.params['realm'];
       if (!realm)
         throw new TsrunError('ERR_REGISTRY_AUTH', `authenticating to ${this.host}: the Bearer challenge has no realm`);
-      const scopes = [repositoryScope(this.repo, this.actions), ...this.extraScopes];
+      // No repository (the catalog): only the extra scopes (registry:catalog:*).
+      const scopes = [...(this.repo ? [repositoryScope(this.repo, this.actions)] : []), ...this.extraScopes];
       const token = await getToken(
         {
           realm,

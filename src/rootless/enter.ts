@@ -17,7 +17,7 @@ import { TsrunError } from '../errors.js';
 import { cliEntry } from '../util/project.js';
 import { ensureNamespace, namespaceRequirements, nsenterArgv, userRunBase } from './namespace.js';
 
-const OUTSIDE = new Set(['help', 'login', 'logout', 'info', 'version']);
+const OUTSIDE = new Set(['help', 'login', 'logout', 'info', 'version', 'search']);
 
 /**
  * Does this command of `uid` run in the namespace? `plan` is what the argv names, read from

@@ -176,6 +176,8 @@ function startTokenService(
     const access: Access[] = [];
     for (const s of scopes) {
       const a = parseScope(s);
+      // The catalog (GET /v2/_catalog) is for signed-in users, as on most token services.
+      if (a?.type === 'registry' && a.name === 'catalog' && user !== undefined) access.push(a);
       if (!a || a.type !== 'repository') continue;
       const allowed =
         user !== undefined

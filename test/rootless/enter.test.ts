@@ -8,6 +8,7 @@ import { registerImageCommands } from '../../src/cli/commands/images.js';
 import { registerAuthCommands } from '../../src/cli/commands/login.js';
 import { registerContainerCommands } from '../../src/cli/commands/containers.js';
 import { registerBuildCommands } from '../../src/cli/commands/build.js';
+import { registerSearchCommands } from '../../src/cli/commands/search.js';
 import { registerSystemCommands } from '../../src/cli/commands/system.js';
 import { subordinateRange } from '../../src/rootless/namespace.js';
 
@@ -27,6 +28,7 @@ async function program(): Promise<Command> {
   registerAuthCommands(p, io);
   registerContainerCommands(p, io);
   registerBuildCommands(p, io);
+  registerSearchCommands(p, io);
   registerSystemCommands(p, io);
   return p;
 }
@@ -78,7 +80,7 @@ E("the command path and help from tsrun's own options only, never the container'
   }
 });
 
-E('store commands of a non-root user enter; root, help, version, login and info do not', async () => {
+E('store commands of a non-root user enter; root, help, version, login, info and search do not', async () => {
   const p = await program();
   const env = {};
   const needs = (argv: string[], uid = 1000, e: NodeJS.ProcessEnv = env) =>
@@ -98,6 +100,7 @@ E('store commands of a non-root user enter; root, help, version, login and info 
     ['logout'],
     ['info'],
     ['system', 'info'],
+    ['search', '--limit', '5', 'node'],
   ]) {
     assert.not.ok(needs(argv), argv.join(' '));
   }

@@ -31,6 +31,7 @@ async function pullReporter(io: CliIo): Promise<Reporter> {
 }
 
 async function runAction(io: CliIo, image: string, args: string[], f: RunFlags): Promise<void> {
+  if (f.dryRun) return (await import('./dry-run.js')).dryRunAction(io, image, args, f);
   const streams = await attachStreams(f);
   f.interactive = streams.stdin;
   // Docker checks the terminal only when it attaches: `run -dit` works without one.

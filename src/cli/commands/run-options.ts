@@ -63,6 +63,8 @@ export interface RunFlags {
   dns: string[];
   dnsSearch: string[];
   dnsOption: string[];
+  dryRun?: boolean;
+  out?: string;
 }
 
 export function runOptions(cmd: Command, o: { run: boolean }): Command {
@@ -70,6 +72,14 @@ export function runOptions(cmd: Command, o: { run: boolean }): Command {
     .argument('<image>', 'image to run (pulled if missing)')
     .argument('[command...]', "command and arguments (default: the image's ENTRYPOINT/CMD)");
   if (o.run) cmd.option('-d, --detach', 'run in the background and print the container id');
+  if (o.run)
+    cmd
+      .option('--dry-run', 'prepare everything, start nothing: write a bundle, replay.sh and undo.sh (see --out)')
+      .option('--out <dir>', 'with --dry-run: where to write them (default ./tsrun-dry-run-<id12>)')
+      .addHelpText(
+        'after',
+        '\nA run to replay by hand (docs/how-containers-work.md):\n  tsrun run --dry-run --out lesson -p 8080:80 busybox httpd -f -p 80\n  less lesson/replay.sh; sh lesson/replay.sh   # as root; then: sh lesson/undo.sh\n',
+      );
   cmd
     .option('-a, --attach <stream>', 'attach to STDIN, STDOUT or STDERR (default: stdout and stderr)', collect, [])
     .option('-i, --interactive', 'keep stdin open and pass it to the container')
