@@ -11,6 +11,9 @@
  *   mount(source, target, fstype, data)   mount(2) with no flags (overlay roots); relative paths in
  *                                         `data` resolve against the process's cwd
  *   umount(target)                        umount2(2) with no flags
+ *   setTopdir(path) -> boolean            chattr +T on a directory (FS_TOPDIR_FL): ext2/3/4 then place
+ *                                         each new subdirectory as a top-level one (Orlov spreading);
+ *                                         false where the filesystem has no such flag
  *
  * The *at() calls for walking a container's root from directory fds are in at.c.
  *
@@ -24,7 +27,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <linux/fs.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -216,6 +223,29 @@ static napi_value js_umount(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+static napi_value js_set_topdir(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  char path[PATH_BUF];
+  if (argc < 1 || get_string(env, argv[0], path, sizeof path)) return NULL;
+  int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return throw_errno(env, errno, "open", path);
+  int flags = 0;
+  bool ok = false;
+  if (ioctl(fd, FS_IOC_GETFLAGS, &flags) == 0) {
+    ok = (flags & FS_TOPDIR_FL) != 0;
+    if (!ok) {
+      flags |= FS_TOPDIR_FL;
+      ok = ioctl(fd, FS_IOC_SETFLAGS, &flags) == 0;
+    }
+  }
+  close(fd);
+  napi_value result;
+  napi_get_boolean(env, ok, &result);
+  return result;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     { "mknod", NULL, js_mknod, NULL, NULL, NULL, napi_default, NULL },
@@ -225,6 +255,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "flock", NULL, js_flock, NULL, NULL, NULL, napi_default, NULL },
     { "mount", NULL, js_mount, NULL, NULL, NULL, napi_default, NULL },
     { "umount", NULL, js_umount, NULL, NULL, NULL, napi_default, NULL },
+    { "setTopdir", NULL, js_set_topdir, NULL, NULL, NULL, napi_default, NULL },
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   define_at(env, exports);

@@ -36,7 +36,13 @@
  * later run slower (sys time grew from 3 s to 19 s for the same curl|tar) and the figures
  * meaningless. --no-scratch-fs writes straight into --work instead.
  *
- * Options: --rounds N (5), --json FILE, --cache DIR, --work DIR (default
+ * --cycles N: instead of cold pulls into fresh directories, N pull/rmi cycles on one long-lived
+ * store per tool, in --work itself (no scratch fs: the point is the root fs as it ages), the
+ * tools interleaved in a rotating order per cycle; each pull is timed, then the image is removed
+ * (`tsrun rmi`, `podman rmi`, the floor's `rm -rf`) outside the timing, and the next cycle starts
+ * right away, as a user's pull/rmi loop would. Reports every cycle's time per tool.
+ *
+ * Options: --rounds N (5), --cycles N, --json FILE, --cache DIR, --work DIR (default
  * /var/tmp/tsrun-bench-work), --no-scratch-fs, --tools tsrun,podman,floor, --no-warmup,
  * --layer DIR[,DIR...] (repeatable: replaces the default layer set; paths relative to /).
  * Results go to stdout; progress goes to stderr.
@@ -65,7 +71,8 @@ import type { LayerBlob } from '../../test/helpers/tar-writer.js';
 
 /** Repo root: this file runs as dist/scripts/bench/pull.js. */
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
-const TSRUN = path.join(REPO, 'bin', 'tsrun.js');
+/** TSRUN_BENCH_TSRUN: another build's bin/tsrun.js (a before/after comparison in one machine state). */
+const TSRUN = process.env['TSRUN_BENCH_TSRUN'] ?? path.join(REPO, 'bin', 'tsrun.js');
 const REPO_NAME = 'bench/big';
 const TAG = '1';
 const TARGET_RATIO = 0.75;
@@ -98,6 +105,7 @@ interface Options {
   serve: boolean;
   scratchFs: boolean;
   layers: string[][];
+  cycles: number;
 }
 
 function usage(msg: string): never {
@@ -117,6 +125,7 @@ function parseArgs(argv: string[]): Options {
     serve: false,
     scratchFs: true,
     layers: [],
+    cycles: 0,
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] as string;
@@ -134,6 +143,13 @@ function parseArgs(argv: string[]): Options {
         const n = Number(value());
         if (!Number.isInteger(n) || n < 1) usage('--rounds must be a positive integer');
         o.rounds = n;
+        break;
+      }
+      case '--cycles': {
+        const n = Number(value());
+        if (!Number.isInteger(n) || n < 1) usage('--cycles must be a positive integer');
+        o.cycles = n;
+        o.scratchFs = false;
         break;
       }
       case '--json':
@@ -599,6 +615,83 @@ const fmt = (x: number | undefined, d = 2): string => (x === undefined ? '–' :
 
 // ---------------------------------------------------------------------------------------------
 
+// ---------------------------------------------------------------------------------------------
+// --cycles: pull/rmi on one long-lived store per tool
+
+function removeImage(tool: Tool, dir: string, ctx: Ctx): string | undefined {
+  const r =
+    tool === 'tsrun'
+      ? run(TSRUN, ['--root', dir, 'rmi', ctx.ref])
+      : tool === 'podman'
+        ? run('podman', [...podmanGlobal(dir), 'rmi', ctx.ref])
+        : { status: 0, stdout: '', stderr: '' };
+  if (tool === 'floor') for (const e of readdirSync(dir)) rmSync(path.join(dir, e), { recursive: true, force: true });
+  return r.status === 0 ? undefined : `rmi exited ${r.status}: ${r.stderr.trim()}`;
+}
+
+async function runCycles(opts: Options, ctx: Ctx): Promise<number> {
+  const dirs = Object.fromEntries(
+    opts.tools.map((t) => [t, mkdtempSync(path.join(ctx.work, `cycles-${t}-`))]),
+  ) as Record<Tool, string>;
+  const times: Record<string, Array<number | undefined>> = Object.fromEntries(opts.tools.map((t) => [t, []]));
+  let failed = 0;
+  try {
+    for (let c = 1; c <= opts.cycles; c++) {
+      const k = c % opts.tools.length;
+      for (const tool of [...opts.tools.slice(k), ...opts.tools.slice(0, k)]) {
+        const { cmd, args } = describe(tool, dirs[tool], ctx);
+        spawnSync('sync');
+        const p = await timedRun(cmd, args);
+        const bad = p.code !== 0 ? `exit ${p.code ?? p.signal}: ${p.stderr.trim()}` : verify(tool, dirs[tool], ctx);
+        const gone = removeImage(tool, dirs[tool], ctx);
+        if (bad || gone) failed++;
+        times[tool]?.push(bad ? undefined : p.seconds);
+        log(
+          `cycle ${c} ${tool.padEnd(6)} ${bad ? `FAILED: ${bad}` : `${p.seconds.toFixed(2)} s`}${gone ? ` (${gone})` : ''}`,
+        );
+      }
+    }
+  } finally {
+    for (const t of opts.tools) {
+      removeTree(dirs[t]);
+      const rr = runroots.get(dirs[t]);
+      if (rr) removeTree(rr);
+    }
+  }
+  const out = [
+    `## Pull/rmi cycles on one store per tool in ${ctx.work} (${firstLine('findmnt', ['-n', '-o', 'FSTYPE,SOURCE', '-T', ctx.work]).replace(/\s+/g, ' ')})`,
+    '',
+    `| tool | ${Array.from({ length: opts.cycles }, (_, i) => `${i + 1}`).join(' | ')} | last / first |`,
+    `|---|${'---:|'.repeat(opts.cycles + 1)}`,
+  ];
+  for (const t of opts.tools) {
+    const xs = times[t] ?? [];
+    const f = xs[0];
+    const l = xs[xs.length - 1];
+    out.push(
+      `| ${t} | ${xs.map((x) => fmt(x)).join(' | ')} | ${f !== undefined && l !== undefined ? (l / f).toFixed(2) : '–'} |`,
+    );
+  }
+  const last = (t: Tool) => times[t]?.[opts.cycles - 1];
+  const lt = last('tsrun');
+  const lp = last('podman');
+  if (lt !== undefined && lp !== undefined) out.push('', `Last cycle tsrun / podman: ${(lt / lp).toFixed(2)}×.`);
+  out.push(
+    '',
+    `Command: \`node dist/scripts/bench/pull.js${process.argv
+      .slice(2)
+      .map((a) => ' ' + a)
+      .join('')}\``,
+  );
+  process.stdout.write(out.join('\n') + '\n');
+  if (opts.json)
+    writeFileSync(
+      opts.json,
+      JSON.stringify({ benchmark: 'pull-cycles', date: new Date().toISOString(), times }, null, 2) + '\n',
+    );
+  return failed ? 1 : 0;
+}
+
 async function main(): Promise<number> {
   const opts = parseArgs(process.argv.slice(2));
   if (process.getuid?.() !== 0) log('warning: not root; podman and the floor may not be able to keep file owners');
@@ -675,6 +768,7 @@ async function main(): Promise<number> {
     }
 
     const ctx: Ctx = { reg, ref, layers, configDigest: pushed.configDigest, work: scratch?.dir ?? opts.work };
+    if (opts.cycles > 0) return await runCycles(opts, ctx);
     const results: RunResult[] = [];
     const orders: Tool[][] = [];
     const first = opts.warmup ? 0 : 1;

@@ -27,6 +27,12 @@ export interface Native {
   /** umount2(2) without flags. */
   umount(target: string): void;
   /**
+   * Mark a directory FS_TOPDIR_FL (`chattr +T`): ext2/3/4 then spread its new subdirectories over
+   * the disk as it does top-level ones. False where the filesystem has no such flag (never throws
+   * for that; throws only when `path` cannot be opened as a directory).
+   */
+  setTopdir(path: string): boolean;
+  /**
    * The *at() family (native-helpers/src/at.c, walk.c): an O_PATH fd for `path` resolved inside
    * `rootfd` as if it were "/" (openat2 RESOLVE_IN_ROOT|RESOLVE_NO_MAGICLINKS, or the same rules
    * one component at a time). Every `name` below is one path component ("" = the fd itself
@@ -96,6 +102,7 @@ interface Addon extends AtCalls {
   flock(fd: number, op: number): boolean;
   mount(source: string, target: string, fstype: string, data: string): void;
   umount(target: string): void;
+  setTopdir(path: string): boolean;
 }
 
 const LOCK = { sh: 1, ex: 2, un: 8 } as const;
@@ -142,6 +149,7 @@ export function native(): Native {
     flock: (fd, op, nonblock = false) => addon.flock(fd, LOCK[op] | (nonblock ? LOCK_NB : 0)),
     mount: (source, target, fstype, data) => addon.mount(source, target, fstype, data),
     umount: (target) => addon.umount(target),
+    setTopdir: (p) => addon.setTopdir(p),
     walkInRoot: (rootfd, p, followFinal) => addon.walkInRoot(rootfd, p, followFinal),
     openat: (dirfd, name, flags, mode) => addon.openat(dirfd, name, flags, mode),
     reopen: (fd, flags) => addon.reopen(fd, flags),

@@ -1,6 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mkdtempSync, promises as fs, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import { Store } from '../../src/store/store.js';
@@ -49,6 +50,15 @@ test('a prepared layer is invisible until committed; a second commit of the same
     ),
     false,
   );
+});
+
+test('layers are unpacked under a tmp/ marked +T (top-level spreading) where the filesystem has the flag', async () => {
+  const store = await Store.open(path.join(tmp, 's3t'));
+  await store.prepareLayer();
+  const fstype = spawnSync('findmnt', ['-n', '-o', 'FSTYPE', '-T', store.root], { encoding: 'utf8' }).stdout.trim();
+  const attrs = spawnSync('lsattr', ['-d', path.join(store.root, 'tmp')], { encoding: 'utf8' });
+  if (/^ext[234]$/.test(fstype)) assert.match(attrs.stdout.split(' ')[0] ?? '', /T/, attrs.stdout + attrs.stderr);
+  else assert.ok(fstype !== '', 'findmnt names the filesystem');
 });
 
 test('stale temp entries of dead processes are removed, live ones kept', async () => {
