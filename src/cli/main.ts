@@ -38,34 +38,7 @@ export async function main(argv: string[]): Promise<void> {
     .exitOverride()
     .configureOutput({ writeOut: (s) => io.out.write(s), writeErr: (s) => io.err.write(s) });
 
-  const { registerImageCommands } = await import('./commands/images.js');
-  registerImageCommands(program, io);
-  const { registerAuthCommands } = await import('./commands/login.js');
-  registerAuthCommands(program, io);
-  const { registerContainerCommands } = await import('./commands/containers.js');
-  registerContainerCommands(program, io);
-  const { registerBuildCommands } = await import('./commands/build.js');
-  registerBuildCommands(program, io);
-  const { registerSystemCommands } = await import('./commands/system.js');
-  registerSystemCommands(program, io);
-  (await import('./commands/save.js')).registerSaveCommands(program, io);
-  (await import('./commands/export.js')).registerExportCommands(program, io);
-  (await import('./commands/commit.js')).registerCommitCommands(program, io);
-  (await import('./commands/diff.js')).registerDiffCommands(program, io);
-  (await import('./commands/layers.js')).registerLayerCommands(program, io);
-  (await import('./commands/search.js')).registerSearchCommands(program, io);
-  (await import('./commands/explain.js')).registerExplainCommands(program, io);
-  (await import('./commands/pause.js')).registerPauseCommands(program, io);
-  (await import('./commands/rename.js')).registerRenameCommands(program, io);
-  (await import('./commands/top.js')).registerTopCommands(program, io);
-  (await import('./commands/stats.js')).registerStatsCommands(program, io);
-  (await import('./commands/update.js')).registerUpdateCommands(program, io);
-  (await import('./commands/events.js')).registerEventsCommands(program, io);
-  (await import('./commands/volume.js')).registerVolumeCommands(program, io);
-  const { registerVersionCommand } = await import('./commands/version.js');
-  registerVersionCommand(program, io);
-  const { registerUnshareCommand } = await import('./commands/unshare.js');
-  registerUnshareCommand(program, io);
+  await (await import('./register.js')).registerCommands(program, io, argv);
 
   // An unprivileged user's command runs inside the user's rootless namespace (src/rootless/);
   // root's start-up does not even load that module.

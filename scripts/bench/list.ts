@@ -1,0 +1,93 @@
+/**
+ * Listing-command benchmark (a benchmark, not a timed test): `ps -a` and `images`, tsrun vs
+ * podman, with `node -e 0` as the floor of any Node CLI.
+ *
+ * Every command runs against an empty store of its own (nothing to list: this is start-up and
+ * the work before the first line), interleaved in a rotating order per round after one untimed
+ * round, so a machine shared with other jobs loads every tool alike. Every run must exit 0; a
+ * failed run is never reported as a time and makes the exit status 1.
+ *
+ *   tsrun   bin/tsrun.js --root R ps -a | images (the executable, as users run it)
+ *   podman  podman --root R --runroot RR --storage-driver overlay --events-backend file ps -a | images
+ *   node    node -e 0, started as bin/tsrun.js starts Node (without NODE_EXTRA_CA_CERTS)
+ *
+ *   npm run bench:list                        # 30 rounds, Markdown on stdout
+ *   node dist/scripts/bench/list.js --rounds 50
+ * TSRUN_BENCH_TSRUN=/other/checkout/bin/tsrun.js compares another build in the same run (as "tsrun-b").
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { median, option, timed, TSRUN } from './common.js';
+
+const rounds = Number(option('--rounds', '30'));
+const dir = mkdtempSync(path.join(os.tmpdir(), 'tsrun-bench-list-'));
+const runroot = mkdtempSync('/run/tsrun-bench-list-');
+const other = process.env['TSRUN_BENCH_TSRUN'];
+const nodeEnv = { ...process.env };
+delete nodeEnv['NODE_EXTRA_CA_CERTS'];
+const podman = [
+  '--root',
+  path.join(dir, 'podman'),
+  '--runroot',
+  runroot,
+  '--storage-driver',
+  'overlay',
+  '--events-backend',
+  'file',
+];
+
+const cases: Array<{ name: string; cmd: string; args: string[]; env?: NodeJS.ProcessEnv }> = [
+  { name: 'tsrun ps -a', cmd: TSRUN, args: ['--root', path.join(dir, 'tsrun'), 'ps', '-a'] },
+  { name: 'podman ps -a', cmd: 'podman', args: [...podman, 'ps', '-a'] },
+  { name: 'tsrun images', cmd: TSRUN, args: ['--root', path.join(dir, 'tsrun'), 'images'] },
+  { name: 'podman images', cmd: 'podman', args: [...podman, 'images'] },
+  { name: 'node -e 0', cmd: 'node', args: ['-e', '0'], env: nodeEnv },
+  ...(other
+    ? [
+        { name: 'tsrun-b ps -a', cmd: other, args: ['--root', path.join(dir, 'tsrun-b'), 'ps', '-a'] },
+        { name: 'tsrun-b images', cmd: other, args: ['--root', path.join(dir, 'tsrun-b'), 'images'] },
+      ]
+    : []),
+];
+
+async function main(): Promise<number> {
+  const times = new Map<string, number[]>(cases.map((c) => [c.name, []]));
+  let failed = 0;
+  for (let r = 0; r <= rounds; r++) {
+    const k = r % cases.length;
+    for (const c of [...cases.slice(k), ...cases.slice(0, k)]) {
+      const t = await timed(c.cmd, c.args, c.env ? { env: c.env } : {});
+      if (t.code !== 0) {
+        failed++;
+        process.stderr.write(`bench:list: ${c.name} exited ${t.code}: ${t.stderr.trim()}\n`);
+      } else if (r > 0) times.get(c.name)?.push(t.ms);
+    }
+  }
+  const med = (n: string) => median(times.get(n) ?? []);
+  const out = [
+    `${rounds} interleaved rounds after 1 untimed round, empty stores, wall ms:`,
+    '',
+    '| command | median | min | max | × podman |',
+    '|---|---:|---:|---:|---:|',
+  ];
+  for (const c of cases) {
+    const xs = times.get(c.name) ?? [];
+    const verb = c.name.split(' ').slice(1).join(' ');
+    const p = c.name.startsWith('tsrun') ? med(`podman ${verb}`) : NaN;
+    out.push(
+      `| ${c.name} | ${med(c.name).toFixed(1)} | ${Math.min(...xs).toFixed(1)} | ${Math.max(...xs).toFixed(1)} | ${Number.isNaN(p) ? '' : (med(c.name) / p).toFixed(2)} |`,
+    );
+  }
+  process.stdout.write(out.join('\n') + '\n');
+  return failed ? 1 : 0;
+}
+
+void main()
+  .then((code) => {
+    process.exitCode = code;
+  })
+  .finally(() => {
+    rmSync(dir, { recursive: true, force: true });
+    rmSync(runroot, { recursive: true, force: true });
+  });
