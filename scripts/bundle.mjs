@@ -3,20 +3,62 @@
 // loads. Why: Node 20's ES-module loader costs ~1 ms per module on this kind of machine and a
 // `run` touches ~45 of them; one CommonJS file with lazily initialised modules (esbuild keeps our
 // `await import()` boundaries as lazy initialisers) starts ~30 ms sooner (docs/benchmarks.md).
-// The tsc output in dist/src stays what the tests import. npm packages are not bundled (they
-// are loaded from node_modules as before); import.meta.url becomes the bundle's own URL, which
+// The tsc output in dist/src stays what the tests import. npm packages but commander are not
+// bundled (they are loaded from node_modules as before); import.meta.url becomes the bundle's own URL, which
 // src/util/project.ts walks up from to find tsrun's files.
+//
+// Third step: a V8 code cache for the bundle, dist/tsrun.cjs.cache, which bin/tsrun.js hands to
+// vm.Script. Without it Node parses all ~750 kB before the first line of main() runs (15–20 ms
+// of a ~65 ms `tsrun ps -a` here: docs/benchmarks.md, "Listing commands"). The cache is made
+// after running the bundle's top level (which only defines things), so those functions are in
+// it compiled. Its first line names the bundle's size and mtime: the launcher uses it only for
+// that very file (V8's own check is the source's length alone). A script compiled with a cache
+// loses its importModuleDynamically callback (Node 20), so the bundle's import() of npm
+// packages goes through `__tsrunImport`, which the launcher passes in (plain `import()` when
+// the bundle is loaded with require).
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { Script } from 'node:vm';
 import { build } from 'esbuild';
 
-await build({
+const file = path.resolve('dist/tsrun.cjs');
+const result = await build({
   entryPoints: ['src/cli/main.ts'],
-  outfile: 'dist/tsrun.cjs',
+  outfile: file,
   bundle: true,
   platform: 'node',
   format: 'cjs',
   target: 'node20',
-  packages: 'external',
+  // npm packages stay in node_modules, except commander: every command needs it, and bundled it
+  // is in the code cache (resolving and compiling it from node_modules was ~8 ms).
+  external: Object.keys(JSON.parse(readFileSync('package.json', 'utf8')).dependencies).filter((p) => p !== 'commander'),
   define: { 'import.meta.url': '__tsrunModuleUrl' },
-  banner: { js: "const __tsrunModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
+  banner: {
+    js: [
+      "const __tsrunModuleUrl = require('node:url').pathToFileURL(__filename).href;",
+      "const __tsrunImp = typeof __tsrunImport === 'function' ? __tsrunImport : (s) => import(s);",
+    ].join('\n'),
+  },
   logLevel: 'warning',
+  write: false,
 });
+// import() of a Node built-in becomes require(): an import() loads Node's ES-module loader (~25
+// internal modules) even for `node:os`.
+const text = (result.outputFiles[0]?.text ?? '')
+  .replace(/\bimport\(("node:[a-z_/]+")\)/g, 'Promise.resolve().then(() => __toESM(require($1), 1))')
+  .replace(/\bimport\((?="[^"\n]+"\))/g, '__tsrunImp(');
+writeFileSync(file, text);
+
+/** The bundle's function wrapper: Node's, plus the launcher's import(). Keep in step with bin/tsrun.js. */
+const WRAP = ['(function (exports, require, module, __filename, __dirname, __tsrunImport) { ', '\n});'];
+const script = new Script(WRAP[0] + text + WRAP[1], { filename: file });
+const m = { exports: {} };
+script
+  .runInThisContext()
+  .call(m.exports, m.exports, createRequire(file), m, file, path.dirname(file), (s) => import(s));
+const st = statSync(file);
+writeFileSync(
+  `${file}.cache`,
+  Buffer.concat([Buffer.from(`${st.size}:${Math.trunc(st.mtimeMs)}\n`), script.createCachedData()]),
+);
