@@ -1,5 +1,5 @@
 #!/bin/sh
-//bin/true; [ -z "${NODE_EXTRA_CA_CERTS-}" ] || { TSRUN_EXTRA_CA_CERTS=$NODE_EXTRA_CA_CERTS; export TSRUN_EXTRA_CA_CERTS; unset NODE_EXTRA_CA_CERTS; }; [ -z "${NODE_OPTIONS+x}" ] || { TSRUN_NODE_OPTIONS=$NODE_OPTIONS; export TSRUN_NODE_OPTIONS; unset NODE_OPTIONS; }; exec node -- "$0" "$@"
+//bin/true; [ -z "${NODE_EXTRA_CA_CERTS-}" ] || { TSRUN_EXTRA_CA_CERTS=$NODE_EXTRA_CA_CERTS; export TSRUN_EXTRA_CA_CERTS; unset NODE_EXTRA_CA_CERTS; }; [ -z "${NODE_OPTIONS+x}" ] || { TSRUN_NODE_OPTIONS=$NODE_OPTIONS; export TSRUN_NODE_OPTIONS; unset NODE_OPTIONS; }; [ -O /proc/1 ] || { tsrun_entry=$(readlink -f -- "$0") && [ -r "${tsrun_entry%/*}/rootless-enter.sh" ] && . "${tsrun_entry%/*}/rootless-enter.sh"; }; exec node -- "$0" "$@"
 /*
  * tsrun's entry point. Run as a program (`tsrun` through npm's link, `./bin/tsrun.js`), /bin/sh
  * reads the two lines above and starts Node on this same file; to Node (`node bin/tsrun.js`)
@@ -9,6 +9,9 @@
  * same way (TSRUN_NODE_OPTIONS), and `--` ends Node's options: Node 20 otherwise reads
  * `--env-file FILE` anywhere in argv (a container's env file, and the NODE_OPTIONS line in it)
  * as its own. Flags and variables meant for containers never reach Node (src/util/caller-env.ts).
+ * For an unprivileged user (/proc/1 is not theirs) the shell first tries bin/rootless-enter.sh:
+ * when the user's rootless namespace is up and the command surely runs in it, Node is started
+ * there directly through nsenter (one Node start instead of two; that file says when).
  *
  * The CLI itself is dist/tsrun.cjs, one file made by `npm run build` (scripts/bundle.mjs), loaded
  * with the V8 code cache the build made beside it (dist/tsrun.cjs.cache) when that cache is for

@@ -202,6 +202,20 @@ R(
 );
 
 R(
+  'once the namespace is up, a command is one Node process: the launcher enters it (bin/rootless-enter.sh)',
+  async () => {
+    assert.is((await cli(['images'])).code, 0); // the namespace is up
+    // The shell's parent is the CLI's Node; that Node's parent is this test process only when no
+    // second Node (src/rootless/enter.ts) stood between.
+    const r = await cli(['unshare', 'sh', '-c', 'grep ^PPid: /proc/$PPID/status | cut -f2; pwd']);
+    assert.is(r.stdout, `${process.pid}\n${home}\n`, r.stderr);
+    // --help anywhere: the launcher leaves the decision to Node (help stays outside the namespace).
+    const h = await cli(['unshare', 'sh', '-c', 'grep ^PPid: /proc/$PPID/status | cut -f2', '--help']);
+    assert.is.not(h.stdout, `${process.pid}\n`, h.stderr);
+  },
+);
+
+R(
   'run flags in the user namespace: caps, --privileged, seccomp, --ulimit, --tmpfs, --init, --ipc shareable; host namespaces refused',
   async () => {
     const st = (field: string, text: string) => new RegExp(`^${field}:\\s*(\\S+)`, 'm').exec(text)?.[1];
