@@ -8,11 +8,13 @@
 #
 # Taken only when: TSRUN_ROOTLESS is unset; the first word after tsrun's global options
 # (--root DIR, --config DIR, --debug) is a verb that runs in the namespace (not help, version,
-# info, system, login, logout; a group such as `container` goes to Node too); no --help, -h,
+# info, system, login, logout; a group such as `container` goes to Node too; nor build and
+# builder: a SIGKILLed build CLI must stop its build, which the second Node notices, see
+# src/rootless/parent.ts); no --help, -h,
 # --version or -v anywhere (Node's parser tells a container's `-h` from tsrun's, this does not);
 # the run base (userRunBase: $XDG_RUNTIME_DIR/tsrun, else /tmp/tsrun-UID) is a directory of the
-# user's own, not a symlink; and its pause.pid names a live `sleep` of this user with a user
-# namespace mapping (namespace.ts isPause). Then, as enter.ts does: TSRUN_ROOTLESS=UID,
+# user's own, not a symlink; and its pause.pid names a live (not zombie) `sleep` of this user
+# with a user namespace mapping (namespace.ts isPause). Then, as enter.ts does: TSRUN_ROOTLESS=UID,
 # TSRUN_CWD=the physical working directory, --preserve-credentials where setgroups is denied.
 # $1.. are tsrun's arguments; $tsrun_entry is bin/tsrun.js's real path (set by the caller).
 
@@ -31,7 +33,7 @@ tsrun_fast() {
         --root=* | --config=* | --debug) ;;
         -*) return 1 ;;
         run | create | start | stop | restart | kill | rm | ps | logs | wait | cp | port | exec | attach | \
-          pull | push | images | inspect | tag | history | rmi | build | builder | save | load | \
+          pull | push | images | inspect | tag | history | rmi | save | load | \
           export | import | commit | diff | pause | unpause | rename | top | stats | update | events | unshare)
           tsrun_verb=$tsrun_a ;;
         *) return 1 ;;
@@ -50,6 +52,12 @@ tsrun_fast() {
   case "$tsrun_pid" in '' | *[!0-9]*) return 1 ;; esac
   read -r tsrun_comm 2>/dev/null <"/proc/$tsrun_pid/comm" || return 1
   [ "$tsrun_comm" = sleep ] && [ -O "/proc/$tsrun_pid" ] || return 1
+  # Alive, not a zombie (a killed pause not yet reaped keeps its name, owner and maps).
+  tsrun_state=
+  while read -r tsrun_k tsrun_v tsrun_rest; do
+    if [ "$tsrun_k" = State: ]; then tsrun_state=$tsrun_v; break; fi
+  done 2>/dev/null <"/proc/$tsrun_pid/status" || return 1
+  case "$tsrun_state" in S | R | D | I) ;; *) return 1 ;; esac
   read -r tsrun_map 2>/dev/null <"/proc/$tsrun_pid/uid_map" || return 1
   [ -n "$tsrun_map" ] || return 1
   tsrun_keep=
