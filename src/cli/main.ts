@@ -62,6 +62,7 @@ export async function main(argv: string[]): Promise<void> {
   (await import('./commands/update.js')).registerUpdateCommands(program, io);
   (await import('./commands/events.js')).registerEventsCommands(program, io);
   (await import('./commands/volume.js')).registerVolumeCommands(program, io);
+  (await import('./commands/healthcheck.js')).registerHealthcheckCommands(program, io);
   const { registerVersionCommand } = await import('./commands/version.js');
   registerVersionCommand(program, io);
   const { registerUnshareCommand } = await import('./commands/unshare.js');
