@@ -4,9 +4,12 @@
  * so the process that already owns the container does it, with Docker's rules:
  *
  *   - the first probe runs one interval after the start, each next one an interval after the
- *     previous one ended; a probe is `runtime exec --process STATE/health-process.json ID`
- *     (the container's own process with the probe's argv, written by Node: runtime/health.ts),
- *     stdout and stderr into one pipe, stdin /dev/null;
+ *     previous one ended; a probe is `runtime exec --detach --process STATE/health-process.json
+ *     ID` (the container's own process with the probe's argv, written by Node: runtime/health.ts),
+ *     stdout and stderr into one pipe (in order: the runtime copies nothing), stdin /dev/null.
+ *     The runtime returns once the process runs; the process, orphaned, is re-parented to the
+ *     monitor (a child subreaper) and its exit status is the probe's. A probe ends when that
+ *     process exits, whatever children it left holding the pipe;
  *   - a probe still running at its timeout is SIGKILLed (the process and the runtime), its result
  *     ExitCode -1, "Health check exceeded timeout (5s)";
  *   - exit 0: healthy, streak 0; anything else: FailingStreak+1 (not while still "starting"
@@ -54,7 +57,10 @@ static struct {
   int retries;
   const sigset_t *mask;
   struct timespec t0, due, probe_start;
-  pid_t runc;
+  pid_t runc, probe;  /* the runtime while it runs; the probe's process once known */
+  int runc_status, running;
+  pid_t early[8];     /* children reaped before the runtime told the probe's pid */
+  int early_status[8], nearly;
   int out;
   int timed_out;
   char start_wall[40];
@@ -67,7 +73,7 @@ static struct {
   char changed_at[40];
   int waiting[HEALTH_MAX_CLIENTS];
   int stopped;
-} h = {.runc = -1, .out = -1};
+} h = {.runc = -1, .probe = -1, .out = -1};
 
 static const char *status_name(int s) { return s == 1 ? "healthy" : s == 2 ? "unhealthy" : "starting"; }
 
@@ -149,9 +155,11 @@ void health_arm(void) {
 static void start_probe(void) {
   int p[2];
   if (pipe2(p, O_CLOEXEC) < 0) return;
+  /* runc writes the pid file through ".NAME" and a rename: a runtime killed at a timeout may leave either. */
   unlink("health.pid");
+  unlink(".health.pid");
   char *argv[] = {(char *)h.runtime, "--root", (char *)h.runtime_root, "--log", "runtime.log", "--log-format", "json",
-                  "exec", "--pid-file", "health.pid", "--process", (char *)h.process, (char *)h.id, NULL};
+                  "exec", "--detach", "--pid-file", "health.pid", "--process", (char *)h.process, (char *)h.id, NULL};
   pid_t pid = fork();
   if (pid < 0) { close(p[0]); close(p[1]); return; }
   if (pid == 0) {
@@ -167,6 +175,9 @@ static void start_probe(void) {
   close(p[1]);
   fcntl(p[0], F_SETFL, O_NONBLOCK);
   h.runc = pid;
+  h.probe = -1;
+  h.running = 1;
+  h.nearly = 0;
   h.out = p[0];
   h.timed_out = 0;
   h.truncated = 0;
@@ -216,7 +227,7 @@ static void go_duration(long ms, char *out, size_t size) {
   else snprintf(out, size, "%ss", sec);
 }
 
-static void finish(int status) {
+static void finish(int status, int started) {
   struct result *r = &h.cur;
   wall(r->end, sizeof r->end);
   /* What the pipe still holds (a forked child may keep it open: take what is there, no more). */
@@ -224,16 +235,13 @@ static void finish(int status) {
   if (h.out >= 0) { close(h.out); h.out = -1; }
   /* Docker: the first 4096 bytes, and "..." when more came. */
   if (h.truncated) { memcpy(r->output + r->len, "...", 3); r->len += 3; }
-  char pidtext[32] = "";
-  int pfd = open("health.pid", O_RDONLY | O_CLOEXEC);
-  if (pfd >= 0) { ssize_t n = read(pfd, pidtext, sizeof pidtext - 1); pidtext[n > 0 ? n : 0] = 0; close(pfd); }
   unlink("health.pid");
   if (h.timed_out) {
     r->exit_code = -1;
     char d[48];
     go_duration(h.timeout, d, sizeof d);
     r->len = (size_t)snprintf(r->output, sizeof r->output, "Health check exceeded timeout (%s)", d);
-  } else if (atoi(pidtext) <= 0) {
+  } else if (!started) {
     /* The runtime never started the process (its error is the output): Docker says -1. */
     char msg[MAX_OUTPUT];
     size_t n = r->len < sizeof msg - 1 ? r->len : sizeof msg - 1;
@@ -266,6 +274,8 @@ static void finish(int status) {
   if (h.status != old) wall(h.changed_at, sizeof h.changed_at);
   write_state();
   h.runc = -1;
+  h.probe = -1;
+  h.running = 0;
   now_mono(&h.due);
   add_ms(&h.due, h.interval);
   for (int i = 0; i < HEALTH_MAX_CLIENTS; i++) {
@@ -281,19 +291,46 @@ static void finish(int status) {
   }
 }
 
+static pid_t read_pid(void) {
+  char text[32] = "";
+  int fd = open("health.pid", O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) { ssize_t n = read(fd, text, sizeof text - 1); text[n > 0 ? n : 0] = 0; close(fd); }
+  return (pid_t)atoi(text);
+}
+
 int health_reaped(pid_t pid, int status) {
-  if (!h.enabled || pid != h.runc || pid <= 0) return 0;
-  finish(status);
+  if (!h.enabled || !h.running || pid <= 0) return 0;
+  if (pid == h.probe) {
+    finish(status, 1);
+    return 1;
+  }
+  if (pid != h.runc) {
+    /* Perhaps the probe, reaped before its runtime: kept until the runtime's pid file is read. */
+    if (h.probe < 0 && h.nearly < 8) { h.early[h.nearly] = pid; h.early_status[h.nearly++] = status; }
+    return 0;
+  }
+  h.runc = -1;
+  h.runc_status = status;
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    /* The runtime failed (or was killed at the timeout) before the process ran. */
+    pid_t p = read_pid();
+    if (p > 0) kill(p, SIGKILL);
+    finish(status, 0);
+    return 1;
+  }
+  h.probe = read_pid();
+  if (h.probe <= 0) { finish(status, 0); return 1; }
+  for (int i = 0; i < h.nearly; i++) {
+    if (h.early[i] == h.probe) { finish(h.early_status[i], 1); return 1; }
+  }
+  if (h.timed_out) kill(h.probe, SIGKILL);
   return 1;
 }
 
 static void kill_probe(void) {
-  char pidtext[32] = "";
-  int pfd = open("health.pid", O_RDONLY | O_CLOEXEC);
-  if (pfd >= 0) { ssize_t n = read(pfd, pidtext, sizeof pidtext - 1); pidtext[n > 0 ? n : 0] = 0; close(pfd); }
-  int pid = atoi(pidtext);
+  pid_t pid = h.probe > 0 ? h.probe : read_pid();
   if (pid > 0) kill(pid, SIGKILL);
-  kill(h.runc, SIGKILL);
+  if (h.runc > 0) kill(h.runc, SIGKILL);
 }
 
 static int exists(const char *name) {
@@ -306,7 +343,7 @@ int health_timeout(int current) {
   struct timespec now;
   now_mono(&now);
   long ms;
-  if (h.runc > 0) {
+  if (h.running) {
     if (h.timed_out) return current; /* killed: its reaping wakes us */
     struct timespec end = h.probe_start;
     add_ms(&end, h.timeout);
@@ -323,7 +360,7 @@ void health_tick(void) {
   if (!h.enabled || h.stopped) return;
   struct timespec now;
   now_mono(&now);
-  if (h.runc > 0) {
+  if (h.running) {
     struct timespec end = h.probe_start;
     add_ms(&end, h.timeout);
     if (!h.timed_out && ms_between(&now, &end) <= 0) {
@@ -359,11 +396,15 @@ void health_client_gone(int client) {
 void health_stop(void) {
   if (!h.enabled || h.stopped) return;
   h.stopped = 1;
-  if (h.runc > 0) {
+  if (h.running) {
+    /* The container's pid namespace is gone with its init, and the probe with it; the runtime
+       may still be on its way. */
     kill_probe();
-    int st;
-    while (waitpid(h.runc, &st, 0) < 0 && errno == EINTR) {}
-    h.runc = -1;
+    if (h.runc > 0) {
+      int st;
+      while (waitpid(h.runc, &st, 0) < 0 && errno == EINTR) {}
+    }
+    h.running = 0;
   }
   if (h.out >= 0) { close(h.out); h.out = -1; }
 }

@@ -571,8 +571,7 @@ int main(int argc, char **argv) {
       int st;
       pid_t w;
       while ((w = waitpid(-1, &st, WNOHANG)) > 0) {
-        if (health_reaped(w, st)) continue;
-        if (w != container_pid) continue;
+        if (w != container_pid) { health_reaped(w, st); continue; }
         exited = 1;
         health_stop();
         code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);

@@ -148,6 +148,7 @@ H(
     await eventually('6 failures', async () => ((await health('sick'))?.FailingStreak ?? 0) >= 6, 10_000);
     const h = await health('sick');
     assert.is(h?.Log.length, 5);
+    // stdout and stderr in one pipe, in the order written.
     assert.equal(h?.Log[0] && { code: h.Log[0].ExitCode, out: h.Log[0].Output }, { code: 3, out: 'bad\nworse\n' });
     assert.match(
       (await cli(['ps', '--format', '{{.Status}}', '--filter', 'name=sick'])).stdout,
@@ -187,6 +188,28 @@ H('output is kept to 4096 bytes; a check that floods it does not hold the monito
   const ex = await cli(['exec', 'flood', 'echo', 'alive']);
   assert.is(ex.stdout, 'alive\n');
   await cli(['rm', '-f', 'flood']);
+  // A check that leaves a child writing to its output: the probe ends with the runtime's exit,
+  // the pipe is closed, and the child dies of EPIPE instead of piling up.
+  const fork = await cli([
+    'run',
+    '-d',
+    '--network',
+    'none',
+    '--name',
+    'forker',
+    '--health-cmd',
+    'yes forked-flood & exit 0',
+    '--health-interval',
+    '100ms',
+    BASE,
+    'sleep',
+    '60',
+  ]);
+  assert.is(fork.code, 0, fork.stderr);
+  await eventually('healthy', async () => (await health('forker'))?.Status === 'healthy', 10_000);
+  await eventually('3 probes', async () => ((await health('forker'))?.Log.length ?? 0) >= 3, 10_000);
+  assert.ok(processes('yes forked-flood').length <= 1, processes('yes forked-flood').join('\n'));
+  await cli(['rm', '-f', 'forker']);
 });
 
 H("timeout: a hanging check is killed at --health-timeout, ExitCode -1 and Docker's message", async () => {
