@@ -4,7 +4,8 @@
  * so the process that already owns the container does it, with Docker's rules:
  *
  *   - the first probe runs one interval after the start, each next one an interval after the
- *     previous one ended; a probe is `runtime exec --detach --process STATE/health-process.json
+ *     previous one ended; the interval is the start interval (default 5s) while the container
+ *     is "starting" within its start period (Docker 25's --health-start-interval); a probe is `runtime exec --detach --process STATE/health-process.json
  *     ID` (the container's own process with the probe's argv, written by Node: runtime/health.ts),
  *     stdout and stderr into one pipe (in order: the runtime copies nothing), stdin /dev/null.
  *     The runtime returns once the process runs; the process, orphaned, is re-parented to the
@@ -53,7 +54,7 @@ struct result {
 static struct {
   int enabled;
   const char *process, *runtime, *runtime_root, *id;
-  long interval, timeout, start_period; /* ms */
+  long interval, timeout, start_period, start_interval; /* ms */
   int retries;
   const sigset_t *mask;
   struct timespec t0, due, probe_start;
@@ -98,7 +99,8 @@ static void wall(char *out, size_t size) {
   snprintf(out + n, size - n, ".%09ldZ", ts.tv_nsec);
 }
 
-void health_configure(const char *process, long interval_ms, long timeout_ms, long start_period_ms, int retries) {
+void health_configure(const char *process, long interval_ms, long timeout_ms, long start_period_ms, long start_interval_ms, int retries) {
+  h.start_interval = start_interval_ms > 0 ? start_interval_ms : 5000;
   h.enabled = process != NULL;
   h.process = process;
   h.interval = interval_ms > 0 ? interval_ms : 30000;
@@ -141,11 +143,17 @@ static void write_state(void) {
   if (fclose(f) == 0) rename("health.json.tmp", "health.json");
 }
 
+/* moby's getInterval: the start interval while starting within the start period. */
+static long next_interval(const struct timespec *now) {
+  if (ms_between(&h.t0, now) >= h.start_period) return h.interval;
+  return h.status == 0 ? h.start_interval : h.interval;
+}
+
 void health_arm(void) {
   if (!h.enabled) return;
   now_mono(&h.t0);
   h.due = h.t0;
-  add_ms(&h.due, h.interval);
+  add_ms(&h.due, next_interval(&h.t0));
   wall(h.changed_at, sizeof h.changed_at);
   write_state();
 }
@@ -277,7 +285,7 @@ static void finish(int status, int started) {
   h.probe = -1;
   h.running = 0;
   now_mono(&h.due);
-  add_ms(&h.due, h.interval);
+  add_ms(&h.due, next_interval(&h.due));
   for (int i = 0; i < HEALTH_MAX_CLIENTS; i++) {
     if (!h.waiting[i]) continue;
     h.waiting[i] = 0;

@@ -7,7 +7,7 @@
 
 #define HEALTH_MAX_CLIENTS 16
 
-void health_configure(const char *process, long interval_ms, long timeout_ms, long start_period_ms, int retries);
+void health_configure(const char *process, long interval_ms, long timeout_ms, long start_period_ms, long start_interval_ms, int retries);
 void health_set_runtime(const char *runtime, const char *runtime_root, const char *id, const sigset_t *mask);
 int health_enabled(void);
 /* The container was created: the first probe is due one interval from now. */

@@ -7,7 +7,7 @@
  *   tsrun-monitor --id ID --bundle DIR --state DIR --runtime PATH --runtime-root DIR --log FILE
  *                 [--tty] [--stdin] [--publish PROTO:IP:PORT]... [--exec PROCESS.JSON [--wait-attach]]
  *                 [--health PROCESS.JSON --health-interval MS --health-timeout MS
- *                  --health-start-period MS --health-retries N]
+ *                  --health-start-period MS --health-start-interval MS --health-retries N]
  *                 [-- EXIT-COMMAND ARG...]
  *
  * With --health it also runs the container's health check (health.c); without it, nothing of
@@ -87,7 +87,7 @@ static struct {
   const char *id, *bundle, *state, *runtime, *runtime_root, *log_path;
   int tty, open_stdin, wait_attach;
   const char *exec_process;
-  const char *health, *health_interval, *health_timeout, *health_start, *health_retries;
+  const char *health, *health_interval, *health_timeout, *health_start, *health_start_interval, *health_retries;
   char **exit_cmd;
   const char *publish[MAX_PUBLISH];
   int npublish;
@@ -137,6 +137,7 @@ static void parse_args(int argc, char **argv) {
     else if (!strcmp(a, "--health-timeout")) slot = &opt.health_timeout;
     else if (!strcmp(a, "--health-start-period")) slot = &opt.health_start;
     else if (!strcmp(a, "--health-retries")) slot = &opt.health_retries;
+    else if (!strcmp(a, "--health-start-interval")) slot = &opt.health_start_interval;
     if (!slot || i + 1 >= argc) usage();
     *slot = argv[++i];
   }
@@ -418,6 +419,7 @@ int main(int argc, char **argv) {
   if (opt.health && !opt.exec_process) {
     health_configure(opt.health, opt.health_interval ? atol(opt.health_interval) : 0,
                      opt.health_timeout ? atol(opt.health_timeout) : 0, opt.health_start ? atol(opt.health_start) : 0,
+                     opt.health_start_interval ? atol(opt.health_start_interval) : 0,
                      opt.health_retries ? atoi(opt.health_retries) : 0);
     health_set_runtime(opt.runtime, opt.runtime_root, opt.id, &old);
   }

@@ -8,7 +8,8 @@
  * - Test: ["NONE"] disables the image's check; ["CMD", argv...] runs argv; ["CMD-SHELL", cmd]
  *   runs it with the container's shell (Config.Shell, default /bin/sh -c); [] inherits.
  * - A flag left at zero takes the image's value; zero everywhere means the defaults: interval 30s,
- *   timeout 30s, start period 0, retries 3.
+ *   timeout 30s, start period 0, start interval 5s (the interval while starting within the start
+ *   period, Docker 25), retries 3.
  * - A container without a probe has no State.Health (ps: no suffix, `health=none`); one that is
  *   not running keeps its last Log with Status "unhealthy" (moby: CloseMonitorChannel), until
  *   it starts again ("starting"). A created container that never ran has none yet.
@@ -33,6 +34,7 @@ export interface HealthFlags {
   timeout?: string;
   retries?: string;
   startPeriod?: string;
+  startInterval?: string;
   none?: boolean;
 }
 
@@ -49,7 +51,7 @@ export interface Health {
   Log: HealthLogEntry[];
 }
 
-export const HEALTH_DEFAULTS = { interval: 30e9, timeout: 30e9, startPeriod: 0, retries: 3 };
+export const HEALTH_DEFAULTS = { interval: 30e9, timeout: 30e9, startPeriod: 0, startInterval: 5e9, retries: 3 };
 /** Docker's container.MinimumDuration. */
 const MINIMUM_NS = 1e6;
 
@@ -95,6 +97,7 @@ export function healthFromFlags(f: HealthFlags): HealthConfig | undefined {
   const interval = flagDuration(f.interval, '--health-interval');
   const timeout = flagDuration(f.timeout, '--health-timeout');
   const startPeriod = flagDuration(f.startPeriod, '--health-start-period');
+  const startInterval = flagDuration(f.startInterval, '--health-start-interval');
   let retries = 0;
   if (f.retries !== undefined) {
     if (!/^[+-]?\d+$/.test(f.retries.trim()))
@@ -105,7 +108,8 @@ export function healthFromFlags(f: HealthFlags): HealthConfig | undefined {
     retries = Number(f.retries);
   }
   const cmd = f.cmd ?? '';
-  const any = cmd !== '' || interval !== 0 || timeout !== 0 || startPeriod !== 0 || retries !== 0;
+  const any =
+    cmd !== '' || interval !== 0 || timeout !== 0 || startPeriod !== 0 || startInterval !== 0 || retries !== 0;
   if (f.none) {
     if (any) throw new TsrunError('ERR_USAGE', '--no-healthcheck conflicts with --health-* options');
     return { Test: ['NONE'] };
@@ -115,6 +119,7 @@ export function healthFromFlags(f: HealthFlags): HealthConfig | undefined {
   if (timeout < 0) throw new TsrunError('ERR_USAGE', '--health-timeout cannot be negative');
   if (retries < 0) throw new TsrunError('ERR_USAGE', '--health-retries cannot be negative');
   if (startPeriod < 0) throw new TsrunError('ERR_USAGE', '--health-start-period cannot be negative');
+  if (startInterval < 0) throw new TsrunError('ERR_USAGE', '--health-start-interval cannot be negative');
   // The daemon's validateHealthCheck.
   if (interval !== 0 && interval < MINIMUM_NS)
     throw new TsrunError('ERR_USAGE', 'Interval in Healthcheck cannot be less than 1ms');
@@ -122,11 +127,14 @@ export function healthFromFlags(f: HealthFlags): HealthConfig | undefined {
     throw new TsrunError('ERR_USAGE', 'Timeout in Healthcheck cannot be less than 1ms');
   if (startPeriod !== 0 && startPeriod < MINIMUM_NS)
     throw new TsrunError('ERR_USAGE', 'StartPeriod in Healthcheck cannot be less than 1ms');
+  if (startInterval !== 0 && startInterval < MINIMUM_NS)
+    throw new TsrunError('ERR_USAGE', 'StartInterval in Healthcheck cannot be less than 1ms');
   const h: HealthConfig = {};
   if (cmd !== '') h.Test = ['CMD-SHELL', cmd];
   if (interval) h.Interval = interval;
   if (timeout) h.Timeout = timeout;
   if (startPeriod) h.StartPeriod = startPeriod;
+  if (startInterval) h.StartInterval = startInterval;
   if (retries) h.Retries = retries;
   return h;
 }
@@ -174,6 +182,7 @@ export interface MonitorHealth {
   intervalMs: number;
   timeoutMs: number;
   startPeriodMs: number;
+  startIntervalMs: number;
   retries: number;
 }
 
@@ -183,6 +192,7 @@ export function monitorTimings(h: HealthConfig): Omit<MonitorHealth, 'process'> 
     intervalMs: ms(h.Interval, HEALTH_DEFAULTS.interval),
     timeoutMs: ms(h.Timeout, HEALTH_DEFAULTS.timeout),
     startPeriodMs: ms(h.StartPeriod, HEALTH_DEFAULTS.startPeriod),
+    startIntervalMs: ms(h.StartInterval, HEALTH_DEFAULTS.startInterval),
     retries: h.Retries || HEALTH_DEFAULTS.retries,
   };
 }
@@ -198,6 +208,8 @@ export function monitorHealthArgs(h: MonitorHealth, processFile: string): string
     String(h.timeoutMs),
     '--health-start-period',
     String(h.startPeriodMs),
+    '--health-start-interval',
+    String(h.startIntervalMs),
     '--health-retries',
     String(h.retries),
   ];

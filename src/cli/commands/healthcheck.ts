@@ -15,6 +15,7 @@ export interface HealthFlagValues {
   healthTimeout?: string;
   healthRetries?: string;
   healthStartPeriod?: string;
+  healthStartInterval?: string;
   /** Commander's value for `--no-healthcheck`: false when given. */
   healthcheck?: boolean;
 }
@@ -26,6 +27,7 @@ export function healthOptions(cmd: Command): Command {
     .option('--health-timeout <duration>', 'maximum time to allow one check to run (ms|s|m|h) (default 30s)')
     .option('--health-retries <n>', 'consecutive failures needed to report unhealthy (default 3)')
     .option('--health-start-period <duration>', 'start period for the container before failures count (default 0s)')
+    .option('--health-start-interval <duration>', 'time between checks during the start period (default 5s)')
     .option('--no-healthcheck', 'disable any container-specified HEALTHCHECK');
 }
 
@@ -36,6 +38,7 @@ export function healthFlags(f: HealthFlagValues): HealthFlags {
     timeout: f.healthTimeout,
     retries: f.healthRetries,
     startPeriod: f.healthStartPeriod,
+    startInterval: f.healthStartInterval,
     none: f.healthcheck === false,
   };
 }
