@@ -41,7 +41,8 @@ export function healthOf(c: Container): Health | undefined {
     c.paths,
   );
   if (!h) return undefined;
-  return { Status: h.Status, FailingStreak: h.FailingStreak, Log: h.Log };
+  // Docker stops the probes of a paused container, which makes it unhealthy (CloseMonitorChannel).
+  return { Status: c.observed.paused ? 'unhealthy' : h.Status, FailingStreak: h.FailingStreak, Log: h.Log };
 }
 
 /** ps's health: starting, healthy, unhealthy or none (Docker's container.Summary Health). */
