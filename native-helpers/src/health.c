@@ -250,7 +250,8 @@ static void finish(int status, int started) {
     go_duration(h.timeout, d, sizeof d);
     r->len = (size_t)snprintf(r->output, sizeof r->output, "Health check exceeded timeout (%s)", d);
   } else if (!started) {
-    /* The runtime never started the process (its error is the output): Docker says -1. */
+    /* The runtime never started the process (its error is the output): Docker says -1, with
+       containerd's ": unknown" after the runtime's message. */
     char msg[MAX_OUTPUT];
     size_t n = r->len < sizeof msg - 1 ? r->len : sizeof msg - 1;
     memcpy(msg, r->output, n);
@@ -259,7 +260,7 @@ static void finish(int status, int started) {
     char *line = strrchr(msg, '\n');
     line = line ? line + 1 : msg;
     r->exit_code = -1;
-    r->len = (size_t)snprintf(r->output, sizeof r->output, "OCI runtime exec failed: %s", line);
+    r->len = (size_t)snprintf(r->output, sizeof r->output, "OCI runtime exec failed: %s: unknown", line);
     if (r->len >= sizeof r->output) r->len = sizeof r->output - 1;
   } else {
     r->exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
