@@ -6,7 +6,12 @@
  *
  *   tsrun-monitor --id ID --bundle DIR --state DIR --runtime PATH --runtime-root DIR --log FILE
  *                 [--tty] [--stdin] [--publish PROTO:IP:PORT]... [--exec PROCESS.JSON [--wait-attach]]
+ *                 [--health PROCESS.JSON --health-interval MS --health-timeout MS
+ *                  --health-start-period MS --health-start-interval MS --health-retries N]
  *                 [-- EXIT-COMMAND ARG...]
+ *
+ * With --health it also runs the container's health check (health.c); without it, nothing of
+ * the health check exists (no timer, no file).
  *
  * With --exec it owns one `exec` session instead (podman's conmon does the same for `podman
  * exec`): `runtime exec --detach --process PROCESS.JSON` in step 3, for a process whose
@@ -36,7 +41,10 @@
  * Frames on attach.sock, both ways: 1 byte type, 4 bytes big-endian length, payload.
  *   monitor → client: '1' stdout data, '2' stderr data, 'x' exit (int32 code)
  *   client → monitor: 'i' stdin data, 'c' close stdin, 'r' resize (u16 rows, u16 cols),
- *                     'k' signal (u8 signal number, sent to the container's init)
+ *                     'k' signal (u8 signal number, sent to the container's init),
+ *                     'h' run the health check now
+ *   monitor → client: 'h' the health check's result (int32 exit code, then the status; empty
+ *                     payload: no health check)
  *
  * Contract: the runtime gets only fds 0-2 (everything else here is O_CLOEXEC and the child closes
  * the rest); the monitor never touches the container's filesystem; it holds ~100 KiB of buffers.
@@ -62,8 +70,9 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include "health.h"
 
-#define MAX_CLIENTS 16
+#define MAX_CLIENTS HEALTH_MAX_CLIENTS
 #define BUF 8192
 #define SYNC_FD 3
 #define MAX_PUBLISH 256
@@ -78,6 +87,7 @@ static struct {
   const char *id, *bundle, *state, *runtime, *runtime_root, *log_path;
   int tty, open_stdin, wait_attach;
   const char *exec_process;
+  const char *health, *health_interval, *health_timeout, *health_start, *health_start_interval, *health_retries;
   char **exit_cmd;
   const char *publish[MAX_PUBLISH];
   int npublish;
@@ -122,6 +132,12 @@ static void parse_args(int argc, char **argv) {
     else if (!strcmp(a, "--runtime-root")) slot = &opt.runtime_root;
     else if (!strcmp(a, "--log")) slot = &opt.log_path;
     else if (!strcmp(a, "--exec")) slot = &opt.exec_process;
+    else if (!strcmp(a, "--health")) slot = &opt.health;
+    else if (!strcmp(a, "--health-interval")) slot = &opt.health_interval;
+    else if (!strcmp(a, "--health-timeout")) slot = &opt.health_timeout;
+    else if (!strcmp(a, "--health-start-period")) slot = &opt.health_start;
+    else if (!strcmp(a, "--health-retries")) slot = &opt.health_retries;
+    else if (!strcmp(a, "--health-start-interval")) slot = &opt.health_start_interval;
     if (!slot || i + 1 >= argc) usage();
     *slot = argv[++i];
   }
@@ -211,6 +227,7 @@ static void log_data(int stream, const char *data, size_t len) {
 }
 
 static void drop_client(int i) {
+  health_client_gone(i);
   close(clients[i].fd);
   clients[i].fd = -1;
   clients[i].have = 0;
@@ -223,6 +240,8 @@ static void send_frame(int i, char type, const void *data, uint32_t len) {
   if (write(clients[i].fd, head, 5) != 5) { drop_client(i); return; }
   if (len && write(clients[i].fd, data, len) != (ssize_t)len) drop_client(i);
 }
+
+void health_reply(int client, const void *data, uint32_t len) { send_frame(client, 'h', data, len); }
 
 static void broadcast(char type, const void *data, uint32_t len) {
   for (int i = 0; i < MAX_CLIENTS; i++) send_frame(i, type, data, len);
@@ -241,8 +260,11 @@ static int pump(int s) {
 
 /* ---- input from clients ------------------------------------------------------------------ */
 
-static void handle_frame(unsigned char type, const unsigned char *p, uint32_t len) {
+static void handle_frame(int client, unsigned char type, const unsigned char *p, uint32_t len) {
   switch (type) {
+    case 'h':
+      health_request(client);
+      break;
     case 'i':
       if (stdin_fd >= 0) write_all(stdin_fd, p, len);
       break;
@@ -275,7 +297,7 @@ static void read_client(int i) {
     uint32_t len = (uint32_t)c->in[1] << 24 | (uint32_t)c->in[2] << 16 | (uint32_t)c->in[3] << 8 | c->in[4];
     if (len > BUF) { drop_client(i); return; }
     if (c->have < 5 + len) return;
-    handle_frame(c->in[0], c->in + 5, len);
+    handle_frame(i, c->in[0], c->in + 5, len);
     memmove(c->in, c->in + 5 + len, c->have - 5 - len);
     c->have -= 5 + len;
   }
@@ -394,6 +416,13 @@ int main(int argc, char **argv) {
   sigemptyset(&chld);
   sigaddset(&chld, SIGCHLD);
   sigprocmask(SIG_BLOCK, &chld, &old);
+  if (opt.health && !opt.exec_process) {
+    health_configure(opt.health, opt.health_interval ? atol(opt.health_interval) : 0,
+                     opt.health_timeout ? atol(opt.health_timeout) : 0, opt.health_start ? atol(opt.health_start) : 0,
+                     opt.health_start_interval ? atol(opt.health_start_interval) : 0,
+                     opt.health_retries ? atoi(opt.health_retries) : 0);
+    health_set_runtime(opt.runtime, opt.runtime_root, opt.id, &old);
+  }
   int sfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
   if (sfd < 0) die("signalfd: %s", strerror(errno));
 
@@ -511,6 +540,7 @@ int main(int argc, char **argv) {
   if (out_fd[1] >= 0) fcntl(out_fd[1], F_SETFL, O_NONBLOCK);
   dprintf(SYNC_FD, "ok %d\n", container_pid);
   close(SYNC_FD);
+  health_arm();
 
   /* Main loop: until the container's init exits, then drain what it left in the pipes. */
   int exited = 0;
@@ -520,12 +550,13 @@ int main(int argc, char **argv) {
   int reap = 1;
   struct timespec exit_time = {0, 0};
   for (;;) {
-    struct pollfd p[4 + MAX_CLIENTS];
+    struct pollfd p[5 + MAX_CLIENTS];
     int n = 0;
     p[n++] = (struct pollfd){sfd, POLLIN, 0};
     p[n++] = (struct pollfd){lfd, POLLIN, 0};
     for (int s = 0; s < 2; s++) p[n++] = (struct pollfd){out_fd[s], POLLIN, 0};
     for (int i = 0; i < MAX_CLIENTS; i++) p[n++] = (struct pollfd){clients[i].fd, POLLIN, 0};
+    p[n++] = (struct pollfd){health_fd(), POLLIN, 0};
     int open_outputs = (out_fd[0] >= 0) + (out_fd[1] >= 0);
     if (exited && open_outputs == 0) break;
     /* After the exit, output still held open by a stray writer gets 2 s. */
@@ -534,7 +565,7 @@ int main(int argc, char **argv) {
       clock_gettime(CLOCK_MONOTONIC, &now);
       if (now.tv_sec - exit_time.tv_sec >= 2) break;
     }
-    if (poll(p, (nfds_t)n, exited ? 100 : (reap ? 0 : -1)) < 0 && errno != EINTR) break;
+    if (poll(p, (nfds_t)n, exited ? 100 : health_timeout(reap ? 0 : -1)) < 0 && errno != EINTR) break;
     if ((p[0].revents & POLLIN) || reap) {
       reap = 0;
       struct signalfd_siginfo si;
@@ -542,8 +573,9 @@ int main(int argc, char **argv) {
       int st;
       pid_t w;
       while ((w = waitpid(-1, &st, WNOHANG)) > 0) {
-        if (w != container_pid) continue;
+        if (w != container_pid) { health_reaped(w, st); continue; }
         exited = 1;
+        health_stop();
         code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
         clock_gettime(CLOCK_MONOTONIC, &exit_time);
       }
@@ -559,6 +591,8 @@ int main(int argc, char **argv) {
     for (int i = 0; i < MAX_CLIENTS; i++) {
       if (clients[i].fd >= 0 && (p[4 + i].revents & (POLLIN | POLLHUP | POLLERR))) read_client(i);
     }
+    if (p[4 + MAX_CLIENTS].revents & (POLLIN | POLLHUP | POLLERR)) health_readable();
+    if (!exited) health_tick();
   }
   for (int s = 0; s < 2; s++) {
     if (partial[s]) log_data(s + 1, "\n", 1);

@@ -10,6 +10,7 @@ import { portLines, type PortMapping } from '../network/ports.js';
 import { netnsPath, type NetworkInfo } from '../network/bridge.js';
 import { storageDriver, type Env } from './containers.js';
 import { volumeStore } from './volumes.js';
+import { healthOf } from './healthcheck.js';
 
 /** What the bridge gave the container, while it runs (the record keeps the last start's). */
 function liveNetwork(c: Container): NetworkInfo | undefined {
@@ -53,6 +54,7 @@ export function inspectView(env: Env, c: Container): Record<string, unknown> {
       Error: r.state.error ?? '',
       StartedAt: o.startedAt ?? '0001-01-01T00:00:00Z',
       FinishedAt: o.finishedAt ?? '0001-01-01T00:00:00Z',
+      ...withHealth(c),
     },
     Image: r.imageId,
     ResolvConfPath: path.join(c.paths.etc, 'resolv.conf'),
@@ -129,8 +131,15 @@ export function inspectView(env: Env, c: Container): Record<string, unknown> {
       ExposedPorts: Object.fromEntries(r.config.exposedPorts.map((p) => [p, {}])),
       StopSignal: r.config.stopSignal ?? 'SIGTERM',
       ...(r.config.stopTimeout !== undefined ? { StopTimeout: r.config.stopTimeout } : {}),
+      ...(r.config.healthcheck ? { Healthcheck: r.config.healthcheck } : {}),
+      ...(r.config.shell ? { Shell: r.config.shell } : {}),
     },
   };
+}
+
+function withHealth(c: Container): { Health?: unknown } {
+  const h = healthOf(c);
+  return h ? { Health: h } : {};
 }
 
 /**

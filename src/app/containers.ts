@@ -34,6 +34,7 @@ import type { AppContext } from './context.js';
 import { markStopped, restartIfPolicy } from './restart.js';
 import { hostMounts, prepareStart } from './run-host.js';
 import { removeAnonymousVolumes } from './volumes.js';
+import { healthForStart } from './healthcheck.js';
 
 export interface Env {
   store: Store;
@@ -166,6 +167,7 @@ export async function startContainer(env: Env, c: Container, o: StartOptions = {
         // The monitor holds published ports for the bridge; slirp4netns binds its own.
         publish: env.ctx.rootless ? undefined : network?.ports.map((p) => `${p.protocol}:${p.hostIP}:${p.hostPort}`),
         exitCommand: exitCommand(env, record.id),
+        health: await healthForStart(c),
       });
       if (o.attachIo) {
         attachment = await attach(paths.attachSocket);

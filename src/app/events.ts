@@ -7,6 +7,7 @@
  *   container start    the last start (a restarted container shows only its latest)
  *   container pause    while it is paused (the time `tsrun pause` froze it)
  *   container die      the last exit, with its exitCode
+ *   container health_status: S   the last change of a running container's health (app/healthcheck.ts)
  *   image pull         when an image that came from a registry was stored
  *   image tag          an image's last tagging (build, tag, load, import, commit)
  *
@@ -22,6 +23,7 @@ import { pausedMarker } from '../runtime/records.js';
 import { readFileSync } from 'node:fs';
 import type { AppContext } from './context.js';
 import { openEnv, type Env } from './containers.js';
+import { healthChange } from './healthcheck.js';
 
 export interface TsrunEventRecord {
   Type: 'container' | 'image';
@@ -88,6 +90,8 @@ export async function knownEvents(env: Env): Promise<TsrunEventRecord[]> {
     let started = c.observed.startedAt ?? r.state.startedAt;
     if (started && exited && Date.parse(started) > Date.parse(finished)) started = finished;
     if (started) out.push(event('container', 'start', r.id, attrs, started));
+    const health = healthChange(c);
+    if (health) out.push(event('container', `health_status: ${health.status}`, r.id, attrs, health.at));
     if (c.observed.paused) {
       try {
         out.push(event('container', 'pause', r.id, attrs, readFileSync(pausedMarker(c.paths), 'utf8').trim()));

@@ -53,7 +53,7 @@ export interface ExecSession {
 const envKey = (e: string) => (e.includes('=') ? e.slice(0, e.indexOf('=')) : e);
 
 /** config.json as written by serializeSpec: uint64 rlimits (RLIM_INFINITY) come back as bigints. */
-function parseSpec(text: string): Spec {
+export function parseSpec(text: string): Spec {
   const MARK = '\u0000bigint:';
   const marked = text.replace(/(:\s*)(\d{16,})(?=\s*[,}\]])/g, `$1"${MARK}$2"`);
   return JSON.parse(marked, (_k, v: unknown) =>

@@ -4,7 +4,7 @@
  * OR, different keys AND (`label` filters all must match). Keys: status, name, id (regular
  * expressions, as Docker's), label (`k` or `k=v`), ancestor (image name or id), exited (exit
  * code), network, volume (mount source or destination), before, since, publish and expose
- * (container ports, ranges, protocols), health (tsrun has no health checks: all are "none"),
+ * (container ports, ranges, protocols), health (starting, healthy, unhealthy, none: app/healthcheck.ts),
  * is-task (never). `status`/`exited`
  * filters list stopped containers without -a, as Docker's do.
  *
@@ -17,6 +17,7 @@ import { TsrunError } from '../errors.js';
 import { findImage } from '../store/lookup.js';
 import type { Container } from '../runtime/records.js';
 import type { Env } from './containers.js';
+import { healthStatus } from './healthcheck.js';
 
 export interface PortSummary {
   ip?: string;
@@ -42,6 +43,8 @@ export interface ContainerSummary {
   networks: string[];
   sizeRw?: number;
   sizeRootFs?: number;
+  /** starting, healthy, unhealthy, or none (no health check). */
+  health?: string;
 }
 
 export interface ListOptions {
@@ -204,6 +207,7 @@ export function summary(c: Container): ContainerSummary {
       ...(r.host.volumes ?? []).map((v) => ({ name: v.name, source: '', destination: v.destination, driver: 'local' })),
     ],
     networks: [r.host.network],
+    health: healthStatus(c),
   };
 }
 
@@ -267,8 +271,8 @@ export async function listContainers(env: Env, o: ListOptions): Promise<Containe
     const published = (r.host.ports ?? []).map((m) => ({ port: m.containerPort, proto: m.protocol }));
     if (has('publish') && !portMatch(vals('publish'), published)) return false;
     if (has('expose') && !portMatch(vals('expose'), [...exposed, ...published])) return false;
-    // tsrun runs no health checks (every container is "none") and no swarm tasks.
-    if (has('health') && !vals('health').includes('none')) return false;
+    // No swarm tasks in tsrun.
+    if (has('health') && !vals('health').includes(healthStatus(c))) return false;
     if (has('is-task') && !vals('is-task').includes('false')) return false;
     if (before && !before.every((t) => r.created < (t as string))) return false;
     if (since && !since.every((t) => r.created > (t as string))) return false;

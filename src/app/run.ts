@@ -69,6 +69,7 @@ import {
 } from './run-host.js';
 import { parseRestartPolicy } from './restart.js';
 import { resolveProcessArgs } from '../spec/options.js';
+import { healthFromFlags, healthRecord, imageHealth, mergeHealth, type HealthFlags } from '../runtime/health.js';
 
 export interface RunOptions extends HostFlagOptions {
   image: string;
@@ -116,6 +117,8 @@ export interface RunOptions extends HostFlagOptions {
   macAddress?: string;
   /** The caller's working directory, for relative -v/--mount sources (default: process.cwd()). */
   cwd?: string;
+  /** --health-* and --no-healthcheck. */
+  health?: HealthFlags;
 }
 
 export interface Created {
@@ -185,6 +188,7 @@ export async function createContainer(ctx: AppContext, o: RunOptions, err: NodeJ
     });
   }
   await checkCidfile(o.cidfile);
+  const healthFlags = healthFromFlags(o.health ?? {});
   const fileLabels = await readLabelFiles(o.labelFiles ?? []);
   const userEnv: string[] = [];
   for (const f of o.envFiles ?? []) {
@@ -292,6 +296,7 @@ export async function createContainer(ctx: AppContext, o: RunOptions, err: NodeJ
       exposedPorts: Object.keys(config.ExposedPorts ?? {}),
       stopSignal: o.stopSignal ?? config.StopSignal,
       ...(stopTimeout !== undefined ? { stopTimeout } : {}),
+      ...healthRecord(mergeHealth(healthFlags, imageHealth(config.Healthcheck)), config.Shell),
     },
     host: {
       autoRemove: Boolean(o.rm),

@@ -35,6 +35,7 @@ export const MODULES: Record<string, () => Promise<Register>> = {
   update: async () => (await import('./commands/update.js')).registerUpdateCommands,
   events: async () => (await import('./commands/events.js')).registerEventsCommands,
   volume: async () => (await import('./commands/volume.js')).registerVolumeCommands,
+  healthcheck: async () => (await import('./commands/healthcheck.js')).registerHealthcheckCommands,
   version: async () => (await import('./commands/version.js')).registerVersionCommand,
   unshare: async () => (await import('./commands/unshare.js')).registerUnshareCommand,
 };
@@ -76,6 +77,7 @@ export const SOLE_VERBS: Record<string, keyof typeof MODULES> = {
   search: 'search',
   explain: 'explain',
   volume: 'volume',
+  healthcheck: 'healthcheck',
   pause: 'pause',
   unpause: 'pause',
   rename: 'rename',

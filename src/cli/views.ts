@@ -124,7 +124,11 @@ function psImage(c: ContainerSummary, trunc: boolean): string {
 export function psStatus(c: ContainerSummary, now = Date.now()): string {
   const ago = (iso: string | undefined) => `${humanDuration(Math.max(0, now - Date.parse(iso ?? c.created)))} ago`;
   const up = `Up ${humanDuration(Math.max(0, now - Date.parse(c.startedAt ?? c.created)))}`;
-  if (c.state === 'running') return up;
+  if (c.state === 'running') {
+    // Docker's State.String: "(health: starting)", "(healthy)", "(unhealthy)".
+    if (!c.health || c.health === 'none') return up;
+    return `${up} (${c.health === 'starting' ? 'health: starting' : c.health})`;
+  }
   if (c.state === 'paused') return `${up} (Paused)`;
   if (c.state === 'created') return 'Created';
   return `Exited (${c.exitCode}) ${ago(c.finishedAt)}`;
@@ -165,7 +169,7 @@ export function containerContext(c: ContainerSummary, trunc: boolean, now = Date
       Mounts: () => c.mounts.map((m) => (trunc ? ellipsis(m.name || m.source, 15) : m.name || m.source)).join(','),
       LocalVolumes: () => String(c.mounts.filter((m) => m.driver === 'local').length),
       Networks: () => c.networks.join(','),
-      HealthStatus: '',
+      HealthStatus: c.health && c.health !== 'none' ? c.health : '',
     },
     methods: { Label: { params: ['string'], fn: (k) => c.labels[k as string] ?? '' } },
   });

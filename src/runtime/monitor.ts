@@ -14,6 +14,7 @@ import path from 'node:path';
 import { TsrunError } from '../errors.js';
 import { nativeBuild } from '../util/project.js';
 import { connectUnix } from '../util/unix-socket.js';
+import { HEALTH_PROCESS_FILE, monitorHealthArgs, type MonitorHealth } from './health.js';
 
 export interface MonitorOptions {
   id: string;
@@ -35,6 +36,8 @@ export interface MonitorOptions {
    * the connection `attach` makes here (exec sessions: no byte is written before it).
    */
   attachFirst?: () => Promise<void>;
+  /** The container's health check, run by the monitor (runtime/health.ts). */
+  health?: MonitorHealth;
 }
 
 export function monitorBinary(): string {
@@ -68,6 +71,10 @@ export async function spawnMonitor(o: MonitorOptions): Promise<Created> {
   for (const p of o.publish ?? []) args.push('--publish', p);
   if (o.execProcess) args.push('--exec', o.execProcess);
   if (o.attachFirst) args.push('--wait-attach');
+  if (o.health) {
+    await fs.writeFile(path.join(o.state, HEALTH_PROCESS_FILE), o.health.process, { mode: 0o600 });
+    args.push(...monitorHealthArgs(o.health, HEALTH_PROCESS_FILE));
+  }
   args.push('--', ...o.exitCommand);
   const errFd = openSync(path.join(o.state, 'monitor.log'), 'a', 0o600);
   let child;

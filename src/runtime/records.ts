@@ -24,6 +24,7 @@ import type { BindMount } from '../spec/options.js';
 import type { VolumeRef } from '../spec/volumes.js';
 import type { ExtraHost, NetworkInfo, PortMapping } from '../oci/network.js';
 import type { OverlayDriver } from '../snapshot/overlay.js';
+import type { HealthConfig } from './health.js';
 import { containerPaths, type ContainerPaths, type StorePaths } from './paths.js';
 
 export interface ContainerRecord {
@@ -51,6 +52,9 @@ export interface ContainerRecord {
     stopSignal?: string;
     /** --stop-timeout: seconds `stop` waits when not told (Docker: 10). */
     stopTimeout?: number;
+    /** The image's HEALTHCHECK merged with --health-* (runtime/health.ts), and the image's SHELL for it. */
+    healthcheck?: HealthConfig;
+    shell?: string[];
   };
   host: {
     autoRemove: boolean;

@@ -47,7 +47,21 @@ export async function leftovers(r: string): Promise<string[]> {
     const l = await execa('runc', ['--root', path.join(rd, 'runc'), 'list', '-q'], { reject: false });
     for (const id of String(l.stdout).split('\n').filter(Boolean)) out.push(`runc ${id}`);
   }
-  return [...out, ...(await networkLeftovers())];
+  return [...out, ...healthProbes(), ...(await networkLeftovers())];
+}
+
+/** Health-check probes (the monitor's `runtime exec --process health-process.json`), host-wide. */
+function healthProbes(): string[] {
+  const out: string[] = [];
+  for (const pid of readdirSync('/proc').filter((n) => /^\d+$/.test(n))) {
+    try {
+      const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      if (argv.includes('health-process.json')) out.push(`health probe ${pid} ${argv.join(' ').trim()}`);
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
 }
 
 /**

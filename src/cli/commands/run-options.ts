@@ -5,10 +5,11 @@
  */
 import type { Command } from 'commander';
 import type { RunOptions } from '../../app/run.js';
+import { healthFlags, healthOptions, type HealthFlagValues } from './healthcheck.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
-export interface RunFlags {
+export interface RunFlags extends HealthFlagValues {
   detach?: boolean;
   interactive?: boolean;
   tty?: boolean;
@@ -136,6 +137,7 @@ export function runOptions(cmd: Command, o: { run: boolean }): Command {
     .option('--cidfile <file>', 'write the container id to a file (which must not exist)')
     .option('--pull <policy>', 'pull the image: missing (default), always, never')
     .option('--platform <os/arch>', 'platform to pull if the image is missing');
+  healthOptions(cmd);
   if (o.run) {
     cmd
       .option('--sig-proxy', 'forward received signals to the container (the default)', true)
@@ -214,6 +216,7 @@ export function toRunOptions(image: string, args: string[], f: RunFlags): RunOpt
     sysctl: f.sysctl,
     oomScoreAdj: f.oomScoreAdj,
     restart: f.restart,
+    health: healthFlags(f),
   };
 }
 
