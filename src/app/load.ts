@@ -328,7 +328,14 @@ export async function loadImages(
         // The layout's own manifest stays when every blob it names is the store's.
         const kept =
           img.manifest && img.layerDescs?.every((d, i) => layers[i]?.digest === d.digest) ? img.manifest : undefined;
-        const { id } = await recordImage(store, img.configBytes, layers, img.names, config.created, kept);
+        const { id } = await recordImage(
+          store,
+          img.configBytes,
+          layers,
+          img.names,
+          config.created,
+          kept ? { manifest: kept } : {},
+        );
         const done = { id, tags: img.names.map((n) => familiarName(parseNormalizedNamed(n))) };
         loaded.push(done);
         onLoaded(done);

@@ -43,7 +43,8 @@ import {
 import { decompress } from '../layers/compression.js';
 import { unpackTar } from '../layers/unpack.js';
 import { Store } from '../store/store.js';
-import type { ImageRecord, LayerRecord } from '../store/images.js';
+import type { LayerRecord } from '../store/images.js';
+import { recordImage } from '../store/record.js';
 import { mapLimit, sleep } from '../util/concurrency.js';
 import type { AppContext } from './context.js';
 
@@ -203,39 +204,15 @@ async function pullInto(ctx: AppContext, store: Store, ref: Reference, opts: Pul
   );
   const fresh = outcomes.some((o) => o === 'fetched');
 
-  // Small blobs last, then the record: the image exists only once everything it needs does.
-  if (indexDigest) await store.putBlob(indexDigest, top.bytes);
-  await store.putBlob(manifestDigest, manifestBytes);
-  await store.putBlob(id, configBytes);
-  const unpacked = await Promise.all(layers.map((l) => store.readLayerMeta(l.chainId)));
-  const size = unpacked.reduce((n, m) => n + m.unpackedSize, 0);
+  // The record last (store/record.ts): the image exists only once everything it needs does.
   const pulledDigest = indexDigest ?? manifestDigest;
   const name = ref.tag !== undefined ? formatReference({ ...ref, digest: undefined }) : undefined;
-  const now = new Date().toISOString();
-  const repoDigest = `${repositoryName(ref)}@${pulledDigest}`;
   // Docker's "Downloaded newer image" means layers came, or the tag now names another image
   // (a new tag, a moved one, or one re-created after rmi), not only new bytes.
-  const changed = await store.updateImages((file) => {
-    const existing = file.images[id];
-    const record: ImageRecord = existing ?? {
-      id,
-      manifestDigest,
-      manifestMediaType,
-      indexDigest,
-      repoDigests: [],
-      layers,
-      size,
-      created: config.created,
-      storedAt: now,
-    };
-    if (!record.repoDigests.includes(repoDigest)) record.repoDigests.push(repoDigest);
-    const retagged = name !== undefined && file.tags[name] !== id;
-    if (name) {
-      if (retagged) record.lastTagTime = now;
-      file.tags[name] = id;
-    }
-    file.images[id] = record;
-    return existing === undefined || retagged;
+  const { changed } = await recordImage(store, configBytes, layers, name ? [name] : [], config.created, {
+    manifest: { bytes: manifestBytes, mediaType: manifestMediaType },
+    ...(indexDigest ? { index: { digest: indexDigest, bytes: top.bytes } } : {}),
+    repoDigest: `${repositoryName(ref)}@${pulledDigest}`,
   });
   reporter.emit({ type: 'image-stored', id, name, digest: pulledDigest, fresh: fresh || changed });
   return { id, name, digest: pulledDigest, fresh: fresh || changed, reference: ref };
