@@ -31,11 +31,42 @@ export type PushEvent =
     }
   | { type: 'push-manifest'; tag: string; digest: string; size: number };
 
+/**
+ * A build's steps (build/builder.ts). `id` of build-step-done and build-cache-hit is the state's
+ * id (build/cache.ts: what Docker prints as ` ---> 1a2b3c4d5e6f`); build-run names the step's
+ * runtime container, its argv, network, the names (never the values) of the build arguments in
+ * scope, and its RUN --mount targets.
+ */
+export type BuildEvent =
+  | { type: 'build-step'; step: number; total: number; instruction: string }
+  | { type: 'build-triggers'; count: number }
+  | { type: 'build-trigger'; instruction: string }
+  | { type: 'build-cache-hit'; key: string; id: string }
+  | {
+      type: 'build-run';
+      id: string;
+      argv: string[];
+      network: string;
+      buildArgs: string[];
+      mounts: { type: string; target: string }[];
+    }
+  | { type: 'build-step-done'; id: string }
+  | { type: 'build-unused-arg'; name: string };
+
+/**
+ * An image by reference for run, create and build's FROM (app/image-source.ts): not in the store
+ * (so pulled), a damaged layer (pulled again), or a local image of another platform.
+ */
+export type ImageSourceEvent =
+  | { type: 'image-not-local'; reference: string }
+  | { type: 'image-damaged'; reference: string; chainId: string; reason: string }
+  | { type: 'image-platform'; reference: string; message: string };
+
 export type WarningEvent = { type: 'warning'; message: string };
 
 export type DebugEvent = { type: 'debug'; scope: string; message: string; data?: unknown };
 
-export type TsrunEvent = PullEvent | PushEvent | WarningEvent | DebugEvent;
+export type TsrunEvent = PullEvent | PushEvent | BuildEvent | ImageSourceEvent | WarningEvent | DebugEvent;
 
 export interface Reporter {
   emit(event: TsrunEvent): void;

@@ -47,6 +47,7 @@ export async function findOrPull(
           hint: `pull the image again: tsrun pull ${reference}`,
         });
       }
+      ctx.reporter.emit({ type: 'image-damaged', reference, chainId: l.chainId, reason: v.reason });
       o.err?.write(
         `WARNING: layer ${l.chainId.slice(7, 19)} of ${reference} is damaged (${v.reason}): pulling the image again\n`,
       );
@@ -57,7 +58,10 @@ export async function findOrPull(
   }
   const pulledNow = !found;
   if (!found) {
-    if (policy === 'missing' && !damaged) o.err?.write(`Unable to find image '${reference}' locally\n`);
+    if (policy === 'missing' && !damaged) {
+      ctx.reporter.emit({ type: 'image-not-local', reference });
+      o.err?.write(`Unable to find image '${reference}' locally\n`);
+    }
     const { pull } = await import('./pull.js');
     const r = await pull(ctx, { reference, platform: o.platform });
     found = (await store.readImages()).images[r.id];
@@ -68,7 +72,10 @@ export async function findOrPull(
     // Docker warns when it runs a local image of another platform (a pull has said so already).
     const { hostPlatform, platformMatches, platformWarning } = await import('../registry/resolve.js');
     const cfg = JSON.parse(configBytes.toString('utf8')) as { os: string; architecture: string; variant?: string };
-    if (!platformMatches(cfg, hostPlatform())) o.err?.write(`WARNING: ${platformWarning(cfg)}\n`);
+    if (!platformMatches(cfg, hostPlatform())) {
+      ctx.reporter.emit({ type: 'image-platform', reference, message: platformWarning(cfg) });
+      o.err?.write(`WARNING: ${platformWarning(cfg)}\n`);
+    }
   }
   return { image: found, configBytes };
 }

@@ -123,43 +123,49 @@ async function buildAction(io: CliIo, context: string, f: BuildFlags): Promise<v
   const quiet = Boolean(f.quiet) || f.progress === 'quiet';
   // A tar on stdout (-o -): the steps are reported on stderr instead.
   const out = /^(-|.*\bdest=-)(,|$)/.test(f.output ?? '') ? io.err : io.out;
-  const listeners = [];
+  const { buildTextReporter } = await import('../build-output.js');
+  const listeners = [buildTextReporter(out, io.err, quiet)];
   if (io.globals().debug) listeners.push(progress.debugReporter(io.err));
   // Base images pulled during the build report their layers as `pull` does (Docker's builder too).
   else if (!quiet) listeners.push(progress.plainPullReporter(out, io.err));
   const ctx = processContext({ root: io.globals().root, reporter: fanout(...listeners) });
   const { build } = await import('../../app/build.js');
-  const result = await build(
-    ctx,
-    {
-      context,
-      file: f.file === '-' ? undefined : f.file,
-      dockerfileText: f.file === '-' ? readFileSync(0, 'utf8') : undefined,
-      stdin: context === '-' ? process.stdin : undefined,
-      tags: f.tag,
-      buildArgs: f.buildArg,
-      target: f.target,
-      noCache: !f.cache,
-      network: f.network,
-      pull: f.pull,
-      labels: f.label,
-      platform: f.platform,
-      secrets: parseSecrets(f.secret),
-      addHosts: f.addHost,
-      shmSize: f.shmSize,
-      ulimits: f.ulimit,
-      output: f.output,
+  // Ctrl-C (and SIGTERM) stop the build through its signal; rootless, a killed CLI (our parent,
+  // src/rootless/enter.ts) stops it as SIGTERM would, rather than leaving it to run on for no
+  // one with its RUN process, slirp4netns and mounts.
+  const abort = new AbortController();
+  const onSignal = () => abort.abort();
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const { onParentGone } = await import('../../rootless/parent.js');
+  const unwatch = ctx.rootless ? onParentGone(onSignal) : () => {};
+  const result = await build(ctx, {
+    context,
+    file: f.file === '-' ? undefined : f.file,
+    dockerfileText: f.file === '-' ? readFileSync(0, 'utf8') : undefined,
+    stdin: context === '-' ? process.stdin : undefined,
+    tags: f.tag,
+    buildArgs: f.buildArg,
+    target: f.target,
+    noCache: !f.cache,
+    network: f.network,
+    pull: f.pull,
+    labels: f.label,
+    platform: f.platform,
+    secrets: parseSecrets(f.secret),
+    addHosts: f.addHost,
+    shmSize: f.shmSize,
+    ulimits: f.ulimit,
+    output: f.output,
+    signal: abort.signal,
+    stepOutput: (c) => {
+      if (!quiet) out.write(c);
     },
-    {
-      line: (t) => {
-        if (!quiet) out.write(`${t}\n`);
-      },
-      output: (c) => {
-        if (!quiet) out.write(c);
-      },
-      warn: (t) => io.err.write(`${t}\n`),
-    },
-  );
+  }).finally(() => {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    unwatch();
+  });
   if (f.iidfile) writeFileSync(f.iidfile, result.id);
   if (quiet) {
     if (out === io.out) io.out.write(`${result.id}\n`);
