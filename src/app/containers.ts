@@ -25,10 +25,8 @@ import { locateRuntime, OciRuntime } from '../runtime/oci-runtime.js';
 import { attach, spawnMonitor, type Attachment } from '../runtime/monitor.js';
 import { sleep } from '../util/concurrency.js';
 import { cliEntry } from '../util/project.js';
-import { connect, disconnect, type NetworkInfo } from '../network/bridge.js';
-import { hostsFile } from '../network/etc-files.js';
-import { extraHostLines, hostAddress } from '../network/extra-hosts.js';
-import { connectSlirp, disconnectSlirp } from '../network/slirp.js';
+import { attachNetwork, detachNetwork } from '../network/attach.js';
+import type { NetworkInfo } from '../network/bridge.js';
 import { assignHostPorts } from '../network/ports.js';
 import type { AppContext } from './context.js';
 import { markStopped, restartIfPolicy } from './restart.js';
@@ -103,7 +101,7 @@ export async function ensureMounted(env: Env, c: Pick<Container, 'record' | 'pat
 
 /** Undo what start connected: the bridge (root) or slirp4netns (rootless). */
 function disconnectNetwork(env: Env, id: string): Promise<void> {
-  return env.ctx.rootless ? disconnectSlirp(id, env.containers.sp.run) : disconnect(id, env.ctx.env);
+  return detachNetwork({ id, rootless: env.ctx.rootless, runDir: env.containers.sp.run }, env.ctx.env);
 }
 
 /** The argv the monitor runs after the container exits: `tsrun container cleanup ID`. */
@@ -139,20 +137,20 @@ export async function startContainer(env: Env, c: Container, o: StartOptions = {
       await env.store.withSharedLock(() => ensureMounted(env, c));
       if (record.host.network === 'bridge') {
         const ports = await assignHostPorts(record.host.ports ?? []);
-        network = env.ctx.rootless
-          ? await connectSlirp({ id: record.id, runDir: env.containers.sp.run, ports, env: env.ctx.env })
-          : await connect({
-              id: record.id,
-              store: env.store.root,
-              ports,
-              env: env.ctx.env,
-              mac: record.host.macAddress,
-            });
-        const gateway = env.ctx.rootless ? hostAddress() : network.gateway;
-        await fs.writeFile(
-          path.join(paths.etc, 'hosts'),
-          hostsFile(record.config.hostname, network.ip, extraHostLines(record.host.extraHosts ?? [], gateway)),
-        );
+        network = await attachNetwork({
+          id: record.id,
+          rootless: env.ctx.rootless,
+          runDir: env.containers.sp.run,
+          storeRoot: env.store.root,
+          ports,
+          env: env.ctx.env,
+          mac: record.host.macAddress,
+          hosts: {
+            file: path.join(paths.etc, 'hosts'),
+            hostname: record.config.hostname,
+            extraHosts: record.host.extraHosts ?? [],
+          },
+        });
       }
       await prepareStart(env, record, paths);
       await spawnMonitor({

@@ -10,7 +10,6 @@
  */
 import { randomBytes } from 'node:crypto';
 import { promises as fs, readFileSync } from 'node:fs';
-import path from 'node:path';
 import { TsrunError, isTsrunError, wrapError } from '../errors.js';
 import type { ContainerConfig } from '../oci/schemas.js';
 import type { ImageRecord } from '../store/images.js';
@@ -50,12 +49,11 @@ import {
 } from './containers.js';
 import { randomName } from './names.js';
 import { findOrPull } from './image-source.js';
-import { hostsFile, resolvConf } from '../network/etc-files.js';
+import { namespacePath, writeEtcFiles, type NetworkMode } from '../network/attach.js';
 import { assignHostPorts, parsePublish, publishAll, type PortMapping } from '../network/ports.js';
-import { netnsPath } from '../network/bridge.js';
-import { slirpNetnsPath, slirpResolvConf } from '../network/slirp.js';
 import { callerEnvironment } from '../util/caller-env.js';
-import { extraHostLines, hostAddress, parseAddHost, withDnsOptions } from '../network/extra-hosts.js';
+import { extraHostLines, hostAddress, parseAddHost } from '../network/extra-hosts.js';
+import { withHostNetwork, withNetworkNamespace } from '../spec/network.js';
 import { singleIdNamespace } from '../rootless/namespace.js';
 import {
   checkCidfile,
@@ -347,28 +345,14 @@ export async function createContainer(ctx: AppContext, o: RunOptions, err: NodeJ
     await populateVolumes(env, p.rootfs, vol.refs);
     const gids = groupIds(hf.groupAdd, await readFileInRoot(p.rootfs, '/etc/group'));
 
-    await fs.writeFile(path.join(p.etc, 'hostname'), `${hostname}\n`);
-    // On the bridge, start rewrites hosts with the address the container gets.
-    // On the bridge, start writes it again with the addresses it gets.
-    const extra = extraHostLines(extraHosts, network === 'none' ? undefined : hostAddress());
-    await fs.writeFile(
-      path.join(p.etc, 'hosts'),
-      network === 'host'
-        ? readFileSync('/etc/hosts', 'utf8').replace(/\n*$/, '\n') + extra
-        : hostsFile(hostname, undefined, extra),
-    );
-    let hostResolv = '';
-    try {
-      hostResolv = readFileSync('/etc/resolv.conf', 'utf8');
-    } catch {
-      /* none */
-    }
-    const slirp = ctx.rootless && network === 'bridge';
-    const dns = { dns: o.dns, dnsSearch: o.dnsSearch, dnsOption: o.dnsOption };
-    await fs.writeFile(
-      path.join(p.etc, 'resolv.conf'),
-      withDnsOptions(slirp ? slirpResolvConf(hostResolv) : resolvConf(hostResolv, network === 'host'), dns),
-    );
+    // On the bridge, start writes hosts again with the addresses it gets (network/attach.ts).
+    const etcFiles = await writeEtcFiles(p.etc, {
+      hostname,
+      network: network as NetworkMode,
+      rootless: ctx.rootless,
+      extraHosts: extraHostLines(extraHosts, network === 'none' ? undefined : hostAddress()),
+      dns: { dns: o.dns, dnsSearch: o.dnsSearch, dnsOption: o.dnsOption },
+    });
 
     const spec = applyOpts(
       defaultSpec(),
@@ -385,25 +369,17 @@ export async function createContainer(ctx: AppContext, o: RunOptions, err: NodeJ
       withReadonlyRootfs(Boolean(o.readOnly)),
       hostnameOpt,
       mountsOpt,
-      withEtcFiles({
-        hosts: path.join(p.etc, 'hosts'),
-        hostname: path.join(p.etc, 'hostname'),
-        resolvConf: path.join(p.etc, 'resolv.conf'),
-      }),
+      withEtcFiles(etcFiles),
       withResources(resources),
       (s) => {
         s.linux.cgroupsPath = `/tsrun/${id}`;
         if (ctx.rootless) withRootless({ hostNetwork: network === 'host', singleId: singleIdNamespace() })(s);
-        if (network === 'host') {
-          // Docker shares the host's UTS namespace too: the runtime may not set a hostname then.
-          s.linux.namespaces = s.linux.namespaces.filter((n) => n.type !== 'network' && n.type !== 'uts');
-          delete s.hostname;
-        }
-        // The bridge's namespace is made (by network/bridge.ts) at each start, at a fixed path.
-        const nsPath = ctx.rootless ? slirpNetnsPath(env.containers.sp.run, id) : netnsPath(id);
-        if (network === 'bridge')
-          s.linux.namespaces = s.linux.namespaces.map((n) => (n.type === 'network' ? { ...n, path: nsPath } : n));
       },
+      // The bridge's namespace is made (by network/attach.ts) at each start, at a fixed path.
+      ...(network === 'host' ? [withHostNetwork()] : []),
+      ...(network === 'bridge'
+        ? [withNetworkNamespace(namespacePath({ id, rootless: ctx.rootless, runDir: env.containers.sp.run }))]
+        : []),
       ...hostSpecOpts(hf, {
         rootless: ctx.rootless,
         gids,

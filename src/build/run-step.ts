@@ -11,7 +11,7 @@
  * namespace or attachment is left, whatever happened (abort included).
  */
 import { spawn } from 'node:child_process';
-import { promises as fs, readFileSync } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { constants as osConstants } from 'node:os';
 import type { ContainerConfig } from '../oci/schemas.js';
@@ -22,9 +22,8 @@ import { withEnv } from '../spec/env.js';
 import { resolveUser } from '../spec/user.js';
 import type { OciRuntime } from '../runtime/oci-runtime.js';
 import { readFileInRoot } from '../snapshot/rootfs-copy.js';
-import { connect, disconnect, netnsPath } from '../network/bridge.js';
-import { hostsFile, resolvConf } from '../network/etc-files.js';
-import { connectSlirp, disconnectSlirp, slirpNetnsPath, slirpResolvConf } from '../network/slirp.js';
+import { attachNetwork, detachNetwork, namespacePath, writeEtcFiles } from '../network/attach.js';
+import { withHostNetwork, withNetworkNamespace } from '../spec/network.js';
 import type { StepRoot } from './step-root.js';
 import { native } from '../native/index.js';
 import { singleIdNamespace } from '../rootless/namespace.js';
@@ -90,22 +89,14 @@ export async function runStep(o: RunStepOptions): Promise<RunStepResult> {
     else if (st.isDirectory()) mountpoints.push({ path: m, before: { mode: st.mode, uid: st.uid, gid: st.gid } });
   }
   const hostname = id.slice(0, 12);
-  const etc = path.join(root.dir, 'etc');
-  await fs.mkdir(etc, { recursive: true, mode: 0o700 });
-  await fs.writeFile(path.join(etc, 'hostname'), `${hostname}\n`);
   const host = o.network === 'host';
-  await fs.writeFile(
-    path.join(etc, 'hosts'),
-    (host ? readFileSync('/etc/hosts', 'utf8') : hostsFile(hostname)) + extraHostsLines(o.limits),
-  );
-  let hostResolv = '';
-  try {
-    hostResolv = readFileSync('/etc/resolv.conf', 'utf8');
-  } catch {
-    /* none */
-  }
-  const slirp = o.rootless && o.network === 'bridge';
-  await fs.writeFile(path.join(etc, 'resolv.conf'), slirp ? slirpResolvConf(hostResolv) : resolvConf(hostResolv, host));
+  const target = { id, rootless: o.rootless, runDir: o.runDir };
+  const etcFiles = await writeEtcFiles(path.join(root.dir, 'etc'), {
+    hostname,
+    network: o.network,
+    rootless: o.rootless,
+    extraHosts: extraHostsLines(o.limits),
+  });
 
   const user = resolveUser(
     o.config.User || '0',
@@ -121,25 +112,16 @@ export async function runStep(o: RunStepOptions): Promise<RunStepResult> {
     withCwd(o.config.WorkingDir, undefined),
     withUser(user),
     withHostname(hostname),
-    withEtcFiles({
-      hosts: path.join(etc, 'hosts'),
-      hostname: path.join(etc, 'hostname'),
-      resolvConf: path.join(etc, 'resolv.conf'),
-    }),
+    withEtcFiles(etcFiles),
     (s) => {
       s.root = { path: root.rootfs, readonly: false };
       s.mounts = [...s.mounts, ...(o.extraMounts ?? [])];
       s.process.terminal = false;
       s.linux.cgroupsPath = `/tsrun/build-${id}`;
-      if (host) {
-        s.linux.namespaces = s.linux.namespaces.filter((n) => n.type !== 'network' && n.type !== 'uts');
-        delete s.hostname;
-      }
-      const nsPath = slirp ? slirpNetnsPath(o.runDir, id) : netnsPath(id);
-      if (o.network === 'bridge')
-        s.linux.namespaces = s.linux.namespaces.map((n) => (n.type === 'network' ? { ...n, path: nsPath } : n));
       if (o.rootless) withRootless({ hostNetwork: host, singleId: singleIdNamespace() })(s);
     },
+    ...(host ? [withHostNetwork()] : []),
+    ...(o.network === 'bridge' ? [withNetworkNamespace(namespacePath(target))] : []),
     withStepLimits(o.limits),
   );
   const bundle = path.join(root.dir, 'bundle');
@@ -147,14 +129,12 @@ export async function runStep(o: RunStepOptions): Promise<RunStepResult> {
   await fs.writeFile(path.join(bundle, 'config.json'), serializeSpec(spec));
 
   try {
-    if (slirp) await connectSlirp({ id, runDir: o.runDir, ports: [], env: o.callerEnv, owner: process.pid });
-    else if (o.network === 'bridge')
-      await connect({ id, store: o.storeRoot, ports: [], env: o.callerEnv, pid: process.pid });
+    if (o.network === 'bridge')
+      await attachNetwork({ ...target, storeRoot: o.storeRoot, ports: [], env: o.callerEnv, owner: process.pid });
     return { exitCode: await runForeground(o, id, bundle), mountpoints };
   } finally {
     await o.runtime.delete(id, true).catch(() => {});
-    if (slirp) await disconnectSlirp(id, o.runDir);
-    else if (o.network === 'bridge') await disconnect(id, o.callerEnv);
+    if (o.network === 'bridge') await detachNetwork(target, o.callerEnv);
   }
 }
 

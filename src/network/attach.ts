@@ -1,0 +1,119 @@
+/**
+ * One way for every container process to get its network, whether `run`/`start` or a build's
+ * RUN step: the name files it sees (/etc/hostname, /etc/hosts, /etc/resolv.conf) and, on the
+ * default network, its attachment — the bridge (root: network/bridge.ts, CNI) or slirp4netns
+ * (rootless: network/slirp.ts). The spec joins the namespace at `namespacePath` (spec/network.ts).
+ *
+ * Contract: `attachNetwork` undoes what it made if it fails (as connect/connectSlirp do); `detachNetwork` is
+ * idempotent. Only the default network ('bridge') is attached; 'host' and 'none' need nothing.
+ */
+import { promises as fs, readFileSync } from 'node:fs';
+import path from 'node:path';
+import type { NetworkInfo } from '../oci/network.js';
+import { connect, disconnect, netnsPath } from './bridge.js';
+import { hostsFile, resolvConf } from './etc-files.js';
+import { extraHostLines, hostAddress, withDnsOptions, type DnsOptions, type ExtraHost } from './extra-hosts.js';
+import type { PortMapping } from './ports.js';
+import { connectSlirp, disconnectSlirp, slirpNetnsPath, slirpResolvConf } from './slirp.js';
+
+export type NetworkMode = 'bridge' | 'host' | 'none';
+
+/** Who is attached, and how: the bridge for root, slirp4netns (kept under `runDir`) rootless. */
+export interface AttachTarget {
+  id: string;
+  rootless: boolean;
+  /** The store's volatile directory (rootless: slirp4netns keeps the namespace there). */
+  runDir: string;
+}
+
+/** The network namespace the container joins on the default network. */
+export function namespacePath(t: AttachTarget): string {
+  return t.rootless ? slirpNetnsPath(t.runDir, t.id) : netnsPath(t.id);
+}
+
+export interface EtcFiles {
+  hostname: string;
+  hosts: string;
+  resolvConf: string;
+}
+
+/**
+ * Write the container's name files into `dir` (mode 0700, made if missing): its hostname; hosts
+ * (the host's own with --network host, else Docker's loopback lines) with `extraHosts` lines;
+ * resolv.conf from the host's (slirp4netns's forwarder rootless on the default network; loopback
+ * servers kept only with the host's network), with --dns options. Returns their paths.
+ */
+export async function writeEtcFiles(
+  dir: string,
+  o: { hostname: string; network: NetworkMode; rootless: boolean; extraHosts: string; dns?: DnsOptions },
+): Promise<EtcFiles> {
+  const files = {
+    hostname: path.join(dir, 'hostname'),
+    hosts: path.join(dir, 'hosts'),
+    resolvConf: path.join(dir, 'resolv.conf'),
+  };
+  await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+  await fs.writeFile(files.hostname, `${o.hostname}\n`);
+  await fs.writeFile(
+    files.hosts,
+    o.network === 'host'
+      ? readFileSync('/etc/hosts', 'utf8').replace(/\n*$/, '\n') + o.extraHosts
+      : hostsFile(o.hostname, undefined, o.extraHosts),
+  );
+  let hostResolv = '';
+  try {
+    hostResolv = readFileSync('/etc/resolv.conf', 'utf8');
+  } catch {
+    /* none */
+  }
+  const slirp = o.rootless && o.network === 'bridge';
+  const text = slirp ? slirpResolvConf(hostResolv) : resolvConf(hostResolv, o.network === 'host');
+  await fs.writeFile(files.resolvConf, o.dns ? withDnsOptions(text, o.dns) : text);
+  return files;
+}
+
+export interface AttachOptions extends AttachTarget {
+  /** The store root (owner of a bridge attachment). */
+  storeRoot: string;
+  /** Published ports, host ports already assigned. */
+  ports: PortMapping[];
+  env: NodeJS.ProcessEnv;
+  /** The process the attachment lives as long as (a build: itself), for sweeps after a crash. */
+  owner?: number;
+  mac?: string;
+  /** Rewrite this hosts file with the address the container got (`start`; a RUN step keeps its own). */
+  hosts?: { file: string; hostname: string; extraHosts: readonly ExtraHost[] };
+}
+
+/** Put the container on the default network: the bridge as root, slirp4netns rootless. */
+export async function attachNetwork(o: AttachOptions): Promise<NetworkInfo> {
+  const network = o.rootless
+    ? await connectSlirp({
+        id: o.id,
+        runDir: o.runDir,
+        ports: o.ports,
+        env: o.env,
+        ...(o.owner !== undefined ? { owner: o.owner } : {}),
+      })
+    : await connect({
+        id: o.id,
+        store: o.storeRoot,
+        ports: o.ports,
+        env: o.env,
+        ...(o.owner !== undefined ? { pid: o.owner } : {}),
+        ...(o.mac !== undefined ? { mac: o.mac } : {}),
+      });
+  if (o.hosts) {
+    const gateway = o.rootless ? hostAddress() : network.gateway;
+    await fs.writeFile(
+      o.hosts.file,
+      hostsFile(o.hosts.hostname, network.ip, extraHostLines(o.hosts.extraHosts, gateway)),
+    );
+  }
+  return network;
+}
+
+/** Undo `attachNetwork` (idempotent). */
+export function detachNetwork(t: AttachTarget, env: NodeJS.ProcessEnv): Promise<void> {
+  return t.rootless ? disconnectSlirp(t.id, t.runDir) : disconnect(t.id, env);
+}
