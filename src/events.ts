@@ -62,11 +62,100 @@ export type ImageSourceEvent =
   | { type: 'image-damaged'; reference: string; chainId: string; reason: string }
   | { type: 'image-platform'; reference: string; message: string };
 
+/**
+ * A container's life (app/run.ts, app/containers.ts, app/exec.ts). Never a secret: the
+ * environment appears as variable names only (`-e K=V` values are not events' business).
+ */
+export type ContainerEvent =
+  | {
+      type: 'container-create';
+      id: string;
+      name: string;
+      image: string;
+      bundle: string;
+      /** The runtime spec's path (config.json). */
+      config: string;
+      args: string[];
+      cwd: string;
+      user: { uid: number; gid: number; additionalGids?: number[] };
+      hostname?: string;
+      network: string;
+      /** Names of the environment variables the process gets. */
+      envNames: string[];
+      namespaces: { type: string; path?: string }[];
+      capabilities: string[];
+      mounts: { destination: string; type?: string; source?: string }[];
+      maskedPaths: string[];
+      readonlyPaths: string[];
+      rlimits: { type: string; soft: string; hard: string }[];
+      cgroupsPath?: string;
+    }
+  /** The root filesystem mounted (snapshot/overlay.ts): the driver, its lowerdirs (top first), upper and work. */
+  | {
+      type: 'rootfs-mount';
+      id: string;
+      target: string;
+      driver: string;
+      lowerdirs: string[];
+      upperdir?: string;
+      workdir?: string;
+    }
+  | { type: 'container-start'; id: string; pid: number; monitorPid: number; ports: string[]; log: string }
+  | { type: 'container-stop'; id: string; signal: string; timeoutSec: number; killed: boolean }
+  | { type: 'container-remove'; id: string; name: string; force: boolean }
+  | { type: 'container-exec'; id: string; argv: string[]; user?: string; cwd?: string; tty: boolean; detach: boolean }
+  | { type: 'container-warning'; message: string };
+
+/**
+ * Each invocation of the OCI runtime (runtime/oci-runtime.ts): its argv (`--env` values of exec
+ * hidden) and, once it returned, its exit status.
+ */
+export type RuntimeEvent = { type: 'runtime'; argv: string[]; exitCode?: number };
+
+/** The network (network/attach.ts, bridge.ts, cni.ts, slirp.ts): what was made, with the real values. */
+export type NetworkEvent =
+  | { type: 'etc-files'; hostname: string; hosts: string; resolvConf: string; network: string }
+  | { type: 'netns'; action: 'add' | 'delete'; name: string; path: string }
+  | {
+      type: 'cni';
+      command: 'ADD' | 'DEL';
+      plugin: string;
+      path: string;
+      containerId: string;
+      netns: string;
+      ifName: string;
+      /** The plugin's stdin (its config, prevResult, runtimeConfig). */
+      input: Record<string, unknown>;
+      exitCode: number;
+      result?: unknown;
+    }
+  | {
+      type: 'network-attach';
+      id: string;
+      driver: 'bridge' | 'slirp4netns';
+      netns: string;
+      ip: string;
+      prefixLen: number;
+      gateway: string;
+      mac: string;
+      ports: { protocol: string; hostIP: string; hostPort: number; containerPort: number }[];
+    }
+  | { type: 'network-detach'; id: string; driver: 'bridge' | 'slirp4netns' };
+
 export type WarningEvent = { type: 'warning'; message: string };
 
 export type DebugEvent = { type: 'debug'; scope: string; message: string; data?: unknown };
 
-export type TsrunEvent = PullEvent | PushEvent | BuildEvent | ImageSourceEvent | WarningEvent | DebugEvent;
+export type TsrunEvent =
+  | PullEvent
+  | PushEvent
+  | BuildEvent
+  | ImageSourceEvent
+  | ContainerEvent
+  | RuntimeEvent
+  | NetworkEvent
+  | WarningEvent
+  | DebugEvent;
 
 export interface Reporter {
   emit(event: TsrunEvent): void;

@@ -29,6 +29,7 @@ import { attachNetwork, detachNetwork } from '../network/attach.js';
 import type { NetworkInfo } from '../network/bridge.js';
 import { assignHostPorts } from '../network/ports.js';
 import type { AppContext } from './context.js';
+import { mountedEvent } from './container-events.js';
 import { markStopped, restartIfPolicy } from './restart.js';
 import { hostMounts, prepareStart } from './run-host.js';
 import { removeAnonymousVolumes } from './volumes.js';
@@ -49,7 +50,7 @@ export async function openEnv(ctx: AppContext): Promise<Env> {
 
 export async function runtimeFor(env: Env, name: string): Promise<OciRuntime> {
   const info = await locateRuntime(name, env.ctx.env, env.containers.sp.run);
-  return new OciRuntime(info, env.containers.sp.runtimeRoot);
+  return new OciRuntime(info, env.containers.sp.runtimeRoot, env.ctx.reporter);
 }
 
 /** The root filesystem of a container as a mount (data; see snapshot/overlay.ts). */
@@ -83,7 +84,9 @@ export function isMounted(target: string): boolean {
 export async function ensureMounted(env: Env, c: Pick<Container, 'record' | 'paths'>): Promise<void> {
   if (isMounted(c.paths.rootfs)) return;
   try {
-    await mountAll([rootfsMount(env, c)]);
+    const m = rootfsMount(env, c);
+    await mountAll([m]);
+    env.ctx.reporter.emit(mountedEvent(c.record.id, storageDriver(env, c.record), m));
   } catch (err) {
     const made = storageDriver(env, c.record);
     const now = overlayDriver(env.ctx);
@@ -101,7 +104,11 @@ export async function ensureMounted(env: Env, c: Pick<Container, 'record' | 'pat
 
 /** Undo what start connected: the bridge (root) or slirp4netns (rootless). */
 function disconnectNetwork(env: Env, id: string): Promise<void> {
-  return detachNetwork({ id, rootless: env.ctx.rootless, runDir: env.containers.sp.run }, env.ctx.env);
+  return detachNetwork(
+    { id, rootless: env.ctx.rootless, runDir: env.containers.sp.run },
+    env.ctx.env,
+    env.ctx.reporter,
+  );
 }
 
 /** The argv the monitor runs after the container exits: `tsrun container cleanup ID`. */
@@ -150,10 +157,14 @@ export async function startContainer(env: Env, c: Container, o: StartOptions = {
             hostname: record.config.hostname,
             extraHosts: record.host.extraHosts ?? [],
           },
+          reporter: env.ctx.reporter,
         });
       }
       await prepareStart(env, record, paths);
-      await spawnMonitor({
+      const publish = env.ctx.rootless
+        ? undefined
+        : network?.ports.map((p) => `${p.protocol}:${p.hostIP}:${p.hostPort}`);
+      const monitor = await spawnMonitor({
         id: record.id,
         bundle: paths.bundle,
         state: paths.state,
@@ -163,9 +174,17 @@ export async function startContainer(env: Env, c: Container, o: StartOptions = {
         tty: record.config.tty,
         stdin: record.config.openStdin,
         // The monitor holds published ports for the bridge; slirp4netns binds its own.
-        publish: env.ctx.rootless ? undefined : network?.ports.map((p) => `${p.protocol}:${p.hostIP}:${p.hostPort}`),
+        publish,
         exitCommand: exitCommand(env, record.id),
         health: await healthForStart(c),
+      });
+      env.ctx.reporter.emit({
+        type: 'container-start',
+        id: record.id,
+        pid: monitor.pid,
+        monitorPid: monitor.monitorPid,
+        ports: publish ?? [],
+        log: paths.log,
       });
       if (o.attachIo) {
         attachment = await attach(paths.attachSocket);
@@ -295,12 +314,15 @@ export async function stopContainer(env: Env, query: string, timeoutSec?: number
     const runtime = await runtimeFor(env, c.record.host.runtime);
     const sig = signal || c.record.config.stopSignal || 'SIGTERM';
     timeoutSec ??= c.record.config.stopTimeout ?? 10;
+    let killed = false;
     await markStopped(c.paths);
     await runtime.kill(c.record.id, sig).catch(() => {});
     if (!(await waitExited(env, c.record.id, timeoutSec * 1000))) {
       await runtime.kill(c.record.id, 'SIGKILL').catch(() => {});
       await waitExited(env, c.record.id, 30_000);
+      killed = true;
     }
+    env.ctx.reporter.emit({ type: 'container-stop', id: c.record.id, signal: sig, timeoutSec, killed });
   }
   await cleanupContainer(env, c.record.id);
 }
@@ -347,6 +369,7 @@ export async function removeContainer(env: Env, query: string, force = false, re
     }
   }
   await cleanupContainer(env, c.record.id, { remove: true, removeVolumes });
+  env.ctx.reporter.emit({ type: 'container-remove', id: c.record.id, name: c.record.name, force });
   await (await import('./rmi.js')).freeLayersOfDeletedImages(env, [c.record.imageId]);
   return query;
 }

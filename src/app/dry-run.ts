@@ -43,18 +43,14 @@ export interface DryRunResult {
   dir: string;
 }
 
-export async function dryRun(
-  ctx: AppContext,
-  o: RunOptions & { out?: string },
-  err: NodeJS.WritableStream,
-): Promise<DryRunResult> {
+export async function dryRun(ctx: AppContext, o: RunOptions & { out?: string }): Promise<DryRunResult> {
   if (ctx.uid !== 0 || ctx.rootless) {
     throw new TsrunError('ERR_USAGE', 'run --dry-run: the scripts it writes are for root', {
       hint: 'run it as root (sudo tsrun run --dry-run …)',
     });
   }
   const cwd = o.cwd ?? process.cwd();
-  const { id, env } = await createContainer(ctx, { ...o, rm: false, restart: undefined, cidfile: undefined }, err);
+  const { id, env } = await createContainer(ctx, { ...o, rm: false, restart: undefined, cidfile: undefined });
   const c = await env.containers.find(id);
   const r = c.record;
   let plan: ReplayPlan;

@@ -167,5 +167,14 @@ export async function execInContainer(
     await done();
     throw err;
   }
+  ctx.reporter.emit({
+    type: 'container-exec',
+    id: c.record.id,
+    argv: args,
+    ...(o.user ? { user: o.user } : {}),
+    cwd: proc.cwd,
+    tty: Boolean(o.tty),
+    detach: Boolean(o.detach),
+  });
   return { attachment, done };
 }

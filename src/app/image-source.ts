@@ -1,7 +1,7 @@
 /**
  * An image by reference for `run`, `create` and `build`'s FROM: from the store, or pulled,
- * following Docker's `--pull` policy (missing: pull only when absent, saying so on stderr as
- * Docker does; always; never).
+ * following Docker's `--pull` policy (missing: pull only when absent, saying so as Docker does —
+ * an `image-not-local` event the CLI prints; always; never).
  */
 import { TsrunError, isTsrunError } from '../errors.js';
 import { findImage } from '../store/lookup.js';
@@ -13,8 +13,6 @@ export interface ImageSourceOptions {
   /** missing (default), always, never. */
   pull?: string;
   platform?: string;
-  /** Where "Unable to find image … locally" goes. */
-  err?: Pick<NodeJS.WritableStream, 'write'>;
 }
 
 export async function findOrPull(
@@ -48,9 +46,6 @@ export async function findOrPull(
         });
       }
       ctx.reporter.emit({ type: 'image-damaged', reference, chainId: l.chainId, reason: v.reason });
-      o.err?.write(
-        `WARNING: layer ${l.chainId.slice(7, 19)} of ${reference} is damaged (${v.reason}): pulling the image again\n`,
-      );
       found = undefined;
       damaged = true;
       break;
@@ -60,7 +55,6 @@ export async function findOrPull(
   if (!found) {
     if (policy === 'missing' && !damaged) {
       ctx.reporter.emit({ type: 'image-not-local', reference });
-      o.err?.write(`Unable to find image '${reference}' locally\n`);
     }
     const { pull } = await import('./pull.js');
     const r = await pull(ctx, { reference, platform: o.platform });
@@ -74,7 +68,6 @@ export async function findOrPull(
     const cfg = JSON.parse(configBytes.toString('utf8')) as { os: string; architecture: string; variant?: string };
     if (!platformMatches(cfg, hostPlatform())) {
       ctx.reporter.emit({ type: 'image-platform', reference, message: platformWarning(cfg) });
-      o.err?.write(`WARNING: ${platformWarning(cfg)}\n`);
     }
   }
   return { image: found, configBytes };

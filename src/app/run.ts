@@ -49,6 +49,7 @@ import {
 } from './containers.js';
 import { randomName } from './names.js';
 import { findOrPull } from './image-source.js';
+import { createdEvent } from './container-events.js';
 import { namespacePath, writeEtcFiles, type NetworkMode } from '../network/attach.js';
 import { assignHostPorts, parsePublish, publishAll, type PortMapping } from '../network/ports.js';
 import { callerEnvironment } from '../util/caller-env.js';
@@ -128,9 +129,8 @@ async function imageFor(
   env: Env,
   ctx: AppContext,
   o: RunOptions,
-  err: NodeJS.WritableStream,
 ): Promise<{ image: ImageRecord; config: ContainerConfig }> {
-  const { image, configBytes } = await findOrPull(ctx, env.store, o.image, { pull: o.pull, platform: o.platform, err });
+  const { image, configBytes } = await findOrPull(ctx, env.store, o.image, { pull: o.pull, platform: o.platform });
   const cfg = JSON.parse(configBytes.toString('utf8')) as { config?: ContainerConfig | null };
   return { image, config: cfg.config ?? {} };
 }
@@ -139,7 +139,7 @@ async function imageFor(
  * Make the container (record, root, bundle) but do not start it: `tsrun create`, and the first
  * half of `tsrun run`.
  */
-export async function createContainer(ctx: AppContext, o: RunOptions, err: NodeJS.WritableStream): Promise<Created> {
+export async function createContainer(ctx: AppContext, o: RunOptions): Promise<Created> {
   const env = await openEnv(ctx);
   // What a killed pull or build left under tmp/ (only entries whose process is gone).
   await env.store.cleanTemp();
@@ -220,7 +220,7 @@ export async function createContainer(ctx: AppContext, o: RunOptions, err: NodeJ
 
   // The runtime is looked for (and its version checked) before anything is made.
   await runtimeFor(env, o.runtime ?? 'runc');
-  const { image, config } = await imageFor(env, ctx, o, err);
+  const { image, config } = await imageFor(env, ctx, o);
   if (o.publishAll) ports.push(...publishAll(Object.keys(config.ExposedPorts ?? {})));
   // The image's VOLUME entries are anonymous volumes where the user mounts nothing else.
   const taken = [...binds, ...userVolumes, ...hf.tmpfs].map((m) => m.destination);
@@ -232,7 +232,10 @@ export async function createContainer(ctx: AppContext, o: RunOptions, err: NodeJ
     });
   }
   if (ports.length > 0 && network === 'host') {
-    err.write('WARNING: Published ports are discarded when using host network mode\n');
+    ctx.reporter.emit({
+      type: 'container-warning',
+      message: 'Published ports are discarded when using host network mode',
+    });
     ports = [];
   }
   // A taken host port fails here, before anything is made (the monitor holds them at start).
@@ -328,7 +331,6 @@ export async function createContainer(ctx: AppContext, o: RunOptions, err: NodeJ
       await fs.mkdir(p.upper, { mode: 0o755 });
       await ensureMounted(env, c);
     });
-    ctx.reporter.emit({ type: 'debug', scope: 'run', message: `mounted ${p.rootfs}`, data: rootfsMount(env, c) });
 
     // Docker creates a missing WORKDIR (owned by the container's user? no: by root, 0755).
     const cwdHost = await resolveInRoot(p.rootfs, cwd);
@@ -352,6 +354,7 @@ export async function createContainer(ctx: AppContext, o: RunOptions, err: NodeJ
       rootless: ctx.rootless,
       extraHosts: extraHostLines(extraHosts, network === 'none' ? undefined : hostAddress()),
       dns: { dns: o.dns, dnsSearch: o.dnsSearch, dnsOption: o.dnsOption },
+      reporter: ctx.reporter,
     });
 
     const spec = applyOpts(
@@ -394,7 +397,9 @@ export async function createContainer(ctx: AppContext, o: RunOptions, err: NodeJ
     record.config.env = spec.process.env;
     await fs.writeFile(p.config, serializeSpec(spec));
     await env.containers.write(record);
-    ctx.reporter.emit({ type: 'debug', scope: 'run', message: `wrote ${p.config}`, data: spec });
+    ctx.reporter.emit(
+      createdEvent({ id, name: record.name, image: o.image, bundle: p.bundle, config: p.config, network }, spec),
+    );
     if (o.cidfile) await fs.writeFile(o.cidfile, id, { flag: 'wx' });
     return { id, env };
   } catch (e) {
@@ -409,10 +414,9 @@ export async function createContainer(ctx: AppContext, o: RunOptions, err: NodeJ
 export async function runContainer(
   ctx: AppContext,
   o: RunOptions,
-  err: NodeJS.WritableStream,
   attachIo?: (a: Attachment) => void,
 ): Promise<{ id: string; env: Env; attachment?: Attachment }> {
-  const { id, env } = await createContainer(ctx, o, err);
+  const { id, env } = await createContainer(ctx, o);
   const c = await env.containers.find(id);
   const attachment = await startContainer(env, c, { attachIo: o.detach ? undefined : attachIo });
   return { id, env, attachment };

@@ -20,6 +20,7 @@ import type { Mount as SpecMount } from '../spec/types.js';
 import { applyOpts, withCwd, withEtcFiles, withHostname, withRootless, withUser } from '../spec/options.js';
 import { withEnv } from '../spec/env.js';
 import { resolveUser } from '../spec/user.js';
+import type { Reporter } from '../events.js';
 import type { OciRuntime } from '../runtime/oci-runtime.js';
 import { readFileInRoot } from '../snapshot/rootfs-copy.js';
 import { attachNetwork, detachNetwork, namespacePath, writeEtcFiles } from '../network/attach.js';
@@ -55,6 +56,8 @@ export interface RunStepOptions {
   /** Receives the command's stdout and stderr as they come. */
   output: (chunk: Buffer) => void;
   signal?: AbortSignal;
+  /** Told of the name files and the network attachment (src/events.ts). */
+  reporter?: Reporter;
 }
 
 /** Mount points the runtime creates when missing (their parents included). */
@@ -96,6 +99,7 @@ export async function runStep(o: RunStepOptions): Promise<RunStepResult> {
     network: o.network,
     rootless: o.rootless,
     extraHosts: extraHostsLines(o.limits),
+    ...(o.reporter ? { reporter: o.reporter } : {}),
   });
 
   const user = resolveUser(
@@ -130,11 +134,18 @@ export async function runStep(o: RunStepOptions): Promise<RunStepResult> {
 
   try {
     if (o.network === 'bridge')
-      await attachNetwork({ ...target, storeRoot: o.storeRoot, ports: [], env: o.callerEnv, owner: process.pid });
+      await attachNetwork({
+        ...target,
+        storeRoot: o.storeRoot,
+        ports: [],
+        env: o.callerEnv,
+        owner: process.pid,
+        ...(o.reporter ? { reporter: o.reporter } : {}),
+      });
     return { exitCode: await runForeground(o, id, bundle), mountpoints };
   } finally {
     await o.runtime.delete(id, true).catch(() => {});
-    if (o.network === 'bridge') await detachNetwork(target, o.callerEnv);
+    if (o.network === 'bridge') await detachNetwork(target, o.callerEnv, o.reporter);
   }
 }
 
@@ -170,7 +181,9 @@ function runForeground(o: RunStepOptions, id: string, bundle: string): Promise<n
       resolve(130);
       return;
     }
-    const child = spawn(o.runtime.info.path, ['--root', o.runtime.root, 'run', '--bundle', bundle, id], {
+    const argv = ['--root', o.runtime.root, 'run', '--bundle', bundle, id];
+    o.reporter?.emit({ type: 'runtime', argv: [o.runtime.info.path, ...argv] });
+    const child = spawn(o.runtime.info.path, argv, {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let exited = false;

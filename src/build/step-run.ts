@@ -84,6 +84,7 @@ export async function runInstruction(
           output: b.deps.output,
           signal: b.deps.signal,
           limits: b.o.limits,
+          reporter: b.deps.reporter,
         });
       // sharing=locked: one build at a time uses that cache.
       const r = await prepared.locks.reduce<() => ReturnType<typeof go>>(

@@ -5,6 +5,7 @@
  * -q, as Docker). The RUN steps' own output is written by the caller, between these lines.
  */
 import type { Reporter } from '../events.js';
+import { imageSourceLine } from './run-output.js';
 
 const short = (digest: string) => digest.slice('sha256:'.length, 'sha256:'.length + 12);
 
@@ -30,14 +31,10 @@ export function buildTextReporter(out: NodeJS.WritableStream, err: NodeJS.Writab
         case 'build-unused-arg':
           err.write(`[Warning] One or more build-args [${e.name}] were not consumed\n`);
           return;
-        case 'image-not-local':
-          return line(`Unable to find image '${e.reference}' locally`);
-        case 'image-damaged':
-          return line(
-            `WARNING: layer ${e.chainId.slice(7, 19)} of ${e.reference} is damaged (${e.reason}): pulling the image again`,
-          );
-        case 'image-platform':
-          return line(`WARNING: ${e.message}`);
+        default: {
+          const text = imageSourceLine(e);
+          if (text !== undefined) line(text);
+        }
       }
     },
   };

@@ -9,6 +9,7 @@
  */
 import { promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
+import type { Reporter } from '../events.js';
 import type { NetworkInfo } from '../oci/network.js';
 import { connect, disconnect, netnsPath } from './bridge.js';
 import { hostsFile, resolvConf } from './etc-files.js';
@@ -45,7 +46,14 @@ export interface EtcFiles {
  */
 export async function writeEtcFiles(
   dir: string,
-  o: { hostname: string; network: NetworkMode; rootless: boolean; extraHosts: string; dns?: DnsOptions },
+  o: {
+    hostname: string;
+    network: NetworkMode;
+    rootless: boolean;
+    extraHosts: string;
+    dns?: DnsOptions;
+    reporter?: Reporter;
+  },
 ): Promise<EtcFiles> {
   const files = {
     hostname: path.join(dir, 'hostname'),
@@ -69,6 +77,7 @@ export async function writeEtcFiles(
   const slirp = o.rootless && o.network === 'bridge';
   const text = slirp ? slirpResolvConf(hostResolv) : resolvConf(hostResolv, o.network === 'host');
   await fs.writeFile(files.resolvConf, o.dns ? withDnsOptions(text, o.dns) : text);
+  o.reporter?.emit({ type: 'etc-files', ...files, network: o.network });
   return files;
 }
 
@@ -83,6 +92,8 @@ export interface AttachOptions extends AttachTarget {
   mac?: string;
   /** Rewrite this hosts file with the address the container got (`start`; a RUN step keeps its own). */
   hosts?: { file: string; hostname: string; extraHosts: readonly ExtraHost[] };
+  /** Told of the namespace, each CNI plugin call, and the address and ports the container got. */
+  reporter?: Reporter;
 }
 
 /** Put the container on the default network: the bridge as root, slirp4netns rootless. */
@@ -102,7 +113,24 @@ export async function attachNetwork(o: AttachOptions): Promise<NetworkInfo> {
         env: o.env,
         ...(o.owner !== undefined ? { pid: o.owner } : {}),
         ...(o.mac !== undefined ? { mac: o.mac } : {}),
+        ...(o.reporter ? { reporter: o.reporter } : {}),
       });
+  o.reporter?.emit({
+    type: 'network-attach',
+    id: o.id,
+    driver: o.rootless ? 'slirp4netns' : 'bridge',
+    netns: namespacePath(o),
+    ip: network.ip,
+    prefixLen: network.prefixLen,
+    gateway: network.gateway,
+    mac: network.mac,
+    ports: network.ports.map((p) => ({
+      protocol: p.protocol,
+      hostIP: p.hostIP,
+      hostPort: p.hostPort,
+      containerPort: p.containerPort,
+    })),
+  });
   if (o.hosts) {
     const gateway = o.rootless ? hostAddress() : network.gateway;
     await fs.writeFile(
@@ -114,6 +142,8 @@ export async function attachNetwork(o: AttachOptions): Promise<NetworkInfo> {
 }
 
 /** Undo `attachNetwork` (idempotent). */
-export function detachNetwork(t: AttachTarget, env: NodeJS.ProcessEnv): Promise<void> {
-  return t.rootless ? disconnectSlirp(t.id, t.runDir) : disconnect(t.id, env);
+export async function detachNetwork(t: AttachTarget, env: NodeJS.ProcessEnv, reporter?: Reporter): Promise<void> {
+  if (t.rootless) await disconnectSlirp(t.id, t.runDir);
+  else await disconnect(t.id, env, reporter);
+  reporter?.emit({ type: 'network-detach', id: t.id, driver: t.rootless ? 'slirp4netns' : 'bridge' });
 }

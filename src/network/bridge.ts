@@ -21,6 +21,7 @@
 import { promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { TsrunError } from '../errors.js';
+import { silentReporter, type Reporter } from '../events.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { runProgram, which } from '../util/exec.js';
 import { addList, cniPath, CNI_VERSION, delList, type CniResult, type ConfList, type Invocation } from './cni.js';
@@ -173,8 +174,13 @@ function cniPorts(ports: PortMapping[]): Record<string, unknown>[] {
   }));
 }
 
-function invocation(a: NetworkAttachment, env: NodeJS.ProcessEnv, ifName = 'eth0'): Invocation {
-  return { containerId: a.id, netns: a.netns, ifName, paths: cniPath(env), pathEnv: env.PATH };
+function invocation(
+  a: NetworkAttachment,
+  env: NodeJS.ProcessEnv,
+  ifName = 'eth0',
+  reporter: Reporter = silentReporter,
+): Invocation {
+  return { containerId: a.id, netns: a.netns, ifName, paths: cniPath(env), pathEnv: env.PATH, reporter };
 }
 
 /** Put container `id` on the bridge, publishing `ports` (already assigned host ports). */
@@ -185,8 +191,10 @@ export async function connect(o: {
   env: NodeJS.ProcessEnv;
   pid?: number;
   mac?: string;
+  reporter?: Reporter;
 }): Promise<NetworkInfo> {
-  await disconnect(o.id, o.env); // a leftover from a crash, if any
+  const reporter = o.reporter ?? silentReporter;
+  await disconnect(o.id, o.env, reporter); // a leftover from a crash, if any
   const network = await defaultNetwork();
   // Without published ports portmap has nothing to do: leaving it out of this attachment's list
   // (which its DEL reuses) saves two plugin runs per container.
@@ -214,32 +222,38 @@ export async function connect(o: {
     const made = await ip(['netns', 'add', netnsName(o.id)], o.env);
     if (made.code !== 0)
       throw new TsrunError('ERR_CNI', `making network namespace ${netnsName(o.id)}: ${made.stderr.trim()}`);
-    await addList(LOOPBACK, invocation(a, o.env, 'lo'));
-    a.result = await addList(a.conflist, invocation(a, o.env), {
+    reporter.emit({ type: 'netns', action: 'add', name: netnsName(o.id), path: a.netns });
+    await addList(LOOPBACK, invocation(a, o.env, 'lo', reporter));
+    a.result = await addList(a.conflist, invocation(a, o.env, 'eth0', reporter), {
       portMappings: cniPorts(a.ports),
       ...(o.mac ? { mac: o.mac } : {}),
     });
     await writeFileAtomic(attachmentFile(o.id), JSON.stringify(a));
     return infoOf(a);
   } catch (err) {
-    await disconnect(o.id, o.env).catch(() => {});
+    await disconnect(o.id, o.env, reporter).catch(() => {});
     throw err;
   }
 }
 
 /** Undo `connect`: plugins' DEL (rules, veth, lease), then the namespace, then the record. */
-export async function disconnect(id: string, env: NodeJS.ProcessEnv): Promise<void> {
+export async function disconnect(
+  id: string,
+  env: NodeJS.ProcessEnv,
+  reporter: Reporter = silentReporter,
+): Promise<void> {
   let a: NetworkAttachment;
   try {
     a = JSON.parse(await fs.readFile(attachmentFile(id), 'utf8')) as NetworkAttachment;
   } catch {
     return;
   }
-  await delList(a.conflist, invocation(a, env), a.result, { portMappings: cniPorts(a.ports) });
+  await delList(a.conflist, invocation(a, env, 'eth0', reporter), a.result, { portMappings: cniPorts(a.ports) });
   const del = await ip(['netns', 'delete', netnsName(id)], env);
   if (del.code !== 0 && !/No such file/i.test(del.stderr)) {
     throw new TsrunError('ERR_CNI', `removing network namespace ${netnsName(id)}: ${del.stderr.trim()}`);
   }
+  reporter.emit({ type: 'netns', action: 'delete', name: netnsName(id), path: a.netns });
   await fs.rm(attachmentFile(id), { force: true });
 }
 

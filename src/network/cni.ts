@@ -16,6 +16,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { TsrunError } from '../errors.js';
+import type { Reporter } from '../events.js';
 import { runProgram } from '../util/exec.js';
 
 export const CNI_VERSION = '1.0.0';
@@ -51,6 +52,8 @@ export interface Invocation {
   paths: string[];
   /** The caller's PATH (the plugins' own PATH gets the sbin directories added). */
   pathEnv?: string;
+  /** Told of each plugin call: its input, exit status and result. */
+  reporter?: Reporter;
 }
 
 export function cniPath(env: NodeJS.ProcessEnv): string[] {
@@ -90,6 +93,24 @@ async function invoke(
     CNI_PATH: inv.paths.join(':'),
   };
   const r = await runProgram(file, [], { input: JSON.stringify(conf), env, timeoutMs: 60_000 });
+  let parsed: unknown;
+  try {
+    parsed = r.stdout.trim() ? JSON.parse(r.stdout) : undefined;
+  } catch {
+    parsed = undefined;
+  }
+  inv.reporter?.emit({
+    type: 'cni',
+    command,
+    plugin: type,
+    path: file,
+    containerId: inv.containerId,
+    netns: inv.netns,
+    ifName: inv.ifName,
+    input: conf,
+    exitCode: r.code,
+    ...(parsed !== undefined ? { result: parsed } : {}),
+  });
   if (r.code !== 0) {
     let msg = (r.stderr || r.stdout).trim() || `exit status ${r.code}`;
     try {

@@ -15,6 +15,7 @@ import { constants } from 'node:os';
 
 const osSignals = constants.signals as Record<string, number>;
 import { TsrunError } from '../errors.js';
+import { silentReporter, type Reporter } from '../events.js';
 import { runProgram as run, which } from '../util/exec.js';
 
 export interface RuntimeInfo {
@@ -87,14 +88,27 @@ export async function lastLogError(logFile: string): Promise<string> {
   return '';
 }
 
+/** An argv as events may show it: the values of `--env K=V` (exec's -e) hidden. */
+export function shownArgv(argv: readonly string[]): string[] {
+  return argv.map((a, i) => (argv[i - 1] === '--env' ? `${a.split('=')[0]}=<hidden>` : a));
+}
+
 export class OciRuntime {
   constructor(
     readonly info: RuntimeInfo,
     readonly root: string,
+    private readonly reporter: Reporter = silentReporter,
   ) {}
 
+  /** Run the runtime with `args`, telling the reporter its argv and exit status. */
+  private async exec(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+    const r = await run(this.info.path, args);
+    this.reporter.emit({ type: 'runtime', argv: shownArgv([this.info.path, ...args]), exitCode: r.code });
+    return r;
+  }
+
   private async call(verb: string, args: string[], what: string): Promise<string> {
-    const r = await run(this.info.path, ['--root', this.root, verb, ...args]);
+    const r = await this.exec(['--root', this.root, verb, ...args]);
     if (r.code !== 0) {
       const msg = r.stderr.trim().split('\n').pop();
       throw new TsrunError(
@@ -114,15 +128,15 @@ export class OciRuntime {
     await this.call('kill', [...(all ? ['--all'] : []), id, signal], `signalling container ${id.slice(0, 12)}`);
     // A frozen (paused) process cannot act on SIGKILL until thawed: thaw it, as Docker does.
     if (/^(SIG)?KILL$|^9$/i.test(signal)) {
-      const state = await run(this.info.path, ['--root', this.root, 'state', id]);
+      const state = await this.exec(['--root', this.root, 'state', id]);
       if (state.code === 0 && /"status":\s*"paused"/.test(state.stdout))
-        await run(this.info.path, ['--root', this.root, 'resume', id]);
+        await this.exec(['--root', this.root, 'resume', id]);
     }
   }
 
   /** Forget a stopped container (and kill it first with `force`); a container the runtime does not know is fine. */
   async delete(id: string, force = false): Promise<void> {
-    const r = await run(this.info.path, ['--root', this.root, 'delete', ...(force ? ['--force'] : []), id]);
+    const r = await this.exec(['--root', this.root, 'delete', ...(force ? ['--force'] : []), id]);
     if (r.code !== 0 && !/does not exist|not found|no such/i.test(r.stderr)) {
       throw new TsrunError('ERR_RUNTIME', `deleting container ${id.slice(0, 12)}: ${r.stderr.trim()}`);
     }
@@ -157,6 +171,7 @@ export class OciRuntime {
 
   /** Run `runtime exec` in the foreground with our stdio (stdin only when `stdin`); resolves with its exit status. */
   runExec(argv: string[], stdin: boolean): Promise<number> {
+    this.reporter.emit({ type: 'runtime', argv: shownArgv([this.info.path, ...argv]) });
     return new Promise((resolve, reject) => {
       const child = spawn(this.info.path, argv, { stdio: [stdin ? 'inherit' : 'ignore', 'inherit', 'inherit'] });
       child.on('error', reject);

@@ -38,5 +38,6 @@ export function group(program: Command, name: 'image' | 'container' | 'system'):
 
 export async function context(io: CliIo) {
   const { processContext } = await import('../../app/context.js');
-  return processContext({ root: io.globals().root });
+  const { withDebug } = await import('../run-output.js');
+  return processContext({ root: io.globals().root, reporter: withDebug(io) });
 }

@@ -16,7 +16,8 @@ const collect = (v: string, prev: string[]) => [...prev, v];
 
 async function context(io: CliIo, reporter?: Reporter) {
   const { processContext } = await import('../../app/context.js');
-  return processContext({ root: io.globals().root, reporter });
+  const { withDebug } = await import('../run-output.js');
+  return processContext({ root: io.globals().root, reporter: withDebug(io, reporter) });
 }
 
 async function env(io: CliIo) {
@@ -26,8 +27,10 @@ async function env(io: CliIo) {
 
 async function pullReporter(io: CliIo): Promise<Reporter> {
   const progress = await import('../progress.js');
-  if (io.globals().debug) return progress.debugReporter(io.err);
-  return progress.plainPullReporter(io.err, io.err);
+  const { runTextReporter } = await import('../run-output.js');
+  const { fanout } = await import('../../events.js');
+  if (io.globals().debug) return runTextReporter(io.err);
+  return fanout(runTextReporter(io.err), progress.plainPullReporter(io.err, io.err));
 }
 
 async function runAction(io: CliIo, image: string, args: string[], f: RunFlags): Promise<void> {
@@ -41,7 +44,7 @@ async function runAction(io: CliIo, image: string, args: string[], f: RunFlags):
   const ctx = await context(io, await pullReporter(io));
   const { runContainer } = await import('../../app/run.js');
   let wired: ReturnType<typeof wire> | undefined;
-  const r = await runContainer(ctx, toRunOptions(image, args, f), io.err, (a) => {
+  const r = await runContainer(ctx, toRunOptions(image, args, f), (a) => {
     wired = wire(a, {
       tty: Boolean(f.tty),
       interactive: Boolean(f.interactive),
@@ -70,7 +73,7 @@ async function createAction(io: CliIo, image: string, args: string[], f: RunFlag
   f.interactive = (await attachStreams(f)).stdin;
   const ctx = await context(io, await pullReporter(io));
   const { createContainer } = await import('../../app/run.js');
-  const { id } = await createContainer(ctx, toRunOptions(image, args, f), io.err);
+  const { id } = await createContainer(ctx, toRunOptions(image, args, f));
   io.out.write(`${id}\n`);
 }
 

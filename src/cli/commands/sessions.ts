@@ -27,7 +27,8 @@ export async function checkTty(interactive: boolean | undefined, tty: boolean | 
 
 async function context(io: CliIo) {
   const { processContext } = await import('../../app/context.js');
-  return processContext({ root: io.globals().root });
+  const { withDebug } = await import('../run-output.js');
+  return processContext({ root: io.globals().root, reporter: withDebug(io) });
 }
 
 interface ExecFlags {

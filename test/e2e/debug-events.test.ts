@@ -1,0 +1,145 @@
+/**
+ * End to end: `--debug` prints every event of a container's life as a JSON line (src/events.ts),
+ * with the real values — and never a secret. A private image is pulled by `run` with a stored
+ * login, the container gets `-e` variables and an exec gets its own; the whole --debug output of
+ * run, run -d, exec, stop and rm must hold neither the registry password (nor its base64 form)
+ * nor any `-e` value, while the events name the stages: the missing image, the bundle and its
+ * config.json, the overlay's lowerdirs, the name files, the network namespace, each CNI plugin
+ * call, the address, each runtime argv, the monitor, exec, stop and remove.
+ */
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { pushImage } from '../helpers/push.js';
+import { tsrun } from './cli.js';
+import { busyboxLayer } from './fixtures.js';
+import { leftovers, runDir } from './containers.js';
+
+const PASSWORD = 'pw-Dq93-never-in-events';
+const USER = 'dave';
+const BASIC = Buffer.from(`${USER}:${PASSWORD}`).toString('base64');
+const RUN_SECRET = 'run-secret-5f0c9e';
+const FILE_SECRET = 'file-secret-77a1b2';
+const EXEC_SECRET = 'exec-secret-c4d3e2';
+
+const tmp = mkdtempSync(path.join(os.tmpdir(), 'tsrun-e2e-debug-'));
+const root = path.join(tmp, 'root');
+const HOME = path.join(tmp, 'home');
+let hub: TestRegistry;
+let IMAGE = '';
+
+const D = suite('e2e debug events');
+D.before(async () => {
+  hub = await startRegistry({ auth: 'token', users: { [USER]: PASSWORD } });
+  await pushImage(hub, 'dave/private', '1', {
+    layers: [busyboxLayer()],
+    config: { config: { Env: ['PATH=/usr/sbin:/usr/bin:/sbin:/bin'] } },
+  });
+  IMAGE = `${hub.host}/dave/private:1`;
+  const login = await tsrun(['login', '-u', USER, '--password-stdin', hub.host], {
+    root,
+    env: { HOME },
+    input: PASSWORD,
+  });
+  assert.is(login.code, 0, login.stderr);
+});
+D.after(async () => {
+  await hub?.stop();
+  rmSync(runDir(root), { recursive: true, force: true });
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+type Event = { type: string; [k: string]: unknown };
+
+async function debug(args: string[]): Promise<{ code: number; stdout: string; stderr: string; events: Event[] }> {
+  const r = await tsrun(['--debug', ...args], { root, env: { HOME } });
+  const text = r.stdout + r.stderr;
+  for (const secret of [PASSWORD, BASIC, RUN_SECRET, FILE_SECRET, EXEC_SECRET])
+    assert.not.ok(text.includes(secret), `tsrun ${args.join(' ')} --debug printed a secret:\n${text}`);
+  const events = r.stderr
+    .split('\n')
+    .filter((l) => l.startsWith('DEBU '))
+    .map((l) => JSON.parse(l.slice(5)) as Event);
+  return { ...r, events };
+}
+
+const ofType = (events: Event[], type: string) => events.filter((e) => e.type === type);
+
+D('run --rm: pull with a login, bundle, mount, name files, bridge, runtime — and no secret', async () => {
+  const envFile = path.join(tmp, 'env');
+  (await import('node:fs')).writeFileSync(envFile, `FILE_VAR=${FILE_SECRET}\n`);
+  const r = await debug(['run', '--rm', '-e', `RUN_VAR=${RUN_SECRET}`, '--env-file', envFile, IMAGE, 'true']);
+  assert.is(r.code, 0, r.stderr);
+  // The text Docker prints is still there, beside the events.
+  assert.match(r.stderr, `Unable to find image '${IMAGE}' locally`);
+  assert.equal(ofType(r.events, 'image-not-local'), [{ type: 'image-not-local', reference: IMAGE }]);
+
+  const [created] = ofType(r.events, 'container-create');
+  assert.ok(created, 'a container-create event');
+  assert.ok((created.envNames as string[]).includes('RUN_VAR'));
+  assert.ok((created.envNames as string[]).includes('FILE_VAR'));
+  assert.is(created.config, path.join(created.bundle as string, 'config.json'));
+  assert.equal(created.args, ['true']);
+
+  const [mounted] = ofType(r.events, 'rootfs-mount');
+  assert.ok(mounted, 'a rootfs-mount event');
+  for (const d of mounted.lowerdirs as string[]) assert.ok(path.isAbsolute(d), d);
+  assert.is((mounted.lowerdirs as string[]).length, 1);
+
+  const [etc] = ofType(r.events, 'etc-files');
+  assert.ok(etc && typeof etc.hosts === 'string');
+
+  const netns = ofType(r.events, 'netns');
+  assert.equal(
+    netns.map((e) => e.action),
+    ['add', 'delete'],
+  );
+  const adds = ofType(r.events, 'cni').filter((e) => e.command === 'ADD');
+  assert.ok(
+    adds.some((e) => e.plugin === 'bridge' && e.exitCode === 0 && e.result !== undefined),
+    'the bridge plugin call and its result',
+  );
+  const [attached] = ofType(r.events, 'network-attach');
+  assert.ok(attached, 'a network-attach event');
+  assert.match(attached.ip as string, /^\d+\.\d+\.\d+\.\d+$/);
+  assert.is(attached.netns, netns[0]?.path);
+
+  const runtime = ofType(r.events, 'runtime').map((e) => (e.argv as string[]).join(' '));
+  assert.ok(
+    runtime.some((a) => / start [0-9a-f]{64}$/.test(a)),
+    runtime.join('\n'),
+  );
+  const [started] = ofType(r.events, 'container-start');
+  assert.ok(started && (started.monitorPid as number) > 0 && (started.pid as number) > 0);
+});
+
+D('run -d, exec -e, stop, rm: each reports, none leaks', async () => {
+  const run = await debug(['run', '-d', '-e', `RUN_VAR=${RUN_SECRET}`, '--network', 'none', IMAGE, 'sleep', '60']);
+  assert.is(run.code, 0, run.stderr);
+  const id = run.stdout.trim();
+  const exec = await debug(['exec', '-e', `EXEC_VAR=${EXEC_SECRET}`, id, 'sh', '-c', 'test -n "$EXEC_VAR"']);
+  assert.is(exec.code, 0, exec.stderr);
+  const [ex] = ofType(exec.events, 'container-exec');
+  assert.ok(ex, 'a container-exec event');
+  assert.equal(ex.argv, ['sh', '-c', 'test -n "$EXEC_VAR"']);
+
+  const stop = await debug(['stop', '-t', '5', id]);
+  assert.is(stop.code, 0, stop.stderr);
+  const [stopped] = ofType(stop.events, 'container-stop');
+  assert.is(stopped?.signal, 'SIGTERM');
+  assert.ok(
+    ofType(stop.events, 'runtime').some((e) => (e.argv as string[]).includes('kill')),
+    'the runtime kill argv',
+  );
+
+  const rm = await debug(['rm', id]);
+  assert.is(rm.code, 0, rm.stderr);
+  assert.equal(ofType(rm.events, 'container-remove').length, 1);
+  assert.not.ok(existsSync(path.join(root, 'containers', id)));
+  assert.equal(await leftovers(root), []);
+});
+
+D.run();
