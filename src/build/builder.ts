@@ -41,6 +41,14 @@ import {
 } from './state.js';
 import { expandWord } from './words.js';
 
+/** A stage's running scope: its ARGs so far, the global ARGs, whether CMD was set. */
+interface StageScope {
+  stage: Stage;
+  args: Map<string, string>;
+  globals: Map<string, string>;
+  flags: { cmdSet: boolean };
+}
+
 export class Builder implements StepHost {
   private readonly cache: BuildCache;
   private runtimeOnce?: Promise<OciRuntime>;
@@ -191,17 +199,16 @@ export class Builder implements StepHost {
       delete c.config.OnBuild;
       state = { ...state, configBytes: JSON.stringify(c) };
     }
-    const args = new Map<string, string>();
-    const flags = { cmdSet: false };
+    const scope: StageScope = { stage, args: new Map(), globals, flags: { cmdSet: false } };
     if (triggers.length > 0) this.deps.reporter.emit({ type: 'build-triggers', count: triggers.length });
     for (const ins of triggers)
-      state = await this.announced(stage, ins, state, args, globals, flags, {
+      state = await this.announced(scope, ins, state, {
         type: 'build-trigger',
         instruction: ins.text,
       });
     this.deps.reporter.emit({ type: 'build-step-done', id: stateId(state) });
     for (const ins of stage.instructions) {
-      state = await this.announced(stage, ins, state, args, globals, flags, {
+      state = await this.announced(scope, ins, state, {
         type: 'build-step',
         step: ++this.step,
         total: this.total,
@@ -214,18 +221,15 @@ export class Builder implements StepHost {
 
   /** One instruction, announced by `event`; unexpected errors name it as Docker's text does. */
   private async announced(
-    stage: Stage,
+    scope: StageScope,
     ins: Instruction,
     state: BuildState,
-    args: Map<string, string>,
-    globals: Map<string, string>,
-    flags: { cmdSet: boolean },
     event: Extract<BuildEvent, { type: 'build-step' | 'build-trigger' }>,
   ): Promise<BuildState> {
     this.checkAborted();
     this.deps.reporter.emit(event);
     try {
-      return await this.instruction(stage, ins, state, args, globals, flags);
+      return await this.instruction(scope, ins, state);
     } catch (err) {
       if (isTsrunError(err)) throw err;
       const title =
@@ -253,14 +257,8 @@ export class Builder implements StepHost {
     return list;
   }
 
-  private async instruction(
-    stage: Stage,
-    ins: Instruction,
-    state: BuildState,
-    args: Map<string, string>,
-    globals: Map<string, string>,
-    flags: { cmdSet: boolean },
-  ): Promise<BuildState> {
+  private async instruction(scope: StageScope, ins: Instruction, state: BuildState): Promise<BuildState> {
+    const { stage, args, globals, flags } = scope;
     const config: ContainerConfig = configOf(state).config ?? {};
     const vars = scopeVars(config, args);
     const esc = this.df.escape;
