@@ -103,6 +103,9 @@ export type ContainerEvent =
   | { type: 'container-start'; id: string; pid: number; monitorPid: number; ports: string[]; log: string }
   | { type: 'container-stop'; id: string; signal: string; timeoutSec: number; killed: boolean }
   | { type: 'container-remove'; id: string; name: string; force: boolean }
+  | { type: 'container-exit'; id: string; exitCode: number; finishedAt: string }
+  /** The runtime's container deleted, the network detached, the root unmounted (and the record removed, with --rm). */
+  | { type: 'container-cleanup'; id: string; removed: boolean }
   | { type: 'container-exec'; id: string; argv: string[]; user?: string; cwd?: string; tty: boolean; detach: boolean }
   | { type: 'container-warning'; message: string };
 
@@ -110,7 +113,13 @@ export type ContainerEvent =
  * Each invocation of the OCI runtime (runtime/oci-runtime.ts): its argv (`--env` values of exec
  * hidden) and, once it returned, its exit status.
  */
-export type RuntimeEvent = { type: 'runtime'; argv: string[]; exitCode?: number };
+export type RuntimeEvent = { type: 'runtime'; argv: string[]; exitCode?: number; cwd?: string };
+
+/**
+ * The monitor started (runtime/monitor.ts): its own argv and pid, and the container's pid (or
+ * the exec'd process's). The runtime's `create`/`exec` it runs is a `runtime` event of its own.
+ */
+export type MonitorEvent = { type: 'monitor'; id: string; argv: string[]; monitorPid: number; pid: number };
 
 /** The network (network/attach.ts, bridge.ts, cni.ts, slirp.ts): what was made, with the real values. */
 export type NetworkEvent =
@@ -140,7 +149,10 @@ export type NetworkEvent =
       mac: string;
       ports: { protocol: string; hostIP: string; hostPort: number; containerPort: number }[];
     }
-  | { type: 'network-detach'; id: string; driver: 'bridge' | 'slirp4netns' };
+  | { type: 'network-detach'; id: string; driver: 'bridge' | 'slirp4netns' }
+  /** Rootless: slirp4netns started for the namespace (its argv and pid), and each call to its API. */
+  | { type: 'slirp4netns'; id: string; argv: string[]; pid: number; netns: string; apiSocket: string }
+  | { type: 'slirp4netns-api'; id: string; request: unknown; error?: string };
 
 export type WarningEvent = { type: 'warning'; message: string };
 
@@ -153,6 +165,7 @@ export type TsrunEvent =
   | ImageSourceEvent
   | ContainerEvent
   | RuntimeEvent
+  | MonitorEvent
   | NetworkEvent
   | WarningEvent
   | DebugEvent;

@@ -23,6 +23,7 @@ import { exportOutput, parseOutput, type OutputSpec } from '../build/output.js';
 import { parseStepLimits, type StepLimits } from '../build/run-options.js';
 import type { BuildNetwork } from '../build/run-step.js';
 import { configOf, neededStages } from '../build/state.js';
+import { parseBuildArgs } from '../build/evaluate.js';
 import { formatReference, parseReference } from '../reference/reference.js';
 import { parseLabels } from '../spec/env.js';
 import { recordImage } from '../store/record.js';
@@ -70,18 +71,6 @@ export interface BuildResult {
   id: string;
   /** Full references the image was tagged with. */
   names: string[];
-}
-
-function parseBuildArgs(list: readonly string[], callerEnv: NodeJS.ProcessEnv): Map<string, string> {
-  const out = new Map<string, string>();
-  for (const a of list) {
-    const i = a.indexOf('=');
-    if (i === 0)
-      throw new TsrunError('ERR_USAGE', `invalid --build-arg "${a}"`, { hint: 'use --build-arg NAME=VALUE' });
-    if (i > 0) out.set(a.slice(0, i), a.slice(i + 1));
-    else if (callerEnv[a] !== undefined) out.set(a, callerEnv[a] as string);
-  }
-  return out;
 }
 
 /**

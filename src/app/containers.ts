@@ -177,6 +177,7 @@ export async function startContainer(env: Env, c: Container, o: StartOptions = {
         publish,
         exitCommand: exitCommand(env, record.id),
         health: await healthForStart(c),
+        reporter: env.ctx.reporter,
       });
       env.ctx.reporter.emit({
         type: 'container-start',
@@ -244,6 +245,12 @@ export async function cleanupContainer(
     if (isActive(c.observed)) return;
     if (c.observed.finishedAt) {
       record.state = { ...record.state, exitCode: c.observed.exitCode, finishedAt: c.observed.finishedAt };
+      env.ctx.reporter.emit({
+        type: 'container-exit',
+        id,
+        exitCode: c.observed.exitCode,
+        finishedAt: c.observed.finishedAt,
+      });
     }
     // A runtime that cannot be found now never created anything to delete.
     const runtime = await runtimeFor(env, record.host.runtime).catch(() => undefined);
@@ -268,6 +275,7 @@ export async function cleanupContainer(
       await fs.mkdir(c.paths.state, { recursive: true, mode: 0o700 });
       await fs.writeFile(path.join(c.paths.state, 'cleaned'), '');
     }
+    env.ctx.reporter.emit({ type: 'container-cleanup', id, removed: Boolean(record.host.autoRemove || o.remove) });
     if (netError) throw netError;
   });
   if (!o.remove) await restartIfPolicy(env, id);

@@ -155,6 +155,7 @@ export async function execInContainer(
       stdin: Boolean(o.interactive) && !o.detach,
       execProcess: processFile,
       exitCommand: ['/bin/rm', '-rf', dir],
+      reporter: ctx.reporter,
       attachFirst: o.detach
         ? undefined
         : async () => {

@@ -247,3 +247,16 @@ export function resolveChown(
     });
   return { uid, gid };
 }
+
+/** `--build-arg K=V`, or a bare `K` taken from the caller's environment (skipped when unset there). */
+export function parseBuildArgs(list: readonly string[], callerEnv: NodeJS.ProcessEnv): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const a of list) {
+    const i = a.indexOf('=');
+    if (i === 0)
+      throw new TsrunError('ERR_USAGE', `invalid --build-arg "${a}"`, { hint: 'use --build-arg NAME=VALUE' });
+    if (i > 0) out.set(a.slice(0, i), a.slice(i + 1));
+    else if (callerEnv[a] !== undefined) out.set(a, callerEnv[a] as string);
+  }
+  return out;
+}

@@ -105,6 +105,7 @@ export async function attachNetwork(o: AttachOptions): Promise<NetworkInfo> {
         ports: o.ports,
         env: o.env,
         ...(o.owner !== undefined ? { owner: o.owner } : {}),
+        ...(o.reporter ? { reporter: o.reporter } : {}),
       })
     : await connect({
         id: o.id,

@@ -17,6 +17,7 @@ import { promises as fs, readFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { TsrunError } from '../errors.js';
+import type { Reporter } from '../events.js';
 import { native } from '../native/index.js';
 import { runProgram, which } from '../util/exec.js';
 import { sleep } from '../util/concurrency.js';
@@ -76,6 +77,7 @@ export async function connectSlirp(o: {
   ports: PortMapping[];
   env: NodeJS.ProcessEnv;
   owner?: number;
+  reporter?: Reporter;
 }): Promise<NetworkInfo> {
   const slirp = await which('slirp4netns', o.env);
   if (!slirp) {
@@ -107,21 +109,18 @@ export async function connectSlirp(o: {
         'ERR_ROOTLESS',
         `making the network namespace for ${o.id.slice(0, 12)}: ${made.stderr.trim()}`,
       );
-    const child = spawn(
-      slirp,
-      [
-        '--configure',
-        '--mtu=65520',
-        '--disable-host-loopback',
-        '--api-socket',
-        socket,
-        '--ready-fd=3',
-        '--netns-type=path',
-        netns,
-        'tap0',
-      ],
-      { detached: true, stdio: ['ignore', 'ignore', 'pipe', 'pipe'] },
-    );
+    const slirpArgs = [
+      '--configure',
+      '--mtu=65520',
+      '--disable-host-loopback',
+      '--api-socket',
+      socket,
+      '--ready-fd=3',
+      '--netns-type=path',
+      netns,
+      'tap0',
+    ];
+    const child = spawn(slirp, slirpArgs, { detached: true, stdio: ['ignore', 'ignore', 'pipe', 'pipe'] });
     const record: SlirpRecord = { pid: child.pid ?? 0, netns, socket, ...(o.owner ? { owner: o.owner } : {}) };
     await fs.writeFile(recordFile, JSON.stringify(record));
     let stderr = '';
@@ -138,8 +137,16 @@ export async function connectSlirp(o: {
     for (const s of [child.stderr, child.stdio[3]])
       (s as (NodeJS.ReadableStream & { destroy(): void }) | null)?.destroy();
     child.unref();
+    o.reporter?.emit({
+      type: 'slirp4netns',
+      id: o.id,
+      argv: [slirp, ...slirpArgs],
+      pid: record.pid,
+      netns,
+      apiSocket: socket,
+    });
     for (const p of o.ports) {
-      const r = await apiCall(socket, {
+      const request = {
         execute: 'add_hostfwd',
         arguments: {
           proto: p.protocol,
@@ -148,6 +155,13 @@ export async function connectSlirp(o: {
           guest_addr: SLIRP_IP,
           guest_port: p.containerPort,
         },
+      };
+      const r = await apiCall(socket, request);
+      o.reporter?.emit({
+        type: 'slirp4netns-api',
+        id: o.id,
+        request,
+        ...(r.error ? { error: r.error.desc ?? JSON.stringify(r.error) } : {}),
       });
       if (r.error) {
         const desc = r.error.desc ?? JSON.stringify(r.error);

@@ -12,6 +12,7 @@ import { openSync, closeSync } from 'node:fs';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { TsrunError } from '../errors.js';
+import type { Reporter } from '../events.js';
 import { nativeBuild } from '../util/project.js';
 import { connectUnix } from '../util/unix-socket.js';
 import { HEALTH_PROCESS_FILE, monitorHealthArgs, type MonitorHealth } from './health.js';
@@ -38,6 +39,26 @@ export interface MonitorOptions {
   attachFirst?: () => Promise<void>;
   /** The container's health check, run by the monitor (runtime/health.ts). */
   health?: MonitorHealth;
+  /** Told of the monitor's argv and pid and of the runtime argv it runs. */
+  reporter?: Reporter;
+}
+
+/** The runtime argv the monitor runs, in its state directory (as native-helpers/src/monitor.c builds it). */
+function runtimeArgv(o: MonitorOptions): string[] {
+  return [
+    o.runtimePath,
+    '--root',
+    o.runtimeRoot,
+    '--log',
+    'runtime.log',
+    '--log-format',
+    'json',
+    ...(o.execProcess ? ['exec', '--detach', '--process', o.execProcess] : ['create', '--bundle', o.bundle]),
+    '--pid-file',
+    'pid',
+    ...(o.tty ? ['--console-socket', path.join(o.state, 'console.sock')] : []),
+    o.id,
+  ];
 }
 
 export function monitorBinary(): string {
@@ -111,7 +132,10 @@ export async function spawnMonitor(o: MonitorOptions): Promise<Created> {
   if (m) {
     if (attaching) await attaching;
     await fs.writeFile(path.join(o.state, 'monitor.pid'), String(child.pid));
-    return { pid: Number(m[1]), monitorPid: child.pid ?? 0 };
+    const created = { pid: Number(m[1]), monitorPid: child.pid ?? 0 };
+    o.reporter?.emit({ type: 'monitor', id: o.id, argv: [bin, ...args], ...created });
+    o.reporter?.emit({ type: 'runtime', argv: runtimeArgv(o), cwd: o.state });
+    return created;
   }
   const msg = /^err (.*)/s.exec(line)?.[1]?.trim() || 'the monitor exited without a word (see its log)';
   const bind = /^bind (tcp|udp) (.*):(\d+): (.*)$/.exec(msg);

@@ -5,7 +5,8 @@
  * run, run -d, exec, stop and rm must hold neither the registry password (nor its base64 form)
  * nor any `-e` value, while the events name the stages: the missing image, the bundle and its
  * config.json, the overlay's lowerdirs, the name files, the network namespace, each CNI plugin
- * call, the address, each runtime argv, the monitor, exec, stop and remove.
+ * call, the address, each runtime argv, the monitor and the runtime create it runs, exec, stop
+ * and remove.
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -112,6 +113,12 @@ D('run --rm: pull with a login, bundle, mount, name files, bridge, runtime — a
     runtime.some((a) => / start [0-9a-f]{64}$/.test(a)),
     runtime.join('\n'),
   );
+  assert.ok(
+    runtime.some((a) => a.includes(` create --bundle ${created.bundle as string} `)),
+    'the runtime create the monitor runs',
+  );
+  const [monitor] = ofType(r.events, 'monitor');
+  assert.ok(monitor && (monitor.argv as string[]).includes('--bundle'));
   const [started] = ofType(r.events, 'container-start');
   assert.ok(started && (started.monitorPid as number) > 0 && (started.pid as number) > 0);
 });
@@ -126,9 +133,16 @@ D('run -d, exec -e, stop, rm: each reports, none leaks', async () => {
   assert.ok(ex, 'a container-exec event');
   assert.equal(ex.argv, ['sh', '-c', 'test -n "$EXEC_VAR"']);
 
-  const stop = await debug(['stop', '-t', '5', id]);
+  const stop = await debug(['stop', '-t', '1', id]);
   assert.is(stop.code, 0, stop.stderr);
   const [stopped] = ofType(stop.events, 'container-stop');
+  // sleep as pid 1 ignores SIGTERM: after -t 1 the SIGKILL ends it (128 + 9), and the event says so.
+  assert.is(stopped?.killed, true);
+  assert.equal(
+    ofType(stop.events, 'container-exit').map((e) => e.exitCode),
+    [137],
+  );
+  assert.equal(ofType(stop.events, 'container-cleanup').length, 1);
   assert.is(stopped?.signal, 'SIGTERM');
   assert.ok(
     ofType(stop.events, 'runtime').some((e) => (e.argv as string[]).includes('kill')),
