@@ -34,6 +34,7 @@ import { markStopped, restartIfPolicy } from './restart.js';
 import { hostMounts, prepareStart } from './run-host.js';
 import { removeAnonymousVolumes } from './volumes.js';
 import { healthForStart } from './healthcheck.js';
+import { writeFileAtomic } from '../util/fs.js';
 
 export interface Env {
   store: Store;
@@ -193,7 +194,7 @@ export async function startContainer(env: Env, c: Container, o: StartOptions = {
       }
       await runtime.start(record.id);
       const startedAt = new Date().toISOString();
-      await fs.writeFile(path.join(paths.state, 'started'), startedAt);
+      await writeFileAtomic(path.join(paths.state, 'started'), startedAt);
       // Docker keeps the last FinishedAt while the container runs again.
       record.state = {
         startedAt,

@@ -69,6 +69,7 @@ import {
 import { parseRestartPolicy } from './restart.js';
 import { resolveProcessArgs } from '../spec/options.js';
 import { healthFromFlags, healthRecord, imageHealth, mergeHealth, type HealthFlags } from '../runtime/health.js';
+import { writeFileAtomic } from '../util/fs.js';
 
 export interface RunOptions extends HostFlagOptions {
   image: string;
@@ -257,6 +258,9 @@ export async function createContainer(ctx: AppContext, o: RunOptions): Promise<C
   const cwd = resolveCwd(config.WorkingDir, o.workdir);
   const hostnameOpt = withHostname(hostname);
 
+  // Until this process exits, `prune` leaves the container alone (it looks stopped until started;
+  // before its record exists, its name would look orphaned).
+  await env.containers.holdCreation(id);
   let name = o.name;
   if (name === undefined) {
     for (let i = 0; ; i++) {
@@ -272,8 +276,6 @@ export async function createContainer(ctx: AppContext, o: RunOptions): Promise<C
     await env.containers.reserveName(name, id);
   }
 
-  // Until this process exits, `prune` leaves the container alone (it looks stopped until started).
-  await env.containers.holdCreation(id);
   const record: ContainerRecord = {
     id,
     name,
@@ -395,7 +397,7 @@ export async function createContainer(ctx: AppContext, o: RunOptions): Promise<C
     record.path = argv[0] ?? '';
     record.args = argv.slice(1);
     record.config.env = spec.process.env;
-    await fs.writeFile(p.config, serializeSpec(spec));
+    await writeFileAtomic(p.config, serializeSpec(spec));
     await env.containers.write(record);
     ctx.reporter.emit(
       createdEvent({ id, name: record.name, image: o.image, bundle: p.bundle, config: p.config, network }, spec),

@@ -28,6 +28,7 @@ import { sweep, type NetworkAttachment } from '../network/bridge.js';
 import { disconnectSlirp, slirpAttachments, slirpOwner } from '../network/slirp.js';
 import { pruneContainers, type Env } from './containers.js';
 import { pruneImages, type RemoveLine } from './rmi.js';
+import { pruneOrphans } from './orphans.js';
 
 export interface PruneReport {
   containers: string[];
@@ -90,6 +91,7 @@ async function sweepSlirp(env: Env): Promise<string[]> {
 
 export async function systemPrune(env: Env, o: { all?: boolean } = {}): Promise<PruneReport> {
   const containers = await pruneContainers(env);
+  await pruneOrphans(env);
   const networks =
     env.ctx.uid === 0
       ? await sweep(

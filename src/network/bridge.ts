@@ -23,6 +23,8 @@ import path from 'node:path';
 import { TsrunError } from '../errors.js';
 import { silentReporter, type Reporter } from '../events.js';
 import { writeFileAtomic } from '../util/fs.js';
+import { parseChecked, setAside } from '../util/corrupt.js';
+import { checkAttachment, handleDamaged } from './damaged.js';
 import { runProgram, which } from '../util/exec.js';
 import { addList, cniPath, CNI_VERSION, delList, type CniResult, type ConfList, type Invocation } from './cni.js';
 import type { NetworkInfo } from '../oci/network.js';
@@ -141,14 +143,23 @@ const LOOPBACK: ConfList = { cniVersion: CNI_VERSION, name: 'tsrun-loopback', pl
 /** The network's configuration list, written on first use (atomically: racing writers agree). */
 export async function defaultNetwork(): Promise<ConfList> {
   const file = path.join(NET_RUN_DIR, `${NETWORK_NAME}.conflist`);
+  let text: string | undefined;
   try {
-    return JSON.parse(await fs.readFile(file, 'utf8')) as ConfList;
+    text = await fs.readFile(file, 'utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
       throw new TsrunError('ERR_CNI', `reading ${file}: ${(err as Error).message}`, {
         hint: `remove ${file}: tsrun writes it again`,
       });
     }
+  }
+  if (text !== undefined) {
+    const r = parseChecked<ConfList>(text, (v) =>
+      Array.isArray((v as ConfList | null)?.plugins) ? undefined : 'not a CNI configuration list',
+    );
+    if (r.ok) return r.value;
+    // Written again below: the subnet comes back from the bridge's route, so leases stay valid.
+    await setAside(file, r.problem, 'nothing (tsrun writes the network again)');
   }
   const list = bridgeConfList(chooseSubnet(readFileSync('/proc/net/route', 'utf8')));
   await fs.mkdir(NET_RUN_DIR, { recursive: true, mode: 0o700 });
@@ -242,12 +253,18 @@ export async function disconnect(
   env: NodeJS.ProcessEnv,
   reporter: Reporter = silentReporter,
 ): Promise<void> {
-  let a: NetworkAttachment;
+  let text: string;
   try {
-    a = JSON.parse(await fs.readFile(attachmentFile(id), 'utf8')) as NetworkAttachment;
+    text = await fs.readFile(attachmentFile(id), 'utf8');
   } catch {
     return;
   }
+  const r = parseChecked<NetworkAttachment>(text, (v) => checkAttachment(v, id));
+  if (!r.ok) {
+    await handleDamaged({ ...damaged(id, r.problem), list: await defaultNetwork(), env });
+    return;
+  }
+  const a = r.value;
   await delList(a.conflist, invocation(a, env, 'eth0', reporter), a.result, { portMappings: cniPorts(a.ports) });
   const del = await ip(['netns', 'delete', netnsName(id)], env);
   if (del.code !== 0 && !/No such file/i.test(del.stderr)) {
@@ -272,19 +289,23 @@ export function infoOf(a: NetworkAttachment): NetworkInfo {
 }
 
 /** Every attachment on this host (all stores). */
-export async function attachments(): Promise<NetworkAttachment[]> {
+export async function attachments(o: { damaged?: ReturnType<typeof damaged>[] } = {}): Promise<NetworkAttachment[]> {
   const dir = path.dirname(attachmentFile('x'));
   const names = await fs.readdir(dir).catch(() => [] as string[]);
   const out: NetworkAttachment[] = [];
   for (const n of names) {
     if (!n.endsWith('.json')) continue;
-    try {
-      out.push(JSON.parse(await fs.readFile(path.join(dir, n), 'utf8')) as NetworkAttachment);
-    } catch {
-      /* being written */
-    }
+    const text = await fs.readFile(path.join(dir, n), 'utf8').catch(() => undefined);
+    if (text === undefined) continue; // removed meanwhile (records are written atomically)
+    const r = parseChecked<NetworkAttachment>(text, (v) => checkAttachment(v, n.slice(0, -'.json'.length)));
+    if (r.ok) out.push(r.value);
+    else o.damaged?.push(damaged(n.slice(0, -'.json'.length), r.problem));
   }
   return out;
+}
+
+function damaged(id: string, problem: string): { file: string; id: string; problem: string; netnsName: string } {
+  return { file: attachmentFile(id), id, problem, netnsName: netnsName(id) };
 }
 
 /**
@@ -299,7 +320,12 @@ export async function sweep(
   hold: (a: NetworkAttachment, fn: () => Promise<void>) => Promise<void> = (_a, fn) => fn(),
 ): Promise<string[]> {
   const removed: string[] = [];
-  for (const a of await attachments()) {
+  const bad: ReturnType<typeof damaged>[] = [];
+  const all = await attachments({ damaged: bad });
+  for (const d of bad) {
+    if (await handleDamaged({ ...d, list: await defaultNetwork(), env })) removed.push(d.id);
+  }
+  for (const a of all) {
     await hold(a, async () => {
       if (await alive(a)) return;
       await disconnect(a.id, env);

@@ -16,6 +16,7 @@ import type { Reporter } from '../events.js';
 import { nativeBuild } from '../util/project.js';
 import { connectUnix } from '../util/unix-socket.js';
 import { HEALTH_PROCESS_FILE, monitorHealthArgs, type MonitorHealth } from './health.js';
+import { writeFileAtomic } from '../util/fs.js';
 
 export interface MonitorOptions {
   id: string;
@@ -131,7 +132,7 @@ export async function spawnMonitor(o: MonitorOptions): Promise<Created> {
   const m = /^ok (\d+)/.exec(line);
   if (m) {
     if (attaching) await attaching;
-    await fs.writeFile(path.join(o.state, 'monitor.pid'), String(child.pid));
+    await writeFileAtomic(path.join(o.state, 'monitor.pid'), String(child.pid));
     const created = { pid: Number(m[1]), monitorPid: child.pid ?? 0 };
     o.reporter?.emit({ type: 'monitor', id: o.id, argv: [bin, ...args], ...created });
     o.reporter?.emit({ type: 'runtime', argv: runtimeArgv(o), cwd: o.state });

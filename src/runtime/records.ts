@@ -20,6 +20,7 @@ import path from 'node:path';
 import { TsrunError } from '../errors.js';
 import { native, withFileLock, withFileLockIfFree } from '../native/index.js';
 import { writeFileAtomic } from '../util/fs.js';
+import { parseChecked, setAside, setAsideSync } from '../util/corrupt.js';
 import type { BindMount } from '../spec/options.js';
 import type { VolumeRef } from '../spec/volumes.js';
 import type { ExtraHost, NetworkInfo, PortMapping } from '../oci/network.js';
@@ -175,13 +176,30 @@ export class Containers {
     await writeFileAtomic(p.record, JSON.stringify(record, null, 1) + '\n', 0o600);
   }
 
+  /**
+   * The record of `id`, or undefined when there is none. A damaged one is set aside
+   * (util/corrupt.ts) and reads as none: the container's directory is then an orphan that
+   * `system prune` removes (app/orphans.ts).
+   */
   async read(id: string): Promise<ContainerRecord | undefined> {
+    const file = this.paths(id).record;
+    let text: string;
     try {
-      return JSON.parse(await fs.readFile(this.paths(id).record, 'utf8')) as ContainerRecord;
+      text = await fs.readFile(file, 'utf8');
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw new TsrunError('ERR_STORE', `reading container ${id}: ${(err as Error).message}`, { cause: err });
     }
+    const r = parseChecked<ContainerRecord>(text, (v) => checkRecord(v, id));
+    if (r.ok) return r.value;
+    // Records are replaced atomically: what does not parse now never will, unless replaced meanwhile.
+    if ((await fs.readFile(file, 'utf8').catch(() => undefined)) === text)
+      await setAside(
+        file,
+        r.problem,
+        `container ${id.slice(0, 12)} (run \`tsrun system prune\` to stop it and remove what it left)`,
+      );
+    return undefined;
   }
 
   async ids(): Promise<string[]> {
@@ -261,7 +279,7 @@ function readText(file: string): string | undefined {
 }
 
 /** Is `pid` a live tsrun-monitor for this container? (A pid alone may have been reused.) */
-function monitorAlive(pid: number, id: string): boolean {
+export function monitorAlive(pid: number, id: string): boolean {
   if (!(pid > 0)) return false;
   const cmdline = readText(`/proc/${pid}/cmdline`);
   return cmdline !== undefined && cmdline.includes('tsrun-monitor') && cmdline.includes(id);
@@ -283,8 +301,8 @@ export function pausedMarker(p: ContainerPaths): string {
 export function observe(record: ContainerRecord, p: ContainerPaths): Observed {
   const base = { startedAt: record.state.startedAt, finishedAt: record.state.finishedAt };
   const exitText = readText(p.exitFile);
-  if (exitText !== undefined) {
-    const e = JSON.parse(exitText) as { exitCode: number; finishedAt: string };
+  const e = exitText === undefined ? undefined : exitRecord(exitText, p.exitFile);
+  if (e) {
     return {
       status: 'exited',
       pid: 0,
@@ -316,4 +334,33 @@ export function observe(record: ContainerRecord, p: ContainerPaths): Observed {
   if (!record.state.startedAt)
     return { status: 'created', pid: 0, exitCode: record.state.exitCode ?? 0, monitorPid: 0 };
   return { status: 'exited', pid: 0, exitCode: record.state.exitCode ?? 255, ...base, monitorPid: 0 };
+}
+
+/** The monitor's exit file, or undefined (set aside) when damaged: the container then reads as crashed. */
+function exitRecord(text: string, file: string): { exitCode: number; finishedAt: string } | undefined {
+  const r = parseChecked<{ exitCode: number; finishedAt: string }>(text, (v) => {
+    const e = v as { exitCode?: unknown; finishedAt?: unknown } | null;
+    return e && typeof e === 'object' && Number.isInteger(e.exitCode) && typeof e.finishedAt === 'string'
+      ? undefined
+      : 'not an exit record';
+  });
+  if (r.ok) return r.value;
+  setAsideSync(file, r.problem, 'how the container exited');
+  return undefined;
+}
+
+/** A cheap structural check of container.json (our own file: guards against damage, not attack). */
+export function checkRecord(v: unknown, id: string): string | undefined {
+  const r = v as Partial<ContainerRecord> | null;
+  if (!r || typeof r !== 'object') return 'not an object';
+  if (r.id !== id) return `its id is not ${id}`;
+  if (typeof r.name !== 'string' || typeof r.image !== 'string' || typeof r.imageId !== 'string')
+    return 'name or image missing';
+  if (!Array.isArray(r.layers) || !r.layers.every((l) => typeof l === 'string')) return 'layers missing';
+  if (typeof r.created !== 'string' || typeof r.path !== 'string' || !Array.isArray(r.args)) return 'command missing';
+  if (!r.config || typeof r.config !== 'object' || !Array.isArray(r.config.env)) return 'config missing';
+  if (!r.host || typeof r.host !== 'object' || !Array.isArray(r.host.binds) || typeof r.host.network !== 'string')
+    return 'host options missing';
+  if (!r.state || typeof r.state !== 'object') return 'state missing';
+  return undefined;
 }

@@ -25,7 +25,8 @@ import { TsrunError } from '../errors.js';
 import { digestHex, sha256Digest } from '../oci/digest.js';
 import { native, withFileLock, withFileLockIfFree } from '../native/index.js';
 import { checkImagesFile, emptyImagesFile, type ImageRecord, type ImagesFile } from './images.js';
-import { exists, removeStaleTemps, tempName, writeFileAtomic } from '../util/fs.js';
+import { exists, removeStaleDotTemps, removeStaleTemps, tempName, writeFileAtomic } from '../util/fs.js';
+import { parseChecked, setAside } from '../util/corrupt.js';
 import { integrityOf, verifyDiff, type LayerIntegrity, type Verdict } from './verify.js';
 
 export interface LayerMeta {
@@ -61,6 +62,9 @@ export class Store {
         hint: e.code === 'EACCES' ? 'choose a directory you can write with --root or TSRUN_ROOT' : undefined,
       });
     }
+    // What a killed command left (only entries whose process is gone): cheap when there is none.
+    await store.cleanTemp().catch(() => 0);
+    await removeStaleDotTemps(store.root).catch(() => 0);
     return store;
   }
 
@@ -226,32 +230,38 @@ export class Store {
   private get imagesFile(): string {
     return path.join(this.root, 'images.json');
   }
-  async readImages(): Promise<ImagesFile> {
-    let text: string;
-    try {
-      text = await fs.readFile(this.imagesFile, 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return emptyImagesFile();
-      throw err;
-    }
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(text);
-    } catch (err) {
-      throw new TsrunError('ERR_STORE', `reading ${this.imagesFile}: not JSON (${(err as Error).message})`);
-    }
-    const problem = checkImagesFile(parsed);
-    if (problem) {
-      throw new TsrunError('ERR_STORE', `reading ${this.imagesFile}: not a tsrun image list (${problem})`, {
-        hint: 'restore it from a backup, or remove the store directory and pull again',
-      });
-    }
-    return parsed as ImagesFile;
+  /**
+   * The image list. A damaged images.json (not JSON, or not the shape checkImagesFile wants) is
+   * set aside under the images lock (util/corrupt.ts) and the store goes on with an empty list:
+   * its images are forgotten (their blobs and layers stay until a prune), every other command works.
+   */
+  async readImages(o: { locked?: boolean } = {}): Promise<ImagesFile> {
+    const read = async (): Promise<ImagesFile | { problem: string }> => {
+      let text: string;
+      try {
+        text = await fs.readFile(this.imagesFile, 'utf8');
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return emptyImagesFile();
+        throw new TsrunError('ERR_STORE', `reading ${this.imagesFile}: ${(err as Error).message}`, { cause: err });
+      }
+      const r = parseChecked<ImagesFile>(text, checkImagesFile);
+      return r.ok ? r.value : { problem: r.problem };
+    };
+    const first = await read();
+    if (!('problem' in first)) return first;
+    // Readers take no lock: look again under it, so a file a writer has just replaced is not moved.
+    const setAsideIfStill = async (): Promise<ImagesFile> => {
+      const again = await read();
+      if (!('problem' in again)) return again;
+      await setAside(this.imagesFile, again.problem, 'every image it listed (tags and records)');
+      return emptyImagesFile();
+    };
+    return o.locked ? setAsideIfStill() : withFileLock(this.lockPath('images.lock'), 'ex', setAsideIfStill);
   }
   /** Read-modify-write images.json under its lock; `fn` mutates the copy it is given. */
   async updateImages<T>(fn: (file: ImagesFile) => T | Promise<T>): Promise<T> {
     return withFileLock(this.lockPath('images.lock'), 'ex', async () => {
-      const file = await this.readImages();
+      const file = await this.readImages({ locked: true });
       const result = await fn(file);
       await writeFileAtomic(this.imagesFile, JSON.stringify(file, null, 1) + '\n', 0o600);
       return result;

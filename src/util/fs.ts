@@ -98,3 +98,18 @@ export async function exists(p: string): Promise<boolean> {
     return false;
   }
 }
+
+/** `writeFileAtomic`'s temp names: `.<file>.<pid>-<hex>.tmp`. */
+const DOT_TEMP_RE = /^\..+\.(\d+)-[0-9a-f]{8}\.tmp$/;
+
+/** Remove `writeFileAtomic` temp files in `dir` whose writer is gone (a kill between write and rename). */
+export async function removeStaleDotTemps(dir: string): Promise<number> {
+  let removed = 0;
+  for (const name of await fs.readdir(dir).catch(() => [] as string[])) {
+    const pid = Number(DOT_TEMP_RE.exec(name)?.[1] ?? 0);
+    if (pid <= 0 || pid === process.pid || pidAlive(pid)) continue;
+    await fs.rm(path.join(dir, name), { force: true });
+    removed++;
+  }
+  return removed;
+}

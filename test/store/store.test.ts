@@ -4,6 +4,7 @@ import { mkdtempSync, promises as fs, rmSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
+import { corruptMessage, onCorrupt, type CorruptReport } from '../../src/util/corrupt.js';
 import { Store } from '../../src/store/store.js';
 import { sha256Digest } from '../../src/oci/digest.js';
 import { findImage } from '../../src/store/lookup.js';
@@ -114,19 +115,27 @@ test('gc frees layers and blobs no image refers to, keeps the rest', async () =>
   assert.is(await store.hasBlob(id), true);
 });
 
-test('a corrupted images.json is a clear ERR_STORE error, not a crash', async () => {
+test('a corrupted images.json is set aside and reported, and the store reads as empty', async () => {
   const store = await Store.open(path.join(tmp, 's6'));
-  for (const bad of [
-    '{not json',
-    JSON.stringify({ version: 1, images: {}, tags: { 'x:1': sha256Digest('missing') } }),
-  ]) {
-    await fs.writeFile(path.join(store.root, 'images.json'), bad);
-    const err = await store.readImages().then(
-      () => undefined,
-      (e: { code?: string; message: string }) => e,
-    );
-    assert.is(err?.code, 'ERR_STORE');
-    assert.match(String(err?.message), 'images.json');
+  const reports: CorruptReport[] = [];
+  const prev = onCorrupt((r) => reports.push(r));
+  try {
+    for (const bad of [
+      '{not json',
+      '',
+      JSON.stringify({ version: 1, images: {}, tags: { 'x:1': sha256Digest('missing') } }),
+    ]) {
+      const file = path.join(store.root, 'images.json');
+      await fs.writeFile(file, bad);
+      assert.equal(await store.readImages(), emptyImagesFile());
+      const r = reports.pop();
+      assert.is(r?.file, file);
+      assert.is(await fs.readFile(r?.movedTo ?? '', 'utf8'), bad);
+      assert.match(corruptMessage(r!), file);
+      assert.is(await fs.stat(file).catch(() => undefined), undefined);
+    }
+  } finally {
+    onCorrupt(prev);
   }
 });
 
