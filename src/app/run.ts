@@ -327,6 +327,17 @@ export async function createContainer(ctx: AppContext, o: RunOptions): Promise<C
   let madeVolumes: string[] = [];
   try {
     await env.store.withSharedLock(async () => {
+      // The image was read before this lock: an `rmi` (and its garbage collection) may have
+      // taken its layers meanwhile. Once the record is written, gc keeps them.
+      for (const chainId of record.layers)
+        if (!(await env.store.hasLayer(chainId)))
+          throw new TsrunError(
+            'ERR_IMAGE_NOT_FOUND',
+            `creating a container from ${o.image}: the image was removed meanwhile`,
+            {
+              hint: 'run the command again: it pulls the image again',
+            },
+          );
       madeVolumes = await ensureVolumes(env, vol.refs, vol.labels, () => env.containers.write(record));
       for (const d of [p.work, p.rootfs, p.etc]) await fs.mkdir(d, { recursive: true, mode: 0o700 });
       // The overlay's root takes the upper dir's owner and mode: it is the container's "/".

@@ -103,16 +103,19 @@ export class Builder implements StepHost {
     execute: () => Promise<BuildState>,
   ): Promise<BuildState> {
     const key = stepKey(parent, keyParts);
-    if (!this.o.noCache) {
-      const hit = await this.cache.get(key);
-      if (hit && (await this.layersPresent(hit))) {
-        this.deps.reporter.emit({ type: 'build-cache-hit', key, id: stateId(hit) });
-        return hit;
+    // Under the step's lock: a build of the same step in another process waits and then hits.
+    return this.cache.withKeyLock(key, async () => {
+      if (!this.o.noCache) {
+        const hit = await this.cache.get(key);
+        if (hit && (await this.layersPresent(hit))) {
+          this.deps.reporter.emit({ type: 'build-cache-hit', key, id: stateId(hit) });
+          return hit;
+        }
       }
-    }
-    const next = await execute();
-    await this.cache.put(key, next);
-    return next;
+      const next = await execute();
+      await this.cache.put(key, next);
+      return next;
+    });
   }
 
   /** Run `work` in a fresh root over `parent`'s layers; its changes become a layer (or none, with `skipEmpty`). */

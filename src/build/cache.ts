@@ -15,6 +15,7 @@ import path from 'node:path';
 import { sha256Digest, digestHex } from '../oci/digest.js';
 import type { LayerRecord } from '../store/images.js';
 import { writeFileAtomic } from '../util/fs.js';
+import { withFileLock } from '../native/index.js';
 
 export interface BuildState {
   /** The image config exactly as it would be stored (its sha256 is the state's id). */
@@ -50,6 +51,15 @@ export class BuildCache {
   async put(key: string, state: BuildState): Promise<void> {
     await fs.mkdir(this.dir, { recursive: true, mode: 0o700 });
     await writeFileAtomic(this.file(key), JSON.stringify(state), 0o600);
+  }
+
+  /**
+   * Run `fn` (look the step up, else execute and store it) while holding step `key`'s lock
+   * (`<store>/locks/step-<hex>.lock`): the same step started by two builds at once runs once,
+   * and the second finds the first's result, so both end with the same layers and one image.
+   */
+  withKeyLock<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    return withFileLock(path.join(this.dir, '..', 'locks', `step-${digestHex(key)}.lock`), 'ex', fn);
   }
 
   /** Remove every entry (`tsrun builder prune`); returns how many. */
