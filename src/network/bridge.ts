@@ -24,7 +24,7 @@ import { TsrunError } from '../errors.js';
 import { silentReporter, type Reporter } from '../events.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { parseChecked, setAside } from '../util/corrupt.js';
-import { checkAttachment, handleDamaged } from './damaged.js';
+import { checkAttachment, handleDamaged, resultFromLease } from './damaged.js';
 import { runProgram, which } from '../util/exec.js';
 import { addList, cniPath, CNI_VERSION, delList, type CniResult, type ConfList, type Invocation } from './cni.js';
 import type { NetworkInfo } from '../oci/network.js';
@@ -265,7 +265,9 @@ export async function disconnect(
     return;
   }
   const a = r.value;
-  await delList(a.conflist, invocation(a, env, 'eth0', reporter), a.result, { portMappings: cniPorts(a.ports) });
+  // No result: killed between the ADD and recording it; the lease still says the address.
+  const result = a.result ?? (await resultFromLease(a.conflist, a.id));
+  await delList(a.conflist, invocation(a, env, 'eth0', reporter), result, { portMappings: cniPorts(a.ports) });
   const del = await ip(['netns', 'delete', netnsName(id)], env);
   if (del.code !== 0 && !/No such file/i.test(del.stderr)) {
     throw new TsrunError('ERR_CNI', `removing network namespace ${netnsName(id)}: ${del.stderr.trim()}`);

@@ -53,6 +53,16 @@ async function leasedAddress(list: ConfList, id: string): Promise<string | undef
 }
 
 /**
+ * What an ADD returned, as far as a DEL needs it (the address), rebuilt from the lease: for a
+ * record written before its ADD finished (a `run` killed mid-connect), whose firewall rules the
+ * firewall plugin's DEL can only find through the address.
+ */
+export async function resultFromLease(list: ConfList, id: string): Promise<CniResult | undefined> {
+  const address = await leasedAddress(list, id);
+  return address ? { cniVersion: CNI_VERSION, ips: [{ address }] } : undefined;
+}
+
+/**
  * The port mappings portmap made for `id`, read back from its NAT rules (CNI-HOSTPORT-DNAT jumps
  * to a per-container chain, commented with the id): portmap's DEL needs them to find its rules.
  */
@@ -100,8 +110,7 @@ export async function handleDamaged(o: {
       : `the network record of container ${o.id.slice(0, 12)} (its namespace, address and rules are removed)`,
   );
   if (moved === undefined || inUse) return false;
-  const address = await leasedAddress(o.list, o.id);
-  const result: CniResult | undefined = address ? { cniVersion: CNI_VERSION, ips: [{ address }] } : undefined;
+  const result = await resultFromLease(o.list, o.id);
   await delList(
     o.list,
     {

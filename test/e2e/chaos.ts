@@ -213,7 +213,7 @@ export async function chaos(o: ChaosOptions): Promise<ChaosResult> {
   }
   for (let i = 0; i < o.points; i++) {
     for (const op of ops) {
-      const delay = Math.floor(rand() * (duration[op] ?? 1000));
+      const delay = Math.floor(rand() * 0.9 * (duration[op] ?? 1000));
       const args = await prepare(op);
       const r = await runAndKill(op, args, delay);
       if (r.killed) kills[op] = (kills[op] ?? 0) + 1;
