@@ -123,7 +123,13 @@ export async function chaos(o: ChaosOptions): Promise<ChaosResult> {
       stderr: 'ignore',
     });
     const done = child.then(() => true);
-    const fired = await Promise.race([done, sleep(delay).then(() => false)]);
+    // A timer that does not outlive the race (the unkilled measurement waits up to 10 minutes).
+    let timer: NodeJS.Timeout | undefined;
+    const fired = await Promise.race([
+      done,
+      new Promise<false>((res) => (timer = setTimeout(() => res(false), delay))),
+    ]);
+    clearTimeout(timer);
     let killed = false;
     if (!fired) {
       if (op === 'monitor') {
