@@ -18,8 +18,10 @@
  *                                           so aardvark never reads a half-written one
  *   /run/tsrun/net/aardvark.lock           flock over every read-modify-write and the signal
  *
- * Contract: `setEntry`/`dropEntry` are idempotent; a network whose last container left has no
- * file, and with no file the server is gone, so an idle host has no DNS process.
+ * Contract: `setEntry`/`dropEntry`/`dropNetwork` are idempotent. A network's file (and so the
+ * server) stays while the network does, even with no container: starting and stopping the
+ * server at each container's start and exit cost `run --rm` half a second. `dropNetwork` of
+ * the last network stops the server, so a host without user networks has no DNS process.
  */
 import { promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -84,16 +86,23 @@ function serverPid(): number | undefined {
   }
 }
 
-/** Make the server read its directory again: SIGHUP it, or start it when files exist and it does not run. */
+/**
+ * Make the server read its directory again: SIGHUP it, or start it when files exist and it does
+ * not run. With no file left it is stopped here (SIGTERM, which it does not catch: at once)
+ * rather than left to exit on SIGHUP, which takes it half a second, during which a new network
+ * would signal a server on its way out.
+ */
 async function reload(env: NodeJS.ProcessEnv): Promise<void> {
   const files = (await fs.readdir(DNS_DIR).catch(() => [] as string[])).filter((n) => n !== 'aardvark.pid');
   const pid = serverPid();
+  if (pid !== undefined && files.length === 0) {
+    process.kill(pid, 'SIGTERM');
+    for (let i = 0; i < 200 && pidAlive(pid); i++) await new Promise((r) => setTimeout(r, 5));
+    await fs.rm(PID_FILE, { force: true });
+    return;
+  }
   if (pid !== undefined) {
     process.kill(pid, 'SIGHUP');
-    if (files.length === 0) {
-      // It exits on its own; wait briefly so "no DNS process" holds when we return.
-      for (let i = 0; i < 50 && pidAlive(pid); i++) await new Promise((r) => setTimeout(r, 10));
-    }
     return;
   }
   if (files.length === 0) return;
@@ -108,7 +117,7 @@ async function reload(env: NodeJS.ProcessEnv): Promise<void> {
 async function update(
   networkId: string,
   env: NodeJS.ProcessEnv,
-  change: (cur: { listen: string; entries: DnsEntry[] }) => { listen: string; entries: DnsEntry[] },
+  change: (cur: { listen: string; entries: DnsEntry[] }) => { listen: string; entries: DnsEntry[] } | undefined,
 ): Promise<void> {
   await fs.mkdir(DNS_DIR, { recursive: true, mode: 0o700 });
   await fs.mkdir(TMP_DIR, { recursive: true, mode: 0o700 });
@@ -116,7 +125,7 @@ async function update(
     const file = path.join(DNS_DIR, networkId);
     const cur = parse(await fs.readFile(file, 'utf8').catch(() => ''));
     const next = change(cur);
-    if (next.entries.length === 0) {
+    if (next === undefined) {
       await fs.rm(file, { force: true });
     } else {
       const tmp = path.join(TMP_DIR, `${networkId}.${process.pid}`);
@@ -144,6 +153,11 @@ export async function dropEntry(networkId: string, id: string, env: NodeJS.Proce
     return;
   }
   await update(networkId, env, (cur) => ({ ...cur, entries: cur.entries.filter((x) => x.id !== id) }));
+}
+
+/** Forget network `networkId` (network rm); the last one gone stops the server. Idempotent. */
+export async function dropNetwork(networkId: string, env: NodeJS.ProcessEnv): Promise<void> {
+  await update(networkId, env, () => undefined);
 }
 
 /** A container's resolv.conf on user networks: the gateways' DNS servers, the host's search and options. */

@@ -31,6 +31,7 @@ import { writeFileAtomic } from '../util/fs.js';
 import { runProgram, which } from '../util/exec.js';
 import { BRIDGE, hostRoutes, NET_RUN_DIR } from './bridge.js';
 import { CNI_VERSION, type ConfList } from './cni.js';
+import { dropNetwork } from './dns.js';
 
 export const NETWORKS_DIR = path.join(NET_RUN_DIR, 'networks');
 export const USER_BRIDGE_PREFIX = 'tsbr-';
@@ -239,6 +240,7 @@ export async function removeNetwork(
 ): Promise<boolean> {
   return withFileLock(lockFile(), 'ex', async () => {
     if (!(await stillUnused())) return false;
+    await dropNetwork(net.Id, env);
     await removeRules(net, env);
     const del = await runProgram(await tool('ip', env), ['link', 'delete', bridgeName(net)]);
     if (del.code !== 0 && !/Cannot find device|does not exist/i.test(del.stderr))
