@@ -18,12 +18,15 @@ import { createHash } from 'node:crypto';
 import { TsrunError } from '../errors.js';
 import type { NetworkInfo } from '../oci/network.js';
 import type { PortMapping } from '../network/ports.js';
+import { BRIDGE } from '../network/bridge.js';
 import { isActive, type ContainerRecord, type UserNetworkRef } from '../runtime/records.js';
 import { addEndpoint, allEndpoints, attach, detach, networkInUse, removeEndpoint } from '../network/user-attach.js';
 import {
   bridgeName,
   createNetwork,
+  defaultSubnet,
   findNetwork,
+  intToIp,
   ipToInt,
   isIPv4,
   listNetworks,
@@ -175,6 +178,29 @@ export async function networkView(net: UserNetwork): Promise<Record<string, unkn
   };
 }
 
+/** Docker's view of a predefined network (tsrun's default bridge is tsrun0). */
+function builtinView(b: { name: string; id: string; driver: string }): Record<string, unknown> {
+  const subnet = b.name === 'bridge' ? defaultSubnet() : undefined;
+  const gateway = subnet ? intToIp(parseCidr(subnet).first + 1) : '';
+  return {
+    Name: b.name,
+    Id: b.id,
+    Created: '',
+    Scope: 'local',
+    Driver: b.driver,
+    EnableIPv6: false,
+    IPAM: { Driver: 'default', Options: null, Config: subnet ? [{ Subnet: subnet, Gateway: gateway }] : [] },
+    Internal: false,
+    Attachable: false,
+    Ingress: false,
+    ConfigFrom: { Network: '' },
+    ConfigOnly: false,
+    Containers: {},
+    Options: b.name === 'bridge' ? { 'com.docker.network.bridge.name': BRIDGE } : {},
+    Labels: {},
+  };
+}
+
 /** The networks `ls` lists: Docker's three predefined ones first, then the user's. */
 export async function networkList(): Promise<{ net?: UserNetwork; name: string; id: string; driver: string }[]> {
   const builtin = BUILTIN.map((name) => ({
@@ -188,9 +214,12 @@ export async function networkList(): Promise<{ net?: UserNetwork; name: string; 
 export async function networkInspect(refs: string[]): Promise<{ found: Record<string, unknown>[]; missing: string[] }> {
   const found = [];
   const missing = [];
+  const builtin = await networkList();
   for (const ref of refs) {
-    const net = await findNetwork(ref);
-    if (net) found.push(await networkView(net));
+    const b = builtin.find((n) => !n.net && (n.name === ref || n.id === ref));
+    const net = b ? undefined : await findNetwork(ref);
+    if (b) found.push(builtinView(b));
+    else if (net) found.push(await networkView(net));
     else missing.push(ref);
   }
   return { found, missing };

@@ -128,7 +128,7 @@ export function notFound(ref: string, exitCode = 1): TsrunError {
 }
 
 /** The default network's subnet, when it has been chosen (its conflist is written). */
-function defaultSubnet(): string | undefined {
+export function defaultSubnet(): string | undefined {
   try {
     const list = JSON.parse(readFileSync(path.join(NET_RUN_DIR, 'tsrun.conflist'), 'utf8')) as ConfList;
     const ipam = list.plugins[0]?.ipam as { ranges?: { subnet: string }[][] } | undefined;

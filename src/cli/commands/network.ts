@@ -21,6 +21,22 @@ function keyValues(list: string[], flag: string): Record<string, string> {
 
 const LS_TABLE = 'table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}';
 
+/** `network inspect` and `inspect --type network`: Docker's JSON, or a template per network. */
+export async function networkInspectAction(io: CliIo, refs: string[], format?: string): Promise<void> {
+  const { networkInspect } = await import('../../app/networks.js');
+  const { renderObjects } = await import('../template.js');
+  const { inspectStruct } = await import('../views.js');
+  const r = await networkInspect(refs);
+  const out = renderObjects(
+    format,
+    r.found.map((v) => inspectStruct(v, 'network.Inspect')),
+  );
+  io.out.write(out.out);
+  for (const m of r.missing) printError(new TsrunError('ERR_NETWORK_NOT_FOUND', `No such network: ${m}`), io, false);
+  for (const e of out.errors) printError(e, io, false);
+  if (r.missing.length + out.errors.length > 0) process.exitCode = 1;
+}
+
 export function registerNetworkCommands(program: Command, io: CliIo): void {
   const network = program.command('network').description('Manage networks');
 
@@ -116,23 +132,7 @@ export function registerNetworkCommands(program: Command, io: CliIo): void {
     .description('Display detailed information on one or more networks')
     .argument('<network...>', 'network names or ids')
     .option('-f, --format <template>', 'Go template, or json')
-    .action(
-      exitOne(async (refs: string[], o: { format?: string }) => {
-        const { networkInspect } = await import('../../app/networks.js');
-        const { renderObjects } = await import('../template.js');
-        const { inspectStruct } = await import('../views.js');
-        const r = await networkInspect(refs);
-        const out = renderObjects(
-          o.format,
-          r.found.map((v) => inspectStruct(v, 'network.Inspect')),
-        );
-        io.out.write(out.out);
-        for (const m of r.missing)
-          printError(new TsrunError('ERR_NETWORK_NOT_FOUND', `No such network: ${m}`), io, false);
-        for (const e of out.errors) printError(e, io, false);
-        if (r.missing.length + out.errors.length > 0) process.exitCode = 1;
-      }),
-    );
+    .action(exitOne(async (refs: string[], o: { format?: string }) => networkInspectAction(io, refs, o.format)));
 
   network
     .command('rm')
