@@ -180,6 +180,8 @@ N('connect and disconnect a running container: its names and routes follow', asy
   assert.match(fromDb.stdout, appIp);
   const nets = await cli(['inspect', '-f', '{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}', 'app']);
   assert.is(nets.stdout, 'back front \n');
+  const onBack = (await cli(['ps', '--filter', 'network=back', '--format', '{{.Names}}'])).stdout;
+  assert.equal(onBack.split('\n').filter(Boolean).sort(), ['app', 'db']);
   const again = await cli(['network', 'connect', 'back', 'app']);
   assert.is(again.code, 1);
   assert.match(again.stderr, 'endpoint with name app already exists in network back');
