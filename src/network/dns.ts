@@ -75,11 +75,25 @@ function format(listen: string, entries: DnsEntry[]): string {
   return `${[listen, ...entries.map((e) => `${e.id} ${e.ip}  ${e.names.join(',')}`)].join('\n')}\n`;
 }
 
+/**
+ * Whether `pid` runs (a zombie does not: the server, daemonized, is reparented to whichever
+ * subreaper is nearest, e.g. a container's monitor when cleanup updated the names, which may
+ * reap it late).
+ */
+function running(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return !/^\d+ \(.*\) [ZX]/s.test(stat);
+  } catch {
+    return false;
+  }
+}
+
 /** The running server's pid, if there is one (and it is aardvark, not a reused pid). */
 function serverPid(): number | undefined {
   try {
     const pid = Number(readFileSync(PID_FILE, 'utf8').trim());
-    if (!Number.isInteger(pid) || pid <= 0 || !pidAlive(pid)) return undefined;
+    if (!Number.isInteger(pid) || pid <= 0 || !pidAlive(pid) || !running(pid)) return undefined;
     return readFileSync(`/proc/${pid}/comm`, 'utf8').startsWith('aardvark') ? pid : undefined;
   } catch {
     return undefined;
@@ -92,12 +106,12 @@ function serverPid(): number | undefined {
  * rather than left to exit on SIGHUP, which takes it half a second, during which a new network
  * would signal a server on its way out.
  */
-async function reload(env: NodeJS.ProcessEnv): Promise<void> {
+async function reload(env: NodeJS.ProcessEnv, start: boolean): Promise<void> {
   const files = (await fs.readdir(DNS_DIR).catch(() => [] as string[])).filter((n) => n !== 'aardvark.pid');
   const pid = serverPid();
   if (pid !== undefined && files.length === 0) {
     process.kill(pid, 'SIGTERM');
-    for (let i = 0; i < 200 && pidAlive(pid); i++) await new Promise((r) => setTimeout(r, 5));
+    for (let i = 0; i < 200 && running(pid); i++) await new Promise((r) => setTimeout(r, 5));
     await fs.rm(PID_FILE, { force: true });
     return;
   }
@@ -105,7 +119,7 @@ async function reload(env: NodeJS.ProcessEnv): Promise<void> {
     process.kill(pid, 'SIGHUP');
     return;
   }
-  if (files.length === 0) return;
+  if (files.length === 0 || !start) return;
   const bin = await aardvarkBinary(env);
   const r = await runProgram(bin, ['--config', DNS_DIR, '-p', '53', 'run'], { timeoutMs: 10_000 });
   if (r.code !== 0)
@@ -118,6 +132,7 @@ async function update(
   networkId: string,
   env: NodeJS.ProcessEnv,
   change: (cur: { listen: string; entries: DnsEntry[] }) => { listen: string; entries: DnsEntry[] } | undefined,
+  start = false,
 ): Promise<void> {
   await fs.mkdir(DNS_DIR, { recursive: true, mode: 0o700 });
   await fs.mkdir(TMP_DIR, { recursive: true, mode: 0o700 });
@@ -132,16 +147,18 @@ async function update(
       await fs.writeFile(tmp, format(next.listen, next.entries), { mode: 0o600 });
       await fs.rename(tmp, file);
     }
-    await reload(env);
+    await reload(env, start);
   });
 }
 
 /** Add or replace container `e.id` in network `networkId`'s names (the server listens on `gateway`). */
 export async function setEntry(networkId: string, gateway: string, e: DnsEntry, env: NodeJS.ProcessEnv) {
-  await update(networkId, env, (cur) => ({
-    listen: gateway,
-    entries: [...cur.entries.filter((x) => x.id !== e.id), e],
-  }));
+  await update(
+    networkId,
+    env,
+    (cur) => ({ listen: gateway, entries: [...cur.entries.filter((x) => x.id !== e.id), e] }),
+    true,
+  );
 }
 
 /** Remove container `id` from network `networkId`'s names; idempotent. */
