@@ -10,12 +10,12 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import http from 'node:http';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { tsrun } from './cli.js';
-import { leftovers, runDir } from './containers.js';
+import { eventually, leftovers, runDir } from './containers.js';
 import { busyboxLayer } from './fixtures.js';
 import { layerBlob, makeTar } from '../helpers/tar-writer.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
@@ -51,7 +51,7 @@ N.before(async () => {
 N.after(async () => {
   const ps = await tsrun(['ps', '-aq', '--no-trunc'], { root });
   for (const id of ps.stdout.split('\n').filter(Boolean)) await tsrun(['rm', '-f', id], { root });
-  for (const n of ['todo-app', 'elsewhere', 'sealed', 'open', 'front', 'back', 'fixed', 'first'])
+  for (const n of ['todo-app', 'elsewhere', 'sealed', 'open', 'front', 'back', 'fixed', 'first', 'crashy'])
     await tsrun(['network', 'rm', n], { root });
   await reg?.stop();
   rmSync(runDir(root), { recursive: true, force: true });
@@ -244,6 +244,30 @@ N('--subnet, --gateway, --ip, labels, ls filters and prune', async () => {
   );
   const pruned = await cli(['network', 'prune', '-f']);
   assert.is(pruned.stdout, 'Deleted Networks:\nfixed\n');
+  assert.equal(await leftovers(root), []);
+});
+
+N('a killed monitor leaves endpoints that system prune tears down; the network can then be removed', async () => {
+  assert.is((await cli(['network', 'create', 'crashy'])).code, 0);
+  const r = await cli(['run', '-d', '--name', 'orphan', '--network', 'crashy', IMAGE]);
+  assert.is(r.code, 0, r.stderr);
+  const id = r.stdout.trim();
+  const monitorPid = Number(readFileSync(path.join(runDir(root), id, 'monitor.pid'), 'utf8'));
+  process.kill(monitorPid, 'SIGKILL');
+  await eventually('the monitor is gone', async () => {
+    try {
+      process.kill(monitorPid, 0);
+      return false;
+    } catch {
+      return true;
+    }
+  });
+  const held = await cli(['network', 'rm', 'crashy']);
+  assert.is(held.code, 1, 'the endpoint is still there');
+  const prune = await cli(['system', 'prune', '-f']);
+  assert.is(prune.code, 0, prune.stderr);
+  assert.match(prune.stdout, id);
+  assert.is((await cli(['network', 'rm', 'crashy'])).code, 0);
   assert.equal(await leftovers(root), []);
 });
 
