@@ -28,7 +28,7 @@ export async function inspectAction(
   if (type === 'network') return (await import('./network.js')).networkInspectAction(io, names, o.format);
   if (type !== undefined && type !== 'container' && type !== 'image') {
     throw new TsrunError('ERR_USAGE', `"${type}" is not a valid value for --type`, {
-      hint: 'container, image or network (tsrun has no volumes, nodes …)',
+      hint: 'container, image or network (for volumes: tsrun volume inspect)',
     });
   }
   const { processContext } = await import('../../app/context.js');
