@@ -29,7 +29,7 @@ import { TsrunError } from '../errors.js';
 import { withFileLock } from '../native/index.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { runProgram, which } from '../util/exec.js';
-import { BRIDGE, hostRoutes, NET_RUN_DIR } from './bridge.js';
+import { BRIDGE, defaultNetwork, hostRoutes, NET_RUN_DIR } from './bridge.js';
 import { CNI_VERSION, type ConfList } from './cni.js';
 import { dropNetwork } from './dns.js';
 
@@ -185,6 +185,8 @@ export async function createNetwork(o: CreateOptions, env: NodeJS.ProcessEnv): P
   if (o.subnet !== undefined) parseCidr(o.subnet);
   if (o.gateway !== undefined && o.subnet === undefined)
     throw usage('invalid network config: gateway needs a subnet', 'give --subnet with --gateway');
+  // The default bridge's subnet is chosen now if it was not yet, so no network can take it first.
+  await defaultNetwork();
   await fs.mkdir(NETWORKS_DIR, { recursive: true, mode: 0o700 });
   return withFileLock(lockFile(), 'ex', async () => {
     const nets = await listNetworks();
