@@ -36,6 +36,8 @@ export type ErrorCode =
   | 'ERR_EXEC'
   | 'ERR_CNI'
   | 'ERR_PORT_IN_USE'
+  | 'ERR_NETWORK_NOT_FOUND'
+  | 'ERR_NETWORK_IN_USE'
   | 'ERR_DOCKERFILE'
   | 'ERR_ROOTLESS'
   | 'ERR_BUILD_CONTEXT'

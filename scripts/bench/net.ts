@@ -7,8 +7,9 @@
  *    (dd in its writable layer), so both tools serve identical bytes from the page cache.
  *    "direct" is tsrun's container reached at its bridge address (no DNAT): the floor for the
  *    bridge path.
- * 2. What networking adds to `run --rm IMAGE true`: `--network none`, the bridge, and the bridge
- *    with `-p 80`, per tool, interleaved, median wall time.
+ * 2. What networking adds to `run --rm IMAGE true`: `--network none`, the bridge, the bridge
+ *    with `-p 80`, and a user network (`network create`: its own bridge, isolation rules and a
+ *    DNS server, aardvark-dns for both tools), per tool, interleaved, median wall time.
  *
  * Both tools use runc and iptables DNAT in the kernel (tsrun: the CNI portmap plugin; podman 4.3
  * here: netavark). Podman's flags are the ones the run benchmark explains (no systemd, hybrid
@@ -27,6 +28,7 @@ import { freePort, hostAddress } from '../../test/helpers/net.js';
 import { median, option, sh, timed, TSRUN } from './common.js';
 
 const TARGET_RATIO = 0.9;
+const NET = 'tsrun-bench-net';
 
 const log = (m: string) => process.stderr.write(`bench:net: ${m}\n`);
 
@@ -78,6 +80,7 @@ async function main(): Promise<number> {
   const reg = await startRegistry({ auth: 'anonymous' });
   let failed = false;
   const ids: { tsrun?: string; podman?: string } = {};
+  let nets = false;
   try {
     await pushImage(reg, 'bench/busybox', '1', {
       layers: [busyboxLayer()],
@@ -130,7 +133,13 @@ async function main(): Promise<number> {
       'podman --network none': ['podman', [...podman, 'run', '--rm', '--network', 'none', ...limits, image, 'true']],
       'podman bridge': ['podman', [...podman, 'run', '--rm', ...limits, image, 'true']],
       'podman bridge -p': ['podman', [...podman, 'run', '--rm', '-p', '80', ...limits, image, 'true']],
+      'tsrun user network': [TSRUN, ['--root', root, 'run', '--rm', '--network', NET, image, 'true']],
+      'podman user network': ['podman', [...podman, 'run', '--rm', '--network', NET, ...limits, image, 'true']],
     };
+    // A user network each (a bridge, isolation rules and aardvark-dns names for both tools).
+    must('tsrun network create', ts(['network', 'create', NET]));
+    must('podman network create', pm(['network', 'create', NET]));
+    nets = true;
     const vkeys = Object.keys(variants);
     const times: Record<string, number[]> = Object.fromEntries(vkeys.map((k) => [k, []]));
     for (let round = -1; round < runRounds; round++) {
@@ -179,6 +188,10 @@ async function main(): Promise<number> {
   } finally {
     if (ids.tsrun) ts(['rm', '-f', ids.tsrun]);
     if (ids.podman) pm(['rm', '-f', '-t', '0', ids.podman]);
+    if (nets) {
+      ts(['network', 'rm', NET]);
+      pm(['network', 'rm', NET]);
+    }
     await reg.stop();
     pm(['system', 'reset', '-f']);
     sh('umount', ['-R', path.join(work, 'podman')]);

@@ -155,6 +155,28 @@ function portMap(ports: PortMapping[], defaultIP: string): Record<string, { Host
   return m;
 }
 
+/** Docker's per-network view of a container on user networks (the addresses while it runs). */
+function userEndpoints(c: Container): Record<string, unknown> {
+  const live = c.observed.status === 'running' ? (c.record.state.networks ?? {}) : {};
+  return Object.fromEntries(
+    (c.record.host.networks ?? []).map((ref) => {
+      const n = live[ref.name];
+      return [
+        ref.name,
+        {
+          Aliases: ref.aliases,
+          NetworkID: ref.id,
+          IPAddress: n?.ip ?? '',
+          IPPrefixLen: n?.prefixLen ?? 0,
+          Gateway: n?.gateway ?? '',
+          MacAddress: n?.mac ?? '',
+          ...(ref.ip ? { IPAMConfig: { IPv4Address: ref.ip } } : {}),
+        },
+      ];
+    }),
+  );
+}
+
 /** Docker's NetworkSettings: filled while the container runs on the bridge. */
 function networkSettings(c: Container): Record<string, unknown> {
   const n = liveNetwork(c);
@@ -174,6 +196,8 @@ function networkSettings(c: Container): Record<string, unknown> {
     Networks:
       c.record.host.network === 'bridge'
         ? { bridge: { ...endpoint, NetworkID: 'tsrun' } }
-        : { [c.record.host.network]: {} },
+        : c.record.host.networks
+          ? userEndpoints(c)
+          : { [c.record.host.network]: {} },
   };
 }

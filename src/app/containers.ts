@@ -28,8 +28,11 @@ import { cliEntry } from '../util/project.js';
 import { attachNetwork, detachNetwork } from '../network/attach.js';
 import type { NetworkInfo } from '../network/bridge.js';
 import { assignHostPorts } from '../network/ports.js';
+import { hostsFile } from '../network/etc-files.js';
+import { extraHostLines, hostAddress } from '../network/extra-hosts.js';
 import type { AppContext } from './context.js';
 import { mountedEvent } from './container-events.js';
+import { attachUserNetworks, detachUserNetworks, onUserNetworks } from './networks.js';
 import { markStopped, restartIfPolicy } from './restart.js';
 import { hostMounts, prepareStart } from './run-host.js';
 import { removeAnonymousVolumes } from './volumes.js';
@@ -103,13 +106,18 @@ export async function ensureMounted(env: Env, c: Pick<Container, 'record' | 'pat
   }
 }
 
-/** Undo what start connected: the bridge (root) or slirp4netns (rootless). */
+/** Undo what start connected: the bridge or user networks (root, each idempotent) or slirp4netns (rootless). */
 function disconnectNetwork(env: Env, id: string): Promise<void> {
-  return detachNetwork(
-    { id, rootless: env.ctx.rootless, runDir: env.containers.sp.run },
-    env.ctx.env,
-    env.ctx.reporter,
+  const t = { id, rootless: env.ctx.rootless, runDir: env.containers.sp.run };
+  if (env.ctx.rootless) return detachNetwork(t, env.ctx.env, env.ctx.reporter);
+  return Promise.all([detachNetwork(t, env.ctx.env, env.ctx.reporter), detachUserNetworks(env, id)]).then(
+    () => undefined,
   );
+}
+
+/** The container has a network namespace tsrun made (the bridge or user networks). */
+function ownNetns(record: ContainerRecord): boolean {
+  return record.host.network === 'bridge' || onUserNetworks(record);
 }
 
 /** The argv the monitor runs after the container exits: `tsrun container cleanup ID`. */
@@ -137,6 +145,7 @@ export async function startContainer(env: Env, c: Container, o: StartOptions = {
     }
     let runtime: OciRuntime | undefined;
     let network: NetworkInfo | undefined;
+    let networks: Record<string, NetworkInfo> | undefined;
     try {
       runtime = await runtimeFor(env, record.host.runtime);
       // A container that ran before may have left the runtime's record behind (a crash).
@@ -160,6 +169,11 @@ export async function startContainer(env: Env, c: Container, o: StartOptions = {
           },
           reporter: env.ctx.reporter,
         });
+      } else if (onUserNetworks(record)) {
+        const user = await attachUserNetworks(env, record, await assignHostPorts(record.host.ports ?? []));
+        ({ first: network, all: networks } = user);
+        const extra = extraHostLines(record.host.extraHosts ?? [], network?.gateway ?? hostAddress());
+        await fs.writeFile(path.join(paths.etc, 'hosts'), hostsFile(record.config.hostname, network?.ip, extra));
       }
       await prepareStart(env, record, paths);
       const publish = env.ctx.rootless
@@ -200,12 +214,13 @@ export async function startContainer(env: Env, c: Container, o: StartOptions = {
         startedAt,
         ...(record.state.finishedAt ? { finishedAt: record.state.finishedAt } : {}),
         ...(network ? { network } : {}),
+        ...(networks ? { networks } : {}),
       };
       await env.containers.write(record);
     } catch (err) {
       attachment?.close();
       await runtime?.delete(record.id, true).catch(() => {});
-      if (record.host.network === 'bridge') await disconnectNetwork(env, record.id).catch(() => {});
+      if (ownNetns(record)) await disconnectNetwork(env, record.id).catch(() => {});
       await unmountAll([rootfsMount(env, c), ...hostMounts(record, paths)]).catch(() => {});
       await fs.rm(paths.state, { recursive: true, force: true });
       const detail = (err as TsrunError).detail;
@@ -261,7 +276,7 @@ export async function cleanupContainer(
     // record stays, so `tsrun system prune` can try again).
     const [deleted, disconnected, unmounted] = await Promise.allSettled([
       runtime?.delete(id, true),
-      record.host.network === 'bridge' ? disconnectNetwork(env, id) : undefined,
+      ownNetns(record) ? disconnectNetwork(env, id) : undefined,
       unmountAll([rootfsMount(env, c), ...hostMounts(record, c.paths)]),
     ]);
     if (deleted.status === 'rejected') throw deleted.reason;

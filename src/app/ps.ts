@@ -206,7 +206,7 @@ export function summary(c: Container): ContainerSummary {
       ...r.host.binds.map((b) => ({ source: b.source, destination: b.destination })),
       ...(r.host.volumes ?? []).map((v) => ({ name: v.name, source: '', destination: v.destination, driver: 'local' })),
     ],
-    networks: [r.host.network],
+    networks: r.host.networks ? r.host.networks.map((n) => n.name) : [r.host.network],
     health: healthStatus(c),
   };
 }
@@ -257,7 +257,8 @@ export async function listContainers(env: Env, o: ListOptions): Promise<Containe
     )
       return false;
     if (ancestors && !ancestors.has(r.imageId)) return false;
-    if (has('network') && !vals('network').includes(r.host.network)) return false;
+    const nets = r.host.networks ? r.host.networks.flatMap((n) => [n.name, n.id]) : [r.host.network];
+    if (has('network') && !vals('network').some((v) => nets.includes(v))) return false;
     if (
       has('volume') &&
       !r.host.binds.some((b) => vals('volume').some((v) => v === b.source || v === b.destination)) &&

@@ -52,8 +52,10 @@ import { findOrPull } from './image-source.js';
 import { createdEvent } from './container-events.js';
 import { namespacePath, writeEtcFiles, type NetworkMode } from '../network/attach.js';
 import { assignHostPorts, parsePublish, publishAll, type PortMapping } from '../network/ports.js';
+import { userResolvConf } from '../network/dns.js';
+import { runNetworks } from './networks.js';
 import { callerEnvironment } from '../util/caller-env.js';
-import { extraHostLines, hostAddress, parseAddHost } from '../network/extra-hosts.js';
+import { extraHostLines, hostAddress, parseAddHost, withDnsOptions } from '../network/extra-hosts.js';
 import { withHostNetwork, withNetworkNamespace } from '../spec/network.js';
 import { singleIdNamespace } from '../rootless/namespace.js';
 import {
@@ -93,6 +95,9 @@ export interface RunOptions extends HostFlagOptions {
   pidsLimit?: string;
   runtime?: string;
   network?: string;
+  /** `--network-alias`, `--ip`: on a user network (app/networks.ts). */
+  networkAliases?: string[];
+  ip?: string;
   /** `-p` specs. */
   publish?: string[];
   /** `-P`: every EXPOSEd port on a free host port. */
@@ -145,9 +150,7 @@ export async function createContainer(ctx: AppContext, o: RunOptions): Promise<C
   // What a killed pull or build left under tmp/ (only entries whose process is gone).
   await env.store.cleanTemp();
   const network = o.network ?? 'bridge';
-  if (!/^(bridge|none|host)$/.test(network)) {
-    throw new TsrunError('ERR_USAGE', `invalid --network "${network}"`, { hint: 'use bridge, none or host' });
-  }
+  const userNets = await runNetworks(ctx, { network, aliases: o.networkAliases, ip: o.ip });
   const cwdHere = o.cwd ?? process.cwd();
   const hf = await hostFlags(o, { rootless: ctx.rootless, network, cwd: cwdHere });
   const vflags = (o.volumes ?? []).map((v) => parseVolumeFlag(v, cwdHere, ctx.home));
@@ -181,7 +184,7 @@ export async function createContainer(ctx: AppContext, o: RunOptions): Promise<C
       hint: 'drop --mac-address, or run tsrun as root',
     });
   }
-  if (o.macAddress !== undefined && network !== 'bridge') {
+  if (o.macAddress !== undefined && (network === 'none' || network === 'host')) {
     throw new TsrunError('ERR_USAGE', 'conflicting options: mac-address and the network mode', {
       hint: '--mac-address needs the bridge network',
     });
@@ -307,6 +310,7 @@ export async function createContainer(ctx: AppContext, o: RunOptions): Promise<C
       ...(vol.refs.length > 0 ? { volumes: vol.refs } : {}),
       readonly: Boolean(o.readOnly),
       network,
+      ...(userNets.refs.length > 0 ? { networks: userNets.refs } : {}),
       runtime: o.runtime ?? 'runc',
       storage: overlayDriver(ctx),
       memory: resources.memory,
@@ -369,6 +373,17 @@ export async function createContainer(ctx: AppContext, o: RunOptions): Promise<C
       dns: { dns: o.dns, dnsSearch: o.dnsSearch, dnsOption: o.dnsOption },
       reporter: ctx.reporter,
     });
+    if (userNets.refs.length > 0) {
+      // On a user network the network's DNS server (its gateway) answers; the host's search and options stay.
+      let hostResolv = '';
+      try {
+        hostResolv = readFileSync('/etc/resolv.conf', 'utf8');
+      } catch {
+        /* none */
+      }
+      const dns = { dns: o.dns, dnsSearch: o.dnsSearch, dnsOption: o.dnsOption };
+      await fs.writeFile(etcFiles.resolvConf, withDnsOptions(userResolvConf(hostResolv, userNets.gateways), dns));
+    }
 
     const spec = applyOpts(
       defaultSpec(),
@@ -393,7 +408,7 @@ export async function createContainer(ctx: AppContext, o: RunOptions): Promise<C
       },
       // The bridge's namespace is made (by network/attach.ts) at each start, at a fixed path.
       ...(network === 'host' ? [withHostNetwork()] : []),
-      ...(network === 'bridge'
+      ...(network === 'bridge' || userNets.refs.length > 0
         ? [withNetworkNamespace(namespacePath({ id, rootless: ctx.rootless, runDir: env.containers.sp.run }))]
         : []),
       ...hostSpecOpts(hf, {

@@ -26,6 +26,7 @@ import { pidAlive } from '../util/fs.js';
 import { Containers, isActive } from '../runtime/records.js';
 import { sweep, type NetworkAttachment } from '../network/bridge.js';
 import { disconnectSlirp, slirpAttachments, slirpOwner } from '../network/slirp.js';
+import { allEndpoints, detach } from '../network/user-attach.js';
 import { pruneContainers, type Env } from './containers.js';
 import { pruneImages, type RemoveLine } from './rmi.js';
 import { pruneOrphans } from './orphans.js';
@@ -68,6 +69,19 @@ async function attachmentAlive(env: Env, a: NetworkAttachment): Promise<boolean>
   return containerRunning(containersOf(env, a.store), a.id);
 }
 
+/** User networks' endpoints (interfaces, leases, DNS names, namespace) whose container no longer runs. */
+async function sweepUserEndpoints(env: Env): Promise<string[]> {
+  const removed: string[] = [];
+  for (const r of await allEndpoints()) {
+    await underContainerLock(env, r.store, r.id, async () => {
+      if (await containerRunning(containersOf(env, r.store), r.id)) return;
+      await detach(r.id, env.ctx.env);
+      removed.push(r.id);
+    });
+  }
+  return removed;
+}
+
 /** Rootless: slirp4netns processes and namespaces whose container (or build) is no longer running. */
 async function sweepSlirp(env: Env): Promise<string[]> {
   const removed: string[] = [];
@@ -94,11 +108,14 @@ export async function systemPrune(env: Env, o: { all?: boolean } = {}): Promise<
   await pruneOrphans(env);
   const networks =
     env.ctx.uid === 0
-      ? await sweep(
-          (a) => attachmentAlive(env, a),
-          env.ctx.env,
-          (a, fn) => (a.pid !== undefined ? fn() : underContainerLock(env, a.store, a.id, fn)),
-        )
+      ? [
+          ...(await sweep(
+            (a) => attachmentAlive(env, a),
+            env.ctx.env,
+            (a, fn) => (a.pid !== undefined ? fn() : underContainerLock(env, a.store, a.id, fn)),
+          )),
+          ...(await sweepUserEndpoints(env)),
+        ]
       : await sweepSlirp(env);
   const images = await pruneImages(env, { all: o.all });
   const { pruneBuildCache } = await import('./build.js');

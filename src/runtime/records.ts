@@ -81,6 +81,8 @@ export interface ContainerRecord {
     pidsLimit?: number;
     /** --mac-address (bridge only). */
     macAddress?: string;
+    /** User networks (`--network NAME`, `network connect`), in attach order (app/networks.ts). */
+    networks?: UserNetworkRef[];
     /** --restart (app/restart.ts). */
     restartPolicy?: { Name: 'no' | 'always' | 'unless-stopped' | 'on-failure'; MaximumRetryCount: number };
     /** --ipc/--pid container:NAME, by id: their namespaces are joined again at each start. */
@@ -97,8 +99,18 @@ export interface ContainerRecord {
     error?: string;
     /** What the bridge gave the container at its last start (address, published ports). */
     network?: NetworkInfo;
+    /** Per user network (by name): what its last attach gave the container. */
+    networks?: Record<string, NetworkInfo>;
   };
   restartCount: number;
+}
+
+/** One user network a container is on: the network's id and name, `--network-alias`, `--ip`. */
+export interface UserNetworkRef {
+  id: string;
+  name: string;
+  aliases: string[];
+  ip?: string;
 }
 
 export type Status = 'created' | 'running' | 'exited';

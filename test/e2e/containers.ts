@@ -1,7 +1,8 @@
 /**
  * What the container end-to-end suites share: where a store's volatile state lives, and the
  * list of everything a container can leave behind (records, names, mounts, volumes, monitor and
- * runtime state, and on the host network: attachments, namespaces, veths, leases, iptables rules).
+ * runtime state, and on the host network: attachments, namespaces, veths, leases, iptables rules;
+ * user networks' records, endpoints, bridges, rules, leases and DNS server).
  */
 import * as assert from 'uvu/assert';
 import { execa } from 'execa';
@@ -92,6 +93,28 @@ async function hostNetworkState(): Promise<string[]> {
         out.push(`iptables ${table}: ${l}`);
     }
   }
+  out.push(...(await userNetworkState()));
+  return out;
+}
+
+/** What user networks (tsrun network create) leave: records, endpoints, bridges, rules, leases, DNS. */
+async function userNetworkState(): Promise<string[]> {
+  const out: string[] = [];
+  const ls = (d: string) => (existsSync(d) ? readdirSync(d) : []);
+  for (const n of ls('/run/tsrun/net/networks')) out.push(`network ${n}`);
+  for (const n of ls('/run/tsrun/net/endpoints')) out.push(`endpoints ${n}`);
+  for (const n of ls('/run/tsrun/net/aardvark')) out.push(`dns config ${n}`);
+  for (const n of ls('/run/tsrun/net/ipam')) if (n.startsWith('tsrun-net-')) out.push(`leases ${n}`);
+  const links = await execa('ip', ['-o', 'link', 'show'], { reject: false });
+  for (const l of String(links.stdout).split('\n')) {
+    const name = l.split(':')[1]?.trim().split('@')[0];
+    if (name?.startsWith('tsbr-')) out.push(`bridge ${name}`);
+  }
+  const rules = await execa('iptables-save', ['-t', 'filter'], { reject: false });
+  for (const l of String(rules.stdout).split('\n')) if (/TSRUN-NET-/.test(l)) out.push(`iptables filter: ${l}`);
+  const dns = await execa('pgrep', ['-af', 'aardvark-dns'], { reject: false });
+  for (const l of String(dns.stdout).split('\n'))
+    if (l.includes('/run/tsrun/net/aardvark')) out.push(`dns process ${l}`);
   return out;
 }
 

@@ -19,7 +19,7 @@ export async function freePort(): Promise<number> {
 export function hostAddress(): string {
   for (const list of Object.values(os.networkInterfaces())) {
     for (const a of list ?? [])
-      if (a.family === 'IPv4' && !a.internal && !/^10\.(66|88)\./.test(a.address)) return a.address;
+      if (a.family === 'IPv4' && !a.internal && !/^10\.(66|88|9\d)\./.test(a.address)) return a.address;
   }
   throw new Error('no non-loopback IPv4 address on this host');
 }

@@ -25,9 +25,10 @@ export async function inspectAction(
 ): Promise<void> {
   const { TsrunError } = await import('../../errors.js');
   const type = only ?? o.type;
+  if (type === 'network') return (await import('./network.js')).networkInspectAction(io, names, o.format);
   if (type !== undefined && type !== 'container' && type !== 'image') {
     throw new TsrunError('ERR_USAGE', `"${type}" is not a valid value for --type`, {
-      hint: 'container or image (tsrun has no networks, volumes, nodes …)',
+      hint: 'container, image or network (for volumes: tsrun volume inspect)',
     });
   }
   const { processContext } = await import('../../app/context.js');

@@ -28,6 +28,8 @@ export interface RunFlags extends HealthFlagValues {
   pidsLimit?: string;
   runtime?: string;
   network?: string;
+  networkAlias?: string[];
+  ip?: string;
   net?: string;
   label: string[];
   pull?: string;
@@ -129,8 +131,10 @@ export function runOptions(cmd: Command, o: { run: boolean }): Command {
     .option('--stop-timeout <seconds>', 'seconds `stop` waits before killing (default 10)')
     .option('--restart <policy>', 'no, on-failure[:max-retries], always, unless-stopped (see README)')
     .option('--runtime <name>', 'OCI runtime: runc (default) or crun')
-    .option('--network <mode>', 'bridge (default), none or host')
+    .option('--network <mode>', 'bridge (default), none, host, or a user network (tsrun network create)')
     .option('--net <mode>', 'the same as --network')
+    .option('--network-alias <name>', "another name for the container on its user network's DNS", collect, [])
+    .option('--ip <address>', 'IPv4 address on the user network (one made with --subnet)')
     .option('--mac-address <mac>', "the container's MAC address on the bridge")
     .option('-l, --label <key=value>', 'set a label', collect, [])
     .option('--label-file <file>', 'read labels from a file of KEY=VALUE lines', collect, [])
@@ -184,6 +188,8 @@ export function toRunOptions(image: string, args: string[], f: RunFlags): RunOpt
     pidsLimit: f.pidsLimit,
     runtime: f.runtime,
     network: f.network ?? f.net,
+    networkAliases: f.networkAlias,
+    ip: f.ip,
     labels: f.label,
     pull: f.pull,
     platform: f.platform,

@@ -1,0 +1,240 @@
+/**
+ * A container's endpoints on user networks (root): the container's network namespace
+ * (`tsrun-<id12>`, made here as network/bridge.ts makes it for the default network), then one
+ * interface per network (eth0, eth1, …) made by the CNI plugins with that network's
+ * configuration list (network/user-networks.ts), and the container's names in the network's DNS
+ * server (network/dns.ts).
+ *
+ * State: /run/tsrun/net/endpoints/<container id>.json — the store, the namespace, and per network
+ * the configuration list, interface, names and CNI result (the DEL needs them). The callers hold
+ * the container's lock, so one container's record has one writer at a time.
+ *
+ * Contract: `attach` records before it makes anything and undoes all it made when a step fails;
+ * `addEndpoint` likewise for one network of a running container; `detach` and `removeEndpoint`
+ * are idempotent and keep the record when a plugin fails, so `sweepEndpoints` (system prune) can
+ * finish the job.
+ */
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { TsrunError } from '../errors.js';
+import { writeFileAtomic } from '../util/fs.js';
+import { runProgram, which } from '../util/exec.js';
+import { NET_RUN_DIR, netnsName, netnsPath } from './bridge.js';
+import { addList, cniPath, CNI_VERSION, delList, type CniResult, type ConfList, type Invocation } from './cni.js';
+import { dropEntry, setEntry } from './dns.js';
+import { parseCidr, userConfList, type UserNetwork } from './user-networks.js';
+import type { NetworkInfo } from '../oci/network.js';
+import type { PortMapping } from './ports.js';
+
+const DIR = path.join(NET_RUN_DIR, 'endpoints');
+
+export interface Endpoint {
+  networkId: string;
+  networkName: string;
+  gateway: string;
+  ifName: string;
+  conflist: ConfList;
+  names: string[];
+  ports: PortMapping[];
+  result?: CniResult;
+}
+
+export interface EndpointRecord {
+  id: string;
+  store: string;
+  netns: string;
+  endpoints: Endpoint[];
+}
+
+export interface EndpointRequest {
+  net: UserNetwork;
+  /** The container's name, short id and aliases: what the network's DNS answers for it. */
+  names: string[];
+  ip?: string;
+}
+
+const LOOPBACK: ConfList = { cniVersion: CNI_VERSION, name: 'tsrun-loopback', plugins: [{ type: 'loopback' }] };
+
+function file(id: string): string {
+  return path.join(DIR, `${id}.json`);
+}
+
+export async function readEndpoints(id: string): Promise<EndpointRecord | undefined> {
+  try {
+    return JSON.parse(await fs.readFile(file(id), 'utf8')) as EndpointRecord;
+  } catch {
+    return undefined;
+  }
+}
+
+async function save(r: EndpointRecord): Promise<void> {
+  await fs.mkdir(DIR, { recursive: true, mode: 0o700 });
+  await writeFileAtomic(file(r.id), JSON.stringify(r));
+}
+
+/** Every container with endpoints on this host (all stores). */
+export async function allEndpoints(): Promise<EndpointRecord[]> {
+  const out: EndpointRecord[] = [];
+  for (const n of await fs.readdir(DIR).catch(() => [] as string[])) {
+    if (!n.endsWith('.json')) continue;
+    const r = await readEndpoints(n.slice(0, -5));
+    if (r) out.push(r);
+  }
+  return out;
+}
+
+async function ip(args: string[], env: NodeJS.ProcessEnv) {
+  const bin = await which('ip', env);
+  if (!bin)
+    throw new TsrunError('ERR_CNI', 'making a network namespace: the `ip` command is missing', {
+      hint: 'apt-get install iproute2',
+    });
+  return runProgram(bin, args);
+}
+
+function invocation(r: EndpointRecord, env: NodeJS.ProcessEnv, ifName: string): Invocation {
+  return { containerId: r.id, netns: r.netns, ifName, paths: cniPath(env), pathEnv: env.PATH };
+}
+
+export function endpointInfo(e: Endpoint): NetworkInfo {
+  const first = e.result?.ips?.[0];
+  const [addr = '', bits = '0'] = (first?.address ?? '').split('/');
+  const iface = first?.interface !== undefined ? e.result?.interfaces?.[first.interface] : undefined;
+  return {
+    ip: addr,
+    prefixLen: Number(bits),
+    gateway: first?.gateway ?? '',
+    mac: iface?.mac ?? '',
+    bridge: e.conflist.plugins[0]?.bridge as string,
+    ports: e.ports,
+  };
+}
+
+async function addOne(
+  r: EndpointRecord,
+  req: EndpointRequest,
+  o: { first: boolean; ports: PortMapping[]; mac?: string; env: NodeJS.ProcessEnv },
+): Promise<Endpoint> {
+  const used = new Set(r.endpoints.map((e) => e.ifName));
+  let n = 0;
+  while (used.has(`eth${n}`)) n++;
+  const e: Endpoint = {
+    networkId: req.net.Id,
+    networkName: req.net.Name,
+    gateway: req.net.Gateway,
+    ifName: `eth${n}`,
+    conflist: userConfList(req.net, { defaultRoute: o.first, ports: o.ports.length > 0, mac: Boolean(o.mac) }),
+    names: req.names,
+    ports: o.ports,
+  };
+  r.endpoints.push(e);
+  await save(r);
+  const bits = parseCidr(req.net.Subnet).bits;
+  e.result = await addList(e.conflist, invocation(r, o.env, e.ifName), {
+    ...(o.ports.length > 0 ? { portMappings: cniPorts(o.ports) } : {}),
+    ...(o.mac ? { mac: o.mac } : {}),
+    ...(req.ip ? { ips: [`${req.ip}/${bits}`] } : {}),
+  });
+  await save(r);
+  const addr = endpointInfo(e).ip;
+  await setEntry(req.net.Id, req.net.Gateway, { id: r.id, ip: addr, names: req.names }, o.env);
+  return e;
+}
+
+function cniPorts(ports: PortMapping[]): Record<string, unknown>[] {
+  return ports.map((p) => ({
+    hostPort: p.hostPort,
+    containerPort: p.containerPort,
+    protocol: p.protocol,
+    ...(p.hostIP ? { hostIP: p.hostIP } : {}),
+  }));
+}
+
+/** Make the namespace and put container `id` on every network of `reqs` (the first gets ports and the default route). */
+export async function attach(o: {
+  id: string;
+  store: string;
+  reqs: EndpointRequest[];
+  ports: PortMapping[];
+  mac?: string;
+  env: NodeJS.ProcessEnv;
+}): Promise<NetworkInfo[]> {
+  await detach(o.id, o.env); // a leftover from a crash, if any
+  const r: EndpointRecord = { id: o.id, store: o.store, netns: netnsPath(o.id), endpoints: [] };
+  await save(r);
+  try {
+    const made = await ip(['netns', 'add', netnsName(o.id)], o.env);
+    if (made.code !== 0)
+      throw new TsrunError('ERR_CNI', `making network namespace ${netnsName(o.id)}: ${made.stderr.trim()}`);
+    await addList(LOOPBACK, invocation(r, o.env, 'lo'));
+    const infos: NetworkInfo[] = [];
+    for (const [i, req] of o.reqs.entries()) {
+      const e = await addOne(r, req, {
+        first: i === 0,
+        ports: i === 0 ? o.ports : [],
+        mac: i === 0 ? o.mac : undefined,
+        env: o.env,
+      });
+      infos.push(endpointInfo(e));
+    }
+    return infos;
+  } catch (err) {
+    await detach(o.id, o.env).catch(() => {});
+    throw err;
+  }
+}
+
+/** Put a running container on one more network. */
+export async function addEndpoint(id: string, req: EndpointRequest, env: NodeJS.ProcessEnv): Promise<NetworkInfo> {
+  const r = await readEndpoints(id);
+  if (!r) throw new TsrunError('ERR_CONTAINER_STATE', `container ${id.slice(0, 12)} has no network namespace`);
+  try {
+    return endpointInfo(await addOne(r, req, { first: r.endpoints.length === 0, ports: [], env }));
+  } catch (err) {
+    await removeEndpoint(id, req.net.Id, env).catch(() => {});
+    throw err;
+  }
+}
+
+async function delOne(r: EndpointRecord, e: Endpoint, env: NodeJS.ProcessEnv): Promise<void> {
+  await dropEntry(e.networkId, r.id, env);
+  await delList(e.conflist, invocation(r, env, e.ifName), e.result, { portMappings: cniPorts(e.ports) });
+}
+
+/** Take a container off one network (its interface, lease, rules and names); idempotent. */
+export async function removeEndpoint(id: string, networkId: string, env: NodeJS.ProcessEnv): Promise<void> {
+  const r = await readEndpoints(id);
+  const e = r?.endpoints.find((x) => x.networkId === networkId);
+  if (!r || !e) return;
+  await delOne(r, e, env);
+  r.endpoints = r.endpoints.filter((x) => x !== e);
+  await save(r);
+}
+
+/** Undo `attach`: every endpoint, the namespace, the record. Idempotent. */
+export async function detach(id: string, env: NodeJS.ProcessEnv): Promise<void> {
+  const r = await readEndpoints(id);
+  if (!r) return;
+  let first: unknown;
+  for (const e of [...r.endpoints].reverse()) {
+    try {
+      await delOne(r, e, env);
+      r.endpoints = r.endpoints.filter((x) => x !== e);
+    } catch (err) {
+      first ??= err;
+    }
+  }
+  if (first) {
+    await save(r);
+    throw first;
+  }
+  const del = await ip(['netns', 'delete', netnsName(id)], env);
+  if (del.code !== 0 && !/No such file/i.test(del.stderr))
+    throw new TsrunError('ERR_CNI', `removing network namespace ${netnsName(id)}: ${del.stderr.trim()}`);
+  await fs.rm(file(id), { force: true });
+}
+
+/** Whether any container of the host has an endpoint on network `id`. */
+export async function networkInUse(id: string): Promise<boolean> {
+  return (await allEndpoints()).some((r) => r.endpoints.some((e) => e.networkId === id));
+}
