@@ -8,12 +8,8 @@
  * close-on-exec); failures become TsrunError('ERR_RUNTIME') carrying the runtime's own message.
  * `locate` checks the runtime's version once per binary (cached by path, size and mtime).
  */
-import { spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { constants } from 'node:os';
-
-const osSignals = constants.signals as Record<string, number>;
 import { TsrunError } from '../errors.js';
 import { silentReporter, type Reporter } from '../events.js';
 import { runProgram as run, which } from '../util/exec.js';
@@ -140,42 +136,5 @@ export class OciRuntime {
     if (r.code !== 0 && !/does not exist|not found|no such/i.test(r.stderr)) {
       throw new TsrunError('ERR_RUNTIME', `deleting container ${id.slice(0, 12)}: ${r.stderr.trim()}`);
     }
-  }
-
-  /** argv for `exec` (run by the caller with the user's stdio, so the runtime handles the tty). */
-  execArgv(
-    id: string,
-    o: {
-      tty: boolean;
-      env: string[];
-      cwd?: string;
-      user?: string;
-      additionalGids?: number[];
-      detach?: boolean;
-      logFile?: string;
-    },
-    args: string[],
-  ): string[] {
-    const argv = ['--root', this.root];
-    if (o.logFile) argv.push('--log', o.logFile, '--log-format', 'json');
-    argv.push('exec');
-    if (o.tty) argv.push('--tty');
-    if (o.detach) argv.push('--detach');
-    for (const e of o.env) argv.push('--env', e);
-    if (o.cwd) argv.push('--cwd', o.cwd);
-    if (o.user) argv.push('--user', o.user);
-    for (const g of o.additionalGids ?? []) argv.push('--additional-gids', String(g));
-    argv.push(id, ...args);
-    return argv;
-  }
-
-  /** Run `runtime exec` in the foreground with our stdio (stdin only when `stdin`); resolves with its exit status. */
-  runExec(argv: string[], stdin: boolean): Promise<number> {
-    this.reporter.emit({ type: 'runtime', argv: shownArgv([this.info.path, ...argv]) });
-    return new Promise((resolve, reject) => {
-      const child = spawn(this.info.path, argv, { stdio: [stdin ? 'inherit' : 'ignore', 'inherit', 'inherit'] });
-      child.on('error', reject);
-      child.on('exit', (code, signal) => resolve(code ?? 128 + (signal ? (osSignals[signal] ?? 0) : 0)));
-    });
   }
 }
