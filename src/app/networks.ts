@@ -241,10 +241,29 @@ export async function networkRemove(ctx: AppContext, ref: string): Promise<void>
   if (!removed) throw inUseError(net);
 }
 
-/** `network prune`: every user network without a running container; their names. */
-export async function networkPrune(ctx: AppContext): Promise<string[]> {
+/**
+ * Docker's prune filters for networks: `label=KEY[=VALUE]` (must carry it) and `label!=KEY[=VALUE]`
+ * (must not). Anything else is refused by name rather than ignored: an ignored filter would prune
+ * networks the user meant to keep.
+ */
+export function pruneFilter(filters: readonly string[]): (labels: Record<string, string>) => boolean {
+  const tests = filters.map((f) => {
+    const m = /^(label!?)=(.+)$/.exec(f);
+    if (!m)
+      throw usage(`invalid filter '${f}'`, 1, 'network prune takes --filter label=KEY[=VALUE] or label!=KEY[=VALUE]');
+    const [key, value] = (m[2] as string).split(/=(.*)/s) as [string, string | undefined];
+    const has = (l: Record<string, string>) => key in l && (value === undefined || l[key] === value);
+    return m[1] === 'label' ? has : (l: Record<string, string>) => !has(l);
+  });
+  return (labels) => tests.every((t) => t(labels));
+}
+
+/** `network prune`: every user network without a running container (and matching the filters); their names. */
+export async function networkPrune(ctx: AppContext, filters: readonly string[] = []): Promise<string[]> {
+  const keep = pruneFilter(filters);
   const out = [];
   for (const net of await listNetworks()) {
+    if (!keep(net.Labels)) continue;
     if (await removeNetwork(net, ctx.env, async () => !(await networkInUse(net.Id)))) out.push(net.Name);
   }
   return out;

@@ -242,8 +242,14 @@ N('--subnet, --gateway, --ip, labels, ls filters and prune', async () => {
     (await cli(['network', 'ls', '--filter', 'type=custom', '--format', '{{.Name}} {{.Driver}}'])).stdout,
     'fixed bridge\n',
   );
-  const pruned = await cli(['network', 'prune', '-f']);
+  assert.is((await cli(['network', 'create', '--label', 'tier=web', 'kept'])).code, 0);
+  const badFilter = await cli(['network', 'prune', '-f', '--filter', 'until=1h']);
+  assert.is(badFilter.code, 1);
+  assert.match(badFilter.stderr, "invalid filter 'until=1h'");
+  const pruned = await cli(['network', 'prune', '-f', '--filter', 'label=tier=db']);
   assert.is(pruned.stdout, 'Deleted Networks:\nfixed\n');
+  assert.is((await cli(['network', 'prune', '-f', '--filter', 'label!=tier'])).stdout, '');
+  assert.is((await cli(['network', 'prune', '-f'])).stdout, 'Deleted Networks:\nkept\n');
   assert.equal(await leftovers(root), []);
 });
 
@@ -267,7 +273,9 @@ N('a killed monitor leaves endpoints that system prune tears down; the network c
   const prune = await cli(['system', 'prune', '-f']);
   assert.is(prune.code, 0, prune.stderr);
   assert.match(prune.stdout, id);
-  assert.is((await cli(['network', 'rm', 'crashy'])).code, 0);
+  // As Docker's: system prune also removes the user networks no container is on any more.
+  assert.match(prune.stdout, 'Deleted Networks:\ncrashy\n');
+  assert.is((await cli(['network', 'ls', '-q', '--filter', 'name=crashy'])).stdout, '');
   assert.equal(await leftovers(root), []);
 });
 

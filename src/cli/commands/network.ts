@@ -163,17 +163,18 @@ export function registerNetworkCommands(program: Command, io: CliIo): void {
     .command('prune')
     .description('Remove all unused networks')
     .option('-f, --force', 'do not prompt for confirmation')
-    .option('--filter <filter>', 'accepted for Docker compatibility (label=…)', collect, [])
+    .option('--filter <filter>', 'only networks with (label=KEY[=VALUE]) or without (label!=…) a label', collect, [])
     .action(
-      exitOne(async (o: { force?: boolean }) => {
+      exitOne(async (o: { force?: boolean; filter: string[] }) => {
+        const { networkPrune, pruneFilter } = await import('../../app/networks.js');
+        pruneFilter(o.filter); // a bad filter fails before the question
         if (!o.force) {
           const { confirm } = await import('../confirm.js');
           const warning =
             'WARNING! This will remove all custom networks not used by at least one container.\nAre you sure you want to continue?';
           if (!(await confirm(io.out, warning))) return;
         }
-        const { networkPrune } = await import('../../app/networks.js');
-        const names = await networkPrune(await context(io));
+        const names = await networkPrune(await context(io), o.filter);
         if (names.length > 0) io.out.write(`Deleted Networks:\n${names.map((n) => `${n}\n`).join('')}`);
       }),
     );

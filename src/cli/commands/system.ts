@@ -86,9 +86,14 @@ export function registerSystemCommands(program: Command, io: CliIo): void {
             await import('../../app/volumes.js')
           ).pruneVolumes(await openEnv(processContext({ root: io.globals().root })))
         : { removed: [], reclaimed: 0 };
+      // Then the user networks no running container is on (Docker's "not used by at least one container").
+      const nets = await (
+        await import('../../app/networks.js')
+      ).networkPrune(processContext({ root: io.globals().root }));
       // Docker's layout: a section per kind of object that had something removed, then the total.
       if (r.containers.length > 0)
         io.out.write(`Deleted Containers:\n${r.containers.map((id) => `${id}\n`).join('')}\n`);
+      if (nets.length > 0) io.out.write(`Deleted Networks:\n${nets.map((n) => `${n}\n`).join('')}\n`);
       if (r.networks.length > 0)
         io.out.write(`Torn-down network attachments:\n${r.networks.map((id) => `${id}\n`).join('')}\n`);
       if (vols.removed.length > 0) io.out.write(`Deleted Volumes:\n${vols.removed.map((n) => `${n}\n`).join('')}\n`);
