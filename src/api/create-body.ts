@@ -75,7 +75,9 @@ export function runOptionsFromBody(body: Obj, name: string | undefined, labels: 
     for (const b of list.length > 0 ? (list as unknown[]) : [{}]) {
       const o = obj(b, `HostConfig.PortBindings.${port}`) ?? {};
       const ip = str(o.HostIp, 'HostConfig.PortBindings.HostIp') ?? '';
-      const hp = str(o.HostPort, 'HostConfig.PortBindings.HostPort') ?? '';
+      // "0" (testcontainers) and "" both ask for any free host port.
+      const given = str(o.HostPort, 'HostConfig.PortBindings.HostPort') ?? '';
+      const hp = given === '0' ? '' : given;
       const ipPart = ip ? (ip.includes(':') ? `[${ip}]:` : `${ip}:`) : '';
       publish.push(hp ? `${ipPart}${hp}:${port}` : ip ? `${ipPart}:${port}` : port);
     }
