@@ -52,8 +52,18 @@ export function openStream(r: ApiRequest, tty: boolean): Stream {
       write: (s, d) => !sock.destroyed && sock.write(encode(s, d)),
       onDrain: (fn) => sock.on('drain', fn),
       onInput: (fn, end) => {
-        if (head.length > 0) fn(head);
-        sock.on('data', fn);
+        // A request body (dockerode sends its options as JSON) precedes the client's stdin.
+        let skip = Number(r.req.headers['content-length'] ?? 0) || 0;
+        const take = (d: Buffer) => {
+          if (skip > 0) {
+            const n = Math.min(skip, d.length);
+            skip -= n;
+            d = d.subarray(n);
+          }
+          if (d.length > 0) fn(d);
+        };
+        take(head);
+        sock.on('data', take);
         sock.once('end', end);
       },
       end: () => sock.end(),
