@@ -18,6 +18,7 @@ import { inspectView } from '../app/container-views.js';
 import { containerSizes, listContainers, type ContainerSummary } from '../app/ps.js';
 import { pause, unpause } from '../app/pause.js';
 import { renameContainer } from '../app/rename.js';
+import { createVolume, inspectVolume } from '../app/volumes.js';
 import { isTsrunError } from '../errors.js';
 import { humanDuration, timeAgo } from '../cli/format.js';
 import { sleep } from '../util/concurrency.js';
@@ -107,6 +108,9 @@ export function registerContainerRoutes(router: Router, state: ApiState): void {
     const o = runOptionsFromBody(body, query.get('name') ?? undefined, labels);
     if (query.get('platform')) o.platform = query.get('platform') ?? undefined;
     const w = warningSink();
+    // A session's named volumes that the container would make are made here, with its label, so
+    // the session's end removes them too (one that exists already is not the session's).
+    if (state.session) await sessionVolumes(state, o.volumes ?? [], o.mount ?? []);
     try {
       const { id } = await createContainer(state.ctx, o, w.stream);
       sendJson(res, 201, { Id: id, Warnings: w.lines });
@@ -188,7 +192,7 @@ export function registerContainerRoutes(router: Router, state: ApiState): void {
         409,
         `You cannot remove a running container ${c.record.id}. Stop the container before attempting removal or force remove`,
       );
-    await removeContainer(env, c.record.id, force).catch((err: unknown) => {
+    await removeContainer(env, c.record.id, force, queryBool(query, 'v')).catch((err: unknown) => {
       // Removed meanwhile (an --rm container's monitor was faster): done.
       if (!isTsrunError(err, 'ERR_CONTAINER_NOT_FOUND')) throw err;
     });
@@ -225,6 +229,29 @@ export function registerContainerRoutes(router: Router, state: ApiState): void {
     await renameContainer(state.ctx, (await state.find(params.id ?? '')).record.id, query.get('name') ?? '');
     noContent(res);
   });
+}
+
+async function sessionVolumes(state: ApiState, binds: string[], mounts: string[]): Promise<void> {
+  const names = [
+    ...binds
+      .filter((b) => b.includes(':'))
+      .map((b) => b.split(':')[0] ?? '')
+      .filter((n) => /^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/.test(n)),
+    ...mounts
+      .filter((m) => /(^|,)type=volume(,|$)/.test(m))
+      .map((m) => /(?:^|,)(?:source|src)=([^,]+)/.exec(m)?.[1] ?? '')
+      .filter(Boolean),
+  ];
+  for (const name of names) {
+    if (
+      await inspectVolume(state.env, name).then(
+        () => true,
+        () => false,
+      )
+    )
+      continue;
+    await createVolume(state.env, { name, labels: { [SESSION_LABEL]: state.session ?? '' } });
+  }
 }
 
 /** `condition=removed`: until the record is gone (an --rm container's monitor removes it). */

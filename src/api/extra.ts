@@ -2,11 +2,12 @@
  * The rest of what clients call: `events` (read back from the store as `tsrun events` does,
  * app/events.ts), `system/df`'s counts, and networks and volumes.
  *
- * Networks and volumes: tsrun's `network` and `volume` verbs are being built beside this service
- * (branches `net`, `vol`); until they land, the only networks are Docker's built-in three
- * (bridge, host, none: what `--network` takes), listed and inspected as Docker shows them, and
- * creating a network or a volume is refused with 501 and a message saying so, so a client fails
- * clearly instead of running with something it did not ask for.
+ * Networks: tsrun's `network` verbs are being built beside this service (branch `net`); until
+ * they land on main, the only networks are Docker's built-in three (bridge, host, none: what
+ * `--network` takes), listed and inspected as Docker shows them, and creating a network is
+ * refused with 501 and a message saying so, so a client fails clearly instead of running with
+ * something it did not ask for. TODO(net): wire /networks/* to app/networks' use cases, and
+ * NetworkingConfig's endpoints in create-body.ts. Volumes: volumes.ts.
  */
 import { streamEvents } from '../app/events.js';
 import { ApiError } from './errors.js';
@@ -58,12 +59,7 @@ export function registerExtraRoutes(router: Router, state: ApiState): void {
     return Promise.resolve();
   });
   const later = (what: string) => () => {
-    throw new ApiError(501, `${what} are not supported by this tsrun yet (tsrun network/volume)`);
+    throw new ApiError(501, `${what} are not supported by this tsrun yet (tsrun network)`);
   };
   router.add('POST', '/networks/create', later('user-defined networks'));
-  router.add('GET', '/volumes', ({ res }) => {
-    sendJson(res, 200, { Volumes: [], Warnings: [] });
-    return Promise.resolve();
-  });
-  router.add('POST', '/volumes/create', later('named volumes'));
 }

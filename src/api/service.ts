@@ -28,6 +28,7 @@ import { registerStreamRoutes } from './streams.js';
 import { registerImageRoutes } from './images.js';
 import { registerArchiveRoutes } from './archive.js';
 import { registerExtraRoutes } from './extra.js';
+import { registerVolumeRoutes } from './volumes.js';
 
 export interface ServiceOptions {
   ctx: AppContext;
@@ -82,6 +83,7 @@ export function buildRouter(state: ApiState): Router {
   registerArchiveRoutes(router, state);
   registerImageRoutes(router, state);
   registerExtraRoutes(router, state);
+  registerVolumeRoutes(router, state);
   return router;
 }
 

@@ -3,7 +3,7 @@
  * carries the label `io.tsrun.service.session=<id>`, and the session is recorded as
  * `<root>/service-sessions/<id>.json` with the service's pid and that process's start time (so a
  * reused pid is not taken for the service). When the command ends, the service removes what the
- * session made; when the service itself died (SIGKILL, a crash, a reboot), its session is a
+ * session made (containers, then volumes); when the service itself died (SIGKILL, a crash, a reboot), its session is a
  * leftover: the next service start and `tsrun system prune` remove its containers, then its record.
  */
 import { randomBytes } from 'node:crypto';
@@ -46,12 +46,21 @@ export async function endSession(env: Env, id: string): Promise<string[]> {
   for (const c of await env.containers.list()) {
     if (c.record.config.labels[SESSION_LABEL] !== id) continue;
     try {
-      await removeContainer(env, c.record.id, true);
+      await removeContainer(env, c.record.id, true, true);
       removed.push(c.record.id);
     } catch {
       /* removed meanwhile (an --rm container), or busy: the next prune tries again */
     }
   }
+  // Then its volumes (now unused: their containers are gone).
+  const { listVolumes, removeVolumes } = await import('./volumes.js');
+  const volumes = await listVolumes(env, [`label=${SESSION_LABEL}=${id}`]).catch(() => []);
+  if (volumes.length > 0)
+    await removeVolumes(
+      env,
+      volumes.map((v) => v.Name),
+      true,
+    ).catch(() => {});
   await fs.rm(path.join(dirOf(env), `${id}.json`), { force: true });
   return removed;
 }

@@ -226,4 +226,21 @@ D('start -a, kill, restart, and the Docker wording of errors', async () => {
   assert.match(out, /^once\n/);
 });
 
+D('volume create, run -v NAME:/path, volume ls, inspect and rm — as tsrun volume sees them', async () => {
+  assert.is((await docker(['volume', 'create', '--label', 'k=v', 'apivol'])).stdout, 'apivol\n');
+  const w = await docker(['run', '--rm', '-v', 'apivol:/data', IMAGE, 'sh', '-c', 'echo kept > /data/f']);
+  assert.is(w.code, 0, w.stderr);
+  assert.is((await cli(['run', '--rm', '-v', 'apivol:/data', IMAGE, 'cat', '/data/f'])).stdout, 'kept\n');
+  const fmt = '{{.Name}} {{.Driver}} {{.Mountpoint}}';
+  assert.is(
+    (await docker(['volume', 'ls', '--format', fmt])).stdout,
+    (await cli(['volume', 'ls', '--format', fmt])).stdout,
+  );
+  assert.is((await docker(['volume', 'inspect', '-f', '{{.Labels.k}}', 'apivol'])).stdout, 'v\n');
+  assert.is((await docker(['volume', 'rm', 'apivol'])).code, 0);
+  const gone = await docker(['volume', 'inspect', 'apivol']);
+  assert.is(gone.code, 1);
+  assert.is((await cli(['volume', 'ls', '-q'])).stdout, '');
+});
+
 D.run();

@@ -122,7 +122,7 @@ S('--exec: CMD gets DOCKER_HOST; what it made is removed, also when CMD is SIGKI
   assert.is((await tsrun(['create', '--name', 'mine', IMAGE, 'true'], { root: rootA })).code, 0);
   const script = [
     `${DOCKER} run -d --name s1 ${IMAGE} sleep 60 >/dev/null`,
-    `${DOCKER} create --name s2 ${IMAGE} true >/dev/null`,
+    `${DOCKER} create --name s2 -v sessvol:/data ${IMAGE} true >/dev/null`,
     'echo "$DOCKER_HOST $TESTCONTAINERS_RYUK_DISABLED $TESTCONTAINERS_HOST_OVERRIDE"',
     `${DOCKER} ps -a --format '{{.Names}}' | sort | tr '\\n' ' '`,
     'exit 3',
@@ -135,6 +135,7 @@ S('--exec: CMD gets DOCKER_HOST; what it made is removed, also when CMD is SIGKI
   assert.is(r.exitCode, 3, String(r.stderr));
   assert.is(String(r.stdout), `unix://${sock} true 127.0.0.1\nmine s1 s2 `);
   assert.is((await tsrun(['ps', '-a', '--format', '{{.Names}}'], { root: rootA })).stdout, 'mine\n');
+  assert.is((await tsrun(['volume', 'ls', '-q'], { root: rootA })).stdout, '', "the session's volume is removed");
   const killed = await execa(
     BIN,
     [
@@ -182,8 +183,13 @@ S('a killed service: its session is removed by system prune and by the next serv
       'the session has its container',
       async () => (await tsrun(['ps', '-q'], { root: rootA })).stdout !== '',
     );
-    // The command outlives its killed service; it is this test's to stop (by pid).
-    const strays = await descendants(svc.pid ?? 0);
+    // The command outlives its killed service; it is this test's to stop (by pid). Only the
+    // shell's tree: the container's monitor is the service's child too, and must live on.
+    const shells = String((await execa('pgrep', ['-P', String(svc.pid), '-x', 'sh'], { reject: false })).stdout)
+      .split('\n')
+      .filter(Boolean)
+      .map(Number);
+    const strays = [...shells, ...(await Promise.all(shells.map(descendants))).flat()];
     svc.kill('SIGKILL');
     await svc;
     for (const pid of strays) {
