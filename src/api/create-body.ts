@@ -52,6 +52,34 @@ function map(v: unknown, field: string): Record<string, string> | undefined {
   return o as Record<string, string>;
 }
 
+const shellQuote = (w: string) => (/^[\w@%+=:,./-]+$/.test(w) ? w : `'${w.replace(/'/g, `'\\''`)}'`);
+
+/** Config.Healthcheck (Test, nanosecond durations, Retries) → the --health-* flags' values. */
+function healthFlags(v: unknown): RunOptions['health'] {
+  const h = obj(v, 'Healthcheck');
+  if (!h) return undefined;
+  const test = strs(h.Test, 'Healthcheck.Test') ?? [];
+  const dur = (k: string) => {
+    const n = num(h[k], `Healthcheck.${k}`);
+    return n ? `${Math.round(n / 1e6)}ms` : undefined;
+  };
+  const retries = num(h.Retries, 'Healthcheck.Retries');
+  if (test[0] === 'NONE') return { none: true };
+  return {
+    cmd:
+      test[0] === 'CMD-SHELL'
+        ? test.slice(1).join(' ')
+        : test[0] === 'CMD'
+          ? test.slice(1).map(shellQuote).join(' ')
+          : undefined,
+    interval: dur('Interval'),
+    timeout: dur('Timeout'),
+    startPeriod: dur('StartPeriod'),
+    startInterval: dur('StartInterval'),
+    retries: retries ? String(retries) : undefined,
+  };
+}
+
 const positive = (n: number | undefined) => (n !== undefined && n !== 0 ? String(n) : undefined);
 
 /** `name` (query) and the body → RunOptions; `labels` are added (the session's). */
@@ -169,6 +197,7 @@ export function runOptionsFromBody(body: Obj, name: string | undefined, labels: 
           ? `on-failure:${retries}`
           : restartName
         : undefined,
+    health: healthFlags(body.Healthcheck),
     // Relative binds have no meaning for a socket's client: sources are taken as given.
     cwd: '/',
   };

@@ -88,6 +88,27 @@ C('testcontainers: Wait.forLogMessage and the default wait for listening ports',
   }
 });
 
+C('testcontainers: a health check (Config.Healthcheck) and Wait.forHealthCheck, State.Health in inspect', async () => {
+  const { GenericContainer, Wait } = await import('testcontainers');
+  const c = await new GenericContainer(IMAGE)
+    .withCommand(['sh', '-c', 'sleep 0.5; touch /tmp/ok; sleep 30'])
+    .withHealthCheck({
+      test: ['CMD-SHELL', 'test -f /tmp/ok'],
+      interval: 200,
+      timeout: 1000,
+      retries: 10,
+      startPeriod: 100,
+    })
+    .withWaitStrategy(Wait.forHealthCheck())
+    .start();
+  try {
+    const view = JSON.parse((await tsrun(['inspect', c.getId()], { root })).stdout)[0];
+    assert.is(view.State.Health.Status, 'healthy');
+  } finally {
+    await c.stop({ timeout: 1000 });
+  }
+});
+
 C('dockerode: follow logs, attach with stdin, wait, archive, inspect', async () => {
   const d = new Docker({ socketPath: socket });
   const c = await d.createContainer({
