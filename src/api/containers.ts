@@ -4,7 +4,7 @@
  * exec) are in streams.ts, archive in archive.ts. Each handler calls the use case the CLI's verb
  * calls (src/app), so both front ends make and see the same containers.
  */
-import { Writable } from 'node:stream';
+import type { TsrunEvent } from '../events.js';
 import { createContainer } from '../app/run.js';
 import {
   killContainer,
@@ -62,18 +62,6 @@ export function summaryJson(c: ContainerSummary): Record<string, unknown> {
   };
 }
 
-/** Collects what create would print as warnings. */
-function warningSink(): { stream: Writable; lines: string[] } {
-  const lines: string[] = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      lines.push(...chunk.toString().split('\n').filter(Boolean));
-      cb();
-    },
-  });
-  return { stream, lines };
-}
-
 /** The exit code a wait reports, and the time it stopped being active. */
 async function waitFor(state: ApiState, id: string, condition: string): Promise<number> {
   const first = await state.env.containers.read(id);
@@ -107,13 +95,14 @@ export function registerContainerRoutes(router: Router, state: ApiState): void {
     const labels: Record<string, string> = state.session ? { [SESSION_LABEL]: state.session } : {};
     const o = runOptionsFromBody(body, query.get('name') ?? undefined, labels);
     if (query.get('platform')) o.platform = query.get('platform') ?? undefined;
-    const w = warningSink();
+    const warnings: string[] = [];
     // A session's named volumes that the container would make are made here, with its label, so
     // the session's end removes them too (one that exists already is not the session's).
     if (state.session) await sessionVolumes(state, o.volumes ?? [], o.mount ?? []);
     try {
-      const { id } = await createContainer(state.ctx, o, w.stream);
-      sendJson(res, 201, { Id: id, Warnings: w.lines });
+      const reporter = { emit: (e: TsrunEvent) => void (e.type === 'warning' && warnings.push(e.message)) };
+      const { id } = await createContainer({ ...state.ctx, reporter }, o);
+      sendJson(res, 201, { Id: id, Warnings: warnings });
     } catch (err) {
       if (isTsrunError(err, 'ERR_IMAGE_NOT_FOUND')) throw notFoundImage(o.image);
       throw err;

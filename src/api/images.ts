@@ -15,7 +15,8 @@ import { push } from '../app/push.js';
 import { inspectImages, tagImage } from '../app/images.js';
 import { pruneImages, removeImages } from '../app/rmi.js';
 import { build } from '../app/build.js';
-import type { Reporter, TsrunEvent } from '../events.js';
+import { fanout, type Reporter, type TsrunEvent } from '../events.js';
+import { buildTextReporter } from '../cli/build-output.js';
 import { familiarName, familiarRepository, parseReference } from '../reference/reference.js';
 import { ApiError, notFoundImage, toApiError } from './errors.js';
 import { queryBool, queryFilters, sendJson, type Router } from './router.js';
@@ -260,9 +261,11 @@ export function registerImageRoutes(router: Router, state: ApiState): void {
     const quiet = queryBool(query, 'q');
     const out = jsonStream(res);
     try {
+      // Docker's classic builder text (the CLI's listener of the build's events), as stream messages.
+      const text = { write: (t: string) => out.send({ stream: t }) } as unknown as NodeJS.WritableStream;
       const result = await withRegistryAuth(state.ctx, req, (ctx) =>
         build(
-          ctx,
+          { ...ctx, reporter: fanout(pullMessages(out.send), buildTextReporter(text, text, quiet)) },
           {
             context: '-',
             stdin: req,
@@ -278,11 +281,7 @@ export function registerImageRoutes(router: Router, state: ApiState): void {
                 : undefined,
             labels: Object.entries(json('labels')).map(([k, v]) => `${k}=${v}`),
             platform: query.get('platform') || undefined,
-          },
-          {
-            line: (t) => quiet || out.send({ stream: `${t}\n` }),
-            output: (c) => quiet || out.send({ stream: c.toString('utf8') }),
-            warn: (t) => out.send({ stream: `${t}\n` }),
+            stepOutput: (c) => quiet || out.send({ stream: c.toString('utf8') }),
           },
         ),
       );
