@@ -20,7 +20,7 @@ export default tseslint.config(
   // cases or the CLI, and use cases never import the CLI.
   {
     files: ['src/**/*.ts'],
-    ignores: ['src/cli/**', 'src/app/**'],
+    ignores: ['src/cli/**', 'src/app/**', 'src/api/**'],
     rules: {
       'no-restricted-imports': [
         'error',
@@ -65,6 +65,24 @@ export default tseslint.config(
             {
               group: ['**/cli/main.js', '../main.js'],
               message: 'commands import cli/output.ts; main.ts imports the commands',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  // The Engine API is a front end beside the CLI: it calls app/ use cases, never the CLI (cli/format.ts's
+  // wording helpers and cli/build-output.ts's builder text, both pure listeners/formatters, aside).
+  {
+    files: ['src/api/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['**/cli/*', '!**/cli/format.js', '!**/cli/build-output.js'],
+              message: 'the Engine API calls app/ use cases, not the CLI (docs/architecture.md)',
             },
           ],
         },

@@ -104,7 +104,9 @@ async function sweepSlirp(env: Env): Promise<string[]> {
 }
 
 export async function systemPrune(env: Env, o: { all?: boolean } = {}): Promise<PruneReport> {
-  const containers = await pruneContainers(env);
+  // What a killed `system service --exec` made goes first (running containers too: no one owns them).
+  const fromSessions = await (await import('./service-sessions.js')).reapDeadSessions(env);
+  const containers = [...fromSessions, ...(await pruneContainers(env))];
   await pruneOrphans(env);
   const networks =
     env.ctx.uid === 0

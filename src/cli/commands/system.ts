@@ -4,6 +4,7 @@
  */
 import type { Command } from 'commander';
 import type { CliIo } from '../output.js';
+import { registerServiceCommand } from './service.js';
 
 export function registerSystemCommands(program: Command, io: CliIo): void {
   const infoCmd = (cmd: Command) =>
@@ -52,6 +53,7 @@ export function registerSystemCommands(program: Command, io: CliIo): void {
   infoCmd(program.command('info'));
   const system = program.command('system').description('Manage tsrun');
   infoCmd(system.command('info'));
+  registerServiceCommand(system, io);
   system
     .command('prune')
     .description(
