@@ -14,6 +14,7 @@ import { TsrunError } from '../errors.js';
 import { serializeSpec } from '../spec/defaults.js';
 import type { Spec } from '../spec/types.js';
 import type { Container } from '../runtime/records.js';
+import { frameDecoder } from '../runtime/monitor.js';
 import { monitorTimings, probeArgv, readHealth, type Health, type MonitorHealth } from '../runtime/health.js';
 import { connectUnix } from '../util/unix-socket.js';
 import type { AppContext } from './context.js';
@@ -86,7 +87,6 @@ export async function runHealthcheck(ctx: AppContext, query: string): Promise<Pr
 function askMonitor(socketPath: string, limitMs: number): Promise<ProbeResult> {
   return new Promise((resolve, reject) => {
     const sock = connectUnix(socketPath);
-    let buf = Buffer.alloc(0);
     let done = false;
     const finish = (err?: Error, r?: ProbeResult) => {
       if (done) return;
@@ -102,28 +102,23 @@ function askMonitor(socketPath: string, limitMs: number): Promise<ProbeResult> {
       limitMs,
     );
     sock.on('connect', () => sock.write(Buffer.from([0x68, 0, 0, 0, 0])));
-    sock.on('data', (d: Buffer) => {
-      buf = Buffer.concat([buf, d]);
-      while (buf.length >= 5) {
-        const len = buf.readUInt32BE(1);
-        if (buf.length < 5 + len) break;
-        const type = String.fromCharCode(buf[0] ?? 0);
-        const payload = buf.subarray(5, 5 + len);
-        buf = buf.subarray(5 + len);
+    sock.on(
+      'data',
+      frameDecoder((type, payload) => {
         if (type === 'x')
           return finish(
             new TsrunError('ERR_CONTAINER_STATE', 'healthcheck: the container exited', { detail: { exitCode: 125 } }),
           );
-        if (type !== 'h') continue;
+        if (type !== 'h') return;
         if (payload.length < 4)
           return finish(
             new TsrunError('ERR_CONTAINER_STATE', 'healthcheck: the container has no health check running', {
               detail: { exitCode: 125 },
             }),
           );
-        return finish(undefined, { exitCode: payload.readInt32BE(0), status: payload.subarray(4).toString() });
-      }
-    });
+        finish(undefined, { exitCode: payload.readInt32BE(0), status: payload.subarray(4).toString() });
+      }),
+    );
     sock.on('error', (e) =>
       finish(
         new TsrunError('ERR_RUNTIME', `healthcheck: reaching the container's monitor: ${e.message}`, { cause: e }),

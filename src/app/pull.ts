@@ -392,7 +392,7 @@ async function fetchLayer(
  * `pull --all-tags`: the repository's tags as its first reachable location lists them
  * (registries.conf mirrors first). Pull each with `pull`.
  */
-export async function remoteTags(ctx: AppContext, repository: string): Promise<string[]> {
+export async function remoteTags(ctx: AppContext, repository: string, pageSize?: number): Promise<string[]> {
   const ref = parseReference(repository);
   const regCtx = { env: ctx.env, home: ctx.home, uid: ctx.uid };
   const endpoints = endpointsFor(loadRegistriesConf(regCtx), ref.registry, ref.repository, { byDigest: false });
@@ -403,7 +403,7 @@ export async function remoteTags(ctx: AppContext, repository: string): Promise<s
         endpoint,
         credentials: () => lookupCredentials(regCtx, ref.registry),
         reporter: ctx.reporter,
-      }).listTags();
+      }).listTags(pageSize);
     } catch (err) {
       lastError = err;
       if (!endpoint.mirror) break;

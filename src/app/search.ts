@@ -25,12 +25,13 @@
  */
 import { z } from 'zod';
 import { TsrunError, wrapError } from '../errors.js';
-import { familiarRepository, parseReference, repositoryName } from '../reference/reference.js';
+import { familiarRepository, parseReference } from '../reference/reference.js';
 import { RegistryClient } from '../registry/client.js';
 import { lookupCredentials } from '../registry/credentials.js';
 import { readLimited, registryError, send } from '../registry/http.js';
 import { endpointsFor, loadRegistriesConf } from '../registry/registries-conf.js';
 import type { AppContext } from './context.js';
+import { remoteTags } from './pull.js';
 
 export interface SearchResult {
   name: string;
@@ -204,24 +205,6 @@ export async function listTags(ctx: AppContext, image: string): Promise<{ name: 
       hint: `tsrun search --list-tags ${familiarRepository(ref)}`,
     });
   }
-  const regCtx = { env: ctx.env, home: ctx.home, uid: ctx.uid };
-  const endpoints = endpointsFor(loadRegistriesConf(regCtx), ref.registry, ref.repository, { byDigest: false });
-  let lastError: unknown;
-  for (const endpoint of endpoints) {
-    try {
-      const client = new RegistryClient({
-        endpoint,
-        credentials: () => lookupCredentials(regCtx, ref.registry),
-        reporter: ctx.reporter,
-      });
-      return { name: familiarRepository(ref), tags: await client.listTags(100) };
-    } catch (err) {
-      lastError = err;
-      if (!endpoint.mirror) break;
-    }
-  }
-  throw wrapError(
-    `listing the tags of ${repositoryName(ref)}`,
-    lastError ?? new TsrunError('ERR_REGISTRY', 'no registry location'),
-  );
+  // Pages of 100 (the registry's own default may be smaller), following each page's Link.
+  return { name: familiarRepository(ref), tags: await remoteTags(ctx, image, 100) };
 }

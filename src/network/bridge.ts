@@ -277,16 +277,21 @@ export async function disconnect(
 }
 
 export function infoOf(a: NetworkAttachment): NetworkInfo {
-  const first = a.result?.ips?.[0];
+  return infoFromResult(a.result, BRIDGE, a.ports);
+}
+
+/** What a CNI ADD result says about the interface it made (address, prefix, gateway, MAC), for any bridge. */
+export function infoFromResult(result: CniResult | undefined, bridge: string, ports: PortMapping[]): NetworkInfo {
+  const first = result?.ips?.[0];
   const [addr = '', bits = '0'] = (first?.address ?? '').split('/');
-  const iface = first?.interface !== undefined ? a.result?.interfaces?.[first.interface] : undefined;
+  const iface = first?.interface !== undefined ? result?.interfaces?.[first.interface] : undefined;
   return {
     ip: addr,
     prefixLen: Number(bits),
     gateway: first?.gateway ?? '',
     mac: iface?.mac ?? '',
-    bridge: BRIDGE,
-    ports: a.ports,
+    bridge,
+    ports,
   };
 }
 

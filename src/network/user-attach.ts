@@ -19,7 +19,7 @@ import path from 'node:path';
 import { TsrunError } from '../errors.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { runProgram, which } from '../util/exec.js';
-import { NET_RUN_DIR, netnsName, netnsPath } from './bridge.js';
+import { infoFromResult, NET_RUN_DIR, netnsName, netnsPath } from './bridge.js';
 import { addList, cniPath, CNI_VERSION, delList, type CniResult, type ConfList, type Invocation } from './cni.js';
 import { dropEntry, setEntry } from './dns.js';
 import { parseCidr, userConfList, type UserNetwork } from './user-networks.js';
@@ -97,17 +97,7 @@ function invocation(r: EndpointRecord, env: NodeJS.ProcessEnv, ifName: string): 
 }
 
 export function endpointInfo(e: Endpoint): NetworkInfo {
-  const first = e.result?.ips?.[0];
-  const [addr = '', bits = '0'] = (first?.address ?? '').split('/');
-  const iface = first?.interface !== undefined ? e.result?.interfaces?.[first.interface] : undefined;
-  return {
-    ip: addr,
-    prefixLen: Number(bits),
-    gateway: first?.gateway ?? '',
-    mac: iface?.mac ?? '',
-    bridge: e.conflist.plugins[0]?.bridge as string,
-    ports: e.ports,
-  };
+  return infoFromResult(e.result, e.conflist.plugins[0]?.bridge as string, e.ports);
 }
 
 async function addOne(

@@ -193,6 +193,25 @@ function frame(type: string, payload: Buffer): Buffer {
   return Buffer.concat([head, payload]);
 }
 
+/**
+ * A `data` handler for the attach socket's frames (one type byte, a 32-bit big-endian length, the
+ * payload): calls `onFrame` once per whole frame, in order, however the stream was cut.
+ */
+export function frameDecoder(onFrame: (type: string, payload: Buffer) => void): (d: Buffer) => void {
+  let buf: Buffer = Buffer.alloc(0);
+  return (d) => {
+    buf = buf.length ? Buffer.concat([buf, d]) : d;
+    while (buf.length >= 5) {
+      const len = buf.readUInt32BE(1);
+      if (buf.length < 5 + len) break;
+      const type = String.fromCharCode(buf[0] ?? 0);
+      const payload = buf.subarray(5, 5 + len);
+      buf = buf.subarray(5 + len);
+      onFrame(type, payload);
+    }
+  };
+}
+
 export function attach(socketPath: string): Promise<Attachment> {
   return new Promise((resolve, reject) => {
     const sock = connectUnix(socketPath);
@@ -206,23 +225,17 @@ export function attach(socketPath: string): Promise<Attachment> {
       failExit = rej;
     });
     exited.catch(() => {});
-    let buf: Buffer = Buffer.alloc(0);
-    sock.on('data', (d: Buffer) => {
-      buf = buf.length ? Buffer.concat([buf, d]) : d;
-      while (buf.length >= 5) {
-        const len = buf.readUInt32BE(1);
-        if (buf.length < 5 + len) break;
-        const type = String.fromCharCode(buf[0] ?? 0);
-        const payload = buf.subarray(5, 5 + len);
-        buf = buf.subarray(5 + len);
+    sock.on(
+      'data',
+      frameDecoder((type, payload) => {
         if (type === '1') for (const f of out) f(payload);
         else if (type === '2') for (const f of err) f(payload);
         else if (type === 'x') {
           gotExit = true;
           settleExit(payload.readInt32BE(0));
         }
-      }
-    });
+      }),
+    );
     sock.on('close', () => {
       if (!gotExit)
         failExit(
