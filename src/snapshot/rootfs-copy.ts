@@ -106,7 +106,8 @@ export function removeAt(dirfd: number, name: string, st: EntryStat, parentMount
   native().unlinkat(dirfd, name, st.kind === 'dir');
 }
 
-async function copyBytes(from: number, to: number): Promise<number> {
+/** Copy `from`'s bytes to `to` (both open fds) from their current offsets; the number of bytes. */
+export async function copyBytes(from: number, to: number): Promise<number> {
   const buf = Buffer.allocUnsafe(1 << 20);
   let bytes = 0;
   for (;;) {

@@ -19,9 +19,9 @@
  * directory). Not atomic: a failure leaves a partial copy, which the next container does not
  * complete (the volume is no longer empty), as Docker's.
  */
-import { constants, fchmodSync, fchownSync, read, write } from 'node:fs';
-import { promisify } from 'node:util';
+import { constants, fchmodSync, fchownSync } from 'node:fs';
 import { native } from '../native/index.js';
+import { copyBytes } from './rootfs-copy.js';
 import {
   closeFd,
   errno,
@@ -36,8 +36,6 @@ import {
   type EntryStat,
 } from './safe-root.js';
 
-const readFd = promisify(read);
-const writeFd = (fd: number, buf: Buffer, off: number, len: number) => promisify(write)(fd, buf, off, len, null);
 /** What overlayfs keeps for itself: never part of the content. */
 const OVERLAY_XATTR = /^(trusted|user)\.(overlay|fuseoverlayfs)\./;
 
@@ -83,18 +81,6 @@ function applyMeta(fd: number, st: EntryStat): void {
   chownTolerant(() => fchownSync(fd, st.uid, st.gid));
   fchmodSync(fd, st.perm); // after the chown, which clears setuid bits
   native().utimensat(fd, '', st.atimeNs, st.mtimeNs);
-}
-
-async function copyBytes(from: number, to: number): Promise<number> {
-  const buf = Buffer.allocUnsafe(1 << 20);
-  let bytes = 0;
-  for (;;) {
-    const { bytesRead } = await readFd(from, buf, 0, buf.length, null);
-    if (bytesRead === 0) return bytes;
-    let off = 0;
-    while (off < bytesRead) off += (await writeFd(to, buf, off, bytesRead - off)).bytesWritten;
-    bytes += bytesRead;
-  }
 }
 
 /** Copy the children of the directory `srcDir` (O_PATH) into the open directory `dstDir`. */
