@@ -73,6 +73,9 @@ export function endpointOptions(v: unknown, field: string): { aliases?: string[]
   return { aliases: strs(e.Aliases, `${field}.Aliases`), ...(ip ? { ip } : {}) };
 }
 
+/** Go clients parse Created as a time: the predefined networks' empty one is Go's zero time. */
+const goTime = (v: Record<string, unknown>) => (v.Created ? v : { ...v, Created: '0001-01-01T00:00:00Z' });
+
 export function registerNetworkRoutes(router: Router, state: ApiState): void {
   const { env } = state;
 
@@ -101,10 +104,12 @@ export function registerNetworkRoutes(router: Router, state: ApiState): void {
       } else if (k === 'dangling' || k === 'scope') continue;
       else throw new ApiError(400, `invalid filter '${k}'`);
     }
-    sendJson(res, 200, (await networkInspect(rows.map((r) => r.id))).found);
+    sendJson(res, 200, (await networkInspect(rows.map((r) => r.id))).found.map(goTime));
   });
 
-  router.add('GET', '/networks/{id}', async ({ res, params }) => sendJson(res, 200, await view(params.id ?? '')));
+  router.add('GET', '/networks/{id}', async ({ res, params }) =>
+    sendJson(res, 200, goTime(await view(params.id ?? ''))),
+  );
 
   router.add('POST', '/networks/create', async ({ req, res }) => {
     const b = await readJson(req);
