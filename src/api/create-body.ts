@@ -8,6 +8,7 @@
  */
 import type { RunOptions } from '../app/run.js';
 import { ApiError } from './errors.js';
+import { endpointOptions } from './networks.js';
 
 type Obj = Record<string, unknown>;
 
@@ -137,6 +138,11 @@ export function runOptionsFromBody(body: Obj, name: string | undefined, labels: 
     return `${host}:${ctr}:${str(o.CgroupPermissions, 'HostConfig.Devices.CgroupPermissions') || 'rwm'}`;
   });
   const network = str(hc.NetworkMode, 'HostConfig.NetworkMode');
+  // NetworkingConfig.EndpointsConfig[NAME]: --network-alias and --ip for the network NAME.
+  const endpoints = obj(obj(body.NetworkingConfig, 'NetworkingConfig')?.EndpointsConfig, 'EndpointsConfig') ?? {};
+  const epName = network && endpoints[network] !== undefined ? network : Object.keys(endpoints)[0];
+  const ep = epName ? endpointOptions(endpoints[epName], `EndpointsConfig.${epName}`) : {};
+  const netName = !network || network === 'default' ? epName : network;
   const stopTimeout = num(body.StopTimeout, 'StopTimeout');
   const nano = num(hc.NanoCpus, 'HostConfig.NanoCpus');
   const labelMap = { ...(map(body.Labels, 'Labels') ?? {}), ...labels };
@@ -161,7 +167,9 @@ export function runOptionsFromBody(body: Obj, name: string | undefined, labels: 
     cpus: nano ? String(nano / 1e9) : undefined,
     pidsLimit: pids !== undefined && pids !== 0 ? String(pids) : undefined,
     runtime: str(hc.Runtime, 'HostConfig.Runtime') || undefined,
-    network: !network || network === 'default' ? undefined : network,
+    network: !netName || netName === 'default' ? undefined : netName,
+    networkAliases: ep.aliases && ep.aliases.length > 0 ? ep.aliases : undefined,
+    ip: ep.ip,
     labels: Object.entries(labelMap).map(([k, v]) => `${k}=${v}`),
     // The Engine's create never pulls: the client pulls on a 404 and tries again.
     pull: 'never',

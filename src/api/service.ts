@@ -28,6 +28,7 @@ import { registerStreamRoutes } from './streams.js';
 import { registerImageRoutes } from './images.js';
 import { registerArchiveRoutes } from './archive.js';
 import { registerExtraRoutes } from './extra.js';
+import { registerNetworkRoutes } from './networks.js';
 import { registerVolumeRoutes } from './volumes.js';
 
 export interface ServiceOptions {
@@ -84,6 +85,7 @@ export function buildRouter(state: ApiState): Router {
   registerImageRoutes(router, state);
   registerExtraRoutes(router, state);
   registerVolumeRoutes(router, state);
+  registerNetworkRoutes(router, state);
   return router;
 }
 

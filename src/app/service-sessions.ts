@@ -3,7 +3,7 @@
  * carries the label `io.tsrun.service.session=<id>`, and the session is recorded as
  * `<root>/service-sessions/<id>.json` with the service's pid and that process's start time (so a
  * reused pid is not taken for the service). When the command ends, the service removes what the
- * session made (containers, then volumes); when the service itself died (SIGKILL, a crash, a reboot), its session is a
+ * session made (containers, then volumes and networks); when the service itself died (SIGKILL, a crash, a reboot), its session is a
  * leftover: the next service start and `tsrun system prune` remove its containers, then its record.
  */
 import { randomBytes } from 'node:crypto';
@@ -61,6 +61,9 @@ export async function endSession(env: Env, id: string): Promise<string[]> {
       volumes.map((v) => v.Name),
       true,
     ).catch(() => {});
+  // And its networks (their containers are gone; one still in use by another stays).
+  const { networkPrune } = await import('./networks.js');
+  await networkPrune(env.ctx, [`label=${SESSION_LABEL}=${id}`]).catch(() => {});
   await fs.rm(path.join(dirOf(env), `${id}.json`), { force: true });
   return removed;
 }
