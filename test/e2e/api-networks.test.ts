@@ -98,7 +98,7 @@ N('docker CLI: network create, run --network --network-alias, reach by alias, ls
   assert.match(busy.stderr, `network todo-app id ${id} has active endpoints`);
   const missing = await docker(['network', 'rm', 'no-such-net']);
   assert.is(missing.code, 1);
-  assert.match(missing.stderr, 'network no-such-net not found');
+  assert.match(missing.stderr, 'No such network: no-such-net'); // the Go client's wording for the Engine's 404
   const builtin = await docker(['network', 'rm', 'bridge']);
   assert.is(builtin.code, 1);
   assert.match(builtin.stderr, 'bridge is a pre-defined network and cannot be removed');
