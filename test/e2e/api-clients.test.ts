@@ -109,6 +109,46 @@ C('testcontainers: a health check (Config.Healthcheck) and Wait.forHealthCheck, 
   }
 });
 
+// (Here, not in api-networks.test.ts: testcontainers keeps one Docker client per process, made from
+// DOCKER_HOST when it is first used, and uvu runs every test file in one process.)
+// testcontainers' withNetworkAliases creates on the default bridge and then connects, which tsrun's
+// connect refuses (user networks only for containers made with --network): the name is used here.
+C('testcontainers: new Network(), withNetwork, a second container reaches the first by name', async () => {
+  const { GenericContainer, Network } = await import('testcontainers');
+  const net = await new Network().start();
+  try {
+    const db = await new GenericContainer(IMAGE)
+      .withCommand(['sh', '-c', HTTPD])
+      .withEnvironment({ GREETING: 'hello from tc-db' })
+      .withNetwork(net)
+      .withName('tc-db')
+      .start();
+    try {
+      const client = await new GenericContainer(IMAGE).withCommand(['sleep', '30']).withNetwork(net).start();
+      try {
+        const r = await client.exec([
+          'sh',
+          '-c',
+          'for i in 1 2 3 4 5 6 7 8 9 10; do wget -qO- http://tc-db:8080/ && exit 0; sleep 0.3; done; exit 1',
+        ]);
+        assert.is(r.exitCode, 0, r.output);
+        assert.match(r.output, /hello from tc-db/);
+      } finally {
+        await client.stop({ timeout: 0 });
+      }
+    } finally {
+      // httpd as pid 1 ignores SIGTERM.
+      await db.stop({ timeout: 0 });
+    }
+  } finally {
+    await net.stop();
+  }
+  const left = (
+    await tsrun(['network', 'ls', '--filter', 'type=custom', '--format', '{{.ID}} {{.Name}} {{.Labels}}'], { root })
+  ).stdout;
+  assert.is(left, '', left);
+});
+
 C('dockerode: follow logs, attach with stdin, wait, archive, inspect', async () => {
   const d = new Docker({ socketPath: socket });
   const c = await d.createContainer({

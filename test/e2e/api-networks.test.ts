@@ -111,40 +111,4 @@ N('docker CLI: network create, run --network --network-alias, reach by alias, ls
   assert.is((await cli(['network', 'ls', '-q', '--filter', 'type=custom'])).stdout, '');
 });
 
-// testcontainers' withNetworkAliases creates on the default bridge and then connects, which tsrun's
-// connect refuses (user networks only for containers made with --network): the name is used here.
-N('testcontainers: new Network(), withNetwork, a second container reaches the first by name', async () => {
-  process.env.DOCKER_HOST = `unix://${socket}`;
-  process.env.TESTCONTAINERS_RYUK_DISABLED = 'true';
-  const { GenericContainer, Network } = await import('testcontainers');
-  const net = await new Network().start();
-  try {
-    const db = await new GenericContainer(IMAGE)
-      .withCommand(['sh', '-c', HTTPD])
-      .withNetwork(net)
-      .withName('tc-db')
-      .start();
-    try {
-      const client = await new GenericContainer(IMAGE).withCommand(['sleep', '30']).withNetwork(net).start();
-      try {
-        const r = await client.exec([
-          'sh',
-          '-c',
-          'for i in 1 2 3 4 5 6 7 8 9 10; do wget -qO- http://tc-db:8080/ && exit 0; sleep 0.3; done; exit 1',
-        ]);
-        assert.is(r.exitCode, 0, r.output);
-        assert.match(r.output, /^hello from /);
-      } finally {
-        await client.stop({ timeout: 0 });
-      }
-    } finally {
-      // httpd as pid 1 ignores SIGTERM.
-      await db.stop({ timeout: 0 });
-    }
-  } finally {
-    await net.stop();
-  }
-  assert.is((await cli(['network', 'ls', '-q', '--filter', 'type=custom'])).stdout, '');
-});
-
 N.run();
