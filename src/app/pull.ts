@@ -27,6 +27,7 @@ import {
   type Reference,
 } from '../reference/reference.js';
 import { resumeSettings } from '../registry/blob-stream.js';
+import { listTags } from '../registry/tags.js';
 import { RegistryClient } from '../registry/client.js';
 import { parseManifestOrIndex } from '../registry/manifest.js';
 import { lookupCredentials } from '../registry/credentials.js';
@@ -399,11 +400,12 @@ export async function remoteTags(ctx: AppContext, repository: string, pageSize?:
   let lastError: unknown;
   for (const endpoint of endpoints) {
     try {
-      return await new RegistryClient({
+      const client = new RegistryClient({
         endpoint,
         credentials: () => lookupCredentials(regCtx, ref.registry),
         reporter: ctx.reporter,
-      }).listTags(pageSize);
+      });
+      return await listTags(client, pageSize);
     } catch (err) {
       lastError = err;
       if (!endpoint.mirror) break;

@@ -28,7 +28,7 @@ import { TsrunError, wrapError } from '../errors.js';
 import { familiarRepository, parseReference } from '../reference/reference.js';
 import { RegistryClient } from '../registry/client.js';
 import { lookupCredentials } from '../registry/credentials.js';
-import { readLimited, registryError, send } from '../registry/http.js';
+import { nextPage, readLimited, registryError, send } from '../registry/http.js';
 import { endpointsFor, loadRegistriesConf } from '../registry/registries-conf.js';
 import type { AppContext } from './context.js';
 import { remoteTags } from './pull.js';
@@ -189,7 +189,7 @@ async function searchCatalog(ctx: AppContext, host: string, q: string, limit: nu
         if (repo.toLowerCase().includes(needle) && out.length < limit)
           out.push({ name: `${host}/${repo}`, description: '', starCount: 0, isOfficial: false, isAutomated: false });
       }
-      next = /<([^>]+)>\s*;\s*rel="?next"?/.exec(res.headers.get('link') ?? '')?.[1];
+      next = nextPage(res);
     }
   } catch (err) {
     throw err instanceof TsrunError && err.message.startsWith(action) ? err : wrapError(action, err, 'ERR_REGISTRY');

@@ -94,7 +94,8 @@ export class RegistryClient {
   private get host(): string {
     return this.endpoint.host;
   }
-  private get repo(): string {
+  /** The repository at this endpoint (a mirror may spell it differently from the reference). */
+  get repo(): string {
     return this.endpoint.repository;
   }
 
@@ -170,30 +171,6 @@ export class RegistryClient {
       message: `manifest ${this.name(tagOrDigest)} → ${digest} (${mediaType}, ${bytes.length} bytes)`,
     });
     return { bytes, mediaType, digest };
-  }
-
-  /**
-   * Every tag of the repository (distribution spec "Listing Tags", following `Link: <…>;
-   * rel="next"` pages), for `pull --all-tags` and `search --list-tags`. At most 10,000 tags and
-   * 100 pages of `pageSize`.
-   */
-  async listTags(pageSize = 1000): Promise<string[]> {
-    const tags: string[] = [];
-    let next: string | undefined = `/v2/${this.repo}/tags/list?n=${pageSize}`;
-    for (let page = 0; next && page < 100 && tags.length < 10_000; page++) {
-      const res = await this.request(next, { Accept: 'application/json' }, `listing the tags of ${this.repo}`);
-      const { bytes } = await readLimited(res, 4 * 1024 * 1024);
-      let body: { tags?: unknown };
-      try {
-        body = JSON.parse(bytes.toString('utf8')) as { tags?: unknown };
-      } catch {
-        throw new TsrunError('ERR_REGISTRY', `listing the tags of ${this.repo}: the registry's answer is not JSON`);
-      }
-      if (Array.isArray(body.tags))
-        tags.push(...body.tags.filter((t): t is string => typeof t === 'string' && /^[\w][\w.-]{0,127}$/.test(t)));
-      next = /<([^>]+)>\s*;\s*rel="?next"?/.exec(res.headers.get('link') ?? '')?.[1];
-    }
-    return [...new Set(tags)].sort();
   }
 
   /**

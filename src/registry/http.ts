@@ -291,6 +291,11 @@ async function fetchWithFallback(req: SendRequest, timeoutMs: number): Promise<R
   }
 }
 
+/** The next page of a paginated registry answer (distribution spec: `Link: <URL>; rel="next"`), if any. */
+export function nextPage(res: Response): string | undefined {
+  return /<([^>]+)>\s*;\s*rel="?next"?/.exec(res.headers.get('link') ?? '')?.[1];
+}
+
 export interface RegistryErrorEntry {
   code?: string;
   message?: string;
