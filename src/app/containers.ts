@@ -254,47 +254,50 @@ export async function cleanupContainer(
   id: string,
   o: { remove?: boolean; removeVolumes?: boolean } = {},
 ): Promise<void> {
-  await env.containers.lock(id, async () => {
-    const record = await env.containers.read(id);
-    if (!record) return;
-    const c = env.containers.observe(record);
-    if (isActive(c.observed)) return;
-    if (c.observed.finishedAt) {
-      record.state = { ...record.state, exitCode: c.observed.exitCode, finishedAt: c.observed.finishedAt };
-      env.ctx.reporter.emit({
-        type: 'container-exit',
-        id,
-        exitCode: c.observed.exitCode,
-        finishedAt: c.observed.finishedAt,
-      });
-    }
-    // A runtime that cannot be found now never created anything to delete.
-    const runtime = await runtimeFor(env, record.host.runtime).catch(() => undefined);
-    // The runtime's container, the network and the root do not depend on each other: they are
-    // undone side by side (each step is idempotent, so a failed one is retried by the next cleanup).
-    // A plugin failure must not keep the rest in place: finish, then report it (the network's
-    // record stays, so `tsrun system prune` can try again).
-    const [deleted, disconnected, unmounted] = await Promise.allSettled([
-      runtime?.delete(id, true),
-      ownNetns(record) ? disconnectNetwork(env, id) : undefined,
-      unmountAll([rootfsMount(env, c), ...hostMounts(record, c.paths)]),
-    ]);
-    if (deleted.status === 'rejected') throw deleted.reason;
-    if (unmounted.status === 'rejected') throw unmounted.reason;
-    const netError = disconnected.status === 'rejected' ? (disconnected.reason as unknown) : undefined;
-    if (record.host.autoRemove || o.remove) {
-      await env.containers.remove(record);
-      // `run --rm` and `rm -v`: the anonymous volumes go too (named ones never).
-      if (record.host.autoRemove || o.removeVolumes) await removeAnonymousVolumes(env, record);
-    } else {
-      await env.containers.write(record);
-      await fs.mkdir(c.paths.state, { recursive: true, mode: 0o700 });
-      await fs.writeFile(path.join(c.paths.state, 'cleaned'), '');
-    }
-    env.ctx.reporter.emit({ type: 'container-cleanup', id, removed: Boolean(record.host.autoRemove || o.remove) });
-    if (netError) throw netError;
-  });
+  await env.containers.lock(id, () => cleanupLocked(env, id, o));
   if (!o.remove) await restartIfPolicy(env, id);
+}
+
+/** `cleanupContainer`'s work, for a caller that already holds the container's lock. */
+async function cleanupLocked(env: Env, id: string, o: { remove?: boolean; removeVolumes?: boolean }): Promise<void> {
+  const record = await env.containers.read(id);
+  if (!record) return;
+  const c = env.containers.observe(record);
+  if (isActive(c.observed)) return;
+  if (c.observed.finishedAt) {
+    record.state = { ...record.state, exitCode: c.observed.exitCode, finishedAt: c.observed.finishedAt };
+    env.ctx.reporter.emit({
+      type: 'container-exit',
+      id,
+      exitCode: c.observed.exitCode,
+      finishedAt: c.observed.finishedAt,
+    });
+  }
+  // A runtime that cannot be found now never created anything to delete.
+  const runtime = await runtimeFor(env, record.host.runtime).catch(() => undefined);
+  // The runtime's container, the network and the root do not depend on each other: they are
+  // undone side by side (each step is idempotent, so a failed one is retried by the next cleanup).
+  // A plugin failure must not keep the rest in place: finish, then report it (the network's
+  // record stays, so `tsrun system prune` can try again).
+  const [deleted, disconnected, unmounted] = await Promise.allSettled([
+    runtime?.delete(id, true),
+    ownNetns(record) ? disconnectNetwork(env, id) : undefined,
+    unmountAll([rootfsMount(env, c), ...hostMounts(record, c.paths)]),
+  ]);
+  if (deleted.status === 'rejected') throw deleted.reason;
+  if (unmounted.status === 'rejected') throw unmounted.reason;
+  const netError = disconnected.status === 'rejected' ? (disconnected.reason as unknown) : undefined;
+  if (record.host.autoRemove || o.remove) {
+    await env.containers.remove(record);
+    // `run --rm` and `rm -v`: the anonymous volumes go too (named ones never).
+    if (record.host.autoRemove || o.removeVolumes) await removeAnonymousVolumes(env, record);
+  } else {
+    await env.containers.write(record);
+    await fs.mkdir(c.paths.state, { recursive: true, mode: 0o700 });
+    await fs.writeFile(path.join(c.paths.state, 'cleaned'), '');
+  }
+  env.ctx.reporter.emit({ type: 'container-cleanup', id, removed: Boolean(record.host.autoRemove || o.remove) });
+  if (netError) throw netError;
 }
 
 /** Wait until the container is no longer running (exit file written); false on timeout. */
@@ -385,14 +388,19 @@ export async function removeContainer(env: Env, query: string, force = false, re
         },
       );
     }
+    // Killed and cleaned up under the container's lock: the monitor's exit command then waits and
+    // finds nothing to do, so what cleanup reports (a damaged record set aside, a plugin failure)
+    // reaches the user of `rm -f`, not the monitor's log, and is done when `rm -f` returns.
     const runtime = await runtimeFor(env, c.record.host.runtime);
-    await markStopped(c.paths);
-    await runtime.kill(c.record.id, 'SIGKILL').catch(() => {});
-    if (!(await waitExited(env, c.record.id, 30_000))) {
-      throw new TsrunError('ERR_RUNTIME', `removing container ${query}: it did not die within 30 s of SIGKILL`);
-    }
-  }
-  await cleanupContainer(env, c.record.id, { remove: true, removeVolumes });
+    await env.containers.lock(c.record.id, async () => {
+      await markStopped(c.paths);
+      await runtime.kill(c.record.id, 'SIGKILL').catch(() => {});
+      if (!(await waitExited(env, c.record.id, 30_000))) {
+        throw new TsrunError('ERR_RUNTIME', `removing container ${query}: it did not die within 30 s of SIGKILL`);
+      }
+      await cleanupLocked(env, c.record.id, { remove: true, removeVolumes });
+    });
+  } else await cleanupContainer(env, c.record.id, { remove: true, removeVolumes });
   env.ctx.reporter.emit({ type: 'container-remove', id: c.record.id, name: c.record.name, force });
   await (await import('./rmi.js')).freeLayersOfDeletedImages(env, [c.record.imageId]);
   return query;

@@ -111,7 +111,7 @@ async function reload(env: NodeJS.ProcessEnv, start: boolean): Promise<void> {
   const pid = serverPid();
   if (pid !== undefined && files.length === 0) {
     process.kill(pid, 'SIGTERM');
-    for (let i = 0; i < 200 && running(pid); i++) await new Promise((r) => setTimeout(r, 5));
+    for (const end = Date.now() + 5000; running(pid) && Date.now() < end;) await new Promise((r) => setTimeout(r, 5));
     await fs.rm(PID_FILE, { force: true });
     return;
   }

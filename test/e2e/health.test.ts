@@ -61,7 +61,7 @@ H.before(async () => {
   mkdirSync(ctx);
   writeFileSync(
     path.join(ctx, 'Dockerfile'),
-    `FROM ${BASE}\nHEALTHCHECK --interval=400ms --timeout=2s --retries=3 CMD cat /tmp/ok\nCMD ["sh", "-c", "sleep 1.5; echo ok > /tmp/ok; exec sleep 60"]\n`,
+    `FROM ${BASE}\nHEALTHCHECK --interval=400ms --timeout=2s --retries=20 CMD cat /tmp/ok\nCMD ["sh", "-c", "sleep 4; echo ok > /tmp/ok; exec sleep 60"]\n`,
   );
   const b = await cli(['build', '-q', '-t', 'healthy-app', ctx]);
   assert.is(b.code, 0, b.stderr + b.stdout);
@@ -78,7 +78,7 @@ H('image HEALTHCHECK: starting, then healthy; inspect, ps column, --format, filt
   const cfg = JSON.parse(
     await (async () => (await cli(['image', 'inspect', '-f', '{{json .Config.Healthcheck}}', 'healthy-app'])).stdout)(),
   );
-  assert.equal(cfg, { Test: ['CMD-SHELL', 'cat /tmp/ok'], Interval: 400e6, Timeout: 2e9, Retries: 3 });
+  assert.equal(cfg, { Test: ['CMD-SHELL', 'cat /tmp/ok'], Interval: 400e6, Timeout: 2e9, Retries: 20 });
   const r = await cli(['run', '-d', '--network', 'none', '--name', 'web', 'healthy-app']);
   assert.is(r.code, 0, r.stderr);
   assert.is((await health('web'))?.Status, 'starting');
@@ -88,7 +88,7 @@ H('image HEALTHCHECK: starting, then healthy; inspect, ps column, --format, filt
   );
   assert.equal(await psNames('health=starting'), ['web']);
   assert.equal(await inspect('web', '{{json .Config.Healthcheck}}'), JSON.stringify(cfg));
-  await eventually('healthy', async () => (await health('web'))?.Status === 'healthy', 10_000);
+  await eventually('healthy', async () => (await health('web'))?.Status === 'healthy', 20_000);
   const h = await health('web');
   assert.is(h?.FailingStreak, 0);
   const last = h?.Log.at(-1);
@@ -238,8 +238,12 @@ H("timeout: a hanging check is killed at --health-timeout, ExitCode -1 and Docke
   assert.equal([last?.ExitCode, last?.Output], [-1, 'Health check exceeded timeout (300ms)']);
   const ms = Date.parse(last?.End ?? '') - Date.parse(last?.Start ?? '');
   assert.ok(ms >= 290 && ms < 2000, `the probe ran ${ms} ms`);
-  // Killed probes do not pile up: at most the one running now.
-  assert.ok(processes('sleep 3131').length <= 1, processes('sleep 3131').join('\n'));
+  // Killed probes do not pile up: the one running now, at most one more on its way out (a loaded
+  // machine reaps a killed probe a little late), sampled over a second.
+  const seen: string[][] = [];
+  for (let i = 0; i < 5; i++, await new Promise((r) => setTimeout(r, 200))) seen.push(processes('sleep 3131'));
+  assert.ok(Math.max(...seen.map((p) => p.length)) <= 2, seen.map((p) => p.join(' ')).join('\n'));
+  assert.ok(Math.min(...seen.map((p) => p.length)) <= 1, seen.map((p) => p.join(' ')).join('\n'));
 });
 
 H('start period: failures do not count while starting within it, then they do', async () => {

@@ -271,18 +271,19 @@ Run('--name is unique per store; names and ids never cross stores', async () => 
 });
 
 Run('--rm cleans up when the CLI is SIGKILLed, and on SIGINT/SIGTERM forwarded to the container', async () => {
-  const killed = spawnTsrun(['run', '--rm', IMAGE, 'sh', '-c', 'sleep 1; echo finished'], { root });
-  await eventually('the container runs', async () => (await tsrun(['ps', '-q'], { root })).stdout !== '');
+  // Long enough to be seen running by a `ps` on a loaded machine (two CPU hogs beside the suite).
+  const killed = spawnTsrun(['run', '--rm', IMAGE, 'sh', '-c', 'sleep 4; echo finished'], { root });
+  await eventually('the container runs', async () => (await tsrun(['ps', '-q'], { root })).stdout !== '', 30_000);
   killed.kill('SIGKILL');
   await killed;
-  await eventually('nothing left after the monitor cleaned up', async () => (await leftovers()).length === 0);
+  await eventually('nothing left after the monitor cleaned up', async () => (await leftovers()).length === 0, 30_000);
 
   for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     const p = spawnTsrun(
       ['run', '--rm', IMAGE, 'sh', '-c', 'trap "echo got it; exit 42" INT TERM; while true; do sleep 0.1; done'],
       { root },
     );
-    await eventually('the container runs', async () => (await tsrun(['ps', '-q'], { root })).stdout !== '');
+    await eventually('the container runs', async () => (await tsrun(['ps', '-q'], { root })).stdout !== '', 30_000);
     await sleep(200);
     p.kill(sig);
     const r = await p;
