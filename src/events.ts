@@ -20,6 +20,35 @@ export type PullEvent =
   | { type: 'blob-resume'; digest: string; offset: number; size: number; attempt: number; reason: string }
   | { type: 'image-stored'; id: string; name?: string; digest: string; fresh: boolean };
 
+/**
+ * Each HTTP request to a registry or its token service (registry/http.ts `send`: pull, push,
+ * login, search, tags), one per attempt. Never a secret: `url` has no user:password and no query
+ * (pre-signed blob URLs and token requests carry credentials there: shown as `?…`), and `auth` is
+ * only the scheme of the Authorization header sent (basic: a username and password; bearer: a
+ * token from the registry's token service; other: a scheme tsrun passes on unread).
+ */
+export type RegistryEvent = {
+  type: 'registry-request';
+  method: string;
+  url: string;
+  auth: 'none' | 'basic' | 'bearer' | 'other';
+  /** The final answer's status, after redirects (absent when no answer came: see `error`). */
+  status?: number;
+  /** Why no answer came (connection refused, TLS, timeout). */
+  error?: string;
+  /** Redirects followed, and where the last one led (redacted like `url`). */
+  redirects?: number;
+  redirectedTo?: string;
+  /** The redirect left the registry's host (blob storage such as S3 or a CDN): the Authorization header was dropped there. */
+  blobStore?: boolean;
+  /** The answer's Content-Length, when it announced one. */
+  bytes?: number;
+  /** The request body's size, when it was sent from memory (manifests, token forms). */
+  sent?: number;
+  /** The attempt, from the second on (retries after 429/5xx or a reset). */
+  attempt?: number;
+};
+
 export type PushEvent =
   | { type: 'push-start'; repository: string; tag: string }
   | {
@@ -160,6 +189,7 @@ export type DebugEvent = { type: 'debug'; scope: string; message: string; data?:
 
 export type TsrunEvent =
   | PullEvent
+  | RegistryEvent
   | PushEvent
   | BuildEvent
   | ImageSourceEvent

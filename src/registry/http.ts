@@ -22,7 +22,7 @@ import type { Response, RequestInit } from 'node-fetch';
 import { TsrunError } from '../errors.js';
 import { trustedCa } from '../util/ca.js';
 import { projectVersion } from '../util/project.js';
-import type { Reporter } from '../events.js';
+import type { Reporter, TsrunEvent } from '../events.js';
 
 export const USER_AGENT = `tsrun/${projectVersion()}`;
 
@@ -204,8 +204,66 @@ async function fetchOnce(
   }
 }
 
+/** A URL as events show it: no user:password, no query (pre-signed blob URLs and token requests). */
+export function shownUrl(raw: string): string {
+  try {
+    const u = new URL(raw);
+    u.username = '';
+    u.password = '';
+    return redact(u.toString());
+  } catch {
+    return redact(raw);
+  }
+}
+
+/** The scheme of an Authorization header (never its value). */
+function authScheme(headers: Record<string, string> | undefined): 'none' | 'basic' | 'bearer' | 'other' {
+  const v = Object.entries(headers ?? {}).find(([k]) => k.toLowerCase() === 'authorization')?.[1];
+  if (!v) return 'none';
+  const s = v.split(/\s/, 1)[0]?.toLowerCase();
+  return s === 'basic' || s === 'bearer' ? s : 'other';
+}
+
+/** One attempt of `send` as a `registry-request` event (events.ts): what a learner sees of HTTP. */
+function requestEvent(
+  req: SendRequest,
+  attempt: number,
+  hops: Hops,
+  res: Response | undefined,
+  error: unknown,
+): Extract<TsrunEvent, { type: 'registry-request' }> {
+  const length = Number(res?.headers.get('content-length') ?? NaN);
+  const body = req.body;
+  const sent = typeof body === 'string' || Buffer.isBuffer(body) ? Buffer.byteLength(body) : undefined;
+  return {
+    type: 'registry-request',
+    method: req.method ?? 'GET',
+    url: shownUrl(hops.url ?? req.url),
+    auth: authScheme(req.headers),
+    ...(res ? { status: res.status } : {}),
+    ...(error !== undefined
+      ? { error: ((error as Error)?.message ?? String(error)).replace(/https?:\/\/\S+/g, (u) => shownUrl(u)) }
+      : {}),
+    ...(hops.count > 0 && hops.last ? { redirects: hops.count, redirectedTo: shownUrl(hops.last) } : {}),
+    ...(hops.count > 0 ? { blobStore: hops.offHost } : {}),
+    ...(Number.isFinite(length) ? { bytes: length } : {}),
+    ...(sent !== undefined ? { sent } : {}),
+    ...(attempt > 1 ? { attempt } : {}),
+  };
+}
+
+/** Where a request's redirects led (for the `registry-request` event). */
+interface Hops {
+  /** The URL asked for, when it is not the request's (plain http after a failed https attempt). */
+  url?: string;
+  count: number;
+  last?: string;
+  /** The last hop left the first host (blob storage: S3, a CDN). */
+  offHost: boolean;
+}
+
 /** Follow redirects by hand; Authorization is dropped once we leave the first host. */
-async function fetchFollowing(req: SendRequest, timeoutMs: number): Promise<Response> {
+async function fetchFollowing(req: SendRequest, timeoutMs: number, hops?: Hops): Promise<Response> {
   let url = req.url;
   const origin = new URL(url).host;
   let headers = { ...(req.headers ?? {}) };
@@ -229,6 +287,11 @@ async function fetchFollowing(req: SendRequest, timeoutMs: number): Promise<Resp
       body = undefined;
     }
     url = next.toString();
+    if (hops) {
+      hops.count++;
+      hops.last = url;
+      hops.offHost = next.host !== origin;
+    }
   }
 }
 
@@ -245,11 +308,13 @@ export async function send(req: SendRequest, opts: HttpOptions = {}): Promise<Re
   for (let attempt = 1; ; attempt++) {
     let res: Response | undefined;
     let error: unknown;
+    const hops: Hops = { count: 0, offHost: false };
     try {
-      res = await fetchWithFallback(req, timeoutMs);
+      res = await fetchWithFallback(req, timeoutMs, hops);
     } catch (err) {
       error = err;
     }
+    opts.reporter?.emit(requestEvent(req, attempt, hops, res, error));
     const retryableStatus = res !== undefined && RETRY_STATUSES.has(res.status);
     const retryable = retryableStatus || (error !== undefined && isRetryableNetworkError(error));
     if (!retryable || attempt >= maxAttempts || req.signal?.aborted) {
@@ -271,17 +336,18 @@ export async function send(req: SendRequest, opts: HttpOptions = {}): Promise<Re
   }
 }
 
-async function fetchWithFallback(req: SendRequest, timeoutMs: number): Promise<Response> {
+async function fetchWithFallback(req: SendRequest, timeoutMs: number, hops: Hops): Promise<Response> {
   const url = new URL(req.url);
   try {
-    return await fetchFollowing(req, timeoutMs);
+    return await fetchFollowing(req, timeoutMs, hops);
   } catch (err) {
     if (!req.insecure || url.protocol !== 'https:' || !isNetworkError(err) || (err as Error).name === 'AbortError')
       throw err;
     url.protocol = 'http:';
     let res: Response;
     try {
-      res = await fetchFollowing({ ...req, url: url.toString() }, timeoutMs);
+      res = await fetchFollowing({ ...req, url: url.toString() }, timeoutMs, hops);
+      hops.url = url.toString();
     } catch (httpErr) {
       // Name the URL that failed last, and that https was tried first (one scheme per message).
       throw Object.assign(httpErr as Error, { failedUrl: url.toString(), after: 'https' });
