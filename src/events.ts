@@ -119,12 +119,19 @@ export type ContainerEvent =
       rlimits: { type: string; soft: string; hard: string }[];
       cgroupsPath?: string;
     }
-  /** The root filesystem mounted (snapshot/overlay.ts): the driver, its lowerdirs (top first), upper and work. */
+  /**
+   * The root filesystem mounted (snapshot/overlay.ts): the driver (overlay: the kernel's, as
+   * root; overlay-userxattr: the kernel's in the rootless user namespace; fuse-overlayfs; copy:
+   * no mount, the layers copied), why it was chosen, its lowerdirs (top first, absolute), upper
+   * and work.
+   */
   | {
       type: 'rootfs-mount';
       id: string;
       target: string;
       driver: string;
+      /** e.g. "rootless: the kernel refuses overlayfs in the user namespace (…), fuse-overlayfs found at /usr/bin/fuse-overlayfs". */
+      reason: string;
       lowerdirs: string[];
       upperdir?: string;
       workdir?: string;

@@ -7,6 +7,7 @@ import path from 'node:path';
 import type { TsrunEvent } from '../events.js';
 import type { Mount } from '../snapshot/overlay.js';
 import type { Spec } from '../spec/types.js';
+import { rootlessDriver, rootlessDriverReason } from '../rootless/namespace.js';
 
 type Ev<T extends TsrunEvent['type']> = Extract<TsrunEvent, { type: T }>;
 
@@ -42,8 +43,21 @@ export function createdEvent(
   };
 }
 
-/** `rootfs-mount`: the driver and its directories (lowerdirs top first, made absolute). */
-export function mountedEvent(id: string, driver: string, m: Mount): Ev<'rootfs-mount'> {
+/**
+ * Why a root is made with `driver`: as root the kernel's overlayfs; rootless what the
+ * namespace's storage probe found (rootless/namespace.ts); a container made earlier keeps the
+ * driver its record names.
+ */
+export function driverReason(ctx: { uid: number; env: NodeJS.ProcessEnv }, driver: string): string {
+  const now = ctx.uid === 0 ? 'overlay' : rootlessDriver(ctx.uid, ctx.env);
+  if (driver !== now) return `the container's root was made with ${driver} (its record keeps the driver)`;
+  if (ctx.uid === 0)
+    return "running as root: the kernel's overlayfs, the image's layers as read-only lowerdirs and the container's changes in its upperdir";
+  return rootlessDriverReason(ctx.uid, ctx.env);
+}
+
+/** `rootfs-mount`: the driver, why, and its directories (lowerdirs top first, made absolute). */
+export function mountedEvent(id: string, driver: string, m: Mount, reason: string): Ev<'rootfs-mount'> {
   const opt = (k: string) => m.options.find((o) => o.startsWith(`${k}=`))?.slice(k.length + 1);
   const abs = (d: string) => (m.cwd ? path.resolve(m.cwd, d) : d);
   const upper = opt('upperdir');
@@ -53,7 +67,9 @@ export function mountedEvent(id: string, driver: string, m: Mount): Ev<'rootfs-m
     id,
     target: m.target,
     driver,
-    lowerdirs: (opt('lowerdir') ?? '').split(':').filter(Boolean).map(abs),
+    reason,
+    // A copy root lists its layers bottom first (the order they are copied in).
+    lowerdirs: m.type === 'copy' ? [...m.options].reverse() : (opt('lowerdir') ?? '').split(':').filter(Boolean).map(abs),
     ...(upper ? { upperdir: abs(upper) } : {}),
     ...(work ? { workdir: abs(work) } : {}),
   };

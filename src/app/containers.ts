@@ -31,7 +31,7 @@ import { assignHostPorts } from '../network/ports.js';
 import { hostsFile } from '../network/etc-files.js';
 import { extraHostLines, hostAddress } from '../network/extra-hosts.js';
 import type { AppContext } from './context.js';
-import { mountedEvent } from './container-events.js';
+import { driverReason, mountedEvent } from './container-events.js';
 import { attachUserNetworks, detachUserNetworks, onUserNetworks } from './networks.js';
 import { markStopped, restartIfPolicy } from './restart.js';
 import { hostMounts, prepareStart } from './run-host.js';
@@ -90,7 +90,8 @@ export async function ensureMounted(env: Env, c: Pick<Container, 'record' | 'pat
   try {
     const m = rootfsMount(env, c);
     await mountAll([m]);
-    env.ctx.reporter.emit(mountedEvent(c.record.id, storageDriver(env, c.record), m));
+    const driver = storageDriver(env, c.record);
+    env.ctx.reporter.emit(mountedEvent(c.record.id, driver, m, driverReason(env.ctx, driver)));
   } catch (err) {
     const made = storageDriver(env, c.record);
     const now = overlayDriver(env.ctx);

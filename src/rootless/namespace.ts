@@ -249,6 +249,8 @@ export interface StorageProbe {
   /** What makes container roots: the kernel's overlayfs (with userxattr), fuse-overlayfs, or copies. */
   driver?: RootlessDriver;
   detail: string;
+  /** Why this driver, for a learner (the `rootfs-mount` event): what was tried and what failed. */
+  reason?: string;
   at: string;
 }
 
@@ -279,13 +281,20 @@ async function probeStorage(nsenter: string, pid: number, base: string, env: Nod
     const r = await runProgram(nsenter, nsenterArgv(nsenter, pid, ['sh', '-c', script, 'probe', dir]).slice(1), {
       env,
     });
-    if (r.code === 0)
+    if (r.code === 0) {
+      const why = forced
+        ? `TSRUN_STORAGE_DRIVER=${forced} asks for it`
+        : driver === 'fuse-overlayfs'
+          ? `the kernel refuses overlayfs in the user namespace (${failures.join('; ')}), fuse-overlayfs found at ${(await which('fuse-overlayfs', env)) ?? 'fuse-overlayfs'}`
+          : 'the kernel mounts overlayfs in a user namespace with userxattr (Linux ≥ 5.11), its whiteouts and opaque dirs in user.overlay.* xattrs';
       return {
         ok: true,
         driver,
         detail: driver === 'fuse-overlayfs' ? 'fuse-overlayfs' : 'overlayfs with userxattr',
+        reason: `rootless: ${why}`,
         at,
       };
+    }
     failures.push(`${driver}: ${r.stderr.trim().split('\n').pop() || `exit ${r.code}`}`);
   }
   if (!forced || forced === 'copy') {
@@ -294,6 +303,9 @@ async function probeStorage(nsenter: string, pid: number, base: string, env: Nod
       ok: true,
       driver: 'copy',
       detail: `copying every image's layers: slow, and a full copy per container${why}`,
+      reason: forced
+        ? `rootless: TSRUN_STORAGE_DRIVER=copy asks for it`
+        : `rootless: neither the kernel's overlayfs nor fuse-overlayfs mounts in the user namespace${why}: the layers are copied`,
       at,
     };
   }
@@ -307,6 +319,12 @@ export function storageProbe(uid: number, env: NodeJS.ProcessEnv): StorageProbe 
   } catch {
     return undefined;
   }
+}
+
+/** Why rootless roots are made with what they are (the probe's reason; before a probe, its default). */
+export function rootlessDriverReason(uid: number, env: NodeJS.ProcessEnv): string {
+  const p = storageProbe(uid, env);
+  return p?.reason ?? `rootless: ${p?.detail ?? 'overlayfs with userxattr'} (the namespace's storage probe)`;
 }
 
 /** What rootless roots are made with (the kernel's overlay, unless the probe chose otherwise). */
