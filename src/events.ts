@@ -92,6 +92,32 @@ export type ImageSourceEvent =
   | { type: 'image-platform'; reference: string; message: string };
 
 /**
+ * Where a part of the spec came from (spec/provenance.ts): the image's config (`detail` names
+ * the instruction: CMD, ENV, USER, WORKDIR, VOLUME), a flag of run/create (`flag` names it),
+ * the command line after the image, or tsrun's default.
+ */
+export interface Provenance {
+  from: 'image' | 'flag' | 'command line' | 'default';
+  flag?: string;
+  detail?: string;
+}
+
+/** Per part of the spec; `env` by variable name, `mounts` by destination, `namespaces` by type. */
+export interface SpecProvenance {
+  args: Provenance;
+  env: Record<string, Provenance>;
+  user: Provenance;
+  cwd: Provenance;
+  hostname: Provenance;
+  mounts: Record<string, Provenance>;
+  capabilities: Provenance;
+  namespaces: Record<string, Provenance>;
+  rlimits: Provenance;
+  maskedPaths: Provenance;
+  cgroupsPath: Provenance;
+}
+
+/**
  * A container's life (app/run.ts, app/containers.ts, app/exec.ts). Never a secret: the
  * environment appears as variable names only (`-e K=V` values are not events' business).
  */
@@ -118,6 +144,10 @@ export type ContainerEvent =
       readonlyPaths: string[];
       rlimits: { type: string; soft: string; hard: string }[];
       cgroupsPath?: string;
+      /** Where each of the above came from. */
+      provenance?: SpecProvenance;
+      /** `run --dry-run`: the bundle is under its output directory and no container exists. */
+      dryRun?: boolean;
     }
   /**
    * The root filesystem mounted (snapshot/overlay.ts): the driver (overlay: the kernel's, as
@@ -184,11 +214,76 @@ export type NetworkEvent =
       gateway: string;
       mac: string;
       ports: { protocol: string; hostIP: string; hostPort: number; containerPort: number }[];
+      /** The network's name (`tsrun` for the default bridge) and the Linux bridge it is on. */
+      network?: string;
+      bridge?: string;
+      /** The interface in the container (eth0, eth1 …) and the host's end of its veth pair. */
+      ifName?: string;
+      veth?: { host: string; container: string };
+      /** A user network: the names its DNS answers for the container (name, short id, --network-alias). */
+      aliases?: string[];
     }
-  | { type: 'network-detach'; id: string; driver: 'bridge' | 'slirp4netns' }
+  | { type: 'network-detach'; id: string; driver: 'bridge' | 'slirp4netns'; network?: string }
+  /**
+   * The iptables rules that exist for the container once its network is attached (or, after a
+   * detach, that are left: none, normally), read back with iptables-save: every rule naming its
+   * address or id, and every rule of the CNI chains those jump to (CNI-HOSTPORT-DNAT → CNI-DN-…
+   * for -p, the bridge plugin's masquerade chain CNI-…, the firewall plugin's CNI-FORWARD).
+   * Each rule in `iptables -S` form: `-A CHAIN …`; list one table with `iptables -t TABLE -S CHAIN`.
+   */
+  | {
+      type: 'iptables-rules';
+      id: string;
+      ip: string;
+      when: 'attach' | 'detach';
+      network: string;
+      rules: { table: string; chain: string; rule: string }[];
+    }
+  /** The container's names registered with (or dropped from) a user network's DNS server (aardvark-dns). */
+  | {
+      type: 'dns';
+      action: 'add' | 'remove';
+      id: string;
+      network: string;
+      /** The DNS server's address (the network's gateway). */
+      server?: string;
+      names?: string[];
+      ip?: string;
+    }
   /** Rootless: slirp4netns started for the namespace (its argv and pid), and each call to its API. */
   | { type: 'slirp4netns'; id: string; argv: string[]; pid: number; netns: string; apiSocket: string }
   | { type: 'slirp4netns-api'; id: string; request: unknown; error?: string };
+
+/**
+ * Rootless (rootless/namespace.ts): the user namespace tsrun's containers live in — its uid and
+ * gid maps (`/proc/self/uid_map`: inside, outside, count per line) and the /etc/subuid and
+ * /etc/subgid entries they were made from (absent: a single-id namespace, your uid as root only).
+ */
+export type RootlessEvent = {
+  type: 'userns';
+  user: string;
+  uid: number;
+  uidMap: { inside: number; outside: number; count: number }[];
+  gidMap: { inside: number; outside: number; count: number }[];
+  subuid?: string;
+  subgid?: string;
+};
+
+/**
+ * One step of a container's cleanup (app/containers.ts cleanupContainer, after its exit or on
+ * rm): the runtime's container deleted, the network detached (its own netns, cni DEL and
+ * iptables-rules events tell the parts), the root and host mounts unmounted, the record and
+ * state directories removed, an anonymous volume removed. `error` when the step failed (it is
+ * tried again by the next cleanup).
+ */
+export type CleanupEvent = {
+  type: 'cleanup-step';
+  id: string;
+  step: 'runtime-delete' | 'network' | 'unmount' | 'state-dir' | 'volume';
+  /** What the step undid: the mount targets, the directories, the volume's name. */
+  targets: string[];
+  error?: string;
+};
 
 export type WarningEvent = { type: 'warning'; message: string };
 
@@ -204,6 +299,8 @@ export type TsrunEvent =
   | RuntimeEvent
   | MonitorEvent
   | NetworkEvent
+  | RootlessEvent
+  | CleanupEvent
   | WarningEvent
   | DebugEvent;
 

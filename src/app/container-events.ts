@@ -4,7 +4,7 @@
  * secrets) and the root filesystem's mount.
  */
 import path from 'node:path';
-import type { TsrunEvent } from '../events.js';
+import type { SpecProvenance, TsrunEvent } from '../events.js';
 import type { Mount } from '../snapshot/overlay.js';
 import type { Spec } from '../spec/types.js';
 import { rootlessDriver, rootlessDriverReason } from '../rootless/namespace.js';
@@ -15,6 +15,7 @@ type Ev<T extends TsrunEvent['type']> = Extract<TsrunEvent, { type: T }>;
 export function createdEvent(
   c: { id: string; name: string; image: string; bundle: string; config: string; network: string },
   spec: Spec,
+  provenance?: SpecProvenance,
 ): Ev<'container-create'> {
   const p = spec.process;
   return {
@@ -40,7 +41,24 @@ export function createdEvent(
     readonlyPaths: spec.linux.readonlyPaths,
     rlimits: (p.rlimits ?? []).map((r) => ({ type: r.type, soft: String(r.soft), hard: String(r.hard) })),
     ...(spec.linux.cgroupsPath ? { cgroupsPath: spec.linux.cgroupsPath } : {}),
+    ...(provenance ? { provenance } : {}),
   };
+}
+
+/** One `cleanup-step` per step that had something to undo, with its error if it failed. */
+export function cleanupSteps(
+  id: string,
+  steps: [Ev<'cleanup-step'>['step'], string[], PromiseSettledResult<unknown>][],
+): Ev<'cleanup-step'>[] {
+  return steps
+    .filter(([, targets]) => targets.length > 0)
+    .map(([step, targets, r]) => ({
+      type: 'cleanup-step',
+      id,
+      step,
+      targets,
+      ...(r.status === 'rejected' ? { error: (r.reason as Error)?.message ?? String(r.reason) } : {}),
+    }));
 }
 
 /**
@@ -69,7 +87,8 @@ export function mountedEvent(id: string, driver: string, m: Mount, reason: strin
     driver,
     reason,
     // A copy root lists its layers bottom first (the order they are copied in).
-    lowerdirs: m.type === 'copy' ? [...m.options].reverse() : (opt('lowerdir') ?? '').split(':').filter(Boolean).map(abs),
+    lowerdirs:
+      m.type === 'copy' ? [...m.options].reverse() : (opt('lowerdir') ?? '').split(':').filter(Boolean).map(abs),
     ...(upper ? { upperdir: abs(upper) } : {}),
     ...(work ? { workdir: abs(work) } : {}),
   };

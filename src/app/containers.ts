@@ -31,7 +31,7 @@ import { assignHostPorts } from '../network/ports.js';
 import { hostsFile } from '../network/etc-files.js';
 import { extraHostLines, hostAddress } from '../network/extra-hosts.js';
 import type { AppContext } from './context.js';
-import { driverReason, mountedEvent } from './container-events.js';
+import { cleanupSteps, driverReason, mountedEvent } from './container-events.js';
 import { attachUserNetworks, detachUserNetworks, onUserNetworks } from './networks.js';
 import { markStopped, restartIfPolicy } from './restart.js';
 import { hostMounts, prepareStart } from './run-host.js';
@@ -285,11 +285,18 @@ async function cleanupLocked(env: Env, id: string, o: { remove?: boolean; remove
     ownNetns(record) ? disconnectNetwork(env, id) : undefined,
     unmountAll([rootfsMount(env, c), ...hostMounts(record, c.paths)]),
   ]);
+  for (const e of cleanupSteps(id, [
+    ['runtime-delete', runtime ? [id] : [], deleted],
+    ['network', ownNetns(record) ? [record.host.network] : [], disconnected],
+    ['unmount', [c.paths.rootfs, ...hostMounts(record, c.paths).map((m) => m.target)], unmounted],
+  ]))
+    env.ctx.reporter.emit(e);
   if (deleted.status === 'rejected') throw deleted.reason;
   if (unmounted.status === 'rejected') throw unmounted.reason;
   const netError = disconnected.status === 'rejected' ? (disconnected.reason as unknown) : undefined;
   if (record.host.autoRemove || o.remove) {
     await env.containers.remove(record);
+    env.ctx.reporter.emit({ type: 'cleanup-step', id, step: 'state-dir', targets: [c.paths.state, c.paths.dir] });
     // `run --rm` and `rm -v`: the anonymous volumes go too (named ones never).
     if (record.host.autoRemove || o.removeVolumes) await removeAnonymousVolumes(env, record);
   } else {

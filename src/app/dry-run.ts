@@ -11,10 +11,13 @@
  *                        and exits with its status
  *   undo.sh              removes everything replay.sh made (idempotent)
  *
- * How: the bundle comes from `createContainer` itself (the one path from image + flags to a
- * spec; a second copy would drift), which makes the container for a moment — its record, the
- * root mount, the /etc files — and this module removes it again before returning. What remains
- * is DIR only: no container in `ps -a`, no mount, no namespace, no rule, no cgroup.
+ * How: the bundle comes from the same two steps `createContainer` takes (app/run-plan.ts: the
+ * plan from image + flags, then the spec built from it; a second copy would drift), without the
+ * container around them: no record or name (nothing in `ps -a` at any moment), no mount (the
+ * user and groups are read from the layer dirs, snapshot/layer-read.ts), no namespace, no rule,
+ * no cgroup, no volume (a volume that does not exist yet is an empty directory under DIR/volumes;
+ * the image's content at its destination is not copied in, as `run` would). What is made is DIR
+ * only.
  *
  * What replay.sh makes is tagged so tsrun never mistakes it for its own: the netns is
  * `dryrun-<id12>` (tsrun's are `tsrun-…`), the host veth `dr<id10>`, every iptables rule carries
@@ -23,7 +26,7 @@
  * bridge's subnet that host-local has not leased, taken from the top of the range (host-local
  * leases from the bottom). Root only: rootless networking (slirp4netns) is not replayed.
  */
-import { promises as fs, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, promises as fs, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { TsrunError } from '../errors.js';
 import { BRIDGE, bridgeConfList, chooseSubnet, NET_RUN_DIR, NETWORK_NAME } from '../network/bridge.js';
@@ -31,11 +34,16 @@ import type { ConfList } from '../network/cni.js';
 import { hostsFile } from '../network/etc-files.js';
 import { extraHostLines } from '../network/extra-hosts.js';
 import { assignHostPorts } from '../network/ports.js';
-import { unmountAll } from '../snapshot/overlay.js';
-import type { Spec } from '../spec/types.js';
+import { planOverlay } from '../snapshot/overlay.js';
+import { dirInLayers, readFromLayers } from '../snapshot/layer-read.js';
+import { digestHex } from '../oci/digest.js';
+import { resolveUser } from '../spec/user.js';
 import type { AppContext } from './context.js';
-import { rootfsMount, runtimeFor } from './containers.js';
-import { createContainer, type RunOptions } from './run.js';
+import { runtimeFor } from './containers.js';
+import { createdEvent } from './container-events.js';
+import { groupIds } from './run-host.js';
+import { volumeBinds } from './volumes.js';
+import { buildRunSpec, planRun, writeRunEtc, type RunOptions } from './run-plan.js';
 import { replayScript, undoScript, type ReplayPlan } from './dry-run-scripts.js';
 
 export interface DryRunResult {
@@ -50,81 +58,115 @@ export async function dryRun(ctx: AppContext, o: RunOptions & { out?: string }):
     });
   }
   const cwd = o.cwd ?? process.cwd();
-  const { id, env } = await createContainer(ctx, { ...o, rm: false, restart: undefined, cidfile: undefined });
-  const c = await env.containers.find(id);
-  const r = c.record;
-  let plan: ReplayPlan;
-  const dir = path.resolve(cwd, o.out ?? `tsrun-dry-run-${id.slice(0, 12)}`);
-  try {
-    if ((await fs.readdir(dir).catch(() => [])).length > 0)
-      throw new TsrunError('ERR_USAGE', `run --dry-run: ${dir} exists and is not empty`, {
-        hint: 'give another --out, or remove it',
-      });
-    const spec = JSON.parse(await fs.readFile(c.paths.config, 'utf8')) as Spec;
-    const mount = rootfsMount(env, c);
-    const upperDirs = dirsIn(c.paths.upper);
-    const runtime = await runtimeFor(env, r.host.runtime);
-    const id12 = id.slice(0, 12);
-    const ports = await assignHostPorts(r.host.ports ?? []);
-    const net = r.host.network === 'bridge' ? await bridgePlan(id12) : undefined;
-    plan = {
-      id,
-      dir,
-      name: r.name,
-      layersDir: mount.cwd ?? path.join(env.store.root, 'layers'),
-      mountOptions: mount.options,
-      upperDirs,
-      runtime: runtime.info.path,
-      netns: `dryrun-${id12}`,
-      veth: `dr${id.slice(0, 10)}`,
-      tag: `tsrun-dry-run ${id12}`,
-      net,
-      ports,
-      bridge: BRIDGE,
-    };
-    // The spec as `run` made it, pointed at DIR: its root, /etc files, netns and cgroup.
-    spec.root = { ...spec.root, path: 'rootfs' };
-    const etc = path.join(dir, 'etc');
-    spec.mounts = spec.mounts.map((m) =>
-      m.source && m.source.startsWith(`${c.paths.etc}/`)
-        ? { ...m, source: path.join(etc, path.basename(m.source)) }
-        : m,
-    );
-    spec.linux.cgroupsPath = `/tsrun-dry-run-${id12}`;
-    spec.linux.namespaces = spec.linux.namespaces.map((n) =>
-      n.type === 'network' && n.path ? { ...n, path: `/run/netns/${plan.netns}` } : n,
-    );
-    await fs.mkdir(path.join(dir, 'bundle', 'rootfs'), { recursive: true });
-    await fs.mkdir(etc, { recursive: true });
-    for (const f of ['hosts', 'hostname', 'resolv.conf'])
-      await fs.copyFile(path.join(c.paths.etc, f), path.join(etc, f)).catch(() => undefined);
-    if (net) {
-      const extra = extraHostLines(r.host.extraHosts ?? [], net.gateway);
-      await fs.writeFile(path.join(etc, 'hosts'), hostsFile(r.config.hostname, net.ip, extra));
+  const ro: RunOptions = { ...o, rm: false, restart: undefined, cidfile: undefined };
+  const plan = await planRun(ctx, ro);
+  const { env, id, image } = plan;
+  const id12 = id.slice(0, 12);
+  const dir = path.resolve(cwd, o.out ?? `tsrun-dry-run-${id12}`);
+  if ((await fs.readdir(dir).catch(() => [])).length > 0)
+    throw new TsrunError('ERR_USAGE', `run --dry-run: ${dir} exists and is not empty`, {
+      hint: 'give another --out, or remove it',
+    });
+  const layersDir = path.join(env.store.root, 'layers');
+  const chainIds = image.layers.map((l) => l.chainId);
+  const mount = planOverlay({
+    layersDir,
+    chainIds,
+    upper: path.join(dir, 'upper'),
+    work: path.join(dir, 'work'),
+    target: path.join(dir, 'bundle', 'rootfs'),
+    driver: 'overlay',
+  });
+  // The image's files as the overlay would show them, read from the layer dirs (no mount).
+  const lowers = [...chainIds].reverse().map((c) => path.join(layersDir, digestHex(c), 'diff'));
+  const passwd = readFromLayers(lowers, 'etc/passwd');
+  const group = readFromLayers(lowers, 'etc/group');
+  const user = resolveUser((ro.user ?? plan.config.User ?? '') || '0', passwd, group);
+  const gids = groupIds(plan.hf.groupAdd, group);
+  const etc = path.join(dir, 'etc');
+  await fs.mkdir(path.join(dir, 'bundle', 'rootfs'), { recursive: true });
+  await fs.mkdir(etc, { recursive: true });
+  const etcFiles = await writeRunEtc(ctx, plan, ro, etc);
+  const netns = `dryrun-${id12}`;
+  const { spec, provenance } = buildRunSpec(ctx, plan, ro, {
+    user,
+    gids,
+    etcFiles,
+    shmPath: path.join(dir, 'shm'),
+    netnsPath: `/run/netns/${netns}`,
+  });
+  // The spec as `run` makes it, pointed at DIR: its root, cgroup, and volumes that do not exist yet.
+  spec.root = { ...spec.root, path: 'rootfs' };
+  spec.linux.cgroupsPath = `/tsrun-dry-run-${id12}`;
+  const volumesRoot = path.dirname(
+    volumeBinds(env, [{ name: 'x', destination: '/', readonly: false, anonymous: true }])[0]?.source ?? '',
+  );
+  for (const m of spec.mounts) {
+    if (m.source?.startsWith(`${volumesRoot}/`) && !existsSync(m.source)) {
+      const own = path.join(dir, 'volumes', path.relative(volumesRoot, m.source));
+      await fs.mkdir(own, { recursive: true });
+      m.source = own;
     }
-    await fs.writeFile(path.join(dir, 'bundle', 'config.json'), `${JSON.stringify(spec, null, 2)}\n`);
-    await fs.writeFile(path.join(dir, 'replay.sh'), replayScript(plan), { mode: 0o755 });
-    await fs.writeFile(path.join(dir, 'undo.sh'), undoScript(plan), { mode: 0o755 });
-  } finally {
-    // The container `run` made for the spec goes again: nothing but DIR is left.
-    await unmountAll([rootfsMount(env, c)]).catch(() => {});
-    await env.containers.remove(r);
   }
+  const runtime = await runtimeFor(env, ro.runtime ?? 'runc');
+  const net = plan.network === 'bridge' ? await bridgePlan(id12) : undefined;
+  if (net) {
+    const extra = extraHostLines(plan.extraHosts, net.gateway);
+    await fs.writeFile(path.join(etc, 'hosts'), hostsFile(plan.hostname, net.ip, extra));
+  }
+  const replay: ReplayPlan = {
+    id,
+    dir,
+    name: o.name ?? `dry-run-${id12}`,
+    layersDir: mount.cwd ?? layersDir,
+    mountOptions: mount.options,
+    upperDirs: madeDirs(
+      lowers,
+      spec.process.cwd,
+      plan.vol.refs.map((r) => r.destination),
+    ),
+    runtime: runtime.info.path,
+    netns,
+    veth: `dr${id.slice(0, 10)}`,
+    tag: `tsrun-dry-run ${id12}`,
+    net,
+    ports: await assignHostPorts(plan.ports),
+    bridge: BRIDGE,
+  };
+  await fs.writeFile(path.join(dir, 'bundle', 'config.json'), `${JSON.stringify(spec, null, 2)}\n`);
+  await fs.writeFile(path.join(dir, 'replay.sh'), replayScript(replay), { mode: 0o755 });
+  await fs.writeFile(path.join(dir, 'undo.sh'), undoScript(replay), { mode: 0o755 });
+  ctx.reporter.emit({
+    ...createdEvent(
+      {
+        id,
+        name: replay.name,
+        image: o.image,
+        bundle: path.join(dir, 'bundle'),
+        config: path.join(dir, 'bundle', 'config.json'),
+        network: plan.network,
+      },
+      spec,
+      provenance,
+    ),
+    dryRun: true,
+  });
   return { id, dir };
 }
 
-/** Every directory of the upper dir (the WORKDIR and VOLUME dirs run made), parents first. */
-function dirsIn(upper: string): string[] {
+/**
+ * The directories `run` would make in the upper dir: those of the WORKDIR (and of the VOLUME
+ * destinations the runtime mounts over) that the image does not have, parents first.
+ */
+function madeDirs(lowers: readonly string[], cwd: string, volumes: readonly string[]): string[] {
   const out: string[] = [];
-  const walk = (rel: string) => {
-    for (const e of readdirSync(path.join(upper, rel), { withFileTypes: true })) {
-      if (!e.isDirectory()) continue;
-      const child = rel ? `${rel}/${e.name}` : e.name;
-      out.push(child);
-      walk(child);
+  for (const target of [cwd, ...volumes]) {
+    const parts = target.split('/').filter(Boolean);
+    for (let i = 1; i <= parts.length; i++) {
+      const rel = parts.slice(0, i).join('/');
+      if (!out.includes(rel) && !dirInLayers(lowers, rel)) out.push(rel);
     }
-  };
-  walk('');
+  }
   return out;
 }
 

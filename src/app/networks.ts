@@ -118,6 +118,7 @@ export async function attachUserNetworks(
     ports,
     mac: r.host.macAddress,
     env: env.ctx.env,
+    reporter: env.ctx.reporter,
   });
   const all: Record<string, NetworkInfo> = {};
   reqs.forEach((q, i) => {
@@ -129,7 +130,7 @@ export async function attachUserNetworks(
 
 /** Cleanup: every endpoint and the namespace (idempotent). */
 export function detachUserNetworks(env: Env, id: string): Promise<void> {
-  return detach(id, env.ctx.env);
+  return detach(id, env.ctx.env, env.ctx.reporter);
 }
 
 async function networkOf(ref: string): Promise<UserNetwork> {

@@ -141,7 +141,10 @@ export async function removeAnonymousVolumes(env: Env, record: ContainerRecord, 
     const used = await volumesInUse(env);
     for (const v of mine) {
       const others = (used.get(v.name) ?? []).filter((id) => id !== record.id);
-      if (others.length === 0) await vs.remove(v.name);
+      if (others.length === 0) {
+        await vs.remove(v.name);
+        env.ctx.reporter.emit({ type: 'cleanup-step', id: record.id, step: 'volume', targets: [v.name] });
+      }
     }
   });
 }

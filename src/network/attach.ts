@@ -11,7 +11,7 @@ import { promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Reporter } from '../events.js';
 import type { NetworkInfo } from '../oci/network.js';
-import { connect, disconnect, netnsPath } from './bridge.js';
+import { connect, disconnect, netnsPath, NETWORK_NAME } from './bridge.js';
 import { hostsFile, resolvConf } from './etc-files.js';
 import { extraHostLines, hostAddress, withDnsOptions, type DnsOptions, type ExtraHost } from './extra-hosts.js';
 import type { PortMapping } from './ports.js';
@@ -98,7 +98,7 @@ export interface AttachOptions extends AttachTarget {
 
 /** Put the container on the default network: the bridge as root, slirp4netns rootless. */
 export async function attachNetwork(o: AttachOptions): Promise<NetworkInfo> {
-  const network = o.rootless
+  const network: NetworkInfo & { veth?: { host: string; container: string } } = o.rootless
     ? await connectSlirp({
         id: o.id,
         runDir: o.runDir,
@@ -125,6 +125,9 @@ export async function attachNetwork(o: AttachOptions): Promise<NetworkInfo> {
     prefixLen: network.prefixLen,
     gateway: network.gateway,
     mac: network.mac,
+    network: o.rootless ? 'slirp4netns' : NETWORK_NAME,
+    ...(o.rootless ? {} : { bridge: network.bridge, ifName: 'eth0' }),
+    ...(network.veth ? { veth: network.veth } : {}),
     ports: network.ports.map((p) => ({
       protocol: p.protocol,
       hostIP: p.hostIP,

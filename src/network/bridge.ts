@@ -29,6 +29,7 @@ import { runProgram, which } from '../util/exec.js';
 import { addList, cniPath, CNI_VERSION, delList, type CniResult, type ConfList, type Invocation } from './cni.js';
 import type { NetworkInfo } from '../oci/network.js';
 import type { PortMapping } from './ports.js';
+import { reportRules, vethPair } from './net-events.js';
 
 export const NET_RUN_DIR = '/run/tsrun/net';
 export const BRIDGE = 'tsrun0';
@@ -203,7 +204,7 @@ export async function connect(o: {
   pid?: number;
   mac?: string;
   reporter?: Reporter;
-}): Promise<NetworkInfo> {
+}): Promise<NetworkInfo & { veth?: { host: string; container: string } }> {
   const reporter = o.reporter ?? silentReporter;
   await disconnect(o.id, o.env, reporter); // a leftover from a crash, if any
   const network = await defaultNetwork();
@@ -240,7 +241,10 @@ export async function connect(o: {
       ...(o.mac ? { mac: o.mac } : {}),
     });
     await writeFileAtomic(attachmentFile(o.id), JSON.stringify(a));
-    return infoOf(a);
+    const info = infoOf(a);
+    await reportRules(reporter, { id: o.id, ip: info.ip, network: NETWORK_NAME, when: 'attach', env: o.env });
+    const veth = vethPair(a.result, 'eth0');
+    return veth ? { ...info, veth } : info;
   } catch (err) {
     await disconnect(o.id, o.env, reporter).catch(() => {});
     throw err;
@@ -273,6 +277,8 @@ export async function disconnect(
     throw new TsrunError('ERR_CNI', `removing network namespace ${netnsName(id)}: ${del.stderr.trim()}`);
   }
   reporter.emit({ type: 'netns', action: 'delete', name: netnsName(id), path: a.netns });
+  const ip4 = infoFromResult(result, BRIDGE, a.ports).ip;
+  if (ip4) await reportRules(reporter, { id, ip: ip4, network: NETWORK_NAME, when: 'detach', env });
   await fs.rm(attachmentFile(id), { force: true });
 }
 

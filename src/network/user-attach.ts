@@ -25,6 +25,8 @@ import { dropEntry, setEntry } from './dns.js';
 import { parseCidr, userConfList, type UserNetwork } from './user-networks.js';
 import type { NetworkInfo } from '../oci/network.js';
 import type { PortMapping } from './ports.js';
+import type { Reporter } from '../events.js';
+import { reportRules, vethPair } from './net-events.js';
 
 const DIR = path.join(NET_RUN_DIR, 'endpoints');
 
@@ -92,8 +94,8 @@ async function ip(args: string[], env: NodeJS.ProcessEnv) {
   return runProgram(bin, args);
 }
 
-function invocation(r: EndpointRecord, env: NodeJS.ProcessEnv, ifName: string): Invocation {
-  return { containerId: r.id, netns: r.netns, ifName, paths: cniPath(env), pathEnv: env.PATH };
+function invocation(r: EndpointRecord, env: NodeJS.ProcessEnv, ifName: string, reporter?: Reporter): Invocation {
+  return { containerId: r.id, netns: r.netns, ifName, paths: cniPath(env), pathEnv: env.PATH, reporter };
 }
 
 export function endpointInfo(e: Endpoint): NetworkInfo {
@@ -103,7 +105,7 @@ export function endpointInfo(e: Endpoint): NetworkInfo {
 async function addOne(
   r: EndpointRecord,
   req: EndpointRequest,
-  o: { first: boolean; ports: PortMapping[]; mac?: string; env: NodeJS.ProcessEnv },
+  o: { first: boolean; ports: PortMapping[]; mac?: string; env: NodeJS.ProcessEnv; reporter?: Reporter },
 ): Promise<Endpoint> {
   const used = new Set(r.endpoints.map((e) => e.ifName));
   let n = 0;
@@ -120,7 +122,7 @@ async function addOne(
   r.endpoints.push(e);
   await save(r);
   const bits = parseCidr(req.net.Subnet).bits;
-  e.result = await addList(e.conflist, invocation(r, o.env, e.ifName), {
+  e.result = await addList(e.conflist, invocation(r, o.env, e.ifName, o.reporter), {
     ...(o.ports.length > 0 ? { portMappings: cniPorts(o.ports) } : {}),
     ...(o.mac ? { mac: o.mac } : {}),
     ...(req.ip ? { ips: [`${req.ip}/${bits}`] } : {}),
@@ -128,7 +130,46 @@ async function addOne(
   await save(r);
   const addr = endpointInfo(e).ip;
   await setEntry(req.net.Id, req.net.Gateway, { id: r.id, ip: addr, names: req.names }, o.env);
+  reportEndpoint(r, e, o.reporter);
+  await reportRules(o.reporter, { id: r.id, ip: addr, network: e.networkName, when: 'attach', env: o.env });
   return e;
+}
+
+/** The endpoint as the default bridge reports its attachment, with its DNS names. */
+function reportEndpoint(r: EndpointRecord, e: Endpoint, reporter?: Reporter): void {
+  if (!reporter) return;
+  const info = endpointInfo(e);
+  reporter.emit({
+    type: 'dns',
+    action: 'add',
+    id: r.id,
+    network: e.networkName,
+    server: e.gateway,
+    names: e.names,
+    ip: info.ip,
+  });
+  const veth = vethPair(e.result, e.ifName);
+  reporter.emit({
+    type: 'network-attach',
+    id: r.id,
+    driver: 'bridge',
+    netns: r.netns,
+    ip: info.ip,
+    prefixLen: info.prefixLen,
+    gateway: info.gateway,
+    mac: info.mac,
+    network: e.networkName,
+    bridge: info.bridge,
+    ifName: e.ifName,
+    ...(veth ? { veth } : {}),
+    aliases: e.names,
+    ports: e.ports.map((p) => ({
+      protocol: p.protocol,
+      hostIP: p.hostIP ?? '',
+      hostPort: p.hostPort,
+      containerPort: p.containerPort,
+    })),
+  });
 }
 
 function cniPorts(ports: PortMapping[]): Record<string, unknown>[] {
@@ -148,6 +189,8 @@ export async function attach(o: {
   ports: PortMapping[];
   mac?: string;
   env: NodeJS.ProcessEnv;
+  /** Told of the namespace, each CNI plugin call, each endpoint, its DNS names and iptables rules. */
+  reporter?: Reporter;
 }): Promise<NetworkInfo[]> {
   await detach(o.id, o.env); // a leftover from a crash, if any
   const r: EndpointRecord = { id: o.id, store: o.store, netns: netnsPath(o.id), endpoints: [] };
@@ -156,7 +199,8 @@ export async function attach(o: {
     const made = await ip(['netns', 'add', netnsName(o.id)], o.env);
     if (made.code !== 0)
       throw new TsrunError('ERR_CNI', `making network namespace ${netnsName(o.id)}: ${made.stderr.trim()}`);
-    await addList(LOOPBACK, invocation(r, o.env, 'lo'));
+    o.reporter?.emit({ type: 'netns', action: 'add', name: netnsName(o.id), path: r.netns });
+    await addList(LOOPBACK, invocation(r, o.env, 'lo', o.reporter));
     const infos: NetworkInfo[] = [];
     for (const [i, req] of o.reqs.entries()) {
       const e = await addOne(r, req, {
@@ -164,12 +208,13 @@ export async function attach(o: {
         ports: i === 0 ? o.ports : [],
         mac: i === 0 ? o.mac : undefined,
         env: o.env,
+        reporter: o.reporter,
       });
       infos.push(endpointInfo(e));
     }
     return infos;
   } catch (err) {
-    await detach(o.id, o.env).catch(() => {});
+    await detach(o.id, o.env, o.reporter).catch(() => {});
     throw err;
   }
 }
@@ -186,9 +231,13 @@ export async function addEndpoint(id: string, req: EndpointRequest, env: NodeJS.
   }
 }
 
-async function delOne(r: EndpointRecord, e: Endpoint, env: NodeJS.ProcessEnv): Promise<void> {
+async function delOne(r: EndpointRecord, e: Endpoint, env: NodeJS.ProcessEnv, reporter?: Reporter): Promise<void> {
   await dropEntry(e.networkId, r.id, env);
-  await delList(e.conflist, invocation(r, env, e.ifName), e.result, { portMappings: cniPorts(e.ports) });
+  reporter?.emit({ type: 'dns', action: 'remove', id: r.id, network: e.networkName, server: e.gateway });
+  await delList(e.conflist, invocation(r, env, e.ifName, reporter), e.result, { portMappings: cniPorts(e.ports) });
+  reporter?.emit({ type: 'network-detach', id: r.id, driver: 'bridge', network: e.networkName });
+  const ip = endpointInfo(e).ip;
+  if (ip) await reportRules(reporter, { id: r.id, ip, network: e.networkName, when: 'detach', env });
 }
 
 /** Take a container off one network (its interface, lease, rules and names); idempotent. */
@@ -202,13 +251,13 @@ export async function removeEndpoint(id: string, networkId: string, env: NodeJS.
 }
 
 /** Undo `attach`: every endpoint, the namespace, the record. Idempotent. */
-export async function detach(id: string, env: NodeJS.ProcessEnv): Promise<void> {
+export async function detach(id: string, env: NodeJS.ProcessEnv, reporter?: Reporter): Promise<void> {
   const r = await readEndpoints(id);
   if (!r) return;
   let first: unknown;
   for (const e of [...r.endpoints].reverse()) {
     try {
-      await delOne(r, e, env);
+      await delOne(r, e, env, reporter);
       r.endpoints = r.endpoints.filter((x) => x !== e);
     } catch (err) {
       first ??= err;
@@ -221,6 +270,7 @@ export async function detach(id: string, env: NodeJS.ProcessEnv): Promise<void> 
   const del = await ip(['netns', 'delete', netnsName(id)], env);
   if (del.code !== 0 && !/No such file/i.test(del.stderr))
     throw new TsrunError('ERR_CNI', `removing network namespace ${netnsName(id)}: ${del.stderr.trim()}`);
+  reporter?.emit({ type: 'netns', action: 'delete', name: netnsName(id), path: r.netns });
   await fs.rm(file(id), { force: true });
 }
 

@@ -19,6 +19,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { TsrunError } from '../errors.js';
+import type { TsrunEvent } from '../events.js';
 import { withFileLock } from '../native/index.js';
 import { runProgram, which } from '../util/exec.js';
 import { sleep } from '../util/concurrency.js';
@@ -344,4 +345,40 @@ export function nsenterArgv(nsenter: string, pid: number, argv: readonly string[
   // credentials; our own uid is root there either way.
   const keep = readOr(`/proc/${pid}/setgroups`).trim() === 'deny' ? ['--preserve-credentials'] : [];
   return [nsenter, '--user', '--mount', ...keep, '--target', String(pid), '--', ...argv];
+}
+
+/**
+ * Inside the namespace: its uid and gid maps and the /etc/subuid, /etc/subgid entries of the
+ * user `uid` that they were made from (the `userns` event).
+ */
+export function userNamespaceEvent(uid: number): Extract<TsrunEvent, { type: 'userns' }> {
+  const map = (file: string) =>
+    readOr(file)
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => {
+        const [inside = 0, outside = 0, count = 0] = l.trim().split(/\s+/).map(Number);
+        return { inside, outside, count };
+      });
+  const user =
+    readOr('/etc/passwd')
+      .split('\n')
+      .map((l) => l.split(':'))
+      .find((f) => f[2] === String(uid))?.[0] ?? String(uid);
+  const entry = (file: string) =>
+    readOr(file)
+      .split('\n')
+      .find((l) => l.startsWith(`${user}:`) || l.startsWith(`${uid}:`));
+  const subuid = entry('/etc/subuid');
+  const subgid = entry('/etc/subgid');
+  return {
+    type: 'userns',
+    user,
+    uid,
+    uidMap: map('/proc/self/uid_map'),
+    gidMap: map('/proc/self/gid_map'),
+    ...(subuid ? { subuid } : {}),
+    ...(subgid ? { subgid } : {}),
+  };
 }
