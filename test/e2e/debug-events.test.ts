@@ -18,6 +18,7 @@ import { pushImage } from '../helpers/push.js';
 import { tsrun } from './cli.js';
 import { busyboxLayer } from './fixtures.js';
 import { leftovers, runDir } from './containers.js';
+import { freePort } from '../helpers/net.js';
 
 const PASSWORD = 'pw-Dq93-never-in-events';
 const USER = 'dave';
@@ -38,6 +39,10 @@ D.before(async () => {
   await pushImage(hub, 'dave/private', '1', {
     layers: [busyboxLayer()],
     config: { config: { Env: ['PATH=/usr/sbin:/usr/bin:/sbin:/bin'] } },
+  });
+  await pushImage(hub, 'dave/private', 'cmd', {
+    layers: [busyboxLayer()],
+    config: { config: { Env: ['PATH=/usr/sbin:/usr/bin:/sbin:/bin'], Cmd: ['true'] } },
   });
   IMAGE = `${hub.host}/dave/private:1`;
   const login = await tsrun(['login', '-u', USER, '--password-stdin', hub.host], {
@@ -60,6 +65,9 @@ async function debug(args: string[]): Promise<{ code: number; stdout: string; st
   const text = r.stdout + r.stderr;
   for (const secret of [PASSWORD, BASIC, RUN_SECRET, FILE_SECRET, EXEC_SECRET])
     assert.not.ok(text.includes(secret), `tsrun ${args.join(' ')} --debug printed a secret:\n${text}`);
+  // The registry's bearer tokens are JWTs (base64url JSON: "eyJ…"); none may be printed.
+  assert.not.match(text, /eyJ[\w-]{8,}/, 'a token');
+  assert.not.match(text, /Bearer [\w.-]/, 'an Authorization header');
   const events = r.stderr
     .split('\n')
     .filter((l) => l.startsWith('DEBU '))
@@ -72,7 +80,19 @@ const ofType = (events: Event[], type: string) => events.filter((e) => e.type ==
 D('run --rm: pull with a login, bundle, mount, name files, bridge, runtime — and no secret', async () => {
   const envFile = path.join(tmp, 'env');
   (await import('node:fs')).writeFileSync(envFile, `FILE_VAR=${FILE_SECRET}\n`);
-  const r = await debug(['run', '--rm', '-e', `RUN_VAR=${RUN_SECRET}`, '--env-file', envFile, IMAGE, 'true']);
+  const port = await freePort();
+  const r = await debug([
+    'run',
+    '--rm',
+    '-p',
+    `${port}:80`,
+    '-e',
+    `RUN_VAR=${RUN_SECRET}`,
+    '--env-file',
+    envFile,
+    IMAGE,
+    'true',
+  ]);
   assert.is(r.code, 0, r.stderr);
   // The text Docker prints is still there, beside the events.
   assert.match(r.stderr, `Unable to find image '${IMAGE}' locally`);
@@ -84,11 +104,39 @@ D('run --rm: pull with a login, bundle, mount, name files, bridge, runtime — a
   assert.ok((created.envNames as string[]).includes('FILE_VAR'));
   assert.is(created.config, path.join(created.bundle as string, 'config.json'));
   assert.equal(created.args, ['true']);
+  const prov = created.provenance as Record<string, any>;
+  assert.is(prov.args.from, 'command line');
+  assert.equal(prov.env.RUN_VAR, { from: 'flag', flag: '-e' });
+  assert.equal(prov.env.FILE_VAR, { from: 'flag', flag: '--env-file' });
+  assert.equal(prov.env.PATH, { from: 'image', detail: 'ENV' });
+  assert.is(prov.user.from, 'default');
+  assert.is(prov.namespaces.network.from, 'default');
+  assert.is(prov.mounts['/etc/hosts'].from, 'default');
+
+  // Each HTTP request of the pull: the token service and the registry, bearer once it has a token.
+  const requests = ofType(r.events, 'registry-request');
+  const manifest = requests.find((e) => /\/v2\/dave\/private\/manifests\/1$/.test(e.url as string) && e.status === 200);
+  assert.ok(manifest, JSON.stringify(requests, null, 1));
+  assert.is(manifest.auth, 'bearer');
+  assert.is(manifest.method, 'GET');
+  assert.ok((manifest.bytes as number) > 0);
+  assert.ok(
+    requests.some((e) => e.status === 401 && e.auth === 'none'),
+    'the first, anonymous request the registry answers 401',
+  );
+  assert.ok(
+    requests.some((e) => /\/blobs\/sha256:[0-9a-f]{64}$/.test(e.url as string) && e.status === 200),
+    'the layer blob',
+  );
+  for (const e of requests) assert.not.match(e.url as string, /[?&](scope|service|account)=/);
 
   const [mounted] = ofType(r.events, 'rootfs-mount');
   assert.ok(mounted, 'a rootfs-mount event');
   for (const d of mounted.lowerdirs as string[]) assert.ok(path.isAbsolute(d), d);
   assert.is((mounted.lowerdirs as string[]).length, 1);
+  assert.is(mounted.driver, 'overlay');
+  assert.match(mounted.reason as string, /^running as root: the kernel's overlayfs/);
+  assert.is(mounted.upperdir, path.join(path.dirname(mounted.target as string), 'upper'));
 
   const [etc] = ofType(r.events, 'etc-files');
   assert.ok(etc && typeof etc.hosts === 'string');
@@ -107,6 +155,30 @@ D('run --rm: pull with a login, bundle, mount, name files, bridge, runtime — a
   assert.ok(attached, 'a network-attach event');
   assert.match(attached.ip as string, /^\d+\.\d+\.\d+\.\d+$/);
   assert.is(attached.netns, netns[0]?.path);
+  assert.is(attached.network, 'tsrun');
+  assert.match((attached.veth as { host: string }).host, /^veth/);
+
+  // The rules the portmap plugin made for -p, as iptables-save shows them, and none left after.
+  const rules = ofType(r.events, 'iptables-rules');
+  const atAttach = rules.find((e) => e.when === 'attach');
+  assert.ok(atAttach && atAttach.ip === attached.ip, 'an iptables-rules event after the attach');
+  const lines = (atAttach.rules as { table: string; rule: string }[]).map((x) => `${x.table} ${x.rule}`);
+  assert.ok(
+    lines.some(
+      (l) =>
+        /^nat -A CNI-DN-\S+ .*--dport \d+ -j DNAT --to-destination /.test(l) &&
+        l.includes(`${attached.ip as string}:80`),
+    ),
+    lines.join('\n'),
+  );
+  assert.ok(
+    lines.some((l) => l.startsWith('nat -A CNI-HOSTPORT-DNAT ')),
+    lines.join('\n'),
+  );
+  const atDetach = rules.find((e) => e.when === 'detach');
+  assert.equal(atDetach?.rules, [], 'no rule left after the CNI DEL');
+  const steps = ofType(r.events, 'cleanup-step').map((e) => e.step);
+  for (const s of ['runtime-delete', 'network', 'unmount', 'state-dir']) assert.ok(steps.includes(s), steps.join(' '));
 
   const runtime = ofType(r.events, 'runtime').map((e) => (e.argv as string[]).join(' '));
   assert.ok(
@@ -121,6 +193,16 @@ D('run --rm: pull with a login, bundle, mount, name files, bridge, runtime — a
   assert.ok(monitor && (monitor.argv as string[]).includes('--bundle'));
   const [started] = ofType(r.events, 'container-start');
   assert.ok(started && (started.monitorPid as number) > 0 && (started.pid as number) > 0);
+});
+
+D("no command given: provenance says the args are the image's CMD", async () => {
+  const r = await debug(['run', '--rm', '--network', 'none', '-u', '0', `${hub.host}/dave/private:cmd`]);
+  assert.is(r.code, 0, r.stderr);
+  const [created] = ofType(r.events, 'container-create');
+  const prov = created?.provenance as Record<string, any>;
+  assert.equal(prov.args, { from: 'image', detail: 'CMD' });
+  assert.equal(prov.user, { from: 'flag', flag: '--user' });
+  assert.equal(prov.namespaces.network, { from: 'flag', flag: '--network', detail: 'none' });
 });
 
 D('run -d, exec -e, stop, rm: each reports, none leaks', async () => {

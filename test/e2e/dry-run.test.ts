@@ -54,6 +54,26 @@ const cliIn = async (cwd: string, args: string[]) => {
   return { code: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
 };
 
+/**
+ * The CLI while a watcher polls for what a container is made of (its record and name under the
+ * store, a mount under it, a `ps -a` line): `run --dry-run` may make none of them at any moment.
+ */
+async function watched(cwd: string, args: string[]) {
+  const seen = new Set<string>();
+  let done = false;
+  const run = cliIn(cwd, args).finally(() => {
+    done = true;
+  });
+  let polls = 0;
+  while (!done) {
+    for (const l of await leftovers(root)) seen.add(l);
+    const ps = (await tsrun(['ps', '-aq'], { root })).stdout.trim();
+    if (ps) seen.add(`ps -a: ${ps}`);
+    polls++;
+  }
+  return { ...(await run), seen: [...seen], polls };
+}
+
 /** What replay.sh may leave on the host until undo.sh: its rules, netns, veth, mount. */
 async function dryRunLeftovers(dir: string): Promise<string[]> {
   const out: string[] = [];
@@ -76,8 +96,10 @@ D('--network none: nothing is made; replay.sh prints and exits as run --rm does;
   assert.is(run.code, 3, run.stderr);
   assert.match(run.stdout, /^out\n\/srv\/app\n/);
 
-  const dry = await cliIn(tmp, ['run', '--dry-run', '--out', 'lesson', ...args]);
+  const dry = await watched(tmp, ['run', '--dry-run', '--out', 'lesson', ...args]);
   assert.is(dry.code, 0, dry.stderr);
+  assert.ok(dry.polls > 0);
+  assert.equal(dry.seen, [], 'no record, name, mount or ps -a entry at any moment of the dry run');
   const dir = path.join(tmp, 'lesson');
   assert.is(dry.stdout, `${dir}\n`);
   assert.is((await tsrun(['ps', '-aq'], { root })).stdout, '', 'no container');
@@ -123,7 +145,7 @@ D('-p: the published port answers while replay.sh runs; undo.sh removes the rule
   assert.is((await execa('sh', [path.join(onceDir, 'undo.sh')], { reject: false })).exitCode, 0);
   assert.equal(await dryRunLeftovers(onceDir), []);
 
-  const dry = await cliIn(tmp, [
+  const dry = await watched(tmp, [
     'run',
     '--dry-run',
     '-p',
@@ -137,6 +159,7 @@ D('-p: the published port answers while replay.sh runs; undo.sh removes the rule
     '/www',
   ]);
   assert.is(dry.code, 0, dry.stderr);
+  assert.equal(dry.seen, [], 'with -p too, nothing of a container at any moment');
   const dir = dry.stdout.trim();
   assert.equal(await leftovers(root), [], 'dry-run itself makes no rule, netns or mount');
   const replayText = readFileSync(path.join(dir, 'replay.sh'), 'utf8');
