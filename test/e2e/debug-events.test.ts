@@ -136,7 +136,7 @@ D('run --rm: pull with a login, bundle, mount, name files, bridge, runtime — a
   assert.is((mounted.lowerdirs as string[]).length, 1);
   assert.is(mounted.driver, 'overlay');
   assert.match(mounted.reason as string, /^running as root: the kernel's overlayfs/);
-  assert.is(mounted.upperdir, path.join(path.dirname(mounted.target as string), 'upper'));
+  assert.is(mounted.upperdir, path.join(root, 'containers', created.id as string, 'upper'));
 
   const [etc] = ofType(r.events, 'etc-files');
   assert.ok(etc && typeof etc.hosts === 'string');
