@@ -306,6 +306,12 @@ export type TsrunEvent =
 
 export interface Reporter {
   emit(event: TsrunEvent): void;
+  /**
+   * This listener wants the events that cost work to produce even when nothing else needs it
+   * (`iptables-rules`, read back with iptables-save after each attach and detach): --debug and
+   * --explain. Progress bars and `Step n/m` do not, so a plain run does not pay for them.
+   */
+  readonly detailed?: boolean;
 }
 
 /** A reporter that drops everything (the default for library callers and tests). */
@@ -314,6 +320,7 @@ export const silentReporter: Reporter = { emit() {} };
 /** Fan out to several listeners. */
 export function fanout(...reporters: Reporter[]): Reporter {
   return {
+    detailed: reporters.some((r) => r.detailed),
     emit: (e) => {
       for (const r of reporters) r.emit(e);
     },
@@ -325,6 +332,7 @@ export function collectingReporter(): Reporter & { events: TsrunEvent[] } {
   const events: TsrunEvent[] = [];
   return {
     events,
+    detailed: true,
     emit: (e) => {
       events.push(e);
     },

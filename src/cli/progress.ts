@@ -124,6 +124,7 @@ export async function ttyPullReporter(
 /** Every event as one JSON line (--debug). */
 export function debugReporter(err: NodeJS.WritableStream): Reporter {
   return {
+    detailed: true,
     emit: (e) => {
       err.write(`DEBU ${JSON.stringify(e)}\n`);
     },

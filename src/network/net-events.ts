@@ -7,7 +7,7 @@
  * Read-only, and only when someone listens (a silent reporter skips the iptables-save run: `run`
  * is start-up bound).
  */
-import { silentReporter, type Reporter } from '../events.js';
+import { type Reporter } from '../events.js';
 import { runProgram, which } from '../util/exec.js';
 import type { CniResult } from './cni.js';
 
@@ -50,12 +50,12 @@ export function rulesFor(save: string, ip: string, id: string): Rule[] {
   return all.filter((r) => seeds.includes(r) || chains.has(`${r.table} ${r.chain}`));
 }
 
-/** Emit `iptables-rules` for the container (nothing when no one listens or iptables-save is missing). */
+/** Emit `iptables-rules` for the container (nothing unless a listener is `detailed`, or when iptables-save is missing). */
 export async function reportRules(
   reporter: Reporter | undefined,
   o: { id: string; ip: string; network: string; when: 'attach' | 'detach'; env: NodeJS.ProcessEnv },
 ): Promise<void> {
-  if (!reporter || reporter === silentReporter) return;
+  if (!reporter?.detailed) return;
   const bin = await which('iptables-save', o.env);
   if (!bin) return;
   const r = await runProgram(bin, [], { env: o.env }).catch(() => undefined);
