@@ -32,7 +32,7 @@ import { hostsFile } from '../network/etc-files.js';
 import { extraHostLines, hostAddress } from '../network/extra-hosts.js';
 import type { AppContext } from './context.js';
 import { cleanupSteps, driverReason, mountedEvent } from './container-events.js';
-import { attachUserNetworks, detachUserNetworks, onUserNetworks } from './networks.js';
+import { attachUserNetworks, detachUserNetworks, joinUserNetworks, onUserNetworks } from './networks.js';
 import { markStopped, restartIfPolicy } from './restart.js';
 import { hostMounts, prepareStart } from './run-host.js';
 import { removeAnonymousVolumes } from './volumes.js';
@@ -111,8 +111,13 @@ export async function ensureMounted(env: Env, c: Pick<Container, 'record' | 'pat
 function disconnectNetwork(env: Env, id: string): Promise<void> {
   const t = { id, rootless: env.ctx.rootless, runDir: env.containers.sp.run };
   if (env.ctx.rootless) return detachNetwork(t, env.ctx.env, env.ctx.reporter);
-  return Promise.all([detachNetwork(t, env.ctx.env, env.ctx.reporter), detachUserNetworks(env, id)]).then(
-    () => undefined,
+  // User endpoints first: a bridge container's are in the bridge's namespace, which goes last.
+  return detachUserNetworks(env, id).then(
+    () => detachNetwork(t, env.ctx.env, env.ctx.reporter),
+    async (err: unknown) => {
+      await detachNetwork(t, env.ctx.env, env.ctx.reporter);
+      throw err;
+    },
   );
 }
 
@@ -170,6 +175,8 @@ export async function startContainer(env: Env, c: Container, o: StartOptions = {
           },
           reporter: env.ctx.reporter,
         });
+        // Connected to user networks too (`network connect`, testcontainers' withNetworkAliases).
+        if (!env.ctx.rootless && record.host.networks?.length) networks = await joinUserNetworks(env, record);
       } else if (onUserNetworks(record)) {
         const user = await attachUserNetworks(env, record, await assignHostPorts(record.host.ports ?? []));
         ({ first: network, all: networks } = user);

@@ -10,17 +10,34 @@
  * - A network with an endpoint (a running container on it, in any store of the host) is not
  *   removed; stopped containers keep their reference, and fail to start once it is gone (Docker).
  * - connect/disconnect change a container under its lock: the record and, while it runs, its
- *   interfaces and DNS names.
+ *   interfaces and DNS names. As in Docker, a container that is not running is connected and
+ *   disconnected freely (only its record changes; start attaches), and a container on the default
+ *   bridge can be on user networks too: eth0 stays the bridge's (and the default route), each
+ *   user network adds an interface, and its DNS server goes first in the container's resolv.conf
+ *   (Docker's embedded server answers such a container the same way). testcontainers'
+ *   `withNetworkAliases` makes exactly that: a bridge container, connected before its start.
  * - Rootless: refused with what is missing (rootless user networks need a bridge inside the
  *   user's shared network namespace, which tsrun's per-container slirp4netns does not have).
  */
 import { createHash } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
 import { TsrunError } from '../errors.js';
 import type { NetworkInfo } from '../oci/network.js';
 import type { PortMapping } from '../network/ports.js';
 import { BRIDGE } from '../network/bridge.js';
 import { isActive, type ContainerRecord, type UserNetworkRef } from '../runtime/records.js';
-import { addEndpoint, allEndpoints, attach, detach, networkInUse, removeEndpoint } from '../network/user-attach.js';
+import {
+  addEndpoint,
+  allEndpoints,
+  attach,
+  detach,
+  join,
+  networkInUse,
+  removeEndpoint,
+  type EndpointRequest,
+} from '../network/user-attach.js';
+import { withNameservers } from '../network/dns.js';
 import {
   bridgeName,
   createNetwork,
@@ -44,6 +61,13 @@ const BUILTIN = ['bridge', 'none', 'host'];
 /** Whether a container's network mode is a user network (its record lists them). */
 export function onUserNetworks(r: ContainerRecord): boolean {
   return !BUILTIN.includes(r.host.network);
+}
+
+/** The networks a container is on, by name: a default-bridge container connected to user networks is on both. */
+export function networkNames(r: ContainerRecord): string[] {
+  const user = (r.host.networks ?? []).map((n) => n.name);
+  if (onUserNetworks(r)) return r.host.networks ? user : [r.host.network];
+  return [...new Set([r.host.network, ...user])];
 }
 
 function refuseRootless(ctx: AppContext, exitCode: number): void {
@@ -95,8 +119,40 @@ export async function runNetworks(
   };
 }
 
-function dnsNames(r: ContainerRecord, ref: UserNetworkRef): string[] {
-  return [...new Set([r.name, r.id.slice(0, 12), ...ref.aliases])];
+/** What the network's DNS answers for the container, in Docker's order (DNSNames): name, aliases, short id. */
+export function dnsNames(r: ContainerRecord, ref: UserNetworkRef): string[] {
+  return [...new Set([r.name, ...ref.aliases, r.id.slice(0, 12)])];
+}
+
+/** The id of a container's endpoint on a network (Docker's EndpointID: stable per container and network). */
+export function endpointId(containerId: string, networkId: string): string {
+  return createHash('sha256').update(`${containerId}/${networkId}`).digest('hex');
+}
+
+/** The id tsrun gives Docker's predefined networks (bridge, host, none). */
+export function builtinNetworkId(name: string): string {
+  return createHash('sha256').update(`tsrun-builtin-${name}`).digest('hex');
+}
+
+async function endpointRequests(r: ContainerRecord): Promise<EndpointRequest[]> {
+  const reqs = [];
+  const nets = await listNetworks();
+  for (const ref of r.host.networks ?? []) {
+    const net = nets.find((n) => n.Id === ref.id);
+    if (!net) throw notFound(ref.name, 125);
+    reqs.push({ net, names: dnsNames(r, ref), ...(ref.ip ? { ip: ref.ip } : {}) });
+  }
+  return reqs;
+}
+
+/** Put user networks' DNS servers first in a container's resolv.conf (in place: it is bind-mounted), or take them out. */
+async function editResolv(file: string, add: string[], drop: string[] = []): Promise<void> {
+  const text = await fs.readFile(file, 'utf8').catch(() => undefined);
+  if (text !== undefined) await fs.writeFile(file, withNameservers(text, add, drop));
+}
+
+function resolvFile(env: Env, r: ContainerRecord): string {
+  return path.join(env.containers.observe(r).paths.etc, 'resolv.conf');
 }
 
 /** Start: the namespace and one interface per network; the first network's view and all of them. */
@@ -105,12 +161,7 @@ export async function attachUserNetworks(
   r: ContainerRecord,
   ports: PortMapping[],
 ): Promise<{ first?: NetworkInfo; all: Record<string, NetworkInfo> }> {
-  const reqs = [];
-  for (const ref of r.host.networks ?? []) {
-    const net = (await listNetworks()).find((n) => n.Id === ref.id);
-    if (!net) throw notFound(ref.name, 125);
-    reqs.push({ net, names: dnsNames(r, ref), ...(ref.ip ? { ip: ref.ip } : {}) });
-  }
+  const reqs = await endpointRequests(r);
   const infos = await attach({
     id: r.id,
     store: env.store.root,
@@ -126,6 +177,21 @@ export async function attachUserNetworks(
     if (info) all[q.net.Name] = info;
   });
   return { first: infos[0], all };
+}
+
+/**
+ * Start of a default-bridge container that was connected to user networks: their interfaces in
+ * the namespace the bridge made, their DNS servers in its resolv.conf; each network's view.
+ */
+export async function joinUserNetworks(env: Env, r: ContainerRecord): Promise<Record<string, NetworkInfo>> {
+  const reqs = await endpointRequests(r);
+  if (reqs.length === 0) return {};
+  const infos = await join({ id: r.id, store: env.store.root, reqs, env: env.ctx.env });
+  await editResolv(
+    resolvFile(env, r),
+    reqs.map((q) => q.net.Gateway),
+  );
+  return Object.fromEntries(reqs.flatMap((q, i) => (infos[i] ? [[q.net.Name, infos[i]]] : [])));
 }
 
 /** Cleanup: every endpoint and the namespace (idempotent). */
@@ -154,7 +220,7 @@ export async function networkView(net: UserNetwork): Promise<Record<string, unkn
     const iface = e.result?.interfaces?.find((i) => i.sandbox);
     containers[r.id] = {
       Name: e.names[0] ?? r.id.slice(0, 12),
-      EndpointID: createHash('sha256').update(`${r.id}/${net.Id}`).digest('hex'),
+      EndpointID: endpointId(r.id, net.Id),
       MacAddress: iface?.mac ?? '',
       IPv4Address: ip,
       IPv6Address: '',
@@ -206,7 +272,7 @@ function builtinView(b: { name: string; id: string; driver: string }): Record<st
 export async function networkList(): Promise<{ net?: UserNetwork; name: string; id: string; driver: string }[]> {
   const builtin = BUILTIN.map((name) => ({
     name,
-    id: createHash('sha256').update(`tsrun-builtin-${name}`).digest('hex'),
+    id: builtinNetworkId(name),
     driver: name === 'none' ? 'null' : name,
   }));
   return [...builtin, ...(await listNetworks()).map((net) => ({ net, name: net.Name, id: net.Id, driver: 'bridge' }))];
@@ -283,22 +349,34 @@ export async function networkConnect(
   const c = await env.containers.find(containerRef);
   await env.containers.lock(c.record.id, async () => {
     const r = (await env.containers.read(c.record.id)) ?? c.record;
-    if (!onUserNetworks(r))
+    // Docker's errors (runconfig.ErrConflictSharedNetwork, ErrConflictNoNetwork).
+    if (r.host.network === 'host')
       throw usage(
-        `container ${r.name} is on the ${r.host.network} network: tsrun connects user networks only to containers made with --network NAME`,
+        'container sharing network namespace with another container or host cannot be connected to any other network',
         1,
-        'remove it and run it again with --network',
+      );
+    if (r.host.network === 'none')
+      throw usage(
+        'container cannot be connected to multiple networks with one of the networks in private (none) mode',
+        1,
       );
     const refs = r.host.networks ?? [];
-    if (refs.some((x) => x.id === net.Id))
+    const running = isActive(env.containers.observe(r).observed);
+    if (refs.some((x) => x.id === net.Id)) {
+      // Docker keeps a stopped container's endpoint settings as they are ("avoid duplicate config").
+      if (!running) return;
       throw usage(`endpoint with name ${r.name} already exists in network ${net.Name}`, 1);
+    }
     const ref: UserNetworkRef = { id: net.Id, name: net.Name, aliases: o.aliases ?? [], ...(o.ip ? { ip: o.ip } : {}) };
-    if (isActive(env.containers.observe(r).observed)) {
+    if (running) {
+      const bridge = r.host.network === 'bridge';
       const info = await addEndpoint(
         r.id,
         { net, names: dnsNames(r, ref), ...(ref.ip ? { ip: ref.ip } : {}) },
         env.ctx.env,
+        bridge ? { store: env.store.root } : undefined,
       );
+      if (bridge) await editResolv(resolvFile(env, r), [net.Gateway]);
       r.state = { ...r.state, networks: { ...r.state.networks, [net.Name]: info } };
     }
     r.host.networks = [...refs, ref];
@@ -319,6 +397,7 @@ export async function networkDisconnect(env: Env, netRef: string, containerRef: 
     const refs = r.host.networks ?? [];
     if (!refs.some((x) => x.id === net.Id)) throw usage(`container ${r.id} is not connected to network ${net.Name}`, 1);
     await removeEndpoint(r.id, net.Id, env.ctx.env);
+    if (r.host.network === 'bridge') await editResolv(resolvFile(env, r), [], [net.Gateway]);
     r.host.networks = refs.filter((x) => x.id !== net.Id);
     if (r.state.networks) {
       const rest = { ...r.state.networks };

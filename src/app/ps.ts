@@ -18,6 +18,8 @@ import { findImage } from '../store/lookup.js';
 import type { Container } from '../runtime/records.js';
 import type { Env } from './containers.js';
 import { healthStatus } from './healthcheck.js';
+import { networkNames } from './networks.js';
+import { networkEndpoints } from './container-views.js';
 
 export interface PortSummary {
   ip?: string;
@@ -41,6 +43,8 @@ export interface ContainerSummary {
   labels: Record<string, string>;
   mounts: { name?: string; source: string; destination: string; driver?: string }[];
   networks: string[];
+  /** Docker's NetworkSettings.Networks (the Engine API's list has them). */
+  endpoints?: Record<string, unknown>;
   sizeRw?: number;
   sizeRootFs?: number;
   /** starting, healthy, unhealthy, or none (no health check). */
@@ -206,7 +210,8 @@ export function summary(c: Container): ContainerSummary {
       ...r.host.binds.map((b) => ({ source: b.source, destination: b.destination })),
       ...(r.host.volumes ?? []).map((v) => ({ name: v.name, source: '', destination: v.destination, driver: 'local' })),
     ],
-    networks: r.host.networks ? r.host.networks.map((n) => n.name) : [r.host.network],
+    networks: networkNames(r),
+    endpoints: networkEndpoints(c),
     health: healthStatus(c),
   };
 }
@@ -257,7 +262,7 @@ export async function listContainers(env: Env, o: ListOptions): Promise<Containe
     )
       return false;
     if (ancestors && !ancestors.has(r.imageId)) return false;
-    const nets = r.host.networks ? r.host.networks.flatMap((n) => [n.name, n.id]) : [r.host.network];
+    const nets = [...networkNames(r), ...(r.host.networks ?? []).map((n) => n.id)];
     if (has('network') && !vals('network').some((v) => nets.includes(v))) return false;
     if (
       has('volume') &&

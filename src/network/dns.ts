@@ -182,3 +182,16 @@ export function userResolvConf(hostResolv: string, gateways: string[]): string {
   const keep = hostResolv.split('\n').filter((l) => /^\s*(search|domain|options)\s/.test(l));
   return `${[...gateways.map((g) => `nameserver ${g}`), ...keep].join('\n')}\n`;
 }
+
+/**
+ * A container's resolv.conf with the DNS servers of user networks it joined after it was made
+ * (a default-bridge container connected to them, as Docker then answers through its embedded
+ * server): `add`'s nameserver lines first, `drop`'s removed, everything else kept.
+ */
+export function withNameservers(resolv: string, add: readonly string[], drop: readonly string[] = []): string {
+  const ns = (l: string) => /^\s*nameserver\s+(\S+)/.exec(l)?.[1];
+  const gone = new Set([...add, ...drop]);
+  const rest = resolv.split('\n').filter((l) => !gone.has(ns(l) ?? ''));
+  const text = [...add.map((g) => `nameserver ${g}`), ...rest].join('\n');
+  return text.endsWith('\n') ? text : `${text}\n`;
+}

@@ -5,6 +5,11 @@
  * configuration list (network/user-networks.ts), and the container's names in the network's DNS
  * server (network/dns.ts).
  *
+ * A container on the default bridge can be on user networks too (Docker's `network connect` of a
+ * bridge container, which testcontainers' `withNetworkAliases` does): its endpoints are added to
+ * the namespace network/bridge.ts made (`join`, or `addEndpoint` with `shared`), without a
+ * default route, and the record says the namespace is not this module's to delete.
+ *
  * State: /run/tsrun/net/endpoints/<container id>.json — the store, the namespace, and per network
  * the configuration list, interface, names and CNI result (the DEL needs them). The callers hold
  * the container's lock, so one container's record has one writer at a time.
@@ -45,6 +50,8 @@ export interface EndpointRecord {
   id: string;
   store: string;
   netns: string;
+  /** The namespace is the default bridge's (eth0 is there): `detach` leaves it to bridge.ts. */
+  sharedNetns?: boolean;
   endpoints: Endpoint[];
 }
 
@@ -107,7 +114,8 @@ async function addOne(
   req: EndpointRequest,
   o: { first: boolean; ports: PortMapping[]; mac?: string; env: NodeJS.ProcessEnv; reporter?: Reporter },
 ): Promise<Endpoint> {
-  const used = new Set(r.endpoints.map((e) => e.ifName));
+  // In the bridge's namespace eth0 is the bridge's (not recorded here).
+  const used = new Set([...r.endpoints.map((e) => e.ifName), ...(r.sharedNetns ? ['eth0'] : [])]);
   let n = 0;
   while (used.has(`eth${n}`)) n++;
   const e: Endpoint = {
@@ -219,12 +227,45 @@ export async function attach(o: {
   }
 }
 
-/** Put a running container on one more network. */
-export async function addEndpoint(id: string, req: EndpointRequest, env: NodeJS.ProcessEnv): Promise<NetworkInfo> {
-  const r = await readEndpoints(id);
-  if (!r) throw new TsrunError('ERR_CONTAINER_STATE', `container ${id.slice(0, 12)} has no network namespace`);
+/**
+ * Put a container that is on the default bridge (its namespace made by network/bridge.ts) on user
+ * networks too: eth1, eth2 … without the default route, which stays the bridge's.
+ */
+export async function join(o: {
+  id: string;
+  store: string;
+  reqs: EndpointRequest[];
+  env: NodeJS.ProcessEnv;
+}): Promise<NetworkInfo[]> {
+  await detach(o.id, o.env); // a leftover from a crash, if any
+  const r: EndpointRecord = { id: o.id, store: o.store, netns: netnsPath(o.id), sharedNetns: true, endpoints: [] };
+  await save(r);
   try {
-    return endpointInfo(await addOne(r, req, { first: r.endpoints.length === 0, ports: [], env }));
+    const infos: NetworkInfo[] = [];
+    for (const req of o.reqs) infos.push(endpointInfo(await addOne(r, req, { first: false, ports: [], env: o.env })));
+    return infos;
+  } catch (err) {
+    await detach(o.id, o.env).catch(() => {});
+    throw err;
+  }
+}
+
+/**
+ * Put a running container on one more network. `shared`: the container is on the default bridge
+ * and has no endpoint record yet (its first user network): one is made for the bridge's namespace.
+ */
+export async function addEndpoint(
+  id: string,
+  req: EndpointRequest,
+  env: NodeJS.ProcessEnv,
+  shared?: { store: string },
+): Promise<NetworkInfo> {
+  let r = await readEndpoints(id);
+  if (!r && shared) r = { id, store: shared.store, netns: netnsPath(id), sharedNetns: true, endpoints: [] };
+  if (!r) throw new TsrunError('ERR_CONTAINER_STATE', `container ${id.slice(0, 12)} has no network namespace`);
+  const first = !r.sharedNetns && r.endpoints.length === 0;
+  try {
+    return endpointInfo(await addOne(r, req, { first, ports: [], env }));
   } catch (err) {
     await removeEndpoint(id, req.net.Id, env).catch(() => {});
     throw err;
@@ -267,6 +308,7 @@ export async function detach(id: string, env: NodeJS.ProcessEnv, reporter?: Repo
     await save(r);
     throw first;
   }
+  if (r.sharedNetns) return void (await fs.rm(file(id), { force: true }));
   const del = await ip(['netns', 'delete', netnsName(id)], env);
   if (del.code !== 0 && !/No such file/i.test(del.stderr))
     throw new TsrunError('ERR_CNI', `removing network namespace ${netnsName(id)}: ${del.stderr.trim()}`);
