@@ -56,7 +56,7 @@ export function summaryJson(c: ContainerSummary): Record<string, unknown> {
     State: c.state,
     Status: statusText(c),
     HostConfig: { NetworkMode: c.networks[0] ?? 'bridge' },
-    NetworkSettings: { Networks: Object.fromEntries(c.networks.map((n) => [n, {}])) },
+    NetworkSettings: { Networks: c.endpoints ?? Object.fromEntries(c.networks.map((n) => [n, {}])) },
     Mounts: c.mounts.map((m) => ({ Type: 'bind', Source: m.source, Destination: m.destination })),
     ...(c.sizeRw !== undefined ? { SizeRw: c.sizeRw, SizeRootFs: c.sizeRootFs } : {}),
   };

@@ -5,12 +5,13 @@
  */
 import path from 'node:path';
 import { TsrunError } from '../errors.js';
-import type { Container } from '../runtime/records.js';
+import type { Container, UserNetworkRef } from '../runtime/records.js';
 import { portLines, type PortMapping } from '../network/ports.js';
 import { netnsPath, type NetworkInfo } from '../network/bridge.js';
 import { storageDriver, type Env } from './containers.js';
 import { volumeStore } from './volumes.js';
 import { healthOf } from './healthcheck.js';
+import { builtinNetworkId, dnsNames, endpointId, onUserNetworks } from './networks.js';
 
 /** What the bridge gave the container, while it runs (the record keeps the last start's). */
 function liveNetwork(c: Container): NetworkInfo | undefined {
@@ -155,49 +156,65 @@ function portMap(ports: PortMapping[], defaultIP: string): Record<string, { Host
   return m;
 }
 
-/** Docker's per-network view of a container on user networks (the addresses while it runs). */
-function userEndpoints(c: Container): Record<string, unknown> {
-  const live = c.observed.status === 'running' ? (c.record.state.networks ?? {}) : {};
-  return Object.fromEntries(
-    (c.record.host.networks ?? []).map((ref) => {
-      const n = live[ref.name];
-      return [
-        ref.name,
-        {
-          Aliases: ref.aliases,
-          NetworkID: ref.id,
-          IPAddress: n?.ip ?? '',
-          IPPrefixLen: n?.prefixLen ?? 0,
-          Gateway: n?.gateway ?? '',
-          MacAddress: n?.mac ?? '',
-          ...(ref.ip ? { IPAMConfig: { IPv4Address: ref.ip } } : {}),
-        },
-      ];
-    }),
-  );
+/** Docker's EndpointSettings: the addresses while the container runs, the configuration always. */
+function endpointSettings(
+  c: Container,
+  networkId: string,
+  n: NetworkInfo | undefined,
+  ref?: UserNetworkRef,
+): Record<string, unknown> {
+  return {
+    IPAMConfig: ref?.ip ? { IPv4Address: ref.ip } : null,
+    Links: null,
+    Aliases: ref ? ref.aliases : null,
+    MacAddress: n?.mac ?? '',
+    DriverOpts: null,
+    NetworkID: networkId,
+    EndpointID: n?.ip ? endpointId(c.record.id, networkId) : '',
+    Gateway: n?.gateway ?? '',
+    IPAddress: n?.ip ?? '',
+    IPPrefixLen: n?.prefixLen ?? 0,
+    IPv6Gateway: '',
+    GlobalIPv6Address: '',
+    GlobalIPv6PrefixLen: 0,
+    DNSNames: ref ? dnsNames(c.record, ref) : null,
+  };
 }
 
-/** Docker's NetworkSettings: filled while the container runs on the bridge. */
+/** NetworkSettings.Networks: the default bridge (or host/none) and every user network, by name. */
+export function networkEndpoints(c: Container): Record<string, unknown> {
+  const r = c.record;
+  const live = c.observed.status === 'running' ? (r.state.networks ?? {}) : {};
+  const out: Record<string, unknown> = {};
+  if (!onUserNetworks(r)) out[r.host.network] = endpointSettings(c, builtinNetworkId(r.host.network), liveNetwork(c));
+  for (const ref of r.host.networks ?? []) out[ref.name] = endpointSettings(c, ref.id, live[ref.name], ref);
+  return out;
+}
+
+/** Docker's NetworkSettings: the default bridge's address at the top (as Docker has it), every network's below. */
 function networkSettings(c: Container): Record<string, unknown> {
   const n = liveNetwork(c);
   const ports: Record<string, unknown> = portMap(n?.ports ?? [], '0.0.0.0');
   for (const e of c.record.config.exposedPorts) ports[e.includes('/') ? e : `${e}/tcp`] ??= null;
-  const endpoint = {
-    IPAddress: n?.ip ?? '',
-    IPPrefixLen: n?.prefixLen ?? 0,
-    Gateway: n?.gateway ?? '',
-    MacAddress: n?.mac ?? '',
-  };
+  const bridge = c.record.host.network === 'bridge' ? n : undefined;
   return {
     Bridge: n?.bridge ?? '',
+    SandboxID: n ? endpointId(c.record.id, 'sandbox') : '',
     SandboxKey: n ? netnsPath(c.record.id) : '',
+    HairpinMode: false,
+    LinkLocalIPv6Address: '',
+    LinkLocalIPv6PrefixLen: 0,
     Ports: ports,
-    ...endpoint,
-    Networks:
-      c.record.host.network === 'bridge'
-        ? { bridge: { ...endpoint, NetworkID: 'tsrun' } }
-        : c.record.host.networks
-          ? userEndpoints(c)
-          : { [c.record.host.network]: {} },
+    SecondaryIPAddresses: null,
+    SecondaryIPv6Addresses: null,
+    EndpointID: bridge?.ip ? endpointId(c.record.id, builtinNetworkId('bridge')) : '',
+    Gateway: bridge?.gateway ?? '',
+    GlobalIPv6Address: '',
+    GlobalIPv6PrefixLen: 0,
+    IPAddress: bridge?.ip ?? '',
+    IPPrefixLen: bridge?.prefixLen ?? 0,
+    IPv6Gateway: '',
+    MacAddress: bridge?.mac ?? '',
+    Networks: networkEndpoints(c),
   };
 }
