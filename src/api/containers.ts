@@ -6,14 +6,7 @@
  */
 import type { TsrunEvent } from '../events.js';
 import { createContainer } from '../app/run.js';
-import {
-  killContainer,
-  pruneContainers,
-  removeContainer,
-  startContainer,
-  stopContainer,
-  waitExited,
-} from '../app/containers.js';
+import { killContainer, pruneContainers, removeContainer, startContainer, stopContainer } from '../app/containers.js';
 import { inspectView } from '../app/container-views.js';
 import { containerSizes, listContainers, type ContainerSummary } from '../app/ps.js';
 import { pause, unpause } from '../app/pause.js';
@@ -21,7 +14,7 @@ import { renameContainer } from '../app/rename.js';
 import { createVolume, inspectVolume } from '../app/volumes.js';
 import { isTsrunError } from '../errors.js';
 import { humanDuration, timeAgo } from '../cli/format.js';
-import { sleep } from '../util/concurrency.js';
+import { containerDirs, nextChange } from '../runtime/watch.js';
 import { ApiError, notFoundImage } from './errors.js';
 import { runOptionsFromBody } from './create-body.js';
 import { noContent, queryBool, queryFilters, readJson, sendJson, type Router } from './router.js';
@@ -62,29 +55,59 @@ export function summaryJson(c: ContainerSummary): Record<string, unknown> {
   };
 }
 
+/**
+ * Run `check` each time the container changes (runtime/watch.ts: the monitor's exit file, a
+ * restart, the record's removal) until it answers; the watch is set before each look.
+ */
+async function untilChanged<T>(
+  state: ApiState,
+  id: string,
+  check: () => Promise<T | undefined>,
+  gone: () => boolean,
+): Promise<T | undefined> {
+  const { env } = state;
+  const dirs = containerDirs(env.containers.sp, env.containers.paths(id));
+  while (!gone()) {
+    const w = nextChange(dirs, 200);
+    try {
+      const v = await check();
+      if (v !== undefined) return v;
+      await w.changed;
+    } finally {
+      w.close();
+    }
+  }
+  return undefined;
+}
+
 /** The exit code a wait reports, and the time it stopped being active. */
-async function waitFor(state: ApiState, id: string, condition: string): Promise<number> {
+async function waitFor(state: ApiState, id: string, condition: string, gone: () => boolean) {
   const first = await state.env.containers.read(id);
   let last = first ? state.env.containers.observe(first).observed : undefined;
   const startedAt = last?.startedAt;
   const finishedAt = last?.finishedAt;
-  for (let delay = 20; ; delay = Math.min(delay * 2, 200)) {
-    const r = await state.env.containers.read(id);
-    if (!r) return last?.exitCode ?? 0;
-    const o = state.env.containers.observe(r).observed;
-    last = o;
-    const stopped = o.status !== 'running';
-    if (condition === 'not-running' && stopped) return o.exitCode;
-    // next-exit: an exit after this request (a new finish time, or one of a run begun since).
-    if (
-      condition === 'next-exit' &&
-      stopped &&
-      o.finishedAt !== undefined &&
-      (o.finishedAt !== finishedAt || o.startedAt !== startedAt)
-    )
-      return o.exitCode;
-    await sleep(delay);
-  }
+  return untilChanged(
+    state,
+    id,
+    async () => {
+      const r = await state.env.containers.read(id);
+      if (!r) return last?.exitCode ?? 0;
+      const o = state.env.containers.observe(r).observed;
+      last = o;
+      const stopped = o.status !== 'running';
+      if (condition === 'not-running' && stopped) return o.exitCode;
+      // next-exit: an exit after this request (a new finish time, or one of a run begun since).
+      if (
+        condition === 'next-exit' &&
+        stopped &&
+        o.finishedAt !== undefined &&
+        (o.finishedAt !== finishedAt || o.startedAt !== startedAt)
+      )
+        return o.exitCode;
+      return undefined;
+    },
+    gone,
+  );
 }
 
 export function registerContainerRoutes(router: Router, state: ApiState): void {
@@ -168,9 +191,15 @@ export function registerContainerRoutes(router: Router, state: ApiState): void {
     // The Go client waits for the headers before it sends start: they go out now.
     res.writeHead(200, { 'Content-Type': 'application/json' });
     res.flushHeaders();
+    // A client that hangs up stops the wait (nothing would read the answer).
+    let closed = false;
+    res.on('close', () => (closed = true));
+    const gone = () => closed;
     const code =
-      condition === 'removed' ? await waitRemoved(state, c.record.id) : await waitFor(state, c.record.id, condition);
-    res.end(`${JSON.stringify({ StatusCode: code, Error: null })}\n`);
+      condition === 'removed'
+        ? await waitRemoved(state, c.record.id, gone)
+        : await waitFor(state, c.record.id, condition, gone);
+    if (code !== undefined) res.end(`${JSON.stringify({ StatusCode: code, Error: null })}\n`);
   });
 
   router.add('DELETE', '/containers/{id}', async ({ res, params, query }) => {
@@ -244,15 +273,19 @@ async function sessionVolumes(state: ApiState, binds: string[], mounts: string[]
 }
 
 /** `condition=removed`: until the record is gone (an --rm container's monitor removes it). */
-async function waitRemoved(state: ApiState, id: string): Promise<number> {
+async function waitRemoved(state: ApiState, id: string, gone: () => boolean) {
   let code = 0;
-  for (;;) {
-    const r = await state.env.containers.read(id);
-    if (!r) return code;
-    const o = state.env.containers.observe(r).observed;
-    // A container that is not --rm is waited for until someone removes it, as Docker does.
-    if (o.status !== 'running' && o.finishedAt) code = o.exitCode;
-    await waitExited(state.env, id, 200);
-    await sleep(50);
-  }
+  return untilChanged(
+    state,
+    id,
+    async () => {
+      const r = await state.env.containers.read(id);
+      if (!r) return code;
+      const o = state.env.containers.observe(r).observed;
+      // A container that is not --rm is waited for until someone removes it, as Docker does.
+      if (o.status !== 'running' && o.finishedAt) code = o.exitCode;
+      return undefined;
+    },
+    gone,
+  );
 }

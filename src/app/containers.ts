@@ -23,7 +23,6 @@ import { storePaths } from '../runtime/paths.js';
 import { Containers, isActive, type Container, type ContainerRecord } from '../runtime/records.js';
 import { locateRuntime, OciRuntime } from '../runtime/oci-runtime.js';
 import { attach, spawnMonitor, type Attachment } from '../runtime/monitor.js';
-import { sleep } from '../util/concurrency.js';
 import { cliEntry } from '../util/project.js';
 import { attachNetwork, detachNetwork } from '../network/attach.js';
 import type { NetworkInfo } from '../network/bridge.js';
@@ -38,6 +37,7 @@ import { hostMounts, prepareStart } from './run-host.js';
 import { removeAnonymousVolumes } from './volumes.js';
 import { healthForStart } from './healthcheck.js';
 import { writeFileAtomic } from '../util/fs.js';
+import { containerDirs, nextChange } from '../runtime/watch.js';
 
 export interface Env {
   store: Store;
@@ -315,15 +315,21 @@ async function cleanupLocked(env: Env, id: string, o: { remove?: boolean; remove
   if (netError) throw netError;
 }
 
-/** Wait until the container is no longer running (exit file written); false on timeout. */
+/** Wait until the container is no longer running (exit file written); false on timeout. Woken by the change (runtime/watch.ts). */
 export async function waitExited(env: Env, id: string, timeoutMs = Infinity): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
-  for (let delay = 10; ; delay = Math.min(delay * 2, 100)) {
-    const record = await env.containers.read(id);
-    if (!record) return true;
-    if (!isActive(env.containers.observe(record).observed)) return true;
-    if (Date.now() >= deadline) return false;
-    await sleep(Math.min(delay, Math.max(1, deadline - Date.now())));
+  const dirs = containerDirs(env.containers.sp, env.containers.paths(id));
+  for (;;) {
+    const w = nextChange(dirs, Math.min(200, Math.max(1, deadline - Date.now())));
+    try {
+      const record = await env.containers.read(id);
+      if (!record) return true;
+      if (!isActive(env.containers.observe(record).observed)) return true;
+      if (Date.now() >= deadline) return false;
+      await w.changed;
+    } finally {
+      w.close();
+    }
   }
 }
 
