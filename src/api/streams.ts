@@ -250,6 +250,7 @@ export function registerStreamRoutes(router: Router, state: ApiState): void {
           else a.exited.then(finish, () => finish(-1));
         },
       );
+      e.pid = session.pid;
       const a = session.attachment;
       void a?.exited.finally(() => void session.done()).catch(() => {});
     } catch (err) {

@@ -46,6 +46,8 @@ export interface ExecOptions {
 export interface ExecSession {
   /** Undefined with -d. */
   attachment?: Attachment;
+  /** The process's pid on the host (`exec inspect`'s Pid). */
+  pid: number;
   /** Remove the session's state (after the exit frame came). */
   done(): Promise<void>;
 }
@@ -143,8 +145,9 @@ export async function execInContainer(
   await fs.writeFile(processFile, serializeSpec(proc as unknown as Spec));
   const done = () => fs.rm(dir, { recursive: true, force: true });
   let attachment: Attachment | undefined;
+  let pid: number;
   try {
-    await spawnMonitor({
+    ({ pid } = await spawnMonitor({
       id: c.record.id,
       bundle: c.paths.bundle,
       state: dir,
@@ -162,7 +165,7 @@ export async function execInContainer(
             attachment = await attach(path.join(dir, 'attach.sock'));
             attachIo?.(attachment);
           },
-    });
+    }));
   } catch (err) {
     attachment?.close();
     await done();
@@ -177,5 +180,5 @@ export async function execInContainer(
     tty: Boolean(o.tty),
     detach: Boolean(o.detach),
   });
-  return { attachment, done };
+  return { attachment, done, pid };
 }
