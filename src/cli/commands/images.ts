@@ -64,7 +64,7 @@ export function registerImageCommands(program: Command, io: CliIo): void {
       )
       .argument('<name...>', imagesOnly ? 'image names or ids' : 'container or image names or ids')
       .option('-f, --format <template>', 'Go template, e.g. "{{.State.Status}}"')
-      .option('--type <type>', 'only look for this type: container or image')
+      .option('--type <type>', 'only look for this type: container, image, network or volume')
       .option('-s, --size', 'display total file sizes (containers)')
       .action(async (names: string[], o: { format?: string; type?: string; size?: boolean }) =>
         inspectAction(io, names, o, imagesOnly),

@@ -1,7 +1,7 @@
 /**
  * `inspect` / `container inspect` / `image inspect` as Docker's CLI prints them (docker/cli
  * cli/command/inspect/inspector.go): indented JSON, `json`, or a template on Docker's typed
- * structs (cli/views.ts, cli/docker-types.ts); `--type container|image`, `--size`.
+ * structs (cli/views.ts, cli/docker-types.ts); `--type container|image|network|volume`, `--size`.
  */
 import type { CliIo } from '../output.js';
 import { printError } from '../output.js';
@@ -13,9 +13,10 @@ export interface InspectFlags {
 }
 
 /**
- * `inspect NAME...`: containers first, then images (Docker's order), or only the `--type` asked
- * for; `imagesOnly` for `image inspect`, `containersOnly` for `container inspect`. Objects found
- * print even when others are missing; then the errors, exit 1.
+ * `inspect NAME...`: containers first, then images, networks, volumes (Docker's order,
+ * docker/cli cli/command/system/inspect.go), or only the `--type` asked for; `imagesOnly` for
+ * `image inspect`, `containersOnly` for `container inspect`. Objects found print even when
+ * others are missing; then the errors, exit 1.
  */
 export async function inspectAction(
   io: CliIo,
@@ -26,13 +27,15 @@ export async function inspectAction(
   const { TsrunError } = await import('../../errors.js');
   const type = only ?? o.type;
   if (type === 'network') return (await import('./network.js')).networkInspectAction(io, names, o.format);
-  if (type !== undefined && type !== 'container' && type !== 'image') {
+  if (type !== undefined && type !== 'container' && type !== 'image' && type !== 'volume') {
     throw new TsrunError('ERR_USAGE', `"${type}" is not a valid value for --type`, {
-      hint: 'container, image or network (for volumes: tsrun volume inspect)',
+      hint: 'container, image, network or volume',
     });
   }
   const { processContext } = await import('../../app/context.js');
   const { inspectImages } = await import('../../app/images.js');
+  const { networkInspect } = await import('../../app/networks.js');
+  const { inspectVolume } = await import('../../app/volumes.js');
   const { openEnv } = await import('../../app/containers.js');
   const { inspectView } = await import('../../app/container-views.js');
   const { containerSizes } = await import('../../app/ps.js');
@@ -57,13 +60,26 @@ export async function inspectAction(
       errors.push(new TsrunError('ERR_CONTAINER_NOT_FOUND', `no such container: ${name}`));
       continue;
     }
-    const r = await inspectImages(ctx, [name]);
-    for (const img of r.found)
-      found.push(inspectStruct(img as Record<string, unknown>, 'image.InspectResponse', IMAGE_INSPECT));
-    if (r.missing.length > 0)
-      errors.push(
-        type === 'image' ? (r.missing[0] as Error) : new TsrunError('ERR_IMAGE_NOT_FOUND', `no such object: ${name}`),
-      );
+    if (type !== 'volume') {
+      const r = await inspectImages(ctx, [name]);
+      for (const img of r.found)
+        found.push(inspectStruct(img as Record<string, unknown>, 'image.InspectResponse', IMAGE_INSPECT));
+      if (r.found.length > 0) continue;
+      if (type === 'image') {
+        errors.push(r.missing[0] as Error);
+        continue;
+      }
+      const net = (await networkInspect([name])).found[0];
+      if (net) {
+        found.push(inspectStruct(net, 'network.Inspect'));
+        continue;
+      }
+    }
+    const vol = env ? await inspectVolume(env, name).catch((err: unknown) => err as Error) : undefined;
+    if (vol && !(vol instanceof Error))
+      found.push(inspectStruct(vol as unknown as Record<string, unknown>, 'volume.Volume'));
+    else if (type === 'volume' && vol) errors.push(vol);
+    else errors.push(new TsrunError('ERR_IMAGE_NOT_FOUND', `no such object: ${name}`));
   }
   const r = renderObjects(o.format, found);
   io.out.write(r.out);
