@@ -4,13 +4,13 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import Docker from 'dockerode';
 import { tsrun } from './cli.js';
-import { runDir } from './containers.js';
+import { eventually, runDir } from './containers.js';
 import type { TestRegistry } from '../helpers/registry.js';
 import { busyboxRegistry, startService, type RunningService } from './api-setup.js';
 
@@ -110,10 +110,10 @@ C('testcontainers: a health check (Config.Healthcheck) and Wait.forHealthCheck, 
 });
 
 // (Here, not in api-networks.test.ts: testcontainers keeps one Docker client per process, made from
-// DOCKER_HOST when it is first used, and uvu runs every test file in one process.)
-// testcontainers' withNetworkAliases creates on the default bridge and then connects, which tsrun's
-// connect refuses (user networks only for containers made with --network): the name is used here.
-C('testcontainers: new Network(), withNetwork, a second container reaches the first by name', async () => {
+// DOCKER_HOST when it is first used, and uvu runs every file in one process.)
+// withNetworkAliases makes a container on the default bridge and connects it to the network before
+// its start (POST /networks/NAME/connect with EndpointConfig.Aliases): it is then on both.
+C('testcontainers: new Network(), withNetworkAliases, a second container reaches the first by its alias', async () => {
   const { GenericContainer, Network } = await import('testcontainers');
   const net = await new Network().start();
   try {
@@ -121,18 +121,31 @@ C('testcontainers: new Network(), withNetwork, a second container reaches the fi
       .withCommand(['sh', '-c', HTTPD])
       .withEnvironment({ GREETING: 'hello from tc-db' })
       .withNetwork(net)
-      .withName('tc-db')
+      .withNetworkAliases('db')
       .start();
     try {
-      const client = await new GenericContainer(IMAGE).withCommand(['sleep', '30']).withNetwork(net).start();
+      // The address testcontainers reads from inspect is the one the container has on that network.
+      const ip = db.getIpAddress(net.getName());
+      assert.match(ip, /^\d+\.\d+\.\d+\.\d+$/);
+      const addrs = await db.exec(['ip', '-o', '-4', 'addr']);
+      assert.match(addrs.output, ` ${ip}/`);
+      assert.match(addrs.output, /eth0 .*\n.*eth1 /s); // the bridge's eth0 and the network's eth1
+      const client = await new GenericContainer(IMAGE)
+        .withCommand(['sleep', '30'])
+        .withNetwork(net)
+        .withNetworkAliases('app')
+        .start();
       try {
         const r = await client.exec([
           'sh',
           '-c',
-          'for i in 1 2 3 4 5 6 7 8 9 10; do wget -qO- http://tc-db:8080/ && exit 0; sleep 0.3; done; exit 1',
+          'for i in 1 2 3 4 5 6 7 8 9 10; do wget -qO- http://db:8080/ && exit 0; sleep 0.3; done; exit 1',
         ]);
         assert.is(r.exitCode, 0, r.output);
         assert.match(r.output, /hello from tc-db/);
+        // And the other way round, by the second container's alias.
+        const back = await db.exec(['nslookup', 'app']);
+        assert.match(back.output, client.getIpAddress(net.getName()));
       } finally {
         await client.stop({ timeout: 0 });
       }
@@ -147,6 +160,32 @@ C('testcontainers: new Network(), withNetwork, a second container reaches the fi
     await tsrun(['network', 'ls', '--filter', 'type=custom', '--format', '{{.ID}} {{.Name}} {{.Labels}}'], { root })
   ).stdout;
   assert.is(left, '', left);
+});
+
+C("dockerode: exec inspect has the process's host pid while it runs, then its exit code", async () => {
+  const d = new Docker({ socketPath: socket });
+  const c = await d.createContainer({ Image: IMAGE, Cmd: ['sleep', '30'] });
+  await c.start();
+  try {
+    const e = await c.exec({ Cmd: ['sh', '-c', 'sleep 1; exit 7'] });
+    await e.start({ Detach: true });
+    const running = await e.inspect();
+    assert.is(running.Running, true);
+    assert.ok(running.Pid > 0, String(running.Pid));
+    // The pid is runc's `exec --pid-file` one: runc init until it has exec'd the command.
+    await eventually('the exec process runs sh', async () =>
+      readFileSync(`/proc/${running.Pid}/cmdline`, 'utf8').startsWith('sh\0-c\0'),
+    );
+    let done = await e.inspect();
+    for (let i = 0; i < 50 && done.Running; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      done = await e.inspect();
+    }
+    assert.is(done.Running, false);
+    assert.is(done.ExitCode, 7);
+  } finally {
+    await c.remove({ force: true });
+  }
 });
 
 C('dockerode: follow logs, attach with stdin, wait, archive, inspect', async () => {
