@@ -88,7 +88,7 @@ H('image HEALTHCHECK: starting, then healthy; inspect, ps column, --format, filt
   );
   assert.equal(await psNames('health=starting'), ['web']);
   assert.equal(await inspect('web', '{{json .Config.Healthcheck}}'), JSON.stringify(cfg));
-  await eventually('healthy', async () => (await health('web'))?.Status === 'healthy', 20_000);
+  await eventually('healthy', async () => (await health('web'))?.Status === 'healthy', 30_000);
   const h = await health('web');
   assert.is(h?.FailingStreak, 0);
   const last = h?.Log.at(-1);
@@ -143,9 +143,9 @@ H(
       '60',
     ]);
     assert.is(r.code, 0, r.stderr);
-    await eventually('unhealthy', async () => (await health('sick'))?.Status === 'unhealthy', 10_000);
+    await eventually('unhealthy', async () => (await health('sick'))?.Status === 'unhealthy', 30_000);
     assert.ok(((await health('sick'))?.FailingStreak ?? 0) >= 2);
-    await eventually('6 failures', async () => ((await health('sick'))?.FailingStreak ?? 0) >= 6, 10_000);
+    await eventually('6 failures', async () => ((await health('sick'))?.FailingStreak ?? 0) >= 6, 30_000);
     const h = await health('sick');
     assert.is(h?.Log.length, 5);
     // stdout and stderr in one pipe, in the order written.
@@ -206,8 +206,8 @@ H('output is kept to 4096 bytes; a check that floods it does not hold the monito
     '60',
   ]);
   assert.is(fork.code, 0, fork.stderr);
-  await eventually('healthy', async () => (await health('forker'))?.Status === 'healthy', 10_000);
-  await eventually('3 probes', async () => ((await health('forker'))?.Log.length ?? 0) >= 3, 10_000);
+  await eventually('healthy', async () => (await health('forker'))?.Status === 'healthy', 30_000);
+  await eventually('3 probes', async () => ((await health('forker'))?.Log.length ?? 0) >= 3, 30_000);
   assert.ok(processes('yes forked-flood').length <= 1, processes('yes forked-flood').join('\n'));
   await cli(['rm', '-f', 'forker']);
 });
@@ -233,11 +233,12 @@ H("timeout: a hanging check is killed at --health-timeout, ExitCode -1 and Docke
     '60',
   ]);
   assert.is(r.code, 0, r.stderr);
-  await eventually('unhealthy', async () => (await health('hang'))?.Status === 'unhealthy', 10_000);
+  await eventually('unhealthy', async () => (await health('hang'))?.Status === 'unhealthy', 30_000);
   const last = (await health('hang'))?.Log.at(-1);
   assert.equal([last?.ExitCode, last?.Output], [-1, 'Health check exceeded timeout (300ms)']);
   const ms = Date.parse(last?.End ?? '') - Date.parse(last?.Start ?? '');
-  assert.ok(ms >= 290 && ms < 2000, `the probe ran ${ms} ms`);
+  // Killed at its timeout, not run to its end (an hour): the bound leaves room for CPU hogs.
+  assert.ok(ms >= 290 && ms < 10_000, `the probe ran ${ms} ms`);
   // Killed probes do not pile up: the one running now, at most one more on its way out (a loaded
   // machine reaps a killed probe a little late), sampled over a second.
   const seen: string[][] = [];
@@ -261,7 +262,7 @@ H('start period: failures do not count while starting within it, then they do', 
     '--health-retries',
     '1',
     '--health-start-period',
-    '2s',
+    '6s',
     '--health-start-interval',
     '100ms',
     BASE,
@@ -269,10 +270,10 @@ H('start period: failures do not count while starting within it, then they do', 
     '60',
   ]);
   assert.is(r.code, 0, r.stderr);
-  await eventually('probes ran', async () => ((await health('slow'))?.Log.length ?? 0) >= 3, 5_000);
+  await eventually('probes ran', async () => ((await health('slow'))?.Log.length ?? 0) >= 3, 30_000);
   const early = await health('slow');
   assert.equal([early?.Status, early?.FailingStreak], ['starting', 0]);
-  await eventually('unhealthy', async () => (await health('slow'))?.Status === 'unhealthy', 5_000);
+  await eventually('unhealthy', async () => (await health('slow'))?.Status === 'unhealthy', 30_000);
   await cli(['rm', '-f', 'slow']);
 });
 
@@ -372,13 +373,13 @@ H('leftovers: rm -f while a probe runs leaves no probe, runtime exec or state', 
     '60',
   ]);
   assert.is(r.code, 0, r.stderr);
-  await eventually('a probe runs', async () => processes('sleep 3132').length > 0, 5_000);
+  await eventually('a probe runs', async () => processes('sleep 3132').length > 0, 30_000);
   const rm = await cli(['rm', '-f', 'busy', 'hang', 'web']);
   assert.is(rm.code, 0, rm.stderr);
   await eventually(
     'no probe left',
     async () => processes('sleep 313').length === 0 && processes('health-process.json').length === 0,
-    5_000,
+    30_000,
   );
   assert.equal(await leftovers(root), []);
 });

@@ -477,7 +477,7 @@ R('a build whose CLI is SIGKILLed stops: no RUN process, slirp4netns, mount or r
   const sleeping = () => spawnOk('pgrep', ['-u', String(uid), '-f', '^sleep 37']);
   await eventually('the RUN step to be running', async () => sleeping());
   child.kill('SIGKILL');
-  await eventually('the RUN process to be gone', async () => !sleeping(), 5000);
+  await eventually('the RUN process to be gone', async () => !sleeping(), 30_000);
   await child; // the build inside the namespace has ended too (it holds the output pipes)
   await slirpGone();
   await eventually(

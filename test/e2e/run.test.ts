@@ -14,7 +14,6 @@ import { eventually, leftovers as leftoversIn, runDir } from './containers.js';
 import { busyboxLayer } from './fixtures.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { pushImage } from '../helpers/push.js';
-import { sleep } from '../../src/util/concurrency.js';
 
 let reg: TestRegistry;
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'tsrun-e2e-run-'));
@@ -166,7 +165,8 @@ Run('--memory, --pids-limit reach the cgroup', async () => {
 });
 
 Run('-d, ps, logs, exec, stop, start, wait, rm', async () => {
-  const script = 'echo started; trap "echo bye; exit 3" TERM; while true; do sleep 0.1; done';
+  // "started" once the trap is set: a TERM before it would meet pid 1's default (ignored).
+  const script = 'trap "echo bye; exit 3" TERM; echo started; while true; do sleep 0.1; done';
   const d = await run(['-d', '--name', 'svc', '-e', 'FOO=bar', IMAGE, 'sh', '-c', script]);
   assert.is(d.code, 0, d.stderr);
   const id = d.stdout.trim();
@@ -217,6 +217,11 @@ Run('-d, ps, logs, exec, stop, start, wait, rm', async () => {
   assert.is(info[0].Name, '/svc');
   assert.ok(info[0].State.Running && info[0].State.Pid > 0);
 
+  await eventually(
+    'logs show the second "started"',
+    async () => (await tsrun(['logs', 'svc'], { root })).stdout.endsWith('bye\nstarted\n'),
+    30_000,
+  );
   const kill = await tsrun(['kill', '-s', 'TERM', 'svc'], { root });
   assert.is(kill.code, 0, kill.stderr);
   assert.is((await tsrun(['wait', 'svc'], { root })).stdout, '3\n');
@@ -280,11 +285,21 @@ Run('--rm cleans up when the CLI is SIGKILLed, and on SIGINT/SIGTERM forwarded t
 
   for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     const p = spawnTsrun(
-      ['run', '--rm', IMAGE, 'sh', '-c', 'trap "echo got it; exit 42" INT TERM; while true; do sleep 0.1; done'],
+      [
+        'run',
+        '--rm',
+        IMAGE,
+        'sh',
+        '-c',
+        'trap "echo got it; exit 42" INT TERM; echo trapped >&2; while true; do sleep 0.1; done',
+      ],
       { root },
     );
-    await eventually('the container runs', async () => (await tsrun(['ps', '-q'], { root })).stdout !== '', 30_000);
-    await sleep(200);
+    // Once the shell has set its trap (a fixed wait was too short beside CPU hogs: the signal
+    // then met the shell's default action).
+    let said = '';
+    p.stderr?.on('data', (d: Buffer) => (said += d.toString()));
+    await eventually('the trap is set', async () => Promise.resolve(said.includes('trapped')), 30_000);
     p.kill(sig);
     const r = await p;
     assert.is(r.exitCode, 42, `${sig}: ${String(r.stderr)}`);

@@ -24,10 +24,14 @@ export function hostAddress(): string {
   throw new Error('no non-loopback IPv4 address on this host');
 }
 
-/** GET http://host:port/path, retried (for up to ~5 s) while a server in a container starts. */
+/**
+ * GET http://host:port/path, retried (for up to 30 s: a server in a container starting beside CPU
+ * hogs can take seconds) while it starts.
+ */
 export async function httpGet(host: string, port: number, urlPath = '/'): Promise<string> {
   let last: unknown;
-  for (let i = 0; i < 50; i++) {
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline) {
     try {
       return await new Promise<string>((resolve, reject) => {
         const req = http.get({ host, port, path: urlPath, timeout: 2000 }, (res) => {
