@@ -308,7 +308,18 @@ export class Store {
     for (const hex of await fs.readdir(path.join(this.root, 'layers'))) {
       if (keepLayers.has(hex)) continue;
       const meta = await this.readLayerMeta(`sha256:${hex}`).catch(() => undefined);
-      await fs.rm(path.join(this.root, 'layers', hex), { recursive: true, force: true });
+      // Out of layers/ in one rename, then deleted: a kill in the middle of the deletion leaves a
+      // tmp/ entry (removed once our pid is gone), never a layer.json over a half-emptied diff/
+      // that a pull would take as present (diff/'s stamp does not change while files deeper
+      // down go, so the integrity check would not see it).
+      const gone = this.tempPath(`gc-layer-${hex.slice(0, 12)}`);
+      try {
+        await fs.rename(path.join(this.root, 'layers', hex), gone);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+        throw err;
+      }
+      await fs.rm(gone, { recursive: true, force: true });
       removed.layers.push(`sha256:${hex}`);
       removed.bytes += meta?.unpackedSize ?? 0;
     }

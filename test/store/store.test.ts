@@ -115,6 +115,33 @@ test('gc frees layers and blobs no image refers to, keeps the rest', async () =>
   assert.is(await store.hasBlob(id), true);
 });
 
+test('gc interrupted while deleting a layer leaves no layer.json over what remains of it (chaos: rmi)', async () => {
+  // A kill in the middle of the deletion, made to stay: two files that cannot be unlinked
+  // (immutable), one deep in diff/ and the layer.json itself. Deleting in place left layer.json
+  // over a half-emptied diff/, which a pull took as present (diff/'s stamp had not changed).
+  const store = await Store.open(path.join(tmp, 's9'));
+  const chainId = sha256Digest('half-deleted');
+  const l = await store.prepareLayer();
+  await fs.mkdir(path.join(l.diff, 'bulk'));
+  for (let i = 0; i < 8; i++) await fs.writeFile(path.join(l.diff, 'bulk', `f${i}`), 'x');
+  await store.commitLayer(l.dir, { chainId, diffId: chainId, tarSize: 0, unpackedSize: 0 });
+  const dir = store.layerDir(chainId);
+  const stuck = [path.join(dir, 'diff', 'bulk', 'f3'), path.join(dir, 'layer.json')];
+  for (const f of stuck) assert.is(spawnSync('chattr', ['+i', f]).status, 0, `chattr +i ${f}`);
+  try {
+    await store.gc().catch(() => undefined);
+    assert.is(await store.hasLayer(chainId), false, 'the layer is still listed');
+    assert.equal(await fs.readdir(path.join(store.root, 'layers')), []);
+    const left = await fs.readdir(path.join(store.root, 'tmp'));
+    assert.ok(
+      left.some((n) => n.includes('gc-layer-')),
+      `the rest waits under tmp/: ${left.join(', ')}`,
+    );
+  } finally {
+    spawnSync('chattr', ['-R', '-i', store.root]);
+  }
+});
+
 test('a corrupted images.json is set aside and reported, and the store reads as empty', async () => {
   const store = await Store.open(path.join(tmp, 's6'));
   const reports: CorruptReport[] = [];
