@@ -148,7 +148,14 @@ export function removeFromFile(
   return lines;
 }
 
-/** `tsrun rmi [-f] IMAGE...`: each query on its own; then free the layers nothing uses. */
+function describe(lines: RemoveLine[]): string {
+  return lines.map((l) => ('untagged' in l ? `untagged ${l.untagged}` : `deleted ${l.deleted}`)).join(', ');
+}
+
+/**
+ * `tsrun rmi [-f] IMAGE...`: each query on its own; then free the layers nothing uses. With
+ * --debug each stage is an event (what each query removed, the collection's start and result).
+ */
 export async function removeImages(
   ctx: AppContext,
   queries: string[],
@@ -161,12 +168,12 @@ export async function removeImages(
   const users = await imageUsers(env);
   for (const q of queries) {
     try {
-      lines.push(
-        ...(await env.store.updateImages((file) => {
-          const id = findImage(file, q).record.id;
-          return removeFromFile(file, q, force, users.get(id));
-        })),
-      );
+      const removed = await env.store.updateImages((file) => {
+        const id = findImage(file, q).record.id;
+        return removeFromFile(file, q, force, users.get(id));
+      });
+      lines.push(...removed);
+      ctx.reporter.emit({ type: 'debug', scope: 'rmi', message: `${q}: ${describe(removed)}` });
     } catch (err) {
       const e =
         err instanceof TsrunError ? err : new TsrunError('ERR_STORE', `removing ${q}: ${(err as Error).message}`);
@@ -178,8 +185,14 @@ export async function removeImages(
     }
   }
   if (lines.some((l) => 'deleted' in l)) {
+    ctx.reporter.emit({ type: 'debug', scope: 'rmi', message: 'freeing the layers and blobs nothing uses' });
     const freed = await env.store.gc(() => layersInUse(env));
     for (const l of freed.layers) lines.push({ deleted: l });
+    ctx.reporter.emit({
+      type: 'debug',
+      scope: 'rmi',
+      message: `freed ${freed.layers.length} layers and ${freed.blobs.length} blobs (${freed.bytes} bytes)`,
+    });
   }
   return { lines, errors };
 }

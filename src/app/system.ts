@@ -103,11 +103,18 @@ async function sweepSlirp(env: Env): Promise<string[]> {
   return removed;
 }
 
+/** Each stage of a prune, as a debug event (--debug). */
+function stage(env: Env, message: string): void {
+  env.ctx.reporter.emit({ type: 'debug', scope: 'prune', message });
+}
+
 export async function systemPrune(env: Env, o: { all?: boolean } = {}): Promise<PruneReport> {
   // What a killed `system service --exec` made goes first (running containers too: no one owns them).
   const fromSessions = await (await import('./service-sessions.js')).reapDeadSessions(env);
   const containers = [...fromSessions, ...(await pruneContainers(env))];
-  await pruneOrphans(env);
+  stage(env, `removed ${containers.length} containers`);
+  const orphans = await pruneOrphans(env);
+  stage(env, `removed ${orphans.length} containers without a record`);
   const networks =
     env.ctx.uid === 0
       ? [
@@ -119,11 +126,14 @@ export async function systemPrune(env: Env, o: { all?: boolean } = {}): Promise<
           ...(await sweepUserEndpoints(env)),
         ]
       : await sweepSlirp(env);
+  stage(env, `tore down ${networks.length} network attachments`);
   const images = await pruneImages(env, { all: o.all });
+  stage(env, `removed ${images.lines.length} images and layers (${images.reclaimed} bytes)`);
   const { pruneBuildCache } = await import('./build.js');
   // Cache mounts may be in a running build's RUN: only when no build holds the store.
   const cache = await env.store.ifUnused(() => pruneBuildCache(env.store));
   const buildCache = cache.held ? cache.value : await pruneBuildCache(env.store, { keepMounts: true });
+  stage(env, `removed ${buildCache} build cache entries`);
   await env.store.cleanTemp();
   return {
     containers,

@@ -302,7 +302,8 @@ async function inspectAction(
 
 async function rmiAction(io: CliIo, images: string[], force: boolean): Promise<void> {
   const { removeImages } = await import('../../app/rmi.js');
-  const { lines, errors } = await removeImages(await context(io), images, force);
+  const { withDebug } = await import('../run-output.js');
+  const { lines, errors } = await removeImages(await context(io, withDebug(io)), images, force);
   for (const l of lines) io.out.write('untagged' in l ? `Untagged: ${l.untagged}\n` : `Deleted: ${l.deleted}\n`);
   for (const e of errors) printError(e, io, false);
   // As Docker's CLI: 1 when any image could not be removed.

@@ -81,7 +81,10 @@ export function registerSystemCommands(program: Command, io: CliIo): void {
       const { openEnv } = await import('../../app/containers.js');
       const { systemPrune } = await import('../../app/system.js');
       const { humanSize } = await import('../format.js');
-      const r = await systemPrune(await openEnv(processContext({ root: io.globals().root })), { all: opts.all });
+      const { withDebug } = await import('../run-output.js');
+      const r = await systemPrune(await openEnv(processContext({ root: io.globals().root, reporter: withDebug(io) })), {
+        all: opts.all,
+      });
       // After the containers went: their anonymous volumes are unused now.
       const vols = opts.volumes
         ? await (
