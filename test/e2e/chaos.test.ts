@@ -1,6 +1,6 @@
 /**
  * End to end, CI-sized: the SIGKILL chaos loop of scripts/chaos/kill.ts (test/e2e/chaos.ts) with
- * one kill at a random moment per operation (pull, build, run -d, run --rm, rm -f, rmi, push,
+ * one landed kill at a random moment per operation (pull, build, run -d, run --rm, rm -f, rmi, push,
  * system prune, a container's monitor), each followed by the full set of checks. The long run
  * (≥ 20 per operation) and its figures are in docs/reliability.md.
  */
@@ -9,7 +9,7 @@ import * as assert from 'uvu/assert';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { chaos } from './chaos.js';
+import { chaos, OPERATIONS } from './chaos.js';
 import { tsrun } from './cli.js';
 import { bulkLayer, busyboxLayer } from './fixtures.js';
 import { runDir } from './containers.js';
@@ -53,9 +53,12 @@ K(
       registry: reg.host,
       context,
       points: 1,
+      calibrate: 1,
       seed,
     });
     assert.equal(r.failures, [], `seed ${seed}: ${r.failures.join('\n')}`);
+    // Each operation was really killed while in progress (tried up to four times).
+    for (const op of OPERATIONS) assert.is(r.landed[op], 1, `seed ${seed}: ${op} ${JSON.stringify(r)}`);
   },
 );
 
