@@ -22,7 +22,8 @@ import { sleep } from '../util/concurrency.js';
 
 const ID_RE = /^[a-f0-9]{64}$/;
 
-function monitorRuns(env: Env, id: string): boolean {
+/** Does container `id`'s monitor still run (its record there or not)? */
+export function monitorRuns(env: Env, id: string): boolean {
   try {
     const pid = Number(readFileSync(path.join(env.containers.paths(id).state, 'monitor.pid'), 'utf8'));
     return monitorAlive(pid, id);

@@ -15,6 +15,8 @@
  * container's volumes are made and its record written under it (shared), removal checks the
  * records and deletes under it (exclusive), so a volume is never removed under a new container.
  */
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
 import { TsrunError } from '../errors.js';
 import { ANONYMOUS_LABEL, anonymousName, VolumeStore, type VolumeRecord } from '../store/volumes.js';
 import { copyUp } from '../snapshot/volume-copy.js';
@@ -22,6 +24,7 @@ import type { BindMount } from '../spec/options.js';
 import type { VolumeMount, VolumeRef } from '../spec/volumes.js';
 import type { ContainerRecord } from '../runtime/records.js';
 import type { Env } from './containers.js';
+import { monitorRuns } from './orphans.js';
 
 export function volumeStore(env: Pick<Env, 'store'>): VolumeStore {
   return new VolumeStore(env.store.root);
@@ -118,12 +121,35 @@ export async function populateVolumes(env: Env, rootfs: string, refs: readonly V
   }
 }
 
-/** Which containers use each volume, by full id. */
+/**
+ * The volumes a container without a record (set aside as damaged, util/corrupt.ts) still has
+ * mounted: those its bundle binds, while its monitor runs. Once it is stopped (`system prune`
+ * stops it) nothing refers to them, and an anonymous one is prune's to remove.
+ */
+async function orphanVolumes(env: Env, id: string): Promise<string[]> {
+  if (!monitorRuns(env, id)) return [];
+  let mounts: { source?: unknown }[];
+  try {
+    mounts = (JSON.parse(await fs.readFile(env.containers.paths(id).config, 'utf8')) as { mounts?: [] }).mounts ?? [];
+  } catch {
+    return [];
+  }
+  const vs = volumeStore(env);
+  const out: string[] = [];
+  for (const m of mounts) {
+    if (typeof m.source !== 'string' || path.dirname(path.dirname(m.source)) !== vs.dir) continue;
+    if (path.basename(m.source) === '_data') out.push(path.basename(path.dirname(m.source)));
+  }
+  return out;
+}
+
+/** Which containers use each volume, by full id (a running container without a record too). */
 export async function volumesInUse(env: Env): Promise<Map<string, string[]>> {
   const m = new Map<string, string[]>();
   for (const id of await env.containers.ids()) {
     const rec = await env.containers.read(id).catch(() => undefined);
-    for (const v of rec?.host.volumes ?? []) m.set(v.name, [...(m.get(v.name) ?? []), id]);
+    const names = rec ? (rec.host.volumes ?? []).map((v) => v.name) : await orphanVolumes(env, id);
+    for (const name of names) m.set(name, [...(m.get(name) ?? []), id]);
   }
   return m;
 }

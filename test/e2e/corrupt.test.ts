@@ -3,7 +3,8 @@
  * attachment record, the network's configuration list — truncated, not JSON or of the wrong
  * shape, is reported with its path and set aside (`<file>.corrupt-<time>`); every other command
  * (`ps -a`, `images`, `run --rm`, `rm`, `system prune`) goes on working, and prune removes what
- * the forgotten container left (mounts, state, name, network).
+ * the forgotten container left (mounts, state, name, network); its anonymous volume stays while the
+ * container runs and is then `system prune --volumes`'s and `volume prune`'s to remove.
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -126,6 +127,54 @@ C("a running container's record damaged: prune stops it and removes everything i
   assert.is(prune.code, 0, prune.stderr);
   assert.equal(await leftovers(root), []);
 });
+
+C(
+  "a damaged record's anonymous volume: kept while its container runs, then system prune --volumes / volume prune remove it",
+  async () => {
+    const anonymous = async () =>
+      (await cli(['volume', 'ls', '-q', '--filter', 'label=com.docker.volume.anonymous'])).stdout
+        .split('\n')
+        .filter(Boolean);
+    // Running: the volume is still mounted in it, so volume prune keeps it until prune stops it.
+    const made = await cli([
+      'run',
+      '-d',
+      '--name',
+      'holder',
+      '-v',
+      '/data',
+      IMAGE,
+      'sh',
+      '-c',
+      'echo kept > /data/f; sleep 600',
+    ]);
+    assert.is(made.code, 0, made.stderr);
+    const id = made.stdout.trim();
+    const [vol] = await anonymous();
+    assert.ok(vol, 'no anonymous volume made');
+    damage(path.join(root, 'containers', id, 'container.json'), DAMAGE.truncated!);
+    assertSetAside(await cli(['ps']), path.join(root, 'containers', id, 'container.json'));
+    assert.is((await cli(['volume', 'prune', '-f'])).code, 0);
+    assert.equal(await anonymous(), [vol], 'volume prune removed a volume its running container has mounted');
+    const prune = await cli(['system', 'prune', '-f', '--volumes']);
+    assert.is(prune.code, 0, prune.stderr);
+    assert.match(prune.stdout, `Deleted Volumes:\n${vol}\n`);
+    assert.equal(await anonymous(), []);
+    assert.equal(await leftovers(root), []);
+    // Stopped: nothing refers to it any more; volume prune alone removes it.
+    const stopped = await cli(['run', '--name', 'gone', '-v', '/data', IMAGE, 'true']);
+    assert.is(stopped.code, 0, stopped.stderr);
+    const sid = (await cli(['inspect', '-f', '{{.Id}}', 'gone'])).stdout.trim();
+    const [svol] = await anonymous();
+    damage(path.join(root, 'containers', sid, 'container.json'), DAMAGE['wrong shape']!);
+    assert.is((await cli(['ps', '-a'])).code, 0);
+    const vp = await cli(['volume', 'prune', '-f']);
+    assert.is(vp.code, 0, vp.stderr);
+    assert.match(vp.stdout, `Deleted Volumes:\n${svol}\n`);
+    assert.is((await cli(['system', 'prune', '-f'])).code, 0);
+    assert.equal(await leftovers(root), []);
+  },
+);
 
 C('a damaged exit file: the container reads as exited, rm works', async () => {
   const made = await cli(['run', '-d', '--name', 'exiter', IMAGE, 'true']);
