@@ -52,6 +52,8 @@ try {
     registry: reg.host,
     context,
     points,
+    // Short operations (rmi: ~100 ms, half of it Node's start-up) miss more often.
+    attemptsPerPoint: 8,
     ops,
     seed,
     log: (l) => console.log(l),
