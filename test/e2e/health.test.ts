@@ -61,7 +61,7 @@ H.before(async () => {
   mkdirSync(ctx);
   writeFileSync(
     path.join(ctx, 'Dockerfile'),
-    `FROM ${BASE}\nHEALTHCHECK --interval=400ms --timeout=2s --retries=20 CMD cat /tmp/ok\nCMD ["sh", "-c", "sleep 4; echo ok > /tmp/ok; exec sleep 60"]\n`,
+    `FROM ${BASE}\nHEALTHCHECK --interval=400ms --timeout=2s --retries=30 CMD cat /tmp/ok\nCMD ["sleep", "60"]\n`,
   );
   const b = await cli(['build', '-q', '-t', 'healthy-app', ctx]);
   assert.is(b.code, 0, b.stderr + b.stdout);
@@ -78,7 +78,7 @@ H('image HEALTHCHECK: starting, then healthy; inspect, ps column, --format, filt
   const cfg = JSON.parse(
     await (async () => (await cli(['image', 'inspect', '-f', '{{json .Config.Healthcheck}}', 'healthy-app'])).stdout)(),
   );
-  assert.equal(cfg, { Test: ['CMD-SHELL', 'cat /tmp/ok'], Interval: 400e6, Timeout: 2e9, Retries: 20 });
+  assert.equal(cfg, { Test: ['CMD-SHELL', 'cat /tmp/ok'], Interval: 400e6, Timeout: 2e9, Retries: 30 });
   const r = await cli(['run', '-d', '--network', 'none', '--name', 'web', 'healthy-app']);
   assert.is(r.code, 0, r.stderr);
   assert.is((await health('web'))?.Status, 'starting');
@@ -88,6 +88,10 @@ H('image HEALTHCHECK: starting, then healthy; inspect, ps column, --format, filt
   );
   assert.equal(await psNames('health=starting'), ['web']);
   assert.equal(await inspect('web', '{{json .Config.Healthcheck}}'), JSON.stringify(cfg));
+  // Healthy once the file is there: made by the test after it has seen "starting" and a failed
+  // probe (made by the container after 1.5 s, it came before `ps` beside CPU hogs).
+  await eventually('a failed probe', async () => ((await health('web'))?.Log.length ?? 0) > 0, 30_000);
+  assert.is((await cli(['exec', 'web', 'sh', '-c', 'echo ok > /tmp/ok'])).code, 0);
   await eventually('healthy', async () => (await health('web'))?.Status === 'healthy', 30_000);
   const h = await health('web');
   assert.is(h?.FailingStreak, 0);
