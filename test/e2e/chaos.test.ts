@@ -57,7 +57,7 @@ K(
       seed,
     });
     assert.equal(r.failures, [], `seed ${seed}: ${r.failures.join('\n')}`);
-    // Each operation was really killed while in progress (tried up to four times).
+    // Each operation was really killed while in progress (tried up to eight times).
     for (const op of OPERATIONS) assert.is(r.landed[op], 1, `seed ${seed}: ${op} ${JSON.stringify(r)}`);
   },
 );

@@ -47,7 +47,7 @@ export interface ChaosOptions {
   points: number;
   /** Unkilled runs per operation that give its timeline (default 3). */
   calibrate?: number;
-  /** Tries per point before moving on without a landed kill (default 4). */
+  /** Tries per point before moving on without a landed kill (default 8: rmi, ~100 ms, misses often). */
   attemptsPerPoint?: number;
   ops?: readonly Operation[];
   seed?: number;
@@ -350,7 +350,7 @@ export async function chaos(o: ChaosOptions): Promise<ChaosResult> {
   for (let i = 0; i < o.points; i++) {
     for (const op of ops) {
       const t = timelines[op] as Timeline;
-      for (let a = 0; a < (o.attemptsPerPoint ?? 4); a++) {
+      for (let a = 0; a < (o.attemptsPerPoint ?? 8); a++) {
         const plan = op === 'monitor' ? monitorPlan(t) : draw(t);
         const args = await prepare(op);
         const r = op === 'monitor' ? await launchMonitor(args, plan.offset) : await launch(args, plan);
