@@ -332,8 +332,10 @@ export async function chaos(o: ChaosOptions): Promise<ChaosResult> {
   log(`start-up: ${Math.round(startup)} ms`);
   // Each operation's timeline, unkilled (the median of a few runs): the kills fall anywhere in it.
   const timelines: Record<string, Timeline> = {};
+  const observed: Record<string, Launch[]> = {};
   for (const op of ops) {
     const runs: Launch[] = [];
+    observed[op] = runs;
     for (let i = 0; i < Math.max(1, o.calibrate ?? 3); i++) {
       const args = await prepare(op);
       runs.push(op === 'monitor' ? await launchMonitor(args) : await launch(args));
@@ -349,8 +351,8 @@ export async function chaos(o: ChaosOptions): Promise<ChaosResult> {
   const landed: Record<string, number> = {};
   for (let i = 0; i < o.points; i++) {
     for (const op of ops) {
-      const t = timelines[op] as Timeline;
       for (let a = 0; a < (o.attemptsPerPoint ?? 8); a++) {
+        const t = timelines[op] as Timeline;
         const plan = op === 'monitor' ? monitorPlan(t) : draw(t);
         const args = await prepare(op);
         const r = op === 'monitor' ? await launchMonitor(args, plan.offset) : await launch(args, plan);
@@ -362,6 +364,13 @@ export async function chaos(o: ChaosOptions): Promise<ChaosResult> {
             : `killed ${Math.round(plan.offset)} ms after ${plan.anchor === 0 ? 'the spawn' : `event ${plan.anchor}`}`;
         await check(op, `${at}${r.landed ? '' : ' (did not land)'}`);
         if (r.landed) break;
+        // Ended before the kill (the machine is faster now than when timed): a complete timeline,
+        // so the draws follow the last few runs' pace.
+        if (op !== 'monitor' && !r.killed) {
+          const runs = observed[op] ?? [];
+          runs.push(r);
+          timelines[op] = timeline(runs.slice(-5));
+        }
       }
     }
     log(`round ${i + 1}/${o.points}: ${failures.length} failures so far`);
