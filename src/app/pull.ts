@@ -42,7 +42,8 @@ import {
   selectManifest,
 } from '../registry/resolve.js';
 import { decompress } from '../layers/compression.js';
-import { unpackTar } from '../layers/unpack.js';
+import { unpackTar, type UnpackResult } from '../layers/unpack.js';
+import { unpackInWorker } from './layer-thread.js';
 import { Store } from '../store/store.js';
 import type { LayerRecord } from '../store/images.js';
 import { recordImage } from '../store/record.js';
@@ -70,6 +71,8 @@ export interface PullResult {
 
 const CONFIG_MAX = 8 * 1024 * 1024;
 const LAYER_ATTEMPTS = 3;
+/** Compressed layers from this size on are unpacked in a worker thread (a thread start is ~20 ms). */
+const THREAD_MIN = 4 << 20;
 
 export async function pull(ctx: AppContext, opts: PullOptions): Promise<PullResult> {
   const ref = parseReference(opts.reference);
@@ -343,17 +346,30 @@ async function fetchLayer(
       }
     });
     const toFile = pipeline(blob, createWriteStream(ingest, { mode: 0o644 }));
-    const tar = decompress(blob, compression);
-    const unpacked = unpackTar(tar, work.diff, {
+    const unpackOpts = {
       preserveOwnership: owners,
-      overlayXattrPrefix: root ? 'trusted.overlay.' : 'user.overlay.',
+      overlayXattrPrefix: root ? ('trusted.overlay.' as const) : ('user.overlay.' as const),
       canMknod: root,
       onWarning: (message: string) => reporter.emit({ type: 'warning', message: `layer ${layer.digest}: ${message}` }),
-    });
+    };
+    // A large layer is unpacked in a thread of its own (app/layer-thread.ts: the other core);
+    // a small one here, where it costs no thread start.
+    let stop: (err: Error) => void;
+    let unpacked: Promise<UnpackResult & { fingerprint?: { fingerprint: string; entries: number } }>;
+    if (layer.size >= THREAD_MIN) {
+      const t = unpackInWorker(blob, compression, work.diff, unpackOpts);
+      stop = t.abort;
+      unpacked = t.result;
+    } else {
+      const tar = decompress(blob, compression);
+      stop = (err) => tar.destroy(err);
+      unpacked = unpackTar(tar, work.diff, unpackOpts);
+    }
     // Whichever side fails first fails the layer; make sure the other side stops too.
     const [, result] = await Promise.all([
-      toFile.catch((err: unknown) => {
-        tar.destroy(err as Error);
+      toFile.catch(async (err: unknown) => {
+        stop(err as Error);
+        await unpacked.catch(() => undefined);
         throw err;
       }),
       unpacked.catch((err: unknown) => {
@@ -369,12 +385,16 @@ async function fetchLayer(
       );
     }
     await store.commitBlobFile(ingest, layer.digest);
-    await store.commitLayer(work.dir, {
-      chainId: layer.chainId,
-      diffId: result.diffId,
-      tarSize: result.tarSize,
-      unpackedSize: result.unpackedSize,
-    });
+    await store.commitLayer(
+      work.dir,
+      {
+        chainId: layer.chainId,
+        diffId: result.diffId,
+        tarSize: result.tarSize,
+        unpackedSize: result.unpackedSize,
+      },
+      result.fingerprint,
+    );
     reporter.emit({
       type: 'layer-done',
       digest: layer.digest,

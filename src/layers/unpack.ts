@@ -45,6 +45,8 @@ export interface UnpackOptions {
    * COPY of many small files spends its time on, and the source is deleted right after.
    */
   linkFrom?: string;
+  /** The process umask (a worker thread cannot read it: unpack-thread.ts passes it in). */
+  umask?: number;
 }
 
 export interface UnpackResult {
@@ -136,12 +138,14 @@ class Unpacker {
   private readonly euid = process.geteuid ? process.geteuid() : 0;
   private readonly egid = process.getegid ? process.getegid() : 0;
   /** The process umask: a new file's mode is exact when the header asks for nothing it masks. */
-  private readonly umask = readUmask();
+  private readonly umask: number;
 
   constructor(
     private readonly root: string,
     private readonly opts: UnpackOptions,
-  ) {}
+  ) {
+    this.umask = opts.umask ?? readUmask();
+  }
 
   private abs(rel: string): string {
     return rel === '' ? this.root : path.join(this.root, rel);
