@@ -70,8 +70,12 @@ class Chunks {
     }
     let first = this.bufs[0] as Buffer;
     if (first.length < n) {
-      first = Buffer.concat(this.bufs);
-      this.bufs = [first];
+      // Join only the buffers the n bytes span (a header across two chunks), not all of them.
+      let k = 1;
+      let have = first.length;
+      while (have < n) have += (this.bufs[k++] as Buffer).length;
+      first = Buffer.concat(this.bufs.slice(0, k), have);
+      this.bufs.splice(0, k, first);
     }
     const out = first.subarray(0, n);
     this.consume(n);
@@ -115,6 +119,23 @@ function cstring(b: Buffer, off: number, len: number): string {
 }
 
 function num(b: Buffer, off: number, len: number): number {
+  // The common case without a string: optional leading spaces, octal digits, then only NULs and
+  // spaces. Anything else takes the general path below (same answer, same errors).
+  const end = off + len;
+  let i = off;
+  while (i < end && b[i] === 0x20) i++;
+  let v = 0;
+  for (; i < end; i++) {
+    const c = b[i] as number;
+    if (c < 0x30 || c > 0x37) break;
+    v = v * 8 + (c - 0x30);
+  }
+  while (i < end && (b[i] === 0 || b[i] === 0x20)) i++;
+  if (i === end) return v;
+  return numSlow(b, off, len);
+}
+
+function numSlow(b: Buffer, off: number, len: number): number {
   if ((b[off] as number) & 0x80) {
     // base-256 (GNU): big-endian, first byte's top bit is the marker; 0xff means negative.
     if (b[off] === 0xff) throw bad('negative number in header');
