@@ -17,7 +17,6 @@
  */
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
-import path from 'node:path';
 import { native } from '../native/index.js';
 
 export interface LayerIntegrity {
@@ -54,8 +53,10 @@ function fingerprintSync(diff: string): { fingerprint: string; entries: number }
   const n = native();
   let entries = 0;
   let batch = '';
+  // Entry names come from readdir (no "/", ".", ".."): joining by hand is path.join's answer.
+  const prefix = diff.endsWith('/') ? diff : `${diff}/`;
   const visit = (rel: string): void => {
-    const abs = rel ? path.join(diff, rel) : diff;
+    const abs = rel ? prefix + rel : diff;
     const st = fs.lstatSync(abs);
     entries++;
     const type = st.isDirectory()
@@ -77,14 +78,14 @@ function fingerprintSync(diff: string): { fingerprint: string; entries: number }
     if (type === 'l') line += `\0${fs.readlinkSync(abs)}`;
     let names: string[] = [];
     try {
-      names = n
-        .llistxattr(abs)
-        .filter((x) => KEPT_XATTR.test(x))
-        .sort();
+      names = n.llistxattr(abs);
     } catch {
       /* a filesystem without xattrs: none kept */
     }
-    for (const x of names) line += `\0${x}=${n.lgetxattr(abs, x)?.toString('hex') ?? ''}`;
+    if (names.length > 0) {
+      for (const x of names.filter((x) => KEPT_XATTR.test(x)).sort())
+        line += `\0${x}=${n.lgetxattr(abs, x)?.toString('hex') ?? ''}`;
+    }
     batch += `${line}\n`;
     if (batch.length > 64 * 1024) {
       hash.update(batch);
