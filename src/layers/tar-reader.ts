@@ -36,6 +36,12 @@ export interface TarHeader {
 export interface TarEntry {
   header: TarHeader;
   body(): AsyncIterable<Buffer>;
+  /**
+   * The whole body at once, without waiting, when all of it is already buffered (a small file
+   * inside the current chunk); undefined otherwise, and then nothing is consumed. Use it before
+   * `body()`, or not at all.
+   */
+  buffered(): Buffer | undefined;
 }
 
 const BLOCK = 512;
@@ -109,7 +115,20 @@ class Chunks {
   }
 
   async skip(n: number): Promise<void> {
+    if (n <= this.len) {
+      this.consume(n);
+      return;
+    }
     for await (const _ of this.take(n)) void _;
+  }
+
+  /** Exactly n bytes if they are in the first buffer now (consumed), else undefined (nothing consumed). */
+  takeBuffered(n: number): Buffer | undefined {
+    const head = this.bufs[0];
+    if (head === undefined || head.length < n) return undefined;
+    const out = head.subarray(0, n);
+    this.consume(n);
+    return out;
   }
 }
 
@@ -297,6 +316,12 @@ export async function* readTar(source: AsyncIterable<Buffer>): AsyncGenerator<Ta
           consumed += piece.length;
           yield piece;
         }
+      },
+      buffered: () => {
+        if (consumed !== 0 || dataSize === 0) return undefined;
+        const whole = chunks.takeBuffered(dataSize);
+        if (whole) consumed = dataSize;
+        return whole;
       },
     };
     yield entry;
