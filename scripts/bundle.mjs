@@ -22,6 +22,8 @@ import path from 'node:path';
 import { Script } from 'node:vm';
 import { build } from 'esbuild';
 
+const externals = Object.keys(JSON.parse(readFileSync('package.json', 'utf8')).dependencies);
+
 const file = path.resolve('dist/tsrun.cjs');
 const result = await build({
   entryPoints: ['src/cli/main.ts'],
@@ -32,7 +34,7 @@ const result = await build({
   target: 'node20',
   // npm packages stay in node_modules, except commander: every command needs it, and bundled it
   // is in the code cache (resolving and compiling it from node_modules was ~8 ms).
-  external: Object.keys(JSON.parse(readFileSync('package.json', 'utf8')).dependencies).filter((p) => p !== 'commander'),
+  external: externals.filter((p) => p !== 'commander'),
   define: { 'import.meta.url': '__tsrunModuleUrl' },
   banner: {
     js: [
@@ -62,3 +64,18 @@ writeFileSync(
   `${file}.cache`,
   Buffer.concat([Buffer.from(`${st.size}:${Math.trunc(st.mtimeMs)}\n`), script.createCachedData()]),
 );
+
+// The layer-unpack worker (src/app/layer-thread.ts) as a file of its own beside the bundle:
+// a worker thread starts from a file, and this one holds only what unpacking needs.
+await build({
+  entryPoints: ['src/app/layer-worker.ts'],
+  outfile: path.resolve('dist/layer-worker.cjs'),
+  bundle: true,
+  platform: 'node',
+  format: 'cjs',
+  target: 'node20',
+  external: externals,
+  define: { 'import.meta.url': '__tsrunModuleUrl' },
+  banner: { js: "const __tsrunModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
+  logLevel: 'warning',
+});

@@ -42,7 +42,8 @@ import {
   selectManifest,
 } from '../registry/resolve.js';
 import { decompress } from '../layers/compression.js';
-import { unpackTar } from '../layers/unpack.js';
+import { unpackTar, type UnpackResult } from '../layers/unpack.js';
+import { unpackInWorker } from './layer-thread.js';
 import { Store } from '../store/store.js';
 import type { LayerRecord } from '../store/images.js';
 import { recordImage } from '../store/record.js';
@@ -70,6 +71,8 @@ export interface PullResult {
 
 const CONFIG_MAX = 8 * 1024 * 1024;
 const LAYER_ATTEMPTS = 3;
+/** Compressed layers from this size on are unpacked in a worker thread (a thread start is ~20 ms). */
+const THREAD_MIN = 4 << 20;
 
 export async function pull(ctx: AppContext, opts: PullOptions): Promise<PullResult> {
   const ref = parseReference(opts.reference);
@@ -200,8 +203,11 @@ async function pullInto(ctx: AppContext, store: Store, ref: Reference, opts: Pul
   }
 
   // Layers, in parallel; each one done at most once across processes.
+  // Threads only pay when two or more large layers unpack side by side (one layer alone already
+  // has the thread pool's inflate beside the main thread's files); each costs ~40 MB of RSS.
+  const threaded = layers.filter((l) => l.size >= THREAD_MIN).length >= 2;
   const outcomes = await mapLimit(layers, opts.concurrency ?? 3, (layer, i) =>
-    ensureLayer(ctx, store, client as RegistryClient, manifest.layers[i] as Descriptor, layer),
+    ensureLayer(ctx, store, client as RegistryClient, manifest.layers[i] as Descriptor, layer, threaded),
   );
   const fresh = outcomes.some((o) => o === 'fetched');
 
@@ -252,6 +258,7 @@ async function ensureLayer(
   client: RegistryClient,
   desc: Descriptor,
   layer: LayerRecord,
+  threaded: boolean,
 ): Promise<LayerOutcome> {
   const { reporter } = ctx;
   // Present means committed, with its blob, and intact (a copied store may have lost owners,
@@ -283,7 +290,7 @@ async function ensureLayer(
     }
     for (let attempt = 1; ; attempt++) {
       try {
-        await fetchLayer(ctx, store, client, desc, layer);
+        await fetchLayer(ctx, store, client, desc, layer, threaded);
         return 'fetched';
       } catch (err) {
         if (attempt >= LAYER_ATTEMPTS || !isRetryable(err)) {
@@ -320,6 +327,7 @@ async function fetchLayer(
   client: RegistryClient,
   desc: Descriptor,
   layer: LayerRecord,
+  threaded: boolean,
 ): Promise<void> {
   const { reporter } = ctx;
   const compression = layerCompression(layer.mediaType) ?? 'none';
@@ -343,17 +351,30 @@ async function fetchLayer(
       }
     });
     const toFile = pipeline(blob, createWriteStream(ingest, { mode: 0o644 }));
-    const tar = decompress(blob, compression);
-    const unpacked = unpackTar(tar, work.diff, {
+    const unpackOpts = {
       preserveOwnership: owners,
-      overlayXattrPrefix: root ? 'trusted.overlay.' : 'user.overlay.',
+      overlayXattrPrefix: root ? ('trusted.overlay.' as const) : ('user.overlay.' as const),
       canMknod: root,
       onWarning: (message: string) => reporter.emit({ type: 'warning', message: `layer ${layer.digest}: ${message}` }),
-    });
+    };
+    // A large layer of an image with several is unpacked in a thread of its own
+    // (app/layer-thread.ts: the other core); a small one here, where it costs no thread start.
+    let stop: (err: Error) => void;
+    let unpacked: Promise<UnpackResult & { fingerprint?: { fingerprint: string; entries: number } }>;
+    if (threaded && layer.size >= THREAD_MIN) {
+      const t = unpackInWorker(blob, compression, work.diff, unpackOpts);
+      stop = t.abort;
+      unpacked = t.result;
+    } else {
+      const tar = decompress(blob, compression);
+      stop = (err) => tar.destroy(err);
+      unpacked = unpackTar(tar, work.diff, unpackOpts);
+    }
     // Whichever side fails first fails the layer; make sure the other side stops too.
     const [, result] = await Promise.all([
-      toFile.catch((err: unknown) => {
-        tar.destroy(err as Error);
+      toFile.catch(async (err: unknown) => {
+        stop(err as Error);
+        await unpacked.catch(() => undefined);
         throw err;
       }),
       unpacked.catch((err: unknown) => {
@@ -369,12 +390,16 @@ async function fetchLayer(
       );
     }
     await store.commitBlobFile(ingest, layer.digest);
-    await store.commitLayer(work.dir, {
-      chainId: layer.chainId,
-      diffId: result.diffId,
-      tarSize: result.tarSize,
-      unpackedSize: result.unpackedSize,
-    });
+    await store.commitLayer(
+      work.dir,
+      {
+        chainId: layer.chainId,
+        diffId: result.diffId,
+        tarSize: result.tarSize,
+        unpackedSize: result.unpackedSize,
+      },
+      result.fingerprint,
+    );
     reporter.emit({
       type: 'layer-done',
       digest: layer.digest,

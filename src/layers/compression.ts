@@ -8,7 +8,7 @@
  */
 import { spawn } from 'node:child_process';
 import { PassThrough, type Readable } from 'node:stream';
-import { createGunzip } from 'node:zlib';
+import { createGunzip, type ZlibOptions } from 'node:zlib';
 import { TsrunError } from '../errors.js';
 import type { Compression } from '../oci/media-types.js';
 
@@ -30,7 +30,9 @@ export function decompress(source: Readable, compression: ArchiveCompression): R
       return source.pipe(out);
     }
     case 'gzip': {
-      const gunzip = createGunzip({ chunkSize: 256 * 1024 });
+      // Up to 4 MiB of output ahead of the reader: inflate (on the thread pool) keeps going while
+      // the unpacker creates files, instead of taking turns with it one 256 KiB chunk at a time.
+      const gunzip = createGunzip({ chunkSize: 256 * 1024, readableHighWaterMark: 4 << 20 } as ZlibOptions);
       source.on('error', (err) => gunzip.destroy(err));
       gunzip.on('error', () => undefined);
       const out = source.pipe(gunzip);

@@ -36,6 +36,12 @@ export interface TarHeader {
 export interface TarEntry {
   header: TarHeader;
   body(): AsyncIterable<Buffer>;
+  /**
+   * The whole body at once, without waiting, when all of it is already buffered (a small file
+   * inside the current chunk); undefined otherwise, and then nothing is consumed. Use it before
+   * `body()`, or not at all.
+   */
+  buffered(): Buffer | undefined;
 }
 
 const BLOCK = 512;
@@ -70,8 +76,12 @@ class Chunks {
     }
     let first = this.bufs[0] as Buffer;
     if (first.length < n) {
-      first = Buffer.concat(this.bufs);
-      this.bufs = [first];
+      // Join only the buffers the n bytes span (a header across two chunks), not all of them.
+      let k = 1;
+      let have = first.length;
+      while (have < n) have += (this.bufs[k++] as Buffer).length;
+      first = Buffer.concat(this.bufs.slice(0, k), have);
+      this.bufs.splice(0, k, first);
     }
     const out = first.subarray(0, n);
     this.consume(n);
@@ -105,7 +115,20 @@ class Chunks {
   }
 
   async skip(n: number): Promise<void> {
+    if (n <= this.len) {
+      this.consume(n);
+      return;
+    }
     for await (const _ of this.take(n)) void _;
+  }
+
+  /** Exactly n bytes if they are in the first buffer now (consumed), else undefined (nothing consumed). */
+  takeBuffered(n: number): Buffer | undefined {
+    const head = this.bufs[0];
+    if (head === undefined || head.length < n) return undefined;
+    const out = head.subarray(0, n);
+    this.consume(n);
+    return out;
   }
 }
 
@@ -115,6 +138,23 @@ function cstring(b: Buffer, off: number, len: number): string {
 }
 
 function num(b: Buffer, off: number, len: number): number {
+  // The common case without a string: optional leading spaces, octal digits, then only NULs and
+  // spaces. Anything else takes the general path below (same answer, same errors).
+  const end = off + len;
+  let i = off;
+  while (i < end && b[i] === 0x20) i++;
+  let v = 0;
+  for (; i < end; i++) {
+    const c = b[i] as number;
+    if (c < 0x30 || c > 0x37) break;
+    v = v * 8 + (c - 0x30);
+  }
+  while (i < end && (b[i] === 0 || b[i] === 0x20)) i++;
+  if (i === end) return v;
+  return numSlow(b, off, len);
+}
+
+function numSlow(b: Buffer, off: number, len: number): number {
   if ((b[off] as number) & 0x80) {
     // base-256 (GNU): big-endian, first byte's top bit is the marker; 0xff means negative.
     if (b[off] === 0xff) throw bad('negative number in header');
@@ -276,6 +316,12 @@ export async function* readTar(source: AsyncIterable<Buffer>): AsyncGenerator<Ta
           consumed += piece.length;
           yield piece;
         }
+      },
+      buffered: () => {
+        if (consumed !== 0 || dataSize === 0) return undefined;
+        const whole = chunks.takeBuffered(dataSize);
+        if (whole) consumed = dataSize;
+        return whole;
       },
     };
     yield entry;

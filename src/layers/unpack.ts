@@ -27,7 +27,7 @@ import fs, { constants as C } from 'node:fs';
 import path from 'node:path';
 import { TsrunError } from '../errors.js';
 import { native } from '../native/index.js';
-import { readTar, type TarHeader } from './tar-reader.js';
+import { readTar, type TarEntry, type TarHeader } from './tar-reader.js';
 
 export interface UnpackOptions {
   /** lchown to the tar's uid/gid (root, or inside a user namespace). */
@@ -45,6 +45,8 @@ export interface UnpackOptions {
    * COPY of many small files spends its time on, and the source is deleted right after.
    */
   linkFrom?: string;
+  /** The process umask (a worker thread cannot read it: unpack-thread.ts passes it in). */
+  umask?: number;
 }
 
 export interface UnpackResult {
@@ -103,7 +105,7 @@ export async function unpackTar(
   for await (const entry of readTar(shared)) {
     entries++;
     try {
-      await u.apply(entry.header, entry.body());
+      await u.apply(entry.header, entry);
     } catch (err) {
       // What the kernel refuses for an odd entry (an empty symlink target, a name too long…)
       // is the layer's fault: a typed error naming the entry, never a crash.
@@ -127,6 +129,11 @@ export async function unpackTar(
   return { diffId: `sha256:${hash.digest('hex')}`, tarSize, unpackedSize: u.unpackedSize, entries };
 }
 
+function writeAll(fd: number, chunk: Buffer): void {
+  let off = 0;
+  while (off < chunk.length) off += fs.writeSync(fd, chunk, off, chunk.length - off);
+}
+
 class Unpacker {
   unpackedSize = 0;
   /** Relative paths known to be real directories we created or checked. */
@@ -136,12 +143,14 @@ class Unpacker {
   private readonly euid = process.geteuid ? process.geteuid() : 0;
   private readonly egid = process.getegid ? process.getegid() : 0;
   /** The process umask: a new file's mode is exact when the header asks for nothing it masks. */
-  private readonly umask = readUmask();
+  private readonly umask: number;
 
   constructor(
     private readonly root: string,
     private readonly opts: UnpackOptions,
-  ) {}
+  ) {
+    this.umask = opts.umask ?? readUmask();
+  }
 
   private abs(rel: string): string {
     return rel === '' ? this.root : path.join(this.root, rel);
@@ -269,7 +278,7 @@ class Unpacker {
     }
   }
 
-  async apply(h: TarHeader, body: AsyncIterable<Buffer>): Promise<void> {
+  async apply(h: TarHeader, entry: Pick<TarEntry, 'body' | 'buffered'>): Promise<void> {
     if (h.path.includes('\0') || h.linkpath.includes('\0')) throw unsafe(h.path, 'the name contains a NUL byte');
     const rel = cleanPath(h.path);
     const base = rel.slice(rel.lastIndexOf('/') + 1);
@@ -303,7 +312,7 @@ class Unpacker {
       }
       case 'file': {
         if (this.linkFile(rel, p, h)) {
-          for await (const chunk of body) void chunk; // hashed by the caller's stream
+          for await (const chunk of entry.body()) void chunk; // hashed by the caller's stream
           this.unpackedSize += h.size;
           return;
         }
@@ -313,10 +322,10 @@ class Unpacker {
           fd = fs.openSync(p, flags, h.mode & 0o777);
         });
         try {
-          for await (const chunk of body) {
-            let off = 0;
-            while (off < chunk.length) off += fs.writeSync(fd, chunk, off, chunk.length - off);
-          }
+          // A small file is usually whole in the current chunk: written without an await.
+          const whole = entry.buffered();
+          if (whole) writeAll(fd, whole);
+          else for await (const chunk of entry.body()) writeAll(fd, chunk);
           this.owner(p, h, fd);
           if (this.needsChmod(h)) fs.fchmodSync(fd, h.mode);
           this.xattrs(p, h);

@@ -27,7 +27,7 @@ import { native, withFileLock, withFileLockIfFree } from '../native/index.js';
 import { checkImagesFile, emptyImagesFile, type ImageRecord, type ImagesFile } from './images.js';
 import { exists, removeStaleDotTemps, removeStaleTemps, tempName, writeFileAtomic } from '../util/fs.js';
 import { parseChecked, setAside } from '../util/corrupt.js';
-import { integrityOf, verifyDiff, type LayerIntegrity, type Verdict } from './verify.js';
+import { integrityOf, stampOf, verifyDiff, type LayerIntegrity, type Verdict } from './verify.js';
 
 export interface LayerMeta {
   chainId: string;
@@ -177,9 +177,15 @@ export class Store {
     return { dir, diff };
   }
   /** Rename a prepared layer into place under its chain id. Call with the layer lock held. */
-  async commitLayer(dir: string, meta: LayerMeta): Promise<void> {
+  async commitLayer(
+    dir: string,
+    meta: LayerMeta,
+    /** The fingerprint of diff/ as it is now, when the caller has just made it (fingerprintOf). */
+    made?: { fingerprint: string; entries: number },
+  ): Promise<void> {
     // The stamp (diff/'s inode and ctime) survives the rename below: only diff/'s parent moves.
-    meta = { ...meta, integrity: await integrityOf(path.join(dir, 'diff')) };
+    const diff = path.join(dir, 'diff');
+    meta = { ...meta, integrity: made ? { stamp: await stampOf(diff), ...made } : await integrityOf(diff) };
     await writeFileAtomic(path.join(dir, 'layer.json'), JSON.stringify(meta) + '\n');
     try {
       await fs.rename(dir, this.layerDir(meta.chainId));

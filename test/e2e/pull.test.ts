@@ -6,6 +6,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, promises as fs, readdirSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -228,6 +229,58 @@ Pull('hostile layers never write outside the store, and a refused pull leaves no
   }
   const esc = await tsrun(['pull', `${reg.host}/e2e/hostile-symlinkescape:1`], { root: freshRoot() });
   assert.is(esc.code, 1, 'a write through a symlink is refused');
+});
+
+Pull('large layers unpack in worker threads: faithful, and hostile entries refused there too', async () => {
+  // Two layers of 6 MB (random, so the blobs are that large too): pull takes app/layer-thread.ts.
+  const { layerBlob, makeTar } = await import('../helpers/tar-writer.js');
+  const big = (tag: string) => ({ name: `big/${tag}`, content: randomBytes(6 << 20) });
+  const base = baseLayer();
+  const faithfulTop = layerBlob(
+    makeTar([
+      big('a'),
+      { name: 'opt/.wh.a', content: '' },
+      { name: 'var/cache/.wh..wh..opq', content: '' },
+      { name: 'home/app/', type: 'dir', uid: 1000, gid: 1000, mode: 0o750, mtime: 1600000000 },
+      { name: 'home/app/key', content: 'k', uid: 1000, gid: 1000, mode: 0o600 },
+    ]),
+  );
+  const first = layerBlob(makeTar([big('b'), { name: 'bin/true', content: 'x', mode: 0o4755 }]));
+  await pushImage(reg, 'e2e/threaded', '1', { layers: [first, faithfulTop] });
+  const root = freshRoot();
+  const r = await tsrun(['pull', '-q', `${reg.host}/e2e/threaded:1`], { root });
+  assert.is(r.code, 0, r.stderr);
+  const [c1, c2] = chainIds([first.diffId, faithfulTop.diffId]) as [string, string];
+  const d1 = path.join(root, 'layers', hex(c1), 'diff');
+  const d2 = path.join(root, 'layers', hex(c2), 'diff');
+  assert.is(statSync(path.join(d1, 'bin/true')).mode & 0o7777, 0o4755);
+  assert.is(statSync(path.join(d1, 'big/b')).size, 6 << 20);
+  const wh = statSync(path.join(d2, 'opt/a'));
+  assert.ok(wh.isCharacterDevice() && wh.rdev === 0, 'whiteout made in the thread');
+  assert.equal(native().lgetxattr(path.join(d2, 'var/cache'), 'trusted.overlay.opaque'), Buffer.from('y'));
+  const home = statSync(path.join(d2, 'home/app'));
+  assert.equal([home.uid, home.gid, home.mode & 0o7777, home.mtimeMs], [1000, 1000, 0o750, 1600000000000]);
+  assert.equal(readdirSync(path.join(root, 'tmp')), []);
+  // The store's fingerprint made in the thread is what a later check computes: nothing is refetched.
+  const again = await tsrun(['pull', `${reg.host}/e2e/threaded:1`], { root });
+  assert.is(again.code, 0, again.stderr);
+  assert.not.match(again.stdout + again.stderr, 'damaged');
+  assert.match(again.stdout, 'Image is up to date');
+
+  const outside = path.join(tmp, 'outside-threaded');
+  await fs.mkdir(outside);
+  const hostile = layerBlob(
+    makeTar([big('c'), { name: 'x', type: 'symlink', linkname: outside }, { name: 'x/pwned', content: 'x' }]),
+  );
+  await pushImage(reg, 'e2e/threaded-hostile', '1', { layers: [bulkLayer(6, 2), hostile, base] });
+  const hroot = freshRoot();
+  const h = await tsrun(['pull', `${reg.host}/e2e/threaded-hostile:1`], { root: hroot });
+  assert.is(h.code, 1, h.stderr);
+  assert.match(h.stderr, /^Error: pulling /m);
+  assert.match(h.stderr, 'x/pwned');
+  assert.equal(readdirSync(outside), [], 'nothing written outside');
+  assert.equal(readdirSync(path.join(hroot, 'tmp')), [], 'work removed');
+  assert.is((await tsrun(['images', '-q'], { root: hroot })).stdout, '');
 });
 
 Pull('rmi untags, deletes, and frees only layers no other image uses', async () => {

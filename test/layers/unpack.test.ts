@@ -260,6 +260,26 @@ test('truncated and corrupt archives fail with ERR_LAYER', async () => {
   }
 });
 
+test('buffered(): the whole body only when it is in the current chunk; entries after it start right', async () => {
+  const tar = makeTar([
+    { name: 'small', content: 'tiny' },
+    { name: 'big', content: 'B'.repeat(3000) },
+    { name: 'after', content: 'next' },
+  ]);
+  const seen: Array<[string, string, boolean]> = [];
+  for await (const e of readTar(chunked(tar, 2048))) {
+    const whole = e.buffered();
+    let text = whole?.toString() ?? '';
+    if (!whole) for await (const c of e.body()) text += c.toString();
+    seen.push([e.header.path, text, whole !== undefined]);
+  }
+  assert.equal(seen, [
+    ['small', 'tiny', true],
+    ['big', 'B'.repeat(3000), false],
+    ['after', 'next', true],
+  ]);
+});
+
 test('a real tree: every entry GNU tar wrote comes back, with the same bytes', async () => {
   const src = '/usr/share/doc';
   const tar = execFileSync('tar', ['-C', '/usr/share', '-cf', '-', 'doc'], { maxBuffer: 1 << 30 });
