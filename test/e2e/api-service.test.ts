@@ -102,12 +102,17 @@ S('socket 0600; Docker errors, status codes and versioned paths; two stores do n
     const names = async (sock: string) => (await docker(sock, ['ps', '-a', '--format', '{{.Names}}'])).stdout;
     assert.is(await names(a.socket), 'onlya\n');
     assert.is(await names(b.socket), 'onlyb\n');
-    assert.is((await docker(a.socket, ['rm', '-f', 'onlyb'])).code, 1, "A cannot remove B's container");
+    const fromA = await docker(a.socket, ['inspect', 'onlyb']);
+    assert.is(fromA.code, 1);
+    assert.match(fromA.stderr, 'No such object: onlyb');
     assert.is((await docker(b.socket, ['rm', '-f', 'onlyb'])).code, 0);
     assert.is((await request(a.socket, 'DELETE', '/containers/onlya')).status, 204);
   } finally {
     await a.stop();
     await b.stop();
+    // What a failed assertion left is not the next test's.
+    await tsrun(['rm', '-f', 'onlya'], { root: rootA });
+    await tsrun(['rm', '-f', 'onlyb'], { root: rootB });
   }
   assert.not.ok(existsSync(path.join(tmp, 'a.sock')));
 });
@@ -254,9 +259,11 @@ async function killedService(sock: string): Promise<void> {
     void svc.then((r) => reject(new Error(`the service ended first: ${r.exitCode} ${String(r.stderr)}`)));
   });
   process.kill(svc.pid as number, 'SIGKILL');
+  // CMD first: it holds the service's stdout, and execa resolves once that is closed (waiting for
+  // the service alone would last as long as CMD's sleep, and a container's short sleep with it).
+  process.kill(cmdPid, 'SIGKILL');
   const dead = await svc;
   assert.is(dead.signal, 'SIGKILL');
-  process.kill(cmdPid, 'SIGKILL');
   // The service is gone; what it made is not: its container runs on (its monitor owns it).
   const left = await storeObjects(rootA);
   assert.equal(left.containers, 'orphan\n');
