@@ -187,14 +187,15 @@ R('with XDG_RUNTIME_DIR: $XDG_RUNTIME_DIR/tsrun/docker.sock; --exec removes what
       [
         `${DOCKER} run -d --name logger ${IMAGE} sleep 60 >/dev/null`,
         `${DOCKER} volume create rlvol >/dev/null`,
-        'echo "$DOCKER_HOST"',
+        // CMD runs where the service does: in the user's namespace, as its uid 0.
+        'echo "$DOCKER_HOST $(id -u)"',
         `${DOCKER} ps --format '{{.Names}}'`,
       ].join(' && '),
     ],
     { ...env, DOCKER_CONFIG: path.join(user.home, '.docker-none') },
   );
   assert.is(exec.exitCode, 0, String(exec.stderr));
-  assert.is(String(exec.stdout), `unix://${socket}\nlogger\n`);
+  assert.is(String(exec.stdout), `unix://${socket} 0\nlogger\n`);
   assert.is((await tsrunAs(['ps', '-a', '-q'], env)).stdout, '');
   assert.is((await tsrunAs(['volume', 'ls', '-q'], env)).stdout, '');
 });
