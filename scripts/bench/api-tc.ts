@@ -21,7 +21,7 @@ async function main(): Promise<void> {
       .withCommand(['sh', '-c', 'echo ready; exec sleep 60'])
       .withWaitStrategy(Wait.forLogMessage('ready'))
       // podman's compat API would ask for nofile 1048576 (scripts/bench/api.ts).
-      .withUlimits({ nofile: { soft: 1024, hard: 20000 } })
+      .withUlimits({ nofile: { soft: 1024, hard: 20000 }, nproc: { soft: 4096, hard: 4096 } })
       .start();
     ms.push(Number(process.hrtime.bigint() - t) / 1e6);
     await c.stop({ timeout: 0 });

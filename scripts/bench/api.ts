@@ -15,8 +15,9 @@
  * Both services run as root with runc and the default bridge network. podman gets on this kind
  * of machine (no systemd, hybrid cgroups, a low rlimit ceiling) a containers.conf with
  * cgroupfs, file events and runc (scripts/bench/run.ts says why); its compat API sets nofile to
- * 1048576, over this machine's hard limit (20000), so every container of both tools is made with
- * nofile=1024:20000 (`--ulimit`, testcontainers' `withUlimits`).
+ * 1048576 (over this machine's hard limit, 20000) and an nproc it may not set, so every container
+ * of both tools is made with nofile=1024:20000 and nproc=4096:4096 (`--ulimit`, testcontainers'
+ * `withUlimits`), as run.ts's podman runs are.
  * Every timed run is checked (exit 0); a failed one is never a time and makes the exit status 1.
  *
  *   npm run bench:api                                  # 15 rounds (tc: 5), Markdown on stdout
@@ -123,8 +124,8 @@ async function main(): Promise<number> {
       TESTCONTAINERS_HOST_OVERRIDE: '127.0.0.1',
     });
     const tools: Tool[] = ['tsrun', 'podman'];
-    // podman's compat API sets nofile to 1048576 (root), over this machine's hard limit: both get this.
-    const limit = ['--ulimit', 'nofile=1024:20000'];
+    // podman's compat API would set rlimits this machine refuses (see the header): both get these.
+    const limit = ['--ulimit', 'nofile=1024:20000', '--ulimit', 'nproc=4096:4096'];
     const times: Record<string, number[]> = {};
     const add = (k: string, ms: number) => (times[k] ??= []).push(ms);
     const once = async (key: string, cmd: string, args: string[], env: NodeJS.ProcessEnv, keep: boolean) => {
