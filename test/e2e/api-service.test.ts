@@ -137,14 +137,15 @@ S('idle exit: --time 1 ends the service ~1 s after the last client left, not whi
   const last = Date.now();
   const { ms, code } = await exitAfter(svc, last);
   assert.is(code, 0);
-  assert.ok(ms >= 900 && ms < 3000, `exited ${ms} ms after the last client`);
+  // Not before --time; soon after (~1.1 s on a quiet machine; beside CPU hogs a Node exit took seconds).
+  assert.ok(ms >= 900 && ms < 15_000, `exited ${ms} ms after the last client`);
   assert.not.ok(existsSync(sock));
 });
 
 S('idle exit: a logs -f, then a wait, in flight holds the service past --time', async () => {
   const cases = [
-    { args: (id: string) => ['logs', '-f', id], cmd: 'sleep 4; echo bye', out: 'bye\n' },
-    { args: (id: string) => ['wait', id], cmd: 'sleep 4; exit 4', out: '4\n' },
+    { args: (id: string) => ['logs', '-f', id], cmd: 'sleep 5; echo bye', out: 'bye\n' },
+    { args: (id: string) => ['wait', id], cmd: 'sleep 5; exit 4', out: '4\n' },
   ];
   for (const c of cases) {
     // Made by the CLI (one store): its output comes seconds after the service is idle-armed.
@@ -160,7 +161,7 @@ S('idle exit: a logs -f, then a wait, in flight holds the service past --time', 
     assert.ok(held > 1500, `${c.args(id)[0]} took ${held} ms only: not past --time`);
     const { ms, code } = await exitAfter(svc, Date.now());
     assert.is(code, 0);
-    assert.ok(ms >= 800 && ms < 3000, `exited ${ms} ms after ${c.args(id)[0]} ended`);
+    assert.ok(ms >= 800 && ms < 15_000, `exited ${ms} ms after ${c.args(id)[0]} ended`);
     assert.is((await tsrun(['rm', id], { root: rootA })).code, 0);
   }
 });
