@@ -134,6 +134,13 @@ C('up -d, ps, the app reaching db by name, the published port, logs, down, up ag
   assert.match(ps.stdout, /todo_db_1 .* Up +\n/);
   assert.equal(await names(['ps', '--format', '{{.Names}}']), ['todo_app_1', 'todo_db_1']);
 
+  // Up again with nothing changed: compose compares the network, volume and containers with its
+  // file (the network's options and labels, the containers' config-hash label) and keeps them.
+  const same = await compose(['up', '-d']);
+  assert.is(same.code, 0, `${same.stdout}\n${same.stderr}`);
+  assert.match(same.stderr, 'todo_db_1 is up-to-date');
+  assert.match(same.stderr, 'todo_app_1 is up-to-date');
+
   // The host reaches the app on its published port; the app reaches db by its service name.
   await eventually('the app answers on its published port', async () => (await get('/')) === 'todo app\n');
   await eventually('the app reaches db by name', async () => (await get('/cgi-bin/db')) === 'db start\n');
