@@ -49,13 +49,22 @@ async function compose(args: string[]): Promise<{ code: number; stdout: string; 
   return { code: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
 }
 
-async function get(p: string): Promise<string | undefined> {
+/** GET from the app's published port: "STATUS body", or the error. */
+async function get(p: string): Promise<string> {
   try {
     const res = await fetch(`http://127.0.0.1:${PORT}${p}`, { signal: AbortSignal.timeout(3000) });
-    return res.ok ? await res.text() : undefined;
-  } catch {
-    return undefined;
+    return `${res.status} ${await res.text()}`;
+  } catch (err) {
+    return String(err);
   }
+}
+
+/** Until GET `p` answers 200 `body`; the last answer in the failure. */
+async function answers(what: string, p: string, body: string): Promise<void> {
+  let last = '';
+  await eventually(what, async () => (last = await get(p)) === `200 ${body}`).catch((err: Error) => {
+    throw new Error(`${err.message}; the last answer: ${JSON.stringify(last)}`);
+  });
 }
 
 async function names(args: string[]): Promise<string[]> {
@@ -131,7 +140,7 @@ C('up -d, ps, the app reaching db by name, the published port, logs, down, up ag
   const ps = await compose(['ps']);
   assert.is(ps.code, 0, ps.stderr);
   assert.match(ps.stdout, new RegExp(`todo_app_1 .* Up +127\\.0\\.0\\.1:${PORT}->8080/tcp`));
-  assert.match(ps.stdout, /todo_db_1 .* Up +\n/);
+  assert.match(ps.stdout, /todo_db_1 .* Up *$/m);
   assert.equal(await names(['ps', '--format', '{{.Names}}']), ['todo_app_1', 'todo_db_1']);
 
   // Up again with nothing changed: compose compares the network, volume and containers with its
@@ -142,8 +151,8 @@ C('up -d, ps, the app reaching db by name, the published port, logs, down, up ag
   assert.match(same.stderr, 'todo_app_1 is up-to-date');
 
   // The host reaches the app on its published port; the app reaches db by its service name.
-  await eventually('the app answers on its published port', async () => (await get('/')) === 'todo app\n');
-  await eventually('the app reaches db by name', async () => (await get('/cgi-bin/db')) === 'db start\n');
+  await answers('the app answers on its published port', '/', 'todo app\n');
+  await answers('the app reaches db by name', '/cgi-bin/db', 'db start\n');
 
   assert.ok((await names(['volume', 'ls', '-q'])).includes('todo_db-data'));
   assert.ok((await names(['network', 'ls', '--format', '{{.Name}}'])).includes('todo_backend'));
@@ -162,7 +171,7 @@ C('up -d, ps, the app reaching db by name, the published port, logs, down, up ag
 
   const again = await compose(['up', '-d']);
   assert.is(again.code, 0, `${again.stdout}\n${again.stderr}`);
-  await eventually('the db kept its volume', async () => (await get('/cgi-bin/db')) === 'db start\ndb start\n');
+  await answers('the db kept its volume', '/cgi-bin/db', 'db start\ndb start\n');
 
   const gone = await compose(['down', '-v', '-t', '1']);
   assert.is(gone.code, 0, `${gone.stdout}\n${gone.stderr}`);

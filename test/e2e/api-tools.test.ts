@@ -68,7 +68,7 @@ T('docker top and stats --no-stream: the container as tsrun sees it', async () =
     'sleeper',
   ]);
   assert.is(stats.code, 0, stats.stderr);
-  assert.match(stats.stdout, /^sleeper 1 [\d.]+[KMG]i?B \/ [\d.]+[KMG]i?B [\d.]+%\n$/);
+  assert.match(stats.stdout, /^sleeper 1 [\d.]+[kKMG]?i?B \/ [\d.]+[kKMG]?i?B [\d.]+%\n$/);
 
   const stopped = await docker(['top', 'no-such-container']);
   assert.is(stopped.code, 1);
@@ -82,7 +82,7 @@ T('docker commit, export and import: images the tsrun CLI runs', async () => {
   const commit = await docker(['commit', '-c', 'CMD ["cat", "/note"]', 'writer', 'committed:1']);
   assert.is(commit.code, 0, commit.stderr);
   assert.match(commit.stdout, /^sha256:[0-9a-f]{64}\n$/);
-  const ran = await cli(['run', '--rm', 'committed:1']);
+  const ran = await cli(['run', '--name', 'from-commit', 'committed:1']);
   assert.is(ran.stdout, 'written\n', ran.stderr);
 
   const tar = path.join(tmp, 'writer.tar');
@@ -108,7 +108,7 @@ T('docker commit, export and import: images the tsrun CLI runs', async () => {
   const imported = { code: r.exitCode, stdout: String(r.stdout), stderr: String(r.stderr) };
   assert.is(imported.code, 0, imported.stderr);
   assert.match(imported.stdout, /^sha256:[0-9a-f]{64}\n$/);
-  const run2 = await cli(['run', '--rm', 'imported:1']);
+  const run2 = await cli(['run', '--name', 'from-import', 'imported:1']);
   assert.is(run2.stdout, 'written\n', run2.stderr);
   const hist = await cli(['history', '--format', '{{.Comment}}', 'imported:1']);
   assert.is(hist.stdout, 'from a tar\n');
@@ -121,8 +121,8 @@ T('docker system df: the store as the list endpoints see it', async () => {
   const ctrs = (await cli(['ps', '-aq'])).stdout.split('\n').filter(Boolean).length;
   const running = (await cli(['ps', '-q'])).stdout.split('\n').filter(Boolean).length;
   const lines = df.stdout.split('\n');
-  // Active images: those a container uses (busybox, here: sleeper and writer).
-  assert.is(lines[0], `Images ${images} 1`);
+  // Active images: those a container uses (busybox, committed:1 and imported:1 here).
+  assert.is(lines[0], `Images ${images} 3`);
   assert.is(lines[1], `Containers ${ctrs} ${running}`);
   assert.match(lines[2] ?? '', /^Local Volumes \d+ \d+$/);
   assert.is(lines[3], 'Build Cache 0 0');
