@@ -79,7 +79,8 @@ function writeProject(): void {
   mkdirSync(path.join(project, 'site', 'cgi-bin'), { recursive: true });
   writeFileSync(path.join(project, 'site', 'index.html'), 'todo app\n');
   const cgi = path.join(project, 'site', 'cgi-bin', 'db');
-  writeFileSync(cgi, '#!/bin/sh\necho "Content-Type: text/plain"\necho\nwget -qO- http://db:8080/starts\n');
+  // CRLF after the header: node's HTTP parser refuses the bare LF that `echo` would give.
+  writeFileSync(cgi, "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n'\nwget -qO- http://db:8080/starts\n");
   chmodSync(cgi, 0o755);
   writeFileSync(
     path.join(project, 'docker-compose.yml'),
