@@ -1,7 +1,7 @@
 /**
  * The endpoints of the CLI's looking-inside verbs, each over the use case its tsrun verb calls:
- * `top` (app/top.ts), `stats` (app/stats.ts), `export` (app/export.ts), `commit` (app/commit.ts)
- * and the import half of `POST /images/create?fromSrc=-` (app/import.ts).
+ * `top` (app/top.ts), `stats` (app/stats.ts), `changes` (app/diff.ts), `export` (app/export.ts),
+ * `commit` (app/commit.ts) and the import half of `POST /images/create?fromSrc=-` (app/import.ts).
  *
  * Stats: Docker's StatsJSON is raw counters that the client turns into percentages. tsrun's
  * reading is the percentages (app/stats.ts measured two samples), so the CPU counters are given
@@ -15,6 +15,7 @@ import { statsOnce, type StatsRow } from '../app/stats.js';
 import { exportContainer } from '../app/export.js';
 import { commitContainer } from '../app/commit.js';
 import { importImage } from '../app/import.js';
+import { containerDiff } from '../app/diff.js';
 import type { ApiRequest, Router } from './router.js';
 import { queryBool, sendJson } from './router.js';
 import type { ApiState } from './state.js';
@@ -112,6 +113,17 @@ export function registerContainerToolRoutes(router: Router, state: ApiState): vo
       if (row) res.write(`${JSON.stringify(statsJson(row, new Date()))}\n`);
     }
     res.end();
+  });
+
+  // Docker's kinds: 0 changed, 1 added, 2 deleted.
+  router.add('GET', '/containers/{id}/changes', async ({ res, params }) => {
+    const c = await state.find(params.id ?? '');
+    const list = await containerDiff(state.ctx, c.record.id);
+    sendJson(
+      res,
+      200,
+      list.map((x) => ({ Path: x.path, Kind: x.kind === 'C' ? 0 : x.kind === 'A' ? 1 : 2 })),
+    );
   });
 
   router.add('GET', '/containers/{id}/export', async ({ res, params }) => {

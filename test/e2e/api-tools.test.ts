@@ -1,7 +1,7 @@
 /**
- * The looking-inside endpoints through Docker's own CLI against `tsrun system service`: `docker
- * top`, `stats --no-stream`, `export`, `commit`, `import` and `system df`, each compared with what
- * the tsrun CLI says of the same store.
+ * The looking-inside endpoints through Docker's own CLI against `tsrun system service`:
+ * `docker top`, `stats --no-stream`, `diff`, `export`, `commit`, `import` and `system df`, each
+ * compared with what the tsrun CLI says of the same store.
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -28,7 +28,7 @@ let reg: TestRegistry;
 let IMAGE = '';
 let svc: RunningService;
 
-const T = suite('e2e api: top, stats, export, commit, import, system df');
+const T = suite('e2e api: top, stats, diff, export, commit, import, system df');
 const docker = (args: string[]) => dockerAt(socket, args);
 const cli = (args: string[]) => tsrun(args, { root });
 
@@ -75,9 +75,15 @@ T('docker top and stats --no-stream: the container as tsrun sees it', async () =
   assert.match(stopped.stderr, 'No such container: no-such-container');
 });
 
-T('docker commit, export and import: images the tsrun CLI runs', async () => {
+T('docker diff, commit, export and import: images the tsrun CLI runs', async () => {
   const made = await docker(['run', '--name', 'writer', IMAGE, 'sh', '-c', 'echo written > /note']);
   assert.is(made.code, 0, made.stderr);
+
+  // docker diff = tsrun diff.
+  const diff = await docker(['diff', 'writer']);
+  assert.is(diff.code, 0, diff.stderr);
+  assert.match(diff.stdout, /^A \/note$/m);
+  assert.is(diff.stdout, (await cli(['diff', 'writer'])).stdout);
 
   const commit = await docker(['commit', '-c', 'CMD ["cat", "/note"]', 'writer', 'committed:1']);
   assert.is(commit.code, 0, commit.stderr);
