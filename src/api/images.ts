@@ -21,6 +21,7 @@ import { familiarName, familiarRepository, parseReference } from '../reference/r
 import { ApiError, notFoundImage, toApiError } from './errors.js';
 import { queryBool, queryFilters, sendJson, type Router } from './router.js';
 import type { ApiState } from './state.js';
+import { importFromSrc } from './container-tools.js';
 
 const short = (digest: string) => digest.replace(/^sha256:/, '').slice(0, 12);
 
@@ -98,9 +99,31 @@ function imageRef(query: URLSearchParams, nameKey: string): string {
   return `${from}:${tag}`;
 }
 
+/** image.Summary of every image in the store, as `GET /images/json` lists them (also `system/df`'s). */
+export async function imageSummaries(state: ApiState) {
+  const file = await state.env.store.readImages();
+  const r = await inspectImages(state.ctx, Object.keys(file.images));
+  return (r.found as Record<string, unknown>[]).map((i) => {
+    const config = (i.Config ?? {}) as { Labels?: Record<string, string> | null };
+    return {
+      Id: i.Id as string,
+      ParentId: '',
+      RepoTags: (i.RepoTags ?? []) as string[],
+      RepoDigests: i.RepoDigests ?? [],
+      Created: Math.floor(Date.parse(String(i.Created ?? '')) / 1000) || 0,
+      Size: (i.Size ?? 0) as number,
+      SharedSize: -1,
+      VirtualSize: i.Size ?? 0,
+      Labels: config.Labels ?? {},
+      Containers: -1,
+    };
+  });
+}
+
 export function registerImageRoutes(router: Router, state: ApiState): void {
-  router.add('POST', '/images/create', async ({ req, res, query }) => {
-    if (query.get('fromSrc')) throw new ApiError(400, 'importing with fromSrc is not supported; use tsrun import');
+  router.add('POST', '/images/create', async (r) => {
+    const { req, res, query } = r;
+    if (query.get('fromSrc')) return importFromSrc(state, r);
     const ref = imageRef(query, 'fromImage');
     const named = familiarName(parseReference(ref));
     // Errors before the first byte are a status; after it, a message in the stream (Docker's way).
@@ -126,25 +149,8 @@ export function registerImageRoutes(router: Router, state: ApiState): void {
   });
 
   router.add('GET', '/images/json', async ({ res, query }) => {
-    const file = await state.env.store.readImages();
-    const ids = Object.keys(file.images);
-    const r = await inspectImages(state.ctx, ids);
     const filters = queryFilters(query);
-    const out = (r.found as Record<string, unknown>[]).map((i) => {
-      const config = (i.Config ?? {}) as { Labels?: Record<string, string> | null };
-      return {
-        Id: i.Id,
-        ParentId: '',
-        RepoTags: i.RepoTags ?? [],
-        RepoDigests: i.RepoDigests ?? [],
-        Created: Math.floor(Date.parse(String(i.Created ?? '')) / 1000) || 0,
-        Size: i.Size ?? 0,
-        SharedSize: -1,
-        VirtualSize: i.Size ?? 0,
-        Labels: config.Labels ?? {},
-        Containers: -1,
-      };
-    });
+    const out = await imageSummaries(state);
     const matches = (img: (typeof out)[number]) =>
       filters.every((f) => {
         const [k, v = ''] = [f.slice(0, f.indexOf('=')), f.slice(f.indexOf('=') + 1)];

@@ -36,6 +36,8 @@ interface Route {
 
 export class Router {
   private readonly routes: Route[] = [];
+  /** One line per request once answered (the service's `--debug`): what a client asked and got. */
+  log?: (line: string) => void;
 
   add(method: string, pattern: string, handler: Handler): this {
     const names: string[] = [];
@@ -66,12 +68,20 @@ export class Router {
     const url = new URL(req.url ?? '/', 'http://docker');
     const path = url.pathname.replace(/^\/v\d+(\.\d+)?(?=\/)/, '');
     const method = req.method ?? 'GET';
+    if (this.log) {
+      const log = this.log;
+      const t0 = Date.now();
+      const done = (status: number | string) => log(`${method} ${req.url ?? ''} → ${status} (${Date.now() - t0} ms)`);
+      if (upgrade) upgrade.socket.once('close', () => done('closed'));
+      else res.once('close', () => done(res.statusCode));
+    }
     try {
       const m = this.match(method, path);
       if (!m) throw new ApiError(404, `page not found`);
       await m.handler({ method, path, params: m.params, query: url.searchParams, req, res, upgrade });
     } catch (err) {
       const e = toApiError(err);
+      this.log?.(`${method} ${req.url ?? ''}: ${e.status} ${e.message}`);
       if (upgrade && (upgrade.socket as Socket).bytesWritten > 0) {
         upgrade.socket.destroy();
         return;

@@ -30,6 +30,8 @@ import { registerArchiveRoutes } from './archive.js';
 import { registerExtraRoutes } from './extra.js';
 import { registerNetworkRoutes } from './networks.js';
 import { registerVolumeRoutes } from './volumes.js';
+import { registerContainerToolRoutes } from './container-tools.js';
+import { registerDfRoutes } from './df.js';
 
 export interface ServiceOptions {
   ctx: AppContext;
@@ -39,6 +41,8 @@ export interface ServiceOptions {
   version: string;
   /** Label every container made through this socket with this session id (`--exec`). */
   session?: string;
+  /** Called with one line per request answered (`--debug`): method, URL, status, error message. */
+  log?: (line: string) => void;
 }
 
 export interface Service {
@@ -86,6 +90,8 @@ export function buildRouter(state: ApiState): Router {
   registerExtraRoutes(router, state);
   registerVolumeRoutes(router, state);
   registerNetworkRoutes(router, state);
+  registerContainerToolRoutes(router, state);
+  registerDfRoutes(router, state);
   return router;
 }
 
@@ -101,6 +107,7 @@ export async function startService(o: ServiceOptions): Promise<Service> {
   const env = await openEnv(o.ctx);
   const state = new ApiState(o.ctx, env, o.version, o.session);
   const router = buildRouter(state);
+  router.log = o.log;
 
   let open = 0;
   let timer: NodeJS.Timeout | undefined;

@@ -83,6 +83,9 @@ export function inspectView(env: Env, c: Container): Record<string, unknown> {
       PortBindings: portMap(r.host.ports ?? [], ''),
       PublishAllPorts: false,
       RestartPolicy: r.host.restartPolicy ?? { Name: 'no', MaximumRetryCount: 0 },
+      // Logs are kept and read back (`logs`, the API's logs): Docker's name for that driver.
+      // docker-compose reads no logs of a container without one.
+      LogConfig: { Type: 'json-file', Config: {} },
       ...r.host.extra,
     },
     GraphDriver: {

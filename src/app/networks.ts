@@ -39,7 +39,6 @@ import {
 } from '../network/user-attach.js';
 import { withNameservers } from '../network/dns.js';
 import {
-  bridgeName,
   createNetwork,
   defaultSubnet,
   findNetwork,
@@ -240,7 +239,9 @@ export async function networkView(net: UserNetwork): Promise<Record<string, unkn
     ConfigFrom: { Network: '' },
     ConfigOnly: false,
     Containers: containers,
-    Options: { 'com.docker.network.bridge.name': bridgeName(net), ...net.Options },
+    // Docker lists only the options given at create: docker-compose compares them with its file's
+    // and would ask to recreate a network whose Options it did not set (the bridge's name).
+    Options: { ...net.Options },
     Labels: net.Labels,
   };
 }

@@ -42,6 +42,7 @@ export function registerServiceCommand(system: Command, io: CliIo): void {
         uri: uri ?? defaultSocket(ctx.uid, ctx.env),
         idleSeconds: Number(o.time),
         version: io.version,
+        log: io.globals().debug ? (line: string) => void io.err.write(`${line}\n`) : undefined,
       };
       if (o.exec) {
         const { serveForCommand } = await import('../../api/session.js');
