@@ -260,6 +260,8 @@ export function exitText(ev: readonly TsrunEvent[], ctx: TextCtx): StageText {
   const x = first(ev, 'container-exit');
   if (!x) {
     if (ctx.failed) return { summary: 'not reached', lines: [] };
+    if (ctx.verb === 'stop' || ctx.verb === 'rm')
+      return { summary: 'no exit to record: it was not running', lines: [] };
     return {
       summary: 'not seen by this command: the container runs on (its monitor records the exit)',
       lines: [look('tsrun ps -a'), look('tsrun stop --explain CONTAINER')],
@@ -279,6 +281,7 @@ export function cleanupText(ev: readonly TsrunEvent[], seen: readonly TsrunEvent
   const done = first(ev, 'container-cleanup');
   if (!done && ev.length === 0) {
     if (ctx.failed) return { summary: 'not reached', lines: [] };
+    if (ctx.verb === 'stop' || ctx.verb === 'rm') return { summary: 'nothing left to undo', lines: [] };
     return { summary: 'not yet: the container is still running (its monitor cleans up after it)', lines: [] };
   }
   const lines: Line[] = [];
@@ -322,7 +325,15 @@ export function stopText(ev: readonly TsrunEvent[], seen: readonly TsrunEvent[],
   if (!s) {
     const kills = all(ev, 'runtime').filter((r) => runtimeVerb(r.argv) === 'kill');
     if (kills.length === 0) return { summary: ctx.failed ? 'not reached' : 'not running: nothing to stop', lines: [] };
-    return { summary: `sent ${kills.length} signal(s)`, lines: fullArgv(ctx, ev) };
+    const sigs = kills.map((k) => k.argv.at(-1) ?? '?').join(', then ');
+    const id = containerId(seen);
+    return {
+      summary: `sent ${sigs} (-f: no stop signal, no wait)`,
+      lines: [
+        ...fullArgv(ctx, ev),
+        ...hand(kills.map((k) => `${base} kill ${id} ${(k.argv.at(-1) ?? '').replace(/^SIG/, '')}`)),
+      ],
+    };
   }
   const how = s.killed ? `it did not exit within ${s.timeoutSec}s: SIGKILL` : 'it exited';
   return {
