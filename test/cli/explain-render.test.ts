@@ -42,7 +42,7 @@ test('a stage fits 100 columns with long paths, lists and prose', () => {
     true,
   );
   // Colour codes do not count as columns.
-  for (const l of out) assert.ok(l.replace(/\x1b\[\d+m/g, '').length <= 100, l);
+  for (const l of out) assert.ok(l.replace(new RegExp(`${String.fromCharCode(27)}\\[\\d+m`, 'g'), '').length <= 100, l);
   assert.ok(out[0]?.startsWith('\x1b[1m[2/8] Root filesystem'));
 });
 

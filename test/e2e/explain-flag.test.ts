@@ -72,7 +72,7 @@ const headers = (err: string) =>
   err
     .split('\n')
     .filter((l) => /^\[\d+\/\d+\] /.test(l))
-    .map((l) => /^(\[\d+\/\d+\] [A-Z][a-z ]*?)(?: \(\d+ ms\))?  /.exec(l)?.[1] ?? l);
+    .map((l) => /^(\[\d+\/\d+\] [A-Z][a-z ]*?)(?: \(\d+ ms\))? {2}/.exec(l)?.[1] ?? l);
 
 /** A stage's block: its header line and the indented lines under it. */
 function block(err: string, title: string): string {
