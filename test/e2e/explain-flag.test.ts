@@ -57,7 +57,7 @@ E.after(async () => {
   for (const id of ps.stdout.split('\n').filter(Boolean)) await tsrun(['rm', '-f', id], { root });
   await reg?.stop();
   rmSync(runDir(root), { recursive: true, force: true });
-  rmSync(tmp, { recursive: true, force: true });
+  rmSync(tmp, { recursive: true, force: true, maxRetries: 5 });
 });
 
 const isExplain = (l: string) => /^\[\d+\/\d+\] /.test(l) || /^ {6}/.test(l) || l.startsWith('{"schema"');
@@ -84,8 +84,15 @@ function block(err: string, title: string): string {
     if (!l.startsWith(' ')) break;
     out.push(l);
   }
-  return out.join('\n');
+  return unwrap(out.join('\n'));
 }
+
+/** A block as one logical line per item: wrapped commands and cut paths joined again. */
+const unwrap = (s: string) =>
+  s
+    .replace(/ \\\n {17}/g, ' ')
+    .replace(/\\\n/g, '')
+    .replace(/\/\n {15}(?=\S)/g, '/');
 
 /** Mask what differs between two identical runs: ids, digests of new layers, pids, addresses, veths. */
 const mask = (s: string) =>
@@ -118,64 +125,71 @@ E('run --explain --rm -p: every stage with its real values; the output is the co
   );
   let err = '';
   child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
-  // While the container sleeps: the DNAT rule the Network stage names is in the nat table.
-  const deadline = Date.now() + 60_000;
-  while (!err.includes('[6/8] Start') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-  assert.ok(err.includes('[6/8] Start'), err);
-  const rule = new RegExp(`--dport ${port} -j DNAT --to-destination (\\d+\\.\\d+\\.\\d+\\.\\d+):80`).exec(
-    block(err, 'Network'),
-  );
-  assert.ok(rule, block(err, 'Network'));
-  const nat = (await execa('iptables', ['-t', 'nat', '-S'])).stdout;
-  assert.ok(
-    nat.split('\n').some((l) => l.includes(`--dport ${port}`) && l.includes(`--to-destination ${rule[1]}:80`)),
-    `no DNAT to ${rule[1]}:80 for ${port} in iptables -t nat -S:\n${nat}`,
-  );
-  const r = await child;
-  assert.is(r.exitCode, 0, err);
-  // The container's own output: unchanged, each on its own stream.
-  assert.is(String(r.stdout), 'out-line\n');
-  assert.equal(
-    err.split('\n').filter((l) => l !== '' && !isExplain(l)),
-    [`Unable to find image '${IMAGE}' locally`, 'err-line'],
-  );
-  checkText('run --explain', err);
-  assert.equal(headers(err), [
-    '[1/8] Image',
-    '[2/8] Root filesystem',
-    '[3/8] Spec',
-    '[4/8] Network',
-    '[5/8] Create',
-    '[6/8] Start',
-    '[7/8] Exit',
-    '[8/8] Cleanup',
-  ]);
-  // The digest that was pulled, the layer the registry has.
-  const image = block(err, 'Image');
-  assert.ok(image.includes(pushed.manifestDigest), image);
-  assert.ok(image.includes(pushed.configDigest), image);
-  // The lowerdirs are the store's layer directories, as mounted.
-  const rootfs = block(err, 'Root filesystem');
-  const lowers = [...rootfs.matchAll(/^ {6}lower \d+ +(\S+)$/gm)].map((m) => m[1] as string);
-  assert.is(lowers.length, 1, rootfs);
-  for (const d of lowers) {
-    assert.ok(d.startsWith(path.join(root, 'layers') + '/'), d);
-    assert.ok(statSync(d).isDirectory(), d);
-    assert.ok(existsSync(path.join(d, 'bin', 'busybox')), `${d} holds the image's files`);
-    assert.ok(rootfs.includes(`L1=${d}`), rootfs);
+  try {
+    await runChecks();
+  } finally {
+    child.kill('SIGKILL');
   }
-  assert.match(rootfs, /mount -t overlay overlay -o "lowerdir=\$L1,upperdir=\$U,workdir=\$W" "\$T"/);
-  assert.match(rootfs, /findmnt -T \//);
-  const spec = block(err, 'Spec');
-  assert.match(spec, /RUN_VAR/);
-  assert.match(spec, /FILE_VAR/);
-  assert.match(spec, /jq '\.process\.args,\.linux\.namespaces' \/\S+\/config\.json/);
-  assert.match(block(err, 'Network'), /ip netns exec tsrun-\S+ ip addr/);
-  assert.match(block(err, 'Network'), /iptables -t nat -S CNI-HOSTPORT-DNAT/);
-  assert.match(block(err, 'Create'), /runc --root \S+ create --bundle \S+ [0-9a-f]{64}/);
-  assert.match(block(err, 'Start'), /ls -l \/proc\/\d+\/ns/);
-  assert.match(block(err, 'Exit'), /exited with status 0/);
-  assert.match(block(err, 'Cleanup'), /container removed/);
+  async function runChecks() {
+    // While the container sleeps: the DNAT rule the Network stage names is in the nat table.
+    const deadline = Date.now() + 60_000;
+    while (!err.includes('[6/8] Start') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    assert.ok(err.includes('[6/8] Start'), err);
+    const rule = new RegExp(`--dport ${port} -j DNAT --to-destination (\\d+\\.\\d+\\.\\d+\\.\\d+):80`).exec(
+      block(err, 'Network'),
+    );
+    assert.ok(rule, block(err, 'Network'));
+    const nat = (await execa('iptables', ['-t', 'nat', '-S'])).stdout;
+    assert.ok(
+      nat.split('\n').some((l) => l.includes(`--dport ${port}`) && l.includes(`--to-destination ${rule[1]}:80`)),
+      `no DNAT to ${rule[1]}:80 for ${port} in iptables -t nat -S:\n${nat}`,
+    );
+    const r = await child;
+    assert.is(r.exitCode, 0, err);
+    // The container's own output: unchanged, each on its own stream.
+    assert.is(String(r.stdout), 'out-line\n');
+    assert.equal(
+      err.split('\n').filter((l) => l !== '' && !isExplain(l)),
+      [`Unable to find image '${IMAGE}' locally`, 'err-line'],
+    );
+    checkText('run --explain', err);
+    assert.equal(headers(err), [
+      '[1/8] Image',
+      '[2/8] Root filesystem',
+      '[3/8] Spec',
+      '[4/8] Network',
+      '[5/8] Create',
+      '[6/8] Start',
+      '[7/8] Exit',
+      '[8/8] Cleanup',
+    ]);
+    // The digest that was pulled, the layer the registry has.
+    const image = block(err, 'Image');
+    assert.ok(image.includes(pushed.manifestDigest), image);
+    assert.ok(image.includes(pushed.configDigest), image);
+    // The lowerdirs are the store's layer directories, as mounted.
+    const rootfs = block(err, 'Root filesystem');
+    const lowers = [...rootfs.matchAll(/^ {6}lower \d+ +(\S+)$/gm)].map((m) => m[1] as string);
+    assert.is(lowers.length, 1, rootfs);
+    for (const d of lowers) {
+      assert.ok(d.startsWith(path.join(root, 'layers') + '/'), d);
+      assert.ok(statSync(d).isDirectory(), d);
+      assert.ok(existsSync(path.join(d, 'bin', 'busybox')), `${d} holds the image's files`);
+      assert.ok(rootfs.includes(`L1=${d}`), rootfs);
+    }
+    assert.match(rootfs, /mount -t overlay overlay -o "lowerdir=\$L1,upperdir=\$U,workdir=\$W" "\$T"/);
+    assert.match(rootfs, /findmnt -T \//);
+    const spec = block(err, 'Spec');
+    assert.match(spec, /RUN_VAR/);
+    assert.match(spec, /FILE_VAR/);
+    assert.match(spec, /jq '\.process\.args,\.linux\.namespaces' \/\S+\/config\.json/);
+    assert.match(block(err, 'Network'), /ip netns exec tsrun-\S+ ip addr/);
+    assert.match(block(err, 'Network'), /iptables -t nat -S CNI-HOSTPORT-DNAT/);
+    assert.match(block(err, 'Create'), /runc --root \S+ create --bundle \S+ [0-9a-f]{64}/);
+    assert.match(block(err, 'Start'), /ls -l \/proc\/\d+\/ns/);
+    assert.match(block(err, 'Exit'), /exited with status 0/);
+    assert.match(block(err, 'Cleanup'), /container removed/);
+  }
   assert.equal(await leftovers(root), []);
 });
 

@@ -68,7 +68,8 @@ export function rootfsText(ev: readonly TsrunEvent[], ctx: TextCtx): StageText {
   const dirs = [...vars, ...(m.upperdir ? [`U=${m.upperdir}`, `W=${m.workdir ?? ''}`] : []), `T=${m.target}`];
   if (m.driver === 'fuse-overlayfs') lines.push(...hand([...dirs, `fuse-overlayfs -o "${opts}" "$T"`]));
   else if (m.driver !== 'copy') lines.push(...hand([...dirs, `mount -t overlay overlay -o "${opts}" "$T"`]));
-  return { summary: `${m.driver}: ${m.lowerdirs.length} layers + a writable upper dir at ${m.target}`, lines };
+  const n = m.lowerdirs.length;
+  return { summary: `${m.driver}: ${n} ${n === 1 ? 'layer' : 'layers'} + a writable upper dir at ${m.target}`, lines };
 }
 
 export function specText(ev: readonly TsrunEvent[], ctx: TextCtx): StageText {
@@ -296,7 +297,11 @@ export function cleanupText(ev: readonly TsrunEvent[], seen: readonly TsrunEvent
   if (ns) lines.push(detail('netns', `${ns.path} deleted`));
   if (first(ev, 'network-detach')?.driver === 'slirp4netns') lines.push(detail('network', 'slirp4netns stopped'));
   const mount = first(seen, 'rootfs-mount');
-  if (done) lines.push(detail('root', 'unmounted'), ...(done.removed ? [detail('record', 'removed (--rm)')] : []));
+  if (done)
+    lines.push(
+      detail('root', 'unmounted'),
+      ...(done.removed ? [detail('record', ctx.verb === 'rm' ? 'removed' : 'removed (--rm)')] : []),
+    );
   lines.push(...fullArgv(ctx, ev));
   lines.push(why('what start made is undone: nothing of the container stays running, mounted or wired'));
   if (mount) lines.push(look(`findmnt -T ${mount.target}`));

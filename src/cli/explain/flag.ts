@@ -19,7 +19,10 @@ let active: ExplainReporter | undefined;
 const EXAMPLES: Record<ExplainVerb, string> = {
   pull: 'tsrun pull --explain busybox',
   push: 'tsrun push --explain localhost:5000/me/app:1',
-  run: 'tsrun run --explain --rm -p 8080:80 busybox httpd -f -p 80\n  tsrun run --explain=json --rm busybox true | jq .  # one object per event',
+  run:
+    'tsrun run --explain --rm -p 8080:80 busybox httpd -f -p 80\n' +
+    '  tsrun run --explain=full --rm busybox true          # and every argv, CNI input and result, timings\n' +
+    '  tsrun run --explain=json --rm busybox true 2>&1 >/dev/null | jq -c .event   # docs/explain-schema.md',
   create: 'tsrun create --explain --name web busybox sleep 60',
   start: 'tsrun start --explain web',
   stop: 'tsrun stop --explain web',

@@ -51,6 +51,12 @@ const COLORS = {
   off: '\x1b[0m',
 };
 
+/** Where to cut a word too long for `room` columns: after its last '/' that fits, else at `room`. */
+function cutAt(word: string, room: number): number {
+  const slash = word.lastIndexOf('/', room - 1);
+  return slash >= room / 3 ? slash + 1 : room;
+}
+
 /** Words of prose, wrapped at `width` with `first` then `rest` as the line starts. */
 function wrapWords(text: string, first: string, rest: string, width = WIDTH): string[] {
   const out: string[] = [];
@@ -62,12 +68,17 @@ function wrapWords(text: string, first: string, rest: string, width = WIDTH): st
       line = rest;
       empty = true;
     }
-    line += (empty ? '' : ' ') + word;
-    empty = false;
-    while (line.length > width) {
-      out.push(line.slice(0, width));
-      line = rest + line.slice(width);
+    let w = word;
+    if (!empty) line += ' ';
+    // A path longer than a line: cut after a '/', the rest on the next line.
+    while (line.length + w.length > width) {
+      const at = cutAt(w, width - line.length);
+      out.push(line + w.slice(0, at));
+      w = w.slice(at);
+      line = rest;
     }
+    line += w;
+    empty = false;
   }
   out.push(line);
   return out;
@@ -111,8 +122,9 @@ export function wrapShell(cmd: string, first: string, rest: string, width = WIDT
     // One word too long for any line: cut it, the rest at column 0 (still one word to sh).
     while (line.length + w.length > width) {
       const room = Math.max(1, width - 1 - line.length);
-      out.push(`${line}${w.slice(0, room)}\\`);
-      w = w.slice(room);
+      const at = cutAt(w, room);
+      out.push(`${line}${w.slice(0, at)}\\`);
+      w = w.slice(at);
       line = '';
     }
     line += w;

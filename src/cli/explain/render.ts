@@ -109,8 +109,14 @@ export function genericLine(e: TsrunEvent, mode: 'brief' | 'full'): Line | undef
     case 'layer-wait':
     case 'layer-verifying':
       return undefined;
+    case 'runtime':
+    case 'monitor':
+      if (mode === 'brief') return undefined;
+      return raw(
+        e.type === 'runtime' ? 'argv' : 'monitor',
+        `${e.argv.join(' ')}${'exitCode' in e && e.exitCode !== undefined ? `  (exit ${e.exitCode})` : ''}`,
+      );
     default:
-      if (mode === 'brief' && (e.type === 'runtime' || e.type === 'monitor')) return undefined;
       return detail(e.type, plainFields(e));
   }
 }

@@ -42,8 +42,9 @@ export function explainReporter(o: ExplainOptions): ExplainReporter {
   const buckets: TsrunEvent[][] = stages.map(() => []);
   const extras: TsrunEvent[] = [];
   const seen: TsrunEvent[] = [];
-  const began: (number | undefined)[] = stages.map(() => undefined);
   const now = o.now ?? (() => Date.now());
+  // full's timings: from the stage before being told to this one being told.
+  let last = now();
   let next = 0;
   let finished = false;
   let failed = false;
@@ -55,8 +56,9 @@ export function explainReporter(o: ExplainOptions): ExplainReporter {
   const tell = (i: number) => {
     const key = stages[i];
     if (key === undefined) return;
-    const start = began[i];
-    const ms = o.mode === 'full' && start !== undefined ? Math.max(0, now() - start) : undefined;
+    const t = now();
+    const ms = o.mode === 'full' ? Math.max(0, t - last) : undefined;
+    last = t;
     const mode = o.mode === 'full' ? 'full' : 'brief';
     write(
       renderStage(i + 1, total, key, buckets[i] ?? [], extras.splice(0), {
@@ -98,7 +100,6 @@ export function explainReporter(o: ExplainOptions): ExplainReporter {
         return;
       }
       tellUpTo(i);
-      began[i] ??= now();
       buckets[i]?.push(e);
       if (closesStage(e)) tellUpTo(i + 1);
     },
