@@ -143,15 +143,16 @@ E('run --explain --rm -p: every stage with its real values; the output is the co
     const deadline = Date.now() + 60_000;
     while (!err.includes('[6/8] Start') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     assert.ok(err.includes('[6/8] Start'), err);
-    const rule = new RegExp(`--dport ${port} -j DNAT --to-destination (\\d+\\.\\d+\\.\\d+\\.\\d+):80`).exec(
-      block(err, 'Network'),
-    );
-    assert.ok(rule, block(err, 'Network'));
+    // The DNAT rule the Network stage shows, read back from iptables, is in the nat table as shown.
+    const net = block(err, 'Network');
+    const rule = new RegExp(
+      `^ {6}rule nat +(-A \\S+ .*--dport ${port} .*-j DNAT --to-destination (\\S+):80)$`,
+      'm',
+    ).exec(net);
+    assert.ok(rule, net);
     const nat = (await execa('iptables', ['-t', 'nat', '-S'])).stdout;
-    assert.ok(
-      nat.split('\n').some((l) => l.includes(`--dport ${port}`) && l.includes(`--to-destination ${rule[1]}:80`)),
-      `no DNAT to ${rule[1]}:80 for ${port} in iptables -t nat -S:\n${nat}`,
-    );
+    assert.ok(nat.split('\n').includes(rule[1] as string), `${rule[1]} is not in iptables -t nat -S:\n${nat}`);
+    assert.ok(net.includes(`--dport ${port} -j DNAT --to-destination ${rule[2]}:80`), net);
     const r = await child;
     assert.is(r.exitCode, 0, err);
     // The container's own output: unchanged, each on its own stream.
@@ -185,8 +186,11 @@ E('run --explain --rm -p: every stage with its real values; the output is the co
     assert.match(rootfs, /mount -t overlay overlay -o "lowerdir=\$L1,upperdir=\$U,workdir=\$W" "\$T"/);
     assert.match(rootfs, /findmnt -T \//);
     const spec = block(err, 'Spec');
-    assert.match(spec, /RUN_VAR/);
-    assert.match(spec, /FILE_VAR/);
+    // Where each part came from: the image's CMD, -e, --env-file, the default.
+    assert.match(spec, /RUN_VAR \(from -e\)/);
+    assert.match(spec, /FILE_VAR \(from --env-file\)/);
+    assert.match(spec, /PATH \(from image ENV\)/);
+    assert.match(spec, /\(from image CMD\)/);
     assert.match(spec, /jq '\.process\.args,\.linux\.namespaces' \/\S+\/config\.json/);
     assert.match(block(err, 'Network'), /ip netns exec tsrun-\S+ ip addr/);
     assert.match(block(err, 'Network'), /iptables -t nat -S CNI-HOSTPORT-DNAT/);

@@ -5,7 +5,7 @@
  * the step by hand (mount, runc, ip). Never a secret: the environment is told by names only, as
  * the events carry it.
  */
-import type { TsrunEvent } from '../../events.js';
+import type { Provenance, TsrunEvent } from '../../events.js';
 import { detail, hand, look, raw, shJoin, short, why, type Line, type StageText } from './layout.js';
 import { all, first } from './image-stages.js';
 import type { TextCtx } from './render.js';
@@ -21,6 +21,14 @@ function runtimeBase(seen: readonly TsrunEvent[]): string {
     if (i > 0) return `${bin} --root ${e.argv[i + 1] ?? ''}`;
   }
   return 'runc';
+}
+
+/** Where a part of the spec came from: `(from image CMD)`, `(from -e)`, `(default)`. */
+function from(p: Provenance): string {
+  if (p.from === 'image') return `(from image${p.detail ? ` ${p.detail}` : ''})`;
+  if (p.from === 'flag') return `(from ${p.flag ?? 'a flag'})`;
+  if (p.from === 'command line') return '(from the command line)';
+  return '(default)';
 }
 
 const containerId = (seen: readonly TsrunEvent[]): string => {
@@ -54,6 +62,7 @@ export function rootfsText(ev: readonly TsrunEvent[], ctx: TextCtx): StageText {
     copy: 'a plain copy of the layers (no overlayfs available)',
   };
   lines.push(detail('driver', drivers[m.driver] ?? m.driver));
+  if (m.reason) lines.push(detail('', `chosen because ${m.reason}`));
   lines.push(
     why(
       "overlayfs stacks the image's read-only layer directories (lowerdir, top first) under one " +
@@ -77,12 +86,23 @@ export function specText(ev: readonly TsrunEvent[], ctx: TextCtx): StageText {
   const etc = first(ev, 'etc-files');
   if (!c) return { summary: 'not reached', lines: [] };
   const u = c.user;
+  const p = c.provenance;
+  const f = (x: Provenance | undefined) => (x ? ` ${from(x)}` : '');
   const lines: Line[] = [
-    detail('process', `${shJoin(c.args)}  as uid ${u.uid} gid ${u.gid} in ${c.cwd}`),
-    detail('env', `${c.envNames.join(', ')} (names only: values are not shown)`),
+    detail('process', `${shJoin(c.args)}${f(p?.args)}`),
+    detail('user', `uid ${u.uid} gid ${u.gid}${f(p?.user)}, in ${c.cwd}${f(p?.cwd)}`),
+    detail('env', `${c.envNames.map((n) => `${n}${f(p?.env[n])}`).join(', ')}; names only, values are not shown`),
     detail('namespaces', c.namespaces.map((n) => (n.path ? `${n.type}=${n.path}` : n.type)).join(' ')),
-    detail('caps', `${c.capabilities.length}: ${c.capabilities.map((x) => x.replace(/^CAP_/, '')).join(' ')}`),
-    detail('mounts', c.mounts.map((m) => m.destination).join(' ')),
+    detail(
+      'caps',
+      `${c.capabilities.length}${f(p?.capabilities)}: ${c.capabilities.map((x) => x.replace(/^CAP_/, '')).join(' ')}`,
+    ),
+    detail(
+      'mounts',
+      c.mounts
+        .map((m) => `${m.destination}${p?.mounts[m.destination]?.from === 'flag' ? f(p.mounts[m.destination]) : ''}`)
+        .join(' '),
+    ),
     ctx.mode === 'full'
       ? detail('masked', c.maskedPaths.join(' '))
       : detail(
@@ -96,6 +116,21 @@ export function specText(ev: readonly TsrunEvent[], ctx: TextCtx): StageText {
   if (c.cgroupsPath) lines.push(detail('cgroup', c.cgroupsPath));
   if (c.hostname) lines.push(detail('hostname', c.hostname));
   if (etc) lines.push(detail('/etc', `${etc.hosts}, ${etc.resolvConf} (bound over the image's)`));
+  const ns = first(ev, 'userns');
+  if (ns) {
+    const map = (m: { inside: number; outside: number; count: number }[]) =>
+      m.map((x) => `${x.inside}-${x.inside + x.count - 1} → ${x.outside}-${x.outside + x.count - 1}`).join(', ');
+    lines.push(
+      detail('userns', `rootless: uid ${map(ns.uidMap)}; gid ${map(ns.gidMap)}`),
+      detail(
+        '',
+        ns.subuid
+          ? `from /etc/subuid ${ns.subuid} and /etc/subgid ${ns.subgid ?? '?'}`
+          : `a single id: your uid ${ns.uid} is root inside, nothing else maps`,
+      ),
+      look('cat /proc/self/uid_map   # inside `tsrun unshare`'),
+    );
+  }
   lines.push(
     why(
       "runc runs what a bundle's config.json says: the command, the user, the namespaces to make, " +
@@ -137,7 +172,8 @@ export function networkText(ev: readonly TsrunEvent[], seen: readonly TsrunEvent
       if (c.result !== undefined) lines.push(raw('result', JSON.stringify(c.result)));
     }
   }
-  const v = veth(cnis.find((c) => c.plugin === 'bridge'));
+  const fromCni = veth(cnis.find((c) => c.plugin === 'bridge'));
+  const v = { host: a?.veth?.host ?? fromCni.host, bridge: a?.bridge ?? fromCni.bridge };
   if (v.host) lines.push(detail('veth', `${v.host} on bridge ${v.bridge ?? '?'} ↔ eth0 in the namespace`));
   if (slirp) {
     lines.push(detail('slirp4netns', `pid ${slirp.pid}: a user-space network stack behind a tap device`));
@@ -157,6 +193,25 @@ export function networkText(ev: readonly TsrunEvent[], seen: readonly TsrunEvent
         ),
       );
   }
+  const rules = all(ev, 'iptables-rules').flatMap((r) => r.rules);
+  for (const r of rules) {
+    if (ctx.mode === 'full' || /DNAT/.test(r.rule))
+      lines.push({ kind: 'shell', label: r.table === 'filter' ? 'rule' : `rule ${r.table}`, text: r.rule });
+  }
+  if (ctx.mode === 'brief' && rules.some((r) => !/DNAT/.test(r.rule)))
+    lines.push(
+      detail(
+        '',
+        `and ${rules.filter((r) => !/DNAT/.test(r.rule)).length} more rules (masquerade, forward): --explain=full`,
+      ),
+    );
+  for (const d of all(ev, 'dns'))
+    lines.push(
+      detail(
+        'dns',
+        `${(d.names ?? []).join(', ')} → ${d.ip ?? '?'} on ${d.network}'s DNS server ${d.server ?? ''}`.trim(),
+      ),
+    );
   if (slirp) {
     lines.push(
       why(
@@ -182,6 +237,8 @@ export function networkText(ev: readonly TsrunEvent[], seen: readonly TsrunEvent
       look(`ip netns exec ${nsName} ip addr`),
     );
     if (a.ports.length > 0) lines.push(look('iptables -t nat -S CNI-HOSTPORT-DNAT'));
+    const dn = rules.find((r) => /DNAT/.test(r.rule) && r.chain !== 'CNI-HOSTPORT-DNAT');
+    if (dn) lines.push(look(`iptables -t ${dn.table} -S ${dn.chain}`));
     lines.push(
       ...hand([
         `ip netns add ${nsName}`,
@@ -289,7 +346,8 @@ export function cleanupText(ev: readonly TsrunEvent[], seen: readonly TsrunEvent
   const base = runtimeBase(seen);
   const id = containerId(seen);
   const rt = all(ev, 'runtime').filter((r) => runtimeVerb(r.argv) === 'delete');
-  if (rt.length > 0) lines.push(detail('runtime', `${base.split(' ')[0]} deleted its container`));
+  if (rt.length > 0 && !ev.some((e) => e.type === 'cleanup-step'))
+    lines.push(detail('runtime', `${base.split(' ')[0]} deleted its container`));
   // CNI DEL runs plugins in reverse; told in a fixed order (events of parallel steps interleave).
   const dels = all(ev, 'cni').map((c) => c.plugin);
   if (dels.length > 0) lines.push(detail('network', `CNI DEL: ${dels.join(', ')} (rules, address, veth removed)`));
@@ -297,6 +355,27 @@ export function cleanupText(ev: readonly TsrunEvent[], seen: readonly TsrunEvent
   if (ns) lines.push(detail('netns', `${ns.path} deleted`));
   if (first(ev, 'network-detach')?.driver === 'slirp4netns') lines.push(detail('network', 'slirp4netns stopped'));
   const mount = first(seen, 'rootfs-mount');
+  const steps = all(ev, 'cleanup-step');
+  const stepNames: Record<string, string> = {
+    'runtime-delete': 'runtime',
+    network: 'network',
+    unmount: 'unmount',
+    'state-dir': 'state',
+    volume: 'volume',
+  };
+  // The steps run side by side: told in their fixed order, not as they finished.
+  for (const k of Object.keys(stepNames)) {
+    for (const s of steps.filter((x) => x.step === k))
+      lines.push(detail(stepNames[k] ?? k, `${s.targets.join(' ') || 'done'}${s.error ? `: FAILED: ${s.error}` : ''}`));
+  }
+  const left = all(ev, 'iptables-rules').flatMap((r) => r.rules);
+  if (all(ev, 'iptables-rules').length > 0)
+    lines.push(
+      detail(
+        'rules',
+        left.length === 0 ? 'none left for its address' : `${left.length} left: ${left.map((r) => r.rule).join('; ')}`,
+      ),
+    );
   if (done)
     lines.push(
       detail('root', 'unmounted'),

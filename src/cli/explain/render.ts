@@ -109,6 +109,18 @@ export function genericLine(e: TsrunEvent, mode: 'brief' | 'full'): Line | undef
     case 'layer-wait':
     case 'layer-verifying':
       return undefined;
+    case 'registry-request': {
+      // The raw HTTP line (full only): the URL has no credentials or query, auth is the scheme.
+      if (mode === 'brief') return undefined;
+      const answer = e.status !== undefined ? String(e.status) : `no answer: ${e.error ?? '?'}`;
+      const extra = [
+        e.auth !== 'none' ? `auth ${e.auth}` : '',
+        e.redirects ? `${e.redirects} redirect(s)${e.blobStore ? ' to blob storage' : ''}` : '',
+        e.bytes !== undefined ? `${e.bytes} bytes` : '',
+        e.attempt ? `attempt ${e.attempt}` : '',
+      ].filter(Boolean);
+      return raw('http', `${e.method} ${e.url} → ${answer}${extra.length > 0 ? ` (${extra.join(', ')})` : ''}`);
+    }
     case 'runtime':
     case 'monitor':
       if (mode === 'brief') return undefined;

@@ -14,7 +14,7 @@
 import type { Reporter, TsrunEvent } from '../../events.js';
 import { layoutNote } from './layout.js';
 import { genericLine, renderStage } from './render.js';
-import { closesStage, COMMAND_STAGES, stageIndex, type ExplainVerb } from './stages.js';
+import { closesStage, COMMAND_STAGES, DEFERRED, stageIndex, type ExplainVerb } from './stages.js';
 
 export type ExplainMode = 'brief' | 'full' | 'json';
 
@@ -40,7 +40,9 @@ export function explainReporter(o: ExplainOptions): ExplainReporter {
   const stages = COMMAND_STAGES[o.verb];
   const total = stages.length;
   const buckets: TsrunEvent[][] = stages.map(() => []);
-  const extras: TsrunEvent[] = [];
+  // Events of no stage (registry requests, warnings, new types), told with the stage they came in.
+  const extras: TsrunEvent[][] = stages.map(() => []);
+  let current = 0;
   const seen: TsrunEvent[] = [];
   const now = o.now ?? (() => Date.now());
   // full's timings: from the stage before being told to this one being told.
@@ -61,7 +63,7 @@ export function explainReporter(o: ExplainOptions): ExplainReporter {
     last = t;
     const mode = o.mode === 'full' ? 'full' : 'brief';
     write(
-      renderStage(i + 1, total, key, buckets[i] ?? [], extras.splice(0), {
+      renderStage(i + 1, total, key, buckets[i] ?? [], extras[i] ?? [], {
         mode,
         verb: o.verb,
         seen,
@@ -86,6 +88,7 @@ export function explainReporter(o: ExplainOptions): ExplainReporter {
   };
 
   return {
+    detailed: true,
     emit(e: TsrunEvent) {
       if (finished || SKIPPED.has(e.type)) return;
       if (o.mode === 'json') return json(e);
@@ -96,10 +99,15 @@ export function explainReporter(o: ExplainOptions): ExplainReporter {
         if (next >= total || (i >= 0 && i < next)) {
           const l = genericLine(e, o.mode === 'full' ? 'full' : 'brief');
           if (l && (o.mode === 'full' || i < 0)) write(layoutNote(l.label, l.text));
-        } else extras.push(e);
+        } else extras[Math.max(current, next)]?.push(e);
+        return;
+      }
+      if (DEFERRED.has(e.type)) {
+        buckets[i]?.push(e);
         return;
       }
       tellUpTo(i);
+      current = i;
       buckets[i]?.push(e);
       if (closesStage(e)) tellUpTo(i + 1);
     },

@@ -106,6 +106,8 @@ const BY_TYPE: Partial<Record<string, StageKey[]>> = {
   'container-cleanup': ['cleanup'],
   'container-remove': ['remove'],
   'container-exec': ['exec'],
+  'cleanup-step': ['cleanup'],
+  userns: ['spec'],
   monitor: ['create', 'exec'],
   'build-step': ['steps'],
   'build-triggers': ['steps'],
@@ -149,6 +151,10 @@ export function stageCandidates(e: TsrunEvent): StageKey[] {
       return e.action === 'add' ? ['network'] : ['cleanup'];
     case 'cni':
       return e.command === 'ADD' ? ['network'] : ['cleanup'];
+    case 'iptables-rules':
+      return e.when === 'attach' ? ['network'] : ['cleanup'];
+    case 'dns':
+      return e.action === 'add' ? ['network'] : ['cleanup'];
     case 'build-step':
       return /^from\s/i.test(e.instruction) ? ['base', 'steps'] : ['steps'];
     default:
@@ -164,6 +170,12 @@ export function stageIndex(stages: readonly StageKey[], e: TsrunEvent): number {
   }
   return -1;
 }
+
+/**
+ * Events told with a later stage that do not move the walk there: the rootless user namespace
+ * is made before the image is looked at, and explained with the spec it belongs to.
+ */
+export const DEFERRED: ReadonlySet<string> = new Set(['userns']);
 
 /** Events that end their stage: the stage is told at once (before the container's own output). */
 export function closesStage(e: TsrunEvent): boolean {
