@@ -54,7 +54,7 @@ const COLORS = {
 /** Where to cut a word too long for `room` columns: after its last '/' that fits, else at `room`. */
 function cutAt(word: string, room: number): number {
   const slash = word.lastIndexOf('/', room - 1);
-  return slash >= room / 3 ? slash + 1 : room;
+  return slash > 0 ? slash + 1 : room;
 }
 
 /** Words of prose, wrapped at `width` with `first` then `rest` as the line starts. */
@@ -151,7 +151,9 @@ function cutRaw(text: string, first: string, rest: string, width = WIDTH): strin
 /** The stage's header and its lines, each at most WIDTH columns (colour codes not counted). */
 export function layoutStage(head: string, t: StageText, color: boolean): string[] {
   const c = (k: keyof typeof COLORS, s: string) => (color ? `${COLORS[k]}${s}${COLORS.off}` : s);
-  const out = wrapWords(`${head}  ${t.summary}`, '', ' '.repeat(TEXT_COL)).map((l, i) => (i === 0 ? c('head', l) : l));
+  const out = wrapWords(`${head}  ${t.summary}`, '', ' '.repeat(TEXT_COL)).map((l, i) =>
+    i === 0 ? c('head', l.trimEnd()) : l,
+  );
   for (const l of t.lines) {
     const lead = ' '.repeat(INDENT) + l.label.padEnd(LABEL - 1) + ' ';
     const first = l.label.length >= LABEL ? `${' '.repeat(INDENT)}${l.label} ` : lead;
