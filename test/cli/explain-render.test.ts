@@ -19,6 +19,7 @@ test('a wrapped command is the same command to sh, and fits 100 columns', () => 
     `echo ${Array.from({ length: 30 }, (_, i) => `word${i}`).join(' ')}`,
     `echo L1=${long}:${long}:${long} 'a quoted   argument'`,
     `echo "lowerdir=${long}:${long},upperdir=${long}" done`,
+    `echo ${long} ${long}   # a comment is never continued with a backslash`,
   ];
   for (const cmd of cmds) {
     const lines = wrapShell(cmd, ' '.repeat(15), ' '.repeat(17));

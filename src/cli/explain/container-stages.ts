@@ -378,7 +378,7 @@ export function cleanupText(ev: readonly TsrunEvent[], seen: readonly TsrunEvent
     );
   if (done)
     lines.push(
-      detail('root', 'unmounted'),
+      ...(steps.length === 0 ? [detail('root', 'unmounted')] : []),
       ...(done.removed ? [detail('record', ctx.verb === 'rm' ? 'removed' : 'removed (--rm)')] : []),
     );
   lines.push(...fullArgv(ctx, ev));

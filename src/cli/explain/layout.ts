@@ -106,6 +106,11 @@ function shellWords(cmd: string): string[] {
 
 /** A shell command wrapped with ` \` continuations; over-long words cut with `\` to column 0. */
 export function wrapShell(cmd: string, first: string, rest: string, width = WIDTH): string[] {
+  // A comment is never continued (a backslash there would end it): it goes on a line of its own.
+  const hash = cmd.indexOf('   # ');
+  if (hash > 0 && first.length + cmd.length > width) {
+    return [...wrapShell(cmd.slice(0, hash), first, rest, width), `${rest}${cmd.slice(hash + 3)}`];
+  }
   const out: string[] = [];
   let line = first;
   let empty = true;
