@@ -87,7 +87,8 @@ function block(err: string, title: string): string {
   assert.ok(i >= 0, `no stage ${title} in:\n${err}`);
   const out = [lines[i] as string];
   for (const l of lines.slice(i + 1)) {
-    if (!l.startsWith(' ')) break;
+    // A command cut with `\` goes on at column 0.
+    if (!l.startsWith(' ') && !(out.at(-1) ?? '').endsWith('\\')) break;
     out.push(l);
   }
   return unwrap(out.join('\n'));
@@ -252,7 +253,7 @@ E('brief twice: the same text (ids, pids, addresses masked); full adds argv, plu
   assert.is(f.stdout, 'hi\n');
   checkText('run --explain=full', f.stderr);
   assert.match(f.stderr, /^\[4\/8\] Network \(\d+ ms\)/m);
-  assert.match(block(f.stderr, 'Network'), /^ {6}input {4}\{"cniVersion"/m);
+  assert.match(block(f.stderr, 'Network'), /^ {6}input {4}\{"(type|cniVersion)"/m);
   assert.match(block(f.stderr, 'Network'), /^ {6}result {3}\{/m);
   assert.match(block(f.stderr, 'Start'), /^ {6}argv +\S*runc --root \S+ start [0-9a-f]{64}/m);
   assert.equal(await leftovers(root), []);
