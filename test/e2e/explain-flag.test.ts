@@ -255,7 +255,7 @@ E('brief twice: the same text (ids, pids, addresses masked); full adds argv, plu
   assert.match(f.stderr, /^\[4\/8\] Network \(\d+ ms\)/m);
   assert.match(block(f.stderr, 'Network'), /^ {6}input {4}\{"(type|cniVersion)"/m);
   assert.match(block(f.stderr, 'Network'), /^ {6}result {3}\{/m);
-  assert.match(block(f.stderr, 'Start'), /^ {6}argv +\S*runc --root \S+ start [0-9a-f]{64}/m);
+  assert.match(block(f.stderr, 'Start'), /^ {6}argv +\S*runc --root \S+ start\s+[0-9a-f]{64}/m);
   assert.equal(await leftovers(root), []);
 });
 
