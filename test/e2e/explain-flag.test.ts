@@ -188,10 +188,10 @@ E('run --explain --rm -p: every stage with its real values; the output is the co
     assert.match(rootfs, /findmnt -T \//);
     const spec = block(err, 'Spec');
     // Where each part came from: the image's CMD, -e, --env-file, the default.
-    assert.match(spec, /RUN_VAR \(from -e\)/);
-    assert.match(spec, /FILE_VAR \(from --env-file\)/);
-    assert.match(spec, /PATH \(from image ENV\)/);
-    assert.match(spec, /\(from image CMD\)/);
+    assert.match(spec, /RUN_VAR\s+\(from\s+-e\)/);
+    assert.match(spec, /FILE_VAR\s+\(from\s+--env-file\)/);
+    assert.match(spec, /PATH\s+\(from\s+image\s+ENV\)/);
+    assert.match(spec, /\(from\s+image\s+CMD\)/);
     assert.match(spec, /jq '\.process\.args,\.linux\.namespaces' \/\S+\/config\.json/);
     assert.match(block(err, 'Network'), /ip netns exec tsrun-\S+ ip addr/);
     assert.match(block(err, 'Network'), /iptables -t nat -S CNI-HOSTPORT-DNAT/);
