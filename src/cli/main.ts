@@ -85,9 +85,11 @@ export async function main(argv: string[]): Promise<void> {
     code = exitCodeFor(verb, undefined, typeof process.exitCode === 'number' ? process.exitCode : 0);
   } catch (err) {
     // Commander has printed its own message (--help and --version come through here with 0).
+    (await import('./explain/flag.js')).finishExplain(true);
     if (!(err instanceof CommanderError)) printError(err, io, Boolean(program.opts<GlobalOptions>().debug));
     code = exitCodeFor(verb, err);
   }
+  (await import('./explain/flag.js')).finishExplain(false);
   // Never exit with output still queued for a slow reader (see stdio.ts).
   await flushStdio();
   process.exit(code);

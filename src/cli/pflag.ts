@@ -85,6 +85,11 @@ function rewrite(
         } else overrides[opt.attributeName()] = value;
         continue;
       }
+      // pflag's optional value (NoOptDefVal) comes only after `=`: `--explain busybox` is no mode.
+      if (opt && opt.optional && eq < 0) {
+        out.push(`${w}=`);
+        continue;
+      }
       out.push(w);
       if (opt && takesValue(opt) && eq < 0 && opt.required && i + 1 < argv.length) out.push(argv[++i] as string);
       continue;

@@ -6,6 +6,7 @@
  */
 import { fanout, silentReporter, type Reporter, type TsrunEvent } from '../events.js';
 import { debugReporter } from './progress.js';
+import { explainListeners } from './explain/flag.js';
 import type { CliIo } from './output.js';
 
 /** The text line of an image-source event (app/image-source.ts), if it is one. */
@@ -33,6 +34,11 @@ export function runTextReporter(err: NodeJS.WritableStream): Reporter {
 
 /** `reporter`, plus every event as a JSON line on stderr with --debug. */
 export function withDebug(io: CliIo, reporter?: Reporter): Reporter {
-  if (!io.globals().debug) return reporter ?? silentReporter;
-  return reporter ? fanout(reporter, debugReporter(io.err)) : debugReporter(io.err);
+  // --explain (explain/flag.ts) listens beside the others.
+  const all = [
+    ...(reporter ? [reporter] : []),
+    ...(io.globals().debug ? [debugReporter(io.err)] : []),
+    ...explainListeners(),
+  ];
+  return all.length === 0 ? silentReporter : all.length === 1 ? (all[0] as Reporter) : fanout(...all);
 }

@@ -4,6 +4,7 @@
  * Pull progress for base images goes to stderr; the steps' own output to stdout.
  */
 import type { Command } from 'commander';
+import { explainListeners, explainOption } from '../explain/flag.js';
 import { readFileSync, writeFileSync } from 'node:fs';
 import type { CliIo } from '../output.js';
 import { TsrunError } from '../../errors.js';
@@ -94,9 +95,9 @@ export function registerBuildCommands(program: Command, io: CliIo): void {
       .option('--rm', 'accepted: intermediate containers are always removed')
       .option('--force-rm', 'accepted: intermediate containers are always removed')
       .action(async (context: string, flags: BuildFlags) => buildAction(io, context, flags));
-  buildCmd(program.command('build'));
+  buildCmd(explainOption(program.command('build'), 'build', io.err));
   const image = program.commands.find((c) => c.name() === 'image');
-  if (image) buildCmd(image.command('build'));
+  if (image) buildCmd(explainOption(image.command('build'), 'build', io.err));
   program
     .command('builder')
     .description('Manage the build cache')
@@ -124,7 +125,7 @@ async function buildAction(io: CliIo, context: string, f: BuildFlags): Promise<v
   // A tar on stdout (-o -): the steps are reported on stderr instead.
   const out = /^(-|.*\bdest=-)(,|$)/.test(f.output ?? '') ? io.err : io.out;
   const { buildTextReporter } = await import('../build-output.js');
-  const listeners = [buildTextReporter(out, io.err, quiet)];
+  const listeners = [buildTextReporter(out, io.err, quiet), ...explainListeners()];
   if (io.globals().debug) listeners.push(progress.debugReporter(io.err));
   // Base images pulled during the build report their layers as `pull` does (Docker's builder too).
   else if (!quiet) listeners.push(progress.plainPullReporter(out, io.err));

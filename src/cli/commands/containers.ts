@@ -8,6 +8,7 @@
 import type { Command } from 'commander';
 import type { Reporter } from '../../events.js';
 import { EXIT_TSRUN, printError, type CliIo } from '../output.js';
+import { explaining, explainOption } from '../explain/flag.js';
 import type { PsFlags } from './ps.js';
 import { checkTty, registerSessionCommands } from './sessions.js';
 import { attachStreams, runOptions, toRunOptions, type RunFlags } from './run-options.js';
@@ -29,7 +30,7 @@ async function pullReporter(io: CliIo): Promise<Reporter> {
   const progress = await import('../progress.js');
   const { runTextReporter } = await import('../run-output.js');
   const { fanout } = await import('../../events.js');
-  if (io.globals().debug) return runTextReporter(io.err);
+  if (io.globals().debug || explaining()) return runTextReporter(io.err);
   return fanout(runTextReporter(io.err), progress.plainPullReporter(io.err, io.err));
 }
 
@@ -209,13 +210,13 @@ export function registerContainerCommands(program: Command, io: CliIo): void {
     runOptions(cmd.description('Create and run a new container from an image'), { run: true }).action(
       async (image: string, args: string[], f: RunFlags) => runAction(io, image, args, f),
     );
-  runCmd(program.command('run'));
+  runCmd(explainOption(program.command('run'), 'run', io.err));
 
   const createCmd = (cmd: Command) =>
     runOptions(cmd.description('Create a new container without starting it'), { run: false }).action(
       async (image: string, args: string[], f: RunFlags) => createAction(io, image, args, f),
     );
-  createCmd(program.command('create'));
+  createCmd(explainOption(program.command('create'), 'create', io.err));
 
   const startCmd = (cmd: Command) =>
     cmd
@@ -227,7 +228,7 @@ export function registerContainerCommands(program: Command, io: CliIo): void {
       .action(async (names: string[], o: { attach?: boolean; interactive?: boolean; detachKeys?: string }) =>
         startAction(io, names, o),
       );
-  startCmd(program.command('start'));
+  startCmd(explainOption(program.command('start'), 'start', io.err));
 
   const stopCmd = (cmd: Command) =>
     cmd
@@ -245,7 +246,7 @@ export function registerContainerCommands(program: Command, io: CliIo): void {
         const t = await stopTimeout(o);
         await eachParallel(io, names, (n) => stopContainer(e, n, t, o.signal));
       });
-  stopCmd(program.command('stop'));
+  stopCmd(explainOption(program.command('stop'), 'stop', io.err));
 
   const restartCmd = (cmd: Command) =>
     cmd
@@ -267,7 +268,7 @@ export function registerContainerCommands(program: Command, io: CliIo): void {
           await startContainer(e, await e.containers.find(n));
         });
       });
-  restartCmd(program.command('restart'));
+  restartCmd(explainOption(program.command('restart'), 'restart', io.err));
 
   const killCmd = (cmd: Command) =>
     cmd
@@ -292,7 +293,7 @@ export function registerContainerCommands(program: Command, io: CliIo): void {
         const e = await env(io);
         await each(io, names, (n) => removeContainer(e, n, Boolean(o.force), Boolean(o.volumes)));
       });
-  rmCmd(program.command('rm'));
+  rmCmd(explainOption(program.command('rm'), 'rm', io.err));
 
   const psCmd = (cmd: Command) =>
     cmd
@@ -394,13 +395,13 @@ export function registerContainerCommands(program: Command, io: CliIo): void {
   portCmd(program.command('port'));
 
   const group = program.command('container').description('Manage containers');
-  runCmd(group.command('run'));
-  createCmd(group.command('create'));
-  startCmd(group.command('start'));
-  stopCmd(group.command('stop'));
-  restartCmd(group.command('restart'));
+  runCmd(explainOption(group.command('run'), 'run', io.err));
+  createCmd(explainOption(group.command('create'), 'create', io.err));
+  startCmd(explainOption(group.command('start'), 'start', io.err));
+  stopCmd(explainOption(group.command('stop'), 'stop', io.err));
+  restartCmd(explainOption(group.command('restart'), 'restart', io.err));
   killCmd(group.command('kill'));
-  rmCmd(group.command('rm').alias('remove'));
+  rmCmd(explainOption(group.command('rm').alias('remove'), 'rm', io.err));
   psCmd(group.command('ls').alias('list').alias('ps'));
   logsCmd(group.command('logs'));
   registerSessionCommands(program, io, group);

@@ -6,6 +6,7 @@
 import type { Command } from 'commander';
 import type { Reporter } from '../../events.js';
 import { printError, type CliIo } from '../output.js';
+import { explainListeners, explainOption } from '../explain/flag.js';
 
 async function context(io: CliIo, reporter?: Reporter) {
   const { processContext } = await import('../../app/context.js');
@@ -23,7 +24,7 @@ export function registerImageCommands(program: Command, io: CliIo): void {
       .action(async (image: string, opts: { quiet?: boolean; platform?: string; allTags?: boolean }) => {
         await (opts.allTags ? pullAllAction(io, image, opts) : pullAction(io, image, opts));
       });
-  pullCmd(program.command('pull'));
+  pullCmd(explainOption(program.command('pull'), 'pull', io.err));
 
   const pushCmd = (cmd: Command) =>
     cmd
@@ -32,7 +33,7 @@ export function registerImageCommands(program: Command, io: CliIo): void {
       .option('-a, --all-tags', 'push every local tag of the repository')
       .option('-q, --quiet', 'print only the pushed references')
       .action(async (name: string, opts: { allTags?: boolean; quiet?: boolean }) => pushAction(io, name, opts));
-  pushCmd(program.command('push'));
+  pushCmd(explainOption(program.command('push'), 'push', io.err));
 
   const imagesCmd = (cmd: Command) =>
     cmd
@@ -119,8 +120,8 @@ export function registerImageCommands(program: Command, io: CliIo): void {
   rmiCmd(program.command('rmi'));
 
   const image = program.command('image').description('Manage images');
-  pullCmd(image.command('pull'));
-  pushCmd(image.command('push'));
+  pullCmd(explainOption(image.command('pull'), 'pull', io.err));
+  pushCmd(explainOption(image.command('push'), 'push', io.err));
   imagesCmd(image.command('ls').alias('list'));
   inspectCmd(image.command('inspect'), true);
   tagCmd(image.command('tag'));
@@ -165,6 +166,7 @@ async function pushAction(io: CliIo, name: string, opts: { allTags?: boolean; qu
   const progress = await import('../progress.js');
   const listeners: Reporter[] = [];
   if (io.globals().debug) listeners.push(progress.debugReporter(io.err));
+  listeners.push(...explainListeners());
   if (!opts.quiet) {
     listeners.push({
       emit(e) {
@@ -202,6 +204,7 @@ async function pullAction(
   const debug = Boolean(io.globals().debug);
   const listeners: Reporter[] = [];
   let tty: (Reporter & { stop(): void }) | undefined;
+  listeners.push(...explainListeners());
   if (debug) listeners.push(progress.debugReporter(io.err));
   else if (!opts.quiet) {
     if (io.out.isTTY) listeners.push((tty = await progress.ttyPullReporter(io.out, io.err)));

@@ -11,6 +11,7 @@
  */
 import type { Command } from 'commander';
 import type { CliIo } from '../output.js';
+import { explainOption } from '../explain/flag.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
@@ -131,8 +132,8 @@ export function registerSessionCommands(program: Command, io: CliIo, group: Comm
       .option('--detach-keys <keys>', 'key sequence that detaches (default ctrl-p,ctrl-q)')
       .passThroughOptions()
       .action(async (name: string, args: string[], o: ExecFlags) => execAction(io, name, args, o));
-  execCmd(program.command('exec'));
-  execCmd(group.command('exec'));
+  execCmd(explainOption(program.command('exec'), 'exec', io.err));
+  execCmd(explainOption(group.command('exec'), 'exec', io.err));
 
   const attachCmd = (cmd: Command) =>
     cmd
