@@ -67,7 +67,7 @@ test('stages in order; skipped ones say why; an unknown event is one generic lin
       upperdir: '/u',
       workdir: '/w',
     },
-    { type: 'registry-request', method: 'GET', url: 'http://h/v2/', status: 200, nested: { no: 1 } },
+    { type: 'future-event', method: 'GET', url: 'http://h/v2/', status: 200, nested: { no: 1 } },
     {
       type: 'container-create',
       id,
@@ -108,7 +108,7 @@ test('stages in order; skipped ones say why; an unknown event is one generic lin
   );
   assert.match(err.text, /\[1\/8\] Image {2}already in the store/);
   assert.match(err.text, /\[4\/8\] Network {2}--network none/);
-  assert.match(err.text, / {6}registry-request method=GET url=http:\/\/h\/v2\/ status=200\n/);
+  assert.match(err.text, / {6}future-event method=GET url=http:\/\/h\/v2\/ status=200\n/);
 });
 
 test('json: one object per event with its stage; a failed command tells what was not reached', () => {
