@@ -203,6 +203,8 @@ export type NetworkEvent =
       input: Record<string, unknown>;
       exitCode: number;
       result?: unknown;
+      /** Wall time of the plugin run, ms. */
+      ms?: number;
     }
   | {
       type: 'network-attach';

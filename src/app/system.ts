@@ -27,6 +27,7 @@ import { Containers, isActive } from '../runtime/records.js';
 import { sweep, type NetworkAttachment } from '../network/bridge.js';
 import { disconnectSlirp, slirpAttachments, slirpOwner } from '../network/slirp.js';
 import { allEndpoints, detach } from '../network/user-attach.js';
+import { repairRules } from '../network/user-networks.js';
 import { pruneContainers, type Env } from './containers.js';
 import { pruneImages, type RemoveLine } from './rmi.js';
 import { pruneOrphans } from './orphans.js';
@@ -127,6 +128,8 @@ export async function systemPrune(env: Env, o: { all?: boolean } = {}): Promise<
         ]
       : await sweepSlirp(env);
   stage(env, `tore down ${networks.length} network attachments`);
+  // The networks' NAT and isolation rules again, in case something flushed iptables meanwhile.
+  if (env.ctx.uid === 0) await repairRules(env.ctx.env);
   const images = await pruneImages(env, { all: o.all });
   stage(env, `removed ${images.lines.length} images and layers (${images.reclaimed} bytes)`);
   const { pruneBuildCache } = await import('./build.js');

@@ -16,6 +16,7 @@ import { hostsFile, resolvConf } from './etc-files.js';
 import { extraHostLines, hostAddress, withDnsOptions, type DnsOptions, type ExtraHost } from './extra-hosts.js';
 import type { PortMapping } from './ports.js';
 import { connectSlirp, disconnectSlirp, slirpNetnsPath, slirpResolvConf } from './slirp.js';
+import { ensureRules } from './user-networks.js';
 
 export type NetworkMode = 'bridge' | 'host' | 'none';
 
@@ -98,6 +99,7 @@ export interface AttachOptions extends AttachTarget {
 
 /** Put the container on the default network: the bridge as root, slirp4netns rootless. */
 export async function attachNetwork(o: AttachOptions): Promise<NetworkInfo> {
+  if (!o.rootless) await ensureRules(o.env);
   const network: NetworkInfo & { veth?: { host: string; container: string } } = o.rootless
     ? await connectSlirp({
         id: o.id,

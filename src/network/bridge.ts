@@ -2,8 +2,9 @@
  * The default "bridge" network for containers run by root: each container gets a network
  * namespace (`ip netns add tsrun-<id12>`, so `ip netns exec` shows a learner what the container
  * sees), a veth on the host bridge `tsrun0` with an address from host-local IPAM, a default
- * route, outbound NAT, firewall accepts, and its published ports as DNAT rules — all made by the
- * CNI reference plugins (bridge, host-local, portmap, firewall, loopback), never hand-written.
+ * route and its published ports as DNAT rules — all made by the CNI reference plugins (bridge,
+ * host-local, portmap, loopback), never hand-written. Outbound NAT and the forwarding accepts are
+ * the network's rules, made once (network/firewall.ts, applied by the caller: attach.ts).
  *
  * State (volatile, so a reboot, which destroys every namespace and rule, also forgets it):
  *   /run/tsrun/net/tsrun.conflist        the network: a CNI configuration list; the subnet is
@@ -124,7 +125,8 @@ export function bridgeConfList(subnet: string): ConfList {
         type: 'bridge',
         bridge: BRIDGE,
         isGateway: true,
-        ipMasq: true,
+        // Outbound NAT is one rule for the network (network/firewall.ts), not one per container.
+        ipMasq: false,
         hairpinMode: true,
         ipam: {
           type: 'host-local',
@@ -134,9 +136,17 @@ export function bridgeConfList(subnet: string): ConfList {
         },
       },
       { type: 'portmap', capabilities: { portMappings: true }, snat: true },
-      { type: 'firewall', backend: 'iptables' },
     ],
   };
+}
+
+/**
+ * Whether a list makes rules per container (the bridge plugin's ipMasq, the firewall plugin): an
+ * older tsrun's. Such an attachment's DEL must run while its namespace exists (the bridge plugin
+ * finds the addresses whose NAT rules it removes on the interface).
+ */
+export function perContainerRules(list: ConfList): boolean {
+  return list.plugins.some((p) => p.type === 'firewall' || (p.type === 'bridge' && p.ipMasq === true));
 }
 
 const LOOPBACK: ConfList = { cniVersion: CNI_VERSION, name: 'tsrun-loopback', plugins: [{ type: 'loopback' }] };
@@ -158,9 +168,19 @@ export async function defaultNetwork(): Promise<ConfList> {
     const r = parseChecked<ConfList>(text, (v) =>
       Array.isArray((v as ConfList | null)?.plugins) ? undefined : 'not a CNI configuration list',
     );
-    if (r.ok) return r.value;
+    // A list of an older tsrun (per-container ipMasq and firewall plugin): written again with its subnet.
+    if (r.ok && !perContainerRules(r.value)) return r.value;
+    if (!r.ok) await setAside(file, r.problem, 'nothing (tsrun writes the network again)');
+    else {
+      const ipam = r.value.plugins[0]?.ipam as { ranges?: { subnet: string }[][] } | undefined;
+      const subnet = ipam?.ranges?.[0]?.[0]?.subnet;
+      if (subnet) {
+        const list = bridgeConfList(subnet);
+        await writeFileAtomic(file, `${JSON.stringify(list, null, 2)}\n`);
+        return list;
+      }
+    }
     // Written again below: the subnet comes back from the bridge's route, so leases stay valid.
-    await setAside(file, r.problem, 'nothing (tsrun writes the network again)');
   }
   const list = bridgeConfList(chooseSubnet(readFileSync('/proc/net/route', 'utf8')));
   await fs.mkdir(NET_RUN_DIR, { recursive: true, mode: 0o700 });
@@ -235,11 +255,15 @@ export async function connect(o: {
     if (made.code !== 0)
       throw new TsrunError('ERR_CNI', `making network namespace ${netnsName(o.id)}: ${made.stderr.trim()}`);
     reporter.emit({ type: 'netns', action: 'add', name: netnsName(o.id), path: a.netns });
-    await addList(LOOPBACK, invocation(a, o.env, 'lo', reporter));
-    a.result = await addList(a.conflist, invocation(a, o.env, 'eth0', reporter), {
-      portMappings: cniPorts(a.ports),
-      ...(o.mac ? { mac: o.mac } : {}),
-    });
+    // Two independent lists: loopback's and the bridge's plugins run side by side.
+    const [, result] = await Promise.all([
+      addList(LOOPBACK, invocation(a, o.env, 'lo', reporter)),
+      addList(a.conflist, invocation(a, o.env, 'eth0', reporter), {
+        portMappings: cniPorts(a.ports),
+        ...(o.mac ? { mac: o.mac } : {}),
+      }),
+    ]);
+    a.result = result;
     await writeFileAtomic(attachmentFile(o.id), JSON.stringify(a));
     const info = infoOf(a);
     await reportRules(reporter, { id: o.id, ip: info.ip, network: NETWORK_NAME, when: 'attach', env: o.env });
@@ -271,12 +295,19 @@ export async function disconnect(
   const a = r.value;
   // No result: killed between the ADD and recording it; the lease still says the address.
   const result = a.result ?? (await resultFromLease(a.conflist, a.id));
+  const removeNetns = async () => {
+    const del = await ip(['netns', 'delete', netnsName(id)], env);
+    if (del.code !== 0 && !/No such file/i.test(del.stderr)) {
+      throw new TsrunError('ERR_CNI', `removing network namespace ${netnsName(id)}: ${del.stderr.trim()}`);
+    }
+    reporter.emit({ type: 'netns', action: 'delete', name: netnsName(id), path: a.netns });
+  };
+  // The namespace first: the kernel then removes the veth with it, off our path, and the bridge
+  // plugin's DEL, finding no namespace, only releases the address (as for containerd's sandboxes).
+  const early = !perContainerRules(a.conflist);
+  if (early) await removeNetns();
   await delList(a.conflist, invocation(a, env, 'eth0', reporter), result, { portMappings: cniPorts(a.ports) });
-  const del = await ip(['netns', 'delete', netnsName(id)], env);
-  if (del.code !== 0 && !/No such file/i.test(del.stderr)) {
-    throw new TsrunError('ERR_CNI', `removing network namespace ${netnsName(id)}: ${del.stderr.trim()}`);
-  }
-  reporter.emit({ type: 'netns', action: 'delete', name: netnsName(id), path: a.netns });
+  if (!early) await removeNetns();
   const ip4 = infoFromResult(result, BRIDGE, a.ports).ip;
   if (ip4) await reportRules(reporter, { id, ip: ip4, network: NETWORK_NAME, when: 'detach', env });
   await fs.rm(attachmentFile(id), { force: true });

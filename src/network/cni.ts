@@ -92,7 +92,9 @@ async function invoke(
     CNI_IFNAME: inv.ifName,
     CNI_PATH: inv.paths.join(':'),
   };
+  const started = performance.now();
   const r = await runProgram(file, [], { input: JSON.stringify(conf), env, timeoutMs: 60_000 });
+  const ms = Math.round((performance.now() - started) * 10) / 10;
   let parsed: unknown;
   try {
     parsed = r.stdout.trim() ? JSON.parse(r.stdout) : undefined;
@@ -110,6 +112,7 @@ async function invoke(
     input: conf,
     exitCode: r.code,
     ...(parsed !== undefined ? { result: parsed } : {}),
+    ms,
   });
   if (r.code !== 0) {
     let msg = (r.stderr || r.stdout).trim() || `exit status ${r.code}`;

@@ -24,10 +24,10 @@ import path from 'node:path';
 import { TsrunError } from '../errors.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { runProgram, which } from '../util/exec.js';
-import { infoFromResult, NET_RUN_DIR, netnsName, netnsPath } from './bridge.js';
+import { infoFromResult, NET_RUN_DIR, netnsName, netnsPath, perContainerRules } from './bridge.js';
 import { addList, cniPath, CNI_VERSION, delList, type CniResult, type ConfList, type Invocation } from './cni.js';
 import { dropEntry, setEntry } from './dns.js';
-import { parseCidr, userConfList, type UserNetwork } from './user-networks.js';
+import { ensureRules, parseCidr, userConfList, type UserNetwork } from './user-networks.js';
 import type { NetworkInfo } from '../oci/network.js';
 import type { PortMapping } from './ports.js';
 import type { Reporter } from '../events.js';
@@ -201,6 +201,7 @@ export async function attach(o: {
   reporter?: Reporter;
 }): Promise<NetworkInfo[]> {
   await detach(o.id, o.env); // a leftover from a crash, if any
+  await ensureRules(o.env);
   const r: EndpointRecord = { id: o.id, store: o.store, netns: netnsPath(o.id), endpoints: [] };
   await save(r);
   try {
@@ -208,18 +209,28 @@ export async function attach(o: {
     if (made.code !== 0)
       throw new TsrunError('ERR_CNI', `making network namespace ${netnsName(o.id)}: ${made.stderr.trim()}`);
     o.reporter?.emit({ type: 'netns', action: 'add', name: netnsName(o.id), path: r.netns });
-    await addList(LOOPBACK, invocation(r, o.env, 'lo', o.reporter));
+    // Loopback's list runs beside the networks' (they are independent).
+    const lo = addList(LOOPBACK, invocation(r, o.env, 'lo', o.reporter));
+    const loDone = lo.then(
+      () => undefined,
+      () => undefined,
+    ); // handled at once: a failure is rethrown below
     const infos: NetworkInfo[] = [];
-    for (const [i, req] of o.reqs.entries()) {
-      const e = await addOne(r, req, {
-        first: i === 0,
-        ports: i === 0 ? o.ports : [],
-        mac: i === 0 ? o.mac : undefined,
-        env: o.env,
-        reporter: o.reporter,
-      });
-      infos.push(endpointInfo(e));
+    try {
+      for (const [i, req] of o.reqs.entries()) {
+        const e = await addOne(r, req, {
+          first: i === 0,
+          ports: i === 0 ? o.ports : [],
+          mac: i === 0 ? o.mac : undefined,
+          env: o.env,
+          reporter: o.reporter,
+        });
+        infos.push(endpointInfo(e));
+      }
+    } finally {
+      await loDone;
     }
+    await lo;
     return infos;
   } catch (err) {
     await detach(o.id, o.env, o.reporter).catch(() => {});
@@ -295,6 +306,11 @@ export async function removeEndpoint(id: string, networkId: string, env: NodeJS.
 export async function detach(id: string, env: NodeJS.ProcessEnv, reporter?: Reporter): Promise<void> {
   const r = await readEndpoints(id);
   if (!r) return;
+  // The namespace first (the kernel removes the interfaces with it; the bridge plugin's DEL then
+  // only releases the address), unless a list of an older tsrun needs the interface for its DEL.
+  // (Endpoints in the default bridge's namespace leave it to the bridge's detach.)
+  const early = !r.sharedNetns && !r.endpoints.some((e) => perContainerRules(e.conflist));
+  if (early) await removeNetns(r, env, reporter);
   let first: unknown;
   for (const e of [...r.endpoints].reverse()) {
     try {
@@ -309,11 +325,15 @@ export async function detach(id: string, env: NodeJS.ProcessEnv, reporter?: Repo
     throw first;
   }
   if (r.sharedNetns) return void (await fs.rm(file(id), { force: true }));
-  const del = await ip(['netns', 'delete', netnsName(id)], env);
-  if (del.code !== 0 && !/No such file/i.test(del.stderr))
-    throw new TsrunError('ERR_CNI', `removing network namespace ${netnsName(id)}: ${del.stderr.trim()}`);
-  reporter?.emit({ type: 'netns', action: 'delete', name: netnsName(id), path: r.netns });
+  if (!early) await removeNetns(r, env, reporter);
   await fs.rm(file(id), { force: true });
+}
+
+async function removeNetns(r: EndpointRecord, env: NodeJS.ProcessEnv, reporter?: Reporter): Promise<void> {
+  const del = await ip(['netns', 'delete', netnsName(r.id)], env);
+  if (del.code !== 0 && !/No such file/i.test(del.stderr))
+    throw new TsrunError('ERR_CNI', `removing network namespace ${netnsName(r.id)}: ${del.stderr.trim()}`);
+  reporter?.emit({ type: 'netns', action: 'delete', name: netnsName(r.id), path: r.netns });
 }
 
 /** Whether any container of the host has an endpoint on network `id`. */

@@ -1,20 +1,22 @@
 /**
  * User-defined networks (`tsrun network create`), root only: each is a Linux bridge of its own
  * (`tsbr-<id10>`, as Docker's `br-<id12>`) with a subnet, made by the same CNI reference plugins
- * as the default network (network/bridge.ts), plus two iptables chains that isolate it from every
- * other tsrun bridge and, with `--internal`, from everything outside it.
+ * as the default network (network/bridge.ts), plus network-wide iptables rules (network/firewall.ts)
+ * that NAT it and isolate it from every other tsrun bridge and, with `--internal`, from everything
+ * outside it.
  *
  * State, shared by every store on the host (a network belongs to the host, like the bridge and
  * its leases; volatile, as namespaces and rules are):
  *   /run/tsrun/net/networks/<id>.json   one network record, written atomically
  *   /run/tsrun/net/networks.lock        flock held while a network is created or removed, so two
- *                                        `network create` never pick the same name or subnet
+ *                                        `network create` never pick the same name or subnet, and
+ *                                        while the rules of all networks are applied
+ *   /run/tsrun/net/rules.v1             the rules last applied (`ensureRules` looks for it)
  *   /run/tsrun/net/ipam/tsrun-net-<id12>/ host-local's leases of the network
  *
- * Isolation (Docker's DOCKER-ISOLATION idea, in the firewall plugin's CNI-ADMIN chain, which
- * CNI-FORWARD runs before its own per-container accepts): traffic leaving the bridge for another
- * tsrun bridge is dropped in TSRUN-NET-<id12>-O, traffic entering it from another tsrun bridge in
- * TSRUN-NET-<id12>-I; an internal network drops everything that is not bridge-local, and its
+ * Isolation (Docker's DOCKER-ISOLATION idea, in chain TSRUN-ISOLATION, which TSRUN-FORWARD runs
+ * first, before the accepts): traffic from the bridge to another tsrun bridge, and into it from
+ * another, is dropped; an internal network drops everything that is not bridge-local, and its
  * containers get no default route and no masquerading, so the host's outside addresses are
  * unreachable.
  *
@@ -31,6 +33,7 @@ import { writeFileAtomic } from '../util/fs.js';
 import { runProgram, which } from '../util/exec.js';
 import { BRIDGE, defaultNetwork, hostRoutes, NET_RUN_DIR } from './bridge.js';
 import { CNI_VERSION, type ConfList } from './cni.js';
+import { applyRules, dropStamp, rulesApplied, type RuleNet } from './firewall.js';
 import { dropNetwork } from './dns.js';
 
 export const NETWORKS_DIR = path.join(NET_RUN_DIR, 'networks');
@@ -82,10 +85,6 @@ export function parseCidr(cidr: string): { first: number; last: number; bits: nu
 
 export function bridgeName(n: Pick<UserNetwork, 'Id'>): string {
   return `${USER_BRIDGE_PREFIX}${n.Id.slice(0, 10)}`;
-}
-
-function chain(n: Pick<UserNetwork, 'Id'>, dir: 'I' | 'O'): string {
-  return `TSRUN-NET-${n.Id.slice(0, 12)}-${dir}`;
 }
 
 export function cniName(n: Pick<UserNetwork, 'Id'>): string {
@@ -220,11 +219,11 @@ export async function createNetwork(o: CreateOptions, env: NodeJS.ProcessEnv): P
       Labels: o.labels ?? {},
       Options: o.options ?? {},
     };
-    await addRules(net, env);
+    await applyAll([...nets, net], env);
     try {
       await writeFileAtomic(networkFile(net.Id), `${JSON.stringify(net, null, 2)}\n`);
     } catch (err) {
-      await removeRules(net, env).catch(() => {});
+      await applyAll(nets, env).catch(() => {});
       throw err;
     }
     return net;
@@ -243,8 +242,16 @@ export async function removeNetwork(
   return withFileLock(lockFile(), 'ex', async () => {
     if (!(await stillUnused())) return false;
     await dropNetwork(net.Id, env);
-    await removeRules(net, env);
-    const del = await runProgram(await tool('ip', env), ['link', 'delete', bridgeName(net)]);
+    await applyAll(
+      (await listNetworks()).filter((n) => n.Id !== net.Id),
+      env,
+    );
+    const ipBin = (await which('ip', env)) ?? (await which('ip', { ...env, PATH: '/usr/sbin:/sbin:/usr/bin:/bin' }));
+    if (!ipBin)
+      throw new TsrunError('ERR_CNI', 'removing a network: the `ip` command is missing', {
+        hint: 'apt-get install iproute2',
+      });
+    const del = await runProgram(ipBin, ['link', 'delete', bridgeName(net)]);
     if (del.code !== 0 && !/Cannot find device|does not exist/i.test(del.stderr))
       throw new TsrunError('ERR_CNI', `removing bridge ${bridgeName(net)}: ${del.stderr.trim()}`);
     await fs.rm(path.join(NET_RUN_DIR, 'ipam', cniName(net)), { recursive: true, force: true });
@@ -264,7 +271,8 @@ export function userConfList(net: UserNetwork, o: { defaultRoute: boolean; ports
       type: 'bridge',
       bridge: bridgeName(net),
       isGateway: true,
-      ipMasq: !internal,
+      // Outbound NAT is the network's rule (network/firewall.ts), not one per container.
+      ipMasq: false,
       hairpinMode: true,
       capabilities: { ips: true },
       ipam: {
@@ -277,63 +285,39 @@ export function userConfList(net: UserNetwork, o: { defaultRoute: boolean; ports
   ];
   if (o.mac) plugins.push({ type: 'tuning', capabilities: { mac: true } });
   if (o.ports && !internal) plugins.push({ type: 'portmap', capabilities: { portMappings: true }, snat: true });
-  plugins.push({ type: 'firewall', backend: 'iptables' });
   return { cniVersion: CNI_VERSION, name: cniName(net), plugins };
 }
 
-async function tool(name: string, env: NodeJS.ProcessEnv): Promise<string> {
-  const bin = (await which(name, env)) ?? (await which(name, { ...env, PATH: '/usr/sbin:/sbin:/usr/bin:/bin' }));
-  if (!bin)
-    throw new TsrunError('ERR_CNI', `setting up a network: the \`${name}\` command is missing`, {
-      hint: name === 'ip' ? 'apt-get install iproute2' : 'apt-get install iptables',
-    });
-  return bin;
+/** The rules of the default bridge and of `nets` (network/firewall.ts). */
+function ruleNets(nets: UserNetwork[]): RuleNet[] {
+  const def = defaultSubnet();
+  return [
+    ...(def ? [{ bridge: BRIDGE, subnet: def, internal: false, isolated: false }] : []),
+    ...nets.map((n) => ({ bridge: bridgeName(n), subnet: n.Subnet, internal: n.Internal, isolated: true })),
+  ];
 }
 
-async function iptables(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; stderr: string }> {
-  return runProgram(await tool('iptables', env), ['-w', ...args]);
+export const RULES_STAMP = path.join(NET_RUN_DIR, 'rules.v1');
+
+/** Make tsrun's chains hold the rules of the default bridge and `nets` (hold the networks lock). */
+async function applyAll(nets: UserNetwork[], env: NodeJS.ProcessEnv): Promise<void> {
+  await applyRules(ruleNets(nets), { userPrefix: USER_BRIDGE_PREFIX, defaultBridge: BRIDGE, stamp: RULES_STAMP }, env);
 }
 
-/** The isolation rules (see the module comment). Idempotent: what exists is made again from scratch. */
-async function addRules(net: UserNetwork, env: NodeJS.ProcessEnv): Promise<void> {
-  await removeRules(net, env);
-  const br = bridgeName(net);
-  // The firewall plugin makes CNI-ADMIN too, and leaves it: making it first is the same chain.
-  await iptables(['-N', 'CNI-ADMIN'], env);
-  const steps: string[][] = [];
-  for (const dir of ['O', 'I'] as const) {
-    const c = chain(net, dir);
-    const here = dir === 'O' ? '-o' : '-i';
-    steps.push(
-      ['-N', c],
-      ['-A', c, here, br, '-j', 'RETURN'],
-      ['-A', c, here, `${USER_BRIDGE_PREFIX}+`, '-j', 'DROP'],
-      ['-A', c, here, BRIDGE, '-j', 'DROP'],
-    );
-    if (net.Internal) steps.push(['-A', c, '-j', 'DROP']);
-    steps.push(['-I', 'CNI-ADMIN', dir === 'O' ? '-i' : '-o', br, '-j', c]);
-  }
-  for (const s of steps) {
-    const r = await iptables(s, env);
-    if (r.code !== 0) {
-      await removeRules(net, env).catch(() => {});
-      throw new TsrunError('ERR_CNI', `isolating network ${net.Name}: iptables ${s.join(' ')}: ${r.stderr.trim()}`);
-    }
-  }
+/**
+ * Before a container joins a bridge: the network rules, unless they were applied since boot (a
+ * file check; `system prune` applies them again, see `repairRules`). The default network's
+ * subnet is chosen first, so its rules are there.
+ */
+export async function ensureRules(env: NodeJS.ProcessEnv): Promise<void> {
+  if (await rulesApplied(RULES_STAMP)) return;
+  await defaultNetwork();
+  await fs.mkdir(NETWORKS_DIR, { recursive: true, mode: 0o700 });
+  await withFileLock(lockFile(), 'ex', async () => applyAll(await listNetworks(), env));
 }
 
-async function removeRules(net: UserNetwork, env: NodeJS.ProcessEnv): Promise<void> {
-  const br = bridgeName(net);
-  for (const dir of ['O', 'I'] as const) {
-    const c = chain(net, dir);
-    // -D removes one copy: repeat until none is left.
-    for (let i = 0; i < 10; i++) {
-      const r = await iptables(['-D', 'CNI-ADMIN', dir === 'O' ? '-i' : '-o', br, '-j', c], env);
-      if (r.code !== 0) break;
-    }
-    await iptables(['-F', c], env);
-    const x = await iptables(['-X', c], env);
-    if (x.code !== 0 && !/No chain|does not exist|not found/i.test(x.stderr))
-      throw new TsrunError('ERR_CNI', `removing the rules of network ${net.Name}: ${x.stderr.trim()}`);
-  }
+/** Apply the rules again whatever the stamp says (system prune: someone may have flushed iptables). */
+export async function repairRules(env: NodeJS.ProcessEnv): Promise<void> {
+  await dropStamp(RULES_STAMP);
+  await ensureRules(env);
 }

@@ -110,8 +110,12 @@ async function userNetworkState(): Promise<string[]> {
     const name = l.split(':')[1]?.trim().split('@')[0];
     if (name?.startsWith('tsbr-')) out.push(`bridge ${name}`);
   }
-  const rules = await execa('iptables-save', ['-t', 'filter'], { reject: false });
-  for (const l of String(rules.stdout).split('\n')) if (/TSRUN-NET-/.test(l)) out.push(`iptables filter: ${l}`);
+  // A removed network's rules: its bridge named in tsrun's chains (and the old per-network chains).
+  for (const table of ['nat', 'filter']) {
+    const rules = await execa('iptables-save', ['-t', table], { reject: false });
+    for (const l of String(rules.stdout).split('\n'))
+      if (/TSRUN-NET-/.test(l) || /^-A TSRUN-\S+ .*tsbr-[0-9a-f]/.test(l)) out.push(`iptables ${table}: ${l}`);
+  }
   const dns = await execa('pgrep', ['-af', 'aardvark-dns'], { reject: false });
   for (const l of String(dns.stdout).split('\n'))
     if (l.includes('/run/tsrun/net/aardvark')) out.push(`dns process ${l}`);
