@@ -44,18 +44,19 @@ U('userConfList: the bridge is named by id, the first attachment routes, portmap
   assert.is(first.name, `tsrun-net-${'ab'.repeat(6)}`);
   assert.equal(
     first.plugins.map((p) => p.type),
-    ['bridge', 'portmap', 'firewall'],
+    ['bridge', 'portmap'],
   );
   const bridge = first.plugins[0] as Record<string, unknown>;
   assert.is(bridge.bridge, `tsbr-${'ab'.repeat(5)}`);
-  assert.is(bridge.ipMasq, true);
+  // NAT and isolation are the network's rules (network/firewall.ts), not per container.
+  assert.is(bridge.ipMasq, false);
   assert.equal((bridge.ipam as { routes: unknown }).routes, [{ dst: '0.0.0.0/0' }]);
   assert.equal((bridge.ipam as { ranges: unknown }).ranges, [[{ subnet: '10.90.3.0/24', gateway: '10.90.3.1' }]]);
   const second = userConfList(net(), { defaultRoute: false, ports: false, mac: false });
   assert.equal((second.plugins[0]?.ipam as { routes: unknown }).routes, []);
   assert.equal(
     second.plugins.map((p) => p.type),
-    ['bridge', 'firewall'],
+    ['bridge'],
   );
 });
 
@@ -66,7 +67,7 @@ U('userConfList --internal: no default route, no masquerading, no published port
   assert.equal((bridge.ipam as { routes: unknown }).routes, []);
   assert.equal(
     l.plugins.map((p) => p.type),
-    ['bridge', 'tuning', 'firewall'],
+    ['bridge', 'tuning'],
   );
 });
 
