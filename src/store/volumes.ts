@@ -94,7 +94,13 @@ export class VolumeStore {
     } catch {
       return undefined;
     }
-    const parsed = parseVolumeFile(JSON.parse(text));
+    let data: unknown;
+    try {
+      data = JSON.parse(text);
+    } catch {
+      data = undefined; // not JSON: as damaged as a wrong shape
+    }
+    const parsed = parseVolumeFile(data);
     if (!parsed || parsed.Name !== name)
       throw new TsrunError('ERR_STORE', `reading volume ${name}: its record is damaged`, {
         hint: `remove it with \`tsrun volume rm ${name}\``,
