@@ -252,6 +252,8 @@ export type NetworkEvent =
       names?: string[];
       ip?: string;
     }
+  /** The networks' NAT, forwarding and isolation rules applied (network/firewall.ts): iptables-restore's input. */
+  | { type: 'network-rules'; input: string; ms: number }
   /** Rootless: slirp4netns started for the namespace (its argv and pid), and each call to its API. */
   | { type: 'slirp4netns'; id: string; argv: string[]; pid: number; netns: string; apiSocket: string }
   | { type: 'slirp4netns-api'; id: string; request: unknown; error?: string };

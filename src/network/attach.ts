@@ -99,7 +99,7 @@ export interface AttachOptions extends AttachTarget {
 
 /** Put the container on the default network: the bridge as root, slirp4netns rootless. */
 export async function attachNetwork(o: AttachOptions): Promise<NetworkInfo> {
-  if (!o.rootless) await ensureRules(o.env);
+  if (!o.rootless) await ensureRules(o.env, o.reporter);
   const network: NetworkInfo & { veth?: { host: string; container: string } } = o.rootless
     ? await connectSlirp({
         id: o.id,

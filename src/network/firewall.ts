@@ -27,6 +27,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { TsrunError } from '../errors.js';
+import type { Reporter } from '../events.js';
 import { runProgram, which } from '../util/exec.js';
 
 /** One bridge as the rules see it. */
@@ -98,9 +99,10 @@ const HOOKS: { table: string; chain: string; insert: string[] }[] = [
 /** Make tsrun's chains hold exactly the rules of `nets` (see the module comment). */
 export async function applyRules(
   nets: RuleNet[],
-  o: { userPrefix: string; defaultBridge: string; stamp: string },
+  o: { userPrefix: string; defaultBridge: string; stamp: string; reporter?: Reporter },
   env: NodeJS.ProcessEnv,
 ): Promise<void> {
+  const started = performance.now();
   const text = rulesText(nets, o);
   const r = await runProgram(await tool('iptables-restore', env), ['-w', '--noflush'], { input: text });
   if (r.code !== 0)
@@ -118,6 +120,7 @@ export async function applyRules(
   }
   await fs.mkdir(path.dirname(o.stamp), { recursive: true, mode: 0o700 });
   await fs.writeFile(o.stamp, text);
+  o.reporter?.emit({ type: 'network-rules', input: text, ms: Math.round(performance.now() - started) });
 }
 
 /** Whether the rules were applied since boot (the stamp lives in /run, as the rules do). */

@@ -28,6 +28,7 @@ import { promises as fs, readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { TsrunError } from '../errors.js';
+import type { Reporter } from '../events.js';
 import { withFileLock } from '../native/index.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { runProgram, which } from '../util/exec.js';
@@ -300,8 +301,12 @@ function ruleNets(nets: UserNetwork[]): RuleNet[] {
 export const RULES_STAMP = path.join(NET_RUN_DIR, 'rules.v1');
 
 /** Make tsrun's chains hold the rules of the default bridge and `nets` (hold the networks lock). */
-async function applyAll(nets: UserNetwork[], env: NodeJS.ProcessEnv): Promise<void> {
-  await applyRules(ruleNets(nets), { userPrefix: USER_BRIDGE_PREFIX, defaultBridge: BRIDGE, stamp: RULES_STAMP }, env);
+async function applyAll(nets: UserNetwork[], env: NodeJS.ProcessEnv, reporter?: Reporter): Promise<void> {
+  await applyRules(
+    ruleNets(nets),
+    { userPrefix: USER_BRIDGE_PREFIX, defaultBridge: BRIDGE, stamp: RULES_STAMP, ...(reporter ? { reporter } : {}) },
+    env,
+  );
 }
 
 /**
@@ -309,11 +314,11 @@ async function applyAll(nets: UserNetwork[], env: NodeJS.ProcessEnv): Promise<vo
  * file check; `system prune` applies them again, see `repairRules`). The default network's
  * subnet is chosen first, so its rules are there.
  */
-export async function ensureRules(env: NodeJS.ProcessEnv): Promise<void> {
+export async function ensureRules(env: NodeJS.ProcessEnv, reporter?: Reporter): Promise<void> {
   if (await rulesApplied(RULES_STAMP)) return;
   await defaultNetwork();
   await fs.mkdir(NETWORKS_DIR, { recursive: true, mode: 0o700 });
-  await withFileLock(lockFile(), 'ex', async () => applyAll(await listNetworks(), env));
+  await withFileLock(lockFile(), 'ex', async () => applyAll(await listNetworks(), env, reporter));
 }
 
 /** Apply the rules again whatever the stamp says (system prune: someone may have flushed iptables). */

@@ -189,3 +189,28 @@ test('findImage resolves names, digests and id prefixes as Docker does', () => {
 });
 
 test.run();
+
+test('a volume record is read back as written; a damaged one (bad JSON, wrong shape) is ERR_STORE naming it', async () => {
+  const { VolumeStore } = await import('../../src/store/volumes.js');
+  const root = path.join(tmp, 'vols');
+  const vols = new VolumeStore(root);
+  const dir = path.join(root, 'volumes', 'data1');
+  await fs.mkdir(dir, { recursive: true });
+  const good = { Name: 'data1', CreatedAt: '2026-12-01T00:00:00Z', Labels: { a: 'b' }, Options: null, Extra: 1 };
+  await fs.writeFile(path.join(dir, 'volume.json'), JSON.stringify(good));
+  assert.equal(await vols.get('data1'), {
+    Name: 'data1',
+    CreatedAt: good.CreatedAt,
+    Labels: { a: 'b' },
+    Options: null,
+  });
+  for (const bad of ['{not json', JSON.stringify({ ...good, Labels: { a: 1 } }), JSON.stringify({ Name: 'data1' })]) {
+    await fs.writeFile(path.join(dir, 'volume.json'), bad);
+    const err = await vols.get('data1').then(
+      () => undefined,
+      (e: Error & { code?: string }) => e,
+    );
+    assert.is(err?.code, 'ERR_STORE', bad);
+    assert.match(String(err?.message), 'reading volume data1: its record is damaged');
+  }
+});
