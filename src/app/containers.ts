@@ -25,6 +25,7 @@ import { locateRuntime, OciRuntime } from '../runtime/oci-runtime.js';
 import { attach, spawnMonitor, type Attachment } from '../runtime/monitor.js';
 import { cliEntry } from '../util/project.js';
 import { attachNetwork, detachNetwork } from '../network/attach.js';
+import type { PortMapping } from '../network/ports.js';
 import type { NetworkInfo } from '../network/bridge.js';
 import { assignHostPorts } from '../network/ports.js';
 import { hostsFile } from '../network/etc-files.js';
@@ -152,6 +153,9 @@ export async function startContainer(env: Env, c: Container, o: StartOptions = {
     let runtime: OciRuntime | undefined;
     let network: NetworkInfo | undefined;
     let networks: Record<string, NetworkInfo> | undefined;
+    // The bridge's plugins run while the monitor's `runtime create` joins the namespace.
+    let attaching: Promise<NetworkInfo> | undefined;
+    let bridgePorts: PortMapping[] | undefined;
     try {
       runtime = await runtimeFor(env, record.host.runtime);
       // A container that ran before may have left the runtime's record behind (a crash).
@@ -160,7 +164,10 @@ export async function startContainer(env: Env, c: Container, o: StartOptions = {
       await env.store.withSharedLock(() => ensureMounted(env, c));
       if (record.host.network === 'bridge') {
         const ports = await assignHostPorts(record.host.ports ?? []);
-        network = await attachNetwork({
+        bridgePorts = ports;
+        let netnsMade = (): void => {};
+        const netnsReady = new Promise<void>((resolve) => (netnsMade = resolve));
+        attaching = attachNetwork({
           id: record.id,
           rootless: env.ctx.rootless,
           runDir: env.containers.sp.run,
@@ -174,9 +181,16 @@ export async function startContainer(env: Env, c: Container, o: StartOptions = {
             extraHosts: record.host.extraHosts ?? [],
           },
           reporter: env.ctx.reporter,
+          onNetns: () => netnsMade(),
         });
-        // Connected to user networks too (`network connect`, testcontainers' withNetworkAliases).
-        if (!env.ctx.rootless && record.host.networks?.length) networks = await joinUserNetworks(env, record);
+        attaching.catch(() => {}); // awaited below (and, on failure, before the cleanup)
+        await Promise.race([netnsReady, attaching]);
+        // Connected to user networks too (`network connect`, testcontainers' withNetworkAliases):
+        // they join the bridge's namespace once its attachment is made.
+        if (!env.ctx.rootless && record.host.networks?.length) {
+          network = await attaching;
+          networks = await joinUserNetworks(env, record);
+        }
       } else if (onUserNetworks(record)) {
         const user = await attachUserNetworks(env, record, await assignHostPorts(record.host.ports ?? []));
         ({ first: network, all: networks } = user);
@@ -186,7 +200,7 @@ export async function startContainer(env: Env, c: Container, o: StartOptions = {
       await prepareStart(env, record, paths);
       const publish = env.ctx.rootless
         ? undefined
-        : network?.ports.map((p) => `${p.protocol}:${p.hostIP}:${p.hostPort}`);
+        : (network?.ports ?? bridgePorts)?.map((p) => `${p.protocol}:${p.hostIP}:${p.hostPort}`);
       const monitor = await spawnMonitor({
         id: record.id,
         bundle: paths.bundle,
@@ -210,6 +224,7 @@ export async function startContainer(env: Env, c: Container, o: StartOptions = {
         ports: publish ?? [],
         log: paths.log,
       });
+      if (attaching) network = await attaching;
       if (o.attachIo) {
         attachment = await attach(paths.attachSocket);
         o.attachIo(attachment);
@@ -227,6 +242,7 @@ export async function startContainer(env: Env, c: Container, o: StartOptions = {
       await env.containers.write(record);
     } catch (err) {
       attachment?.close();
+      await attaching?.catch(() => {});
       await runtime?.delete(record.id, true).catch(() => {});
       if (ownNetns(record)) await disconnectNetwork(env, record.id).catch(() => {});
       await unmountAll([rootfsMount(env, c), ...hostMounts(record, paths)]).catch(() => {});

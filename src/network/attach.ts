@@ -95,6 +95,12 @@ export interface AttachOptions extends AttachTarget {
   hosts?: { file: string; hostname: string; extraHosts: readonly ExtraHost[] };
   /** Told of the namespace, each CNI plugin call, and the address and ports the container got. */
   reporter?: Reporter;
+  /**
+   * Root's bridge: called once the namespace exists, before its interface is made, so a runtime
+   * may create the container (join the namespace) meanwhile; the container must not start before
+   * `attachNetwork` resolves.
+   */
+  onNetns?: () => void;
 }
 
 /** Put the container on the default network: the bridge as root, slirp4netns rootless. */
@@ -117,6 +123,7 @@ export async function attachNetwork(o: AttachOptions): Promise<NetworkInfo> {
         ...(o.owner !== undefined ? { pid: o.owner } : {}),
         ...(o.mac !== undefined ? { mac: o.mac } : {}),
         ...(o.reporter ? { reporter: o.reporter } : {}),
+        ...(o.onNetns ? { onNetns: o.onNetns } : {}),
       });
   o.reporter?.emit({
     type: 'network-attach',

@@ -224,6 +224,8 @@ export async function connect(o: {
   pid?: number;
   mac?: string;
   reporter?: Reporter;
+  /** Called once the namespace exists (a runtime may join it while the plugins still run). */
+  onNetns?: () => void;
 }): Promise<NetworkInfo & { veth?: { host: string; container: string } }> {
   const reporter = o.reporter ?? silentReporter;
   await disconnect(o.id, o.env, reporter); // a leftover from a crash, if any
@@ -255,6 +257,7 @@ export async function connect(o: {
     if (made.code !== 0)
       throw new TsrunError('ERR_CNI', `making network namespace ${netnsName(o.id)}: ${made.stderr.trim()}`);
     reporter.emit({ type: 'netns', action: 'add', name: netnsName(o.id), path: a.netns });
+    o.onNetns?.();
     // Two independent lists: loopback's and the bridge's plugins run side by side.
     const [, result] = await Promise.all([
       addList(LOOPBACK, invocation(a, o.env, 'lo', reporter)),
