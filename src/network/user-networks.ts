@@ -247,6 +247,7 @@ export async function removeNetwork(
       (await listNetworks()).filter((n) => n.Id !== net.Id),
       env,
     );
+    await removeLegacyRules(net, env);
     const ipBin = (await which('ip', env)) ?? (await which('ip', { ...env, PATH: '/usr/sbin:/sbin:/usr/bin:/bin' }));
     if (!ipBin)
       throw new TsrunError('ERR_CNI', 'removing a network: the `ip` command is missing', {
@@ -325,4 +326,24 @@ export async function ensureRules(env: NodeJS.ProcessEnv, reporter?: Reporter): 
 export async function repairRules(env: NodeJS.ProcessEnv): Promise<void> {
   await dropStamp(RULES_STAMP);
   await ensureRules(env);
+}
+
+/**
+ * A network made by an older tsrun also has two chains of its own, jumped to from the firewall
+ * plugin's CNI-ADMIN: removed too (one listing when there are none).
+ */
+async function removeLegacyRules(net: UserNetwork, env: NodeJS.ProcessEnv): Promise<void> {
+  const bin =
+    (await which('iptables', env)) ?? (await which('iptables', { ...env, PATH: '/usr/sbin:/sbin:/usr/bin:/bin' }));
+  if (!bin) return;
+  const iptables = (args: string[]) => runProgram(bin, ['-w', ...args]);
+  const chain = (dir: 'I' | 'O') => `TSRUN-NET-${net.Id.slice(0, 12)}-${dir}`;
+  // Both were made together: one listing tells.
+  if ((await iptables(['-S', chain('O')])).code !== 0) return;
+  for (const dir of ['O', 'I'] as const) {
+    const jump = ['CNI-ADMIN', dir === 'O' ? '-i' : '-o', bridgeName(net), '-j', chain(dir)];
+    for (let i = 0; i < 10 && (await iptables(['-D', ...jump])).code === 0; i++);
+    await iptables(['-F', chain(dir)]);
+    await iptables(['-X', chain(dir)]);
+  }
 }
