@@ -149,6 +149,14 @@ export function perContainerRules(list: ConfList): boolean {
   return list.plugins.some((p) => p.type === 'firewall' || (p.type === 'bridge' && p.ipMasq === true));
 }
 
+/**
+ * Whether the namespace may go before the plugins' DEL: not when a plugin's DEL works inside it
+ * (per-container rules above; `tuning`, which restores and drops its backup of the interface).
+ */
+export function netnsFirst(list: ConfList): boolean {
+  return !perContainerRules(list) && !list.plugins.some((p) => p.type === 'tuning');
+}
+
 const LOOPBACK: ConfList = { cniVersion: CNI_VERSION, name: 'tsrun-loopback', plugins: [{ type: 'loopback' }] };
 
 /** The network's configuration list, written on first use (atomically: racing writers agree). */
@@ -259,14 +267,17 @@ export async function connect(o: {
     reporter.emit({ type: 'netns', action: 'add', name: netnsName(o.id), path: a.netns });
     o.onNetns?.();
     // Two independent lists: loopback's and the bridge's plugins run side by side.
-    const [, result] = await Promise.all([
+    // Both settle before a failure is undone (no DEL while an ADD still runs).
+    const [lo, eth0] = await Promise.allSettled([
       addList(LOOPBACK, invocation(a, o.env, 'lo', reporter)),
       addList(a.conflist, invocation(a, o.env, 'eth0', reporter), {
         portMappings: cniPorts(a.ports),
         ...(o.mac ? { mac: o.mac } : {}),
       }),
     ]);
-    a.result = result;
+    if (eth0.status === 'rejected') throw eth0.reason;
+    if (lo.status === 'rejected') throw lo.reason;
+    a.result = eth0.value;
     await writeFileAtomic(attachmentFile(o.id), JSON.stringify(a));
     const info = infoOf(a);
     await reportRules(reporter, { id: o.id, ip: info.ip, network: NETWORK_NAME, when: 'attach', env: o.env });
@@ -307,7 +318,7 @@ export async function disconnect(
   };
   // The namespace first: the kernel then removes the veth with it, off our path, and the bridge
   // plugin's DEL, finding no namespace, only releases the address (as for containerd's sandboxes).
-  const early = !perContainerRules(a.conflist);
+  const early = netnsFirst(a.conflist);
   if (early) await removeNetns();
   await delList(a.conflist, invocation(a, env, 'eth0', reporter), result, { portMappings: cniPorts(a.ports) });
   if (!early) await removeNetns();

@@ -24,7 +24,7 @@ import path from 'node:path';
 import { TsrunError } from '../errors.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { runProgram, which } from '../util/exec.js';
-import { infoFromResult, NET_RUN_DIR, netnsName, netnsPath, perContainerRules } from './bridge.js';
+import { infoFromResult, NET_RUN_DIR, netnsFirst, netnsName, netnsPath } from './bridge.js';
 import { addList, cniPath, CNI_VERSION, delList, type CniResult, type ConfList, type Invocation } from './cni.js';
 import { dropEntry, setEntry } from './dns.js';
 import { ensureRules, parseCidr, userConfList, type UserNetwork } from './user-networks.js';
@@ -307,9 +307,9 @@ export async function detach(id: string, env: NodeJS.ProcessEnv, reporter?: Repo
   const r = await readEndpoints(id);
   if (!r) return;
   // The namespace first (the kernel removes the interfaces with it; the bridge plugin's DEL then
-  // only releases the address), unless a list of an older tsrun needs the interface for its DEL.
+  // only releases the address), unless a plugin's DEL needs the interface (bridge.ts netnsFirst).
   // (Endpoints in the default bridge's namespace leave it to the bridge's detach.)
-  const early = !r.sharedNetns && !r.endpoints.some((e) => perContainerRules(e.conflist));
+  const early = !r.sharedNetns && r.endpoints.every((e) => netnsFirst(e.conflist));
   if (early) await removeNetns(r, env, reporter);
   let first: unknown;
   for (const e of [...r.endpoints].reverse()) {

@@ -9,7 +9,7 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import os from 'node:os';
 import path from 'node:path';
 import { addList, delList, type ConfList } from '../../src/network/cni.js';
-import { bridgeConfList, chooseSubnet } from '../../src/network/bridge.js';
+import { bridgeConfList, chooseSubnet, netnsFirst } from '../../src/network/bridge.js';
 import { isTsrunError } from '../../src/errors.js';
 
 const C = suite('network cni');
@@ -149,6 +149,11 @@ C(
     );
     // NAT is the network's rule (network/firewall.ts): no per-container iptables in the list.
     assert.is(list.plugins[0]?.ipMasq, false);
+    // Its DEL needs no namespace (removed first); an older list's, or tuning's, does.
+    assert.ok(netnsFirst(list));
+    assert.not.ok(netnsFirst({ ...list, plugins: [...list.plugins, { type: 'tuning' }] }));
+    assert.not.ok(netnsFirst({ ...list, plugins: [{ ...list.plugins[0], type: 'bridge', ipMasq: true }] }));
+    assert.not.ok(netnsFirst({ ...list, plugins: [...list.plugins, { type: 'firewall', backend: 'iptables' }] }));
   },
 );
 
