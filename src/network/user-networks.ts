@@ -319,7 +319,10 @@ export async function ensureRules(env: NodeJS.ProcessEnv, reporter?: Reporter): 
   if (await rulesApplied(RULES_STAMP)) return;
   await defaultNetwork();
   await fs.mkdir(NETWORKS_DIR, { recursive: true, mode: 0o700 });
-  await withFileLock(lockFile(), 'ex', async () => applyAll(await listNetworks(), env, reporter));
+  await withFileLock(lockFile(), 'ex', async () => {
+    // Another start may have applied them while this one waited for the lock.
+    if (!(await rulesApplied(RULES_STAMP))) await applyAll(await listNetworks(), env, reporter);
+  });
 }
 
 /** Apply the rules again whatever the stamp says (system prune: someone may have flushed iptables). */
