@@ -153,8 +153,8 @@ export async function startContainer(env: Env, c: Container, o: StartOptions = {
     let runtime: OciRuntime | undefined;
     let network: NetworkInfo | undefined;
     let networks: Record<string, NetworkInfo> | undefined;
-    // The bridge's plugins run while the monitor's `runtime create` joins the namespace.
-    let attaching: Promise<NetworkInfo> | undefined;
+    // The networks' plugins run while the monitor's `runtime create` joins the namespace.
+    let attaching: Promise<NetworkInfo | undefined> | undefined;
     let bridgePorts: PortMapping[] | undefined;
     try {
       runtime = await runtimeFor(env, record.host.runtime);
@@ -192,10 +192,18 @@ export async function startContainer(env: Env, c: Container, o: StartOptions = {
           networks = await joinUserNetworks(env, record);
         }
       } else if (onUserNetworks(record)) {
-        const user = await attachUserNetworks(env, record, await assignHostPorts(record.host.ports ?? []));
-        ({ first: network, all: networks } = user);
-        const extra = extraHostLines(record.host.extraHosts ?? [], network?.gateway ?? hostAddress());
-        await fs.writeFile(path.join(paths.etc, 'hosts'), hostsFile(record.config.hostname, network?.ip, extra));
+        const ports = await assignHostPorts(record.host.ports ?? []);
+        bridgePorts = ports;
+        let netnsMade = (): void => {};
+        const netnsReady = new Promise<void>((resolve) => (netnsMade = resolve));
+        attaching = attachUserNetworks(env, record, ports, () => netnsMade()).then(async (user) => {
+          ({ first: network, all: networks } = user);
+          const extra = extraHostLines(record.host.extraHosts ?? [], network?.gateway ?? hostAddress());
+          await fs.writeFile(path.join(paths.etc, 'hosts'), hostsFile(record.config.hostname, network?.ip, extra));
+          return network;
+        });
+        attaching.catch(() => {}); // awaited below (and, on failure, before the cleanup)
+        await Promise.race([netnsReady, attaching]);
       }
       await prepareStart(env, record, paths);
       const publish = env.ctx.rootless
@@ -224,6 +232,7 @@ export async function startContainer(env: Env, c: Container, o: StartOptions = {
         ports: publish ?? [],
         log: paths.log,
       });
+      // (user networks: `networks` is set when `attaching` resolves)
       if (attaching) network = await attaching;
       if (o.attachIo) {
         attachment = await attach(paths.attachSocket);

@@ -159,6 +159,7 @@ export async function attachUserNetworks(
   env: Env,
   r: ContainerRecord,
   ports: PortMapping[],
+  onNetns?: () => void,
 ): Promise<{ first?: NetworkInfo; all: Record<string, NetworkInfo> }> {
   const reqs = await endpointRequests(r);
   const infos = await attach({
@@ -169,6 +170,7 @@ export async function attachUserNetworks(
     mac: r.host.macAddress,
     env: env.ctx.env,
     reporter: env.ctx.reporter,
+    ...(onNetns ? { onNetns } : {}),
   });
   const all: Record<string, NetworkInfo> = {};
   reqs.forEach((q, i) => {

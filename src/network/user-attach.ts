@@ -199,6 +199,8 @@ export async function attach(o: {
   env: NodeJS.ProcessEnv;
   /** Told of the namespace, each CNI plugin call, each endpoint, its DNS names and iptables rules. */
   reporter?: Reporter;
+  /** Called once the namespace exists (a runtime may join it while the plugins still run). */
+  onNetns?: () => void;
 }): Promise<NetworkInfo[]> {
   await detach(o.id, o.env); // a leftover from a crash, if any
   await ensureRules(o.env);
@@ -209,6 +211,7 @@ export async function attach(o: {
     if (made.code !== 0)
       throw new TsrunError('ERR_CNI', `making network namespace ${netnsName(o.id)}: ${made.stderr.trim()}`);
     o.reporter?.emit({ type: 'netns', action: 'add', name: netnsName(o.id), path: r.netns });
+    o.onNetns?.();
     // Loopback's list runs beside the networks' (they are independent).
     const lo = addList(LOOPBACK, invocation(r, o.env, 'lo', o.reporter));
     const loDone = lo.then(
