@@ -84,6 +84,9 @@ async function hostNetworkState(): Promise<string[]> {
   }
   for (const n of existsSync('/run/netns') ? readdirSync('/run/netns') : [])
     if (n.startsWith('tsrun-')) out.push(`netns ${n}`);
+  // The tuning plugin's backup of an interface (--mac-address), dropped by its DEL.
+  const tuning = '/run/cni/tuning';
+  for (const n of existsSync(tuning) ? readdirSync(tuning) : []) out.push(`tuning backup ${n}`);
   const links = await execa('ip', ['-o', 'link', 'show', 'master', 'tsrun0'], { reject: false });
   for (const l of String(links.stdout).split('\n').filter(Boolean)) out.push(`veth ${l.split(':')[1]?.trim()}`);
   for (const table of ['nat', 'filter']) {
