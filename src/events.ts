@@ -230,7 +230,7 @@ export type NetworkEvent =
    * The iptables rules that exist for the container once its network is attached (or, after a
    * detach, that are left: none, normally), read back with iptables-save: every rule naming its
    * address or id, and every rule of the CNI chains those jump to (CNI-HOSTPORT-DNAT → CNI-DN-…
-   * for -p, the bridge plugin's masquerade chain CNI-…, the firewall plugin's CNI-FORWARD).
+   * for -p). NAT and forwarding are the network's rules, not the container's: `network-rules`.
    * Each rule in `iptables -S` form: `-A CHAIN …`; list one table with `iptables -t TABLE -S CHAIN`.
    */
   | {
