@@ -320,11 +320,31 @@ export async function disconnect(
   // plugin's DEL, finding no namespace, only releases the address (as for containerd's sandboxes).
   const early = netnsFirst(a.conflist);
   if (early) await removeNetns();
-  await delList(a.conflist, invocation(a, env, 'eth0', reporter), result, { portMappings: cniPorts(a.ports) });
+  const veth = early ? vethPair(result, 'eth0')?.host : undefined;
+  await Promise.all([
+    delList(a.conflist, invocation(a, env, 'eth0', reporter), result, { portMappings: cniPorts(a.ports) }),
+    veth ? vethGone(veth, env) : undefined,
+  ]);
   if (!early) await removeNetns();
   const ip4 = infoFromResult(result, BRIDGE, a.ports).ip;
   if (ip4) await reportRules(reporter, { id, ip: ip4, network: NETWORK_NAME, when: 'detach', env });
   await fs.rm(attachmentFile(id), { force: true });
+}
+
+/**
+ * Wait until the kernel has removed host veth `name` with its namespace (a few ms after the
+ * namespace went: the kernel cleans namespaces up asynchronously), so a detach that returned left
+ * no veth on the bridge; after 2 s, delete it by hand.
+ */
+export async function vethGone(name: string, env: NodeJS.ProcessEnv): Promise<void> {
+  if (!/^[A-Za-z0-9._-]{1,15}$/.test(name)) return;
+  // /proc/self/net is this process's namespace (/sys/class/net is the one sysfs was mounted in).
+  for (let i = 0; i < 1000; i++) {
+    const dev = await fs.readFile('/proc/self/net/dev', 'utf8').catch(() => '');
+    if (!dev.split('\n').some((l) => l.trimStart().startsWith(`${name}:`))) return;
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+  await ip(['link', 'delete', name], env).catch(() => undefined);
 }
 
 export function infoOf(a: NetworkAttachment): NetworkInfo {

@@ -24,7 +24,7 @@ import path from 'node:path';
 import { TsrunError } from '../errors.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { runProgram, which } from '../util/exec.js';
-import { infoFromResult, NET_RUN_DIR, netnsFirst, netnsName, netnsPath } from './bridge.js';
+import { infoFromResult, NET_RUN_DIR, netnsFirst, netnsName, netnsPath, vethGone } from './bridge.js';
 import { addList, cniPath, CNI_VERSION, delList, type CniResult, type ConfList, type Invocation } from './cni.js';
 import { dropEntry, setEntry } from './dns.js';
 import { ensureRules, parseCidr, userConfList, type UserNetwork } from './user-networks.js';
@@ -314,6 +314,9 @@ export async function detach(id: string, env: NodeJS.ProcessEnv, reporter?: Repo
   // (Endpoints in the default bridge's namespace leave it to the bridge's detach.)
   const early = !r.sharedNetns && r.endpoints.every((e) => netnsFirst(e.conflist));
   if (early) await removeNetns(r, env, reporter);
+  // What the kernel still removes with the namespace, waited for beside the DELs (bridge.ts vethGone).
+  const veths = early ? r.endpoints.map((e) => vethPair(e.result, e.ifName)?.host) : [];
+  const gone = Promise.all(veths.map((h) => (h ? vethGone(h, env) : Promise.resolve())));
   let first: unknown;
   for (const e of [...r.endpoints].reverse()) {
     try {
@@ -323,6 +326,7 @@ export async function detach(id: string, env: NodeJS.ProcessEnv, reporter?: Repo
       first ??= err;
     }
   }
+  await gone;
   if (first) {
     await save(r);
     throw first;
