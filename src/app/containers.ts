@@ -185,6 +185,8 @@ export async function startContainer(env: Env, c: Container, o: StartOptions = {
         });
         attaching.catch(() => {}); // awaited below (and, on failure, before the cleanup)
         await Promise.race([netnsReady, attaching]);
+        // An explanation (--debug, --explain) tells the steps in order: the network before the create.
+        if (env.ctx.reporter.detailed) await attaching;
         // Connected to user networks too (`network connect`, testcontainers' withNetworkAliases):
         // they join the bridge's namespace once its attachment is made.
         if (!env.ctx.rootless && record.host.networks?.length) {
@@ -204,6 +206,8 @@ export async function startContainer(env: Env, c: Container, o: StartOptions = {
         });
         attaching.catch(() => {}); // awaited below (and, on failure, before the cleanup)
         await Promise.race([netnsReady, attaching]);
+        // An explanation (--debug, --explain) tells the steps in order: the network before the create.
+        if (env.ctx.reporter.detailed) await attaching;
       }
       await prepareStart(env, record, paths);
       const publish = env.ctx.rootless
