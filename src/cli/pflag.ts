@@ -86,7 +86,8 @@ function rewrite(
         continue;
       }
       // pflag's optional value (NoOptDefVal) comes only after `=`: `--explain busybox` is no mode.
-      if (opt && opt.optional && eq < 0) {
+      // (commander marks `<a[:b]>` optional too, for its brackets: required wins.)
+      if (opt && opt.optional && !opt.required && eq < 0) {
         out.push(`${w}=`);
         continue;
       }

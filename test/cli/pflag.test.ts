@@ -193,4 +193,38 @@ test('the real run command: --sig-proxy bare or =true forwards signals, =false a
   }
 });
 
+test('the real run command: --explain takes a mode only after `=`; `<a[:b]>` flags (--ulimit, --tmpfs, --device) take the next word', async () => {
+  for (const [flags, want] of [
+    [['--explain'], { explain: '', ulimit: [] }],
+    [['--explain=full'], { explain: 'full', ulimit: [] }],
+    [
+      ['--ulimit', 'nofile=10:20', '--tmpfs', '/t', '--device', '/dev/null'],
+      { ulimit: ['nofile=10:20'], tmpfs: ['/t'], device: ['/dev/null'] },
+    ],
+  ] as [string[], Record<string, unknown>][]) {
+    const p = new Command('tsrun').option('--root <dir>').option('--debug').enablePositionalOptions().exitOverride();
+    registerContainerCommands(p, {
+      out: process.stdout,
+      err: process.stderr,
+      globals: () => ({}),
+      version: '0',
+    } as unknown as CliIo);
+    const n = normalize(p, ['run', ...flags, 'img']);
+    let got: Record<string, unknown> = {};
+    let image: unknown;
+    p.hook('preAction', (_t, action) => {
+      for (let c: Command | null = action; c; c = c.parent)
+        for (const [k, v] of Object.entries(n.overrides.get(c) ?? {})) c.setOptionValueWithSource(k, v, 'cli');
+      got = action.opts();
+      image = action.args[0];
+      throw new Error('stop before running');
+    });
+    await p.parseAsync(n.argv, { from: 'user' }).catch((e: Error) => {
+      if (e.message !== 'stop before running') throw e;
+    });
+    assert.is(image, 'img', flags.join(' '));
+    for (const [k, v] of Object.entries(want)) assert.equal(got[k], v, `${flags.join(' ')}: ${k}`);
+  }
+});
+
 test.run();
