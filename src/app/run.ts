@@ -178,6 +178,8 @@ export async function createContainer(ctx: AppContext, o: RunOptions): Promise<C
     record.config.env = spec.process.env;
     await writeFileAtomic(p.config, serializeSpec(spec));
     await env.containers.write(record);
+    // Before container-create, which ends the Spec stage that --explain tells the namespace with.
+    if (ctx.rootless) ctx.reporter.emit(userNamespaceEvent(ctx.uid));
     ctx.reporter.emit(
       createdEvent(
         { id, name: record.name, image: o.image, bundle: p.bundle, config: p.config, network },
@@ -185,7 +187,6 @@ export async function createContainer(ctx: AppContext, o: RunOptions): Promise<C
         provenance,
       ),
     );
-    if (ctx.rootless) ctx.reporter.emit(userNamespaceEvent(ctx.uid));
     if (o.cidfile) await fs.writeFile(o.cidfile, id, { flag: 'wx' });
     return { id, env };
   } catch (e) {
