@@ -163,6 +163,24 @@ R('pull: owners kept as subordinate ids; nothing in the store belongs to the rea
   assert.ok(owners.has(uid));
 });
 
+R(
+  'run --explain, rootless: the uid/gid maps from /etc/subuid, the overlay driver and why, slirp4netns and add_hostfwd',
+  async () => {
+    const port = await freePort();
+    const r = await cli(['run', '--explain', '--rm', '-p', `${port}:80`, IMAGE, 'echo', 'told']);
+    assert.is(r.code, 0, r.stderr);
+    assert.is(r.stdout, 'told\n');
+    const start = subuidStart(USER);
+    assert.match(r.stderr, new RegExp(`userns +rootless: uid 0-0 → ${uid}-${uid}, 1-65536 → ${start}-`));
+    assert.match(r.stderr, new RegExp(`from /etc/subuid ${USER}:${start}:65536`));
+    assert.match(r.stderr, /^\[2\/8\] Root filesystem {2}(overlay|fuse-overlayfs)/m);
+    assert.match(r.stderr, /chosen because rootless/);
+    assert.match(r.stderr, /^\[4\/8\] Network {2}slirp4netns/m);
+    assert.match(r.stderr, new RegExp(`:${port} → 80/tcp \\(slirp4netns add_hostfwd\\)`));
+    await slirpGone();
+  },
+);
+
 R('run --rm: uid 0 inside is the user outside; image users resolve; exit codes pass through', async () => {
   const r = await cli([
     'run',
