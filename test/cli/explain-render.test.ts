@@ -111,6 +111,39 @@ test('stages in order; skipped ones say why; an unknown event is one generic lin
   assert.match(err.text, / {6}future-event method=GET url=http:\/\/h\/v2\/ status=200\n/);
 });
 
+test('the network-wide rules of the first container since boot: told in Network, never at column 0', () => {
+  // Seen on a fresh machine: the multi-line iptables-restore input broke the Network stage in two.
+  const input =
+    '*nat\n:TSRUN-POSTROUTING - [0:0]\n-A TSRUN-POSTROUTING -s 10.66.0.0/16 ! -o tsrun0 -j MASQUERADE\nCOMMIT\n*filter\n:TSRUN-FORWARD - [0:0]\nCOMMIT\n';
+  const attach = {
+    type: 'network-attach',
+    id,
+    driver: 'bridge',
+    netns: '/run/netns/tsrun-aaaa',
+    ip: '10.66.0.2',
+    prefixLen: 16,
+    gateway: '10.66.0.1',
+    mac: '',
+    ports: [],
+  };
+  for (const mode of ['brief', 'full'] as const) {
+    const err = capture();
+    const r = explainReporter({ verb: 'run', mode, err, color: false });
+    for (const e of [
+      { type: 'network-rules', input, ms: 3 },
+      attach,
+      { type: 'later-event', text: 'one\ntwo' },
+    ] as unknown as TsrunEvent[])
+      r.emit(e);
+    r.finish(false);
+    for (const l of err.text.split('\n').filter(Boolean)) assert.match(l, /^(\[\d\/8\] | {6})/, err.text);
+    assert.match(err.text, / {6}chains +TSRUN-POSTROUTING, TSRUN-FORWARD: /);
+    assert.match(err.text, / {6}later-event text=one ⏎ two\n/);
+    if (mode === 'full') assert.match(err.text, /restore +-A TSRUN-POSTROUTING -s 10\.66\.0\.0\/16 ! -o tsrun0/);
+    else assert.not.match(err.text, /MASQUERADE/);
+  }
+});
+
 test('json: one object per event with its stage; a failed command tells what was not reached', () => {
   const err = capture();
   const r = explainReporter({ verb: 'stop', mode: 'json', err, color: false });

@@ -193,6 +193,13 @@ export function networkText(ev: readonly TsrunEvent[], seen: readonly TsrunEvent
         ),
       );
   }
+  // The network-wide chains, (re)built once per boot or after a network changed: told when it happened.
+  for (const nr of all(ev, 'network-rules')) {
+    const chains = [...new Set(nr.input.split('\n').flatMap((l) => /^:(\S+)/.exec(l)?.[1] ?? []))];
+    lines.push(detail('chains', `${chains.join(', ')}: every network's NAT and forwarding, one iptables-restore`));
+    if (ctx.mode === 'full')
+      for (const l of nr.input.split('\n').filter((x) => x.startsWith('-A'))) lines.push(raw('restore', l));
+  }
   const rules = all(ev, 'iptables-rules').flatMap((r) => r.rules);
   for (const r of rules) {
     if (ctx.mode === 'full' || /DNAT/.test(r.rule))

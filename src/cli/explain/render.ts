@@ -91,7 +91,7 @@ function plainFields(e: TsrunEvent): string {
   return Object.entries(e)
     .filter(([k, v]) => k !== 'type' && ['string', 'number', 'boolean'].includes(typeof v))
     .map(([k, v]) => {
-      const s = String(v);
+      const s = String(v).replace(/\s*\n\s*/g, ' ⏎ ');
       return `${k}=${s.length > 60 ? `${s.slice(0, 59)}…` : s}`;
     })
     .join(' ');

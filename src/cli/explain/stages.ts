@@ -99,6 +99,7 @@ const BY_TYPE: Partial<Record<string, StageKey[]>> = {
   slirp4netns: ['network'],
   'slirp4netns-api': ['network'],
   'network-attach': ['network'],
+  'network-rules': ['network'],
   'network-detach': ['cleanup'],
   'container-start': ['start'],
   'container-stop': ['stop'],
