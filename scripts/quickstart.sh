@@ -142,5 +142,7 @@ cat <<'EOF'
   tsrun image inspect node:17-alpine          # the stand-in's config and labels
   tsrun info                                  # where tsrun keeps things, and what rootless mode needs
   tsrun run --help                            # Docker's flags: -v, -e, -w, -u, --network, -m ...
-  Coming: `tsrun run --explain` and `tsrun explain`, which show each step of how a container comes to be.
+  tsrun run --explain --rm busybox echo hi    # each step of how a container comes to be, explained
+  tsrun run --dry-run busybox echo hi         # a bundle and replay.sh/undo.sh to do it all by hand
+  # docs/how-containers-work.md walks through it with the commands to check each step yourself
 EOF

@@ -7,18 +7,32 @@
  * turn slows the container through the monitor's blocking socket writes), and main.ts waits for
  * both queues to be empty before it exits.
  *
- * A reader that went away (`tsrun logs c | head -1`) is EPIPE: as a Go program such as Docker's
- * CLI dies of SIGPIPE there, tsrun then exits at once with 141 (128 + SIGPIPE), saying nothing.
+ * A reader of stdout that went away (`tsrun logs c | head -1`) is EPIPE: as a Go program such
+ * as Docker's CLI dies of SIGPIPE there, tsrun then exits at once with 141 (128 + SIGPIPE),
+ * saying nothing (a started container goes on under its monitor, which removes it for --rm, as
+ * Docker's daemon does). A reader of stderr that went away only silences stderr: what tsrun
+ * writes there is progress and explanation, and between a container's create and start (where
+ * `--explain` writes most) an exit would leave a created container, its mount and netns behind.
  */
 
 /** Install the broken-pipe rule on stdout and stderr (once, from main). */
 export function guardStdio(onBroken: () => void): void {
   for (const s of [process.stdout, process.stderr]) {
     s.on('error', (e: NodeJS.ErrnoException) => {
-      if (e.code === 'EPIPE' || e.code === 'ERR_STREAM_DESTROYED') onBroken();
-      else throw e;
+      if (e.code !== 'EPIPE' && e.code !== 'ERR_STREAM_DESTROYED') throw e;
+      if (s === process.stderr) mute(s);
+      else onBroken();
     });
   }
+}
+
+/** Every later write is dropped and reported done, so no writer waits for a drain that never comes. */
+function mute(s: NodeJS.WriteStream): void {
+  s.write = ((_chunk: unknown, a?: unknown, b?: unknown) => {
+    const cb = typeof a === 'function' ? a : typeof b === 'function' ? b : undefined;
+    if (cb) process.nextTick(cb as () => void);
+    return true;
+  }) as typeof s.write;
 }
 
 /**

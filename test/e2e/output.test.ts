@@ -81,6 +81,33 @@ Out('run: stdout, stderr and -t reach a slow reader whole', async () => {
   assert.equal(await leftoversIn(root), []);
 });
 
+Out(
+  'a reader that goes away: stdout is 141 and the monitor still removes the container; stderr only goes quiet',
+  async () => {
+    // `| head -1` on the container's output: tsrun dies as a Go CLI does of SIGPIPE; the started
+    // container runs to its end under its monitor, which removes it (--rm), as Docker's daemon would.
+    const out = await execa('bash', ['-c', `${cli(['run', '--rm', IMAGE, 'sh', '-c', `${seq}; sleep 1`])} | head -1`], {
+      reject: false,
+    });
+    assert.is(out.stdout, '1');
+    await eventually('the monitor removes the container', async () => (await leftoversIn(root)).length === 0);
+    // --explain writes most between create and start; its reader leaving there left a created
+    // container, its mount and its netns behind (seen as a newcomer piping it into head).
+    const args = ['run', '--explain', '--rm', IMAGE, 'echo', 'hi'];
+    const err = await execa('bash', ['-c', `set -o pipefail; ${cli(args)} 2>&1 >/dev/null | head -1`], {
+      reject: false,
+    });
+    assert.match(String(err.stdout), /^\[1\/8\] Image/);
+    assert.equal(await leftoversIn(root), []);
+    const status = await execa('bash', [
+      '-c',
+      `${cli(args)} 2>&1 >/dev/null | head -1 >/dev/null; echo \${PIPESTATUS[0]}`,
+    ]);
+    assert.is(status.stdout, '0');
+    assert.equal(await leftoversIn(root), []);
+  },
+);
+
 Out('logs and logs -f reach a slow reader whole', async () => {
   assert.is((await tsrun(['run', '--name', 'lg', IMAGE, 'sh', '-c', seq], { root })).code, 0);
   assert.equal(await slowRead(['logs', 'lg']), { sum: SEQ_SUM, code: 0 });
