@@ -24,7 +24,10 @@
  *      exits) is re-parented to us and we can wait(2) for it;
  *   2. binds every --publish host port (tcp: listening, udp: bound) and holds it until it exits,
  *      so no other program can take a port the container's DNAT rules forward (podman's conmon
- *      does the same); a taken port is reported as "err bind ..." before anything runs;
+ *      does the same); a taken port is reported as "err bind ..." before anything runs. A TCP
+ *      connection that reaches a held socket (made before the DNAT rule exists, which the
+ *      network set-up running beside `runtime create` adds a moment later) is accepted and reset
+ *      at once, as if nothing listened: left in the backlog it hung its client for good;
  *   3. runs `runtime create` with the container's stdio: pipes (stdout, stderr, stdin with
  *      --stdin) or, with --tty, a pty whose master fd runc sends back over STATE/console.sock
  *      (SCM_RIGHTS, runtime-spec "terminal" + runc's --console-socket);
@@ -171,7 +174,7 @@ static int hold_port(const char *spec) {
   } else {
     die("bad --publish %s", spec);
   }
-  int fd = socket(family, (udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_CLOEXEC, 0);
+  int fd = socket(family, (udp ? SOCK_DGRAM : SOCK_STREAM | SOCK_NONBLOCK) | SOCK_CLOEXEC, 0);
   int one = 1;
   if (fd < 0) die("socket: %s", strerror(errno));
   if (!udp) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -180,6 +183,26 @@ static int hold_port(const char *spec) {
     die("bind %s %s:%d: %s", udp ? "udp" : "tcp", host[0] ? host : "0.0.0.0", port, strerror(errno));
   }
   return fd;
+}
+
+/* Refuse what reached the held TCP ports (see Life, 2): accept, then close with a reset. */
+static void refuse_held(void) {
+  for (int i = 0; i < opt.npublish; i++) {
+    if (held[i] < 0 || !strncmp(opt.publish[i], "udp:", 4)) continue;
+    int c;
+    while ((c = accept4(held[i], NULL, NULL, SOCK_CLOEXEC)) >= 0) {
+      struct linger l = {1, 0};
+      setsockopt(c, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+      close(c);
+    }
+  }
+}
+
+/* The held TCP ports' pollfds, from p[n] on; returns the new n. */
+static int poll_held(struct pollfd *p, int n) {
+  for (int i = 0; i < opt.npublish; i++)
+    if (strncmp(opt.publish[i], "udp:", 4)) p[n++] = (struct pollfd){held[i], POLLIN, 0};
+  return n;
 }
 
 /* ---- output: log + clients ---------------------------------------------------------------- */
@@ -506,8 +529,11 @@ int main(int argc, char **argv) {
   int runc_status = -1, master = -1;
   char errtext[4096] = "";
   while (runc_status == -1) {
-    struct pollfd p[2] = {{sfd, POLLIN, 0}, {console, POLLIN, 0}};
-    if (poll(p, console >= 0 ? 2 : 1, -1) < 0 && errno != EINTR) die("poll: %s", strerror(errno));
+    struct pollfd p[2 + MAX_PUBLISH] = {{sfd, POLLIN, 0}, {console, POLLIN, 0}};
+    int n = poll_held(p, 2);
+    if (console < 0) p[1].fd = -1; /* poll ignores a negative fd */
+    if (poll(p, (nfds_t)n, -1) < 0 && errno != EINTR) die("poll: %s", strerror(errno));
+    refuse_held();
     if (console >= 0 && (p[1].revents & POLLIN)) {
       int conn = accept4(console, NULL, NULL, SOCK_CLOEXEC);
       if (conn >= 0) { master = recv_fd(conn); close(conn); }
@@ -550,13 +576,14 @@ int main(int argc, char **argv) {
   int reap = 1;
   struct timespec exit_time = {0, 0};
   for (;;) {
-    struct pollfd p[5 + MAX_CLIENTS];
+    struct pollfd p[5 + MAX_CLIENTS + MAX_PUBLISH];
     int n = 0;
     p[n++] = (struct pollfd){sfd, POLLIN, 0};
     p[n++] = (struct pollfd){lfd, POLLIN, 0};
     for (int s = 0; s < 2; s++) p[n++] = (struct pollfd){out_fd[s], POLLIN, 0};
     for (int i = 0; i < MAX_CLIENTS; i++) p[n++] = (struct pollfd){clients[i].fd, POLLIN, 0};
     p[n++] = (struct pollfd){health_fd(), POLLIN, 0};
+    n = poll_held(p, n);
     int open_outputs = (out_fd[0] >= 0) + (out_fd[1] >= 0);
     if (exited && open_outputs == 0) break;
     /* After the exit, output still held open by a stray writer gets 2 s. */
@@ -592,6 +619,7 @@ int main(int argc, char **argv) {
       if (clients[i].fd >= 0 && (p[4 + i].revents & (POLLIN | POLLHUP | POLLERR))) read_client(i);
     }
     if (p[4 + MAX_CLIENTS].revents & (POLLIN | POLLHUP | POLLERR)) health_readable();
+    refuse_held();
     if (!exited) health_tick();
   }
   for (int s = 0; s < 2; s++) {
