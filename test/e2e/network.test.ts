@@ -20,7 +20,7 @@ import { layerBlob, makeTar } from '../helpers/tar-writer.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { pushImage } from '../helpers/push.js';
 import http from 'node:http';
-import { freePort, hostAddress, httpGet } from '../helpers/net.js';
+import { freePort, freePorts, hostAddress, httpGet } from '../helpers/net.js';
 
 let reg: TestRegistry;
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'tsrun-e2e-net-'));
@@ -145,7 +145,7 @@ N('-P publishes EXPOSEd ports on free host ports; ranges and udp are held too', 
   assert.ok(udp, lines.join('|'));
   assert.match(String((await execa('ss', ['-lunpH', `sport = :${udp[1]}`])).stdout), 'tsrun-monitor');
   assert.is((await cli(['rm', '-f', 'pub'])).code, 0);
-  const base = await freePort();
+  const base = await freePorts(2);
   const range = await cli(['run', '--rm', '-p', `${base}-${base + 1}:80-81`, IMAGE, 'true']);
   assert.is(range.code, 0, range.stderr);
   assert.equal(await leftovers(root), []);

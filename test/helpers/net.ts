@@ -15,6 +15,32 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
+/** Whether a TCP port can be listened on at every address right now. */
+async function canListen(port: number): Promise<boolean> {
+  const s = net.createServer();
+  const ok = await new Promise<boolean>((r) => {
+    s.once('error', () => r(false));
+    s.listen(port, '0.0.0.0', () => r(true));
+  });
+  if (ok) await new Promise((r) => s.close(r));
+  return ok;
+}
+
+/**
+ * `n` consecutive TCP ports free right now, the first of them returned (for `-p A-B:C-D`). The
+ * port after a free one may be any connection's ephemeral port: each one is checked.
+ */
+export async function freePorts(n: number): Promise<number> {
+  for (let tries = 0; tries < 50; tries++) {
+    const base = await freePort();
+    if (base + n - 1 > 65535) continue;
+    let all = true;
+    for (let p = base + 1; p < base + n && all; p++) all = await canListen(p);
+    if (all) return base;
+  }
+  throw new Error(`no ${n} consecutive free TCP ports found`);
+}
+
 /** The first non-loopback IPv4 address that is not on a container bridge (tsrun 10.66/16, podman 10.88/16). */
 export function hostAddress(): string {
   for (const list of Object.values(os.networkInterfaces())) {
