@@ -11,8 +11,9 @@
 // vm.Script. Without it Node parses all ~750 kB before the first line of main() runs (15–20 ms
 // of a ~65 ms `tsrun ps -a` here: docs/benchmarks.md, "Listing commands"). The cache is made
 // after running the bundle's top level (which only defines things), so those functions are in
-// it compiled. Its first line names the bundle's size and mtime: the launcher uses it only for
-// that very file (V8's own check is the source's length alone). A script compiled with a cache
+// it compiled. Its first line, `ascii SIZE:MTIME`, names the bundle: the launcher uses the cache
+// only for that very file (V8's own check is the source's length alone), and reads that file as
+// latin1, which the build made sure is ASCII (asciiOnly below). A script compiled with a cache
 // loses its importModuleDynamically callback (Node 20), so the bundle's import() of npm
 // packages goes through `__tsrunImport`, which the launcher passes in (plain `import()` when
 // the bundle is loaded with require).
@@ -21,6 +22,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { Script } from 'node:vm';
 import { build } from 'esbuild';
+import ts from 'typescript';
 
 const externals = Object.keys(JSON.parse(readFileSync('package.json', 'utf8')).dependencies);
 
@@ -47,10 +49,34 @@ const result = await build({
 });
 // import() of a Node built-in becomes require(): an import() loads Node's ES-module loader (~25
 // internal modules) even for `node:os`.
-const text = (result.outputFiles[0]?.text ?? '')
-  .replace(/\bimport\(("node:[a-z_/]+")\)/g, 'Promise.resolve().then(() => __toESM(require($1), 1))')
-  .replace(/\bimport\((?="[^"\n]+"\))/g, '__tsrunImp(');
+const text = asciiOnly(
+  (result.outputFiles[0]?.text ?? '')
+    .replace(/\bimport\(("node:[a-z_/]+")\)/g, 'Promise.resolve().then(() => __toESM(require($1), 1))')
+    .replace(/\bimport\((?="[^"\n]+"\))/g, '__tsrunImp('),
+);
 writeFileSync(file, text);
+
+/**
+ * The bundle in ASCII, so that the launcher can read it as latin1: a file with any other
+ * character reads into a two-byte string, and decoding it as UTF-8 was ~4 ms of a listing
+ * command (latin1 of an ASCII file: ~1.5 ms). esbuild escapes strings and templates itself but
+ * leaves regular expressions (`/(ns|us|µs)/`), comments and tagged templates' raw text as they
+ * are; every such character becomes `\uXXXX`, the same character in a regular expression, a
+ * string or an identifier and harmless in a comment. In a template literal the escape would
+ * change its raw text, so one there fails the build.
+ */
+function asciiOnly(src) {
+  const at = [...src.matchAll(/[^\x00-\x7f]/g)].map((m) => m.index);
+  if (at.length === 0) return src;
+  const sf = ts.createSourceFile(file, src, ts.ScriptTarget.Latest, false, ts.ScriptKind.JS);
+  const visit = (node) => {
+    if (ts.isTemplateLiteralToken(node) && at.some((i) => i >= node.getStart(sf) && i < node.end))
+      throw new Error(`bundle.mjs: a non-ASCII character in a template literal: ${node.getText(sf).slice(0, 80)}`);
+    ts.forEachChild(node, visit);
+  };
+  visit(sf);
+  return src.replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
 
 /** The bundle's function wrapper: Node's, plus the launcher's import(). Keep in step with bin/tsrun.js. */
 const WRAP = ['(function (exports, require, module, __filename, __dirname, __tsrunImport) { ', '\n});'];
@@ -62,7 +88,7 @@ script
 const st = statSync(file);
 writeFileSync(
   `${file}.cache`,
-  Buffer.concat([Buffer.from(`${st.size}:${Math.trunc(st.mtimeMs)}\n`), script.createCachedData()]),
+  Buffer.concat([Buffer.from(`ascii ${st.size}:${Math.trunc(st.mtimeMs)}\n`), script.createCachedData()]),
 );
 
 // The layer-unpack worker (src/app/layer-thread.ts) as a file of its own beside the bundle:
