@@ -44,6 +44,7 @@ const result = await build({
       "const __tsrunImp = typeof __tsrunImport === 'function' ? __tsrunImport : (s) => import(s);",
     ].join('\n'),
   },
+  plugins: [commanderLazyChildProcess()],
   logLevel: 'warning',
   write: false,
 });
@@ -55,6 +56,29 @@ const text = asciiOnly(
     .replace(/\bimport\((?="[^"\n]+"\))/g, '__tsrunImp('),
 );
 writeFileSync(file, text);
+
+/**
+ * commander's command.js requires node:child_process at its top (which loads net, dgram and
+ * more: ~1.3 ms of every command) for one use, spawning an executable subcommand, which tsrun
+ * has none of. In the bundle it is required on that first spawn instead; the build fails if
+ * commander's line or its uses change.
+ */
+function commanderLazyChildProcess() {
+  const from = "const childProcess = require('node:child_process');";
+  const to = "const childProcess = { spawn: (...a) => require('node:child_process').spawn(...a) };";
+  return {
+    name: 'commander-lazy-child-process',
+    setup(b) {
+      b.onLoad({ filter: /[\\/]commander[\\/]lib[\\/]command\.js$/ }, (args) => {
+        const src = readFileSync(args.path, 'utf8');
+        const uses = src.match(/childProcess\.\w+/g) ?? [];
+        if (!src.includes(from) || uses.some((u) => u !== 'childProcess.spawn'))
+          throw new Error(`bundle.mjs: commander's use of child_process changed (${args.path}): look again`);
+        return { contents: src.replace(from, to), loader: 'js' };
+      });
+    },
+  };
+}
 
 /**
  * The bundle in ASCII, so that the launcher can read it as latin1: a file with any other
