@@ -9,7 +9,7 @@
  * Contract: for a verb in SOLE_VERBS, the program this builds has that verb exactly as the full
  * program has it (test/cli/register.test.ts checks every entry against the full program, so a
  * verb moved to another module cannot silently disappear). A module is told the verb and may
- * leave its other verbs out (containers.ts: `run` and `create`, unless they are the verb).
+ * leave its other verbs out (containers.ts and images.ts register only the verb).
  */
 import type { Command } from 'commander';
 import type { CliIo } from './output.js';

@@ -206,10 +206,10 @@ async function inspectContainers(io: CliIo, names: string[], o: { format?: strin
 }
 
 /**
- * `verb`: the command line's sole verb when it has one (cli/register.ts). `run` and `create`
- * declare a hundred options each, four commands with the `container` group's (~2 ms of a `ps`):
- * with a sole verb they are registered only when it is theirs, and never in the group (a sole
- * verb is never `container`).
+ * `verb`: the command line's sole verb when it has one (cli/register.ts): then only that verb is
+ * registered, without the `container` group (a sole verb is never `container`). `run` and
+ * `create` alone declare a hundred options each, four commands with the group's (~2 ms of a
+ * `ps`).
  */
 export function registerContainerCommands(program: Command, io: CliIo, verb?: string): void {
   const want = (name: string) => verb === undefined || verb === name;
@@ -235,7 +235,7 @@ export function registerContainerCommands(program: Command, io: CliIo, verb?: st
       .action(async (names: string[], o: { attach?: boolean; interactive?: boolean; detachKeys?: string }) =>
         startAction(io, names, o),
       );
-  startCmd(explainOption(program.command('start'), 'start', io.err));
+  if (want('start')) startCmd(explainOption(program.command('start'), 'start', io.err));
 
   const stopCmd = (cmd: Command) =>
     cmd
@@ -253,7 +253,7 @@ export function registerContainerCommands(program: Command, io: CliIo, verb?: st
         const t = await stopTimeout(o);
         await eachParallel(io, names, (n) => stopContainer(e, n, t, o.signal));
       });
-  stopCmd(explainOption(program.command('stop'), 'stop', io.err));
+  if (want('stop')) stopCmd(explainOption(program.command('stop'), 'stop', io.err));
 
   const restartCmd = (cmd: Command) =>
     cmd
@@ -275,7 +275,7 @@ export function registerContainerCommands(program: Command, io: CliIo, verb?: st
           await startContainer(e, await e.containers.find(n));
         });
       });
-  restartCmd(explainOption(program.command('restart'), 'restart', io.err));
+  if (want('restart')) restartCmd(explainOption(program.command('restart'), 'restart', io.err));
 
   const killCmd = (cmd: Command) =>
     cmd
@@ -287,7 +287,7 @@ export function registerContainerCommands(program: Command, io: CliIo, verb?: st
         const e = await env(io);
         await each(io, names, (n) => killContainer(e, n, o.signal));
       });
-  killCmd(program.command('kill'));
+  if (want('kill')) killCmd(program.command('kill'));
 
   const rmCmd = (cmd: Command) =>
     cmd
@@ -300,7 +300,7 @@ export function registerContainerCommands(program: Command, io: CliIo, verb?: st
         const e = await env(io);
         await each(io, names, (n) => removeContainer(e, n, Boolean(o.force), Boolean(o.volumes)));
       });
-  rmCmd(explainOption(program.command('rm'), 'rm', io.err));
+  if (want('rm')) rmCmd(explainOption(program.command('rm'), 'rm', io.err));
 
   const psCmd = (cmd: Command) =>
     cmd
@@ -319,7 +319,7 @@ export function registerContainerCommands(program: Command, io: CliIo, verb?: st
       .option('--no-trunc', 'do not truncate output')
       .option('--format <template>', 'Go template (e.g. "{{.Names}}"), "table ...", or json')
       .action(async (o: PsFlags) => (await import('./ps.js')).psAction(io, o));
-  psCmd(program.command('ps'));
+  if (want('ps')) psCmd(program.command('ps'));
 
   const logsCmd = (cmd: Command) =>
     cmd
@@ -347,7 +347,7 @@ export function registerContainerCommands(program: Command, io: CliIo, verb?: st
           },
         ) => logsAction(io, name, o),
       );
-  logsCmd(program.command('logs'));
+  if (want('logs')) logsCmd(program.command('logs'));
 
   const waitCmd = (cmd: Command) =>
     cmd
@@ -367,7 +367,7 @@ export function registerContainerCommands(program: Command, io: CliIo, verb?: st
         }
         if (failed) process.exitCode = EXIT_TSRUN;
       });
-  waitCmd(program.command('wait'));
+  if (want('wait')) waitCmd(program.command('wait'));
 
   const cpCmd = (cmd: Command) =>
     cmd
@@ -388,7 +388,7 @@ export function registerContainerCommands(program: Command, io: CliIo, verb?: st
           stdout: io.out,
         });
       });
-  cpCmd(program.command('cp'));
+  if (want('cp')) cpCmd(program.command('cp'));
 
   const portCmd = (cmd: Command) =>
     cmd
@@ -399,13 +399,15 @@ export function registerContainerCommands(program: Command, io: CliIo, verb?: st
         const { containerPorts } = await import('../../app/container-views.js');
         for (const l of await containerPorts(await env(io), name, port)) io.out.write(`${l}\n`);
       });
-  portCmd(program.command('port'));
+  if (want('port')) portCmd(program.command('port'));
 
-  const group = program.command('container').description('Manage containers');
-  if (verb === undefined) {
-    runCmd(explainOption(group.command('run'), 'run', io.err));
-    createCmd(explainOption(group.command('create'), 'create', io.err));
+  if (verb !== undefined) {
+    registerSessionCommands(program, io, undefined, verb);
+    return;
   }
+  const group = program.command('container').description('Manage containers');
+  runCmd(explainOption(group.command('run'), 'run', io.err));
+  createCmd(explainOption(group.command('create'), 'create', io.err));
   startCmd(explainOption(group.command('start'), 'start', io.err));
   stopCmd(explainOption(group.command('stop'), 'stop', io.err));
   restartCmd(explainOption(group.command('restart'), 'restart', io.err));
