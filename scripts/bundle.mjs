@@ -17,9 +17,11 @@
 // loses its importModuleDynamically callback (Node 20), so the bundle's import() of npm
 // packages goes through `__tsrunImport`, which the launcher passes in (plain `import()` when
 // the bundle is loaded with require).
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import os from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { Script } from 'node:vm';
 import { build } from 'esbuild';
 import ts from 'typescript';
@@ -109,11 +111,53 @@ const m = { exports: {} };
 script
   .runInThisContext()
   .call(m.exports, m.exports, createRequire(file), m, file, path.dirname(file), (s) => import(s));
+await warmUp(m.exports);
 const st = statSync(file);
 writeFileSync(
   `${file}.cache`,
   Buffer.concat([Buffer.from(`ascii ${st.size}:${Math.trunc(st.mtimeMs)}\n`), script.createCachedData()]),
 );
+
+/**
+ * Before the cache is made, `tsrun ps -a` and `tsrun images` run in this process against a
+ * temporary store, so that the functions they run (commander's parsing, the store, the output
+ * template) are in the cache compiled: V8 otherwise compiles each from source on first call, in
+ * every process (~3 ms of a listing command's CPU, and less for every other verb, which share
+ * most of them; docs/benchmarks.md). A code cache holds code, never values: nothing these runs
+ * compute is kept. They never enter a rootless namespace (TSRUN_ROOTLESS), print nothing, and
+ * their store and run directory are removed. Needs the native helpers (built before this step).
+ * A failure only warns: the cache is then made with less in it.
+ */
+async function warmUp(cli) {
+  const root = mkdtempSync(path.join(os.tmpdir(), 'tsrun-bundle-warm-'));
+  const saved = { exit: process.exit, write: process.stdout.write, env: { ...process.env } };
+  process.env.TSRUN_ROOTLESS = '1';
+  delete process.env.TSRUN_CWD;
+  process.stdout.write = (_chunk, a, b) => {
+    const cb = typeof a === 'function' ? a : b;
+    if (typeof cb === 'function') process.nextTick(cb);
+    return true;
+  };
+  try {
+    for (const argv of [['ps', '-a'], ['images']]) {
+      const code = await new Promise((resolve, reject) => {
+        process.exit = resolve;
+        cli.main(['--root', root, ...argv]).catch(reject);
+      });
+      if (code !== 0) console.warn(`bundle.mjs: warming the code cache, tsrun ${argv.join(' ')} exited ${code}`);
+    }
+  } catch (err) {
+    console.warn(`bundle.mjs: warming the code cache: ${err}`);
+  } finally {
+    process.exit = saved.exit;
+    process.stdout.write = saved.write;
+    for (const k of Object.keys(process.env)) if (!(k in saved.env)) delete process.env[k];
+    Object.assign(process.env, saved.env);
+    const { storePaths } = await import(pathToFileURL(path.resolve('dist/src/runtime/paths.js')).href);
+    rmSync(storePaths(root, process.getuid?.() ?? 0, process.env).run, { recursive: true, force: true });
+    rmSync(root, { recursive: true, force: true });
+  }
+}
 
 // The layer-unpack worker (src/app/layer-thread.ts) as a file of its own beside the bundle:
 // a worker thread starts from a file, and this one holds only what unpacking needs.
