@@ -130,7 +130,12 @@ writeFileSync(
  */
 async function warmUp(cli) {
   const root = mkdtempSync(path.join(os.tmpdir(), 'tsrun-bundle-warm-'));
-  const saved = { exit: process.exit, write: process.stdout.write, env: { ...process.env } };
+  const saved = {
+    exit: process.exit,
+    exitCode: process.exitCode,
+    write: process.stdout.write,
+    env: { ...process.env },
+  };
   process.env.TSRUN_ROOTLESS = '1';
   delete process.env.TSRUN_CWD;
   process.stdout.write = (_chunk, a, b) => {
@@ -150,6 +155,7 @@ async function warmUp(cli) {
     console.warn(`bundle.mjs: warming the code cache: ${err}`);
   } finally {
     process.exit = saved.exit;
+    process.exitCode = saved.exitCode;
     process.stdout.write = saved.write;
     for (const k of Object.keys(process.env)) if (!(k in saved.env)) delete process.env[k];
     Object.assign(process.env, saved.env);
