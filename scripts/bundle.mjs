@@ -11,16 +11,20 @@
 // vm.Script. Without it Node parses all ~750 kB before the first line of main() runs (15–20 ms
 // of a ~65 ms `tsrun ps -a` here: docs/benchmarks.md, "Listing commands"). The cache is made
 // after running the bundle's top level (which only defines things), so those functions are in
-// it compiled. Its first line names the bundle's size and mtime: the launcher uses it only for
-// that very file (V8's own check is the source's length alone). A script compiled with a cache
+// it compiled. Its first line, `ascii SIZE:MTIME`, names the bundle: the launcher uses the cache
+// only for that very file (V8's own check is the source's length alone), and reads that file as
+// latin1, which the build made sure is ASCII (asciiOnly below). A script compiled with a cache
 // loses its importModuleDynamically callback (Node 20), so the bundle's import() of npm
 // packages goes through `__tsrunImport`, which the launcher passes in (plain `import()` when
 // the bundle is loaded with require).
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import os from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { Script } from 'node:vm';
 import { build } from 'esbuild';
+import ts from 'typescript';
 
 const externals = Object.keys(JSON.parse(readFileSync('package.json', 'utf8')).dependencies);
 
@@ -42,15 +46,63 @@ const result = await build({
       "const __tsrunImp = typeof __tsrunImport === 'function' ? __tsrunImport : (s) => import(s);",
     ].join('\n'),
   },
+  plugins: [commanderLazyChildProcess()],
   logLevel: 'warning',
   write: false,
 });
 // import() of a Node built-in becomes require(): an import() loads Node's ES-module loader (~25
 // internal modules) even for `node:os`.
-const text = (result.outputFiles[0]?.text ?? '')
-  .replace(/\bimport\(("node:[a-z_/]+")\)/g, 'Promise.resolve().then(() => __toESM(require($1), 1))')
-  .replace(/\bimport\((?="[^"\n]+"\))/g, '__tsrunImp(');
+const text = asciiOnly(
+  (result.outputFiles[0]?.text ?? '')
+    .replace(/\bimport\(("node:[a-z_/]+")\)/g, 'Promise.resolve().then(() => __toESM(require($1), 1))')
+    .replace(/\bimport\((?="[^"\n]+"\))/g, '__tsrunImp('),
+);
 writeFileSync(file, text);
+
+/**
+ * commander's command.js requires node:child_process at its top (which loads net, dgram and
+ * more: ~1.3 ms of every command) for one use, spawning an executable subcommand, which tsrun
+ * has none of. In the bundle it is required on that first spawn instead; the build fails if
+ * commander's line or its uses change.
+ */
+function commanderLazyChildProcess() {
+  const from = "const childProcess = require('node:child_process');";
+  const to = "const childProcess = { spawn: (...a) => require('node:child_process').spawn(...a) };";
+  return {
+    name: 'commander-lazy-child-process',
+    setup(b) {
+      b.onLoad({ filter: /[\\/]commander[\\/]lib[\\/]command\.js$/ }, (args) => {
+        const src = readFileSync(args.path, 'utf8');
+        const uses = src.match(/childProcess\.\w+/g) ?? [];
+        if (!src.includes(from) || uses.some((u) => u !== 'childProcess.spawn'))
+          throw new Error(`bundle.mjs: commander's use of child_process changed (${args.path}): look again`);
+        return { contents: src.replace(from, to), loader: 'js' };
+      });
+    },
+  };
+}
+
+/**
+ * The bundle in ASCII, so that the launcher can read it as latin1: a file with any other
+ * character reads into a two-byte string, and decoding it as UTF-8 was ~4 ms of a listing
+ * command (latin1 of an ASCII file: ~1.5 ms). esbuild escapes strings and templates itself but
+ * leaves regular expressions (`/(ns|us|µs)/`), comments and tagged templates' raw text as they
+ * are; every such character becomes `\uXXXX`, the same character in a regular expression, a
+ * string or an identifier and harmless in a comment. In a template literal the escape would
+ * change its raw text, so one there fails the build.
+ */
+function asciiOnly(src) {
+  const at = [...src.matchAll(/[^\x00-\x7f]/g)].map((m) => m.index);
+  if (at.length === 0) return src;
+  const sf = ts.createSourceFile(file, src, ts.ScriptTarget.Latest, false, ts.ScriptKind.JS);
+  const visit = (node) => {
+    if (ts.isTemplateLiteralToken(node) && at.some((i) => i >= node.getStart(sf) && i < node.end))
+      throw new Error(`bundle.mjs: a non-ASCII character in a template literal: ${node.getText(sf).slice(0, 80)}`);
+    ts.forEachChild(node, visit);
+  };
+  visit(sf);
+  return src.replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
 
 /** The bundle's function wrapper: Node's, plus the launcher's import(). Keep in step with bin/tsrun.js. */
 const WRAP = ['(function (exports, require, module, __filename, __dirname, __tsrunImport) { ', '\n});'];
@@ -59,11 +111,59 @@ const m = { exports: {} };
 script
   .runInThisContext()
   .call(m.exports, m.exports, createRequire(file), m, file, path.dirname(file), (s) => import(s));
+await warmUp(m.exports);
 const st = statSync(file);
 writeFileSync(
   `${file}.cache`,
-  Buffer.concat([Buffer.from(`${st.size}:${Math.trunc(st.mtimeMs)}\n`), script.createCachedData()]),
+  Buffer.concat([Buffer.from(`ascii ${st.size}:${Math.trunc(st.mtimeMs)}\n`), script.createCachedData()]),
 );
+
+/**
+ * Before the cache is made, `tsrun ps -a` and `tsrun images` run in this process against a
+ * temporary store, so that the functions they run (commander's parsing, the store, the output
+ * template) are in the cache compiled: V8 otherwise compiles each from source on first call, in
+ * every process (~3 ms of a listing command's CPU, and less for every other verb, which share
+ * most of them; docs/benchmarks.md). A code cache holds code, never values: nothing these runs
+ * compute is kept. They never enter a rootless namespace (TSRUN_ROOTLESS), print nothing, and
+ * their store and run directory are removed. Needs the native helpers (built before this step).
+ * A failure only warns: the cache is then made with less in it.
+ */
+async function warmUp(cli) {
+  const root = mkdtempSync(path.join(os.tmpdir(), 'tsrun-bundle-warm-'));
+  const saved = {
+    exit: process.exit,
+    exitCode: process.exitCode,
+    write: process.stdout.write,
+    env: { ...process.env },
+  };
+  process.env.TSRUN_ROOTLESS = '1';
+  delete process.env.TSRUN_CWD;
+  process.stdout.write = (_chunk, a, b) => {
+    const cb = typeof a === 'function' ? a : b;
+    if (typeof cb === 'function') process.nextTick(cb);
+    return true;
+  };
+  try {
+    for (const argv of [['ps', '-a'], ['images']]) {
+      const code = await new Promise((resolve, reject) => {
+        process.exit = resolve;
+        cli.main(['--root', root, ...argv]).catch(reject);
+      });
+      if (code !== 0) console.warn(`bundle.mjs: warming the code cache, tsrun ${argv.join(' ')} exited ${code}`);
+    }
+  } catch (err) {
+    console.warn(`bundle.mjs: warming the code cache: ${err}`);
+  } finally {
+    process.exit = saved.exit;
+    process.exitCode = saved.exitCode;
+    process.stdout.write = saved.write;
+    for (const k of Object.keys(process.env)) if (!(k in saved.env)) delete process.env[k];
+    Object.assign(process.env, saved.env);
+    const { storePaths } = await import(pathToFileURL(path.resolve('dist/src/runtime/paths.js')).href);
+    rmSync(storePaths(root, process.getuid?.() ?? 0, process.env).run, { recursive: true, force: true });
+    rmSync(root, { recursive: true, force: true });
+  }
+}
 
 // The layer-unpack worker (src/app/layer-thread.ts) as a file of its own beside the bundle:
 // a worker thread starts from a file, and this one holds only what unpacking needs.

@@ -16,11 +16,9 @@ import { promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { constants as osConstants } from 'node:os';
 import { TsrunError } from '../errors.js';
-import { Store } from '../store/store.js';
 import { planOverlay, mountAll, unmountAll, type Mount, type OverlayDriver } from '../snapshot/overlay.js';
 import { rootlessDriver } from '../rootless/namespace.js';
-import { storePaths } from '../runtime/paths.js';
-import { Containers, isActive, type Container, type ContainerRecord } from '../runtime/records.js';
+import { isActive, type Container, type ContainerRecord } from '../runtime/records.js';
 import { locateRuntime, OciRuntime } from '../runtime/oci-runtime.js';
 import { attach, spawnMonitor, type Attachment } from '../runtime/monitor.js';
 import { cliEntry } from '../util/project.js';
@@ -39,19 +37,9 @@ import { removeAnonymousVolumes } from './volumes.js';
 import { healthForStart } from './healthcheck.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { containerDirs, nextChange } from '../runtime/watch.js';
+import type { Env } from './env.js';
 
-export interface Env {
-  store: Store;
-  containers: Containers;
-  ctx: AppContext;
-}
-
-export async function openEnv(ctx: AppContext): Promise<Env> {
-  const store = await Store.open(ctx.root);
-  const sp = storePaths(store.root, ctx.uid, ctx.env);
-  await fs.mkdir(sp.run, { recursive: true, mode: 0o700 });
-  return { store, containers: new Containers(sp, path.join(store.root, 'locks')), ctx };
-}
+export { openEnv, type Env } from './env.js';
 
 export async function runtimeFor(env: Env, name: string): Promise<OciRuntime> {
   const info = await locateRuntime(name, env.ctx.env, env.containers.sp.run);

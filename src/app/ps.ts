@@ -16,10 +16,30 @@ import path from 'node:path';
 import { TsrunError } from '../errors.js';
 import { findImage } from '../store/lookup.js';
 import type { Container } from '../runtime/records.js';
-import type { Env } from './containers.js';
-import { healthStatus } from './healthcheck.js';
-import { networkNames } from './networks.js';
-import { networkEndpoints } from './container-views.js';
+import type { Env } from './env.js';
+import type { healthStatus } from './healthcheck.js';
+import type { networkNames } from './networks.js';
+import type { networkEndpoints } from './container-views.js';
+
+/**
+ * What a row shows of a container's networks and health. Their modules load the container use
+ * cases' whole graph (network, runtime, spec; child_process, net, crypto): loaded only when
+ * there is a container to show.
+ */
+interface Views {
+  healthStatus: typeof healthStatus;
+  networkNames: typeof networkNames;
+  networkEndpoints: typeof networkEndpoints;
+}
+
+async function views(): Promise<Views> {
+  const [h, n, c] = await Promise.all([
+    import('./healthcheck.js'),
+    import('./networks.js'),
+    import('./container-views.js'),
+  ]);
+  return { healthStatus: h.healthStatus, networkNames: n.networkNames, networkEndpoints: c.networkEndpoints };
+}
 
 export interface PortSummary {
   ip?: string;
@@ -191,7 +211,7 @@ export async function containerSizes(env: Env, c: Container): Promise<{ sizeRw: 
   return { sizeRw, sizeRootFs: imageSize + sizeRw };
 }
 
-export function summary(c: Container): ContainerSummary {
+function summary(c: Container, v: Views): ContainerSummary {
   const r = c.record;
   return {
     id: r.id,
@@ -210,15 +230,17 @@ export function summary(c: Container): ContainerSummary {
       ...r.host.binds.map((b) => ({ source: b.source, destination: b.destination })),
       ...(r.host.volumes ?? []).map((v) => ({ name: v.name, source: '', destination: v.destination, driver: 'local' })),
     ],
-    networks: networkNames(r),
-    endpoints: networkEndpoints(c),
-    health: healthStatus(c),
+    networks: v.networkNames(r),
+    endpoints: v.networkEndpoints(c),
+    health: v.healthStatus(c),
   };
 }
 
 export async function listContainers(env: Env, o: ListOptions): Promise<ContainerSummary[]> {
   const f = parseFilters(o.filters ?? []);
   let list = await env.containers.list();
+  // No container: nothing below calls the views, and their modules stay unloaded.
+  const v = list.length > 0 ? await views() : ({} as Views);
   const all = o.all || (o.last !== undefined && o.last > 0) || f.has('status') || f.has('exited');
   let ancestors: Set<string> | undefined;
   if (f.has('ancestor')) {
@@ -262,7 +284,7 @@ export async function listContainers(env: Env, o: ListOptions): Promise<Containe
     )
       return false;
     if (ancestors && !ancestors.has(r.imageId)) return false;
-    const nets = [...networkNames(r), ...(r.host.networks ?? []).map((n) => n.id)];
+    const nets = [...v.networkNames(r), ...(r.host.networks ?? []).map((n) => n.id)];
     if (has('network') && !vals('network').some((v) => nets.includes(v))) return false;
     if (
       has('volume') &&
@@ -278,14 +300,14 @@ export async function listContainers(env: Env, o: ListOptions): Promise<Containe
     if (has('publish') && !portMatch(vals('publish'), published)) return false;
     if (has('expose') && !portMatch(vals('expose'), [...exposed, ...published])) return false;
     // No swarm tasks in tsrun.
-    if (has('health') && !vals('health').includes(healthStatus(c))) return false;
+    if (has('health') && !vals('health').includes(v.healthStatus(c))) return false;
     if (has('is-task') && !vals('is-task').includes('false')) return false;
     if (before && !before.every((t) => r.created < (t as string))) return false;
     if (since && !since.every((t) => r.created > (t as string))) return false;
     return true;
   });
   if (o.last !== undefined && o.last > 0) list = list.slice(0, o.last);
-  const out = list.map((c) => summary(c));
+  const out = list.map((c) => summary(c, v));
   if (o.size) {
     await Promise.all(
       list.map(async (c, i) => Object.assign(out[i] as ContainerSummary, await containerSizes(env, c))),

@@ -8,12 +8,14 @@
  *
  * Contract: for a verb in SOLE_VERBS, the program this builds has that verb exactly as the full
  * program has it (test/cli/register.test.ts checks every entry against the full program, so a
- * verb moved to another module cannot silently disappear).
+ * verb moved to another module cannot silently disappear). A module is told the verb and may
+ * leave its other verbs out (containers.ts and images.ts register only the verb).
  */
 import type { Command } from 'commander';
 import type { CliIo } from './output.js';
 
-type Register = (program: Command, io: CliIo) => void;
+/** `verb`: the sole verb, when registering for one; a module may then leave out other verbs. */
+type Register = (program: Command, io: CliIo, verb?: string) => void;
 
 export const MODULES: Record<string, () => Promise<Register>> = {
   images: async () => (await import('./commands/images.js')).registerImageCommands,
@@ -113,5 +115,5 @@ export function soleVerb(argv: string[]): string | undefined {
 export async function registerCommands(program: Command, io: CliIo, argv: string[]): Promise<void> {
   const verb = soleVerb(argv);
   const names = verb !== undefined ? [SOLE_VERBS[verb] as string] : Object.keys(MODULES);
-  for (const name of names) (await (MODULES[name] as () => Promise<Register>)())(program, io);
+  for (const name of names) (await (MODULES[name] as () => Promise<Register>)())(program, io, verb);
 }

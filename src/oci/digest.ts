@@ -3,12 +3,12 @@
  * image-spec config.md#layer-chainid: ChainID(L0) = DiffID(L0),
  * ChainID(Ln) = sha256(ChainID(Ln-1) + " " + DiffID(Ln)).
  */
-import { createHash } from 'node:crypto';
+import { crypto } from '../util/crypto.js';
 
 export const DIGEST_RE = /^sha256:[a-f0-9]{64}$/;
 
 export function sha256Digest(data: Buffer | string): string {
-  return 'sha256:' + createHash('sha256').update(data).digest('hex');
+  return 'sha256:' + crypto().createHash('sha256').update(data).digest('hex');
 }
 
 /** "sha256:abcd…" → "abcd…" (for file names). Callers must have validated the digest. */

@@ -19,8 +19,8 @@
  * /run/tsrun, and a longer one ($XDG_RUNTIME_DIR) is reached through its directory's fd
  * (util/unix-socket.ts; the monitor binds and hands runc its sockets the same way).
  */
-import { createHash } from 'node:crypto';
 import path from 'node:path';
+import { sha256Hex } from '../util/sha256.js';
 
 export interface ContainerPaths {
   dir: string;
@@ -47,7 +47,7 @@ export interface StorePaths {
 }
 
 export function storePaths(root: string, uid: number, env: NodeJS.ProcessEnv): StorePaths {
-  const h = createHash('sha256').update(path.resolve(root)).digest('hex').slice(0, 12);
+  const h = sha256Hex(Buffer.from(path.resolve(root), 'utf8')).slice(0, 12);
   let base: string;
   if (uid === 0) base = '/run/tsrun';
   else if (env.XDG_RUNTIME_DIR) base = path.join(env.XDG_RUNTIME_DIR, 'tsrun');

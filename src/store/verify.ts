@@ -15,9 +15,9 @@
  * Layers committed before fingerprints existed have none: they are trusted, and fingerprinted
  * the first time they are checked.
  */
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import { native } from '../native/index.js';
+import { crypto } from '../util/crypto.js';
 
 export interface LayerIntegrity {
   /** `<ino>:<ctime ns>` of diff/ when it was last known good. */
@@ -49,7 +49,7 @@ export async function fingerprintOf(diff: string): Promise<{ fingerprint: string
 }
 
 function fingerprintSync(diff: string): { fingerprint: string; entries: number } {
-  const hash = createHash('sha256');
+  const hash = crypto().createHash('sha256');
   const n = native();
   let entries = 0;
   let batch = '';

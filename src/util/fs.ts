@@ -7,15 +7,15 @@
  * never a torn file; temp entries are named `<pid>-<random>` so a later process can tell whether
  * their writer is still alive.
  */
-import { randomBytes } from 'node:crypto';
 import { promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { native } from '../native/index.js';
+import { crypto } from './crypto.js';
 
 export async function writeFileAtomic(file: string, data: Buffer | string, mode = 0o644): Promise<void> {
   const tmp = path.join(
     path.dirname(file),
-    `.${path.basename(file)}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`,
+    `.${path.basename(file)}.${process.pid}-${crypto().randomBytes(4).toString('hex')}.tmp`,
   );
   const fh = await fs.open(tmp, 'wx', mode);
   try {
@@ -33,7 +33,7 @@ export async function writeFileAtomic(file: string, data: Buffer | string, mode 
 }
 
 export function tempName(prefix: string): string {
-  return `${process.pid}-${prefix}-${randomBytes(6).toString('hex')}`;
+  return `${process.pid}-${prefix}-${crypto().randomBytes(6).toString('hex')}`;
 }
 
 /** Whether process `pid` exists (ours or another user's). */

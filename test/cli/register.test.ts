@@ -1,6 +1,7 @@
 /**
- * src/cli/register.ts: a sole verb's program has that verb exactly as the full program has it,
- * and the verb scan falls back to "everything" for whatever is not a plain sole verb.
+ * src/cli/register.ts: a sole verb's program has that verb exactly as the full program has it
+ * (its module alone, and its module told the verb), and the verb scan falls back to "everything"
+ * for whatever is not a plain sole verb.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -43,6 +44,18 @@ test('every sole verb is registered by its module exactly as in the full program
   }
 });
 
+test("a sole verb's own program (the module told the verb) has that verb as the full program has it", async () => {
+  const full = program();
+  await registerCommands(full, io, []);
+  for (const verb of Object.keys(SOLE_VERBS)) {
+    const p = program();
+    await registerCommands(p, io, [verb]);
+    const got = find(p, verb);
+    assert.ok(got, `${verb} is registered for itself`);
+    assert.equal(shape(got as Command), shape(find(full, verb) as Command), verb);
+  }
+});
+
 test('the verb scan: globals skipped, anything unusual means every module', () => {
   assert.is(soleVerb(['ps', '-a']), 'ps');
   assert.is(soleVerb(['--root', '/x', '--debug', 'images', '-q']), 'images');
@@ -62,10 +75,19 @@ test('a sole verb loads one module: ps does not register run, images does not re
   await registerCommands(p, io, ['ps', '-a']);
   assert.ok(find(p, 'ps'));
   assert.not.ok(find(p, 'build'));
+  assert.not.ok(find(p, 'run'));
+  assert.not.ok(find(p, 'create'));
+  assert.not.ok(find(p, 'container'));
+  const r = program();
+  await registerCommands(r, io, ['run', 'busybox']);
+  assert.ok(find(r, 'run'));
+  assert.not.ok(find(r, 'create'));
   const q = program();
   await registerCommands(q, io, ['images']);
   assert.ok(find(q, 'images'));
   assert.not.ok(find(q, 'run'));
+  assert.not.ok(find(q, 'pull'));
+  assert.not.ok(find(q, 'image'));
 });
 
 test.run();

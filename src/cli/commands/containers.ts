@@ -205,18 +205,25 @@ async function inspectContainers(io: CliIo, names: string[], o: { format?: strin
   return inspectAction(io, names, o, 'container');
 }
 
-export function registerContainerCommands(program: Command, io: CliIo): void {
+/**
+ * `verb`: the command line's sole verb when it has one (cli/register.ts): then only that verb is
+ * registered, without the `container` group (a sole verb is never `container`). `run` and
+ * `create` alone declare a hundred options each, four commands with the group's (~2 ms of a
+ * `ps`).
+ */
+export function registerContainerCommands(program: Command, io: CliIo, verb?: string): void {
+  const want = (name: string) => verb === undefined || verb === name;
   const runCmd = (cmd: Command) =>
     runOptions(cmd.description('Create and run a new container from an image'), { run: true }).action(
       async (image: string, args: string[], f: RunFlags) => runAction(io, image, args, f),
     );
-  runCmd(explainOption(program.command('run'), 'run', io.err));
+  if (want('run')) runCmd(explainOption(program.command('run'), 'run', io.err));
 
   const createCmd = (cmd: Command) =>
     runOptions(cmd.description('Create a new container without starting it'), { run: false }).action(
       async (image: string, args: string[], f: RunFlags) => createAction(io, image, args, f),
     );
-  createCmd(explainOption(program.command('create'), 'create', io.err));
+  if (want('create')) createCmd(explainOption(program.command('create'), 'create', io.err));
 
   const startCmd = (cmd: Command) =>
     cmd
@@ -228,7 +235,7 @@ export function registerContainerCommands(program: Command, io: CliIo): void {
       .action(async (names: string[], o: { attach?: boolean; interactive?: boolean; detachKeys?: string }) =>
         startAction(io, names, o),
       );
-  startCmd(explainOption(program.command('start'), 'start', io.err));
+  if (want('start')) startCmd(explainOption(program.command('start'), 'start', io.err));
 
   const stopCmd = (cmd: Command) =>
     cmd
@@ -246,7 +253,7 @@ export function registerContainerCommands(program: Command, io: CliIo): void {
         const t = await stopTimeout(o);
         await eachParallel(io, names, (n) => stopContainer(e, n, t, o.signal));
       });
-  stopCmd(explainOption(program.command('stop'), 'stop', io.err));
+  if (want('stop')) stopCmd(explainOption(program.command('stop'), 'stop', io.err));
 
   const restartCmd = (cmd: Command) =>
     cmd
@@ -268,7 +275,7 @@ export function registerContainerCommands(program: Command, io: CliIo): void {
           await startContainer(e, await e.containers.find(n));
         });
       });
-  restartCmd(explainOption(program.command('restart'), 'restart', io.err));
+  if (want('restart')) restartCmd(explainOption(program.command('restart'), 'restart', io.err));
 
   const killCmd = (cmd: Command) =>
     cmd
@@ -280,7 +287,7 @@ export function registerContainerCommands(program: Command, io: CliIo): void {
         const e = await env(io);
         await each(io, names, (n) => killContainer(e, n, o.signal));
       });
-  killCmd(program.command('kill'));
+  if (want('kill')) killCmd(program.command('kill'));
 
   const rmCmd = (cmd: Command) =>
     cmd
@@ -293,7 +300,7 @@ export function registerContainerCommands(program: Command, io: CliIo): void {
         const e = await env(io);
         await each(io, names, (n) => removeContainer(e, n, Boolean(o.force), Boolean(o.volumes)));
       });
-  rmCmd(explainOption(program.command('rm'), 'rm', io.err));
+  if (want('rm')) rmCmd(explainOption(program.command('rm'), 'rm', io.err));
 
   const psCmd = (cmd: Command) =>
     cmd
@@ -312,7 +319,7 @@ export function registerContainerCommands(program: Command, io: CliIo): void {
       .option('--no-trunc', 'do not truncate output')
       .option('--format <template>', 'Go template (e.g. "{{.Names}}"), "table ...", or json')
       .action(async (o: PsFlags) => (await import('./ps.js')).psAction(io, o));
-  psCmd(program.command('ps'));
+  if (want('ps')) psCmd(program.command('ps'));
 
   const logsCmd = (cmd: Command) =>
     cmd
@@ -340,7 +347,7 @@ export function registerContainerCommands(program: Command, io: CliIo): void {
           },
         ) => logsAction(io, name, o),
       );
-  logsCmd(program.command('logs'));
+  if (want('logs')) logsCmd(program.command('logs'));
 
   const waitCmd = (cmd: Command) =>
     cmd
@@ -360,7 +367,7 @@ export function registerContainerCommands(program: Command, io: CliIo): void {
         }
         if (failed) process.exitCode = EXIT_TSRUN;
       });
-  waitCmd(program.command('wait'));
+  if (want('wait')) waitCmd(program.command('wait'));
 
   const cpCmd = (cmd: Command) =>
     cmd
@@ -381,7 +388,7 @@ export function registerContainerCommands(program: Command, io: CliIo): void {
           stdout: io.out,
         });
       });
-  cpCmd(program.command('cp'));
+  if (want('cp')) cpCmd(program.command('cp'));
 
   const portCmd = (cmd: Command) =>
     cmd
@@ -392,8 +399,12 @@ export function registerContainerCommands(program: Command, io: CliIo): void {
         const { containerPorts } = await import('../../app/container-views.js');
         for (const l of await containerPorts(await env(io), name, port)) io.out.write(`${l}\n`);
       });
-  portCmd(program.command('port'));
+  if (want('port')) portCmd(program.command('port'));
 
+  if (verb !== undefined) {
+    registerSessionCommands(program, io, undefined, verb);
+    return;
+  }
   const group = program.command('container').description('Manage containers');
   runCmd(explainOption(group.command('run'), 'run', io.err));
   createCmd(explainOption(group.command('create'), 'create', io.err));

@@ -13,7 +13,9 @@ async function context(io: CliIo, reporter?: Reporter) {
   return processContext({ root: io.globals().root, reporter });
 }
 
-export function registerImageCommands(program: Command, io: CliIo): void {
+/** `verb`: the command line's sole verb (cli/register.ts): only that one, without the `image` group. */
+export function registerImageCommands(program: Command, io: CliIo, verb?: string): void {
+  const want = (name: string) => verb === undefined || verb === name;
   const pullCmd = (cmd: Command) =>
     cmd
       .description('Download an image from a registry')
@@ -24,7 +26,7 @@ export function registerImageCommands(program: Command, io: CliIo): void {
       .action(async (image: string, opts: { quiet?: boolean; platform?: string; allTags?: boolean }) => {
         await (opts.allTags ? pullAllAction(io, image, opts) : pullAction(io, image, opts));
       });
-  pullCmd(explainOption(program.command('pull'), 'pull', io.err));
+  if (want('pull')) pullCmd(explainOption(program.command('pull'), 'pull', io.err));
 
   const pushCmd = (cmd: Command) =>
     cmd
@@ -33,7 +35,7 @@ export function registerImageCommands(program: Command, io: CliIo): void {
       .option('-a, --all-tags', 'push every local tag of the repository')
       .option('-q, --quiet', 'print only the pushed references')
       .action(async (name: string, opts: { allTags?: boolean; quiet?: boolean }) => pushAction(io, name, opts));
-  pushCmd(explainOption(program.command('push'), 'push', io.err));
+  if (want('push')) pushCmd(explainOption(program.command('push'), 'push', io.err));
 
   const imagesCmd = (cmd: Command) =>
     cmd
@@ -56,7 +58,7 @@ export function registerImageCommands(program: Command, io: CliIo): void {
           opts: { quiet?: boolean; trunc: boolean; digests?: boolean; format?: string; filter: string[] },
         ) => imagesAction(io, { ...opts, reference }),
       );
-  imagesCmd(program.command('images'));
+  if (want('images')) imagesCmd(program.command('images'));
 
   const inspectCmd = (cmd: Command, imagesOnly: boolean) =>
     cmd
@@ -70,7 +72,7 @@ export function registerImageCommands(program: Command, io: CliIo): void {
       .action(async (names: string[], o: { format?: string; type?: string; size?: boolean }) =>
         inspectAction(io, names, o, imagesOnly),
       );
-  inspectCmd(program.command('inspect'), false);
+  if (want('inspect')) inspectCmd(program.command('inspect'), false);
 
   const tagCmd = (cmd: Command) =>
     cmd
@@ -81,7 +83,7 @@ export function registerImageCommands(program: Command, io: CliIo): void {
         const { tagImage } = await import('../../app/images.js');
         await tagImage(await context(io), source, target);
       });
-  tagCmd(program.command('tag'));
+  if (want('tag')) tagCmd(program.command('tag'));
 
   const historyCmd = (cmd: Command) =>
     cmd
@@ -109,7 +111,7 @@ export function registerImageCommands(program: Command, io: CliIo): void {
           }),
         );
       });
-  historyCmd(program.command('history'));
+  if (want('history')) historyCmd(program.command('history'));
 
   const rmiCmd = (cmd: Command) =>
     cmd
@@ -117,8 +119,9 @@ export function registerImageCommands(program: Command, io: CliIo): void {
       .argument('<image...>', 'image names or ids')
       .option('-f, --force', 'remove an image by id even when several tags or a stopped container refer to it')
       .action(async (images: string[], opts: { force?: boolean }) => rmiAction(io, images, Boolean(opts.force)));
-  rmiCmd(program.command('rmi'));
+  if (want('rmi')) rmiCmd(program.command('rmi'));
 
+  if (verb !== undefined) return;
   const image = program.command('image').description('Manage images');
   pullCmd(explainOption(image.command('pull'), 'pull', io.err));
   pushCmd(explainOption(image.command('push'), 'push', io.err));

@@ -33,7 +33,7 @@ export async function clientConfig(): Promise<Record<string, unknown>> {
 export async function psAction(io: CliIo, o: PsFlags): Promise<void> {
   const { TsrunError } = await import('../../errors.js');
   const { processContext } = await import('../../app/context.js');
-  const { openEnv } = await import('../../app/containers.js');
+  const { openEnv } = await import('../../app/env.js');
   const { listContainers } = await import('../../app/ps.js');
   const { renderList, fieldsUsed } = await import('../template.js');
   const { containerContext, PS_FORMAT } = await import('../views.js');

@@ -116,7 +116,9 @@ export async function attachAction(io: CliIo, name: string, o: AttachFlags): Pro
   process.exitCode = code;
 }
 
-export function registerSessionCommands(program: Command, io: CliIo, group: Command): void {
+/** exec and attach, on the program and in the `container` group; `verb`: only that one (containers.ts). */
+export function registerSessionCommands(program: Command, io: CliIo, group?: Command, verb?: string): void {
+  const want = (name: string) => verb === undefined || verb === name;
   const execCmd = (cmd: Command) =>
     cmd
       .description('Run a command in a running container')
@@ -132,8 +134,8 @@ export function registerSessionCommands(program: Command, io: CliIo, group: Comm
       .option('--detach-keys <keys>', 'key sequence that detaches (default ctrl-p,ctrl-q)')
       .passThroughOptions()
       .action(async (name: string, args: string[], o: ExecFlags) => execAction(io, name, args, o));
-  execCmd(explainOption(program.command('exec'), 'exec', io.err));
-  execCmd(explainOption(group.command('exec'), 'exec', io.err));
+  if (want('exec')) execCmd(explainOption(program.command('exec'), 'exec', io.err));
+  if (group) execCmd(explainOption(group.command('exec'), 'exec', io.err));
 
   const attachCmd = (cmd: Command) =>
     cmd
@@ -144,6 +146,6 @@ export function registerSessionCommands(program: Command, io: CliIo, group: Comm
       .option('--no-sig-proxy', 'do not forward received signals')
       .option('--detach-keys <keys>', 'key sequence that detaches (default ctrl-p,ctrl-q)')
       .action(async (name: string, o: AttachFlags) => attachAction(io, name, o));
-  attachCmd(program.command('attach'));
-  attachCmd(group.command('attach'));
+  if (want('attach')) attachCmd(program.command('attach'));
+  if (group) attachCmd(group.command('attach'));
 }
