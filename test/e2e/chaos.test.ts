@@ -54,10 +54,13 @@ K(
       context,
       points: 1,
       calibrate: 1,
+      // rmi lasts ~100 ms, half of it Node's start-up: beside CPU hogs one calibration run is a
+      // poor timeline, and eight tries once all missed (seen in a loaded run, no failure found).
+      attemptsPerPoint: 20,
       seed,
     });
     assert.equal(r.failures, [], `seed ${seed}: ${r.failures.join('\n')}`);
-    // Each operation was really killed while in progress (tried up to eight times).
+    // Each operation was really killed while in progress (tried up to twenty times).
     for (const op of OPERATIONS) assert.is(r.landed[op], 1, `seed ${seed}: ${op} ${JSON.stringify(r)}`);
   },
 );
