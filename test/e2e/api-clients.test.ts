@@ -37,7 +37,7 @@ C.after(async () => {
   await svc?.stop();
   await reg?.stop();
   rmSync(runDir(root), { recursive: true, force: true });
-  rmSync(tmp, { recursive: true, force: true });
+  rmSync(tmp, { recursive: true, force: true, maxRetries: 5 });
 });
 
 const HTTPD =

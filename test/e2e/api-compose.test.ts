@@ -128,7 +128,7 @@ C.after(async () => {
   await svc?.stop();
   await reg?.stop();
   rmSync(runDir(root), { recursive: true, force: true });
-  rmSync(tmp, { recursive: true, force: true });
+  rmSync(tmp, { recursive: true, force: true, maxRetries: 5 });
 });
 
 C('up -d, ps, the app reaching db by name, the published port, logs, down, up again, down -v', async () => {

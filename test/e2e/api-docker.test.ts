@@ -44,7 +44,7 @@ D.after(async () => {
   await svc?.stop();
   await reg?.stop();
   rmSync(runDir(root), { recursive: true, force: true });
-  rmSync(tmp, { recursive: true, force: true });
+  rmSync(tmp, { recursive: true, force: true, maxRetries: 5 });
 });
 
 D("version, pull, images: the server is tsrun, the image is the CLI's", async () => {

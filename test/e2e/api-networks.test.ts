@@ -40,7 +40,7 @@ N.after(async () => {
   await svc?.stop();
   await reg?.stop();
   rmSync(runDir(root), { recursive: true, force: true });
-  rmSync(tmp, { recursive: true, force: true });
+  rmSync(tmp, { recursive: true, force: true, maxRetries: 5 });
 });
 
 N('docker CLI: network create, run --network --network-alias, reach by alias, ls, inspect, rm, prune', async () => {

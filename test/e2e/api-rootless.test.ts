@@ -101,7 +101,7 @@ R.after(async () => {
     rmSync(store, { recursive: true, force: true });
   }
   await reg?.stop();
-  rmSync(tmp, { recursive: true, force: true });
+  rmSync(tmp, { recursive: true, force: true, maxRetries: 5 });
 });
 
 R("default socket /tmp/tsrun-UID/docker.sock, 0600, the user's; docker run/ps/logs/rm as the user", async () => {

@@ -48,7 +48,7 @@ S.after(async () => {
     rmSync(runDir(root), { recursive: true, force: true });
   }
   await reg?.stop();
-  rmSync(tmp, { recursive: true, force: true });
+  rmSync(tmp, { recursive: true, force: true, maxRetries: 5 });
 });
 
 S('socket 0600; Docker errors, status codes and versioned paths; two stores do not see each other', async () => {

@@ -44,7 +44,7 @@ T.after(async () => {
   await svc?.stop();
   await reg?.stop();
   rmSync(runDir(root), { recursive: true, force: true });
-  rmSync(tmp, { recursive: true, force: true });
+  rmSync(tmp, { recursive: true, force: true, maxRetries: 5 });
 });
 
 T('docker top and stats --no-stream: the container as tsrun sees it', async () => {

@@ -102,7 +102,7 @@ Basic.before(async () => {
 });
 Basic.after(async () => {
   await basic?.stop();
-  rmSync(tmp, { recursive: true, force: true });
+  rmSync(tmp, { recursive: true, force: true, maxRetries: 5 });
 });
 
 Basic('login checks the password against the registry before storing anything', async () => {

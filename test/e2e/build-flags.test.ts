@@ -41,7 +41,7 @@ B.before(async () => {
 B.after(async () => {
   await reg?.stop();
   rmSync(runDir(root), { recursive: true, force: true });
-  rmSync(tmp, { recursive: true, force: true });
+  rmSync(tmp, { recursive: true, force: true, maxRetries: 5 });
 });
 
 B('COPY keeps hard links: one inode in the image, a hardlink entry in its tar; --iidfile names the image', async () => {

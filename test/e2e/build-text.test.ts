@@ -46,7 +46,7 @@ T.before(async () => {
 T.after(async () => {
   await reg?.stop();
   rmSync(runDir(root), { recursive: true, force: true });
-  rmSync(tmp, { recursive: true, force: true });
+  rmSync(tmp, { recursive: true, force: true, maxRetries: 5 });
 });
 
 const args = ['build', '--network', 'none', '--build-arg', 'USED=y', '--build-arg', 'UNUSED=1', '-t', 'out:1', ctxDir];

@@ -60,7 +60,7 @@ B.before(async () => {
 B.after(async () => {
   await hub?.stop();
   for (const r of [root, path.join(tmp, 'back')]) rmSync(runDir(r), { recursive: true, force: true });
-  rmSync(tmp, { recursive: true, force: true });
+  rmSync(tmp, { recursive: true, force: true, maxRetries: 5 });
 });
 
 B('the tutorial: build -t, then run --rm -p 3000:3000 answers; .dockerignore kept the secret out', async () => {

@@ -30,7 +30,7 @@ K.after(async () => {
     await tsrun(['rm', '-f', id], { root });
   await tsrun(['system', 'prune', '-a', '-f'], { root });
   rmSync(runDir(root), { recursive: true, force: true });
-  rmSync(tmp, { recursive: true, force: true });
+  rmSync(tmp, { recursive: true, force: true, maxRetries: 5 });
 });
 
 K(

@@ -47,7 +47,7 @@ C.after(async () => {
   for (const id of ps.stdout.split('\n').filter(Boolean)) await cli(['rm', '-f', id]);
   await reg?.stop();
   rmSync(runDir(root), { recursive: true, force: true });
-  rmSync(tmp, { recursive: true, force: true });
+  rmSync(tmp, { recursive: true, force: true, maxRetries: 5 });
 });
 
 C("diff: A, C and D lines from the upper dir, sorted; the runtime's mount points are not changes", async () => {

@@ -50,7 +50,7 @@ C.after(async () => {
     await cli(['system', 'prune', '-a', '-f'], r);
     rmSync(runDir(r), { recursive: true, force: true });
   }
-  rmSync(tmp, { recursive: true, force: true });
+  rmSync(tmp, { recursive: true, force: true, maxRetries: 5 });
 });
 
 C(

@@ -69,7 +69,7 @@ C.after(async () => {
   await reg?.stop();
   await cli(['system', 'prune', '-a', '-f']);
   rmSync(runDir(root), { recursive: true, force: true });
-  rmSync(tmp, { recursive: true, force: true });
+  rmSync(tmp, { recursive: true, force: true, maxRetries: 5 });
 });
 
 for (const [kind, how] of Object.entries(DAMAGE)) {

@@ -55,7 +55,7 @@ D.before(async () => {
 D.after(async () => {
   await hub?.stop();
   rmSync(runDir(root), { recursive: true, force: true });
-  rmSync(tmp, { recursive: true, force: true });
+  rmSync(tmp, { recursive: true, force: true, maxRetries: 5 });
 });
 
 type Event = { type: string; [k: string]: unknown };

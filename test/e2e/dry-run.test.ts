@@ -45,7 +45,7 @@ D.before(async () => {
 D.after(async () => {
   await reg?.stop();
   rmSync(runDir(root), { recursive: true, force: true });
-  rmSync(tmp, { recursive: true, force: true });
+  rmSync(tmp, { recursive: true, force: true, maxRetries: 5 });
 });
 
 /** The CLI from `cwd`, as a person types it there. */

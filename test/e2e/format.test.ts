@@ -64,7 +64,7 @@ F.after(async () => {
   for (const n of ['web', 'job', 'fresh']) await cli(['rm', '-f', n]);
   await reg?.stop();
   rmSync(runDir(root), { recursive: true, force: true });
-  rmSync(tmp, { recursive: true, force: true });
+  rmSync(tmp, { recursive: true, force: true, maxRetries: 5 });
 });
 
 F("{{json .}} is Docker's ContainerContext, the same as --format json, with nothing of tsrun's records", async () => {

@@ -71,7 +71,7 @@ H.after(async () => {
   for (const id of ps.stdout.split('\n').filter(Boolean)) await cli(['rm', '-f', id]);
   await reg?.stop();
   rmSync(runDir(root), { recursive: true, force: true });
-  rmSync(tmp, { recursive: true, force: true });
+  rmSync(tmp, { recursive: true, force: true, maxRetries: 5 });
 });
 
 H('image HEALTHCHECK: starting, then healthy; inspect, ps column, --format, filter, events', async () => {

@@ -47,7 +47,7 @@ I.after(async () => {
     rmSync(runDir(r), { recursive: true, force: true });
   }
   await reg?.stop();
-  rmSync(tmp, { recursive: true, force: true });
+  rmSync(tmp, { recursive: true, force: true, maxRetries: 5 });
 });
 
 async function store(...images: string[]): Promise<string> {

@@ -93,7 +93,7 @@ Launcher.before(async () => {
 
 Launcher.after(() => {
   server.close();
-  rmSync(tmp, { recursive: true, force: true });
+  rmSync(tmp, { recursive: true, force: true, maxRetries: 5 });
 });
 
 Launcher('the shell line starts Node without NODE_EXTRA_CA_CERTS and passes the file on', async () => {

@@ -57,7 +57,7 @@ L.before(async () => {
 });
 L.after(async () => {
   await reg?.stop();
-  rmSync(tmp, { recursive: true, force: true });
+  rmSync(tmp, { recursive: true, force: true, maxRetries: 5 });
 });
 
 function fileBytes(dir: string): number {

@@ -55,7 +55,7 @@ N.after(async () => {
     await tsrun(['network', 'rm', n], { root });
   await reg?.stop();
   rmSync(runDir(root), { recursive: true, force: true });
-  rmSync(tmp, { recursive: true, force: true });
+  rmSync(tmp, { recursive: true, force: true, maxRetries: 5 });
 });
 
 const cli = (args: string[]) => tsrun(args, { root });

@@ -43,7 +43,7 @@ P.before(async () => {
 P.after(async () => {
   await reg?.stop();
   rmSync(runDir(root), { recursive: true, force: true });
-  rmSync(tmp, { recursive: true, force: true });
+  rmSync(tmp, { recursive: true, force: true, maxRetries: 5 });
   const pause = `/tmp/tsrun-${user.uid}/pause.pid`;
   if (existsSync(pause)) {
     try {

@@ -29,7 +29,7 @@ Pull.before(async () => {
 });
 Pull.after(async () => {
   await reg?.stop();
-  rmSync(tmp, { recursive: true, force: true });
+  rmSync(tmp, { recursive: true, force: true, maxRetries: 5 });
 });
 
 Pull('pull stores a faithful, overlay-ready image and reports it like docker', async () => {

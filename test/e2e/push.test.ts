@@ -84,7 +84,7 @@ P.after(async () => {
   await hub?.stop();
   await plain?.stop();
   for (const r of [root, path.join(tmp, 'back')]) rmSync(runDir(r), { recursive: true, force: true });
-  rmSync(tmp, { recursive: true, force: true });
+  rmSync(tmp, { recursive: true, force: true, maxRetries: 5 });
 });
 
 P('push needs a local tag, and credentials where the registry wants them', async () => {

@@ -78,7 +78,7 @@ Quickstart.before(async () => {
 Quickstart.after(async () => {
   await quickstart('--remove');
   rmSync(runDir(root), { recursive: true, force: true });
-  rmSync(tmp, { recursive: true, force: true });
+  rmSync(tmp, { recursive: true, force: true, maxRetries: 5 });
 });
 
 Quickstart("examples/getting-started is the tutorial app, its Dockerfile the tutorial's word for word", () => {

@@ -31,7 +31,7 @@ R.before(async () => {
 });
 R.after(async () => {
   await reg?.stop();
-  rmSync(tmp, { recursive: true, force: true });
+  rmSync(tmp, { recursive: true, force: true, maxRetries: 5 });
 });
 
 async function pullThrough(mode: FrontMode, env: Record<string, string> = {}) {

@@ -128,7 +128,7 @@ R.after(async () => {
   }
   rmSync(`/tmp/tsrun-${uid}`, { recursive: true, force: true });
   rmSync(root, { recursive: true, force: true });
-  rmSync(tmp, { recursive: true, force: true });
+  rmSync(tmp, { recursive: true, force: true, maxRetries: 5 });
 });
 
 R('info: rootless, every required prerequisite ok', async () => {

@@ -40,7 +40,7 @@ Run.after(async () => {
   for (const id of ps.stdout.split('\n').filter(Boolean)) await tsrun(['rm', '-f', id], { root });
   await reg?.stop();
   for (const r of [root, path.join(tmp, 'other-root')]) rmSync(runDir(r), { recursive: true, force: true });
-  rmSync(tmp, { recursive: true, force: true });
+  rmSync(tmp, { recursive: true, force: true, maxRetries: 5 });
 });
 
 const run = (args: string[], input?: string) => tsrun(['run', ...args], { root, input });

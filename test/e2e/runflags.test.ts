@@ -39,7 +39,7 @@ Flags.after(async () => {
   for (const id of ps.stdout.split('\n').filter(Boolean)) await tsrun(['rm', '-f', '-v', id], { root });
   await reg?.stop();
   rmSync(runDir(root), { recursive: true, force: true });
-  rmSync(tmp, { recursive: true, force: true });
+  rmSync(tmp, { recursive: true, force: true, maxRetries: 5 });
 });
 
 const run = (args: string[], o: { input?: string } = {}) => tsrun(['run', ...args], { root, input: o.input });

@@ -58,7 +58,7 @@ S.after(async () => {
     rmSync(runDir(r), { recursive: true, force: true });
   }
   await reg?.stop();
-  rmSync(tmp, { recursive: true, force: true });
+  rmSync(tmp, { recursive: true, force: true, maxRetries: 5 });
 });
 
 S(

@@ -96,7 +96,7 @@ S.before(async () => {
 S.after(async () => {
   await new Promise((r) => hub?.close(r));
   await reg?.stop();
-  rmSync(tmp, { recursive: true, force: true });
+  rmSync(tmp, { recursive: true, force: true, maxRetries: 5 });
 });
 
 const cli = (args: string[]) => tsrun(args, { root, env: { HOME: home, TSRUN_SEARCH_INDEX_URL: hubUrl } });

@@ -34,7 +34,7 @@ S.before(async () => {
 S.after(async () => {
   await hub?.stop();
   rmSync(runDir(root), { recursive: true, force: true });
-  rmSync(tmp, { recursive: true, force: true });
+  rmSync(tmp, { recursive: true, force: true, maxRetries: 5 });
 });
 
 function leaks(text: string): string[] {

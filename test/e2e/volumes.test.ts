@@ -95,7 +95,7 @@ V.after(async () => {
   for (const id of ps.stdout.split('\n').filter(Boolean)) await cli(['rm', '-f', '-v', id]);
   await reg?.stop();
   rmSync(runDir(root), { recursive: true, force: true });
-  rmSync(tmp, { recursive: true, force: true });
+  rmSync(tmp, { recursive: true, force: true, maxRetries: 5 });
 });
 
 V('part 5: a todo item written through a named volume survives rm -f and a new container', async () => {
