@@ -23,7 +23,7 @@ import { promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { TsrunError } from '../errors.js';
 import { silentReporter, type Reporter } from '../events.js';
-import { writeFileAtomic } from '../util/fs.js';
+import { removeStaleDotTemps, writeFileAtomic } from '../util/fs.js';
 import { parseChecked, setAside } from '../util/corrupt.js';
 import { checkAttachment, handleDamaged, resultFromLease } from './damaged.js';
 import { runProgram, which } from '../util/exec.js';
@@ -388,7 +388,7 @@ function damaged(id: string, problem: string): { file: string; id: string; probl
 
 /**
  * Tear down the attachments whose container is gone (`alive` says which are not): what a killed
- * monitor or a crash left. `hold` runs each check-and-teardown under whatever keeps the owner
+ * monitor or a crash left, and the temp files of killed writers in the host's network state. `hold` runs each check-and-teardown under whatever keeps the owner
  * from changing meanwhile (the container's lock, so a container that is starting is seen
  * running, never half-made and torn down). Returns the ids it removed.
  */
@@ -398,6 +398,10 @@ export async function sweep(
   hold: (a: NetworkAttachment, fn: () => Promise<void>) => Promise<void> = (_a, fn) => fn(),
 ): Promise<string[]> {
   const removed: string[] = [];
+  // A writer killed between its temp file and the rename (records are written atomically) left
+  // `.<record>.<pid>-<hex>.tmp`; whatever the record was to describe is found and torn down below.
+  for (const sub of ['', 'containers', 'endpoints', 'networks'])
+    await removeStaleDotTemps(path.join(NET_RUN_DIR, sub)).catch(() => 0);
   const bad: ReturnType<typeof damaged>[] = [];
   const all = await attachments({ damaged: bad });
   for (const d of bad) {

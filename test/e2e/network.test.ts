@@ -9,7 +9,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execa } from 'execa';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -275,6 +275,26 @@ N('system prune tears down an attachment whose store is gone', async () => {
   assert.is(prune.code, 0, prune.stderr);
   assert.match(prune.stdout, `Torn-down network attachments:\n${id}`);
   assert.equal(await networkLeftovers(), []);
+});
+
+N('system prune removes the temp files of network-record writers killed before their rename', async () => {
+  // A record writer SIGKILLed between writing `.<record>.<pid>-<hex>.tmp` and renaming it (seen
+  // in a loaded chaos run): its pid is dead. A live writer's temp file must stay.
+  const dead = (await execa('sh', ['-c', 'echo $$'])).stdout.trim();
+  const files = ['containers', 'endpoints'].map((d) => {
+    mkdirSync(path.join('/run/tsrun/net', d), { recursive: true, mode: 0o700 });
+    return path.join('/run/tsrun/net', d, `.${'e'.repeat(64)}.json.${dead}-0123abcd.tmp`);
+  });
+  const live = path.join('/run/tsrun/net/containers', `.${'f'.repeat(64)}.json.${process.pid}-0123abcd.tmp`);
+  for (const f of [...files, live]) writeFileSync(f, '{}');
+  try {
+    const prune = await cli(['system', 'prune', '-f']);
+    assert.is(prune.code, 0, prune.stderr);
+    for (const f of files) assert.not.ok(existsSync(f), `${f} was left`);
+    assert.ok(existsSync(live), "a live writer's temp file was removed");
+  } finally {
+    for (const f of [...files, live]) rmSync(f, { force: true });
+  }
 });
 
 N.run();
