@@ -51,6 +51,8 @@
  *
  * Contract: the runtime gets only fds 0-2 (everything else here is O_CLOEXEC and the child closes
  * the rest); the monitor never touches the container's filesystem; it holds ~100 KiB of buffers.
+ * An fd 4 the caller gives it is held, untouched, until the monitor exits, and no child gets it:
+ * rootless, that is slirp4netns's exit fd, so slirp4netns ends with the monitor at the latest.
  */
 #define _GNU_SOURCE
 #include <errno.h>

@@ -11,6 +11,13 @@
  *   mount(source, target, fstype, data)   mount(2) with no flags (overlay roots); relative paths in
  *                                         `data` resolve against the process's cwd
  *   umount(target)                        umount2(2) with no flags
+ *   newNetns(target)                      a new network namespace kept by a bind mount on the
+ *                                         (existing) file `target`, as `unshare --net=FILE` makes
+ *                                         it, without a process: a short-lived thread of ours
+ *                                         unshares its own network namespace (allowed in a
+ *                                         multi-threaded process, unlike a user namespace),
+ *                                         bind-mounts /proc/thread-self/ns/net and exits; the
+ *                                         calling thread's namespace never changes
  *   setTopdir(path) -> boolean            chattr +T on a directory (FS_TOPDIR_FL): ext2/3/4 then place
  *                                         each new subdirectory as a top-level one (Orlov spreading);
  *                                         false where the filesystem has no such flag
@@ -28,6 +35,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
 #include <linux/fs.h>
 #include <sys/file.h>
 #include <sys/ioctl.h>
@@ -223,6 +232,37 @@ static napi_value js_umount(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+struct netns_job {
+  const char *target;
+  int err;
+  const char *syscall;
+};
+
+static void *netns_thread(void *arg) {
+  struct netns_job *job = arg;
+  if (unshare(CLONE_NEWNET) != 0) {
+    job->err = errno, job->syscall = "unshare";
+  } else if (mount("/proc/thread-self/ns/net", job->target, NULL, MS_BIND, NULL) != 0) {
+    job->err = errno, job->syscall = "mount";
+  }
+  return NULL;
+}
+
+static napi_value js_new_netns(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  char target[PATH_BUF];
+  if (argc < 1 || get_string(env, argv[0], target, sizeof target)) return NULL;
+  struct netns_job job = { target, 0, NULL };
+  pthread_t thread;
+  int e = pthread_create(&thread, NULL, netns_thread, &job);
+  if (e != 0) return throw_errno(env, e, "pthread_create", target);
+  pthread_join(thread, NULL);
+  if (job.err != 0) return throw_errno(env, job.err, job.syscall, target);
+  return NULL;
+}
+
 static napi_value js_set_topdir(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -255,6 +295,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "flock", NULL, js_flock, NULL, NULL, NULL, napi_default, NULL },
     { "mount", NULL, js_mount, NULL, NULL, NULL, napi_default, NULL },
     { "umount", NULL, js_umount, NULL, NULL, NULL, napi_default, NULL },
+    { "newNetns", NULL, js_new_netns, NULL, NULL, NULL, napi_default, NULL },
     { "setTopdir", NULL, js_set_topdir, NULL, NULL, NULL, napi_default, NULL },
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);

@@ -16,6 +16,9 @@
  *
  * Run as root (it makes the user and the registry). Every timed command is checked (exit 0); a
  * failure is never reported as a time and makes the exit status 1.
+ * TSRUN_BENCH_TSRUN=/other/checkout/bin/tsrun.js compares another build in the same run (as
+ * "tsrun-b", with its own store; both builds share the user's rootless namespace). The user must
+ * be able to read that checkout.
  *
  *   npm run bench:rootless                     # 10 rounds (5 pulls), Markdown on stdout
  *   npm run bench:rootless -- --rounds 20 --pulls 10 --json out.json
@@ -29,6 +32,7 @@ import { ensureUser } from '../../test/helpers/users.js';
 import { median, option, sh, timed, TSRUN, type As } from './common.js';
 
 type Case = 'pull' | 'run none' | 'run net';
+type Tool = 'tsrun' | 'tsrun-b' | 'podman';
 const log = (m: string) => process.stderr.write(`bench:rootless: ${m}\n`);
 
 async function main(): Promise<number> {
@@ -42,6 +46,10 @@ async function main(): Promise<number> {
     env: { HOME: user.home, PATH: process.env.PATH ?? '/usr/bin:/bin' },
   };
   const root = path.join(user.home, 'tsrun-bench');
+  const other = process.env['TSRUN_BENCH_TSRUN'];
+  const tools: Tool[] = other ? ['tsrun', 'podman', 'tsrun-b'] : ['tsrun', 'podman'];
+  const tsrunOf = (tool: Tool): [string, string] =>
+    tool === 'tsrun-b' ? [other as string, `${root}-b`] : [TSRUN, root];
   const proot = path.join(user.home, 'podman-bench');
   const prun = `/tmp/podman-bench-${user.uid}`;
   const podman = [
@@ -80,24 +88,30 @@ async function main(): Promise<number> {
       if (r.status !== 0) throw new Error(`${what} failed: ${r.stderr.trim()}`);
     };
     check('tsrun pull', sh(TSRUN, ['--root', root, 'pull', '-q', small], as));
+    if (other) check('tsrun-b pull', sh(other, ['--root', `${root}-b`, 'pull', '-q', small], as));
     check('podman pull', sh('podman', [...podman, 'pull', '-q', '--tls-verify=false', small], as));
 
-    const argv = (tool: 'tsrun' | 'podman', c: Case): [string, string[]] => {
+    const argv = (tool: Tool, c: Case): [string, string[]] => {
       const net = c === 'run none' ? ['--network', 'none'] : [];
-      if (tool === 'tsrun') {
+      if (tool !== 'podman') {
+        const [bin, r] = tsrunOf(tool);
         return c === 'pull'
-          ? [TSRUN, ['--root', root, 'pull', '-q', big]]
-          : [TSRUN, ['--root', root, 'run', '--rm', ...net, small, 'true']];
+          ? [bin, ['--root', r, 'pull', '-q', big]]
+          : [bin, ['--root', r, 'run', '--rm', ...net, small, 'true']];
       }
       return c === 'pull'
         ? ['podman', [...podman, 'pull', '-q', '--tls-verify=false', big]]
         : ['podman', [...podman, 'run', '--rm', ...net, ...limits, small, 'true']];
     };
-    const removeBig = (tool: 'tsrun' | 'podman') =>
-      tool === 'tsrun' ? sh(TSRUN, ['--root', root, 'rmi', big], as) : sh('podman', [...podman, 'rmi', big], as);
+    const removeBig = (tool: Tool) =>
+      tool === 'podman'
+        ? sh('podman', [...podman, 'rmi', big], as)
+        : sh(tsrunOf(tool)[0], ['--root', tsrunOf(tool)[1], 'rmi', big], as);
 
     for (let round = -1; round < rounds; round++) {
-      const order: ('tsrun' | 'podman')[] = round % 2 === 0 ? ['tsrun', 'podman'] : ['podman', 'tsrun'];
+      // Every tool in every place of the order by turns (two tools: reversed every round).
+      const k = ((round % tools.length) + tools.length) % tools.length;
+      const order = [...tools.slice(k), ...tools.slice(0, k)];
       const cases: Case[] = round < pulls ? ['pull', 'run none', 'run net'] : ['run none', 'run net'];
       for (const c of cases) {
         for (const tool of order) {
@@ -116,8 +130,8 @@ async function main(): Promise<number> {
     const out = [
       `Rootless, as one unprivileged user; ${rounds} interleaved rounds (${pulls} pulls), median wall time in ms:`,
       '',
-      '| case | tsrun | podman | × podman |',
-      '|---|---:|---:|---:|',
+      `| case | tsrun | podman | × podman |${other ? ' tsrun-b | tsrun-b × podman |' : ''}`,
+      `|---|---:|---:|---:|${other ? '---:|---:|' : ''}`,
     ];
     for (const c of ['pull', 'run none', 'run net'] as Case[]) {
       const t = med[`tsrun ${c}`] as number;
@@ -128,7 +142,9 @@ async function main(): Promise<number> {
           : c === 'run none'
             ? '`run --rm --network none IMAGE true`'
             : '`run --rm IMAGE true` (slirp4netns)';
-      out.push(`| ${label} | ${t.toFixed(0)} | ${p.toFixed(0)} | ${(t / p).toFixed(2)} |`);
+      const b = med[`tsrun-b ${c}`] as number;
+      const bCols = other ? ` ${b.toFixed(0)} | ${(b / p).toFixed(2)} |` : '';
+      out.push(`| ${label} | ${t.toFixed(0)} | ${p.toFixed(0)} | ${(t / p).toFixed(2)} |${bCols}`);
     }
     process.stdout.write(out.join('\n') + '\n');
     const json = option('--json', '');
@@ -141,7 +157,8 @@ async function main(): Promise<number> {
     sh('podman', [...podman, 'system', 'reset', '-f'], as);
     const pause = sh('cat', [`/tmp/tsrun-${user.uid}/pause.pid`]).stdout.trim();
     if (pause) sh('kill', [pause]);
-    for (const d of [root, proot, prun, `/tmp/tsrun-${user.uid}`]) rmSync(d, { recursive: true, force: true });
+    for (const d of [root, `${root}-b`, proot, prun, `/tmp/tsrun-${user.uid}`])
+      rmSync(d, { recursive: true, force: true });
   }
   return failed ? 1 : 0;
 }

@@ -13,6 +13,7 @@
  *   a container record names, so `rmi` can never pull layers from under a container.
  */
 import { promises as fs, readFileSync } from 'node:fs';
+import type { Socket } from 'node:net';
 import path from 'node:path';
 import { constants as osConstants } from 'node:os';
 import { TsrunError } from '../errors.js';
@@ -144,6 +145,8 @@ export async function startContainer(env: Env, c: Container, o: StartOptions = {
     // The networks' plugins run while the monitor's `runtime create` joins the namespace.
     let attaching: Promise<NetworkInfo | undefined> | undefined;
     let bridgePorts: PortMapping[] | undefined;
+    // Rootless: slirp4netns's lifeline, handed to the monitor (which keeps slirp4netns alive).
+    let lifeline: Socket | undefined;
     try {
       runtime = await runtimeFor(env, record.host.runtime);
       // A container that ran before may have left the runtime's record behind (a crash).
@@ -169,7 +172,10 @@ export async function startContainer(env: Env, c: Container, o: StartOptions = {
             extraHosts: record.host.extraHosts ?? [],
           },
           reporter: env.ctx.reporter,
-          onNetns: () => netnsMade(),
+          onNetns: (l) => {
+            lifeline = l;
+            netnsMade();
+          },
         });
         attaching.catch(() => {}); // awaited below (and, on failure, before the cleanup)
         await Promise.race([netnsReady, attaching]);
@@ -215,7 +221,9 @@ export async function startContainer(env: Env, c: Container, o: StartOptions = {
         exitCommand: exitCommand(env, record.id),
         health: await healthForStart(c),
         reporter: env.ctx.reporter,
+        ...(lifeline ? { keepOpen: lifeline } : {}),
       });
+      lifeline?.destroy();
       env.ctx.reporter.emit({
         type: 'container-start',
         id: record.id,
@@ -243,6 +251,7 @@ export async function startContainer(env: Env, c: Container, o: StartOptions = {
       await env.containers.write(record);
     } catch (err) {
       attachment?.close();
+      lifeline?.destroy();
       await attaching?.catch(() => {});
       await runtime?.delete(record.id, true).catch(() => {});
       if (ownNetns(record)) await disconnectNetwork(env, record.id).catch(() => {});

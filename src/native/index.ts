@@ -27,6 +27,12 @@ export interface Native {
   /** umount2(2) without flags. */
   umount(target: string): void;
   /**
+   * A new network namespace kept by a bind mount on the existing file `target` (as `unshare
+   * --net=FILE` makes it, without starting a program); this process's own namespace is unchanged.
+   * Needs CAP_SYS_ADMIN over the mount and network namespaces (root, or inside the rootless namespace).
+   */
+  newNetns(target: string): void;
+  /**
    * Mark a directory FS_TOPDIR_FL (`chattr +T`): ext2/3/4 then spread its new subdirectories over
    * the disk as it does top-level ones. False where the filesystem has no such flag (never throws
    * for that; throws only when `path` cannot be opened as a directory).
@@ -102,6 +108,7 @@ interface Addon extends AtCalls {
   flock(fd: number, op: number): boolean;
   mount(source: string, target: string, fstype: string, data: string): void;
   umount(target: string): void;
+  newNetns(target: string): void;
   setTopdir(path: string): boolean;
 }
 
@@ -149,6 +156,7 @@ export function native(): Native {
     flock: (fd, op, nonblock = false) => addon.flock(fd, LOCK[op] | (nonblock ? LOCK_NB : 0)),
     mount: (source, target, fstype, data) => addon.mount(source, target, fstype, data),
     umount: (target) => addon.umount(target),
+    newNetns: (target) => addon.newNetns(target),
     setTopdir: (p) => addon.setTopdir(p),
     walkInRoot: (rootfd, p, followFinal) => addon.walkInRoot(rootfd, p, followFinal),
     openat: (dirfd, name, flags, mode) => addon.openat(dirfd, name, flags, mode),

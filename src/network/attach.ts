@@ -8,6 +8,7 @@
  * idempotent. Only the default network ('bridge') is attached; 'host' and 'none' need nothing.
  */
 import { promises as fs, readFileSync } from 'node:fs';
+import type { Socket } from 'node:net';
 import path from 'node:path';
 import type { Reporter } from '../events.js';
 import type { NetworkInfo } from '../oci/network.js';
@@ -96,11 +97,13 @@ export interface AttachOptions extends AttachTarget {
   /** Told of the namespace, each CNI plugin call, and the address and ports the container got. */
   reporter?: Reporter;
   /**
-   * Root's bridge: called once the namespace exists, before its interface is made, so a runtime
-   * may create the container (join the namespace) meanwhile; the container must not start before
-   * `attachNetwork` resolves.
+   * Called once the namespace exists, before its network is up (root: before the bridge's
+   * interface is made; rootless: as slirp4netns starts), so a runtime may create the container
+   * (join the namespace) meanwhile; the container must not start before `attachNetwork` resolves.
+   * Rootless, with slirp4netns's lifeline (network/slirp.ts): the callee owns it, gives it to the
+   * process that keeps slirp4netns alive (the container's monitor), then closes its own copy.
    */
-  onNetns?: () => void;
+  onNetns?: (lifeline?: Socket) => void;
 }
 
 /** Put the container on the default network: the bridge as root, slirp4netns rootless. */
@@ -114,6 +117,7 @@ export async function attachNetwork(o: AttachOptions): Promise<NetworkInfo> {
         env: o.env,
         ...(o.owner !== undefined ? { owner: o.owner } : {}),
         ...(o.reporter ? { reporter: o.reporter } : {}),
+        ...(o.onNetns ? { onNetns: o.onNetns } : {}),
       })
     : await connect({
         id: o.id,

@@ -7,19 +7,32 @@
  * forwards to it: slirp4netns's API has no IPv6 host side). Host loopback services are not
  * reachable from the container (`--disable-host-loopback`), as with Docker's bridge.
  *
- * Runs inside the rootless namespace (src/rootless/): the namespace is made persistent by
- * `unshare --net=FILE` (a bind mount in our mount namespace), and slirp4netns, a detached child,
- * outlives the CLI; both are recorded in `<run>/slirp/<id>.json` for `disconnectSlirp`.
+ * Runs inside the rootless namespace (src/rootless/): the namespace is made persistent by a bind
+ * mount in our mount namespace (native newNetns, what `unshare --net=FILE` does, without a
+ * program), and slirp4netns, a detached child, outlives the CLI; both are recorded in
+ * `<run>/slirp/<id>.json` for `disconnectSlirp`.
+ *
+ * Off the critical path, as podman does it: `onNetns` is called as soon as the namespace exists
+ * (slirp4netns just started), so the runtime creates the container in it while slirp4netns comes
+ * up; `connectSlirp` resolves only once slirp4netns is ready and every port is forwarded, and the
+ * caller starts the container's process only then (network from its first instruction).
+ * slirp4netns's `--exit-fd` is the other end of a socket pair (its "lifeline"): it exits by itself
+ * once every copy is closed. `onNetns` hands that end over (a container's monitor keeps it for the
+ * container's life); without a taker this process keeps it until `disconnectSlirp` (a build step).
+ * `disconnectSlirp` sends SIGTERM and waits for the exit only when host ports were published
+ * (they must be free when it returns: a restart binds them again); otherwise nothing needs it gone
+ * at once, and it is gone a moment later.
+ *
  * Contract: `connectSlirp` leaves nothing behind if it fails; `disconnectSlirp` is idempotent.
  */
 import { spawn } from 'node:child_process';
 import { promises as fs, readFileSync } from 'node:fs';
-import net from 'node:net';
+import net, { type Socket } from 'node:net';
 import path from 'node:path';
 import { TsrunError } from '../errors.js';
 import type { Reporter } from '../events.js';
 import { native } from '../native/index.js';
-import { runProgram, which } from '../util/exec.js';
+import { which } from '../util/exec.js';
 import { sleep } from '../util/concurrency.js';
 import { deviceAccess } from '../util/device.js';
 import type { NetworkInfo } from './bridge.js';
@@ -37,7 +50,12 @@ interface SlirpRecord {
   v6?: number[];
   /** A build step's attachment (it has no container record): the process it lives for. */
   owner?: number;
+  /** Host ports were forwarded (add_hostfwd): disconnecting waits until slirp4netns has let them go. */
+  published?: boolean;
 }
+
+/** The lifelines (slirp4netns's exit fds) this process still holds, by container id. */
+const lifelines = new Map<string, Socket>();
 
 const dirOf = (runDir: string) => path.join(runDir, 'slirp');
 
@@ -78,6 +96,12 @@ export async function connectSlirp(o: {
   env: NodeJS.ProcessEnv;
   owner?: number;
   reporter?: Reporter;
+  /**
+   * Called once the namespace exists and slirp4netns has started, with its lifeline: the callee
+   * owns it from then on, and must close it once the process that keeps slirp4netns alive (the
+   * container's monitor) has its copy. The container must not start before `connectSlirp` resolves.
+   */
+  onNetns?: (lifeline: Socket) => void;
 }): Promise<NetworkInfo> {
   const slirp = await which('slirp4netns', o.env);
   if (!slirp) {
@@ -103,12 +127,15 @@ export async function connectSlirp(o: {
   const recordFile = path.join(dir, `${o.id}.json`);
   try {
     await fs.writeFile(netns, '');
-    const made = await runProgram('unshare', [`--net=${netns}`, 'true'], { env: o.env });
-    if (made.code !== 0)
+    try {
+      native().newNetns(netns);
+    } catch (err) {
       throw new TsrunError(
         'ERR_ROOTLESS',
-        `making the network namespace for ${o.id.slice(0, 12)}: ${made.stderr.trim()}`,
+        `making the network namespace for ${o.id.slice(0, 12)}: ${(err as Error).message}`,
+        { cause: err },
       );
+    }
     const slirpArgs = [
       '--configure',
       '--mtu=65520',
@@ -116,24 +143,46 @@ export async function connectSlirp(o: {
       '--api-socket',
       socket,
       '--ready-fd=3',
+      '--exit-fd=4',
       '--netns-type=path',
       netns,
       'tap0',
     ];
-    const child = spawn(slirp, slirpArgs, { detached: true, stdio: ['ignore', 'ignore', 'pipe', 'pipe'] });
-    const record: SlirpRecord = { pid: child.pid ?? 0, netns, socket, ...(o.owner ? { owner: o.owner } : {}) };
-    await fs.writeFile(recordFile, JSON.stringify(record));
+    const child = spawn(slirp, slirpArgs, {
+      detached: true,
+      stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'],
+    });
     let stderr = '';
     child.stderr?.on('data', (d: Buffer) => {
       stderr += d.toString();
     });
-    await new Promise<void>((resolve, reject) => {
-      const ready = child.stdio[3] as NodeJS.ReadableStream;
-      ready.once('data', () => resolve());
+    const ready = new Promise<void>((resolve, reject) => {
+      (child.stdio[3] as NodeJS.ReadableStream).once('data', () => resolve());
+      child.once('error', (err) =>
+        reject(new TsrunError('ERR_ROOTLESS', `starting slirp4netns: ${err.message}`, { cause: err })),
+      );
       child.once('exit', (code) =>
         reject(new TsrunError('ERR_ROOTLESS', `slirp4netns exited (${code}): ${stderr.trim()}`)),
       );
     });
+    ready.catch(() => {}); // awaited below, once the record is written
+    // (null when the program could not be started: `ready` then rejects)
+    const lifeline = child.stdio[4] as Socket | null;
+    lifeline?.unref();
+    if (lifeline) lifelines.set(o.id, lifeline);
+    const record: SlirpRecord = {
+      pid: child.pid ?? 0,
+      netns,
+      socket,
+      ...(o.owner ? { owner: o.owner } : {}),
+      ...(o.ports.length ? { published: true } : {}),
+    };
+    await fs.writeFile(recordFile, JSON.stringify(record));
+    if (o.onNetns && lifeline) {
+      lifelines.delete(o.id);
+      o.onNetns(lifeline);
+    }
+    await ready;
     for (const s of [child.stderr, child.stdio[3]])
       (s as (NodeJS.ReadableStream & { destroy(): void }) | null)?.destroy();
     child.unref();
@@ -221,8 +270,14 @@ function running(pid: number): boolean {
   }
 }
 
-/** Stop slirp4netns and remove the namespace and its files. */
+/**
+ * Stop slirp4netns and remove the namespace and its files. Waits for slirp4netns's exit only
+ * when it forwarded host ports; otherwise it is told to stop (SIGTERM, and its lifeline closed
+ * here if this process held it) and ends a moment later on its own.
+ */
 export async function disconnectSlirp(id: string, runDir: string): Promise<void> {
+  lifelines.get(id)?.destroy();
+  lifelines.delete(id);
   const recordFile = path.join(dirOf(runDir), `${id}.json`);
   let r: SlirpRecord | undefined;
   try {
@@ -233,8 +288,10 @@ export async function disconnectSlirp(id: string, runDir: string): Promise<void>
   if (r?.pid && running(r.pid)) {
     try {
       process.kill(r.pid, 'SIGTERM');
-      for (let i = 0; i < 100 && running(r.pid); i++) await sleep(10);
-      if (running(r.pid)) process.kill(r.pid, 'SIGKILL');
+      if (r.published) {
+        for (let i = 0; i < 200 && running(r.pid); i++) await sleep(5);
+        if (running(r.pid)) process.kill(r.pid, 'SIGKILL');
+      }
     } catch {
       /* gone */
     }

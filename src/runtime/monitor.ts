@@ -9,6 +9,7 @@
  */
 import { spawn } from 'node:child_process';
 import { openSync, closeSync } from 'node:fs';
+import type { Socket } from 'node:net';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { TsrunError } from '../errors.js';
@@ -42,6 +43,12 @@ export interface MonitorOptions {
   health?: MonitorHealth;
   /** Told of the monitor's argv and pid and of the runtime argv it runs. */
   reporter?: Reporter;
+  /**
+   * Held open by the monitor (as its fd 4, given to none of its children) until it exits:
+   * rootless, slirp4netns's lifeline, so slirp4netns ends with the container's monitor at the
+   * latest (network/slirp.ts). The caller closes its own copy.
+   */
+  keepOpen?: Socket;
 }
 
 /** The runtime argv the monitor runs, in its state directory (as native-helpers/src/monitor.c builds it). */
@@ -102,7 +109,11 @@ export async function spawnMonitor(o: MonitorOptions): Promise<Created> {
   let child;
   try {
     // cwd "/": the caller's directory may be gone (a restart runs from the old monitor's state dir).
-    child = spawn(bin, args, { cwd: '/', detached: true, stdio: ['ignore', 'ignore', errFd, 'pipe'] });
+    child = spawn(bin, args, {
+      cwd: '/',
+      detached: true,
+      stdio: ['ignore', 'ignore', errFd, 'pipe', ...(o.keepOpen ? [o.keepOpen] : [])],
+    });
   } finally {
     closeSync(errFd);
   }

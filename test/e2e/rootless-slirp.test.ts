@@ -1,0 +1,131 @@
+/**
+ * Rootless slirp4netns off the critical path (network/slirp.ts): the runtime creates the
+ * container while slirp4netns comes up, yet the container's process starts only once its network
+ * is complete — tap0 has its address and every `-p` port is forwarded at the first instruction
+ * (the container reaches its own published port through the host, which fails if add_hostfwd has
+ * not happened yet). After `run --rm` no slirp4netns, namespace, socket or record is left, though
+ * nothing waits for slirp4netns's exit; and a detached container's slirp4netns ends by itself when
+ * its monitor dies (its `--exit-fd`), without any tsrun command.
+ */
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { execa } from 'execa';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import { BIN } from './cli.js';
+import { eventually } from './containers.js';
+import { busyboxLayer } from './fixtures.js';
+import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { pushImage } from '../helpers/push.js';
+import { freePort, hostAddress } from '../helpers/net.js';
+import { ensureUser } from '../helpers/users.js';
+
+const R = suite('e2e rootless slirp4netns');
+const USER = 'tsrun-rl';
+let reg: TestRegistry;
+let IMAGE = '';
+let uid = 0;
+let gid = 0;
+let home = '';
+let root = '';
+
+async function cli(args: string[]) {
+  const r = await execa(BIN, ['--root', root, ...args], {
+    reject: false,
+    uid,
+    gid,
+    cwd: home,
+    extendEnv: false,
+    input: '',
+    env: { HOME: home, PATH: process.env.PATH ?? '/usr/bin:/bin', USER: String(uid) },
+    timeout: 120_000,
+    stripFinalNewline: false,
+  });
+  return { code: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
+}
+
+const pgrep = (name: string) => {
+  try {
+    return execFileSync('pgrep', ['-u', String(uid), '-x', name], { encoding: 'utf8' })
+      .trim()
+      .split('\n');
+  } catch {
+    return [];
+  }
+};
+
+/** What the user's slirp4netns attachments keep under the run dirs (namespaces, sockets, records). */
+const slirpFiles = () =>
+  readdirSync(`/tmp/tsrun-${uid}`).flatMap((d) => {
+    const dir = path.join(`/tmp/tsrun-${uid}`, d, 'slirp');
+    return existsSync(dir) ? readdirSync(dir) : [];
+  });
+
+R.before(async () => {
+  ({ uid, gid, home } = ensureUser(USER, true));
+  root = path.join(home, 'tsrun-slirp-store');
+  reg = await startRegistry({ auth: 'anonymous' });
+  await pushImage(reg, 'rl/busybox', '1', {
+    layers: [busyboxLayer()],
+    config: { config: { Cmd: ['sh'], Env: ['PATH=/bin'] } },
+  });
+  IMAGE = `${reg.host}/rl/busybox:1`;
+  const pulled = await cli(['pull', '-q', IMAGE]);
+  assert.is(pulled.code, 0, pulled.stderr);
+});
+R.after(async () => {
+  await reg?.stop();
+  const pid = `/tmp/tsrun-${uid}/pause.pid`;
+  if (existsSync(pid)) {
+    try {
+      process.kill(Number(readFileSync(pid, 'utf8').trim()), 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+  }
+  rmSync(`/tmp/tsrun-${uid}`, { recursive: true, force: true });
+  rmSync(root, { recursive: true, force: true });
+});
+
+R('run --rm: address and published port ready at the first instruction; nothing left afterwards', async () => {
+  const port = await freePort();
+  const host = hostAddress();
+  for (let i = 0; i < 3; i++) {
+    const r = await cli([
+      'run',
+      '--rm',
+      '-p',
+      `${port}:80`,
+      IMAGE,
+      'sh',
+      '-c',
+      `ip -o -4 addr show tap0; mkdir /www && echo first > /www/index.html && httpd -p 80 -h /www && wget -qO- http://${host}:${port}/`,
+    ]);
+    assert.is(r.code, 0, r.stderr);
+    assert.match(r.stdout, /tap0\s+inet 10\.0\.2\.100\/24/);
+    assert.match(r.stdout, /^first$/m, r.stdout);
+    assert.equal(slirpFiles(), [], 'no namespace, socket or record once run --rm returns');
+  }
+  const none = await cli(['run', '--rm', IMAGE, 'true']);
+  assert.is(none.code, 0, none.stderr);
+  assert.equal(slirpFiles(), []);
+  await eventually('slirp4netns to be gone', async () => pgrep('slirp4netns').length === 0);
+});
+
+R('a detached container: its slirp4netns ends by itself when its monitor dies', async () => {
+  const r = await cli(['run', '-d', '--name', 'lifeline', IMAGE, 'sleep', '60']);
+  assert.is(r.code, 0, r.stderr);
+  try {
+    assert.is(pgrep('slirp4netns').length, 1, 'slirp4netns runs after the CLI is gone');
+    const monitors = pgrep('tsrun-monitor');
+    assert.is(monitors.length, 1);
+    process.kill(Number(monitors[0]), 'SIGKILL');
+    await eventually('slirp4netns to end with its monitor', async () => pgrep('slirp4netns').length === 0);
+  } finally {
+    assert.is((await cli(['rm', '-f', 'lifeline'])).code, 0);
+  }
+  assert.equal(slirpFiles(), []);
+});
+
+R.run();
