@@ -5,7 +5,8 @@
  * a plain SOCK_STREAM unix socket.
  *
  *   tsrun-monitor --id ID --bundle DIR --state DIR --runtime PATH --runtime-root DIR --log FILE
- *                 [--tty] [--stdin] [--publish PROTO:IP:PORT]... [--exec PROCESS.JSON [--wait-attach]]
+ *                 [--tty] [--stdin] [--publish PROTO:IP:PORT]... [--start] [--wait-attach]
+ *                 [--exec PROCESS.JSON]
  *                 [--health PROCESS.JSON --health-interval MS --health-timeout MS
  *                  --health-start-period MS --health-start-interval MS --health-retries N]
  *                 [-- EXIT-COMMAND ARG...]
@@ -16,8 +17,10 @@
  * With --exec it owns one `exec` session instead (podman's conmon does the same for `podman
  * exec`): `runtime exec --detach --process PROCESS.JSON` in step 3, for a process whose
  * parent is then this monitor, not the host's init; its exit is recorded as the container's
- * would be. With --wait-attach it first says "listening\n" on fd 3 and waits (30 s at most)
- * for one client, so the caller sees the process's first byte.
+ * would be. With --start, step 3 is `runtime run --detach` (create and start in one runtime
+ * process) for a caller with nothing to do between the two. With --wait-attach it first says
+ * "listening\n" on fd 3 and waits (30 s at most) for one client, so the caller sees the
+ * process's first byte (an exec session, or --start with an attached caller).
  *
  * Life:
  *   1. becomes a child subreaper, so the container's init (forked by `runtime create`, which then
@@ -32,11 +35,15 @@
  *      --stdin) or, with --tty, a pty whose master fd runc sends back over STATE/console.sock
  *      (SCM_RIGHTS, runtime-spec "terminal" + runc's --console-socket);
  *   4. reports on fd 3, then closes it: "ok <pid>\n", or "err <message>\n" and exits 1;
- *   5. someone else runs `runtime start` (the CLI, after attaching); meanwhile and afterwards,
+ *   5. someone else runs `runtime start` (the CLI, after attaching; not with --start or --exec);
+ *      meanwhile and afterwards,
  *      every byte the container writes goes to the log (k8s-file format, as conmon writes it:
  *      "<RFC3339Nano> <stdout|stderr> <F|P> <text>\n", P marking a partial line) and to every
  *      client attached at STATE/attach.sock;
- *   6. when the container's init exits: drains its output, releases the held ports, writes STATE/exit (JSON
+ *   6. when the container's init exits: drains its output, releases the held ports, runs
+ *      `runtime delete --force` (not for --exec: the container lives on), so that a container
+ *      whose exit is recorded has no runtime state left (cgroup, the runtime's state dir) and
+ *      nobody else needs to run the runtime for it; then writes STATE/exit (JSON
  *      {"exitCode":N,"finishedAt":"..."}; 128+signal for a signal death) by rename, sends the exit
  *      frame to clients, waits (at most 10 s) for them to hang up, then runs EXIT-COMMAND unless
  *      STATE/cleaned exists or STATE is gone (an attached CLI that cleaned up says so that way).
@@ -88,7 +95,7 @@ struct client {
 
 static struct {
   const char *id, *bundle, *state, *runtime, *runtime_root, *log_path;
-  int tty, open_stdin, wait_attach;
+  int tty, open_stdin, wait_attach, start;
   const char *exec_process;
   const char *health, *health_interval, *health_timeout, *health_start, *health_start_interval, *health_retries;
   char **exit_cmd;
@@ -115,7 +122,7 @@ static void die(const char *fmt, ...) {
 }
 
 static void usage(void) {
-  fprintf(stderr, "usage: tsrun-monitor --id ID --bundle DIR --state DIR --runtime PATH --runtime-root DIR --log FILE [--tty] [--stdin] [--publish PROTO:IP:PORT]... [--exec PROCESS.JSON [--wait-attach]] [-- EXIT-COMMAND...]\n");
+  fprintf(stderr, "usage: tsrun-monitor --id ID --bundle DIR --state DIR --runtime PATH --runtime-root DIR --log FILE [--tty] [--stdin] [--publish PROTO:IP:PORT]... [--start] [--wait-attach] [--exec PROCESS.JSON] [-- EXIT-COMMAND...]\n");
   exit(2);
 }
 
@@ -127,6 +134,7 @@ static void parse_args(int argc, char **argv) {
     if (!strcmp(a, "--tty")) { opt.tty = 1; continue; }
     if (!strcmp(a, "--stdin")) { opt.open_stdin = 1; continue; }
     if (!strcmp(a, "--wait-attach")) { opt.wait_attach = 1; continue; }
+    if (!strcmp(a, "--start")) { opt.start = 1; continue; }
     if (!strcmp(a, "--publish") && i + 1 < argc && opt.npublish < MAX_PUBLISH) { opt.publish[opt.npublish++] = argv[++i]; continue; }
     if (!strcmp(a, "--id")) slot = &opt.id;
     else if (!strcmp(a, "--bundle")) slot = &opt.bundle;
@@ -415,6 +423,16 @@ static void drain_into(int fd, char *buf, size_t size) {
   }
 }
 
+/* Step 6: the stopped container's runtime state (cgroup, state dir) goes before its exit is told. */
+static void delete_container(const sigset_t *mask) {
+  char *argv[] = {(char *)opt.runtime, "--root", (char *)opt.runtime_root, "delete", "--force", (char *)opt.id, NULL};
+  int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+  pid_t pid = spawn(argv, devnull, devnull, 2, mask);
+  int status;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+  if (devnull >= 0) close(devnull);
+}
+
 static void run_exit_command(const sigset_t *mask) {
   struct stat st;
   if (!opt.exit_cmd) return;
@@ -492,6 +510,11 @@ int main(int argc, char **argv) {
     rargv[k++] = "--detach";
     rargv[k++] = "--process";
     rargv[k++] = (char *)opt.exec_process;
+  } else if (opt.start) {
+    rargv[k++] = "run";
+    rargv[k++] = "--detach";
+    rargv[k++] = "--bundle";
+    rargv[k++] = (char *)opt.bundle;
   } else {
     rargv[k++] = "create";
     rargv[k++] = "--bundle";
@@ -631,6 +654,7 @@ int main(int argc, char **argv) {
   int len = snprintf(json, sizeof json, "{\"exitCode\":%d,\"finishedAt\":\"%s\"}\n", code, ts);
   /* The container is gone: its ports are free again before anyone can see it exited. */
   for (int i = 0; i < opt.npublish; i++) close(held[i]);
+  if (!opt.exec_process) delete_container(&old);
   int efd = open("exit.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (efd >= 0) {
     write_all(efd, json, (size_t)len);

@@ -19,7 +19,7 @@ import { TsrunError } from '../errors.js';
 import { planOverlay, mountAll, unmountAll, type Mount, type OverlayDriver } from '../snapshot/overlay.js';
 import { rootlessDriver } from '../rootless/namespace.js';
 import { isActive, type Container, type ContainerRecord } from '../runtime/records.js';
-import { locateRuntime, OciRuntime } from '../runtime/oci-runtime.js';
+import { locateRuntime, OciRuntime, runtimeKnows } from '../runtime/oci-runtime.js';
 import { attach, spawnMonitor, type Attachment } from '../runtime/monitor.js';
 import { cliEntry } from '../util/project.js';
 import { attachNetwork, detachNetwork } from '../network/attach.js';
@@ -147,7 +147,8 @@ export async function startContainer(env: Env, c: Container, o: StartOptions = {
     try {
       runtime = await runtimeFor(env, record.host.runtime);
       // A container that ran before may have left the runtime's record behind (a crash).
-      if (record.state.startedAt || record.state.finishedAt) await runtime.delete(record.id, true);
+      if ((record.state.startedAt || record.state.finishedAt) && runtimeKnows(runtime.root, record.id))
+        await runtime.delete(record.id, true);
       await fs.rm(paths.state, { recursive: true, force: true });
       await env.store.withSharedLock(() => ensureMounted(env, c));
       if (record.host.network === 'bridge') {
@@ -201,6 +202,12 @@ export async function startContainer(env: Env, c: Container, o: StartOptions = {
       const publish = env.ctx.rootless
         ? undefined
         : (network?.ports ?? bridgePorts)?.map((p) => `${p.protocol}:${p.hostIP}:${p.hostPort}`);
+      // With nothing to do between the runtime's create and start (a network must be up before the
+      // command runs) the monitor does both, in one runtime process; an attached caller attaches
+      // before it, so it sees the first byte. An explanation (--debug, --explain) tells create
+      // and start as two steps: it gets two runtime calls.
+      const oneStep = !attaching && !env.ctx.reporter.detailed;
+      const attachIo = o.attachIo;
       const monitor = await spawnMonitor({
         id: record.id,
         bundle: paths.bundle,
@@ -215,6 +222,14 @@ export async function startContainer(env: Env, c: Container, o: StartOptions = {
         exitCommand: exitCommand(env, record.id),
         health: await healthForStart(c),
         reporter: env.ctx.reporter,
+        start: oneStep,
+        attachFirst:
+          oneStep && attachIo
+            ? async () => {
+                attachment = await attach(paths.attachSocket);
+                attachIo(attachment);
+              }
+            : undefined,
       });
       env.ctx.reporter.emit({
         type: 'container-start',
@@ -226,11 +241,13 @@ export async function startContainer(env: Env, c: Container, o: StartOptions = {
       });
       // (user networks: `networks` is set when `attaching` resolves)
       if (attaching) network = await attaching;
-      if (o.attachIo) {
-        attachment = await attach(paths.attachSocket);
-        o.attachIo(attachment);
+      if (!oneStep) {
+        if (attachIo) {
+          attachment = await attach(paths.attachSocket);
+          attachIo(attachment);
+        }
+        await runtime.start(record.id);
       }
-      await runtime.start(record.id);
       const startedAt = new Date().toISOString();
       await writeFileAtomic(path.join(paths.state, 'started'), startedAt);
       // Docker keeps the last FinishedAt while the container runs again.
@@ -298,8 +315,12 @@ async function cleanupLocked(env: Env, id: string, o: { remove?: boolean; remove
       finishedAt: c.observed.finishedAt,
     });
   }
+  // The monitor deletes the runtime's container before it writes the exit file: usually nothing
+  // is left to delete (the runtime's state dir is gone), and the runtime is not run at all.
   // A runtime that cannot be found now never created anything to delete.
-  const runtime = await runtimeFor(env, record.host.runtime).catch(() => undefined);
+  const runtime = runtimeKnows(env.containers.sp.runtimeRoot, id)
+    ? await runtimeFor(env, record.host.runtime).catch(() => undefined)
+    : undefined;
   // The runtime's container, the network and the root do not depend on each other: they are
   // undone side by side (each step is idempotent, so a failed one is retried by the next cleanup).
   // A plugin failure must not keep the rest in place: finish, then report it (the network's
@@ -310,7 +331,8 @@ async function cleanupLocked(env: Env, id: string, o: { remove?: boolean; remove
     unmountAll([rootfsMount(env, c), ...hostMounts(record, c.paths)]),
   ]);
   for (const e of cleanupSteps(id, [
-    ['runtime-delete', runtime ? [id] : [], deleted],
+    // Deleted by us or, before the exit, by the monitor: either way it is gone.
+    ['runtime-delete', [id], deleted],
     ['network', ownNetns(record) ? [record.host.network] : [], disconnected],
     ['unmount', [c.paths.rootfs, ...hostMounts(record, c.paths).map((m) => m.target)], unmounted],
   ]))

@@ -3,9 +3,12 @@
  * starting a monitor for a container, and attaching to a running one.
  *
  * Contract: `spawnMonitor` resolves once the runtime has *created* the container (its init
- * waits at the exec fifo for `runtime start`), with the init's pid; if creation fails it rejects
- * with the runtime's message, and the monitor has exited. The monitor runs in its own session and
- * outlives the CLI. `attach` never starts anything: it streams frames until the exit frame.
+ * waits at the exec fifo for `runtime start`), or with `start` once it has *started* it, with the
+ * init's pid; if creation fails it rejects with the runtime's message, and the monitor has
+ * exited. The monitor runs in its own session and outlives the CLI. When the container exits,
+ * the monitor deletes the runtime's container before it writes the exit file, so a container
+ * seen exited has no runtime state left. `attach` never starts anything: it streams frames
+ * until the exit frame.
  */
 import { spawn } from 'node:child_process';
 import { openSync, closeSync } from 'node:fs';
@@ -34,6 +37,12 @@ export interface MonitorOptions {
   /** An exec session instead of the container: the runtime-spec process to run in it. */
   execProcess?: string;
   /**
+   * Start the container too (`runtime run --detach`: one runtime process instead of `create`
+   * here and `start` by the caller), for a caller with nothing to do in between. With
+   * `attachFirst`, the caller is attached before the container's first instruction.
+   */
+  start?: boolean;
+  /**
    * Called once the monitor listens, before the runtime runs anything; the monitor waits for
    * the connection `attach` makes here (exec sessions: no byte is written before it).
    */
@@ -54,7 +63,11 @@ function runtimeArgv(o: MonitorOptions): string[] {
     'runtime.log',
     '--log-format',
     'json',
-    ...(o.execProcess ? ['exec', '--detach', '--process', o.execProcess] : ['create', '--bundle', o.bundle]),
+    ...(o.execProcess
+      ? ['exec', '--detach', '--process', o.execProcess]
+      : o.start
+        ? ['run', '--detach', '--bundle', o.bundle]
+        : ['create', '--bundle', o.bundle]),
     '--pid-file',
     'pid',
     ...(o.tty ? ['--console-socket', path.join(o.state, 'console.sock')] : []),
@@ -92,6 +105,7 @@ export async function spawnMonitor(o: MonitorOptions): Promise<Created> {
   if (o.stdin) args.push('--stdin');
   for (const p of o.publish ?? []) args.push('--publish', p);
   if (o.execProcess) args.push('--exec', o.execProcess);
+  else if (o.start) args.push('--start');
   if (o.attachFirst) args.push('--wait-attach');
   if (o.health) {
     await fs.writeFile(path.join(o.state, HEALTH_PROCESS_FILE), o.health.process, { mode: 0o600 });

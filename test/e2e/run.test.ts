@@ -317,6 +317,32 @@ Run('several run --rm at once', async () => {
   assert.equal(await leftovers(), []);
 });
 
+Run('an attached run sees the first byte; run --rm returns once removed (its name is free at once)', async () => {
+  // The monitor creates and starts the container in one runtime call: the CLI must be attached
+  // before it, or a command that writes and exits at once would lose its output.
+  for (let i = 0; i < 5; i++) {
+    const r = await run(['--rm', '--name', 'again', IMAGE, 'sh', '-c', `echo out ${i}; echo err ${i} >&2; exit ${i}`]);
+    assert.is(r.code, i, r.stderr);
+    assert.is(r.stdout, `out ${i}\n`);
+    assert.is(r.stderr, `err ${i}\n`);
+  }
+  assert.equal(await leftovers(), []);
+});
+
+Run('a container seen exited has no runtime state left, and starts again', async () => {
+  const d = await run(['-d', IMAGE, 'sh', '-c', 'echo ran']);
+  assert.is(d.code, 0, d.stderr);
+  const id = d.stdout.trim();
+  assert.is((await tsrun(['wait', id], { root })).stdout, '0\n');
+  const l = await execa('runc', ['--root', path.join(runDir(root), 'runc'), 'list', '-q'], { reject: false });
+  assert.not.ok(String(l.stdout).includes(id), 'runc still knows the exited container');
+  const s = await tsrun(['start', '-a', id], { root });
+  assert.is(s.code, 0, s.stderr);
+  assert.is(s.stdout, 'ran\n');
+  assert.is((await tsrun(['rm', id], { root })).code, 0);
+  assert.equal(await leftovers(), []);
+});
+
 Run("cp both ways, never through the container's symlinks to the host", async () => {
   const d = await run([
     '-d',
