@@ -6,7 +6,7 @@
  *
  *   tsrun-monitor --id ID --bundle DIR --state DIR --runtime PATH --runtime-root DIR --log FILE
  *                 [--tty] [--stdin] [--publish PROTO:IP:PORT]... [--start] [--wait-attach]
- *                 [--exec PROCESS.JSON]
+ *                 [--exec PROCESS.JSON] [--daemon]
  *                 [--health PROCESS.JSON --health-interval MS --health-timeout MS
  *                  --health-start-period MS --health-start-interval MS --health-retries N]
  *                 [-- EXIT-COMMAND ARG...]
@@ -21,6 +21,10 @@
  * process) for a caller with nothing to do between the two. With --wait-attach it first says
  * "listening\n" on fd 3 and waits (30 s at most) for one client, so the caller sees the
  * process's first byte (an exec session, or --start with an attached caller).
+ *
+ * With --daemon (started by posix_spawn, native-helpers/src/spawn.c) it first forks: the first
+ * process exits at once (its spawner reaps it), the monitor goes on in the child, whose parent is
+ * then init or the nearest subreaper; its first line on fd 3 is then "pid <monitor pid>\n".
  *
  * Life:
  *   1. becomes a child subreaper, so the container's init (forked by `runtime create`, which then
@@ -95,7 +99,7 @@ struct client {
 
 static struct {
   const char *id, *bundle, *state, *runtime, *runtime_root, *log_path;
-  int tty, open_stdin, wait_attach, start;
+  int tty, open_stdin, wait_attach, start, daemon;
   const char *exec_process;
   const char *health, *health_interval, *health_timeout, *health_start, *health_start_interval, *health_retries;
   char **exit_cmd;
@@ -122,7 +126,7 @@ static void die(const char *fmt, ...) {
 }
 
 static void usage(void) {
-  fprintf(stderr, "usage: tsrun-monitor --id ID --bundle DIR --state DIR --runtime PATH --runtime-root DIR --log FILE [--tty] [--stdin] [--publish PROTO:IP:PORT]... [--start] [--wait-attach] [--exec PROCESS.JSON] [-- EXIT-COMMAND...]\n");
+  fprintf(stderr, "usage: tsrun-monitor --id ID --bundle DIR --state DIR --runtime PATH --runtime-root DIR --log FILE [--tty] [--stdin] [--publish PROTO:IP:PORT]... [--start] [--wait-attach] [--exec PROCESS.JSON] [--daemon] [-- EXIT-COMMAND...]\n");
   exit(2);
 }
 
@@ -135,6 +139,7 @@ static void parse_args(int argc, char **argv) {
     if (!strcmp(a, "--stdin")) { opt.open_stdin = 1; continue; }
     if (!strcmp(a, "--wait-attach")) { opt.wait_attach = 1; continue; }
     if (!strcmp(a, "--start")) { opt.start = 1; continue; }
+    if (!strcmp(a, "--daemon")) { opt.daemon = 1; continue; }
     if (!strcmp(a, "--publish") && i + 1 < argc && opt.npublish < MAX_PUBLISH) { opt.publish[opt.npublish++] = argv[++i]; continue; }
     if (!strcmp(a, "--id")) slot = &opt.id;
     else if (!strcmp(a, "--bundle")) slot = &opt.bundle;
@@ -446,6 +451,12 @@ static void run_exit_command(const sigset_t *mask) {
 int main(int argc, char **argv) {
   parse_args(argc, argv);
   fcntl(SYNC_FD, F_SETFD, FD_CLOEXEC);
+  if (opt.daemon) {
+    pid_t child = fork();
+    if (child < 0) die("fork: %s", strerror(errno));
+    if (child > 0) _exit(0);
+    dprintf(SYNC_FD, "pid %d\n", (int)getpid());
+  }
   setsid();
   signal(SIGPIPE, SIG_IGN);
   signal(SIGHUP, SIG_IGN);

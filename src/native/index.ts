@@ -56,6 +56,14 @@ export interface Native {
   readdir(dirfd: number): string[];
   /** Is the mount that `fd` is on read-only? */
   fsReadonly(fd: number): boolean;
+  /**
+   * posix_spawn `argv` (argv[0] included) from `file` without forking Node, in a new session in
+   * "/", with /dev/null as stdin and stdout, `stderrFd` as stderr and as fd 3 the write end of a
+   * new pipe whose read end is `syncFd` (native-helpers/src/spawn.c). Reap `pid` with `reap`.
+   */
+  spawnDaemon(file: string, argv: string[], stderrFd: number): { pid: number; syncFd: number };
+  /** waitpid(2) for a child `spawnDaemon` made: its wait status (blocks until it has exited). */
+  reap(pid: number): number;
 }
 
 export interface Statx {
@@ -103,6 +111,8 @@ interface Addon extends AtCalls {
   mount(source: string, target: string, fstype: string, data: string): void;
   umount(target: string): void;
   setTopdir(path: string): boolean;
+  spawnDaemon(file: string, argv: string[], stderrFd: number): { pid: number; syncFd: number };
+  reap(pid: number): number;
 }
 
 const LOCK = { sh: 1, ex: 2, un: 8 } as const;
@@ -163,6 +173,8 @@ export function native(): Native {
     utimensat: (dirfd, name, a, m) => addon.utimensat(dirfd, name, a, m),
     readdir: (dirfd) => addon.readdir(dirfd),
     fsReadonly: (fd) => addon.fsReadonly(fd),
+    spawnDaemon: (file, argv, stderrFd) => addon.spawnDaemon(file, argv, stderrFd),
+    reap: (pid) => addon.reap(pid),
   };
   return loaded;
 }

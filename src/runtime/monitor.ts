@@ -9,12 +9,17 @@
  * the monitor deletes the runtime's container before it writes the exit file, so a container
  * seen exited has no runtime state left. `attach` never starts anything: it streams frames
  * until the exit frame.
+ *
+ * The monitor is started with the addon's posix_spawn (native-helpers/src/spawn.c), not
+ * child_process.spawn, which forks the whole Node process first (5-8 ms per start); it
+ * daemonizes (--daemon), and its first process is reaped here once fd 3 reaches its end.
  */
-import { spawn } from 'node:child_process';
 import { openSync, closeSync } from 'node:fs';
 import { promises as fs } from 'node:fs';
+import { Socket } from 'node:net';
 import path from 'node:path';
 import { TsrunError } from '../errors.js';
+import { native } from '../native/index.js';
 import type { Reporter } from '../events.js';
 import { nativeBuild } from '../util/project.js';
 import { connectUnix } from '../util/unix-socket.js';
@@ -111,46 +116,52 @@ export async function spawnMonitor(o: MonitorOptions): Promise<Created> {
     await fs.writeFile(path.join(o.state, HEALTH_PROCESS_FILE), o.health.process, { mode: 0o600 });
     args.push(...monitorHealthArgs(o.health, HEALTH_PROCESS_FILE));
   }
-  args.push('--', ...o.exitCommand);
+  args.push('--daemon', '--', ...o.exitCommand);
   const errFd = openSync(path.join(o.state, 'monitor.log'), 'a', 0o600);
-  let child;
+  let spawned: { pid: number; syncFd: number };
   try {
-    // cwd "/": the caller's directory may be gone (a restart runs from the old monitor's state dir).
-    child = spawn(bin, args, { cwd: '/', detached: true, stdio: ['ignore', 'ignore', errFd, 'pipe'] });
+    // (in "/": the caller's directory may be gone, as when a restart runs from the old monitor's state dir)
+    spawned = native().spawnDaemon(bin, [bin, ...args], errFd);
+  } catch (err) {
+    throw new TsrunError('ERR_NATIVE', `starting the monitor ${bin}: ${(err as Error).message}`, {
+      hint: 'run `npm run build` in the tsrun checkout',
+      cause: err,
+    });
   } finally {
     closeSync(errFd);
   }
-  const sync = child.stdio[3] as NodeJS.ReadableStream;
+  const sync = new Socket({ fd: spawned.syncFd, readable: true, writable: false });
   let attaching: Promise<void> | undefined;
-  const line = await new Promise<string>((resolve, reject) => {
+  let monitorPid = 0;
+  const line = await new Promise<string>((resolve) => {
     let text = '';
     sync.on('data', (d: Buffer) => {
       text += d.toString();
-      if (text.startsWith('listening\n')) {
-        text = text.slice('listening\n'.length);
-        attaching = o.attachFirst?.();
-        attaching?.catch(() => {});
+      // "pid N" and "listening" come first, each once; what is left is "ok N" or "err ...".
+      for (let nl = text.indexOf('\n'); nl >= 0; nl = text.indexOf('\n')) {
+        const l = text.slice(0, nl);
+        if (/^pid \d+$/.test(l)) monitorPid = Number(l.slice(4));
+        else if (l === 'listening') {
+          attaching = o.attachFirst?.();
+          attaching?.catch(() => {});
+        } else break;
+        text = text.slice(nl + 1);
       }
     });
     sync.on('end', () => resolve(text));
-    child.on('error', (err) =>
-      reject(
-        new TsrunError('ERR_NATIVE', `starting the monitor ${bin}: ${err.message}`, {
-          hint: 'run `npm run build` in the tsrun checkout',
-          cause: err,
-        }),
-      ),
-    );
+    sync.on('error', () => resolve(text));
   });
-  child.unref();
+  sync.destroy();
+  // The monitor's first process: gone (fd 3 is closed only by its exit and by the monitor's report).
+  native().reap(spawned.pid);
   const m = /^ok (\d+)/.exec(line);
   if (m) {
     if (attaching) await attaching;
     // A container's monitor is found again through its state dir (runtime/records.ts, orphans).
     // An exec's dir is nobody's to read, and its exit command removes it: a short process beside
     // CPU hogs was gone, dir and all, before this write, which then failed the exec (API: 126).
-    if (!o.execProcess) await writeFileAtomic(path.join(o.state, 'monitor.pid'), String(child.pid));
-    const created = { pid: Number(m[1]), monitorPid: child.pid ?? 0 };
+    if (!o.execProcess) await writeFileAtomic(path.join(o.state, 'monitor.pid'), String(monitorPid));
+    const created = { pid: Number(m[1]), monitorPid };
     o.reporter?.emit({ type: 'monitor', id: o.id, argv: [bin, ...args], ...created });
     o.reporter?.emit({ type: 'runtime', argv: runtimeArgv(o), cwd: o.state });
     return created;
