@@ -55,6 +55,8 @@ export function rootfsMount(env: Env, c: Pick<Container, 'record' | 'paths'>): M
     work: c.paths.work,
     target: c.paths.rootfs,
     driver: storageDriver(env, c.record),
+    // A --rm container's root goes with it: nothing in it needs to reach the disk.
+    volatile: Boolean(c.record.host.autoRemove),
   });
 }
 
