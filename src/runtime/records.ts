@@ -268,8 +268,11 @@ export class Containers {
     const p = this.paths(record.id);
     await fs.rm(path.join(this.locksDir, `ctr-${record.id}.create.lock`), { force: true });
     await this.releaseName(record.name, record.id);
-    await fs.rm(p.state, { recursive: true, force: true });
-    await fs.rm(p.dir, { recursive: true, force: true });
+    // Independent trees (the runtime dir's state, the store's record and root): side by side.
+    await Promise.all([
+      fs.rm(p.state, { recursive: true, force: true }),
+      fs.rm(p.dir, { recursive: true, force: true }),
+    ]);
     await fs.rm(path.join(this.locksDir, `ctr-${record.id}.lock`), { force: true });
   }
 
