@@ -669,7 +669,7 @@ int main(int argc, char **argv) {
   int efd = open("exit.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (efd >= 0) {
     write_all(efd, json, (size_t)len);
-    fsync(efd);
+    /* Not synced: runtime state means nothing after a reboot, and a torn file reads as a crash. */
     close(efd);
     rename("exit.tmp", "exit");
   }

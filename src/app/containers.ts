@@ -251,7 +251,7 @@ export async function startContainer(env: Env, c: Container, o: StartOptions = {
         await runtime.start(record.id);
       }
       const startedAt = new Date().toISOString();
-      await writeFileAtomic(path.join(paths.state, 'started'), startedAt);
+      await writeFileAtomic(path.join(paths.state, 'started'), startedAt, 0o644, { volatile: true });
       // Docker keeps the last FinishedAt while the container runs again.
       record.state = {
         startedAt,

@@ -176,7 +176,8 @@ export async function createContainer(ctx: AppContext, o: RunOptions): Promise<C
     record.path = argv[0] ?? '';
     record.args = argv.slice(1);
     record.config.env = spec.process.env;
-    await writeFileAtomic(p.config, serializeSpec(spec));
+    // (not synced for --rm: see ContainerStore.write)
+    await writeFileAtomic(p.config, serializeSpec(spec), 0o644, { volatile: Boolean(o.rm) });
     await env.containers.write(record);
     // Before container-create, which ends the Spec stage that --explain tells the namespace with.
     if (ctx.rootless) ctx.reporter.emit(userNamespaceEvent(ctx.uid));

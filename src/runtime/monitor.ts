@@ -160,7 +160,8 @@ export async function spawnMonitor(o: MonitorOptions): Promise<Created> {
     // A container's monitor is found again through its state dir (runtime/records.ts, orphans).
     // An exec's dir is nobody's to read, and its exit command removes it: a short process beside
     // CPU hogs was gone, dir and all, before this write, which then failed the exec (API: 126).
-    if (!o.execProcess) await writeFileAtomic(path.join(o.state, 'monitor.pid'), String(monitorPid));
+    if (!o.execProcess)
+      await writeFileAtomic(path.join(o.state, 'monitor.pid'), String(monitorPid), 0o644, { volatile: true });
     const created = { pid: Number(m[1]), monitorPid };
     o.reporter?.emit({ type: 'monitor', id: o.id, argv: [bin, ...args], ...created });
     o.reporter?.emit({ type: 'runtime', argv: runtimeArgv(o), cwd: o.state });
