@@ -2,8 +2,9 @@
  * Starting a daemon without forking Node (the addon's spawnDaemon and reap).
  *
  *   spawnDaemon(file, argv, stderrFd) -> { pid, syncFd }
- *       posix_spawn(3) of `file` in a new session, cwd "/", every signal at its default and none
- *       blocked, the caller's environment; stdin and stdout /dev/null, stderr `stderrFd`, and fd 3
+ *       posix_spawn(3) of `file` in a new session, every signal at its default and none blocked,
+ *       the caller's environment and working directory (which may be gone: the program is to
+ *       chdir where it works, as tsrun-monitor does at once); stdin and stdout /dev/null, stderr `stderrFd`, and fd 3
  *       the write end of a new pipe whose read end (close-on-exec) is `syncFd`, for the caller
  *       to read. No other fd is passed (Node opens everything close-on-exec).
  *   reap(pid) -> status              waitpid(2) for that child: its wait status
@@ -78,7 +79,6 @@ static napi_value js_spawn_daemon(napi_env env, napi_callback_info info) {
   posix_spawn_file_actions_adddup2(&fa, 0, 1);
   posix_spawn_file_actions_adddup2(&fa, e, 2);
   posix_spawn_file_actions_adddup2(&fa, w, 3);
-  posix_spawn_file_actions_addchdir_np(&fa, "/");
   posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
   posix_spawnattr_setsigmask(&attr, &none);
   posix_spawnattr_setsigdefault(&attr, &all);

@@ -57,8 +57,8 @@ export interface Native {
   /** Is the mount that `fd` is on read-only? */
   fsReadonly(fd: number): boolean;
   /**
-   * posix_spawn `argv` (argv[0] included) from `file` without forking Node, in a new session in
-   * "/", with /dev/null as stdin and stdout, `stderrFd` as stderr and as fd 3 the write end of a
+   * posix_spawn `argv` (argv[0] included) from `file` without forking Node, in a new session,
+   * with /dev/null as stdin and stdout, `stderrFd` as stderr and as fd 3 the write end of a
    * new pipe whose read end is `syncFd` (native-helpers/src/spawn.c). Reap `pid` with `reap`.
    */
   spawnDaemon(file: string, argv: string[], stderrFd: number): { pid: number; syncFd: number };

@@ -120,7 +120,8 @@ export async function spawnMonitor(o: MonitorOptions): Promise<Created> {
   const errFd = openSync(path.join(o.state, 'monitor.log'), 'a', 0o600);
   let spawned: { pid: number; syncFd: number };
   try {
-    // (in "/": the caller's directory may be gone, as when a restart runs from the old monitor's state dir)
+    // (the caller's directory may be gone, as when a restart runs from the old monitor's state
+    // dir: unlike child_process.spawn, posix_spawn does not mind, and the monitor enters its own)
     spawned = native().spawnDaemon(bin, [bin, ...args], errFd);
   } catch (err) {
     throw new TsrunError('ERR_NATIVE', `starting the monitor ${bin}: ${(err as Error).message}`, {
