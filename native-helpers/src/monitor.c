@@ -44,10 +44,12 @@
  *      every byte the container writes goes to the log (k8s-file format, as conmon writes it:
  *      "<RFC3339Nano> <stdout|stderr> <F|P> <text>\n", P marking a partial line) and to every
  *      client attached at STATE/attach.sock;
- *   6. when the container's init exits: drains its output, releases the held ports, runs
- *      `runtime delete --force` (not for --exec: the container lives on), so that a container
- *      whose exit is recorded has no runtime state left (cgroup, the runtime's state dir) and
- *      nobody else needs to run the runtime for it; then writes STATE/exit (JSON
+ *   6. when the container's init exits: drains its output, releases the held ports, with
+ *      --start runs `runtime delete --force`, so that a container whose exit is recorded has no
+ *      runtime state left (cgroup, the runtime's state dir) and nobody else needs to run the
+ *      runtime for it (without --start the caller's `runtime start` may still be finishing, and
+ *      a delete under it fails it: its cleanup deletes; an exec's container lives on); then
+ *      writes STATE/exit (JSON
  *      {"exitCode":N,"finishedAt":"..."}; 128+signal for a signal death) by rename, sends the exit
  *      frame to clients, waits (at most 10 s) for them to hang up, then runs EXIT-COMMAND unless
  *      STATE/cleaned exists or STATE is gone (an attached CLI that cleaned up says so that way).
@@ -80,6 +82,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -448,8 +451,21 @@ static void run_exit_command(const sigset_t *mask) {
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
 }
 
+/*
+ * Keep only stdio and fd 3: posix_spawn (--daemon) passes on every descriptor its caller did not
+ * mark close-on-exec (one Node inherited from its own parent, say), and a monitor holding the
+ * write end of its caller's pipe would keep a `$(tsrun run -d ...)` waiting for the container.
+ */
+static void close_inherited(void) {
+#ifdef SYS_close_range
+  if (syscall(SYS_close_range, 4U, ~0U, 0U) == 0) return;
+#endif
+  for (int fd = 4; fd < 1024; fd++) close(fd);
+}
+
 int main(int argc, char **argv) {
   parse_args(argc, argv);
+  close_inherited();
   fcntl(SYNC_FD, F_SETFD, FD_CLOEXEC);
   if (opt.daemon) {
     pid_t child = fork();
@@ -665,7 +681,7 @@ int main(int argc, char **argv) {
   int len = snprintf(json, sizeof json, "{\"exitCode\":%d,\"finishedAt\":\"%s\"}\n", code, ts);
   /* The container is gone: its ports are free again before anyone can see it exited. */
   for (int i = 0; i < opt.npublish; i++) close(held[i]);
-  if (!opt.exec_process) delete_container(&old);
+  if (opt.start) delete_container(&old);
   int efd = open("exit.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (efd >= 0) {
     write_all(efd, json, (size_t)len);

@@ -6,7 +6,8 @@
  *       the caller's environment and working directory (which may be gone: the program is to
  *       chdir where it works, as tsrun-monitor does at once); stdin and stdout /dev/null, stderr `stderrFd`, and fd 3
  *       the write end of a new pipe whose read end (close-on-exec) is `syncFd`, for the caller
- *       to read. No other fd is passed (Node opens everything close-on-exec).
+ *       to read. Node opens everything close-on-exec, but what Node itself inherited without it
+ *       passes on too: the program closes what it does not know (tsrun-monitor does).
  *   reap(pid) -> status              waitpid(2) for that child: its wait status
  *
  * Why: child_process.spawn forks the whole Node process (~60 MB mapped): 5-8 ms of page-table

@@ -317,8 +317,9 @@ async function cleanupLocked(env: Env, id: string, o: { remove?: boolean; remove
       finishedAt: c.observed.finishedAt,
     });
   }
-  // The monitor deletes the runtime's container before it writes the exit file: usually nothing
-  // is left to delete (the runtime's state dir is gone), and the runtime is not run at all.
+  // A monitor that started the container itself deletes the runtime's container before it
+  // writes the exit file: then nothing is left to delete (the runtime's state dir is gone), and
+  // the runtime is not run at all.
   // A runtime that cannot be found now never created anything to delete.
   const runtime = runtimeKnows(env.containers.sp.runtimeRoot, id)
     ? await runtimeFor(env, record.host.runtime).catch(() => undefined)

@@ -5,9 +5,10 @@
  * Contract: `spawnMonitor` resolves once the runtime has *created* the container (its init
  * waits at the exec fifo for `runtime start`), or with `start` once it has *started* it, with the
  * init's pid; if creation fails it rejects with the runtime's message, and the monitor has
- * exited. The monitor runs in its own session and outlives the CLI. When the container exits,
- * the monitor deletes the runtime's container before it writes the exit file, so a container
- * seen exited has no runtime state left. `attach` never starts anything: it streams frames
+ * exited. The monitor runs in its own session and outlives the CLI. With `start`, when the
+ * container exits the monitor deletes the runtime's container before it writes the exit file,
+ * so such a container seen exited has no runtime state left (without `start`, the caller's
+ * `runtime start` may still be finishing when the process exits: cleanup deletes it). `attach` never starts anything: it streams frames
  * until the exit frame.
  *
  * The monitor is started with the addon's posix_spawn (native-helpers/src/spawn.c), not
@@ -44,7 +45,8 @@ export interface MonitorOptions {
   /**
    * Start the container too (`runtime run --detach`: one runtime process instead of `create`
    * here and `start` by the caller), for a caller with nothing to do in between. With
-   * `attachFirst`, the caller is attached before the container's first instruction.
+   * `attachFirst`, the caller is attached before the container's first instruction. The
+   * monitor then also deletes the runtime's container when it exits.
    */
   start?: boolean;
   /**
