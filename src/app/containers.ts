@@ -12,12 +12,11 @@
  * - Creating a container holds the store's shared lock, and garbage collection keeps every layer
  *   a container record names, so `rmi` can never pull layers from under a container.
  */
-import { promises as fs, readFileSync } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { constants as osConstants } from 'node:os';
 import { TsrunError } from '../errors.js';
-import { planOverlay, mountAll, unmountAll, type Mount, type OverlayDriver } from '../snapshot/overlay.js';
-import { rootlessDriver } from '../rootless/namespace.js';
+import { unmountAll } from '../snapshot/overlay.js';
 import { isActive, type Container, type ContainerRecord } from '../runtime/records.js';
 import { locateRuntime, OciRuntime, runtimeKnows } from '../runtime/oci-runtime.js';
 import { attach, spawnMonitor, type Attachment } from '../runtime/monitor.js';
@@ -28,8 +27,7 @@ import type { NetworkInfo } from '../network/bridge.js';
 import { assignHostPorts } from '../network/ports.js';
 import { hostsFile } from '../network/etc-files.js';
 import { extraHostLines, hostAddress } from '../network/extra-hosts.js';
-import type { AppContext } from './context.js';
-import { cleanupSteps, driverReason, mountedEvent } from './container-events.js';
+import { cleanupSteps } from './container-events.js';
 import { attachUserNetworks, detachUserNetworks, joinUserNetworks, onUserNetworks } from './networks.js';
 import { markStopped, restartIfPolicy } from './restart.js';
 import { hostMounts, prepareStart } from './run-host.js';
@@ -38,64 +36,14 @@ import { healthForStart } from './healthcheck.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { containerDirs, nextChange } from '../runtime/watch.js';
 import type { Env } from './env.js';
+import { ensureMounted, rootfsMount } from './container-mount.js';
 
 export { openEnv, type Env } from './env.js';
+export { ensureMounted, isMounted, overlayDriver, rootfsMount, storageDriver } from './container-mount.js';
 
 export async function runtimeFor(env: Env, name: string): Promise<OciRuntime> {
   const info = await locateRuntime(name, env.ctx.env, env.containers.sp.run);
   return new OciRuntime(info, env.containers.sp.runtimeRoot, env.ctx.reporter);
-}
-
-/** The root filesystem of a container as a mount (data; see snapshot/overlay.ts). */
-export function rootfsMount(env: Env, c: Pick<Container, 'record' | 'paths'>): Mount {
-  return planOverlay({
-    layersDir: path.join(env.store.root, 'layers'),
-    chainIds: c.record.layers,
-    upper: c.paths.upper,
-    work: c.paths.work,
-    target: c.paths.rootfs,
-    driver: storageDriver(env, c.record),
-    // A --rm container's root goes with it: nothing in it needs to reach the disk.
-    volatile: Boolean(c.record.host.autoRemove),
-  });
-}
-
-/** The driver a container's root was made with (records from before it was kept: today's). */
-export function storageDriver(env: Env, record: ContainerRecord): OverlayDriver {
-  return record.host.storage ?? overlayDriver(env.ctx);
-}
-
-/** Root: the kernel's overlayfs. Rootless: what the namespace's storage probe chose. */
-export function overlayDriver(ctx: AppContext): OverlayDriver {
-  return ctx.uid === 0 ? 'overlay' : rootlessDriver(ctx.uid, ctx.env);
-}
-
-export function isMounted(target: string): boolean {
-  const info = readFileSync('/proc/self/mountinfo', 'utf8');
-  const escaped = target.replace(/[ \t\n\\]/g, (ch) => `\\${ch.charCodeAt(0).toString(8).padStart(3, '0')}`);
-  return info.split('\n').some((line) => line.split(' ')[4] === escaped);
-}
-
-export async function ensureMounted(env: Env, c: Pick<Container, 'record' | 'paths'>): Promise<void> {
-  if (isMounted(c.paths.rootfs)) return;
-  try {
-    const m = rootfsMount(env, c);
-    await mountAll([m]);
-    const driver = storageDriver(env, c.record);
-    env.ctx.reporter.emit(mountedEvent(c.record.id, driver, m, driverReason(env.ctx, driver)));
-  } catch (err) {
-    const made = storageDriver(env, c.record);
-    const now = overlayDriver(env.ctx);
-    if (made === now) throw err;
-    throw new TsrunError(
-      'ERR_STORE',
-      `container ${c.record.name}'s root was made with the ${made} storage driver, which cannot be mounted here (tsrun now uses ${now}): ${(err as Error).message}`,
-      {
-        cause: err,
-        hint: `remove the container, or start tsrun's namespace again with TSRUN_STORAGE_DRIVER=${made}`,
-      },
-    );
-  }
 }
 
 /** Undo what start connected: the bridge or user networks (root, each idempotent) or slirp4netns (rootless). */
