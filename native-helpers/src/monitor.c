@@ -29,7 +29,7 @@
  * Life:
  *   1. becomes a child subreaper, so the container's init (forked by `runtime create`, which then
  *      exits) is re-parented to us and we can wait(2) for it;
- *   2. binds every --publish host port (tcp: listening, udp: bound) and holds it until it exits,
+ *   2. binds every --publish host port (ports.c; tcp: listening, udp: bound) and holds it until it exits,
  *      so no other program can take a port the container's DNAT rules forward (podman's conmon
  *      does the same); a taken port is reported as "err bind ..." before anything runs. A TCP
  *      connection that reaches a held socket (made before the DNAT rule exists, which the
@@ -88,11 +88,11 @@
 #include <time.h>
 #include <unistd.h>
 #include "health.h"
+#include "ports.h"
 
 #define MAX_CLIENTS HEALTH_MAX_CLIENTS
 #define BUF 8192
 #define SYNC_FD 3
-#define MAX_PUBLISH 256
 
 struct client {
   int fd;
@@ -110,7 +110,6 @@ static struct {
   int npublish;
 } opt;
 
-static int held[MAX_PUBLISH]; /* the sockets holding published host ports */
 
 static int log_fd = -1, stdin_fd = -1, out_fd[2] = {-1, -1}; /* out_fd[1] unused with a tty */
 static struct client clients[MAX_CLIENTS];
@@ -161,64 +160,6 @@ static void parse_args(int argc, char **argv) {
     *slot = argv[++i];
   }
   if (!opt.id || !opt.bundle || !opt.state || !opt.runtime || !opt.runtime_root || !opt.log_path) usage();
-}
-
-/*
- * Hold one published host port: "tcp:0.0.0.0:8080", "udp:::1:53" (the address is everything
- * between the first and the last colon). The socket stays open, close-on-exec, for our life.
- */
-static int hold_port(const char *spec) {
-  const char *c1 = strchr(spec, ':'), *c2 = strrchr(spec, ':');
-  if (!c1 || c2 == c1) die("bad --publish %s", spec);
-  int udp = !strncmp(spec, "udp:", 4);
-  char host[64];
-  size_t hl = (size_t)(c2 - c1 - 1);
-  if (hl >= sizeof host) die("bad --publish %s", spec);
-  memcpy(host, c1 + 1, hl);
-  host[hl] = 0;
-  int port = atoi(c2 + 1);
-  struct sockaddr_storage ss;
-  memset(&ss, 0, sizeof ss);
-  socklen_t len;
-  int family;
-  struct sockaddr_in *v4 = (struct sockaddr_in *)&ss;
-  struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&ss;
-  if (inet_pton(AF_INET, host[0] ? host : "0.0.0.0", &v4->sin_addr) == 1) {
-    family = AF_INET; v4->sin_family = AF_INET; v4->sin_port = htons((uint16_t)port); len = sizeof *v4;
-  } else if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
-    family = AF_INET6; v6->sin6_family = AF_INET6; v6->sin6_port = htons((uint16_t)port); len = sizeof *v6;
-  } else {
-    die("bad --publish %s", spec);
-  }
-  int fd = socket(family, (udp ? SOCK_DGRAM : SOCK_STREAM | SOCK_NONBLOCK) | SOCK_CLOEXEC, 0);
-  int one = 1;
-  if (fd < 0) die("socket: %s", strerror(errno));
-  if (!udp) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-  if (bind(fd, (struct sockaddr *)&ss, len) < 0 || (!udp && listen(fd, 1) < 0)) {
-    die("bind %s %s:%d: %s", udp ? "udp" : "tcp", host[0] ? host : "0.0.0.0", port, strerror(errno));
-  }
-  return fd;
-}
-
-/* Refuse what reached the held TCP ports (see Life, 2): accept, then close with a reset. */
-static void refuse_held(void) {
-  for (int i = 0; i < opt.npublish; i++) {
-    if (held[i] < 0 || !strncmp(opt.publish[i], "udp:", 4)) continue;
-    int c;
-    while ((c = accept4(held[i], NULL, NULL, SOCK_CLOEXEC)) >= 0) {
-      struct linger l = {1, 0};
-      setsockopt(c, SOL_SOCKET, SO_LINGER, &l, sizeof l);
-      close(c);
-    }
-  }
-}
-
-/* The held TCP ports' pollfds, from p[n] on; returns the new n. */
-static int poll_held(struct pollfd *p, int n) {
-  for (int i = 0; i < opt.npublish; i++)
-    if (strncmp(opt.publish[i], "udp:", 4)) p[n++] = (struct pollfd){held[i], POLLIN, 0};
-  return n;
 }
 
 /* ---- output: log + clients ---------------------------------------------------------------- */
@@ -494,7 +435,8 @@ int main(int argc, char **argv) {
   int sfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
   if (sfd < 0) die("signalfd: %s", strerror(errno));
 
-  for (int i = 0; i < opt.npublish; i++) held[i] = hold_port(opt.publish[i]);
+  char why[256];
+  if (ports_hold(opt.publish, opt.npublish, why, sizeof why) < 0) die("%s", why);
 
   log_fd = open(opt.log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
   if (log_fd < 0) die("opening log %s: %s", opt.log_path, strerror(errno));
@@ -580,10 +522,10 @@ int main(int argc, char **argv) {
   char errtext[4096] = "";
   while (runc_status == -1) {
     struct pollfd p[2 + MAX_PUBLISH] = {{sfd, POLLIN, 0}, {console, POLLIN, 0}};
-    int n = poll_held(p, 2);
+    int n = ports_poll(p, 2);
     if (console < 0) p[1].fd = -1; /* poll ignores a negative fd */
     if (poll(p, (nfds_t)n, -1) < 0 && errno != EINTR) die("poll: %s", strerror(errno));
-    refuse_held();
+    ports_refuse();
     if (console >= 0 && (p[1].revents & POLLIN)) {
       int conn = accept4(console, NULL, NULL, SOCK_CLOEXEC);
       if (conn >= 0) { master = recv_fd(conn); close(conn); }
@@ -633,7 +575,7 @@ int main(int argc, char **argv) {
     for (int s = 0; s < 2; s++) p[n++] = (struct pollfd){out_fd[s], POLLIN, 0};
     for (int i = 0; i < MAX_CLIENTS; i++) p[n++] = (struct pollfd){clients[i].fd, POLLIN, 0};
     p[n++] = (struct pollfd){health_fd(), POLLIN, 0};
-    n = poll_held(p, n);
+    n = ports_poll(p, n);
     int open_outputs = (out_fd[0] >= 0) + (out_fd[1] >= 0);
     if (exited && open_outputs == 0) break;
     /* After the exit, output still held open by a stray writer gets 2 s. */
@@ -669,7 +611,7 @@ int main(int argc, char **argv) {
       if (clients[i].fd >= 0 && (p[4 + i].revents & (POLLIN | POLLHUP | POLLERR))) read_client(i);
     }
     if (p[4 + MAX_CLIENTS].revents & (POLLIN | POLLHUP | POLLERR)) health_readable();
-    refuse_held();
+    ports_refuse();
     if (!exited) health_tick();
   }
   for (int s = 0; s < 2; s++) {
@@ -680,7 +622,7 @@ int main(int argc, char **argv) {
   timestamp(ts, sizeof ts);
   int len = snprintf(json, sizeof json, "{\"exitCode\":%d,\"finishedAt\":\"%s\"}\n", code, ts);
   /* The container is gone: its ports are free again before anyone can see it exited. */
-  for (int i = 0; i < opt.npublish; i++) close(held[i]);
+  ports_release();
   if (opt.start) delete_container(&old);
   int efd = open("exit.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (efd >= 0) {
