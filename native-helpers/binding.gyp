@@ -2,13 +2,13 @@
   "targets": [
     {
       "target_name": "tsrun_native",
-      "sources": ["src/native.c", "src/at.c", "src/walk.c"],
+      "sources": ["src/native.c", "src/at.c", "src/walk.c", "src/spawn.c"],
       "cflags": ["-O2", "-Wall", "-Wextra", "-std=gnu11"]
     },
     {
       "target_name": "tsrun-monitor",
       "type": "executable",
-      "sources": ["src/monitor.c", "src/health.c"],
+      "sources": ["src/monitor.c", "src/health.c", "src/ports.c"],
       "cflags": ["-O2", "-Wall", "-Wextra", "-std=gnu11"]
     },
     {

@@ -5,7 +5,8 @@
  * a plain SOCK_STREAM unix socket.
  *
  *   tsrun-monitor --id ID --bundle DIR --state DIR --runtime PATH --runtime-root DIR --log FILE
- *                 [--tty] [--stdin] [--publish PROTO:IP:PORT]... [--exec PROCESS.JSON [--wait-attach]]
+ *                 [--tty] [--stdin] [--publish PROTO:IP:PORT]... [--start] [--wait-attach]
+ *                 [--exec PROCESS.JSON] [--daemon] [--keep-fd4]
  *                 [--health PROCESS.JSON --health-interval MS --health-timeout MS
  *                  --health-start-period MS --health-start-interval MS --health-retries N]
  *                 [-- EXIT-COMMAND ARG...]
@@ -16,13 +17,19 @@
  * With --exec it owns one `exec` session instead (podman's conmon does the same for `podman
  * exec`): `runtime exec --detach --process PROCESS.JSON` in step 3, for a process whose
  * parent is then this monitor, not the host's init; its exit is recorded as the container's
- * would be. With --wait-attach it first says "listening\n" on fd 3 and waits (30 s at most)
- * for one client, so the caller sees the process's first byte.
+ * would be. With --start, step 3 is `runtime run --detach` (create and start in one runtime
+ * process) for a caller with nothing to do between the two. With --wait-attach it first says
+ * "listening\n" on fd 3 and waits (30 s at most) for one client, so the caller sees the
+ * process's first byte (an exec session, or --start with an attached caller).
+ *
+ * With --daemon (started by posix_spawn, native-helpers/src/spawn.c) it first forks: the first
+ * process exits at once (its spawner reaps it), the monitor goes on in the child, whose parent is
+ * then init or the nearest subreaper; its first line on fd 3 is then "pid <monitor pid>\n".
  *
  * Life:
  *   1. becomes a child subreaper, so the container's init (forked by `runtime create`, which then
  *      exits) is re-parented to us and we can wait(2) for it;
- *   2. binds every --publish host port (tcp: listening, udp: bound) and holds it until it exits,
+ *   2. binds every --publish host port (ports.c; tcp: listening, udp: bound) and holds it until it exits,
  *      so no other program can take a port the container's DNAT rules forward (podman's conmon
  *      does the same); a taken port is reported as "err bind ..." before anything runs. A TCP
  *      connection that reaches a held socket (made before the DNAT rule exists, which the
@@ -32,11 +39,17 @@
  *      --stdin) or, with --tty, a pty whose master fd runc sends back over STATE/console.sock
  *      (SCM_RIGHTS, runtime-spec "terminal" + runc's --console-socket);
  *   4. reports on fd 3, then closes it: "ok <pid>\n", or "err <message>\n" and exits 1;
- *   5. someone else runs `runtime start` (the CLI, after attaching); meanwhile and afterwards,
+ *   5. someone else runs `runtime start` (the CLI, after attaching; not with --start or --exec);
+ *      meanwhile and afterwards,
  *      every byte the container writes goes to the log (k8s-file format, as conmon writes it:
  *      "<RFC3339Nano> <stdout|stderr> <F|P> <text>\n", P marking a partial line) and to every
  *      client attached at STATE/attach.sock;
- *   6. when the container's init exits: drains its output, releases the held ports, writes STATE/exit (JSON
+ *   6. when the container's init exits: drains its output, releases the held ports, with
+ *      --start runs `runtime delete --force`, so that a container whose exit is recorded has no
+ *      runtime state left (cgroup, the runtime's state dir) and nobody else needs to run the
+ *      runtime for it (without --start the caller's `runtime start` may still be finishing, and
+ *      a delete under it fails it: its cleanup deletes; an exec's container lives on); then
+ *      writes STATE/exit (JSON
  *      {"exitCode":N,"finishedAt":"..."}; 128+signal for a signal death) by rename, sends the exit
  *      frame to clients, waits (at most 10 s) for them to hang up, then runs EXIT-COMMAND unless
  *      STATE/cleaned exists or STATE is gone (an attached CLI that cleaned up says so that way).
@@ -51,7 +64,7 @@
  *
  * Contract: the runtime gets only fds 0-2 (everything else here is O_CLOEXEC and the child closes
  * the rest); the monitor never touches the container's filesystem; it holds ~100 KiB of buffers.
- * An fd 4 the caller gives it is held, untouched, until the monitor exits, and no child gets it:
+ * An fd 4 the caller gives it (--keep-fd4) is held, untouched, until the monitor exits, and no child gets it:
  * rootless, that is slirp4netns's exit fd, so slirp4netns ends with the monitor at the latest.
  */
 #define _GNU_SOURCE
@@ -71,16 +84,17 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include "health.h"
+#include "ports.h"
 
 #define MAX_CLIENTS HEALTH_MAX_CLIENTS
 #define BUF 8192
 #define SYNC_FD 3
-#define MAX_PUBLISH 256
 
 struct client {
   int fd;
@@ -90,7 +104,7 @@ struct client {
 
 static struct {
   const char *id, *bundle, *state, *runtime, *runtime_root, *log_path;
-  int tty, open_stdin, wait_attach;
+  int tty, open_stdin, wait_attach, start, daemon, keep_fd4;
   const char *exec_process;
   const char *health, *health_interval, *health_timeout, *health_start, *health_start_interval, *health_retries;
   char **exit_cmd;
@@ -98,7 +112,6 @@ static struct {
   int npublish;
 } opt;
 
-static int held[MAX_PUBLISH]; /* the sockets holding published host ports */
 
 static int log_fd = -1, stdin_fd = -1, out_fd[2] = {-1, -1}; /* out_fd[1] unused with a tty */
 static struct client clients[MAX_CLIENTS];
@@ -117,7 +130,7 @@ static void die(const char *fmt, ...) {
 }
 
 static void usage(void) {
-  fprintf(stderr, "usage: tsrun-monitor --id ID --bundle DIR --state DIR --runtime PATH --runtime-root DIR --log FILE [--tty] [--stdin] [--publish PROTO:IP:PORT]... [--exec PROCESS.JSON [--wait-attach]] [-- EXIT-COMMAND...]\n");
+  fprintf(stderr, "usage: tsrun-monitor --id ID --bundle DIR --state DIR --runtime PATH --runtime-root DIR --log FILE [--tty] [--stdin] [--publish PROTO:IP:PORT]... [--start] [--wait-attach] [--exec PROCESS.JSON] [--daemon] [--keep-fd4] [-- EXIT-COMMAND...]\n");
   exit(2);
 }
 
@@ -129,6 +142,9 @@ static void parse_args(int argc, char **argv) {
     if (!strcmp(a, "--tty")) { opt.tty = 1; continue; }
     if (!strcmp(a, "--stdin")) { opt.open_stdin = 1; continue; }
     if (!strcmp(a, "--wait-attach")) { opt.wait_attach = 1; continue; }
+    if (!strcmp(a, "--start")) { opt.start = 1; continue; }
+    if (!strcmp(a, "--daemon")) { opt.daemon = 1; continue; }
+    if (!strcmp(a, "--keep-fd4")) { opt.keep_fd4 = 1; continue; }
     if (!strcmp(a, "--publish") && i + 1 < argc && opt.npublish < MAX_PUBLISH) { opt.publish[opt.npublish++] = argv[++i]; continue; }
     if (!strcmp(a, "--id")) slot = &opt.id;
     else if (!strcmp(a, "--bundle")) slot = &opt.bundle;
@@ -147,64 +163,6 @@ static void parse_args(int argc, char **argv) {
     *slot = argv[++i];
   }
   if (!opt.id || !opt.bundle || !opt.state || !opt.runtime || !opt.runtime_root || !opt.log_path) usage();
-}
-
-/*
- * Hold one published host port: "tcp:0.0.0.0:8080", "udp:::1:53" (the address is everything
- * between the first and the last colon). The socket stays open, close-on-exec, for our life.
- */
-static int hold_port(const char *spec) {
-  const char *c1 = strchr(spec, ':'), *c2 = strrchr(spec, ':');
-  if (!c1 || c2 == c1) die("bad --publish %s", spec);
-  int udp = !strncmp(spec, "udp:", 4);
-  char host[64];
-  size_t hl = (size_t)(c2 - c1 - 1);
-  if (hl >= sizeof host) die("bad --publish %s", spec);
-  memcpy(host, c1 + 1, hl);
-  host[hl] = 0;
-  int port = atoi(c2 + 1);
-  struct sockaddr_storage ss;
-  memset(&ss, 0, sizeof ss);
-  socklen_t len;
-  int family;
-  struct sockaddr_in *v4 = (struct sockaddr_in *)&ss;
-  struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&ss;
-  if (inet_pton(AF_INET, host[0] ? host : "0.0.0.0", &v4->sin_addr) == 1) {
-    family = AF_INET; v4->sin_family = AF_INET; v4->sin_port = htons((uint16_t)port); len = sizeof *v4;
-  } else if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
-    family = AF_INET6; v6->sin6_family = AF_INET6; v6->sin6_port = htons((uint16_t)port); len = sizeof *v6;
-  } else {
-    die("bad --publish %s", spec);
-  }
-  int fd = socket(family, (udp ? SOCK_DGRAM : SOCK_STREAM | SOCK_NONBLOCK) | SOCK_CLOEXEC, 0);
-  int one = 1;
-  if (fd < 0) die("socket: %s", strerror(errno));
-  if (!udp) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-  if (bind(fd, (struct sockaddr *)&ss, len) < 0 || (!udp && listen(fd, 1) < 0)) {
-    die("bind %s %s:%d: %s", udp ? "udp" : "tcp", host[0] ? host : "0.0.0.0", port, strerror(errno));
-  }
-  return fd;
-}
-
-/* Refuse what reached the held TCP ports (see Life, 2): accept, then close with a reset. */
-static void refuse_held(void) {
-  for (int i = 0; i < opt.npublish; i++) {
-    if (held[i] < 0 || !strncmp(opt.publish[i], "udp:", 4)) continue;
-    int c;
-    while ((c = accept4(held[i], NULL, NULL, SOCK_CLOEXEC)) >= 0) {
-      struct linger l = {1, 0};
-      setsockopt(c, SOL_SOCKET, SO_LINGER, &l, sizeof l);
-      close(c);
-    }
-  }
-}
-
-/* The held TCP ports' pollfds, from p[n] on; returns the new n. */
-static int poll_held(struct pollfd *p, int n) {
-  for (int i = 0; i < opt.npublish; i++)
-    if (strncmp(opt.publish[i], "udp:", 4)) p[n++] = (struct pollfd){held[i], POLLIN, 0};
-  return n;
 }
 
 /* ---- output: log + clients ---------------------------------------------------------------- */
@@ -417,6 +375,16 @@ static void drain_into(int fd, char *buf, size_t size) {
   }
 }
 
+/* Step 6: the stopped container's runtime state (cgroup, state dir) goes before its exit is told. */
+static void delete_container(const sigset_t *mask) {
+  char *argv[] = {(char *)opt.runtime, "--root", (char *)opt.runtime_root, "delete", "--force", (char *)opt.id, NULL};
+  int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+  pid_t pid = spawn(argv, devnull, devnull, 2, mask);
+  int status;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+  if (devnull >= 0) close(devnull);
+}
+
 static void run_exit_command(const sigset_t *mask) {
   struct stat st;
   if (!opt.exit_cmd) return;
@@ -427,9 +395,30 @@ static void run_exit_command(const sigset_t *mask) {
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
 }
 
+/*
+ * Keep only stdio and fd 3: posix_spawn (--daemon) passes on every descriptor its caller did not
+ * mark close-on-exec (one Node inherited from its own parent, say), and a monitor holding the
+ * write end of its caller's pipe would keep a `$(tsrun run -d ...)` waiting for the container.
+ */
+static void close_inherited(void) {
+  unsigned first = opt.keep_fd4 ? 5U : 4U;
+  if (opt.keep_fd4) fcntl(4, F_SETFD, FD_CLOEXEC);
+#ifdef SYS_close_range
+  if (syscall(SYS_close_range, first, ~0U, 0U) == 0) return;
+#endif
+  for (int fd = (int)first; fd < 1024; fd++) close(fd);
+}
+
 int main(int argc, char **argv) {
   parse_args(argc, argv);
+  close_inherited();
   fcntl(SYNC_FD, F_SETFD, FD_CLOEXEC);
+  if (opt.daemon) {
+    pid_t child = fork();
+    if (child < 0) die("fork: %s", strerror(errno));
+    if (child > 0) _exit(0);
+    dprintf(SYNC_FD, "pid %d\n", (int)getpid());
+  }
   setsid();
   signal(SIGPIPE, SIG_IGN);
   signal(SIGHUP, SIG_IGN);
@@ -451,7 +440,8 @@ int main(int argc, char **argv) {
   int sfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
   if (sfd < 0) die("signalfd: %s", strerror(errno));
 
-  for (int i = 0; i < opt.npublish; i++) held[i] = hold_port(opt.publish[i]);
+  char why[256];
+  if (ports_hold(opt.publish, opt.npublish, why, sizeof why) < 0) die("%s", why);
 
   log_fd = open(opt.log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
   if (log_fd < 0) die("opening log %s: %s", opt.log_path, strerror(errno));
@@ -494,6 +484,11 @@ int main(int argc, char **argv) {
     rargv[k++] = "--detach";
     rargv[k++] = "--process";
     rargv[k++] = (char *)opt.exec_process;
+  } else if (opt.start) {
+    rargv[k++] = "run";
+    rargv[k++] = "--detach";
+    rargv[k++] = "--bundle";
+    rargv[k++] = (char *)opt.bundle;
   } else {
     rargv[k++] = "create";
     rargv[k++] = "--bundle";
@@ -532,10 +527,10 @@ int main(int argc, char **argv) {
   char errtext[4096] = "";
   while (runc_status == -1) {
     struct pollfd p[2 + MAX_PUBLISH] = {{sfd, POLLIN, 0}, {console, POLLIN, 0}};
-    int n = poll_held(p, 2);
+    int n = ports_poll(p, 2);
     if (console < 0) p[1].fd = -1; /* poll ignores a negative fd */
     if (poll(p, (nfds_t)n, -1) < 0 && errno != EINTR) die("poll: %s", strerror(errno));
-    refuse_held();
+    ports_refuse();
     if (console >= 0 && (p[1].revents & POLLIN)) {
       int conn = accept4(console, NULL, NULL, SOCK_CLOEXEC);
       if (conn >= 0) { master = recv_fd(conn); close(conn); }
@@ -585,7 +580,7 @@ int main(int argc, char **argv) {
     for (int s = 0; s < 2; s++) p[n++] = (struct pollfd){out_fd[s], POLLIN, 0};
     for (int i = 0; i < MAX_CLIENTS; i++) p[n++] = (struct pollfd){clients[i].fd, POLLIN, 0};
     p[n++] = (struct pollfd){health_fd(), POLLIN, 0};
-    n = poll_held(p, n);
+    n = ports_poll(p, n);
     int open_outputs = (out_fd[0] >= 0) + (out_fd[1] >= 0);
     if (exited && open_outputs == 0) break;
     /* After the exit, output still held open by a stray writer gets 2 s. */
@@ -621,7 +616,7 @@ int main(int argc, char **argv) {
       if (clients[i].fd >= 0 && (p[4 + i].revents & (POLLIN | POLLHUP | POLLERR))) read_client(i);
     }
     if (p[4 + MAX_CLIENTS].revents & (POLLIN | POLLHUP | POLLERR)) health_readable();
-    refuse_held();
+    ports_refuse();
     if (!exited) health_tick();
   }
   for (int s = 0; s < 2; s++) {
@@ -632,11 +627,12 @@ int main(int argc, char **argv) {
   timestamp(ts, sizeof ts);
   int len = snprintf(json, sizeof json, "{\"exitCode\":%d,\"finishedAt\":\"%s\"}\n", code, ts);
   /* The container is gone: its ports are free again before anyone can see it exited. */
-  for (int i = 0; i < opt.npublish; i++) close(held[i]);
+  ports_release();
+  if (opt.start) delete_container(&old);
   int efd = open("exit.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (efd >= 0) {
     write_all(efd, json, (size_t)len);
-    fsync(efd);
+    /* Not synced: runtime state means nothing after a reboot, and a torn file reads as a crash. */
     close(efd);
     rename("exit.tmp", "exit");
   }

@@ -12,6 +12,8 @@
  *   floor   runc run -b BUNDLE (a bundle prepared once: what the OCI runtime alone costs)
  *   node    node -e 0 without NODE_EXTRA_CA_CERTS, as bin/tsrun.js starts Node (the floor of any
  *           Node CLI)
+ *   base    with --base PATH: another tsrun's bin/tsrun.js (e.g. a build of main), the same run
+ *           command on the same store, to compare two builds in one interleaved run
  *
  * Both tools use runc and no network (what networking adds is scripts/bench/net.ts's business). Podman needs the
  * flags above on this kind of machine: no systemd (cgroupfs, file events), crun refuses the
@@ -28,6 +30,7 @@
  *
  *   npm run bench:run                           # 20 rounds, Markdown on stdout
  *   npm run bench:run -- --rounds 40 --json out.json --monitors 5
+ *   node dist/scripts/bench/run.js --base /path/to/other/bin/tsrun.js --tools tsrun,base,podman
  */
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -38,7 +41,7 @@ import { startRegistry } from '../../test/helpers/registry.js';
 import { median, option, sh, timed, TSRUN, type As } from './common.js';
 
 const TARGET_RATIO = 0.6;
-type Tool = 'tsrun' | 'podman' | 'floor' | 'node';
+type Tool = 'tsrun' | 'podman' | 'floor' | 'node' | 'base';
 
 const log = (m: string) => process.stderr.write(`bench:run: ${m}\n`);
 
@@ -66,7 +69,9 @@ function pidsOf(exe: string, needle: string): number[] {
 async function main(): Promise<number> {
   const rounds = Number(option('--rounds', '20'));
   const monitors = Number(option('--monitors', '5'));
-  const tools = option('--tools', 'tsrun,podman,floor,node').split(',') as Tool[];
+  const base = option('--base', '');
+  const tools = option('--tools', `tsrun,${base ? 'base,' : ''}podman,floor,node`).split(',') as Tool[];
+  if (tools.includes('base') && !base) throw new Error('--tools base needs --base PATH');
   const work = mkdtempSync(path.join(os.tmpdir(), 'tsrun-bench-run-'));
   const root = path.join(work, 'tsrun');
   const proot = path.join(work, 'podman');
@@ -112,6 +117,7 @@ async function main(): Promise<number> {
       podman: ['podman', [...podman, 'run', '--rm', '--network', 'none', ...limits, image, 'true']],
       floor: ['runc', ['--root', floorRoot, 'run', '-b', bundle, 'floor']],
       node: [process.execPath, ['-e', '0'], { env: bareEnv }],
+      base: [base, ['--root', root, 'run', '--rm', '--network', 'none', image, 'true']],
     };
     const times: Record<string, number[]> = Object.fromEntries(tools.map((t) => [t, []]));
     for (let round = -1; round < rounds; round++) {

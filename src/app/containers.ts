@@ -12,15 +12,14 @@
  * - Creating a container holds the store's shared lock, and garbage collection keeps every layer
  *   a container record names, so `rmi` can never pull layers from under a container.
  */
-import { promises as fs, readFileSync } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import type { Socket } from 'node:net';
 import path from 'node:path';
 import { constants as osConstants } from 'node:os';
 import { TsrunError } from '../errors.js';
-import { planOverlay, mountAll, unmountAll, type Mount, type OverlayDriver } from '../snapshot/overlay.js';
-import { rootlessDriver } from '../rootless/namespace.js';
+import { unmountAll } from '../snapshot/overlay.js';
 import { isActive, type Container, type ContainerRecord } from '../runtime/records.js';
-import { locateRuntime, OciRuntime } from '../runtime/oci-runtime.js';
+import { locateRuntime, OciRuntime, runtimeKnows } from '../runtime/oci-runtime.js';
 import { attach, spawnMonitor, type Attachment } from '../runtime/monitor.js';
 import { cliEntry } from '../util/project.js';
 import { attachNetwork, detachNetwork } from '../network/attach.js';
@@ -29,8 +28,7 @@ import type { NetworkInfo } from '../network/bridge.js';
 import { assignHostPorts } from '../network/ports.js';
 import { hostsFile } from '../network/etc-files.js';
 import { extraHostLines, hostAddress } from '../network/extra-hosts.js';
-import type { AppContext } from './context.js';
-import { cleanupSteps, driverReason, mountedEvent } from './container-events.js';
+import { cleanupSteps } from './container-events.js';
 import { attachUserNetworks, detachUserNetworks, joinUserNetworks, onUserNetworks } from './networks.js';
 import { markStopped, restartIfPolicy } from './restart.js';
 import { hostMounts, prepareStart } from './run-host.js';
@@ -39,62 +37,14 @@ import { healthForStart } from './healthcheck.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { containerDirs, nextChange } from '../runtime/watch.js';
 import type { Env } from './env.js';
+import { ensureMounted, rootfsMount } from './container-mount.js';
 
 export { openEnv, type Env } from './env.js';
+export { ensureMounted, isMounted, overlayDriver, rootfsMount, storageDriver } from './container-mount.js';
 
 export async function runtimeFor(env: Env, name: string): Promise<OciRuntime> {
   const info = await locateRuntime(name, env.ctx.env, env.containers.sp.run);
   return new OciRuntime(info, env.containers.sp.runtimeRoot, env.ctx.reporter);
-}
-
-/** The root filesystem of a container as a mount (data; see snapshot/overlay.ts). */
-export function rootfsMount(env: Env, c: Pick<Container, 'record' | 'paths'>): Mount {
-  return planOverlay({
-    layersDir: path.join(env.store.root, 'layers'),
-    chainIds: c.record.layers,
-    upper: c.paths.upper,
-    work: c.paths.work,
-    target: c.paths.rootfs,
-    driver: storageDriver(env, c.record),
-  });
-}
-
-/** The driver a container's root was made with (records from before it was kept: today's). */
-export function storageDriver(env: Env, record: ContainerRecord): OverlayDriver {
-  return record.host.storage ?? overlayDriver(env.ctx);
-}
-
-/** Root: the kernel's overlayfs. Rootless: what the namespace's storage probe chose. */
-export function overlayDriver(ctx: AppContext): OverlayDriver {
-  return ctx.uid === 0 ? 'overlay' : rootlessDriver(ctx.uid, ctx.env);
-}
-
-export function isMounted(target: string): boolean {
-  const info = readFileSync('/proc/self/mountinfo', 'utf8');
-  const escaped = target.replace(/[ \t\n\\]/g, (ch) => `\\${ch.charCodeAt(0).toString(8).padStart(3, '0')}`);
-  return info.split('\n').some((line) => line.split(' ')[4] === escaped);
-}
-
-export async function ensureMounted(env: Env, c: Pick<Container, 'record' | 'paths'>): Promise<void> {
-  if (isMounted(c.paths.rootfs)) return;
-  try {
-    const m = rootfsMount(env, c);
-    await mountAll([m]);
-    const driver = storageDriver(env, c.record);
-    env.ctx.reporter.emit(mountedEvent(c.record.id, driver, m, driverReason(env.ctx, driver)));
-  } catch (err) {
-    const made = storageDriver(env, c.record);
-    const now = overlayDriver(env.ctx);
-    if (made === now) throw err;
-    throw new TsrunError(
-      'ERR_STORE',
-      `container ${c.record.name}'s root was made with the ${made} storage driver, which cannot be mounted here (tsrun now uses ${now}): ${(err as Error).message}`,
-      {
-        cause: err,
-        hint: `remove the container, or start tsrun's namespace again with TSRUN_STORAGE_DRIVER=${made}`,
-      },
-    );
-  }
 }
 
 /** Undo what start connected: the bridge or user networks (root, each idempotent) or slirp4netns (rootless). */
@@ -150,7 +100,8 @@ export async function startContainer(env: Env, c: Container, o: StartOptions = {
     try {
       runtime = await runtimeFor(env, record.host.runtime);
       // A container that ran before may have left the runtime's record behind (a crash).
-      if (record.state.startedAt || record.state.finishedAt) await runtime.delete(record.id, true);
+      if ((record.state.startedAt || record.state.finishedAt) && runtimeKnows(runtime.root, record.id))
+        await runtime.delete(record.id, true);
       await fs.rm(paths.state, { recursive: true, force: true });
       await env.store.withSharedLock(() => ensureMounted(env, c));
       if (record.host.network === 'bridge') {
@@ -207,6 +158,12 @@ export async function startContainer(env: Env, c: Container, o: StartOptions = {
       const publish = env.ctx.rootless
         ? undefined
         : (network?.ports ?? bridgePorts)?.map((p) => `${p.protocol}:${p.hostIP}:${p.hostPort}`);
+      // With nothing to do between the runtime's create and start (a network must be up before the
+      // command runs) the monitor does both, in one runtime process; an attached caller attaches
+      // before it, so it sees the first byte. An explanation (--debug, --explain) tells create
+      // and start as two steps: it gets two runtime calls.
+      const oneStep = !attaching && !env.ctx.reporter.detailed;
+      const attachIo = o.attachIo;
       const monitor = await spawnMonitor({
         id: record.id,
         bundle: paths.bundle,
@@ -222,6 +179,14 @@ export async function startContainer(env: Env, c: Container, o: StartOptions = {
         health: await healthForStart(c),
         reporter: env.ctx.reporter,
         ...(lifeline ? { keepOpen: lifeline } : {}),
+        start: oneStep,
+        attachFirst:
+          oneStep && attachIo
+            ? async () => {
+                attachment = await attach(paths.attachSocket);
+                attachIo(attachment);
+              }
+            : undefined,
       });
       lifeline?.destroy();
       env.ctx.reporter.emit({
@@ -234,13 +199,15 @@ export async function startContainer(env: Env, c: Container, o: StartOptions = {
       });
       // (user networks: `networks` is set when `attaching` resolves)
       if (attaching) network = await attaching;
-      if (o.attachIo) {
-        attachment = await attach(paths.attachSocket);
-        o.attachIo(attachment);
+      if (!oneStep) {
+        if (attachIo) {
+          attachment = await attach(paths.attachSocket);
+          attachIo(attachment);
+        }
+        await runtime.start(record.id);
       }
-      await runtime.start(record.id);
       const startedAt = new Date().toISOString();
-      await writeFileAtomic(path.join(paths.state, 'started'), startedAt);
+      await writeFileAtomic(path.join(paths.state, 'started'), startedAt, 0o644, { volatile: true });
       // Docker keeps the last FinishedAt while the container runs again.
       record.state = {
         startedAt,
@@ -307,8 +274,13 @@ async function cleanupLocked(env: Env, id: string, o: { remove?: boolean; remove
       finishedAt: c.observed.finishedAt,
     });
   }
+  // A monitor that started the container itself deletes the runtime's container before it
+  // writes the exit file: then nothing is left to delete (the runtime's state dir is gone), and
+  // the runtime is not run at all.
   // A runtime that cannot be found now never created anything to delete.
-  const runtime = await runtimeFor(env, record.host.runtime).catch(() => undefined);
+  const runtime = runtimeKnows(env.containers.sp.runtimeRoot, id)
+    ? await runtimeFor(env, record.host.runtime).catch(() => undefined)
+    : undefined;
   // The runtime's container, the network and the root do not depend on each other: they are
   // undone side by side (each step is idempotent, so a failed one is retried by the next cleanup).
   // A plugin failure must not keep the rest in place: finish, then report it (the network's
@@ -319,7 +291,8 @@ async function cleanupLocked(env: Env, id: string, o: { remove?: boolean; remove
     unmountAll([rootfsMount(env, c), ...hostMounts(record, c.paths)]),
   ]);
   for (const e of cleanupSteps(id, [
-    ['runtime-delete', runtime ? [id] : [], deleted],
+    // Deleted by us or, before the exit, by the monitor: either way it is gone.
+    ['runtime-delete', [id], deleted],
     ['network', ownNetns(record) ? [record.host.network] : [], disconnected],
     ['unmount', [c.paths.rootfs, ...hostMounts(record, c.paths).map((m) => m.target)], unmounted],
   ]))

@@ -32,6 +32,8 @@ export type { RunOptions } from './run-plan.js';
 export interface Created {
   id: string;
   env: Env;
+  /** The record as written (`run` starts from it rather than reading it back). */
+  record: ContainerRecord;
 }
 /**
  * Make the container (record, root, bundle) but do not start it: `tsrun create`, and the first
@@ -176,7 +178,8 @@ export async function createContainer(ctx: AppContext, o: RunOptions): Promise<C
     record.path = argv[0] ?? '';
     record.args = argv.slice(1);
     record.config.env = spec.process.env;
-    await writeFileAtomic(p.config, serializeSpec(spec));
+    // (not synced for --rm: see ContainerStore.write)
+    await writeFileAtomic(p.config, serializeSpec(spec), 0o644, { volatile: Boolean(o.rm) });
     await env.containers.write(record);
     // Before container-create, which ends the Spec stage that --explain tells the namespace with.
     if (ctx.rootless) ctx.reporter.emit(userNamespaceEvent(ctx.uid));
@@ -188,7 +191,7 @@ export async function createContainer(ctx: AppContext, o: RunOptions): Promise<C
       ),
     );
     if (o.cidfile) await fs.writeFile(o.cidfile, id, { flag: 'wx' });
-    return { id, env };
+    return { id, env, record };
   } catch (e) {
     await unmountAll([rootfsMount(env, c)]).catch(() => {});
     await env.containers.remove(record).catch(() => {});
@@ -203,8 +206,8 @@ export async function runContainer(
   o: RunOptions,
   attachIo?: (a: Attachment) => void,
 ): Promise<{ id: string; env: Env; attachment?: Attachment }> {
-  const { id, env } = await createContainer(ctx, o);
-  const c = await env.containers.find(id);
+  const { id, env, record } = await createContainer(ctx, o);
+  const c = env.containers.observe(record);
   const attachment = await startContainer(env, c, { attachIo: o.detach ? undefined : attachIo });
   return { id, env, attachment };
 }

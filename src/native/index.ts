@@ -62,6 +62,15 @@ export interface Native {
   readdir(dirfd: number): string[];
   /** Is the mount that `fd` is on read-only? */
   fsReadonly(fd: number): boolean;
+  /**
+   * posix_spawn `argv` (argv[0] included) from `file` without forking Node, in a new session,
+   * with /dev/null as stdin and stdout, `stderrFd` as stderr and as fd 3 the write end of a
+   * new pipe whose read end is `syncFd`, and as fd 4 a copy of `keepFd` if given (native-helpers/src/spawn.c).
+   * Reap `pid` with `reap`.
+   */
+  spawnDaemon(file: string, argv: string[], stderrFd: number, keepFd?: number): { pid: number; syncFd: number };
+  /** waitpid(2) for a child `spawnDaemon` made: its wait status (blocks until it has exited). */
+  reap(pid: number): number;
 }
 
 export interface Statx {
@@ -110,6 +119,8 @@ interface Addon extends AtCalls {
   umount(target: string): void;
   newNetns(target: string): void;
   setTopdir(path: string): boolean;
+  spawnDaemon(file: string, argv: string[], stderrFd: number, keepFd?: number): { pid: number; syncFd: number };
+  reap(pid: number): number;
 }
 
 const LOCK = { sh: 1, ex: 2, un: 8 } as const;
@@ -171,6 +182,8 @@ export function native(): Native {
     utimensat: (dirfd, name, a, m) => addon.utimensat(dirfd, name, a, m),
     readdir: (dirfd) => addon.readdir(dirfd),
     fsReadonly: (fd) => addon.fsReadonly(fd),
+    spawnDaemon: (file, argv, stderrFd, keepFd = -1) => addon.spawnDaemon(file, argv, stderrFd, keepFd),
+    reap: (pid) => addon.reap(pid),
   };
   return loaded;
 }

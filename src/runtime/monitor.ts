@@ -3,16 +3,24 @@
  * starting a monitor for a container, and attaching to a running one.
  *
  * Contract: `spawnMonitor` resolves once the runtime has *created* the container (its init
- * waits at the exec fifo for `runtime start`), with the init's pid; if creation fails it rejects
- * with the runtime's message, and the monitor has exited. The monitor runs in its own session and
- * outlives the CLI. `attach` never starts anything: it streams frames until the exit frame.
+ * waits at the exec fifo for `runtime start`), or with `start` once it has *started* it, with the
+ * init's pid; if creation fails it rejects with the runtime's message, and the monitor has
+ * exited. The monitor runs in its own session and outlives the CLI. With `start`, when the
+ * container exits the monitor deletes the runtime's container before it writes the exit file,
+ * so such a container seen exited has no runtime state left (without `start`, the caller's
+ * `runtime start` may still be finishing when the process exits: cleanup deletes it). `attach` never starts anything: it streams frames
+ * until the exit frame.
+ *
+ * The monitor is started with the addon's posix_spawn (native-helpers/src/spawn.c), not
+ * child_process.spawn, which forks the whole Node process first (5-8 ms per start); it
+ * daemonizes (--daemon), and its first process is reaped here once fd 3 reaches its end.
  */
-import { spawn } from 'node:child_process';
 import { openSync, closeSync } from 'node:fs';
-import type { Socket } from 'node:net';
 import { promises as fs } from 'node:fs';
+import { Socket } from 'node:net';
 import path from 'node:path';
 import { TsrunError } from '../errors.js';
+import { native } from '../native/index.js';
 import type { Reporter } from '../events.js';
 import { nativeBuild } from '../util/project.js';
 import { connectUnix } from '../util/unix-socket.js';
@@ -34,6 +42,13 @@ export interface MonitorOptions {
   exitCommand: string[];
   /** An exec session instead of the container: the runtime-spec process to run in it. */
   execProcess?: string;
+  /**
+   * Start the container too (`runtime run --detach`: one runtime process instead of `create`
+   * here and `start` by the caller), for a caller with nothing to do in between. With
+   * `attachFirst`, the caller is attached before the container's first instruction. The
+   * monitor then also deletes the runtime's container when it exits.
+   */
+  start?: boolean;
   /**
    * Called once the monitor listens, before the runtime runs anything; the monitor waits for
    * the connection `attach` makes here (exec sessions: no byte is written before it).
@@ -61,7 +76,11 @@ function runtimeArgv(o: MonitorOptions): string[] {
     'runtime.log',
     '--log-format',
     'json',
-    ...(o.execProcess ? ['exec', '--detach', '--process', o.execProcess] : ['create', '--bundle', o.bundle]),
+    ...(o.execProcess
+      ? ['exec', '--detach', '--process', o.execProcess]
+      : o.start
+        ? ['run', '--detach', '--bundle', o.bundle]
+        : ['create', '--bundle', o.bundle]),
     '--pid-file',
     'pid',
     ...(o.tty ? ['--console-socket', path.join(o.state, 'console.sock')] : []),
@@ -99,55 +118,63 @@ export async function spawnMonitor(o: MonitorOptions): Promise<Created> {
   if (o.stdin) args.push('--stdin');
   for (const p of o.publish ?? []) args.push('--publish', p);
   if (o.execProcess) args.push('--exec', o.execProcess);
+  else if (o.start) args.push('--start');
   if (o.attachFirst) args.push('--wait-attach');
   if (o.health) {
     await fs.writeFile(path.join(o.state, HEALTH_PROCESS_FILE), o.health.process, { mode: 0o600 });
     args.push(...monitorHealthArgs(o.health, HEALTH_PROCESS_FILE));
   }
-  args.push('--', ...o.exitCommand);
+  if (o.keepOpen) args.push('--keep-fd4');
+  args.push('--daemon', '--', ...o.exitCommand);
   const errFd = openSync(path.join(o.state, 'monitor.log'), 'a', 0o600);
-  let child;
+  let spawned: { pid: number; syncFd: number };
   try {
-    // cwd "/": the caller's directory may be gone (a restart runs from the old monitor's state dir).
-    child = spawn(bin, args, {
-      cwd: '/',
-      detached: true,
-      stdio: ['ignore', 'ignore', errFd, 'pipe', ...(o.keepOpen ? [o.keepOpen] : [])],
+    // (the caller's directory may be gone, as when a restart runs from the old monitor's state
+    // dir: unlike child_process.spawn, posix_spawn does not mind, and the monitor enters its own)
+    // keepOpen (slirp4netns's lifeline) becomes the monitor's fd 4.
+    const keep = o.keepOpen ? socketFd(o.keepOpen) : -1;
+    spawned = native().spawnDaemon(bin, [bin, ...args], errFd, keep);
+  } catch (err) {
+    throw new TsrunError('ERR_NATIVE', `starting the monitor ${bin}: ${(err as Error).message}`, {
+      hint: 'run `npm run build` in the tsrun checkout',
+      cause: err,
     });
   } finally {
     closeSync(errFd);
   }
-  const sync = child.stdio[3] as NodeJS.ReadableStream;
+  const sync = new Socket({ fd: spawned.syncFd, readable: true, writable: false });
   let attaching: Promise<void> | undefined;
-  const line = await new Promise<string>((resolve, reject) => {
+  let monitorPid = 0;
+  const line = await new Promise<string>((resolve) => {
     let text = '';
     sync.on('data', (d: Buffer) => {
       text += d.toString();
-      if (text.startsWith('listening\n')) {
-        text = text.slice('listening\n'.length);
-        attaching = o.attachFirst?.();
-        attaching?.catch(() => {});
+      // "pid N" and "listening" come first, each once; what is left is "ok N" or "err ...".
+      for (let nl = text.indexOf('\n'); nl >= 0; nl = text.indexOf('\n')) {
+        const l = text.slice(0, nl);
+        if (/^pid \d+$/.test(l)) monitorPid = Number(l.slice(4));
+        else if (l === 'listening') {
+          attaching = o.attachFirst?.();
+          attaching?.catch(() => {});
+        } else break;
+        text = text.slice(nl + 1);
       }
     });
     sync.on('end', () => resolve(text));
-    child.on('error', (err) =>
-      reject(
-        new TsrunError('ERR_NATIVE', `starting the monitor ${bin}: ${err.message}`, {
-          hint: 'run `npm run build` in the tsrun checkout',
-          cause: err,
-        }),
-      ),
-    );
+    sync.on('error', () => resolve(text));
   });
-  child.unref();
+  sync.destroy();
+  // The monitor's first process: gone (fd 3 is closed only by its exit and by the monitor's report).
+  native().reap(spawned.pid);
   const m = /^ok (\d+)/.exec(line);
   if (m) {
     if (attaching) await attaching;
     // A container's monitor is found again through its state dir (runtime/records.ts, orphans).
     // An exec's dir is nobody's to read, and its exit command removes it: a short process beside
     // CPU hogs was gone, dir and all, before this write, which then failed the exec (API: 126).
-    if (!o.execProcess) await writeFileAtomic(path.join(o.state, 'monitor.pid'), String(child.pid));
-    const created = { pid: Number(m[1]), monitorPid: child.pid ?? 0 };
+    if (!o.execProcess)
+      await writeFileAtomic(path.join(o.state, 'monitor.pid'), String(monitorPid), 0o644, { volatile: true });
+    const created = { pid: Number(m[1]), monitorPid };
     o.reporter?.emit({ type: 'monitor', id: o.id, argv: [bin, ...args], ...created });
     o.reporter?.emit({ type: 'runtime', argv: runtimeArgv(o), cwd: o.state });
     return created;
@@ -286,4 +313,15 @@ export function attach(socketPath: string): Promise<Attachment> {
       }),
     );
   });
+}
+
+/**
+ * The descriptor under a pipe `Socket` (child_process's stdio pipes): Node has no public accessor,
+ * but its pipe handle carries it. A lifeline the monitor did not get would end slirp4netns as soon
+ * as the caller closes its copy, so a missing fd is an error, not a -1.
+ */
+function socketFd(s: Socket): number {
+  const fd = (s as unknown as { _handle?: { fd?: number } })._handle?.fd;
+  if (typeof fd !== 'number' || fd < 0) throw new TsrunError('ERR_NATIVE', 'the monitor lifeline has no descriptor');
+  return fd;
 }

@@ -8,7 +8,7 @@
  * close-on-exec); failures become TsrunError('ERR_RUNTIME') carrying the runtime's own message.
  * `locate` checks the runtime's version once per binary (cached by path, size and mtime).
  */
-import { promises as fs } from 'node:fs';
+import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { TsrunError } from '../errors.js';
 import { silentReporter, type Reporter } from '../events.js';
@@ -68,6 +68,14 @@ export async function locateRuntime(name: string, env: NodeJS.ProcessEnv, cacheD
   await fs.mkdir(cacheDir, { recursive: true, mode: 0o700 });
   await fs.writeFile(cacheFile, JSON.stringify({ ...info, key }));
   return info;
+}
+
+/**
+ * Has the runtime state for container `id` under `root`? runc and crun both keep a directory
+ * `<root>/<id>` from create to delete: without it, `delete` has nothing to do.
+ */
+export function runtimeKnows(root: string, id: string): boolean {
+  return existsSync(path.join(root, id));
 }
 
 /** The last error a runtime wrote to its `--log FILE --log-format json` log ('' if none). */

@@ -185,7 +185,11 @@ export class Containers {
   async write(record: ContainerRecord): Promise<void> {
     const p = this.paths(record.id);
     await fs.mkdir(p.dir, { recursive: true, mode: 0o700 });
-    await writeFileAtomic(p.record, JSON.stringify(record, null, 1) + '\n', 0o600);
+    // A --rm container's record goes with it: not synced (a crash leaves at worst a damaged
+    // record, set aside on reading, whose directory `system prune` removes).
+    await writeFileAtomic(p.record, JSON.stringify(record, null, 1) + '\n', 0o600, {
+      volatile: Boolean(record.host.autoRemove),
+    });
   }
 
   /**
@@ -268,8 +272,11 @@ export class Containers {
     const p = this.paths(record.id);
     await fs.rm(path.join(this.locksDir, `ctr-${record.id}.create.lock`), { force: true });
     await this.releaseName(record.name, record.id);
-    await fs.rm(p.state, { recursive: true, force: true });
-    await fs.rm(p.dir, { recursive: true, force: true });
+    // Independent trees (the runtime dir's state, the store's record and root): side by side.
+    await Promise.all([
+      fs.rm(p.state, { recursive: true, force: true }),
+      fs.rm(p.dir, { recursive: true, force: true }),
+    ]);
     await fs.rm(path.join(this.locksDir, `ctr-${record.id}.lock`), { force: true });
   }
 

@@ -15,10 +15,15 @@
  * bound and each exec costs ~5 ms. Rootless mode on a kernel without unprivileged overlayfs
  * uses fuse-overlayfs instead (same layout, its own daemon; unmounted with umount2 as well).
  *
+ * A root thrown away with its container (`run --rm`) is mounted `volatile` (kernel 5.10+, as
+ * podman does for --rm): overlayfs then never syncs the upper filesystem, whose sync at unmount
+ * otherwise waits for every dirty page of the host's filesystem (5-25 ms beside a busy disk).
+ *
  * Contract: `planOverlay` is pure. `mountAll` mounts in order and, if one fails, unmounts what
  * it mounted before throwing: no half-made root is left behind. `unmountAll` is idempotent.
  */
 import { spawnSync } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { native } from '../native/index.js';
 import { TsrunError } from '../errors.js';
 import { digestHex } from '../oci/digest.js';
@@ -34,6 +39,7 @@ export interface Mount {
 
 export const PAGE_SIZE = 4096;
 const FUSE_TYPE = 'fuse.fuse-overlayfs';
+const VOLATILE = 'volatile';
 const COPY_TYPE = 'copy';
 
 /** Where a copy root records that it is complete (next to it, not inside it). */
@@ -54,6 +60,8 @@ export interface OverlayPlan {
    * is a full copy of the layers (snapshot/copy.ts), the last resort.
    */
   driver?: OverlayDriver;
+  /** The upper is thrown away with the container: mount it `volatile` (kernel overlayfs only). */
+  volatile?: boolean;
 }
 
 export type OverlayDriver = 'overlay' | 'overlay-userxattr' | 'fuse-overlayfs' | 'copy';
@@ -85,6 +93,7 @@ export function planOverlay(plan: OverlayPlan): Mount {
   }
   const options = [`lowerdir=${lowers.join(':')}`, `upperdir=${plan.upper}`, `workdir=${plan.work}`, 'index=off'];
   if (plan.driver === 'overlay-userxattr') options.push('userxattr');
+  if (plan.volatile) options.push(VOLATILE);
   const length = options.join(',').length;
   if (length >= PAGE_SIZE) {
     throw new TsrunError(
@@ -120,11 +129,33 @@ function mountOne(m: Mount): void {
   const prev = process.cwd();
   try {
     if (m.cwd) process.chdir(m.cwd);
-    native().mount(m.source, m.target, m.type, m.options.join(','));
+    mountKernel(m);
   } catch (err) {
     throw new TsrunError('ERR_STORE', `mounting ${m.type} at ${m.target}: ${(err as Error).message}`, { cause: err });
   } finally {
     if (m.cwd) process.chdir(prev);
+  }
+}
+
+/**
+ * A volatile overlay mounted before (the same container started again after a reboot) left
+ * work/work/incompat/volatile, which the kernel refuses until it is removed: the upper may have
+ * lost writes, which for a root thrown away anyway does not matter. A kernel before 5.10 knows
+ * no `volatile`: then the root is mounted without it.
+ */
+function mountKernel(m: Mount): void {
+  try {
+    native().mount(m.source, m.target, m.type, m.options.join(','));
+    return;
+  } catch (err) {
+    const work = m.options.find((o) => o.startsWith('workdir='))?.slice('workdir='.length);
+    if (!m.options.includes(VOLATILE) || (err as NodeJS.ErrnoException).code !== 'EINVAL' || !work) throw err;
+    rmSync(`${work}/work/incompat`, { recursive: true, force: true });
+  }
+  try {
+    native().mount(m.source, m.target, m.type, m.options.join(','));
+  } catch {
+    native().mount(m.source, m.target, m.type, m.options.filter((o) => o !== VOLATILE).join(','));
   }
 }
 

@@ -4,7 +4,7 @@
  * removal of temp entries whose process is gone.
  *
  * Contract: `writeFileAtomic` either leaves the old file (or nothing) or the complete new one,
- * never a torn file; temp entries are named `<pid>-<random>` so a later process can tell whether
+ * never a torn file (with `volatile`, only while the host runs: see there); temp entries are named `<pid>-<random>` so a later process can tell whether
  * their writer is still alive.
  */
 import { promises as fs, readFileSync } from 'node:fs';
@@ -12,7 +12,19 @@ import path from 'node:path';
 import { native } from '../native/index.js';
 import { crypto } from './crypto.js';
 
-export async function writeFileAtomic(file: string, data: Buffer | string, mode = 0o644): Promise<void> {
+/**
+ * Write `file` by a temp name and rename(2): a reader sees the old or the whole new content.
+ * The data is synced first, so a host crash cannot leave a torn file either, unless `volatile`:
+ * for a container's runtime state (runtime/paths.ts), which means nothing after a reboot (its
+ * monitor is gone) and which a crash may leave damaged (read as such: records.ts); its syncs
+ * cost `run` a journal commit each where /run is no tmpfs.
+ */
+export async function writeFileAtomic(
+  file: string,
+  data: Buffer | string,
+  mode = 0o644,
+  o: { volatile?: boolean } = {},
+): Promise<void> {
   const tmp = path.join(
     path.dirname(file),
     `.${path.basename(file)}.${process.pid}-${crypto().randomBytes(4).toString('hex')}.tmp`,
@@ -20,7 +32,7 @@ export async function writeFileAtomic(file: string, data: Buffer | string, mode 
   const fh = await fs.open(tmp, 'wx', mode);
   try {
     await fh.writeFile(data);
-    await fh.sync();
+    if (!o.volatile) await fh.sync();
   } finally {
     await fh.close();
   }

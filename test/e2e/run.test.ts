@@ -317,6 +317,35 @@ Run('several run --rm at once', async () => {
   assert.equal(await leftovers(), []);
 });
 
+Run('an attached run sees the first byte; run --rm returns once removed (its name is free at once)', async () => {
+  // With no network to set up, the monitor creates and starts the container in one runtime call:
+  // the CLI must be attached before it, or a command that writes and exits at once would lose
+  // its output. On the bridge the CLI runs `runtime start` itself, after attaching.
+  for (let i = 0; i < 6; i++) {
+    const net = i % 2 ? 'bridge' : 'none';
+    const cmd = `echo out ${i}; echo err ${i} >&2; exit ${i}`;
+    const r = await run(['--rm', '--name', 'again', '--network', net, IMAGE, 'sh', '-c', cmd]);
+    assert.is(r.code, i, r.stderr);
+    assert.is(r.stdout, `out ${i}\n`);
+    assert.is(r.stderr, `err ${i}\n`);
+  }
+  assert.equal(await leftovers(), []);
+});
+
+Run('started in one runtime call, a container seen exited has no runtime state left, and starts again', async () => {
+  const d = await run(['-d', '--network', 'none', IMAGE, 'sh', '-c', 'echo ran']);
+  assert.is(d.code, 0, d.stderr);
+  const id = d.stdout.trim();
+  assert.is((await tsrun(['wait', id], { root })).stdout, '0\n');
+  const l = await execa('runc', ['--root', path.join(runDir(root), 'runc'), 'list', '-q'], { reject: false });
+  assert.not.ok(String(l.stdout).includes(id), 'runc still knows the exited container');
+  const s = await tsrun(['start', '-a', id], { root });
+  assert.is(s.code, 0, s.stderr);
+  assert.is(s.stdout, 'ran\n');
+  assert.is((await tsrun(['rm', id], { root })).code, 0);
+  assert.equal(await leftovers(), []);
+});
+
 Run("cp both ways, never through the container's symlinks to the host", async () => {
   const d = await run([
     '-d',

@@ -36,11 +36,11 @@ const exited = (c: ChildProcess, ms: number) =>
     });
   });
 
-test('the monitor holds fd 4 until it exits and gives it to no child', async () => {
+async function keepFdCase(keep: boolean): Promise<void> {
   const runtime = path.join(tmp, 'runtime');
   writeFileSync(runtime, FAKE_RUNTIME);
   chmodSync(runtime, 0o755);
-  const state = path.join(tmp, 'state');
+  const state = path.join(tmp, keep ? 'state-keep' : 'state');
   mkdirSync(state);
   // The stand-in for slirp4netns: it reads its fd 4 until every copy of the other end is closed.
   const peer = spawn('sh', ['-c', 'exec cat <&4 >/dev/null'], {
@@ -62,6 +62,7 @@ test('the monitor holds fd 4 until it exits and gives it to no child', async () 
       path.join(tmp, 'rr'),
       '--log',
       path.join(tmp, 'ctr.log'),
+      ...(keep ? ['--keep-fd4'] : []),
     ],
     { stdio: ['ignore', 'ignore', 'inherit', 'pipe', lifeline] },
   );
@@ -73,6 +74,13 @@ test('the monitor holds fd 4 until it exits and gives it to no child', async () 
     while (!sync.includes('\n') && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
     assert.match(sync, /^ok \d+\n/);
     const pid = Number(/^ok (\d+)/.exec(sync)?.[1]);
+    if (!keep) {
+      // Not asked to keep it: an inherited fd 4 is closed like any other stray descriptor.
+      assert.ok(await exited(peer, 5_000), 'the peer ends: the monitor did not keep fd 4');
+      process.kill(pid, 'SIGKILL');
+      assert.ok(await exited(m, 10_000), 'the monitor exits after the container');
+      return;
+    }
     assert.not.ok(await exited(peer, 500), 'the peer lives while the monitor does');
     assert.not.ok(existsSync(path.join(state, 'fd4')), 'the runtime got no fd 4');
     process.kill(pid, 'SIGKILL');
@@ -82,6 +90,9 @@ test('the monitor holds fd 4 until it exits and gives it to no child', async () 
     if (!(await exited(m, 0))) m.kill('SIGKILL');
     if (!(await exited(peer, 0))) peer.kill('SIGKILL');
   }
-});
+}
+
+test('--keep-fd4: the monitor holds fd 4 until it exits and gives it to no child', () => keepFdCase(true));
+test('without --keep-fd4 an inherited fd 4 is not held', () => keepFdCase(false));
 
 test.run();

@@ -48,6 +48,26 @@ test('a 50-layer image mounts within one page of options; the top layer wins; wr
   await unmountAll([m]); // idempotent
 });
 
+test('a volatile root (run --rm) mounts without syncs, and mounts again after an unmount', async () => {
+  const root = path.join(tmp, 'v');
+  const ids = layers(root, 2);
+  const d = dirs(root);
+  const m = planOverlay({ layersDir: path.join(root, 'layers'), chainIds: ids, ...d, volatile: true });
+  assert.ok(m.options.includes('volatile'));
+  const fuse = planOverlay({ ...d, layersDir: '/x', chainIds: ids, driver: 'fuse-overlayfs' });
+  assert.not.ok(fuse.options.includes('volatile'), 'only the kernel overlay knows volatile');
+  for (let i = 0; i < 2; i++) {
+    // The second mount meets work/work/incompat/volatile, left by the first (a reboot's case).
+    await mountAll([m]);
+    try {
+      assert.match(readFileSync('/proc/self/mountinfo', 'utf8'), /volatile/);
+      assert.is(readFileSync(path.join(d.target, 'which'), 'utf8'), '1');
+    } finally {
+      await unmountAll([m]);
+    }
+  }
+});
+
 test('too many layers for one page is a clear error before anything is mounted', () => {
   const ids = Array.from({ length: 80 }, (_, i) => sha256Digest(String(i)));
   assert.throws(
