@@ -45,15 +45,23 @@ async function cli(args: string[]) {
   return { code: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
 }
 
-const pgrep = (name: string) => {
-  try {
-    return execFileSync('pgrep', ['-u', String(uid), '-x', name], { encoding: 'utf8' })
-      .trim()
-      .split('\n');
-  } catch {
-    return [];
-  }
-};
+/** The user's live processes named `name` (a zombie, exited but not yet reaped by init, is not one). */
+const pgrep = (name: string) =>
+  procs()
+    .filter((p) => p.comm === name && !p.stat.startsWith('Z'))
+    .map((p) => p.pid);
+
+/** The user's processes: pid, state, parent and name (for the assertions' messages too). */
+const procs = () =>
+  execFileSync('ps', ['-u', String(uid), '-o', 'pid=,stat=,ppid=,comm='], { encoding: 'utf8' })
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/))
+    .filter((f) => f.length >= 4)
+    .map(([pid = '', stat = '', ppid = '', comm = '']) => ({ pid, stat, ppid, comm }));
+const psText = () =>
+  procs()
+    .map((p) => `${p.pid} ${p.stat} ${p.ppid} ${p.comm}`)
+    .join('\n');
 
 /** What the user's slirp4netns attachments keep under the run dirs (namespaces, sockets, records). */
 const slirpFiles = () =>
@@ -117,9 +125,9 @@ R('a detached container: its slirp4netns ends by itself when its monitor dies', 
   const r = await cli(['run', '-d', '--name', 'lifeline', IMAGE, 'sleep', '60']);
   assert.is(r.code, 0, r.stderr);
   try {
-    assert.is(pgrep('slirp4netns').length, 1, 'slirp4netns runs after the CLI is gone');
+    assert.is(pgrep('slirp4netns').length, 1, `one slirp4netns runs after the CLI is gone:\n${psText()}`);
     const monitors = pgrep('tsrun-monitor');
-    assert.is(monitors.length, 1);
+    assert.is(monitors.length, 1, psText());
     process.kill(Number(monitors[0]), 'SIGKILL');
     await eventually('slirp4netns to end with its monitor', async () => pgrep('slirp4netns').length === 0);
   } finally {
