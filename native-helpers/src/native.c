@@ -15,7 +15,8 @@
  *                                         each new subdirectory as a top-level one (Orlov spreading);
  *                                         false where the filesystem has no such flag
  *
- * The *at() calls for walking a container's root from directory fds are in at.c.
+ * The *at() calls for walking a container's root from directory fds are in at.c; the store's
+ * layer fingerprint walk (fingerprintLines) in fingerprint.c.
  *
  * Contract: every call is synchronous and never follows a final symlink (l* variants); on failure
  * it throws an Error whose `code` is the errno name (EPERM, ENOENT, ...), with `errno`, `syscall`
@@ -259,6 +260,7 @@ static napi_value init(napi_env env, napi_value exports) {
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   define_at(env, exports);
+  define_fingerprint(env, exports);
   return exports;
 }
 

@@ -33,6 +33,13 @@ export interface Native {
    */
   setTopdir(path: string): boolean;
   /**
+   * The store's layer fingerprint lines for the tree at `dir` (native-helpers/src/fingerprint.c;
+   * store/verify.ts defines them), handed to `sink` in pieces, in order; the entry count. Null
+   * when the JavaScript walk must make them (a name that is not UTF-8, a path too long, an entry
+   * that vanished...): what `sink` got is then to be thrown away.
+   */
+  fingerprintLines(dir: string, sink: (chunk: Buffer) => void): number | null;
+  /**
    * The *at() family (native-helpers/src/at.c, walk.c): an O_PATH fd for `path` resolved inside
    * `rootfd` as if it were "/" (openat2 RESOLVE_IN_ROOT|RESOLVE_NO_MAGICLINKS, or the same rules
    * one component at a time). Every `name` below is one path component ("" = the fd itself
@@ -103,6 +110,7 @@ interface Addon extends AtCalls {
   mount(source: string, target: string, fstype: string, data: string): void;
   umount(target: string): void;
   setTopdir(path: string): boolean;
+  fingerprintLines(dir: string, sink: (chunk: Buffer) => void): number | null;
 }
 
 const LOCK = { sh: 1, ex: 2, un: 8 } as const;
@@ -150,6 +158,7 @@ export function native(): Native {
     mount: (source, target, fstype, data) => addon.mount(source, target, fstype, data),
     umount: (target) => addon.umount(target),
     setTopdir: (p) => addon.setTopdir(p),
+    fingerprintLines: (dir, sink) => addon.fingerprintLines(dir, sink),
     walkInRoot: (rootfd, p, followFinal) => addon.walkInRoot(rootfd, p, followFinal),
     openat: (dirfd, name, flags, mode) => addon.openat(dirfd, name, flags, mode),
     reopen: (fd, flags) => addon.reopen(fd, flags),
