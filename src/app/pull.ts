@@ -374,7 +374,7 @@ async function fetchLayer(
     let stop: (err: Error) => void;
     let unpacked: Promise<UnpackResult & { fingerprint?: { fingerprint: string; entries: number } }>;
     if (threaded && layer.size >= THREAD_MIN) {
-      const t = unpackInWorker(blob, compression, work.diff, unpackOpts);
+      const t = unpackInWorker(blob, compression, work.diff, unpackOpts, layer.size);
       stop = t.abort;
       unpacked = t.result;
     } else {
