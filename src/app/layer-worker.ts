@@ -77,27 +77,24 @@ export interface FromWorker {
 interface Feed {
   input: Readable;
   /** The decompressor's output, which the unpack reads: destroying it stops the unpack. */
-  tar?: Readable;
+  tar: Readable;
   unacked: number;
 }
 
 function startJob(port: MessagePort, job: number, init: WorkerInit, settled: () => void): Feed {
   // Credit goes back when the decompressor takes the bytes, not when they arrive: a full
   // buffer here holds the parent's writes (and through them the network) back.
-  const feed: Feed = {
-    unacked: 0,
-    input: new Readable({
-      highWaterMark: 1 << 20,
-      read() {
-        if (feed.unacked > 0) {
-          port.postMessage({ job, ack: feed.unacked } satisfies FromWorker);
-          feed.unacked = 0;
-        }
-      },
-    }),
-  };
-  const tar = decompress(feed.input, init.compression);
-  feed.tar = tar;
+  let owed = 0;
+  const input = new Readable({
+    highWaterMark: 1 << 20,
+    read() {
+      if (owed > 0) {
+        port.postMessage({ job, ack: owed } satisfies FromWorker);
+        owed = 0;
+      }
+    },
+  });
+  const tar = decompress(input, init.compression);
   unpackTar(tar, init.dest, {
     ...init.opts,
     onWarning: (warning) => port.postMessage({ job, warning } satisfies FromWorker),
@@ -108,7 +105,16 @@ function startJob(port: MessagePort, job: number, init: WorkerInit, settled: () 
       (err: unknown) => port.postMessage({ job, error: serializeError(err) } satisfies FromWorker),
     )
     .finally(settled);
-  return feed;
+  return {
+    input,
+    tar,
+    get unacked() {
+      return owed;
+    },
+    set unacked(n: number) {
+      owed = n;
+    },
+  };
 }
 
 function main(): void {
@@ -137,7 +143,7 @@ function main(): void {
       // and its answer says it has returned.
       const err = new TsrunError('ERR_INTERNAL', `stopped: ${m.abort.message}`);
       feed.input.destroy(err);
-      feed.tar?.destroy(err);
+      feed.tar.destroy(err);
     }
   });
 }
