@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "tsrun_native",
-      "sources": ["src/native.c", "src/at.c", "src/walk.c", "src/spawn.c"],
+      "sources": ["src/native.c", "src/at.c", "src/walk.c", "src/spawn.c", "src/fingerprint.c"],
       "cflags": ["-O2", "-Wall", "-Wextra", "-std=gnu11"]
     },
     {

@@ -23,7 +23,8 @@
  *                                         false where the filesystem has no such flag
  *
  * The *at() calls for walking a container's root from directory fds are in at.c; starting a
- * daemon without forking Node (spawnDaemon, reap) is in spawn.c.
+ * daemon without forking Node (spawnDaemon, reap) is in spawn.c; the store's layer fingerprint
+ * walk (fingerprintLines) in fingerprint.c.
  *
  * Contract: every call is synchronous and never follows a final symlink (l* variants); on failure
  * it throws an Error whose `code` is the errno name (EPERM, ENOENT, ...), with `errno`, `syscall`
@@ -302,6 +303,7 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   define_at(env, exports);
   define_spawn(env, exports);
+  define_fingerprint(env, exports);
   return exports;
 }
 

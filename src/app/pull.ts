@@ -206,8 +206,20 @@ async function pullInto(ctx: AppContext, store: Store, ref: Reference, opts: Pul
   // Threads only pay when two or more large layers unpack side by side (one layer alone already
   // has the thread pool's inflate beside the main thread's files); each costs ~40 MB of RSS.
   const threaded = layers.filter((l) => l.size >= THREAD_MIN).length >= 2;
-  const outcomes = await mapLimit(layers, opts.concurrency ?? 3, (layer, i) =>
-    ensureLayer(ctx, store, client as RegistryClient, manifest.layers[i] as Descriptor, layer, threaded),
+  // Largest first: with only `concurrency` layers at once, a large layer that starts last is the
+  // whole pull's tail (the bench image's largest layer was its last: docs/benchmarks.md).
+  const order = layers
+    .map((_, i) => i)
+    .sort((a, b) => (layers[b] as LayerRecord).size - (layers[a] as LayerRecord).size || a - b);
+  const outcomes = await mapLimit(order, opts.concurrency ?? 3, (i) =>
+    ensureLayer(
+      ctx,
+      store,
+      client as RegistryClient,
+      manifest.layers[i] as Descriptor,
+      layers[i] as LayerRecord,
+      threaded,
+    ),
   );
   const fresh = outcomes.some((o) => o === 'fetched');
 
@@ -362,7 +374,7 @@ async function fetchLayer(
     let stop: (err: Error) => void;
     let unpacked: Promise<UnpackResult & { fingerprint?: { fingerprint: string; entries: number } }>;
     if (threaded && layer.size >= THREAD_MIN) {
-      const t = unpackInWorker(blob, compression, work.diff, unpackOpts);
+      const t = unpackInWorker(blob, compression, work.diff, unpackOpts, layer.size);
       stop = t.abort;
       unpacked = t.result;
     } else {

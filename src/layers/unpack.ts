@@ -150,10 +150,15 @@ class Unpacker {
     private readonly opts: UnpackOptions,
   ) {
     this.umask = opts.umask ?? readUmask();
+    this.prefix = path.join(root, '/');
   }
 
+  /** `root` normalised with one "/" at its end: prefix + rel is path.join(root, rel) for a clean rel. */
+  private readonly prefix: string;
+
+  /** `rel` is always cleanPath's output (no "", "." or ".." parts), so no normalising is needed. */
   private abs(rel: string): string {
-    return rel === '' ? this.root : path.join(this.root, rel);
+    return rel === '' ? this.root : this.prefix + rel;
   }
 
   /** Make sure every parent of `rel` is a real directory inside the root; create missing ones. */

@@ -39,6 +39,13 @@ export interface Native {
    */
   setTopdir(path: string): boolean;
   /**
+   * The store's layer fingerprint lines for the tree at `dir` (native-helpers/src/fingerprint.c;
+   * store/verify.ts defines them), handed to `sink` in pieces, in order; the entry count. Null
+   * when the JavaScript walk must make them (a name that is not UTF-8, a path too long, an entry
+   * that vanished...): what `sink` got is then to be thrown away.
+   */
+  fingerprintLines(dir: string, sink: (chunk: Buffer) => void): number | null;
+  /**
    * The *at() family (native-helpers/src/at.c, walk.c): an O_PATH fd for `path` resolved inside
    * `rootfd` as if it were "/" (openat2 RESOLVE_IN_ROOT|RESOLVE_NO_MAGICLINKS, or the same rules
    * one component at a time). Every `name` below is one path component ("" = the fd itself
@@ -121,6 +128,7 @@ interface Addon extends AtCalls {
   setTopdir(path: string): boolean;
   spawnDaemon(file: string, argv: string[], stderrFd: number, keepFd?: number): { pid: number; syncFd: number };
   reap(pid: number): number;
+  fingerprintLines(dir: string, sink: (chunk: Buffer) => void): number | null;
 }
 
 const LOCK = { sh: 1, ex: 2, un: 8 } as const;
@@ -169,6 +177,7 @@ export function native(): Native {
     umount: (target) => addon.umount(target),
     newNetns: (target) => addon.newNetns(target),
     setTopdir: (p) => addon.setTopdir(p),
+    fingerprintLines: (dir, sink) => addon.fingerprintLines(dir, sink),
     walkInRoot: (rootfd, p, followFinal) => addon.walkInRoot(rootfd, p, followFinal),
     openat: (dirfd, name, flags, mode) => addon.openat(dirfd, name, flags, mode),
     reopen: (fd, flags) => addon.reopen(fd, flags),

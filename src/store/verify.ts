@@ -41,14 +41,28 @@ export async function stampOf(diff: string): Promise<string> {
  * while other layers of the same pull are being decompressed on the pool, and a pool request
  * per entry then waited behind their inflate chunks: 24k entries took seconds, the sync walk
  * ~0.1 s. The lines and their order are the same as they always were (fingerprints recorded by
- * earlier versions still match).
+ * earlier versions still match). The native addon makes the same lines (fingerprintLines,
+ * native-helpers/src/fingerprint.c: a third of the CPU); where it cannot vouch for them (names
+ * that are not UTF-8, errors) the walk below makes them, and throws what it throws.
  */
 export async function fingerprintOf(diff: string): Promise<{ fingerprint: string; entries: number }> {
   await Promise.resolve();
-  return fingerprintSync(diff);
+  return fingerprintNative(diff) ?? fingerprintSync(diff);
 }
 
-function fingerprintSync(diff: string): { fingerprint: string; entries: number } {
+function fingerprintNative(diff: string): { fingerprint: string; entries: number } | undefined {
+  const hash = crypto().createHash('sha256');
+  let entries: number | null;
+  try {
+    entries = native().fingerprintLines(diff, (chunk) => hash.update(chunk));
+  } catch {
+    return undefined; // (an argument the addon refuses, such as a path too long: the walk decides)
+  }
+  return entries === null ? undefined : { fingerprint: `sha256:${hash.digest('hex')}`, entries };
+}
+
+/** The walk in JavaScript: the definition of the lines, and what decides where the addon cannot. */
+export function fingerprintSync(diff: string): { fingerprint: string; entries: number } {
   const hash = crypto().createHash('sha256');
   const n = native();
   let entries = 0;

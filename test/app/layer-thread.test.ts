@@ -172,4 +172,51 @@ test('an error of the source stops the thread and is the result', async () => {
   assert.not.ok(readdirSync(path.dirname(dest)).includes('dest'));
 });
 
+test('layers share the workers: five at once each get their own tree, diff id and fingerprint', async () => {
+  const tars = Array.from({ length: 5 }, (_, k) =>
+    makeTar(
+      Array.from({ length: 40 + k }, (_, i) => ({ name: `l${k}/d${i % 7}/f${i}`, content: `${k}:${i}`.repeat(i) })),
+    ),
+  );
+  const dests = tars.map(() => fresh().dest);
+  const results = await Promise.all(
+    tars.map((tar, k) => unpackInWorker(blobStream(gzipSync(tar), 1000), 'gzip', dests[k] as string, ROOT).result),
+  );
+  for (const [k, r] of results.entries()) {
+    assert.is(
+      r.diffId,
+      `sha256:${createHash('sha256')
+        .update(tars[k] as Buffer)
+        .digest('hex')}`,
+    );
+    assert.is(r.entries, 40 + k);
+    assert.equal(r.fingerprint, await fingerprintOf(dests[k] as string));
+    assert.equal(readdirSync(dests[k] as string), [`l${k}`]);
+  }
+});
+
+test('stopping one layer leaves the others in the same worker unharmed', async () => {
+  const big = (k: number) =>
+    gzipSync(makeTar(Array.from({ length: 200 }, (_, i) => ({ name: `f${i}`, content: randomBytes(2000 + k) }))));
+  // More layers than workers (at most one per core, ≤ 3): two of them share one.
+  const blobs = [big(0), big(1), big(2), big(3)];
+  const sources = blobs.map(() => new PassThrough());
+  const dests = blobs.map(() => fresh().dest);
+  const runs = blobs.map((_, k) => unpackInWorker(sources[k] as PassThrough, 'gzip', dests[k] as string, ROOT));
+  for (const [k, b] of blobs.entries()) (sources[k] as PassThrough).write(b.subarray(0, 5000));
+  runs[1]?.abort(new Error('ingest file failed'));
+  for (const [k, b] of blobs.entries()) (sources[k] as PassThrough).end(b.subarray(5000));
+  const settled = await Promise.allSettled(runs.map((r) => r.result));
+  assert.is(settled[1]?.status, 'rejected');
+  assert.is((settled[1] as PromiseRejectedResult).reason.message, 'ingest file failed');
+  for (const k of [0, 2, 3]) {
+    assert.is(settled[k]?.status, 'fulfilled', String((settled[k] as PromiseRejectedResult).reason));
+    assert.is(readdirSync(dests[k] as string).length, 200);
+  }
+  // The stopped layer's directory is the caller's again: removable, and nothing is written after.
+  rmSync(dests[1] as string, { recursive: true, force: true });
+  await new Promise((r) => setTimeout(r, 100));
+  assert.not.ok(readdirSync(path.dirname(dests[1] as string)).includes('dest'));
+});
+
 test.run();
