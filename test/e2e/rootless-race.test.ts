@@ -10,16 +10,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execa } from 'execa';
-import {
-  chmodSync,
-  existsSync,
-  lstatSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { BIN } from './cli.js';
@@ -29,7 +20,7 @@ import { removeTree } from './cp-race.js';
 import { buildRacer } from './fs-race.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { pushImage } from '../helpers/push.js';
-import { ensureUser } from '../helpers/users.js';
+import { endRootlessSession, ensureUser } from '../helpers/users.js';
 
 const R = suite('e2e rootless export/diff/commit race');
 const USER = 'tsrun-rl';
@@ -81,16 +72,8 @@ R.before(async () => {
 });
 R.after(async () => {
   await reg?.stop();
-  const pid = `/tmp/tsrun-${uid}/pause.pid`;
-  if (existsSync(pid)) {
-    try {
-      process.kill(Number(readFileSync(pid, 'utf8').trim()), 'SIGKILL');
-    } catch {
-      /* gone */
-    }
-  }
+  endRootlessSession(uid);
   rmSync(hostDir, { recursive: true, force: true });
-  rmSync(`/tmp/tsrun-${uid}`, { recursive: true, force: true });
   await removeTree(root);
 });
 

@@ -11,7 +11,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execa } from 'execa';
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { BIN } from './cli.js';
 import { eventually } from './containers.js';
@@ -19,7 +19,7 @@ import { busyboxLayer } from './fixtures.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { pushImage } from '../helpers/push.js';
 import { freePort, hostAddress } from '../helpers/net.js';
-import { ensureUser } from '../helpers/users.js';
+import { endRootlessSession, ensureUser } from '../helpers/users.js';
 
 const R = suite('e2e rootless slirp4netns');
 const USER = 'tsrun-rl';
@@ -84,15 +84,7 @@ R.before(async () => {
 });
 R.after(async () => {
   await reg?.stop();
-  const pid = `/tmp/tsrun-${uid}/pause.pid`;
-  if (existsSync(pid)) {
-    try {
-      process.kill(Number(readFileSync(pid, 'utf8').trim()), 'SIGKILL');
-    } catch {
-      /* gone */
-    }
-  }
-  rmSync(`/tmp/tsrun-${uid}`, { recursive: true, force: true });
+  endRootlessSession(uid);
   rmSync(root, { recursive: true, force: true });
 });
 

@@ -33,7 +33,7 @@ import { layerBlob, makeTar } from '../helpers/tar-writer.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { pushImage } from '../helpers/push.js';
 import { freePort, hostAddress, httpGet } from '../helpers/net.js';
-import { ensureUser, subuidStart } from '../helpers/users.js';
+import { endRootlessSession, ensureUser, subuidStart } from '../helpers/users.js';
 
 const R = suite('e2e rootless');
 const USER = 'tsrun-rl';
@@ -119,14 +119,7 @@ R.before(async () => {
 });
 R.after(async () => {
   await reg?.stop();
-  if (existsSync(`/tmp/tsrun-${uid}/pause.pid`)) {
-    try {
-      process.kill(pausePid(), 'SIGKILL');
-    } catch {
-      /* gone */
-    }
-  }
-  rmSync(`/tmp/tsrun-${uid}`, { recursive: true, force: true });
+  endRootlessSession(uid);
   rmSync(root, { recursive: true, force: true });
   rmSync(tmp, { recursive: true, force: true, maxRetries: 5 });
 });

@@ -3,7 +3,7 @@
  * subordinate id range of 65536 (useradd's default on Debian), or with none.
  */
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 
 export interface TestUser {
   name: string;
@@ -50,4 +50,20 @@ export function subuidStart(name: string): number {
       .find((l) => l.startsWith(`${name}:`))
       ?.split(':')[1],
   );
+}
+
+/**
+ * End what a test's rootless commands left running for user `uid`: the pause process that keeps
+ * the user's namespaces (SIGKILL), and its run directory /tmp/tsrun-<uid>.
+ */
+export function endRootlessSession(uid: number): void {
+  const pid = `/tmp/tsrun-${uid}/pause.pid`;
+  if (existsSync(pid)) {
+    try {
+      process.kill(Number(readFileSync(pid, 'utf8').trim()), 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+  }
+  rmSync(`/tmp/tsrun-${uid}`, { recursive: true, force: true });
 }
