@@ -138,6 +138,10 @@ export function bridgeConfList(subnet: string): ConfList {
           ranges: [[{ subnet, gateway: gw }]],
         },
       },
+      // Not run by this tsrun (it writes the ports' rules itself, network/published.ts, and
+      // leaves portmap out of each attachment's list): kept in the shared file so an older tsrun
+      // on the same host, which runs the list as it reads it, still publishes its ports.
+      { type: 'portmap', capabilities: { portMappings: true }, snat: true },
     ],
   };
 }
@@ -183,8 +187,8 @@ export async function defaultNetwork(): Promise<ConfList> {
     const r = parseChecked<ConfList>(text, (v) =>
       Array.isArray((v as ConfList | null)?.plugins) ? undefined : 'not a CNI configuration list',
     );
-    // A list of an older tsrun (per-container ipMasq, firewall or portmap plugin): written again with its subnet.
-    if (r.ok && !perContainerRules(r.value) && !portmapList(r.value)) return r.value;
+    // A list of an older tsrun (per-container ipMasq and firewall plugin): written again with its subnet.
+    if (r.ok && !perContainerRules(r.value)) return r.value;
     if (!r.ok) await setAside(file, r.problem, 'nothing (tsrun writes the network again)');
     else {
       const ipam = r.value.plugins[0]?.ipam as { ranges?: { subnet: string }[][] } | undefined;
@@ -246,7 +250,9 @@ export async function connect(o: {
 }): Promise<NetworkInfo & { veth?: { host: string; container: string } }> {
   const reporter = o.reporter ?? silentReporter;
   await disconnect(o.id, o.env, reporter); // a leftover from a crash, if any
-  let conflist = await defaultNetwork();
+  // portmap stays in the shared file for older tsruns (bridgeConfList): tsrun writes the ports itself.
+  const network = await defaultNetwork();
+  let conflist = { ...network, plugins: network.plugins.filter((p) => p.type !== 'portmap') };
   // --mac-address: the tuning plugin sets eth0's address right after the bridge made it.
   if (o.mac)
     conflist = {

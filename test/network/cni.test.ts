@@ -145,7 +145,7 @@ C(
     assert.equal(ipam.ranges, [[{ subnet: '10.66.0.0/16', gateway: '10.66.0.1' }]]);
     assert.equal(
       list.plugins.map((p) => p.type),
-      ['bridge'],
+      ['bridge', 'portmap'],
     );
     // NAT is the network's rule (network/firewall.ts): no per-container iptables in the list.
     assert.is(list.plugins[0]?.ipMasq, false);
