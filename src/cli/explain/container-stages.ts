@@ -203,7 +203,7 @@ export function networkText(ev: readonly TsrunEvent[], seen: readonly TsrunEvent
   // The container's published ports: its own chain and the jumps to it, one iptables-restore.
   for (const pr of all(ev, 'port-rules').filter((x) => x.action === 'add')) {
     const chain = /^:(\S+)/m.exec(pr.input)?.[1] ?? '?';
-    lines.push(detail('chains', `${chain}: the published ports (mark, DNAT), one iptables-restore in ${pr.ms} ms`));
+    lines.push(detail('chains', `${chain}: the published ports (mark, DNAT), one iptables-restore`));
     if (ctx.mode === 'full')
       for (const l of pr.input.split('\n').filter((x) => x.startsWith('-A'))) lines.push(raw('restore', l));
   }
