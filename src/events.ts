@@ -229,8 +229,9 @@ export type NetworkEvent =
   /**
    * The iptables rules that exist for the container once its network is attached (or, after a
    * detach, that are left: none, normally), read back with iptables-save: every rule naming its
-   * address or id, and every rule of the CNI chains those jump to (CNI-HOSTPORT-DNAT → CNI-DN-…
-   * for -p). NAT and forwarding are the network's rules, not the container's: `network-rules`.
+   * address or id, and every rule of the per-container chains those jump to (TSRUN-HOSTPORT-DNAT →
+   * TSRUN-DN-<id12> for -p; CNI-DN-… for a container attached by an older tsrun, whose ports the
+   * portmap plugin published). NAT and forwarding are the network's rules: `network-rules`.
    * Each rule in `iptables -S` form: `-A CHAIN …`; list one table with `iptables -t TABLE -S CHAIN`.
    */
   | {
@@ -254,6 +255,8 @@ export type NetworkEvent =
     }
   /** The networks' NAT, forwarding and isolation rules applied (network/firewall.ts): iptables-restore's input. */
   | { type: 'network-rules'; input: string; ms: number }
+  /** A container's published ports written (`add`) or removed (network/published.ts): iptables-restore's input. */
+  | { type: 'port-rules'; id: string; action: 'add' | 'remove'; input: string; ms: number }
   /** Rootless: slirp4netns started for the namespace (its argv and pid), and each call to its API. */
   | { type: 'slirp4netns'; id: string; argv: string[]; pid: number; netns: string; apiSocket: string }
   | { type: 'slirp4netns-api'; id: string; request: unknown; error?: string };

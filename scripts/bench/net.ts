@@ -11,7 +11,8 @@
  *    with `-p 80`, and a user network (`network create`: its own bridge, isolation rules and a
  *    DNS server, aardvark-dns for both tools), per tool, interleaved, median wall time.
  *
- * Both tools use runc and iptables DNAT in the kernel (tsrun: the CNI portmap plugin; podman 4.3
+ * Both tools use runc and iptables DNAT in the kernel (tsrun: its own chain per container, one
+ * iptables-restore, network/published.ts; podman 4.3
  * here: netavark). Podman's flags are the ones the run benchmark explains (no systemd, hybrid
  * cgroups, rlimits). The image is the test fixture pushed to a loopback docker-registry.
  *

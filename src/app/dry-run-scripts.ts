@@ -49,19 +49,19 @@ export function rules(p: ReplayPlan): { table: string; chain: string; args: stri
       table: 'nat',
       chain: 'POSTROUTING',
       args: ['-s', net.ip, '!', '-d', net.subnet, ...tag, '-j', 'MASQUERADE'],
-      why: "the bridge plugin's ipMasq: traffic from the container to the outside leaves with the host's address",
+      why: "tsrun's network rule (chain TSRUN-POSTROUTING): traffic from the container to the outside leaves with the host's address",
     },
     {
       table: 'filter',
       chain: 'FORWARD',
       args: ['-d', net.ip, '-m', 'conntrack', '--ctstate', 'RELATED,ESTABLISHED', ...tag, '-j', 'ACCEPT'],
-      why: 'the firewall plugin: answers to connections the container opened may come back in',
+      why: "tsrun's network rule (chain TSRUN-FORWARD): answers to connections the container opened may come back in",
     },
     {
       table: 'filter',
       chain: 'FORWARD',
       args: ['-s', net.ip, ...tag, '-j', 'ACCEPT'],
-      why: 'the firewall plugin: the container may send anything out',
+      why: "tsrun's network rule (chain TSRUN-FORWARD): the container may send anything out",
     },
   ];
   for (const port of p.ports) {
@@ -75,8 +75,8 @@ export function rules(p: ReplayPlan): { table: string; chain: string; args: stri
         args: [...match, ...dport, ...tag, '-j', 'DNAT', '--to-destination', to],
         why:
           chain === 'PREROUTING'
-            ? `portmap: packets from other machines to port ${port.hostPort} go to ${to}`
-            : `portmap: the same for connections made on this host (curl localhost:${port.hostPort})`,
+            ? `the published port (tsrun's chain TSRUN-DN-…): packets from other machines to port ${port.hostPort} go to ${to}`
+            : `the published port: the same for connections made on this host (curl localhost:${port.hostPort})`,
       });
     }
     out.push({
@@ -95,7 +95,7 @@ export function rules(p: ReplayPlan): { table: string; chain: string; args: stri
         '-j',
         'MASQUERADE',
       ],
-      why: 'portmap: a connection from 127.0.0.1 must not reach the container with a loopback source (it could not answer)',
+      why: 'the published port: a connection from 127.0.0.1 must not reach the container with a loopback source (it could not answer; tsrun marks it and TSRUN-HOSTPORT-MASQ masquerades it)',
     });
   }
   return out;
@@ -146,7 +146,7 @@ sysctl -qw net.ipv4.ip_forward=1 # the bridge plugin turns on forwarding (undo l
 # see it: ip netns exec ${p.netns} ip addr; ip link show master ${p.bridge}`);
     if (p.ports.length > 0)
       lines.push(
-        `sysctl -qw net.ipv4.conf.${p.bridge}.route_localnet=1  # portmap: allow 127.0.0.1 to be DNATed to the bridge`,
+        `sysctl -qw net.ipv4.conf.${p.bridge}.route_localnet=1  # as tsrun does for -p: allow 127.0.0.1 to be DNATed to the bridge`,
       );
     lines.push(`
 say "3. iptables rules, each tagged with the comment \\"${p.tag}\\""`);

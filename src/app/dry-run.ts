@@ -6,8 +6,8 @@
  *   bundle/config.json   the real OCI spec `run` generates (root: bundle/rootfs)
  *   etc/                 the hosts, hostname and resolv.conf it bind-mounts
  *   replay.sh            mounts the root filesystem from the store's layer dirs, sets up the
- *                        network by hand (what the CNI bridge, host-local, portmap and firewall
- *                        plugins do for tsrun), runs the container with runc in the foreground
+ *                        network by hand (what the CNI bridge, host-local and loopback plugins
+ *                        and tsrun's own iptables rules do), runs the container with runc in the foreground
  *                        and exits with its status
  *   undo.sh              removes everything replay.sh made (idempotent)
  *
@@ -21,7 +21,7 @@
  *
  * What replay.sh makes is tagged so tsrun never mistakes it for its own: the netns is
  * `dryrun-<id12>` (tsrun's are `tsrun-…`), the host veth `dr<id10>`, every iptables rule carries
- * `-m comment --comment "tsrun-dry-run <id12>"` (tsrun's CNI rules are in CNI-* chains), the
+ * `-m comment --comment "tsrun-dry-run <id12>"` (tsrun's rules are in TSRUN-* chains), the
  * cgroup is `/tsrun-dry-run-<id12>`, runc's state is under DIR/runc. The address is one of the
  * bridge's subnet that host-local has not leased, taken from the top of the range (host-local
  * leases from the bottom). Root only: rootless networking (slirp4netns) is not replayed.

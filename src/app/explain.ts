@@ -22,6 +22,7 @@ import { TsrunError } from '../errors.js';
 import { BRIDGE, netnsName, netnsPath } from '../network/bridge.js';
 import type { ContainerRecord } from '../runtime/records.js';
 import type { Spec } from '../spec/types.js';
+import { portChain } from '../network/published.js';
 import { runProgram, which } from '../util/exec.js';
 import type { AppContext } from './context.js';
 import { openEnv, rootfsMount, storageDriver } from './containers.js';
@@ -359,8 +360,8 @@ async function bridgeFacts(ctx: AppContext, r: ContainerRecord, pid: number, add
       stage: 'ports',
       text: `${p.hostIP || '0.0.0.0'}:${p.hostPort} → ${to}/${p.protocol}: ${rule ? rule.trim() : 'no DNAT rule'}`,
       ok: rule !== undefined,
-      expected: `a DNAT rule from host port ${p.hostPort} to ${to} (made by the CNI portmap plugin)`,
-      look: `iptables -t nat -S | grep -- '--to-destination ${to}'`,
+      expected: `a DNAT rule from host port ${p.hostPort} to ${to} (tsrun's chain ${portChain(r.id)})`,
+      look: `iptables -t nat -S ${portChain(r.id)}; iptables -t nat -S | grep -- '--to-destination ${to}'`,
     });
   }
 }

@@ -24,9 +24,10 @@ import path from 'node:path';
 import { storePaths } from '../runtime/paths.js';
 import { pidAlive } from '../util/fs.js';
 import { Containers, isActive } from '../runtime/records.js';
-import { sweep, type NetworkAttachment } from '../network/bridge.js';
+import { attachments, sweep, type NetworkAttachment } from '../network/bridge.js';
 import { disconnectSlirp, slirpAttachments, slirpOwner } from '../network/slirp.js';
 import { allEndpoints, detach } from '../network/user-attach.js';
+import { sweepPortRules } from '../network/published.js';
 import { repairRules } from '../network/user-networks.js';
 import { pruneContainers, type Env } from './containers.js';
 import { pruneImages, type RemoveLine } from './rmi.js';
@@ -128,6 +129,21 @@ export async function systemPrune(env: Env, o: { all?: boolean } = {}): Promise<
         ]
       : await sweepSlirp(env);
   stage(env, `tore down ${networks.length} network attachments`);
+  if (env.ctx.uid === 0) {
+    // Published ports' chains whose record is gone (a record lost after its rules were written);
+    // a namespace still there (a running container whose record was damaged) keeps them.
+    const ports = await sweepPortRules(
+      async () => [
+        ...(await attachments()).map((a) => a.id),
+        ...(await allEndpoints()).map((r) => r.id),
+        ...(await fs.readdir('/run/netns').catch(() => [] as string[]))
+          .filter((n) => n.startsWith('tsrun-'))
+          .map((n) => n.slice('tsrun-'.length)),
+      ],
+      env.ctx.env,
+    );
+    stage(env, `removed the port rules of ${ports.length} containers without a network record`);
+  }
   // The networks' NAT and isolation rules again, in case something flushed iptables meanwhile.
   if (env.ctx.uid === 0) await repairRules(env.ctx.env);
   const images = await pruneImages(env, { all: o.all });

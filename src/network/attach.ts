@@ -17,7 +17,7 @@ import { hostsFile, resolvConf } from './etc-files.js';
 import { extraHostLines, hostAddress, withDnsOptions, type DnsOptions, type ExtraHost } from './extra-hosts.js';
 import type { PortMapping } from './ports.js';
 import { connectSlirp, disconnectSlirp, slirpNetnsPath, slirpResolvConf } from './slirp.js';
-import { ensureRules } from './user-networks.js';
+import { ensureRules, repairRules } from './user-networks.js';
 
 export type NetworkMode = 'bridge' | 'host' | 'none';
 
@@ -128,6 +128,7 @@ export async function attachNetwork(o: AttachOptions): Promise<NetworkInfo> {
         ...(o.mac !== undefined ? { mac: o.mac } : {}),
         ...(o.reporter ? { reporter: o.reporter } : {}),
         ...(o.onNetns ? { onNetns: o.onNetns } : {}),
+        repairRules: () => repairRules(o.env),
       });
   o.reporter?.emit({
     type: 'network-attach',

@@ -2,9 +2,10 @@
  * The default "bridge" network for containers run by root: each container gets a network
  * namespace (`ip netns add tsrun-<id12>`, so `ip netns exec` shows a learner what the container
  * sees), a veth on the host bridge `tsrun0` with an address from host-local IPAM, a default
- * route and its published ports as DNAT rules — all made by the CNI reference plugins (bridge,
- * host-local, portmap, loopback), never hand-written. Outbound NAT and the forwarding accepts are
- * the network's rules, made once (network/firewall.ts, applied by the caller: attach.ts).
+ * route — all made by the CNI reference plugins (bridge, host-local, loopback). Outbound NAT and
+ * the forwarding accepts are the network's rules, made once (network/firewall.ts, applied by the
+ * caller: attach.ts); published ports are the container's own chain, written by tsrun in one
+ * iptables-restore (network/published.ts) once its address is recorded.
  *
  * State (volatile, so a reboot, which destroys every namespace and rule, also forgets it):
  *   /run/tsrun/net/tsrun.conflist        the network: a CNI configuration list; the subnet is
@@ -17,7 +18,8 @@
  *
  * Contract: `connect` records the attachment before making anything, and undoes all it made if a
  * step fails; `disconnect` is idempotent and keeps the record when a plugin fails, so `sweep`
- * (`tsrun system prune`) can finish the job; nothing else in tsrun touches namespaces or rules.
+ * (`tsrun system prune`) can finish the job. An attachment of an older tsrun (portmap in its
+ * recorded list) is torn down by that list: portmap's DEL removes its rules.
  */
 import { promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -31,6 +33,7 @@ import { addList, cniPath, CNI_VERSION, delList, type CniResult, type ConfList, 
 import type { NetworkInfo } from '../oci/network.js';
 import type { PortMapping } from './ports.js';
 import { reportRules, vethPair } from './net-events.js';
+import { publishPorts, unpublishPorts } from './published.js';
 
 export const NET_RUN_DIR = '/run/tsrun/net';
 export const BRIDGE = 'tsrun0';
@@ -135,9 +138,17 @@ export function bridgeConfList(subnet: string): ConfList {
           ranges: [[{ subnet, gateway: gw }]],
         },
       },
+      // Not run by this tsrun (it writes the ports' rules itself, network/published.ts, and
+      // leaves portmap out of each attachment's list): kept in the shared file so an older tsrun
+      // on the same host, which runs the list as it reads it, still publishes its ports.
       { type: 'portmap', capabilities: { portMappings: true }, snat: true },
     ],
   };
+}
+
+/** Whether a list publishes ports with the portmap plugin (an older tsrun's): its DEL removes them. */
+export function portmapList(list: ConfList): boolean {
+  return list.plugins.some((p) => p.type === 'portmap');
 }
 
 /**
@@ -234,14 +245,14 @@ export async function connect(o: {
   reporter?: Reporter;
   /** Called once the namespace exists (a runtime may join it while the plugins still run). */
   onNetns?: () => void;
+  /** Apply the network-wide rules again (the ports' chain of tsrun0 found missing). */
+  repairRules?: () => Promise<void>;
 }): Promise<NetworkInfo & { veth?: { host: string; container: string } }> {
   const reporter = o.reporter ?? silentReporter;
   await disconnect(o.id, o.env, reporter); // a leftover from a crash, if any
+  // portmap stays in the shared file for older tsruns (bridgeConfList): tsrun writes the ports itself.
   const network = await defaultNetwork();
-  // Without published ports portmap has nothing to do: leaving it out of this attachment's list
-  // (which its DEL reuses) saves two plugin runs per container.
-  let conflist =
-    o.ports.length > 0 ? network : { ...network, plugins: network.plugins.filter((p) => p.type !== 'portmap') };
+  let conflist = { ...network, plugins: network.plugins.filter((p) => p.type !== 'portmap') };
   // --mac-address: the tuning plugin sets eth0's address right after the bridge made it.
   if (o.mac)
     conflist = {
@@ -270,16 +281,17 @@ export async function connect(o: {
     // Both settle before a failure is undone (no DEL while an ADD still runs).
     const [lo, eth0] = await Promise.allSettled([
       addList(LOOPBACK, invocation(a, o.env, 'lo', reporter)),
-      addList(a.conflist, invocation(a, o.env, 'eth0', reporter), {
-        portMappings: cniPorts(a.ports),
-        ...(o.mac ? { mac: o.mac } : {}),
-      }),
+      addList(a.conflist, invocation(a, o.env, 'eth0', reporter), o.mac ? { mac: o.mac } : {}),
     ]);
     if (eth0.status === 'rejected') throw eth0.reason;
     if (lo.status === 'rejected') throw lo.reason;
     a.result = eth0.value;
     await writeFileAtomic(attachmentFile(o.id), JSON.stringify(a));
     const info = infoOf(a);
+    await publishPorts(
+      { id: o.id, ip: info.ip, prefixLen: info.prefixLen, ports: a.ports, bridge: BRIDGE },
+      { env: o.env, reporter, ...(o.repairRules ? { repair: o.repairRules } : {}) },
+    );
     await reportRules(reporter, { id: o.id, ip: info.ip, network: NETWORK_NAME, when: 'attach', env: o.env });
     const veth = vethPair(a.result, 'eth0');
     return veth ? { ...info, veth } : info;
@@ -321,12 +333,16 @@ export async function disconnect(
   const early = netnsFirst(a.conflist);
   if (early) await removeNetns();
   const veth = early ? vethPair(result, 'eth0')?.host : undefined;
+  const info = infoFromResult(result, BRIDGE, a.ports);
+  // Ports: an older tsrun's portmap DEL (its list) removes its rules; else tsrun's own chain.
+  const ours = a.ports.length > 0 && !portmapList(a.conflist);
   await Promise.all([
     delList(a.conflist, invocation(a, env, 'eth0', reporter), result, { portMappings: cniPorts(a.ports) }),
     veth ? vethGone(veth, env) : undefined,
+    ours ? unpublishPorts(id, info.ip ? { id, ...info } : undefined, { env, reporter }) : undefined,
   ]);
   if (!early) await removeNetns();
-  const ip4 = infoFromResult(result, BRIDGE, a.ports).ip;
+  const ip4 = info.ip;
   if (ip4) await reportRules(reporter, { id, ip: ip4, network: NETWORK_NAME, when: 'detach', env });
   await fs.rm(attachmentFile(id), { force: true });
 }

@@ -3,7 +3,9 @@
  * not an attachment): it is set aside (util/corrupt.ts) and what it described is torn down from
  * what is still known — the id (its file name), the network's configuration list, and the
  * address host-local leased to that id (its lease files hold the container id) — so the
- * namespace, veth, lease and port rules do not outlive it.
+ * namespace, veth, lease and port rules do not outlive it. Port rules are tsrun's chain
+ * TSRUN-DN-<id12> (network/published.ts), or, for a container an older tsrun attached, portmap's
+ * (read back from its chains, and its DEL run with them).
  *
  * Contract: only a namespace no process is in is torn down (the record's store is unknown, so
  * "its container has stopped" is judged by the namespace itself); one still in use is only set
@@ -14,6 +16,7 @@ import path from 'node:path';
 import { runProgram, which } from '../util/exec.js';
 import { setAside } from '../util/corrupt.js';
 import { cniPath, CNI_VERSION, delList, type CniResult, type ConfList } from './cni.js';
+import { unpublishPorts } from './published.js';
 
 /** Why `v` is not an attachment record for `id`, or undefined. */
 export function checkAttachment(v: unknown, id: string): string | undefined {
@@ -63,8 +66,9 @@ export async function resultFromLease(list: ConfList, id: string): Promise<CniRe
 }
 
 /**
- * The port mappings portmap made for `id`, read back from its NAT rules (CNI-HOSTPORT-DNAT jumps
- * to a per-container chain, commented with the id): portmap's DEL needs them to find its rules.
+ * The port mappings an older tsrun's portmap made for `id`, read back from its NAT rules
+ * (CNI-HOSTPORT-DNAT jumps to a per-container chain, commented with the id): portmap's DEL needs
+ * them to find its rules.
  */
 async function portsFromRules(id: string, env: NodeJS.ProcessEnv): Promise<Record<string, unknown>[]> {
   const bin = await which('iptables-save', env);
@@ -111,8 +115,15 @@ export async function handleDamaged(o: {
   );
   if (moved === undefined || inUse) return false;
   const result = await resultFromLease(o.list, o.id);
+  const legacyPorts = await portsFromRules(o.id, o.env);
+  await unpublishPorts(o.id, undefined, { env: o.env }).catch(() => {});
   await delList(
-    o.list,
+    legacyPorts.length > 0 && !o.list.plugins.some((p) => p.type === 'portmap')
+      ? {
+          ...o.list,
+          plugins: [...o.list.plugins, { type: 'portmap', capabilities: { portMappings: true }, snat: true }],
+        }
+      : o.list,
     {
       containerId: o.id,
       netns: `/run/netns/${o.netnsName}`,
@@ -121,7 +132,7 @@ export async function handleDamaged(o: {
       pathEnv: o.env.PATH,
     },
     result,
-    { portMappings: await portsFromRules(o.id, o.env) },
+    { portMappings: legacyPorts },
   ).catch(() => {});
   await ipCommand(['netns', 'delete', o.netnsName], o.env);
   return true;

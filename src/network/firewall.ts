@@ -14,21 +14,29 @@
  *   filter TSRUN-ISOLATION    user networks cut off from every other tsrun bridge and, when
  *                             internal, from everything but their own bridge (Docker's
  *                             DOCKER-ISOLATION idea)
+ *   nat    TSRUN-HOSTPORT-MASQ (first in POSTROUTING) masquerades connections to a published
+ *                             port that came from 127.0.0.1 or a container (marked by the port rules)
+ *   nat    TSRUN-HOSTPORT-DNAT (from PREROUTING and OUTPUT, local destinations) holds each
+ *                             container's jumps to its published ports (network/published.ts):
+ *                             made here when missing, never flushed here
  *
- * The CNI plugins still make everything per container (namespace, veth, address, routes, and the
- * DNAT rules of `-p`, by portmap); measured in docs/benchmarks.md, the per-container `ipMasq` and
- * `firewall` plugin ran iptables ~17 times per ADD and again per DEL.
+ * The CNI plugins make the rest per container (namespace, veth, address, routes); the published
+ * ports are one iptables-restore per container (network/published.ts). Measured in
+ * docs/benchmarks.md: the per-container `ipMasq` and `firewall` plugin ran iptables ~17 times per
+ * ADD and again per DEL, portmap ~19 per ADD and ~10 per DEL.
  *
  * Contract: `applyRules` makes the chains hold exactly the rules of `nets` (idempotent; callers
- * serialise it under the networks lock and pass every network); `rulesStamp` is written after a
- * successful apply, so a container start only checks that file; `dropStamp` makes the next start
- * apply again (system prune, a suspected flush).
+ * serialise it under the networks lock and pass every network) and the jumps into them exist,
+ * in one iptables-save and one iptables-restore; `rulesStamp` is written after a successful
+ * apply, so a container start only checks that file; `dropStamp` makes the next start apply
+ * again (system prune, a suspected flush).
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { TsrunError } from '../errors.js';
 import type { Reporter } from '../events.js';
 import { runProgram, which } from '../util/exec.js';
+import { HOSTPORT_DNAT, HOSTPORT_MASQ, MASQ_MARK } from './published.js';
 
 /** One bridge as the rules see it. */
 export interface RuleNet {
@@ -42,9 +50,43 @@ export interface RuleNet {
 
 export const CHAINS = { nat: 'TSRUN-POSTROUTING', forward: 'TSRUN-FORWARD', isolation: 'TSRUN-ISOLATION' };
 
-/** The iptables-restore input for `nets` (tables nat and filter; only tsrun's chains are touched). */
-export function rulesText(nets: RuleNet[], o: { userPrefix: string; defaultBridge: string }): string {
-  const nat = [`*nat`, `:${CHAINS.nat} - [0:0]`];
+/** The jumps from the built-in chains into tsrun's (as iptables-save spells them), and where they go. */
+export const HOOKS: { table: string; chain: string; spec: string; first: boolean }[] = [
+  { table: 'nat', chain: 'POSTROUTING', spec: `-j ${HOSTPORT_MASQ}`, first: true },
+  { table: 'nat', chain: 'POSTROUTING', spec: `-j ${CHAINS.nat}`, first: false },
+  { table: 'nat', chain: 'PREROUTING', spec: `-m addrtype --dst-type LOCAL -j ${HOSTPORT_DNAT}`, first: false },
+  { table: 'nat', chain: 'OUTPUT', spec: `-m addrtype --dst-type LOCAL -j ${HOSTPORT_DNAT}`, first: false },
+  { table: 'filter', chain: 'FORWARD', spec: `-j ${CHAINS.forward}`, first: true },
+];
+
+/** The rule lines of each table in iptables-save text. */
+function savedRules(save: string): Map<string, Set<string>> {
+  const out = new Map<string, Set<string>>();
+  let table = '';
+  for (const l of save.split('\n')) {
+    if (l.startsWith('*')) table = l.slice(1).trim();
+    else if (l.startsWith('-A ') || l.startsWith(':')) {
+      if (!out.has(table)) out.set(table, new Set());
+      out.get(table)?.add(l.startsWith(':') ? (l.split(' ')[0] ?? l) : l);
+    }
+  }
+  return out;
+}
+
+/**
+ * The iptables-restore input for `nets` (tables nat and filter; only tsrun's chains are touched),
+ * with the jumps into them and the published ports' chain that `present` (iptables-save's output,
+ * undefined: nothing is there) lacks.
+ */
+export function rulesText(nets: RuleNet[], o: { userPrefix: string; defaultBridge: string }, present?: string): string {
+  const have = savedRules(present ?? '');
+  const nat = [
+    `*nat`,
+    `:${CHAINS.nat} - [0:0]`,
+    `:${HOSTPORT_MASQ} - [0:0]`,
+    ...(have.get('nat')?.has(`:${HOSTPORT_DNAT}`) ? [] : [`:${HOSTPORT_DNAT} - [0:0]`]),
+    `-A ${HOSTPORT_MASQ} -m mark --mark ${MASQ_MARK} -j MASQUERADE`,
+  ];
   const filter = [
     `*filter`,
     `:${CHAINS.forward} - [0:0]`,
@@ -78,6 +120,10 @@ export function rulesText(nets: RuleNet[], o: { userPrefix: string; defaultBridg
       }
     }
   }
+  for (const h of HOOKS) {
+    if (have.get(h.table)?.has(`-A ${h.chain} ${h.spec}`)) continue;
+    (h.table === 'nat' ? nat : filter).push(h.first ? `-I ${h.chain} 1 ${h.spec}` : `-A ${h.chain} ${h.spec}`);
+  }
   return `${[...nat, 'COMMIT', ...filter, 'COMMIT'].join('\n')}\n`;
 }
 
@@ -90,12 +136,6 @@ async function tool(name: string, env: NodeJS.ProcessEnv): Promise<string> {
   return bin;
 }
 
-/** The jumps from the built-in chains into tsrun's, made once (a check, then an insert). */
-const HOOKS: { table: string; chain: string; insert: string[] }[] = [
-  { table: 'nat', chain: 'POSTROUTING', insert: ['-A', 'POSTROUTING'] },
-  { table: 'filter', chain: 'FORWARD', insert: ['-I', 'FORWARD', '1'] },
-];
-
 /** Make tsrun's chains hold exactly the rules of `nets` (see the module comment). */
 export async function applyRules(
   nets: RuleNet[],
@@ -103,21 +143,16 @@ export async function applyRules(
   env: NodeJS.ProcessEnv,
 ): Promise<void> {
   const started = performance.now();
-  const text = rulesText(nets, o);
+  // What is there decides which jumps (and whether the ports' chain) the restore adds.
+  const save = await runProgram(await tool('iptables-save', env), []);
+  if (save.code !== 0)
+    throw new TsrunError('ERR_CNI', `setting up the network rules: iptables-save: ${save.stderr.trim()}`);
+  const text = rulesText(nets, o, save.stdout);
   const r = await runProgram(await tool('iptables-restore', env), ['-w', '--noflush'], { input: text });
   if (r.code !== 0)
     throw new TsrunError('ERR_CNI', `setting up the network rules: iptables-restore: ${r.stderr.trim()}`, {
       detail: { input: text },
     });
-  const iptables = await tool('iptables', env);
-  for (const h of HOOKS) {
-    const target = h.table === 'nat' ? CHAINS.nat : CHAINS.forward;
-    const has = await runProgram(iptables, ['-w', '-t', h.table, '-C', h.chain, '-j', target]);
-    if (has.code === 0) continue;
-    const add = await runProgram(iptables, ['-w', '-t', h.table, ...h.insert, '-j', target]);
-    if (add.code !== 0)
-      throw new TsrunError('ERR_CNI', `setting up the network rules: iptables ${h.chain}: ${add.stderr.trim()}`);
-  }
   await fs.mkdir(path.dirname(o.stamp), { recursive: true, mode: 0o700 });
   await fs.writeFile(o.stamp, text);
   o.reporter?.emit({ type: 'network-rules', input: text, ms: Math.round(performance.now() - started) });

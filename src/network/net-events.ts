@@ -1,8 +1,8 @@
 /**
  * What the network events (events.ts NetworkEvent) say beyond what tsrun itself made: the veth
  * pair from a CNI result, and the iptables rules that exist for a container, read back from the
- * kernel with iptables-save (what the bridge, portmap and firewall plugins added in their own
- * chains), so a learner sees the real rules, not tsrun's idea of them.
+ * kernel with iptables-save (tsrun's chain of its published ports, or what an older tsrun's CNI
+ * plugins added in their own chains), so a learner sees the real rules, not tsrun's idea of them.
  *
  * Read-only, and only when someone listens (a silent reporter skips the iptables-save run: `run`
  * is start-up bound).
@@ -25,8 +25,11 @@ export function vethPair(
   return host && hostEnds.length > 1 ? { host, container: ifName } : undefined;
 }
 
-/** A CNI plugin's per-container chain (CNI-<hash>, CNI-DN-<hash>), as opposed to the shared ones. */
-const PRIVATE_CHAIN = /^CNI-(?:DN-|SN-)?[0-9a-f]{16,}$/;
+/**
+ * A per-container chain, as opposed to the shared ones: tsrun's published ports (TSRUN-DN-<id12>)
+ * or a CNI plugin's (CNI-<hash>, CNI-DN-<hash>: a container an older tsrun attached).
+ */
+const PRIVATE_CHAIN = /^(?:CNI-(?:DN-|SN-)?[0-9a-f]{16,}|TSRUN-DN-[0-9a-f]{12})$/;
 
 type Rule = { table: string; chain: string; rule: string };
 

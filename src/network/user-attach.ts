@@ -2,8 +2,9 @@
  * A container's endpoints on user networks (root): the container's network namespace
  * (`tsrun-<id12>`, made here as network/bridge.ts makes it for the default network), then one
  * interface per network (eth0, eth1, …) made by the CNI plugins with that network's
- * configuration list (network/user-networks.ts), and the container's names in the network's DNS
- * server (network/dns.ts).
+ * configuration list (network/user-networks.ts), the container's names in the network's DNS
+ * server (network/dns.ts), and on its first network its published ports (network/published.ts;
+ * none on an internal network).
  *
  * A container on the default bridge can be on user networks too (Docker's `network connect` of a
  * bridge container, which testcontainers' `withNetworkAliases` does): its endpoints are added to
@@ -24,10 +25,11 @@ import path from 'node:path';
 import { TsrunError } from '../errors.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { runProgram, which } from '../util/exec.js';
-import { infoFromResult, NET_RUN_DIR, netnsFirst, netnsName, netnsPath, vethGone } from './bridge.js';
+import { infoFromResult, NET_RUN_DIR, netnsFirst, netnsName, netnsPath, portmapList, vethGone } from './bridge.js';
+import { publishPorts, unpublishPorts } from './published.js';
 import { addList, cniPath, CNI_VERSION, delList, type CniResult, type ConfList, type Invocation } from './cni.js';
 import { dropEntry, setEntry } from './dns.js';
-import { ensureRules, parseCidr, userConfList, type UserNetwork } from './user-networks.js';
+import { ensureRules, parseCidr, repairRules, userConfList, type UserNetwork } from './user-networks.js';
 import type { NetworkInfo } from '../oci/network.js';
 import type { PortMapping } from './ports.js';
 import type { Reporter } from '../events.js';
@@ -123,7 +125,7 @@ async function addOne(
     networkName: req.net.Name,
     gateway: req.net.Gateway,
     ifName: `eth${n}`,
-    conflist: userConfList(req.net, { defaultRoute: o.first, ports: o.ports.length > 0, mac: Boolean(o.mac) }),
+    conflist: userConfList(req.net, { defaultRoute: o.first, mac: Boolean(o.mac) }),
     names: req.names,
     ports: o.ports,
   };
@@ -131,12 +133,17 @@ async function addOne(
   await save(r);
   const bits = parseCidr(req.net.Subnet).bits;
   e.result = await addList(e.conflist, invocation(r, o.env, e.ifName, o.reporter), {
-    ...(o.ports.length > 0 ? { portMappings: cniPorts(o.ports) } : {}),
     ...(o.mac ? { mac: o.mac } : {}),
     ...(req.ip ? { ips: [`${req.ip}/${bits}`] } : {}),
   });
   await save(r);
-  const addr = endpointInfo(e).ip;
+  const info = endpointInfo(e);
+  const addr = info.ip;
+  await publishPorts(
+    // An internal network publishes nothing (it has no way in or out).
+    { id: r.id, ip: addr, prefixLen: info.prefixLen, ports: req.net.Internal ? [] : e.ports, bridge: info.bridge },
+    { env: o.env, ...(o.reporter ? { reporter: o.reporter } : {}), repair: () => repairRules(o.env) },
+  );
   await setEntry(req.net.Id, req.net.Gateway, { id: r.id, ip: addr, names: req.names }, o.env);
   reportEndpoint(r, e, o.reporter);
   await reportRules(o.reporter, { id: r.id, ip: addr, network: e.networkName, when: 'attach', env: o.env });
@@ -289,9 +296,15 @@ export async function addEndpoint(
 async function delOne(r: EndpointRecord, e: Endpoint, env: NodeJS.ProcessEnv, reporter?: Reporter): Promise<void> {
   await dropEntry(e.networkId, r.id, env);
   reporter?.emit({ type: 'dns', action: 'remove', id: r.id, network: e.networkName, server: e.gateway });
-  await delList(e.conflist, invocation(r, env, e.ifName, reporter), e.result, { portMappings: cniPorts(e.ports) });
+  const info = endpointInfo(e);
+  // Ports: an older tsrun's portmap DEL (its list) removes its rules; else tsrun's own chain.
+  const ours = e.ports.length > 0 && !portmapList(e.conflist);
+  await Promise.all([
+    delList(e.conflist, invocation(r, env, e.ifName, reporter), e.result, { portMappings: cniPorts(e.ports) }),
+    ours ? unpublishPorts(r.id, info.ip ? { id: r.id, ...info } : undefined, { env, reporter }) : undefined,
+  ]);
   reporter?.emit({ type: 'network-detach', id: r.id, driver: 'bridge', network: e.networkName });
-  const ip = endpointInfo(e).ip;
+  const ip = info.ip;
   if (ip) await reportRules(reporter, { id: r.id, ip, network: e.networkName, when: 'detach', env });
 }
 

@@ -11,7 +11,7 @@
  *   /run/tsrun/net/networks.lock        flock held while a network is created or removed, so two
  *                                        `network create` never pick the same name or subnet, and
  *                                        while the rules of all networks are applied
- *   /run/tsrun/net/rules.v1             the rules last applied (`ensureRules` looks for it)
+ *   /run/tsrun/net/rules.v2             the rules last applied (`ensureRules` looks for it)
  *   /run/tsrun/net/ipam/tsrun-net-<id12>/ host-local's leases of the network
  *
  * Isolation (Docker's DOCKER-ISOLATION idea, in chain TSRUN-ISOLATION, which TSRUN-FORWARD runs
@@ -266,7 +266,7 @@ export async function removeNetwork(
  * The CNI configuration list of one attachment. Only the first network of a container gives it a
  * default route (two would clash); an internal network gives none.
  */
-export function userConfList(net: UserNetwork, o: { defaultRoute: boolean; ports: boolean; mac: boolean }): ConfList {
+export function userConfList(net: UserNetwork, o: { defaultRoute: boolean; mac: boolean }): ConfList {
   const internal = net.Internal;
   const plugins: ConfList['plugins'] = [
     {
@@ -286,7 +286,6 @@ export function userConfList(net: UserNetwork, o: { defaultRoute: boolean; ports
     },
   ];
   if (o.mac) plugins.push({ type: 'tuning', capabilities: { mac: true } });
-  if (o.ports && !internal) plugins.push({ type: 'portmap', capabilities: { portMappings: true }, snat: true });
   return { cniVersion: CNI_VERSION, name: cniName(net), plugins };
 }
 
@@ -299,7 +298,8 @@ function ruleNets(nets: UserNetwork[]): RuleNet[] {
   ];
 }
 
-export const RULES_STAMP = path.join(NET_RUN_DIR, 'rules.v1');
+/** v2: with the published ports' chains (an older tsrun's v1 stamp makes the next start apply them). */
+export const RULES_STAMP = path.join(NET_RUN_DIR, 'rules.v2');
 
 /** Make tsrun's chains hold the rules of the default bridge and `nets` (hold the networks lock). */
 async function applyAll(nets: UserNetwork[], env: NodeJS.ProcessEnv, reporter?: Reporter): Promise<void> {

@@ -20,6 +20,8 @@ test('a wrapped command is the same command to sh, and fits 100 columns', () => 
     `echo L1=${long}:${long}:${long} 'a quoted   argument'`,
     `echo "lowerdir=${long}:${long},upperdir=${long}" done`,
     `echo ${long} ${long}   # a comment is never continued with a backslash`,
+    // A word that just fits a continuation line alone, with more after it: room for its ` \`.
+    `echo --comment ${'x'.repeat(82)} -j NEXT`,
   ];
   for (const cmd of cmds) {
     const lines = wrapShell(cmd, ' '.repeat(15), ' '.repeat(17));

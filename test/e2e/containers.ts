@@ -92,7 +92,13 @@ async function hostNetworkState(): Promise<string[]> {
   for (const table of ['nat', 'filter']) {
     const rules = await execa('iptables-save', ['-t', table], { reject: false });
     for (const l of String(rules.stdout).split('\n')) {
-      if (/name: \\?"tsrun\\?" id:/.test(l) || /CNI-FORWARD .*-[ds] \d/.test(l) || /CNI-DN-/.test(l))
+      if (
+        /name: \\?"tsrun\\?" id:/.test(l) ||
+        /CNI-FORWARD .*-[ds] \d/.test(l) ||
+        /CNI-DN-/.test(l) ||
+        /TSRUN-DN-/.test(l) ||
+        /tsrun ports id:/.test(l)
+      )
         out.push(`iptables ${table}: ${l}`);
     }
   }

@@ -158,7 +158,7 @@ D('run --rm: pull with a login, bundle, mount, name files, bridge, runtime — a
   assert.is(attached.network, 'tsrun');
   assert.match((attached.veth as { host: string }).host, /^veth/);
 
-  // The rules the portmap plugin made for -p, as iptables-save shows them, and none left after.
+  // The rules tsrun wrote for -p (its chain TSRUN-DN-<id12>), as iptables-save shows them, and none left after.
   const rules = ofType(r.events, 'iptables-rules');
   const atAttach = rules.find((e) => e.when === 'attach');
   assert.ok(atAttach && atAttach.ip === attached.ip, 'an iptables-rules event after the attach');
@@ -166,17 +166,31 @@ D('run --rm: pull with a login, bundle, mount, name files, bridge, runtime — a
   assert.ok(
     lines.some(
       (l) =>
-        /^nat -A CNI-DN-\S+ .*--dport \d+ -j DNAT --to-destination /.test(l) &&
+        /^nat -A TSRUN-DN-[0-9a-f]{12} .*--dport \d+ -j DNAT --to-destination /.test(l) &&
         l.includes(`${attached.ip as string}:80`),
     ),
     lines.join('\n'),
   );
   assert.ok(
-    lines.some((l) => l.startsWith('nat -A CNI-HOSTPORT-DNAT ')),
+    lines.some((l) => l.startsWith('nat -A TSRUN-HOSTPORT-DNAT ')),
     lines.join('\n'),
   );
   const atDetach = rules.find((e) => e.when === 'detach');
   assert.equal(atDetach?.rules, [], 'no rule left after the CNI DEL');
+  // Written by tsrun in one iptables-restore each way, not by the portmap plugin.
+  assert.not.ok(
+    ofType(r.events, 'cni').some((e) => e.plugin === 'portmap'),
+    'no portmap plugin call',
+  );
+  const portRules = ofType(r.events, 'port-rules');
+  assert.equal(
+    portRules.map((e) => e.action),
+    ['add', 'remove'],
+  );
+  assert.match(
+    portRules[0]?.input as string,
+    /^-A TSRUN-HOSTPORT-DNAT -p tcp -m comment .* -j TSRUN-DN-[0-9a-f]{12}$/m,
+  );
   const steps = ofType(r.events, 'cleanup-step').map((e) => e.step);
   for (const s of ['runtime-delete', 'network', 'unmount', 'state-dir']) assert.ok(steps.includes(s), steps.join(' '));
 

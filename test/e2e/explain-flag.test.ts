@@ -194,7 +194,7 @@ E('run --explain --rm -p: every stage with its real values; the output is the co
     assert.match(spec, /\(from\s+image\s+CMD\)/);
     assert.match(spec, /jq '\.process\.args,\.linux\.namespaces' \/\S+\/config\.json/);
     assert.match(block(err, 'Network'), /ip netns exec tsrun-\S+ ip addr/);
-    assert.match(block(err, 'Network'), /iptables -t nat -S CNI-HOSTPORT-DNAT/);
+    assert.match(block(err, 'Network'), /iptables -t nat -S TSRUN-HOSTPORT-DNAT/);
     assert.match(block(err, 'Create'), /runc --root \S+ create --bundle \S+ [0-9a-f]{64}/);
     assert.match(block(err, 'Start'), /ls -l \/proc\/\d+\/ns/);
     assert.match(block(err, 'Exit'), /exited with status 0/);

@@ -255,6 +255,55 @@ N('teardown after a killed CLI (the monitor cleans up) and after a killed monito
   assert.is(again.code, 0, again.stderr);
 });
 
+N(
+  "-p is tsrun's own chain: containers reach each other through the published port (hairpin), and run --rm leaves no rule",
+  async () => {
+    const port = await freePort();
+    assert.is((await cli(['run', '-d', '--name', 'pub', '-p', `${port}:80`, IMAGE])).code, 0);
+    const id = (await cli(['inspect', '-f', '{{.Id}}', 'pub'])).stdout.trim();
+    const nat = async () => String((await execa('iptables-save', ['-t', 'nat'])).stdout);
+    const rules = (await nat()).split('\n');
+    assert.ok(
+      rules.some((l) => l.startsWith(`-A TSRUN-DN-${id.slice(0, 12)} `) && l.includes('-j DNAT')),
+      rules.join('\n'),
+    );
+    assert.not.ok(
+      rules.some((l) => l.includes(id) && l.includes('CNI-')),
+      'no portmap rule',
+    );
+    // Another container, through the host's address, and the container to itself (both masqueraded back).
+    for (const who of [
+      ['run', '--rm', IMAGE],
+      ['exec', 'pub'],
+    ]) {
+      const r = await cli([...who, 'wget', '-qO-', `http://${hostAddress()}:${port}/index.html`]);
+      assert.is(r.code, 0, `${who.join(' ')}: ${r.stderr}`);
+      assert.is(r.stdout, 'hello from the container\n');
+    }
+    assert.is((await cli(['rm', '-f', 'pub'])).code, 0);
+    assert.not.match(await nat(), id.slice(0, 12));
+    const port2 = await freePort();
+    const once = await cli(['run', '--rm', '-p', `${port2}:80`, '-p', `127.0.0.1:${port2}:81/udp`, IMAGE, 'true']);
+    assert.is(once.code, 0, once.stderr);
+    assert.not.match(await nat(), /TSRUN-DN-|tsrun ports id:/);
+    assert.equal(await leftovers(root), []);
+  },
+);
+
+N('system prune removes a port chain no record names (a record lost after its rules were written)', async () => {
+  // Any run makes the network's chains; then a container's chain as a run killed with its record lost leaves it.
+  assert.is((await cli(['run', '--rm', IMAGE, 'true'])).code, 0);
+  const chain = 'TSRUN-DN-deadbeef0001';
+  const made = await execa('iptables-restore', ['-w', '--noflush'], {
+    input: `*nat\n:${chain} - [0:0]\n-A ${chain} -p tcp -m tcp --dport 1 -j DNAT --to-destination 10.255.0.1:1\n-A TSRUN-HOSTPORT-DNAT -p tcp -m comment --comment "tsrun ports id: deadbeef0001" -m multiport --dports 1 -j ${chain}\nCOMMIT\n`,
+    reject: false,
+  });
+  assert.is(made.exitCode, 0, String(made.stderr));
+  const prune = await cli(['system', 'prune', '-f']);
+  assert.is(prune.code, 0, prune.stderr);
+  assert.not.match(String((await execa('iptables-save', ['-t', 'nat'])).stdout), 'deadbeef0001');
+});
+
 N('system prune tears down an attachment whose store is gone', async () => {
   const other = path.join(tmp, 'other-root');
   assert.is((await tsrun(['pull', '-q', IMAGE], { root: other })).code, 0);

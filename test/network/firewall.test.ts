@@ -55,6 +55,37 @@ F('an internal network: no NAT, nothing in or out but its own bridge', () => {
   );
 });
 
+F("the jumps into tsrun's chains and the ports' chain: added only when iptables-save lacks them", () => {
+  const fresh = lines(rulesText([DEF], O));
+  for (const r of [
+    '-I POSTROUTING 1 -j TSRUN-HOSTPORT-MASQ',
+    '-A POSTROUTING -j TSRUN-POSTROUTING',
+    '-A PREROUTING -m addrtype --dst-type LOCAL -j TSRUN-HOSTPORT-DNAT',
+    '-A OUTPUT -m addrtype --dst-type LOCAL -j TSRUN-HOSTPORT-DNAT',
+    '-I FORWARD 1 -j TSRUN-FORWARD',
+    ':TSRUN-HOSTPORT-DNAT - [0:0]',
+  ])
+    assert.ok(fresh.includes(r), r);
+  // Once there, none is added again, and the ports' chain (containers' jumps) is not declared: flushed.
+  const save = `*nat
+:TSRUN-HOSTPORT-DNAT - [0:0]
+-A PREROUTING -m addrtype --dst-type LOCAL -j TSRUN-HOSTPORT-DNAT
+-A OUTPUT -m addrtype --dst-type LOCAL -j TSRUN-HOSTPORT-DNAT
+-A POSTROUTING -j TSRUN-HOSTPORT-MASQ
+-A POSTROUTING -j TSRUN-POSTROUTING
+-A TSRUN-HOSTPORT-DNAT -p tcp -m multiport --dports 80 -j TSRUN-DN-0123456789ab
+COMMIT
+*filter
+-A FORWARD -j TSRUN-FORWARD
+COMMIT
+`;
+  const again = rulesText([DEF], O, save);
+  assert.not.match(again, /^-[AI] (POSTROUTING|PREROUTING|OUTPUT|FORWARD) /m);
+  assert.not.match(again, 'TSRUN-HOSTPORT-DNAT');
+  // The masquerade of marked (127.0.0.1 and hairpin) connections is the network's, rebuilt each time.
+  assert.ok(lines(again).includes('-A TSRUN-HOSTPORT-MASQ -m mark --mark 0x2000/0x2000 -j MASQUERADE'));
+});
+
 F('iptables-restore accepts the text as it is (--test: parsed and built, not committed)', async () => {
   for (const nets of [[], [DEF], [DEF, USER, INTERNAL]]) {
     const r = await execa('iptables-restore', ['-w', '--noflush', '--test'], {

@@ -39,12 +39,12 @@ U("parseCidr: the network of any address in it; Docker's message for what is not
   assert.throws(() => parseCidr('10.0.0.0/31'), /too small/);
 });
 
-U('userConfList: the bridge is named by id, the first attachment routes, portmap only with ports', () => {
-  const first = userConfList(net(), { defaultRoute: true, ports: true, mac: false });
+U('userConfList: the bridge is named by id, the first attachment routes, no portmap (tsrun writes the ports)', () => {
+  const first = userConfList(net(), { defaultRoute: true, mac: false });
   assert.is(first.name, `tsrun-net-${'ab'.repeat(6)}`);
   assert.equal(
     first.plugins.map((p) => p.type),
-    ['bridge', 'portmap'],
+    ['bridge'],
   );
   const bridge = first.plugins[0] as Record<string, unknown>;
   assert.is(bridge.bridge, `tsbr-${'ab'.repeat(5)}`);
@@ -52,7 +52,7 @@ U('userConfList: the bridge is named by id, the first attachment routes, portmap
   assert.is(bridge.ipMasq, false);
   assert.equal((bridge.ipam as { routes: unknown }).routes, [{ dst: '0.0.0.0/0' }]);
   assert.equal((bridge.ipam as { ranges: unknown }).ranges, [[{ subnet: '10.90.3.0/24', gateway: '10.90.3.1' }]]);
-  const second = userConfList(net(), { defaultRoute: false, ports: false, mac: false });
+  const second = userConfList(net(), { defaultRoute: false, mac: false });
   assert.equal((second.plugins[0]?.ipam as { routes: unknown }).routes, []);
   assert.equal(
     second.plugins.map((p) => p.type),
@@ -61,7 +61,7 @@ U('userConfList: the bridge is named by id, the first attachment routes, portmap
 });
 
 U('userConfList --internal: no default route, no masquerading, no published ports', () => {
-  const l = userConfList(net({ Internal: true }), { defaultRoute: true, ports: true, mac: true });
+  const l = userConfList(net({ Internal: true }), { defaultRoute: true, mac: true });
   const bridge = l.plugins[0] as Record<string, unknown>;
   assert.is(bridge.ipMasq, false);
   assert.equal((bridge.ipam as { routes: unknown }).routes, []);

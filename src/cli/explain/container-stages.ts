@@ -200,6 +200,13 @@ export function networkText(ev: readonly TsrunEvent[], seen: readonly TsrunEvent
     if (ctx.mode === 'full')
       for (const l of nr.input.split('\n').filter((x) => x.startsWith('-A'))) lines.push(raw('restore', l));
   }
+  // The container's published ports: its own chain and the jumps to it, one iptables-restore.
+  for (const pr of all(ev, 'port-rules').filter((x) => x.action === 'add')) {
+    const chain = /^:(\S+)/m.exec(pr.input)?.[1] ?? '?';
+    lines.push(detail('chains', `${chain}: the published ports (mark, DNAT), one iptables-restore`));
+    if (ctx.mode === 'full')
+      for (const l of pr.input.split('\n').filter((x) => x.startsWith('-A'))) lines.push(raw('restore', l));
+  }
   const rules = all(ev, 'iptables-rules').flatMap((r) => r.rules);
   for (const r of rules) {
     if (ctx.mode === 'full' || /DNAT/.test(r.rule))
@@ -238,13 +245,13 @@ export function networkText(ev: readonly TsrunEvent[], seen: readonly TsrunEvent
     lines.push(
       why(
         'the container gets its own network namespace; CNI plugins put one end of a veth pair in it ' +
-          '(eth0) and the other on the host bridge, give it an address, and portmap adds the NAT rules ' +
-          'that send published host ports to it',
+          '(eth0) and the other on the host bridge and give it an address; tsrun then writes the NAT ' +
+          'rules that send published host ports to it (its own chain, one iptables-restore)',
       ),
       look(`ip netns exec ${nsName} ip addr`),
     );
-    if (a.ports.length > 0) lines.push(look('iptables -t nat -S CNI-HOSTPORT-DNAT'));
-    const dn = rules.find((r) => /DNAT/.test(r.rule) && r.chain !== 'CNI-HOSTPORT-DNAT');
+    if (a.ports.length > 0) lines.push(look('iptables -t nat -S TSRUN-HOSTPORT-DNAT'));
+    const dn = rules.find((r) => /DNAT/.test(r.rule) && !/-HOSTPORT-DNAT$/.test(r.chain));
     if (dn) lines.push(look(`iptables -t ${dn.table} -S ${dn.chain}`));
     lines.push(
       ...hand([

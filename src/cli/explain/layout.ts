@@ -124,8 +124,9 @@ export function wrapShell(cmd: string, first: string, rest: string, width = WIDT
     }
     let w = word;
     if (!empty) line += ' ';
-    // One word too long for any line: cut it, the rest at column 0 (still one word to sh).
-    while (line.length + w.length > width) {
+    // One word too long for any line: cut it, the rest at column 0 (still one word to sh); a
+    // word with more after it leaves room for the ` \` that continues its line.
+    while (line.length + w.length + tail > width) {
       const room = Math.max(1, width - 1 - line.length);
       const at = cutAt(w, room);
       out.push(`${line}${w.slice(0, at)}\\`);

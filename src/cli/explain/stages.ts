@@ -100,6 +100,7 @@ const BY_TYPE: Partial<Record<string, StageKey[]>> = {
   'slirp4netns-api': ['network'],
   'network-attach': ['network'],
   'network-rules': ['network'],
+  'port-rules': ['network'],
   'network-detach': ['cleanup'],
   'container-start': ['start'],
   'container-stop': ['stop'],
