@@ -12,9 +12,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BIN } from './cli.js';
 import { eventually } from './containers.js';
-import { busyboxLayer } from './fixtures.js';
+import { pushBusybox } from './fixtures.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { pushImage } from '../helpers/push.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 export const DOCKER = path.join(REPO, '.tools/bin/docker');
@@ -30,10 +29,7 @@ export async function dockerClient(): Promise<string> {
 
 export async function busyboxRegistry(): Promise<{ reg: TestRegistry; image: string }> {
   const reg = await startRegistry({ auth: 'anonymous' });
-  await pushImage(reg, 'e2e/busybox', 'latest', {
-    layers: [busyboxLayer()],
-    config: { config: { Cmd: ['sh'], Env: ['PATH=/usr/sbin:/usr/bin:/sbin:/bin'] } },
-  });
+  await pushBusybox(reg, 'e2e/busybox', 'latest', { Cmd: ['sh'], Env: ['PATH=/usr/sbin:/usr/bin:/sbin:/bin'] });
   return { reg, image: `${reg.host}/e2e/busybox` };
 }
 

@@ -14,9 +14,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { tsrun } from './cli.js';
 import { leftovers, runDir } from './containers.js';
-import { busyboxLayer } from './fixtures.js';
+import { pushBusybox } from './fixtures.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { pushImage } from '../helpers/push.js';
 
 const B = suite('e2e build flags');
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'tsrun-e2e-build-flags-'));
@@ -28,10 +27,7 @@ const cli = (args: string[], input?: string) => tsrun(args, { root, input, env: 
 
 B.before(async () => {
   reg = await startRegistry({ auth: 'anonymous' });
-  await pushImage(reg, 'base/busybox', '1', {
-    layers: [busyboxLayer()],
-    config: { config: { Env: ['PATH=/bin'], Cmd: ['sh'] } },
-  });
+  await pushBusybox(reg, 'base/busybox', '1', { Env: ['PATH=/bin'], Cmd: ['sh'] });
   mkdirSync(path.join(ctx, 'sub'), { recursive: true });
   writeFileSync(path.join(ctx, 'a.txt'), 'linked\n');
   linkSync(path.join(ctx, 'a.txt'), path.join(ctx, 'sub', 'b.txt'));

@@ -12,9 +12,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { tsrun } from './cli.js';
 import { leftovers, runDir } from './containers.js';
-import { busyboxLayer } from './fixtures.js';
+import { pushBusybox } from './fixtures.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { pushImage } from '../helpers/push.js';
 
 const T = suite('e2e build text');
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'tsrun-e2e-build-text-'));
@@ -32,9 +31,9 @@ const plain = (s: string) =>
 
 T.before(async () => {
   reg = await startRegistry({ auth: 'anonymous' });
-  await pushImage(reg, 'e2e/base', '1', {
-    layers: [busyboxLayer()],
-    config: { config: { Env: ['PATH=/usr/sbin:/usr/bin:/sbin:/bin'], OnBuild: ['ENV FROM_TRIGGER=1'] } },
+  await pushBusybox(reg, 'e2e/base', '1', {
+    Env: ['PATH=/usr/sbin:/usr/bin:/sbin:/bin'],
+    OnBuild: ['ENV FROM_TRIGGER=1'],
   });
   mkdirSync(ctxDir);
   writeFileSync(path.join(ctxDir, 'a.txt'), 'a\n');

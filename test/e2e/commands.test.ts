@@ -13,9 +13,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { BIN, tsrun } from './cli.js';
 import { eventually, leftovers, runDir } from './containers.js';
-import { busyboxLayer } from './fixtures.js';
+import { pushBusybox } from './fixtures.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { pushImage } from '../helpers/push.js';
 import { sleep } from '../../src/util/concurrency.js';
 
 const C = suite('e2e container commands');
@@ -34,9 +33,9 @@ const detached = async (name: string, script: string, extra: string[] = []) => {
 
 C.before(async () => {
   reg = await startRegistry({ auth: 'anonymous' });
-  await pushImage(reg, 'e2e/busybox', 'latest', {
-    layers: [busyboxLayer()],
-    config: { config: { Cmd: ['sh'], Env: ['PATH=/usr/sbin:/usr/bin:/sbin:/bin', 'FROM_IMAGE=yes'] } },
+  await pushBusybox(reg, 'e2e/busybox', 'latest', {
+    Cmd: ['sh'],
+    Env: ['PATH=/usr/sbin:/usr/bin:/sbin:/bin', 'FROM_IMAGE=yes'],
   });
   IMAGE = `${reg.host}/e2e/busybox`;
   const r = await cli(['pull', '-q', IMAGE]);

@@ -11,9 +11,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { tsrun } from './cli.js';
 import { eventually, leftovers, runDir } from './containers.js';
-import { busyboxLayer } from './fixtures.js';
+import { pushBusybox } from './fixtures.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { pushImage } from '../helpers/push.js';
 import { sleep } from '../../src/util/concurrency.js';
 
 const C = suite('e2e concurrency');
@@ -35,10 +34,7 @@ async function get(port: number): Promise<string> {
 
 C.before(async () => {
   reg = await startRegistry({ auth: 'anonymous' });
-  await pushImage(reg, 'e2e/busybox', '1', {
-    layers: [busyboxLayer()],
-    config: { config: { Cmd: ['sh'], Env: ['PATH=/bin'] } },
-  });
+  await pushBusybox(reg, 'e2e/busybox', '1');
   IMAGE = `${reg.host}/e2e/busybox:1`;
   for (const r of [root, rootB]) assert.is((await cli(['pull', '-q', IMAGE], r)).code, 0);
 });

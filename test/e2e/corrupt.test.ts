@@ -13,9 +13,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { tsrun, type CliResult } from './cli.js';
 import { eventually, leftovers, networkLeftovers, runDir } from './containers.js';
-import { busyboxLayer } from './fixtures.js';
+import { pushBusybox } from './fixtures.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { pushImage } from '../helpers/push.js';
 
 const C = suite('e2e corrupt store files');
 let reg: TestRegistry;
@@ -59,10 +58,7 @@ async function runsAndLists(): Promise<void> {
 
 C.before(async () => {
   reg = await startRegistry({ auth: 'anonymous' });
-  await pushImage(reg, 'e2e/busybox', '1', {
-    layers: [busyboxLayer()],
-    config: { config: { Cmd: ['sh'], Env: ['PATH=/bin'] } },
-  });
+  await pushBusybox(reg, 'e2e/busybox', '1');
   IMAGE = `${reg.host}/e2e/busybox:1`;
 });
 C.after(async () => {

@@ -14,9 +14,8 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { pushImage } from '../helpers/push.js';
 import { tsrun } from './cli.js';
-import { busyboxLayer } from './fixtures.js';
+import { pushBusybox } from './fixtures.js';
 import { leftovers, runDir } from './containers.js';
 import { freePort } from '../helpers/net.js';
 
@@ -36,14 +35,8 @@ let IMAGE = '';
 const D = suite('e2e debug events');
 D.before(async () => {
   hub = await startRegistry({ auth: 'token', users: { [USER]: PASSWORD } });
-  await pushImage(hub, 'dave/private', '1', {
-    layers: [busyboxLayer()],
-    config: { config: { Env: ['PATH=/usr/sbin:/usr/bin:/sbin:/bin'] } },
-  });
-  await pushImage(hub, 'dave/private', 'cmd', {
-    layers: [busyboxLayer()],
-    config: { config: { Env: ['PATH=/usr/sbin:/usr/bin:/sbin:/bin'], Cmd: ['true'] } },
-  });
+  await pushBusybox(hub, 'dave/private', '1', { Env: ['PATH=/usr/sbin:/usr/bin:/sbin:/bin'] });
+  await pushBusybox(hub, 'dave/private', 'cmd', { Env: ['PATH=/usr/sbin:/usr/bin:/sbin:/bin'], Cmd: ['true'] });
   IMAGE = `${hub.host}/dave/private:1`;
   const login = await tsrun(['login', '-u', USER, '--password-stdin', hub.host], {
     root,

@@ -15,10 +15,10 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import AjvModule from 'ajv';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { pushImage, type PushedImage } from '../helpers/push.js';
+import type { PushedImage } from '../helpers/push.js';
 import { freePort } from '../helpers/net.js';
 import { BIN, tsrun } from './cli.js';
-import { busyboxLayer } from './fixtures.js';
+import { pushBusybox } from './fixtures.js';
 import { leftovers, runDir } from './containers.js';
 
 const RUN_SECRET = 'explain-secret-3b7d0a';
@@ -40,14 +40,9 @@ const SCHEMA_FILE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '
 const E = suite('e2e --explain');
 E.before(async () => {
   reg = await startRegistry({ auth: 'anonymous' });
-  pushed = await pushImage(reg, 'e2e/explain', '1', {
-    layers: [busyboxLayer()],
-    config: {
-      config: {
-        Env: ['PATH=/usr/sbin:/usr/bin:/sbin:/bin'],
-        Cmd: ['sh', '-c', 'echo out-line; echo err-line >&2; sleep 3'],
-      },
-    },
+  pushed = await pushBusybox(reg, 'e2e/explain', '1', {
+    Env: ['PATH=/usr/sbin:/usr/bin:/sbin:/bin'],
+    Cmd: ['sh', '-c', 'echo out-line; echo err-line >&2; sleep 3'],
   });
   IMAGE = `${reg.host}/e2e/explain:1`;
   writeFileSync(envFile, `FILE_VAR=${FILE_SECRET}\n`);

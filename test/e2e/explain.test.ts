@@ -12,9 +12,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { tsrun } from './cli.js';
 import { leftovers, runDir } from './containers.js';
-import { busyboxLayer } from './fixtures.js';
+import { pushBusybox } from './fixtures.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { pushImage } from '../helpers/push.js';
 import { freePort } from '../helpers/net.js';
 
 let reg: TestRegistry;
@@ -26,10 +25,7 @@ const E = suite('e2e explain');
 
 E.before(async () => {
   reg = await startRegistry({ auth: 'anonymous' });
-  await pushImage(reg, 'e2e/explain', 'latest', {
-    layers: [busyboxLayer()],
-    config: { config: { Cmd: ['sh'], Env: ['PATH=/bin'] } },
-  });
+  await pushBusybox(reg, 'e2e/explain', 'latest');
   IMAGE = `${reg.host}/e2e/explain`;
   assert.is((await tsrun(['pull', '-q', IMAGE], { root })).code, 0);
 });

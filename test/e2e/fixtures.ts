@@ -6,6 +6,8 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import { layerBlob, makeTar, type LayerBlob } from '../helpers/tar-writer.js';
+import { pushImage, type PushedImage } from '../helpers/push.js';
+import type { TestRegistry } from '../helpers/registry.js';
 
 /** cap_net_bind_service, as `setcap cap_net_bind_service=ep` writes it (VFS_CAP_REVISION_2). */
 export const CAP_NET_BIND = Buffer.from('0100000200040000000000000000000000000000', 'hex');
@@ -108,6 +110,23 @@ export function busyboxLayer(): LayerBlob {
       { name: 'tmp/', type: 'dir', mode: 0o1777 },
     ]),
   );
+}
+
+/** The image config most tests want of the busybox fixture: a shell, and /bin on the PATH. */
+export const BUSYBOX_CONFIG = { Cmd: ['sh'], Env: ['PATH=/bin'] };
+
+/**
+ * Pushes the busybox fixture (one layer, busyboxLayer()) as `repo:tag` to `reg`. `config` is the
+ * image's run config (`config.config` of the image config), BUSYBOX_CONFIG unless given; given, it
+ * replaces that default whole (nothing of it is merged in).
+ */
+export function pushBusybox(
+  reg: TestRegistry,
+  repo: string,
+  tag: string,
+  config: Record<string, unknown> = BUSYBOX_CONFIG,
+): Promise<PushedImage> {
+  return pushImage(reg, repo, tag, { layers: [busyboxLayer()], config: { config } });
 }
 
 /** This machine's node and npm as a layer (the tests' stand-in for node:17-alpine); shared with the quick start. */

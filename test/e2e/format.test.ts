@@ -11,9 +11,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { tsrun } from './cli.js';
 import { leftovers, runDir } from './containers.js';
-import { busyboxLayer } from './fixtures.js';
+import { pushBusybox } from './fixtures.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { pushImage } from '../helpers/push.js';
 
 let reg: TestRegistry;
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'tsrun-e2e-format-'));
@@ -30,11 +29,10 @@ const lines = async (args: string[]) => {
 
 F.before(async () => {
   reg = await startRegistry({ auth: 'anonymous' });
-  await pushImage(reg, 'e2e/busybox', 'latest', {
-    layers: [busyboxLayer()],
-    config: {
-      config: { Cmd: ['sh'], Env: ['PATH=/bin:/usr/bin'], ExposedPorts: { '80/tcp': {}, '81/tcp': {}, '53/udp': {} } },
-    },
+  await pushBusybox(reg, 'e2e/busybox', 'latest', {
+    Cmd: ['sh'],
+    Env: ['PATH=/bin:/usr/bin'],
+    ExposedPorts: { '80/tcp': {}, '81/tcp': {}, '53/udp': {} },
   });
   IMAGE = `${reg.host}/e2e/busybox`;
   assert.is((await cli(['pull', '-q', IMAGE])).code, 0);

@@ -12,9 +12,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { tsrun } from './cli.js';
 import { eventually, leftovers, runDir } from './containers.js';
-import { busyboxLayer } from './fixtures.js';
+import { pushBusybox } from './fixtures.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { pushImage } from '../helpers/push.js';
 
 const H = suite('e2e health checks');
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'tsrun-e2e-health-'));
@@ -52,10 +51,7 @@ function processes(text: string): string[] {
 
 H.before(async () => {
   reg = await startRegistry({ auth: 'anonymous' });
-  await pushImage(reg, 'e2e/health', 'latest', {
-    layers: [busyboxLayer()],
-    config: { config: { Cmd: ['sh'], Env: ['PATH=/usr/sbin:/usr/bin:/sbin:/bin'] } },
-  });
+  await pushBusybox(reg, 'e2e/health', 'latest', { Cmd: ['sh'], Env: ['PATH=/usr/sbin:/usr/bin:/sbin:/bin'] });
   BASE = `${reg.host}/e2e/health`;
   const ctx = path.join(tmp, 'ctx');
   mkdirSync(ctx);

@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { tsrun } from './cli.js';
 import { leftovers, runDir } from './containers.js';
-import { baseLayer, busyboxLayer, topLayer } from './fixtures.js';
+import { baseLayer, busyboxLayer, pushBusybox, topLayer } from './fixtures.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { pushImage } from '../helpers/push.js';
 
@@ -296,10 +296,7 @@ I(
       layers: [baseLayer(), topLayer()],
       config: { config: { Cmd: ['sh'], Env: ['PATH=/bin'] } },
     });
-    await pushImage(reg, 'e2e/runme', '1', {
-      layers: [busyboxLayer()],
-      config: { config: { Cmd: ['sh'], Env: ['PATH=/bin'] } },
-    });
+    await pushBusybox(reg, 'e2e/runme', '1');
     const name = `${reg.host}/e2e/owners:1`;
     const runme = `${reg.host}/e2e/runme:1`;
     const src = await store(name, runme);

@@ -16,9 +16,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { BIN, spawnTsrun, tsrun } from './cli.js';
 import { eventually, leftovers as leftoversIn, runDir } from './containers.js';
-import { busyboxLayer } from './fixtures.js';
+import { pushBusybox } from './fixtures.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { pushImage } from '../helpers/push.js';
 
 let reg: TestRegistry;
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'tsrun-e2e-output-'));
@@ -31,10 +30,7 @@ const Out = suite('e2e output');
 
 Out.before(async () => {
   reg = await startRegistry({ auth: 'anonymous' });
-  await pushImage(reg, 'e2e/busybox', 'latest', {
-    layers: [busyboxLayer()],
-    config: { config: { Cmd: ['sh'], Env: ['PATH=/usr/sbin:/usr/bin:/sbin:/bin'] } },
-  });
+  await pushBusybox(reg, 'e2e/busybox', 'latest', { Cmd: ['sh'], Env: ['PATH=/usr/sbin:/usr/bin:/sbin:/bin'] });
   IMAGE = `${reg.host}/e2e/busybox`;
   const r = await tsrun(['pull', '-q', IMAGE], { root });
   assert.is(r.code, 0, r.stderr);

@@ -12,9 +12,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { BIN, tsrun, spawnTsrun } from './cli.js';
 import { eventually, runDir } from './containers.js';
-import { busyboxLayer } from './fixtures.js';
+import { pushBusybox } from './fixtures.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { pushImage } from '../helpers/push.js';
 import { ensureUser } from '../helpers/users.js';
 import { sleep } from '../../src/util/concurrency.js';
 
@@ -32,10 +31,7 @@ const DOCKERFILE = (iface: string) =>
 
 P.before(async () => {
   reg = await startRegistry({ auth: 'anonymous' });
-  await pushImage(reg, 'e2e/busybox', '1', {
-    layers: [busyboxLayer()],
-    config: { config: { Cmd: ['sh'], Env: ['PATH=/bin'] } },
-  });
+  await pushBusybox(reg, 'e2e/busybox', '1');
   IMAGE = `${reg.host}/e2e/busybox:1`;
   const u = ensureUser(USER, true, '700000-765535');
   user = { uid: u.uid, gid: u.gid, home: u.home };

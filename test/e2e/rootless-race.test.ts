@@ -15,11 +15,10 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { BIN } from './cli.js';
 import { eventually } from './containers.js';
-import { busyboxLayer } from './fixtures.js';
+import { pushBusybox } from './fixtures.js';
 import { removeTree } from './cp-race.js';
 import { buildRacer } from './fs-race.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { pushImage } from '../helpers/push.js';
 import { endRootlessSession, ensureUser } from '../helpers/users.js';
 
 const R = suite('e2e rootless export/diff/commit race');
@@ -64,10 +63,7 @@ R.before(async () => {
   ({ uid, gid, home } = ensureUser(USER, true));
   root = path.join(home, 'tsrun-race-store');
   reg = await startRegistry({ auth: 'anonymous' });
-  await pushImage(reg, 'rl/busybox', '1', {
-    layers: [busyboxLayer()],
-    config: { config: { Cmd: ['sh'], Env: ['PATH=/bin'] } },
-  });
+  await pushBusybox(reg, 'rl/busybox', '1');
   IMAGE = `${reg.host}/rl/busybox:1`;
 });
 R.after(async () => {

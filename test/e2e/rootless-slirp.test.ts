@@ -15,9 +15,8 @@ import { existsSync, readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { BIN } from './cli.js';
 import { eventually } from './containers.js';
-import { busyboxLayer } from './fixtures.js';
+import { pushBusybox } from './fixtures.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { pushImage } from '../helpers/push.js';
 import { freePort, hostAddress } from '../helpers/net.js';
 import { endRootlessSession, ensureUser } from '../helpers/users.js';
 
@@ -74,10 +73,7 @@ R.before(async () => {
   ({ uid, gid, home } = ensureUser(USER, true));
   root = path.join(home, 'tsrun-slirp-store');
   reg = await startRegistry({ auth: 'anonymous' });
-  await pushImage(reg, 'rl/busybox', '1', {
-    layers: [busyboxLayer()],
-    config: { config: { Cmd: ['sh'], Env: ['PATH=/bin'] } },
-  });
+  await pushBusybox(reg, 'rl/busybox', '1');
   IMAGE = `${reg.host}/rl/busybox:1`;
   const pulled = await cli(['pull', '-q', IMAGE]);
   assert.is(pulled.code, 0, pulled.stderr);

@@ -28,7 +28,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { BIN } from './cli.js';
 import { eventually } from './containers.js';
-import { busyboxLayer } from './fixtures.js';
+import { pushBusybox } from './fixtures.js';
 import { layerBlob, makeTar } from '../helpers/tar-writer.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { pushImage } from '../helpers/push.js';
@@ -111,10 +111,7 @@ R.before(async () => {
   ({ uid, gid, home } = ensureUser(USER, true));
   root = path.join(home, 'tsrun-store');
   reg = await startRegistry({ auth: 'anonymous' });
-  await pushImage(reg, 'rl/busybox', '1', {
-    layers: [busyboxLayer()],
-    config: { config: { Cmd: ['sh'], Env: ['PATH=/bin'] } },
-  });
+  await pushBusybox(reg, 'rl/busybox', '1');
   IMAGE = `${reg.host}/rl/busybox:1`;
 });
 R.after(async () => {

@@ -11,9 +11,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { BIN, spawnTsrun, tsrun } from './cli.js';
 import { eventually, leftovers as leftoversIn, runDir } from './containers.js';
-import { busyboxLayer } from './fixtures.js';
+import { pushBusybox } from './fixtures.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { pushImage } from '../helpers/push.js';
 
 let reg: TestRegistry;
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'tsrun-e2e-run-'));
@@ -24,11 +23,10 @@ const Run = suite('e2e run');
 
 Run.before(async () => {
   reg = await startRegistry({ auth: 'anonymous' });
-  await pushImage(reg, 'e2e/busybox', 'latest', {
-    layers: [busyboxLayer()],
-    config: {
-      config: { Cmd: ['sh'], Env: ['PATH=/usr/sbin:/usr/bin:/sbin:/bin', 'FROM_IMAGE=yes'], WorkingDir: '/srv/app' },
-    },
+  await pushBusybox(reg, 'e2e/busybox', 'latest', {
+    Cmd: ['sh'],
+    Env: ['PATH=/usr/sbin:/usr/bin:/sbin:/bin', 'FROM_IMAGE=yes'],
+    WorkingDir: '/srv/app',
   });
   IMAGE = `${reg.host}/e2e/busybox`;
   const r = await tsrun(['pull', '-q', IMAGE], { root });

@@ -13,9 +13,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { BIN, tsrun } from './cli.js';
 import { eventually, leftovers as leftoversIn, runDir } from './containers.js';
-import { busyboxLayer } from './fixtures.js';
+import { pushBusybox } from './fixtures.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { pushImage } from '../helpers/push.js';
 
 let reg: TestRegistry;
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'tsrun-e2e-flags-'));
@@ -26,9 +25,10 @@ const Flags = suite('e2e run flags');
 
 Flags.before(async () => {
   reg = await startRegistry({ auth: 'anonymous' });
-  await pushImage(reg, 'e2e/flags', 'latest', {
-    layers: [busyboxLayer()],
-    config: { config: { Cmd: ['sh'], Env: ['PATH=/usr/sbin:/usr/bin:/sbin:/bin'], Volumes: { '/data/vol': {} } } },
+  await pushBusybox(reg, 'e2e/flags', 'latest', {
+    Cmd: ['sh'],
+    Env: ['PATH=/usr/sbin:/usr/bin:/sbin:/bin'],
+    Volumes: { '/data/vol': {} },
   });
   IMAGE = `${reg.host}/e2e/flags`;
   const r = await tsrun(['pull', '-q', IMAGE], { root });
