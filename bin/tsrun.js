@@ -1,9 +1,12 @@
 #!/bin/sh
-//bin/true; [ -z "${NODE_EXTRA_CA_CERTS-}" ] || { TSRUN_EXTRA_CA_CERTS=$NODE_EXTRA_CA_CERTS; export TSRUN_EXTRA_CA_CERTS; unset NODE_EXTRA_CA_CERTS; }; [ -z "${NODE_OPTIONS+x}" ] || { TSRUN_NODE_OPTIONS=$NODE_OPTIONS; export TSRUN_NODE_OPTIONS; unset NODE_OPTIONS; }; [ -O /proc/1 ] || { tsrun_entry=$(readlink -f -- "$0") && [ -r "${tsrun_entry%/*}/rootless-enter.sh" ] && . "${tsrun_entry%/*}/rootless-enter.sh"; }; exec node -- "$0" "$@"
+':' //; [ -z "${NODE_EXTRA_CA_CERTS-}" ] || { TSRUN_EXTRA_CA_CERTS=$NODE_EXTRA_CA_CERTS; export TSRUN_EXTRA_CA_CERTS; unset NODE_EXTRA_CA_CERTS; }; [ -z "${NODE_OPTIONS+x}" ] || { TSRUN_NODE_OPTIONS=$NODE_OPTIONS; export TSRUN_NODE_OPTIONS; unset NODE_OPTIONS; }; [ -O /proc/1 ] || { tsrun_entry=$(readlink -f -- "$0") && [ -r "${tsrun_entry%/*}/rootless-enter.sh" ] && . "${tsrun_entry%/*}/rootless-enter.sh"; }; exec node -- "$0" "$@"
 /*
  * tsrun's entry point. Run as a program (`tsrun` through npm's link, `./bin/tsrun.js`), /bin/sh
  * reads the two lines above and starts Node on this same file; to Node (`node bin/tsrun.js`)
- * they are a hashbang and a comment. The shell step exists for start-up time: Node reads
+ * they are a hashbang, a string statement (`':'`, a directive that means nothing, so the
+ * 'use strict' below is still in the directive prologue) and a comment. To sh, `':' //` is the
+ * `:` builtin with one argument: no program is started for it (a `//bin/true` line, as before,
+ * made sh fork and exec /bin/true on every command). The shell step exists for start-up time: Node reads
  * NODE_EXTRA_CA_CERTS eagerly (~40 ms), so it is handed on as TSRUN_EXTRA_CA_CERTS and loaded
  * only when a verified TLS connection needs it (src/util/ca.ts). NODE_OPTIONS is moved aside the
  * same way (TSRUN_NODE_OPTIONS), and `--` ends Node's options: Node 20 otherwise reads

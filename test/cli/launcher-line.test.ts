@@ -1,0 +1,45 @@
+/**
+ * bin/tsrun.js's first two lines are read by both /bin/sh and Node: the second must be, to sh, a
+ * line whose first command is a shell builtin (no program is forked for it on every command),
+ * and, to Node, JavaScript that leaves the file's 'use strict' in force. Both are checked on the
+ * file itself: sh's own tracing (`sh -x`) shows the commands it runs, and the file's body is
+ * compiled as a function whose `this` tells whether it is strict.
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+const LAUNCHER = path.join(REPO, 'bin', 'tsrun.js');
+const lines = readFileSync(LAUNCHER, 'utf8').split('\n');
+
+test('to sh, line 2 starts with the : builtin, not a program', () => {
+  assert.is(lines[0], '#!/bin/sh');
+  // sh -x prints each simple command it runs; the first is line 2's first command.
+  const r = spawnSync('sh', ['-xc', lines[1]?.replace(/exec node .*$/, 'true') ?? ''], {
+    env: { PATH: '/usr/bin:/bin' },
+  });
+  const err = r.stderr.toString();
+  assert.match(err.split('\n')[0] ?? '', /^\+ : \/\/$/);
+  assert.equal(execFileSync('sh', ['-c', 'command -V :']).toString().includes('builtin'), true);
+});
+
+test("to Node, lines 2- are a string statement and a comment, and 'use strict' still holds", () => {
+  const body = lines.slice(1).join('\n');
+  const strictAt = body.indexOf("'use strict';");
+  assert.ok(strictAt > 0);
+  // Everything up to and including 'use strict', then a probe of strictness: in sloppy mode a
+  // plain function's `this` is the global object.
+  const probe = `${body.slice(0, strictAt + "'use strict';".length)}\nreturn (function () { return this; })();`;
+  assert.is(new Function(probe)(), undefined);
+});
+
+test('the launcher runs as a program and through node', () => {
+  assert.match(execFileSync(LAUNCHER, ['--version']).toString(), /^\d+\.\d+\.\d+/);
+  assert.match(execFileSync(process.execPath, [LAUNCHER, '--version']).toString(), /^\d+\.\d+\.\d+/);
+});
+
+test.run();
