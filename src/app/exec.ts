@@ -18,7 +18,7 @@
  * Session state: <run>/exec-<id>/ (process.json, attach.sock, pid, exit); the caller removes it
  * when it has the exit code, the monitor's exit command (`rm -rf`) when nobody is attached.
  */
-import { randomBytes } from 'node:crypto';
+import { randomHex } from '../util/random.js';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { TsrunError } from '../errors.js';
@@ -139,7 +139,7 @@ export async function execInContainer(
   const proc = await execProcess(ctx, c.paths.rootfs, spec.process, c.record.config.hostname, args, o);
   const runtime = await runtimeFor(env, c.record.host.runtime);
 
-  const dir = path.join(env.containers.sp.run, `exec-${randomBytes(6).toString('hex')}`);
+  const dir = path.join(env.containers.sp.run, `exec-${randomHex(6)}`);
   await fs.mkdir(dir, { mode: 0o700 });
   const processFile = path.join(dir, 'process.json');
   await fs.writeFile(processFile, serializeSpec(proc as unknown as Spec));

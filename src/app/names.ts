@@ -2,7 +2,7 @@
  * Random container names in Docker's style ("adjective_scientist", moby pkg/namesgenerator),
  * from a shorter list. With `retry`, a digit is appended, as Docker does after a collision.
  */
-import { randomInt } from 'node:crypto';
+import { randomInt } from '../util/random.js';
 
 const LEFT = [
   'admiring',

@@ -19,7 +19,7 @@
  * - Rootless: refused with what is missing (rootless user networks need a bridge inside the
  *   user's shared network namespace, which tsrun's per-container slirp4netns does not have).
  */
-import { createHash } from 'node:crypto';
+import { sha256Hex } from '../util/sha256.js';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { TsrunError } from '../errors.js';
@@ -125,12 +125,12 @@ export function dnsNames(r: ContainerRecord, ref: UserNetworkRef): string[] {
 
 /** The id of a container's endpoint on a network (Docker's EndpointID: stable per container and network). */
 export function endpointId(containerId: string, networkId: string): string {
-  return createHash('sha256').update(`${containerId}/${networkId}`).digest('hex');
+  return sha256Hex(Buffer.from(`${containerId}/${networkId}`));
 }
 
 /** The id tsrun gives Docker's predefined networks (bridge, host, none). */
 export function builtinNetworkId(name: string): string {
-  return createHash('sha256').update(`tsrun-builtin-${name}`).digest('hex');
+  return sha256Hex(Buffer.from(`tsrun-builtin-${name}`));
 }
 
 async function endpointRequests(r: ContainerRecord): Promise<EndpointRequest[]> {

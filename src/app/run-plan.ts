@@ -6,7 +6,6 @@
  * (spec/provenance.ts). `createContainer` (run.ts) then makes the container around them;
  * `dryRun` (dry-run.ts) writes them to its directory instead.
  */
-import { randomBytes } from 'node:crypto';
 import { promises as fs, readFileSync } from 'node:fs';
 import { TsrunError } from '../errors.js';
 import type { ContainerConfig } from '../oci/schemas.js';
@@ -56,6 +55,7 @@ import {
 } from './run-host.js';
 import { parseRestartPolicy } from './restart.js';
 import { healthFromFlags, type HealthFlags } from '../runtime/health.js';
+import { randomHex } from '../util/random.js';
 
 export interface RunOptions extends HostFlagOptions {
   image: string;
@@ -224,7 +224,7 @@ export async function planRun(ctx: AppContext, o: RunOptions) {
   }
   // A taken host port fails here, before anything is made (the monitor holds them at start).
   await assignHostPorts(ports);
-  const id = randomBytes(32).toString('hex');
+  const id = randomHex(32);
   const hostname =
     o.hostname ??
     (network === 'host' || hf.uts === 'host'

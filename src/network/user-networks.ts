@@ -25,7 +25,7 @@
  * cannot be written); `removeNetwork` is idempotent and leaves no bridge, rule, lease or record.
  */
 import { promises as fs, readFileSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
+import { randomHex } from '../util/random.js';
 import path from 'node:path';
 import { TsrunError } from '../errors.js';
 import type { Reporter } from '../events.js';
@@ -211,7 +211,7 @@ export async function createNetwork(o: CreateOptions, env: NodeJS.ProcessEnv): P
     }
     const net: UserNetwork = {
       Name: o.name,
-      Id: randomBytes(32).toString('hex'),
+      Id: randomHex(32),
       Created: new Date().toISOString(),
       Subnet: subnet,
       Gateway: gateway,

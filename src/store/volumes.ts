@@ -16,7 +16,7 @@
  * - Names follow Docker's rule for local volumes; anonymous volumes get 64 hex digits and
  *   Docker's label `com.docker.volume.anonymous` (what `volume prune` without -a removes).
  */
-import { randomBytes } from 'node:crypto';
+import { randomHex } from '../util/random.js';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { TsrunError } from '../errors.js';
@@ -60,7 +60,7 @@ export function checkVolumeName(name: string): void {
 }
 
 export function anonymousName(): string {
-  return randomBytes(32).toString('hex');
+  return randomHex(32);
 }
 
 /** RFC 3339 to the second, as Docker's CreatedAt. */

@@ -10,7 +10,7 @@
 import { promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { native } from '../native/index.js';
-import { crypto } from './crypto.js';
+import { randomHex } from './random.js';
 
 /**
  * Write `file` by a temp name and rename(2): a reader sees the old or the whole new content.
@@ -25,10 +25,7 @@ export async function writeFileAtomic(
   mode = 0o644,
   o: { volatile?: boolean } = {},
 ): Promise<void> {
-  const tmp = path.join(
-    path.dirname(file),
-    `.${path.basename(file)}.${process.pid}-${crypto().randomBytes(4).toString('hex')}.tmp`,
-  );
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}-${randomHex(4)}.tmp`);
   const fh = await fs.open(tmp, 'wx', mode);
   try {
     await fh.writeFile(data);
@@ -45,7 +42,7 @@ export async function writeFileAtomic(
 }
 
 export function tempName(prefix: string): string {
-  return `${process.pid}-${prefix}-${crypto().randomBytes(6).toString('hex')}`;
+  return `${process.pid}-${prefix}-${randomHex(6)}`;
 }
 
 /** Whether process `pid` exists (ours or another user's). */
