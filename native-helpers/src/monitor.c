@@ -5,7 +5,7 @@
  * a plain SOCK_STREAM unix socket.
  *
  *   tsrun-monitor --id ID --bundle DIR --state DIR --runtime PATH --runtime-root DIR --log FILE
- *                 [--tty] [--stdin] [--publish PROTO:IP:PORT]... [--start] [--wait-attach]
+ *                 [--tty] [--stdin] [--publish PROTO:IP:PORT]... [--start [--foreground]] [--wait-attach]
  *                 [--exec PROCESS.JSON] [--daemon] [--keep-fd4]
  *                 [--health PROCESS.JSON --health-interval MS --health-timeout MS
  *                  --health-start-period MS --health-start-interval MS --health-retries N]
@@ -18,7 +18,11 @@
  * exec`): `runtime exec --detach --process PROCESS.JSON` in step 3, for a process whose
  * parent is then this monitor, not the host's init; its exit is recorded as the container's
  * would be. With --start, step 3 is `runtime run --detach` (create and start in one runtime
- * process) for a caller with nothing to do between the two. With --wait-attach it first says
+ * process) for a caller with nothing to do between the two; with --foreground too, it is
+ * `runtime run` without --detach (launch.c says how that differs): the runtime lives as long as
+ * the container, is the process step 6 waits for, and deletes the container itself, so no
+ * `runtime delete` is run (tsrun uses it for an attached `run --rm` without a tty). The
+ * runtime's argv, its stdio and the wait for it are in launch.c. With --wait-attach it first says
  * "listening\n" on fd 3 and waits (30 s at most) for one client, so the caller sees the
  * process's first byte (an exec session, or --start with an attached caller).
  *
@@ -44,8 +48,9 @@
  *      every byte the container writes goes to the log (k8s-file format, as conmon writes it:
  *      "<RFC3339Nano> <stdout|stderr> <F|P> <text>\n", P marking a partial line) and to every
  *      client attached at STATE/attach.sock;
- *   6. when the container's init exits: drains its output, releases the held ports, with
- *      --start runs `runtime delete --force`, so that a container whose exit is recorded has no
+ *   6. when the container's init exits (--foreground: the runtime): drains its output, releases
+ *      the held ports, with --start (but --foreground, unless a signal killed the runtime) runs
+ *      `runtime delete --force`, so that a container whose exit is recorded has no
  *      runtime state left (cgroup, the runtime's state dir) and nobody else needs to run the
  *      runtime for it (without --start the caller's `runtime start` may still be finishing, and
  *      a delete under it fails it: its cleanup deletes; an exec's container lives on); then
@@ -90,6 +95,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "health.h"
+#include "launch.h"
 #include "ports.h"
 
 #define MAX_CLIENTS HEALTH_MAX_CLIENTS
@@ -104,7 +110,7 @@ struct client {
 
 static struct {
   const char *id, *bundle, *state, *runtime, *runtime_root, *log_path;
-  int tty, open_stdin, wait_attach, start, daemon, keep_fd4;
+  int tty, open_stdin, wait_attach, start, foreground, daemon, keep_fd4;
   const char *exec_process;
   const char *health, *health_interval, *health_timeout, *health_start, *health_start_interval, *health_retries;
   char **exit_cmd;
@@ -118,7 +124,7 @@ static struct client clients[MAX_CLIENTS];
 static pid_t container_pid;
 static int partial[2]; /* last log record of the stream ended without a newline */
 
-static void die(const char *fmt, ...) {
+void die(const char *fmt, ...) {
   char msg[1024];
   va_list ap;
   va_start(ap, fmt);
@@ -130,7 +136,7 @@ static void die(const char *fmt, ...) {
 }
 
 static void usage(void) {
-  fprintf(stderr, "usage: tsrun-monitor --id ID --bundle DIR --state DIR --runtime PATH --runtime-root DIR --log FILE [--tty] [--stdin] [--publish PROTO:IP:PORT]... [--start] [--wait-attach] [--exec PROCESS.JSON] [--daemon] [--keep-fd4] [-- EXIT-COMMAND...]\n");
+  fprintf(stderr, "usage: tsrun-monitor --id ID --bundle DIR --state DIR --runtime PATH --runtime-root DIR --log FILE [--tty] [--stdin] [--publish PROTO:IP:PORT]... [--start [--foreground]] [--wait-attach] [--exec PROCESS.JSON] [--daemon] [--keep-fd4] [-- EXIT-COMMAND...]\n");
   exit(2);
 }
 
@@ -143,6 +149,7 @@ static void parse_args(int argc, char **argv) {
     if (!strcmp(a, "--stdin")) { opt.open_stdin = 1; continue; }
     if (!strcmp(a, "--wait-attach")) { opt.wait_attach = 1; continue; }
     if (!strcmp(a, "--start")) { opt.start = 1; continue; }
+    if (!strcmp(a, "--foreground")) { opt.foreground = 1; continue; }
     if (!strcmp(a, "--daemon")) { opt.daemon = 1; continue; }
     if (!strcmp(a, "--keep-fd4")) { opt.keep_fd4 = 1; continue; }
     if (!strcmp(a, "--publish") && i + 1 < argc && opt.npublish < MAX_PUBLISH) { opt.publish[opt.npublish++] = argv[++i]; continue; }
@@ -163,6 +170,8 @@ static void parse_args(int argc, char **argv) {
     *slot = argv[++i];
   }
   if (!opt.id || !opt.bundle || !opt.state || !opt.runtime || !opt.runtime_root || !opt.log_path) usage();
+  /* The runtime's own terminal handling (runc without --detach) would want ours: not supported. */
+  if (opt.foreground && (!opt.start || opt.tty || opt.exec_process)) usage();
 }
 
 /* ---- output: log + clients ---------------------------------------------------------------- */
@@ -316,81 +325,12 @@ static int listen_unix(const char *name) {
   return fd;
 }
 
-/* Receive the pty master runc sends over the console socket. */
-static int recv_fd(int sock) {
-  char data[256];
-  char ctl[CMSG_SPACE(sizeof(int))];
-  struct iovec iov = {data, sizeof data};
-  struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl, .msg_controllen = sizeof ctl};
-  if (recvmsg(sock, &msg, MSG_CMSG_CLOEXEC) < 0) return -1;
-  struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
-  if (!cm || cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS) return -1;
-  int fd;
-  memcpy(&fd, CMSG_DATA(cm), sizeof fd);
-  return fd;
-}
-
-/* An fd the next spawned program inherits (the state directory for a long console path), or -1. */
-static int spawn_keep_fd = -1;
-
-static pid_t spawn(char **argv, int in, int out, int err, const sigset_t *mask) {
-  pid_t pid = fork();
-  if (pid < 0) die("fork: %s", strerror(errno));
-  if (pid > 0) return pid;
-  sigprocmask(SIG_SETMASK, mask, NULL);
-  signal(SIGPIPE, SIG_DFL);
-  if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0) _exit(127);
-  for (int fd = 3; fd < 1024; fd++) if (fd != spawn_keep_fd) close(fd);
-  execv(argv[0], argv);
-  dprintf(2, "exec %s: %s\n", argv[0], strerror(errno));
-  _exit(127);
-}
-
-static void read_small(const char *path, char *buf, size_t size) {
-  buf[0] = 0;
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return;
-  ssize_t n = read(fd, buf, size - 1);
-  close(fd);
-  buf[n > 0 ? n : 0] = 0;
-}
-
-/* runc prints its error last on stderr; keep that line (trimmed) as the message. */
-static void last_line(char *text) {
-  size_t n = strlen(text);
-  while (n > 0 && (text[n - 1] == '\n' || text[n - 1] == '\r')) text[--n] = 0;
-  char *nl = strrchr(text, '\n');
-  if (nl) memmove(text, nl + 1, strlen(nl + 1) + 1);
-}
-
-static void drain_into(int fd, char *buf, size_t size) {
-  size_t have = strlen(buf);
-  fcntl(fd, F_SETFL, O_NONBLOCK);
-  for (;;) {
-    if (have + 1 >= size) memmove(buf, buf + size / 2, have + 1 - size / 2), have -= size / 2;
-    ssize_t n = read(fd, buf + have, size - 1 - have);
-    if (n <= 0) break;
-    have += (size_t)n;
-    buf[have] = 0;
-  }
-}
-
-/* Step 6: the stopped container's runtime state (cgroup, state dir) goes before its exit is told. */
-static void delete_container(const sigset_t *mask) {
-  char *argv[] = {(char *)opt.runtime, "--root", (char *)opt.runtime_root, "delete", "--force", (char *)opt.id, NULL};
-  int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-  pid_t pid = spawn(argv, devnull, devnull, 2, mask);
-  int status;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
-  if (devnull >= 0) close(devnull);
-}
-
 static void run_exit_command(const sigset_t *mask) {
   struct stat st;
   if (!opt.exit_cmd) return;
   if (stat(opt.state, &st) < 0 || stat("cleaned", &st) == 0) return;
   int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-  pid_t pid = spawn(opt.exit_cmd, devnull, devnull, 2, mask);
+  pid_t pid = launch_spawn(opt.exit_cmd, devnull, devnull, 2, mask, -1);
   int status;
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
 }
@@ -454,113 +394,14 @@ int main(int argc, char **argv) {
     accept_client(lfd, 0, 0);
   }
 
-  int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-  int err_pipe[2], out_pipe[2] = {-1, -1}, in_pipe[2] = {-1, -1}, console = -1;
-  if (pipe2(err_pipe, O_CLOEXEC) < 0) die("pipe: %s", strerror(errno));
-  char pidfile[] = "pid", consock[4096];
-  /* runc connects to the console socket by path, limited to 107 bytes; a longer state path
-   * (XDG_RUNTIME_DIR=/run/user/UID and a 64-hex id) is reached through a directory fd runc
-   * inherits. */
-  int state_fd = -1;
-  if (strlen(opt.state) + sizeof "/console.sock" > sizeof ((struct sockaddr_un *)0)->sun_path) {
-    state_fd = open(".", O_PATH | O_DIRECTORY);
-    if (state_fd < 0) die("opening %s: %s", opt.state, strerror(errno));
-    snprintf(consock, sizeof consock, "/proc/self/fd/%d/console.sock", state_fd);
-    spawn_keep_fd = state_fd;
-  } else {
-    snprintf(consock, sizeof consock, "%s/console.sock", opt.state);
-  }
-  char *rargv[24];
-  int k = 0;
-  rargv[k++] = (char *)opt.runtime;
-  rargv[k++] = "--root";
-  rargv[k++] = (char *)opt.runtime_root;
-  rargv[k++] = "--log";
-  rargv[k++] = "runtime.log";
-  rargv[k++] = "--log-format";
-  rargv[k++] = "json";
-  if (opt.exec_process) {
-    rargv[k++] = "exec";
-    rargv[k++] = "--detach";
-    rargv[k++] = "--process";
-    rargv[k++] = (char *)opt.exec_process;
-  } else if (opt.start) {
-    rargv[k++] = "run";
-    rargv[k++] = "--detach";
-    rargv[k++] = "--bundle";
-    rargv[k++] = (char *)opt.bundle;
-  } else {
-    rargv[k++] = "create";
-    rargv[k++] = "--bundle";
-    rargv[k++] = (char *)opt.bundle;
-  }
-  rargv[k++] = "--pid-file";
-  rargv[k++] = pidfile;
-  if (opt.tty) {
-    console = listen_unix("console.sock");
-    rargv[k++] = "--console-socket";
-    rargv[k++] = consock;
-  }
-  rargv[k++] = (char *)opt.id;
-  rargv[k] = NULL;
-
-  pid_t runc;
-  if (opt.tty) {
-    runc = spawn(rargv, devnull, devnull, err_pipe[1], &old);
-  } else {
-    if (pipe2(out_pipe, O_CLOEXEC) < 0) die("pipe: %s", strerror(errno));
-    if (opt.open_stdin && pipe2(in_pipe, O_CLOEXEC) < 0) die("pipe: %s", strerror(errno));
-    /* The container inherits runc's stdio: stdout → out_pipe, stderr → err_pipe. */
-    runc = spawn(rargv, opt.open_stdin ? in_pipe[0] : devnull, out_pipe[1], err_pipe[1], &old);
-    close(out_pipe[1]);
-    if (in_pipe[0] >= 0) close(in_pipe[0]);
-    stdin_fd = in_pipe[1];
-    out_fd[0] = out_pipe[0];
-    out_fd[1] = err_pipe[0];
-  }
-  close(err_pipe[1]);
-  if (state_fd >= 0) close(state_fd);
-  spawn_keep_fd = -1;
-
-  /* Wait for runc create to finish; with a tty, take the pty master it sends meanwhile. */
-  int runc_status = -1, master = -1;
-  char errtext[4096] = "";
-  while (runc_status == -1) {
-    struct pollfd p[2 + MAX_PUBLISH] = {{sfd, POLLIN, 0}, {console, POLLIN, 0}};
-    int n = ports_poll(p, 2);
-    if (console < 0) p[1].fd = -1; /* poll ignores a negative fd */
-    if (poll(p, (nfds_t)n, -1) < 0 && errno != EINTR) die("poll: %s", strerror(errno));
-    ports_refuse();
-    if (console >= 0 && (p[1].revents & POLLIN)) {
-      int conn = accept4(console, NULL, NULL, SOCK_CLOEXEC);
-      if (conn >= 0) { master = recv_fd(conn); close(conn); }
-      close(console);
-      console = -1;
-      unlink("console.sock");
-    }
-    struct signalfd_siginfo si;
-    while (read(sfd, &si, sizeof si) > 0) {}
-    int st;
-    if (waitpid(runc, &st, WNOHANG) == runc) runc_status = st;
-  }
-  if (!WIFEXITED(runc_status) || WEXITSTATUS(runc_status) != 0) {
-    drain_into(err_pipe[0], errtext, sizeof errtext);
-    last_line(errtext);
-    unlink("attach.sock");
-    die("%s", errtext[0] ? errtext : "the runtime failed to create the container");
-  }
-  char pidtext[32];
-  read_small(pidfile, pidtext, sizeof pidtext);
-  container_pid = (pid_t)atoi(pidtext);
-  if (container_pid <= 0) die("the runtime wrote no container pid");
-  if (opt.tty) {
-    if (master < 0) die("the runtime sent no terminal");
-    close(err_pipe[0]);
-    out_fd[0] = master;
-    stdin_fd = master;
-  }
-  fcntl(out_fd[0], F_SETFL, O_NONBLOCK);
-  if (out_fd[1] >= 0) fcntl(out_fd[1], F_SETFL, O_NONBLOCK);
+  struct launch_opts lo = {opt.runtime, opt.runtime_root, opt.bundle, opt.id, opt.state, opt.exec_process,
+                           opt.tty, opt.open_stdin, opt.start, opt.foreground};
+  struct launch l;
+  launch_runtime(&lo, sfd, &old, &l);
+  container_pid = l.container;
+  stdin_fd = l.stdin_fd;
+  out_fd[0] = l.out_fd[0];
+  out_fd[1] = l.out_fd[1];
   dprintf(SYNC_FD, "ok %d\n", container_pid);
   close(SYNC_FD);
   health_arm();
@@ -572,6 +413,17 @@ int main(int argc, char **argv) {
      was read by the wait for the runtime above, so the first pass looks without one. */
   int reap = 1;
   struct timespec exit_time = {0, 0};
+  /* --foreground: the runtime waits for the init and exits with its status; it is the one to wait
+     for (it may have ended already). A runtime killed by a signal left its container behind. */
+  pid_t waited = opt.foreground ? l.runtime : container_pid;
+  int runtime_killed = 0;
+  if (opt.foreground && l.runtime_status != -1) {
+    exited = 1;
+    health_stop();
+    code = WIFEXITED(l.runtime_status) ? WEXITSTATUS(l.runtime_status) : 128 + WTERMSIG(l.runtime_status);
+    runtime_killed = WIFSIGNALED(l.runtime_status);
+    clock_gettime(CLOCK_MONOTONIC, &exit_time);
+  }
   for (;;) {
     struct pollfd p[5 + MAX_CLIENTS + MAX_PUBLISH];
     int n = 0;
@@ -597,8 +449,9 @@ int main(int argc, char **argv) {
       int st;
       pid_t w;
       while ((w = waitpid(-1, &st, WNOHANG)) > 0) {
-        if (w != container_pid) { health_reaped(w, st); continue; }
+        if (w != waited) { health_reaped(w, st); continue; }
         exited = 1;
+        runtime_killed = opt.foreground && WIFSIGNALED(st);
         health_stop();
         code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
         clock_gettime(CLOCK_MONOTONIC, &exit_time);
@@ -628,7 +481,7 @@ int main(int argc, char **argv) {
   int len = snprintf(json, sizeof json, "{\"exitCode\":%d,\"finishedAt\":\"%s\"}\n", code, ts);
   /* The container is gone: its ports are free again before anyone can see it exited. */
   ports_release();
-  if (opt.start) delete_container(&old);
+  if (opt.start && (!opt.foreground || runtime_killed)) launch_delete(&lo, &old);
   int efd = open("exit.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (efd >= 0) {
     write_all(efd, json, (size_t)len);

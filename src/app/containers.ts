@@ -180,6 +180,9 @@ export async function startContainer(env: Env, c: Container, o: StartOptions = {
         reporter: env.ctx.reporter,
         ...(lifeline ? { keepOpen: lifeline } : {}),
         start: oneStep,
+        // An attached `run --rm` without a tty: the runtime runs in the foreground for the
+        // container's life and deletes it itself (no `runtime delete` after the exit).
+        foreground: oneStep && Boolean(attachIo) && record.host.autoRemove && !record.config.tty,
         attachFirst:
           oneStep && attachIo
             ? async () => {

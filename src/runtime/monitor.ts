@@ -50,6 +50,13 @@ export interface MonitorOptions {
    */
   start?: boolean;
   /**
+   * With `start` and without `tty` or `execProcess`: `runtime run` in the foreground (no
+   * --detach) for the container's whole life; the runtime then deletes the container itself when
+   * it exits, and no `runtime delete` is run (native-helpers/src/launch.c). For an attached
+   * `run --rm`: one runtime process fewer, and none after the exit.
+   */
+  foreground?: boolean;
+  /**
    * Called once the monitor listens, before the runtime runs anything; the monitor waits for
    * the connection `attach` makes here (exec sessions: no byte is written before it).
    */
@@ -79,7 +86,7 @@ function runtimeArgv(o: MonitorOptions): string[] {
     ...(o.execProcess
       ? ['exec', '--detach', '--process', o.execProcess]
       : o.start
-        ? ['run', '--detach', '--bundle', o.bundle]
+        ? ['run', ...(o.foreground ? [] : ['--detach']), '--bundle', o.bundle]
         : ['create', '--bundle', o.bundle]),
     '--pid-file',
     'pid',
@@ -118,7 +125,7 @@ export async function spawnMonitor(o: MonitorOptions): Promise<Created> {
   if (o.stdin) args.push('--stdin');
   for (const p of o.publish ?? []) args.push('--publish', p);
   if (o.execProcess) args.push('--exec', o.execProcess);
-  else if (o.start) args.push('--start');
+  else if (o.start) args.push('--start', ...(o.foreground && !o.tty ? ['--foreground'] : []));
   if (o.attachFirst) args.push('--wait-attach');
   if (o.health) {
     await fs.writeFile(path.join(o.state, HEALTH_PROCESS_FILE), o.health.process, { mode: 0o600 });

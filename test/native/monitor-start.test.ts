@@ -3,7 +3,7 @@
  * --daemon, --start, --wait-attach), with a fake runtime that logs what it is asked: one runtime
  * call creates and starts the container, the attached caller sees its very first byte, and the
  * runtime's container is deleted before the exit is recorded (native-helpers/src/monitor.c,
- * Life 6). Also the addon's spawnDaemon itself: fd 3 and no other descriptor reach the program.
+ * Life 6); with --foreground the runtime's own status is the exit, and nothing is deleted after. Also the addon's spawnDaemon itself: fd 3 and no other descriptor reach the program.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -80,6 +80,100 @@ test('--start: one runtime call, the first byte seen by the attached caller, del
   assert.match(calls[0] ?? '', / run --detach --bundle .* --pid-file pid c1$/);
   assert.match(calls[1] ?? '', / delete --force c1$/);
   assert.ok(existsSync(path.join(state, 'exit')));
+});
+
+/**
+ * `run` in the foreground (--foreground): the runtime writes the pid file as runc does (a temp
+ * name renamed into place), stays for the process's life and exits with its status. Id `fails`:
+ * an error on stderr and no pid file (runc's "executable file not found"); id `killed`: the
+ * runtime dies of SIGKILL after the start, leaving its container to be deleted.
+ */
+const FAKE_FOREGROUND = (log: string) => `#!/bin/sh
+echo "$*" >> ${log}
+case " $* " in
+*" delete "*) exit 0 ;;
+*" fails ") echo 'runc run failed: exec: "nope": executable file not found in $PATH' >&2; exit 1 ;;
+esac
+id=
+for a in "$@"; do id=$a; done
+pidfile=
+while [ $# -gt 0 ]; do [ "$1" = --pid-file ] && pidfile=$2; shift; done
+sh -c 'sleep 0.3; echo first; echo second >&2; exit 5' &
+child=$!
+echo $child > ".$pidfile"
+mv ".$pidfile" "$pidfile"
+[ "$id" = killed ] && kill -9 $$
+wait $child
+`;
+
+async function foreground(id: string, dir: string) {
+  const state = path.join(dir, 'state');
+  mkdirSync(dir, { recursive: true });
+  const log = path.join(dir, 'runtime.calls');
+  const runtime = path.join(dir, 'fake-runtime');
+  writeFileSync(runtime, FAKE_FOREGROUND(log));
+  chmodSync(runtime, 0o755);
+  let attachment: Attachment | undefined;
+  const out: string[] = [];
+  const created = spawnMonitor({
+    id,
+    bundle: dir,
+    state,
+    runtimePath: runtime,
+    runtimeRoot: path.join(dir, 'root'),
+    log: path.join(dir, 'ctr.log'),
+    tty: false,
+    stdin: false,
+    exitCommand: ['/bin/true'],
+    start: true,
+    foreground: true,
+    attachFirst: async () => {
+      attachment = await attach(path.join(state, 'attach.sock'));
+      attachment.onStdout((d) => out.push(`out:${d.toString()}`));
+      attachment.onStderr((d) => out.push(`err:${d.toString()}`));
+    },
+  });
+  const calls = () => readFileSync(log, 'utf8').trim().split('\n');
+  return { created, attachment: () => attachment, out, calls, state };
+}
+
+test('--foreground: one runtime process, `run` without --detach, its status is the exit code, no delete', async () => {
+  const f = await foreground('c2', path.join(tmp, 'fg'));
+  const created = await f.created;
+  const a = f.attachment();
+  assert.ok(a, 'attached before the runtime ran');
+  // The pid is the process's (from the renamed pid file), not the runtime's.
+  assert.is(readFileSync(path.join(f.state, 'pid'), 'utf8').trim(), String(created.pid));
+  assert.is(await a.exited, 5);
+  a.close();
+  assert.equal(f.out.sort(), ['err:second\n', 'out:first\n']);
+  const calls = f.calls();
+  assert.is(calls.length, 1, calls.join('\n'));
+  assert.match(calls[0] ?? '', / run --bundle .* --pid-file pid c2$/);
+  assert.is(JSON.parse(readFileSync(path.join(f.state, 'exit'), 'utf8')).exitCode, 5);
+});
+
+test('--foreground: a runtime that exits before the pid file failed: its last line is the error', async () => {
+  const f = await foreground('fails', path.join(tmp, 'fg-fails'));
+  try {
+    await f.created;
+    assert.unreachable('the monitor must report the failure');
+  } catch (e) {
+    assert.match((e as Error).message, /executable file not found/);
+    assert.is((e as { detail?: { exitCode?: number } }).detail?.exitCode, 127);
+  }
+});
+
+test('--foreground: a runtime killed by a signal is recorded as 128+N and its container deleted', async () => {
+  const f = await foreground('killed', path.join(tmp, 'fg-killed'));
+  await f.created;
+  const a = f.attachment();
+  assert.ok(a);
+  assert.is(await a.exited, 137);
+  a.close();
+  const calls = f.calls();
+  assert.is(calls.length, 2, calls.join('\n'));
+  assert.match(calls[1] ?? '', / delete --force killed$/);
 });
 
 test("spawnDaemon: the program gets stdio and fd 3 (our pipe), none of Node's files; reap gives its status", async () => {
