@@ -344,6 +344,46 @@ Run('started in one runtime call, a container seen exited has no runtime state l
   assert.equal(await leftovers(), []);
 });
 
+Run("attached run --rm: runc runs in the foreground as the init's parent; ps, kill and 137 as before", async () => {
+  // native-helpers/src/launch.c --foreground: one `runc run` (no --detach) for the container's
+  // life, no `runc delete` after it; the pid tsrun records is still the container's.
+  const cli = spawnTsrun(['run', '--rm', '--name', 'fg', '--network', 'none', IMAGE, 'sleep', '30'], { root });
+  let pid = 0;
+  await eventually('the container runs', async () => {
+    pid = Number((await tsrun(['inspect', '-f', '{{.State.Pid}}', 'fg'], { root })).stdout.trim());
+    return pid > 0;
+  });
+  const ppid = Number(/^PPid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
+  const parent = readFileSync(`/proc/${ppid}/cmdline`, 'utf8').split('\0');
+  assert.ok(parent.includes('run') && !parent.includes('--detach'), parent.join(' '));
+  assert.match(parent[0] ?? '', /runc$/);
+  const ps = await tsrun(['ps', '--format', '{{.Names}} {{.Status}}'], { root });
+  assert.match(ps.stdout, /^fg Up/m);
+  assert.is((await tsrun(['kill', 'fg'], { root })).code, 0);
+  const r = await cli;
+  assert.is(r.exitCode, 137, String(r.stderr));
+  assert.equal(await leftovers(), []);
+  const l = await execa('runc', ['--root', path.join(runDir(root), 'runc'), 'list', '-q'], { reject: false });
+  assert.is(String(l.stdout).trim(), '');
+});
+
+Run('run loads no node:crypto (ids and names come from /dev/urandom: src/util/random.ts)', async () => {
+  const probe = path.join(tmp, 'crypto-probe.cjs');
+  await fs.writeFile(
+    probe,
+    "process.on('exit', () => process.stderr.write(`crypto modules: ${process.moduleLoadList.filter((m) => /crypto/.test(m)).length}\\n`));\n",
+  );
+  const r = await execa(
+    process.execPath,
+    ['-r', probe, BIN, '--root', root, 'run', '--rm', '--network', 'none', IMAGE, 'true'],
+    {
+      reject: false,
+    },
+  );
+  assert.is(r.exitCode, 0, String(r.stderr));
+  assert.match(String(r.stderr), /crypto modules: 0\n/);
+});
+
 Run("cp both ways, never through the container's symlinks to the host", async () => {
   const d = await run([
     '-d',
