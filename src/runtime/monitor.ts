@@ -6,10 +6,12 @@
  * waits at the exec fifo for `runtime start`), or with `start` once it has *started* it, with the
  * init's pid; if creation fails it rejects with the runtime's message, and the monitor has
  * exited. The monitor runs in its own session and outlives the CLI. With `start`, when the
- * container exits the monitor deletes the runtime's container before it writes the exit file,
- * so such a container seen exited has no runtime state left (without `start`, the caller's
- * `runtime start` may still be finishing when the process exits: cleanup deletes it). `attach` never starts anything: it streams frames
- * until the exit frame.
+ * container exits the monitor deletes the runtime's container before it writes the exit file
+ * (with `foreground` the runtime, which lives as long as the container, deletes it itself
+ * before it exits, and the monitor records the exit after that), so such a container seen
+ * exited has no runtime state left (without `start`, the caller's `runtime start` may still be
+ * finishing when the process exits: cleanup deletes it). `attach` never starts anything: it
+ * streams frames until the exit frame.
  *
  * The monitor is started with the addon's posix_spawn (native-helpers/src/spawn.c), not
  * child_process.spawn, which forks the whole Node process first (5-8 ms per start); it
