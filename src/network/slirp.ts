@@ -79,6 +79,9 @@ export interface SlirpHandoff {
 
 /** slirp4netns processes this process started and has not reaped yet, with who waits for the status. */
 const children = new Map<number, (status: number) => void>();
+let reaping = false;
+/** The last few wait statuses reaped (a failure's message tells it), oldest first. */
+const statuses = new Map<number, number>();
 
 function reapChildren(): void {
   for (const [pid, done] of children) {
@@ -90,12 +93,16 @@ function reapChildren(): void {
     }
     if (status === -1) continue;
     children.delete(pid);
+    statuses.set(pid, status);
+    for (const old of statuses.keys()) if (statuses.size > 16) statuses.delete(old);
     done(status);
   }
 }
 
 /** The wait status of slirp4netns `pid` (a child of this process), or undefined if it runs on after `ms`. */
 function exitStatus(pid: number, ms: number): Promise<number | undefined> {
+  reapChildren();
+  if (statuses.has(pid)) return Promise.resolve(statuses.get(pid));
   if (!children.has(pid)) return Promise.resolve(undefined);
   return new Promise((resolve) => {
     const timer = setTimeout(() => resolve(undefined), ms);
@@ -250,7 +257,8 @@ export async function connectSlirp(o: {
     } finally {
       closeSync(exitEnd);
     }
-    if (!children.size) process.on('SIGCHLD', reapChildren);
+    if (!reaping) process.on('SIGCHLD', reapChildren);
+    reaping = true;
     children.set(spawned.pid, () => {});
     lifelines.set(o.id, lifeline);
     const handReady = o.handReady && !o.ports.length && o.onNetns;
