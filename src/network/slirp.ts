@@ -35,7 +35,7 @@
  * Contract: `connectSlirp` leaves nothing behind if it fails; `disconnectSlirp` is idempotent.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, promises as fs, openSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, promises as fs, openSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { TsrunError } from '../errors.js';
@@ -211,12 +211,14 @@ export async function connectSlirp(o: {
       },
     );
   }
-  await disconnectSlirp(o.id, o.runDir);
   const dir = dirOf(o.runDir);
-  await fs.mkdir(dir, { recursive: true, mode: 0o700 });
   const netns = slirpNetnsPath(o.runDir, o.id);
   const socket = path.join(dir, `${o.id.slice(0, 12)}.sock`);
   const recordFile = path.join(dir, `${o.id}.json`);
+  // What a crashed attachment left (a few stats: the usual case has nothing to undo).
+  if (lifelines.has(o.id) || [recordFile, netns, socket].some((f) => existsSync(f)))
+    await disconnectSlirp(o.id, o.runDir);
+  await fs.mkdir(dir, { recursive: true, mode: 0o700 });
   try {
     await fs.writeFile(netns, '');
     try {
