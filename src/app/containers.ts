@@ -230,9 +230,14 @@ export async function startContainer(env: Env, c: Container, o: StartOptions = {
       attachment?.close();
       const handedReady = handoff?.ready !== undefined;
       closeHandoff();
-      await attaching?.catch(() => {});
+      // A network that failed is the cause (the runtime then fails too: its namespace is gone).
+      const netErr: unknown = await attaching?.then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      if (netErr) err = netErr;
       // The monitor found slirp4netns's ready fd closed: slirp4netns's own error says why.
-      if (handedReady) err = (await slirpFailure(record.id, env.containers.sp.run)) ?? err;
+      else if (handedReady) err = (await slirpFailure(record.id, env.containers.sp.run)) ?? err;
       await runtime?.delete(record.id, true).catch(() => {});
       if (ownNetns(record)) await disconnectNetwork(env, record.id).catch(() => {});
       await unmountAll([rootfsMount(env, c), ...hostMounts(record, paths)]).catch(() => {});
