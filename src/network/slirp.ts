@@ -129,8 +129,9 @@ async function exitError(pid: number, log: string): Promise<TsrunError> {
 
 /**
  * After the container's monitor failed to start a container whose network was handed over with
- * `handReady`: slirp4netns's own error if it is what failed (it exited before it was ready), else
- * undefined. Call it before `disconnectSlirp`.
+ * `handReady`: slirp4netns's own error (exit status, log) if it is no longer running — then it is
+ * what failed: the monitor found its ready fd closed — else undefined. Call it before
+ * `disconnectSlirp`.
  */
 export async function slirpFailure(id: string, runDir: string): Promise<TsrunError | undefined> {
   let r: SlirpRecord;
@@ -263,7 +264,7 @@ export async function connectSlirp(o: {
     reaping = true;
     children.set(spawned.pid, () => {});
     lifelines.set(o.id, lifeline);
-    const handReady = o.handReady && !o.ports.length && o.onNetns;
+    const handReady = Boolean(o.handReady && !o.ports.length && o.onNetns);
     const record: SlirpRecord = {
       pid: spawned.pid,
       netns,
@@ -273,7 +274,12 @@ export async function connectSlirp(o: {
     };
     let ready: Promise<void> | undefined;
     if (handReady) {
-      await fs.writeFile(recordFile, JSON.stringify(record));
+      try {
+        await fs.writeFile(recordFile, JSON.stringify(record));
+      } catch (err) {
+        closeSync(spawned.syncFd); // (not handed over: slirp4netns ends with its lifeline, closed below)
+        throw err;
+      }
     } else {
       ready = readyByte(spawned.syncFd, () => exitError(spawned.pid, log));
       ready.catch(() => {}); // awaited below, once the record is written
