@@ -17,10 +17,12 @@
  *
  * Why: child_process.spawn forks the whole Node process (~60 MB mapped): 5-8 ms of page-table
  * copying and copy-on-write faults on every `run`. glibc's posix_spawn uses clone(CLONE_VM |
- * CLONE_VFORK): no copy. The spawned program is expected to daemonize (tsrun-monitor --daemon:
- * it forks and its first process exits at once), so the caller reaps that first process with
- * `reap` when the pipe reaches its end, and no zombie is ever left to a long-lived caller (the
- * API service), which Node's own child-process bookkeeping would otherwise have done.
+ * CLONE_VFORK): no copy. Either the spawned program daemonizes (tsrun-monitor --daemon: it forks
+ * and its first process exits at once), and the caller reaps that first process with `reap` when
+ * the pipe reaches its end; or it lives on as the caller's child (slirp4netns, network/slirp.ts),
+ * and the caller reaps it with `reap(pid, true)` on SIGCHLD. Either way no zombie is left to a
+ * long-lived caller (the API service), which Node's own child-process bookkeeping would otherwise
+ * have done.
  *
  * Contract: synchronous; on failure throws as native.c's calls do (code = errno name) and
  * leaves no fd open and no process behind.
