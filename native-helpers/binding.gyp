@@ -8,7 +8,7 @@
     {
       "target_name": "tsrun-monitor",
       "type": "executable",
-      "sources": ["src/monitor.c", "src/launch.c", "src/health.c", "src/ports.c"],
+      "sources": ["src/monitor.c", "src/launch.c", "src/health.c", "src/ports.c", "src/ready.c"],
       "cflags": ["-O2", "-Wall", "-Wextra", "-std=gnu11"]
     },
     {

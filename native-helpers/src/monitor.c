@@ -6,7 +6,7 @@
  *
  *   tsrun-monitor --id ID --bundle DIR --state DIR --runtime PATH --runtime-root DIR --log FILE
  *                 [--tty] [--stdin] [--publish PROTO:IP:PORT]... [--start [--foreground]] [--wait-attach]
- *                 [--exec PROCESS.JSON] [--daemon] [--keep-fd4]
+ *                 [--exec PROCESS.JSON] [--daemon] [--keep-fd4] [--ready-fd5]
  *                 [--health PROCESS.JSON --health-interval MS --health-timeout MS
  *                  --health-start-period MS --health-start-interval MS --health-retries N]
  *                 [-- EXIT-COMMAND ARG...]
@@ -71,6 +71,9 @@
  * the rest); the monitor never touches the container's filesystem; it holds ~100 KiB of buffers.
  * An fd 4 the caller gives it (--keep-fd4) is held, untouched, until the monitor exits, and no child gets it:
  * rootless, that is slirp4netns's exit fd, so slirp4netns ends with the monitor at the latest.
+ * With --ready-fd5 the runtime runs only once fd 5 yields a byte (ready.c: rootless, slirp4netns's
+ * ready fd, so a --start container's process never runs before its network is up); its end
+ * without one is reported as "err ..." and nothing runs.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -97,6 +100,7 @@
 #include "health.h"
 #include "launch.h"
 #include "ports.h"
+#include "ready.h"
 
 #define MAX_CLIENTS HEALTH_MAX_CLIENTS
 #define BUF 8192
@@ -110,7 +114,7 @@ struct client {
 
 static struct {
   const char *id, *bundle, *state, *runtime, *runtime_root, *log_path;
-  int tty, open_stdin, wait_attach, start, foreground, daemon, keep_fd4;
+  int tty, open_stdin, wait_attach, start, foreground, daemon, keep_fd4, ready_fd5;
   const char *exec_process;
   const char *health, *health_interval, *health_timeout, *health_start, *health_start_interval, *health_retries;
   char **exit_cmd;
@@ -136,7 +140,7 @@ void die(const char *fmt, ...) {
 }
 
 static void usage(void) {
-  fprintf(stderr, "usage: tsrun-monitor --id ID --bundle DIR --state DIR --runtime PATH --runtime-root DIR --log FILE [--tty] [--stdin] [--publish PROTO:IP:PORT]... [--start [--foreground]] [--wait-attach] [--exec PROCESS.JSON] [--daemon] [--keep-fd4] [-- EXIT-COMMAND...]\n");
+  fprintf(stderr, "usage: tsrun-monitor --id ID --bundle DIR --state DIR --runtime PATH --runtime-root DIR --log FILE [--tty] [--stdin] [--publish PROTO:IP:PORT]... [--start [--foreground]] [--wait-attach] [--exec PROCESS.JSON] [--daemon] [--keep-fd4] [--ready-fd5] [-- EXIT-COMMAND...]\n");
   exit(2);
 }
 
@@ -152,6 +156,7 @@ static void parse_args(int argc, char **argv) {
     if (!strcmp(a, "--foreground")) { opt.foreground = 1; continue; }
     if (!strcmp(a, "--daemon")) { opt.daemon = 1; continue; }
     if (!strcmp(a, "--keep-fd4")) { opt.keep_fd4 = 1; continue; }
+    if (!strcmp(a, "--ready-fd5")) { opt.ready_fd5 = 1; continue; }
     if (!strcmp(a, "--publish") && i + 1 < argc && opt.npublish < MAX_PUBLISH) { opt.publish[opt.npublish++] = argv[++i]; continue; }
     if (!strcmp(a, "--id")) slot = &opt.id;
     else if (!strcmp(a, "--bundle")) slot = &opt.bundle;
@@ -341,8 +346,10 @@ static void run_exit_command(const sigset_t *mask) {
  * write end of its caller's pipe would keep a `$(tsrun run -d ...)` waiting for the container.
  */
 static void close_inherited(void) {
-  unsigned first = opt.keep_fd4 ? 5U : 4U;
+  unsigned first = opt.ready_fd5 ? 6U : opt.keep_fd4 ? 5U : 4U;
   if (opt.keep_fd4) fcntl(4, F_SETFD, FD_CLOEXEC);
+  else if (opt.ready_fd5) close(4);
+  if (opt.ready_fd5) fcntl(READY_FD, F_SETFD, FD_CLOEXEC);
 #ifdef SYS_close_range
   if (syscall(SYS_close_range, first, ~0U, 0U) == 0) return;
 #endif
@@ -394,6 +401,10 @@ int main(int argc, char **argv) {
     accept_client(lfd, 0, 0);
   }
 
+  if (opt.ready_fd5 && ready_wait(READY_FD, 30000, why, sizeof why) < 0) {
+    unlink("attach.sock");
+    die("%s", why);
+  }
   struct launch_opts lo = {opt.runtime, opt.runtime_root, opt.bundle, opt.id, opt.state, opt.exec_process,
                            opt.tty, opt.open_stdin, opt.start, opt.foreground};
   struct launch l;

@@ -61,7 +61,7 @@ static const char *errno_name(int e) {
     case EINTR: return "EINTR"; case ENOLCK: return "ENOLCK"; case EIO: return "EIO";
     case ENOSYS: return "ENOSYS"; case EXDEV: return "EXDEV";
     case ENOTEMPTY: return "ENOTEMPTY"; case EBUSY: return "EBUSY"; case EMLINK: return "EMLINK";
-    case ESRCH: return "ESRCH"; case ENOMEM: return "ENOMEM";
+    case ESRCH: return "ESRCH"; case ENOMEM: return "ENOMEM"; case ECHILD: return "ECHILD";
     default: return "EUNKNOWN";
   }
 }

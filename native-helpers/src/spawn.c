@@ -1,21 +1,28 @@
 /*
  * Starting a daemon without forking Node (the addon's spawnDaemon and reap).
  *
- *   spawnDaemon(file, argv, stderrFd[, keepFd]) -> { pid, syncFd }
+ *   spawnDaemon(file, argv, stderrFd[, keep]) -> { pid, syncFd }
  *       posix_spawn(3) of `file` in a new session, every signal at its default and none blocked,
  *       the caller's environment and working directory (which may be gone: the program is to
  *       chdir where it works, as tsrun-monitor does at once); stdin and stdout /dev/null, stderr `stderrFd`, and fd 3
  *       the write end of a new pipe whose read end (close-on-exec) is `syncFd`, for the caller
- *       to read; fd 4 a copy of `keepFd` when it is given and not negative. Node opens everything close-on-exec, but what Node itself inherited without it
+ *       to read; then copies of `keep` (one fd, or an array of at most MAX_KEEP) as fds 4, 5, ...
+ *       (a negative fd is skipped: its slot stays closed). Node opens everything close-on-exec, but what Node itself inherited without it
  *       passes on too: the program closes what it does not know (tsrun-monitor does).
- *   reap(pid) -> status              waitpid(2) for that child: its wait status
+ *   reap(pid[, nohang]) -> status    waitpid(2) for that child: its wait status; with `nohang`
+ *                                    (WNOHANG) -1 while it still runs
+ *   pipe() -> [readFd, writeFd]      pipe2(2), both ends close-on-exec (for fds handed to a
+ *                                    program by spawnDaemon's `keep`, which clears the flag
+ *                                    on the copies only)
  *
  * Why: child_process.spawn forks the whole Node process (~60 MB mapped): 5-8 ms of page-table
  * copying and copy-on-write faults on every `run`. glibc's posix_spawn uses clone(CLONE_VM |
- * CLONE_VFORK): no copy. The spawned program is expected to daemonize (tsrun-monitor --daemon:
- * it forks and its first process exits at once), so the caller reaps that first process with
- * `reap` when the pipe reaches its end, and no zombie is ever left to a long-lived caller (the
- * API service), which Node's own child-process bookkeeping would otherwise have done.
+ * CLONE_VFORK): no copy. Either the spawned program daemonizes (tsrun-monitor --daemon: it forks
+ * and its first process exits at once), and the caller reaps that first process with `reap` when
+ * the pipe reaches its end; or it lives on as the caller's child (slirp4netns, network/slirp.ts),
+ * and the caller reaps it with `reap(pid, true)` on SIGCHLD. Either way no zombie is left to a
+ * long-lived caller (the API service), which Node's own child-process bookkeeping would otherwise
+ * have done.
  *
  * Contract: synchronous; on failure throws as native.c's calls do (code = errno name) and
  * leaves no fd open and no process behind.
@@ -34,20 +41,37 @@
 extern char **environ;
 
 #define MAX_ARGS 256
+#define MAX_KEEP 4
 
 static napi_value js_spawn_daemon(napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value argv[4];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   char file[PATH_BUF];
-  uint32_t n = 0;
-  int32_t err_fd = -1, keep_fd = -1;
+  uint32_t n = 0, nkeep = 0;
+  int32_t err_fd = -1, keep_fd[MAX_KEEP];
   if (argc < 3 || get_string(env, argv[0], file, sizeof file) || napi_get_array_length(env, argv[1], &n) != napi_ok
       || napi_get_value_int32(env, argv[2], &err_fd) != napi_ok || n == 0 || n >= MAX_ARGS) {
-    napi_throw_type_error(env, NULL, "spawnDaemon(file, argv[], stderrFd[, keepFd])");
+    napi_throw_type_error(env, NULL, "spawnDaemon(file, argv[], stderrFd[, keepFd | keepFds[]])");
     return NULL;
   }
-  if (argc > 3 && napi_get_value_int32(env, argv[3], &keep_fd) != napi_ok) keep_fd = -1;
+  if (argc > 3) {
+    bool is_array = false;
+    napi_is_array(env, argv[3], &is_array);
+    if (is_array) {
+      if (napi_get_array_length(env, argv[3], &nkeep) != napi_ok || nkeep > MAX_KEEP) {
+        napi_throw_type_error(env, NULL, "spawnDaemon: at most 4 fds to keep");
+        return NULL;
+      }
+      for (uint32_t i = 0; i < nkeep; i++) {
+        napi_value v;
+        napi_get_element(env, argv[3], i, &v);
+        if (napi_get_value_int32(env, v, &keep_fd[i]) != napi_ok) keep_fd[i] = -1;
+      }
+    } else if (napi_get_value_int32(env, argv[3], &keep_fd[0]) == napi_ok) {
+      nkeep = 1;
+    }
+  }
   char *args[MAX_ARGS];
   uint32_t have = 0;
   napi_value result = NULL;
@@ -69,7 +93,11 @@ static napi_value js_spawn_daemon(napi_env env, napi_callback_info info) {
   if (pipe2(p, O_CLOEXEC) < 0) { throw_errno(env, errno, "pipe2", file); goto out; }
   /* Above 3, so no dup2 below targets its own source (which would keep close-on-exec set). */
   int w = fcntl(p[1], F_DUPFD_CLOEXEC, 10), e = fcntl(err_fd, F_DUPFD_CLOEXEC, 10);
-  int k = keep_fd >= 0 ? fcntl(keep_fd, F_DUPFD_CLOEXEC, 10) : -1;
+  int k[MAX_KEEP], bad = w < 0 || e < 0;
+  for (uint32_t i = 0; i < nkeep; i++) {
+    k[i] = keep_fd[i] >= 0 ? fcntl(keep_fd[i], F_DUPFD_CLOEXEC, 10) : -1;
+    if (keep_fd[i] >= 0 && k[i] < 0) bad = 1;
+  }
   close(p[1]);
   posix_spawn_file_actions_t fa;
   posix_spawnattr_t attr;
@@ -82,17 +110,19 @@ static napi_value js_spawn_daemon(napi_env env, napi_callback_info info) {
   posix_spawn_file_actions_adddup2(&fa, 0, 1);
   posix_spawn_file_actions_adddup2(&fa, e, 2);
   posix_spawn_file_actions_adddup2(&fa, w, 3);
-  if (k >= 0) posix_spawn_file_actions_adddup2(&fa, k, 4);
+  for (uint32_t i = 0; i < nkeep; i++)
+    if (k[i] >= 0) posix_spawn_file_actions_adddup2(&fa, k[i], 4 + (int)i);
   posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
   posix_spawnattr_setsigmask(&attr, &none);
   posix_spawnattr_setsigdefault(&attr, &all);
   pid_t pid = -1;
-  int rc = (w < 0 || e < 0 || (keep_fd >= 0 && k < 0)) ? EBADF : posix_spawn(&pid, file, &fa, &attr, args, environ);
+  int rc = bad ? EBADF : posix_spawn(&pid, file, &fa, &attr, args, environ);
   posix_spawn_file_actions_destroy(&fa);
   posix_spawnattr_destroy(&attr);
   if (w >= 0) close(w);
   if (e >= 0) close(e);
-  if (k >= 0) close(k);
+  for (uint32_t i = 0; i < nkeep; i++)
+    if (k[i] >= 0) close(k[i]);
   if (rc != 0) {
     close(p[0]);
     throw_errno(env, rc, "posix_spawn", file);
@@ -110,20 +140,37 @@ out:
 }
 
 static napi_value js_reap(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
+  size_t argc = 2;
+  napi_value argv[2];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   int32_t pid = 0;
+  bool nohang = false;
   if (argc < 1 || napi_get_value_int32(env, argv[0], &pid) != napi_ok || pid <= 0) {
-    napi_throw_type_error(env, NULL, "reap(pid)");
+    napi_throw_type_error(env, NULL, "reap(pid[, nohang])");
     return NULL;
   }
+  if (argc > 1) napi_get_value_bool(env, argv[1], &nohang);
   int status = 0;
-  while (waitpid(pid, &status, 0) < 0) {
+  pid_t got;
+  while ((got = waitpid(pid, &status, nohang ? WNOHANG : 0)) < 0) {
     if (errno != EINTR) return throw_errno(env, errno, "waitpid", NULL);
   }
+  if (got == 0) status = -1; /* WNOHANG: still running */
   napi_value result;
   napi_create_int32(env, status, &result);
+  return result;
+}
+
+static napi_value js_pipe(napi_env env, napi_callback_info info) {
+  (void)info;
+  int p[2];
+  if (pipe2(p, O_CLOEXEC) < 0) return throw_errno(env, errno, "pipe2", NULL);
+  napi_value result, v;
+  napi_create_array_with_length(env, 2, &result);
+  for (uint32_t i = 0; i < 2; i++) {
+    napi_create_int32(env, p[i], &v);
+    napi_set_element(env, result, i, v);
+  }
   return result;
 }
 
@@ -131,6 +178,7 @@ void define_spawn(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     { "spawnDaemon", NULL, js_spawn_daemon, NULL, NULL, NULL, napi_default, NULL },
     { "reap", NULL, js_reap, NULL, NULL, NULL, napi_default, NULL },
+    { "pipe", NULL, js_pipe, NULL, NULL, NULL, napi_default, NULL },
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
 }

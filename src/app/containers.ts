@@ -12,8 +12,7 @@
  * - Creating a container holds the store's shared lock, and garbage collection keeps every layer
  *   a container record names, so `rmi` can never pull layers from under a container.
  */
-import { promises as fs } from 'node:fs';
-import type { Socket } from 'node:net';
+import { closeSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { constants as osConstants } from 'node:os';
 import { TsrunError } from '../errors.js';
@@ -23,6 +22,7 @@ import { locateRuntime, OciRuntime, runtimeKnows } from '../runtime/oci-runtime.
 import { attach, spawnMonitor, type Attachment } from '../runtime/monitor.js';
 import { cliEntry } from '../util/project.js';
 import { attachNetwork, detachNetwork } from '../network/attach.js';
+import { slirpFailure, type SlirpHandoff } from '../network/slirp.js';
 import type { PortMapping } from '../network/ports.js';
 import type { NetworkInfo } from '../network/bridge.js';
 import { assignHostPorts } from '../network/ports.js';
@@ -95,8 +95,13 @@ export async function startContainer(env: Env, c: Container, o: StartOptions = {
     // The networks' plugins run while the monitor's `runtime create` joins the namespace.
     let attaching: Promise<NetworkInfo | undefined> | undefined;
     let bridgePorts: PortMapping[] | undefined;
-    // Rootless: slirp4netns's lifeline, handed to the monitor (which keeps slirp4netns alive).
-    let lifeline: Socket | undefined;
+    // Rootless: slirp4netns's lifeline, handed to the monitor (which keeps slirp4netns alive),
+    // and without ports its ready fd (the monitor starts the container once slirp4netns is up).
+    let handoff: SlirpHandoff | undefined;
+    const closeHandoff = () => {
+      for (const fd of [handoff?.lifeline, handoff?.ready]) if (fd !== undefined) closeSync(fd);
+      handoff = undefined;
+    };
     try {
       runtime = await runtimeFor(env, record.host.runtime);
       // A container that ran before may have left the runtime's record behind (a crash).
@@ -123,8 +128,10 @@ export async function startContainer(env: Env, c: Container, o: StartOptions = {
             extraHosts: record.host.extraHosts ?? [],
           },
           reporter: env.ctx.reporter,
-          onNetns: (l) => {
-            lifeline = l;
+          // Nothing between the runtime's create and start then: one `runtime run` in the monitor.
+          handReady: env.ctx.rootless && !ports.length && !env.ctx.reporter.detailed,
+          onNetns: (h) => {
+            handoff = h;
             netnsMade();
           },
         });
@@ -162,7 +169,8 @@ export async function startContainer(env: Env, c: Container, o: StartOptions = {
       // command runs) the monitor does both, in one runtime process; an attached caller attaches
       // before it, so it sees the first byte. An explanation (--debug, --explain) tells create
       // and start as two steps: it gets two runtime calls.
-      const oneStep = !attaching && !env.ctx.reporter.detailed;
+      // (rootless without ports: the monitor waits for slirp4netns's ready fd itself)
+      const oneStep = (!attaching || handoff?.ready !== undefined) && !env.ctx.reporter.detailed;
       const attachIo = o.attachIo;
       const monitor = await spawnMonitor({
         id: record.id,
@@ -178,7 +186,8 @@ export async function startContainer(env: Env, c: Container, o: StartOptions = {
         exitCommand: exitCommand(env, record.id),
         health: await healthForStart(c),
         reporter: env.ctx.reporter,
-        ...(lifeline ? { keepOpen: lifeline } : {}),
+        ...(handoff ? { keepOpen: handoff.lifeline } : {}),
+        ...(handoff?.ready !== undefined ? { readyFd: handoff.ready } : {}),
         start: oneStep,
         // An attached `run --rm` without a tty: the runtime runs in the foreground for the
         // container's life and deletes it itself (no `runtime delete` after the exit).
@@ -191,7 +200,7 @@ export async function startContainer(env: Env, c: Container, o: StartOptions = {
               }
             : undefined,
       });
-      lifeline?.destroy();
+      closeHandoff();
       env.ctx.reporter.emit({
         type: 'container-start',
         id: record.id,
@@ -219,10 +228,19 @@ export async function startContainer(env: Env, c: Container, o: StartOptions = {
         ...(networks ? { networks } : {}),
       };
       await env.containers.write(record);
-    } catch (err) {
+    } catch (caught) {
+      let err = caught;
       attachment?.close();
-      lifeline?.destroy();
-      await attaching?.catch(() => {});
+      const handedReady = handoff?.ready !== undefined;
+      closeHandoff();
+      // A network that failed is the cause (the runtime then fails too: its namespace is gone).
+      const netErr: unknown = await attaching?.then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      if (netErr) err = netErr;
+      // The monitor found slirp4netns's ready fd closed: slirp4netns's own error says why.
+      else if (handedReady) err = (await slirpFailure(record.id, env.containers.sp.run)) ?? err;
       await runtime?.delete(record.id, true).catch(() => {});
       if (ownNetns(record)) await disconnectNetwork(env, record.id).catch(() => {});
       await unmountAll([rootfsMount(env, c), ...hostMounts(record, paths)]).catch(() => {});

@@ -72,12 +72,23 @@ export interface Native {
   /**
    * posix_spawn `argv` (argv[0] included) from `file` without forking Node, in a new session,
    * with /dev/null as stdin and stdout, `stderrFd` as stderr and as fd 3 the write end of a
-   * new pipe whose read end is `syncFd`, and as fd 4 a copy of `keepFd` if given (native-helpers/src/spawn.c).
+   * new pipe whose read end is `syncFd`, and as fds 4, 5, ... copies of `keep` (one fd or up to
+   * four; a negative one leaves its slot closed) (native-helpers/src/spawn.c).
    * Reap `pid` with `reap`.
    */
-  spawnDaemon(file: string, argv: string[], stderrFd: number, keepFd?: number): { pid: number; syncFd: number };
-  /** waitpid(2) for a child `spawnDaemon` made: its wait status (blocks until it has exited). */
-  reap(pid: number): number;
+  spawnDaemon(
+    file: string,
+    argv: string[],
+    stderrFd: number,
+    keep?: number | number[],
+  ): { pid: number; syncFd: number };
+  /**
+   * waitpid(2) for a child `spawnDaemon` made: its wait status (blocks until it has exited); with
+   * `nohang`, -1 at once while it still runs.
+   */
+  reap(pid: number, nohang?: boolean): number;
+  /** pipe2(2), both ends close-on-exec: [readFd, writeFd]. The caller closes them (fs.closeSync). */
+  pipe(): [number, number];
 }
 
 export interface Statx {
@@ -126,8 +137,9 @@ interface Addon extends AtCalls {
   umount(target: string): void;
   newNetns(target: string): void;
   setTopdir(path: string): boolean;
-  spawnDaemon(file: string, argv: string[], stderrFd: number, keepFd?: number): { pid: number; syncFd: number };
-  reap(pid: number): number;
+  spawnDaemon(file: string, argv: string[], stderrFd: number, keep: number | number[]): { pid: number; syncFd: number };
+  reap(pid: number, nohang: boolean): number;
+  pipe(): [number, number];
   fingerprintLines(dir: string, sink: (chunk: Buffer) => void): number | null;
 }
 
@@ -191,8 +203,9 @@ export function native(): Native {
     utimensat: (dirfd, name, a, m) => addon.utimensat(dirfd, name, a, m),
     readdir: (dirfd) => addon.readdir(dirfd),
     fsReadonly: (fd) => addon.fsReadonly(fd),
-    spawnDaemon: (file, argv, stderrFd, keepFd = -1) => addon.spawnDaemon(file, argv, stderrFd, keepFd),
-    reap: (pid) => addon.reap(pid),
+    spawnDaemon: (file, argv, stderrFd, keep = -1) => addon.spawnDaemon(file, argv, stderrFd, keep),
+    reap: (pid, nohang = false) => addon.reap(pid, nohang),
+    pipe: () => addon.pipe(),
   };
   return loaded;
 }

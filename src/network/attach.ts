@@ -8,7 +8,6 @@
  * idempotent. Only the default network ('bridge') is attached; 'host' and 'none' need nothing.
  */
 import { promises as fs, readFileSync } from 'node:fs';
-import type { Socket } from 'node:net';
 import path from 'node:path';
 import type { Reporter } from '../events.js';
 import type { NetworkInfo } from '../oci/network.js';
@@ -16,7 +15,14 @@ import { connect, disconnect, netnsPath, NETWORK_NAME } from './bridge.js';
 import { hostsFile, resolvConf } from './etc-files.js';
 import { extraHostLines, hostAddress, withDnsOptions, type DnsOptions, type ExtraHost } from './extra-hosts.js';
 import type { PortMapping } from './ports.js';
-import { connectSlirp, disconnectSlirp, slirpNetnsPath, slirpResolvConf } from './slirp.js';
+import {
+  connectSlirp,
+  disconnectSlirp,
+  SLIRP_IP,
+  slirpNetnsPath,
+  slirpResolvConf,
+  type SlirpHandoff,
+} from './slirp.js';
 import { ensureRules, repairRules } from './user-networks.js';
 
 export type NetworkMode = 'bridge' | 'host' | 'none';
@@ -103,12 +109,20 @@ export interface AttachOptions extends AttachTarget {
    * Rootless, with slirp4netns's lifeline (network/slirp.ts): the callee owns it, gives it to the
    * process that keeps slirp4netns alive (the container's monitor), then closes its own copy.
    */
-  onNetns?: (lifeline?: Socket) => void;
+  onNetns?: (handoff?: SlirpHandoff) => void;
+  /**
+   * Rootless without ports: hand slirp4netns's ready fd to `onNetns` too, and resolve without
+   * waiting for slirp4netns; the callee's container must wait for that fd (network/slirp.ts).
+   */
+  handReady?: boolean;
 }
 
 /** Put the container on the default network: the bridge as root, slirp4netns rootless. */
 export async function attachNetwork(o: AttachOptions): Promise<NetworkInfo> {
   if (!o.rootless) await ensureRules(o.env, o.reporter);
+  // Rootless, the address is known before slirp4netns runs, and the hosts file must be complete
+  // before the container can start (with `handReady`, as soon as slirp4netns is ready).
+  if (o.hosts && o.rootless) await writeHosts(o.hosts, SLIRP_IP, hostAddress());
   const network: NetworkInfo & { veth?: { host: string; container: string } } = o.rootless
     ? await connectSlirp({
         id: o.id,
@@ -118,6 +132,7 @@ export async function attachNetwork(o: AttachOptions): Promise<NetworkInfo> {
         ...(o.owner !== undefined ? { owner: o.owner } : {}),
         ...(o.reporter ? { reporter: o.reporter } : {}),
         ...(o.onNetns ? { onNetns: o.onNetns } : {}),
+        ...(o.handReady ? { handReady: true } : {}),
       })
     : await connect({
         id: o.id,
@@ -149,14 +164,12 @@ export async function attachNetwork(o: AttachOptions): Promise<NetworkInfo> {
       containerPort: p.containerPort,
     })),
   });
-  if (o.hosts) {
-    const gateway = o.rootless ? hostAddress() : network.gateway;
-    await fs.writeFile(
-      o.hosts.file,
-      hostsFile(o.hosts.hostname, network.ip, extraHostLines(o.hosts.extraHosts, gateway)),
-    );
-  }
+  if (o.hosts && !o.rootless) await writeHosts(o.hosts, network.ip, network.gateway);
   return network;
+}
+
+function writeHosts(h: NonNullable<AttachOptions['hosts']>, ip: string, gateway: string | undefined): Promise<void> {
+  return fs.writeFile(h.file, hostsFile(h.hostname, ip, extraHostLines(h.extraHosts, gateway)));
 }
 
 /** Undo `attachNetwork` (idempotent). */

@@ -15,10 +15,19 @@
  * Off the critical path, as podman does it: `onNetns` is called as soon as the namespace exists
  * (slirp4netns just started), so the runtime creates the container in it while slirp4netns comes
  * up; `connectSlirp` resolves only once slirp4netns is ready and every port is forwarded, and the
- * caller starts the container's process only then (network from its first instruction).
- * slirp4netns's `--exit-fd` is the other end of a socket pair (its "lifeline"): it exits by itself
- * once every copy is closed. `onNetns` hands that end over (a container's monitor keeps it for the
- * container's life); without a taker this process keeps it until `disconnectSlirp` (a build step).
+ * caller starts the container's process only then (network from its first instruction). Without
+ * ports, `handReady` hands slirp4netns's ready fd over too and resolves at once: the callee (the
+ * container's monitor, --ready-fd5) starts the process once slirp4netns writes its byte there,
+ * so nobody waits for slirp4netns between the runtime's create and start (one `runtime run`).
+ * A failure then shows as the monitor's; `slirpFailure` tells slirp4netns's own.
+ *
+ * slirp4netns is started with the addon's posix_spawn (native-helpers/src/spawn.c), not
+ * child_process.spawn, which forks the whole Node process (5-8 ms); its stderr goes to
+ * `<id>.log` beside the record. Its `--exit-fd` is the read end of a pipe whose write end is its
+ * "lifeline": it exits by itself once every copy is closed. `onNetns` hands that end over (a
+ * container's monitor keeps it for the container's life); without a taker this process keeps it
+ * until `disconnectSlirp` (a build step). This process is slirp4netns's parent while it lives:
+ * it reaps it on SIGCHLD, so a long-lived caller (the API service) keeps no zombie.
  * `disconnectSlirp` sends SIGTERM and waits for the exit only when host ports were published
  * (they must be free when it returns: a restart binds them again); otherwise nothing needs it gone
  * at once, and it is gone a moment later.
@@ -26,8 +35,8 @@
  * Contract: `connectSlirp` leaves nothing behind if it fails; `disconnectSlirp` is idempotent.
  */
 import { spawn } from 'node:child_process';
-import { promises as fs, readFileSync } from 'node:fs';
-import net, { type Socket } from 'node:net';
+import { closeSync, existsSync, promises as fs, openSync, readFileSync } from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { TsrunError } from '../errors.js';
 import type { Reporter } from '../events.js';
@@ -54,8 +63,86 @@ interface SlirpRecord {
   published?: boolean;
 }
 
-/** The lifelines (slirp4netns's exit fds) this process still holds, by container id. */
-const lifelines = new Map<string, Socket>();
+/** The lifelines (write ends of slirp4netns's exit-fd pipes) this process still holds, by container id. */
+const lifelines = new Map<string, number>();
+
+/** What `onNetns` hands over: descriptors the callee owns from then on (and closes: fs.closeSync). */
+export interface SlirpHandoff {
+  /** The write end of slirp4netns's --exit-fd pipe: it exits once every copy is closed. */
+  lifeline: number;
+  /**
+   * With `handReady` (and no ports): the read end of its --ready-fd pipe, where it writes one byte
+   * once the network is up. The container's process must not start before that byte arrives.
+   */
+  ready?: number;
+}
+
+/** slirp4netns processes this process started and has not reaped yet, with who waits for the status. */
+const children = new Map<number, (status: number) => void>();
+let reaping = false;
+/** The last few wait statuses reaped (a failure's message tells it), oldest first. */
+const statuses = new Map<number, number>();
+
+function reapChildren(): void {
+  for (const [pid, done] of children) {
+    let status: number;
+    try {
+      status = native().reap(pid, true);
+    } catch {
+      status = 0; // not ours to reap after all (ECHILD)
+    }
+    if (status === -1) continue;
+    children.delete(pid);
+    statuses.set(pid, status);
+    for (const old of statuses.keys()) if (statuses.size > 16) statuses.delete(old);
+    done(status);
+  }
+}
+
+/** The wait status of slirp4netns `pid` (a child of this process), or undefined if it runs on after `ms`. */
+function exitStatus(pid: number, ms: number): Promise<number | undefined> {
+  reapChildren();
+  if (statuses.has(pid)) return Promise.resolve(statuses.get(pid));
+  if (!children.has(pid)) return Promise.resolve(undefined);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(undefined), ms);
+    children.set(pid, (status) => {
+      clearTimeout(timer);
+      resolve(status);
+    });
+    reapChildren();
+  });
+}
+
+const logOf = (runDir: string, id: string) => path.join(dirOf(runDir), `${id}.log`);
+
+/** slirp4netns's own account of its early exit: its exit status and what it wrote to its log. */
+async function exitError(pid: number, log: string): Promise<TsrunError> {
+  const status = await exitStatus(pid, 1000);
+  const text = await fs.readFile(log, 'utf8').catch(() => '');
+  const how =
+    status === undefined
+      ? 'closed its ready fd'
+      : `exited (${status & 0x7f ? `signal ${status & 0x7f}` : status >> 8})`;
+  return new TsrunError('ERR_ROOTLESS', `slirp4netns ${how}: ${text.trim()}`);
+}
+
+/**
+ * After the container's monitor failed to start a container whose network was handed over with
+ * `handReady`: slirp4netns's own error (exit status, log) if it is no longer running — then it is
+ * what failed: the monitor found its ready fd closed — else undefined. Call it before
+ * `disconnectSlirp`.
+ */
+export async function slirpFailure(id: string, runDir: string): Promise<TsrunError | undefined> {
+  let r: SlirpRecord;
+  try {
+    r = JSON.parse(await fs.readFile(path.join(dirOf(runDir), `${id}.json`), 'utf8')) as SlirpRecord;
+  } catch {
+    return undefined;
+  }
+  if (!r.pid || running(r.pid)) return undefined;
+  return exitError(r.pid, logOf(runDir, id));
+}
 
 const dirOf = (runDir: string) => path.join(runDir, 'slirp');
 
@@ -97,11 +184,17 @@ export async function connectSlirp(o: {
   owner?: number;
   reporter?: Reporter;
   /**
-   * Called once the namespace exists and slirp4netns has started, with its lifeline: the callee
-   * owns it from then on, and must close it once the process that keeps slirp4netns alive (the
-   * container's monitor) has its copy. The container must not start before `connectSlirp` resolves.
+   * Called once the namespace exists and slirp4netns has started, with its lifeline (and with
+   * `handReady` its ready fd): the callee owns them from then on, and must close them once the
+   * process that keeps slirp4netns alive (the container's monitor) has its copies. The container
+   * must not start before `connectSlirp` resolves, or with `handReady` before the ready byte.
    */
-  onNetns?: (lifeline: Socket) => void;
+  onNetns?: (handoff: SlirpHandoff) => void;
+  /**
+   * Without ports and with an `onNetns` taker: hand the ready fd over too, and resolve without
+   * waiting for slirp4netns (the taker makes the container wait for it). Ignored with ports.
+   */
+  handReady?: boolean;
 }): Promise<NetworkInfo> {
   const slirp = await which('slirp4netns', o.env);
   if (!slirp) {
@@ -119,12 +212,14 @@ export async function connectSlirp(o: {
       },
     );
   }
-  await disconnectSlirp(o.id, o.runDir);
   const dir = dirOf(o.runDir);
-  await fs.mkdir(dir, { recursive: true, mode: 0o700 });
   const netns = slirpNetnsPath(o.runDir, o.id);
   const socket = path.join(dir, `${o.id.slice(0, 12)}.sock`);
   const recordFile = path.join(dir, `${o.id}.json`);
+  // What a crashed attachment left (a few stats: the usual case has nothing to undo).
+  if (lifelines.has(o.id) || [recordFile, netns, socket].some((f) => existsSync(f)))
+    await disconnectSlirp(o.id, o.runDir);
+  await fs.mkdir(dir, { recursive: true, mode: 0o700 });
   try {
     await fs.writeFile(netns, '');
     try {
@@ -148,44 +243,53 @@ export async function connectSlirp(o: {
       netns,
       'tap0',
     ];
-    const child = spawn(slirp, slirpArgs, {
-      detached: true,
-      stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'],
-    });
-    let stderr = '';
-    child.stderr?.on('data', (d: Buffer) => {
-      stderr += d.toString();
-    });
-    const ready = new Promise<void>((resolve, reject) => {
-      (child.stdio[3] as NodeJS.ReadableStream).once('data', () => resolve());
-      child.once('error', (err) =>
-        reject(new TsrunError('ERR_ROOTLESS', `starting slirp4netns: ${err.message}`, { cause: err })),
-      );
-      child.once('exit', (code) =>
-        reject(new TsrunError('ERR_ROOTLESS', `slirp4netns exited (${code}): ${stderr.trim()}`)),
-      );
-    });
-    ready.catch(() => {}); // awaited below, once the record is written
-    // (null when the program could not be started: `ready` then rejects)
-    const lifeline = child.stdio[4] as Socket | null;
-    lifeline?.unref();
-    if (lifeline) lifelines.set(o.id, lifeline);
+    const [exitEnd, lifeline] = native().pipe();
+    const log = logOf(o.runDir, o.id);
+    let spawned: { pid: number; syncFd: number };
+    try {
+      const logFd = openSync(log, 'w', 0o600);
+      try {
+        // stderr: the log; fd 3 (--ready-fd): spawnDaemon's pipe; fd 4 (--exit-fd): exitEnd.
+        spawned = native().spawnDaemon(slirp, [slirp, ...slirpArgs], logFd, exitEnd);
+      } finally {
+        closeSync(logFd);
+      }
+    } catch (err) {
+      closeSync(lifeline);
+      throw new TsrunError('ERR_ROOTLESS', `starting slirp4netns: ${(err as Error).message}`, { cause: err });
+    } finally {
+      closeSync(exitEnd);
+    }
+    if (!reaping) process.on('SIGCHLD', reapChildren);
+    reaping = true;
+    children.set(spawned.pid, () => {});
+    lifelines.set(o.id, lifeline);
+    const handReady = Boolean(o.handReady && !o.ports.length && o.onNetns);
     const record: SlirpRecord = {
-      pid: child.pid ?? 0,
+      pid: spawned.pid,
       netns,
       socket,
       ...(o.owner ? { owner: o.owner } : {}),
       ...(o.ports.length ? { published: true } : {}),
     };
-    await fs.writeFile(recordFile, JSON.stringify(record));
-    if (o.onNetns && lifeline) {
+    let ready: Promise<void> | undefined;
+    if (handReady) {
+      try {
+        await fs.writeFile(recordFile, JSON.stringify(record));
+      } catch (err) {
+        closeSync(spawned.syncFd); // (not handed over: slirp4netns ends with its lifeline, closed below)
+        throw err;
+      }
+    } else {
+      ready = readyByte(spawned.syncFd, () => exitError(spawned.pid, log));
+      ready.catch(() => {}); // awaited below, once the record is written
+      await fs.writeFile(recordFile, JSON.stringify(record));
+    }
+    if (o.onNetns) {
       lifelines.delete(o.id);
-      o.onNetns(lifeline);
+      o.onNetns({ lifeline, ...(handReady ? { ready: spawned.syncFd } : {}) });
     }
     await ready;
-    for (const s of [child.stderr, child.stdio[3]])
-      (s as (NodeJS.ReadableStream & { destroy(): void }) | null)?.destroy();
-    child.unref();
     o.reporter?.emit({
       type: 'slirp4netns',
       id: o.id,
@@ -276,8 +380,9 @@ function running(pid: number): boolean {
  * here if this process held it) and ends a moment later on its own.
  */
 export async function disconnectSlirp(id: string, runDir: string): Promise<void> {
-  lifelines.get(id)?.destroy();
+  const lifeline = lifelines.get(id);
   lifelines.delete(id);
+  if (lifeline !== undefined) closeSync(lifeline);
   const recordFile = path.join(dirOf(runDir), `${id}.json`);
   let r: SlirpRecord | undefined;
   try {
@@ -310,7 +415,29 @@ export async function disconnectSlirp(id: string, runDir: string): Promise<void>
   } catch {
     /* not mounted */
   }
-  await fs.rm(netns, { force: true });
-  if (r?.socket) await fs.rm(r.socket, { force: true });
+  // Side by side: each is an unlink on its own.
+  await Promise.all([
+    fs.rm(netns, { force: true }),
+    ...(r?.socket ? [fs.rm(r.socket, { force: true })] : []),
+    fs.rm(logOf(runDir, id), { force: true }),
+  ]);
   await fs.rm(recordFile, { force: true });
+}
+
+/** Resolves once slirp4netns writes its ready byte to `fd` (and closes `fd`); rejects with `failed()` if it ends first. */
+function readyByte(fd: number, failed: () => Promise<TsrunError>): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const sock = new net.Socket({ fd, readable: true, writable: false });
+    let done = false;
+    const end = (ok: boolean) => {
+      if (done) return;
+      done = true;
+      sock.destroy();
+      if (ok) resolve();
+      else failed().then(reject, reject);
+    };
+    sock.once('data', () => end(true));
+    sock.once('end', () => end(false));
+    sock.once('error', () => end(false));
+  });
 }

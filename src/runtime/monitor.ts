@@ -68,11 +68,19 @@ export interface MonitorOptions {
   /** Told of the monitor's argv and pid and of the runtime argv it runs. */
   reporter?: Reporter;
   /**
-   * Held open by the monitor (as its fd 4, given to none of its children) until it exits:
-   * rootless, slirp4netns's lifeline, so slirp4netns ends with the container's monitor at the
-   * latest (network/slirp.ts). The caller closes its own copy.
+   * A descriptor held open by the monitor (as its fd 4, given to none of its children) until it
+   * exits: rootless, slirp4netns's lifeline, so slirp4netns ends with the container's monitor at
+   * the latest (network/slirp.ts). The caller closes its own copy.
    */
-  keepOpen?: Socket;
+  keepOpen?: number;
+  /**
+   * The read end of the network's ready pipe (rootless: slirp4netns's --ready-fd, network/slirp.ts),
+   * as the monitor's fd 5: it runs the runtime only once a byte arrives there, and fails (the
+   * runtime never runs) if the pipe ends without one. For `start`: the container's process then
+   * never runs before its network is up, though the caller does not wait for the network. The
+   * caller closes its own copy (and must not read it).
+   */
+  readyFd?: number;
 }
 
 /** The runtime argv the monitor runs, in its state directory (as native-helpers/src/monitor.c builds it). */
@@ -133,16 +141,16 @@ export async function spawnMonitor(o: MonitorOptions): Promise<Created> {
     await fs.writeFile(path.join(o.state, HEALTH_PROCESS_FILE), o.health.process, { mode: 0o600 });
     args.push(...monitorHealthArgs(o.health, HEALTH_PROCESS_FILE));
   }
-  if (o.keepOpen) args.push('--keep-fd4');
+  if (o.keepOpen !== undefined) args.push('--keep-fd4');
+  if (o.readyFd !== undefined) args.push('--ready-fd5');
   args.push('--daemon', '--', ...o.exitCommand);
   const errFd = openSync(path.join(o.state, 'monitor.log'), 'a', 0o600);
   let spawned: { pid: number; syncFd: number };
   try {
     // (the caller's directory may be gone, as when a restart runs from the old monitor's state
     // dir: unlike child_process.spawn, posix_spawn does not mind, and the monitor enters its own)
-    // keepOpen (slirp4netns's lifeline) becomes the monitor's fd 4.
-    const keep = o.keepOpen ? socketFd(o.keepOpen) : -1;
-    spawned = native().spawnDaemon(bin, [bin, ...args], errFd, keep);
+    // keepOpen (slirp4netns's lifeline) becomes the monitor's fd 4, readyFd its fd 5.
+    spawned = native().spawnDaemon(bin, [bin, ...args], errFd, [o.keepOpen ?? -1, o.readyFd ?? -1]);
   } catch (err) {
     throw new TsrunError('ERR_NATIVE', `starting the monitor ${bin}: ${(err as Error).message}`, {
       hint: 'run `npm run build` in the tsrun checkout',
@@ -322,15 +330,4 @@ export function attach(socketPath: string): Promise<Attachment> {
       }),
     );
   });
-}
-
-/**
- * The descriptor under a pipe `Socket` (child_process's stdio pipes): Node has no public accessor,
- * but its pipe handle carries it. A lifeline the monitor did not get would end slirp4netns as soon
- * as the caller closes its copy, so a missing fd is an error, not a -1.
- */
-function socketFd(s: Socket): number {
-  const fd = (s as unknown as { _handle?: { fd?: number } })._handle?.fd;
-  if (typeof fd !== 'number' || fd < 0) throw new TsrunError('ERR_NATIVE', 'the monitor lifeline has no descriptor');
-  return fd;
 }

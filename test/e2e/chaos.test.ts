@@ -46,6 +46,8 @@ K(
     mkdirSync(context);
     writeFileSync(path.join(context, 'Dockerfile'), `FROM ${image}\nRUN echo step > /f\n`);
     const seed = Number(process.env.CHAOS_SEED ?? Date.now() % 100000);
+    // The loop's log (start-up, each operation's timeline, each kill) goes into a failure's message.
+    const lines: string[] = [];
     const r = await chaos({
       root,
       image,
@@ -58,10 +60,12 @@ K(
       // poor timeline, and eight tries once all missed (seen in a loaded run, no failure found).
       attemptsPerPoint: 20,
       seed,
+      log: (l) => lines.push(l),
     });
-    assert.equal(r.failures, [], `seed ${seed}: ${r.failures.join('\n')}`);
+    assert.equal(r.failures, [], `seed ${seed}: ${r.failures.join('\n')}\n${lines.join('\n')}`);
     // Each operation was really killed while in progress (tried up to twenty times).
-    for (const op of OPERATIONS) assert.is(r.landed[op], 1, `seed ${seed}: ${op} ${JSON.stringify(r)}`);
+    for (const op of OPERATIONS)
+      assert.is(r.landed[op], 1, `seed ${seed}: ${op} ${JSON.stringify(r)}\n${lines.join('\n')}`);
   },
 );
 

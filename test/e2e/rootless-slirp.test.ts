@@ -5,13 +5,18 @@
  * (the container reaches its own published port through the host, which fails if add_hostfwd has
  * not happened yet). After `run --rm` no slirp4netns, namespace, socket or record is left, though
  * nothing waits for slirp4netns's exit; and a detached container's slirp4netns ends by itself when
- * its monitor dies (its `--exit-fd`), without any tsrun command.
+ * its monitor dies (its `--exit-fd`), without any tsrun command. Without -p the monitor waits for
+ * slirp4netns's ready fd itself (one `runtime run`): the host is reachable at the first
+ * instruction all the same, and a slirp4netns that fails before it is ready fails the run with its
+ * own message, leaving nothing behind.
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execa } from 'execa';
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { BIN } from './cli.js';
 import { eventually } from './containers.js';
@@ -29,7 +34,7 @@ let gid = 0;
 let home = '';
 let root = '';
 
-async function cli(args: string[]) {
+async function cli(args: string[], pathPrefix = '') {
   const r = await execa(BIN, ['--root', root, ...args], {
     reject: false,
     uid,
@@ -37,7 +42,7 @@ async function cli(args: string[]) {
     cwd: home,
     extendEnv: false,
     input: '',
-    env: { HOME: home, PATH: process.env.PATH ?? '/usr/bin:/bin', USER: String(uid) },
+    env: { HOME: home, PATH: pathPrefix + (process.env.PATH ?? '/usr/bin:/bin'), USER: String(uid) },
     timeout: 120_000,
     stripFinalNewline: false,
   });
@@ -107,6 +112,45 @@ R('run --rm: address and published port ready at the first instruction; nothing 
   assert.is(none.code, 0, none.stderr);
   assert.equal(slirpFiles(), []);
   await eventually('slirp4netns to be gone', async () => pgrep('slirp4netns').length === 0);
+});
+
+R('run --rm without -p: the host is reachable at the first instruction', async () => {
+  const server = http.createServer((_, res) => res.end('host says hi\n'));
+  const host = hostAddress();
+  await new Promise<void>((r) => server.listen(0, host, r));
+  try {
+    const url = `http://${host}:${(server.address() as AddressInfo).port}/`;
+    for (let i = 0; i < 3; i++) {
+      const r = await cli(['run', '--rm', IMAGE, 'wget', '-qO-', url]);
+      assert.is(r.code, 0, r.stderr);
+      assert.is(r.stdout, 'host says hi\n');
+      assert.equal(slirpFiles(), [], 'no namespace, socket, log or record once run --rm returns');
+    }
+  } finally {
+    server.close();
+  }
+  await eventually('slirp4netns to be gone', async () => pgrep('slirp4netns').length === 0);
+});
+
+R('a slirp4netns that fails before it is ready fails the run with its message; nothing is left', async () => {
+  // A stand-in first on PATH: it says why on stderr and exits, never writing its ready fd.
+  const bin = path.join(home, 'fake-slirp');
+  mkdirSync(bin, { recursive: true });
+  writeFileSync(path.join(bin, 'slirp4netns'), '#!/bin/sh\necho "tap0 is on fire" >&2\nexit 3\n');
+  chmodSync(path.join(bin, 'slirp4netns'), 0o755);
+  chmodSync(bin, 0o755);
+  try {
+    for (const flags of [[], ['-p', `${await freePort()}:80`]]) {
+      const r = await cli(['run', '--rm', ...flags, IMAGE, 'echo', 'never'], `${bin}:`);
+      assert.is(r.code, 125, r.stderr);
+      assert.not.match(r.stdout, 'never');
+      assert.match(r.stderr, /slirp4netns exited \(3\): tap0 is on fire/);
+      assert.equal(slirpFiles(), []);
+    }
+    assert.is(pgrep('tsrun-monitor').length, 0, psText());
+  } finally {
+    rmSync(bin, { recursive: true, force: true });
+  }
 });
 
 R('a detached container: its slirp4netns ends by itself when its monitor dies', async () => {

@@ -1,0 +1,59 @@
+/*
+ * tsrun-monitor --ready-fd5: the container's network comes up beside the monitor, and the
+ * monitor runs the runtime (`run --detach`: the container's process starts at once) only once
+ * that network says it is ready, so the process never runs before its network is up.
+ *
+ * Rootless, fd 5 is the read end of slirp4netns's --ready-fd pipe (network/slirp.ts): slirp4netns
+ * writes "1" there once tap0 is configured and its API socket listens, then closes it. End of
+ * file without a byte means slirp4netns is gone (it failed: its log says why); the caller keeps
+ * no other copy of the read end, so nobody else can take the byte.
+ *
+ *   ready_wait(fd, timeout_ms, why, size) -> 0 once a byte arrived; -1 on end of file, a read
+ *       error or the timeout, with `why` set. Closes `fd` either way.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include "ready.h"
+
+static long now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+int ready_wait(int fd, int timeout_ms, char *why, size_t size) {
+  long end = now_ms() + timeout_ms;
+  int rc = -1;
+  for (;;) {
+    long left = end - now_ms();
+    if (left <= 0) {
+      snprintf(why, size, "the network was not ready within %d s", timeout_ms / 1000);
+      break;
+    }
+    struct pollfd p = {fd, POLLIN, 0};
+    int n = poll(&p, 1, (int)left);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      snprintf(why, size, "waiting for the network: %s", strerror(errno));
+      break;
+    }
+    if (n == 0) continue;
+    char b;
+    ssize_t r = read(fd, &b, 1);
+    if (r < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+    if (r == 1) {
+      rc = 0;
+      break;
+    }
+    snprintf(why, size, "the network did not come up: its ready fd ended without a word%s%s",
+             r < 0 ? ": " : "", r < 0 ? strerror(errno) : "");
+    break;
+  }
+  close(fd);
+  return rc;
+}
