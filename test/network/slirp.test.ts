@@ -66,7 +66,8 @@ async function until(what: string, f: () => boolean, ms = 5000): Promise<void> {
 
 test('handReady: ready fd and lifeline handed over at once; the lifeline ends it; reaped; nothing left', async () => {
   const runDir = path.join(tmp, 'run-ok');
-  const env = fakeSlirp('ok', 'echo starting >&2\nprintf 1 >&3\nexec 3>&-\nexec cat <&4 >/dev/null');
+  // (no `exec cat`: tsrun tells slirp4netns by its name in /proc/PID/stat, and cat's would be cat)
+  const env = fakeSlirp('ok', 'echo starting >&2\nprintf 1 >&3\nexec 3>&-\ncat <&4 >/dev/null');
   let handoff: SlirpHandoff | undefined;
   const info = await connectSlirp({ id: ID, runDir, ports: [], env, handReady: true, onNetns: (h) => (handoff = h) });
   assert.is(info.ip, '10.0.2.100');
