@@ -7,12 +7,13 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { monitorBinary } from '../../src/runtime/monitor.js';
+import { exitedWithin } from '../helpers/process.js';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'tsrun-monitor-keep-'));
 test.after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -26,15 +27,7 @@ sleep 30 >/dev/null 2>&1 &
 echo $! > "$pidfile"
 `;
 
-const exited = (c: ChildProcess, ms: number) =>
-  new Promise<boolean>((resolve) => {
-    if (c.exitCode !== null || c.signalCode !== null) return resolve(true);
-    const timer = setTimeout(() => resolve(false), ms);
-    c.once('exit', () => {
-      clearTimeout(timer);
-      resolve(true);
-    });
-  });
+const exited = exitedWithin;
 
 async function keepFdCase(keep: boolean): Promise<void> {
   const runtime = path.join(tmp, 'runtime');

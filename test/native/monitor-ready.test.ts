@@ -13,6 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { native } from '../../src/native/index.js';
 import { monitorBinary } from '../../src/runtime/monitor.js';
+import { exitedWithin } from '../helpers/process.js';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'tsrun-monitor-ready-'));
 test.after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -27,15 +28,7 @@ sleep 30 >/dev/null 2>&1 &
 echo $! > "$pidfile"
 `;
 
-const exited = (c: ChildProcess, ms: number) =>
-  new Promise<boolean>((resolve) => {
-    if (c.exitCode !== null || c.signalCode !== null) return resolve(true);
-    const timer = setTimeout(() => resolve(false), ms);
-    c.once('exit', () => {
-      clearTimeout(timer);
-      resolve(true);
-    });
-  });
+const exited = exitedWithin;
 
 /** A monitor with --start --ready-fd5, fd 5 the read end of a pipe whose write end is returned. */
 function startMonitor(name: string): { m: ChildProcess; ready: number; state: string; sync: () => string } {
