@@ -3,7 +3,8 @@
  * --daemon, --start, --wait-attach), with a fake runtime that logs what it is asked: one runtime
  * call creates and starts the container, the attached caller sees its very first byte, and the
  * runtime's container is deleted before the exit is recorded (native-helpers/src/monitor.c,
- * Life 6); with --foreground the runtime's own status is the exit, and nothing is deleted after. Also the addon's spawnDaemon itself: fd 3 and no other descriptor reach the program.
+ * Life 6); with --foreground the runtime's own status is the exit, and nothing is deleted after.
+ * Also the addon's spawnDaemon itself: fd 3 and no other descriptor reach the program.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -43,39 +44,17 @@ echo $! > "$pidfile"
 `;
 
 test('--start: one runtime call, the first byte seen by the attached caller, deleted before the exit is told', async () => {
-  const dir = path.join(tmp, 'a');
-  const state = path.join(dir, 'state');
-  mkdirSync(dir, { recursive: true });
-  const log = path.join(dir, 'runtime.calls');
-  const runtime = path.join(dir, 'fake-runtime');
-  writeFileSync(runtime, FAKE_RUNTIME(log));
-  chmodSync(runtime, 0o755);
-  let attachment: Attachment | undefined;
-  const out: string[] = [];
-  const created = await spawnMonitor({
-    id: 'c1',
-    bundle: dir,
-    state,
-    runtimePath: runtime,
-    runtimeRoot: path.join(dir, 'root'),
-    log: path.join(dir, 'ctr.log'),
-    tty: false,
-    stdin: false,
-    exitCommand: ['/bin/true'],
-    start: true,
-    attachFirst: async () => {
-      attachment = await attach(path.join(state, 'attach.sock'));
-      attachment.onStdout((d) => out.push(`out:${d.toString()}`));
-      attachment.onStderr((d) => out.push(`err:${d.toString()}`));
-    },
-  });
+  const f = startWithFake('c1', path.join(tmp, 'a'), FAKE_RUNTIME, false);
+  const created = await f.created;
+  const attachment = f.attachment();
+  const { state, out } = f;
   assert.ok(created.pid > 0 && created.monitorPid > 0);
   assert.ok(attachment, 'attached before the runtime ran');
   assert.is(readFileSync(path.join(state, 'monitor.pid'), 'utf8'), String(created.monitorPid));
   assert.is(await attachment.exited, 3);
   attachment.close();
   assert.equal(out.sort(), ['err:second\n', 'out:first\n']);
-  const calls = readFileSync(log, 'utf8').trim().split('\n');
+  const calls = f.calls();
   assert.is(calls.length, 2, calls.join('\n'));
   assert.match(calls[0] ?? '', / run --detach --bundle .* --pid-file pid c1$/);
   assert.match(calls[1] ?? '', / delete --force c1$/);
@@ -106,12 +85,16 @@ mv ".$pidfile" "$pidfile"
 wait $child
 `;
 
-async function foreground(id: string, dir: string) {
+/**
+ * A monitor with --start --wait-attach (and --foreground if asked) on the fake runtime `script`
+ * makes in `dir`: the attached caller's output as `out:`/`err:` lines, the runtime's calls.
+ */
+function startWithFake(id: string, dir: string, script: (log: string) => string, foreground: boolean) {
   const state = path.join(dir, 'state');
   mkdirSync(dir, { recursive: true });
   const log = path.join(dir, 'runtime.calls');
   const runtime = path.join(dir, 'fake-runtime');
-  writeFileSync(runtime, FAKE_FOREGROUND(log));
+  writeFileSync(runtime, script(log));
   chmodSync(runtime, 0o755);
   let attachment: Attachment | undefined;
   const out: string[] = [];
@@ -126,7 +109,7 @@ async function foreground(id: string, dir: string) {
     stdin: false,
     exitCommand: ['/bin/true'],
     start: true,
-    foreground: true,
+    foreground,
     attachFirst: async () => {
       attachment = await attach(path.join(state, 'attach.sock'));
       attachment.onStdout((d) => out.push(`out:${d.toString()}`));
@@ -138,7 +121,7 @@ async function foreground(id: string, dir: string) {
 }
 
 test('--foreground: one runtime process, `run` without --detach, its status is the exit code, no delete', async () => {
-  const f = await foreground('c2', path.join(tmp, 'fg'));
+  const f = startWithFake('c2', path.join(tmp, 'fg'), FAKE_FOREGROUND, true);
   const created = await f.created;
   const a = f.attachment();
   assert.ok(a, 'attached before the runtime ran');
@@ -154,7 +137,7 @@ test('--foreground: one runtime process, `run` without --detach, its status is t
 });
 
 test('--foreground: a runtime that exits before the pid file failed: its last line is the error', async () => {
-  const f = await foreground('fails', path.join(tmp, 'fg-fails'));
+  const f = startWithFake('fails', path.join(tmp, 'fg-fails'), FAKE_FOREGROUND, true);
   try {
     await f.created;
     assert.unreachable('the monitor must report the failure');
@@ -165,7 +148,7 @@ test('--foreground: a runtime that exits before the pid file failed: its last li
 });
 
 test('--foreground: a runtime killed by a signal is recorded as 128+N and its container deleted', async () => {
-  const f = await foreground('killed', path.join(tmp, 'fg-killed'));
+  const f = startWithFake('killed', path.join(tmp, 'fg-killed'), FAKE_FOREGROUND, true);
   await f.created;
   const a = f.attachment();
   assert.ok(a);
