@@ -52,7 +52,8 @@ export interface MonitorOptions {
    */
   start?: boolean;
   /**
-   * With `start` and without `tty` or `execProcess`: `runtime run` in the foreground (no
+   * With `start` and without `tty` or `execProcess` (the monitor refuses it otherwise: the
+   * caller decides, runtimeArgv reports what runs): `runtime run` in the foreground (no
    * --detach) for the container's whole life; the runtime then deletes the container itself when
    * it exits, and no `runtime delete` is run (native-helpers/src/launch.c). For an attached
    * `run --rm`: one runtime process fewer, and none after the exit.
@@ -135,7 +136,7 @@ export async function spawnMonitor(o: MonitorOptions): Promise<Created> {
   if (o.stdin) args.push('--stdin');
   for (const p of o.publish ?? []) args.push('--publish', p);
   if (o.execProcess) args.push('--exec', o.execProcess);
-  else if (o.start) args.push('--start', ...(o.foreground && !o.tty ? ['--foreground'] : []));
+  else if (o.start) args.push('--start', ...(o.foreground ? ['--foreground'] : []));
   if (o.attachFirst) args.push('--wait-attach');
   if (o.health) {
     await fs.writeFile(path.join(o.state, HEALTH_PROCESS_FILE), o.health.process, { mode: 0o600 });
