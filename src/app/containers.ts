@@ -12,7 +12,7 @@
  * - Creating a container holds the store's shared lock, and garbage collection keeps every layer
  *   a container record names, so `rmi` can never pull layers from under a container.
  */
-import { closeSync, promises as fs } from 'node:fs';
+import { closeSync } from 'node:fs';
 import path from 'node:path';
 import { constants as osConstants } from 'node:os';
 import { TsrunError } from '../errors.js';
@@ -35,6 +35,7 @@ import { hostMounts, prepareStart } from './run-host.js';
 import { removeAnonymousVolumes } from './volumes.js';
 import { healthForStart } from './healthcheck.js';
 import { writeFileAtomic } from '../util/fs.js';
+import { quickFs } from '../util/fs-quick.js';
 import { containerDirs, nextChange } from '../runtime/watch.js';
 import type { Env } from './env.js';
 import { ensureMounted, rootfsMount } from './container-mount.js';
@@ -107,7 +108,8 @@ export async function startContainer(env: Env, c: Container, o: StartOptions = {
       // A container that ran before may have left the runtime's record behind (a crash).
       if ((record.state.startedAt || record.state.finishedAt) && runtimeKnows(runtime.root, record.id))
         await runtime.delete(record.id, true);
-      await fs.rm(paths.state, { recursive: true, force: true });
+      // The runtime state of an earlier run: a few small files (util/fs-quick.ts).
+      await quickFs.rm(paths.state, { recursive: true, force: true });
       await env.store.withSharedLock(() => ensureMounted(env, c));
       if (record.host.network === 'bridge') {
         const ports = await assignHostPorts(record.host.ports ?? []);
@@ -153,7 +155,7 @@ export async function startContainer(env: Env, c: Container, o: StartOptions = {
         attaching = attachUserNetworks(env, record, ports, () => netnsMade()).then(async (user) => {
           ({ first: network, all: networks } = user);
           const extra = extraHostLines(record.host.extraHosts ?? [], network?.gateway ?? hostAddress());
-          await fs.writeFile(path.join(paths.etc, 'hosts'), hostsFile(record.config.hostname, network?.ip, extra));
+          await quickFs.writeFile(path.join(paths.etc, 'hosts'), hostsFile(record.config.hostname, network?.ip, extra));
           return network;
         });
         attaching.catch(() => {}); // awaited below (and, on failure, before the cleanup)
@@ -244,7 +246,7 @@ export async function startContainer(env: Env, c: Container, o: StartOptions = {
       await runtime?.delete(record.id, true).catch(() => {});
       if (ownNetns(record)) await disconnectNetwork(env, record.id).catch(() => {});
       await unmountAll([rootfsMount(env, c), ...hostMounts(record, paths)]).catch(() => {});
-      await fs.rm(paths.state, { recursive: true, force: true });
+      await quickFs.rm(paths.state, { recursive: true, force: true });
       const detail = (err as TsrunError).detail;
       const code = typeof detail?.exitCode === 'number' ? detail.exitCode : 125;
       if (record.host.autoRemove) {
@@ -328,8 +330,8 @@ async function cleanupLocked(env: Env, id: string, o: { remove?: boolean; remove
     if (record.host.autoRemove || o.removeVolumes) await removeAnonymousVolumes(env, record);
   } else {
     await env.containers.write(record);
-    await fs.mkdir(c.paths.state, { recursive: true, mode: 0o700 });
-    await fs.writeFile(path.join(c.paths.state, 'cleaned'), '');
+    await quickFs.mkdir(c.paths.state, { recursive: true, mode: 0o700 });
+    await quickFs.writeFile(path.join(c.paths.state, 'cleaned'), '');
   }
   env.ctx.reporter.emit({ type: 'container-cleanup', id, removed: Boolean(record.host.autoRemove || o.remove) });
   if (netError) throw netError;

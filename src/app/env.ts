@@ -6,7 +6,7 @@
  * Contract: `openEnv` opens the store (creating it when missing) and makes the store's run
  * directory; it starts nothing and changes no record.
  */
-import { promises as fs } from 'node:fs';
+import { quickFs } from '../util/fs-quick.js';
 import path from 'node:path';
 import { Store } from '../store/store.js';
 import { storePaths } from '../runtime/paths.js';
@@ -22,6 +22,6 @@ export interface Env {
 export async function openEnv(ctx: AppContext): Promise<Env> {
   const store = await Store.open(ctx.root);
   const sp = storePaths(store.root, ctx.uid, ctx.env);
-  await fs.mkdir(sp.run, { recursive: true, mode: 0o700 });
+  await quickFs.mkdir(sp.run, { recursive: true, mode: 0o700 });
   return { store, containers: new Containers(sp, path.join(store.root, 'locks')), ctx };
 }

@@ -56,6 +56,7 @@ import {
 import { parseRestartPolicy } from './restart.js';
 import { healthFromFlags, type HealthFlags } from '../runtime/health.js';
 import { randomHex } from '../util/random.js';
+import { quickFs } from '../util/fs-quick.js';
 
 export interface RunOptions extends HostFlagOptions {
   image: string;
@@ -294,7 +295,7 @@ export async function writeRunEtc(ctx: AppContext, p: RunPlan, o: RunOptions, di
       /* none */
     }
     const dns = { dns: o.dns, dnsSearch: o.dnsSearch, dnsOption: o.dnsOption };
-    await fs.writeFile(etcFiles.resolvConf, withDnsOptions(userResolvConf(hostResolv, userNets.gateways), dns));
+    await quickFs.writeFile(etcFiles.resolvConf, withDnsOptions(userResolvConf(hostResolv, userNets.gateways), dns));
   }
   return etcFiles;
 }

@@ -8,7 +8,6 @@
  * The config follows Docker (see spec/options.ts for each rule); what tsrun decided is reported
  * as debug events (`--debug` shows the mounts and the generated config).
  */
-import { promises as fs } from 'node:fs';
 import { TsrunError, isTsrunError, wrapError } from '../errors.js';
 import { serializeSpec } from '../spec/defaults.js';
 import { ensureVolumes, populateVolumes, removeAnonymousVolumes } from './volumes.js';
@@ -24,6 +23,7 @@ import { namespacePath } from '../network/attach.js';
 import { groupIds, shmHostPath, type hostFlags } from './run-host.js';
 import { healthRecord, imageHealth, mergeHealth } from '../runtime/health.js';
 import { writeFileAtomic } from '../util/fs.js';
+import { quickFs } from '../util/fs-quick.js';
 import { userNamespaceEvent } from '../rootless/namespace.js';
 import { buildRunSpec, planRun, writeRunEtc, type RunOptions } from './run-plan.js';
 
@@ -145,15 +145,15 @@ export async function createContainer(ctx: AppContext, o: RunOptions): Promise<C
             },
           );
       madeVolumes = await ensureVolumes(env, vol.refs, vol.labels, () => env.containers.write(record));
-      for (const d of [p.work, p.rootfs, p.etc]) await fs.mkdir(d, { recursive: true, mode: 0o700 });
+      for (const d of [p.work, p.rootfs, p.etc]) await quickFs.mkdir(d, { recursive: true, mode: 0o700 });
       // The overlay's root takes the upper dir's owner and mode: it is the container's "/".
-      await fs.mkdir(p.upper, { mode: 0o755 });
+      await quickFs.mkdir(p.upper, { mode: 0o755 });
       await ensureMounted(env, c);
     });
 
     // Docker creates a missing WORKDIR (owned by the container's user? no: by root, 0755).
     const cwdHost = await resolveInRoot(p.rootfs, cwd);
-    await fs.mkdir(cwdHost, { recursive: true, mode: 0o755 });
+    await quickFs.mkdir(cwdHost, { recursive: true, mode: 0o755 });
     const user = resolveUser(
       record.config.user || '0',
       await readFileInRoot(p.rootfs, '/etc/passwd'),
@@ -161,7 +161,7 @@ export async function createContainer(ctx: AppContext, o: RunOptions): Promise<C
     );
     // Docker makes a missing source a directory; an existing one (a file too: -v ~/app.conf:/app.conf) is bound as it is.
     for (const b of binds)
-      if (!(await fs.lstat(b.source).catch(() => undefined))) await fs.mkdir(b.source, { recursive: true });
+      if (!(await quickFs.lstat(b.source).catch(() => undefined))) await quickFs.mkdir(b.source, { recursive: true });
     // An empty volume gets the image's content at its destination (unless nocopy).
     await populateVolumes(env, p.rootfs, vol.refs);
     const gids = groupIds(hf.groupAdd, await readFileInRoot(p.rootfs, '/etc/group'));
@@ -190,7 +190,7 @@ export async function createContainer(ctx: AppContext, o: RunOptions): Promise<C
         provenance,
       ),
     );
-    if (o.cidfile) await fs.writeFile(o.cidfile, id, { flag: 'wx' });
+    if (o.cidfile) await quickFs.writeFile(o.cidfile, id, { flag: 'wx' });
     return { id, env, record };
   } catch (e) {
     await unmountAll([rootfsMount(env, c)]).catch(() => {});

@@ -3,7 +3,7 @@
  * Everything kernel-level that Node lacks goes through the `Native` interface, so logic around it
  * can be tested with a fake (`withNative`; test/native/fake.test.ts does). The addon is loaded lazily, on first use, to keep start-up fast.
  */
-import { promises as fs } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { TsrunError } from '../errors.js';
 import { nativeBuild } from '../util/project.js';
@@ -213,23 +213,24 @@ export function native(): Native {
 /**
  * Run `fn` holding a flock on `lockFile` (created 0600 if needed). Polls with LOCK_NB so the event
  * loop never blocks. flock locks die with the process: a killed holder never leaves a stale lock.
+ * The lock file is opened and closed synchronously (util/fs-quick.ts says why).
  */
 export async function withFileLock<T>(lockFile: string, mode: 'sh' | 'ex', fn: () => Promise<T>): Promise<T> {
   const n = native();
-  const fh = await fs.open(lockFile, 'a', 0o600);
+  const fd = openSync(lockFile, 'a', 0o600);
   try {
     let delay = 5;
-    while (!n.flock(fh.fd, mode, true)) {
+    while (!n.flock(fd, mode, true)) {
       await new Promise((r) => setTimeout(r, delay));
       delay = Math.min(delay * 2, 100);
     }
     try {
       return await fn();
     } finally {
-      n.flock(fh.fd, 'un');
+      n.flock(fd, 'un');
     }
   } finally {
-    await fh.close();
+    closeSync(fd);
   }
 }
 
@@ -243,15 +244,15 @@ export async function withFileLockIfFree<T>(
   fn: () => Promise<T>,
 ): Promise<{ held: true; value: T } | { held: false }> {
   const n = native();
-  const fh = await fs.open(lockFile, 'a', 0o600);
+  const fd = openSync(lockFile, 'a', 0o600);
   try {
-    if (!n.flock(fh.fd, mode, true)) return { held: false };
+    if (!n.flock(fd, mode, true)) return { held: false };
     try {
       return { held: true, value: await fn() };
     } finally {
-      n.flock(fh.fd, 'un');
+      n.flock(fd, 'un');
     }
   } finally {
-    await fh.close();
+    closeSync(fd);
   }
 }

@@ -7,7 +7,8 @@
  * Contract: `attachNetwork` undoes what it made if it fails (as connect/connectSlirp do); `detachNetwork` is
  * idempotent. Only the default network ('bridge') is attached; 'host' and 'none' need nothing.
  */
-import { promises as fs, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { quickFs } from '../util/fs-quick.js';
 import path from 'node:path';
 import type { Reporter } from '../events.js';
 import type { NetworkInfo } from '../oci/network.js';
@@ -68,9 +69,9 @@ export async function writeEtcFiles(
     hosts: path.join(dir, 'hosts'),
     resolvConf: path.join(dir, 'resolv.conf'),
   };
-  await fs.mkdir(dir, { recursive: true, mode: 0o700 });
-  await fs.writeFile(files.hostname, `${o.hostname}\n`);
-  await fs.writeFile(
+  await quickFs.mkdir(dir, { recursive: true, mode: 0o700 });
+  await quickFs.writeFile(files.hostname, `${o.hostname}\n`);
+  await quickFs.writeFile(
     files.hosts,
     o.network === 'host'
       ? readFileSync('/etc/hosts', 'utf8').replace(/\n*$/, '\n') + o.extraHosts
@@ -84,7 +85,7 @@ export async function writeEtcFiles(
   }
   const slirp = o.rootless && o.network === 'bridge';
   const text = slirp ? slirpResolvConf(hostResolv) : resolvConf(hostResolv, o.network === 'host');
-  await fs.writeFile(files.resolvConf, o.dns ? withDnsOptions(text, o.dns) : text);
+  await quickFs.writeFile(files.resolvConf, o.dns ? withDnsOptions(text, o.dns) : text);
   o.reporter?.emit({ type: 'etc-files', ...files, network: o.network });
   return files;
 }
@@ -169,7 +170,7 @@ export async function attachNetwork(o: AttachOptions): Promise<NetworkInfo> {
 }
 
 function writeHosts(h: NonNullable<AttachOptions['hosts']>, ip: string, gateway: string | undefined): Promise<void> {
-  return fs.writeFile(h.file, hostsFile(h.hostname, ip, extraHostLines(h.extraHosts, gateway)));
+  return quickFs.writeFile(h.file, hostsFile(h.hostname, ip, extraHostLines(h.extraHosts, gateway)));
 }
 
 /** Undo `attachNetwork` (idempotent). */

@@ -18,7 +18,7 @@
  * daemonizes (--daemon), and its first process is reaped here once fd 3 reaches its end.
  */
 import { openSync, closeSync } from 'node:fs';
-import { promises as fs } from 'node:fs';
+import { quickFs } from '../util/fs-quick.js';
 import { Socket } from 'node:net';
 import path from 'node:path';
 import { TsrunError } from '../errors.js';
@@ -116,7 +116,7 @@ export interface Created {
 }
 
 export async function spawnMonitor(o: MonitorOptions): Promise<Created> {
-  await fs.mkdir(o.state, { recursive: true, mode: 0o700 });
+  await quickFs.mkdir(o.state, { recursive: true, mode: 0o700 });
   const bin = monitorBinary();
   const args = [
     '--id',
@@ -139,7 +139,7 @@ export async function spawnMonitor(o: MonitorOptions): Promise<Created> {
   else if (o.start) args.push('--start', ...(o.foreground ? ['--foreground'] : []));
   if (o.attachFirst) args.push('--wait-attach');
   if (o.health) {
-    await fs.writeFile(path.join(o.state, HEALTH_PROCESS_FILE), o.health.process, { mode: 0o600 });
+    await quickFs.writeFile(path.join(o.state, HEALTH_PROCESS_FILE), o.health.process, { mode: 0o600 });
     args.push(...monitorHealthArgs(o.health, HEALTH_PROCESS_FILE));
   }
   if (o.keepOpen !== undefined) args.push('--keep-fd4');

@@ -9,6 +9,7 @@
  * `locate` checks the runtime's version once per binary (cached by path, size and mtime).
  */
 import { existsSync, promises as fs } from 'node:fs';
+import { quickFs } from '../util/fs-quick.js';
 import path from 'node:path';
 import { TsrunError } from '../errors.js';
 import { silentReporter, type Reporter } from '../events.js';
@@ -34,10 +35,10 @@ export async function locateRuntime(name: string, env: NodeJS.ProcessEnv, cacheD
       hint: base === 'crun' ? 'install it: apt-get install crun' : 'install it: apt-get install runc',
     });
   }
-  const st = await fs.stat(file);
+  const st = await quickFs.stat(file);
   const cacheFile = path.join(cacheDir, `runtime-${base}.json`);
   const key = `${file}:${st.size}:${st.mtimeMs}`;
-  const cached = await fs
+  const cached = await quickFs
     .readFile(cacheFile, 'utf8')
     .then((t) => JSON.parse(t) as RuntimeInfo & { key: string })
     .catch(() => undefined);
@@ -65,8 +66,8 @@ export async function locateRuntime(name: string, env: NodeJS.ProcessEnv, cacheD
     }
   }
   const info: RuntimeInfo = { name: base, path: file, version: m ? m[0] : (r.stdout.split('\n')[0] ?? '') };
-  await fs.mkdir(cacheDir, { recursive: true, mode: 0o700 });
-  await fs.writeFile(cacheFile, JSON.stringify({ ...info, key }));
+  await quickFs.mkdir(cacheDir, { recursive: true, mode: 0o700 });
+  await quickFs.writeFile(cacheFile, JSON.stringify({ ...info, key }));
   return info;
 }
 

@@ -15,11 +15,12 @@
  * Names: `names/<name>` is a symlink to the id, made with symlink(2), which fails if it exists,
  * so two concurrent `run --name x` cannot both win. Docker's rule for names: [a-zA-Z0-9][a-zA-Z0-9_.-]+.
  */
-import { promises as fs, readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { TsrunError } from '../errors.js';
 import { native, withFileLock, withFileLockIfFree } from '../native/index.js';
-import { writeFileAtomic } from '../util/fs.js';
+import { removeTree, writeFileAtomic } from '../util/fs.js';
+import { quickFs } from '../util/fs-quick.js';
 import { parseChecked, setAside, setAsideSync } from '../util/corrupt.js';
 import type { BindMount } from '../spec/options.js';
 import type { VolumeRef } from '../spec/volumes.js';
@@ -160,12 +161,12 @@ export class Containers {
   /** Take `name` for `id`; a taken name is Docker's conflict error. */
   async reserveName(name: string, id: string): Promise<void> {
     checkName(name);
-    await fs.mkdir(this.sp.names, { recursive: true, mode: 0o700 });
+    await quickFs.mkdir(this.sp.names, { recursive: true, mode: 0o700 });
     try {
-      await fs.symlink(id, path.join(this.sp.names, name));
+      await quickFs.symlink(id, path.join(this.sp.names, name));
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      const owner = await fs.readlink(path.join(this.sp.names, name)).catch(() => '?');
+      const owner = await quickFs.readlink(path.join(this.sp.names, name)).catch(() => '?');
       throw new TsrunError(
         'ERR_NAME_IN_USE',
         `the container name "/${name}" is already in use by container "${owner}"`,
@@ -178,13 +179,13 @@ export class Containers {
 
   async releaseName(name: string, id: string): Promise<void> {
     const link = path.join(this.sp.names, name);
-    const owner = await fs.readlink(link).catch(() => undefined);
-    if (owner === id) await fs.rm(link, { force: true });
+    const owner = await quickFs.readlink(link).catch(() => undefined);
+    if (owner === id) await quickFs.rm(link, { force: true });
   }
 
   async write(record: ContainerRecord): Promise<void> {
     const p = this.paths(record.id);
-    await fs.mkdir(p.dir, { recursive: true, mode: 0o700 });
+    await quickFs.mkdir(p.dir, { recursive: true, mode: 0o700 });
     // A --rm container's record goes with it: not synced (a crash leaves at worst a damaged
     // record, set aside on reading, whose directory `system prune` removes).
     await writeFileAtomic(p.record, JSON.stringify(record, null, 1) + '\n', 0o600, {
@@ -201,7 +202,7 @@ export class Containers {
     const file = this.paths(id).record;
     let text: string;
     try {
-      text = await fs.readFile(file, 'utf8');
+      text = await quickFs.readFile(file, 'utf8');
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw new TsrunError('ERR_STORE', `reading container ${id}: ${(err as Error).message}`, { cause: err });
@@ -209,7 +210,7 @@ export class Containers {
     const r = parseChecked<ContainerRecord>(text, (v) => checkRecord(v, id));
     if (r.ok) return r.value;
     // Records are replaced atomically: what does not parse now never will, unless replaced meanwhile.
-    if ((await fs.readFile(file, 'utf8').catch(() => undefined)) === text)
+    if ((await quickFs.readFile(file, 'utf8').catch(() => undefined)) === text)
       await setAside(
         file,
         r.problem,
@@ -219,7 +220,7 @@ export class Containers {
   }
 
   async ids(): Promise<string[]> {
-    const names = await fs.readdir(this.sp.containers).catch(() => [] as string[]);
+    const names = await quickFs.readdir(this.sp.containers).catch(() => [] as string[]);
     return names.filter((n) => /^[a-f0-9]{64}$/.test(n));
   }
 
@@ -235,7 +236,7 @@ export class Containers {
   /** By full name, full id, or unique id prefix (Docker's order). */
   async find(query: string): Promise<Container> {
     const q = query.startsWith('/') ? query.slice(1) : query;
-    const byName = await fs.readlink(path.join(this.sp.names, q)).catch(() => undefined);
+    const byName = await quickFs.readlink(path.join(this.sp.names, q)).catch(() => undefined);
     const candidates = byName ? [byName] : (await this.ids()).filter((id) => /^[a-f0-9]+$/.test(q) && id.startsWith(q));
     if (candidates.length > 1) {
       throw new TsrunError('ERR_CONTAINER_NOT_FOUND', `multiple containers match "${query}"`, {
@@ -257,10 +258,12 @@ export class Containers {
    * container looks stopped, and `prune` must not take it from the `run` that is making it.
    */
   async holdCreation(id: string): Promise<void> {
-    const fh = await fs.open(path.join(this.locksDir, `ctr-${id}.create.lock`), 'a', 0o600);
-    if (!native().flock(fh.fd, 'sh', true))
+    const fd = openSync(path.join(this.locksDir, `ctr-${id}.create.lock`), 'a', 0o600);
+    if (!native().flock(fd, 'sh', true)) {
+      closeSync(fd);
       throw new TsrunError('ERR_CONTAINER_STATE', `creating container ${id.slice(0, 12)}: it is being removed`);
-    creationHolds.push(fh);
+    }
+    creationHolds.push(fd);
   }
 
   /** Run fn unless a live process is still making container `id` (holdCreation). */
@@ -270,14 +273,15 @@ export class Containers {
 
   async remove(record: ContainerRecord): Promise<void> {
     const p = this.paths(record.id);
-    await fs.rm(path.join(this.locksDir, `ctr-${record.id}.create.lock`), { force: true });
+    await quickFs.rm(path.join(this.locksDir, `ctr-${record.id}.create.lock`), { force: true });
     await this.releaseName(record.name, record.id);
-    // Independent trees (the runtime dir's state, the store's record and root): side by side.
-    await Promise.all([
-      fs.rm(p.state, { recursive: true, force: true }),
-      fs.rm(p.dir, { recursive: true, force: true }),
-    ]);
-    await fs.rm(path.join(this.locksDir, `ctr-${record.id}.lock`), { force: true });
+    // The container's own trees (its changes, its log, a whole copied root where there is no
+    // overlayfs) side by side, each at once when small, else on the thread pool (removeTree);
+    // then what is left: its runtime state and record, tsrun's own few small files.
+    await Promise.all([p.upper, p.work, p.rootfs, p.log].map((d) => removeTree(d)));
+    await removeTree(p.state);
+    await removeTree(p.dir);
+    await quickFs.rm(path.join(this.locksDir, `ctr-${record.id}.lock`), { force: true });
   }
 
   observe(record: ContainerRecord): Container {
@@ -287,7 +291,7 @@ export class Containers {
 }
 
 /** Creation locks of this process: open until it exits. */
-const creationHolds: fs.FileHandle[] = [];
+const creationHolds: number[] = [];
 
 function readText(file: string): string | undefined {
   try {

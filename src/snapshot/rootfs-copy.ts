@@ -27,6 +27,7 @@ import { constants, fchmodSync, fchownSync, openSync, promises as fs, read, writ
 import { promisify } from 'node:util';
 import path from 'node:path';
 import { TsrunError } from '../errors.js';
+import { quickFs } from '../util/fs-quick.js';
 import { native } from '../native/index.js';
 import {
   closeFd,
@@ -407,7 +408,7 @@ export async function resolveInRoot(
       continue;
     }
     const next = [...current, part];
-    const st = await fs.lstat(path.join(root, ...next)).catch(() => undefined);
+    const st = await quickFs.lstat(path.join(root, ...next)).catch(() => undefined);
     if (st?.isSymbolicLink() && (pending.length > 0 || followFinal)) {
       if (++links > MAX_LINKS) {
         throw new TsrunError(
@@ -415,7 +416,7 @@ export async function resolveInRoot(
           `resolving ${unsafePath} in the container: too many levels of symbolic links`,
         );
       }
-      const target = await fs.readlink(path.join(root, ...next));
+      const target = await quickFs.readlink(path.join(root, ...next));
       if (target.startsWith('/')) current = [];
       pending.unshift(...target.split('/').filter((p) => p !== ''));
       continue;

@@ -25,6 +25,7 @@ import { TsrunError } from '../errors.js';
 import { digestHex, sha256Digest } from '../oci/digest.js';
 import { native, withFileLock, withFileLockIfFree } from '../native/index.js';
 import { checkImagesFile, emptyImagesFile, type ImageRecord, type ImagesFile } from './images.js';
+import { quickFs } from '../util/fs-quick.js';
 import { exists, removeStaleDotTemps, removeStaleTemps, tempName, writeFileAtomic } from '../util/fs.js';
 import { parseChecked, setAside } from '../util/corrupt.js';
 import { integrityOf, stampOf, verifyDiff, type LayerIntegrity, type Verdict } from './verify.js';
@@ -51,9 +52,9 @@ export class Store {
   static async open(root: string): Promise<Store> {
     const store = new Store(path.resolve(root));
     try {
-      await fs.mkdir(store.root, { recursive: true, mode: 0o700 });
+      await quickFs.mkdir(store.root, { recursive: true, mode: 0o700 });
       for (const d of ['blobs/sha256', 'layers', 'tmp', 'locks']) {
-        await fs.mkdir(path.join(store.root, d), { recursive: true, mode: 0o700 });
+        await quickFs.mkdir(path.join(store.root, d), { recursive: true, mode: 0o700 });
       }
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
@@ -133,9 +134,10 @@ export class Store {
   hasBlob(digest: string): Promise<boolean> {
     return exists(this.blobPath(digest));
   }
+  /** A manifest's or a config's bytes (small: read at once, util/fs-quick.ts). */
   async readBlob(digest: string): Promise<Buffer> {
     try {
-      return await fs.readFile(this.blobPath(digest));
+      return await quickFs.readFile(this.blobPath(digest));
     } catch (err) {
       throw new TsrunError('ERR_STORE', `reading blob ${digest}: ${(err as Error).message}`, { cause: err });
     }
@@ -162,7 +164,7 @@ export class Store {
     return exists(path.join(this.layerDir(chainId), 'layer.json'));
   }
   async readLayerMeta(chainId: string): Promise<LayerMeta> {
-    return JSON.parse(await fs.readFile(path.join(this.layerDir(chainId), 'layer.json'), 'utf8')) as LayerMeta;
+    return JSON.parse(await quickFs.readFile(path.join(this.layerDir(chainId), 'layer.json'), 'utf8')) as LayerMeta;
   }
   /**
    * A new private work dir for unpacking one layer: returns `{ dir, diff }` where `diff` is the
@@ -245,7 +247,7 @@ export class Store {
     const read = async (): Promise<ImagesFile | { problem: string }> => {
       let text: string;
       try {
-        text = await fs.readFile(this.imagesFile, 'utf8');
+        text = await quickFs.readFile(this.imagesFile, 'utf8');
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code === 'ENOENT') return emptyImagesFile();
         throw new TsrunError('ERR_STORE', `reading ${this.imagesFile}: ${(err as Error).message}`, { cause: err });

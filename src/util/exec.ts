@@ -8,7 +8,7 @@
  * shell would have.
  */
 import { execFile } from 'node:child_process';
-import { promises as fs } from 'node:fs';
+import { accessSync, constants } from 'node:fs';
 import path from 'node:path';
 
 export interface ProgramResult {
@@ -41,6 +41,7 @@ export function runProgram(
   });
 }
 
+/** `name`'s path in PATH (then /usr/sbin, /sbin, `extraDirs`); each candidate checked at once (util/fs-quick.ts). */
 export async function which(
   name: string,
   env: NodeJS.ProcessEnv,
@@ -51,7 +52,7 @@ export async function which(
   for (const d of [...dirs, '/usr/sbin', '/sbin', ...extraDirs]) {
     const p = path.join(d, name);
     try {
-      await fs.access(p, fs.constants.X_OK);
+      accessSync(p, constants.X_OK);
       return p;
     } catch {
       /* next */
