@@ -23,8 +23,10 @@
  * the container, is the process step 6 waits for, and deletes the container itself, so no
  * `runtime delete` is run (tsrun uses it for an attached `run --rm` without a tty). The
  * runtime's argv, its stdio and the wait for it are in launch.c. With --wait-attach it first says
- * "listening\n" on fd 3 and waits (30 s at most) for one client, so the caller sees the
- * process's first byte (an exec session, or --start with an attached caller).
+ * "listening\n" on fd 3, launches the runtime (the caller connects meanwhile, in the socket's
+ * backlog), then waits (30 s at most) for one client before it reads a byte of the process's
+ * output, so the caller sees the first byte (an exec session, or --start with an attached
+ * caller); output the process makes meanwhile waits in the pipes.
  *
  * With --daemon (started by posix_spawn, native-helpers/src/spawn.c) it first forks: the first
  * process exits at once (its spawner reaps it), the monitor goes on in the child, whose parent is
@@ -393,13 +395,8 @@ int main(int argc, char **argv) {
   log_fd = open(opt.log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
   if (log_fd < 0) die("opening log %s: %s", opt.log_path, strerror(errno));
   int lfd = listen_unix("attach.sock");
-  if (opt.wait_attach) {
-    /* The caller attaches before the process exists, so it sees every byte. */
-    dprintf(SYNC_FD, "listening\n");
-    struct pollfd w = {lfd, POLLIN, 0};
-    if (poll(&w, 1, 30000) <= 0) die("no client attached within 30 s");
-    accept_client(lfd, 0, 0);
-  }
+  /* The caller connects while the runtime starts (the kernel queues it in the backlog). */
+  if (opt.wait_attach) dprintf(SYNC_FD, "listening\n");
 
   if (opt.ready_fd5 && ready_wait(READY_FD, 30000, why, sizeof why) < 0) {
     unlink("attach.sock");
@@ -409,6 +406,12 @@ int main(int argc, char **argv) {
                            opt.tty, opt.open_stdin, opt.start, opt.foreground};
   struct launch l;
   launch_runtime(&lo, sfd, &old, &l);
+  if (opt.wait_attach) {
+    /* Before the first byte of output is read, so the caller sees every byte. A caller gone
+       meanwhile leaves a container that runs on as a detached one (its log keeps the output). */
+    struct pollfd w = {lfd, POLLIN, 0};
+    if (poll(&w, 1, 30000) > 0) accept_client(lfd, 0, 0);
+  }
   container_pid = l.container;
   stdin_fd = l.stdin_fd;
   out_fd[0] = l.out_fd[0];

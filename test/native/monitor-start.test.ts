@@ -124,7 +124,7 @@ test('--foreground: one runtime process, `run` without --detach, its status is t
   const f = startWithFake('c2', path.join(tmp, 'fg'), FAKE_FOREGROUND, true);
   const created = await f.created;
   const a = f.attachment();
-  assert.ok(a, 'attached before the runtime ran');
+  assert.ok(a, 'attached before any output was read');
   // The pid is the process's (from the renamed pid file), not the runtime's.
   assert.is(readFileSync(path.join(f.state, 'pid'), 'utf8').trim(), String(created.pid));
   assert.is(await a.exited, 5);
