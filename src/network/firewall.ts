@@ -8,9 +8,12 @@
  *                             network: what the CNI bridge plugin's `ipMasq` did per container
  *                             (its chain accepts the subnet and multicast, masquerades the rest)
  *   filter TSRUN-FORWARD      (jumped to from FORWARD, first) runs TSRUN-ISOLATION, then accepts
- *                             what leaves a bridge and the answers coming back: what the CNI
- *                             firewall plugin's per-address accepts did, so a host whose FORWARD
- *                             policy is DROP still forwards
+ *                             what leaves a bridge and the answers coming back (what the CNI
+ *                             firewall plugin's per-address accepts did), and, on a network that
+ *                             is not internal, new connections into the bridge that were DNATed
+ *                             (a published port reached from another machine: Docker's per-port
+ *                             accepts in its DOCKER chain), so a host whose FORWARD policy is DROP
+ *                             (Docker's) still forwards
  *   filter TSRUN-ISOLATION    user networks cut off from every other tsrun bridge and, when
  *                             internal, from everything but their own bridge (Docker's
  *                             DOCKER-ISOLATION idea)
@@ -105,6 +108,7 @@ export function rulesText(nets: RuleNet[], o: { userPrefix: string; defaultBridg
       `-A ${CHAINS.forward} -i ${n.bridge} -j ACCEPT`,
       `-A ${CHAINS.forward} -o ${n.bridge} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT`,
     );
+    if (!n.internal) filter.push(`-A ${CHAINS.forward} -o ${n.bridge} -m conntrack --ctstate DNAT -j ACCEPT`);
     if (n.isolated) {
       // Out of this bridge: to itself fine; to another tsrun bridge (or, internal, anywhere) dropped.
       filter.push(`-A ${CHAINS.isolation} -i ${n.bridge} -o ${n.bridge} -j RETURN`);

@@ -11,7 +11,7 @@
  *   /run/tsrun/net/networks.lock        flock held while a network is created or removed, so two
  *                                        `network create` never pick the same name or subnet, and
  *                                        while the rules of all networks are applied
- *   /run/tsrun/net/rules.v2             the rules last applied (`ensureRules` looks for it)
+ *   /run/tsrun/net/rules.v3             the rules last applied (`ensureRules` looks for it)
  *   /run/tsrun/net/ipam/tsrun-net-<id12>/ host-local's leases of the network
  *
  * Isolation (Docker's DOCKER-ISOLATION idea, in chain TSRUN-ISOLATION, which TSRUN-FORWARD runs
@@ -299,7 +299,8 @@ function ruleNets(nets: UserNetwork[]): RuleNet[] {
 }
 
 /** v2: with the published ports' chains (an older tsrun's v1 stamp makes the next start apply them). */
-export const RULES_STAMP = path.join(NET_RUN_DIR, 'rules.v2');
+// (v3: the DNAT accepts; a host whose stamp is older applies the rules again at the next start)
+export const RULES_STAMP = path.join(NET_RUN_DIR, 'rules.v3');
 
 /** Make tsrun's chains hold the rules of the default bridge and `nets` (hold the networks lock). */
 async function applyAll(nets: UserNetwork[], env: NodeJS.ProcessEnv, reporter?: Reporter): Promise<void> {

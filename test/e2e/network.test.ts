@@ -13,7 +13,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { spawnTsrun, tsrun } from './cli.js';
+import { BIN, spawnTsrun, tsrun } from './cli.js';
 import { eventually, leftovers, networkLeftovers, runDir } from './containers.js';
 import { busyboxLayer } from './fixtures.js';
 import { layerBlob, makeTar } from '../helpers/tar-writer.js';
@@ -345,5 +345,34 @@ N('system prune removes the temp files of network-record writers killed before t
     for (const f of [...files, live]) rmSync(f, { force: true });
   }
 });
+
+N(
+  'a published port answers a client on another machine when the FORWARD policy is DROP (as Docker leaves it)',
+  async () => {
+    // All of it in a network and mount namespace of its own (scripts/netns-sandbox.sh: its own
+    // iptables, /run/tsrun and bridge), with a "remote" namespace on a veth as the other machine.
+    const sandbox = path.resolve(BIN, '../../scripts/netns-sandbox.sh');
+    const script = [
+      'set -e',
+      'iptables -P FORWARD DROP',
+      'ip netns add remote',
+      'ip link set h1 netns remote',
+      'ip -n remote addr add 192.0.2.1/24 dev h1',
+      'ip -n remote link set h1 up',
+      `cid=$("$0" --root "$1" run -d -p 8080:80 "$2")`,
+      'ok=""',
+      'for i in 1 2 3 4 5 6 7 8 9 10; do',
+      '  if out=$(ip netns exec remote wget -qO- -t 1 -T 2 http://192.0.2.10:8080/index.html); then ok=1; break; fi',
+      '  sleep 0.3',
+      'done',
+      'echo "remote: ${out:-nothing}"',
+      '"$0" --root "$1" rm -f "$cid" >/dev/null',
+      '[ -n "$ok" ]',
+    ].join('\n');
+    const r = await execa(sandbox, ['--host-address', 'sh', '-c', script, BIN, root, IMAGE], { reject: false });
+    assert.is(r.exitCode, 0, `${r.stdout}\n${r.stderr}`);
+    assert.match(r.stdout, 'remote: hello from the container');
+  },
+);
 
 N.run();

@@ -28,6 +28,18 @@ F('the default bridge: masquerade out of the subnet, accept forwarding, no isola
   assert.not.ok(l.some((x) => x.startsWith('-A TSRUN-ISOLATION')));
 });
 
+F('a published port reached from another machine is forwarded (DNATed, into a bridge that is not internal)', () => {
+  const l = lines(rulesText([DEF, USER, INTERNAL], O));
+  assert.ok(l.includes('-A TSRUN-FORWARD -o tsrun0 -m conntrack --ctstate DNAT -j ACCEPT'));
+  assert.ok(l.includes('-A TSRUN-FORWARD -o tsbr-0123456789 -m conntrack --ctstate DNAT -j ACCEPT'));
+  assert.not.ok(l.some((x) => x.includes('tsbr-abcdefabcd -m conntrack --ctstate DNAT')));
+  // After the isolation chain: networks stay cut off from each other.
+  assert.ok(
+    l.indexOf('-A TSRUN-FORWARD -j TSRUN-ISOLATION') <
+      l.indexOf('-A TSRUN-FORWARD -o tsrun0 -m conntrack --ctstate DNAT -j ACCEPT'),
+  );
+});
+
 F('a user network is cut off from the other tsrun bridges both ways; its own traffic returns first', () => {
   const l = lines(rulesText([DEF, USER], O));
   const own = l.indexOf('-A TSRUN-ISOLATION -i tsbr-0123456789 -o tsbr-0123456789 -j RETURN');
