@@ -18,7 +18,7 @@
  * container's mounts (issue 23: copies into a bind mount vanished under it, /etc/hosts read as
  * an empty file), and any path string is re-resolved by each syscall (issue 13).
  */
-import { spawn } from 'node:child_process';
+import { childProcess } from '../util/lazy-builtins.js';
 import { promises as fs } from 'node:fs';
 import { TsrunError } from '../errors.js';
 import { SafeRoot } from '../snapshot/safe-root.js';
@@ -102,7 +102,7 @@ async function bindArgs(c: Container): Promise<string[]> {
 
 async function withStandIn<T>(c: Container, fn: (root: SafeRoot) => Promise<T>): Promise<T> {
   const argv = [...(c.record.host.readonly ? ['--ro'] : []), c.paths.rootfs, ...(await bindArgs(c))];
-  const helper = spawn(nativeBuild('tsrun-rootns'), argv, { stdio: ['pipe', 'pipe', 'pipe'] });
+  const helper = childProcess().spawn(nativeBuild('tsrun-rootns'), argv, { stdio: ['pipe', 'pipe', 'pipe'] });
   const exited = new Promise<number>((resolve) => helper.on('close', (code) => resolve(code ?? 1)));
   let stderr = '';
   helper.stderr.on('data', (d: Buffer) => {

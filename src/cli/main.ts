@@ -15,9 +15,14 @@ export async function main(argv: string[]): Promise<void> {
   guardStdio(() => process.exit(EXIT_BROKEN_PIPE));
   const { Command: CommandCtor, CommanderError } = await import('commander');
   const program: Command = new CommandCtor('tsrun');
+  // Read when used: a command that never writes to stdout or stderr does not make them (stdio.ts).
   const io: CliIo = {
-    out: process.stdout,
-    err: process.stderr,
+    get out() {
+      return process.stdout;
+    },
+    get err() {
+      return process.stderr;
+    },
     globals: () => program.opts<GlobalOptions>(),
     version: projectVersion(),
   };

@@ -9,7 +9,10 @@ import { humanSize } from './format.js';
 const short = (digest: string): string => digest.replace(/^sha256:/, '').slice(0, 12);
 
 /** Plain lines in the shape of `docker pull` on a non-terminal. */
-export function plainPullReporter(out: NodeJS.WritableStream, err: NodeJS.WritableStream): Reporter {
+export function plainPullReporter(
+  out: Pick<NodeJS.WritableStream, 'write'>,
+  err: Pick<NodeJS.WritableStream, 'write'>,
+): Reporter {
   const started = new Set<string>();
   return {
     emit(e: TsrunEvent) {

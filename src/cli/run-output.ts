@@ -23,7 +23,7 @@ export function imageSourceLine(e: TsrunEvent): string | undefined {
   }
 }
 
-export function runTextReporter(err: NodeJS.WritableStream): Reporter {
+export function runTextReporter(err: Pick<NodeJS.WritableStream, 'write'>): Reporter {
   return {
     emit: (e) => {
       const line = e.type === 'container-warning' ? `WARNING: ${e.message}` : imageSourceLine(e);

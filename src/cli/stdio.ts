@@ -13,17 +13,52 @@
  * Docker's daemon does). A reader of stderr that went away only silences stderr: what tsrun
  * writes there is progress and explanation, and between a container's create and start (where
  * `--explain` writes most) an exit would leave a created container, its mount and netns behind.
+ *
+ * Node makes process.stdout and process.stderr on first use, and making one costs 0.5–2 ms (a
+ * SyncWriteStream for a file, a net.Socket for a pipe, node:tty for a terminal), which a command
+ * that never writes there (`run --rm IMAGE true`) need not pay. So the rule is installed by
+ * replacing Node's getter: the first read of process.stdout (or stderr) makes the stream and adds
+ * the rule before handing it out, so no write can happen unguarded. Code that may never write
+ * holds the `CliIo` (whose out/err read process.stdout/stderr when used), not the stream.
  */
 
-/** Install the broken-pipe rule on stdout and stderr (once, from main). */
+type StdName = 'stdout' | 'stderr';
+
+/** The streams made so far, once guardStdio has run: flushStdio waits for these only. */
+let opened: Set<NodeJS.WriteStream> | undefined;
+
+/** Install the broken-pipe rule on stdout and stderr, each when first used (once, from main). */
 export function guardStdio(onBroken: () => void): void {
-  for (const s of [process.stdout, process.stderr]) {
-    s.on('error', (e: NodeJS.ErrnoException) => {
-      if (e.code !== 'EPIPE' && e.code !== 'ERR_STREAM_DESTROYED') throw e;
-      if (s === process.stderr) mute(s);
-      else onBroken();
+  opened ??= new Set();
+  for (const name of ['stdout', 'stderr'] as const) {
+    const own = Object.getOwnPropertyDescriptor(process, name);
+    const make = own?.get;
+    if (!own?.configurable || !make) {
+      guard(name, process[name], onBroken);
+      continue;
+    }
+    let s: NodeJS.WriteStream | undefined;
+    Object.defineProperty(process, name, {
+      configurable: true,
+      enumerable: own.enumerable,
+      get: () => {
+        if (s === undefined) {
+          s = make.call(process) as NodeJS.WriteStream;
+          guard(name, s, onBroken);
+        }
+        return s;
+      },
     });
   }
+}
+
+function guard(name: StdName, s: NodeJS.WriteStream, onBroken: () => void): void {
+  opened?.add(s);
+  s.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE' && e.code !== 'ERR_STREAM_DESTROYED') throw e;
+    if (name === 'stderr') mute(s);
+    else onBroken();
+  });
 }
 
 /** Every later write is dropped and reported done, so no writer waits for a drain that never comes. */
@@ -82,5 +117,5 @@ function flushed(s: NodeJS.WriteStream): Promise<void> {
 
 /** Resolves when everything written to stdout and stderr has reached the reader (or it went away). */
 export async function flushStdio(): Promise<void> {
-  await Promise.all([flushed(process.stdout), flushed(process.stderr)]);
+  await Promise.all([...(opened ?? [process.stdout, process.stderr])].map(flushed));
 }

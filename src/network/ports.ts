@@ -12,8 +12,8 @@
  * for the container's life (as podman's conmon does), which is the authoritative check.
  */
 import net from 'node:net';
-import dgram from 'node:dgram';
 import { TsrunError } from '../errors.js';
+import { dgram } from '../util/lazy-builtins.js';
 import type { PortMapping, Protocol } from '../oci/network.js';
 
 export type { PortMapping, Protocol };
@@ -99,7 +99,7 @@ export function publishAll(exposed: string[]): PortMapping[] {
 function probe(hostIP: string, port: number, protocol: Protocol): Promise<number | undefined> {
   return new Promise((resolve, reject) => {
     if (protocol === 'udp') {
-      const s = dgram.createSocket(hostIP && net.isIPv6(hostIP) ? 'udp6' : 'udp4');
+      const s = dgram().createSocket(hostIP && net.isIPv6(hostIP) ? 'udp6' : 'udp4');
       s.once('error', (e: NodeJS.ErrnoException) => {
         s.close();
         if (e.code === 'EADDRINUSE') resolve(undefined);

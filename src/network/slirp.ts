@@ -34,7 +34,7 @@
  *
  * Contract: `connectSlirp` leaves nothing behind if it fails; `disconnectSlirp` is idempotent.
  */
-import { spawn } from 'node:child_process';
+import { childProcess } from '../util/lazy-builtins.js';
 import { closeSync, existsSync, promises as fs, openSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -330,7 +330,7 @@ export async function connectSlirp(o: {
       const socat =
         (p.hostIP || '0.0.0.0') === '0.0.0.0' && p.protocol === 'tcp' ? await which('socat', o.env) : undefined;
       if (socat) {
-        const fwd = spawn(
+        const fwd = childProcess().spawn(
           socat,
           [`TCP6-LISTEN:${p.hostPort},bind=[::1],fork,reuseaddr`, `TCP4:127.0.0.1:${p.hostPort}`],
           { detached: true, stdio: 'ignore' },

@@ -15,7 +15,7 @@
  * (no range, no uidmap, user namespaces disabled) is an ERR_ROOTLESS naming the command that
  * fixes it. The namespace dies with the pause process (kill it, or reboot).
  */
-import { spawn } from 'node:child_process';
+import { childProcess } from '../util/lazy-builtins.js';
 import { existsSync, promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { TsrunError } from '../errors.js';
@@ -200,7 +200,7 @@ export async function ensureNamespace(id: Identity, env: NodeJS.ProcessEnv): Pro
       req.uids && req.gids
         ? [`--map-users=${req.uids.start},1,${req.uids.count}`, `--map-groups=${req.gids.start},1,${req.gids.count}`]
         : [];
-    const child = spawn(
+    const child = childProcess().spawn(
       req.unshare,
       ['--map-root-user', ...maps, '--mount', '--propagation', 'private', '--', 'sleep', 'infinity'],
       { detached: true, stdio: ['ignore', 'ignore', 'pipe'], cwd: '/' },

@@ -22,7 +22,7 @@
  * Contract: `planOverlay` is pure. `mountAll` mounts in order and, if one fails, unmounts what
  * it mounted before throwing: no half-made root is left behind. `unmountAll` is idempotent.
  */
-import { spawnSync } from 'node:child_process';
+import { childProcess } from '../util/lazy-builtins.js';
 import { rmSync } from 'node:fs';
 import { native } from '../native/index.js';
 import { TsrunError } from '../errors.js';
@@ -115,7 +115,7 @@ export function planOverlay(plan: OverlayPlan): Mount {
 function mountOne(m: Mount): void {
   if (m.type === FUSE_TYPE) {
     // fuse-overlayfs mounts, then stays as the filesystem's daemon until the unmount.
-    const r = spawnSync('fuse-overlayfs', ['-o', m.options.join(','), m.target], {
+    const r = childProcess().spawnSync('fuse-overlayfs', ['-o', m.options.join(','), m.target], {
       encoding: 'utf8',
       stdio: ['ignore', 'ignore', 'pipe'],
     });

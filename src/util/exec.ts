@@ -7,7 +7,7 @@
  * gets stdio and nothing else. `which` looks in PATH and then in the sbin directories a root
  * shell would have.
  */
-import { execFile } from 'node:child_process';
+import { childProcess } from './lazy-builtins.js';
 import { accessSync, constants } from 'node:fs';
 import path from 'node:path';
 
@@ -23,7 +23,7 @@ export function runProgram(
   o: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
 ): Promise<ProgramResult> {
   return new Promise((resolve, reject) => {
-    const child = execFile(
+    const child = childProcess().execFile(
       file,
       args,
       { maxBuffer: 16 * 1024 * 1024, env: o.env, timeout: o.timeoutMs },

@@ -95,9 +95,9 @@ export function registerBuildCommands(program: Command, io: CliIo): void {
       .option('--rm', 'accepted: intermediate containers are always removed')
       .option('--force-rm', 'accepted: intermediate containers are always removed')
       .action(async (context: string, flags: BuildFlags) => buildAction(io, context, flags));
-  buildCmd(explainOption(program.command('build'), 'build', io.err));
+  buildCmd(explainOption(program.command('build'), 'build', io));
   const image = program.commands.find((c) => c.name() === 'image');
-  if (image) buildCmd(explainOption(image.command('build'), 'build', io.err));
+  if (image) buildCmd(explainOption(image.command('build'), 'build', io));
   program
     .command('builder')
     .description('Manage the build cache')

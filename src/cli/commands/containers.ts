@@ -30,8 +30,10 @@ async function pullReporter(io: CliIo): Promise<Reporter> {
   const progress = await import('../progress.js');
   const { runTextReporter } = await import('../run-output.js');
   const { fanout } = await import('../../events.js');
-  if (io.globals().debug || explaining()) return runTextReporter(io.err);
-  return fanout(runTextReporter(io.err), progress.plainPullReporter(io.err, io.err));
+  // stderr is made only when there is something to say (stdio.ts).
+  const err = { write: (s: string) => io.err.write(s) };
+  if (io.globals().debug || explaining()) return runTextReporter(err);
+  return fanout(runTextReporter(err), progress.plainPullReporter(err, err));
 }
 
 async function runAction(io: CliIo, image: string, args: string[], f: RunFlags): Promise<void> {
@@ -217,13 +219,13 @@ export function registerContainerCommands(program: Command, io: CliIo, verb?: st
     runOptions(cmd.description('Create and run a new container from an image'), { run: true }).action(
       async (image: string, args: string[], f: RunFlags) => runAction(io, image, args, f),
     );
-  if (want('run')) runCmd(explainOption(program.command('run'), 'run', io.err));
+  if (want('run')) runCmd(explainOption(program.command('run'), 'run', io));
 
   const createCmd = (cmd: Command) =>
     runOptions(cmd.description('Create a new container without starting it'), { run: false }).action(
       async (image: string, args: string[], f: RunFlags) => createAction(io, image, args, f),
     );
-  if (want('create')) createCmd(explainOption(program.command('create'), 'create', io.err));
+  if (want('create')) createCmd(explainOption(program.command('create'), 'create', io));
 
   const startCmd = (cmd: Command) =>
     cmd
@@ -235,7 +237,7 @@ export function registerContainerCommands(program: Command, io: CliIo, verb?: st
       .action(async (names: string[], o: { attach?: boolean; interactive?: boolean; detachKeys?: string }) =>
         startAction(io, names, o),
       );
-  if (want('start')) startCmd(explainOption(program.command('start'), 'start', io.err));
+  if (want('start')) startCmd(explainOption(program.command('start'), 'start', io));
 
   const stopCmd = (cmd: Command) =>
     cmd
@@ -253,7 +255,7 @@ export function registerContainerCommands(program: Command, io: CliIo, verb?: st
         const t = await stopTimeout(o);
         await eachParallel(io, names, (n) => stopContainer(e, n, t, o.signal));
       });
-  if (want('stop')) stopCmd(explainOption(program.command('stop'), 'stop', io.err));
+  if (want('stop')) stopCmd(explainOption(program.command('stop'), 'stop', io));
 
   const restartCmd = (cmd: Command) =>
     cmd
@@ -275,7 +277,7 @@ export function registerContainerCommands(program: Command, io: CliIo, verb?: st
           await startContainer(e, await e.containers.find(n));
         });
       });
-  if (want('restart')) restartCmd(explainOption(program.command('restart'), 'restart', io.err));
+  if (want('restart')) restartCmd(explainOption(program.command('restart'), 'restart', io));
 
   const killCmd = (cmd: Command) =>
     cmd
@@ -300,7 +302,7 @@ export function registerContainerCommands(program: Command, io: CliIo, verb?: st
         const e = await env(io);
         await each(io, names, (n) => removeContainer(e, n, Boolean(o.force), Boolean(o.volumes)));
       });
-  if (want('rm')) rmCmd(explainOption(program.command('rm'), 'rm', io.err));
+  if (want('rm')) rmCmd(explainOption(program.command('rm'), 'rm', io));
 
   const psCmd = (cmd: Command) =>
     cmd
@@ -406,13 +408,13 @@ export function registerContainerCommands(program: Command, io: CliIo, verb?: st
     return;
   }
   const group = program.command('container').description('Manage containers');
-  runCmd(explainOption(group.command('run'), 'run', io.err));
-  createCmd(explainOption(group.command('create'), 'create', io.err));
-  startCmd(explainOption(group.command('start'), 'start', io.err));
-  stopCmd(explainOption(group.command('stop'), 'stop', io.err));
-  restartCmd(explainOption(group.command('restart'), 'restart', io.err));
+  runCmd(explainOption(group.command('run'), 'run', io));
+  createCmd(explainOption(group.command('create'), 'create', io));
+  startCmd(explainOption(group.command('start'), 'start', io));
+  stopCmd(explainOption(group.command('stop'), 'stop', io));
+  restartCmd(explainOption(group.command('restart'), 'restart', io));
   killCmd(group.command('kill'));
-  rmCmd(explainOption(group.command('rm').alias('remove'), 'rm', io.err));
+  rmCmd(explainOption(group.command('rm').alias('remove'), 'rm', io));
   psCmd(group.command('ls').alias('list').alias('ps'));
   logsCmd(group.command('logs'));
   registerSessionCommands(program, io, group);

@@ -26,7 +26,7 @@ export function registerImageCommands(program: Command, io: CliIo, verb?: string
       .action(async (image: string, opts: { quiet?: boolean; platform?: string; allTags?: boolean }) => {
         await (opts.allTags ? pullAllAction(io, image, opts) : pullAction(io, image, opts));
       });
-  if (want('pull')) pullCmd(explainOption(program.command('pull'), 'pull', io.err));
+  if (want('pull')) pullCmd(explainOption(program.command('pull'), 'pull', io));
 
   const pushCmd = (cmd: Command) =>
     cmd
@@ -35,7 +35,7 @@ export function registerImageCommands(program: Command, io: CliIo, verb?: string
       .option('-a, --all-tags', 'push every local tag of the repository')
       .option('-q, --quiet', 'print only the pushed references')
       .action(async (name: string, opts: { allTags?: boolean; quiet?: boolean }) => pushAction(io, name, opts));
-  if (want('push')) pushCmd(explainOption(program.command('push'), 'push', io.err));
+  if (want('push')) pushCmd(explainOption(program.command('push'), 'push', io));
 
   const imagesCmd = (cmd: Command) =>
     cmd
@@ -123,8 +123,8 @@ export function registerImageCommands(program: Command, io: CliIo, verb?: string
 
   if (verb !== undefined) return;
   const image = program.command('image').description('Manage images');
-  pullCmd(explainOption(image.command('pull'), 'pull', io.err));
-  pushCmd(explainOption(image.command('push'), 'push', io.err));
+  pullCmd(explainOption(image.command('pull'), 'pull', io));
+  pushCmd(explainOption(image.command('push'), 'push', io));
   imagesCmd(image.command('ls').alias('list'));
   inspectCmd(image.command('inspect'), true);
   tagCmd(image.command('tag'));

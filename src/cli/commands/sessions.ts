@@ -134,8 +134,8 @@ export function registerSessionCommands(program: Command, io: CliIo, group?: Com
       .option('--detach-keys <keys>', 'key sequence that detaches (default ctrl-p,ctrl-q)')
       .passThroughOptions()
       .action(async (name: string, args: string[], o: ExecFlags) => execAction(io, name, args, o));
-  if (want('exec')) execCmd(explainOption(program.command('exec'), 'exec', io.err));
-  if (group) execCmd(explainOption(group.command('exec'), 'exec', io.err));
+  if (want('exec')) execCmd(explainOption(program.command('exec'), 'exec', io));
+  if (group) execCmd(explainOption(group.command('exec'), 'exec', io));
 
   const attachCmd = (cmd: Command) =>
     cmd

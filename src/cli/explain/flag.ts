@@ -10,6 +10,7 @@
  * `run --explain busybox` is not a mode). Kept small: command modules import it at start-up.
  */
 import type { Command } from 'commander';
+import type { CliIo } from '../output.js';
 import type { Reporter } from '../../events.js';
 import type { ExplainReporter } from './reporter.js';
 import type { ExplainVerb } from './stages.js';
@@ -33,7 +34,7 @@ const EXAMPLES: Record<ExplainVerb, string> = {
 };
 
 /** Add `--explain` to a command that does work. */
-export function explainOption(cmd: Command, verb: ExplainVerb, err: NodeJS.WriteStream): Command {
+export function explainOption(cmd: Command, verb: ExplainVerb, io: Pick<CliIo, 'err'>): Command {
   return cmd
     .option('--explain [mode]', 'tell each stage on stderr, with commands to look and do it by hand: brief, full, json')
     .addHelpText(
@@ -51,6 +52,7 @@ export function explainOption(cmd: Command, verb: ExplainVerb, err: NodeJS.Write
         });
       }
       const { explainReporter } = await import('./reporter.js');
+      const err = io.err;
       active = explainReporter({
         verb,
         mode,
