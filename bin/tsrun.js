@@ -18,43 +18,98 @@
  *
  * The CLI itself is dist/tsrun.cjs, one file made by `npm run build` (scripts/bundle.mjs), loaded
  * with the V8 code cache the build made beside it (dist/tsrun.cjs.cache) when that cache is for
- * this very file: parsing the bundle is otherwise a quarter of a listing command's time. This
+ * this very file: parsing the bundle is otherwise a quarter of a listing command's time. `run`
+ * and `create` use a second cache, dist/tsrun.cjs.run-cache, which the first successful one
+ * writes as it exits (when it may write there): it holds what making and starting a container
+ * compiled, which the build's cache cannot (making it would need root, a runtime and an image),
+ * ~20 ms of a `run --rm` here (docs/benchmarks.md). A cache that is missing, for another build of
+ * the bundle (its first line) or rejected by this V8 is written again. It is as trusted as the
+ * bundle beside it: whoever may write dist/ may change either. This
  * file is CommonJS (bin/package.json says so): an ES-module entry costs Node ~8 ms of CPU more.
  */
 'use strict';
-const { closeSync, fstatSync, openSync, readFileSync } = require('node:fs');
+const { closeSync, fstatSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } = require('node:fs');
 const path = require('node:path');
 const { Script } = require('node:vm');
 
+/** The global options that take a value (src/cli/register.ts has the same list). */
+const GLOBAL_WITH_VALUE = ['--root', '--config'];
+
+/** Whether argv's verb makes a container (`run`, `create`): those use the run cache. */
+function makesContainer(argv) {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (GLOBAL_WITH_VALUE.includes(a)) i++;
+    else if (!a.startsWith('-')) return a === 'run' || a === 'create';
+  }
+  return false;
+}
+
+function readCache(file) {
+  try {
+    return readFileSync(file);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The code in `cache` if its first line names this build of the bundle (`key`), else undefined. */
+function fitting(cache, key) {
+  if (cache === undefined) return undefined;
+  const nl = cache.indexOf(10);
+  return nl > 0 && cache.subarray(0, nl).toString() === key ? cache.subarray(nl + 1) : undefined;
+}
+
 function load() {
   const file = path.join(__dirname, '..', 'dist', 'tsrun.cjs');
-  let cache;
-  try {
-    cache = readFileSync(`${file}.cache`);
-  } catch {
-    return require(file);
-  }
+  const runCache = makesContainer(process.argv.slice(2)) ? `${file}.run-cache` : undefined;
+  const own = runCache !== undefined ? readCache(runCache) : undefined;
+  const built = readCache(`${file}.cache`);
+  if (own === undefined && built === undefined) return require(file);
   const fd = openSync(file, 'r');
-  const nl = cache.indexOf(10);
   let source;
-  let fits;
+  let key;
+  let ownCode;
+  let code;
   try {
     const st = fstatSync(fd);
-    fits = cache.subarray(0, nl).toString() === `ascii ${st.size}:${Math.trunc(st.mtimeMs)}`;
-    // The build wrote that file in ASCII (scripts/bundle.mjs): latin1 reads it ~3 ms sooner.
-    source = readFileSync(fd, fits ? 'latin1' : 'utf8');
+    key = `ascii ${st.size}:${Math.trunc(st.mtimeMs)}`;
+    ownCode = fitting(own, key);
+    code = ownCode ?? fitting(built, key);
+    // A fitting cache says the bundle is the build's, in ASCII (scripts/bundle.mjs): latin1
+    // reads it ~3 ms sooner.
+    source = readFileSync(fd, code !== undefined ? 'latin1' : 'utf8');
   } finally {
     closeSync(fd);
   }
   // Node's CommonJS wrapper plus the bundle's import() (scripts/bundle.mjs says why).
   const script = new Script(
     `(function (exports, require, module, __filename, __dirname, __tsrunImport) { ${source}\n});`,
-    { filename: file, cachedData: fits ? cache.subarray(nl + 1) : undefined },
+    { filename: file, cachedData: code },
   );
+  if (runCache !== undefined && code !== undefined && (ownCode === undefined || script.cachedDataRejected))
+    process.on('exit', (status) => {
+      if (status === 0) writeRunCache(runCache, key, script);
+    });
   const mod = { exports: {} };
   const req = require('node:module').createRequire(file);
   script.runInThisContext().call(mod.exports, mod.exports, req, mod, file, path.dirname(file), (s) => import(s));
   return mod.exports;
+}
+
+/** Write the run cache by a temp name and rename(2); a directory this user may not write is left alone. */
+function writeRunCache(file, key, script) {
+  const tmp = `${file}.${process.pid}.tmp`;
+  try {
+    writeFileSync(tmp, Buffer.concat([Buffer.from(`${key}\n`), script.createCachedData()]), { mode: 0o644 });
+    renameSync(tmp, file);
+  } catch {
+    try {
+      rmSync(tmp, { force: true });
+    } catch {
+      /* nothing was made */
+    }
+  }
 }
 
 let cli;

@@ -134,6 +134,9 @@ writeFileSync(
   `${file}.cache`,
   Buffer.concat([Buffer.from(`ascii ${st.size}:${Math.trunc(st.mtimeMs)}\n`), script.createCachedData()]),
 );
+// The run cache of the previous bundle (bin/tsrun.js writes it at the first `run`): it names
+// that bundle and would only be passed over; the next `run` writes one for this bundle.
+rmSync(`${file}.run-cache`, { force: true });
 
 /**
  * Before the cache is made, `tsrun ps -a` and `tsrun images` run in this process against a
