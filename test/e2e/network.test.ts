@@ -362,7 +362,7 @@ N(
       `cid=$("$0" --root "$1" run -d -p 8080:80 "$2")`,
       'ok=""',
       'for i in 1 2 3 4 5 6 7 8 9 10; do',
-      '  if out=$(ip netns exec remote wget -qO- -t 1 -T 2 http://192.0.2.10:8080/index.html); then ok=1; break; fi',
+      '  if out=$(ip netns exec remote curl -sf --max-time 2 http://192.0.2.10:8080/index.html); then ok=1; break; fi',
       '  sleep 0.3',
       'done',
       'echo "remote: ${out:-nothing}"',
