@@ -34,7 +34,7 @@ import { markStopped, restartIfPolicy } from './restart.js';
 import { hostMounts, prepareStart } from './run-host.js';
 import { removeAnonymousVolumes } from './volumes.js';
 import { healthForStart } from './healthcheck.js';
-import { writeFileAtomic } from '../util/fs.js';
+import { removeTree, writeFileAtomic } from '../util/fs.js';
 import { quickFs } from '../util/fs-quick.js';
 import { containerDirs, nextChange } from '../runtime/watch.js';
 import type { Env } from './env.js';
@@ -108,8 +108,8 @@ export async function startContainer(env: Env, c: Container, o: StartOptions = {
       // A container that ran before may have left the runtime's record behind (a crash).
       if ((record.state.startedAt || record.state.finishedAt) && runtimeKnows(runtime.root, record.id))
         await runtime.delete(record.id, true);
-      // The runtime state of an earlier run: a few small files (util/fs-quick.ts).
-      await quickFs.rm(paths.state, { recursive: true, force: true });
+      // The runtime state of an earlier run.
+      await removeTree(paths.state);
       await env.store.withSharedLock(() => ensureMounted(env, c));
       if (record.host.network === 'bridge') {
         const ports = await assignHostPorts(record.host.ports ?? []);
@@ -246,7 +246,7 @@ export async function startContainer(env: Env, c: Container, o: StartOptions = {
       await runtime?.delete(record.id, true).catch(() => {});
       if (ownNetns(record)) await disconnectNetwork(env, record.id).catch(() => {});
       await unmountAll([rootfsMount(env, c), ...hostMounts(record, paths)]).catch(() => {});
-      await quickFs.rm(paths.state, { recursive: true, force: true });
+      await removeTree(paths.state);
       const detail = (err as TsrunError).detail;
       const code = typeof detail?.exitCode === 'number' ? detail.exitCode : 125;
       if (record.host.autoRemove) {

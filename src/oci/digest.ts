@@ -3,7 +3,7 @@
  * image-spec config.md#layer-chainid: ChainID(L0) = DiffID(L0),
  * ChainID(Ln) = sha256(ChainID(Ln-1) + " " + DiffID(Ln)).
  */
-import { crypto } from '../util/crypto.js';
+import { crypto } from '../util/lazy-builtins.js';
 
 export const DIGEST_RE = /^sha256:[a-f0-9]{64}$/;
 

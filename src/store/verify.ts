@@ -17,7 +17,7 @@
  */
 import fs from 'node:fs';
 import { native } from '../native/index.js';
-import { crypto } from '../util/crypto.js';
+import { crypto } from '../util/lazy-builtins.js';
 
 export interface LayerIntegrity {
   /** `<ino>:<ctime ns>` of diff/ when it was last known good. */

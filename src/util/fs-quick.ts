@@ -30,18 +30,14 @@ function settled<A extends unknown[], R>(fn: (...a: A) => R): (...a: A) => Promi
 type P = typeof f.promises;
 
 export const quickFs = {
-  access: settled(f.accessSync) as (p: string, mode?: number) => Promise<void>,
   lstat: settled(f.lstatSync) as unknown as (p: string) => Promise<f.Stats>,
   stat: settled(f.statSync) as unknown as (p: string) => Promise<f.Stats>,
   mkdir: settled(f.mkdirSync) as P['mkdir'],
   readFile: settled(f.readFileSync) as unknown as P['readFile'],
   writeFile: settled(f.writeFileSync) as unknown as P['writeFile'],
-  rename: settled(f.renameSync) as P['rename'],
   readdir: settled(f.readdirSync) as unknown as (p: string) => Promise<string[]>,
   readlink: settled(f.readlinkSync) as unknown as (p: string) => Promise<string>,
   symlink: settled(f.symlinkSync) as P['symlink'],
-  unlink: settled(f.unlinkSync) as P['unlink'],
-  /** One entry (a file, a link, an empty or small directory tsrun made): see the contract above. */
+  /** One entry (a file, a link); a directory's tree goes through util/fs.ts's removeTree. */
   rm: settled(f.rmSync) as P['rm'],
-  constants: f.constants,
 };

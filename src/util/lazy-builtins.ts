@@ -1,27 +1,37 @@
 /**
- * Node built-ins that `run` imports but seldom uses, loaded on first use. node:child_process
- * loads dgram, the socket list and the child-process machinery (~2–3 ms of CPU on this kind of
- * machine), node:dgram the UDP sockets; `run --rm --network none` as root imports every module
- * that spawns something (runc helpers, slirp4netns, fuse-overlayfs, the rootless namespace) or
- * probes a UDP port, and does neither from Node: the monitor is started by the native addon
- * (docs/benchmarks.md, "run").
+ * Node built-ins that commands import but seldom use, loaded on first use:
+ * - node:crypto (~2 ms of CPU: all of Node's crypto modules, keys, ciphers and X.509 included):
+ *   the store code every listing command imports only hashes or names temp files when it
+ *   writes (docs/benchmarks.md, "Listing commands");
+ * - node:child_process (dgram, the socket list and the child-process machinery, ~2–3 ms) and
+ *   node:dgram (the UDP sockets): `run --rm --network none` as root imports every module that
+ *   spawns something (runc helpers, slirp4netns, fuse-overlayfs, the rootless namespace) or
+ *   probes a UDP port, and does neither from Node: the monitor is started by the native addon
+ *   (docs/benchmarks.md, "run").
  *
- * Contract: each function returns the built-in itself; modules on `run`'s import path call it
- * where they spawn or bind instead of importing the built-in at the top. (node:crypto has its own
- * module, util/crypto.ts.)
+ * Contract: each function returns the built-in itself; modules on a command's import path call
+ * it where they hash, spawn or bind instead of importing the built-in at the top.
  */
 import { createRequire } from 'node:module';
 
-type NodeChildProcess = typeof import('node:child_process');
-type NodeDgram = typeof import('node:dgram');
+type Crypto = typeof import('node:crypto');
+type ChildProcess = typeof import('node:child_process');
+type Dgram = typeof import('node:dgram');
 
-let cp: NodeChildProcess | undefined;
-let dg: NodeDgram | undefined;
+const load = <T>(id: string): T => createRequire(import.meta.url)(id) as T;
 
-export function childProcess(): NodeChildProcess {
-  return (cp ??= createRequire(import.meta.url)('node:child_process') as NodeChildProcess);
+let cr: Crypto | undefined;
+let cp: ChildProcess | undefined;
+let dg: Dgram | undefined;
+
+export function crypto(): Crypto {
+  return (cr ??= load<Crypto>('node:crypto'));
 }
 
-export function dgram(): NodeDgram {
-  return (dg ??= createRequire(import.meta.url)('node:dgram') as NodeDgram);
+export function childProcess(): ChildProcess {
+  return (cp ??= load<ChildProcess>('node:child_process'));
+}
+
+export function dgram(): Dgram {
+  return (dg ??= load<Dgram>('node:dgram'));
 }

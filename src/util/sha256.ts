@@ -2,7 +2,7 @@
  * SHA-256 (FIPS 180-4) in plain JavaScript, for short inputs on a start-up path: `ps` hashes the
  * store root to name its run directory (runtime/paths.ts), and loading node:crypto for that one
  * hash cost ~2 ms of its CPU (docs/benchmarks.md, "Listing commands"). Not for bulk data or
- * secrets: the store's digests use node:crypto (util/crypto.ts).
+ * secrets: the store's digests use node:crypto (util/lazy-builtins.ts).
  *
  * Contract: `sha256Hex(b)` equals `createHash('sha256').update(b).digest('hex')`
  * (test/util/sha256.test.ts checks it against node:crypto).
