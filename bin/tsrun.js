@@ -32,7 +32,7 @@ const { closeSync, fstatSync, openSync, readFileSync, renameSync, rmSync, writeF
 const path = require('node:path');
 const { Script } = require('node:vm');
 
-/** The global options that take a value (src/cli/register.ts has the same list). */
+/** The global options that take a value (as src/cli/register.ts and bin/rootless-enter.sh: test/cli/launcher-line.test.ts). */
 const GLOBAL_WITH_VALUE = ['--root', '--config'];
 
 /** Whether argv's verb makes a container (`run`, `create`): those use the run cache. */

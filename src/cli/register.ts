@@ -94,7 +94,7 @@ export const SOLE_VERBS: Record<string, keyof typeof MODULES> = {
 };
 
 /** Global options that take a value (everything else before the verb means "register all"). */
-const GLOBAL_WITH_VALUE = new Set(['--root', '--config']);
+export const GLOBAL_WITH_VALUE = new Set(['--root', '--config']);
 
 /** The verb of `argv` when only one module is needed for it, else undefined. */
 export function soleVerb(argv: string[]): string | undefined {

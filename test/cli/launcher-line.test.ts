@@ -11,6 +11,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { GLOBAL_WITH_VALUE } from '../../src/cli/register.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const LAUNCHER = path.join(REPO, 'bin', 'tsrun.js');
@@ -40,6 +41,20 @@ test("to Node, lines 2- are a string statement and a comment, and 'use strict' s
 test('the launcher runs as a program and through node', () => {
   assert.match(execFileSync(LAUNCHER, ['--version']).toString(), /^\d+\.\d+\.\d+/);
   assert.match(execFileSync(process.execPath, [LAUNCHER, '--version']).toString(), /^\d+\.\d+\.\d+/);
+});
+
+test('the global options that take a value: the same in the launcher, rootless-enter.sh and register.ts', () => {
+  // Each skips them to find the verb before the bundle is loaded (a value such as `--root run`
+  // must not be read as the verb): a new one added to the CLI must be added to all three.
+  const launcher = /const GLOBAL_WITH_VALUE = \[([^\]]*)\]/.exec(lines.join('\n'))?.[1] ?? '';
+  const fromLauncher = [...launcher.matchAll(/'(--[a-z-]+)'/g)].map((m) => m[1]);
+  const shell = readFileSync(path.join(REPO, 'bin', 'rootless-enter.sh'), 'utf8');
+  const skipped = /^\s*((?:--[a-z-]+ \| )*--[a-z-]+)\) tsrun_skip=1 ;;$/m.exec(shell)?.[1] ?? '';
+  const fromShell = skipped.split(' | ');
+  const want = [...GLOBAL_WITH_VALUE].sort();
+  assert.ok(want.length > 0);
+  assert.equal([...fromLauncher].sort(), want);
+  assert.equal([...fromShell].sort(), want);
 });
 
 test.run();
