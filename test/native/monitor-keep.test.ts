@@ -27,8 +27,6 @@ sleep 30 >/dev/null 2>&1 &
 echo $! > "$pidfile"
 `;
 
-const exited = exitedWithin;
-
 async function keepFdCase(keep: boolean): Promise<void> {
   const runtime = path.join(tmp, 'runtime');
   writeFileSync(runtime, FAKE_RUNTIME);
@@ -69,19 +67,19 @@ async function keepFdCase(keep: boolean): Promise<void> {
     const pid = Number(/^ok (\d+)/.exec(sync)?.[1]);
     if (!keep) {
       // Not asked to keep it: an inherited fd 4 is closed like any other stray descriptor.
-      assert.ok(await exited(peer, 5_000), 'the peer ends: the monitor did not keep fd 4');
+      assert.ok(await exitedWithin(peer, 5_000), 'the peer ends: the monitor did not keep fd 4');
       process.kill(pid, 'SIGKILL');
-      assert.ok(await exited(m, 10_000), 'the monitor exits after the container');
+      assert.ok(await exitedWithin(m, 10_000), 'the monitor exits after the container');
       return;
     }
-    assert.not.ok(await exited(peer, 500), 'the peer lives while the monitor does');
+    assert.not.ok(await exitedWithin(peer, 500), 'the peer lives while the monitor does');
     assert.not.ok(existsSync(path.join(state, 'fd4')), 'the runtime got no fd 4');
     process.kill(pid, 'SIGKILL');
-    assert.ok(await exited(m, 10_000), 'the monitor exits after the container');
-    assert.ok(await exited(peer, 5_000), 'the peer ends once the monitor is gone');
+    assert.ok(await exitedWithin(m, 10_000), 'the monitor exits after the container');
+    assert.ok(await exitedWithin(peer, 5_000), 'the peer ends once the monitor is gone');
   } finally {
-    if (!(await exited(m, 0))) m.kill('SIGKILL');
-    if (!(await exited(peer, 0))) peer.kill('SIGKILL');
+    if (!(await exitedWithin(m, 0))) m.kill('SIGKILL');
+    if (!(await exitedWithin(peer, 0))) peer.kill('SIGKILL');
   }
 }
 

@@ -28,8 +28,6 @@ sleep 30 >/dev/null 2>&1 &
 echo $! > "$pidfile"
 `;
 
-const exited = exitedWithin;
-
 /** A monitor with --start --ready-fd5, fd 5 the read end of a pipe whose write end is returned. */
 function startMonitor(name: string): { m: ChildProcess; ready: number; state: string; sync: () => string } {
   const runtime = path.join(tmp, 'runtime');
@@ -73,10 +71,10 @@ test('--ready-fd5: the runtime runs only once fd 5 yields a byte', async () => {
     assert.match(line, /^ok \d+\n/);
     assert.ok(existsSync(path.join(state, 'ran')), 'the runtime ran');
     process.kill(Number(/^ok (\d+)/.exec(line)?.[1]), 'SIGKILL');
-    assert.ok(await exited(m, 10_000), 'the monitor exits after the container');
+    assert.ok(await exitedWithin(m, 10_000), 'the monitor exits after the container');
   } finally {
     if (readyOpen) closeSync(ready);
-    if (!(await exited(m, 0))) m.kill('SIGKILL');
+    if (!(await exitedWithin(m, 0))) m.kill('SIGKILL');
   }
 });
 
@@ -85,11 +83,11 @@ test('--ready-fd5: fd 5 ending without a byte is an error, and nothing runs', as
   try {
     closeSync(ready);
     assert.match(await lineWithin(sync, 10_000), /^err the network did not come up/);
-    assert.ok(await exited(m, 10_000), 'the monitor exits');
+    assert.ok(await exitedWithin(m, 10_000), 'the monitor exits');
     assert.is(m.exitCode, 1);
     assert.not.ok(existsSync(path.join(state, 'ran')), 'the runtime never ran');
   } finally {
-    if (!(await exited(m, 0))) m.kill('SIGKILL');
+    if (!(await exitedWithin(m, 0))) m.kill('SIGKILL');
   }
 });
 
