@@ -24,7 +24,7 @@ import path from 'node:path';
 import { TsrunError } from '../errors.js';
 import { resolveUser } from '../spec/user.js';
 import { mergeEnv, parseEnvFile } from '../spec/env.js';
-import { serializeSpec } from '../spec/defaults.js';
+import { parseSpec, serializeSpec } from '../spec/defaults.js';
 import type { Process, Spec } from '../spec/types.js';
 import { readFileInRoot } from '../snapshot/rootfs-copy.js';
 import { attach, spawnMonitor, type Attachment } from '../runtime/monitor.js';
@@ -53,15 +53,6 @@ export interface ExecSession {
 }
 
 const envKey = (e: string) => (e.includes('=') ? e.slice(0, e.indexOf('=')) : e);
-
-/** config.json as written by serializeSpec: uint64 rlimits (RLIM_INFINITY) come back as bigints. */
-export function parseSpec(text: string): Spec {
-  const MARK = '\u0000bigint:';
-  const marked = text.replace(/(:\s*)(\d{16,})(?=\s*[,}\]])/g, `$1"${MARK}$2"`);
-  return JSON.parse(marked, (_k, v: unknown) =>
-    typeof v === 'string' && v.startsWith(MARK) ? BigInt(v.slice(MARK.length)) : v,
-  ) as Spec;
-}
 
 /** The process `exec` runs: the container's, changed as Docker changes it. */
 export async function execProcess(

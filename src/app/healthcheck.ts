@@ -19,7 +19,7 @@ import { monitorTimings, probeArgv, readHealth, type Health, type MonitorHealth 
 import { connectUnix } from '../util/unix-socket.js';
 import type { AppContext } from './context.js';
 import { openEnv } from './containers.js';
-import { parseSpec } from './exec.js';
+import { parseSpec } from '../spec/defaults.js';
 
 /** For startContainer: the monitor's health arguments, or undefined (no check: no cost). */
 export async function healthForStart(c: Pick<Container, 'record' | 'paths'>): Promise<MonitorHealth | undefined> {

@@ -51,8 +51,8 @@ import { parseMount, parseTmpfs, type TmpfsMount } from '../spec/mount-flags.js'
 import { volumeFromMount, type VolumeMount } from '../spec/volumes.js';
 import { withRlimits, type BindMount } from '../spec/options.js';
 import { DEFAULT_CAPABILITIES } from '../spec/defaults.js';
-import { RLIM_INFINITY, type Device, type Rlimit } from '../spec/types.js';
-import { serializeSpec } from '../spec/defaults.js';
+import type { Device, Rlimit } from '../spec/types.js';
+import { parseSpec, serializeSpec } from '../spec/defaults.js';
 import { mountAll, type Mount } from '../snapshot/overlay.js';
 import type { ContainerRecord } from '../runtime/records.js';
 import type { ContainerPaths } from '../runtime/paths.js';
@@ -399,7 +399,7 @@ export async function prepareStart(env: Env, r: ContainerRecord, p: ContainerPat
   const joins = r.host.joins;
   if (!joins) return;
   const configFile = path.join(p.bundle, 'config.json');
-  const spec = JSON.parse(await fs.readFile(configFile, 'utf8')) as Parameters<SpecOpt>[0];
+  const spec = parseSpec(await fs.readFile(configFile, 'utf8'));
   const donor = async (id: string, what: string) => {
     const c = await env.containers.find(id).catch(() => undefined);
     if (!c || c.observed.status !== 'running' || !(c.observed.pid > 0)) {
@@ -433,11 +433,6 @@ export async function prepareStart(env: Env, r: ContainerRecord, p: ContainerPat
   if (joins.pid) {
     const c = await donor(joins.pid, 'PID');
     withPidMode({ mode: 'container', container: joins.pid }, { nsPath: `/proc/${c.observed.pid}/ns/pid` })(spec);
-  }
-  // Rewriting config.json must keep RLIM_INFINITY exact: JSON.parse turned it into a float.
-  for (const l of spec.process.rlimits ?? []) {
-    if (typeof l.hard === 'number' && l.hard > Number.MAX_SAFE_INTEGER) l.hard = RLIM_INFINITY;
-    if (typeof l.soft === 'number' && l.soft > Number.MAX_SAFE_INTEGER) l.soft = RLIM_INFINITY;
   }
   await fs.writeFile(configFile, serializeSpec(spec));
 }

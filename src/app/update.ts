@@ -12,7 +12,7 @@
  */
 import { promises as fs } from 'node:fs';
 import { TsrunError } from '../errors.js';
-import { serializeSpec } from '../spec/defaults.js';
+import { parseSpec, serializeSpec } from '../spec/defaults.js';
 import { withResources } from '../spec/options.js';
 import type { Spec } from '../spec/types.js';
 import { updateResources, type ResourceUpdate } from '../runtime/control.js';
@@ -27,38 +27,6 @@ export interface UpdateOptions {
   cpuShares?: number;
   cpusetCpus?: string;
   pidsLimit?: number;
-}
-
-const MARK = '\u0000bigint:';
-
-/** JSON.parse that keeps integers of 16 digits or more exact (as bigints). */
-export function parseExact(text: string): unknown {
-  let out = '';
-  let inString = false;
-  for (let i = 0; i < text.length; i++) {
-    const ch = text[i] as string;
-    if (inString) {
-      out += ch;
-      if (ch === '\\') out += text[++i] ?? '';
-      else if (ch === '"') inString = false;
-      continue;
-    }
-    if (ch === '"') {
-      inString = true;
-      out += ch;
-      continue;
-    }
-    const m = /^-?\d{16,}(?![.eE\d])/.exec(text.slice(i, i + 32));
-    if (m && !/[\d.]/.test(text[i - 1] ?? '')) {
-      out += `"${MARK.replace('\u0000', '\\u0000')}${m[0]}"`;
-      i += m[0].length - 1;
-      continue;
-    }
-    out += ch;
-  }
-  return JSON.parse(out, (_k, v: unknown) =>
-    typeof v === 'string' && v.startsWith(MARK) ? BigInt(v.slice(MARK.length)) : v,
-  );
 }
 
 export async function updateContainer(ctx: AppContext, query: string, o: UpdateOptions): Promise<void> {
@@ -80,7 +48,7 @@ export async function updateContainer(ctx: AppContext, query: string, o: UpdateO
   const found = await env.containers.find(query);
   await env.containers.lock(found.record.id, async () => {
     const c = env.containers.observe(found.record);
-    const spec = parseExact(await fs.readFile(c.paths.config, 'utf8')) as Spec;
+    const spec = parseSpec(await fs.readFile(c.paths.config, 'utf8'));
     const before = JSON.stringify(spec.linux.resources ?? {}, (_k, v: unknown) =>
       typeof v === 'bigint' ? v.toString() : v,
     );

@@ -128,3 +128,18 @@ export function serializeSpec(spec: Spec): string {
   // JSON.stringify escapes U+0000 as \u0000, so only our own markers can match.
   return text.replace(/"\\u0000bigint:(-?\d+)"/g, '$1');
 }
+
+/**
+ * config.json's text as a spec, integers of 16 digits or more exact (bigints: uint64 rlimits such
+ * as RLIM_INFINITY), as `serializeSpec` writes them. One pass over the text: a JSON string is
+ * matched whole and kept as it is, so digits inside one (an environment value) stay text.
+ */
+export function parseSpec(text: string): Spec {
+  const MARK = '\u0000bigint:';
+  const marked = text.replace(/"(?:[^"\\]|\\.)*"|(?<![\d.])(-?\d{16,})(?![.eE\d])/g, (all, big: string | undefined) =>
+    big === undefined ? all : `"\\u0000bigint:${big}"`,
+  );
+  return JSON.parse(marked, (_k, v: unknown) =>
+    typeof v === 'string' && v.startsWith(MARK) ? BigInt(v.slice(MARK.length)) : v,
+  ) as Spec;
+}

@@ -11,10 +11,8 @@ import path from 'node:path';
 import { applyChanges } from '../../src/app/changes.js';
 import { changesOf } from '../../src/app/diff.js';
 import { parsePs } from '../../src/app/top.js';
-import { parseExact } from '../../src/app/update.js';
 import { eventFilter, parseEventTime, type TsrunEventRecord } from '../../src/app/events.js';
-import { serializeSpec } from '../../src/spec/defaults.js';
-import type { Spec } from '../../src/spec/types.js';
+import { parseSpec, serializeSpec } from '../../src/spec/defaults.js';
 import { native } from '../../src/native/index.js';
 
 test('applyChanges: Dockerfile instructions in order, ENV seen by later changes, ENTRYPOINT clears CMD; others refused', async () => {
@@ -93,11 +91,15 @@ test('parsePs: the PID column found by its header, the command keeps its spaces,
   assert.throws(() => parsePs('COMMAND\nsh\n', new Set([1])), /Couldn't find PID field/);
 });
 
-test('parseExact: uint64 values survive a read and a rewrite of config.json; strings that look like numbers stay strings', () => {
+test('parseSpec: uint64 values survive a read and a rewrite of config.json; strings that look like numbers stay strings', () => {
   const text =
-    '{"process":{"rlimits":[{"type":"RLIMIT_NOFILE","hard":18446744073709551615,"soft":1024}],"env":["X=12345678901234567890"]},"n":-1.5e3}';
-  const v = parseExact(text) as Spec;
-  assert.is(serializeSpec(v).replace(/\s+/g, ''), text.replace('-1.5e3', '-1500'));
+    '{"process":{"rlimits":[{"type":"RLIMIT_NOFILE","hard":18446744073709551615,"soft":1024}],"env":["X=12345678901234567890","Y=a: 12345678901234567890}","Z=\\"12345678901234567890"]},"n":-1.5e3}';
+  const v = parseSpec(text);
+  assert.is(typeof (v.process.rlimits?.[0]?.hard as unknown), 'bigint');
+  assert.is(serializeSpec(v).replace(/\s+/g, ''), text.replace('-1.5e3', '-1500').replace(/\s+/g, ''));
+  assert.is(typeof (parseSpec('{"f":0.12345678901234567}') as unknown as { f: unknown }).f, 'number');
+  // As config.json is written (indented): the same.
+  assert.is(serializeSpec(parseSpec(serializeSpec(v))), serializeSpec(v));
 });
 
 test('events: times as docker takes them, and filters (same key ORs, keys AND)', () => {
