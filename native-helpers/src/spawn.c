@@ -9,6 +9,12 @@
  *       to read; then copies of `keep` (one fd, or an array of at most MAX_KEEP) as fds 4, 5, ...
  *       (a negative fd is skipped: its slot stays closed). Node opens everything close-on-exec, but what Node itself inherited without it
  *       passes on too: the program closes what it does not know (tsrun-monitor does).
+ *   spawnProgram(file, argv, env) -> { pid, stdin, stdout, stderr }
+ *       posix_spawn(3) of `file` (a path) with `env` ("K=V" strings) as its environment, in the
+ *       caller's session and working directory, every signal at its default and none blocked;
+ *       its stdin, stdout and stderr are new pipes whose other ends (close-on-exec, the caller's
+ *       to close) are returned. The program keeps running as the caller's child: reap it with
+ *       `reap` (util/exec.ts does, once its output has ended).
  *   reap(pid[, nohang]) -> status    waitpid(2) for that child: its wait status; with `nohang`
  *                                    (WNOHANG) -1 while it still runs
  *   pipe() -> [readFd, writeFd]      pipe2(2), both ends close-on-exec (for fds handed to a
@@ -139,6 +145,107 @@ out:
   return result;
 }
 
+/* Strings of a JS array as a NULL-terminated, malloc'ed vector (free with free_vec); NULL after a throw. */
+static char **string_vec(napi_env env, napi_value arr, const char *what) {
+  uint32_t n = 0;
+  if (napi_get_array_length(env, arr, &n) != napi_ok || n >= 65536) {
+    napi_throw_type_error(env, NULL, what);
+    return NULL;
+  }
+  char **v = calloc(n + 1, sizeof *v);
+  if (!v) { throw_errno(env, ENOMEM, "calloc", NULL); return NULL; }
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value e;
+    size_t len = 0;
+    napi_get_element(env, arr, i, &e);
+    if (napi_get_value_string_utf8(env, e, NULL, 0, &len) != napi_ok || !(v[i] = malloc(len + 1))) {
+      for (uint32_t j = 0; j < i; j++) free(v[j]);
+      free(v);
+      napi_throw_type_error(env, NULL, what);
+      return NULL;
+    }
+    napi_get_value_string_utf8(env, e, v[i], len + 1, &len);
+  }
+  return v;
+}
+
+static void free_vec(char **v) {
+  if (!v) return;
+  for (char **p = v; *p; p++) free(*p);
+  free(v);
+}
+
+static napi_value js_spawn_program(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  char file[PATH_BUF];
+  if (argc < 3 || get_string(env, argv[0], file, sizeof file)) {
+    napi_throw_type_error(env, NULL, "spawnProgram(file, argv[], env[])");
+    return NULL;
+  }
+  char **args = string_vec(env, argv[1], "spawnProgram: argv must be strings");
+  char **envp = args ? string_vec(env, argv[2], "spawnProgram: env must be strings") : NULL;
+  napi_value result = NULL;
+  if (!envp) goto out;
+  if (!args[0]) { napi_throw_type_error(env, NULL, "spawnProgram: argv is empty"); goto out; }
+  /* p[i][0] read end, p[i][1] write end; all close-on-exec, and above 2 so no dup2 below is a no-op. */
+  int p[3][2] = {{-1, -1}, {-1, -1}, {-1, -1}}, rc = 0;
+  for (int i = 0; i < 3 && !rc; i++) {
+    int q[2];
+    if (pipe2(q, O_CLOEXEC) < 0) { rc = errno; break; }
+    p[i][0] = fcntl(q[0], F_DUPFD_CLOEXEC, 10);
+    p[i][1] = fcntl(q[1], F_DUPFD_CLOEXEC, 10);
+    close(q[0]);
+    close(q[1]);
+    if (p[i][0] < 0 || p[i][1] < 0) rc = errno ? errno : EMFILE;
+  }
+  pid_t pid = -1;
+  if (!rc) {
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t attr;
+    sigset_t all, none;
+    sigfillset(&all);
+    sigemptyset(&none);
+    posix_spawn_file_actions_init(&fa);
+    posix_spawnattr_init(&attr);
+    posix_spawn_file_actions_adddup2(&fa, p[0][0], 0);
+    posix_spawn_file_actions_adddup2(&fa, p[1][1], 1);
+    posix_spawn_file_actions_adddup2(&fa, p[2][1], 2);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setsigdefault(&attr, &all);
+    rc = posix_spawn(&pid, file, &fa, &attr, args, envp);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&attr);
+  }
+  /* The child's ends are the child's now (or nobody's). */
+  if (p[0][0] >= 0) close(p[0][0]);
+  if (p[1][1] >= 0) close(p[1][1]);
+  if (p[2][1] >= 0) close(p[2][1]);
+  if (rc != 0) {
+    if (p[0][1] >= 0) close(p[0][1]);
+    if (p[1][0] >= 0) close(p[1][0]);
+    if (p[2][0] >= 0) close(p[2][0]);
+    throw_errno(env, rc, "posix_spawn", file);
+    goto out;
+  }
+  napi_value v;
+  napi_create_object(env, &result);
+  napi_create_int32(env, pid, &v);
+  napi_set_named_property(env, result, "pid", v);
+  napi_create_int32(env, p[0][1], &v);
+  napi_set_named_property(env, result, "stdin", v);
+  napi_create_int32(env, p[1][0], &v);
+  napi_set_named_property(env, result, "stdout", v);
+  napi_create_int32(env, p[2][0], &v);
+  napi_set_named_property(env, result, "stderr", v);
+out:
+  free_vec(args);
+  free_vec(envp);
+  return result;
+}
+
 static napi_value js_reap(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
@@ -177,6 +284,7 @@ static napi_value js_pipe(napi_env env, napi_callback_info info) {
 void define_spawn(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     { "spawnDaemon", NULL, js_spawn_daemon, NULL, NULL, NULL, napi_default, NULL },
+    { "spawnProgram", NULL, js_spawn_program, NULL, NULL, NULL, napi_default, NULL },
     { "reap", NULL, js_reap, NULL, NULL, NULL, napi_default, NULL },
     { "pipe", NULL, js_pipe, NULL, NULL, NULL, napi_default, NULL },
   };

@@ -83,7 +83,18 @@ export interface Native {
     keep?: number | number[],
   ): { pid: number; syncFd: number };
   /**
-   * waitpid(2) for a child `spawnDaemon` made: its wait status (blocks until it has exited); with
+   * posix_spawn `argv` (argv[0] included) from `file` (a path) without forking Node, with `env`
+   * ("K=V" strings) as its environment, in this process's session and working directory; its
+   * stdin, stdout and stderr are new pipes whose other ends are returned (close-on-exec; the
+   * caller closes them). The program stays this process's child: reap it with `reap`.
+   */
+  spawnProgram(
+    file: string,
+    argv: string[],
+    env: string[],
+  ): { pid: number; stdin: number; stdout: number; stderr: number };
+  /**
+   * waitpid(2) for a child `spawnDaemon` or `spawnProgram` made: its wait status (blocks until it has exited); with
    * `nohang`, -1 at once while it still runs.
    */
   reap(pid: number, nohang?: boolean): number;
@@ -138,6 +149,11 @@ interface Addon extends AtCalls {
   newNetns(target: string): void;
   setTopdir(path: string): boolean;
   spawnDaemon(file: string, argv: string[], stderrFd: number, keep: number | number[]): { pid: number; syncFd: number };
+  spawnProgram(
+    file: string,
+    argv: string[],
+    env: string[],
+  ): { pid: number; stdin: number; stdout: number; stderr: number };
   reap(pid: number, nohang: boolean): number;
   pipe(): [number, number];
   fingerprintLines(dir: string, sink: (chunk: Buffer) => void): number | null;
@@ -204,6 +220,7 @@ export function native(): Native {
     readdir: (dirfd) => addon.readdir(dirfd),
     fsReadonly: (fd) => addon.fsReadonly(fd),
     spawnDaemon: (file, argv, stderrFd, keep = -1) => addon.spawnDaemon(file, argv, stderrFd, keep),
+    spawnProgram: (file, argv, env) => addon.spawnProgram(file, argv, env),
     reap: (pid, nohang = false) => addon.reap(pid, nohang),
     pipe: () => addon.pipe(),
   };
