@@ -29,6 +29,7 @@ import { removeStaleDotTemps, writeFileAtomic } from '../util/fs.js';
 import { parseChecked, setAside } from '../util/corrupt.js';
 import { checkAttachment, handleDamaged, resultFromLease } from './damaged.js';
 import { runProgram, which } from '../util/exec.js';
+import { addNetns, deleteNetns } from './netns.js';
 import { addList, cniPath, CNI_VERSION, delList, type CniResult, type ConfList, type Invocation } from './cni.js';
 import type { NetworkInfo } from '../oci/network.js';
 import type { PortMapping } from './ports.js';
@@ -272,9 +273,7 @@ export async function connect(o: {
   await fs.mkdir(path.dirname(attachmentFile(o.id)), { recursive: true, mode: 0o700 });
   await writeFileAtomic(attachmentFile(o.id), JSON.stringify(a));
   try {
-    const made = await ip(['netns', 'add', netnsName(o.id)], o.env);
-    if (made.code !== 0)
-      throw new TsrunError('ERR_CNI', `making network namespace ${netnsName(o.id)}: ${made.stderr.trim()}`);
+    await addNetns(netnsName(o.id), o.env);
     reporter.emit({ type: 'netns', action: 'add', name: netnsName(o.id), path: a.netns });
     o.onNetns?.();
     // Two independent lists: loopback's and the bridge's plugins run side by side.
@@ -322,10 +321,7 @@ export async function disconnect(
   // No result: killed between the ADD and recording it; the lease still says the address.
   const result = a.result ?? (await resultFromLease(a.conflist, a.id));
   const removeNetns = async () => {
-    const del = await ip(['netns', 'delete', netnsName(id)], env);
-    if (del.code !== 0 && !/No such file/i.test(del.stderr)) {
-      throw new TsrunError('ERR_CNI', `removing network namespace ${netnsName(id)}: ${del.stderr.trim()}`);
-    }
+    await deleteNetns(netnsName(id), env);
     reporter.emit({ type: 'netns', action: 'delete', name: netnsName(id), path: a.netns });
   };
   // The namespace first: the kernel then removes the veth with it, off our path, and the bridge

@@ -14,6 +14,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { runProgram, which } from '../util/exec.js';
+import { deleteNetns } from './netns.js';
 import { setAside } from '../util/corrupt.js';
 import { cniPath, CNI_VERSION, delList, type CniResult, type ConfList } from './cni.js';
 import { unpublishPorts } from './published.js';
@@ -134,6 +135,6 @@ export async function handleDamaged(o: {
     result,
     { portMappings: legacyPorts },
   ).catch(() => {});
-  await ipCommand(['netns', 'delete', o.netnsName], o.env);
+  await deleteNetns(o.netnsName, o.env).catch(() => {});
   return true;
 }

@@ -24,7 +24,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { TsrunError } from '../errors.js';
 import { writeFileAtomic } from '../util/fs.js';
-import { runProgram, which } from '../util/exec.js';
+import { addNetns, deleteNetns } from './netns.js';
 import { infoFromResult, NET_RUN_DIR, netnsFirst, netnsName, netnsPath, portmapList, vethGone } from './bridge.js';
 import { publishPorts, unpublishPorts } from './published.js';
 import { addList, cniPath, CNI_VERSION, delList, type CniResult, type ConfList, type Invocation } from './cni.js';
@@ -92,15 +92,6 @@ export async function allEndpoints(): Promise<EndpointRecord[]> {
     if (r) out.push(r);
   }
   return out;
-}
-
-async function ip(args: string[], env: NodeJS.ProcessEnv) {
-  const bin = await which('ip', env);
-  if (!bin)
-    throw new TsrunError('ERR_CNI', 'making a network namespace: the `ip` command is missing', {
-      hint: 'apt-get install iproute2',
-    });
-  return runProgram(bin, args);
 }
 
 function invocation(r: EndpointRecord, env: NodeJS.ProcessEnv, ifName: string, reporter?: Reporter): Invocation {
@@ -214,9 +205,7 @@ export async function attach(o: {
   const r: EndpointRecord = { id: o.id, store: o.store, netns: netnsPath(o.id), endpoints: [] };
   await save(r);
   try {
-    const made = await ip(['netns', 'add', netnsName(o.id)], o.env);
-    if (made.code !== 0)
-      throw new TsrunError('ERR_CNI', `making network namespace ${netnsName(o.id)}: ${made.stderr.trim()}`);
+    await addNetns(netnsName(o.id), o.env);
     o.reporter?.emit({ type: 'netns', action: 'add', name: netnsName(o.id), path: r.netns });
     o.onNetns?.();
     // Loopback's list runs beside the networks' (they are independent).
@@ -350,9 +339,7 @@ export async function detach(id: string, env: NodeJS.ProcessEnv, reporter?: Repo
 }
 
 async function removeNetns(r: EndpointRecord, env: NodeJS.ProcessEnv, reporter?: Reporter): Promise<void> {
-  const del = await ip(['netns', 'delete', netnsName(r.id)], env);
-  if (del.code !== 0 && !/No such file/i.test(del.stderr))
-    throw new TsrunError('ERR_CNI', `removing network namespace ${netnsName(r.id)}: ${del.stderr.trim()}`);
+  await deleteNetns(netnsName(r.id), env);
   reporter?.emit({ type: 'netns', action: 'delete', name: netnsName(r.id), path: r.netns });
 }
 
