@@ -4,6 +4,7 @@
  * `--rm` cleanup. It plays the part conmon plays for podman, with a protocol Node can speak over
  * a plain SOCK_STREAM unix socket.
  *
+ *   tsrun-monitor --network-gate FIFO   (a container's createRuntime hook: ready.c)
  *   tsrun-monitor --id ID --bundle DIR --state DIR --runtime PATH --runtime-root DIR --log FILE
  *                 [--tty] [--stdin] [--publish PROTO:IP:PORT]... [--start [--foreground]] [--wait-attach]
  *                 [--exec PROCESS.JSON] [--daemon] [--keep-fd4] [--ready-fd5]
@@ -359,6 +360,7 @@ static void close_inherited(void) {
 }
 
 int main(int argc, char **argv) {
+  if (argc == 3 && !strcmp(argv[1], "--network-gate")) return gate_main(argv[2]); /* ready.c */
   parse_args(argc, argv);
   close_inherited();
   fcntl(SYNC_FD, F_SETFD, FD_CLOEXEC);

@@ -10,9 +10,21 @@
  *
  *   ready_wait(fd, timeout_ms, why, size) -> 0 once a byte arrived; -1 on end of file, a read
  *       error or the timeout, with `why` set. Closes `fd` either way.
+ *
+ * As root the network's plugins run beside the runtime's create, and the runtime holds the
+ * container back itself: `tsrun-monitor --network-gate FIFO` is the container's createRuntime
+ * hook (runtime-spec config.md "createRuntime Hooks": run in the runtime's namespaces after the
+ * container's namespaces exist, before pivot_root; the runtime fails the container if a hook
+ * fails). tsrun holds FIFO open for reading and writing while the runtime runs (runtime/gate.ts)
+ * and writes "1" once the network is up; if it closes FIFO without a byte (the network failed,
+ * or tsrun died), the read ends at end of file and the hook fails, so the process never runs.
+ *
+ *   gate_main(fifo) -> the hook's exit status: 0 after a "1"; 1 (with a line on stderr, which
+ *       the runtime quotes in its error) on end of file, an error or after 120 s.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
@@ -56,4 +68,27 @@ int ready_wait(int fd, int timeout_ms, char *why, size_t size) {
   }
   close(fd);
   return rc;
+}
+
+int gate_main(const char *fifo) {
+  char state[4096];
+  /* The runtime writes the container's state to stdin: take it, so its write never fails. */
+  while (read(0, state, sizeof state) > 0) {}
+  /* Without O_NONBLOCK an open with no writer left would block; a read then blocks again. */
+  int fd = open(fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) {
+    fprintf(stderr, "tsrun network gate: opening %s: %s\n", fifo, strerror(errno));
+    return 1;
+  }
+  fcntl(fd, F_SETFL, 0);
+  alarm(120); /* the runtime's own timeout for the hook says the same */
+  char b = 0;
+  ssize_t r;
+  do r = read(fd, &b, 1);
+  while (r < 0 && errno == EINTR);
+  close(fd);
+  if (r == 1 && b == '1') return 0;
+  fprintf(stderr, "tsrun network gate: the network was not set up (%s)\n",
+          r < 0 ? strerror(errno) : "its fifo closed without a word");
+  return 1;
 }

@@ -4,4 +4,5 @@
 #include <stddef.h>
 #define READY_FD 5
 int ready_wait(int fd, int timeout_ms, char *why, size_t size);
+int gate_main(const char *fifo);
 #endif

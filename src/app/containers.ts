@@ -20,6 +20,7 @@ import { unmountAll } from '../snapshot/overlay.js';
 import { isActive, type Container, type ContainerRecord } from '../runtime/records.js';
 import { locateRuntime, OciRuntime, runtimeKnows } from '../runtime/oci-runtime.js';
 import { attach, spawnMonitor, type Attachment } from '../runtime/monitor.js';
+import { startGate, type Gate } from '../runtime/gate.js';
 import { cliEntry } from '../util/project.js';
 import { attachNetwork, detachNetwork } from '../network/attach.js';
 import { slirpFailure, type SlirpHandoff } from '../network/slirp.js';
@@ -99,6 +100,7 @@ export async function startContainer(env: Env, c: Container, o: StartOptions = {
     // Rootless: slirp4netns's lifeline, handed to the monitor (which keeps slirp4netns alive),
     // and without ports its ready fd (the monitor starts the container once slirp4netns is up).
     let handoff: SlirpHandoff | undefined;
+    let gate: Gate | undefined;
     const closeHandoff = () => {
       for (const fd of [handoff?.lifeline, handoff?.ready]) if (fd !== undefined) closeSync(fd);
       handoff = undefined;
@@ -164,6 +166,15 @@ export async function startContainer(env: Env, c: Container, o: StartOptions = {
         if (env.ctx.reporter.detailed) await attaching;
       }
       await prepareStart(env, record, paths);
+      // Root, with a namespace of its own: the runtime holds the process back until the network
+      // is up (runtime/gate.ts), so one runtime process creates and starts it.
+      if (attaching && !env.ctx.rootless)
+        gate = await startGate({
+          stateDir: paths.state,
+          configFile: paths.config,
+          runtimeName: runtime.info.name,
+          attaching,
+        });
       const publish = env.ctx.rootless
         ? undefined
         : (network?.ports ?? bridgePorts)?.map((p) => `${p.protocol}:${p.hostIP}:${p.hostPort}`);
@@ -171,8 +182,9 @@ export async function startContainer(env: Env, c: Container, o: StartOptions = {
       // command runs) the monitor does both, in one runtime process; an attached caller attaches
       // before it, so it sees the first byte. An explanation (--debug, --explain) tells create
       // and start as two steps: it gets two runtime calls.
-      // (rootless without ports: the monitor waits for slirp4netns's ready fd itself)
-      const oneStep = (!attaching || handoff?.ready !== undefined) && !env.ctx.reporter.detailed;
+      // (rootless without ports: the monitor waits for slirp4netns's ready fd itself; root with a
+      // network: the runtime waits at the gate's hook)
+      const oneStep = (!attaching || handoff?.ready !== undefined || gate !== undefined) && !env.ctx.reporter.detailed;
       const attachIo = o.attachIo;
       const monitor = await spawnMonitor({
         id: record.id,
@@ -203,6 +215,7 @@ export async function startContainer(env: Env, c: Container, o: StartOptions = {
             : undefined,
       });
       closeHandoff();
+      gate?.close();
       env.ctx.reporter.emit({
         type: 'container-start',
         id: record.id,
@@ -235,6 +248,7 @@ export async function startContainer(env: Env, c: Container, o: StartOptions = {
       attachment?.close();
       const handedReady = handoff?.ready !== undefined;
       closeHandoff();
+      gate?.close();
       // A network that failed is the cause (the runtime then fails too: its namespace is gone).
       const netErr: unknown = await attaching?.then(
         () => undefined,

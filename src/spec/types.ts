@@ -141,6 +141,14 @@ export interface Linux {
   seccomp?: Seccomp;
 }
 
+/** config.md "POSIX-platform Hooks": a program the runtime runs at a point of the lifecycle. */
+export interface Hook {
+  path: string;
+  args?: string[];
+  env?: string[];
+  timeout?: number;
+}
+
 export interface Spec {
   ociVersion: string;
   process: Process;
@@ -148,4 +156,6 @@ export interface Spec {
   hostname?: string;
   mounts: Mount[];
   linux: Linux;
+  /** tsrun sets only createRuntime (runtime/gate.ts). */
+  hooks?: { createRuntime?: Hook[] };
 }
