@@ -361,4 +361,14 @@ C('nothing is left behind', async () => {
   assert.equal(await leftovers(root), []);
 });
 
+C(
+  "a monitor's late `container cleanup` for a container already removed does nothing: no store is made again",
+  async () => {
+    const gone = path.join(os.tmpdir(), `tsrun-e2e-gone-${process.pid}`);
+    const r = await tsrun(['container', 'cleanup', 'f'.repeat(64)], { root: gone });
+    assert.is(r.code, 0, r.stderr);
+    assert.not.ok(existsSync(gone), 'the store was made again');
+  },
+);
+
 C.run();
