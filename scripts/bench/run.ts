@@ -40,7 +40,8 @@ import { pushImage } from '../../test/helpers/push.js';
 import { startRegistry } from '../../test/helpers/registry.js';
 import { median, option, sh, timed, TSRUN, type As } from './common.js';
 
-const TARGET_RATIO = 0.6;
+/** The issue's target for `--network none` (the default network's, 0.6, is bench:net's business). */
+const TARGET_RATIO = 0.7;
 type Tool = 'tsrun' | 'podman' | 'floor' | 'node' | 'base';
 
 const log = (m: string) => process.stderr.write(`bench:run: ${m}\n`);

@@ -14,7 +14,7 @@
  * root shell would have.
  */
 import { accessSync, closeSync, constants } from 'node:fs';
-import { Socket } from 'node:net';
+import { net } from './lazy-builtins.js';
 import path from 'node:path';
 import { native } from '../native/index.js';
 
@@ -48,6 +48,7 @@ export function runProgram(
     return Promise.reject(err as Error);
   }
   const { pid } = child;
+  const { Socket } = net();
   return new Promise((resolve) => {
     const out: Buffer[] = [];
     const err: Buffer[] = [];
