@@ -1,7 +1,7 @@
 /**
  * The default "bridge" network for containers run by root: each container gets a network
- * namespace (`ip netns add tsrun-<id12>`, so `ip netns exec` shows a learner what the container
- * sees), a veth on the host bridge `tsrun0` with an address from host-local IPAM, a default
+ * namespace (/run/netns/tsrun-<id12>, made as `ip netns add` makes it: network/netns.ts; so `ip
+ * netns exec` shows a learner what the container sees), a veth on the host bridge `tsrun0` with an address from host-local IPAM, a default
  * route — all made by the CNI reference plugins (bridge, host-local, loopback). Outbound NAT and
  * the forwarding accepts are the network's rules, made once (network/firewall.ts, applied by the
  * caller: attach.ts); published ports are the container's own chain, written by tsrun in one
