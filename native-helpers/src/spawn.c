@@ -49,6 +49,47 @@ extern char **environ;
 #define MAX_ARGS 256
 #define MAX_KEEP 4
 
+/* Strings of a JS array as a NULL-terminated, malloc'ed vector (free with free_vec); NULL after a throw. */
+static char **string_vec(napi_env env, napi_value arr, const char *what) {
+  uint32_t n = 0;
+  if (napi_get_array_length(env, arr, &n) != napi_ok || n >= 65536) {
+    napi_throw_type_error(env, NULL, what);
+    return NULL;
+  }
+  char **v = calloc(n + 1, sizeof *v);
+  if (!v) { throw_errno(env, ENOMEM, "calloc", NULL); return NULL; }
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value e;
+    size_t len = 0;
+    napi_get_element(env, arr, i, &e);
+    if (napi_get_value_string_utf8(env, e, NULL, 0, &len) != napi_ok || !(v[i] = malloc(len + 1))) {
+      for (uint32_t j = 0; j < i; j++) free(v[j]);
+      free(v);
+      napi_throw_type_error(env, NULL, what);
+      return NULL;
+    }
+    napi_get_value_string_utf8(env, e, v[i], len + 1, &len);
+  }
+  return v;
+}
+
+static void free_vec(char **v) {
+  if (!v) return;
+  for (char **p = v; *p; p++) free(*p);
+  free(v);
+}
+
+/* A spawn's attributes: every signal at its default and none blocked in the child, plus `flags`. */
+static void clean_signals(posix_spawnattr_t *attr, short flags) {
+  sigset_t all, none;
+  sigfillset(&all);
+  sigemptyset(&none);
+  posix_spawnattr_init(attr);
+  posix_spawnattr_setflags(attr, flags | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  posix_spawnattr_setsigmask(attr, &none);
+  posix_spawnattr_setsigdefault(attr, &all);
+}
+
 static napi_value js_spawn_daemon(napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value argv[4];
@@ -78,23 +119,9 @@ static napi_value js_spawn_daemon(napi_env env, napi_callback_info info) {
       nkeep = 1;
     }
   }
-  char *args[MAX_ARGS];
-  uint32_t have = 0;
+  char **args = string_vec(env, argv[1], "spawnDaemon: argv must be strings");
   napi_value result = NULL;
-  for (; have < n; have++) {
-    napi_value v;
-    size_t len = 0;
-    napi_get_element(env, argv[1], have, &v);
-    if (napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok) {
-      napi_throw_type_error(env, NULL, "spawnDaemon: argv must be strings");
-      goto out;
-    }
-    args[have] = malloc(len + 1);
-    if (!args[have]) { throw_errno(env, ENOMEM, "malloc", file); goto out; }
-    napi_get_value_string_utf8(env, v, args[have], len + 1, &len);
-  }
-  args[n] = NULL;
-
+  if (!args) return NULL;
   int p[2];
   if (pipe2(p, O_CLOEXEC) < 0) { throw_errno(env, errno, "pipe2", file); goto out; }
   /* Above 3, so no dup2 below targets its own source (which would keep close-on-exec set). */
@@ -107,20 +134,14 @@ static napi_value js_spawn_daemon(napi_env env, napi_callback_info info) {
   close(p[1]);
   posix_spawn_file_actions_t fa;
   posix_spawnattr_t attr;
-  sigset_t all, none;
-  sigfillset(&all);
-  sigemptyset(&none);
   posix_spawn_file_actions_init(&fa);
-  posix_spawnattr_init(&attr);
+  clean_signals(&attr, POSIX_SPAWN_SETSID);
   posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDWR, 0);
   posix_spawn_file_actions_adddup2(&fa, 0, 1);
   posix_spawn_file_actions_adddup2(&fa, e, 2);
   posix_spawn_file_actions_adddup2(&fa, w, 3);
   for (uint32_t i = 0; i < nkeep; i++)
     if (k[i] >= 0) posix_spawn_file_actions_adddup2(&fa, k[i], 4 + (int)i);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-  posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setsigdefault(&attr, &all);
   pid_t pid = -1;
   int rc = bad ? EBADF : posix_spawn(&pid, file, &fa, &attr, args, environ);
   posix_spawn_file_actions_destroy(&fa);
@@ -141,38 +162,8 @@ static napi_value js_spawn_daemon(napi_env env, napi_callback_info info) {
   napi_create_int32(env, p[0], &v);
   napi_set_named_property(env, result, "syncFd", v);
 out:
-  for (uint32_t i = 0; i < have; i++) free(args[i]);
+  free_vec(args);
   return result;
-}
-
-/* Strings of a JS array as a NULL-terminated, malloc'ed vector (free with free_vec); NULL after a throw. */
-static char **string_vec(napi_env env, napi_value arr, const char *what) {
-  uint32_t n = 0;
-  if (napi_get_array_length(env, arr, &n) != napi_ok || n >= 65536) {
-    napi_throw_type_error(env, NULL, what);
-    return NULL;
-  }
-  char **v = calloc(n + 1, sizeof *v);
-  if (!v) { throw_errno(env, ENOMEM, "calloc", NULL); return NULL; }
-  for (uint32_t i = 0; i < n; i++) {
-    napi_value e;
-    size_t len = 0;
-    napi_get_element(env, arr, i, &e);
-    if (napi_get_value_string_utf8(env, e, NULL, 0, &len) != napi_ok || !(v[i] = malloc(len + 1))) {
-      for (uint32_t j = 0; j < i; j++) free(v[j]);
-      free(v);
-      napi_throw_type_error(env, NULL, what);
-      return NULL;
-    }
-    napi_get_value_string_utf8(env, e, v[i], len + 1, &len);
-  }
-  return v;
-}
-
-static void free_vec(char **v) {
-  if (!v) return;
-  for (char **p = v; *p; p++) free(*p);
-  free(v);
 }
 
 static napi_value js_spawn_program(napi_env env, napi_callback_info info) {
@@ -204,17 +195,11 @@ static napi_value js_spawn_program(napi_env env, napi_callback_info info) {
   if (!rc) {
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t attr;
-    sigset_t all, none;
-    sigfillset(&all);
-    sigemptyset(&none);
     posix_spawn_file_actions_init(&fa);
-    posix_spawnattr_init(&attr);
+    clean_signals(&attr, 0);
     posix_spawn_file_actions_adddup2(&fa, p[0][0], 0);
     posix_spawn_file_actions_adddup2(&fa, p[1][1], 1);
     posix_spawn_file_actions_adddup2(&fa, p[2][1], 2);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-    posix_spawnattr_setsigmask(&attr, &none);
-    posix_spawnattr_setsigdefault(&attr, &all);
     rc = posix_spawn(&pid, file, &fa, &attr, args, envp);
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&attr);

@@ -28,8 +28,7 @@ import { silentReporter, type Reporter } from '../events.js';
 import { removeStaleDotTemps, writeFileAtomic } from '../util/fs.js';
 import { parseChecked, setAside } from '../util/corrupt.js';
 import { checkAttachment, handleDamaged, resultFromLease } from './damaged.js';
-import { runProgram, which } from '../util/exec.js';
-import { addNetns, deleteNetns } from './netns.js';
+import { addNetns, deleteNetns, ip } from './netns.js';
 import { addList, cniPath, CNI_VERSION, delList, type CniResult, type ConfList, type Invocation } from './cni.js';
 import type { NetworkInfo } from '../oci/network.js';
 import type { PortMapping } from './ports.js';
@@ -206,15 +205,6 @@ export async function defaultNetwork(): Promise<ConfList> {
   await fs.mkdir(NET_RUN_DIR, { recursive: true, mode: 0o700 });
   await writeFileAtomic(file, `${JSON.stringify(list, null, 2)}\n`);
   return list;
-}
-
-async function ip(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; stderr: string }> {
-  const bin = await which('ip', env);
-  if (!bin)
-    throw new TsrunError('ERR_CNI', 'making a network namespace: the `ip` command is missing', {
-      hint: 'apt-get install iproute2',
-    });
-  return runProgram(bin, args);
 }
 
 function cniPorts(ports: PortMapping[]): Record<string, unknown>[] {

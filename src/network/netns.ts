@@ -26,7 +26,8 @@ export function netnsFile(name: string): string {
   return `${DIR}/${name}`;
 }
 
-async function ip(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; stderr: string }> {
+/** `ip ARGS`; fails with ERR_CNI and a hint when iproute2 is missing. */
+export async function ip(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; stderr: string }> {
   const bin = await which('ip', env);
   if (!bin)
     throw new TsrunError('ERR_CNI', 'making a network namespace: the `ip` command is missing', {
