@@ -14,6 +14,7 @@
  *   `close()` drops it: a hook still waiting then reads end of file and fails, so a network that
  *   failed, or a tsrun that died, leaves a container that never ran. The caller closes the gate
  *   only once the runtime has returned (before that, closing would lose a byte not yet read).
+ *   Where no FIFO exists (the bundle run by hand, without tsrun) the hook lets the container run.
  * - `gateHook` is the hook for a spec; `syncGateHook` puts it into a bundle's config.json (the
  *   monitor's path is taken at each start, so a moved installation never leaves a stale hook).
  * - Only runtimes known to run createRuntime hooks (runc ≥ 1.0, crun) get the gate; for others the
