@@ -283,12 +283,14 @@ export async function addEndpoint(
 }
 
 async function delOne(r: EndpointRecord, e: Endpoint, env: NodeJS.ProcessEnv, reporter?: Reporter): Promise<void> {
-  await dropEntry(e.networkId, r.id, env);
-  reporter?.emit({ type: 'dns', action: 'remove', id: r.id, network: e.networkName, server: e.gateway });
   const info = endpointInfo(e);
   // Ports: an older tsrun's portmap DEL (its list) removes its rules; else tsrun's own chain.
   const ours = e.ports.length > 0 && !portmapList(e.conflist);
+  // The name, the plugins' DEL and the ports do not depend on each other: side by side.
   await Promise.all([
+    dropEntry(e.networkId, r.id, env).then(() =>
+      reporter?.emit({ type: 'dns', action: 'remove', id: r.id, network: e.networkName, server: e.gateway }),
+    ),
     delList(e.conflist, invocation(r, env, e.ifName, reporter), e.result, { portMappings: cniPorts(e.ports) }),
     ours ? unpublishPorts(r.id, info.ip ? { id: r.id, ...info } : undefined, { env, reporter }) : undefined,
   ]);
