@@ -166,9 +166,11 @@ export async function startContainer(env: Env, c: Container, o: StartOptions = {
         if (env.ctx.reporter.detailed) await attaching;
       }
       await prepareStart(env, record, paths);
-      // Root, with a namespace of its own: the runtime holds the process back until the network
-      // is up (runtime/gate.ts), so one runtime process creates and starts it.
-      if (attaching && !env.ctx.rootless)
+      // A network being attached (root's bridge or user networks; rootless with ports, whose
+      // forwards are added once slirp4netns is up): the runtime holds the process back until it
+      // is (runtime/gate.ts), so one runtime process creates and starts it. (Rootless without
+      // ports, the monitor itself waits for slirp4netns's ready fd.)
+      if (attaching && handoff?.ready === undefined)
         gate = await startGate({
           stateDir: paths.state,
           configFile: paths.config,
@@ -183,7 +185,7 @@ export async function startContainer(env: Env, c: Container, o: StartOptions = {
       // before it, so it sees the first byte. An explanation (--debug, --explain) tells create
       // and start as two steps: it gets two runtime calls.
       // (rootless without ports: the monitor waits for slirp4netns's ready fd itself; root with a
-      // network: the runtime waits at the gate's hook)
+      // network otherwise: the runtime waits at the gate's hook)
       const oneStep = (!attaching || handoff?.ready !== undefined || gate !== undefined) && !env.ctx.reporter.detailed;
       const attachIo = o.attachIo;
       const monitor = await spawnMonitor({
