@@ -18,7 +18,7 @@ import { frameDecoder } from '../runtime/monitor.js';
 import { monitorTimings, probeArgv, readHealth, type Health, type MonitorHealth } from '../runtime/health.js';
 import { connectUnix } from '../util/unix-socket.js';
 import type { AppContext } from './context.js';
-import { openEnv } from './containers.js';
+import { openEnv } from './env.js';
 import { parseSpec } from '../spec/defaults.js';
 
 /** For startContainer: the monitor's health arguments, or undefined (no check: no cost). */

@@ -1,6 +1,6 @@
 /**
  * `tsrun run` (and `create`): image → record → root filesystem → /etc files → config.json, then
- * `startContainer` (containers.ts) hands the bundle to a monitor and the runtime.
+ * `startContainer` (start.ts) hands the bundle to a monitor and the runtime.
  *
  * The order is chosen so a failure at any step leaves nothing: the name is reserved first (a
  * duplicate fails before any work), the record is written before the mount (so GC and `rm` know
