@@ -12,6 +12,7 @@
  * - Creating a container holds the store's shared lock, and garbage collection keeps every layer
  *   a container record names, so `rmi` can never pull layers from under a container.
  */
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { constants as osConstants } from 'node:os';
 import { TsrunError } from '../errors.js';
@@ -26,7 +27,9 @@ import { hostMounts } from './run-host.js';
 import { removeAnonymousVolumes } from './volumes.js';
 import { quickFs } from '../util/fs-quick.js';
 import { containerDirs, nextChange } from '../runtime/watch.js';
-import type { Env } from './env.js';
+import { openEnv, type Env } from './env.js';
+import type { AppContext } from './context.js';
+import { containerPaths, storePaths } from '../runtime/paths.js';
 import { rootfsMount } from './container-mount.js';
 
 export { openEnv, type Env } from './env.js';
@@ -45,6 +48,17 @@ export async function cleanupContainer(
 ): Promise<void> {
   await env.containers.lock(id, () => cleanupLocked(env, id, o));
   if (!o.remove) await restartIfPolicy(env, id);
+}
+
+/**
+ * The monitor's exit command (`tsrun container cleanup ID`): `cleanupContainer`, unless the
+ * container was removed meanwhile (`rm -f`, its store being deleted). Then nothing is done, and
+ * the store is not opened, which would make its directories again under whoever removes it.
+ */
+export async function cleanupAfterExit(ctx: AppContext, id: string): Promise<void> {
+  const sp = storePaths(path.resolve(ctx.root), ctx.uid, ctx.env);
+  if (!existsSync(containerPaths(sp, id).record)) return;
+  await cleanupContainer(await openEnv(ctx), id);
 }
 
 /** `cleanupContainer`'s work, for a caller that already holds the container's lock. */

@@ -5,8 +5,6 @@
  * command cannot run and 127 when it is not found. Each action turns flags into options, calls
  * one use case, and prints.
  */
-import { existsSync } from 'node:fs';
-import path from 'node:path';
 import type { Command } from 'commander';
 import type { Reporter } from '../../events.js';
 import { EXIT_TSRUN, printError, type CliIo } from '../output.js';
@@ -446,12 +444,8 @@ export function registerContainerCommands(program: Command, io: CliIo, verb?: st
     .command('cleanup', { hidden: true })
     .argument('<id>')
     .action(async (id: string) => {
-      const { cleanupContainer, openEnv } = await import('../../app/containers.js');
-      const ctx = await context(io);
-      // A container removed meanwhile (`rm -f`, a store being deleted): nothing to do, and the
-      // store is not made again under whoever is removing it.
-      if (!existsSync(path.join(ctx.root, 'containers', id, 'container.json'))) return;
-      await cleanupContainer(await openEnv(ctx), id);
+      const { cleanupAfterExit } = await import('../../app/containers.js');
+      await cleanupAfterExit(await context(io), id);
     });
 }
 
