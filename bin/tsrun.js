@@ -64,8 +64,10 @@ function load() {
   const file = path.join(__dirname, '..', 'dist', 'tsrun.cjs');
   const runCache = makesContainer(process.argv.slice(2)) ? `${file}.run-cache` : undefined;
   const own = runCache !== undefined ? readCache(runCache) : undefined;
-  const built = readCache(`${file}.cache`);
-  if (own === undefined && built === undefined) return require(file);
+  // The build's cache is read only when the run cache is missing or does not fit.
+  let built;
+  const builtCache = () => (built ??= readCache(`${file}.cache`));
+  if (own === undefined && builtCache() === undefined) return require(file);
   const fd = openSync(file, 'r');
   let source;
   let key;
@@ -75,7 +77,7 @@ function load() {
     const st = fstatSync(fd);
     key = `ascii ${st.size}:${Math.trunc(st.mtimeMs)}`;
     ownCode = fitting(own, key);
-    code = ownCode ?? fitting(built, key);
+    code = ownCode ?? fitting(builtCache(), key);
     // A fitting cache says the bundle is the build's, in ASCII (scripts/bundle.mjs): latin1
     // reads it ~3 ms sooner.
     source = readFileSync(fd, code !== undefined ? 'latin1' : 'utf8');
