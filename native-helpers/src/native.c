@@ -21,6 +21,11 @@
  *   setTopdir(path) -> boolean            chattr +T on a directory (FS_TOPDIR_FL): ext2/3/4 then place
  *                                         each new subdirectory as a top-level one (Orlov spreading);
  *                                         false where the filesystem has no such flag
+ *   x32Abi() -> boolean|null              whether the kernel runs x32 system calls (x86-64 only):
+ *                                         one getpid with the x32 bit set, made only when this
+ *                                         process is under no seccomp filter (one without x32
+ *                                         could kill it for the probe); null when not asked
+ *                                         (another arch, a filter, prctl refused)
  *
  * The *at() calls for walking a container's root from directory fds are in at.c; starting a
  * daemon without forking Node (spawnDaemon, reap) is in spawn.c; the store's layer fingerprint
@@ -44,6 +49,8 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
@@ -288,6 +295,20 @@ static napi_value js_set_topdir(napi_env env, napi_callback_info info) {
   return result;
 }
 
+static napi_value js_x32_abi(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value result;
+#if defined(__x86_64__)
+  if (prctl(PR_GET_SECCOMP, 0, 0, 0, 0) == 0) {
+    long r = syscall(0x40000000L | SYS_getpid);
+    napi_get_boolean(env, r >= 0 || errno != ENOSYS, &result);
+    return result;
+  }
+#endif
+  napi_get_null(env, &result);
+  return result;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     { "mknod", NULL, js_mknod, NULL, NULL, NULL, napi_default, NULL },
@@ -299,6 +320,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "umount", NULL, js_umount, NULL, NULL, NULL, napi_default, NULL },
     { "newNetns", NULL, js_new_netns, NULL, NULL, NULL, napi_default, NULL },
     { "setTopdir", NULL, js_set_topdir, NULL, NULL, NULL, napi_default, NULL },
+    { "x32Abi", NULL, js_x32_abi, NULL, NULL, NULL, napi_default, NULL },
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   define_at(env, exports);

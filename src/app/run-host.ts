@@ -58,6 +58,7 @@ import type { ContainerRecord } from '../runtime/records.js';
 import type { ContainerPaths } from '../runtime/paths.js';
 import { parseGroup } from '../spec/user.js';
 import { isMounted, type Env } from './containers.js';
+import { native } from '../native/index.js';
 
 export interface HostFlagOptions {
   privileged?: boolean;
@@ -319,13 +320,23 @@ export function groupIds(names: readonly string[], groupText: string | undefined
   });
 }
 
+/** Whether this kernel runs x32 system calls (seccompFromProfile leaves the arch out where not); null: cannot tell. */
+function x32Abi(): boolean | null {
+  if (process.arch !== 'x64') return null;
+  try {
+    return native().x32Abi();
+  } catch {
+    return null;
+  }
+}
+
 /** The seccomp profile for a container: none (privileged, unconfined, or no profile on this host), the file given, or the distribution's. */
 export function seccompFor(
   f: HostFlags,
   report: (msg: string) => void,
 ): ReturnType<typeof seccompFromProfile> | undefined {
   if (f.privileged || f.security.seccomp === 'unconfined') return undefined;
-  const host = { caps: f.caps, arch: process.arch, kernel: os.release() };
+  const host = { caps: f.caps, arch: process.arch, kernel: os.release(), x32: x32Abi() };
   if (f.seccompText !== undefined && typeof f.security.seccomp === 'object') {
     return seccompFromProfile(f.seccompText, { ...host, source: f.security.seccomp.file });
   }

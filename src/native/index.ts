@@ -39,6 +39,12 @@ export interface Native {
    */
   setTopdir(path: string): boolean;
   /**
+   * Whether the kernel runs x32 system calls (x86-64 only; CONFIG_X86_X32_ABI): probed with one
+   * getpid carrying the x32 bit, and only when this process is under no seccomp filter. null
+   * when that cannot be told (another arch, or a filter on this process).
+   */
+  x32Abi(): boolean | null;
+  /**
    * The store's layer fingerprint lines for the tree at `dir` (native-helpers/src/fingerprint.c;
    * store/verify.ts defines them), handed to `sink` in pieces, in order; the entry count. Null
    * when the JavaScript walk must make them (a name that is not UTF-8, a path too long, an entry
@@ -148,6 +154,7 @@ interface Addon extends AtCalls {
   umount(target: string): void;
   newNetns(target: string): void;
   setTopdir(path: string): boolean;
+  x32Abi(): boolean | null;
   spawnDaemon(file: string, argv: string[], stderrFd: number, keep: number | number[]): { pid: number; syncFd: number };
   spawnProgram(
     file: string,
@@ -205,6 +212,7 @@ export function native(): Native {
     umount: (target) => addon.umount(target),
     newNetns: (target) => addon.newNetns(target),
     setTopdir: (p) => addon.setTopdir(p),
+    x32Abi: () => addon.x32Abi(),
     fingerprintLines: (dir, sink) => addon.fingerprintLines(dir, sink),
     walkInRoot: (rootfd, p, followFinal) => addon.walkInRoot(rootfd, p, followFinal),
     openat: (dirfd, name, flags, mode) => addon.openat(dirfd, name, flags, mode),

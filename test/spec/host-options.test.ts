@@ -161,6 +161,20 @@ test('seccomp: Docker-format profile → runtime-spec, filtered by arch, capabil
     'ERR_USAGE',
     /loading seccomp profile bad.json/,
   );
+  // A kernel without x32 system calls: the arch is left out (null, unknown: kept).
+  const noX32 = seccompFromProfile(profile, { caps: [], arch: 'x64', kernel: '6.1', source: 't', x32: false });
+  assert.equal(noX32.architectures, ['SCMP_ARCH_X86_64', 'SCMP_ARCH_X86']);
+  const unknown = seccompFromProfile(profile, { caps: [], arch: 'x64', kernel: '6.1', source: 't', x32: null });
+  assert.equal(unknown.architectures, ['SCMP_ARCH_X86_64', 'SCMP_ARCH_X86', 'SCMP_ARCH_X32']);
+  // A profile's own list is taken as written.
+  const listed = JSON.stringify({
+    defaultAction: 'SCMP_ACT_ERRNO',
+    architectures: ['SCMP_ARCH_X86_64', 'SCMP_ARCH_X32'],
+  });
+  assert.equal(
+    seccompFromProfile(listed, { caps: [], arch: 'x64', kernel: '6.1', source: 't', x32: false }).architectures,
+    ['SCMP_ARCH_X86_64', 'SCMP_ARCH_X32'],
+  );
   const s = applyOpts(defaultSpec(), withSeccomp(d));
   assert.is(s.linux.seccomp, d);
   assert.is(applyOpts(defaultSpec(), withSeccomp(undefined)).linux.seccomp, undefined);
