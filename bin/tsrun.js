@@ -24,7 +24,10 @@
  * compiled, which the build's cache cannot (making it would need root, a runtime and an image),
  * ~20 ms of a `run --rm` here (docs/benchmarks.md). A cache that is missing, for another build of
  * the bundle (its first line) or rejected by this V8 is written again. It is as trusted as the
- * bundle beside it: whoever may write dist/ may change either. This
+ * bundle beside it: whoever may write dist/ may change either. The bundle and the cache are
+ * mapped rather than read where native-helpers' tsrun_source.node is built (source.c: ~10 ms of
+ * every command on this kind of VM, whose page faults are dear); both files are only ever
+ * replaced by rename(2), never changed in place. This
  * file is CommonJS (bin/package.json says so): an ES-module entry costs Node ~8 ms of CPU more.
  */
 'use strict';
@@ -45,14 +48,6 @@ function makesContainer(argv) {
   return false;
 }
 
-function readCache(file) {
-  try {
-    return readFileSync(file);
-  } catch {
-    return undefined;
-  }
-}
-
 /** The code in `cache` if its first line names this build of the bundle (`key`), else undefined. */
 function fitting(cache, key) {
   if (cache === undefined) return undefined;
@@ -60,14 +55,52 @@ function fitting(cache, key) {
   return nl > 0 && cache.subarray(0, nl).toString() === key ? cache.subarray(nl + 1) : undefined;
 }
 
+/**
+ * native-helpers' tsrun_source.node (source.c): the bundle and caches as mappings of the files, or
+ * undefined where it is not built (the files are then read into memory, as they were before it).
+ */
+function mapper() {
+  try {
+    const m = { exports: {} };
+    process.dlopen(m, path.join(__dirname, '..', 'native-helpers', 'build', 'Release', 'tsrun_source.node'));
+    return m.exports;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The file behind `fd`, mapped (`map(fd)`) or else read; undefined where it cannot be read. */
+function contents(fd, map, read) {
+  try {
+    return (map && map(fd)) ?? read(fd);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The cache `file` (mapped where it can be), or undefined. */
+function readCache(file, map) {
+  let fd;
+  try {
+    fd = openSync(file, 'r');
+  } catch {
+    return undefined;
+  }
+  try {
+    return contents(fd, map && map.mapBytes, (f) => readFileSync(f));
+  } finally {
+    closeSync(fd);
+  }
+}
+
 function load() {
   const file = path.join(__dirname, '..', 'dist', 'tsrun.cjs');
+  const map = mapper();
   const runCache = makesContainer(process.argv.slice(2)) ? `${file}.run-cache` : undefined;
-  const own = runCache !== undefined ? readCache(runCache) : undefined;
+  const own = runCache !== undefined ? readCache(runCache, map) : undefined;
   // The build's cache is read only when the run cache is missing or does not fit.
   let built;
-  const builtCache = () => (built ??= readCache(`${file}.cache`));
-  if (own === undefined && builtCache() === undefined) return require(file);
+  const builtCache = () => (built ??= readCache(`${file}.cache`, map));
   const fd = openSync(file, 'r');
   let source;
   let key;
@@ -78,17 +111,19 @@ function load() {
     key = `ascii ${st.size}:${Math.trunc(st.mtimeMs)}`;
     ownCode = fitting(own, key);
     code = ownCode ?? fitting(builtCache(), key);
-    // A fitting cache says the bundle is the build's, in ASCII (scripts/bundle.mjs): latin1
-    // reads it ~3 ms sooner.
-    source = readFileSync(fd, code !== undefined ? 'latin1' : 'utf8');
+    // A fitting cache says the bundle is the build's, in ASCII (scripts/bundle.mjs): it may be
+    // mapped as a latin1 string, or read as one (~3 ms sooner than UTF-8). The size and mtime
+    // are this fd's, and so is what is mapped or read.
+    source =
+      code !== undefined
+        ? contents(fd, map && map.mapLatin1, (f) => readFileSync(f, 'latin1'))
+        : readFileSync(fd, 'utf8');
   } finally {
     closeSync(fd);
   }
-  // Node's CommonJS wrapper plus the bundle's import() (scripts/bundle.mjs says why).
-  const script = new Script(
-    `(function (exports, require, module, __filename, __dirname, __tsrunImport) { ${source}\n});`,
-    { filename: file, cachedData: code },
-  );
+  if (source === undefined) throw new Error(`cannot read ${file}`);
+  // The file is the module's function, wrapper included (scripts/bundle.mjs says why).
+  const script = new Script(source, { filename: file, cachedData: code });
   if (runCache !== undefined && code !== undefined && (ownCode === undefined || script.cachedDataRejected))
     process.on('exit', (status) => {
       if (status === 0) writeRunCache(runCache, key, script);

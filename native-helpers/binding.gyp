@@ -6,6 +6,11 @@
       "cflags": ["-O2", "-Wall", "-Wextra", "-std=gnu11"]
     },
     {
+      "target_name": "tsrun_source",
+      "sources": ["src/source.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra", "-std=gnu11"]
+    },
+    {
       "target_name": "tsrun-monitor",
       "type": "executable",
       "sources": ["src/monitor.c", "src/launch.c", "src/health.c", "src/ports.c", "src/ready.c"],

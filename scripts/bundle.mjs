@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // `npm run build`, second step: the CLI as one CommonJS file, dist/tsrun.cjs, which bin/tsrun.js
-// loads. Why: Node 20's ES-module loader costs ~1 ms per module on this kind of machine and a
+// loads (the file is the module's function expression, wrapper included: see WRAP). Why: Node 20's ES-module loader costs ~1 ms per module on this kind of machine and a
 // `run` touches ~45 of them; one CommonJS file with lazily initialised modules (esbuild keeps our
 // `await import()` boundaries as lazy initialisers) starts ~30 ms sooner (docs/benchmarks.md).
 // The tsc output in dist/src stays what the tests import. npm packages but commander are not
@@ -17,7 +17,7 @@
 // loses its importModuleDynamically callback (Node 20), so the bundle's import() of npm
 // packages goes through `__tsrunImport`, which the launcher passes in (plain `import()` when
 // the bundle is loaded with require).
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
@@ -67,7 +67,26 @@ const text = asciiOnly(
     .replace(/\bimport\(("node:[a-z_/]+")\)/g, 'Promise.resolve().then(() => __tsrunBuiltin($1))')
     .replace(/\bimport\((?="[^"\n]+"\))/g, '__tsrunImp('),
 );
-writeFileSync(file, text);
+/**
+ * The bundle's function wrapper, in the file itself: Node's CommonJS parameters plus the
+ * launcher's import(). bin/tsrun.js compiles the file as it is into this one function (with the
+ * code cache) and calls it; the file holds the wrapper so that the launcher can hand V8 the file
+ * mapped as it lies in the page cache (native-helpers/src/source.c), not a concatenated copy.
+ * Such a file is no module for require(): only the launcher loads it.
+ */
+const WRAP = ['(function (exports, require, module, __filename, __dirname, __tsrunImport) { ', '\n});'];
+const source = WRAP[0] + text + WRAP[1];
+replaceFile(file, source);
+
+/**
+ * Write by a temp name and rename(2): a running tsrun maps the bundle (and reads the cache as it
+ * starts), so a file is never changed in place while one may be reading it.
+ */
+function replaceFile(to, data) {
+  const tmp = `${to}.${process.pid}.tmp`;
+  writeFileSync(tmp, data);
+  renameSync(tmp, to);
+}
 
 /** esbuild's per-module `__toESM(require("node:x"), 1)` becomes the shared `__tsrunBuiltin("node:x")`. */
 function builtinsOnce(src) {
@@ -121,16 +140,14 @@ function asciiOnly(src) {
   return src.replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
-/** The bundle's function wrapper: Node's, plus the launcher's import(). Keep in step with bin/tsrun.js. */
-const WRAP = ['(function (exports, require, module, __filename, __dirname, __tsrunImport) { ', '\n});'];
-const script = new Script(WRAP[0] + text + WRAP[1], { filename: file });
+const script = new Script(source, { filename: file });
 const m = { exports: {} };
 script
   .runInThisContext()
   .call(m.exports, m.exports, createRequire(file), m, file, path.dirname(file), (s) => import(s));
 await warmUp(m.exports);
 const st = statSync(file);
-writeFileSync(
+replaceFile(
   `${file}.cache`,
   Buffer.concat([Buffer.from(`ascii ${st.size}:${Math.trunc(st.mtimeMs)}\n`), script.createCachedData()]),
 );

@@ -8,8 +8,10 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
+import { Script } from 'node:vm';
 import { fileURLToPath } from 'node:url';
 import { GLOBAL_WITH_VALUE } from '../../src/cli/register.js';
 
@@ -41,6 +43,55 @@ test("to Node, lines 2- are a string statement and a comment, and 'use strict' s
 test('the launcher runs as a program and through node', () => {
   assert.match(execFileSync(LAUNCHER, ['--version']).toString(), /^\d+\.\d+\.\d+/);
   assert.match(execFileSync(process.execPath, [LAUNCHER, '--version']).toString(), /^\d+\.\d+\.\d+/);
+});
+
+test('the bundle: mapped where tsrun_source.node is built; read where it is not, or where no cache fits', () => {
+  // A running `tsrun` maps dist/tsrun.cjs (the source V8 compiles lazily from): seen in its own
+  // /proc/self/maps through a command that prints them (the bundle's main is replaced by a probe
+  // in a copy of the tree, so the real bundle is what gets loaded, then the probe reads the maps).
+  const tmp = mkdtempSync(path.join(os.tmpdir(), 'tsrun-launcher-'));
+  try {
+    const copy = (withNative: boolean, withCache: boolean) => {
+      const dir = path.join(tmp, `${withNative ? 'n' : 'x'}${withCache ? 'c' : 'x'}`);
+      mkdirSync(path.join(dir, 'bin'), { recursive: true });
+      mkdirSync(path.join(dir, 'dist'));
+      cpSync(LAUNCHER, path.join(dir, 'bin', 'tsrun.js'));
+      cpSync(path.join(REPO, 'bin', 'package.json'), path.join(dir, 'bin', 'package.json'));
+      const bundle = readFileSync(path.join(REPO, 'dist', 'tsrun.cjs'), 'latin1');
+      // The same length as the real bundle (the cache is checked against it): main() prints the
+      // maps and the first character of the file it was loaded from.
+      const probe = bundle.replace(
+        /exports, require, module, __filename, __dirname, __tsrunImport\) \{ /,
+        (m) =>
+          `${m}module.exports = { main: () => process.stdout.write(require('node:fs').readFileSync('/proc/self/maps', 'utf8')) }; return; `,
+      );
+      writeFileSync(path.join(dir, 'dist', 'tsrun.cjs'), probe, 'latin1');
+      if (withCache) {
+        const st = statSync(path.join(dir, 'dist', 'tsrun.cjs'));
+        const code = new Script(probe, { filename: 'x' }).createCachedData();
+        writeFileSync(
+          path.join(dir, 'dist', 'tsrun.cjs.cache'),
+          Buffer.concat([Buffer.from(`ascii ${st.size}:${Math.trunc(st.mtimeMs)}\n`), code]),
+        );
+      }
+      if (withNative) {
+        mkdirSync(path.join(dir, 'native-helpers', 'build', 'Release'), { recursive: true });
+        const addon = path.join('native-helpers', 'build', 'Release', 'tsrun_source.node');
+        cpSync(path.join(REPO, addon), path.join(dir, addon));
+      }
+      return path.join(dir, 'bin', 'tsrun.js');
+    };
+    const maps = (launcher: string) => execFileSync(process.execPath, [launcher, 'ps']).toString();
+    const mapped = maps(copy(true, true));
+    assert.match(mapped, /tsrun_source\.node/);
+    assert.match(mapped, /\/dist\/tsrun\.cjs\n/, 'the bundle is mapped');
+    const read = maps(copy(false, true));
+    assert.not.match(read, /tsrun\.cjs/, 'no addon: the files are read, and it still runs');
+    const uncached = maps(copy(true, false));
+    assert.not.match(uncached, /\/dist\/tsrun\.cjs\n/, 'no cache fits: the bundle is read as UTF-8');
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
 });
 
 test('the global options that take a value: the same in the launcher, rootless-enter.sh and register.ts', () => {

@@ -1,0 +1,85 @@
+/**
+ * native-helpers/src/source.c (tsrun_source.node, the launcher's mappings of the bundle and its
+ * caches) and native.c's x32Abi probe.
+ */
+import { execFileSync } from 'node:child_process';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { native } from '../../src/native/index.js';
+import { nativeBuild } from '../../src/util/project.js';
+
+interface SourceAddon {
+  mapLatin1(fd: number): string | undefined;
+  mapBytes(fd: number): Buffer | undefined;
+}
+const addon = createRequire(import.meta.url)(nativeBuild('tsrun_source.node')) as SourceAddon;
+const tmp = mkdtempSync(path.join(os.tmpdir(), 'tsrun-source-'));
+test.after(() => rmSync(tmp, { recursive: true, force: true }));
+
+function withFd<T>(file: string, fn: (fd: number) => T): T {
+  const fd = openSync(file, 'r');
+  try {
+    return fn(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+test('mapLatin1 and mapBytes: the whole file, as a string and as bytes, the same as a read of it', () => {
+  const file = path.join(tmp, 'bundle.cjs');
+  // Every byte value once, then ~1 MB of text: latin1 is one char per byte.
+  const bytes = Buffer.concat([Buffer.from(Array.from({ length: 256 }, (_, i) => i)), Buffer.alloc(1 << 20, 'abc\n')]);
+  writeFileSync(file, bytes);
+  const text = withFd(file, (fd) => addon.mapLatin1(fd));
+  assert.is(text, bytes.toString('latin1'));
+  const mapped = withFd(file, (fd) => addon.mapBytes(fd));
+  assert.ok(mapped && Buffer.compare(mapped, bytes) === 0);
+});
+
+test('a file replaced by rename: what was mapped keeps the old contents (the launcher relies on it)', () => {
+  const file = path.join(tmp, 'replaced.cjs');
+  writeFileSync(file, 'old contents');
+  const text = withFd(file, (fd) => addon.mapLatin1(fd));
+  writeFileSync(`${file}.tmp`, 'new contents, longer');
+  renameSync(`${file}.tmp`, file);
+  assert.is(text, 'old contents');
+  assert.is(readFileSync(file, 'latin1'), 'new contents, longer');
+});
+
+test('nothing to map: an empty file, a directory, a bad fd give undefined (the launcher reads instead)', () => {
+  const empty = path.join(tmp, 'empty');
+  writeFileSync(empty, '');
+  assert.is(
+    withFd(empty, (fd) => addon.mapLatin1(fd)),
+    undefined,
+  );
+  const dir = path.join(tmp, 'd');
+  mkdirSync(dir);
+  assert.is(
+    withFd(dir, (fd) => addon.mapBytes(fd)),
+    undefined,
+  );
+  assert.is(addon.mapBytes(-1), undefined);
+});
+
+test('x32Abi: what the kernel was built with (CONFIG_X86_X32_ABI), on x86-64 and under no seccomp filter', () => {
+  const got = native().x32Abi();
+  if (process.arch !== 'x64') return assert.is(got, null);
+  const filtered = /^Seccomp:\s*2/m.test(readFileSync('/proc/self/status', 'utf8'));
+  if (filtered) return assert.is(got, null);
+  const config = execFileSync('sh', [
+    '-c',
+    'zcat /proc/config.gz 2>/dev/null || cat /boot/config-$(uname -r)',
+  ]).toString();
+  assert.ok(
+    /^CONFIG_IA32_EMULATION=|^# CONFIG_X86_X32_ABI|^CONFIG_X86_X32_ABI=/m.test(config),
+    'no kernel config to compare with',
+  );
+  assert.is(got, /^CONFIG_X86_X32_ABI=y$/m.test(config));
+});
+
+test.run();
