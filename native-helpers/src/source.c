@@ -54,37 +54,25 @@ static char *map_fd(napi_env env, napi_callback_info info, size_t *len) {
   return p;
 }
 
-static napi_value undefined(napi_env env) {
+/* The fd's file as a string (latin1) or a Buffer over its mapping; undefined where it cannot be. */
+static napi_value mapped(napi_env env, napi_callback_info info, bool as_string) {
+  size_t len;
   napi_value r;
+  bool copied = false; /* Node made an ordinary string of it, and has already called unmap */
+  char *p = map_fd(env, info, &len);
+  napi_status s = napi_generic_failure;
+  if (p && as_string)
+    s = node_api_create_external_string_latin1(env, p, len, unmap, (void *)(uintptr_t)len, &r, &copied);
+  else if (p)
+    s = napi_create_external_buffer(env, len, p, unmap, (void *)(uintptr_t)len, &r);
+  if (s == napi_ok) return r;
+  if (p) munmap(p, len);
   napi_get_undefined(env, &r);
   return r;
 }
 
-static napi_value js_map_latin1(napi_env env, napi_callback_info info) {
-  size_t len;
-  char *p = map_fd(env, info, &len);
-  if (!p) return undefined(env);
-  napi_value r;
-  bool copied = false;
-  if (node_api_create_external_string_latin1(env, p, len, unmap, (void *)(uintptr_t)len, &r, &copied) != napi_ok) {
-    munmap(p, len);
-    return undefined(env);
-  }
-  /* copied: Node made an ordinary string of it and has already called unmap. */
-  return r;
-}
-
-static napi_value js_map_bytes(napi_env env, napi_callback_info info) {
-  size_t len;
-  char *p = map_fd(env, info, &len);
-  if (!p) return undefined(env);
-  napi_value r;
-  if (napi_create_external_buffer(env, len, p, unmap, (void *)(uintptr_t)len, &r) != napi_ok) {
-    munmap(p, len);
-    return undefined(env);
-  }
-  return r;
-}
+static napi_value js_map_latin1(napi_env env, napi_callback_info info) { return mapped(env, info, true); }
+static napi_value js_map_bytes(napi_env env, napi_callback_info info) { return mapped(env, info, false); }
 
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
