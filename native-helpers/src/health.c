@@ -40,6 +40,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "health.h"
+#include "launch.h"
 
 #define MAX_OUTPUT 4096
 #define MAX_LOG 5
@@ -175,7 +176,7 @@ static void start_probe(void) {
     signal(SIGPIPE, SIG_DFL);
     int devnull = open("/dev/null", O_RDONLY);
     if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(p[1], 1) < 0 || dup2(p[1], 2) < 0) _exit(127);
-    for (int fd = 3; fd < 1024; fd++) close(fd);
+    close_from(3, -1);
     execv(argv[0], argv);
     dprintf(2, "exec %s: %s\n", argv[0], strerror(errno));
     _exit(127);

@@ -37,11 +37,24 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include "launch.h"
 #include "ports.h"
+
+void close_from(int first, int keep) {
+#ifdef SYS_close_range
+  if (keep < first) {
+    if (syscall(SYS_close_range, first, ~0U, 0U) == 0) return;
+  } else if ((keep == first || syscall(SYS_close_range, first, keep - 1, 0U) == 0) &&
+             syscall(SYS_close_range, keep + 1, ~0U, 0U) == 0)
+    return;
+#endif
+  for (int fd = first; fd < 1024; fd++)
+    if (fd != keep) close(fd);
+}
 
 pid_t launch_spawn(char **argv, int in, int out, int err, const sigset_t *mask, int keep_fd) {
   pid_t pid = fork();
@@ -50,7 +63,7 @@ pid_t launch_spawn(char **argv, int in, int out, int err, const sigset_t *mask, 
   sigprocmask(SIG_SETMASK, mask, NULL);
   signal(SIGPIPE, SIG_DFL);
   if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0) _exit(127);
-  for (int fd = 3; fd < 1024; fd++) if (fd != keep_fd) close(fd);
+  close_from(3, keep_fd);
   execv(argv[0], argv);
   dprintf(2, "exec %s: %s\n", argv[0], strerror(errno));
   _exit(127);

@@ -24,6 +24,9 @@ void launch_runtime(const struct launch_opts *o, int sfd, const sigset_t *mask, 
 void launch_delete(const struct launch_opts *o, const sigset_t *mask);
 /* fork+exec with the given stdio and the signal mask restored; keep_fd (-1: none) is inherited. */
 pid_t launch_spawn(char **argv, int in, int out, int err, const sigset_t *mask, int keep_fd);
+/* Close every descriptor from `first` on except `keep` (-1: none): close_range(2) where the
+   kernel has it (Linux 5.9), else one close(2) per fd below 1024 (~1000 system calls). */
+void close_from(int first, int keep);
 /* Defined by monitor.c: report "err MESSAGE" on fd 3 and exit 1. */
 void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 #endif

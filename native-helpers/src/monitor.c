@@ -95,7 +95,6 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -353,10 +352,7 @@ static void close_inherited(void) {
   if (opt.keep_fd4) fcntl(4, F_SETFD, FD_CLOEXEC);
   else if (opt.ready_fd5) close(4);
   if (opt.ready_fd5) fcntl(READY_FD, F_SETFD, FD_CLOEXEC);
-#ifdef SYS_close_range
-  if (syscall(SYS_close_range, first, ~0U, 0U) == 0) return;
-#endif
-  for (int fd = (int)first; fd < 1024; fd++) close(fd);
+  close_from((int)first, -1);
 }
 
 int main(int argc, char **argv) {
