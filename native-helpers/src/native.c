@@ -16,8 +16,10 @@
  *                                         it, without a process: a short-lived thread of ours
  *                                         unshares its own network namespace (allowed in a
  *                                         multi-threaded process, unlike a user namespace),
- *                                         bind-mounts /proc/thread-self/ns/net and exits; the
- *                                         calling thread's namespace never changes
+ *                                         bind-mounts /proc/thread-self/ns/net, sets its
+ *                                         loopback up (as `ip link set lo up`, what CNI's loopback
+ *                                         plugin does) and exits; the calling thread's namespace
+ *                                         never changes
  *   setTopdir(path) -> boolean            chattr +T on a directory (FS_TOPDIR_FL): ext2/3/4 then place
  *                                         each new subdirectory as a top-level one (Orlov spreading);
  *                                         false where the filesystem has no such flag
@@ -49,6 +51,8 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
+#include <net/if.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/stat.h>
@@ -247,12 +251,33 @@ struct netns_job {
   const char *syscall;
 };
 
+/* `ip link set lo up` in the calling thread's network namespace (SIOCSIFFLAGS on a socket made there). */
+static int loopback_up(void) {
+  struct ifreq ifr;
+  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (s < 0) return -1;
+  memset(&ifr, 0, sizeof ifr);
+  strcpy(ifr.ifr_name, "lo");
+  int r = ioctl(s, SIOCGIFFLAGS, &ifr);
+  if (r == 0) {
+    ifr.ifr_flags |= IFF_UP;
+    r = ioctl(s, SIOCSIFFLAGS, &ifr);
+  }
+  int e = errno;
+  close(s);
+  errno = e;
+  return r;
+}
+
 static void *netns_thread(void *arg) {
   struct netns_job *job = arg;
   if (unshare(CLONE_NEWNET) != 0) {
     job->err = errno, job->syscall = "unshare";
   } else if (mount("/proc/thread-self/ns/net", job->target, NULL, MS_BIND, NULL) != 0) {
     job->err = errno, job->syscall = "mount";
+  } else if (loopback_up() != 0) {
+    job->err = errno, job->syscall = "ioctl(SIOCSIFFLAGS lo)";
+    umount2(job->target, MNT_DETACH);
   }
   return NULL;
 }

@@ -136,7 +136,7 @@ if ! ip link show ${p.bridge} >/dev/null 2>&1; then  # the bridge plugin makes t
   touch "$DIR/.made-bridge"      # so undo.sh removes it again
 fi
 ip netns add ${p.netns}          # a named network namespace (/run/netns/${p.netns}); config.json joins it
-ip -n ${p.netns} link set lo up  # the loopback plugin: lo up inside
+ip -n ${p.netns} link set lo up  # lo up inside (tsrun sets it as it makes the namespace)
 ip link add ${p.veth} type veth peer name eth0 netns ${p.netns}  # the bridge plugin: a veth pair, one end inside as eth0
 ip link set ${p.veth} master ${p.bridge} up  # the host end joins the bridge
 ip -n ${p.netns} addr add ${net.ip}/${net.prefixLen} dev eth0  # host-local IPAM's job: an address of ${net.subnet} (tsrun's would be leased)

@@ -6,7 +6,7 @@
  *   bundle/config.json   the real OCI spec `run` generates (root: bundle/rootfs)
  *   etc/                 the hosts, hostname and resolv.conf it bind-mounts
  *   replay.sh            mounts the root filesystem from the store's layer dirs, sets up the
- *                        network by hand (what the CNI bridge, host-local and loopback plugins
+ *                        network by hand (what the CNI bridge and host-local plugins, the lo up
  *                        and tsrun's own iptables rules do), runs the container with runc in the foreground
  *                        and exits with its status
  *   undo.sh              removes everything replay.sh made (idempotent)

@@ -56,7 +56,7 @@ export async function systemInfo(ctx: AppContext, version: string): Promise<Info
     storage: rootless ? rootlessStorage(uid, ctx.env, pause !== undefined) : 'overlay',
     network: rootless
       ? 'slirp4netns (the default; -p through its port forwarder), none, host'
-      : 'bridge (CNI: bridge, host-local, loopback; NAT and -p: iptables-restore), none, host',
+      : 'bridge (CNI: bridge, host-local; NAT and -p: iptables-restore), none, host',
   };
   if (rootless) {
     info.checks = await rootlessChecks({ uid, gid: process.getgid?.() ?? 0, name: info.user.name }, ctx.env);

@@ -2,7 +2,8 @@
  * The default "bridge" network for containers run by root: each container gets a network
  * namespace (/run/netns/tsrun-<id12>, made as `ip netns add` makes it: network/netns.ts; so `ip
  * netns exec` shows a learner what the container sees), a veth on the host bridge `tsrun0` with an address from host-local IPAM, a default
- * route — all made by the CNI reference plugins (bridge, host-local, loopback). Outbound NAT and
+ * route — all made by the CNI reference plugins (bridge, host-local; the namespace is made with
+ * its loopback up, as the loopback plugin did: network/netns.ts). Outbound NAT and
  * the forwarding accepts are the network's rules, made once (network/firewall.ts, applied by the
  * caller: attach.ts); published ports are the container's own chain, written by tsrun in one
  * iptables-restore (network/published.ts) once its address is recorded.
@@ -168,8 +169,6 @@ export function netnsFirst(list: ConfList): boolean {
   return !perContainerRules(list) && !list.plugins.some((p) => p.type === 'tuning');
 }
 
-const LOOPBACK: ConfList = { cniVersion: CNI_VERSION, name: 'tsrun-loopback', plugins: [{ type: 'loopback' }] };
-
 /** The network's configuration list, written on first use (atomically: racing writers agree). */
 export async function defaultNetwork(): Promise<ConfList> {
   const file = path.join(NET_RUN_DIR, `${NETWORK_NAME}.conflist`);
@@ -266,15 +265,8 @@ export async function connect(o: {
     await addNetns(netnsName(o.id), o.env);
     reporter.emit({ type: 'netns', action: 'add', name: netnsName(o.id), path: a.netns });
     o.onNetns?.();
-    // Two independent lists: loopback's and the bridge's plugins run side by side.
-    // Both settle before a failure is undone (no DEL while an ADD still runs).
-    const [lo, eth0] = await Promise.allSettled([
-      addList(LOOPBACK, invocation(a, o.env, 'lo', reporter)),
-      addList(a.conflist, invocation(a, o.env, 'eth0', reporter), o.mac ? { mac: o.mac } : {}),
-    ]);
-    if (eth0.status === 'rejected') throw eth0.reason;
-    if (lo.status === 'rejected') throw lo.reason;
-    a.result = eth0.value;
+    // (lo is up already: addNetns sets it, as the loopback plugin did.)
+    a.result = await addList(a.conflist, invocation(a, o.env, 'eth0', reporter), o.mac ? { mac: o.mac } : {});
     await writeFileAtomic(attachmentFile(o.id), JSON.stringify(a));
     const info = infoOf(a);
     await publishPorts(

@@ -27,7 +27,7 @@ import { writeFileAtomic } from '../util/fs.js';
 import { addNetns, deleteNetns } from './netns.js';
 import { infoFromResult, NET_RUN_DIR, netnsFirst, netnsName, netnsPath, portmapList, vethGone } from './bridge.js';
 import { publishPorts, unpublishPorts } from './published.js';
-import { addList, cniPath, CNI_VERSION, delList, type CniResult, type ConfList, type Invocation } from './cni.js';
+import { addList, cniPath, delList, type CniResult, type ConfList, type Invocation } from './cni.js';
 import { dropEntry, setEntry } from './dns.js';
 import { ensureRules, parseCidr, repairRules, userConfList, type UserNetwork } from './user-networks.js';
 import type { NetworkInfo } from '../oci/network.js';
@@ -63,8 +63,6 @@ export interface EndpointRequest {
   names: string[];
   ip?: string;
 }
-
-const LOOPBACK: ConfList = { cniVersion: CNI_VERSION, name: 'tsrun-loopback', plugins: [{ type: 'loopback' }] };
 
 function file(id: string): string {
   return path.join(DIR, `${id}.json`);
@@ -208,28 +206,18 @@ export async function attach(o: {
     await addNetns(netnsName(o.id), o.env);
     o.reporter?.emit({ type: 'netns', action: 'add', name: netnsName(o.id), path: r.netns });
     o.onNetns?.();
-    // Loopback's list runs beside the networks' (they are independent).
-    const lo = addList(LOOPBACK, invocation(r, o.env, 'lo', o.reporter));
-    const loDone = lo.then(
-      () => undefined,
-      () => undefined,
-    ); // handled at once: a failure is rethrown below
+    // (lo is up already: addNetns sets it.)
     const infos: NetworkInfo[] = [];
-    try {
-      for (const [i, req] of o.reqs.entries()) {
-        const e = await addOne(r, req, {
-          first: i === 0,
-          ports: i === 0 ? o.ports : [],
-          mac: i === 0 ? o.mac : undefined,
-          env: o.env,
-          reporter: o.reporter,
-        });
-        infos.push(endpointInfo(e));
-      }
-    } finally {
-      await loDone;
+    for (const [i, req] of o.reqs.entries()) {
+      const e = await addOne(r, req, {
+        first: i === 0,
+        ports: i === 0 ? o.ports : [],
+        mac: i === 0 ? o.mac : undefined,
+        env: o.env,
+        reporter: o.reporter,
+      });
+      infos.push(endpointInfo(e));
     }
-    await lo;
     return infos;
   } catch (err) {
     await detach(o.id, o.env, o.reporter).catch(() => {});

@@ -19,7 +19,7 @@ test.after(() => rmSync(tmp, { recursive: true, force: true }));
 const threadNamespaces = () =>
   new Set(readdirSync('/proc/self/task').map((t) => readlinkSync(`/proc/self/task/${t}/ns/net`)));
 
-test('newNetns: a new, empty namespace kept by the file; no thread of ours moves', () => {
+test('newNetns: a new namespace (its loopback up, nothing else) kept by the file; no thread of ours moves', () => {
   const file = path.join(tmp, 'a.netns');
   writeFileSync(file, '');
   const before = threadNamespaces();
@@ -28,11 +28,14 @@ test('newNetns: a new, empty namespace kept by the file; no thread of ours moves
   try {
     assert.equal(threadNamespaces(), before, 'every thread keeps its namespace');
     assert.is.not(statSync(file).ino, statSync('/proc/self/ns/net').ino, 'another namespace');
-    const links = execFileSync('nsenter', [`--net=${file}`, 'ip', '-o', 'link'], { encoding: 'utf8' })
+    const lines = execFileSync('nsenter', [`--net=${file}`, 'ip', '-o', 'link'], { encoding: 'utf8' })
       .trim()
-      .split('\n')
-      .map((l) => l.split(':')[1]?.trim());
-    assert.equal(links, ['lo']);
+      .split('\n');
+    assert.equal(
+      lines.map((l) => l.split(':')[1]?.trim()),
+      ['lo'],
+    );
+    assert.match(lines[0] ?? '', /<LOOPBACK,UP,LOWER_UP>/, 'its loopback is up');
   } finally {
     native().umount(file);
   }
