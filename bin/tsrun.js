@@ -24,10 +24,10 @@
  * compiled, which the build's cache cannot (making it would need root, a runtime and an image),
  * ~20 ms of a `run --rm` here (docs/benchmarks.md). A cache that is missing, for another build of
  * the bundle (its first line) or rejected by this V8 is written again. It is as trusted as the
- * bundle beside it: whoever may write dist/ may change either. The bundle and the cache are
- * mapped rather than read where native-helpers' tsrun_source.node is built (source.c: ~10 ms of
- * every command on this kind of VM, whose page faults are dear); both files are only ever
- * replaced by rename(2), never changed in place. This
+ * bundle beside it: whoever may write dist/ may change either. Where native-helpers'
+ * tsrun_source.node is built, the bundle is copied into V8's heap straight from a mapping of the
+ * file and the cache is used in place, mapped (source.c: ~10 ms of every command on this kind of
+ * VM, whose page faults are dear); both files are only ever replaced by rename(2). This
  * file is CommonJS (bin/package.json says so): an ES-module entry costs Node ~8 ms of CPU more.
  */
 'use strict';
@@ -112,11 +112,16 @@ function load() {
     ownCode = fitting(own, key);
     code = ownCode ?? fitting(builtCache(), key);
     // A fitting cache says the bundle is the build's, in ASCII (scripts/bundle.mjs): it may be
-    // mapped as a latin1 string, or read as one (~3 ms sooner than UTF-8). The size and mtime
-    // are this fd's, and so is what is mapped or read.
+    // copied from its mapping as a latin1 string, or read as one (~3 ms sooner than UTF-8). The
+    // size and mtime are this fd's, and so is what is read. The source must be a string on V8's
+    // heap (source.c says why): Node makes an external one of a latin1 read over ~1 MB, so that
+    // one is joined into a heap copy (V8 flattens the concatenation when it compiles it).
     source =
       code !== undefined
-        ? contents(fd, map && map.mapLatin1, (f) => readFileSync(f, 'latin1'))
+        ? contents(fd, map && map.readLatin1, (f) => {
+            const s = readFileSync(f, 'latin1');
+            return s.slice(0, -1) + s.slice(-1);
+          })
         : readFileSync(fd, 'utf8');
   } finally {
     closeSync(fd);

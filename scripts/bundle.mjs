@@ -70,8 +70,8 @@ const text = asciiOnly(
 /**
  * The bundle's function wrapper, in the file itself: Node's CommonJS parameters plus the
  * launcher's import(). bin/tsrun.js compiles the file as it is into this one function (with the
- * code cache) and calls it; the file holds the wrapper so that the launcher can hand V8 the file
- * mapped as it lies in the page cache (native-helpers/src/source.c), not a concatenated copy.
+ * code cache) and calls it; the file holds the wrapper so that the launcher hands V8 the one
+ * copy it makes of the file (native-helpers/src/source.c), not a second, concatenated one.
  * Such a file is no module for require(): only the launcher loads it.
  */
 const WRAP = ['(function (exports, require, module, __filename, __dirname, __tsrunImport) { ', '\n});'];
@@ -79,8 +79,8 @@ const source = WRAP[0] + text + WRAP[1];
 replaceFile(file, source);
 
 /**
- * Write by a temp name and rename(2): a running tsrun maps the bundle (and reads the cache as it
- * starts), so a file is never changed in place while one may be reading it.
+ * Write by a temp name and rename(2): a running tsrun may hold the cache mapped (and reads the
+ * bundle as it starts), so a file is never changed in place while one may be reading it.
  */
 function replaceFile(to, data) {
   const tmp = `${to}.${process.pid}.tmp`;

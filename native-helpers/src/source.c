@@ -1,32 +1,27 @@
 /*
- * tsrun_source.node: the launcher's (bin/tsrun.js) view of the bundle and its code cache as
- * mappings of the files instead of copies.
+ * tsrun_source.node: the launcher (bin/tsrun.js) reads the bundle and its code cache through
+ * mappings of the files instead of read(2) into fresh buffers.
  *
- *   mapLatin1(fd) -> string|undefined   the whole file, as an external one-byte V8 string over a
- *                                       read-only private mapping of it (the file must be
- *                                       latin1: the bundle is ASCII, scripts/bundle.mjs)
- *   mapBytes(fd) -> Buffer|undefined    the whole file, as a Buffer over such a mapping
+ *   readLatin1(fd) -> string|undefined  the whole file as a V8 heap string, copied straight from
+ *                                       a read-only mapping of it (the file must be latin1: the
+ *                                       bundle is ASCII, scripts/bundle.mjs); the mapping is gone
+ *                                       when this returns
+ *   mapBytes(fd) -> Buffer|undefined    the whole file, as a Buffer over such a mapping (unmapped
+ *                                       when the Buffer is collected)
  *
- * Why: reading the 1.2 MB bundle into a Buffer and then into a string faulted in ~600 fresh pages
- * (~8 ms of every command on this kind of VM, whose page faults cost ~13 us each); a mapping of
- * the page cache is faulted in 16 pages at a time, and only where V8 reads (with a code cache
- * it reads the source only for the functions it compiles lazily). docs/benchmarks.md has the
- * figures.
+ * Why: Node read the 1.2 MB bundle into a Buffer, decoded that into a second copy (an external
+ * string, Node's for strings over ~1 MB), and V8 flattened the launcher's wrapped source into a
+ * third: ~900 fresh pages, ~13 ms of every command on this kind of VM, whose page faults cost
+ * ~13 us each. A mapping of the page cache is faulted in 16 pages at a time; the one copy left
+ * is the string V8 compiles from. That copy is on V8's heap on purpose: with an external string
+ * (over the mapping) as the script's source, V8 ran ~8 times as many major GCs in a long `pull`
+ * (3 → 24 mark-compacts of the main isolate, +0.8 s CPU for a 500 MB image; docs/benchmarks.md).
  *
  * Contract: undefined where the file cannot be mapped (empty, not a regular file, mmap failed);
- * the caller then reads it as before. The mapping lives as long as the string or Buffer (the
- * finalizer unmaps it). Because V8 may read the source at any time while the process runs, the
- * file must never be changed in place: it is replaced by rename(2) only (scripts/bundle.mjs, the
- * launcher's run cache), so a running tsrun keeps the inode it mapped. The fd is the caller's:
- * it is not closed here (the mapping outlives it).
- *
- * Built with NAPI_EXPERIMENTAL for node_api_create_external_string_latin1 (Node 20; stable from
- * Node-API 10), in an addon of its own so that nothing else is built against the experimental
- * API.
+ * the caller then reads it as before. The fd is the caller's: it is not closed here. The cache
+ * file behind a Buffer must not be changed in place while the Buffer lives: the launcher's run
+ * cache and the build's cache are replaced by rename(2) only.
  */
-#ifndef NAPI_EXPERIMENTAL
-#define NAPI_EXPERIMENTAL
-#endif
 #define _GNU_SOURCE
 #include <stdbool.h>
 #include <stdint.h>
@@ -34,7 +29,7 @@
 #include <sys/stat.h>
 #include <node_api.h>
 
-static void unmap(node_api_basic_env env, void *data, void *hint) {
+static void unmap(napi_env env, void *data, void *hint) {
   (void)env;
   munmap(data, (size_t)(uintptr_t)hint);
 }
@@ -54,29 +49,29 @@ static char *map_fd(napi_env env, napi_callback_info info, size_t *len) {
   return p;
 }
 
-/* The fd's file as a string (latin1) or a Buffer over its mapping; undefined where it cannot be. */
-static napi_value mapped(napi_env env, napi_callback_info info, bool as_string) {
+static napi_value js_read_latin1(napi_env env, napi_callback_info info) {
   size_t len;
   napi_value r;
-  bool copied = false; /* Node made an ordinary string of it, and has already called unmap */
   char *p = map_fd(env, info, &len);
-  napi_status s = napi_generic_failure;
-  if (p && as_string)
-    s = node_api_create_external_string_latin1(env, p, len, unmap, (void *)(uintptr_t)len, &r, &copied);
-  else if (p)
-    s = napi_create_external_buffer(env, len, p, unmap, (void *)(uintptr_t)len, &r);
-  if (s == napi_ok) return r;
+  napi_status s = p ? napi_create_string_latin1(env, p, len, &r) : napi_generic_failure;
+  if (p) munmap(p, len);
+  if (s != napi_ok) napi_get_undefined(env, &r);
+  return r;
+}
+
+static napi_value js_map_bytes(napi_env env, napi_callback_info info) {
+  size_t len;
+  napi_value r;
+  char *p = map_fd(env, info, &len);
+  if (p && napi_create_external_buffer(env, len, p, unmap, (void *)(uintptr_t)len, &r) == napi_ok) return r;
   if (p) munmap(p, len);
   napi_get_undefined(env, &r);
   return r;
 }
 
-static napi_value js_map_latin1(napi_env env, napi_callback_info info) { return mapped(env, info, true); }
-static napi_value js_map_bytes(napi_env env, napi_callback_info info) { return mapped(env, info, false); }
-
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
-    { "mapLatin1", NULL, js_map_latin1, NULL, NULL, NULL, napi_default, NULL },
+    { "readLatin1", NULL, js_read_latin1, NULL, NULL, NULL, napi_default, NULL },
     { "mapBytes", NULL, js_map_bytes, NULL, NULL, NULL, napi_default, NULL },
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);

@@ -45,10 +45,9 @@ test('the launcher runs as a program and through node', () => {
   assert.match(execFileSync(process.execPath, [LAUNCHER, '--version']).toString(), /^\d+\.\d+\.\d+/);
 });
 
-test('the bundle: mapped where tsrun_source.node is built; read where it is not, or where no cache fits', () => {
-  // A running `tsrun` maps dist/tsrun.cjs (the source V8 compiles lazily from): seen in its own
-  // /proc/self/maps through a command that prints them (the bundle's main is replaced by a probe
-  // in a copy of the tree, so the real bundle is what gets loaded, then the probe reads the maps).
+test('the bundle: read through tsrun_source.node where it is built, by Node where it is not or no cache fits', () => {
+  // The bundle's main is replaced by a probe in a copy of the tree (of the same length: the cache
+  // is checked against it), which prints its process's maps and whether its source is whole.
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'tsrun-launcher-'));
   try {
     const copy = (withNative: boolean, withCache: boolean) => {
@@ -58,12 +57,10 @@ test('the bundle: mapped where tsrun_source.node is built; read where it is not,
       cpSync(LAUNCHER, path.join(dir, 'bin', 'tsrun.js'));
       cpSync(path.join(REPO, 'bin', 'package.json'), path.join(dir, 'bin', 'package.json'));
       const bundle = readFileSync(path.join(REPO, 'dist', 'tsrun.cjs'), 'latin1');
-      // The same length as the real bundle (the cache is checked against it): main() prints the
-      // maps and the first character of the file it was loaded from.
       const probe = bundle.replace(
         /exports, require, module, __filename, __dirname, __tsrunImport\) \{ /,
         (m) =>
-          `${m}module.exports = { main: () => process.stdout.write(require('node:fs').readFileSync('/proc/self/maps', 'utf8')) }; return; `,
+          `${m}module.exports = { main: () => process.stdout.write(require('node:fs').readFileSync('/proc/self/maps', 'utf8') + (String(module.exports.main).length > 0 && typeof __tsrunImport === 'function' ? 'whole' : 'broken')) }; return; `,
       );
       writeFileSync(path.join(dir, 'dist', 'tsrun.cjs'), probe, 'latin1');
       if (withCache) {
@@ -82,13 +79,13 @@ test('the bundle: mapped where tsrun_source.node is built; read where it is not,
       return path.join(dir, 'bin', 'tsrun.js');
     };
     const maps = (launcher: string) => execFileSync(process.execPath, [launcher, 'ps']).toString();
-    const mapped = maps(copy(true, true));
-    assert.match(mapped, /tsrun_source\.node/);
-    assert.match(mapped, /\/dist\/tsrun\.cjs\n/, 'the bundle is mapped');
+    const withAddon = maps(copy(true, true));
+    assert.match(withAddon, /tsrun_source\.node/, 'the addon is loaded');
+    assert.match(withAddon, /whole$/);
     const read = maps(copy(false, true));
-    assert.not.match(read, /tsrun\.cjs/, 'no addon: the files are read, and it still runs');
-    const uncached = maps(copy(true, false));
-    assert.not.match(uncached, /\/dist\/tsrun\.cjs\n/, 'no cache fits: the bundle is read as UTF-8');
+    assert.not.match(read, /tsrun_source\.node/);
+    assert.match(read, /whole$/, 'no addon: Node reads the files, and it still runs');
+    assert.match(maps(copy(true, false)), /whole$/, 'no cache fits: the bundle is read as UTF-8');
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }

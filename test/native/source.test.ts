@@ -1,6 +1,6 @@
 /**
- * native-helpers/src/source.c (tsrun_source.node, the launcher's mappings of the bundle and its
- * caches) and native.c's x32Abi probe.
+ * native-helpers/src/source.c (tsrun_source.node: the launcher reads the bundle and its caches
+ * through mappings) and native.c's x32Abi probe.
  */
 import { execFileSync } from 'node:child_process';
 import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
@@ -13,7 +13,7 @@ import { native } from '../../src/native/index.js';
 import { nativeBuild } from '../../src/util/project.js';
 
 interface SourceAddon {
-  mapLatin1(fd: number): string | undefined;
+  readLatin1(fd: number): string | undefined;
   mapBytes(fd: number): Buffer | undefined;
 }
 const addon = createRequire(import.meta.url)(nativeBuild('tsrun_source.node')) as SourceAddon;
@@ -29,23 +29,25 @@ function withFd<T>(file: string, fn: (fd: number) => T): T {
   }
 }
 
-test('mapLatin1 and mapBytes: the whole file, as a string and as bytes, the same as a read of it', () => {
+test('readLatin1 and mapBytes: the whole file, as a string and as bytes, the same as a read of it', () => {
   const file = path.join(tmp, 'bundle.cjs');
   // Every byte value once, then ~1 MB of text: latin1 is one char per byte.
   const bytes = Buffer.concat([Buffer.from(Array.from({ length: 256 }, (_, i) => i)), Buffer.alloc(1 << 20, 'abc\n')]);
   writeFileSync(file, bytes);
-  const text = withFd(file, (fd) => addon.mapLatin1(fd));
+  const text = withFd(file, (fd) => addon.readLatin1(fd));
   assert.is(text, bytes.toString('latin1'));
   const mapped = withFd(file, (fd) => addon.mapBytes(fd));
   assert.ok(mapped && Buffer.compare(mapped, bytes) === 0);
 });
 
-test('a file replaced by rename: what was mapped keeps the old contents (the launcher relies on it)', () => {
-  const file = path.join(tmp, 'replaced.cjs');
+test('a file replaced by rename: a mapped Buffer keeps the old contents (the launcher relies on it), a string is a copy', () => {
+  const file = path.join(tmp, 'replaced.cache');
   writeFileSync(file, 'old contents');
-  const text = withFd(file, (fd) => addon.mapLatin1(fd));
+  const bytes = withFd(file, (fd) => addon.mapBytes(fd));
+  const text = withFd(file, (fd) => addon.readLatin1(fd));
   writeFileSync(`${file}.tmp`, 'new contents, longer');
   renameSync(`${file}.tmp`, file);
+  assert.is(bytes?.toString(), 'old contents');
   assert.is(text, 'old contents');
   assert.is(readFileSync(file, 'latin1'), 'new contents, longer');
 });
@@ -54,7 +56,7 @@ test('nothing to map: an empty file, a directory, a bad fd give undefined (the l
   const empty = path.join(tmp, 'empty');
   writeFileSync(empty, '');
   assert.is(
-    withFd(empty, (fd) => addon.mapLatin1(fd)),
+    withFd(empty, (fd) => addon.readLatin1(fd)),
     undefined,
   );
   const dir = path.join(tmp, 'd');
