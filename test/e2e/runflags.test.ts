@@ -8,7 +8,6 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execa } from 'execa';
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, promises as fs, readFileSync, readlinkSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -16,6 +15,7 @@ import { BIN, tsrun } from './cli.js';
 import { eventually, leftovers as leftoversIn, runDir } from './containers.js';
 import { pushBusybox } from './fixtures.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { kernelRunsX32 } from '../helpers/kernel.js';
 
 let reg: TestRegistry;
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'tsrun-e2e-flags-'));
@@ -116,9 +116,7 @@ Flags(
     await fs.writeFile(src, ARCH_PROBE);
     // g++ as the C compiler: CI installs g++ (not gcc's own driver).
     await execa('g++', ['-x', 'c', '-static', '-O1', '-o', probe, src]);
-    const kernelX32 = /^CONFIG_X86_X32_ABI=y$/m.test(
-      execFileSync('sh', ['-c', 'zcat /proc/config.gz 2>/dev/null || cat /boot/config-$(uname -r)']).toString(),
-    );
+    const kernelX32 = kernelRunsX32();
     const at = (how: string) => run(['--rm', '-v', `${probe}:/probe:ro`, IMAGE, '/probe', how]);
     // getpid through int 0x80: the filter has the 32-bit arch (were it missing, libseccomp's
     // bad-arch action would kill the process) and allows the call: pid 1. Where the host itself

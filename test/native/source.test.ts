@@ -2,7 +2,6 @@
  * native-helpers/src/source.c (tsrun_source.node: the launcher reads the bundle and its caches
  * through mappings) and native.c's x32Abi probe.
  */
-import { execFileSync } from 'node:child_process';
 import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
@@ -11,6 +10,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { native } from '../../src/native/index.js';
 import { nativeBuild } from '../../src/util/project.js';
+import { kernelRunsX32 } from '../helpers/kernel.js';
 
 interface SourceAddon {
   readLatin1(fd: number): string | undefined;
@@ -73,15 +73,7 @@ test('x32Abi: what the kernel was built with (CONFIG_X86_X32_ABI), on x86-64 and
   if (process.arch !== 'x64') return assert.is(got, null);
   const filtered = /^Seccomp:\s*2/m.test(readFileSync('/proc/self/status', 'utf8'));
   if (filtered) return assert.is(got, null);
-  const config = execFileSync('sh', [
-    '-c',
-    'zcat /proc/config.gz 2>/dev/null || cat /boot/config-$(uname -r)',
-  ]).toString();
-  assert.ok(
-    /^CONFIG_IA32_EMULATION=|^# CONFIG_X86_X32_ABI|^CONFIG_X86_X32_ABI=/m.test(config),
-    'no kernel config to compare with',
-  );
-  assert.is(got, /^CONFIG_X86_X32_ABI=y$/m.test(config));
+  assert.is(got, kernelRunsX32());
 });
 
 test.run();
