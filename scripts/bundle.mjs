@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // `npm run build`, second step: the CLI as one CommonJS file, dist/tsrun.cjs, which bin/tsrun.js
-// loads (the file is the module's function expression, wrapper included: see WRAP). Why: Node 20's ES-module loader costs ~1 ms per module on this kind of machine and a
-// `run` touches ~45 of them; one CommonJS file with lazily initialised modules (esbuild keeps our
+// loads (the file is the module's function expression, wrapper included: see WRAP). Why: Node
+// 20's ES-module loader costs ~1 ms per module on this kind of machine and a `run` touches ~45 of
+// them; one CommonJS file with lazily initialised modules (esbuild keeps our
 // `await import()` boundaries as lazy initialisers) starts ~30 ms sooner (docs/benchmarks.md).
 // The tsc output in dist/src stays what the tests import. npm packages but commander are not
 // bundled (they are loaded from node_modules as before); import.meta.url becomes the bundle's own URL, which
@@ -15,8 +16,8 @@
 // only for that very file (V8's own check is the source's length alone), and reads that file as
 // latin1, which the build made sure is ASCII (asciiOnly below). A script compiled with a cache
 // loses its importModuleDynamically callback (Node 20), so the bundle's import() of npm
-// packages goes through `__tsrunImport`, which the launcher passes in (plain `import()` when
-// the bundle is loaded with require).
+// packages goes through `__tsrunImport`, a parameter of the wrapper that the launcher (and the
+// warm-up below) pass in.
 import { mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
@@ -43,7 +44,6 @@ const result = await build({
   banner: {
     js: [
       "const __tsrunModuleUrl = require('node:url').pathToFileURL(__filename).href;",
-      "const __tsrunImp = typeof __tsrunImport === 'function' ? __tsrunImport : (s) => import(s);",
       'const __tsrunBuiltins = new Map();',
       'const __tsrunNamespace = (m) => Object.create(m, { default: { value: m, enumerable: true } });',
       'const __tsrunBuiltin = (id) => __tsrunBuiltins.get(id) ?? __tsrunBuiltins.set(id, __tsrunNamespace(require(id))).get(id);',
@@ -65,7 +65,7 @@ const result = await build({
 const text = asciiOnly(
   builtinsOnce(result.outputFiles[0]?.text ?? '')
     .replace(/\bimport\(("node:[a-z_/]+")\)/g, 'Promise.resolve().then(() => __tsrunBuiltin($1))')
-    .replace(/\bimport\((?="[^"\n]+"\))/g, '__tsrunImp('),
+    .replace(/\bimport\((?="[^"\n]+"\))/g, '__tsrunImport('),
 );
 /**
  * The bundle's function wrapper, in the file itself: Node's CommonJS parameters plus the
