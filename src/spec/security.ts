@@ -255,8 +255,8 @@ export function seccompFromProfile(
   if (p.architectures && p.architectures.length > 0) out.architectures = [...p.architectures];
   else if (arch && p.archMap) {
     const m = p.archMap.find((a) => a.architecture === arch.scmp);
-    const subs = (m?.subArchitectures ?? []).filter((a) => !(a === 'SCMP_ARCH_X32' && o.x32 === false));
-    if (m) out.architectures = [m.architecture, ...subs];
+    const kept = (a: string) => a !== 'SCMP_ARCH_X32' || o.x32 !== false;
+    if (m) out.architectures = [m.architecture, ...(m.subArchitectures ?? []).filter(kept)];
   }
   if (p.flags && p.flags.length > 0) out.flags = [...p.flags];
   const has = (list: string[] | undefined, pred: (x: string) => boolean) =>
