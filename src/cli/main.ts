@@ -11,7 +11,7 @@ import { projectVersion } from '../util/project.js';
 import { EXIT_BROKEN_PIPE, EXIT_TSRUN, exitCodeFor, printError, type CliIo, type GlobalOptions } from './output.js';
 
 export async function main(argv: string[]): Promise<void> {
-  const { guardStdio, flushStdio } = await import('./stdio.js');
+  const { guardStdio, flushStdio, printOut } = await import('./stdio.js');
   guardStdio(() => process.exit(EXIT_BROKEN_PIPE));
   const { Command: CommandCtor, CommanderError } = await import('commander');
   const program: Command = new CommandCtor('tsrun');
@@ -23,6 +23,7 @@ export async function main(argv: string[]): Promise<void> {
     get err() {
       return process.stderr;
     },
+    print: printOut,
     globals: () => program.opts<GlobalOptions>(),
     version: projectVersion(),
   };

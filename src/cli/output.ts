@@ -58,6 +58,8 @@ export interface GlobalOptions {
 export interface CliIo {
   out: NodeJS.WriteStream;
   err: NodeJS.WriteStream;
+  /** A command's whole output at once, to `out` (a listing: stdio.ts printOut, cheaper than `out`). */
+  print(text: string): void;
   globals(): GlobalOptions;
   /** tsrun's version (package.json), read once. */
   version: string;

@@ -22,14 +22,20 @@
  * holds the `CliIo` (whose out/err read process.stdout/stderr when used), not the stream.
  */
 
+import { writeSync } from 'node:fs';
+
 type StdName = 'stdout' | 'stderr';
 
 /** The streams made so far, once guardStdio has run: flushStdio waits for these only. */
 let opened: Set<NodeJS.WriteStream> | undefined;
+/** Whether Node's stdout stream is still unmade (printOut may then write fd 1 itself), and the rule. */
+let stdoutUnmade = false;
+let brokenOut: (() => void) | undefined;
 
 /** Install the broken-pipe rule on stdout and stderr, each when first used (once, from main). */
 export function guardStdio(onBroken: () => void): void {
   opened ??= new Set();
+  brokenOut = onBroken;
   for (const name of ['stdout', 'stderr'] as const) {
     const own = Object.getOwnPropertyDescriptor(process, name);
     const make = own?.get;
@@ -37,18 +43,46 @@ export function guardStdio(onBroken: () => void): void {
       guard(name, process[name], onBroken);
       continue;
     }
+    if (name === 'stdout') stdoutUnmade = true;
     let s: NodeJS.WriteStream | undefined;
     Object.defineProperty(process, name, {
       configurable: true,
       enumerable: own.enumerable,
       get: () => {
         if (s === undefined) {
+          if (name === 'stdout') stdoutUnmade = false;
           s = make.call(process) as NodeJS.WriteStream;
           guard(name, s, onBroken);
         }
         return s;
       },
     });
+  }
+}
+
+/**
+ * Write a command's whole output (a listing) to stdout. While Node's stdout stream is unmade,
+ * nothing was written before, so `text` goes straight to fd 1 by write(2): making the stream
+ * loads node:stream (and node:net for a pipe, node:tty for a terminal), ~5–10 ms of a ~70 ms
+ * `tsrun images` here (docs/benchmarks.md). What a non-blocking descriptor cannot take now
+ * (EAGAIN: a slow reader of a pipe shared with a Node parent) goes to the stream, which queues
+ * it and flushStdio waits for it, in order; a reader that went away (EPIPE) is the broken-pipe
+ * rule, as for the stream. Once the stream exists, it is used.
+ */
+export function printOut(text: string): void {
+  if (!stdoutUnmade || text === '') {
+    if (text !== '') process.stdout.write(text);
+    return;
+  }
+  const data = Buffer.from(text);
+  let done = 0;
+  try {
+    while (done < data.length) done += writeSync(1, data, done, data.length - done);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EPIPE' && brokenOut) return brokenOut();
+    if (code !== 'EAGAIN') throw e;
+    process.stdout.write(data.subarray(done));
   }
 }
 

@@ -9,7 +9,7 @@ import { Command } from 'commander';
 import { MODULES, SOLE_VERBS, registerCommands, soleVerb } from '../../src/cli/register.js';
 import type { CliIo } from '../../src/cli/output.js';
 
-const io: CliIo = { out: process.stdout, err: process.stderr, globals: () => ({}), version: 'test' };
+const io: CliIo = { out: process.stdout, err: process.stderr, print: () => {}, globals: () => ({}), version: 'test' };
 const program = () => new Command('tsrun').enablePositionalOptions().option('--root <dir>');
 
 function find(p: Command, verb: string): Command | undefined {

@@ -272,12 +272,7 @@ async function imagesAction(
   const rows = await listImages(await context(io), { filters: opts.filter, reference: opts.reference });
   const id = (d: string) => (opts.trunc ? d.slice(7, 19) : d);
   if (opts.quiet) {
-    const seen = new Set<string>();
-    for (const r of rows)
-      if (!seen.has(r.id)) {
-        seen.add(r.id);
-        io.out.write(`${id(r.id)}\n`);
-      }
+    io.print([...new Set(rows.map((r) => r.id))].map((i) => `${id(i)}\n`).join(''));
     return;
   }
   const { renderList } = await import('../template.js');
@@ -287,7 +282,7 @@ async function imagesAction(
     opts.format || ((await clientConfig())['imagesFormat'] as string | undefined),
     Boolean(opts.digests),
   );
-  io.out.write(
+  io.print(
     renderList(format, rows, {
       toStruct: (r) => imageContext(r, opts.trunc),
       headers: IMAGES_HEADERS,

@@ -102,7 +102,7 @@ export function registerNetworkCommands(program: Command, io: CliIo): void {
           } else throw new TsrunError('ERR_USAGE', `invalid filter '${k}'`, { detail: { exitCode: 1 } });
         }
         const format = o.quiet ? '{{.ID}}' : (o.format ?? LS_TABLE);
-        io.out.write(
+        io.print(
           renderList(format, rows, {
             toStruct: (r) =>
               new GoStruct({

@@ -108,7 +108,7 @@ export function registerVolumeCommands(program: Command, io: CliIo): void {
         const { renderList } = await import('../template.js');
         const rows = await listVolumes(await env(io), o.filter);
         const format = o.quiet ? '{{.Name}}' : o.format;
-        io.out.write(renderList(format, rows, await volumeFormat()));
+        io.print(renderList(format, rows, await volumeFormat()));
       }),
     );
 
