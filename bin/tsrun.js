@@ -69,13 +69,15 @@ function mapper() {
   }
 }
 
-/** The file behind `fd`, mapped (`map(fd)`) or else read; undefined where it cannot be read. */
+/** The file behind `fd`, mapped (`map(fd)`) or else, where it cannot be mapped, read (whose error is thrown). */
 function contents(fd, map, read) {
+  let mapped;
   try {
-    return (map && map(fd)) ?? read(fd);
+    mapped = map && map(fd);
   } catch {
-    return undefined;
+    /* read instead */
   }
+  return mapped ?? read(fd);
 }
 
 /** The cache `file` (mapped where it can be), or undefined. */
@@ -88,6 +90,8 @@ function readCache(file, map) {
   }
   try {
     return contents(fd, map && map.mapBytes, (f) => readFileSync(f));
+  } catch {
+    return undefined;
   } finally {
     closeSync(fd);
   }
@@ -126,7 +130,6 @@ function load() {
   } finally {
     closeSync(fd);
   }
-  if (source === undefined) throw new Error(`cannot read ${file}`);
   // The file is the module's function, wrapper included (scripts/bundle.mjs says why).
   const script = new Script(source, { filename: file, cachedData: code });
   if (runCache !== undefined && code !== undefined && (ownCode === undefined || script.cachedDataRejected))

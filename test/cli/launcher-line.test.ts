@@ -50,8 +50,8 @@ test('the bundle: read through tsrun_source.node where it is built, by Node wher
   // maps (is the addon loaded?) and then `ran`: the launcher got the file compiled and running.
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'tsrun-launcher-'));
   try {
-    const copy = (withNative: boolean, withCache: boolean) => {
-      const dir = path.join(tmp, `${withNative ? 'n' : 'x'}${withCache ? 'c' : 'x'}`);
+    const copy = (withNative: boolean, withCache: boolean, tag = '') => {
+      const dir = path.join(tmp, `${withNative ? 'n' : 'x'}${withCache ? 'c' : 'x'}${tag}`);
       mkdirSync(path.join(dir, 'bin'), { recursive: true });
       mkdirSync(path.join(dir, 'dist'));
       cpSync(LAUNCHER, path.join(dir, 'bin', 'tsrun.js'));
@@ -86,6 +86,19 @@ test('the bundle: read through tsrun_source.node where it is built, by Node wher
     assert.not.match(read, /tsrun_source\.node/);
     assert.match(read, /ran$/, 'no addon: Node reads the files, and it still runs');
     assert.match(maps(copy(true, false)), /ran$/, 'no cache fits: the bundle is read as UTF-8');
+    // A bundle that cannot be read (a directory, with a cache whose first line fits it, so that
+    // the mapping and then the latin1 read are tried): 125, and the system's reason, not a guess.
+    for (const native of [true, false]) {
+      const broken = copy(native, false, '-dir');
+      const bundle = path.join(path.dirname(broken), '..', 'dist', 'tsrun.cjs');
+      rmSync(bundle);
+      mkdirSync(bundle);
+      const st = statSync(bundle);
+      writeFileSync(`${bundle}.cache`, `ascii ${st.size}:${Math.trunc(st.mtimeMs)}\nnot code`);
+      const r = spawnSync(process.execPath, [broken, 'ps']);
+      assert.is(r.status, 125);
+      assert.match(r.stderr.toString(), /^tsrun: cannot start: EISDIR: illegal operation on a directory, read\n/);
+    }
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }
