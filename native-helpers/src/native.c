@@ -28,6 +28,13 @@
  *                                         process is under no seccomp filter (one without x32
  *                                         could kill it for the probe); null when not asked
  *                                         (another arch, a filter, prctl refused)
+ *   ia32Abi() -> boolean|null             whether the kernel runs 32-bit (int 0x80) system calls
+ *                                         (x86-64 only; IA32 emulation built in and not turned
+ *                                         off at boot): a vfork'd child makes one getpid through
+ *                                         int 0x80 with SIGSEGV at its default; it exits 0 where
+ *                                         the call ran and dies of SIGSEGV where the kernel has
+ *                                         no such entry; null for anything else (another arch, a
+ *                                         filter of the caller's killing it, no child)
  *
  * The *at() calls for walking a container's root from directory fds are in at.c; starting a
  * daemon without forking Node (spawnDaemon, reap) is in spawn.c; the store's layer fingerprint
@@ -58,6 +65,8 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
+#include <sys/wait.h>
+#include <signal.h>
 #include <node_api.h>
 #include "native.h"
 
@@ -334,6 +343,40 @@ static napi_value js_x32_abi(napi_env env, napi_callback_info info) {
   return result;
 }
 
+#if defined(__x86_64__)
+/* The vfork'd child (CLONE_VM: the caller's memory, its own signal table): SIGSEGV at its
+ * default (Node's handlers must not run here), then getpid the 32-bit way. */
+static int ia32_child(void *arg) {
+  (void)arg;
+  signal(SIGSEGV, SIG_DFL);
+  long r;
+  __asm__ volatile("int $0x80" : "=a"(r) : "a"(20L) : "memory", "r8", "r9", "r10", "r11");
+  _exit(r > 0 ? 0 : 1);
+}
+#endif
+
+static napi_value js_ia32_abi(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value result;
+#if defined(__x86_64__)
+  static char stack[16384] __attribute__((aligned(16)));
+  pid_t pid = clone(ia32_child, stack + sizeof stack, CLONE_VM | CLONE_VFORK | SIGCHLD, NULL);
+  int status;
+  if (pid > 0 && waitpid(pid, &status, __WALL) == pid) {
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+      napi_get_boolean(env, true, &result);
+      return result;
+    }
+    if (WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV) {
+      napi_get_boolean(env, false, &result);
+      return result;
+    }
+  }
+#endif
+  napi_get_null(env, &result);
+  return result;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     { "mknod", NULL, js_mknod, NULL, NULL, NULL, napi_default, NULL },
@@ -346,6 +389,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "newNetns", NULL, js_new_netns, NULL, NULL, NULL, napi_default, NULL },
     { "setTopdir", NULL, js_set_topdir, NULL, NULL, NULL, napi_default, NULL },
     { "x32Abi", NULL, js_x32_abi, NULL, NULL, NULL, napi_default, NULL },
+    { "ia32Abi", NULL, js_ia32_abi, NULL, NULL, NULL, napi_default, NULL },
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   define_at(env, exports);

@@ -320,13 +320,17 @@ export function groupIds(names: readonly string[], groupText: string | undefined
   });
 }
 
-/** Whether this kernel runs x32 system calls (seccompFromProfile leaves the arch out where not); null: cannot tell. */
-function x32Abi(): boolean | null {
-  if (process.arch !== 'x64') return null;
+/**
+ * Whether this kernel runs x32 and 32-bit system calls (seccompFromProfile leaves an arch out
+ * where not); null: cannot tell.
+ */
+function abis(): { x32: boolean | null; ia32: boolean | null } {
+  if (process.arch !== 'x64') return { x32: null, ia32: null };
   try {
-    return native().x32Abi();
+    const n = native();
+    return { x32: n.x32Abi(), ia32: n.ia32Abi() };
   } catch {
-    return null;
+    return { x32: null, ia32: null };
   }
 }
 
@@ -336,7 +340,7 @@ export function seccompFor(
   report: (msg: string) => void,
 ): ReturnType<typeof seccompFromProfile> | undefined {
   if (f.privileged || f.security.seccomp === 'unconfined') return undefined;
-  const host = { caps: f.caps, arch: process.arch, kernel: os.release(), x32: x32Abi() };
+  const host = { caps: f.caps, arch: process.arch, kernel: os.release(), ...abis() };
   if (f.seccompText !== undefined && typeof f.security.seccomp === 'object') {
     return seccompFromProfile(f.seccompText, { ...host, source: f.security.seccomp.file });
   }

@@ -45,6 +45,12 @@ export interface Native {
    */
   x32Abi(): boolean | null;
   /**
+   * Whether the kernel runs 32-bit system calls (x86-64 only; int 0x80: IA32 emulation built in
+   * and not turned off at boot): probed in a vfork'd child, which the kernel kills with SIGSEGV
+   * where it has no such calls. null when that cannot be told (another arch, any other end).
+   */
+  ia32Abi(): boolean | null;
+  /**
    * The store's layer fingerprint lines for the tree at `dir` (native-helpers/src/fingerprint.c;
    * store/verify.ts defines them), handed to `sink` in pieces, in order; the entry count. Null
    * when the JavaScript walk must make them (a name that is not UTF-8, a path too long, an entry
@@ -155,6 +161,7 @@ interface Addon extends AtCalls {
   newNetns(target: string): void;
   setTopdir(path: string): boolean;
   x32Abi(): boolean | null;
+  ia32Abi(): boolean | null;
   spawnDaemon(file: string, argv: string[], stderrFd: number, keep: number | number[]): { pid: number; syncFd: number };
   spawnProgram(
     file: string,
@@ -213,6 +220,7 @@ export function native(): Native {
     newNetns: (target) => addon.newNetns(target),
     setTopdir: (p) => addon.setTopdir(p),
     x32Abi: () => addon.x32Abi(),
+    ia32Abi: () => addon.ia32Abi(),
     fingerprintLines: (dir, sink) => addon.fingerprintLines(dir, sink),
     walkInRoot: (rootfd, p, followFinal) => addon.walkInRoot(rootfd, p, followFinal),
     openat: (dirfd, name, flags, mode) => addon.openat(dirfd, name, flags, mode),

@@ -230,11 +230,21 @@ function kernelAtLeast(kernel: string, min: string): boolean {
  * of the sub-arches. Such a call then meets libseccomp's bad-arch action (the thread is killed)
  * instead of the kernel's ENOSYS: no program can run x32 code on that kernel either way, and
  * runc compiles the filter for one arch fewer (~10 ms of every start here, a third of its
- * seccomp work). A profile's own `architectures` list is taken as written.
+ * seccomp work). Likewise SCMP_ARCH_X86 where the kernel runs no 32-bit calls at all
+ * (`o.ia32 === false`: no IA32 emulation, or turned off at boot); there no difference can be
+ * seen, since int 0x80 faults (SIGSEGV) before any filter is asked. A profile's own
+ * `architectures` list is taken as written.
  */
 export function seccompFromProfile(
   text: string,
-  o: { caps: readonly string[]; arch: string; kernel: string; source: string; x32?: boolean | null },
+  o: {
+    caps: readonly string[];
+    arch: string;
+    kernel: string;
+    source: string;
+    x32?: boolean | null;
+    ia32?: boolean | null;
+  },
 ): Seccomp {
   let p: Profile;
   try {
@@ -255,7 +265,8 @@ export function seccompFromProfile(
   if (p.architectures && p.architectures.length > 0) out.architectures = [...p.architectures];
   else if (arch && p.archMap) {
     const m = p.archMap.find((a) => a.architecture === arch.scmp);
-    const kept = (a: string) => a !== 'SCMP_ARCH_X32' || o.x32 !== false;
+    const kept = (a: string) =>
+      (a !== 'SCMP_ARCH_X32' || o.x32 !== false) && (a !== 'SCMP_ARCH_X86' || o.ia32 !== false);
     if (m) out.architectures = [m.architecture, ...(m.subArchitectures ?? []).filter(kept)];
   }
   if (p.flags && p.flags.length > 0) out.flags = [...p.flags];

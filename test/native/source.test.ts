@@ -1,8 +1,9 @@
 /**
  * native-helpers/src/source.c (tsrun_source.node: the launcher reads the bundle and its caches
- * through mappings) and native.c's x32Abi probe.
+ * through mappings) and native.c's x32Abi and ia32Abi probes.
  */
 import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
@@ -74,6 +75,24 @@ test('x32Abi: what the kernel was built with (CONFIG_X86_X32_ABI), on x86-64 and
   const filtered = /^Seccomp:\s*2/m.test(readFileSync('/proc/self/status', 'utf8'));
   if (filtered) return assert.is(got, null);
   assert.is(got, kernelRunsX32());
+});
+
+test('ia32Abi: what a program making getpid through int 0x80 finds (runs, or dies of SIGSEGV)', () => {
+  const got = native().ia32Abi();
+  if (process.arch !== 'x64') return assert.is(got, null);
+  // The same call from a separate static program, compiled here (g++ as CI's C compiler).
+  const src = path.join(tmp, 'int80.c');
+  writeFileSync(
+    src,
+    'int main(void) { long r; __asm__ volatile("int $0x80" : "=a"(r) : "a"(20L) : "memory"); return r > 0 ? 0 : 1; }\n',
+  );
+  const prog = path.join(tmp, 'int80');
+  execFileSync('g++', ['-x', 'c', '-static', '-O1', '-o', prog, src]);
+  const r = spawnSync(prog);
+  assert.ok(r.status === 0 || r.signal === 'SIGSEGV', `int80: ${r.status} ${r.signal}`);
+  assert.is(got, r.status === 0);
+  // Node is still whole after its child's fault: its own SIGSEGV handling was not disturbed.
+  assert.is(native().ia32Abi(), got);
 });
 
 test.run();

@@ -166,6 +166,17 @@ test('seccomp: Docker-format profile → runtime-spec, filtered by arch, capabil
   assert.equal(noX32.architectures, ['SCMP_ARCH_X86_64', 'SCMP_ARCH_X86']);
   const unknown = seccompFromProfile(profile, { caps: [], arch: 'x64', kernel: '6.1', source: 't', x32: null });
   assert.equal(unknown.architectures, ['SCMP_ARCH_X86_64', 'SCMP_ARCH_X86', 'SCMP_ARCH_X32']);
+  // Nor 32-bit ones (no IA32 emulation): x86-64 alone; with 32-bit calls, x86 is kept.
+  const base = { caps: [], arch: 'x64', kernel: '6.1', source: 't' };
+  assert.equal(seccompFromProfile(profile, { ...base, x32: false, ia32: false }).architectures, ['SCMP_ARCH_X86_64']);
+  assert.equal(seccompFromProfile(profile, { ...base, x32: true, ia32: false }).architectures, [
+    'SCMP_ARCH_X86_64',
+    'SCMP_ARCH_X32',
+  ]);
+  assert.equal(seccompFromProfile(profile, { ...base, x32: false, ia32: true }).architectures, [
+    'SCMP_ARCH_X86_64',
+    'SCMP_ARCH_X86',
+  ]);
   // A profile's own list is taken as written.
   const listed = JSON.stringify({
     defaultAction: 'SCMP_ACT_ERRNO',
