@@ -31,9 +31,9 @@
  *   ia32Abi() -> boolean|null             whether the kernel runs 32-bit (int 0x80) system calls
  *                                         (x86-64 only; IA32 emulation built in and not turned
  *                                         off at boot): a vfork'd child makes one getpid through
- *                                         int 0x80 with SIGSEGV at its default; it exits 0 where
- *                                         the call ran and dies of SIGSEGV where the kernel has
- *                                         no such entry; null for anything else (another arch, a
+ *                                         int 0x80; it exits 0 where the call ran and 2 from its
+ *                                         own SIGSEGV handler where the kernel has no such entry
+ *                                         (the fault); null for anything else (another arch, a
  *                                         filter of the caller's killing it, no child)
  *
  * The *at() calls for walking a container's root from directory fds are in at.c; starting a
@@ -344,14 +344,26 @@ static napi_value js_x32_abi(napi_env env, napi_callback_info info) {
 }
 
 #if defined(__x86_64__)
-/* The vfork'd child (CLONE_VM: the caller's memory, its own signal table): SIGSEGV at its
- * default (Node's handlers must not run here), then getpid the 32-bit way. */
+enum { IA32_RAN = 0, IA32_FAILED = 1, IA32_FAULTED = 2 };
+
+static void ia32_fault(int sig) {
+  (void)sig;
+  _exit(IA32_FAULTED);
+}
+
+/* The vfork'd child (CLONE_VM: the caller's memory, its own signal table): SIGSEGV caught by a
+ * handler of its own that exits (Node's must not run here, and a default SIGSEGV could dump
+ * core: a dump of a process sharing Node's memory), then getpid the 32-bit way. */
 static int ia32_child(void *arg) {
   (void)arg;
-  signal(SIGSEGV, SIG_DFL);
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = ia32_fault;
+  sigemptyset(&sa.sa_mask);
+  if (sigaction(SIGSEGV, &sa, NULL) != 0) _exit(IA32_FAILED);
   long r;
   __asm__ volatile("int $0x80" : "=a"(r) : "a"(20L) : "memory", "r8", "r9", "r10", "r11");
-  _exit(r > 0 ? 0 : 1);
+  _exit(r > 0 ? IA32_RAN : IA32_FAILED);
 }
 #endif
 
@@ -362,15 +374,10 @@ static napi_value js_ia32_abi(napi_env env, napi_callback_info info) {
   static char stack[16384] __attribute__((aligned(16)));
   pid_t pid = clone(ia32_child, stack + sizeof stack, CLONE_VM | CLONE_VFORK | SIGCHLD, NULL);
   int status;
-  if (pid > 0 && waitpid(pid, &status, __WALL) == pid) {
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-      napi_get_boolean(env, true, &result);
-      return result;
-    }
-    if (WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV) {
-      napi_get_boolean(env, false, &result);
-      return result;
-    }
+  if (pid > 0 && waitpid(pid, &status, __WALL) == pid && WIFEXITED(status) &&
+      (WEXITSTATUS(status) == IA32_RAN || WEXITSTATUS(status) == IA32_FAULTED)) {
+    napi_get_boolean(env, WEXITSTATUS(status) == IA32_RAN, &result);
+    return result;
   }
 #endif
   napi_get_null(env, &result);

@@ -46,8 +46,9 @@ export interface Native {
   x32Abi(): boolean | null;
   /**
    * Whether the kernel runs 32-bit system calls (x86-64 only; int 0x80: IA32 emulation built in
-   * and not turned off at boot): probed in a vfork'd child, which the kernel kills with SIGSEGV
-   * where it has no such calls. null when that cannot be told (another arch, any other end).
+   * and not turned off at boot): one getpid through int 0x80 in a vfork'd child, which faults
+   * (SIGSEGV, caught by the child's own handler) where the kernel has no such calls. null when
+   * that cannot be told (another arch, any other end of the child).
    */
   ia32Abi(): boolean | null;
   /**
