@@ -27,6 +27,7 @@ import path from 'node:path';
 import { TsrunError } from '../errors.js';
 import { silentReporter, type Reporter } from '../events.js';
 import { removeStaleDotTemps, writeFileAtomic } from '../util/fs.js';
+import { quickFs } from '../util/fs-quick.js';
 import { parseChecked, setAside } from '../util/corrupt.js';
 import { checkAttachment, handleDamaged, resultFromLease } from './damaged.js';
 import { addNetns, deleteNetns, ip } from './netns.js';
@@ -174,7 +175,7 @@ export async function defaultNetwork(): Promise<ConfList> {
   const file = path.join(NET_RUN_DIR, `${NETWORK_NAME}.conflist`);
   let text: string | undefined;
   try {
-    text = await fs.readFile(file, 'utf8');
+    text = await quickFs.readFile(file, 'utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
       throw new TsrunError('ERR_CNI', `reading ${file}: ${(err as Error).message}`, {
@@ -259,15 +260,17 @@ export async function connect(o: {
     conflist,
     ports: o.ports,
   };
-  await fs.mkdir(path.dirname(attachmentFile(o.id)), { recursive: true, mode: 0o700 });
-  await writeFileAtomic(attachmentFile(o.id), JSON.stringify(a));
+  // The attachment is run state (/run, gone at boot; a damaged one is read as such): written
+  // at once, without the thread pool or an fsync (util/fs.ts), as the container's own run state.
+  await quickFs.mkdir(path.dirname(attachmentFile(o.id)), { recursive: true, mode: 0o700 });
+  await writeFileAtomic(attachmentFile(o.id), JSON.stringify(a), 0o644, { volatile: true });
   try {
     await addNetns(netnsName(o.id), o.env);
     reporter.emit({ type: 'netns', action: 'add', name: netnsName(o.id), path: a.netns });
     o.onNetns?.();
     // (lo is up already: addNetns sets it, as the loopback plugin did.)
     a.result = await addList(a.conflist, invocation(a, o.env, 'eth0', reporter), o.mac ? { mac: o.mac } : {});
-    await writeFileAtomic(attachmentFile(o.id), JSON.stringify(a));
+    await writeFileAtomic(attachmentFile(o.id), JSON.stringify(a), 0o644, { volatile: true });
     const info = infoOf(a);
     await publishPorts(
       { id: o.id, ip: info.ip, prefixLen: info.prefixLen, ports: a.ports, bridge: BRIDGE },
@@ -290,7 +293,7 @@ export async function disconnect(
 ): Promise<void> {
   let text: string;
   try {
-    text = await fs.readFile(attachmentFile(id), 'utf8');
+    text = await quickFs.readFile(attachmentFile(id), 'utf8');
   } catch {
     return;
   }
@@ -322,7 +325,7 @@ export async function disconnect(
   if (!early) await removeNetns();
   const ip4 = info.ip;
   if (ip4) await reportRules(reporter, { id, ip: ip4, network: NETWORK_NAME, when: 'detach', env });
-  await fs.rm(attachmentFile(id), { force: true });
+  await quickFs.rm(attachmentFile(id), { force: true });
 }
 
 /**

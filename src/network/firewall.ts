@@ -34,7 +34,7 @@
  * apply, so a container start only checks that file; `dropStamp` makes the next start apply
  * again (system prune, a suspected flush).
  */
-import { promises as fs } from 'node:fs';
+import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { TsrunError } from '../errors.js';
 import type { Reporter } from '../events.js';
@@ -164,12 +164,7 @@ export async function applyRules(
 
 /** Whether the rules were applied since boot (the stamp lives in /run, as the rules do). */
 export async function rulesApplied(stamp: string): Promise<boolean> {
-  try {
-    await fs.access(stamp);
-    return true;
-  } catch {
-    return false;
-  }
+  return existsSync(stamp);
 }
 
 export async function dropStamp(stamp: string): Promise<void> {
