@@ -24,14 +24,18 @@
  * compiled, which the build's cache cannot (making it would need root, a runtime and an image),
  * ~20 ms of a `run --rm` here (docs/benchmarks.md). A cache that is missing, for another build of
  * the bundle (its first line) or rejected by this V8 is written again. It is as trusted as the
- * bundle beside it: whoever may write dist/ may change either. Where native-helpers'
+ * bundle beside it: whoever may write dist/ may change either. A user who may not write dist/
+ * (a CI user of a root-owned install) keeps that cache in their own cache directory instead
+ * ($XDG_CACHE_HOME or ~/.cache, tsrun/run-cache-HASH of the bundle's path), used only when the
+ * file is theirs and nobody else may write it (a code cache is code: as trusted as their own
+ * files, never another user's). Where native-helpers'
  * tsrun_source.node is built, the bundle is copied into V8's heap straight from a mapping of the
  * file and the cache is used in place, mapped (source.c: ~10 ms of every command on this kind of
  * VM, whose page faults are dear); both files are only ever replaced by rename(2). This
  * file is CommonJS (bin/package.json says so): an ES-module entry costs Node ~8 ms of CPU more.
  */
 'use strict';
-const { closeSync, fstatSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } = require('node:fs');
+const { closeSync, fstatSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } = require('node:fs');
 const path = require('node:path');
 const { Script } = require('node:vm');
 
@@ -80,8 +84,20 @@ function contents(fd, map, read) {
   return mapped ?? read(fd);
 }
 
-/** The cache `file` (mapped where it can be), or undefined. */
-function readCache(file, map) {
+/**
+ * The run cache of a user who may not write dist/: in their own cache directory, one per install
+ * (a 32-bit FNV-1a of the bundle's path; no node:crypto at start-up). Undefined without a home.
+ */
+function userRunCache(file) {
+  const base = process.env.XDG_CACHE_HOME || (process.env.HOME && path.join(process.env.HOME, '.cache'));
+  if (!base || !path.isAbsolute(base)) return undefined;
+  let h = 0x811c9dc5;
+  for (let i = 0; i < file.length; i++) h = Math.imul(h ^ file.charCodeAt(i), 0x01000193) >>> 0;
+  return path.join(base, 'tsrun', `run-cache-${h.toString(16).padStart(8, '0')}`);
+}
+
+/** The cache `file` (mapped where it can be), or undefined; `own`: only a file of this user's that only they may write. */
+function readCache(file, map, own = false) {
   let fd;
   try {
     fd = openSync(file, 'r');
@@ -89,6 +105,10 @@ function readCache(file, map) {
     return undefined;
   }
   try {
+    if (own) {
+      const st = fstatSync(fd);
+      if (!st.isFile() || st.uid !== process.getuid() || (st.mode & 0o022) !== 0) return undefined;
+    }
     return contents(fd, map && map.mapBytes, (f) => readFileSync(f));
   } catch {
     return undefined;
@@ -101,7 +121,7 @@ function load() {
   const file = path.join(__dirname, '..', 'dist', 'tsrun.cjs');
   const map = mapper();
   const runCache = makesContainer(process.argv.slice(2)) ? `${file}.run-cache` : undefined;
-  const own = runCache !== undefined ? readCache(runCache, map) : undefined;
+  const userCache = runCache !== undefined ? userRunCache(file) : undefined;
   // The build's cache is read only when the run cache is missing or does not fit.
   let built;
   const builtCache = () => (built ??= readCache(`${file}.cache`, map));
@@ -113,7 +133,9 @@ function load() {
   try {
     const st = fstatSync(fd);
     key = `ascii ${st.size}:${Math.trunc(st.mtimeMs)}`;
-    ownCode = fitting(own, key);
+    // dist/'s run cache, else (one that does not fit, or none) the user's own.
+    ownCode = runCache !== undefined ? fitting(readCache(runCache, map), key) : undefined;
+    if (ownCode === undefined && userCache !== undefined) ownCode = fitting(readCache(userCache, map, true), key);
     code = ownCode ?? fitting(builtCache(), key);
     // A fitting cache says the bundle is the build's, in ASCII (scripts/bundle.mjs): it may be
     // copied from its mapping as a latin1 string, or read as one (~3 ms sooner than UTF-8). The
@@ -134,7 +156,7 @@ function load() {
   const script = new Script(source, { filename: file, cachedData: code });
   if (runCache !== undefined && code !== undefined && (ownCode === undefined || script.cachedDataRejected))
     process.on('exit', (status) => {
-      if (status === 0) writeRunCache(runCache, key, script);
+      if (status === 0) writeRunCache(runCache, userCache, key, script);
     });
   const mod = { exports: {} };
   const req = require('node:module').createRequire(file);
@@ -142,18 +164,41 @@ function load() {
   return mod.exports;
 }
 
-/** Write the run cache by a temp name and rename(2); a directory this user may not write is left alone. */
-function writeRunCache(file, key, script) {
+/**
+ * Write the run cache beside the bundle, else (a dist/ this user may not write) in the user's own
+ * cache directory (0700, the file 0600); each by a temp name and rename(2). Failing both, nothing.
+ */
+function writeRunCache(file, userFile, key, script) {
+  let data;
+  try {
+    data = Buffer.concat([Buffer.from(`${key}\n`), script.createCachedData()]);
+  } catch {
+    return;
+  }
+  if (replaceWith(file, data, 0o644)) return;
+  if (userFile === undefined) return;
+  try {
+    mkdirSync(path.dirname(userFile), { recursive: true, mode: 0o700 });
+  } catch {
+    return;
+  }
+  replaceWith(userFile, data, 0o600);
+}
+
+/** `data` as `file`, by a temp name and rename(2); false where this user may not (nothing is left). */
+function replaceWith(file, data, mode) {
   const tmp = `${file}.${process.pid}.tmp`;
   try {
-    writeFileSync(tmp, Buffer.concat([Buffer.from(`${key}\n`), script.createCachedData()]), { mode: 0o644 });
+    writeFileSync(tmp, data, { mode });
     renameSync(tmp, file);
+    return true;
   } catch {
     try {
       rmSync(tmp, { force: true });
     } catch {
       /* nothing was made */
     }
+    return false;
   }
 }
 

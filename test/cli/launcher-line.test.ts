@@ -8,12 +8,25 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Script } from 'node:vm';
 import { fileURLToPath } from 'node:url';
 import { GLOBAL_WITH_VALUE } from '../../src/cli/register.js';
+import { ensureUser } from '../helpers/users.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const LAUNCHER = path.join(REPO, 'bin', 'tsrun.js');
@@ -45,39 +58,44 @@ test('the launcher runs as a program and through node', () => {
   assert.match(execFileSync(process.execPath, [LAUNCHER, '--version']).toString(), /^\d+\.\d+\.\d+/);
 });
 
+/**
+ * A copy of the tree under `tmp` whose bundle's main is replaced by a probe, which prints its
+ * process's maps (is the addon loaded?) and then `ran`: the launcher got the file compiled and
+ * running. With the build's code cache for the probe, and tsrun_source.node, where asked.
+ */
+function probeTree(tmp: string, withNative: boolean, withCache: boolean, tag = ''): string {
+  const dir = path.join(tmp, `${withNative ? 'n' : 'x'}${withCache ? 'c' : 'x'}${tag}`);
+  mkdirSync(path.join(dir, 'bin'), { recursive: true });
+  mkdirSync(path.join(dir, 'dist'));
+  cpSync(LAUNCHER, path.join(dir, 'bin', 'tsrun.js'));
+  cpSync(path.join(REPO, 'bin', 'package.json'), path.join(dir, 'bin', 'package.json'));
+  const bundle = readFileSync(path.join(REPO, 'dist', 'tsrun.cjs'), 'latin1');
+  const probe = bundle.replace(
+    /exports, require, module, __filename, __dirname, __tsrunImport\) \{ /,
+    (m) =>
+      `${m}module.exports = { main: () => process.stdout.write(require('node:fs').readFileSync('/proc/self/maps', 'utf8') + 'ran') }; return; `,
+  );
+  writeFileSync(path.join(dir, 'dist', 'tsrun.cjs'), probe, 'latin1');
+  if (withCache) {
+    const st = statSync(path.join(dir, 'dist', 'tsrun.cjs'));
+    const code = new Script(probe, { filename: 'x' }).createCachedData();
+    writeFileSync(
+      path.join(dir, 'dist', 'tsrun.cjs.cache'),
+      Buffer.concat([Buffer.from(`ascii ${st.size}:${Math.trunc(st.mtimeMs)}\n`), code]),
+    );
+  }
+  if (withNative) {
+    mkdirSync(path.join(dir, 'native-helpers', 'build', 'Release'), { recursive: true });
+    const addon = path.join('native-helpers', 'build', 'Release', 'tsrun_source.node');
+    cpSync(path.join(REPO, addon), path.join(dir, addon));
+  }
+  return path.join(dir, 'bin', 'tsrun.js');
+}
+
 test('the bundle: read through tsrun_source.node where it is built, by Node where it is not or no cache fits', () => {
-  // In a copy of the tree the bundle's main is replaced by a probe, which prints its process's
-  // maps (is the addon loaded?) and then `ran`: the launcher got the file compiled and running.
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'tsrun-launcher-'));
   try {
-    const copy = (withNative: boolean, withCache: boolean, tag = '') => {
-      const dir = path.join(tmp, `${withNative ? 'n' : 'x'}${withCache ? 'c' : 'x'}${tag}`);
-      mkdirSync(path.join(dir, 'bin'), { recursive: true });
-      mkdirSync(path.join(dir, 'dist'));
-      cpSync(LAUNCHER, path.join(dir, 'bin', 'tsrun.js'));
-      cpSync(path.join(REPO, 'bin', 'package.json'), path.join(dir, 'bin', 'package.json'));
-      const bundle = readFileSync(path.join(REPO, 'dist', 'tsrun.cjs'), 'latin1');
-      const probe = bundle.replace(
-        /exports, require, module, __filename, __dirname, __tsrunImport\) \{ /,
-        (m) =>
-          `${m}module.exports = { main: () => process.stdout.write(require('node:fs').readFileSync('/proc/self/maps', 'utf8') + 'ran') }; return; `,
-      );
-      writeFileSync(path.join(dir, 'dist', 'tsrun.cjs'), probe, 'latin1');
-      if (withCache) {
-        const st = statSync(path.join(dir, 'dist', 'tsrun.cjs'));
-        const code = new Script(probe, { filename: 'x' }).createCachedData();
-        writeFileSync(
-          path.join(dir, 'dist', 'tsrun.cjs.cache'),
-          Buffer.concat([Buffer.from(`ascii ${st.size}:${Math.trunc(st.mtimeMs)}\n`), code]),
-        );
-      }
-      if (withNative) {
-        mkdirSync(path.join(dir, 'native-helpers', 'build', 'Release'), { recursive: true });
-        const addon = path.join('native-helpers', 'build', 'Release', 'tsrun_source.node');
-        cpSync(path.join(REPO, addon), path.join(dir, addon));
-      }
-      return path.join(dir, 'bin', 'tsrun.js');
-    };
+    const copy = (withNative: boolean, withCache: boolean, tag = '') => probeTree(tmp, withNative, withCache, tag);
     const maps = (launcher: string) => execFileSync(process.execPath, [launcher, 'ps']).toString();
     const withAddon = maps(copy(true, true));
     assert.match(withAddon, /tsrun_source\.node/, 'the addon is loaded');
@@ -99,6 +117,55 @@ test('the bundle: read through tsrun_source.node where it is built, by Node wher
       assert.is(r.status, 125);
       assert.match(r.stderr.toString(), /^tsrun: cannot start: EISDIR: illegal operation on a directory, read\n/);
     }
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+});
+
+test('a user who may not write dist/ keeps the run cache in their own cache directory, and uses only a file of theirs', () => {
+  // Root's copy of the tree (dist/ is not the user's); the user runs `run` through it (the probe
+  // exits 0, so the launcher writes the run cache as a real run would).
+  const user = ensureUser('tsrun-launcher', false);
+  const tmp = mkdtempSync(path.join(os.tmpdir(), 'tsrun-launcher-user-'));
+  try {
+    chmodSync(tmp, 0o755);
+    const launcher = probeTree(tmp, true, true);
+    const dist = path.join(path.dirname(launcher), '..', 'dist');
+    const home = path.join(tmp, 'home');
+    mkdirSync(home);
+    chownSync(home, user.uid, user.gid);
+    const run = () =>
+      execFileSync(process.execPath, [launcher, 'run'], {
+        uid: user.uid,
+        gid: user.gid,
+        env: { HOME: home, PATH: process.env.PATH ?? '/usr/bin:/bin' },
+      }).toString();
+    assert.match(run(), /ran$/);
+    assert.not.ok(existsSync(path.join(dist, 'tsrun.cjs.run-cache')), 'nothing in dist/');
+    const dir = path.join(home, '.cache', 'tsrun');
+    const names = readdirSync(dir);
+    assert.is(names.length, 1, names.join(' '));
+    assert.match(names[0] ?? '', /^run-cache-[0-9a-f]{8}$/);
+    const cache = path.join(dir, names[0] ?? '');
+    const made = statSync(cache);
+    assert.is(made.uid, user.uid);
+    assert.is(made.mode & 0o777, 0o600);
+    assert.is(statSync(dir).mode & 0o777, 0o700);
+    // The next run uses it: a fitting cache is not written again (same file, same inode).
+    assert.match(run(), /ran$/);
+    assert.is(statSync(cache).ino, made.ino, 'a fitting cache of the user was written again');
+    // One that others may write, or another user's, is not used: written again, as the user's own.
+    chmodSync(cache, 0o620);
+    assert.match(run(), /ran$/);
+    const again = statSync(cache);
+    assert.is.not(again.ino, made.ino, 'a group-writable cache was used');
+    assert.is(again.mode & 0o777, 0o600);
+    chownSync(cache, 0, 0);
+    chmodSync(cache, 0o644);
+    assert.match(run(), /ran$/);
+    const mine = statSync(cache);
+    assert.is.not(mine.ino, again.ino, "root's cache was used");
+    assert.is(mine.uid, user.uid);
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }
