@@ -95,7 +95,7 @@ async function cleanupLocked(env: Env, id: string, o: { remove?: boolean; remove
   ]);
   const removed = Boolean(record.host.autoRemove || o.remove);
   // With the runtime's container and the root gone, a removal's own trees (its changes, its
-  // log) go while the network's DEL still runs (~4 ms less of a bridge `run --rm` here); the
+  // log) go while the network's DEL still runs (~3–4 ms of system calls off the path); the
   // record, its name and its lock stay until the network is done, so nothing (a sweep) meanwhile
   // finds an attachment without its container.
   const trees =
