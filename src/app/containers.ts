@@ -87,22 +87,11 @@ async function cleanupLocked(env: Env, id: string, o: { remove?: boolean; remove
   // undone side by side (each step is idempotent, so a failed one is retried by the next cleanup).
   // A plugin failure must not keep the rest in place: finish, then report it (the network's
   // record stays, so `tsrun system prune` can try again).
-  // (Settled at once: a rejection must have its handler before the next tick.)
-  const network = Promise.allSettled([ownNetns(record) ? disconnectNetwork(env, id) : undefined]);
-  const [deleted, unmounted] = await Promise.allSettled([
+  const [deleted, disconnected, unmounted] = await Promise.allSettled([
     runtime?.delete(id, true),
+    ownNetns(record) ? disconnectNetwork(env, id) : undefined,
     unmountAll([rootfsMount(env, c), ...hostMounts(record, c.paths)]),
   ]);
-  const removed = Boolean(record.host.autoRemove || o.remove);
-  // With the runtime's container and the root gone, a removal's own trees (its changes, its
-  // log) go while the network's DEL still runs (~3–4 ms of system calls off the path); the
-  // record, its name and its lock stay until the network is done, so nothing (a sweep) meanwhile
-  // finds an attachment without its container.
-  const trees =
-    removed && deleted.status === 'fulfilled' && unmounted.status === 'fulfilled'
-      ? env.containers.removeTrees(record.id)
-      : undefined;
-  const [[disconnected], [treesGone]] = await Promise.all([network, Promise.allSettled([trees])]);
   for (const e of cleanupSteps(id, [
     // Deleted by us or, before the exit, by the monitor: either way it is gone.
     ['runtime-delete', [id], deleted],
@@ -110,11 +99,10 @@ async function cleanupLocked(env: Env, id: string, o: { remove?: boolean; remove
     ['unmount', [c.paths.rootfs, ...hostMounts(record, c.paths).map((m) => m.target)], unmounted],
   ]))
     env.ctx.reporter.emit(e);
-  if (treesGone.status === 'rejected') throw treesGone.reason;
   if (deleted.status === 'rejected') throw deleted.reason;
   if (unmounted.status === 'rejected') throw unmounted.reason;
   const netError = disconnected.status === 'rejected' ? (disconnected.reason as unknown) : undefined;
-  if (removed) {
+  if (record.host.autoRemove || o.remove) {
     await env.containers.remove(record);
     env.ctx.reporter.emit({ type: 'cleanup-step', id, step: 'state-dir', targets: [c.paths.state, c.paths.dir] });
     // `run --rm` and `rm -v`: the anonymous volumes go too (named ones never).
@@ -124,7 +112,7 @@ async function cleanupLocked(env: Env, id: string, o: { remove?: boolean; remove
     await quickFs.mkdir(c.paths.state, { recursive: true, mode: 0o700 });
     await quickFs.writeFile(path.join(c.paths.state, 'cleaned'), '');
   }
-  env.ctx.reporter.emit({ type: 'container-cleanup', id, removed });
+  env.ctx.reporter.emit({ type: 'container-cleanup', id, removed: Boolean(record.host.autoRemove || o.remove) });
   if (netError) throw netError;
 }
 

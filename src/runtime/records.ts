@@ -275,21 +275,13 @@ export class Containers {
     const p = this.paths(record.id);
     await quickFs.rm(path.join(this.locksDir, `ctr-${record.id}.create.lock`), { force: true });
     await this.releaseName(record.name, record.id);
-    await this.removeTrees(record.id);
-    // Then what is left: its runtime state and record, tsrun's own few small files.
+    // The container's own trees (its changes, its log, a whole copied root where there is no
+    // overlayfs) side by side, each at once when small, else on the thread pool (removeTree);
+    // then what is left: its runtime state and record, tsrun's own few small files.
+    await Promise.all([p.upper, p.work, p.rootfs, p.log].map((d) => removeTree(d)));
     await removeTree(p.state);
     await removeTree(p.dir);
     await quickFs.rm(path.join(this.locksDir, `ctr-${record.id}.lock`), { force: true });
-  }
-
-  /**
-   * The container's own trees (its changes, its log, a whole copied root where there is no
-   * overlayfs) side by side, each at once when small, else on the thread pool (removeTree); its
-   * record and state stay. Idempotent; only for a container whose root is unmounted.
-   */
-  async removeTrees(id: string): Promise<void> {
-    const p = this.paths(id);
-    await Promise.all([p.upper, p.work, p.rootfs, p.log].map((d) => removeTree(d)));
   }
 
   observe(record: ContainerRecord): Container {
