@@ -28,14 +28,12 @@ type StdName = 'stdout' | 'stderr';
 
 /** The streams made so far, once guardStdio has run: flushStdio waits for these only. */
 let opened: Set<NodeJS.WriteStream> | undefined;
-/** Whether Node's stdout stream is still unmade (printOut may then write fd 1 itself), and the rule. */
-let stdoutUnmade = false;
-let brokenOut: (() => void) | undefined;
+/** While Node's stdout stream is unmade (printOut may then write fd 1 itself): the broken-pipe rule. */
+let rawOut: (() => void) | undefined;
 
 /** Install the broken-pipe rule on stdout and stderr, each when first used (once, from main). */
 export function guardStdio(onBroken: () => void): void {
   opened ??= new Set();
-  brokenOut = onBroken;
   for (const name of ['stdout', 'stderr'] as const) {
     const own = Object.getOwnPropertyDescriptor(process, name);
     const make = own?.get;
@@ -43,14 +41,14 @@ export function guardStdio(onBroken: () => void): void {
       guard(name, process[name], onBroken);
       continue;
     }
-    if (name === 'stdout') stdoutUnmade = true;
+    if (name === 'stdout') rawOut = onBroken;
     let s: NodeJS.WriteStream | undefined;
     Object.defineProperty(process, name, {
       configurable: true,
       enumerable: own.enumerable,
       get: () => {
         if (s === undefined) {
-          if (name === 'stdout') stdoutUnmade = false;
+          if (name === 'stdout') rawOut = undefined;
           s = make.call(process) as NodeJS.WriteStream;
           guard(name, s, onBroken);
         }
@@ -70,8 +68,10 @@ export function guardStdio(onBroken: () => void): void {
  * rule, as for the stream. Once the stream exists, it is used.
  */
 export function printOut(text: string): void {
-  if (!stdoutUnmade || text === '') {
-    if (text !== '') process.stdout.write(text);
+  if (text === '') return;
+  const onBroken = rawOut;
+  if (!onBroken) {
+    process.stdout.write(text);
     return;
   }
   const data = Buffer.from(text);
@@ -80,7 +80,7 @@ export function printOut(text: string): void {
     while (done < data.length) done += writeSync(1, data, done, data.length - done);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'EPIPE' && brokenOut) return brokenOut();
+    if (code === 'EPIPE') return onBroken();
     if (code !== 'EAGAIN') throw e;
     process.stdout.write(data.subarray(done));
   }

@@ -67,10 +67,22 @@ S('a non-blocking pipe whose reader is slow (EAGAIN): the rest goes through the 
   assert.is(r.stdout, `${sum(`${text}end\n`)} 0`);
 });
 
-S('a file; and once the stream exists, printOut writes through it (no reordering)', async () => {
+S('a file; and once the stream exists, printOut writes through it (never around what it queued)', async () => {
   const file = path.join(tmp, 'out');
-  await execa('bash', ['-c', `${node(child({ before: "process.stdout.write('first\\n');" }))} > ${file}`]);
+  await execa('bash', ['-c', `${node(child())} > ${file}`]);
+  assert.is(sum(readFileSync(file)), sum(text));
+  // With the stream made first, every byte goes through its write (a direct write(2) could pass
+  // what a pipe's stream still queues): counted in the child, told on stderr.
+  const before = [
+    "process.stdout.write('first\\n');",
+    'const write = process.stdout.write.bind(process.stdout);',
+    'let calls = 0;',
+    'process.stdout.write = (...a) => (calls++, write(...a));',
+    "process.on('exit', () => process.stderr.write(`calls ${calls}`));",
+  ].join(' ');
+  const r = await execa('bash', ['-c', `${node(child({ before }))} > ${file}`]);
   assert.is(sum(readFileSync(file)), sum(`first\n${text}`));
+  assert.is(r.stderr, 'calls 1');
 });
 
 S("a reader that goes away: exit 141, as the stream's broken-pipe rule", async () => {
