@@ -340,13 +340,14 @@ export function seccompFor(
   report: (msg: string) => void,
 ): ReturnType<typeof seccompFromProfile> | undefined {
   if (f.privileged || f.security.seccomp === 'unconfined') return undefined;
-  const host = { caps: f.caps, arch: process.arch, kernel: os.release(), ...abis() };
+  // The kernel's ABIs are probed (a vfork) only for a profile that is used.
+  const host = (source: string) => ({ caps: f.caps, arch: process.arch, kernel: os.release(), ...abis(), source });
   if (f.seccompText !== undefined && typeof f.security.seccomp === 'object') {
-    return seccompFromProfile(f.seccompText, { ...host, source: f.security.seccomp.file });
+    return seccompFromProfile(f.seccompText, host(f.security.seccomp.file));
   }
   for (const file of SECCOMP_PROFILES) {
     const text = readText(file);
-    if (text !== undefined) return seccompFromProfile(text, { ...host, source: file });
+    if (text !== undefined) return seccompFromProfile(text, host(file));
   }
   report(
     `no seccomp profile found (${SECCOMP_PROFILES.join(', ')}): running without seccomp; install golang-github-containers-common`,
