@@ -17,7 +17,29 @@ const tmp = mkdtempSync(path.join(os.tmpdir(), 'tsrun-netns-'));
 test.after(() => rmSync(tmp, { recursive: true, force: true }));
 
 const threadNamespaces = () =>
-  new Set(readdirSync('/proc/self/task').map((t) => readlinkSync(`/proc/self/task/${t}/ns/net`)));
+  new Set(
+    readdirSync('/proc/self/task').flatMap((t) => {
+      try {
+        return [readlinkSync(`/proc/self/task/${t}/ns/net`)];
+      } catch {
+        return []; // gone meanwhile
+      }
+    }),
+  );
+
+/**
+ * The threads' namespaces once they are `want`, or as they are after 1 s: the thread newNetns
+ * joined may still be listed in /proc/self/task for a moment after its exit (its tid is cleared
+ * before the kernel releases it), in the namespace it made. A thread that really moved stays.
+ */
+function settledNamespaces(want: Set<string>): Set<string> {
+  let now = threadNamespaces();
+  for (let i = 0; i < 50 && [...now].some((n) => !want.has(n)); i++) {
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+    now = threadNamespaces();
+  }
+  return now;
+}
 
 test('newNetns: a new namespace (its loopback up, nothing else) kept by the file; no thread of ours moves', () => {
   const file = path.join(tmp, 'a.netns');
@@ -26,7 +48,7 @@ test('newNetns: a new namespace (its loopback up, nothing else) kept by the file
   assert.is(before.size, 1);
   native().newNetns(file);
   try {
-    assert.equal(threadNamespaces(), before, 'every thread keeps its namespace');
+    assert.equal(settledNamespaces(before), before, 'every thread keeps its namespace');
     assert.is.not(statSync(file).ino, statSync('/proc/self/ns/net').ino, 'another namespace');
     const lines = execFileSync('nsenter', [`--net=${file}`, 'ip', '-o', 'link'], { encoding: 'utf8' })
       .trim()
