@@ -137,18 +137,7 @@ function load() {
     ownCode = runCache !== undefined ? fitting(readCache(runCache, map), key) : undefined;
     if (ownCode === undefined && userCache !== undefined) ownCode = fitting(readCache(userCache, map, true), key);
     code = ownCode ?? fitting(builtCache(), key);
-    // A fitting cache says the bundle is the build's, in ASCII (scripts/bundle.mjs): it may be
-    // copied from its mapping as a latin1 string, or read as one (~3 ms sooner than UTF-8). The
-    // size and mtime are this fd's, and so is what is read. The source must be a string on V8's
-    // heap (source.c says why): Node makes an external one of a latin1 read over ~1 MB, so that
-    // one is joined into a heap copy (V8 flattens the concatenation when it compiles it).
-    source =
-      code !== undefined
-        ? contents(fd, map && map.readLatin1, (f) => {
-            const s = readFileSync(f, 'latin1');
-            return s.slice(0, -1) + s.slice(-1);
-          })
-        : readFileSync(fd, 'utf8');
+    source = sourceOf(fd, code, map);
   } finally {
     closeSync(fd);
   }
@@ -160,7 +149,75 @@ function load() {
     });
   const mod = { exports: {} };
   const req = require('node:module').createRequire(file);
-  script.runInThisContext().call(mod.exports, mod.exports, req, mod, file, path.dirname(file), (s) => import(s));
+  const vendored = vendor(path.dirname(file), map);
+  script
+    .runInThisContext()
+    .call(
+      mod.exports,
+      mod.exports,
+      (id) => vendored(id) ?? req(id),
+      mod,
+      file,
+      path.dirname(file),
+      (s) => (vendored(s) !== undefined ? Promise.resolve(vendored(s)) : import(s)),
+    );
+  return mod.exports;
+}
+
+/**
+ * The source behind `fd`. A fitting cache (`code`) says the file is the build's, in ASCII
+ * (scripts/bundle.mjs): it may be copied from its mapping as a latin1 string, or read as one
+ * (~3 ms sooner than UTF-8). The size and mtime the cache was checked against are this fd's, and
+ * so is what is read. The source must be a string on V8's heap (source.c says why): Node makes an
+ * external one of a latin1 read over ~1 MB, so that one is joined into a heap copy (V8 flattens
+ * the concatenation when it compiles it).
+ */
+function sourceOf(fd, code, map) {
+  if (code === undefined) return readFileSync(fd, 'utf8');
+  return contents(fd, map && map.readLatin1, (f) => {
+    const s = readFileSync(f, 'latin1');
+    return s.slice(0, -1) + s.slice(-1);
+  });
+}
+
+/** The npm packages in dist/vendor.cjs, by the names the bundle asks for (as scripts/bundle.mjs: test/cli/launcher-line.test.ts). */
+const VENDORED = ['zod', 'node-fetch', 'smol-toml'];
+
+/**
+ * `id`'s exports from dist/vendor.cjs, loaded (with its code cache, dist/vendor.cjs.cache, where
+ * it fits) the first time the bundle asks for one of VENDORED: the packages a registry command
+ * needs, which from node_modules cost it ~100 ms of resolving and compiling (scripts/bundle.mjs).
+ * Undefined for any other id, and where the file is not built: node_modules serves then.
+ */
+function vendor(dir, map) {
+  let loaded;
+  return (id) => {
+    if (!VENDORED.includes(id)) return undefined;
+    loaded ??= loadVendor(path.join(dir, 'vendor.cjs'), map) ?? null;
+    return loaded === null ? undefined : loaded[id];
+  };
+}
+
+function loadVendor(file, map) {
+  let fd;
+  try {
+    fd = openSync(file, 'r');
+  } catch {
+    return undefined;
+  }
+  let code;
+  let source;
+  try {
+    const st = fstatSync(fd);
+    code = fitting(readCache(`${file}.cache`, map), `ascii ${st.size}:${Math.trunc(st.mtimeMs)}`);
+    source = sourceOf(fd, code, map);
+  } finally {
+    closeSync(fd);
+  }
+  const mod = { exports: {} };
+  new Script(source, { filename: file, cachedData: code })
+    .runInThisContext()
+    .call(mod.exports, mod.exports, require('node:module').createRequire(file), mod, file, path.dirname(file));
   return mod.exports;
 }
 

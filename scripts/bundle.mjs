@@ -171,10 +171,14 @@ async function warmUp(cli) {
     exit: process.exit,
     exitCode: process.exitCode,
     write: process.stdout.write,
+    stdout: Object.getOwnPropertyDescriptor(process, 'stdout'),
     env: { ...process.env },
   };
   process.env.TSRUN_ROOTLESS = '1';
   delete process.env.TSRUN_CWD;
+  // stdout as a plain property: the CLI's printOut then sees a stream already made and writes
+  // through it (to the no-op below), not to fd 1 itself (src/cli/stdio.ts).
+  Object.defineProperty(process, 'stdout', { value: process.stdout, configurable: true, enumerable: true });
   process.stdout.write = (_chunk, a, b) => {
     const cb = typeof a === 'function' ? a : b;
     if (typeof cb === 'function') process.nextTick(cb);
@@ -194,6 +198,7 @@ async function warmUp(cli) {
     process.exit = saved.exit;
     process.exitCode = saved.exitCode;
     process.stdout.write = saved.write;
+    Object.defineProperty(process, 'stdout', saved.stdout);
     for (const k of Object.keys(process.env)) if (!(k in saved.env)) delete process.env[k];
     Object.assign(process.env, saved.env);
     const { storePaths } = await import(pathToFileURL(path.resolve('dist/src/runtime/paths.js')).href);
@@ -216,3 +221,77 @@ await build({
   banner: { js: "const __tsrunModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
   logLevel: 'warning',
 });
+
+// Fourth step: dist/vendor.cjs, the npm packages a registry command needs (zod, node-fetch with
+// its dependencies, smol-toml) as one file, with a code cache of its own, dist/vendor.cjs.cache
+// (first line as the bundle's). From node_modules they cost every pull, push, login and search
+// ~100 ms before its first request, Node resolving and compiling ~130 files (zod ~90 ms of it:
+// docs/benchmarks.md, "A pull with nothing to fetch"). bin/tsrun.js loads this file the first
+// time the bundle asks for one of them (its VENDORED list, checked against this file's exports
+// by test/cli/launcher-line.test.ts); where it is not built, node_modules serves as before. Not
+// in the bundle itself: the bundle's code cache, which every command deserialises, would grow by
+// half (its functions' preparse data). The file is a function of Node's CommonJS parameters,
+// wrapper included, in ASCII, as the bundle.
+const VENDOR_PACKAGES = ['zod', 'node-fetch', 'smol-toml'];
+const vendorFile = path.resolve('dist/vendor.cjs');
+const vendored = await build({
+  stdin: {
+    contents: VENDOR_PACKAGES.map((p) => `export * as ${JSON.stringify(p)} from ${JSON.stringify(p)};`).join('\n'),
+    resolveDir: process.cwd(),
+    sourcefile: 'vendor-entry.js',
+    loader: 'js',
+  },
+  bundle: true,
+  platform: 'node',
+  format: 'cjs',
+  target: 'node20',
+  // fetch-blob's stand-in for a Node without node:stream/web: never loaded on Node 20.
+  external: ['web-streams-polyfill', 'web-streams-polyfill/*'],
+  logLevel: 'warning',
+  write: false,
+});
+const vendorText = asciiOnly(vendored.outputFiles[0]?.text ?? '');
+// A script compiled with a code cache has no import() (Node 20): the packages must not need it.
+if (/\bimport\(/.test(vendorText.replace(/\/\/.*|\/\*[\s\S]*?\*\//g, '')))
+  throw new Error('bundle.mjs: an import() in dist/vendor.cjs: look again');
+const vendorSource = `(function (exports, require, module, __filename, __dirname) { ${vendorText}\n});`;
+replaceFile(vendorFile, vendorSource);
+const vendorScript = new Script(vendorSource, { filename: vendorFile });
+const vendorModule = { exports: {} };
+vendorScript
+  .runInThisContext()
+  .call(
+    vendorModule.exports,
+    vendorModule.exports,
+    createRequire(vendorFile),
+    vendorModule,
+    vendorFile,
+    path.dirname(vendorFile),
+  );
+warmVendor(vendorModule.exports);
+const vst = statSync(vendorFile);
+replaceFile(
+  `${vendorFile}.cache`,
+  Buffer.concat([Buffer.from(`ascii ${vst.size}:${Math.trunc(vst.mtimeMs)}\n`), vendorScript.createCachedData()]),
+);
+
+/** What a pull runs of each package first (a manifest's shape, registries.conf, a request), so that it is in the cache compiled. */
+function warmVendor(v) {
+  const { z } = v['zod'];
+  const descriptor = z.object({
+    mediaType: z.string(),
+    digest: z.string().regex(/^sha256:[0-9a-f]{64}$/),
+    size: z.number().int(),
+  });
+  const manifest = z.object({
+    schemaVersion: z.literal(2),
+    config: descriptor,
+    layers: z.array(descriptor).optional(),
+  });
+  const d = { mediaType: 'x', digest: `sha256:${'0'.repeat(64)}`, size: 1 };
+  manifest.parse({ schemaVersion: 2, config: d, layers: [d] });
+  manifest.safeParse({ schemaVersion: 1 });
+  v['smol-toml'].parse('[[registry]]\nlocation = "example.com"\ninsecure = true\n');
+  new v['node-fetch'].Headers({ accept: 'application/json' });
+  new v['node-fetch'].Request('http://127.0.0.1/v2/', { method: 'GET' });
+}

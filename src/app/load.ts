@@ -25,7 +25,7 @@ import { createReadStream, createWriteStream, promises as fs } from 'node:fs';
 import { once } from 'node:events';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { z } from 'zod';
+import { z } from '../util/zod.js';
 import { TsrunError } from '../errors.js';
 import { chainIds, sha256Digest } from '../oci/digest.js';
 import { isIndexType, layerCompression } from '../oci/media-types.js';

@@ -23,7 +23,7 @@
  *
  * Contract: read-only, no store access. Registry answers are validated (zod) before use.
  */
-import { z } from 'zod';
+import { z } from '../util/zod.js';
 import { TsrunError, wrapError } from '../errors.js';
 import { familiarRepository, parseReference } from '../reference/reference.js';
 import { RegistryClient } from '../registry/client.js';

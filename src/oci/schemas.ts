@@ -7,7 +7,7 @@
  * Unknown fields pass through untouched so a stored manifest/config keeps its exact bytes
  * elsewhere; these schemas are for reading, never for re-serialising what we verify by digest.
  */
-import { z } from 'zod';
+import { z } from '../util/zod.js';
 
 import { DIGEST_RE } from './digest.js';
 

@@ -29,7 +29,7 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import crypto from 'node:crypto';
-import { z } from 'zod';
+import { z } from '../util/zod.js';
 import { TsrunError } from '../errors.js';
 import type { Credentials } from './types.js';
 import { defaultContext, type EnvContext } from './registries-conf.js';

@@ -140,10 +140,16 @@ export function redact(url: string): string {
   return q < 0 ? url : url.slice(0, q) + '?…';
 }
 
+/**
+ * The agent for `url`. An insecure endpoint's https verifies no certificate, so it trusts no CA
+ * either (`ca: []`): otherwise Node parses its ~140 bundled roots for the TLS context, ~45 ms
+ * here, before the first connection to a local registry (docs/benchmarks.md, "A pull with nothing
+ * to fetch").
+ */
 function agentFor(url: URL, insecure: boolean): http.Agent {
   if (url.protocol === 'http:') return (httpAgent ??= new http.Agent({ keepAlive: true }));
   return insecure
-    ? (insecureHttpsAgent ??= new https.Agent({ keepAlive: true, rejectUnauthorized: false }))
+    ? (insecureHttpsAgent ??= new https.Agent({ keepAlive: true, rejectUnauthorized: false, ca: [] }))
     : tlsAgent();
 }
 

@@ -30,7 +30,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parse as parseToml, TomlError } from 'smol-toml';
-import { z } from 'zod';
+import { z } from '../util/zod.js';
 import { TsrunError } from '../errors.js';
 import type { Endpoint } from './types.js';
 

@@ -19,8 +19,10 @@ import {
   readFileSync,
   rmSync,
   statSync,
+  symlinkSync,
   writeFileSync,
 } from 'node:fs';
+import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { Script } from 'node:vm';
@@ -61,9 +63,16 @@ test('the launcher runs as a program and through node', () => {
 /**
  * A copy of the tree under `tmp` whose bundle's main is replaced by a probe, which prints its
  * process's maps (is the addon loaded?) and then `ran`: the launcher got the file compiled and
- * running. With the build's code cache for the probe, and tsrun_source.node, where asked.
+ * running (or `body`, a probe of its own). With the build's code cache for the probe, and
+ * tsrun_source.node, where asked.
  */
-function probeTree(tmp: string, withNative: boolean, withCache: boolean, tag = ''): string {
+function probeTree(
+  tmp: string,
+  withNative: boolean,
+  withCache: boolean,
+  tag = '',
+  body = "module.exports = { main: () => process.stdout.write(require('node:fs').readFileSync('/proc/self/maps', 'utf8') + 'ran') }; return; ",
+): string {
   const dir = path.join(tmp, `${withNative ? 'n' : 'x'}${withCache ? 'c' : 'x'}${tag}`);
   mkdirSync(path.join(dir, 'bin'), { recursive: true });
   mkdirSync(path.join(dir, 'dist'));
@@ -72,8 +81,7 @@ function probeTree(tmp: string, withNative: boolean, withCache: boolean, tag = '
   const bundle = readFileSync(path.join(REPO, 'dist', 'tsrun.cjs'), 'latin1');
   const probe = bundle.replace(
     /exports, require, module, __filename, __dirname, __tsrunImport\) \{ /,
-    (m) =>
-      `${m}module.exports = { main: () => process.stdout.write(require('node:fs').readFileSync('/proc/self/maps', 'utf8') + 'ran') }; return; `,
+    (m) => `${m}${body}`,
   );
   writeFileSync(path.join(dir, 'dist', 'tsrun.cjs'), probe, 'latin1');
   if (withCache) {
@@ -169,6 +177,59 @@ test('a user who may not write dist/ keeps the run cache in their own cache dire
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }
+});
+
+test('the registry packages come from dist/vendor.cjs, compiled with its cache; without the file, from node_modules', () => {
+  // The probe asks for each package the way the bundle does (require, and import() for
+  // node-fetch) and says how many files Node's own loader brought in from node_modules.
+  const tmp = mkdtempSync(path.join(os.tmpdir(), 'tsrun-launcher-vendor-'));
+  try {
+    const probe = [
+      'module.exports = { main: async () => {',
+      "  const { z } = require('zod');",
+      '  const parsed = z.object({ a: z.string() }).safeParse({ a: 1 }).success;',
+      "  const toml = require('smol-toml').parse('a = 1').a;",
+      "  const fetch = typeof (await __tsrunImport('node-fetch')).default;",
+      "  const loaded = Object.keys(require('node:module')._cache).filter((k) => k.includes('node_modules')).length;",
+      '  process.stdout.write(JSON.stringify({ parsed, toml, fetch, loaded }));',
+      '} }; return; ',
+    ].join('\n');
+    const launcher = probeTree(tmp, true, true, '', probe);
+    const dist = path.join(path.dirname(launcher), '..', 'dist');
+    symlinkSync(path.join(REPO, 'node_modules'), path.join(dist, '..', 'node_modules'));
+    const run = () => JSON.parse(execFileSync(process.execPath, [launcher, 'pull']).toString());
+    const want = { parsed: false, toml: 1, fetch: 'function' };
+    // Without dist/vendor.cjs (a tree built before it), node_modules serves as before.
+    const before = run();
+    assert.equal({ ...before, loaded: undefined }, { ...want, loaded: undefined });
+    assert.ok(before.loaded > 50, `node_modules files loaded: ${before.loaded}`);
+    for (const f of ['vendor.cjs', 'vendor.cjs.cache'])
+      cpSync(path.join(REPO, 'dist', f), path.join(dist, f), { preserveTimestamps: true });
+    assert.equal(run(), { ...want, loaded: 0 });
+    // Its cache fits this very file: the build's first line names its size and mtime.
+    const st = statSync(path.join(dist, 'vendor.cjs'));
+    const first = readFileSync(path.join(dist, 'vendor.cjs.cache')).toString('latin1').split('\n')[0];
+    assert.is(first, `ascii ${st.size}:${Math.trunc(st.mtimeMs)}`);
+    // A cache for another file is passed over (the source is compiled as it is), never an error.
+    writeFileSync(path.join(dist, 'vendor.cjs.cache'), 'ascii 1:1\nnot code');
+    assert.equal(run(), { ...want, loaded: 0 });
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+});
+
+test("the launcher's VENDORED list is what dist/vendor.cjs exports, and what scripts/bundle.mjs puts in it", () => {
+  const listed = (text: string, name: string) =>
+    [...(new RegExp(`const ${name} = \\[([^\\]]*)\\]`).exec(text)?.[1] ?? '').matchAll(/'([^']+)'/g)].map((m) => m[1]);
+  const fromLauncher = listed(lines.join('\n'), 'VENDORED').sort();
+  const fromBuild = listed(readFileSync(path.join(REPO, 'scripts', 'bundle.mjs'), 'utf8'), 'VENDOR_PACKAGES').sort();
+  assert.ok(fromLauncher.length > 0);
+  assert.equal(fromBuild, fromLauncher);
+  const m = { exports: {} as Record<string, unknown> };
+  new Script(readFileSync(path.join(REPO, 'dist', 'vendor.cjs'), 'latin1'))
+    .runInThisContext()
+    .call(m.exports, m.exports, createRequire(path.join(REPO, 'dist', 'vendor.cjs')), m, 'vendor.cjs', '.');
+  assert.equal(Object.keys(m.exports).sort(), fromLauncher);
 });
 
 test('the global options that take a value: the same in the launcher, rootless-enter.sh and register.ts', () => {
