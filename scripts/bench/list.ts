@@ -1,6 +1,9 @@
 /**
  * Listing-command benchmark (a benchmark, not a timed test): `ps -a` and `images`, tsrun vs
- * podman, with `node -e 0` as the floor of any Node CLI.
+ * podman, with `node -e 0` as the floor of any Node CLI; and `pull` of an image the store already
+ * has (what CI does before every job: the registry is asked, nothing is fetched), from a
+ * loopback docker-registry (a one-layer image pushed at the start; the untimed first round pulls
+ * it into each store).
  *
  * Every command runs against an empty store of its own (nothing to list: this is start-up and
  * the work before the first line), interleaved in a rotating order per round after one untimed
@@ -9,8 +12,9 @@
  * each run's CPU time (user + sys, from bash's `times` for its child): on a machine shared with
  * other jobs the wall time's spread grows several-fold, the CPU time's far less.
  *
- *   tsrun   bin/tsrun.js --root R ps -a | images (the executable, as users run it)
+ *   tsrun   bin/tsrun.js --root R ps -a | images | pull -q REF (the executable, as users run it)
  *   podman  podman --root R --runroot RR --storage-driver overlay --events-backend file ps -a | images
+ *           | pull -q --tls-verify=false REF
  *   node    node -e 0, started as bin/tsrun.js starts Node (without NODE_EXTRA_CA_CERTS)
  *
  *   npm run bench:list                        # 30 rounds, Markdown on stdout
@@ -21,7 +25,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
-import { median, option, TSRUN } from './common.js';
+import { median, option, removeTree, TSRUN } from './common.js';
+import { pushImage } from '../../test/helpers/push.js';
+import { startRegistry } from '../../test/helpers/registry.js';
+import { layerBlob, makeTar } from '../../test/helpers/tar-writer.js';
 
 /** Wall ms and the child's CPU ms (bash `times`: user + sys of its children). */
 function timedCpu(
@@ -67,16 +74,29 @@ const podman = [
   'file',
 ];
 
+const registry = await startRegistry({ auth: 'anonymous' });
+const ref = `${registry.host}/bench/current:1`;
+await pushImage(registry, 'bench/current', '1', {
+  layers: [layerBlob(makeTar([{ name: 'etc/hostname', content: 'bench\n' }]))],
+});
+
 const cases: Array<{ name: string; cmd: string; args: string[]; env?: NodeJS.ProcessEnv }> = [
   { name: 'tsrun ps -a', cmd: TSRUN, args: ['--root', path.join(dir, 'tsrun'), 'ps', '-a'] },
   { name: 'podman ps -a', cmd: 'podman', args: [...podman, 'ps', '-a'] },
   { name: 'tsrun images', cmd: TSRUN, args: ['--root', path.join(dir, 'tsrun'), 'images'] },
   { name: 'podman images', cmd: 'podman', args: [...podman, 'images'] },
+  { name: 'tsrun pull (up to date)', cmd: TSRUN, args: ['--root', path.join(dir, 'tsrun'), 'pull', '-q', ref] },
+  { name: 'podman pull (up to date)', cmd: 'podman', args: [...podman, 'pull', '-q', '--tls-verify=false', ref] },
   { name: 'node -e 0', cmd: 'node', args: ['-e', '0'], env: nodeEnv },
   ...(other
     ? [
         { name: 'tsrun-b ps -a', cmd: other, args: ['--root', path.join(dir, 'tsrun-b'), 'ps', '-a'] },
         { name: 'tsrun-b images', cmd: other, args: ['--root', path.join(dir, 'tsrun-b'), 'images'] },
+        {
+          name: 'tsrun-b pull (up to date)',
+          cmd: other,
+          args: ['--root', path.join(dir, 'tsrun-b'), 'pull', '-q', ref],
+        },
       ]
     : []),
 ];
@@ -100,7 +120,7 @@ async function main(): Promise<number> {
   }
   const med = (n: string) => median(times.get(n) ?? []);
   const out = [
-    `${rounds} interleaved rounds after 1 untimed round, empty stores; wall ms (through bash), and CPU ms (user + sys):`,
+    `${rounds} interleaved rounds after 1 untimed round, stores empty but for the pulled image; wall ms (through bash), and CPU ms (user + sys):`,
     '',
     '| command | median | min | max | × podman | CPU median | CPU × podman |',
     '|---|---:|---:|---:|---:|---:|---:|',
@@ -123,7 +143,8 @@ void main()
   .then((code) => {
     process.exitCode = code;
   })
-  .finally(() => {
-    rmSync(dir, { recursive: true, force: true });
+  .finally(async () => {
+    await registry.stop();
+    removeTree(dir);
     rmSync(runroot, { recursive: true, force: true });
   });

@@ -66,6 +66,7 @@ import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import { pushImage } from '../../test/helpers/push.js';
+import { removeTree } from './common.js';
 import { startRegistry, registryBinary, type TestRegistry } from '../../test/helpers/registry.js';
 import type { LayerBlob } from '../../test/helpers/tar-writer.js';
 
@@ -376,17 +377,6 @@ function timedRun(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.
 function run(cmd: string, args: string[]): { status: number | null; stdout: string; stderr: string } {
   const r = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 64 << 20 });
   return { status: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? (r.error ? String(r.error) : '') };
-}
-
-/** Unmount anything left mounted under `dir` (deepest first), then remove it. */
-function removeTree(dir: string): void {
-  const mounts = readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .map((l) => l.split(' ')[4])
-    .filter((m): m is string => !!m && (m === dir || m.startsWith(dir + '/')))
-    .sort((a, b) => b.length - a.length);
-  for (const m of mounts) run('umount', ['-l', m]);
-  rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
 }
 
 function duBytes(dir: string): number | undefined {
