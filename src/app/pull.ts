@@ -16,7 +16,7 @@ import { createWriteStream, promises as fs } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import { TsrunError, isTsrunError, wrapError } from '../errors.js';
-import { chainIds } from '../oci/digest.js';
+import { chainIds, sha256Digest } from '../oci/digest.js';
 import { layerCompression } from '../oci/media-types.js';
 import { imageConfigSchema, type Descriptor, type ImageConfig, type Platform } from '../oci/schemas.js';
 import {
@@ -162,7 +162,7 @@ async function pullInto(ctx: AppContext, store: Store, ref: Reference, opts: Pul
       `image config ${manifest.config.digest} is ${manifest.config.size} bytes, more than the ${CONFIG_MAX} allowed`,
     );
   }
-  const configBytes = await readAll(await client.fetchBlob(manifest.config));
+  const configBytes = await configOf(store, client, manifest.config);
   const config = parseConfig(configBytes, manifest.config.digest);
   reporter.emit({ type: 'config', digest: manifest.config.digest });
   const id = manifest.config.digest;
@@ -424,6 +424,19 @@ async function fetchLayer(
     await fs.rm(work.dir, { recursive: true, force: true });
     throw err;
   }
+}
+
+/**
+ * The config's bytes: the store's copy where it has one that still hashes to the digest (a pull
+ * of an image the store has then asks the registry for the manifest only, as Docker's does), else
+ * the registry's.
+ */
+async function configOf(store: Store, client: RegistryClient, desc: Descriptor): Promise<Buffer> {
+  if (desc.digest.startsWith('sha256:')) {
+    const local = await store.readBlob(desc.digest).catch(() => undefined);
+    if (local?.length === desc.size && sha256Digest(local) === desc.digest) return local;
+  }
+  return readAll(await client.fetchBlob(desc));
 }
 
 /**

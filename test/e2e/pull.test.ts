@@ -12,6 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { pushImage, pushIndex } from '../helpers/push.js';
+import { startFlakyFront } from '../helpers/flaky-front.js';
 import { tsrun, spawnTsrun } from './cli.js';
 import { baseLayer, bulkLayer, hostileLayers, topLayer, zstdLayer, CAP_NET_BIND } from './fixtures.js';
 import { chainIds } from '../../src/oci/digest.js';
@@ -108,6 +109,33 @@ Pull('pull stores a faithful, overlay-ready image and reports it like docker', a
   assert.match(again.stdout, 'Status: Image is up to date');
   assert.not.match(again.stdout, 'Pull complete');
 });
+
+Pull(
+  'a pull of an image the store has fetches no blob; a stored config that no longer hashes right is fetched again',
+  async () => {
+    const img = await pushImage(reg, 'e2e/current', '1', { layers: [topLayer()], config: { config: { Cmd: ['sh'] } } });
+    const front = await startFlakyFront(reg.host, 'pass');
+    try {
+      const root = freshRoot();
+      const name = `${front.host}/e2e/current:1`;
+      assert.is((await tsrun(['pull', '-q', name], { root })).code, 0);
+      assert.equal(front.requests.get(img.configDigest), [''], 'the first pull fetched the config');
+      const again = await tsrun(['pull', name], { root });
+      assert.is(again.code, 0, again.stderr);
+      assert.match(again.stdout, 'Status: Image is up to date');
+      assert.is(front.requests.get(img.configDigest)?.length, 1, 'no second request for the config');
+      // The store's copy is read only while it still hashes to its digest.
+      const stored = path.join(root, 'blobs', 'sha256', hex(img.configDigest));
+      const bytes = await fs.readFile(stored);
+      await fs.writeFile(stored, Buffer.from(bytes.toString().replace('"sh"', '"xx"')));
+      const third = await tsrun(['pull', name], { root });
+      assert.is(third.code, 0, third.stderr);
+      assert.is(front.requests.get(img.configDigest)?.length, 2, 'the damaged config was fetched again');
+    } finally {
+      await front.stop();
+    }
+  },
+);
 
 Pull('-q prints only the name; pulling by digest works and records no tag', async () => {
   const img = await pushImage(reg, 'e2e/quiet', 'v1', { layers: [topLayer()] });
