@@ -74,6 +74,18 @@ class Chunks {
       if (this.len === 0) return null;
       throw bad('archive is truncated');
     }
+    return this.readBuffered(n);
+  }
+
+  /**
+   * `read` without waiting, when the n bytes are buffered already (most headers: a chunk holds
+   * many entries); undefined (nothing consumed) when they are not. No promise for the common case.
+   */
+  readNow(n: number): Buffer | undefined {
+    return this.len >= n ? this.readBuffered(n) : undefined;
+  }
+
+  private readBuffered(n: number): Buffer {
     let first = this.bufs[0] as Buffer;
     if (first.length < n) {
       // Join only the buffers the n bytes span (a header across two chunks), not all of them.
@@ -114,11 +126,15 @@ class Chunks {
     }
   }
 
+  /** Skip n bytes: at once (and true) when they are buffered, else false and nothing skipped (then `skip`). */
+  skipNow(n: number): boolean {
+    if (n > this.len) return false;
+    this.consume(n);
+    return true;
+  }
+
   async skip(n: number): Promise<void> {
-    if (n <= this.len) {
-      this.consume(n);
-      return;
-    }
+    if (this.skipNow(n)) return;
     for await (const _ of this.take(n)) void _;
   }
 
@@ -264,7 +280,7 @@ export async function* readTar(source: AsyncIterable<Buffer>): AsyncGenerator<Ta
   let longName: string | undefined;
   let longLink: string | undefined;
   for (;;) {
-    const block = await chunks.read(BLOCK);
+    const block = chunks.readNow(BLOCK) ?? (await chunks.read(BLOCK));
     if (block === null) return; // no end marker: tolerated, as GNU tar does
     if (isZero(block)) return;
     if (!checksumOk(block)) throw bad('header checksum mismatch (corrupt or not a tar archive)');
@@ -325,6 +341,6 @@ export async function* readTar(source: AsyncIterable<Buffer>): AsyncGenerator<Ta
       },
     };
     yield entry;
-    await chunks.skip(dataPadded - consumed);
+    if (!chunks.skipNow(dataPadded - consumed)) await chunks.skip(dataPadded - consumed);
   }
 }
