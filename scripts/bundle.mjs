@@ -4,8 +4,9 @@
 // 20's ES-module loader costs ~1 ms per module on this kind of machine and a `run` touches ~45 of
 // them; one CommonJS file with lazily initialised modules (esbuild keeps our
 // `await import()` boundaries as lazy initialisers) starts ~30 ms sooner (docs/benchmarks.md).
-// The tsc output in dist/src stays what the tests import. npm packages but commander are not
-// bundled (they are loaded from node_modules as before); import.meta.url becomes the bundle's own URL, which
+// The tsc output in dist/src stays what the tests import. npm packages but commander are not in
+// the bundle: zod, node-fetch and smol-toml come from dist/vendor.cjs (the fourth step, below),
+// the others from node_modules; import.meta.url becomes the bundle's own URL, which
 // src/util/project.ts walks up from to find tsrun's files.
 //
 // Third step: a V8 code cache for the bundle, dist/tsrun.cjs.cache, which bin/tsrun.js hands to
