@@ -31,7 +31,9 @@
  * files, never another user's). Where native-helpers'
  * tsrun_source.node is built, the bundle is copied into V8's heap straight from a mapping of the
  * file and the cache is used in place, mapped (source.c: ~10 ms of every command on this kind of
- * VM, whose page faults are dear); both files are only ever replaced by rename(2). This
+ * VM, whose page faults are dear); both files are only ever replaced by rename(2). The npm
+ * packages registry commands need (zod, node-fetch, smol-toml) come the same way, with a cache of
+ * their own, from dist/vendor.cjs the first time the bundle asks for one (see `vendor`). This
  * file is CommonJS (bin/package.json says so): an ES-module entry costs Node ~8 ms of CPU more.
  */
 'use strict';
