@@ -385,19 +385,21 @@ class Unpacker {
     this.create(rel, () => {
       fd = fs.openSync(p, flags, h.mode & 0o777);
     });
-    // A small file is usually whole in the current chunk: written without an await.
-    let whole: Buffer | undefined;
+    // A small file is usually whole in the current chunk: written without an await. Otherwise
+    // writeBody owns the descriptor (and closes it, whatever happens); else it is closed here.
+    let handedOver = false;
     try {
-      whole = entry.buffered();
-      if (whole) {
-        writeAll(fd, whole);
-        this.fileDone(p, h, fd);
+      const whole = entry.buffered();
+      if (!whole) {
+        handedOver = true;
+        return this.writeBody(p, h, entry, fd);
       }
+      writeAll(fd, whole);
+      this.fileDone(p, h, fd);
+      return undefined;
     } finally {
-      if (whole) fs.closeSync(fd);
+      if (!handedOver) fs.closeSync(fd);
     }
-    if (whole) return undefined;
-    return this.writeBody(p, h, entry, fd);
   }
 
   /** The rest of a file that was not whole in the chunk: written as it comes, then closed. */
