@@ -54,6 +54,11 @@ function makesContainer(argv) {
   return false;
 }
 
+/** The first line a code cache made for the file of stat `st` starts with (scripts/bundle.mjs writes it). */
+function cacheKey(st) {
+  return `ascii ${st.size}:${Math.trunc(st.mtimeMs)}`;
+}
+
 /** The code in `cache` if its first line names this build of the bundle (`key`), else undefined. */
 function fitting(cache, key) {
   if (cache === undefined) return undefined;
@@ -133,8 +138,7 @@ function load() {
   let ownCode;
   let code;
   try {
-    const st = fstatSync(fd);
-    key = `ascii ${st.size}:${Math.trunc(st.mtimeMs)}`;
+    key = cacheKey(fstatSync(fd));
     // dist/'s run cache, else (one that does not fit, or none) the user's own.
     ownCode = runCache !== undefined ? fitting(readCache(runCache, map), key) : undefined;
     if (ownCode === undefined && userCache !== undefined) ownCode = fitting(readCache(userCache, map, true), key);
@@ -161,7 +165,10 @@ function load() {
       mod,
       file,
       path.dirname(file),
-      (s) => (vendored(s) !== undefined ? Promise.resolve(vendored(s)) : import(s)),
+      (s) => {
+        const v = vendored(s);
+        return v !== undefined ? Promise.resolve(v) : import(s);
+      },
     );
   return mod.exports;
 }
@@ -210,8 +217,7 @@ function loadVendor(file, map) {
   let code;
   let source;
   try {
-    const st = fstatSync(fd);
-    code = fitting(readCache(`${file}.cache`, map), `ascii ${st.size}:${Math.trunc(st.mtimeMs)}`);
+    code = fitting(readCache(`${file}.cache`, map), cacheKey(fstatSync(fd)));
     source = sourceOf(fd, code, map);
   } finally {
     closeSync(fd);

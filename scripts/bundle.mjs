@@ -80,6 +80,18 @@ const source = WRAP[0] + text + WRAP[1];
 replaceFile(file, source);
 
 /**
+ * `file`.cache: the code `script` (compiled from `file`) holds now, after a first line naming the
+ * file (`ascii SIZE:MTIME`, which bin/tsrun.js checks before it hands the cache to V8).
+ */
+function writeCodeCache(file, script) {
+  const st = statSync(file);
+  replaceFile(
+    `${file}.cache`,
+    Buffer.concat([Buffer.from(`ascii ${st.size}:${Math.trunc(st.mtimeMs)}\n`), script.createCachedData()]),
+  );
+}
+
+/**
  * Write by a temp name and rename(2): a running tsrun may hold the cache mapped (and reads the
  * bundle as it starts), so a file is never changed in place while one may be reading it.
  */
@@ -147,11 +159,7 @@ script
   .runInThisContext()
   .call(m.exports, m.exports, createRequire(file), m, file, path.dirname(file), (s) => import(s));
 await warmUp(m.exports);
-const st = statSync(file);
-replaceFile(
-  `${file}.cache`,
-  Buffer.concat([Buffer.from(`ascii ${st.size}:${Math.trunc(st.mtimeMs)}\n`), script.createCachedData()]),
-);
+writeCodeCache(file, script);
 // The run cache of the previous bundle (bin/tsrun.js writes it at the first `run`): it names
 // that bundle and would only be passed over; the next `run` writes one for this bundle.
 rmSync(`${file}.run-cache`, { force: true });
@@ -270,15 +278,13 @@ vendorScript
     path.dirname(vendorFile),
   );
 warmVendor(vendorModule.exports);
-const vst = statSync(vendorFile);
-replaceFile(
-  `${vendorFile}.cache`,
-  Buffer.concat([Buffer.from(`ascii ${vst.size}:${Math.trunc(vst.mtimeMs)}\n`), vendorScript.createCachedData()]),
-);
+writeCodeCache(vendorFile, vendorScript);
 
 /** What a pull runs of each package first (a manifest's shape, registries.conf, a request), so that it is in the cache compiled. */
 function warmVendor(v) {
   const { z } = v['zod'];
+  // As tsrun configures it (src/util/zod.ts): the code its parses run is what gets compiled.
+  z.config({ jitless: true });
   const descriptor = z.object({
     mediaType: z.string(),
     digest: z.string().regex(/^sha256:[0-9a-f]{64}$/),

@@ -180,7 +180,7 @@ test('a user who may not write dist/ keeps the run cache in their own cache dire
   }
 });
 
-test('the registry packages come from dist/vendor.cjs, compiled with its cache; without the file, from node_modules', () => {
+test('the registry packages come from dist/vendor.cjs, with a cache made for it; without the file, from node_modules', () => {
   // The probe asks for each package the way the bundle does (require, and import() for
   // node-fetch) and says how many files Node's own loader brought in from node_modules.
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'tsrun-launcher-vendor-'));
