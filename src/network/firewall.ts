@@ -163,7 +163,7 @@ export async function applyRules(
 }
 
 /** Whether the rules were applied since boot (the stamp lives in /run, as the rules do). */
-export async function rulesApplied(stamp: string): Promise<boolean> {
+export function rulesApplied(stamp: string): boolean {
   return existsSync(stamp);
 }
 

@@ -317,12 +317,12 @@ async function applyAll(nets: UserNetwork[], env: NodeJS.ProcessEnv, reporter?: 
  * subnet is chosen first, so its rules are there.
  */
 export async function ensureRules(env: NodeJS.ProcessEnv, reporter?: Reporter): Promise<void> {
-  if (await rulesApplied(RULES_STAMP)) return;
+  if (rulesApplied(RULES_STAMP)) return;
   await defaultNetwork();
   await fs.mkdir(NETWORKS_DIR, { recursive: true, mode: 0o700 });
   await withFileLock(lockFile(), 'ex', async () => {
     // Another start may have applied them while this one waited for the lock.
-    if (!(await rulesApplied(RULES_STAMP))) await applyAll(await listNetworks(), env, reporter);
+    if (!rulesApplied(RULES_STAMP)) await applyAll(await listNetworks(), env, reporter);
   });
 }
 
